@@ -1,0 +1,98 @@
+"""Settings: one object, read from `FNHUB_*` environment variables and the project's `fnhub.yaml`.
+
+Every process role (server, worker, beat, CLI) builds the same `Settings`, so a value set once in
+the environment holds everywhere. Empty `redis_url` / `db_url` mean "embedded defaults": a private
+Redis-protocol server and SQLite, both under `data_dir`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_QUEUES = ("sync", "async", "cron", "sub", "debug", "system")
+
+
+class Settings(BaseSettings):
+    """Process-wide settings. Field names map to `FNHUB_<NAME>` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="FNHUB_", extra="ignore")
+
+    project_dir: Path = Path(".")
+    data_dir: Path = Path(".fnhub")
+    redis_url: str = ""
+    db_url: str = ""
+    secret_key: str = ""
+    key_prefix: str = "fnhub"
+
+    # task defaults and limits
+    default_timeout: float = 30.0
+    max_timeout: float = 3600.0
+    default_expires: float = 900.0
+    max_attempts: int = 3
+    kwargs_max_bytes: int = 1_000_000
+    result_max_bytes: int = 1_000_000
+    log_max_bytes: int = 64_000
+    queue_max_length: int = 100_000
+
+    # worker
+    queues: list[str] = Field(default_factory=lambda: list(DEFAULT_QUEUES))
+    processes: int = 2
+    prefetch: int = 8
+    reclaim_idle_seconds: float = 30.0
+    shutdown_grace_seconds: float = 10.0
+    heartbeat_seconds: float = 2.0
+
+    # task records
+    records_enabled: bool = True
+    records_keep_per_origin: int = 1000
+    records_max_age_days: float = 30.0
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8090
+    body_max_bytes: int = 10_000_000
+
+    @property
+    def scripts_dir(self) -> Path:
+        return self.project_dir / "scripts"
+
+    def resolved_db_url(self) -> str:
+        """The SQLAlchemy URL, defaulting to SQLite under the data folder."""
+        if self.db_url:
+            return self.db_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'fnhub.db').resolve()}"
+
+
+def load_project_file(project_dir: Path) -> dict[str, Any]:
+    """Read `fnhub.yaml` (empty dict when absent); errors name the file."""
+    path = project_dir / "fnhub.yaml"
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_settings(project_dir: Path | str | None = None, **overrides: Any) -> Settings:
+    """Settings from, in rising priority: `fnhub.yaml` `settings:`, environment, explicit overrides."""
+    base = Path(project_dir) if project_dir is not None else Path(".")
+    file_settings = load_project_file(base).get("settings") or {}
+    settings = Settings(**{**file_settings, **overrides, "project_dir": base})
+    # environment wins over the file: BaseSettings gives init kwargs priority, so re-read env
+    env_only = Settings(project_dir=base)
+    for name in Settings.model_fields:
+        if name in env_only.model_fields_set and name not in overrides:
+            setattr(settings, name, getattr(env_only, name))
+    if not settings.data_dir.is_absolute():
+        settings.data_dir = (base / settings.data_dir).resolve()
+    return settings

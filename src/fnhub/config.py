@@ -84,7 +84,7 @@ def load_project_file(project_dir: Path) -> dict[str, Any]:
 
 
 def load_settings(project_dir: Path | str | None = None, **overrides: Any) -> Settings:
-    """Settings from, in rising priority: `fnhub.yaml` `settings:`, environment, explicit overrides."""
+    """Settings from, in rising priority: `fnhub.yaml` `settings:`, environment, overrides."""
     base = Path(project_dir) if project_dir is not None else Path(".")
     file_settings = load_project_file(base).get("settings") or {}
     settings = Settings(**{**file_settings, **overrides, "project_dir": base})

@@ -1,0 +1,184 @@
+"""`@fnhub.api(...)`: how a script exports a function, and the metadata published with it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+API_ATTR = "__fnhub_api__"
+
+
+class FunctionOptions(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Options given to `@fnhub.api`; None means "the platform default"."""
+
+    title: str = ""
+    category: str = "general"
+    tags: list[str] = []
+    timeout: float | None = None
+    expires: float | None = None
+    queue: str | None = None
+    cache_result: float | None = None
+    record: bool = True
+    record_limit: int | None = None
+    retries: int = 0
+    retry_delay: float = 1.0
+    max_attempts: int | None = None
+    fixed_crontab: str | None = None
+    delayed_crontab: list[float] = []
+    concurrency: int | None = None
+    warm: int = 0
+    hidden: bool = False
+
+
+class Param(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str
+    kind: str  # positional_or_keyword | keyword_only | var_keyword | var_positional
+    required: bool = True
+    default: Any = None
+    annotation: str | None = None
+
+
+class FunctionInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What is published about an exported function; producers validate calls against it."""
+
+    script: str
+    name: str
+    doc: str = ""
+    params: list[Param] = []
+    is_async: bool = False
+    convention: str = "kwargs"  # kwargs | event_context (Baetyl handler(event, context))
+    options: FunctionOptions = msgspec.field(default_factory=FunctionOptions)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.script}.{self.name}"
+
+    def check_kwargs(self, kwargs: dict[str, Any]) -> str | None:
+        """Why these kwargs do not fit the signature, or None when they do."""
+        names = {p.name for p in self.params}
+        takes_any = any(p.kind == "var_keyword" for p in self.params)
+        unknown = sorted(k for k in kwargs if k not in names)
+        if unknown and not takes_any:
+            return f"{self.ref}() got unexpected keyword argument(s): {', '.join(unknown)}"
+        missing = [
+            p.name
+            for p in self.params
+            if p.required
+            and p.kind in ("positional_or_keyword", "keyword_only")
+            and p.name not in kwargs
+        ]
+        if missing:
+            return f"{self.ref}() missing required argument(s): {', '.join(missing)}"
+        return None
+
+
+def api(
+    title: str = "",
+    *,
+    category: str = "general",
+    tags: list[str] | None = None,
+    timeout: float | None = None,
+    expires: float | None = None,
+    queue: str | None = None,
+    cache_result: float | None = None,
+    record: bool = True,
+    record_limit: int | None = None,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+    max_attempts: int | None = None,
+    fixed_crontab: str | None = None,
+    delayed_crontab: float | list[float] | None = None,
+    concurrency: int | None = None,
+    warm: int = 0,
+    hidden: bool = False,
+) -> Callable[[F], F]:
+    """Export the decorated function of a script, so it can be called, scheduled or subscribed."""
+    if delayed_crontab is None:
+        delays: list[float] = []
+    elif isinstance(delayed_crontab, int | float):
+        delays = [float(delayed_crontab)]
+    else:
+        delays = [float(d) for d in delayed_crontab]
+    options = FunctionOptions(
+        title=title,
+        category=category,
+        tags=sorted(set(tags or [])),
+        timeout=timeout,
+        expires=expires,
+        queue=queue,
+        cache_result=cache_result,
+        record=record,
+        record_limit=record_limit,
+        retries=retries,
+        retry_delay=retry_delay,
+        max_attempts=max_attempts,
+        fixed_crontab=fixed_crontab,
+        delayed_crontab=delays,
+        concurrency=concurrency,
+        warm=warm,
+        hidden=hidden,
+    )
+    _validate(options)
+
+    def mark(fn: F) -> F:
+        setattr(fn, API_ATTR, options)
+        return fn
+
+    return mark
+
+
+def _validate(options: FunctionOptions) -> None:
+    if options.timeout is not None and not 0 < options.timeout <= 86400:
+        raise ValueError(f"timeout must be in (0, 86400] seconds, got {options.timeout}")
+    if options.expires is not None and not 0 < options.expires <= 7 * 86400:
+        raise ValueError(f"expires must be in (0, 604800] seconds, got {options.expires}")
+    if options.retries < 0:
+        raise ValueError("retries must be >= 0")
+    if options.queue is not None and not options.queue.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"queue name must be letters, digits, '-' or '_', got {options.queue!r}")
+    if options.concurrency is not None and options.concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        msgspec.json.encode(value)
+    except (TypeError, msgspec.EncodeError):
+        return repr(value)
+    return value
+
+
+def describe(script: str, fn: Callable[..., Any]) -> FunctionInfo:
+    """Build the published metadata of one exported function."""
+    options: FunctionOptions = getattr(fn, API_ATTR)
+    signature = inspect.signature(fn)
+    params = []
+    for p in signature.parameters.values():
+        params.append(
+            Param(
+                name=p.name,
+                kind=p.kind.name.lower(),
+                required=p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL),
+                default=None if p.default is inspect.Parameter.empty else _json_default(p.default),
+                annotation=None
+                if p.annotation is inspect.Parameter.empty
+                else (p.annotation if isinstance(p.annotation, str) else repr(p.annotation)),
+            )
+        )
+    names = [p.name for p in params]
+    convention = "event_context" if names[:2] == ["event", "context"] else "kwargs"
+    return FunctionInfo(
+        script=script,
+        name=fn.__name__,
+        doc=inspect.getdoc(fn) or "",
+        params=params,
+        is_async=inspect.iscoroutinefunction(fn),
+        convention=convention,
+        options=options,
+    )

@@ -1,0 +1,40 @@
+"""A project folder (`fnhub.yaml` + `scripts/`) applied as provisioned resources.
+
+`apply_project` publishes every `scripts/*.py` (unchanged ones keep their version) and hands each
+other section of `fnhub.yaml` to the applier registered for it by its area (cron jobs,
+connectors, subscriptions...), so this module knows nothing of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fnhub.config import Settings, load_project_file
+from fnhub.scripts.store import Published, ScriptStore
+
+#: section name in fnhub.yaml → function(settings, section value) applying it
+SectionApplier = Callable[[Settings, Any], None]
+section_appliers: dict[str, SectionApplier] = {}
+
+
+def read_scripts(project_dir: Path) -> dict[str, str]:
+    folder = project_dir / "scripts"
+    if not folder.is_dir():
+        return {}
+    return {path.stem: path.read_text() for path in sorted(folder.glob("*.py"))}
+
+
+def apply_project(settings: Settings, store: ScriptStore) -> list[Published]:
+    data = load_project_file(settings.project_dir)
+    published = store.publish(read_scripts(settings.project_dir), provisioned=True)
+    for section, value in data.items():
+        if section == "settings":
+            continue
+        applier = section_appliers.get(section)
+        if applier is None:
+            known = ", ".join(sorted(["settings", *section_appliers])) or "settings"
+            raise ValueError(f"fnhub.yaml: unknown section '{section}' (known: {known})")
+        applier(settings, value)
+    return published

@@ -1,0 +1,180 @@
+"""The durable task queue over Redis Streams: the semantics that make fnhub at-least-once.
+
+- A task is an entry `{e: <msgpack envelope>}` in stream `<prefix>:q:<queue>`, read through the
+  consumer group `workers`; each worker child is its own consumer.
+- An entry is acknowledged (XACK + XDEL, so the stream only holds unfinished work) in the same
+  MULTI as its reply and its record, and only after the task finished.
+- Entries left pending by a dead consumer are released: the one that was running is retried with
+  `attempt + 1` (or dead-lettered past `max_attempts`), the ones merely prefetched go back as they
+  were. Releasing copies the envelope to the stream tail and acks the old entry atomically.
+- Delayed tasks wait in a sorted set and are moved into their stream by an atomic Lua script, so
+  any number of movers may run.
+
+The `add_*` helpers only queue commands on a pipeline, so the same code serves redis-py's sync
+and asyncio clients; the caller executes the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+import redis
+
+from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
+
+log = logging.getLogger(__name__)
+
+REPLY_MAXLEN = 10_000
+REPLY_TTL_SECONDS = 3600
+RECORDS_MAXLEN = 2_000_000
+DEAD_MAXLEN = 100_000
+
+_MOVE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local sep = string.find(member, '|', 1, true)
+  local queue = string.sub(member, 1, sep - 1)
+  local id = string.sub(member, sep + 1)
+  local envelope = redis.call('HGET', KEYS[2], id)
+  if envelope then redis.call('XADD', ARGV[3] .. queue, '*', 'e', envelope) end
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+
+def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) -> None:
+    """Queue the commands that put `task` on its queue now, or at `eta` (epoch seconds)."""
+    data = encode(task)
+    if eta is not None and eta > time.time():
+        pipe.hset(keys.delayed_tasks, task.id, data)
+        pipe.zadd(keys.delayed, {f"{task.queue}|{task.id}": eta})
+    else:
+        pipe.xadd(keys.queue(task.queue), {"e": data})
+
+
+def add_result(pipe: Any, keys: Keys, task: Task, result: TaskResult) -> None:
+    """Queue the reply to the waiting caller (if any) and the record (if wanted)."""
+    data = encode(result)
+    if task.reply_to:
+        pipe.xadd(task.reply_to, {"r": data}, maxlen=REPLY_MAXLEN, approximate=True)
+        pipe.expire(task.reply_to, REPLY_TTL_SECONDS)
+    if task.record:
+        pipe.xadd(keys.records, {"r": data}, maxlen=RECORDS_MAXLEN, approximate=True)
+
+
+def add_ack(pipe: Any, stream: str, entry_id: str | bytes) -> None:
+    pipe.xack(stream, WORKER_GROUP, entry_id)
+    pipe.xdel(stream, entry_id)
+
+
+def add_dead_letter(pipe: Any, keys: Keys, task: Task, reason: str) -> TaskResult:
+    """Move a task that exhausted its attempts to the dead-letter stream, with a record."""
+    pipe.xadd(
+        keys.dead,
+        {"e": encode(task), "reason": reason, "at": str(time.time())},
+        maxlen=DEAD_MAXLEN,
+        approximate=True,
+    )
+    result = result_for(
+        task,
+        Status.DEAD,
+        end_time=time.time(),
+        error_type="DeadLetter",
+        error_message=f"gave up after {task.attempt} attempt(s): {reason}",
+    )
+    add_result(pipe, keys, task, result)
+    return result
+
+
+def ensure_groups(client: redis.Redis, keys: Keys, queues: list[str]) -> None:
+    """Create each queue's consumer group at id 0, so entries added before it are not skipped."""
+    for queue in queues:
+        try:
+            client.xgroup_create(keys.queue(queue), WORKER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def move_due(client: redis.Redis, keys: Keys, limit: int = 1000) -> int:
+    """Move delayed tasks whose time has come into their queues; returns how many moved."""
+    return int(
+        client.eval(
+            _MOVE_DUE,
+            2,
+            keys.delayed,
+            keys.delayed_tasks,
+            repr(time.time()),
+            limit,
+            f"{keys.prefix}:q:",
+        )
+    )
+
+
+def release_consumer(
+    client: redis.Redis,
+    keys: Keys,
+    stream: str,
+    consumer: str,
+    *,
+    running_entry: str | None,
+    running_outcome: str,
+    claimer: str,
+) -> list[TaskResult]:
+    """Hand a dead consumer's pending entries back to the queue; returns final results made here.
+
+    `running_entry` is the entry the consumer was executing ("" / None if unknown, in which case
+    every entry counts as possibly running). `running_outcome` is "timeout" (killed on purpose:
+    final, not retried), "crash" (retried with attempt + 1 until max_attempts, then dead) or
+    "release" (shutdown: handed back as it was).
+    """
+    finals: list[TaskResult] = []
+    while True:
+        pending = client.xpending_range(stream, WORKER_GROUP, "-", "+", 100, consumername=consumer)
+        if not pending:
+            break
+        ids = [p["message_id"] for p in pending]
+        claimed = client.xclaim(stream, WORKER_GROUP, claimer, 0, ids)
+        claimed_ids = {entry_id for entry_id, _ in claimed}
+        pipe = client.pipeline(transaction=True)
+        for entry_id in ids:  # deleted entries come back as missing: just ack them
+            if entry_id not in claimed_ids:
+                add_ack(pipe, stream, entry_id)
+        for entry_id, fields in claimed:
+            add_ack(pipe, stream, entry_id)
+            try:
+                task = decode_task(fields[b"e"])
+            except (KeyError, msgspec.DecodeError):
+                log.error("dropping malformed entry %s in %s", entry_id, stream)
+                continue
+            was_running = running_entry is None or _text(entry_id) == running_entry
+            if not was_running or running_outcome == "release":
+                add_enqueue(pipe, keys, task)
+            elif running_outcome == "timeout":
+                result = result_for(
+                    task,
+                    Status.TIMEOUT,
+                    end_time=time.time(),
+                    error_type="TimeoutError",
+                    error_message=f"{task.function} ran longer than its {task.timeout:g}s timeout "
+                    "and its process was killed",
+                )
+                add_result(pipe, keys, task, result)
+                finals.append(result)
+            elif task.attempt >= task.max_attempts:
+                finals.append(add_dead_letter(pipe, keys, task, "worker process died"))
+            else:
+                add_enqueue(pipe, keys, msgspec.structs.replace(task, attempt=task.attempt + 1))
+        pipe.execute()
+    client.xgroup_delconsumer(stream, WORKER_GROUP, consumer)
+    return finals
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

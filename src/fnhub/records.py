@@ -1,0 +1,188 @@
+"""Task records: results flow through a Redis stream and are written to the database in batches.
+
+Workers never open a database transaction per task: they append the result to `<prefix>:records`
+in the same MULTI that acknowledges the task. Recorders (one thread per worker supervisor, read
+through a consumer group, so several never write the same batch) upsert up to `BATCH` rows per
+transaction and prune old rows per origin (keep last N) and by age.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import msgspec
+import redis
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from fnhub.config import Settings
+from fnhub.keys import RECORDER_GROUP, Keys
+from fnhub.store.db import Database
+from fnhub.store.models import TaskRecord
+from fnhub.tasks import TaskResult, decode_result
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+PRUNE_EVERY_SECONDS = 30.0
+CLAIM_IDLE_MS = 60_000
+_COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name != "id"]
+
+
+def to_row(result: TaskResult) -> dict[str, Any]:
+    start, end = result.start_time, result.end_time
+    return {
+        "id": result.id,
+        "function": result.function,
+        "version": result.version,
+        "origin": result.origin,
+        "origin_id": result.origin_id,
+        "queue": result.queue,
+        "kwargs": result.kwargs,
+        "status": result.status,
+        "attempt": result.attempt,
+        "trigger_time": result.trigger_time,
+        "start_time": start,
+        "end_time": end,
+        "wait_ms": (start - result.trigger_time) * 1000 if start else None,
+        "run_ms": (end - start) * 1000 if start and end else None,
+        "result": result.result,
+        "error_type": result.error_type,
+        "error_message": result.error_message,
+        "traceback": result.traceback,
+        "logs": result.logs or None,
+    }
+
+
+def upsert_records(db: Database, rows: list[dict[str, Any]]) -> None:
+    """Insert rows, replacing any row with the same id (a queued record, an earlier attempt)."""
+    if not rows:
+        return
+    dialect = db.engine.dialect.name
+    table = TaskRecord.__table__
+    if dialect == "postgresql":
+        stmt = pg_insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
+        )
+    elif dialect in ("mysql", "mariadb"):
+        stmt = mysql_insert(table)
+        stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in _COLUMNS})
+    else:
+        stmt = sqlite_insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
+        )
+    by_id = {row["id"]: row for row in rows}  # the last word on an id wins
+    with db.engine.begin() as conn:
+        conn.execute(stmt, list(by_id.values()))
+
+
+class Recorder:
+    def __init__(
+        self, db: Database, client: redis.Redis, keys: Keys, settings: Settings, consumer: str
+    ) -> None:
+        self.db = db
+        self.redis = client
+        self.keys = keys
+        self.settings = settings
+        self.consumer = consumer
+        self.limits: dict[tuple[str, str], int] = {}
+        self._pruned_at = time.monotonic()
+
+    def ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(self.keys.records, RECORDER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run_once(self, block_ms: int = 1000) -> int:
+        """Write one batch; returns how many records were written."""
+        response = self.redis.xreadgroup(
+            RECORDER_GROUP, self.consumer, {self.keys.records: ">"}, count=BATCH, block=block_ms
+        )
+        entries = response[0][1] if response else []
+        if not entries:
+            claimed = self.redis.xautoclaim(
+                self.keys.records, RECORDER_GROUP, self.consumer, CLAIM_IDLE_MS, count=BATCH
+            )
+            entries = claimed[1]
+        if not entries:
+            return 0
+        rows = []
+        for _entry_id, fields in entries:
+            try:
+                result = decode_result(fields[b"r"])
+            except (KeyError, msgspec.DecodeError) as exc:
+                log.error("skipping malformed record entry: %s", exc)
+                continue
+            rows.append(to_row(result))
+            if result.record_limit is not None:
+                self.limits[(result.origin, result.origin_id)] = result.record_limit
+            else:
+                self.limits.setdefault((result.origin, result.origin_id), -1)
+        upsert_records(self.db, rows)
+        ids = [entry_id for entry_id, _ in entries]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(self.keys.records, RECORDER_GROUP, *ids)
+        pipe.xdel(self.keys.records, *ids)
+        pipe.execute()
+        return len(rows)
+
+    def prune(self) -> int:
+        """Keep the newest N records per (origin, origin id) and none older than the max age."""
+        removed = 0
+        cutoff = time.time() - self.settings.records_max_age_days * 86400
+        with self.db.engine.begin() as conn:
+            removed += conn.execute(
+                delete(TaskRecord).where(TaskRecord.trigger_time < cutoff)
+            ).rowcount
+            counts = conn.execute(
+                select(TaskRecord.origin, TaskRecord.origin_id, func.count()).group_by(
+                    TaskRecord.origin, TaskRecord.origin_id
+                )
+            ).all()
+            for origin, origin_id, count in counts:
+                limit = self.limits.get((origin, origin_id), -1)
+                if limit < 0:
+                    limit = self.settings.records_keep_per_origin
+                if count <= limit:
+                    continue
+                where = (TaskRecord.origin == origin) & (TaskRecord.origin_id == origin_id)
+                if limit == 0:
+                    removed += conn.execute(delete(TaskRecord).where(where)).rowcount
+                    continue
+                boundary = conn.execute(
+                    select(TaskRecord.trigger_time)
+                    .where(where)
+                    .order_by(TaskRecord.trigger_time.desc())
+                    .offset(limit - 1)
+                    .limit(1)
+                ).scalar()
+                removed += conn.execute(
+                    delete(TaskRecord).where(where, TaskRecord.trigger_time < boundary)
+                ).rowcount
+        return removed
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                self.ensure_group()
+                while not stop.is_set():
+                    self.run_once()
+                    if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+                        self.prune()
+                        self._pruned_at = time.monotonic()
+                backoff = 0.5
+            except (redis.RedisError, SQLAlchemyError, OSError) as exc:
+                log.warning("task recorder paused: %s", exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)

@@ -1,0 +1,1 @@
+"""Scripts: publishing immutable versions, and loading them (cached per version) in workers."""

@@ -1,0 +1,182 @@
+"""Validating scripts before they are published, in a child process.
+
+Publishing executes the script's top-level code to find its exported functions. That code is the
+user's: it may loop, exit or leak state, so it runs in a short-lived subprocess with a timeout, and
+the publishing process (server or CLI) only reads the JSON answer.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import json
+import subprocess
+import sys
+import traceback
+from typing import Any
+
+import msgspec
+
+from fnhub.functions import API_ATTR, FunctionInfo, describe
+from fnhub.scripts.modules import install_finder, script_filename
+
+INSPECT_TIMEOUT_SECONDS = 30.0
+
+
+class ScriptError(Exception):
+    """A script cannot be published; the message says where and why."""
+
+    def __init__(self, script: str, message: str) -> None:
+        super().__init__(f"{script}: {message}")
+        self.script = script
+        self.detail = message
+
+
+def check_name(name: str) -> str | None:
+    if not name.isidentifier() or name.startswith("_"):
+        return "script names must be Python identifiers not starting with '_'"
+    if name == "fnhub" or name in sys.stdlib_module_names:
+        return f"'{name}' would shadow the Python module of that name"
+    return None
+
+
+def shadows_installed(name: str) -> bool:
+    """True when an installed package owns this top-level name (call before any finder)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _is_api_decorator(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    if isinstance(target, ast.Attribute):
+        return target.attr == "api"
+    return isinstance(target, ast.Name) and target.id == "api"
+
+
+def check_syntax(name: str, code: str) -> str | None:
+    """Syntax errors (with line and column) and duplicate exported names, without running code."""
+    try:
+        tree = ast.parse(code, filename=f"{name}.py")
+    except SyntaxError as exc:
+        line = (exc.text or "").rstrip("\n")
+        pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
+        return f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
+    seen: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+            _is_api_decorator(d) for d in node.decorator_list
+        ):
+            if node.name in seen:
+                return (
+                    f"duplicate function name '{node.name}' "
+                    f"(lines {seen[node.name]} and {node.lineno})"
+                )
+            seen[node.name] = node.lineno
+    return None
+
+
+def _describe_failure(name: str, exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    for frame in reversed(frames):
+        if frame.filename.startswith("<script "):
+            script = frame.filename[len("<script ") :].split("@")[0]
+            where = f" ({script}.py line {frame.lineno}: {(frame.line or '').strip()})"
+            break
+    kind = "import failed" if isinstance(exc, ImportError) else "error while loading"
+    return f"{kind}: {type(exc).__name__}: {exc}{where}"
+
+
+def inspect_in_process(
+    pending: dict[str, str], active: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """Load each pending script (imports see pending code first) and describe its functions."""
+    import hashlib
+
+    def lookup(module: str) -> tuple[str, str] | None:
+        if module in pending:
+            code = pending[module]
+            return code, hashlib.sha256(code.encode()).hexdigest()
+        return active.get(module)
+
+    install_finder(lookup)
+    ok: dict[str, list[Any]] = {}
+    errors: dict[str, str] = {}
+    for name, code in pending.items():
+        problem = check_name(name) or check_syntax(name, code)
+        if problem:
+            errors[name] = problem
+            continue
+        try:
+            module = importlib.import_module(name)
+        except BaseException as exc:  # the user's top-level code may raise anything
+            errors[name] = _describe_failure(name, exc)
+            continue
+        functions: list[FunctionInfo] = []
+        for value in vars(module).values():
+            if callable(value) and hasattr(value, API_ATTR) and value.__module__ == name:
+                try:
+                    functions.append(describe(name, value))
+                except (TypeError, ValueError) as exc:
+                    errors[name] = f"cannot export {value.__name__}: {exc}"
+        if name not in errors:
+            ok[name] = [msgspec.to_builtins(f) for f in functions]
+    return {"ok": ok, "errors": errors}
+
+
+def inspect_scripts(
+    pending: dict[str, str], active: dict[str, tuple[str, str]]
+) -> dict[str, list[FunctionInfo]]:
+    """Validate `pending` scripts in a subprocess; raise ScriptError naming the first broken one."""
+    for name, code in pending.items():  # cheap checks first, without a process
+        problem = check_name(name) or check_syntax(name, code)
+        if problem is None and shadows_installed(name):
+            problem = f"'{name}' would shadow the installed Python package of that name"
+        if problem:
+            raise ScriptError(name, problem)
+    request = json.dumps({"pending": pending, "active": active})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fnhub.scripts.inspect"],
+            input=request.encode(),
+            capture_output=True,
+            timeout=INSPECT_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired as exc:
+        names = ", ".join(pending)
+        raise ScriptError(names, f"loading took over {INSPECT_TIMEOUT_SECONDS:g}s") from exc
+    try:
+        answer = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError) as exc:
+        detail = proc.stderr.decode(errors="replace").strip()[-2000:]
+        raise ScriptError(
+            ", ".join(pending),
+            f"the script process ended without an answer (exit code {proc.returncode}): {detail}",
+        ) from exc
+    if answer["errors"]:
+        name, message = next(iter(answer["errors"].items()))
+        raise ScriptError(name, message)
+    return {
+        name: [msgspec.convert(f, FunctionInfo) for f in functions]
+        for name, functions in answer["ok"].items()
+    }
+
+
+def _main() -> None:
+    request = json.loads(sys.stdin.read())
+    active = {k: (v[0], v[1]) for k, v in request["active"].items()}
+    # user code may print: keep stdout for the one JSON line we answer with
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr
+    answer = inspect_in_process(request["pending"], active)
+    real_stdout.write("\n" + json.dumps(answer) + "\n")
+    real_stdout.flush()
+
+
+if __name__ == "__main__":
+    _main()
+
+__all__ = ["ScriptError", "inspect_scripts", "script_filename"]

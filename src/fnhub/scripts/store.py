@@ -1,0 +1,184 @@
+"""Publishing script versions: the database holds the truth, Redis a copy workers read.
+
+A publish validates the changed scripts together (so new scripts may import each other), stores
+each as a new immutable version, moves the active pointer, then mirrors code and metadata into
+Redis and bumps the scripts revision so every cache reloads. A broken script raises ScriptError
+and changes nothing: the previous version stays active.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import msgspec
+import redis
+from sqlalchemy import func, select
+
+from fnhub.functions import FunctionInfo
+from fnhub.keys import Keys
+from fnhub.scripts.inspect import ScriptError, inspect_scripts
+from fnhub.store.db import Database
+from fnhub.store.models import Script, ScriptVersion
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    script: str
+    version: int
+    hash: str
+    changed: bool
+    functions: list[FunctionInfo]
+
+
+class ScriptStore:
+    def __init__(self, db: Database, client: redis.Redis, keys: Keys) -> None:
+        self.db = db
+        self.redis = client
+        self.keys = keys
+
+    def active_code(self) -> dict[str, tuple[str, str]]:
+        """name → (code, hash) of every active version."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ScriptVersion.script, ScriptVersion.code, ScriptVersion.hash).join(
+                    Script,
+                    (Script.name == ScriptVersion.script)
+                    & (Script.active_version == ScriptVersion.version),
+                )
+            )
+            return {name: (code, hash_) for name, code, hash_ in rows}
+
+    def publish(self, scripts: dict[str, str], *, provisioned: bool = False) -> list[Published]:
+        """Publish new versions of the scripts whose code changed; unchanged ones are kept."""
+        active = self.active_code()
+        changed = {n: c for n, c in scripts.items() if active.get(n, ("", ""))[1] != code_hash(c)}
+        described = inspect_scripts(changed, active) if changed else {}
+        published: list[Published] = []
+        with self.db.session() as session, session.begin():
+            for name, code in scripts.items():
+                if name not in changed:
+                    version = session.get(Script, name)
+                    assert version is not None
+                    row = session.execute(
+                        select(ScriptVersion).where(
+                            ScriptVersion.script == name,
+                            ScriptVersion.version == version.active_version,
+                        )
+                    ).scalar_one()
+                    functions = [msgspec.convert(f, FunctionInfo) for f in row.functions]
+                    published.append(Published(name, row.version, row.hash, False, functions))
+                    continue
+                latest = session.execute(
+                    select(func.max(ScriptVersion.version)).where(ScriptVersion.script == name)
+                ).scalar()
+                number = (latest or 0) + 1
+                hash_ = code_hash(code)
+                functions = described[name]
+                session.add(
+                    ScriptVersion(
+                        script=name,
+                        version=number,
+                        hash=hash_,
+                        code=code,
+                        functions=[msgspec.to_builtins(f) for f in functions],
+                    )
+                )
+                self._point(session, name, number, hash_, provisioned)
+                published.append(Published(name, number, hash_, True, functions))
+        if changed:
+            self.sync_redis()
+        return published
+
+    def _point(self, session, name: str, version: int, hash_: str, provisioned: bool) -> None:  # type: ignore[no-untyped-def]
+        script = session.get(Script, name)
+        if script is None:
+            session.add(
+                Script(
+                    name=name,
+                    active_version=version,
+                    active_hash=hash_,
+                    provisioned=provisioned,
+                    updated_at=time.time(),
+                )
+            )
+        else:
+            script.active_version = version
+            script.active_hash = hash_
+            script.provisioned = provisioned
+            script.updated_at = time.time()
+
+    def rollback(self, name: str, version: int) -> Published:
+        """Make an earlier version active again (itself immutable, so this is just a pointer)."""
+        with self.db.session() as session, session.begin():
+            row = session.execute(
+                select(ScriptVersion).where(
+                    ScriptVersion.script == name, ScriptVersion.version == version
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                raise ScriptError(name, f"has no version {version}")
+            self._point(session, name, version, row.hash, False)
+            functions = [msgspec.convert(f, FunctionInfo) for f in row.functions]
+        self.sync_redis()
+        return Published(name, version, row.hash, True, functions)
+
+    def delete(self, name: str) -> bool:
+        """Deactivate a script (its versions stay for the records)."""
+        with self.db.session() as session, session.begin():
+            script = session.get(Script, name)
+            if script is None:
+                return False
+            session.delete(script)
+        self.sync_redis()
+        return True
+
+    def versions(self, name: str) -> list[ScriptVersion]:
+        with self.db.session() as session:
+            return list(
+                session.execute(
+                    select(ScriptVersion)
+                    .where(ScriptVersion.script == name)
+                    .order_by(ScriptVersion.version.desc())
+                ).scalars()
+            )
+
+    def sync_redis(self) -> None:
+        """Mirror the active versions into Redis (also at start-up, in case Redis lost them)."""
+        with self.db.session() as session:
+            rows = list(
+                session.execute(
+                    select(ScriptVersion).join(
+                        Script,
+                        (Script.name == ScriptVersion.script)
+                        & (Script.active_version == ScriptVersion.version),
+                    )
+                ).scalars()
+            )
+        entries = {
+            row.script: msgspec.json.encode(
+                {"version": row.version, "hash": row.hash, "functions": row.functions}
+            )
+            for row in rows
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.scripts)
+        if entries:
+            pipe.hset(self.keys.scripts, mapping=entries)
+        for row in rows:
+            pipe.set(self.keys.script_code(row.script, row.hash), row.code)
+        pipe.incr(self.keys.scripts_revision)
+        pipe.execute()
+
+    def code_of(self, name: str, hash_: str) -> str | None:
+        with self.db.session() as session:
+            return session.execute(
+                select(ScriptVersion.code).where(
+                    ScriptVersion.script == name, ScriptVersion.hash == hash_
+                )
+            ).scalar()

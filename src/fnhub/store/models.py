@@ -1,0 +1,81 @@
+"""SQLAlchemy models of the core runtime: scripts, their immutable versions and task records.
+
+Other areas (connectors, subscriptions, cron, websub) declare their tables on the same `Base`
+in their own `models.py`; `fnhub.store.all_models` imports them all for Alembic.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Text that may exceed MySQL's 64 KiB TEXT limit (code, logs, tracebacks, results).
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+#: JSON that may exceed 64 KiB on MySQL.
+LongJSON = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Script(Base):
+    """A script name and which of its versions is active (publish and roll back move it)."""
+
+    __tablename__ = "scripts"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    active_version: Mapped[int] = mapped_column(Integer)
+    active_hash: Mapped[str] = mapped_column(String(64))
+    provisioned: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class ScriptVersion(Base):
+    """An immutable published version: code, hash and the functions it exports."""
+
+    __tablename__ = "script_versions"
+    __table_args__ = (UniqueConstraint("script", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    script: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(LongText)
+    functions: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class TaskRecord(Base):
+    """One execution as it ended (or as it was queued, for async calls)."""
+
+    __tablename__ = "task_records"
+    __table_args__ = (
+        Index("ix_task_records_origin", "origin", "origin_id", "trigger_time"),
+        Index("ix_task_records_function", "function", "trigger_time"),
+        Index("ix_task_records_trigger_time", "trigger_time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    function: Mapped[str] = mapped_column(String(256))
+    version: Mapped[str] = mapped_column(String(64), default="")
+    origin: Mapped[str] = mapped_column(String(32))
+    origin_id: Mapped[str] = mapped_column(String(128), default="")
+    queue: Mapped[str] = mapped_column(String(64))
+    kwargs: Mapped[Any] = mapped_column(LongJSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    trigger_time: Mapped[float] = mapped_column(Float)
+    start_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_time: Mapped[float | None] = mapped_column(Float, nullable=True)
+    wait_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    run_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[Any] = mapped_column(LongJSON, nullable=True)
+    error_type: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    traceback: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    logs: Mapped[str | None] = mapped_column(LongText, nullable=True)

@@ -1,0 +1,124 @@
+"""Task envelopes, results and statuses: the only shapes that cross the queue.
+
+They are msgspec structs encoded as msgpack, so a task costs one small binary field in a stream
+entry and decoding is a single C call on the worker's hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    EXPIRED = "expired"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+
+FINAL_STATUSES = frozenset(
+    {Status.SUCCESS, Status.FAILURE, Status.TIMEOUT, Status.EXPIRED, Status.DEAD, Status.SKIPPED}
+)
+
+
+def new_task_id() -> str:
+    """Time-ordered id (ms timestamp + random), so ids sort by creation like ULIDs."""
+    return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+
+
+class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One request to run a function. Built by a trigger, carried by the queue, read by a worker."""
+
+    id: str = msgspec.field(default_factory=new_task_id)
+    function: str  # "script.func"
+    version: str = ""  # script version hash the trigger saw; "" = the active one
+    kwargs: dict[str, Any] = {}
+    origin: str = "direct"  # direct | endpoint | cron | subscription | websub | system
+    origin_id: str = ""
+    queue: str = "sync"
+    timeout: float = 30.0
+    trigger_time: float = msgspec.field(default_factory=time.time)
+    expires_at: float | None = None
+    attempt: int = 1
+    max_attempts: int = 3
+    retries: int = 0  # extra runs after the function raised (user opt-in)
+    retry_delay: float = 1.0
+    reply_to: str | None = None
+    record: bool = True
+    record_limit: int | None = None
+    meta: dict[str, Any] = {}  # trigger details: http request, broker message, cron tick...
+
+
+class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The outcome of one task: sent to `reply_to` and written as the task record."""
+
+    id: str
+    function: str
+    status: str
+    version: str = ""
+    origin: str = "direct"
+    origin_id: str = ""
+    queue: str = "sync"
+    kwargs: dict[str, Any] = {}
+    attempt: int = 1
+    trigger_time: float = 0.0
+    start_time: float | None = None
+    end_time: float | None = None
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    logs: str = ""
+    record: bool = True
+    record_limit: int | None = None
+    meta: dict[str, Any] = {}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.SUCCESS
+
+
+_task_encoder = msgspec.msgpack.Encoder()
+_task_decoder = msgspec.msgpack.Decoder(Task)
+_result_decoder = msgspec.msgpack.Decoder(TaskResult)
+
+
+def encode(obj: Task | TaskResult) -> bytes:
+    return _task_encoder.encode(obj)
+
+
+def decode_task(data: bytes) -> Task:
+    return _task_decoder.decode(data)
+
+
+def decode_result(data: bytes) -> TaskResult:
+    return _result_decoder.decode(data)
+
+
+def result_for(task: Task, status: Status, **fields: Any) -> TaskResult:
+    """A result carrying the task's identity fields, for outcomes decided outside the function."""
+    return TaskResult(
+        id=task.id,
+        function=task.function,
+        status=status,
+        version=task.version,
+        origin=task.origin,
+        origin_id=task.origin_id,
+        queue=task.queue,
+        kwargs=task.kwargs,
+        attempt=task.attempt,
+        trigger_time=task.trigger_time,
+        record=task.record,
+        record_limit=task.record_limit,
+        meta=task.meta,
+        **fields,
+    )

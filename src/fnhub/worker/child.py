@@ -1,0 +1,207 @@
+"""A worker child: read tasks from the queue, run them one at a time, acknowledge after each.
+
+The child tells its supervisor what it runs through a shared-memory slot (entry and deadline), so
+the supervisor can kill it past the deadline and knows which entry was running if it dies.
+
+Finishing a task (XACK + XDEL + reply + record, in one MULTI) is handed to a flusher thread with
+its own connection: while it talks to Redis the next task already runs, and results that pile up
+meanwhile go out in one pipeline. Nothing is acknowledged before its task finished.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import queue as stdlib_queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import RawArray
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import msgspec
+import redis
+
+from fnhub import runtime
+from fnhub.config import Settings
+from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.queue import add_ack, add_dead_letter, add_enqueue, add_result
+from fnhub.redis_client import sync_redis
+from fnhub.tasks import Status, Task, decode_task, result_for
+from fnhub.worker.execute import Executor
+from fnhub.worker.loader import WorkerScripts
+
+log = logging.getLogger(__name__)
+
+ENTRY_SIZE = 256
+
+
+@dataclass
+class Slot:
+    """Shared memory between a child and its supervisor: [deadline, started] and the entry."""
+
+    times: Any  # RawArray('d', 2)
+    entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id>"
+
+    @classmethod
+    def create(cls) -> Slot:
+        return cls(RawArray(ctypes.c_double, 2), RawArray(ctypes.c_char, ENTRY_SIZE))
+
+    def set(self, stream: str, entry_id: str, deadline: float) -> None:
+        self.entry.value = f"{stream} {entry_id}".encode()[: ENTRY_SIZE - 1]
+        self.times[1] = time.time()
+        self.times[0] = deadline
+
+    def clear(self) -> None:
+        self.times[0] = 0.0
+
+    @property
+    def deadline(self) -> float:
+        return float(self.times[0])
+
+    @property
+    def started(self) -> float:
+        return float(self.times[1])
+
+    def running(self) -> tuple[str, str] | None:
+        if self.times[0] <= 0:
+            return None
+        stream, _, entry_id = self.entry.value.decode().partition(" ")
+        return stream, entry_id
+
+
+def consumer_name(worker_id: str, slot: int, pid: int) -> str:
+    return f"{worker_id}.{slot}.{pid}"
+
+
+class Flusher(threading.Thread):
+    """Sends finished tasks' acknowledgements, replies and records in batched MULTIs."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        super().__init__(name="fnhub-flusher", daemon=True)
+        self.redis = client
+        self.keys = keys
+        self.items: stdlib_queue.SimpleQueue[tuple[str, str, Task, Any] | None] = (
+            stdlib_queue.SimpleQueue()
+        )
+
+    def finish(self, stream: str, entry_id: str, task: Task, outcome: Any) -> None:
+        self.items.put((stream, entry_id, task, outcome))
+
+    def close(self) -> None:
+        self.items.put(None)
+        self.join(30)
+
+    def run(self) -> None:
+        done = False
+        while not done:
+            batch = [self.items.get()]
+            while True:
+                try:
+                    batch.append(self.items.get_nowait())
+                except stdlib_queue.Empty:
+                    break
+            if None in batch:
+                done = True
+                batch = [b for b in batch if b is not None]
+            if batch:
+                self._send(batch)
+
+    def _send(self, batch: list[tuple[str, str, Task, Any]]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                pipe = self.redis.pipeline(transaction=True)
+                for stream, entry_id, task, outcome in batch:
+                    add_ack(pipe, stream, entry_id)
+                    if isinstance(outcome, tuple):  # ("retry", task, eta)
+                        add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
+                    elif outcome is not None:
+                        add_result(pipe, self.keys, task, outcome)
+                pipe.execute()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("cannot reach Redis to finish %d task(s): %s", len(batch), exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+def child_main(
+    worker_id: str,
+    index: int,
+    settings_json: str,
+    queues: list[str],
+    slot: Slot,
+    stop: Event,
+) -> None:
+    """Entry point of a worker child process (spawned)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    settings = Settings.model_validate_json(settings_json)
+    keys = Keys(settings.key_prefix)
+    client = sync_redis(settings)
+    runtime.init(settings, client)
+    executor = Executor(
+        WorkerScripts(client, keys), settings.log_max_bytes, settings.result_max_bytes
+    )
+    flusher = Flusher(sync_redis(settings), keys)
+    flusher.start()
+    consumer = consumer_name(worker_id, index, os.getpid())
+    streams = {keys.queue(q): ">" for q in queues}
+    backoff = 0.1
+    try:
+        while not stop.is_set():
+            try:
+                response = client.xreadgroup(
+                    WORKER_GROUP, consumer, streams, count=settings.prefetch, block=500
+                )
+                backoff = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("worker child %s cannot read the queue: %s", consumer, exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for raw_stream, entries in response or ():
+                stream = raw_stream.decode()
+                for raw_id, fields in entries:
+                    if stop.is_set():
+                        break  # left pending: the supervisor gives them back after we exit
+                    _run_entry(executor, flusher, slot, keys, stream, raw_id.decode(), fields)
+    finally:
+        flusher.close()
+        executor.close()
+
+
+def _run_entry(
+    executor: Executor,
+    flusher: Flusher,
+    slot: Slot,
+    keys: Keys,
+    stream: str,
+    entry_id: str,
+    fields: dict[bytes, bytes],
+) -> None:
+    try:
+        task = decode_task(fields[b"e"])
+    except (KeyError, msgspec.DecodeError) as exc:
+        log.error("discarding malformed queue entry %s %s: %s", stream, entry_id, exc)
+        flusher.finish(stream, entry_id, Task(function="?"), None)
+        return
+    slot.set(stream, entry_id, time.time() + task.timeout)
+    try:
+        result = executor.run(task)
+    finally:
+        slot.clear()
+    if result.status == Status.FAILURE and task.attempt <= task.retries:
+        eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
+        retry = msgspec.structs.replace(task, attempt=task.attempt + 1)
+        flusher.finish(stream, entry_id, task, ("retry", retry, eta))
+        return
+    flusher.finish(stream, entry_id, task, result)
+
+
+__all__ = ["Slot", "add_dead_letter", "child_main", "consumer_name", "result_for"]

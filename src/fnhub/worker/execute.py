@@ -1,0 +1,201 @@
+"""Running one task in a worker child: expiry, lookup, output capture, the call, the result checks.
+
+Everything the function does wrong ends as a `failure` result with a clear error type; nothing it
+does (short of killing the process) escapes this module. Timeouts are not handled here: the
+supervisor kills a child past its deadline, which holds even for code stuck in C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import sys
+import time
+import traceback
+from typing import Any
+
+import orjson
+
+from fnhub.response import Response
+from fnhub.runtime import current_task
+from fnhub.tasks import Status, Task, TaskResult, result_for
+from fnhub.worker.loader import ScriptLoadError, UnknownFunction, WorkerScripts
+
+_SIMPLE = (str, int, float, bool, type(None))
+
+
+class ResultError(Exception):
+    """The function returned, but its result cannot be delivered (not JSON, too large)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class BoundedText(io.TextIOBase):
+    """A text sink that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.size
+        if room > 0:
+            kept = text[:room]
+            self.parts.append(kept)
+            self.size += len(kept)
+            self.dropped += len(text) - len(kept)
+        else:
+            self.dropped += len(text)
+        return len(text)
+
+    def getvalue(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters of output not kept]"
+        return text
+
+
+class _CaptureHandler(logging.Handler):
+    """Sends log records of the running task to its output buffer."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink: BoundedText | None = None
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.sink is not None:
+            try:
+                self.sink.write(self.format(record) + "\n")
+            except Exception:
+                self.handleError(record)
+
+
+class Executor:
+    """Runs tasks in this process; one per worker child."""
+
+    def __init__(self, scripts: WorkerScripts, log_max_bytes: int, result_max_bytes: int) -> None:
+        self.scripts = scripts
+        self.log_max_bytes = log_max_bytes
+        self.result_max_bytes = result_max_bytes
+        self.loop = asyncio.new_event_loop()
+        self.capture = _CaptureHandler()
+        root = logging.getLogger()
+        root.addHandler(self.capture)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            root.setLevel(logging.INFO)
+
+    def run(self, task: Task) -> TaskResult:
+        start = time.time()
+        if task.expires_at is not None and start > task.expires_at:
+            return result_for(
+                task,
+                Status.EXPIRED,
+                start_time=start,
+                end_time=start,
+                error_type="TaskExpired",
+                error_message=f"task waited {start - task.trigger_time:.3f}s in the queue, "
+                "past its expiry; it was not run",
+            )
+        try:
+            fn, _info = self.scripts.function(task.function, task.version)
+        except (UnknownFunction, ScriptLoadError) as exc:
+            return self._failure(task, start, exc, "", with_traceback=False)
+
+        output = BoundedText(self.log_max_bytes)
+        token = current_task.set(task)
+        self.capture.sink = output
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = output  # type: ignore[assignment]
+        try:
+            value = fn(**task.kwargs)
+            if asyncio.iscoroutine(value):
+                value = self.loop.run_until_complete(value)
+        except BaseException as exc:  # user code may raise anything, SystemExit included
+            sys.stdout, sys.stderr = saved
+            self.capture.sink = None
+            current_task.reset(token)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return self._failure(task, start, exc, output.getvalue())
+        finally:
+            sys.stdout, sys.stderr = saved
+            self.capture.sink = None
+        current_task.reset(token)
+        logs = output.getvalue()
+        try:
+            value = self._jsonable(value)
+        except ResultError as exc:
+            return self._failure(task, start, exc, logs, with_traceback=False)
+        return result_for(
+            task, Status.SUCCESS, start_time=start, end_time=time.time(), result=value, logs=logs
+        )
+
+    def _jsonable(self, value: Any) -> Any:
+        if isinstance(value, Response):
+            value = value.to_json()
+        elif isinstance(value, _SIMPLE) and not isinstance(value, str):
+            return value
+        try:
+            encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            raise ResultError(
+                "ResultNotSerializable",
+                f"the function returned a {type(value).__name__}, "
+                f"which is not JSON-serialisable ({exc})",
+            ) from None
+        if len(encoded) > self.result_max_bytes:
+            raise ResultError(
+                "ResultTooLarge",
+                f"the result is {len(encoded)} bytes as JSON, over the limit of "
+                f"{self.result_max_bytes} bytes",
+            )
+        return value if isinstance(value, str) else orjson.loads(encoded)
+
+    def _failure(
+        self,
+        task: Task,
+        start: float,
+        exc: BaseException,
+        logs: str,
+        *,
+        with_traceback: bool = True,
+    ) -> TaskResult:
+        error_type = type(exc).__name__
+        if isinstance(exc, ResultError):
+            error_type = exc.kind
+        elif isinstance(exc, UnknownFunction):
+            error_type = "UnknownFunction"
+        message = str(exc)
+        tb = None
+        if with_traceback:
+            frames = traceback.extract_tb(exc.__traceback__)
+            # keep the user's frames: drop ours at the top of the stack
+            user = [f for f in frames if not f.filename.endswith("fnhub/worker/execute.py")]
+            tb = "Traceback (most recent call last):\n"
+            tb += "".join(traceback.format_list(user))
+            tb += "".join(traceback.format_exception_only(type(exc), exc))
+        return result_for(
+            task,
+            Status.FAILURE,
+            start_time=start,
+            end_time=time.time(),
+            error_type=error_type,
+            error_message=message,
+            traceback=tb,
+            logs=logs,
+        )
+
+    def close(self) -> None:
+        logging.getLogger().removeHandler(self.capture)
+        with contextlib.suppress(Exception):
+            self.loop.close()

@@ -1,0 +1,280 @@
+"""The worker supervisor: keeps N children alive, enforces deadlines, and does the queue's chores.
+
+- A child past its task's deadline is killed (SIGKILL holds even for code stuck in C) and
+  replaced; its task ends as `timeout`.
+- A child that dies (os._exit, segfault, OOM kill) is replaced; the task it was running is
+  retried with attempt + 1, the ones it had prefetched go back as they were.
+- Heartbeats announce the worker and its queues; delayed tasks are moved when due; the pending
+  entries of consumers whose worker stopped heartbeating are released (a whole machine died).
+- Task records are written to the database in batches by a recorder thread.
+- SIGTERM: children stop taking tasks, running ones get `shutdown_grace_seconds` to finish, the
+  rest are released to other workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+
+import redis
+
+from fnhub.config import Settings
+from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.queue import ensure_groups, move_due, release_consumer
+from fnhub.redis_client import sync_redis
+from fnhub.worker.child import Slot, child_main, consumer_name
+
+log = logging.getLogger(__name__)
+
+_ctx = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class Child:
+    worker_id: str
+    index: int
+    slot: Slot
+    process: BaseProcess
+
+    def consumer_for(self, pid: int) -> str:
+        return consumer_name(self.worker_id, self.index, pid)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        queues: list[str] | None = None,
+        processes: int | None = None,
+        *,
+        record: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.queues = queues or list(settings.queues)
+        self.processes = processes or settings.processes
+        self.keys = Keys(settings.key_prefix)
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.redis = sync_redis(settings)
+        self.stop_event = _ctx.Event()
+        self.children: list[Child] = []
+        self.stopping = False
+        self.record = record
+        self._recorder_thread: threading.Thread | None = None
+        self._recorder_stop = threading.Event()
+        self._chores_at: dict[str, float] = {}
+        self.replaced = 0
+
+    # -- children -------------------------------------------------------------------------
+    def _spawn(self, index: int, slot: Slot | None = None) -> Child:
+        slot = slot or Slot.create()
+        slot.clear()
+        process = _ctx.Process(
+            target=child_main,
+            args=(
+                self.worker_id,
+                index,
+                self.settings.model_dump_json(),
+                self.queues,
+                slot,
+                self.stop_event,
+            ),
+            name=f"fnhub-worker-{index}",
+            daemon=False,
+        )
+        process.start()
+        return Child(self.worker_id, index, slot, process)
+
+    def _release(self, child: Child, pid: int, outcome: str) -> None:
+        """Give back what a dead child held; `outcome` decides the running task's fate."""
+        running = child.slot.running()
+        child.slot.clear()
+        consumer = child.consumer_for(pid)
+        for queue in self.queues:
+            stream = self.keys.queue(queue)
+            running_entry = running[1] if running and running[0] == stream else ""
+            for final in release_consumer(
+                self.redis,
+                self.keys,
+                stream,
+                consumer,
+                running_entry=running_entry,
+                running_outcome=outcome,
+                claimer=f"{self.worker_id}.supervisor",
+            ):
+                log.warning("task %s of %s ended as %s", final.id, final.function, final.status)
+
+    def _check_children(self) -> None:
+        now = time.time()
+        for i, child in enumerate(self.children):
+            process = child.process
+            deadline = child.slot.deadline
+            if process.is_alive() and deadline and now > deadline:
+                log.warning("worker child %s passed its task deadline: killing it", process.pid)
+                process.kill()
+                process.join()
+                self._replace(i, "timeout")
+            elif not process.is_alive():
+                process.join()
+                log.warning(
+                    "worker child %s exited with code %s: replacing it",
+                    process.pid,
+                    process.exitcode,
+                )
+                self._replace(i, "crash")
+
+    def _replace(self, i: int, outcome: str) -> None:
+        child = self.children[i]
+        assert child.process.pid is not None
+        self._release(child, child.process.pid, outcome)
+        self.replaced += 1
+        if not self.stopping:
+            self.children[i] = self._spawn(child.index, child.slot)
+
+    # -- chores ---------------------------------------------------------------------------
+    def _due(self, name: str, every: float) -> bool:
+        now = time.monotonic()
+        if now - self._chores_at.get(name, 0.0) >= every:
+            self._chores_at[name] = now
+            return True
+        return False
+
+    def _heartbeat(self) -> None:
+        ttl = max(int(self.settings.heartbeat_seconds * 5), 5)
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "processes": self.processes,
+            "started": self._started,
+            "beat": time.time(),
+            "replaced": self.replaced,
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.worker_alive(self.worker_id), "1", ex=ttl)
+        pipe.hset(self.keys.workers, self.worker_id, json.dumps(info))
+        pipe.execute()
+
+    def _reclaim_dead_workers(self) -> None:
+        """Release pending entries of consumers whose worker stopped heartbeating."""
+        for queue in self.queues:
+            stream = self.keys.queue(queue)
+            try:
+                consumers = self.redis.xinfo_consumers(stream, WORKER_GROUP)
+            except redis.ResponseError:
+                continue
+            for consumer in consumers:
+                name = consumer["name"]
+                name = name.decode() if isinstance(name, bytes) else name
+                worker_id = name.rsplit(".", 2)[0]
+                if worker_id == self.worker_id or self.redis.exists(
+                    self.keys.worker_alive(worker_id)
+                ):
+                    continue
+                if not self.redis.set(self.keys.reclaim_lock(name), self.worker_id, nx=True, ex=60):
+                    continue
+                log.warning("releasing tasks of dead consumer %s", name)
+                release_consumer(
+                    self.redis,
+                    self.keys,
+                    stream,
+                    name,
+                    running_entry=None,
+                    running_outcome="crash",
+                    claimer=f"{self.worker_id}.supervisor",
+                )
+                self.redis.hdel(self.keys.workers, worker_id)
+
+    def _chores(self) -> None:
+        try:
+            if self._due("heartbeat", self.settings.heartbeat_seconds):
+                self._heartbeat()
+            if self._due("delayed", 0.1):
+                move_due(self.redis, self.keys)
+            if self._due("reclaim", 5.0):
+                self._reclaim_dead_workers()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("worker chores cannot reach Redis: %s", exc)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _start_recorder(self) -> None:
+        if not self.record:
+            return
+        from fnhub.records import Recorder
+        from fnhub.store.db import Database
+
+        db = Database(self.settings.resolved_db_url())
+        recorder = Recorder(db, sync_redis(self.settings), self.keys, self.settings, self.worker_id)
+        self._recorder_thread = threading.Thread(
+            target=recorder.run, args=(self._recorder_stop,), name="fnhub-recorder", daemon=True
+        )
+        self._recorder_thread.start()
+
+    def start(self) -> None:
+        self._started = time.time()
+        ensure_groups(self.redis, self.keys, self.queues)
+        self._heartbeat()
+        self.children = [self._spawn(i) for i in range(self.processes)]
+        self._start_recorder()
+
+    def request_stop(self, *_: object) -> None:
+        self.stopping = True
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Supervise until SIGTERM/SIGINT (or `request_stop`)."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.start()
+        log.info(
+            "worker %s: %d processes on queues %s",
+            self.worker_id,
+            self.processes,
+            ",".join(self.queues),
+        )
+        try:
+            while not self.stopping:
+                self._check_children()
+                self._chores()
+                time.sleep(0.05)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Let running tasks finish within the grace period, then release what is left."""
+        self.stopping = True
+        self.stop_event.set()
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        for child in self.children:
+            child.process.join(max(deadline - time.monotonic(), 0))
+        for child in self.children:
+            process = child.process
+            if process.is_alive():
+                log.warning(
+                    "worker child %s still busy after the grace period: killing", process.pid
+                )
+                process.kill()
+                process.join()
+            if process.pid is not None:
+                try:
+                    self._release(child, process.pid, "release")
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    log.error("cannot release tasks of child %s: %s", process.pid, exc)
+        self._recorder_stop.set()
+        if self._recorder_thread is not None:
+            self._recorder_thread.join(10)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.delete(self.keys.worker_alive(self.worker_id))
+            pipe.hdel(self.keys.workers, self.worker_id)
+            pipe.execute()
+        except redis.RedisError:
+            pass

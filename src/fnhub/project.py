@@ -7,6 +7,7 @@ connectors, subscriptions...), so this module knows nothing of them.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,18 @@ from fnhub.scripts.store import Published, ScriptStore
 SectionApplier = Callable[[Settings, Any], None]
 section_appliers: dict[str, SectionApplier] = {}
 
+#: modules that register their appliers in `section_appliers` when imported
+_SECTION_MODULES = ("fnhub.cron.project", "fnhub.websub.project", "fnhub.subscriptions.project")
+
+
+def _load_section_modules() -> None:
+    for name in _SECTION_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise
+
 
 def read_scripts(project_dir: Path) -> dict[str, str]:
     folder = project_dir / "scripts"
@@ -28,6 +41,7 @@ def read_scripts(project_dir: Path) -> dict[str, str]:
 
 def apply_project(settings: Settings, store: ScriptStore) -> list[Published]:
     data = load_project_file(settings.project_dir)
+    _load_section_modules()
     published = store.publish(read_scripts(settings.project_dir), provisioned=True)
     for section, value in data.items():
         if section == "settings":

@@ -1,0 +1,102 @@
+"""Broker clients behind one small interface: sources that read with a bounded window and ack
+after the handler, and publishers. Connectors know nothing of workers, tasks or HTTP.
+
+    source = create_source("mqtt", {"host": "broker"}, topics=["sensors/+/temp"], window=100,
+                           group=None, client_id=stable_client_id("plant", "temps"), options={})
+    await source.run(handler)          # until source.stop()
+    get_publisher("plant", "mqtt", {"host": "broker"}).publish("alerts", {"t": 91}, qos=1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel
+
+from fnhub.connectors import kafka, mqtt, redis  # noqa: F401  (register the connector types)
+from fnhub.connectors.base import (
+    AsyncPublisher,
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorType,
+    Handler,
+    Message,
+    Publisher,
+    Source,
+    SourceStatus,
+    connector_types,
+    get_type,
+    parse_model,
+    stable_client_id,
+)
+from fnhub.connectors.pool import (
+    close_async_publishers,
+    close_publishers,
+    get_async_publisher,
+    get_publisher,
+)
+
+__all__ = [
+    "AsyncPublisher",
+    "ConnectorConfigError",
+    "ConnectorError",
+    "ConnectorType",
+    "Handler",
+    "Message",
+    "Publisher",
+    "Source",
+    "SourceStatus",
+    "close_async_publishers",
+    "close_publishers",
+    "connector_types",
+    "create_source",
+    "get_async_publisher",
+    "get_publisher",
+    "stable_client_id",
+    "test_connection",
+    "validate_settings",
+]
+
+
+def validate_settings(connector_type: str, settings: dict[str, Any]) -> BaseModel:
+    """Parse connection settings; raises ConnectorConfigError naming each bad field."""
+    ct = get_type(connector_type)
+    return parse_model(ct.settings_model, settings, f"{connector_type} settings")
+
+
+def create_source(
+    connector_type: str,
+    settings: dict[str, Any],
+    *,
+    topics: list[str],
+    window: int,
+    group: str | None,
+    client_id: str,
+    options: dict[str, Any],
+) -> Source:
+    """A source for `topics`; nothing connects until `run()`."""
+    if window < 1:
+        raise ConnectorConfigError("window: must be at least 1")
+    ct = get_type(connector_type)
+    model = parse_model(ct.settings_model, settings, f"{connector_type} settings")
+    return ct.create_source(
+        model,
+        topics=list(topics),
+        window=window,
+        group=group,
+        client_id=client_id,
+        options=dict(options or {}),
+    )
+
+
+async def test_connection(
+    connector_type: str, settings: dict[str, Any], timeout: float = 5
+) -> None:
+    """Connect once and disconnect; raises ConnectorError with a clear message on failure."""
+    ct = get_type(connector_type)
+    model = parse_model(ct.settings_model, settings, f"{connector_type} settings")
+    try:
+        await asyncio.wait_for(ct.test_connection(model, timeout), timeout + 2)
+    except TimeoutError:
+        raise ConnectorError(f"{connector_type}: no answer within {timeout}s") from None

@@ -1,0 +1,319 @@
+"""The small interface every broker connector implements, and the pieces they share.
+
+A *source* reads messages with a bounded in-flight window and acknowledges each one only after the
+caller's handler returned; a *publisher* sends messages. Broker modules register a
+`ConnectorType` in `connector_types`; callers use the functions in `fnhub.connectors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger("fnhub.connectors")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConnectorError(Exception):
+    """A broker could not be reached or refused an operation; the message says which and why."""
+
+
+class ConnectorConfigError(ConnectorError, ValueError):
+    """Connector settings or source options are invalid; the message names the field."""
+
+
+@dataclass(slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int = 0
+    timestamp: float = 0.0  # epoch seconds (broker timestamp if any, else receipt)
+    key: bytes | None = None  # kafka
+    headers: dict[str, bytes] = field(default_factory=dict)
+    partition: int | None = None  # kafka
+    offset: int | None = None  # kafka offset
+    message_id: str | None = None  # redis stream entry id, "topic:partition:offset" for kafka
+    client_id: str = ""  # the subscribing client's id (for SQL clientid())
+    redelivered: bool = False  # the broker says it may have been delivered before (MQTT DUP)
+
+
+@dataclass
+class SourceStatus:
+    """Live state of one source, mutated by the source and read by status endpoints."""
+
+    state: str = "idle"  # connecting | connected | reconnecting | disconnected | stopped
+    last_error: str | None = None
+    last_error_at: float | None = None
+    received: int = 0
+    acked: int = 0
+    in_flight: int = 0
+    dropped: int = 0  # only buffers that cannot push back drop (redis pub/sub, MQTT QoS 0)
+    lag: int | None = None  # where the broker reports it (redis streams XINFO GROUPS lag)
+    pending: int | None = None  # redis streams: entries delivered to the group but not acked
+    failed: int = 0  # handlers that raised (message left unacked)
+    connected_since: float | None = None
+    max_in_flight: int = 0  # highest in-flight count seen, to prove the window holds
+
+    def error(self, text: str) -> None:
+        self.last_error = text
+        self.last_error_at = time.time()
+
+    def connected(self) -> None:
+        self.state = "connected"
+        self.connected_since = time.time()
+
+    def disconnected(self, state: str, text: str | None = None) -> None:
+        self.state = state
+        self.connected_since = None
+        if text:
+            self.error(text)
+
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+@runtime_checkable
+class Source(Protocol):
+    status: SourceStatus
+
+    async def run(self, handler: Handler) -> None:
+        """Read until stop(); reconnect with capped jittered backoff; never return on outages."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop reading, wait for in-flight handlers (bounded), ack what finished, close."""
+        ...
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    def publish(self, topic: str, message: Any, **options: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncPublisher(Protocol):
+    async def publish(self, topic: str, message: Any, **options: Any) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConnectorType:
+    """What one broker module provides; registered in `connector_types` under `name`."""
+
+    name: str
+    settings_model: type[BaseModel]
+    create_source: Callable[..., Source]
+    test_connection: Callable[[BaseModel, float], Awaitable[None]]
+    create_publisher: Callable[[BaseModel], Publisher]
+    create_async_publisher: Callable[[BaseModel], Awaitable[AsyncPublisher]]
+
+
+connector_types: dict[str, ConnectorType] = {}
+
+
+def register(connector_type: ConnectorType) -> ConnectorType:
+    connector_types[connector_type.name] = connector_type
+    return connector_type
+
+
+def get_type(connector_type: str) -> ConnectorType:
+    try:
+        return connector_types[connector_type]
+    except KeyError:
+        known = ", ".join(sorted(connector_types))
+        raise ConnectorConfigError(
+            f"unknown connector type {connector_type!r} (known: {known})"
+        ) from None
+
+
+def parse_model(model: type[M], data: dict[str, Any] | None, what: str) -> M:
+    """Validate `data` into `model`, turning pydantic errors into one message naming each field."""
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(root)"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConnectorConfigError(f"invalid {what}: " + "; ".join(problems)) from None
+
+
+def encode_payload(message: Any) -> bytes:
+    """bytes pass through, str is UTF-8, anything else (dict, list, numbers) becomes JSON."""
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, bytearray | memoryview):
+        return bytes(message)
+    if isinstance(message, str):
+        return message.encode()
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def stable_client_id(connector: str, subscription: str, node: str | None = None) -> str:
+    """A client id that stays the same across restarts so persistent broker sessions resume.
+
+    Readable prefix plus a hash of the full identity, so long or odd names stay unique and
+    valid for brokers that restrict client ids. `node` distinguishes servers in `multiple` mode.
+    """
+    ident = f"{connector}/{subscription}/{node or ''}"
+    digest = hashlib.sha1(ident.encode()).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{connector}-{subscription}")[:40]
+    return f"fnhub-{readable}-{digest}"
+
+
+def settings_hash(connector_type: str, settings: dict[str, Any]) -> str:
+    raw = json.dumps([connector_type, settings], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Backoff:
+    """Capped exponential backoff with equal jitter, so many sources do not reconnect in step."""
+
+    def __init__(self, initial: float = 0.2, cap: float = 30.0) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.attempt = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.initial * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 32)
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class RateLimitedLog:
+    """Log a recurring warning at most once per `interval` seconds, with the count since."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._last = 0.0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            extra = f" ({self._suppressed} similar suppressed)" if self._suppressed else ""
+            log.warning(msg + extra, *args)
+            self._last = now
+            self._suppressed = 0
+        else:
+            self._suppressed += 1
+
+
+class Window:
+    """The bounded set of handler tasks of one source.
+
+    Sources reserve room before reading from the broker and spawn one task per message; the
+    task runs the handler then calls `done(msg, ok)`, where the source acks (ok) or leaves the
+    message unacked (handler raised or was cancelled at stop).
+    """
+
+    def __init__(self, size: int, status: SourceStatus) -> None:
+        if size < 1:
+            raise ConnectorConfigError("window: must be at least 1")
+        self.size = size
+        self.status = status
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self.on_release: Callable[[], None] | None = None  # e.g. hand out buffered messages
+
+    @property
+    def free(self) -> int:
+        return self.size - len(self.tasks)
+
+    async def wait_room(self, timeout: float | None = None, n: int = 1) -> bool:
+        """Wait until at least `n` slots are free; False if `timeout` passed first."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.free < n:
+            self._room.clear()
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._room.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def spawn(
+        self,
+        handler: Handler,
+        msg: Message,
+        done: Callable[[Message, bool], Any],
+    ) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._run(handler, msg, done))
+        self.tasks.add(task)
+        n = len(self.tasks)
+        self.status.in_flight = n
+        self.status.received += 1
+        if n > self.status.max_in_flight:
+            self.status.max_in_flight = n
+        if n >= self.size:
+            self._room.clear()
+        self._empty.clear()
+        task.add_done_callback(self._release)
+        return task
+
+    async def _run(
+        self, handler: Handler, msg: Message, done: Callable[[Message, bool], Any]
+    ) -> None:
+        ok = False
+        try:
+            await handler(msg)
+            ok = True
+        except asyncio.CancelledError:
+            log.warning("handler for %s cancelled at stop; message left unacked", msg.topic)
+        except Exception:
+            self.status.failed += 1
+            log.exception("handler failed for message on %s; message left unacked", msg.topic)
+        result = done(msg, ok)
+        if asyncio.iscoroutine(result):
+            await result
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.status.in_flight = len(self.tasks)
+        if self.free > 0:
+            self._room.set()
+        if not self.tasks:
+            self._empty.set()
+        if self.on_release is not None:
+            self.on_release()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` for running handlers, then cancel the rest (they stay unacked)."""
+        if self.tasks:
+            try:
+                await asyncio.wait_for(self._empty.wait(), timeout)
+            except TimeoutError:
+                log.warning(
+                    "%d handlers still running after %.1fs; cancelling", len(self.tasks), timeout
+                )
+                for task in list(self.tasks):
+                    task.cancel()
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}" if text != exc.__class__.__name__ else text

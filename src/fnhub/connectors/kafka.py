@@ -1,0 +1,430 @@
+"""Kafka source and publishers on aiokafka.
+
+The source is a consumer-group member with auto-commit off. Per partition it commits only the
+contiguous completed offsets (offset + 1 of the highest offset below which every message's
+handler has finished), so a crash replays from the first unfinished message and never skips
+one. When the window is full it pauses its partitions (no fetching at all) and keeps polling so
+the group does not think it is dead; on rebalance it commits what is done for the partitions it
+loses. A new group starts at `earliest` by default (Tansu's `latest` is wrong: it replays the
+tail of the last batch), so nothing produced before the first join is skipped.
+
+The sync publisher runs an aiokafka producer on a private event-loop thread: worker processes
+get the same client and behaviour as the server, and each publish waits for the broker's ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import threading
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from fnhub.connectors.base import (
+    Backoff,
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorType,
+    Handler,
+    Message,
+    SourceStatus,
+    Window,
+    describe_error,
+    encode_payload,
+    parse_model,
+    register,
+)
+from fnhub.connectors.settings import KafkaPublishOptions, KafkaSettings, KafkaSourceOptions
+
+log = logging.getLogger("fnhub.connectors.kafka")
+
+
+def _where(s: KafkaSettings) -> str:
+    servers = s.bootstrap_servers
+    return ",".join(servers) if isinstance(servers, list) else servers
+
+
+class _Partition:
+    """Offsets handed out for one assigned partition, and the commit position they allow."""
+
+    __slots__ = ("done", "order", "position", "ready")
+
+    def __init__(self) -> None:
+        self.order: collections.deque[int] = collections.deque()
+        self.done: set[int] = set()
+        self.position: int | None = None  # next offset to commit (all below are finished)
+        self.ready = 0  # finished messages below `position` not yet committed
+
+    def finish(self, offset: int) -> None:
+        self.done.add(offset)
+        while self.order and self.order[0] in self.done:
+            first = self.order.popleft()
+            self.done.discard(first)
+            self.position = first + 1
+            self.ready += 1
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
+        self.source = source
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.source._commit(self.consumer, only=set(revoked))
+        self.source._forget(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self.source._paused and assigned:
+            self.consumer.pause(*assigned)
+
+
+class KafkaSource:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        topics: list[str],
+        window: int,
+        group_id: str,
+        client_id: str,
+        options: KafkaSourceOptions,
+    ) -> None:
+        if not topics:
+            raise ConnectorConfigError("topics: at least one topic is required")
+        self.settings = settings
+        self.topics = topics
+        self.group_id = group_id
+        self.client_id = settings.client_id or client_id
+        self.options = options
+        self.status = SourceStatus()
+        self._window = Window(window, self.status)
+        self._handler: Handler | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._overflow: collections.deque[ConsumerRecord] = collections.deque()
+        self._paused = False
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    async def run(self, handler: Handler) -> None:
+        if self._stopping:
+            return
+        self._handler = handler
+        self._reader = asyncio.create_task(self._read_forever())
+        try:
+            await self._stopped.wait()
+        finally:
+            if not self._stopped.is_set():
+                await self._shutdown(0)
+
+    async def stop(self) -> None:
+        await self._shutdown(self.options.drain_timeout)
+
+    async def _shutdown(self, drain_timeout: float) -> None:
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self._overflow.clear()
+        await self._window.drain(drain_timeout)
+        await self._close_consumer(commit=True)
+        self.status.disconnected("stopped")
+        self._stopped.set()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        o = self.options
+        kw = self.settings.client_kwargs()
+        kw["client_id"] = self.client_id or "fnhub"
+        return AIOKafkaConsumer(
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=o.start,
+            session_timeout_ms=o.session_timeout_ms,
+            heartbeat_interval_ms=o.heartbeat_interval_ms,
+            max_poll_records=self._window.size,
+            **kw,
+        )
+
+    async def _read_forever(self) -> None:
+        backoff = Backoff(cap=self.options.reconnect_max)
+        while not self._stopping:
+            self.status.state = "connecting" if self.status.state == "idle" else "reconnecting"
+            started = time.monotonic()
+            try:
+                self._consumer = consumer = self._new_consumer()
+                consumer.subscribe(self.topics, listener=_Rebalance(self, consumer))
+                await consumer.start()
+                self.status.connected()
+                self._committer = asyncio.create_task(self._commit_loop(consumer))
+                await self._consume(consumer)
+            except (KafkaError, OSError) as exc:
+                text = f"kafka {_where(self.settings)}: {describe_error(exc)}"
+                log.warning("kafka source %s: %s", self.client_id, text)
+                self.status.disconnected("reconnecting", text)
+            await self._close_consumer(commit=False)
+            if time.monotonic() - started > 10:
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        window = self._window
+        while True:
+            while self._overflow and window.free > 0:
+                self._spawn(self._overflow.popleft())
+            if window.free <= 0:
+                if not self._paused:
+                    self._paused = True
+                    consumer.pause(*consumer.assignment())
+                if not await window.wait_room(timeout=1.0):
+                    # Still full: poll anyway (all partitions paused, so nothing is fetched)
+                    # so aiokafka does not leave the group for max_poll_interval.
+                    self._take(await consumer.getmany(timeout_ms=0))
+                continue
+            if self._paused:
+                self._paused = False
+                consumer.resume(*consumer.paused())
+            self._take(await consumer.getmany(timeout_ms=1000, max_records=window.free))
+
+    def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for records in batch.values():
+            for record in records:
+                if self._window.free > 0 and not self._overflow:
+                    self._spawn(record)
+                else:
+                    self._overflow.append(record)
+
+    def _spawn(self, r: ConsumerRecord) -> None:
+        assert self._handler is not None
+        tp = TopicPartition(r.topic, r.partition)
+        part = self._partitions.get(tp)
+        if part is None:
+            part = self._partitions[tp] = _Partition()
+        part.order.append(r.offset)
+        msg = Message(
+            topic=r.topic,
+            payload=r.value if r.value is not None else b"",
+            timestamp=r.timestamp / 1000 if r.timestamp and r.timestamp > 0 else time.time(),
+            key=r.key,
+            headers={k: bytes(v) if v is not None else b"" for k, v in (r.headers or ())},
+            partition=r.partition,
+            offset=r.offset,
+            message_id=f"{r.topic}:{r.partition}:{r.offset}",
+            client_id=self.client_id,
+        )
+        self._window.spawn(self._handler, msg, functools.partial(self._done, part))
+
+    def _done(self, part: _Partition, msg: Message, ok: bool) -> None:
+        # A failed message stays in `order`: commits for its partition stop below it.
+        if ok:
+            assert msg.offset is not None
+            part.finish(msg.offset)
+
+    def _forget(self, revoked: set[TopicPartition]) -> None:
+        """Partitions given to another member: their late completions no longer commit."""
+        for tp in revoked:
+            self._partitions.pop(tp, None)
+        if self._overflow:
+            self._overflow = collections.deque(
+                r for r in self._overflow if TopicPartition(r.topic, r.partition) not in revoked
+            )
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, only: set[TopicPartition] | None = None
+    ) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        counted: list[tuple[_Partition, int]] = []
+        for tp, part in self._partitions.items():
+            if part.ready and part.position is not None and (only is None or tp in only):
+                offsets[tp] = part.position
+                counted.append((part, part.ready))
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("kafka source %s: commit failed (%s); will retry", self.client_id, exc)
+            return
+        for part, n in counted:
+            part.ready -= n
+            self.status.acked += n
+
+    async def _commit_loop(self, consumer: AIOKafkaConsumer) -> None:
+        interval = self.options.commit_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await self._commit(consumer)
+
+    async def _close_consumer(self, *, commit: bool) -> None:
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._committer
+            self._committer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        if commit:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._commit(consumer), 10)
+        try:
+            await asyncio.wait_for(consumer.stop(), 15)
+        except Exception as exc:
+            log.warning("kafka source %s: consumer stop: %s", self.client_id, exc)
+        self._partitions.clear()
+        self._overflow.clear()
+        self._paused = False
+
+
+# --- publishers -----------------------------------------------------------------------------
+
+
+class AsyncKafkaPublisher:
+    """An aiokafka producer (acks=all); `publish` returns once the broker acknowledged."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        kw = settings.client_kwargs()
+        kw.setdefault("client_id", "fnhub-publisher")
+        self._producer = AIOKafkaProducer(acks="all", **kw)
+
+    @classmethod
+    async def open(
+        cls, settings: KafkaSettings, timeout: float | None = None
+    ) -> AsyncKafkaPublisher:
+        self = cls(settings)
+        try:
+            await asyncio.wait_for(self._producer.start(), timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            raise ConnectorError(
+                f"kafka {_where(settings)}: cannot connect: {describe_error(exc)}"
+            ) from exc
+        return self
+
+    async def publish(self, topic: str, message: Any, **options: Any) -> None:
+        opts = parse_model(KafkaPublishOptions, options, "kafka publish options")
+        key = opts.key.encode() if isinstance(opts.key, str) else opts.key
+        headers = [
+            (k, v.encode() if isinstance(v, str) else v) for k, v in (opts.headers or {}).items()
+        ]
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(
+                    topic,
+                    encode_payload(message),
+                    key=key,
+                    partition=opts.partition,
+                    headers=headers or None,
+                ),
+                opts.timeout,
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise ConnectorError(
+                f"kafka {_where(self.settings)}: publish to {topic!r} failed: {describe_error(exc)}"
+            ) from exc
+
+    async def close(self) -> None:
+        await self._producer.stop()
+
+
+class KafkaPublisher:
+    """Synchronous wrapper: the async producer lives on a private event-loop thread."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kafka-publisher", daemon=True
+        )
+        self._thread.start()
+        timeout = settings.request_timeout_ms / 1000
+        try:
+            self._inner = self._call(AsyncKafkaPublisher.open(settings, timeout), timeout + 5)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def _call(self, coro: Any, timeout: float) -> Any:
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise ConnectorError(f"kafka: no answer within {timeout}s") from None
+
+    def publish(self, topic: str, message: Any, **options: Any) -> None:
+        timeout = float(options.get("timeout", KafkaPublishOptions().timeout))
+        self._call(self._inner.publish(topic, message, **options), timeout + 5)
+
+    def close(self) -> None:
+        try:
+            self._call(self._inner.close(), 15)
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+def create_source(
+    settings: KafkaSettings,
+    *,
+    topics: list[str],
+    window: int,
+    group: str | None,
+    client_id: str,
+    options: dict[str, Any],
+) -> KafkaSource:
+    opts = parse_model(KafkaSourceOptions, options, "kafka source options")
+    group_id = opts.group_id or group
+    if not group_id:
+        raise ConnectorConfigError("group_id: a consumer group is required (option or caller)")
+    return KafkaSource(
+        settings,
+        topics=topics,
+        window=window,
+        group_id=group_id,
+        client_id=client_id,
+        options=opts,
+    )
+
+
+async def test_connection(settings: KafkaSettings, timeout: float) -> None:
+    s = settings.model_copy(update={"request_timeout_ms": max(int(timeout * 1000), 1000)})
+    publisher = await AsyncKafkaPublisher.open(s, timeout)
+    await publisher.close()
+
+
+async def _open_async(settings: KafkaSettings) -> AsyncKafkaPublisher:
+    return await AsyncKafkaPublisher.open(settings, settings.request_timeout_ms / 1000)
+
+
+register(
+    ConnectorType(
+        name="kafka",
+        settings_model=KafkaSettings,
+        create_source=create_source,
+        test_connection=test_connection,  # type: ignore[arg-type]
+        create_publisher=KafkaPublisher,  # type: ignore[arg-type]
+        create_async_publisher=_open_async,  # type: ignore[arg-type]
+    )
+)

@@ -1,0 +1,601 @@
+"""Redis sources (pub/sub and streams) and publishers on redis-py.
+
+`kind: stream` is the reliable one: a consumer group reads at most the free window slots
+(XREADGROUP COUNT), acks each entry after its handler (XACK, batched), re-reads its own pending
+entries first after a restart, and claims entries other consumers left idle (XAUTOCLAIM) so a
+dead server's messages are not stuck. Its in-flight entries are touched (XCLAIM JUSTID) so live
+slow handlers are not stolen.
+
+`kind: pubsub` cannot push back: messages that arrive while the window is full wait in a bounded
+buffer; when that overflows the newest message is dropped, counted in `status.dropped` and
+logged (rate-limited). Messages published while the connection is down are never seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import redis as redis_sync
+import redis.asyncio as aredis
+from redis.exceptions import RedisError, ResponseError
+
+from fnhub.connectors.base import (
+    Backoff,
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorType,
+    Handler,
+    Message,
+    RateLimitedLog,
+    SourceStatus,
+    Window,
+    describe_error,
+    encode_payload,
+    parse_model,
+    register,
+)
+from fnhub.connectors.settings import (
+    RedisPublishOptions,
+    RedisSettings,
+    RedisSourceOptions,
+    tls_options,
+)
+
+log = logging.getLogger("fnhub.connectors.redis")
+
+GLOB_CHARS = set("*?[")
+
+
+def client_kwargs(s: RedisSettings, *, blocking: bool) -> dict[str, Any]:
+    """redis-py keyword arguments; blocking readers get no socket timeout (they wait on BLOCK)."""
+    kw: dict[str, Any] = {
+        "socket_connect_timeout": s.socket_timeout,
+        "socket_timeout": None if blocking else s.socket_timeout,
+        "socket_keepalive": True,
+    }
+    if s.username is not None:
+        kw["username"] = s.username
+    if s.password is not None:
+        kw["password"] = s.password
+    tls = tls_options(s.tls)
+    if tls is not None and not (s.url and s.url.startswith("unix:")):
+        if not s.url:
+            kw["ssl"] = True
+        kw["ssl_ca_certs"] = tls.ca_certs
+        kw["ssl_certfile"] = tls.certfile
+        kw["ssl_keyfile"] = tls.keyfile
+        if tls.insecure:
+            kw["ssl_cert_reqs"] = "none"
+            kw["ssl_check_hostname"] = False
+    if not s.url:
+        kw.update(host=s.host, port=s.port, db=s.db)
+    return kw
+
+
+def async_client(s: RedisSettings, *, blocking: bool = False) -> aredis.Redis:
+    kw = client_kwargs(s, blocking=blocking)
+    if s.url:
+        return aredis.Redis.from_url(s.url, **kw)
+    return aredis.Redis(**kw)
+
+
+def sync_client(s: RedisSettings) -> redis_sync.Redis:
+    kw = client_kwargs(s, blocking=False)
+    if s.url:
+        return redis_sync.Redis.from_url(s.url, **kw)
+    return redis_sync.Redis(**kw)
+
+
+def _where(s: RedisSettings) -> str:
+    if s.url:
+        return s.url.split("@")[-1]  # no credentials in messages
+    return f"{s.host}:{s.port}"
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _RedisSource:
+    """Shared run/stop skeleton: a reader task that reconnects with backoff, and a window."""
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        *,
+        topics: list[str],
+        window: int,
+        client_id: str,
+        options: RedisSourceOptions,
+    ) -> None:
+        if not topics:
+            raise ConnectorConfigError("topics: at least one channel or stream is required")
+        self.settings = settings
+        self.topics = topics
+        self.client_id = client_id
+        self.options = options
+        self.status = SourceStatus()
+        self._window = Window(window, self.status)
+        self._handler: Handler | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    async def run(self, handler: Handler) -> None:
+        if self._stopping:
+            return
+        self._handler = handler
+        self._reader = asyncio.create_task(self._read_forever())
+        try:
+            await self._stopped.wait()
+        finally:
+            if not self._stopped.is_set():
+                await self._shutdown(0)
+
+    async def stop(self) -> None:
+        await self._shutdown(self.options.drain_timeout)
+
+    async def _shutdown(self, drain_timeout: float) -> None:
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        await self._window.drain(drain_timeout)
+        await self._close()
+        self.status.disconnected("stopped")
+        self._stopped.set()
+
+    async def _read_forever(self) -> None:
+        backoff = Backoff(cap=self.options.reconnect_max)
+        while not self._stopping:
+            self.status.state = "connecting" if self.status.state == "idle" else "reconnecting"
+            started = time.monotonic()
+            try:
+                await self._session()
+            except (RedisError, OSError) as exc:
+                text = f"redis {_where(self.settings)}: {describe_error(exc)}"
+                log.warning("redis source %s: %s", self.client_id, text)
+                self.status.disconnected("reconnecting", text)
+            await self._disconnect()
+            if time.monotonic() - started > 10:
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
+
+    async def _session(self) -> None:
+        raise NotImplementedError
+
+    async def _disconnect(self) -> None:
+        """Close the reading connection after an error (state is kept for the next session)."""
+
+    async def _close(self) -> None:
+        await self._disconnect()
+
+
+# --- pub/sub --------------------------------------------------------------------------------
+
+
+class RedisPubSubSource(_RedisSource):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._buffer: list[Message] = []
+        self._head = 0
+        self._window.on_release = self._pump
+        self._client: aredis.Redis | None = None
+        self._pubsub: Any = None
+        self._drop_log = RateLimitedLog()
+        self.channels = [t for t in self.topics if not GLOB_CHARS & set(t)]
+        self.patterns = [t for t in self.topics if GLOB_CHARS & set(t)]
+
+    async def _session(self) -> None:
+        self._client = async_client(self.settings, blocking=True)
+        self._pubsub = self._client.pubsub()
+        if self.channels:
+            await self._pubsub.subscribe(*self.channels)
+        if self.patterns:
+            await self._pubsub.psubscribe(*self.patterns)
+        confirmations = len(self.channels) + len(self.patterns)
+        async for m in self._pubsub.listen():
+            kind = m["type"]
+            if kind in (b"message", "message", b"pmessage", "pmessage"):
+                self._offer(m)
+            elif kind in (b"subscribe", "subscribe", b"psubscribe", "psubscribe"):
+                confirmations -= 1
+                if confirmations == 0:  # only now are publishes guaranteed to reach us
+                    self.status.connected()
+        raise ConnectionError("subscription ended")
+
+    def _offer(self, m: dict[str, Any]) -> None:
+        msg = Message(
+            topic=_s(m["channel"]),
+            payload=m["data"],
+            timestamp=time.time(),
+            client_id=self.client_id,
+        )
+        if m.get("pattern") is not None:
+            msg.headers["pattern"] = (
+                m["pattern"] if isinstance(m["pattern"], bytes) else m["pattern"].encode()
+            )
+        queued = len(self._buffer) - self._head
+        if queued == 0 and self._window.free > 0:
+            assert self._handler is not None
+            self._window.spawn(self._handler, msg, self._done)
+        elif queued < self.options.buffer:
+            self._buffer.append(msg)
+        else:
+            self.status.dropped += 1
+            self._drop_log.warning(
+                "redis pubsub source %s: buffer full (%d), newest message dropped (total %d)",
+                self.client_id,
+                self.options.buffer,
+                self.status.dropped,
+            )
+
+    def _pump(self) -> None:
+        assert self._handler is not None
+        while self._head < len(self._buffer) and self._window.free > 0 and not self._stopping:
+            msg = self._buffer[self._head]
+            self._head += 1
+            self._window.spawn(self._handler, msg, self._done)
+        if self._head > 1024 and self._head * 2 > len(self._buffer):
+            del self._buffer[: self._head]
+            self._head = 0
+
+    def _done(self, _msg: Message, ok: bool) -> None:
+        if ok:
+            self.status.acked += 1
+
+    async def _disconnect(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+            self._client = None
+
+    async def _close(self) -> None:
+        lost = len(self._buffer) - self._head
+        if lost:  # buffered but never handed out: gone with the process, so count them
+            self.status.dropped += lost
+            log.warning(
+                "redis pubsub source %s: %d buffered messages dropped at stop", self.client_id, lost
+            )
+        self._buffer.clear()
+        self._head = 0
+        await self._disconnect()
+
+
+# --- streams --------------------------------------------------------------------------------
+
+
+class RedisStreamSource(_RedisSource):
+    def __init__(self, *args: Any, group: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._window.size < len(self.topics):
+            raise ConnectorConfigError(
+                f"window: must be at least the number of streams ({len(self.topics)})"
+            )
+        self.group = group
+        self._client: aredis.Redis | None = None
+        self._inflight: set[tuple[str, str]] = set()  # spawned and not yet XACKed
+        self._to_ack: dict[str, list[str]] = {}
+        self._ack_wake = asyncio.Event()
+        self._acker: asyncio.Task[None] | None = None
+        self._maintainer: asyncio.Task[None] | None = None
+
+    async def _session(self) -> None:
+        self._client = client = async_client(self.settings, blocking=True)
+        for key in self.topics:
+            try:
+                await client.xgroup_create(key, self.group, id=self.options.start, mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self.status.connected()
+        self._acker = asyncio.create_task(self._ack_loop(client))
+        self._maintainer = asyncio.create_task(self._maintain(client))
+        await self._read_own_pending(client)
+        per_stream_keys = {key: ">" for key in self.topics}
+        n = len(self.topics)
+        while True:
+            await self._window.wait_room(n=n)
+            count = self._window.free // n
+            resp = await client.xreadgroup(
+                self.group,
+                self.client_id,
+                per_stream_keys,  # type: ignore[arg-type]
+                count=count,
+                block=self.options.block_ms,
+            )
+            for key, entries in resp or []:
+                self._spawn_entries(_s(key), entries)
+
+    async def _read_own_pending(self, client: aredis.Redis) -> None:
+        """After a restart or reconnect, entries delivered to us but never acked come first."""
+        for key in self.topics:
+            last = "0"
+            while True:
+                await self._window.wait_room()
+                resp = await client.xreadgroup(
+                    self.group, self.client_id, {key: last}, count=self._window.free
+                )
+                entries = resp[0][1] if resp else []
+                if not entries:
+                    break
+                last = _s(entries[-1][0])
+                self._spawn_entries(key, entries)
+
+    def _spawn_entries(self, key: str, entries: list[Any]) -> None:
+        assert self._handler is not None
+        for raw_id, fields in entries:
+            entry_id = _s(raw_id)
+            if (key, entry_id) in self._inflight:
+                continue  # already being handled (re-read after reconnect, or claimed back)
+            if not fields:  # trimmed or deleted while pending: nothing to handle
+                self._queue_ack(key, entry_id)
+                self._inflight.add((key, entry_id))
+                continue
+            self._inflight.add((key, entry_id))
+            self._window.spawn(self._handler, self._message(key, entry_id, fields), self._done)
+
+    def _message(self, key: str, entry_id: str, fields: dict[Any, Any]) -> Message:
+        name = self.options.field.encode()
+        headers = {_s(k): v for k, v in fields.items() if _s(k) != self.options.field}
+        payload = fields.get(name)
+        if payload is None:  # no `data` field: hand over all fields as a JSON object
+            payload = json.dumps(
+                {k: v.decode(errors="replace") for k, v in headers.items()}
+            ).encode()
+        return Message(
+            topic=key,
+            payload=payload,
+            timestamp=int(entry_id.split("-", 1)[0]) / 1000,
+            headers=headers,
+            message_id=entry_id,
+            client_id=self.client_id,
+        )
+
+    def _done(self, msg: Message, ok: bool) -> None:
+        assert msg.message_id is not None
+        if ok:
+            self._queue_ack(msg.topic, msg.message_id)
+        else:  # left pending: XAUTOCLAIM (here or elsewhere) retries it after claim_idle_ms
+            self._inflight.discard((msg.topic, msg.message_id))
+
+    def _queue_ack(self, key: str, entry_id: str) -> None:
+        self._to_ack.setdefault(key, []).append(entry_id)
+        self._ack_wake.set()
+
+    async def _ack_loop(self, client: aredis.Redis) -> None:
+        """XACK finished entries in batches: one round trip per batch, not per message."""
+        while True:
+            await self._flush_acks(client)  # first: acks left over from a lost connection
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+
+    async def _flush_acks(self, client: aredis.Redis) -> None:
+        batch, self._to_ack = self._to_ack, {}
+        if not batch:
+            return
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                for key, ids in batch.items():
+                    pipe.xack(key, self.group, *ids)
+                await pipe.execute()
+        except BaseException:
+            for key, ids in batch.items():  # keep them for the next connection
+                self._to_ack.setdefault(key, [])[:0] = ids
+            raise
+        for key, ids in batch.items():
+            self.status.acked += len(ids)
+            for entry_id in ids:
+                self._inflight.discard((key, entry_id))
+
+    async def _maintain(self, client: aredis.Redis) -> None:
+        """Keep our in-flight entries fresh, claim abandoned ones, and update lag (every 2 s)."""
+        period = min(max(self.options.claim_idle_ms / 3000, 0.05), 20.0)
+        tick = min(period, 2.0)
+        last_claim = -period
+        loop = asyncio.get_running_loop()
+        while True:
+            if loop.time() - last_claim >= period:
+                last_claim = loop.time()
+                await self._touch_inflight(client)
+                await self._claim(client)
+            await self._update_lag(client)
+            await asyncio.sleep(tick)
+
+    async def _touch_inflight(self, client: aredis.Redis) -> None:
+        by_key: dict[str, list[str]] = {}
+        for key, entry_id in self._inflight:
+            by_key.setdefault(key, []).append(entry_id)
+        for key, ids in by_key.items():
+            for i in range(0, len(ids), 1000):
+                await client.xclaim(
+                    key, self.group, self.client_id, 0, ids[i : i + 1000], justid=True
+                )
+
+    async def _claim(self, client: aredis.Redis) -> None:
+        for key in self.topics:
+            start = "0-0"
+            while self._window.free > 0 and not self._stopping:
+                resp = await client.xautoclaim(
+                    key,
+                    self.group,
+                    self.client_id,
+                    self.options.claim_idle_ms,
+                    start_id=start,
+                    count=self._window.free,
+                )
+                start, entries = _s(resp[0]), resp[1]
+                entries = [(i, f) for i, f in entries if f is not None]
+                if entries:
+                    log.info(
+                        "redis stream source %s: claimed %d idle entries of %s",
+                        self.client_id,
+                        len(entries),
+                        key,
+                    )
+                    self._spawn_entries(key, entries)
+                if start == "0-0":
+                    break
+
+    async def _update_lag(self, client: aredis.Redis) -> None:
+        lag = pending = 0
+        known = True
+        for key in self.topics:
+            for g in await client.xinfo_groups(key):
+                if _s(g["name"]) == self.group:
+                    pending += g.get("pending") or 0
+                    if g.get("lag") is None:
+                        known = False
+                    else:
+                        lag += g["lag"]
+        self.status.pending = pending
+        self.status.lag = lag if known else None
+
+    async def _disconnect(self) -> None:
+        for task in (self._maintainer, self._acker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._maintainer = self._acker = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+            self._client = None
+
+    async def _close(self) -> None:
+        await self._disconnect()
+        if self._to_ack:
+            client = async_client(self.settings)
+            try:
+                await self._flush_acks(client)
+            except (RedisError, OSError) as exc:
+                log.warning(
+                    "redis stream source %s: final XACK failed (%s); entries stay "
+                    "pending and will be handled again",
+                    self.client_id,
+                    exc,
+                )
+            finally:
+                await client.aclose()
+
+
+# --- publishers -----------------------------------------------------------------------------
+
+
+class RedisPublisher:
+    """PUBLISH (kind 'pubsub', default) or XADD with the payload in field `data` ('stream')."""
+
+    def __init__(self, settings: RedisSettings) -> None:
+        self.settings = settings
+        self._client = sync_client(settings)
+
+    def publish(self, topic: str, message: Any, **options: Any) -> None:
+        opts = parse_model(RedisPublishOptions, options, "redis publish options")
+        payload = encode_payload(message)
+        try:
+            if opts.kind == "stream":
+                self._client.xadd(
+                    topic, {opts.field: payload}, maxlen=opts.maxlen, approximate=True
+                )
+            else:
+                self._client.publish(topic, payload)
+        except (RedisError, OSError) as exc:
+            raise ConnectorError(
+                f"redis {_where(self.settings)}: publish to {topic!r} failed: {describe_error(exc)}"
+            ) from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class AsyncRedisPublisher:
+    def __init__(self, settings: RedisSettings) -> None:
+        self.settings = settings
+        self._client = async_client(settings)
+
+    async def publish(self, topic: str, message: Any, **options: Any) -> None:
+        opts = parse_model(RedisPublishOptions, options, "redis publish options")
+        payload = encode_payload(message)
+        try:
+            if opts.kind == "stream":
+                await self._client.xadd(
+                    topic, {opts.field: payload}, maxlen=opts.maxlen, approximate=True
+                )
+            else:
+                await self._client.publish(topic, payload)
+        except (RedisError, OSError) as exc:
+            raise ConnectorError(
+                f"redis {_where(self.settings)}: publish to {topic!r} failed: {describe_error(exc)}"
+            ) from exc
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+# --- registry -------------------------------------------------------------------------------
+
+
+def create_source(
+    settings: RedisSettings,
+    *,
+    topics: list[str],
+    window: int,
+    group: str | None,
+    client_id: str,
+    options: dict[str, Any],
+) -> _RedisSource:
+    opts = parse_model(RedisSourceOptions, options, "redis source options")
+    kw: dict[str, Any] = {
+        "topics": topics,
+        "window": window,
+        "client_id": client_id,
+        "options": opts,
+    }
+    if opts.kind == "stream":
+        if not client_id:
+            raise ConnectorConfigError("client_id: streams need a stable consumer name")
+        return RedisStreamSource(settings, group=group or "fnhub", **kw)
+    return RedisPubSubSource(settings, **kw)
+
+
+async def test_connection(settings: RedisSettings, timeout: float) -> None:
+    s = settings.model_copy(update={"socket_timeout": timeout})
+    client = async_client(s)
+    try:
+        await asyncio.wait_for(client.ping(), timeout)
+    except TimeoutError:
+        raise ConnectorError(f"redis {_where(s)}: no answer within {timeout}s") from None
+    except (RedisError, OSError) as exc:
+        raise ConnectorError(f"redis {_where(s)}: {describe_error(exc)}") from exc
+    finally:
+        await client.aclose()
+
+
+async def _open_async(settings: RedisSettings) -> AsyncRedisPublisher:
+    return AsyncRedisPublisher(settings)
+
+
+register(
+    ConnectorType(
+        name="redis",
+        settings_model=RedisSettings,
+        create_source=create_source,
+        test_connection=test_connection,  # type: ignore[arg-type]
+        create_publisher=RedisPublisher,  # type: ignore[arg-type]
+        create_async_publisher=_open_async,  # type: ignore[arg-type]
+    )
+)

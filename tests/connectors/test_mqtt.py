@@ -1,0 +1,219 @@
+"""MQTT source and publishers against a private mosquitto (QoS 1, persistent sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from fnhub.connectors import ConnectorError, create_source, get_async_publisher, get_publisher
+from fnhub.connectors.pool import close_async_publishers, close_publisher
+
+from .conftest import Recorder, free_port, wait_for
+
+
+def _raw_client(port: int, client_id: str = "") -> paho.Client:
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
+def _publish_all(port: int, topic: str, payloads: list[bytes], qos: int = 1) -> None:
+    """Publish as fast as paho allows and wait until the broker acked every message."""
+    c = _raw_client(port)
+    infos = [c.publish(topic, p, qos=qos) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(30)
+    c.disconnect()
+    c.loop_stop()
+
+
+def _source(port: int, topics: list[str], *, window: int, client_id: str = "sub-1", **options):
+    return create_source(
+        "mqtt", {"host": "127.0.0.1", "port": port}, topics=topics, window=window, group=None,
+        client_id=client_id, options=options,
+    )  # fmt: skip
+
+
+async def test_burst_qos1_every_message_once_window_held(conn_mosquitto):
+    port = conn_mosquitto.port
+    n, window = 20_000, 100
+    source = _source(port, ["burst/#"], window=window)
+    rec = Recorder(delay=0.001)
+    runner = asyncio.create_task(source.run(rec))
+    await wait_for(lambda: source.status.state == "connected", 10, "connected")
+    t0 = time.monotonic()
+    payloads = [str(i).encode() for i in range(n)]
+    pub = asyncio.create_task(asyncio.to_thread(_publish_all, port, "burst/a", payloads))
+    await wait_for(lambda: source.status.acked == n, 55, f"{n} acked")
+    took = time.monotonic() - t0
+    await pub
+    await source.stop()
+    await runner
+    assert len(rec.seen) == n and set(rec.seen) == set(payloads)  # all, none twice
+    assert rec.max_running <= window and source.status.max_in_flight <= window
+    assert source.status.dropped == 0
+    assert all(m.qos == 1 and m.topic == "burst/a" for m in rec.messages[:10])
+    print(f"\nmqtt burst: {n} QoS 1 in {took:.2f}s ({n / took:.0f} msg/s end to end), "
+          f"max in flight {rec.max_running}")  # fmt: skip
+
+
+async def test_killed_connection_redelivers_unacked_to_same_identity(conn_mosquitto):
+    """Kill the subscriber's TCP connection (no DISCONNECT) with unacked messages; a new source
+    with the same client id gets them again from the persistent session, none missing."""
+    port = conn_mosquitto.port
+    n = 300
+    first = _source(port, ["r/#"], window=20, drain_timeout=0.2)
+    rec1 = Recorder()
+    rec1.hold_after = 100
+    runner = asyncio.create_task(first.run(rec1))
+    await wait_for(lambda: first.status.state == "connected", 10, "connected")
+    payloads = [str(i).encode() for i in range(n)]
+    await asyncio.to_thread(_publish_all, port, "r/x", payloads)
+    await wait_for(lambda: first.status.in_flight == 20, 10, "window full of held handlers")
+    sock = first._client.socket()
+    sock.shutdown(socket.SHUT_RDWR)  # the process "dies": no DISCONNECT, no PUBACK
+    await first.stop()
+    await runner
+    assert first.status.acked == 100
+
+    second = _source(port, ["r/#"], window=20)
+    rec2 = Recorder()
+    runner = asyncio.create_task(second.run(rec2))
+    await wait_for(lambda: len(set(rec1.seen) | set(rec2.seen)) == n, 20, "all received")
+    await second.stop()
+    await runner
+    assert set(rec1.seen) | set(rec2.seen) == set(payloads)
+    assert any(m.redelivered for m in rec2.messages)
+
+
+async def test_reconnect_after_connection_loss_keeps_flowing(conn_mosquitto):
+    """The same source reconnects by itself; unacked messages come back on the new connection
+    and copies of messages still being handled are acked once, not handled twice."""
+    port = conn_mosquitto.port
+    n = 400
+    source = _source(port, ["k/#"], window=50)
+    rec = Recorder(delay=0.005)
+    runner = asyncio.create_task(source.run(rec))
+    await wait_for(lambda: source.status.state == "connected", 10, "connected")
+    pub = asyncio.create_task(
+        asyncio.to_thread(_publish_all, port, "k/x", [str(i).encode() for i in range(n)])
+    )
+    await wait_for(lambda: len(rec.seen) >= 100, 20, "some handled")
+    source._client.socket().shutdown(socket.SHUT_RDWR)
+    await wait_for(lambda: source.status.state == "reconnecting", 10, "noticed the loss")
+    assert source.status.last_error
+    await wait_for(lambda: len(set(rec.seen)) == n, 30, "all handled after reconnect")
+    await pub
+    await source.stop()
+    await runner
+    assert set(rec.seen) == {str(i).encode() for i in range(n)}
+
+
+async def test_broker_down_at_start(conn_broker_factory):
+    broker = conn_broker_factory("mosquitto", start=False)
+    source = _source(broker.port, ["d/#"], window=5)
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(rec))
+    await wait_for(lambda: source.status.last_error is not None, 10, "an error")
+    assert source.status.state == "reconnecting"
+    assert "refused" in source.status.last_error.lower()
+    broker.start()
+    await wait_for(lambda: source.status.state == "connected", 20, "connected")
+    await asyncio.to_thread(_publish_all, broker.port, "d/1", [b"\xff\x00\xfebin"])
+    await wait_for(lambda: len(rec.seen) == 1, 10, "message")
+    assert rec.seen == [b"\xff\x00\xfebin"]  # binary payload unchanged
+    await source.stop()
+    await runner
+
+
+async def test_shared_subscription_splits_without_duplicates(conn_mosquitto):
+    port = conn_mosquitto.port
+    n = 400
+    a = _source(port, ["s/#"], window=10, client_id="node-a", share_group="grp")
+    b = _source(port, ["$share/grp/s/#"], window=10, client_id="node-b")
+    rec_a, rec_b = Recorder(), Recorder()
+    tasks = [asyncio.create_task(a.run(rec_a)), asyncio.create_task(b.run(rec_b))]
+    await wait_for(lambda: a.status.state == b.status.state == "connected", 10, "connected")
+    payloads = [str(i).encode() for i in range(n)]
+    await asyncio.to_thread(_publish_all, port, "s/t", payloads)
+    await wait_for(lambda: len(rec_a.seen) + len(rec_b.seen) == n, 20, "all")
+    await a.stop()
+    await b.stop()
+    await asyncio.gather(*tasks)
+    assert sorted(rec_a.seen + rec_b.seen) == sorted(payloads)
+    assert rec_a.seen and rec_b.seen
+
+
+async def test_qos0_overflow_is_counted(conn_mosquitto):
+    port = conn_mosquitto.port
+    n = 2000
+    source = _source(port, ["z/#"], window=2, qos=0, buffer=50)
+    rec = Recorder(delay=0.005)
+    runner = asyncio.create_task(source.run(rec))
+    await wait_for(lambda: source.status.state == "connected", 10, "connected")
+    await asyncio.to_thread(_publish_all, port, "z/1", [str(i).encode() for i in range(n)], 0)
+    st = source.status
+    await wait_for(lambda: len(rec.seen) + st.dropped == n, 20, "handled + dropped")
+    await source.stop()
+    await runner
+    assert st.dropped > 0 and rec.max_running <= 2
+
+
+def _collect(port: int, topic: str, n: int, out: list[paho.MQTTMessage]) -> paho.Client:
+    got, subscribed = threading.Event(), threading.Event()
+    c = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    c.on_subscribe = lambda *_a: subscribed.set()
+
+    def on_message(_c, _u, m):  # type: ignore[no-untyped-def]
+        out.append(m)
+        if len(out) >= n:
+            got.set()
+
+    c.on_message = on_message
+    c.connect("127.0.0.1", port)
+    c.subscribe(topic, qos=1)
+    c.loop_start()
+    c.got = got  # type: ignore[attr-defined]
+    assert subscribed.wait(10)
+    return c
+
+
+async def test_publishers_read_back(conn_mosquitto):
+    port = conn_mosquitto.port
+    settings = {"host": "127.0.0.1", "port": port}
+    out: list[paho.MQTTMessage] = []
+    reader = await asyncio.to_thread(_collect, port, "out/#", 4, out)
+    pub = get_publisher("m1", "mqtt", settings)
+    assert get_publisher("m1", "mqtt", settings) is pub
+    pub.publish("out/a", {"x": 1}, qos=1, properties={"content_type": "application/json",
+                                                       "user_properties": {"k": "v"}})  # fmt: skip
+    pub.publish("out/b", b"\x00\xff", qos=2)
+    apub = await get_async_publisher("m1", "mqtt", settings)
+    await apub.publish("out/c", "text", qos=1)
+    await apub.publish("out/d", [1, 2], qos=0)
+    assert await asyncio.to_thread(reader.got.wait, 10)
+    reader.disconnect()
+    reader.loop_stop()
+    by_topic = {m.topic: m for m in out}
+    assert by_topic["out/a"].payload == b'{"x":1}'
+    assert by_topic["out/a"].properties.ContentType == "application/json"
+    assert by_topic["out/a"].properties.UserProperty == [("k", "v")]
+    assert by_topic["out/b"].payload == b"\x00\xff"
+    assert by_topic["out/c"].payload == b"text"
+    assert by_topic["out/d"].payload == b"[1,2]"
+    close_publisher("m1")
+    await close_async_publishers()
+
+
+async def test_publisher_dead_port():
+    with pytest.raises(ConnectorError, match="cannot connect to MQTT broker"):
+        get_publisher("m-dead", "mqtt", {"host": "127.0.0.1", "port": free_port()})

@@ -257,3 +257,7 @@ def main() -> None:  # pragma: no cover - console script entry
     except redis.ConnectionError as exc:
         err.print(f"[red]error:[/red] cannot reach Redis ({exc}); is `fnhub serve` running?")
         sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

@@ -81,8 +81,10 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
+            # short blocks: redis-py's default socket timeout (5 s) must not cut a long wait
+            block_ms = max(min(int(left * 1000), 2000), 1)
             response = self.redis.xread(
-                {self.reply_stream: self._last_reply}, count=100, block=max(int(left * 1000), 1)
+                {self.reply_stream: self._last_reply}, count=100, block=block_ms
             )
             for _stream, entries in response or ():
                 for entry_id, fields in entries:

@@ -6,7 +6,6 @@ from fnhub.store.models import Base
 
 _MODEL_MODULES = (
     "fnhub.server.models",
-    "fnhub.connectors.models",
     "fnhub.subscriptions.models",
     "fnhub.cron.models",
     "fnhub.websub.models",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Double, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -32,7 +32,7 @@ class Script(Base):
     active_version: Mapped[int] = mapped_column(Integer)
     active_hash: Mapped[str] = mapped_column(String(64))
     provisioned: Mapped[bool] = mapped_column(default=False)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class ScriptVersion(Base):
@@ -47,7 +47,7 @@ class ScriptVersion(Base):
     hash: Mapped[str] = mapped_column(String(64))
     code: Mapped[str] = mapped_column(LongText)
     functions: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class TaskRecord(Base):
@@ -69,11 +69,11 @@ class TaskRecord(Base):
     kwargs: Mapped[Any] = mapped_column(LongJSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
-    trigger_time: Mapped[float] = mapped_column(Float)
-    start_time: Mapped[float | None] = mapped_column(Float, nullable=True)
-    end_time: Mapped[float | None] = mapped_column(Float, nullable=True)
-    wait_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    run_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    trigger_time: Mapped[float] = mapped_column(Double)
+    start_time: Mapped[float | None] = mapped_column(Double, nullable=True)
+    end_time: Mapped[float | None] = mapped_column(Double, nullable=True)
+    wait_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
+    run_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
     result: Mapped[Any] = mapped_column(LongJSON, nullable=True)
     error_type: Mapped[str | None] = mapped_column(String(256), nullable=True)
     error_message: Mapped[str | None] = mapped_column(LongText, nullable=True)

@@ -35,7 +35,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(mysql.JSON(), "mariadb").with_variant(mysql.JSON(), "mysql"),
             nullable=False,
         ),
-        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("script", "version"),
     )
@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("active_version", sa.Integer(), nullable=False),
         sa.Column("active_hash", sa.String(length=64), nullable=False),
         sa.Column("provisioned", sa.Boolean(), nullable=False),
-        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
@@ -66,11 +66,11 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("trigger_time", sa.Float(), nullable=False),
-        sa.Column("start_time", sa.Float(), nullable=True),
-        sa.Column("end_time", sa.Float(), nullable=True),
-        sa.Column("wait_ms", sa.Float(), nullable=True),
-        sa.Column("run_ms", sa.Float(), nullable=True),
+        sa.Column("trigger_time", sa.Double(), nullable=False),
+        sa.Column("start_time", sa.Double(), nullable=True),
+        sa.Column("end_time", sa.Double(), nullable=True),
+        sa.Column("wait_ms", sa.Double(), nullable=True),
+        sa.Column("run_ms", sa.Double(), nullable=True),
         sa.Column(
             "result",
             sa.JSON().with_variant(mysql.JSON(), "mariadb").with_variant(mysql.JSON(), "mysql"),

@@ -1,0 +1,149 @@
+"""Shared fixtures: real Redis (the machine's, under a unique key prefix), real worker processes.
+
+Every test gets its own key prefix, data folder and SQLite file, so tests never collide and never
+depend on what an earlier run left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from fnhub.bootstrap import Services, open_services
+from fnhub.client import Client
+from fnhub.config import Settings
+from fnhub.tasks import TaskResult
+
+REDIS_URL = os.environ.get("FNHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("FNHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+MYSQL_URL = os.environ.get("FNHUB_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):
+    """Poll until `predicate()` is truthy; return its value or fail with the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    prefix = f"fnhub-test-{uuid.uuid4().hex[:10]}"
+    s = Settings(
+        project_dir=tmp_path,
+        data_dir=tmp_path / ".fnhub",
+        redis_url=REDIS_URL,
+        db_url=f"sqlite:///{tmp_path / 'fnhub.db'}",
+        key_prefix=prefix,
+        processes=2,
+        heartbeat_seconds=0.5,
+        shutdown_grace_seconds=3,
+    )
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    yield s
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i : i + 500])
+    client.close()
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    svc = open_services(settings)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def client(settings: Settings, services: Services) -> Iterator[Client]:
+    c = Client(settings)
+    yield c
+    c.close()
+
+
+def _run_supervisor(settings_json: str, queues: list[str] | None, processes: int | None) -> None:
+    from fnhub.worker.supervisor import Supervisor
+
+    logging.basicConfig(level=logging.WARNING)
+    Supervisor(Settings.model_validate_json(settings_json), queues, processes).run()
+
+
+class WorkerHandle:
+    """A real `fnhub worker` supervisor running in its own process."""
+
+    def __init__(self, settings: Settings, queues: list[str] | None, processes: int | None):
+        self.settings = settings
+        ctx = multiprocessing.get_context("spawn")
+        self.process = ctx.Process(
+            target=_run_supervisor, args=(settings.model_dump_json(), queues, processes)
+        )
+        self.process.start()
+        self.queues = queues or list(settings.queues)
+
+    def wait_ready(self, client: Client, timeout: float = 20.0) -> None:
+        wait_for(lambda: all(client.queue_has_worker(q) for q in self.queues), timeout)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+        return self.process.exitcode
+
+
+@pytest.fixture
+def start_worker(settings: Settings, client: Client) -> Iterator[Callable[..., WorkerHandle]]:
+    handles: list[WorkerHandle] = []
+
+    def start(
+        queues: list[str] | None = None,
+        processes: int | None = None,
+        *,
+        wait: bool = True,
+        settings_override: Settings | None = None,
+    ) -> WorkerHandle:
+        handle = WorkerHandle(settings_override or settings, queues, processes)
+        handles.append(handle)
+        if wait:
+            handle.wait_ready(client)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def publish(services: Services) -> Callable[[dict[str, str]], None]:
+    def do(scripts: dict[str, str]) -> None:
+        services.scripts.publish(scripts)
+
+    return do
+
+
+def call_ok(client: Client, ref: str, kwargs: dict | None = None, **options) -> TaskResult:
+    result = client.call(ref, kwargs or {}, **options)
+    assert result.status == "success", (result.error_type, result.error_message, result.traceback)
+    return result

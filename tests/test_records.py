@@ -1,0 +1,156 @@
+"""Task records on SQLite, PostgreSQL and MariaDB: batched upserts, retention, the off switch."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import func, select
+from tests.conftest import MYSQL_URL, POSTGRES_URL, call_ok, wait_for
+
+from fnhub.keys import Keys
+from fnhub.queue import add_result
+from fnhub.records import Recorder
+from fnhub.store.db import Database
+from fnhub.store.models import TaskRecord
+from fnhub.tasks import Status, Task, result_for
+
+
+def _fresh_database(kind: str, tmp_path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'records.db'}"
+        return
+    name = f"fnhub_test_{uuid.uuid4().hex[:10]}"
+    admin_url = POSTGRES_URL + "/postgres" if kind == "postgresql" else MYSQL_URL
+    admin = Database(admin_url).engine
+    options = {"isolation_level": "AUTOCOMMIT"}
+    with admin.connect().execution_options(**options) as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield (POSTGRES_URL if kind == "postgresql" else MYSQL_URL) + f"/{name}"
+    finally:
+        with admin.connect().execution_options(**options) as conn:
+            if kind == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE {name}"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def database(request, tmp_path) -> Iterator[Database]:
+    gen = _fresh_database(request.param, tmp_path)
+    db = Database(next(gen))
+    db.migrate()
+    yield db
+    db.dispose()
+    gen.close()
+
+
+def _results(keys: Keys, client, n: int, *, origin_id: str = "f", limit=None) -> list[str]:
+    pipe = client.pipeline()
+    ids = []
+    for i in range(n):
+        task = Task(function="s.f", origin_id=origin_id, kwargs={"i": i}, record_limit=limit)
+        task.trigger_time = time.time() + i * 0.001
+        now = time.time()
+        add_result(
+            pipe,
+            keys,
+            task,
+            result_for(
+                task,
+                Status.SUCCESS,
+                start_time=now,
+                end_time=now + 0.01,
+                result={"i": i},
+                logs="line\n",
+            ),
+        )
+        ids.append(task.id)
+    pipe.execute()
+    return ids
+
+
+def test_records_are_written_in_batches_on_every_database(database, settings, services):
+    recorder = Recorder(database, services.redis, services.keys, settings, "t1")
+    recorder.ensure_group()
+    ids = _results(services.keys, services.redis, 2500)
+    written = 0
+    while written < 2500:
+        batch = recorder.run_once(block_ms=200)
+        assert batch <= 1000
+        assert batch > 0
+        written += batch
+    with database.session() as session:
+        assert session.execute(select(func.count()).select_from(TaskRecord)).scalar() == 2500
+        row = session.get(TaskRecord, ids[7])
+        assert row.result == {"i": 7} and row.kwargs == {"i": 7}
+        assert row.status == "success" and row.run_ms == pytest.approx(10, abs=1)
+    assert services.redis.xlen(services.keys.records) == 0
+
+
+def test_retention_keeps_last_n_per_origin(database, settings, services):
+    recorder = Recorder(database, services.redis, services.keys, settings, "t1")
+    recorder.ensure_group()
+    _results(services.keys, services.redis, 30, origin_id="limited", limit=10)
+    kept_ids = _results(services.keys, services.redis, 5, origin_id="other")
+    while recorder.run_once(block_ms=100):
+        pass
+    recorder.prune()
+    with database.session() as session:
+        rows = session.execute(
+            select(TaskRecord.origin_id, func.count()).group_by(TaskRecord.origin_id)
+        ).all()
+        assert dict(rows) == {"limited": 10, "other": 5}
+        kept = session.execute(
+            select(TaskRecord.kwargs).where(TaskRecord.origin_id == "limited")
+        ).scalars()
+        assert sorted(k["i"] for k in kept) == list(range(20, 30))  # the newest ten
+        assert session.get(TaskRecord, kept_ids[0]) is not None
+
+
+def test_records_by_age(database, settings, services):
+    settings.records_max_age_days = 1
+    recorder = Recorder(database, services.redis, services.keys, settings, "t1")
+    recorder.ensure_group()
+    pipe = services.redis.pipeline()
+    old = Task(function="s.f", trigger_time=time.time() - 3 * 86400)
+    add_result(pipe, services.keys, old, result_for(old, Status.SUCCESS))
+    pipe.execute()
+    _results(services.keys, services.redis, 1)
+    while recorder.run_once(block_ms=100):
+        pass
+    assert recorder.prune() == 1
+    with database.session() as session:
+        assert session.get(TaskRecord, old.id) is None
+
+
+def test_worker_records_every_task_and_honours_the_off_switch(
+    client, services, start_worker, settings
+):
+    services.scripts.publish(
+        {
+            "r": (
+                "import fnhub\n@fnhub.api()\ndef on(): return 1\n"
+                "@fnhub.api(record=False)\ndef off(): return 2\n"
+            )
+        }
+    )
+    start_worker(processes=1)
+    on = call_ok(client, "r.on")
+    call_ok(client, "r.off")
+
+    def record():
+        with services.db.session() as session:
+            return session.get(TaskRecord, on.id)
+
+    row = wait_for(record, timeout=10)
+    assert row.status == "success" and row.function == "r.on" and row.wait_ms >= 0
+    time.sleep(1.5)
+    with services.db.session() as session:
+        functions = session.execute(select(TaskRecord.function)).scalars().all()
+    assert functions == ["r.on"]

@@ -1,0 +1,297 @@
+"""The task path end to end: real Redis, real worker processes, real kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+
+import pytest
+from tests.conftest import call_ok, wait_for
+
+from fnhub.calls import CallError
+from fnhub.queue import add_enqueue
+from fnhub.tasks import Task, decode_task
+
+SCRIPT = textwrap.dedent(
+    """
+    import logging
+    import os
+    import re
+    import time
+
+    import fnhub
+
+
+    @fnhub.api("echo")
+    def echo(value=None):
+        return value
+
+
+    @fnhub.api("fails")
+    def fails(message="boom"):
+        print("about to fail")
+        logging.getLogger("user").warning("warned before failing")
+        raise ValueError(message)
+
+
+    @fnhub.api("spins", timeout=1)
+    def spins():
+        while True:
+            pass
+
+
+    @fnhub.api("stuck in C", timeout=1)
+    def stuck_in_c():
+        # catastrophic backtracking: one C call that never releases the GIL
+        return bool(re.match(r"(a+)+$", "a" * 64 + "b"))
+
+
+    @fnhub.api("crash once")
+    def crash_once():
+        if fnhub.context.attempt == 1:
+            fnhub.cache.set("pid", os.getpid())
+            time.sleep(60)
+        return {"attempt": fnhub.context.attempt}
+
+
+    @fnhub.api("always crashes", max_attempts=2)
+    def always_crashes():
+        os._exit(3)
+
+
+    @fnhub.api("not json")
+    def not_json():
+        return object()
+
+
+    @fnhub.api("counts")
+    def counts(n):
+        fnhub.cache.hincr("runs", str(n))
+        return n
+
+
+    @fnhub.api("flaky", retries=2, retry_delay=0.05)
+    def flaky():
+        if fnhub.context.attempt < 3:
+            raise RuntimeError(f"attempt {fnhub.context.attempt} failed")
+        return fnhub.context.attempt
+
+
+    @fnhub.api("slow")
+    def slow(seconds: float):
+        time.sleep(seconds)
+        return seconds
+
+
+    @fnhub.api("async")
+    async def async_fn(x: int):
+        import asyncio
+        await asyncio.sleep(0.01)
+        return x * 2
+
+
+    @fnhub.api("chatty")
+    def chatty():
+        print("x" * 200_000)
+        return "done"
+    """
+)
+
+
+@pytest.fixture
+def worker(publish, start_worker):
+    publish({"demo": SCRIPT})
+    return start_worker(processes=2)
+
+
+def test_success_and_falsy_results_come_back_as_they_are(client, worker):
+    for value in (0, False, "", [], {}, None, 1.5, "text", [1, "a", None]):
+        assert call_ok(client, "demo.echo", {"value": value}).result == value
+    assert call_ok(client, "demo.async_fn", {"x": 21}).result == 42
+
+
+def test_exception_gives_type_message_traceback_and_logs(client, worker):
+    result = client.call("demo.fails", {"message": "it broke"})
+    assert result.status == "failure"
+    assert result.error_type == "ValueError"
+    assert result.error_message == "it broke"
+    assert "raise ValueError(message)" in result.traceback
+    assert "<script demo@" in result.traceback
+    assert "about to fail" in result.logs
+    assert "warned before failing" in result.logs
+
+
+def test_output_capture_is_bounded(client, worker, settings):
+    result = call_ok(client, "demo.chatty")
+    assert len(result.logs) < settings.log_max_bytes + 200
+    assert "more characters of output not kept" in result.logs
+
+
+@pytest.mark.parametrize("function", ["demo.spins", "demo.stuck_in_c"])
+def test_timeout_kills_code_stuck_in_python_or_c(client, worker, function):
+    started = time.monotonic()
+    result = client.call(function, timeout=15)
+    assert result.status == "timeout"
+    assert result.error_type == "TimeoutError"
+    assert time.monotonic() - started < 5
+    # the pool was restored: a new child serves the next call
+    assert call_ok(client, "demo.echo", {"value": 7}).result == 7
+
+
+def test_killed_child_task_is_retried_and_completes(client, worker, services):
+    task = client.submit("demo.crash_once", wait=True)
+    pid = wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
+    os.kill(int(pid), signal.SIGKILL)
+    result = client.wait(task.id, 30)
+    assert result is not None
+    assert result.status == "success"
+    assert result.result == {"attempt": 2}
+    assert result.attempt == 2
+
+
+def test_dead_letter_after_max_attempts(client, worker, services):
+    result = client.call("demo.always_crashes", timeout=30)
+    assert result.status == "dead"
+    assert result.attempt == 2
+    dead = services.redis.xrange(services.keys.dead)
+    assert len(dead) == 1
+    assert decode_task(dead[0][1][b"e"]).function == "demo.always_crashes"
+
+
+def test_non_json_result_is_a_clear_failure(client, worker):
+    result = client.call("demo.not_json")
+    assert result.status == "failure"
+    assert result.error_type == "ResultNotSerializable"
+    assert "object" in result.error_message
+
+
+def test_retries_after_exceptions(client, worker):
+    result = call_ok(client, "demo.flaky")
+    assert result.result == 3
+    assert result.attempt == 3
+
+
+def test_unknown_function_and_bad_kwargs_are_refused_before_enqueueing(client, worker, services):
+    with pytest.raises(CallError, match=r"unknown function 'demo.nope'.*exports"):
+        client.call("demo.nope")
+    with pytest.raises(CallError, match="no published script 'other'"):
+        client.call("other.fn")
+    with pytest.raises(CallError, match="unexpected keyword argument"):
+        client.call("demo.echo", {"wrong": 1})
+    with pytest.raises(CallError, match="missing required argument"):
+        client.call("demo.slow", {})
+    assert services.redis.xlen(services.keys.queue("sync")) == 0
+
+
+def test_kwargs_over_the_size_limit_are_refused(client, worker, settings):
+    big = "x" * (settings.kwargs_max_bytes + 1)
+    with pytest.raises(CallError, match="over the limit") as info:
+        client.call("demo.echo", {"value": big})
+    assert info.value.kind == "too_large"
+
+
+def test_unknown_function_reaching_a_worker_fails_clearly(client, worker, services):
+    """A task for a function that vanished after enqueueing (or a forged one) fails, not hangs."""
+    task = Task(function="demo.vanished", reply_to=client.reply_stream)
+    pipe = services.redis.pipeline()
+    add_enqueue(pipe, services.keys, task)
+    pipe.execute()
+    result = client.wait(task.id, 10)
+    assert result.status == "failure"
+    assert result.error_type == "UnknownFunction"
+
+
+def test_malformed_queue_entry_is_dropped_and_the_worker_goes_on(client, worker, services):
+    services.redis.xadd(services.keys.queue("sync"), {"e": b"\xff\x00not msgpack"})
+    services.redis.xadd(services.keys.queue("sync"), {"other": b"1"})
+    assert call_ok(client, "demo.echo", {"value": 1}).result == 1
+    wait_for(lambda: services.redis.xlen(services.keys.queue("sync")) == 0)
+
+
+def test_expired_task_never_runs(client, publish, start_worker, services):
+    publish({"demo": SCRIPT})
+    task = client.submit("demo.counts", {"n": 1}, wait=True, expires=0.3)
+    time.sleep(0.5)
+    start_worker(processes=1)
+    result = client.wait(task.id, 10)
+    assert result.status == "expired"
+    assert services.redis.hget(f"{services.keys.prefix}:cache:demo:runs", "1") is None
+
+
+def test_delayed_task_runs_after_its_eta(client, worker):
+    started = time.time()
+    task = client.submit("demo.echo", {"value": "later"}, wait=True, eta=started + 1.0)
+    result = client.wait(task.id, 10)
+    assert result.status == "success"
+    assert result.start_time >= started + 1.0
+
+
+def test_thousand_tasks_over_four_processes_none_lost_none_twice(
+    client, publish, start_worker, services, settings
+):
+    publish({"demo": SCRIPT})
+    start_worker(processes=4)
+    ids = [client.submit("demo.counts", {"n": i}, wait=True).id for i in range(1000)]
+    results = [client.wait(task_id, 60) for task_id in ids]
+    assert all(r is not None and r.status == "success" for r in results)
+    runs = services.redis.hgetall(f"{services.keys.prefix}:cache:demo:runs")
+    assert len(runs) == 1000
+    assert set(runs.values()) == {b"1"}
+
+
+def test_graceful_shutdown_lets_running_task_finish(client, publish, start_worker, services):
+    publish({"demo": SCRIPT})
+    handle = start_worker(processes=1)
+    task = client.submit("demo.slow", {"seconds": 1.0}, wait=True)
+    wait_for(
+        lambda: services.redis.xpending(services.keys.queue("sync"), "workers")["pending"] == 1
+    )
+    os.kill(handle.process.pid, signal.SIGTERM)
+    result = client.wait(task.id, 10)
+    assert result.status == "success"
+    handle.process.join(10)
+    assert handle.process.exitcode == 0
+
+
+def test_shutdown_releases_queued_tasks_to_the_next_worker(client, publish, start_worker, settings):
+    publish({"demo": SCRIPT})
+    handle = start_worker(processes=1)
+    ids = [client.submit("demo.slow", {"seconds": 0.3}, wait=True).id for _ in range(6)]
+    time.sleep(0.5)
+    handle.stop()
+    start_worker(processes=2)
+    results = [client.wait(task_id, 20) for task_id in ids]
+    assert [r.status for r in results] == ["success"] * 6
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_dead_worker_tasks_are_released_by_another_worker(client, publish, start_worker, services):
+    publish({"demo": SCRIPT})
+    first = start_worker(processes=1)
+    task = client.submit("demo.crash_once", wait=True)
+    wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
+    # the whole worker dies at once, supervisor and child: nobody releases anything
+    children = _children_of(first.process.pid)
+    os.kill(first.process.pid, signal.SIGKILL)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    start_worker(processes=1)
+    result = client.wait(task.id, 30)
+    assert result is not None
+    assert result.status == "success"
+    assert result.result == {"attempt": 2}

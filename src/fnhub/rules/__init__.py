@@ -1,0 +1,1 @@
+"""Rules: routing broker messages to functions, and the SQL filter engine (``sql``)."""

@@ -57,6 +57,29 @@ class Settings(BaseSettings):
     port: int = 8090
     body_max_bytes: int = 10_000_000
 
+    # WebSub hub (fnhub.websub; docs/websub.md)
+    websub_hub_url: str = ""  # public URL of /websub/hub; default http://host:port/websub/hub
+    websub_open: bool = True  # any topic; False: only topics registered through the API
+    websub_lease_default: int = 864_000  # 10 days
+    websub_lease_min: int = 300
+    websub_lease_max: int = 2_592_000  # 30 days
+    websub_signature_algorithm: str = "sha256"  # sha1 | sha256 | sha384 | sha512
+    websub_retry_initial: float = 5.0
+    websub_retry_factor: float = 2.0
+    websub_retry_max_interval: float = 600.0
+    websub_retry_max_attempts: int = 10
+    websub_retry_deadline: float = 21_600.0  # 6 hours from the first attempt
+    websub_delivery_timeout: float = 10.0
+    websub_verify_timeout: float = 10.0
+    websub_concurrency: int = 256  # HTTP requests in flight per hub server
+    websub_allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https"])
+    websub_deny_private: bool = True  # refuse loopback/private/link-local callbacks (SSRF)
+    websub_content_max_bytes: int = 1_000_000
+    websub_stream_max_len: int = 10_000  # notifications kept per topic (Redis store)
+    websub_store: str = "redis"  # redis | kafka
+    websub_kafka: dict[str, Any] = Field(default_factory=dict)  # KafkaSettings fields
+    websub_owner_ttl: float = 10.0  # seconds a server's claim on a subscription lasts
+
     @property
     def scripts_dir(self) -> Path:
         return self.project_dir / "scripts"

@@ -74,3 +74,101 @@ class Keys:
 
     def cache_pattern(self, scope: str) -> str:
         return f"{self.prefix}:cache:{scope}:*"
+
+    # --- WebSub hub (fnhub.websub) ---------------------------------------------------------
+
+    def websub_topic(self, topic_hash: str) -> str:
+        """Stream of one hub topic's notifications (Redis store); fields ct, body, ts."""
+        return f"{self.prefix}:websub:topic:{topic_hash}"
+
+    @property
+    def websub_cursors(self) -> str:
+        """Hash subscription id → position of its last delivered (or dead-lettered) entry."""
+        return f"{self.prefix}:websub:cursors"
+
+    def websub_owner(self, subscription_id: str) -> str:
+        """Short-TTL key naming the hub server that delivers this subscription now."""
+        return f"{self.prefix}:websub:owner:{subscription_id}"
+
+    def websub_stats(self, subscription_id: str) -> str:
+        """Hash of one subscription's delivery counters (delivered, failures, last delivery)."""
+        return f"{self.prefix}:websub:stats:{subscription_id}"
+
+    def websub_redeliver(self, subscription_id: str) -> str:
+        """List of dead letters put back for delivery (the retry action), before new entries."""
+        return f"{self.prefix}:websub:redeliver:{subscription_id}"
+
+    @property
+    def websub_intents(self) -> str:
+        """Stream of (un)subscription requests waiting for intent verification."""
+        return f"{self.prefix}:websub:intents"
+
+    @property
+    def websub_events(self) -> str:
+        """Pub/sub channel: `n:<topic hash>` new notification, `s` subscriptions changed."""
+        return f"{self.prefix}:websub:events"
+
+    @property
+    def websub_servers(self) -> str:
+        """Sorted set hub server id → heartbeat time, to share subscriptions fairly."""
+        return f"{self.prefix}:websub:servers"
+
+    @property
+    def websub_metrics(self) -> str:
+        """Hash of cluster-wide hub counters."""
+        return f"{self.prefix}:websub:metrics"
+
+    @property
+    def websub_ingest(self) -> str:
+        """Stream scripts write to when the hub store is Kafka; hub servers forward it."""
+        return f"{self.prefix}:websub:ingest"
+
+    @property
+    def websub_kafka_end(self) -> str:
+        """Hash topic hash → next Kafka offset the hub wrote (Tansu's `latest` is unreliable)."""
+        return f"{self.prefix}:websub:kafka:end"
+
+    def running_marker(self, owner: str) -> str:
+        """Set by a trigger while a task runs; deleted with the task's final result (overlap)."""
+        return f"{self.prefix}:running:{owner}"
+
+    @property
+    def running_marker_prefix(self) -> str:
+        return f"{self.prefix}:running:"
+
+    @property
+    def beat_leader(self) -> str:
+        """Lease (beat id, short TTL) held by the one beat that fires cron ticks."""
+        return f"{self.prefix}:beat:leader"
+
+    @property
+    def cron_revision(self) -> str:
+        """Counter bumped on every change of cron jobs (API, CLI, fnhub.yaml)."""
+        return f"{self.prefix}:cron:rev"
+
+    @property
+    def cron_fired(self) -> str:
+        """Hash job id → last tick decided (epoch s): each (job, tick) is decided once."""
+        return f"{self.prefix}:cron:fired"
+
+    @property
+    def cron_dynamic(self) -> str:
+        """Hash job id → JSON {expr, until}: expressions set by scripts at run time."""
+        return f"{self.prefix}:cron:dynamic"
+
+    @property
+    def cron_dynamic_revision(self) -> str:
+        return f"{self.prefix}:cron:dynamic:rev"
+
+    @property
+    def cron_pause_all(self) -> str:
+        """Present (optionally with a TTL) while every cron job is paused."""
+        return f"{self.prefix}:cron:pause:all"
+
+    def cron_pause(self, job_id: str) -> str:
+        """Present (optionally with a TTL) while one cron job is paused."""
+        return f"{self.prefix}:cron:pause:job:{job_id}"
+
+    @property
+    def cron_pause_prefix(self) -> str:
+        return f"{self.prefix}:cron:pause:job:"

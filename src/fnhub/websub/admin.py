@@ -1,0 +1,139 @@
+"""Management API (mounted under /api/v1 behind admin auth): topics, subscriptions, dead letters,
+metrics, and a JSON publish for operators."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from fnhub.websub.api import HubError, current_hub
+from fnhub.websub.content import ContentError, encode
+from fnhub.websub.hub import Hub
+from fnhub.websub.policy import PolicyError, check_url, url_hash
+from fnhub.websub.views import Conflict, NotFound, Views
+
+router = APIRouter(prefix="/websub", tags=["websub"])
+
+
+class TopicIn(BaseModel):
+    url: str = Field(description="topic URL to register (required when the hub is not open)")
+
+
+class PublishIn(BaseModel):
+    topic: str
+    content: Any
+    content_type: str | None = None
+
+
+def _hub(request: Request) -> Hub:
+    try:
+        return current_hub(request)
+    except HubError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
+def _views(hub: Hub) -> Views:
+    return hub.views
+
+
+async def _run(fn: Any, *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.get("/topics")
+async def list_topics(request: Request) -> list[dict[str, Any]]:
+    return await _run(_hub(request).views.topics)
+
+
+@router.post("/topics", status_code=201)
+async def register_topic(body: TopicIn, request: Request) -> dict[str, Any]:
+    hub = _hub(request)
+    try:
+        check_url(body.url, "url", hub.settings)
+    except PolicyError as exc:
+        raise HTTPException(400, str(exc)) from None
+    row = await asyncio.to_thread(hub.registry.ensure_topic, body.url, registered=True)
+    return {"hash": row.hash, "url": row.url, "registered": row.registered}
+
+
+@router.delete("/topics/{topic_hash}", status_code=204)
+async def deregister_topic(topic_hash: str, request: Request) -> None:
+    """New subscriptions and publishes are refused (closed hub); existing ones run out."""
+    if not await asyncio.to_thread(_hub(request).registry.deregister_topic, topic_hash):
+        raise HTTPException(404, f"no topic {topic_hash}")
+
+
+@router.get("/subscriptions")
+async def list_subscriptions(
+    request: Request, state: str | None = None, topic: str | None = None
+) -> list[dict[str, Any]]:
+    return await _run(_hub(request).views.subscriptions, state, topic)
+
+
+@router.get("/subscriptions/{subscription_id}")
+async def get_subscription(subscription_id: str, request: Request) -> dict[str, Any]:
+    return await _run(_hub(request).views.get_subscription, subscription_id)
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=204)
+async def remove_subscription(subscription_id: str, request: Request) -> None:
+    await _run(_hub(request).views.remove_subscription, subscription_id)
+
+
+@router.get("/dead-letters")
+async def list_dead_letters(
+    request: Request, subscription_id: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    return await _run(_hub(request).views.dead_letters, subscription_id, limit)
+
+
+@router.get("/dead-letters/{dead_id}")
+async def get_dead_letter(dead_id: int, request: Request) -> dict[str, Any]:
+    return await _run(_hub(request).views.get_dead_letter, dead_id)
+
+
+@router.post("/dead-letters/{dead_id}/retry", status_code=202)
+async def retry_dead_letter(dead_id: int, request: Request) -> dict[str, Any]:
+    """Queue it again in front of its subscription's notifications."""
+    return await _run(_hub(request).views.retry_dead_letter, dead_id)
+
+
+@router.delete("/dead-letters/{dead_id}", status_code=204)
+async def delete_dead_letter(dead_id: int, request: Request) -> None:
+    await _run(_hub(request).views.delete_dead_letter, dead_id)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> dict[str, Any]:
+    hub = _hub(request)
+    cluster = await _run(hub.views.cluster_metrics)
+    return {
+        "server": {
+            **hub.metrics.snapshot(),
+            "owned_subscriptions": len(hub.deliverers),
+            "server_id": hub.server_id,
+        },
+        "cluster": cluster,
+    }
+
+
+@router.post("/publish", status_code=202)
+async def publish(body: PublishIn, request: Request) -> dict[str, Any]:
+    hub = _hub(request)
+    try:
+        check_url(body.topic, "topic", hub.settings)
+        data, ctype = encode(body.content, body.content_type, hub.settings.websub_content_max_bytes)
+    except (PolicyError, ContentError) as exc:
+        raise HTTPException(400, str(exc)) from None
+    await asyncio.to_thread(hub.registry.ensure_topic, body.topic)
+    position = await hub.store.append(url_hash(body.topic), ctype, data)
+    hub.metrics.counters["published"] += 1
+    return {"topic": body.topic, "position": position, "content_type": ctype}

@@ -1,0 +1,206 @@
+"""One subscription's deliverer: reads the topic from its cursor and POSTs each notification, in
+order, retrying with exponential backoff until delivered, dead-lettered or told to stop.
+
+Exactly one hub server runs the deliverer of a subscription (see `hub.Ownership`), so order per
+subscriber holds and nothing is sent twice unless a server dies between a 2xx and the cursor
+write. Each subscription is its own task, so a slow or dead callback only delays itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+import orjson
+
+from fnhub.websub.models import WebSubDeadLetter
+from fnhub.websub.signing import link_header, signature
+from fnhub.websub.store import Notification
+
+if TYPE_CHECKING:
+    from fnhub.websub.hub import Hub
+
+log = logging.getLogger("fnhub.websub")
+
+READ_BATCH = 100
+IDLE_POLL_SECONDS = 5.0  # re-read even without a wake-up event (covers lost pub/sub messages)
+
+
+@dataclass(slots=True)
+class Sub:
+    """What a deliverer needs of a subscription (secret decrypted)."""
+
+    id: str
+    topic: str
+    topic_hash: str
+    callback: str
+    secret: str | None
+    lease_expires: float
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    DEAD = "dead"  # retries exhausted: dead-lettered, the cursor moves on
+    GONE = "gone"  # 410: the subscriber ended the subscription
+    STOPPED = "stopped"  # ownership lost, lease ended or shutdown: leave the cursor
+
+
+class Deliverer:
+    def __init__(self, hub: Hub, sub: Sub) -> None:
+        self.hub = hub
+        self.sub = sub
+        self.wake = asyncio.Event()
+        self.valid_until = time.monotonic() + hub.settings.websub_owner_ttl
+        self.releasing = False  # finish the current notification, then hand the claim back
+        self.stopping = asyncio.Event()  # cuts a backoff sleep short when releasing or lost
+        self.task: asyncio.Task[None] | None = None
+
+    def owned(self) -> bool:
+        return time.monotonic() < self.valid_until and not self.releasing
+
+    def release(self) -> None:
+        self.releasing = True
+        self.stopping.set()
+        self.wake.set()
+
+    async def run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("deliverer of %s failed; another pass will restart it", self.sub.id)
+        finally:
+            await self.hub.deliverer_exited(self)
+
+    async def _loop(self) -> None:
+        hub = self.hub
+        cursor = await hub.cursor(self.sub)
+        while self.owned():
+            self.wake.clear()
+            again = await hub.redis.lpop(hub.keys.websub_redeliver(self.sub.id))
+            if again is not None:
+                outcome = await self.deliver(_from_redeliver(again))
+                if outcome is Outcome.GONE:
+                    await hub.gone(self.sub)
+                    return
+                if outcome is Outcome.STOPPED:  # keep it queued for the next owner
+                    await hub.redis.lpush(hub.keys.websub_redeliver(self.sub.id), again)
+                    return
+                continue
+            batch = await hub.store.read(self.sub.topic_hash, cursor, READ_BATCH)
+            if not batch:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), IDLE_POLL_SECONDS)
+                except TimeoutError:
+                    pass
+                continue
+            for note in batch:
+                outcome = await self.deliver(note)
+                if outcome is Outcome.STOPPED:
+                    return
+                if not await hub.advance(self, note.id):
+                    return  # another server owns it now
+                cursor = note.id
+                if outcome is Outcome.GONE:
+                    await hub.gone(self.sub)
+                    return
+
+    async def deliver(self, note: Notification) -> Outcome:
+        """Attempt with backoff until 2xx, 410, or the limits (attempts, deadline, lease)."""
+        s = self.hub.settings
+        first = time.monotonic()
+        delay = s.websub_retry_initial
+        attempt = 0
+        while True:
+            if not self.owned() or time.time() >= self.sub.lease_expires:
+                return Outcome.STOPPED
+            attempt += 1
+            status, error = await self.attempt(note)
+            if status is not None and 200 <= status < 300:
+                await self.hub.record_success(self.sub, note, status)
+                return Outcome.DELIVERED
+            if status == 410:
+                return Outcome.GONE
+            await self.hub.record_failure(self.sub, status, error)
+            elapsed = time.monotonic() - first
+            if (
+                attempt >= s.websub_retry_max_attempts
+                or elapsed + delay > s.websub_retry_deadline
+                or time.time() + delay >= self.sub.lease_expires
+            ):
+                await self.dead_letter(note, attempt, error)
+                return Outcome.DEAD
+            try:  # a lost claim or a release wakes us early to give up
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * s.websub_retry_factor, s.websub_retry_max_interval)
+
+    async def attempt(self, note: Notification) -> tuple[int | None, str]:
+        hub = self.hub
+        headers = {
+            "Content-Type": note.content_type,
+            "Link": link_header(hub.hub_url, self.sub.topic),
+        }
+        if self.sub.secret:
+            headers["X-Hub-Signature"] = signature(
+                self.sub.secret, note.body, hub.settings.websub_signature_algorithm
+            )
+        async with hub.limit:
+            try:
+                response = await hub.http.post(
+                    self.sub.callback,
+                    content=note.body,
+                    headers=headers,
+                    timeout=hub.settings.websub_delivery_timeout,
+                )
+            except httpx.HTTPError as exc:
+                return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if 200 <= response.status_code < 300:
+            return response.status_code, ""
+        return response.status_code, f"HTTP {response.status_code}"
+
+    async def dead_letter(self, note: Notification, attempts: int, error: str) -> None:
+        row = WebSubDeadLetter(
+            subscription_id=self.sub.id,
+            topic=self.sub.topic,
+            callback=self.sub.callback,
+            entry_id=note.id,
+            content_type=note.content_type,
+            body=note.body,
+            published_at=note.published_at,
+            attempts=attempts,
+            last_error=error,
+            created_at=time.time(),
+        )
+        await asyncio.to_thread(self.hub.registry.add_dead_letter, row)
+        await self.hub.record_dead(self.sub)
+        log.warning(
+            "notification %s for %s dead-lettered after %d attempts: %s",
+            note.id,
+            self.sub.callback,
+            attempts,
+            error,
+        )
+
+
+def to_redeliver(row: WebSubDeadLetter) -> bytes:
+    return orjson.dumps(
+        {
+            "id": row.entry_id,
+            "ct": row.content_type,
+            "body": row.body.decode("latin-1"),
+            "ts": row.published_at,
+        }
+    )
+
+
+def _from_redeliver(raw: bytes) -> Notification:
+    data = orjson.loads(raw)
+    return Notification(data["id"], data["ct"], data["body"].encode("latin-1"), data["ts"])

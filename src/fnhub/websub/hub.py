@@ -1,0 +1,364 @@
+"""The hub's runtime in one server process: shares subscriptions between servers, runs their
+deliverers, listens for wake-up events and keeps counters.
+
+Ownership: a server delivers a subscription only while it holds `owner:<id>` (SET NX with a short
+TTL, renewed every TTL/3). Servers heartbeat into a sorted set and each claims at most its fair
+share (ceil(active / live servers)), releasing extras after the current notification, so load
+spreads when servers join and a dead server's subscriptions are taken over after one TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from typing import Any
+
+import httpx
+import redis.asyncio as aredis
+
+from fnhub.config import Settings
+from fnhub.keys import Keys
+from fnhub.redis_client import sync_redis
+from fnhub.server.secrets import SecretBox, resolve_secret_key
+from fnhub.store.db import Database
+from fnhub.websub.delivery import Deliverer, Sub
+from fnhub.websub.metrics import Metrics
+from fnhub.websub.registry import Registry
+from fnhub.websub.signing import check_algorithm
+from fnhub.websub.store import Notification, NotificationStore, RedisStore
+from fnhub.websub.views import Views
+
+log = logging.getLogger("fnhub.websub")
+
+SCHEDULE_SECONDS = 1.0
+EXPIRE_EVERY_SECONDS = 5.0
+
+_RENEW = """
+local r = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]); r[i] = 1
+  else r[i] = 0 end
+end
+return r
+"""
+_ADVANCE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]); return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def make_store(settings: Settings, client: aredis.Redis, keys: Keys) -> NotificationStore:
+    if settings.websub_store == "kafka":
+        from fnhub.websub.kafka_store import KafkaStore
+
+        return KafkaStore(settings, client, keys)
+    if settings.websub_store != "redis":
+        raise ValueError("websub_store must be 'redis' or 'kafka'")
+    return RedisStore(client, keys, settings.websub_stream_max_len)
+
+
+def hub_url(settings: Settings) -> str:
+    return settings.websub_hub_url or f"http://{settings.host}:{settings.port}/websub/hub"
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: Settings,
+        client: aredis.Redis,
+        db: Database,
+        keys: Keys,
+        server_id: str,
+    ) -> None:
+        check_algorithm(settings.websub_signature_algorithm)
+        self.settings = settings
+        self.redis = client
+        self.db = db
+        self.keys = keys
+        self.server_id = server_id
+        self.registry = Registry(db)
+        self.box = SecretBox(resolve_secret_key(settings))  # hub.secret is stored encrypted
+        self.views = Views(settings, self.registry, sync_redis(settings))
+        self.store = make_store(settings, client, keys)
+        self.hub_url = hub_url(settings)
+        self.metrics = Metrics()
+        self.limit = asyncio.Semaphore(settings.websub_concurrency)
+        self.http = httpx.AsyncClient(
+            follow_redirects=False,
+            limits=httpx.Limits(
+                max_connections=settings.websub_concurrency,
+                max_keepalive_connections=settings.websub_concurrency,
+            ),
+            headers={"User-Agent": "fnhub-websub"},
+        )
+        self.deliverers: dict[str, Deliverer] = {}
+        self.by_topic: dict[str, set[str]] = {}
+        self.reschedule = asyncio.Event()
+        self._secrets: dict[str, str] = {}
+        self._last_expire = 0.0
+        self._renew = client.register_script(_RENEW)
+        self._advance = client.register_script(_ADVANCE)
+        self._release = client.register_script(_RELEASE)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Runs until cancelled (server shutdown), then hands its claims back at once."""
+        from fnhub.websub.verify import Verifier
+
+        await self.store.start()
+        tasks = [
+            asyncio.create_task(self._events(), name="websub-events"),
+            asyncio.create_task(self._schedule_loop(), name="websub-schedule"),
+            asyncio.create_task(self._renew_loop(), name="websub-renew"),
+            asyncio.create_task(Verifier(self).run(), name="websub-verify"),
+        ]
+        forward = getattr(self.store, "forward_ingest", None)
+        if forward is not None:
+            tasks.append(asyncio.create_task(forward(self), name="websub-ingest"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        running = [d.task for d in self.deliverers.values() if d.task]
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.redis.zrem(self.keys.websub_servers, self.server_id)
+        await self.http.aclose()
+        await self.store.close()
+        self.views.redis.close()
+
+    # --- scheduling and ownership --------------------------------------------------------
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            try:
+                await self.schedule_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("websub scheduling pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reschedule.wait(), SCHEDULE_SECONDS)
+            self.reschedule.clear()
+
+    async def schedule_once(self) -> None:
+        now = time.time()
+        ttl = self.settings.websub_owner_ttl
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.websub_servers, {self.server_id: now})
+            pipe.zremrangebyscore(self.keys.websub_servers, 0, now - max(3.0, ttl))
+            pipe.zcard(self.keys.websub_servers)
+            _, _, servers = await pipe.execute()
+        if now - self._last_expire >= EXPIRE_EVERY_SECONDS:
+            self._last_expire = now
+            expired = await asyncio.to_thread(self.registry.expire_due, now)
+            if expired:
+                self.metrics.counters["expired"] += expired
+        rows = await asyncio.to_thread(self.registry.active, now)
+        active = {r.id: self._sub(r) for r in rows}
+        for sid, d in list(self.deliverers.items()):
+            if sid not in active:
+                d.release()
+            else:
+                d.sub = active[sid]
+        share = math.ceil(len(active) / max(int(servers), 1))
+        mine = [d for d in self.deliverers.values() if not d.releasing]
+        if len(mine) > share:
+            for d in mine[share:]:
+                d.release()
+            return
+        need = share - len(mine)
+        candidates = [sid for sid in active if sid not in self.deliverers]
+        random.shuffle(candidates)
+        while need > 0 and candidates:
+            batch, candidates = candidates[:need], candidates[need:]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid in batch:
+                    pipe.set(
+                        self.keys.websub_owner(sid), self.server_id, nx=True, px=int(ttl * 1000)
+                    )
+                claimed = await pipe.execute()
+            for sid, ok in zip(batch, claimed, strict=True):
+                if ok:
+                    self._start(active[sid])
+                    need -= 1
+
+    def _sub(self, row: Any) -> Sub:
+        secret = None
+        if row.secret:
+            secret = self._secrets.get(row.secret)
+            if secret is None:
+                secret = self._secrets[row.secret] = self.box.decrypt(row.secret)
+        return Sub(row.id, row.topic, row.topic_hash, row.callback, secret, row.lease_expires)
+
+    def _start(self, sub: Sub) -> None:
+        d = Deliverer(self, sub)
+        self.deliverers[sub.id] = d
+        self.by_topic.setdefault(sub.topic_hash, set()).add(sub.id)
+        d.task = asyncio.create_task(d.run(), name=f"websub-deliver-{sub.id}")
+
+    async def deliverer_exited(self, d: Deliverer) -> None:
+        if self.deliverers.get(d.sub.id) is d:
+            del self.deliverers[d.sub.id]
+            ids = self.by_topic.get(d.sub.topic_hash)
+            if ids is not None:
+                ids.discard(d.sub.id)
+                if not ids:
+                    del self.by_topic[d.sub.topic_hash]
+        with contextlib.suppress(Exception):
+            await self._release(keys=[self.keys.websub_owner(d.sub.id)], args=[self.server_id])
+
+    async def _renew_loop(self) -> None:
+        ttl = self.settings.websub_owner_ttl
+        while True:
+            await asyncio.sleep(ttl / 3)
+            owned = list(self.deliverers.values())
+            if not owned:
+                continue
+            started = time.monotonic()
+            try:
+                results = await self._renew(
+                    keys=[self.keys.websub_owner(d.sub.id) for d in owned],
+                    args=[self.server_id, int(ttl * 1000)],
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("could not renew websub claims; deliveries pause until Redis is back")
+                continue
+            for d, ok in zip(owned, results, strict=True):
+                if ok:
+                    d.valid_until = started + ttl
+                else:
+                    d.release()
+
+    # --- events --------------------------------------------------------------------------
+
+    async def _events(self) -> None:
+        """Wake-ups: `n:<topic>` new notification, `s` subscriptions changed, `u:<id>` ended."""
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.websub_events)
+                for d in list(self.deliverers.values()):  # we may have missed events
+                    d.wake.set()
+                while True:
+                    msg = await pubsub.get_message(timeout=5.0)
+                    if msg is not None:
+                        self._event(msg["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("websub event listener reconnecting: %s", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _event(self, data: str) -> None:
+        kind, _, arg = data.partition(":")
+        if kind == "n":
+            for sid in self.by_topic.get(arg, ()):
+                self.deliverers[sid].wake.set()
+        elif kind == "u":
+            d = self.deliverers.get(arg)
+            if d is not None:
+                d.release()
+            self.reschedule.set()
+        elif kind == "s":
+            self.reschedule.set()
+        elif kind == "i":
+            self.ingest_wake.set()
+
+    @property
+    def ingest_wake(self) -> asyncio.Event:
+        event = getattr(self, "_ingest_wake", None)
+        if event is None:
+            event = self._ingest_wake = asyncio.Event()
+        return event
+
+    async def announce(self, event: str) -> None:
+        await self.redis.publish(self.keys.websub_events, event)
+
+    # --- cursors and counters ------------------------------------------------------------
+
+    async def cursor(self, sub: Sub) -> str:
+        raw = await self.redis.hget(self.keys.websub_cursors, sub.id)
+        if raw is not None:
+            return raw.decode()
+        end = await self.store.end(sub.topic_hash)
+        await self.redis.hsetnx(self.keys.websub_cursors, sub.id, end)
+        raw = await self.redis.hget(self.keys.websub_cursors, sub.id)
+        return raw.decode() if raw is not None else end
+
+    async def advance(self, d: Deliverer, position: str) -> bool:
+        ok = await self._advance(
+            keys=[self.keys.websub_owner(d.sub.id), self.keys.websub_cursors],
+            args=[self.server_id, d.sub.id, position],
+        )
+        return bool(ok)
+
+    async def record_success(self, sub: Sub, note: Notification, status: int) -> None:
+        self.metrics.delivered(note.published_at)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            key = self.keys.websub_stats(sub.id)
+            pipe.hincrby(key, "delivered", 1)
+            pipe.hset(
+                key,
+                mapping={
+                    "failures": 0,
+                    "last_delivery_at": repr(time.time()),
+                    "last_status": status,
+                },
+            )
+            pipe.hincrby(self.keys.websub_metrics, "delivered", 1)
+            await pipe.execute()
+
+    async def record_failure(self, sub: Sub, status: int | None, error: str) -> None:
+        self.metrics.counters["failed_attempts"] += 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            key = self.keys.websub_stats(sub.id)
+            pipe.hincrby(key, "failures", 1)
+            pipe.hincrby(key, "failed_attempts", 1)
+            pipe.hset(
+                key,
+                mapping={
+                    "last_error": error,
+                    "last_error_at": repr(time.time()),
+                    "last_status": status if status is not None else "",
+                },
+            )
+            pipe.hincrby(self.keys.websub_metrics, "failed_attempts", 1)
+            await pipe.execute()
+
+    async def record_dead(self, sub: Sub) -> None:
+        self.metrics.counters["dead_lettered"] += 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(self.keys.websub_stats(sub.id), "dead", 1)
+            pipe.hincrby(self.keys.websub_metrics, "dead_lettered", 1)
+            await pipe.execute()
+
+    async def gone(self, sub: Sub) -> None:
+        """The callback answered 410: the subscription ends (§7)."""
+        await asyncio.to_thread(self.registry.end, sub.id, "gone")
+        self.metrics.counters["gone"] += 1
+        await self.redis.hdel(self.keys.websub_cursors, sub.id)
+        await self.announce(f"u:{sub.id}")
+        log.info("subscription %s ended by its callback (410)", sub.id)

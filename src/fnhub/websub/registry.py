@@ -1,0 +1,202 @@
+"""Database access for topics, subscriptions and dead letters (sync; call through a thread)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from fnhub.store.db import Database
+from fnhub.websub.models import WebSubDeadLetter, WebSubSubscription, WebSubTopic
+from fnhub.websub.policy import url_hash
+
+
+@dataclass(slots=True)
+class Verified:
+    subscription: WebSubSubscription
+    fresh: bool  # new or re-activated: its cursor starts at the topic's end
+
+
+class Registry:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- topics --------------------------------------------------------------------------
+
+    def topic(self, topic: str) -> WebSubTopic | None:
+        with self.db.session() as s:
+            return s.get(WebSubTopic, url_hash(topic))
+
+    def ensure_topic(self, topic: str, *, registered: bool = False) -> WebSubTopic:
+        """Create the topic row if missing; `registered=True` also marks an existing one."""
+        h = url_hash(topic)
+        with self.db.session() as s:
+            row = s.get(WebSubTopic, h)
+            if row is None:
+                row = WebSubTopic(hash=h, url=topic, registered=registered, created_at=time.time())
+                s.add(row)
+                try:
+                    s.commit()
+                except IntegrityError:  # another server created it meanwhile
+                    s.rollback()
+                    row = s.get(WebSubTopic, h)
+                    assert row is not None
+            if registered and not row.registered:
+                row.registered = True
+                s.commit()
+            return row
+
+    def deregister_topic(self, topic_hash: str) -> bool:
+        with self.db.session() as s:
+            done = s.execute(
+                update(WebSubTopic).where(WebSubTopic.hash == topic_hash).values(registered=False)
+            )
+            s.commit()
+            return bool(done.rowcount)
+
+    def topics(self) -> list[tuple[WebSubTopic, int]]:
+        """Topics with their count of active subscriptions."""
+        counts = (
+            select(WebSubSubscription.topic_hash, func.count().label("n"))
+            .where(WebSubSubscription.state == "active")
+            .group_by(WebSubSubscription.topic_hash)
+            .subquery()
+        )
+        query = (
+            select(WebSubTopic, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.topic_hash == WebSubTopic.hash)
+            .order_by(WebSubTopic.created_at)
+        )
+        with self.db.session() as s:
+            return [(t, int(n)) for t, n in s.execute(query).all()]
+
+    # --- subscriptions -------------------------------------------------------------------
+
+    def subscription(self, subscription_id: str) -> WebSubSubscription | None:
+        with self.db.session() as s:
+            return s.get(WebSubSubscription, subscription_id)
+
+    def find(self, topic: str, callback: str) -> WebSubSubscription | None:
+        with self.db.session() as s:
+            return s.execute(
+                select(WebSubSubscription).where(
+                    WebSubSubscription.topic_hash == url_hash(topic),
+                    WebSubSubscription.callback_hash == url_hash(callback),
+                )
+            ).scalar_one_or_none()
+
+    def subscriptions(
+        self, *, state: str | None = None, topic: str | None = None
+    ) -> list[WebSubSubscription]:
+        query = select(WebSubSubscription).order_by(WebSubSubscription.created_at)
+        if state:
+            query = query.where(WebSubSubscription.state == state)
+        if topic:
+            query = query.where(WebSubSubscription.topic_hash == url_hash(topic))
+        with self.db.session() as s:
+            return list(s.execute(query).scalars())
+
+    def active(self, now: float) -> list[WebSubSubscription]:
+        with self.db.session() as s:
+            return list(
+                s.execute(
+                    select(WebSubSubscription).where(
+                        WebSubSubscription.state == "active",
+                        WebSubSubscription.lease_expires > now,
+                    )
+                ).scalars()
+            )
+
+    def verified_subscribe(
+        self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
+    ) -> Verified:
+        """Apply a verified subscription: update the pair's row in place, or create it."""
+        with self.db.session() as s:
+            row = s.execute(
+                select(WebSubSubscription).where(
+                    WebSubSubscription.topic_hash == url_hash(topic),
+                    WebSubSubscription.callback_hash == url_hash(callback),
+                )
+            ).scalar_one_or_none()
+            fresh = row is None or row.state != "active" or row.lease_expires <= verified_at
+            if row is None:
+                row = WebSubSubscription(
+                    id=uuid.uuid4().hex,
+                    topic_hash=url_hash(topic),
+                    topic=topic,
+                    callback_hash=url_hash(callback),
+                    callback=callback,
+                    created_at=verified_at,
+                )
+                s.add(row)
+            row.secret = secret
+            row.lease_seconds = lease
+            row.lease_expires = verified_at + lease
+            row.state = "active"
+            row.verified_at = verified_at
+            row.ended_at = None
+            s.commit()
+            return Verified(row, fresh)
+
+    def remove(self, subscription_id: str) -> bool:
+        with self.db.session() as s:
+            done = s.execute(
+                delete(WebSubSubscription).where(WebSubSubscription.id == subscription_id)
+            )
+            s.commit()
+            return bool(done.rowcount)
+
+    def end(self, subscription_id: str, state: str) -> bool:
+        """Stop an active subscription (`expired`, `gone` after a 410, `denied`)."""
+        with self.db.session() as s:
+            done = s.execute(
+                update(WebSubSubscription)
+                .where(
+                    WebSubSubscription.id == subscription_id, WebSubSubscription.state == "active"
+                )
+                .values(state=state, ended_at=time.time())
+            )
+            s.commit()
+            return bool(done.rowcount)
+
+    def expire_due(self, now: float) -> int:
+        with self.db.session() as s:
+            done = s.execute(
+                update(WebSubSubscription)
+                .where(
+                    WebSubSubscription.state == "active", WebSubSubscription.lease_expires <= now
+                )
+                .values(state="expired", ended_at=now)
+            )
+            s.commit()
+            return int(done.rowcount)
+
+    # --- dead letters --------------------------------------------------------------------
+
+    def add_dead_letter(self, row: WebSubDeadLetter) -> int:
+        with self.db.session() as s:
+            s.add(row)
+            s.commit()
+            return row.id
+
+    def dead_letters(
+        self, subscription_id: str | None = None, limit: int = 100
+    ) -> list[WebSubDeadLetter]:
+        query = select(WebSubDeadLetter).order_by(WebSubDeadLetter.id.desc()).limit(limit)
+        if subscription_id:
+            query = query.where(WebSubDeadLetter.subscription_id == subscription_id)
+        with self.db.session() as s:
+            return list(s.execute(query).scalars())
+
+    def dead_letter(self, dead_id: int) -> WebSubDeadLetter | None:
+        with self.db.session() as s:
+            return s.get(WebSubDeadLetter, dead_id)
+
+    def delete_dead_letter(self, dead_id: int) -> bool:
+        with self.db.session() as s:
+            done = s.execute(delete(WebSubDeadLetter).where(WebSubDeadLetter.id == dead_id))
+            s.commit()
+            return bool(done.rowcount)

@@ -1,0 +1,216 @@
+"""Intent verification (§5.3) and denial (§5.2), run after the 202 from a durable queue.
+
+The hub endpoint only validates syntax and appends the request to the `intents` stream; any hub
+server verifies it (consumer group, so a request survives a server restart, and entries idle on a
+dead server are claimed by another). State changes only after the subscriber echoed the challenge,
+so a failed re-subscription leaves the existing subscription untouched (§5.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import httpx
+from redis.exceptions import ResponseError
+
+from fnhub.websub.policy import PolicyError, check_address, url_hash
+
+if TYPE_CHECKING:
+    from fnhub.websub.hub import Hub
+
+log = logging.getLogger("fnhub.websub")
+
+GROUP = "verifiers"
+CONCURRENCY = 32
+CLAIM_IDLE_MS = 60_000
+CHALLENGE_MAX_BYTES = 1024
+
+
+def with_query(callback: str, params: dict[str, str]) -> str:
+    """Append hub parameters to the callback, keeping its own query string (§5.1.1)."""
+    parts = urlsplit(callback)
+    extra = urlencode(params, quote_via=quote)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+class Verifier:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.consumer = hub.server_id
+        self.slots = asyncio.Semaphore(CONCURRENCY)
+        self.pairs: dict[tuple[str, str], asyncio.Lock] = {}
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        hub = self.hub
+        stream = hub.keys.websub_intents
+        try:
+            await hub.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        last_claim = 0.0
+        while True:
+            try:
+                if time.monotonic() - last_claim > CLAIM_IDLE_MS / 2000:
+                    last_claim = time.monotonic()
+                    await self._claim_stale(stream)
+                await self.slots.acquire()
+                self.slots.release()
+                rows = await hub.redis.xreadgroup(
+                    GROUP, self.consumer, {stream: ">"}, count=CONCURRENCY, block=1000
+                )
+                for _, entries in rows or []:
+                    for entry_id, fields in entries:
+                        self._spawn(stream, entry_id, fields)
+            except asyncio.CancelledError:
+                for t in self.running:
+                    t.cancel()
+                raise
+            except Exception:
+                log.exception("websub verification queue failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _claim_stale(self, stream: str) -> None:
+        _, entries, *_ = await self.hub.redis.xautoclaim(
+            stream, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=100
+        )
+        for entry_id, fields in entries:
+            if fields:
+                self._spawn(stream, entry_id, fields)
+
+    def _spawn(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        task = asyncio.create_task(self._handle(stream, entry_id, fields))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        intent = {k.decode(): v.decode() for k, v in fields.items()}
+        pair = (intent["topic"], intent["callback"])
+        lock = self.pairs.setdefault(pair, asyncio.Lock())
+        try:
+            async with self.slots, lock:  # requests for one pair are applied in order
+                await self.process(intent)
+        except Exception:
+            log.exception("verification of %s for %s failed", intent["mode"], intent["callback"])
+        finally:
+            if not lock.locked():
+                self.pairs.pop(pair, None)
+        async with self.hub.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(stream, GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+
+    async def process(self, intent: dict[str, str]) -> None:
+        hub = self.hub
+        mode, topic, callback = intent["mode"], intent["topic"], intent["callback"]
+        if mode == "unsubscribe":
+            existing = await asyncio.to_thread(hub.registry.find, topic, callback)
+            if existing is None or existing.state != "active":
+                return  # nothing to verify (w3c/websub#120)
+        else:
+            try:
+                await check_address(callback, "hub.callback", hub.settings)
+            except PolicyError as exc:
+                await self.deny(callback, topic, str(exc), contact=False)
+                return
+            reason = await self.denial(topic)
+            if reason is not None:
+                await self.deny(callback, topic, reason)
+                return
+        lease = int(intent["lease"])
+        started = time.time()
+        params = {"hub.mode": mode, "hub.topic": topic, "hub.challenge": secrets.token_urlsafe(24)}
+        if mode == "subscribe":
+            params["hub.lease_seconds"] = str(lease)
+        if not await self.confirm(callback, params):
+            hub.metrics.counters["verification_failed"] += 1
+            return
+        if mode == "subscribe":
+            await self.subscribed(topic, callback, intent.get("secret") or None, lease, started)
+        else:
+            await self.unsubscribed(topic, callback)
+
+    async def denial(self, topic: str) -> str | None:
+        """Why the hub refuses this subscription, or None (§5.2 validation)."""
+        hub = self.hub
+        if not hub.settings.websub_open:
+            row = await asyncio.to_thread(hub.registry.topic, topic)
+            if row is None or not row.registered:
+                return "topic is not registered on this hub"
+        return None
+
+    async def deny(self, callback: str, topic: str, reason: str, *, contact: bool = True) -> None:
+        self.hub.metrics.counters["denied"] += 1
+        if not contact:
+            return  # never contact a callback the SSRF policy refused
+        params = {"hub.mode": "denied", "hub.topic": topic, "hub.reason": reason}
+        with contextlib.suppress(httpx.HTTPError):
+            await self.hub.http.get(
+                with_query(callback, params), timeout=self.hub.settings.websub_verify_timeout
+            )
+
+    async def confirm(self, callback: str, params: dict[str, str]) -> bool:
+        """GET with the challenge; only a 2xx echoing it exactly is agreement (§5.3.1)."""
+        hub = self.hub
+        try:
+            async with (
+                hub.limit,
+                hub.http.stream(
+                    "GET", with_query(callback, params), timeout=hub.settings.websub_verify_timeout
+                ) as response,
+            ):
+                body = b""
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > CHALLENGE_MAX_BYTES:
+                        return False
+        except httpx.HTTPError as exc:
+            log.info("verification GET to %s failed: %s", callback, exc)
+            return False
+        ok = 200 <= response.status_code < 300 and body.strip() == params["hub.challenge"].encode()
+        if not ok:
+            log.info("subscriber %s did not confirm (%s)", callback, response.status_code)
+        return ok
+
+    async def subscribed(
+        self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
+    ) -> None:
+        hub = self.hub
+        end = None
+        existing = await asyncio.to_thread(hub.registry.find, topic, callback)
+        if existing is None or existing.state != "active":
+            end = await hub.store.end(existing.topic_hash if existing else url_hash(topic))
+        result = await asyncio.to_thread(
+            hub.registry.verified_subscribe, topic, callback, secret, lease, verified_at
+        )
+        if result.fresh:
+            sub = result.subscription
+            if end is None:  # the lease had just lapsed: still a fresh start
+                end = await hub.store.end(sub.topic_hash)
+            async with hub.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(hub.keys.websub_cursors, sub.id, end)
+                pipe.delete(hub.keys.websub_stats(sub.id), hub.keys.websub_redeliver(sub.id))
+                await pipe.execute()
+        hub.metrics.counters["subscribed"] += 1
+        await hub.announce("s")
+
+    async def unsubscribed(self, topic: str, callback: str) -> None:
+        hub = self.hub
+        existing = await asyncio.to_thread(hub.registry.find, topic, callback)
+        if existing is None:
+            return
+        await asyncio.to_thread(hub.registry.remove, existing.id)
+        async with hub.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(hub.keys.websub_cursors, existing.id)
+            pipe.delete(hub.keys.websub_stats(existing.id), hub.keys.websub_redeliver(existing.id))
+            await pipe.execute()
+        hub.metrics.counters["unsubscribed"] += 1
+        await hub.announce(f"u:{existing.id}")

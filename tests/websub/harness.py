@@ -1,0 +1,176 @@
+"""Real servers for hub tests: the hub app under uvicorn, and subscriber callbacks that record
+what the hub sends. Used by the tests, the kill/restart subprocess and the benchmark.
+
+`hub_app(settings)` builds a FastAPI app with the websub routers and service the way the server
+wires areas (`fnhub.server.context`); swap it for the real app factory once that exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aredis
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from fnhub.config import Settings
+from fnhub.keys import Keys
+from fnhub.server.context import ServerContext
+from fnhub.store.db import Database
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def hub_app(settings: Settings) -> FastAPI:
+    from fnhub.websub import area
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_db_url())
+        db.migrate()
+        client = aredis.Redis.from_url(settings.redis_url)
+        ctx = ServerContext(settings, client, db, Keys(settings.key_prefix), uuid.uuid4().hex)
+        app.state.ctx = ctx
+        task = asyncio.create_task(area.service(ctx))
+        await asyncio.sleep(0)  # the service registers the hub before the first request
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await client.aclose()
+            db.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(area.public_router)
+    app.include_router(area.router, prefix="/api/v1")
+    return app
+
+
+class Served:
+    """A uvicorn server on an already bound random port, in the current event loop."""
+
+    def __init__(self, app: FastAPI, sock: socket.socket | None = None) -> None:
+        self.sock = sock or bound_socket()
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Served:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+        self.sock.close()
+
+
+@dataclass
+class Notice:
+    body: bytes
+    headers: dict[str, str]
+    at: float
+    query: str
+
+
+@dataclass
+class Callback:
+    """What one callback URL answers, and what it received."""
+
+    confirm: bool = True  # echo the challenge (else 404)
+    statuses: list[int] = field(default_factory=list)  # answers to notifications, then 200
+    down: bool = False  # answer every notification with 503
+    delay: float = 0.0
+    verifications: list[dict[str, str]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    attempts: int = 0
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def bodies(self) -> list[bytes]:
+        return [n.body for n in self.notices]
+
+
+class Subscribers:
+    """A subscriber server; `/cb/<name>` routes to `callbacks[name]` (created on first use)."""
+
+    def __init__(self) -> None:
+        self.callbacks: dict[str, Callback] = {}
+        app = FastAPI()
+
+        @app.get("/cb/{name}")
+        async def verify(name: str, request: Request) -> Response:
+            cb = self.cb(name)
+            params = dict(request.query_params)
+            cb.verifications.append(params)
+            cb.event.set()
+            if params.get("hub.mode") == "denied" or not cb.confirm:
+                return Response(status_code=404 if not cb.confirm else 200)
+            return PlainTextResponse(params.get("hub.challenge", ""))
+
+        @app.post("/cb/{name}")
+        async def notify(name: str, request: Request) -> Response:
+            cb = self.cb(name)
+            cb.attempts += 1
+            body = await request.body()
+            if cb.delay:
+                await asyncio.sleep(cb.delay)
+            status = cb.statuses.pop(0) if cb.statuses else (503 if cb.down else 200)
+            if 200 <= status < 300:
+                cb.notices.append(
+                    Notice(body, dict(request.headers), time.time(), request.url.query)
+                )
+                cb.event.set()
+            return Response(status_code=status)
+
+        @app.get("/topic/{name}")
+        async def topic(name: str) -> Response:
+            content, ctype = self.topics.get(name, (b"", "text/plain"))
+            return Response(content, headers={"content-type": ctype})  # exactly as given
+
+        self.topics: dict[str, tuple[bytes, str]] = {}
+        self.app = app
+        self.served = Served(app)
+        self.url = self.served.url
+
+    def cb(self, name: str) -> Callback:
+        return self.callbacks.setdefault(name, Callback())
+
+    def callback_url(self, name: str) -> str:
+        return f"{self.url}/cb/{name}"
+
+
+async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll an (async or sync) predicate until truthy; fail with the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

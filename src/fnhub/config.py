@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8090
     body_max_bytes: int = 10_000_000
+    access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
 
     # WebSub hub (fnhub.websub; docs/websub.md)
     websub_hub_url: str = ""  # public URL of /websub/hub; default http://host:port/websub/hub

@@ -69,6 +69,28 @@ class Keys:
         """Code of one immutable script version."""
         return f"{self.prefix}:script:{name}:{hash_}"
 
+    def task_status(self, task_id: str) -> str:
+        """Encoded TaskResult of a task submitted with a status key: queued, running, then final."""
+        return f"{self.prefix}:task:{task_id}"
+
+    @property
+    def stats(self) -> str:
+        """Hash of task counters and run-time histogram buckets, read by `/metrics`."""
+        return f"{self.prefix}:stats"
+
+    @property
+    def endpoints_revision(self) -> str:
+        """Counter bumped when an HTTP endpoint changes, so servers reload their copies."""
+        return f"{self.prefix}:endpoints:rev"
+
+    def throttle(self, endpoint: str, unit: str, window: int) -> str:
+        """Request counter of one endpoint in one fixed window (second, minute, hour, day)."""
+        return f"{self.prefix}:throttle:{endpoint}:{unit}:{window}"
+
+    def nonce(self, endpoint: str, nonce: str) -> str:
+        """A seen HMAC nonce, kept as long as its timestamp is acceptable (replay guard)."""
+        return f"{self.prefix}:nonce:{endpoint}:{nonce}"
+
     def cache(self, scope: str, key: str) -> str:
         return f"{self.prefix}:cache:{scope}:{key}"
 

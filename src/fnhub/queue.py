@@ -32,6 +32,9 @@ REPLY_MAXLEN = 10_000
 REPLY_TTL_SECONDS = 3600
 RECORDS_MAXLEN = 2_000_000
 DEAD_MAXLEN = 100_000
+STATUS_TTL_SECONDS = 86400
+#: upper bounds (seconds) of the run-time histogram buckets kept in `keys.stats`
+RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 _MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -59,13 +62,26 @@ def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) 
 
 
 def add_result(pipe: Any, keys: Keys, task: Task, result: TaskResult) -> None:
-    """Queue the reply to the waiting caller (if any) and the record (if wanted)."""
+    """Queue the reply to the waiting caller (if any), the status key, the record and counters."""
     data = encode(result)
+    if task.status_key:
+        pipe.set(task.status_key, data, ex=STATUS_TTL_SECONDS)
+    add_stats(pipe, keys, result)
     if task.reply_to:
         pipe.xadd(task.reply_to, {"r": data}, maxlen=REPLY_MAXLEN, approximate=True)
         pipe.expire(task.reply_to, REPLY_TTL_SECONDS)
     if task.record:
         pipe.xadd(keys.records, {"r": data}, maxlen=RECORDS_MAXLEN, approximate=True)
+
+
+def add_stats(pipe: Any, keys: Keys, result: TaskResult) -> None:
+    """Count the outcome per queue and status, and its run time in a histogram bucket."""
+    pipe.hincrby(keys.stats, f"n|{result.queue}|{result.status}", 1)
+    if result.start_time is not None and result.end_time is not None:
+        seconds = max(result.end_time - result.start_time, 0.0)
+        bucket = next((str(b) for b in RUN_BUCKETS if seconds <= b), "+Inf")
+        pipe.hincrby(keys.stats, f"b|{result.queue}|{bucket}", 1)
+        pipe.hincrbyfloat(keys.stats, f"s|{result.queue}", seconds)
 
 
 def add_ack(pipe: Any, stream: str, entry_id: str | bytes) -> None:

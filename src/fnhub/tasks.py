@@ -53,6 +53,7 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     retries: int = 0  # extra runs after the function raised (user opt-in)
     retry_delay: float = 1.0
     reply_to: str | None = None
+    status_key: str | None = None  # Redis key kept at queued → running → final result (async)
     record: bool = True
     record_limit: int | None = None
     meta: dict[str, Any] = {}  # trigger details: http request, broker message, cron tick...

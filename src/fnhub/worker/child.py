@@ -30,7 +30,7 @@ from fnhub.config import Settings
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import add_ack, add_dead_letter, add_enqueue, add_result
 from fnhub.redis_client import sync_redis
-from fnhub.tasks import Status, Task, decode_task, result_for
+from fnhub.tasks import Status, Task, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
 
@@ -192,6 +192,8 @@ def _run_entry(
         flusher.finish(stream, entry_id, Task(function="?"), None)
         return
     slot.set(stream, entry_id, time.time() + task.timeout)
+    if task.status_key:
+        _mark_running(flusher.redis, task)
     try:
         result = executor.run(task)
     finally:
@@ -202,6 +204,15 @@ def _run_entry(
         flusher.finish(stream, entry_id, task, ("retry", retry, eta))
         return
     flusher.finish(stream, entry_id, task, result)
+
+
+def _mark_running(client: redis.Redis, task: Task) -> None:
+    """Tell status readers the task started; XX so a finished (or expired) key is not revived."""
+    running = result_for(task, Status.RUNNING, start_time=time.time())
+    try:
+        client.set(task.status_key, encode(running), xx=True, keepttl=True)  # type: ignore[arg-type]
+    except redis.RedisError as exc:
+        log.warning("cannot mark task %s running: %s", task.id, exc)
 
 
 __all__ = ["Slot", "add_dead_letter", "child_main", "consumer_name", "result_for"]

@@ -1,0 +1,159 @@
+"""Stored connectors (broker connections): CRUD and a "test connection" action.
+
+Secret fields of `settings` (passwords, tokens, keys) are encrypted at rest and come back as
+`********`; sending `********` back on update keeps the stored value. Validation and the
+connection test are the connectors area's (`fnhub.connectors`), used when it is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import time
+from typing import Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from fnhub.server.errors import ApiError, responses
+from fnhub.server.models import Connector
+from fnhub.server.schemas import Deleted, Strict
+from fnhub.server.secrets import SecretBox, masked
+
+router = APIRouter(tags=["connectors"])
+Name = Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class ConnectorIn(Strict):
+    type: str = Field(pattern=r"^[a-z0-9_]{1,32}$", description="redis, mqtt, kafka, ...")
+    description: str = Field("", max_length=2000)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConnectorOut(BaseModel):
+    name: str
+    type: str
+    description: str
+    settings: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+class TestOut(BaseModel):
+    ok: bool
+    message: str
+
+
+def _area(name: str) -> Any | None:
+    try:
+        module = importlib.import_module("fnhub.connectors")
+    except ImportError:
+        return None
+    return getattr(module, name, None)
+
+
+def _validate(type_: str, settings: dict[str, Any]) -> None:
+    validate = _area("validate_settings")
+    if validate is None:
+        return
+    try:
+        validate(type_, settings)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiError(422, "invalid_settings", str(exc)) from None
+
+
+def _out(row: Connector) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "type": row.type,
+        "description": row.description,
+        "settings": masked(row.settings),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def _box(request: Request) -> SecretBox:
+    return request.app.state.secret_box
+
+
+@router.get("/connectors", response_model=list[ConnectorOut], responses=responses(401))
+async def list_connectors(request: Request) -> list[dict[str, Any]]:
+    def load() -> list[Connector]:
+        with request.app.state.ctx.db.session() as session:
+            return list(session.query(Connector).order_by(Connector.name))
+
+    return [_out(r) for r in await asyncio.to_thread(load)]
+
+
+def _get(request: Request, name: str) -> Connector:
+    with request.app.state.ctx.db.session() as session:
+        row = session.get(Connector, name)
+    if row is None:
+        raise ApiError(404, "unknown_connector", f"no connector '{name}'")
+    return row
+
+
+@router.get("/connectors/{name}", response_model=ConnectorOut, responses=responses(401, 404))
+async def get_connector(request: Request, name: str = Name) -> dict[str, Any]:
+    return _out(await asyncio.to_thread(_get, request, name))
+
+
+@router.put("/connectors/{name}", response_model=ConnectorOut, responses=responses(400, 401, 422))
+async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -> dict[str, Any]:
+    """Create or replace a connector."""
+    box = _box(request)
+
+    def save() -> Connector:
+        with request.app.state.ctx.db.session() as session, session.begin():
+            row = session.get(Connector, name)
+            previous = row.settings if row is not None else None
+            sealed = box.seal(body.settings, previous)
+            _validate(body.type, box.open(sealed))
+            now = time.time()
+            if row is None:
+                row = Connector(name=name, created_at=now)
+                session.add(row)
+            row.type = body.type
+            row.description = body.description
+            row.settings = sealed
+            row.updated_at = now
+            return row
+
+    return _out(await asyncio.to_thread(save))
+
+
+@router.delete("/connectors/{name}", response_model=Deleted, responses=responses(401, 404))
+async def delete_connector(request: Request, name: str = Name) -> dict[str, bool]:
+    def remove() -> bool:
+        with request.app.state.ctx.db.session() as session, session.begin():
+            row = session.get(Connector, name)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
+    if not await asyncio.to_thread(remove):
+        raise ApiError(404, "unknown_connector", f"no connector '{name}'")
+    return {"deleted": True}
+
+
+@router.post("/connectors/{name}/test", response_model=TestOut, responses=responses(401, 404, 503))
+async def test_connector(request: Request, name: str = Name) -> dict[str, Any]:
+    """Try to connect with the stored settings; the answer says whether it worked and why not."""
+    row = await asyncio.to_thread(_get, request, name)
+    test = _area("test_connection")
+    if test is None:
+        raise ApiError(503, "unavailable", "connector support is not installed")
+    settings = _box(request).open(row.settings)
+    try:
+        if inspect.iscoroutinefunction(test):
+            outcome = await asyncio.wait_for(test(row.type, settings), 30)
+        else:
+            outcome = await asyncio.wait_for(asyncio.to_thread(test, row.type, settings), 30)
+    except Exception as exc:  # a failed test is an answer, not a server error
+        return {"ok": False, "message": f"{type(exc).__name__}: {exc}"}
+    if isinstance(outcome, tuple):
+        return {"ok": bool(outcome[0]), "message": str(outcome[1])}
+    return {"ok": outcome is not False, "message": "" if outcome in (None, True) else str(outcome)}

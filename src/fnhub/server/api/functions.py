@@ -1,0 +1,119 @@
+"""Functions: list them with their metadata, call one and wait, or submit one as a task."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from fnhub.server.caller import Caller
+from fnhub.server.errors import ApiError, responses
+from fnhub.server.render import failure_response, json_response, outcome
+from fnhub.server.schemas import CallRequest, FunctionOut, SubmitRequest, Submitted, TaskState
+from fnhub.tasks import Status
+
+router = APIRouter(tags=["functions"])
+_REF = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _caller(request: Request) -> Caller:
+    return request.app.state.caller
+
+
+def function_out(info) -> FunctionOut:  # type: ignore[no-untyped-def]
+    options = msgspec.to_builtins(info.options)
+    return FunctionOut(
+        ref=info.ref,
+        script=info.script,
+        name=info.name,
+        title=info.options.title,
+        doc=info.doc,
+        category=info.options.category,
+        tags=list(info.options.tags),
+        params=[msgspec.to_builtins(p) | {"required": p.required} for p in info.params],
+        is_async=info.is_async,
+        convention=info.convention,
+        options=options,
+    )
+
+
+@router.get("/functions", response_model=list[FunctionOut], responses=responses(401))
+async def list_functions(request: Request, script: str | None = None) -> list[FunctionOut]:
+    """Every exported function of the active script versions."""
+    caller = _caller(request)
+    await caller.refresh()
+    infos = sorted(caller.active.functions.values(), key=lambda f: f.ref)
+    return [function_out(f) for f in infos if script is None or f.script == script]
+
+
+@router.get("/functions/{ref}", response_model=FunctionOut, responses=responses(401, 404))
+async def get_function(request: Request, ref: str) -> FunctionOut:
+    caller = _caller(request)
+    info = caller.active.function(ref)
+    if info is None:
+        await caller.refresh()
+        info = caller.active.function(ref)
+    if info is None:
+        raise ApiError(404, "unknown_function", f"unknown function '{ref}'")
+    return function_out(info)
+
+
+@router.post(
+    "/functions/{ref}/call",
+    response_model=TaskState,
+    responses=responses(400, 401, 404, 413, 422, 500, 503, 504),
+)
+async def call_function(request: Request, ref: str, body: CallRequest) -> Response:
+    """Run the function and answer with its result: 500 if it raised, 504 if it timed out."""
+    caller = _caller(request)
+    task = await caller.make(
+        ref,
+        body.kwargs,
+        origin="api",
+        timeout=body.timeout,
+        queue=body.queue,
+        reply_to=caller.reply_stream,
+        meta={"request_id": request.state.request_id},
+    )
+    # nobody waits for it after the wait limit, so it must not run after that either
+    task.expires_at = task.trigger_time + task.timeout + 5.0
+    result = await caller.call(task)
+    if result.status != Status.SUCCESS:
+        return failure_response(result, traceback=True)
+    return json_response(outcome(result), headers={"X-Task-Id": result.id})
+
+
+@router.post(
+    "/functions/{ref}/tasks",
+    status_code=202,
+    response_model=Submitted,
+    responses=responses(400, 401, 404, 413, 422, 503),
+)
+async def submit_function(request: Request, ref: str, body: SubmitRequest) -> Response:
+    """Queue the function and answer at once with the task id; read it at `/tasks/{id}`."""
+    caller = _caller(request)
+    task = await caller.make(
+        ref,
+        body.kwargs,
+        origin="api",
+        timeout=body.timeout,
+        queue=body.queue,
+        reply_to=caller.reply_stream,
+        meta={"request_id": request.state.request_id},
+    )
+    eta = body.eta if body.eta is not None else (time.time() + body.delay if body.delay else None)
+    if eta is not None and task.expires_at is not None:
+        task.expires_at = max(task.expires_at, eta + (task.expires_at - task.trigger_time))
+    task.status_key = caller.keys.task_status(task.id)
+    await caller.submit(task, eta=eta)
+    url = f"/api/v1/tasks/{task.id}"
+    return json_response(
+        {"id": task.id, "status": "queued", "queue": task.queue, "url": url},
+        status=202,
+        headers={"Location": url},
+    )
+
+
+__all__ = ["TaskState", "router"]

@@ -1,0 +1,108 @@
+"""The ASGI application: admin API under `/api/v1`, public endpoints under `/e/`, operations.
+
+`create_app` wires routers (the server's and the areas' from `context.load_areas()`); the
+lifespan opens what a server process shares (`ServerContext`), starts the caller (reply reader
+and cached state) and the areas' services, and closes them in reverse order at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, FastAPI
+
+import fnhub
+from fnhub.config import Settings
+from fnhub.keys import Keys
+from fnhub.redis_client import async_redis, sync_redis
+from fnhub.scripts.store import ScriptStore
+from fnhub.server import errors, ops
+from fnhub.server.api import cache, connectors, endpoints, functions, keys, scripts, tasks, workers
+from fnhub.server.auth import AdminAuth, require_admin
+from fnhub.server.caller import Caller
+from fnhub.server.context import ServerContext, load_areas
+from fnhub.server.endpoints import EndpointRegistry, public_router
+from fnhub.server.middleware import RequestMiddleware
+from fnhub.server.secrets import SecretBox, resolve_secret_key
+from fnhub.store.db import Database
+
+log = logging.getLogger(__name__)
+API_PREFIX = "/api/v1"
+
+
+def new_server_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
+    areas = load_areas()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_db_url())
+        client = async_redis(settings)
+        sync_client = sync_redis(settings)
+        ctx = ServerContext(
+            settings=settings,
+            redis=client,
+            db=db,
+            keys=Keys(settings.key_prefix),
+            server_id=server_id or new_server_id(),
+        )
+        box = SecretBox(resolve_secret_key(settings))
+        caller = Caller(ctx)
+        ctx.extras["caller"] = caller
+        app.state.ctx = ctx
+        app.state.caller = caller
+        app.state.secret_box = box
+        app.state.admin_auth = AdminAuth(db)
+        app.state.scripts = ScriptStore(db, sync_client, ctx.keys)
+        app.state.endpoints = EndpointRegistry(ctx, box)
+        await caller.start()
+        services = [
+            asyncio.create_task(m.service(ctx), name=f"area:{m.__name__}")
+            for m in areas
+            if hasattr(m, "service")
+        ]
+        try:
+            yield
+        finally:
+            for service in services:
+                service.cancel()
+            for service in services:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await service
+            await caller.stop()
+            await client.aclose()
+            sync_client.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="fnhub",
+        version=fnhub.__version__,
+        description="Call Python functions through a durable queue; publish them as endpoints.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(
+        RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
+    )
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_admin)])
+    for module in (functions, tasks, scripts, endpoints, connectors, cache, keys, workers):
+        api.include_router(module.router)
+    for area in areas:
+        if hasattr(area, "router"):
+            api.include_router(area.router)
+    app.include_router(api)
+    app.include_router(public_router)
+    app.include_router(ops.router)
+    for area in areas:
+        if hasattr(area, "public_router"):
+            app.include_router(area.public_router)
+    return app

@@ -1,0 +1,272 @@
+"""Calling functions from the server: check, enqueue, and wait for results on one reply stream.
+
+Each server process owns one reply stream (`keys.reply(server_id)`) and one reader task that
+blocks on it (`XREAD BLOCK`) and resolves the futures of waiting requests by task id, so a
+waiting request costs no Redis round trip. What every call needs to decide before enqueueing
+(the active functions, which queues have live workers, queue lengths) is kept in memory and
+refreshed by a background loop about once a second, and at once when a call would be refused
+because of it (a just-published script, a just-started worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from fnhub.calls import CallError, make_task
+from fnhub.queue import STATUS_TTL_SECONDS, add_enqueue
+from fnhub.redis_client import async_redis
+from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.server.context import ServerContext
+from fnhub.server.errors import ApiError
+from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 1.0
+FORCED_REFRESH_MIN_SECONDS = 0.2
+#: a sync caller waits this much longer than the task's timeout (time spent queued)
+WAIT_MARGIN_SECONDS = 5.0
+_CALL_STATUS = {"unknown_function": 404, "invalid_kwargs": 422, "too_large": 413}
+
+
+def call_error(exc: CallError) -> ApiError:
+    return ApiError(_CALL_STATUS.get(exc.kind, 503), exc.kind, str(exc))
+
+
+class Caller:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.keys = ctx.keys
+        self.redis = ctx.redis
+        self.reply_stream = ctx.keys.reply(ctx.server_id)
+        self.active = ActiveScripts()
+        self.queue_workers: dict[str, int] = {}
+        self.queue_lengths: dict[str, int] = {}
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.revision_listeners: list[Any] = []  # async callables run after each refresh
+        self._waiting: dict[str, asyncio.Future[TaskResult]] = {}
+        self._watchers: dict[str, list[asyncio.Future[TaskResult]]] = {}
+        self._reader_redis: aredis.Redis | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refreshed_at = 0.0
+        self._refresh_lock = asyncio.Lock()
+        self._last_reply = "0-0"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.refresh()
+        self._reader_redis = async_redis(self.settings)
+        self._tasks = [
+            asyncio.create_task(self._read_replies(), name="fnhub-replies"),
+            asyncio.create_task(self._refresh_loop(), name="fnhub-refresh"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.cancel()
+        if self._reader_redis is not None:
+            await self._reader_redis.aclose()
+        with contextlib.suppress(redis.RedisError, OSError):
+            await self.redis.delete(self.reply_stream)
+
+    # -- cached state ------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        """Re-read the scripts (if their revision moved), live workers and queue lengths."""
+        async with self._refresh_lock:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(self.keys.scripts_revision)
+            pipe.hgetall(self.keys.workers)
+            revision_raw, workers_raw = await pipe.execute()
+            revision = int(revision_raw or 0)
+            if revision != self.active.revision:
+                raw = await self.redis.hgetall(self.keys.scripts)
+                self.active = parse_active(raw, revision)
+            ids = [w.decode() for w in workers_raw]
+            pipe = self.redis.pipeline(transaction=False)
+            for wid in ids:
+                pipe.exists(self.keys.worker_alive(wid))
+            alive_flags = await pipe.execute() if ids else []
+            workers: dict[str, dict[str, Any]] = {}
+            counts: dict[str, int] = {}
+            for wid, alive in zip(ids, alive_flags, strict=True):
+                if alive:
+                    info = json.loads(workers_raw[wid.encode()])
+                    workers[wid] = info
+                    for q in info.get("queues", ()):
+                        counts[q] = counts.get(q, 0) + 1
+            queues = sorted(set(counts) | set(self.settings.queues))
+            pipe = self.redis.pipeline(transaction=False)
+            for q in queues:
+                pipe.xlen(self.keys.queue(q))
+            lengths = await pipe.execute()
+            self.workers = workers
+            self.queue_workers = counts
+            self.queue_lengths = dict(zip(queues, lengths, strict=True))
+            self._refreshed_at = time.monotonic()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("cannot refresh scripts/workers from Redis: %s", exc)
+
+    async def _refresh_if_stale(self) -> bool:
+        if time.monotonic() - self._refreshed_at < FORCED_REFRESH_MIN_SECONDS:
+            return False
+        await self.refresh()
+        return True
+
+    # -- making and enqueueing tasks ---------------------------------------------------------
+    async def make(self, ref: str, kwargs: dict[str, Any] | None, **options: Any) -> Task:
+        """A checked task; an unknown function is looked up again once before 404."""
+        try:
+            return make_task(self.settings, self.active, ref, kwargs, **options)
+        except CallError as exc:
+            if exc.kind == "unknown_function" and await self._refresh_if_stale():
+                try:
+                    return make_task(self.settings, self.active, ref, kwargs, **options)
+                except CallError as again:
+                    raise call_error(again) from None
+            raise call_error(exc) from None
+
+    async def check_capacity(self, queue: str) -> None:
+        """503 when no live worker reads the queue or it is over `queue_max_length`."""
+        if not self.queue_workers.get(queue):
+            await self._refresh_if_stale()
+            if not self.queue_workers.get(queue):
+                raise ApiError(
+                    503,
+                    "no_worker",
+                    f"no worker is listening on queue '{queue}'",
+                    headers={"Retry-After": "5"},
+                )
+        if self.queue_lengths.get(queue, 0) >= self.settings.queue_max_length:
+            raise ApiError(
+                503,
+                "queue_full",
+                f"queue '{queue}' holds {self.queue_lengths[queue]} tasks, at its limit of "
+                f"{self.settings.queue_max_length}",
+                headers={"Retry-After": "5"},
+            )
+
+    async def call(self, task: Task, wait: float | None = None) -> TaskResult:
+        """Enqueue a task built with `reply_to=self.reply_stream` and wait for its result."""
+        await self.check_capacity(task.queue)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[TaskResult] = loop.create_future()
+        self._waiting[task.id] = fut
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            add_enqueue(pipe, self.keys, task)
+            await pipe.execute()
+            limit = wait if wait is not None else task.timeout + WAIT_MARGIN_SECONDS
+            try:
+                return await asyncio.wait_for(fut, limit)
+            except TimeoutError:
+                raise ApiError(
+                    504,
+                    "no_result",
+                    f"no result for task {task.id} within {limit:g}s (it may still run)",
+                    task_id=task.id,
+                ) from None
+        finally:
+            self._waiting.pop(task.id, None)
+
+    async def submit(self, task: Task, *, eta: float | None = None) -> None:
+        """Enqueue a task built with a status key; the key says `queued` from now on."""
+        await self.check_capacity(task.queue)
+        pipe = self.redis.pipeline(transaction=True)
+        if task.status_key:
+            pipe.set(
+                task.status_key, encode(result_for(task, Status.QUEUED)), ex=STATUS_TTL_SECONDS
+            )
+        add_enqueue(pipe, self.keys, task, eta=eta)
+        await pipe.execute()
+
+    # -- status of submitted tasks -----------------------------------------------------------
+    async def status(self, task_id: str) -> TaskResult | None:
+        raw = await self.redis.get(self.keys.task_status(task_id))
+        return decode_result(raw) if raw else None
+
+    async def wait_final(self, task_id: str, seconds: float) -> TaskResult | None:
+        """The task's status once final or after `seconds`; replies that come to this server
+        resolve at once, tasks submitted elsewhere are polled with a growing interval."""
+        deadline = time.monotonic() + seconds
+        current = await self.status(task_id)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[TaskResult] = loop.create_future()
+        self._watchers.setdefault(task_id, []).append(fut)
+        interval = 0.05
+        try:
+            while current is not None and current.status not in FINAL_STATUSES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(fut), min(interval, left))
+                interval = min(interval * 2, 0.5)
+                current = await self.status(task_id)
+            return current
+        finally:
+            watchers = self._watchers.get(task_id, [])
+            if fut in watchers:
+                watchers.remove(fut)
+            if not watchers:
+                self._watchers.pop(task_id, None)
+            fut.cancel()
+
+    # -- the reply reader --------------------------------------------------------------------
+    async def _read_replies(self) -> None:
+        assert self._reader_redis is not None
+        backoff = 0.1
+        read = 0
+        while True:
+            try:
+                response = await self._reader_redis.xread(
+                    {self.reply_stream: self._last_reply}, count=1000, block=5000
+                )
+                backoff = 0.1
+            except (redis.RedisError, OSError) as exc:
+                log.warning("reply reader cannot read %s: %s", self.reply_stream, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for _stream, entries in response or ():
+                for entry_id, fields in entries:
+                    self._last_reply = entry_id.decode()
+                    read += 1
+                    try:
+                        result = decode_result(fields[b"r"])
+                    except Exception:  # a malformed reply must not stop the reader
+                        log.exception("malformed reply %s", entry_id)
+                        continue
+                    self._resolve(result)
+            if read >= 1000:  # consumed entries are of no further use: trim them
+                read = 0
+                with contextlib.suppress(redis.RedisError, OSError):
+                    await self.redis.xtrim(self.reply_stream, minid=self._last_reply)
+
+    def _resolve(self, result: TaskResult) -> None:
+        fut = self._waiting.pop(result.id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+        for watcher in self._watchers.get(result.id, ()):
+            if not watcher.done():
+                watcher.set_result(result)

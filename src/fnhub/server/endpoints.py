@@ -1,0 +1,191 @@
+"""Published endpoints: the in-memory registry (reloaded when their revision moves) and the
+public route `/e/{name}` that checks, throttles, caches and calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from fnhub.server import endpoint_auth, request_kwargs, throttle
+from fnhub.server.caller import Caller
+from fnhub.server.context import ServerContext
+from fnhub.server.endpoint_spec import NAME_PATTERN
+from fnhub.server.errors import ApiError, responses
+from fnhub.server.models import Endpoint
+from fnhub.server.render import failure_response, json_response, render_value
+from fnhub.server.secrets import SecretBox
+from fnhub.tasks import Status
+
+CHECK_SECONDS = 1.0
+_SKIP_HEADERS = {"authorization", "cookie", "x-api-key", endpoint_auth.SIGNATURE_HEADER.lower()}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEndpoint:
+    name: str
+    function: str
+    mode: str
+    kwargs: dict[str, Any] | None
+    auth: dict[str, Any]  # secrets in clear
+    throttle: dict[str, int | None]
+    cache_result: float | None
+    timeout: float | None
+    show_traceback: bool
+    enabled: bool
+    expires_at: float | None
+    record_limit: int | None
+
+
+class EndpointRegistry:
+    def __init__(self, ctx: ServerContext, box: SecretBox) -> None:
+        self.ctx = ctx
+        self.box = box
+        self.endpoints: dict[str, LiveEndpoint] = {}
+        self.revision: bytes | None = b"-"
+        self.checked_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def _load(self) -> dict[str, LiveEndpoint]:
+        with self.ctx.db.session() as session:
+            rows = list(session.execute(select(Endpoint)).scalars())
+        return {
+            r.name: LiveEndpoint(
+                name=r.name,
+                function=r.function,
+                mode=r.mode,
+                kwargs=r.kwargs,
+                auth=self.box.open(r.auth),
+                throttle=r.throttle or {},
+                cache_result=r.cache_result,
+                timeout=r.timeout,
+                show_traceback=r.show_traceback,
+                enabled=r.enabled,
+                expires_at=r.expires_at,
+                record_limit=r.record_limit,
+            )
+            for r in rows
+        }
+
+    async def changed(self) -> None:
+        """Bump the revision (every server reloads within a second) and reload here now."""
+        await self.ctx.redis.incr(self.ctx.keys.endpoints_revision)
+        self.checked_at = 0.0
+        await self.get("")
+
+    async def get(self, name: str) -> LiveEndpoint | None:
+        if time.monotonic() - self.checked_at > CHECK_SECONDS:
+            async with self._lock:
+                if time.monotonic() - self.checked_at > CHECK_SECONDS:
+                    revision = await self.ctx.redis.get(self.ctx.keys.endpoints_revision)
+                    if revision != self.revision:
+                        self.endpoints = await asyncio.to_thread(self._load)
+                        self.revision = revision
+                    self.checked_at = time.monotonic()
+        return self.endpoints.get(name)
+
+
+public_router = APIRouter(tags=["endpoints (public)"])
+_BODY_TYPES = {
+    media: {"schema": schema}
+    for media, schema in (
+        ("application/json", {"type": "object"}),
+        ("application/x-www-form-urlencoded", {"type": "object"}),
+        (
+            "multipart/form-data",
+            {"type": "object", "additionalProperties": {"type": "string", "format": "binary"}},
+        ),
+        ("text/plain", {"type": "string"}),
+        ("application/octet-stream", {"type": "string", "format": "binary"}),
+    )
+}
+_ANSWERS = {
+    200: {"description": "the function's result (JSON), or the response it shaped"},
+    202: {"description": "async endpoint: the task was queued"},
+    **responses(400, 401, 403, 404, 410, 413, 422, 429, 500, 503, 504),
+}
+Name = Path(pattern=NAME_PATTERN)
+
+
+async def _serve(request: Request, name: str) -> Response:
+    app = request.app
+    registry: EndpointRegistry = app.state.endpoints
+    caller: Caller = app.state.caller
+    ctx: ServerContext = app.state.ctx
+    ep = await registry.get(name)
+    if ep is None:
+        raise ApiError(404, "unknown_endpoint", f"no endpoint '{name}'")
+    if not ep.enabled:
+        raise ApiError(403, "endpoint_disabled", f"endpoint '{name}' is disabled")
+    if ep.expires_at is not None and ep.expires_at <= time.time():
+        raise ApiError(410, "endpoint_expired", f"endpoint '{name}' has expired")
+    body = await request.body()
+    await endpoint_auth.check(request, body, ep.auth, name, ctx, caller)
+    await throttle.check(ctx.redis, ctx.keys, name, ep.throttle)
+    kwargs = request_kwargs.merge(ep.kwargs, await request_kwargs.from_request(request, body))
+    meta = {
+        "request_id": request.state.request_id,
+        "http": {
+            "method": request.method,
+            "path": request.url.path,
+            "client": request.client.host if request.client else None,
+            "headers": {k: v for k, v in request.headers.items() if k not in _SKIP_HEADERS},
+        },
+    }
+    task = await caller.make(
+        ep.function,
+        kwargs,
+        origin="endpoint",
+        origin_id=name,
+        timeout=ep.timeout,
+        queue="async" if ep.mode == "async" else None,
+        reply_to=caller.reply_stream,
+        record_limit=ep.record_limit,
+        meta=meta,
+    )
+    if ep.mode == "async":
+        task.status_key = ctx.keys.task_status(task.id)
+        await caller.submit(task)
+        return json_response({"id": task.id, "status": "queued"}, status=202)
+    info = caller.active.function(ep.function)
+    ttl = ep.cache_result or (info.options.cache_result if info else None)
+    cache_key = None
+    if ttl:
+        digest = hashlib.sha256(orjson.dumps(kwargs, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        cache_key = ctx.keys.cache(f"endpoint.{name}", f"{task.version[:12]}.{digest}")
+        cached = await ctx.redis.get(cache_key)
+        if cached is not None:
+            return render_value(orjson.loads(cached), {"X-Cache": "hit"})
+    task.expires_at = task.trigger_time + task.timeout + 5.0
+    result = await caller.call(task)
+    if result.status != Status.SUCCESS:
+        return failure_response(result, traceback=ep.show_traceback)
+    headers = {"X-Task-Id": result.id}
+    if cache_key is not None and ttl:
+        await ctx.redis.set(cache_key, orjson.dumps(result.result), px=int(ttl * 1000))
+        headers["X-Cache"] = "miss"
+    return render_value(result.result, headers)
+
+
+_BODY = {"requestBody": {"required": False, "content": _BODY_TYPES}}
+
+
+@public_router.get("/e/{name}", responses=_ANSWERS, response_model=None)
+async def call_endpoint_get(request: Request, name: str = Name) -> Response:
+    """Call an endpoint; kwargs come from the query string."""
+    return await _serve(request, name)
+
+
+@public_router.post("/e/{name}", responses=_ANSWERS, response_model=None, openapi_extra=_BODY)
+async def call_endpoint_post(request: Request, name: str = Name) -> Response:
+    """Call an endpoint; kwargs come from the query string and the body (JSON object, form,
+    multipart with files, plain text → `body`, anything else → `body` as a file)."""
+    return await _serve(request, name)

@@ -1,0 +1,135 @@
+"""Operations: liveness, readiness (Redis, database, workers) and Prometheus metrics.
+
+Task counters and run-time histograms are cluster-wide: workers add them to `keys.stats` in the
+same MULTI that acknowledges each task, so any server's `/metrics` shows every worker's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.responses import Response
+
+from fnhub.queue import RUN_BUCKETS
+from fnhub.server.render import json_response
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+def _db_ping(db: Any) -> None:
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+@router.get("/readyz", response_model=Ready, responses={503: {"model": Ready}})
+async def readyz(request: Request) -> Response:
+    """Ready when Redis and the database answer and at least one worker is alive."""
+    ctx = request.app.state.ctx
+    caller = request.app.state.caller
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(ctx.redis.ping(), 2)
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_db_ping, ctx.db), 5)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    if checks["redis"] == "ok":
+        try:
+            await caller.refresh()
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    checks["workers"] = f"{len(caller.workers)} alive" if caller.workers else "error: none alive"
+    ok = all(not v.startswith("error") for v in checks.values())
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    )
+
+
+class _Snapshot:
+    """A one-off collector over numbers read from Redis for this scrape."""
+
+    def __init__(self, stats: dict[bytes, bytes], lengths: dict[str, int], workers: int) -> None:
+        self.stats = stats
+        self.lengths = lengths
+        self.workers = workers
+
+    def collect(self) -> Any:
+        tasks = CounterMetricFamily(
+            "fnhub_tasks", "Finished tasks by queue and status", labels=["queue", "status"]
+        )
+        buckets: dict[str, dict[str, int]] = {}
+        sums: dict[str, float] = {}
+        for raw_key, raw_value in self.stats.items():
+            kind, _, rest = raw_key.decode().partition("|")
+            queue, _, label = rest.rpartition("|") if kind != "s" else (rest, "", "")
+            if kind == "n":
+                tasks.add_metric([queue, label], int(raw_value))
+            elif kind == "b":
+                buckets.setdefault(queue, {})[label] = int(raw_value)
+            elif kind == "s":
+                sums[queue] = float(raw_value)
+        yield tasks
+        hist = HistogramMetricFamily(
+            "fnhub_task_run_seconds", "Run time of finished tasks", labels=["queue"]
+        )
+        for queue in sorted(set(buckets) | set(sums)):
+            counts = buckets.get(queue, {})
+            cumulative, total = [], 0
+            for bound in [*(str(b) for b in RUN_BUCKETS), "+Inf"]:
+                total += counts.get(bound, 0)
+                cumulative.append((bound, total))
+            hist.add_metric([queue], cumulative, sums.get(queue, 0.0))
+        yield hist
+        lengths = GaugeMetricFamily(
+            "fnhub_queue_length", "Tasks waiting or running per queue", labels=["queue"]
+        )
+        for queue, n in sorted(self.lengths.items()):
+            lengths.add_metric([queue], n)
+        yield lengths
+        yield GaugeMetricFamily("fnhub_workers", "Live worker supervisors", value=self.workers)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: tasks by queue and status, run-time histograms, queue lengths,
+    live workers."""
+    ctx = request.app.state.ctx
+    caller = request.app.state.caller
+    await caller.refresh()
+    stats = await ctx.redis.hgetall(ctx.keys.stats)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(stats, dict(caller.queue_lengths), len(caller.workers)))
+    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")

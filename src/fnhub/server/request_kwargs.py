@@ -1,0 +1,92 @@
+"""Kwargs from an endpoint request: query string, then the body (JSON, form, multipart files,
+plain text or binary), then the endpoint's fixed kwargs with their caller placeholders.
+
+Files and binary bodies cross the queue as JSON-safe dicts
+`{"filename", "content_type", "size", "base64"}` (the task record is JSON).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from fnhub.server.endpoint_spec import CALLER
+from fnhub.server.errors import ApiError
+
+
+def _file(data: bytes, content_type: str, filename: str | None = None) -> dict[str, Any]:
+    return {
+        "filename": filename,
+        "content_type": content_type,
+        "size": len(data),
+        "base64": base64.b64encode(data).decode(),
+    }
+
+
+def _add(kwargs: dict[str, Any], key: str, value: Any) -> None:
+    if key in kwargs:
+        previous = kwargs[key]
+        kwargs[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+    else:
+        kwargs[key] = value
+
+
+async def from_request(request: Request, body: bytes) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for key, value in request.query_params.multi_items():
+        _add(kwargs, key, value)
+    if not body:
+        return kwargs
+    content_type = request.headers.get("content-type", "application/octet-stream")
+    media = content_type.split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "malformed_json", f"malformed JSON body: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(422, "invalid_kwargs", "a JSON body must be an object of kwargs")
+        kwargs.update(data)
+    elif media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            form = await request.form()
+        except Exception as exc:  # multipart parser errors have several types
+            raise ApiError(400, "malformed_form", f"malformed form body: {exc}") from None
+        fields: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                data = await value.read()
+                _add(fields, key, _file(data, value.content_type or "", value.filename))
+            else:
+                _add(fields, key, value)
+        await form.close()
+        kwargs.update(fields)
+    elif media.startswith("text/"):
+        try:
+            kwargs["body"] = body.decode()
+        except UnicodeDecodeError:
+            raise ApiError(400, "bad_request", "a text body must be UTF-8") from None
+    else:
+        kwargs["body"] = _file(body, content_type)
+    return kwargs
+
+
+def merge(fixed: dict[str, Any] | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The call's kwargs: fixed values win; the caller fills only placeholders (422 otherwise)."""
+    if fixed is None:
+        return given
+    fillable = {k for k, v in fixed.items() if v == CALLER}
+    refused = sorted(k for k in given if k not in fillable)
+    if refused:
+        raise ApiError(
+            422,
+            "invalid_kwargs",
+            f"this endpoint does not take argument(s): {', '.join(refused)}",
+        )
+    kwargs = {k: v for k, v in fixed.items() if v != CALLER}
+    kwargs.update({k: v for k, v in given.items() if k in fillable})
+    return kwargs

@@ -1,0 +1,47 @@
+"""Running the server with uvicorn (uvloop + httptools), standalone or inside `fnhub serve`.
+
+uvicorn's own SIGINT/SIGTERM handling gives the graceful part: stop accepting, let in-flight
+requests finish (up to `shutdown_grace_seconds`), then run the lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from fnhub.config import Settings
+from fnhub.server.app import create_app
+
+
+def build_server(
+    settings: Settings, *, host: str | None = None, port: int | None = None
+) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,  # ours is structured (fnhub.access)
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def url_of(settings: Settings, host: str | None = None, port: int | None = None) -> str:
+    return f"http://{host or settings.host}:{port if port is not None else settings.port}"
+
+
+def run_server(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """`fnhub server`: migrate the schema, then serve until SIGTERM/SIGINT."""
+    from fnhub.store.db import Database
+
+    db = Database(settings.resolved_db_url())
+    db.migrate()
+    db.dispose()
+    logging.getLogger("fnhub.server").info("serving on %s", url_of(settings, host, port))
+    build_server(settings, host=host, port=port).run()

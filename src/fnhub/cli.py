@@ -82,7 +82,28 @@ def init(
             created.append(str(path))
     for path in created:
         console.print(f"created [bold]{path}[/bold]")
+    _first_api_key(folder)
     console.print(f"next: [bold]cd {folder} && fnhub serve[/bold]")
+
+
+def _first_api_key(folder: Path) -> None:
+    """Create the project's first admin API key (only if it has none) and show it once."""
+    from fnhub.server.auth import create_key, list_keys
+    from fnhub.store.db import Database
+
+    settings = _settings(folder)
+    db = Database(settings.resolved_db_url())
+    try:
+        db.migrate()
+        if list_keys(db):
+            return
+        _row, token = create_key(db, "init")
+    finally:
+        db.dispose()
+    key_file = settings.data_dir / "api_key"
+    key_file.write_text(token + "\n")
+    key_file.chmod(0o600)
+    console.print(f"admin API key (shown once; also in {key_file}): [bold]{token}[/bold]")
 
 
 @app.command()
@@ -145,6 +166,74 @@ def serve(
     from fnhub.serve import serve as run_serve
 
     sys.exit(run_serve(settings))
+
+
+@app.command()
+def server(
+    project: ProjectOpt = Path("."),
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    verbose: bool = False,
+) -> None:
+    """Run the HTTP server only (API, endpoints, metrics); workers run apart."""
+    _logging(verbose)
+    settings = _settings(project)
+    from fnhub.server.run import run_server, url_of
+
+    err.print(f"fnhub server on [bold]{url_of(settings, host, port)}[/bold]")
+    run_server(settings, host=host, port=port)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="Admin API keys.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="what the key is for")] = "",
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Create an admin API key and print its token (shown only once)."""
+    from fnhub.server.auth import create_key
+    from fnhub.store.db import Database
+
+    db = Database(_settings(project).resolved_db_url())
+    db.migrate()
+    row, token = create_key(db, name)
+    db.dispose()
+    err.print(f"created API key [bold]{row.id}[/bold]; its token is shown only once:")
+    console.print(token)
+
+
+@keys_app.command("list")
+def keys_list(project: ProjectOpt = Path(".")) -> None:
+    """List admin API keys (their tokens are not stored)."""
+    from fnhub.server.auth import list_keys
+    from fnhub.store.db import Database
+
+    db = Database(_settings(project).resolved_db_url())
+    db.migrate()
+    table = Table("id", "name", "created", "expires")
+    for row in list_keys(db):
+        table.add_row(row.id, row.name, _time(row.created_at), _time(row.expires_at))
+    db.dispose()
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, project: ProjectOpt = Path(".")) -> None:
+    """Delete an admin API key (servers forget it within seconds)."""
+    from fnhub.server.auth import revoke_key
+    from fnhub.store.db import Database
+
+    db = Database(_settings(project).resolved_db_url())
+    db.migrate()
+    found = revoke_key(db, key_id)
+    db.dispose()
+    if not found:
+        err.print(f"[red]error:[/red] no API key '{key_id}'")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
 
 
 @app.command()
@@ -244,6 +333,13 @@ def tasks(
         )
     console.print(table)
     db.dispose()
+
+
+from fnhub.cron.cli import beat as _beat  # noqa: E402
+from fnhub.cron.cli import cron_app  # noqa: E402
+
+app.add_typer(cron_app, name="cron")
+app.command("beat")(_beat)
 
 
 def main() -> None:  # pragma: no cover - console script entry

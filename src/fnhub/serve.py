@@ -2,8 +2,9 @@
 
 Order matters: the embedded Redis starts first (queued tasks from the last run are still in its
 append-only file), then the schema is migrated and the project applied, then the worker
-supervisor starts in its own process. On SIGTERM/SIGINT the supervisor gets its grace period to
-finish running tasks before Redis is shut down (which persists what is still queued).
+supervisor starts in its own process, then the HTTP server runs in this process. On SIGTERM/SIGINT
+the server stops accepting and finishes in-flight requests, then the supervisor gets its grace
+period to finish running tasks, then Redis is shut down (which persists what is still queued).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 
 from rich.console import Console
 
@@ -57,15 +59,30 @@ def serve(settings: Settings) -> int:
             target=_worker_process, args=(settings.model_dump_json(),), name="fnhub-worker"
         )
         worker.start()
+        if stop.is_set():
+            return 0
+        from fnhub.server.run import build_server, url_of
+
+        server = build_server(settings)
+        failed = threading.Event()
+
+        def watch_worker() -> None:  # a dead supervisor ends the server (and so `serve`)
+            while not server.should_exit:
+                if not worker.is_alive():
+                    log.error("worker supervisor exited with code %s", worker.exitcode)
+                    failed.set()
+                    server.should_exit = True
+                    return
+                time.sleep(0.5)
+
+        threading.Thread(target=watch_worker, name="fnhub-watch", daemon=True).start()
         console.print(
-            f"fnhub serving project [bold]{settings.project_dir.resolve()}[/bold] with "
-            f"{settings.processes} worker processes; Ctrl-C to stop"
+            f"fnhub serving project [bold]{settings.project_dir.resolve()}[/bold] on "
+            f"[bold]{url_of(settings)}[/bold] with {settings.processes} worker processes; "
+            "Ctrl-C to stop"
         )
-        while not stop.wait(0.5):
-            if not worker.is_alive():
-                log.error("worker supervisor exited with code %s", worker.exitcode)
-                return 1
-        return 0
+        server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
+        return 1 if failed.is_set() or not server.started else 0
     finally:
         if worker is not None and worker.is_alive():
             worker.terminate()

@@ -100,3 +100,6 @@ async def test_connection(
         await asyncio.wait_for(ct.test_connection(model, timeout), timeout + 2)
     except TimeoutError:
         raise ConnectorError(f"{connector_type}: no answer within {timeout}s") from None
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -315,5 +316,19 @@ class Window:
 
 
 def describe_error(exc: BaseException) -> str:
+    """`Class: text`, plus the OS reason (e.g. "Connection refused") found in the cause chain,
+    since client libraries often wrap it as a bare "Error 111"."""
     text = str(exc) or exc.__class__.__name__
-    return f"{exc.__class__.__name__}: {text}" if text != exc.__class__.__name__ else text
+    out = f"{exc.__class__.__name__}: {text}" if text != exc.__class__.__name__ else text
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        errno = getattr(cur, "errno", None)
+        if isinstance(cur, OSError) and isinstance(errno, int) and errno > 0:
+            reason = os.strerror(errno)
+            if reason.lower() not in out.lower():
+                out += f" ({reason})"
+            break
+        cur = cur.__cause__ or cur.__context__
+    return out

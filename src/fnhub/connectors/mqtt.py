@@ -593,6 +593,8 @@ async def _open_async(settings: MqttSettings) -> AsyncMqttPublisher:
     return await AsyncMqttPublisher.open(settings)
 
 
+test_connection.__test__ = False  # type: ignore[attr-defined]
+
 register(
     ConnectorType(
         name="mqtt",

@@ -22,6 +22,9 @@ from typing import Any
 
 import redis as redis_sync
 import redis.asyncio as aredis
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from fnhub.connectors.base import (
@@ -54,7 +57,7 @@ GLOB_CHARS = set("*?[")
 def client_kwargs(s: RedisSettings, *, blocking: bool) -> dict[str, Any]:
     """redis-py keyword arguments; blocking readers get no socket timeout (they wait on BLOCK)."""
     kw: dict[str, Any] = {
-        "socket_connect_timeout": s.socket_timeout,
+        "socket_connect_timeout": min(s.socket_timeout, 5.0),
         "socket_timeout": None if blocking else s.socket_timeout,
         "socket_keepalive": True,
     }
@@ -77,18 +80,25 @@ def client_kwargs(s: RedisSettings, *, blocking: bool) -> dict[str, Any]:
     return kw
 
 
-def async_client(s: RedisSettings, *, blocking: bool = False) -> aredis.Redis:
+def async_client(s: RedisSettings, *, blocking: bool = False, retries: int = 0) -> aredis.Redis:
+    """`retries` 0 for sources (they back off and report themselves) and connection tests."""
     kw = client_kwargs(s, blocking=blocking)
+    kw["retry"] = redis.asyncio.retry.Retry(_backoff(retries), retries)
     if s.url:
         return aredis.Redis.from_url(s.url, **kw)
     return aredis.Redis(**kw)
 
 
-def sync_client(s: RedisSettings) -> redis_sync.Redis:
+def sync_client(s: RedisSettings, retries: int = 2) -> redis_sync.Redis:
     kw = client_kwargs(s, blocking=False)
+    kw["retry"] = redis.retry.Retry(_backoff(retries), retries)
     if s.url:
         return redis_sync.Redis.from_url(s.url, **kw)
     return redis_sync.Redis(**kw)
+
+
+def _backoff(retries: int) -> Any:
+    return ExponentialWithJitterBackoff(base=0.05, cap=0.5) if retries else NoBackoff()
 
 
 def _where(s: RedisSettings) -> str:
@@ -525,7 +535,7 @@ class RedisPublisher:
 class AsyncRedisPublisher:
     def __init__(self, settings: RedisSettings) -> None:
         self.settings = settings
-        self._client = async_client(settings)
+        self._client = async_client(settings, retries=2)
 
     async def publish(self, topic: str, message: Any, **options: Any) -> None:
         opts = parse_model(RedisPublishOptions, options, "redis publish options")
@@ -588,6 +598,8 @@ async def test_connection(settings: RedisSettings, timeout: float) -> None:
 async def _open_async(settings: RedisSettings) -> AsyncRedisPublisher:
     return AsyncRedisPublisher(settings)
 
+
+test_connection.__test__ = False  # type: ignore[attr-defined]
 
 register(
     ConnectorType(

@@ -112,12 +112,17 @@ def conn_broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
         elif kind == "redis":
             argv = [
                 REDIS_SERVER,
-                "--bind", "127.0.0.1",
-                "--port", str(port),
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(d),
-            ]  # fmt: skip
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(d),
+            ]
         else:
             raise ValueError(kind)
         broker = Broker(kind, lambda: argv, port, d)

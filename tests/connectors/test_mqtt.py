@@ -38,9 +38,14 @@ def _publish_all(port: int, topic: str, payloads: list[bytes], qos: int = 1) -> 
 
 def _source(port: int, topics: list[str], *, window: int, client_id: str = "sub-1", **options):
     return create_source(
-        "mqtt", {"host": "127.0.0.1", "port": port}, topics=topics, window=window, group=None,
-        client_id=client_id, options=options,
-    )  # fmt: skip
+        "mqtt",
+        {"host": "127.0.0.1", "port": port},
+        topics=topics,
+        window=window,
+        group=None,
+        client_id=client_id,
+        options=options,
+    )
 
 
 async def test_burst_qos1_every_message_once_window_held(conn_mosquitto):
@@ -62,8 +67,10 @@ async def test_burst_qos1_every_message_once_window_held(conn_mosquitto):
     assert rec.max_running <= window and source.status.max_in_flight <= window
     assert source.status.dropped == 0
     assert all(m.qos == 1 and m.topic == "burst/a" for m in rec.messages[:10])
-    print(f"\nmqtt burst: {n} QoS 1 in {took:.2f}s ({n / took:.0f} msg/s end to end), "
-          f"max in flight {rec.max_running}")  # fmt: skip
+    print(
+        f"\nmqtt burst: {n} QoS 1 in {took:.2f}s ({n / took:.0f} msg/s end to end), "
+        f"max in flight {rec.max_running}"
+    )
 
 
 async def test_killed_connection_redelivers_unacked_to_same_identity(conn_mosquitto):
@@ -194,8 +201,12 @@ async def test_publishers_read_back(conn_mosquitto):
     reader = await asyncio.to_thread(_collect, port, "out/#", 4, out)
     pub = get_publisher("m1", "mqtt", settings)
     assert get_publisher("m1", "mqtt", settings) is pub
-    pub.publish("out/a", {"x": 1}, qos=1, properties={"content_type": "application/json",
-                                                       "user_properties": {"k": "v"}})  # fmt: skip
+    pub.publish(
+        "out/a",
+        {"x": 1},
+        qos=1,
+        properties={"content_type": "application/json", "user_properties": {"k": "v"}},
+    )
     pub.publish("out/b", b"\x00\xff", qos=2)
     apub = await get_async_publisher("m1", "mqtt", settings)
     await apub.publish("out/c", "text", qos=1)
@@ -217,3 +228,37 @@ async def test_publishers_read_back(conn_mosquitto):
 async def test_publisher_dead_port():
     with pytest.raises(ConnectorError, match="cannot connect to MQTT broker"):
         get_publisher("m-dead", "mqtt", {"host": "127.0.0.1", "port": free_port()})
+
+
+async def test_mqtt311_persistent_session_resumes(conn_mosquitto):
+    port = conn_mosquitto.port
+    settings = {"host": "127.0.0.1", "port": port, "protocol": "3.1.1"}
+
+    def make(**options):
+        return create_source(
+            "mqtt",
+            settings,
+            topics=["v3/#"],
+            window=10,
+            group=None,
+            client_id="v3-sub",
+            options=options,
+        )
+
+    first = make(drain_timeout=0.1)
+    rec1 = Recorder()
+    rec1.hold_after = 20
+    runner = asyncio.create_task(first.run(rec1))
+    await wait_for(lambda: first.status.state == "connected", 10, "connected")
+    payloads = [str(i).encode() for i in range(100)]
+    await asyncio.to_thread(_publish_all, port, "v3/a", payloads)
+    await wait_for(lambda: first.status.in_flight == 10, 10, "window full of held handlers")
+    first._client.socket().shutdown(socket.SHUT_RDWR)
+    await first.stop()
+    await runner
+    second = make()
+    rec2 = Recorder()
+    runner = asyncio.create_task(second.run(rec2))
+    await wait_for(lambda: set(rec1.seen) | set(rec2.seen) == set(payloads), 20, "all")
+    await second.stop()
+    await runner

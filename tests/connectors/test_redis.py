@@ -27,9 +27,14 @@ async def _xadd_burst(client: aredis.Redis, key: str, n: int, batch: int = 1000)
 def _stream_source(key: str, *, window: int = 100, client_id: str = "c1", **options):
     options = {"kind": "stream", "start": "0", **options}
     return create_source(
-        "redis", SETTINGS, topics=[key], window=window, group="g", client_id=client_id,
+        "redis",
+        SETTINGS,
+        topics=[key],
+        window=window,
+        group="g",
+        client_id=client_id,
         options=options,
-    )  # fmt: skip
+    )
 
 
 async def test_stream_burst_every_message_once_window_held(conn_prefix, conn_redis_cleanup):
@@ -54,8 +59,10 @@ async def test_stream_burst_every_message_once_window_held(conn_prefix, conn_red
     assert source.status.acked == n and source.status.received == n
     groups = await client.xinfo_groups(key)
     assert groups[0]["pending"] == 0
-    print(f"\nredis stream burst: published {n} in {published:.2f}s, handled in {took:.2f}s "
-          f"({n / took:.0f} msg/s), max in flight {rec.max_running}")  # fmt: skip
+    print(
+        f"\nredis stream burst: published {n} in {published:.2f}s, handled in {took:.2f}s "
+        f"({n / took:.0f} msg/s), max in flight {rec.max_running}"
+    )
 
 
 async def test_stream_restart_resumes_unacked(conn_prefix, conn_redis_cleanup):
@@ -143,9 +150,14 @@ async def test_stream_broker_down_at_start(conn_broker_factory, conn_prefix):
     broker = conn_broker_factory("redis", start=False)
     url = f"redis://127.0.0.1:{broker.port}/0"
     source = create_source(
-        "redis", {"url": url}, topics=["s"], window=10, group="g", client_id="c",
+        "redis",
+        {"url": url},
+        topics=["s"],
+        window=10,
+        group="g",
+        client_id="c",
         options={"kind": "stream", "start": "0"},
-    )  # fmt: skip
+    )
     rec = Recorder()
     runner = asyncio.create_task(source.run(rec))
     await wait_for(lambda: source.status.last_error is not None, 10, "an error")
@@ -166,9 +178,14 @@ async def test_pubsub_overflow_counted_exactly(conn_prefix, conn_redis_cleanup):
     channel = conn_prefix + "ps"
     n = 3000
     source = create_source(
-        "redis", SETTINGS, topics=[channel], window=5, group=None, client_id="ps",
+        "redis",
+        SETTINGS,
+        topics=[channel],
+        window=5,
+        group=None,
+        client_id="ps",
         options={"kind": "pubsub", "buffer": 100},
-    )  # fmt: skip
+    )
     rec = Recorder(delay=0.002)
     runner = asyncio.create_task(source.run(rec))
     await wait_for(lambda: source.status.state == "connected", 10, "subscribed")
@@ -190,9 +207,14 @@ async def test_pubsub_overflow_counted_exactly(conn_prefix, conn_redis_cleanup):
 async def test_pubsub_patterns_and_binary(conn_prefix, conn_redis_cleanup):
     client = conn_redis_cleanup
     source = create_source(
-        "redis", SETTINGS, topics=[conn_prefix + "dev.*", conn_prefix + "plain"], window=10,
-        group=None, client_id="ps", options={"kind": "pubsub"},
-    )  # fmt: skip
+        "redis",
+        SETTINGS,
+        topics=[conn_prefix + "dev.*", conn_prefix + "plain"],
+        window=10,
+        group=None,
+        client_id="ps",
+        options={"kind": "pubsub"},
+    )
     rec = Recorder()
     runner = asyncio.create_task(source.run(rec))
     await wait_for(lambda: source.status.state == "connected", 10, "subscribed")
@@ -242,3 +264,52 @@ async def test_publisher_dead_port_raises_connector_error():
     with pytest.raises(ConnectorError, match="publish to 't' failed"):
         pub.publish("t", "x")
     close_publisher("dead-redis")
+
+
+async def test_stream_failed_handler_left_pending_then_retried(conn_prefix, conn_redis_cleanup):
+    client = conn_redis_cleanup
+    key = conn_prefix + "retry"
+    await _xadd_burst(client, key, 10)
+    source = _stream_source(key, window=5, claim_idle_ms=200)
+    attempts: dict[bytes, int] = {}
+
+    async def handler(msg):
+        attempts[msg.payload] = attempts.get(msg.payload, 0) + 1
+        if msg.payload == b"3" and attempts[msg.payload] == 1:
+            raise RuntimeError("could not hand on")
+
+    runner = asyncio.create_task(source.run(handler))
+    await wait_for(lambda: source.status.acked == 10, 15, "all acked after the retry")
+    await source.stop()
+    await runner
+    assert attempts[b"3"] == 2 and source.status.failed == 1
+    assert all(v == 1 for k, v in attempts.items() if k != b"3")
+    assert (await client.xpending(key, "g"))["pending"] == 0
+
+
+async def test_pubsub_reconnects_after_broker_restart(conn_broker_factory):
+    broker = conn_broker_factory("redis")
+    url = f"redis://127.0.0.1:{broker.port}/0"
+    source = create_source(
+        "redis",
+        {"url": url},
+        topics=["ch"],
+        window=5,
+        group=None,
+        client_id="ps",
+        options={"kind": "pubsub", "reconnect_max": 0.5},
+    )
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(rec))
+    await wait_for(lambda: source.status.state == "connected", 10, "subscribed")
+    broker.stop()
+    await wait_for(lambda: source.status.state == "reconnecting", 10, "noticed the outage")
+    assert source.status.last_error
+    broker.start()
+    await wait_for(lambda: source.status.state == "connected", 15, "resubscribed")
+    client = aredis.Redis.from_url(url)
+    await client.publish("ch", b"after")
+    await wait_for(lambda: rec.seen == [b"after"], 10, "message after restart")
+    await client.aclose()
+    await source.stop()
+    await runner

@@ -58,23 +58,38 @@ def test_unknown_type_and_bad_options():
         validate_settings("nats", {})
     with pytest.raises(ConnectorConfigError, match="kind"):
         create_source(
-            "redis", {"host": "h"}, topics=["t"], window=1, group=None, client_id="c",
+            "redis",
+            {"host": "h"},
+            topics=["t"],
+            window=1,
+            group=None,
+            client_id="c",
             options={"kind": "queue"},
-        )  # fmt: skip
+        )
     with pytest.raises(ConnectorConfigError, match="qos"):
         create_source(
-            "mqtt", {"host": "h"}, topics=["t"], window=1, group=None, client_id="c",
+            "mqtt",
+            {"host": "h"},
+            topics=["t"],
+            window=1,
+            group=None,
+            client_id="c",
             options={"qos": 3},
-        )  # fmt: skip
+        )
     with pytest.raises(ConnectorConfigError, match="window"):
         create_source(
             "mqtt", {"host": "h"}, topics=["t"], window=0, group=None, client_id="c", options={}
         )
     with pytest.raises(ConnectorConfigError, match="heartbeat_interval_ms"):
         create_source(
-            "kafka", {"bootstrap_servers": "h:1"}, topics=["t"], window=1, group="g",
-            client_id="c", options={"session_timeout_ms": 1000, "heartbeat_interval_ms": 1000},
-        )  # fmt: skip
+            "kafka",
+            {"bootstrap_servers": "h:1"},
+            topics=["t"],
+            window=1,
+            group="g",
+            client_id="c",
+            options={"session_timeout_ms": 1000, "heartbeat_interval_ms": 1000},
+        )
 
 
 def test_stable_client_id():
@@ -105,6 +120,4 @@ async def test_connection_dead_port(kind, settings, match):
 async def test_connection_ok(conn_mosquitto, conn_tansu):
     await test_connection("redis", {"url": SHARED_REDIS_URL}, timeout=3)
     await test_connection("mqtt", {"host": "127.0.0.1", "port": conn_mosquitto.port}, timeout=3)
-    await test_connection(
-        "kafka", {"bootstrap_servers": f"127.0.0.1:{conn_tansu.port}"}, timeout=3
-    )
+    await test_connection("kafka", {"bootstrap_servers": f"127.0.0.1:{conn_tansu.port}"}, timeout=3)

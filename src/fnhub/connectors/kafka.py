@@ -154,6 +154,7 @@ class KafkaSource:
             auto_offset_reset=o.start,
             session_timeout_ms=o.session_timeout_ms,
             heartbeat_interval_ms=o.heartbeat_interval_ms,
+            metadata_max_age_ms=o.metadata_max_age_ms,
             max_poll_records=self._window.size,
             **kw,
         )

@@ -276,13 +276,17 @@ class MqttSource:
         self.status.acked += 1
 
     def _on_session(self, session_present: bool) -> None:
-        if not session_present:
-            self._by_mid.clear()  # packet ids of a lost session mean nothing now
         # Deliveries of an older connection that were never handed out will be resent.
         if self._backlog:
-            self._backlog = collections.deque(
-                d for d in self._backlog if not d.qos or d.gen == self._gen
-            )
+            kept: collections.deque[_Delivery] = collections.deque()
+            for d in self._backlog:
+                if not d.qos or d.gen == self._gen:
+                    kept.append(d)
+                elif self._by_mid.get(d.mid) is d:
+                    del self._by_mid[d.mid]
+            self._backlog = kept
+        if not session_present:
+            self._by_mid.clear()  # packet ids of a lost session mean nothing now
 
     def _set_status(self, state: str | None, error: str | None) -> None:
         if state is not None and not self._stopping:
@@ -348,7 +352,8 @@ class MqttSource:
     def _net_on_subscribe(
         self, _c: Any, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any
     ) -> None:
-        self._call(self.status.connected)  # subscribed: publishes from now on reach us
+        if any(not rc.is_failure for rc in codes):
+            self._call(self.status.connected)  # subscribed: publishes from now on reach us
         for topic, rc in zip(self.topics, codes, strict=False):
             if rc.is_failure:
                 text = f"subscribe to {topic!r} refused: {_reason_text(rc)}"

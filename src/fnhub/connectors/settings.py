@@ -159,6 +159,7 @@ class KafkaSourceOptions(_Model):
     session_timeout_ms: int = Field(10000, ge=500)
     heartbeat_interval_ms: int = Field(3000, ge=100)
     commit_interval_ms: int = Field(500, ge=10)
+    metadata_max_age_ms: int = Field(30000, ge=100)  # how soon topics created later are seen
     drain_timeout: float = Field(10.0, ge=0)
     reconnect_max: float = Field(30.0, gt=0)
 

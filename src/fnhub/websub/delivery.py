@@ -160,7 +160,7 @@ class Deliverer:
                     headers=headers,
                     timeout=hub.settings.websub_delivery_timeout,
                 )
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, ValueError) as exc:  # ValueError: unsendable URL/header
                 return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if 200 <= response.status_code < 300:
             return response.status_code, ""

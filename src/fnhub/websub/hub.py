@@ -35,7 +35,7 @@ from fnhub.websub.views import Views
 log = logging.getLogger("fnhub.websub")
 
 SCHEDULE_SECONDS = 1.0
-EXPIRE_EVERY_SECONDS = 5.0
+EXPIRE_EVERY_SECONDS = 1.0
 
 _RENEW = """
 local r = {}

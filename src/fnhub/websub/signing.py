@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from urllib.parse import quote
 
 ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 
@@ -30,4 +31,9 @@ def verify(secret: str, body: bytes, header: str) -> bool:
 
 def link_header(hub_url: str, topic: str) -> str:
     """One `Link` header, both relations, RFC 8288 angle brackets (Ballerina omits them)."""
-    return f'<{hub_url}>; rel="hub", <{topic}>; rel="self"'
+    return f'<{as_uri(hub_url)}>; rel="hub", <{as_uri(topic)}>; rel="self"'
+
+
+def as_uri(url: str) -> str:
+    """Percent-encode what a header cannot carry (non-ASCII, spaces); keep existing escapes."""
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")

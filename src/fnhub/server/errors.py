@@ -63,7 +63,8 @@ class ApiError(Exception):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
-    body = {"error": {"code": code, "message": message, **extra}}
+    details = {k: v for k, v in extra.items() if v is not None}
+    body = {"error": {"code": code, "message": message, **details}}
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
     )

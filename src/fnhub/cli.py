@@ -341,6 +341,10 @@ from fnhub.cron.cli import cron_app  # noqa: E402
 app.add_typer(cron_app, name="cron")
 app.command("beat")(_beat)
 
+from fnhub.websub.cli import websub_app  # noqa: E402
+
+app.add_typer(websub_app, name="websub")
+
 
 def main() -> None:  # pragma: no cover - console script entry
     import redis

@@ -22,7 +22,7 @@ import redis.asyncio as aredis
 
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.redis_client import sync_redis
+from fnhub.redis_client import redis_url, sync_redis
 from fnhub.server.secrets import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
 from fnhub.websub.delivery import Deliverer, Sub
@@ -35,6 +35,7 @@ from fnhub.websub.views import Views
 log = logging.getLogger("fnhub.websub")
 
 SCHEDULE_SECONDS = 1.0
+REDIS_CONNECTIONS = 32
 EXPIRE_EVERY_SECONDS = 1.0
 
 _RENEW = """
@@ -82,7 +83,12 @@ class Hub:
     ) -> None:
         check_algorithm(settings.websub_signature_algorithm)
         self.settings = settings
-        self.redis = client
+        # own pool that waits instead of failing: hundreds of deliverers share few connections
+        pool = aredis.BlockingConnectionPool.from_url(
+            redis_url(settings), max_connections=REDIS_CONNECTIONS, timeout=30
+        )
+        self.redis = aredis.Redis(connection_pool=pool)
+        client = self.redis
         self.db = db
         self.keys = keys
         self.server_id = server_id
@@ -143,6 +149,7 @@ class Hub:
         await self.http.aclose()
         await self.store.close()
         self.views.redis.close()
+        await self.redis.aclose()
 
     # --- scheduling and ownership --------------------------------------------------------
 

@@ -64,7 +64,8 @@ class Caller:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.refresh()
-        self._reader_redis = async_redis(self.settings)
+        # its reads block for 5 s: a socket timeout shorter than that would cut them off
+        self._reader_redis = async_redis(self.settings, socket_timeout=30)
         self._tasks = [
             asyncio.create_task(self._read_replies(), name="fnhub-replies"),
             asyncio.create_task(self._refresh_loop(), name="fnhub-refresh"),

@@ -1,0 +1,210 @@
+"""Cron jobs as a resource: the spec callers send, its checks, and the table's read/write store.
+
+Every change goes through `JobStore`, and its caller bumps `keys.cron_revision` afterwards
+(`add_bump`), so running beats reload; a beat never queries the table per tick.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import delete, select
+
+from fnhub.calls import CallError, resolve
+from fnhub.cron.models import CronJob
+from fnhub.cron.schedule import CronExpressionError, validate
+from fnhub.functions import FunctionInfo
+from fnhub.keys import Keys
+from fnhub.scripts.registry import ActiveScripts
+from fnhub.store.db import Database
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+class CronJobError(ValueError):
+    """A refused change. `kind` maps to an HTTP status: not_found 404, conflict 409, else 422."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # invalid | not_found | conflict
+
+
+class CronJobSpec(BaseModel):
+    """A cron job as declared in fnhub.yaml or sent to the API / CLI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    function: str
+    expr: str | None = None  # may be omitted when the function declares fixed_crontab
+    timezone: str | None = None  # default: settings.cron_timezone
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+    expires_at: float | None = None  # epoch seconds (or an ISO datetime); no ticks from then on
+    queue: str | None = None  # default: the function's queue, else `cron`
+    record_limit: int | None = Field(default=None, ge=0)
+    misfire: Literal["skip", "run_once"] = "skip"
+    overlap: Literal["skip", "allow"] = "skip"
+    title: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be 1-128 letters, digits, '_', '-' or '.', starting alnum")
+        return value
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _expires(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return datetime.fromisoformat(value).timestamp()
+        return value
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("queue name must be letters, digits, '-' or '_'")
+        return value
+
+
+def expression_for(spec_expr: str | None, info: FunctionInfo | None) -> tuple[str | None, str]:
+    """The static expression and where it comes from: the function's fixed_crontab wins."""
+    if info is not None and info.options.fixed_crontab:
+        return info.options.fixed_crontab, "fixed_crontab"
+    return spec_expr, "job"
+
+
+def check(spec: CronJobSpec, active: ActiveScripts, default_timezone: str) -> None:
+    """Raise CronJobError unless the job can run: function, expression, timezone and kwargs."""
+    try:
+        info = resolve(active, spec.function)
+    except CallError as exc:
+        raise CronJobError("invalid", f"cron job '{spec.id}': {exc}") from exc
+    expr, source = expression_for(spec.expr, info)
+    if not expr:
+        raise CronJobError(
+            "invalid",
+            f"cron job '{spec.id}': no expression (give `expr`, or declare fixed_crontab on "
+            f"{spec.function})",
+        )
+    try:
+        validate(expr, spec.timezone or default_timezone)
+    except CronExpressionError as exc:
+        where = f" (fixed_crontab of {spec.function})" if source == "fixed_crontab" else ""
+        raise CronJobError("invalid", f"cron job '{spec.id}'{where}: {exc}") from exc
+    if info.convention == "kwargs":
+        problem = info.check_kwargs(spec.kwargs)
+        if problem:
+            raise CronJobError("invalid", f"cron job '{spec.id}': {problem}")
+
+
+def spec_of(row: CronJob) -> CronJobSpec:
+    return CronJobSpec.model_construct(
+        id=row.id,
+        function=row.function,
+        expr=row.expr,
+        timezone=row.timezone,
+        kwargs=row.kwargs or {},
+        enabled=row.enabled,
+        expires_at=row.expires_at,
+        queue=row.queue,
+        record_limit=row.record_limit,
+        misfire=row.misfire,
+        overlap=row.overlap,
+        title=row.title,
+    )
+
+
+class JobStore:
+    """Reads and writes `cron_jobs`; callers check specs first and bump the revision after."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def all(self) -> list[CronJob]:
+        with self.db.session() as session:
+            return list(session.execute(select(CronJob).order_by(CronJob.id)).scalars())
+
+    def get(self, job_id: str) -> CronJob:
+        with self.db.session() as session:
+            row = session.get(CronJob, job_id)
+        if row is None:
+            raise CronJobError("not_found", f"no cron job '{job_id}'")
+        return row
+
+    def create(self, spec: CronJobSpec, *, provisioned: bool = False) -> CronJob:
+        with self.db.session() as session, session.begin():
+            if session.get(CronJob, spec.id) is not None:
+                raise CronJobError("conflict", f"cron job '{spec.id}' already exists")
+            row = CronJob(**spec.model_dump(), provisioned=provisioned)
+            row.created_at = row.updated_at = time.time()
+            session.add(row)
+        return row
+
+    def replace(self, spec: CronJobSpec, *, provisioned: bool = False) -> CronJob:
+        """Create or overwrite (keeps created_at, so fired-tick history stays meaningful)."""
+        with self.db.session() as session, session.begin():
+            row = session.get(CronJob, spec.id)
+            if row is None:
+                row = CronJob(id=spec.id, created_at=time.time())
+                session.add(row)
+            for name, value in spec.model_dump().items():
+                setattr(row, name, value)
+            row.provisioned = provisioned
+            row.updated_at = time.time()
+        return row
+
+    def set_enabled(self, job_id: str, enabled: bool) -> CronJob:
+        with self.db.session() as session, session.begin():
+            row = session.get(CronJob, job_id)
+            if row is None:
+                raise CronJobError("not_found", f"no cron job '{job_id}'")
+            row.enabled = enabled
+            row.updated_at = time.time()
+        return row
+
+    def delete(self, job_id: str) -> None:
+        with self.db.session() as session, session.begin():
+            if session.execute(delete(CronJob).where(CronJob.id == job_id)).rowcount == 0:
+                raise CronJobError("not_found", f"no cron job '{job_id}'")
+
+    def sync_provisioned(self, specs: list[CronJobSpec]) -> list[str]:
+        """Make the declared jobs exactly `specs`: upsert them, drop provisioned ones not listed.
+
+        Jobs created through the API or CLI are left alone. Returns the removed ids.
+        """
+        ids = {s.id for s in specs}
+        for spec in specs:
+            self.replace(spec, provisioned=True)
+        with self.db.session() as session, session.begin():
+            gone = list(
+                session.execute(
+                    select(CronJob.id).where(CronJob.provisioned.is_(True), CronJob.id.not_in(ids))
+                ).scalars()
+            )
+            if gone:
+                session.execute(delete(CronJob).where(CronJob.id.in_(gone)))
+        return gone
+
+
+def add_bump(pipe: Any, keys: Keys) -> None:
+    """Tell running beats to reload the jobs."""
+    pipe.incr(keys.cron_revision)
+
+
+def row_json(row: CronJob) -> dict[str, Any]:
+    data = msgspec.to_builtins(spec_of(row).model_dump())
+    data.update(provisioned=row.provisioned, created_at=row.created_at, updated_at=row.updated_at)
+    return data

@@ -22,3 +22,15 @@ import logging as _logging
 
 #: a logger whose output is captured into the task record
 log = _logging.getLogger("fnhub.script")
+
+
+def __getattr__(name: str) -> object:
+    """`fnhub.cron` and `fnhub.websub` (script-side APIs) are imported on first use, not by every
+    script."""
+    import importlib
+
+    if name in ("cron", "websub"):
+        return importlib.import_module(f"fnhub.{name}")
+    if name == "connector":  # fnhub.connector("name").publish(topic, message, **options)
+        return importlib.import_module("fnhub.connections").connector
+    raise AttributeError(f"module 'fnhub' has no attribute {name!r}")

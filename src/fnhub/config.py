@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     websub_kafka: dict[str, Any] = Field(default_factory=dict)  # KafkaSettings fields
     websub_owner_ttl: float = 10.0  # seconds a server's claim on a subscription lasts
 
+    # cron beat (fnhub.cron; docs/cron.md)
+    cron_timezone: str = "UTC"  # jobs without their own timezone
+    cron_lease_seconds: float = 3.0  # leader lease; a dead leader is replaced within about this
+    cron_misfire_grace_seconds: float = 10.0  # later than this a tick is missed (misfire policy)
+    cron_record_limit: int = 500  # task records kept per cron job unless the job sets one
+
     @property
     def scripts_dir(self) -> Path:
         return self.project_dir / "scripts"

@@ -64,6 +64,9 @@ def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) 
 def add_result(pipe: Any, keys: Keys, task: Task, result: TaskResult) -> None:
     """Queue the reply to the waiting caller (if any), the status key, the record and counters."""
     data = encode(result)
+    marker = task.meta.get("running_marker")
+    if isinstance(marker, str) and marker.startswith(keys.running_marker_prefix):
+        pipe.delete(marker)  # the trigger's "still running" flag (cron overlap) ends with the task
     if task.status_key:
         pipe.set(task.status_key, data, ex=STATUS_TTL_SECONDS)
     add_stats(pipe, keys, result)

@@ -1,0 +1,182 @@
+"""The cron area of the server: the `/cron-jobs` API and the beat running inside the server.
+
+The server mounts `router` under `/api/v1` behind admin auth and runs `service(ctx)` for its
+lifetime; handlers find the `ServerContext` at `request.app.state.context`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from fnhub.calls import CallError
+from fnhub.cron import control
+from fnhub.cron.beat import Beat
+from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, add_bump, check, row_json, spec_of
+from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.server.context import ServerContext
+
+router = APIRouter(tags=["cron"])
+
+_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "unknown_function": 422}
+
+
+def get_context(request: Request) -> ServerContext:
+    return request.app.state.context  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[ServerContext, Depends(get_context)]
+
+
+class PauseBody(BaseModel):
+    seconds: float | None = Field(
+        default=None, gt=0, description="pause length; none: until resumed"
+    )
+
+
+def _error(exc: CronJobError | CallError | ValueError) -> HTTPException:
+    kind = getattr(exc, "kind", "invalid")
+    return HTTPException(_STATUS.get(kind, 422), {"error": kind, "message": str(exc)})
+
+
+async def _active(ctx: ServerContext) -> ActiveScripts:
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.get(ctx.keys.scripts_revision)
+    pipe.hgetall(ctx.keys.scripts)
+    revision, raw = await pipe.execute()
+    return parse_active(raw, int(revision or 0))
+
+
+async def _statuses(ctx: ServerContext, specs: list[CronJobSpec]) -> tuple[Any, list[Any]]:
+    pipe = ctx.redis.pipeline(transaction=False)
+    control.add_status_reads(pipe, ctx.keys, [s.id for s in specs])
+    replies = await pipe.execute()
+    return control.status_of(ctx.settings, await _active(ctx), specs, replies)
+
+
+async def _checked(ctx: ServerContext, spec: CronJobSpec) -> None:
+    try:
+        check(spec, await _active(ctx), ctx.settings.cron_timezone)
+    except CronJobError as exc:
+        raise _error(exc) from exc
+
+
+async def _bump(ctx: ServerContext) -> None:
+    pipe = ctx.redis.pipeline(transaction=False)
+    add_bump(pipe, ctx.keys)
+    await pipe.execute()
+
+
+async def _get(ctx: ServerContext, job_id: str) -> CronJobSpec:
+    try:
+        return spec_of(await asyncio.to_thread(JobStore(ctx.db).get, job_id))
+    except CronJobError as exc:
+        raise _error(exc) from exc
+
+
+@router.get("/cron-jobs")
+async def list_jobs(ctx: Ctx) -> dict[str, Any]:
+    """Every job with its expression in force, pause state, last tick and next fire times."""
+    rows = await asyncio.to_thread(JobStore(ctx.db).all)
+    paused_all, statuses = await _statuses(ctx, [spec_of(r) for r in rows])
+    jobs = [{**row_json(r), "status": s} for r, s in zip(rows, statuses, strict=True)]
+    return {"paused_all": paused_all, "jobs": jobs}
+
+
+@router.post("/cron-jobs", status_code=201)
+async def create_job(ctx: Ctx, spec: CronJobSpec) -> dict[str, Any]:
+    await _checked(ctx, spec)
+    try:
+        row = await asyncio.to_thread(JobStore(ctx.db).create, spec)
+    except CronJobError as exc:
+        raise _error(exc) from exc
+    await _bump(ctx)
+    return row_json(row)
+
+
+@router.get("/cron-jobs/{job_id}")
+async def get_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
+    try:
+        row = await asyncio.to_thread(JobStore(ctx.db).get, job_id)
+    except CronJobError as exc:
+        raise _error(exc) from exc
+    _, statuses = await _statuses(ctx, [spec_of(row)])
+    return {**row_json(row), "status": statuses[0]}
+
+
+@router.put("/cron-jobs/{job_id}")
+async def replace_job(ctx: Ctx, job_id: str, spec: CronJobSpec) -> dict[str, Any]:
+    if spec.id != job_id:
+        raise HTTPException(422, {"error": "invalid", "message": "body id differs from the path"})
+    await _checked(ctx, spec)
+    row = await asyncio.to_thread(JobStore(ctx.db).replace, spec)
+    await _bump(ctx)
+    return row_json(row)
+
+
+@router.delete("/cron-jobs/{job_id}", status_code=204)
+async def delete_job(ctx: Ctx, job_id: str) -> None:
+    try:
+        await asyncio.to_thread(JobStore(ctx.db).delete, job_id)
+    except CronJobError as exc:
+        raise _error(exc) from exc
+    pipe = ctx.redis.pipeline(transaction=True)
+    control.add_forget(pipe, ctx.keys, job_id)
+    add_bump(pipe, ctx.keys)
+    await pipe.execute()
+
+
+@router.post("/cron-jobs/{job_id}/run", status_code=202)
+async def run_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
+    """Queue one run now, whatever the schedule, pause or overlap policy."""
+    spec = await _get(ctx, job_id)
+    pipe = ctx.redis.pipeline(transaction=False)
+    try:
+        task = control.run_now(ctx.settings, await _active(ctx), spec, pipe)
+    except CallError as exc:
+        raise _error(exc) from exc
+    await pipe.execute()
+    return {"task_id": task.id, "queue": task.queue}
+
+
+@router.post("/cron-jobs/{job_id}/pause")
+async def pause_job(ctx: Ctx, job_id: str, body: PauseBody | None = None) -> dict[str, Any]:
+    await _get(ctx, job_id)
+    pipe = ctx.redis.pipeline(transaction=False)
+    control.add_pause(pipe, ctx.keys, job_id, body.seconds if body else None)
+    await pipe.execute()
+    return {"id": job_id, "paused": True, "seconds": body.seconds if body else None}
+
+
+@router.post("/cron-jobs/{job_id}/resume")
+async def resume_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
+    await _get(ctx, job_id)
+    pipe = ctx.redis.pipeline(transaction=False)
+    control.add_resume(pipe, ctx.keys, job_id)
+    await pipe.execute()
+    return {"id": job_id, "paused": False}
+
+
+@router.post("/cron/pause")
+async def pause_all(ctx: Ctx, body: PauseBody | None = None) -> dict[str, Any]:
+    """Pause every cron job (for `seconds`, or until resumed)."""
+    pipe = ctx.redis.pipeline(transaction=False)
+    control.add_pause(pipe, ctx.keys, None, body.seconds if body else None)
+    await pipe.execute()
+    return {"paused_all": True, "seconds": body.seconds if body else None}
+
+
+@router.post("/cron/resume")
+async def resume_all(ctx: Ctx) -> dict[str, Any]:
+    pipe = ctx.redis.pipeline(transaction=False)
+    control.add_resume(pipe, ctx.keys, None)
+    await pipe.execute()
+    return {"paused_all": False}
+
+
+async def service(ctx: ServerContext) -> None:
+    """The server's beat: a candidate like any `fnhub beat`; it fires only while leading."""
+    await Beat(ctx.settings, ctx.redis, ctx.db, beat_id=f"{ctx.server_id}-beat").run()

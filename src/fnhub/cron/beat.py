@@ -1,0 +1,468 @@
+"""The beat: any number may run; the one holding the Redis lease fires cron ticks.
+
+Every beat keeps all enabled jobs in memory (reloaded when `keys.cron_revision`, the dynamic
+expressions' revision or the scripts' revision moves), so a standby can take over within about
+one lease period. The leader keeps a heap of next fire times; shortly (`LEAD`) before a tick it
+builds that tick's task envelopes, then at the tick sends them to Redis in a few Lua calls
+(`fnhub.cron.fire`) that check the lease and each job's watermark, so every (job, tick) is
+enqueued once even when leaders change or two deployments share Redis.
+
+Missed ticks: a tick later than `cron_misfire_grace_seconds` (the beat was down or stalled) is
+missed; the job's `misfire` policy skips it (default) or runs the latest missed tick once. Ticks
+less late than that — e.g. during a leader change — still fire, late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import heapq
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio as aredis
+from redis.exceptions import NoScriptError
+
+from fnhub.calls import CallError, make_task
+from fnhub.config import Settings
+from fnhub.cron.clock import Dynamic, JobClock, clock_for, decode_dynamic
+from fnhub.cron.fire import (
+    ALREADY,
+    FIRE_LUA,
+    FIRED,
+    NOT_LEADER,
+    PAUSED,
+    SKIPPED,
+    fire_head,
+    fire_keys,
+    job_segment,
+    pack,
+)
+from fnhub.cron.jobs import CronJobSpec, JobStore, spec_of
+from fnhub.cron.schedule import CronExpressionError
+from fnhub.functions import FunctionInfo
+from fnhub.keys import Keys
+from fnhub.queue import add_result
+from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.store.db import Database
+from fnhub.tasks import Status, Task, encode, new_task_id, result_for
+
+log = logging.getLogger(__name__)
+
+LEAD = 0.25  # seconds before a tick its envelopes are built (more if building takes longer)
+MAX_LEAD = 0.9
+CHUNK = 500  # jobs per Lua call: short enough not to stall Redis, long enough to amortise
+REFRESH_EVERY = 0.5  # seconds between revision checks
+
+_LEASE_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0
+"""
+_RESIGN_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(slots=True)
+class BeatJob:
+    """A job ready to fire: when (clock), and the task to copy per tick (template)."""
+
+    spec: CronJobSpec
+    info: FunctionInfo
+    clock: JobClock
+    template: Task
+    span: float  # template.expires_at - template.trigger_time
+    delays: list[float]
+    marker: str  # running-marker key; "" when overlap is allowed
+    marker_ttl: int
+    created_at: float
+    script_hash: str
+
+    @property
+    def timing(self) -> tuple[Any, ...]:
+        """What decides the job's ticks; when it changes the next tick is recomputed."""
+        c = self.clock
+        return (c.base, c.override, c.until, c.expires_at)
+
+
+@dataclass
+class BeatStats:
+    fired: int = 0
+    skipped: int = 0
+    paused: int = 0
+    already: int = 0
+    missed: int = 0
+    batches: int = 0
+    late: list[float] = field(default_factory=list)  # send time - tick, last 10,000 batches
+
+
+class Beat:
+    def __init__(
+        self,
+        settings: Settings,
+        client: aredis.Redis,
+        db: Database,
+        beat_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = client
+        self.keys = Keys(settings.key_prefix)
+        self.store = JobStore(db)
+        self.id = beat_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.jobs: dict[str, BeatJob] = {}
+        self.broken: dict[str, str] = {}  # job id → why it cannot be scheduled
+        self.leading = False
+        self.stats = BeatStats()
+        self._heap: list[tuple[int, str]] = []
+        self._next: dict[str, int] = {}  # job id → tick in the heap (others there are stale)
+        self._last: dict[str, int] = {}  # job id → last tick decided (as far as we know)
+        self._revisions: tuple[Any, ...] | None = None
+        self._specs: list[CronJobSpec] = []
+        self._created: dict[str, float] = {}
+        self._active = ActiveScripts()
+        self._dynamic: dict[str, Dynamic] = {}
+        self._refresh_at = 0.0
+        self._lease_at = 0.0
+        self._fire_sha: str | None = None
+        self._lead = LEAD
+
+    # -- loop ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until `stop` is set (or the task is cancelled); resign the lease on the way out."""
+        stop = stop or asyncio.Event()
+        log.info("beat %s started", self.id)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.step()
+                except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                    log.warning("beat %s cannot reach Redis: %s", self.id, exc)
+                    self._stand_down()
+                    await asyncio.sleep(0.5)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._sleep_time())
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.resign())
+
+    async def step(self) -> None:
+        now = time.time()
+        if now >= self._refresh_at:
+            self._refresh_at = now + REFRESH_EVERY
+            await self.refresh()
+        if now >= self._lease_at:
+            self._lease_at = now + self.settings.cron_lease_seconds / 6
+            await self._hold_lease()
+        if self.leading:
+            await self._fire_due()
+
+    def _sleep_time(self) -> float:
+        wake = min(self._refresh_at, self._lease_at)
+        if self.leading and self._heap:
+            wake = min(wake, self._heap[0][0] - self._lead)
+        return max(wake - time.time(), 0.0)
+
+    # -- leadership ------------------------------------------------------------------------
+    async def _hold_lease(self) -> None:
+        ttl_ms = int(self.settings.cron_lease_seconds * 1000)
+        held = await self.redis.eval(_LEASE_LUA, 1, self.keys.beat_leader, self.id, ttl_ms)
+        if held and not self.leading:
+            await self._take_over()
+        elif not held and self.leading:
+            log.warning("beat %s lost the lease", self.id)
+            self._stand_down()
+
+    async def _take_over(self) -> None:
+        """Start leading from each job's watermark: nothing decided is fired again."""
+        ids = list(self.jobs)
+        self._last = {}
+        for start in range(0, len(ids), 5000):
+            part = ids[start : start + 5000]
+            for job_id, value in zip(
+                part, await self.redis.hmget(self.keys.cron_fired, part), strict=True
+            ):
+                if value is not None:
+                    self._last[job_id] = int(value)
+        self._next = {}
+        for job_id, job in self.jobs.items():
+            after = self._last.get(job_id, int(job.created_at))
+            tick = job.clock.next_after(after)
+            if tick is not None:
+                self._next[job_id] = tick
+        self._heap = [(tick, job_id) for job_id, tick in self._next.items()]
+        heapq.heapify(self._heap)
+        self.leading = True
+        log.info("beat %s is the leader (%d jobs)", self.id, len(self.jobs))
+
+    def _stand_down(self) -> None:
+        self.leading = False
+        self._heap, self._next = [], {}
+
+    async def resign(self) -> None:
+        """Give the lease up at once, so a standby need not wait for it to expire."""
+        if self.leading:
+            self._stand_down()
+            await self.redis.eval(_RESIGN_LUA, 1, self.keys.beat_leader, self.id)
+
+    # -- jobs ------------------------------------------------------------------------------
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Reload what changed (jobs, scripts, dynamic expressions); True if anything did."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.cron_revision)
+        pipe.get(self.keys.scripts_revision)
+        pipe.get(self.keys.cron_dynamic_revision)
+        revisions = tuple(await pipe.execute())
+        old = self._revisions
+        if revisions == old and not force:
+            return False
+        if old is None or force or revisions[0] != old[0]:
+            rows = await asyncio.to_thread(self.store.all)
+            self._specs = [spec_of(r) for r in rows if r.enabled]
+            self._created = {r.id: r.created_at for r in rows}
+        if old is None or force or revisions[1] != old[1]:
+            raw = await self.redis.hgetall(self.keys.scripts)
+            self._active = parse_active(raw, int(revisions[1] or 0))
+        if old is None or force or revisions[2] != old[2]:
+            raw = await self.redis.hgetall(self.keys.cron_dynamic)
+            self._dynamic = {
+                k.decode(): d for k, v in raw.items() if (d := decode_dynamic(v)) is not None
+            }
+        self._revisions = revisions
+        self._rebuild()
+        return True
+
+    def _rebuild(self) -> None:
+        now = time.time()
+        jobs: dict[str, BeatJob] = {}
+        broken: dict[str, str] = {}
+        for spec in self._specs:
+            if spec.expires_at is not None and spec.expires_at <= now:
+                continue
+            try:
+                job = self._prepare(spec, now)
+            except (CallError, CronExpressionError, ValueError) as exc:
+                if self.broken.get(spec.id) != str(exc):
+                    log.warning("cron job %s cannot be scheduled: %s", spec.id, exc)
+                broken[spec.id] = str(exc)
+                continue
+            jobs[spec.id] = job
+        old, self.jobs, self.broken = self.jobs, jobs, broken
+        if not self.leading:
+            return
+        for job_id in list(self._next):
+            if job_id not in jobs:
+                del self._next[job_id]
+                self._last.pop(job_id, None)
+        for job_id, job in jobs.items():
+            before = old.get(job_id)
+            if before is not None and before.timing == job.timing and job_id in self._next:
+                continue
+            after = max(self._last.get(job_id, 0), int(now) - 1, int(job.created_at))
+            tick = job.clock.next_after(after)
+            if tick is None:
+                self._next.pop(job_id, None)
+            else:
+                self._next[job_id] = tick
+        self._heap = [(tick, job_id) for job_id, tick in self._next.items()]
+        heapq.heapify(self._heap)
+
+    def _prepare(self, spec: CronJobSpec, now: float) -> BeatJob:
+        old = self.jobs.get(spec.id)
+        info = self._active.function(spec.function)
+        script = self._active.scripts.get(spec.function.rpartition(".")[0])
+        dynamic = self._dynamic.get(spec.id)
+        clock = clock_for(spec, info, dynamic, self.settings.cron_timezone, now)
+        if (
+            old is not None
+            and old.spec == spec
+            and script is not None
+            and old.script_hash == script.hash
+        ):
+            return dataclasses.replace(old, clock=clock)
+        limit = spec.record_limit
+        if limit is None and info is not None:
+            limit = info.options.record_limit
+        template = make_task(
+            self.settings,
+            self._active,
+            spec.function,
+            spec.kwargs,
+            origin="cron",
+            origin_id=spec.id,
+            queue=spec.queue or None,
+            record_limit=limit if limit is not None else self.settings.cron_record_limit,
+        )
+        assert info is not None and script is not None  # make_task resolved it
+        delays = sorted({float(d) for d in info.options.delayed_crontab} or {0.0})
+        span = (template.expires_at or template.trigger_time) - template.trigger_time
+        runs = 1 + template.retries
+        ttl = span + delays[-1] + runs * template.timeout + template.retries * 60 + 60
+        return BeatJob(
+            spec=spec,
+            info=info,
+            clock=clock,
+            template=template,
+            span=span,
+            delays=delays,
+            marker=self.keys.running_marker(f"cron:{spec.id}") if spec.overlap == "skip" else "",
+            marker_ttl=int(ttl),
+            created_at=self._created.get(spec.id, now),
+            script_hash=script.hash,
+        )
+
+    # -- firing ----------------------------------------------------------------------------
+    async def _fire_due(self) -> None:
+        """Fire the earliest due tick (one per call, so the lease is renewed between ticks)."""
+        if self.leading and self._heap and self._heap[0][0] <= time.time() + self._lead:
+            tick = self._heap[0][0]
+            due: list[str] = []
+            while self._heap and self._heap[0][0] == tick:
+                _, job_id = heapq.heappop(self._heap)
+                if self._next.get(job_id) == tick:
+                    due.append(job_id)
+            if due:
+                await self._fire_tick(tick, due)
+
+    async def _fire_tick(self, tick: int, due: list[str]) -> None:
+        now = time.time()
+        grace = self.settings.cron_misfire_grace_seconds
+        batch: list[tuple[str, int, list[Task], list[Any]]] = []
+        for job_id in due:
+            job = self.jobs[job_id]
+            fire_at: int | None = tick
+            resume_after = tick
+            if now - tick > grace:  # missed: the beat was down or stalled
+                cutoff = int(now - grace)
+                fire_at = None
+                if job.spec.misfire == "run_once":
+                    fire_at = job.clock.last_missed(cutoff, tick - 1) or tick
+                self.stats.missed += 1
+                resume_after = max(fire_at or tick, cutoff)
+            if fire_at is not None:
+                tasks = self._tasks(job, fire_at)
+                batch.append((job_id, fire_at, tasks, self._segment(job, fire_at, tasks)))
+            following = job.clock.next_after(resume_after)
+            if following is None:
+                del self._next[job_id]
+            else:
+                self._next[job_id] = following
+                heapq.heappush(self._heap, (following, job_id))
+        built = time.time()
+        self._lead = min(max(LEAD, (built - now) * 1.5 + 0.05), MAX_LEAD)
+        if not batch:
+            return
+        wait = tick - built
+        if wait > 0:
+            await asyncio.sleep(wait)
+        sent_at = time.time()
+        results = await self._send([segment for *_, segment in batch])
+        self.stats.batches += 1
+        self.stats.late.append(sent_at - tick)
+        del self.stats.late[:-10_000]
+        if results is None:
+            log.warning("beat %s is no longer the leader; tick %s left to the next", self.id, tick)
+            self._stand_down()
+            return
+        skipped = []
+        for (job_id, fired_tick, tasks, _), code in zip(batch, results, strict=True):
+            if code != ALREADY:
+                self._last[job_id] = fired_tick
+            if code == FIRED:
+                self.stats.fired += 1
+            elif code == SKIPPED:
+                self.stats.skipped += 1
+                skipped.append(tasks[0])
+            elif code == PAUSED:
+                self.stats.paused += 1
+            else:
+                self.stats.already += 1
+        if skipped:
+            await self._record_skipped(skipped)
+
+    def _tasks(self, job: BeatJob, tick: int) -> list[Task]:
+        expr = job.clock.expression_at(tick)
+        tasks = []
+        for delay in job.delays:
+            at = tick + delay
+            meta: dict[str, Any] = {
+                "cron": {"job": job.spec.id, "tick": tick, "expr": expr, "delay": delay}
+            }
+            tasks.append(
+                msgspec.structs.replace(
+                    job.template,
+                    id=new_task_id(),
+                    trigger_time=at,
+                    expires_at=at + job.span,
+                    meta=meta,
+                )
+            )
+        if job.marker:
+            tasks[-1].meta["running_marker"] = job.marker
+        return tasks
+
+    def _segment(self, job: BeatJob, tick: int, tasks: list[Task]) -> list[Any]:
+        return job_segment(
+            job.spec.id,
+            tick,
+            job.marker,
+            job.marker_ttl,
+            [
+                (t.queue, t.id, t.trigger_time if d else 0, encode(t))
+                for t, d in zip(tasks, job.delays, strict=True)
+            ],
+        )
+
+    async def _send(self, segments: list[list[Any]]) -> list[int] | None:
+        """Run the fire script over the segments in chunks; None if we are not the leader."""
+        keys = fire_keys(self.keys)
+        head = fire_head(self.keys, self.id)
+        for attempt in (1, 2):
+            if self._fire_sha is None:
+                self._fire_sha = await self.redis.script_load(FIRE_LUA)
+            pipe = self.redis.pipeline(transaction=False)
+            for start in range(0, len(segments), CHUNK):
+                batch = pack(segments[start : start + CHUNK])
+                pipe.evalsha(self._fire_sha, len(keys), *keys, *head, batch)
+            try:
+                replies = await pipe.execute()
+            except NoScriptError:  # Redis restarted: load and send again (the script is
+                self._fire_sha = None  # idempotent, so a repeat decides nothing twice)
+                if attempt == 2:
+                    raise
+                continue
+            codes: list[int] = []
+            for reply in replies:
+                if reply == NOT_LEADER:
+                    return None
+                codes += [int(c) for c in reply]
+            return codes
+        return None
+
+    async def _record_skipped(self, tasks: list[Task]) -> None:
+        """Record `skipped` ticks (best effort: a record, not a run, is at stake)."""
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        for task in tasks:
+            meta = {k: v for k, v in task.meta.items() if k != "running_marker"}
+            plain = msgspec.structs.replace(task, meta=meta)
+            result = result_for(
+                plain,
+                Status.SKIPPED,
+                start_time=now,
+                end_time=now,
+                error_type="OverlapSkipped",
+                error_message="the previous run of this cron job was still running",
+            )
+            add_result(pipe, self.keys, plain, result)
+        await pipe.execute()

@@ -1,0 +1,263 @@
+"""`fnhub cron ...` (list, add, remove, run, pause, resume) and `fnhub beat`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+cron_app = typer.Typer(no_args_is_help=True, help="Cron jobs: list, add, run, pause, resume.")
+console = Console()
+err = Console(stderr=True)
+
+ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="project folder")]
+AllOpt = Annotated[bool, typer.Option("--all", help="every cron job (global pause)")]
+SecondsOpt = Annotated[
+    float | None, typer.Option("--seconds", help="pause for this long; default until resumed")
+]
+
+
+def _services(project: Path) -> Any:
+    from fnhub.bootstrap import open_services
+    from fnhub.config import load_settings
+
+    try:
+        return open_services(load_settings(project))
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _fail(exc: Exception, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code)
+
+
+def _bump(services: Any) -> None:
+    from fnhub.cron.jobs import add_bump
+
+    pipe = services.redis.pipeline(transaction=False)
+    add_bump(pipe, services.keys)
+    pipe.execute()
+
+
+def _active(services: Any) -> Any:
+    from fnhub.client import Client
+
+    return Client(services.settings, services.redis).active()
+
+
+@cron_app.command("list")
+def list_jobs(project: ProjectOpt = Path(".")) -> None:
+    """Show cron jobs with the expression in force, state and next fire times."""
+    from fnhub.cron.control import add_status_reads, iso, status_of
+    from fnhub.cron.jobs import JobStore, spec_of
+
+    services = _services(project)
+    try:
+        specs = [spec_of(r) for r in JobStore(services.db).all()]
+        pipe = services.redis.pipeline(transaction=False)
+        add_status_reads(pipe, services.keys, [s.id for s in specs])
+        paused_all, statuses = status_of(
+            services.settings, _active(services), specs, pipe.execute()
+        )
+    finally:
+        services.close()
+    if paused_all:
+        until = paused_all["until"]
+        err.print(
+            f"[yellow]all cron jobs are paused[/yellow] until {iso(until) if until else 'resumed'}"
+        )
+    table = Table("id", "function", "expression", "timezone", "state", "last tick", "next")
+    for s in statuses:
+        state = "[green]enabled[/green]" if s["enabled"] else "[dim]disabled[/dim]"
+        if s["paused"]:
+            until = s["paused"]["until"]
+            state = f"[yellow]paused[/yellow]{' until ' + iso(until) if until else ''}"
+        if s["error"]:
+            state = f"[red]{s['error']}[/red]"
+        source = "" if s["source"] == "job" else f" [dim]({s['source']})[/dim]"
+        table.add_row(
+            s["id"],
+            s["function"],
+            f"{s['expr']}{source}",
+            s.get("timezone", "-"),
+            state,
+            iso(s["last_tick"]),
+            ", ".join(iso(t) for t in s["next"][:2]) or "-",
+        )
+    console.print(table)
+
+
+@cron_app.command()
+def add(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    function: Annotated[str, typer.Argument(help="script.function")],
+    expr: Annotated[
+        str | None, typer.Argument(help="cron expression (5 fields, or 6 with seconds first)")
+    ] = None,
+    project: ProjectOpt = Path("."),
+    timezone: Annotated[str | None, typer.Option("--tz", help="IANA timezone")] = None,
+    kwargs: Annotated[str, typer.Option(help="keyword arguments as a JSON object")] = "{}",
+    queue: Annotated[str | None, typer.Option(help="queue (default: cron)")] = None,
+    misfire: Annotated[str, typer.Option(help="skip | run_once")] = "skip",
+    overlap: Annotated[str, typer.Option(help="skip | allow")] = "skip",
+    expires: Annotated[str | None, typer.Option(help="no ticks after (ISO time)")] = None,
+    record_limit: Annotated[int | None, typer.Option(help="task records kept")] = None,
+    replace: Annotated[bool, typer.Option(help="overwrite an existing job")] = False,
+) -> None:
+    """Create (or with --replace, overwrite) a cron job."""
+    from pydantic import ValidationError
+
+    from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, check
+
+    try:
+        spec = CronJobSpec(
+            id=job_id,
+            function=function,
+            expr=expr,
+            timezone=timezone,
+            kwargs=json.loads(kwargs),
+            queue=queue,
+            misfire=misfire,  # type: ignore[arg-type]
+            overlap=overlap,  # type: ignore[arg-type]
+            expires_at=expires,  # type: ignore[arg-type]
+            record_limit=record_limit,
+        )
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise _fail(exc, 2) from exc
+    services = _services(project)
+    try:
+        check(spec, _active(services), services.settings.cron_timezone)
+        store = JobStore(services.db)
+        store.replace(spec) if replace else store.create(spec)
+        _bump(services)
+    except CronJobError as exc:
+        raise _fail(exc, 2) from exc
+    finally:
+        services.close()
+    console.print(f"cron job [bold]{job_id}[/bold] saved")
+
+
+@cron_app.command()
+def remove(job_id: str, project: ProjectOpt = Path(".")) -> None:
+    """Delete a cron job."""
+    from fnhub.cron.control import add_forget
+    from fnhub.cron.jobs import CronJobError, JobStore
+
+    services = _services(project)
+    try:
+        JobStore(services.db).delete(job_id)
+        pipe = services.redis.pipeline(transaction=False)
+        add_forget(pipe, services.keys, job_id)
+        pipe.execute()
+        _bump(services)
+    except CronJobError as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(f"cron job [bold]{job_id}[/bold] removed")
+
+
+@cron_app.command()
+def run(job_id: str, project: ProjectOpt = Path(".")) -> None:
+    """Queue one run of a job now (ignores schedule, pause and overlap)."""
+    from fnhub.calls import CallError
+    from fnhub.cron.control import run_now
+    from fnhub.cron.jobs import CronJobError, JobStore, spec_of
+
+    services = _services(project)
+    try:
+        spec = spec_of(JobStore(services.db).get(job_id))
+        pipe = services.redis.pipeline(transaction=False)
+        task = run_now(services.settings, _active(services), spec, pipe)
+        pipe.execute()
+    except (CronJobError, CallError) as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(f"queued task [bold]{task.id}[/bold] on {task.queue}")
+
+
+def _pause(job_id: str | None, every: bool, seconds: float | None, project: Path, on: bool) -> None:
+    from fnhub.cron.control import add_pause, add_resume
+    from fnhub.cron.jobs import CronJobError, JobStore
+
+    if bool(job_id) == every:
+        raise _fail(ValueError("give a job id or --all"), 2)
+    services = _services(project)
+    try:
+        if job_id:
+            JobStore(services.db).get(job_id)
+        pipe = services.redis.pipeline(transaction=False)
+        if on:
+            add_pause(pipe, services.keys, job_id, seconds)
+        else:
+            add_resume(pipe, services.keys, job_id)
+        pipe.execute()
+    except (CronJobError, ValueError) as exc:
+        raise _fail(exc, 2) from exc
+    finally:
+        services.close()
+    what = f"cron job {job_id}" if job_id else "all cron jobs"
+    how = "paused" if on else "resumed"
+    console.print(f"{what} {how}" + (f" for {seconds:g}s" if on and seconds else ""))
+
+
+@cron_app.command()
+def pause(
+    job_id: Annotated[str | None, typer.Argument(help="job id")] = None,
+    every: AllOpt = False,
+    seconds: SecondsOpt = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Pause one job or, with --all, every job (optionally for --seconds)."""
+    _pause(job_id, every, seconds, project, True)
+
+
+@cron_app.command()
+def resume(
+    job_id: Annotated[str | None, typer.Argument(help="job id")] = None,
+    every: AllOpt = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Resume one job or, with --all, end the global pause."""
+    _pause(job_id, every, None, project, False)
+
+
+def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
+    """Run a cron beat; any number may run, the leader fires each tick once."""
+    import asyncio
+    import signal
+
+    from fnhub.config import load_settings
+    from fnhub.cron.beat import Beat
+    from fnhub.redis_client import async_redis
+    from fnhub.store.db import Database
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = load_settings(project)
+
+    async def main() -> None:
+        db = Database(settings.resolved_db_url())
+        await asyncio.to_thread(db.migrate)
+        client = async_redis(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Beat(settings, client, db).run(stop)
+        finally:
+            await client.aclose()
+            db.dispose()
+
+    asyncio.run(main())

@@ -1,0 +1,116 @@
+"""Firing ticks exactly once: one Lua script decides and enqueues each (job, tick) atomically.
+
+For each job in a batch the script, inside Redis and so atomically with respect to every other
+beat:
+
+1. refuses the whole batch unless the caller still holds the beat lease (a deposed leader that
+   woke up late cannot enqueue anything);
+2. compares the tick with the job's watermark in `keys.cron_fired` — the last tick decided for
+   it — and does nothing if the tick is not newer. This is the per-(job, tick) idempotency key,
+   kept as one number per job: ticks are decided in order, so "decided" = "≤ watermark";
+3. moves the watermark to the tick, then: paused (globally or per job) → nothing runs; overlap
+   policy `skip` and the job's running marker exists → `skipped`; otherwise enqueues the tick's
+   tasks (delay 0 → XADD to the queue stream, later delays → the delayed set, the same layout as
+   `fnhub.queue.add_enqueue`) and sets the running marker, which the last task's final result
+   deletes (`fnhub.queue.add_result`).
+
+A crash between two batches loses nothing: the next leader resumes from the watermarks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from fnhub.keys import Keys
+
+FIRED, ALREADY, SKIPPED, PAUSED = 1, 0, 2, 3
+NOT_LEADER = -1
+
+FIRE_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local all_paused = redis.call('EXISTS', KEYS[3]) == 1
+local out = {}
+for _, job in ipairs(cmsgpack.unpack(ARGV[6])) do
+  local id, tick, marker, ttl, tasks = job[1], job[2], job[3], job[4], job[5]
+  local code = 0
+  local last = redis.call('HGET', KEYS[2], id)
+  if (not last) or tonumber(last) < tick then
+    redis.call('HSET', KEYS[2], id, string.format('%d', tick))
+    if all_paused or redis.call('EXISTS', ARGV[2] .. id) == 1 then
+      code = 3
+    elseif marker ~= '' and redis.call('EXISTS', marker) == 1 then
+      code = 2
+    else
+      for _, task in ipairs(tasks) do
+        local queue, task_id, eta, envelope = task[1], task[2], task[3], task[4]
+        if eta == '0' then
+          redis.call('XADD', ARGV[3] .. queue, '*', 'e', envelope)
+        else
+          redis.call('HSET', ARGV[5], task_id, envelope)
+          redis.call('ZADD', ARGV[4], eta, queue .. '|' .. task_id)
+        end
+      end
+      if marker ~= '' then redis.call('SET', marker, tasks[#tasks][2], 'EX', ttl) end
+      code = 1
+    end
+  end
+  out[#out + 1] = code
+end
+return out
+"""
+
+
+def fire_keys(keys: Keys) -> list[str]:
+    return [keys.beat_leader, keys.cron_fired, keys.cron_pause_all]
+
+
+def fire_head(keys: Keys, owner: str) -> list[Any]:
+    """The fixed arguments before the packed batch."""
+    return [owner, keys.cron_pause_prefix, f"{keys.prefix}:q:", keys.delayed, keys.delayed_tasks]
+
+
+def job_segment(
+    job_id: str,
+    tick: int,
+    marker: str,
+    marker_ttl: int,
+    tasks: list[tuple[str, str, float, bytes]],
+) -> list[Any]:
+    """One job's entry: its tick, running marker ("" = overlap allowed) and tasks.
+
+    `tasks` are (queue, task id, eta or 0 for now, envelope); the marker's value is the last
+    task's id, the one whose end clears it.
+    """
+    return [
+        job_id,
+        tick,
+        marker,
+        marker_ttl,
+        [
+            [queue, task_id, repr(eta) if eta else "0", _as_str(envelope)]
+            for queue, task_id, eta, envelope in tasks
+        ],
+    ]
+
+
+def _as_str(data: bytes) -> msgspec.Raw:
+    """Bytes as a msgpack *str*: Redis' cmsgpack cannot read the bin type (Lua strings are
+    binary-safe, so nothing is lost)."""
+    size = len(data)
+    if size < 256:
+        header = b"\xd9" + size.to_bytes(1, "big")
+    elif size < 65536:
+        header = b"\xda" + size.to_bytes(2, "big")
+    else:
+        header = b"\xdb" + size.to_bytes(4, "big")
+    return msgspec.Raw(header + data)
+
+
+def pack(segments: list[list[Any]]) -> bytes:
+    """A batch as one msgpack argument: packing 10,000 separate arguments costs far more."""
+    return _packer.encode(segments)
+
+
+_packer = msgspec.msgpack.Encoder()

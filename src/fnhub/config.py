@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     db_url: str = ""
     secret_key: str = ""
     key_prefix: str = "fnhub"
+    node_name: str = ""  # stable name of this machine (MQTT client ids); default: host name
 
     # task defaults and limits
     default_timeout: float = 30.0

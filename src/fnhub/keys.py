@@ -194,3 +194,17 @@ class Keys:
     @property
     def cron_pause_prefix(self) -> str:
         return f"{self.prefix}:cron:pause:job:"
+
+    # -- subscriptions ------------------------------------------------------------------------
+    @property
+    def subscriptions_revision(self) -> str:
+        """Counter bumped on every change of subscriptions or connectors."""
+        return f"{self.prefix}:subs:rev"
+
+    def subscription_lease(self, name: str) -> str:
+        """Holder (server id) of a `single` subscription, with a short TTL renewed while alive."""
+        return f"{self.prefix}:subs:lease:{name}"
+
+    def subscription_status(self, name: str) -> str:
+        """Hash server id → JSON status of one subscription on that server (TTL'd)."""
+        return f"{self.prefix}:subs:status:{name}"

@@ -43,7 +43,8 @@ def apply_project(settings: Settings, store: ScriptStore) -> list[Published]:
     data = load_project_file(settings.project_dir)
     _load_section_modules()
     published = store.publish(read_scripts(settings.project_dir), provisioned=True)
-    for section, value in data.items():
+    first = {"connectors": 0}  # subscriptions and others name connectors
+    for section, value in sorted(data.items(), key=lambda kv: first.get(kv[0], 1)):
         if section == "settings":
             continue
         applier = section_appliers.get(section)

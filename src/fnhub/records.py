@@ -8,6 +8,7 @@ transaction and prune old rows per origin (keep last N) and by age.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -35,6 +36,17 @@ CLAIM_IDLE_MS = 60_000
 _COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name != "id"]
 
 
+def json_safe(value: Any) -> Any:
+    """Bytes (binary broker payloads in kwargs) become {"$base64": ...} in JSON columns."""
+    if isinstance(value, bytes):
+        return {"$base64": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def to_row(result: TaskResult) -> dict[str, Any]:
     start, end = result.start_time, result.end_time
     return {
@@ -44,7 +56,7 @@ def to_row(result: TaskResult) -> dict[str, Any]:
         "origin": result.origin,
         "origin_id": result.origin_id,
         "queue": result.queue,
-        "kwargs": result.kwargs,
+        "kwargs": json_safe(result.kwargs),
         "status": result.status,
         "attempt": result.attempt,
         "trigger_time": result.trigger_time,

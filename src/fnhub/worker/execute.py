@@ -8,6 +8,7 @@ supervisor kills a child past its deadline, which holds even for code stuck in C
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import logging
@@ -24,6 +25,7 @@ from fnhub.tasks import Status, Task, TaskResult, result_for
 from fnhub.worker.loader import ScriptLoadError, UnknownFunction, WorkerScripts
 
 _SIMPLE = (str, int, float, bool, type(None))
+BYTES_MARKER = "$fnhub_bytes"
 
 
 class ResultError(Exception):
@@ -143,6 +145,8 @@ class Executor:
     def _jsonable(self, value: Any) -> Any:
         if isinstance(value, Response):
             value = value.to_json()
+        elif isinstance(value, bytes | bytearray):  # rules publish bytes as they are
+            return {BYTES_MARKER: base64.b64encode(value).decode()}
         elif isinstance(value, _SIMPLE) and not isinstance(value, str):
             return value
         try:

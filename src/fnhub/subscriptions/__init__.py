@@ -1,0 +1,1 @@
+"""Subscriptions: broker topics feeding functions (and rules publishing their results back)."""

@@ -1,0 +1,197 @@
+"""Subscriptions in the server: the management API and the background service that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from fnhub.server.context import ServerContext
+from fnhub.server.errors import ApiError, responses
+from fnhub.server.schemas import Deleted, Strict
+from fnhub.subscriptions.cycles import check_cycles
+from fnhub.subscriptions.manager import SubscriptionManager, read_status, row_to_dict
+from fnhub.subscriptions.models import Subscription
+from fnhub.subscriptions.spec import SpecError, parse_spec
+
+router = APIRouter(tags=["subscriptions"])
+Name = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class Target(Strict):
+    topic: str = Field(min_length=1, max_length=1024)
+    connector: str | None = Field(None, max_length=128)
+    qos: int = Field(1, ge=0, le=2)
+    retain: bool = False
+    kind: Literal["pubsub", "stream"] | None = None
+
+
+class SubscriptionIn(Strict):
+    connector: str = Field(min_length=1, max_length=128)
+    topics: list[str] = Field(min_length=1, max_length=100)
+    function: str | None = Field(None, max_length=256)
+    sql: str | None = Field(None, max_length=20000)
+    mode: Literal["single", "multiple"] = "single"
+    window: int = Field(100, ge=1, le=65535)
+    options: dict[str, Any] = Field(default_factory=dict)
+    publish: Target | None = None
+    error_publish: Target | None = None
+    queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    record: bool = True
+    record_limit: int | None = Field(None, ge=0, le=1_000_000)
+    enabled: bool = True
+
+
+class SubscriptionOut(BaseModel):
+    name: str
+    connector: str
+    topics: list[str]
+    function: str | None
+    sql: str | None
+    mode: str
+    window: int
+    options: dict[str, Any]
+    publish: dict[str, Any] | None
+    error_publish: dict[str, Any] | None
+    queue: str | None
+    record: bool
+    record_limit: int | None
+    enabled: bool
+    provisioned: bool
+
+
+class StatusOut(BaseModel):
+    name: str
+    servers: list[dict[str, Any]]
+
+
+def _out(row: Subscription) -> dict[str, Any]:
+    return {**row_to_dict(row), "provisioned": row.provisioned}
+
+
+def save_subscription(ctx: ServerContext, name: str, data: dict[str, Any], **flags: Any) -> Any:
+    """Validate against every other subscription (cycles) and store; sync, run in a thread."""
+    from fnhub.connections import load_connectors
+
+    spec = parse_spec({"name": name, **data})
+    connectors = load_connectors(ctx.db, ctx.settings)
+    for label, connector in (
+        ("connector", spec.connector),
+        *[
+            (f"{n}.connector", t.connector)
+            for n, t in (("publish", spec.publish), ("error_publish", spec.error_publish))
+            if t and t.connector
+        ],
+    ):
+        if connector not in connectors:
+            known = ", ".join(sorted(connectors)) or "none"
+            raise SpecError(
+                f"subscription {name!r}: {label}: no connector named {connector!r} (known: {known})"
+            )
+    with ctx.db.session() as session, session.begin():
+        others = [
+            parse_spec(row_to_dict(r))
+            for r in session.execute(select(Subscription)).scalars()
+            if r.name != name
+        ]
+        check_cycles([*others, spec], connectors)
+        row = session.get(Subscription, name)
+        if row is None:
+            row = Subscription(name=name, created_at=time.time())
+            session.add(row)
+        for field, value in data.items():
+            setattr(row, field, value)
+        for field, value in flags.items():
+            setattr(row, field, value)
+        row.updated_at = time.time()
+        session.flush()
+        return _out(row)
+
+
+def bump(ctx: ServerContext) -> Any:
+    return ctx.redis.incr(ctx.keys.subscriptions_revision)
+
+
+def _ctx(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+@router.get("/subscriptions", response_model=list[SubscriptionOut], responses=responses(401))
+async def list_subscriptions(request: Request) -> list[dict[str, Any]]:
+    ctx = _ctx(request)
+
+    def load() -> list[dict[str, Any]]:
+        with ctx.db.session() as session:
+            rows = session.execute(select(Subscription).order_by(Subscription.name)).scalars()
+            return [_out(r) for r in rows]
+
+    return await asyncio.to_thread(load)
+
+
+@router.get("/subscriptions/{name}", response_model=SubscriptionOut, responses=responses(401, 404))
+async def get_subscription(request: Request, name: str = Name) -> dict[str, Any]:
+    ctx = _ctx(request)
+
+    def load() -> dict[str, Any] | None:
+        with ctx.db.session() as session:
+            row = session.get(Subscription, name)
+            return _out(row) if row else None
+
+    found = await asyncio.to_thread(load)
+    if found is None:
+        raise ApiError(404, "unknown_subscription", f"no subscription '{name}'")
+    return found
+
+
+@router.put(
+    "/subscriptions/{name}", response_model=SubscriptionOut, responses=responses(400, 401, 422)
+)
+async def put_subscription(
+    request: Request, body: SubscriptionIn, name: str = Name
+) -> dict[str, Any]:
+    """Create or replace a subscription; it takes effect on running servers within a second."""
+    ctx = _ctx(request)
+    data = body.model_dump(mode="json")
+    try:
+        out = await asyncio.to_thread(save_subscription, ctx, name, data, provisioned=False)
+    except SpecError as exc:
+        raise ApiError(400, "invalid_subscription", str(exc)) from None
+    await bump(ctx)
+    return out
+
+
+@router.delete("/subscriptions/{name}", response_model=Deleted, responses=responses(401, 404))
+async def delete_subscription(request: Request, name: str = Name) -> dict[str, bool]:
+    ctx = _ctx(request)
+
+    def remove() -> bool:
+        with ctx.db.session() as session, session.begin():
+            row = session.get(Subscription, name)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
+    if not await asyncio.to_thread(remove):
+        raise ApiError(404, "unknown_subscription", f"no subscription '{name}'")
+    await bump(ctx)
+    return {"deleted": True}
+
+
+@router.get("/subscriptions/{name}/status", response_model=StatusOut, responses=responses(401, 404))
+async def subscription_status(request: Request, name: str = Name) -> dict[str, Any]:
+    """Connected?, holder, last message per outcome, rate, in-flight, lag, drops, last error."""
+    ctx = _ctx(request)
+    await get_subscription(request, name)
+    return {"name": name, "servers": await read_status(ctx.redis, ctx.keys, name)}
+
+
+async def service(ctx: ServerContext) -> None:
+    caller = ctx.extras["caller"]
+    manager = SubscriptionManager(ctx, caller)
+    ctx.extras["subscriptions"] = manager
+    await manager.run()

@@ -1,0 +1,189 @@
+"""Keeps this server's subscriptions in line with the database, without restarts.
+
+Every change (API, CLI, `fnhub apply`) bumps `subscriptions_revision`; the manager polls it twice
+a second, so a new subscription flows within a second or so, and re-reads everything every
+`FULL_RELOAD_SECONDS` anyway. A subscription whose definition or connector changed is restarted;
+one removed or disabled is stopped (its in-flight messages finish first). Status snapshots are
+written to Redis every second so any server can answer for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import socket
+import time
+from typing import Any
+
+import orjson
+import redis
+from sqlalchemy import select
+
+from fnhub.connections import ConnectorConfig, load_connectors
+from fnhub.server.context import ServerContext
+from fnhub.subscriptions.models import Subscription
+from fnhub.subscriptions.runner import Runner
+from fnhub.subscriptions.spec import SpecError, SubscriptionSpec, parse_spec
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+FULL_RELOAD_SECONDS = 10.0
+STATUS_SECONDS = 1.0
+STATUS_TTL_SECONDS = 30
+
+
+def row_to_dict(row: Subscription) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "connector": row.connector,
+        "topics": row.topics,
+        "function": row.function,
+        "sql": row.sql,
+        "mode": row.mode,
+        "window": row.window,
+        "options": row.options or {},
+        "publish": row.publish,
+        "error_publish": row.error_publish,
+        "queue": row.queue,
+        "record": row.record,
+        "record_limit": row.record_limit,
+        "enabled": row.enabled,
+    }
+
+
+def load_specs(ctx: ServerContext) -> tuple[list[SubscriptionSpec], dict[str, ConnectorConfig]]:
+    connectors = load_connectors(ctx.db, ctx.settings)
+    with ctx.db.session() as session:
+        rows = session.execute(select(Subscription)).scalars().all()
+        specs = []
+        for row in rows:
+            try:
+                specs.append(parse_spec(row_to_dict(row)))
+            except SpecError as exc:  # stored before a rule changed: show it, skip it
+                log.error("%s", exc)
+    return specs, connectors
+
+
+class _Running:
+    def __init__(self, runner: Runner, fingerprint: str) -> None:
+        self.runner = runner
+        self.fingerprint = fingerprint
+        self.task = asyncio.create_task(runner.run(), name=f"fnhub-sub-{runner.spec.name}")
+
+
+class SubscriptionManager:
+    def __init__(self, ctx: ServerContext, caller: Any) -> None:
+        self.ctx = ctx
+        self.caller = caller
+        self.node = ctx.settings.node_name or socket.gethostname()
+        self.running: dict[str, _Running] = {}
+        self.revision: bytes | None = None
+        self._loaded_at = 0.0
+
+    async def run(self) -> None:
+        status_at = 0.0
+        try:
+            while True:
+                try:
+                    await self._maybe_reload()
+                    if time.monotonic() - status_at >= STATUS_SECONDS:
+                        status_at = time.monotonic()
+                        await self._write_status()
+                except (redis.RedisError, OSError) as exc:
+                    log.warning("subscriptions cannot reach Redis: %s", exc)
+                except Exception:
+                    log.exception("subscription manager error")
+                await asyncio.sleep(POLL_SECONDS)
+        finally:
+            await self.stop_all()
+
+    async def _maybe_reload(self) -> None:
+        revision = await self.ctx.redis.get(self.ctx.keys.subscriptions_revision)
+        stale = time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS
+        if revision == self.revision and not stale:
+            return
+        specs, connectors = await asyncio.to_thread(load_specs, self.ctx)
+        self.revision = revision
+        self._loaded_at = time.monotonic()
+        await self.apply(specs, connectors)
+
+    async def apply(
+        self, specs: list[SubscriptionSpec], connectors: dict[str, ConnectorConfig]
+    ) -> None:
+        wanted: dict[str, tuple[SubscriptionSpec, str]] = {}
+        for spec in specs:
+            if not spec.enabled:
+                continue
+            connector = connectors.get(spec.connector)
+            if connector is None:
+                log.error("subscription %s: no connector named %r", spec.name, spec.connector)
+                continue
+            outputs = [
+                connectors.get(spec.output_target(t)[0])
+                for t in (spec.publish, spec.error_publish)
+                if t is not None
+            ]
+            used = [connector, *[o for o in outputs if o is not None]]
+            fingerprint = (
+                spec.fingerprint()
+                + orjson.dumps(
+                    [dataclasses.asdict(c) for c in used], option=orjson.OPT_SORT_KEYS
+                ).hex()
+            )
+            wanted[spec.name] = (spec, fingerprint)
+        for name in list(self.running):
+            if name not in wanted or wanted[name][1] != self.running[name].fingerprint:
+                await self._stop(name)
+        for name, (spec, fingerprint) in wanted.items():
+            if name not in self.running:
+                runner = Runner(
+                    spec, connectors[spec.connector], connectors, self.ctx, self.caller, self.node
+                )
+                self.running[name] = _Running(runner, fingerprint)
+                log.info("subscription %s started (%s mode)", name, spec.mode)
+
+    async def _stop(self, name: str) -> None:
+        running = self.running.pop(name)
+        running.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running.task
+        with contextlib.suppress(redis.RedisError, OSError):
+            await self.ctx.redis.hdel(self.ctx.keys.subscription_status(name), self.ctx.server_id)
+        log.info("subscription %s stopped", name)
+
+    async def stop_all(self) -> None:
+        for name in list(self.running):
+            await self._stop(name)
+
+    async def _write_status(self) -> None:
+        if not self.running:
+            return
+        pipe = self.ctx.redis.pipeline(transaction=False)
+        now = time.time()
+        for name, running in self.running.items():
+            runner = running.runner
+            snapshot = runner.stats.snapshot()
+            snapshot.update(
+                server=self.ctx.server_id,
+                node=self.node,
+                mode=runner.spec.mode,
+                holder=runner.holder,
+                subscribed=runner.source is not None,
+                at=now,
+            )
+            key = self.ctx.keys.subscription_status(name)
+            pipe.hset(key, self.ctx.server_id, orjson.dumps(snapshot, default=str))
+            pipe.expire(key, STATUS_TTL_SECONDS)
+        await pipe.execute()
+
+
+async def read_status(ctx_redis: Any, keys: Any, name: str) -> list[dict[str, Any]]:
+    """Every live server's view of one subscription (the holder's first)."""
+    raw = await ctx_redis.hgetall(keys.subscription_status(name))
+    now = time.time()
+    views = [orjson.loads(v) for v in raw.values()]
+    views = [v for v in views if now - v.get("at", 0) < STATUS_TTL_SECONDS]
+    return sorted(views, key=lambda v: not v.get("subscribed"))

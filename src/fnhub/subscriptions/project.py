@@ -1,0 +1,83 @@
+"""`fnhub.yaml` sections `connectors:` and `subscriptions:`, applied as provisioned resources.
+
+connectors:
+  plant: {type: mqtt, settings: {host: 127.0.0.1, port: 1883}}
+subscriptions:
+  temps: {connector: plant, topics: ["sensors/+/temp"], function: sensors.on_temp}
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fnhub.config import Settings
+from fnhub.project import section_appliers
+from fnhub.store.db import Database
+
+
+def _db(settings: Settings) -> Database:
+    return Database(settings.resolved_db_url())
+
+
+def _bump(settings: Settings) -> None:
+    from fnhub.keys import Keys
+    from fnhub.redis_client import sync_redis
+
+    client = sync_redis(settings)
+    try:
+        client.incr(Keys(settings.key_prefix).subscriptions_revision)
+    finally:
+        client.close()
+
+
+def apply_connectors(settings: Settings, value: Any) -> None:
+    from fnhub.connectors import validate_settings
+    from fnhub.server.models import Connector
+    from fnhub.server.secrets import SecretBox, resolve_secret_key
+
+    if not isinstance(value, dict):
+        raise ValueError("fnhub.yaml: `connectors` must map names to {type, settings}")
+    box = SecretBox(resolve_secret_key(settings))
+    db = _db(settings)
+    try:
+        with db.session() as session, session.begin():
+            for name, spec in value.items():
+                if not isinstance(spec, dict) or "type" not in spec:
+                    raise ValueError(f"fnhub.yaml: connector {name!r} needs a `type`")
+                conf = spec.get("settings") or {}
+                try:
+                    validate_settings(spec["type"], conf)
+                except ValueError as exc:
+                    raise ValueError(f"fnhub.yaml: connector {name!r}: {exc}") from None
+                row = session.get(Connector, name)
+                if row is None:
+                    row = Connector(name=name, created_at=time.time())
+                    session.add(row)
+                row.type = spec["type"]
+                row.description = spec.get("description", "")
+                row.settings = box.seal(conf, row.settings)
+                row.updated_at = time.time()
+    finally:
+        db.dispose()
+    _bump(settings)
+
+
+def apply_subscriptions(settings: Settings, value: Any) -> None:
+    from fnhub.server.context import ServerContext
+    from fnhub.subscriptions.area import save_subscription
+
+    if not isinstance(value, dict):
+        raise ValueError("fnhub.yaml: `subscriptions` must map names to definitions")
+    db = _db(settings)
+    ctx = ServerContext(settings=settings, redis=None, db=db, keys=None, server_id="apply")  # type: ignore[arg-type]
+    try:
+        for name, data in value.items():
+            save_subscription(ctx, name, dict(data), provisioned=True)
+    finally:
+        db.dispose()
+    _bump(settings)
+
+
+section_appliers["connectors"] = apply_connectors
+section_appliers["subscriptions"] = apply_subscriptions

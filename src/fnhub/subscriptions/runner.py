@@ -1,0 +1,323 @@
+"""One subscription on one server: hold the lease (single mode), read, hand on, acknowledge.
+
+The source (from `fnhub.connectors`) keeps the in-flight window and acknowledges a message only
+after `handle()` returned. `handle()` returns only when the message is done: its task finished
+(and, for a rule, the output was published), its SQL filter ran inline, or it was refused for a
+reason that retrying cannot fix (counted and shown). While no worker listens, or a publish fails,
+it keeps retrying with backoff, so the window fills and the source stops reading from the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+import redis
+
+from fnhub.calls import CallError, make_task
+from fnhub.connections import ConnectorConfig
+from fnhub.connectors import Message, Source, create_source, get_async_publisher, stable_client_id
+from fnhub.server.context import ServerContext
+from fnhub.subscriptions.spec import PublishTarget, SubscriptionSpec
+from fnhub.subscriptions.stats import SubscriptionStats
+from fnhub.tasks import Status, Task, TaskResult, result_for
+from fnhub.worker.execute import BYTES_MARKER
+
+log = logging.getLogger(__name__)
+
+LEASE_MS = 3000
+RENEW_SECONDS = 1.0
+POLL_SECONDS = 0.5
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def message_text(payload: bytes) -> str | bytes:
+    try:
+        return payload.decode()
+    except UnicodeDecodeError:
+        return payload
+
+
+def baetyl_event(payload: bytes) -> Any:
+    """Parsed JSON, `{}` for an empty payload, bytes when it is not JSON (Baetyl's rules)."""
+    if not payload.strip():
+        return {}
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload
+
+
+def output_bytes(value: Any) -> bytes | None:
+    """How a function's return value is published: see docs/rules.md."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and set(value) == {BYTES_MARKER}:
+        return base64.b64decode(value[BYTES_MARKER])
+    if isinstance(value, str):
+        return value.encode()
+    return orjson.dumps(value)
+
+
+class Runner:
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        connector: ConnectorConfig,
+        connectors: dict[str, ConnectorConfig],
+        ctx: ServerContext,
+        caller: Any,
+        node: str,
+    ) -> None:
+        self.spec = spec
+        self.connector = connector
+        self.connectors = connectors
+        self.ctx = ctx
+        self.caller = caller
+        self.node = node
+        self.stats = SubscriptionStats()
+        self.source: Source | None = None
+        self.holder: str | None = None
+        self.query: Any = None
+        if spec.sql:
+            from fnhub.rules.sql import compile_sql
+
+            self.query = compile_sql(spec.sql)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            if self.spec.mode == "single":
+                await self._run_single()
+            else:
+                self.holder = self.ctx.server_id
+                await self._run_source()
+        finally:
+            await self._stop_source()
+
+    async def _run_single(self) -> None:
+        """Hold the Redis lease while subscribed; anyone may take it within LEASE_MS of death."""
+        key = self.ctx.keys.subscription_lease(self.spec.name)
+        me = self.ctx.server_id
+        while True:
+            try:
+                got = await self.ctx.redis.set(key, me, nx=True, px=LEASE_MS)
+                holder = me if got else await self.ctx.redis.get(key)
+            except (redis.RedisError, OSError) as exc:
+                self.stats.last_error = f"lease: {exc}"
+                await asyncio.sleep(POLL_SECONDS)
+                continue
+            self.holder = holder.decode() if isinstance(holder, bytes) else holder
+            if self.holder != me:
+                await asyncio.sleep(POLL_SECONDS)
+                continue
+            source_task = asyncio.create_task(self._run_source())
+            try:
+                while not source_task.done():
+                    await asyncio.sleep(RENEW_SECONDS)
+                    try:
+                        kept = await self.ctx.redis.eval(_RENEW, 1, key, me, LEASE_MS)
+                    except (redis.RedisError, OSError) as exc:
+                        kept = 0
+                        self.stats.last_error = f"lease renewal failed: {exc}"
+                    if not kept:
+                        log.warning("subscription %s: lease lost; unsubscribing", self.spec.name)
+                        break
+            finally:
+                await self._stop_source()
+                source_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await source_task
+                with contextlib.suppress(redis.RedisError, OSError):
+                    await self.ctx.redis.eval(_RELEASE, 1, key, me)
+                self.holder = None
+
+    async def _run_source(self) -> None:
+        spec = self.spec
+        options = dict(spec.options)
+        group = options.pop("group", None) or f"fnhub-{spec.name}"
+        topics = list(spec.topics)
+        if spec.mode == "multiple" and self.connector.type == "mqtt":
+            share = options.pop("share_group", None) or f"fnhub-{spec.name}"
+            topics = [t if t.startswith("$share/") else f"$share/{share}/{t}" for t in topics]
+        node = self.node if spec.mode == "multiple" else None
+        client_id = options.pop("client_id", None) or stable_client_id(
+            self.connector.name, spec.name, node
+        )
+        if self.connector.type == "redis" and spec.mode == "single":
+            client_id = options.pop("consumer", client_id)
+        self.source = create_source(
+            self.connector.type,
+            self.connector.settings,
+            topics=topics,
+            window=spec.window,
+            group=group,
+            client_id=client_id,
+            options=options,
+        )
+        self.stats.source = self.source.status
+        await self.source.run(self.handle)
+
+    async def _stop_source(self) -> None:
+        source, self.source = self.source, None
+        if source is not None:
+            with contextlib.suppress(Exception):
+                await source.stop()
+
+    # -- one message --------------------------------------------------------------------------
+    async def handle(self, msg: Message) -> None:
+        started = time.time()
+        kind = self.spec.kind
+        try:
+            if kind == "function":
+                result = await self._run_function(msg)
+                if result.status == Status.SUCCESS:
+                    await self._publish_output(self.spec.publish, output_bytes(result.result))
+                else:
+                    await self._publish_error(msg, result)
+                self.stats.outcome(msg, result.status, result.result, result.error_message)
+            elif kind == "sql":
+                from fnhub.rules.sql import SqlContext
+
+                out = self.query.evaluate(
+                    msg.payload,
+                    SqlContext(qos=msg.qos, topic=msg.topic, client_id=msg.client_id),
+                )
+                if out is not None:
+                    await self._publish_output(
+                        self.spec.publish, orjson.dumps(out, option=orjson.OPT_SORT_KEYS)
+                    )
+                self.stats.outcome(msg, "success" if out is not None else "filtered", out, None)
+            else:
+                await self._publish_output(self.spec.publish, msg.payload)
+                self.stats.outcome(msg, "success", None, None)
+        finally:
+            self.stats.done(time.time() - started)
+
+    def _kwargs(self, convention: str, msg: Message, invoke_id: str) -> dict[str, Any]:
+        if convention == "event_context":
+            return {
+                "event": baetyl_event(msg.payload),
+                "context": {
+                    "messageQOS": msg.qos,
+                    "messageTopic": msg.topic,
+                    "messageTimestamp": int(msg.timestamp or time.time()),
+                    "functionName": self.spec.function,
+                    "functionInvokeID": invoke_id,
+                    "invokeid": invoke_id,
+                },
+            }
+        return {"topic": msg.topic, "message": message_text(msg.payload)}
+
+    async def _run_function(self, msg: Message) -> TaskResult:
+        """Enqueue the message as a task and wait for its result, however long a worker takes."""
+        spec = self.spec
+        assert spec.function is not None
+        invoke_id = str(uuid.uuid4())
+        backoff = 0.2
+        while True:
+            active = self.caller.active
+            info = active.function(spec.function)
+            try:
+                task = make_task(
+                    self.ctx.settings,
+                    active,
+                    spec.function,
+                    self._kwargs(info.convention if info else "kwargs", msg, invoke_id),
+                    origin="subscription",
+                    origin_id=spec.name,
+                    queue=spec.queue,
+                    reply_to=self.caller.reply_stream,
+                    record=spec.record,
+                    record_limit=spec.record_limit,
+                    check_kwargs=False,
+                    meta={"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id},
+                )
+            except CallError as exc:
+                if exc.kind == "unknown_function":  # maybe just published: look once more
+                    await self.caller.refresh()
+                    if self.caller.active.function(spec.function) is not None:
+                        continue
+                # retrying cannot help: the message is done, as a failure everyone can see
+                task = Task(function=spec.function, origin="subscription", origin_id=spec.name)
+                return result_for(task, Status.FAILURE, error_type=exc.kind, error_message=str(exc))
+            if not self.caller.queue_workers.get(task.queue):
+                self.stats.last_error = f"no worker is listening on queue '{task.queue}'"
+                await self.caller.refresh()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            wait = max((task.expires_at or time.time()) - time.time(), 0) + task.timeout + 10
+            try:
+                return await self.caller.call(task, wait=wait)
+            except Exception as exc:  # ApiError 503/504 from the caller, Redis outages
+                status = getattr(exc, "status", None)
+                if status == 504:  # past expiry + timeout: it cannot run any more
+                    return result_for(
+                        task, Status.EXPIRED, error_type="NoResult", error_message=str(exc)
+                    )
+                self.stats.last_error = str(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _publish(self, target: PublishTarget, payload: bytes) -> None:
+        """Publish with retries: the input is acknowledged only after this returns."""
+        connector_name, topic = self.spec.output_target(target)
+        backoff = 0.2
+        while True:
+            config = self.connectors.get(connector_name)
+            if config is None:
+                self.stats.last_error = f"publish: no connector named '{connector_name}'"
+                await asyncio.sleep(min(backoff * 5, 5.0))
+                continue
+            options: dict[str, Any] = {}
+            if config.type == "mqtt":
+                options = {"qos": target.qos, "retain": target.retain}
+            elif config.type == "redis" and target.kind:
+                options = {"kind": target.kind}
+            try:
+                publisher = await get_async_publisher(config.name, config.type, config.settings)
+                await publisher.publish(topic, payload, **options)
+                self.stats.published += 1
+                return
+            except Exception as exc:
+                self.stats.last_error = f"publish to {connector_name}:{topic} failed: {exc}"
+                log.warning("subscription %s: %s", self.spec.name, self.stats.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _publish_output(self, target: PublishTarget | None, payload: bytes | None) -> None:
+        if target is not None and payload is not None:
+            await self._publish(target, payload)
+
+    async def _publish_error(self, msg: Message, result: TaskResult) -> None:
+        target = self.spec.error_publish or self.spec.publish
+        if target is None:
+            return
+        error = {
+            "error": {"type": result.error_type, "message": result.error_message},
+            "status": result.status,
+            "function": self.spec.function,
+            "invoke_id": (result.meta or {}).get("invoke_id"),
+            "task_id": result.id,
+            "subscription": self.spec.name,
+            "topic": msg.topic,
+            "input": base64.b64encode(msg.payload).decode(),
+        }
+        await self._publish(target, orjson.dumps(error))

@@ -437,9 +437,16 @@ class _PahoPublisher:
                 f"{self._refused or 'no CONNACK within timeout'}"
             )
 
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, rc: ReasonCode, p: Any) -> None:
         if rc.is_failure:
             self._refused = _reason_text(rc)
+        else:
+            # paho ignores the broker's Receive Maximum: send that many QoS>0 messages at once
+            # (mosquitto's default for 3.1.1 clients is 20).
+            # The public setter refuses an open connection, hence the attribute.
+            limit = getattr(p, "ReceiveMaximum", None) if self.settings.protocol == "5" else 20
+            client._max_inflight_messages = min(limit or 65535, 1000)
+            log.debug("mqtt publisher: broker receive maximum %s", limit)
         self._connected.set()
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, rc: ReasonCode | None, _p: Any) -> None:

@@ -23,7 +23,7 @@ async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(router, prefix="/api/v1")
     client = async_redis(services.settings)
-    app.state.context = ServerContext(
+    app.state.ctx = ServerContext(
         services.settings, client, services.db, services.keys, "test-server"
     )
     transport = httpx.ASGITransport(app=app)

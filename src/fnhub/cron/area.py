@@ -1,7 +1,7 @@
 """The cron area of the server: the `/cron-jobs` API and the beat running inside the server.
 
 The server mounts `router` under `/api/v1` behind admin auth and runs `service(ctx)` for its
-lifetime; handlers find the `ServerContext` at `request.app.state.context`.
+lifetime; handlers find the `ServerContext` at `request.app.state.ctx` (set by the server).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "unknown_function"
 
 
 def get_context(request: Request) -> ServerContext:
-    return request.app.state.context  # type: ignore[no-any-return]
+    return request.app.state.ctx  # type: ignore[no-any-return]
 
 
 Ctx = Annotated[ServerContext, Depends(get_context)]

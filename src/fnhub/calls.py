@@ -77,6 +77,8 @@ def make_task(
     timeout = min(timeout or options.timeout or settings.default_timeout, settings.max_timeout)
     expires = expires or options.expires or settings.default_expires
     script = active.scripts[info.script]
+    if options.concurrency:  # read by the worker child (fnhub.concurrency)
+        meta = {**(meta or {}), "concurrency": options.concurrency}
     return Task(
         function=ref,
         version=script.hash,

@@ -73,6 +73,10 @@ class Keys:
         """Encoded TaskResult of a task submitted with a status key: queued, running, then final."""
         return f"{self.prefix}:task:{task_id}"
 
+    def concurrency(self, function: str) -> str:
+        """Sorted set of task ids running a function with a concurrency limit, scored by expiry."""
+        return f"{self.prefix}:conc:{function}"
+
     @property
     def stats(self) -> str:
         """Hash of task counters and run-time histogram buckets, read by `/metrics`."""

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import redis
 
+from fnhub.concurrency import add_release
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 
@@ -64,6 +65,7 @@ def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) 
 def add_result(pipe: Any, keys: Keys, task: Task, result: TaskResult) -> None:
     """Queue the reply to the waiting caller (if any), the status key, the record and counters."""
     data = encode(result)
+    add_release(pipe, keys, task)
     marker = task.meta.get("running_marker")
     if isinstance(marker, str) and marker.startswith(keys.running_marker_prefix):
         pipe.delete(marker)  # the trigger's "still running" flag (cron overlap) ends with the task
@@ -172,6 +174,7 @@ def release_consumer(
             except (KeyError, msgspec.DecodeError):
                 log.error("dropping malformed entry %s in %s", entry_id, stream)
                 continue
+            add_release(pipe, keys, task)
             was_running = running_entry is None or _text(entry_id) == running_entry
             if not was_running or running_outcome == "release":
                 add_enqueue(pipe, keys, task)

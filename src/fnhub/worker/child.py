@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 import redis
 
-from fnhub import runtime
+from fnhub import concurrency, runtime
 from fnhub.config import Settings
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import add_ack, add_dead_letter, add_enqueue, add_result
@@ -118,6 +118,7 @@ class Flusher(threading.Thread):
                 for stream, entry_id, task, outcome in batch:
                     add_ack(pipe, stream, entry_id)
                     if isinstance(outcome, tuple):  # ("retry", task, eta)
+                        concurrency.add_release(pipe, self.keys, task)
                         add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
                     elif outcome is not None:
                         add_result(pipe, self.keys, task, outcome)
@@ -190,6 +191,11 @@ def _run_entry(
     except (KeyError, msgspec.DecodeError) as exc:
         log.error("discarding malformed queue entry %s %s: %s", stream, entry_id, exc)
         flusher.finish(stream, entry_id, Task(function="?"), None)
+        return
+    limit = concurrency.limit_of(task) if task.meta else None
+    if limit and not concurrency.acquire(flusher.redis, keys, task, limit):
+        eta = time.time() + concurrency.RETRY_SECONDS  # every slot is taken: back, same attempt
+        flusher.finish(stream, entry_id, task, ("retry", task, eta))
         return
     slot.set(stream, entry_id, time.time() + task.timeout)
     if task.status_key:

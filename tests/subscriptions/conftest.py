@@ -87,7 +87,7 @@ class Cluster:
         self.servers[node] = proc
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            assert proc.poll() is None, (self.dir / f"server-{node}.log").read_text()[-3000:]
+            assert proc.poll() is None, (proc.returncode, self.log(f"server-{node}.log"))
             try:
                 if (
                     httpx.get(f"http://127.0.0.1:{self.ports[node]}/healthz", timeout=1).status_code
@@ -115,7 +115,8 @@ class Cluster:
         import orjson
 
         raw = self.redis.hgetall(f"{self.prefix}:subs:status:{name}")
-        return [orjson.loads(v) for v in raw.values()]
+        views = [orjson.loads(v) for v in raw.values()]
+        return [v for v in views if time.time() - v["at"] < 3]  # live servers only
 
     def log(self, name: str) -> str:
         path = self.dir / name

@@ -33,6 +33,7 @@ POLL_SECONDS = 0.5
 FULL_RELOAD_SECONDS = 10.0
 STATUS_SECONDS = 1.0
 STATUS_TTL_SECONDS = 30
+STATUS_STALE_SECONDS = 5  # a view not refreshed for this long belongs to a dead server
 
 
 def row_to_dict(row: Subscription) -> dict[str, Any]:
@@ -185,5 +186,5 @@ async def read_status(ctx_redis: Any, keys: Any, name: str) -> list[dict[str, An
     raw = await ctx_redis.hgetall(keys.subscription_status(name))
     now = time.time()
     views = [orjson.loads(v) for v in raw.values()]
-    views = [v for v in views if now - v.get("at", 0) < STATUS_TTL_SECONDS]
+    views = [v for v in views if now - v.get("at", 0) < STATUS_STALE_SECONDS]
     return sorted(views, key=lambda v: not v.get("subscribed"))

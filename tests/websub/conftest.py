@@ -1,4 +1,5 @@
-"""Hub fixtures: hub settings with small retry/lease limits, a hub served by uvicorn, callbacks."""
+"""Hub fixtures: hub settings with small retry/lease limits, the real server app served by
+uvicorn (admin calls carry an API key, `/websub/hub` none), and subscriber callbacks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from fnhub.config import Settings
 
-from .harness import Served, Subscribers, bound_socket, hub_app
+from .harness import Served, Subscribers, bound_socket, prepare_server, server_app
 
 
 @pytest.fixture
@@ -39,17 +40,21 @@ def hub_settings(settings: Settings) -> Settings:
 class HubClient:
     """A running hub and an HTTP client for its public and management endpoints."""
 
-    def __init__(self, served: Served, settings: Settings) -> None:
+    def __init__(self, served: Served, settings: Settings, token: str) -> None:
         self.served = served
         self.settings = settings
         self.url = settings.websub_hub_url
-        self.http = httpx.AsyncClient(base_url=served.url, timeout=10)
+        self.token = token
+        self.http = httpx.AsyncClient(base_url=served.url, timeout=10)  # no credentials
 
     async def post(self, **params: str) -> httpx.Response:
         return await self.http.post("/websub/hub", data=params)
 
     async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.http.request(method, f"/api/v1/websub{path}", **kwargs)
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return await self.http.request(
+            method, f"/api/v1/websub{path}", headers=headers, **kwargs
+        )
 
     async def subscriptions(self, **params: str) -> list[dict[str, Any]]:
         r = await self.api("GET", "/subscriptions", params=params)
@@ -72,8 +77,9 @@ async def start_hub(
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", s.port))
-        served = await Served(hub_app(s), sock).start()
-        client = HubClient(served, s)
+        token = prepare_server(s)
+        served = await Served(server_app(s), sock).start()
+        client = HubClient(served, s, token)
         running.append(client)
         return client
 

@@ -1,29 +1,26 @@
-"""Real servers for hub tests: the hub app under uvicorn, and subscriber callbacks that record
-what the hub sends. Used by the tests, the kill/restart subprocess and the benchmark.
+"""Real servers for hub tests: the real fnhub server app under uvicorn, and subscriber callbacks
+that record what the hub sends. Used by the tests, the kill/restart subprocess and the benchmark.
 
-`hub_app(settings)` builds a FastAPI app with the websub routers and service the way the server
-wires areas (`fnhub.server.context`); swap it for the real app factory once that exists.
+`prepare_server(settings)` migrates the database and creates an admin API key (the management API
+under `/api/v1` needs one; `/websub/hub` is public); `server_app(settings)` is
+`fnhub.server.app.create_app`, so hub tests run against every area and middleware of a server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aredis
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from fnhub.config import Settings
-from fnhub.keys import Keys
-from fnhub.server.context import ServerContext
+from fnhub.server.app import create_app
+from fnhub.server.auth import create_key
 from fnhub.store.db import Database
 
 
@@ -34,31 +31,19 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def hub_app(settings: Settings) -> FastAPI:
-    from fnhub.websub import area
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.resolved_db_url())
+def prepare_server(settings: Settings) -> str:
+    """Migrate the schema (as `fnhub server` does) and return a new admin API token."""
+    db = Database(settings.resolved_db_url())
+    try:
         db.migrate()
-        client = aredis.Redis.from_url(settings.redis_url)
-        ctx = ServerContext(settings, client, db, Keys(settings.key_prefix), uuid.uuid4().hex)
-        app.state.ctx = ctx
-        task = asyncio.create_task(area.service(ctx))
-        await asyncio.sleep(0)  # the service registers the hub before the first request
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await client.aclose()
-            db.dispose()
+        _row, token = create_key(db, "websub-tests")
+    finally:
+        db.dispose()
+    return token
 
-    app = FastAPI(lifespan=lifespan)
-    app.include_router(area.public_router)
-    app.include_router(area.router, prefix="/api/v1")
-    return app
+
+def server_app(settings: Settings) -> FastAPI:
+    return create_app(settings)
 
 
 class Served:

@@ -1,23 +1,21 @@
-"""Run a hub server in its own process (for kill -9 tests and the benchmark).
+"""Run one real fnhub server (`fnhub.server.run.build_server`) in its own process, for kill -9
+tests and the benchmark.
 
-Usage: python hubproc.py '<settings json>'   (listens on settings.port)
+Usage: python hubproc.py '<settings json>'   (listens on settings.port; the caller migrates the
+database and creates API keys first, see `harness.prepare_server`)
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from pathlib import Path
-
-import uvicorn
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from harness import hub_app
 
 from fnhub.config import Settings
+from fnhub.server.run import build_server
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
+    # INFO by default, as `fnhub server` logs: per-request logging would show up in the benchmark
+    logging.basicConfig(level=os.environ.get("HUBPROC_LOG_LEVEL", "INFO"))
     settings = Settings.model_validate_json(sys.argv[1])
-    uvicorn.run(hub_app(settings), host="127.0.0.1", port=settings.port, log_level="warning")
+    build_server(settings, port=settings.port).run()

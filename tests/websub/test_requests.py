@@ -193,3 +193,16 @@ async def test_raw_body_fat_ping_and_script_publish(hub, subscribers, settings):
 async def test_topic_fetch_failure_is_502(hub):
     r = await hub.post(**{"hub.mode": "publish", "hub.url": f"{hub.served.url}/nowhere"})
     assert r.status_code == 502 and "404" in r.text
+
+
+async def test_hub_is_public_and_management_needs_an_api_key(hub, subscribers):
+    """On the real server app `/websub/hub` takes no credentials; `/api/v1/websub` does."""
+    anonymous = await hub.http.get("/api/v1/websub/subscriptions")
+    assert anonymous.status_code == 401
+    wrong = await hub.http.get(
+        "/api/v1/websub/subscriptions", headers={"Authorization": "Bearer fnh_0000_nope"}
+    )
+    assert wrong.status_code == 401
+    assert (await hub.http.get("/websub/hub")).status_code == 200
+    await subscribe(hub, subscribers, "public", topic_url(subscribers))  # no credentials sent
+    assert "authorization" not in {k.lower() for k in hub.http.headers}

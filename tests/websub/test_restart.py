@@ -14,7 +14,7 @@ import redis as sync_redis
 
 from fnhub import runtime
 
-from .harness import eventually
+from .harness import eventually, prepare_server
 from .test_conformance import subscribe, topic_url
 
 HUBPROC = Path(__file__).parent / "hubproc.py"
@@ -25,6 +25,7 @@ class HubProcess:
         self.settings = settings
         self.url = settings.websub_hub_url
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=10)
+        self.admin = {"Authorization": f"Bearer {prepare_server(settings)}"}
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
@@ -49,7 +50,9 @@ class HubProcess:
         return await self.http.post("/websub/hub", data=params)
 
     async def subscriptions(self, **params: str):
-        return (await self.http.get("/api/v1/websub/subscriptions", params=params)).json()
+        r = await self.http.get("/api/v1/websub/subscriptions", params=params, headers=self.admin)
+        r.raise_for_status()
+        return r.json()
 
 
 async def test_kill_mid_backlog_then_restart_delivers_everything(hub_settings, subscribers):

@@ -52,9 +52,7 @@ class HubClient:
 
     async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        return await self.http.request(
-            method, f"/api/v1/websub{path}", headers=headers, **kwargs
-        )
+        return await self.http.request(method, f"/api/v1/websub{path}", headers=headers, **kwargs)
 
     async def subscriptions(self, **params: str) -> list[dict[str, Any]]:
         r = await self.api("GET", "/subscriptions", params=params)

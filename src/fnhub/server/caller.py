@@ -60,6 +60,8 @@ class Caller:
         self._refreshed_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._last_reply = "0-0"
+        self._outbox: list[tuple[Task, asyncio.Future[None]]] = []
+        self._outbox_sending = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -174,9 +176,7 @@ class Caller:
         fut: asyncio.Future[TaskResult] = loop.create_future()
         self._waiting[task.id] = fut
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            add_enqueue(pipe, self.keys, task)
-            await pipe.execute()
+            await self._enqueue_batched(task)
             limit = wait if wait is not None else task.timeout + WAIT_MARGIN_SECONDS
             try:
                 return await asyncio.wait_for(fut, limit)
@@ -189,6 +189,40 @@ class Caller:
                 ) from None
         finally:
             self._waiting.pop(task.id, None)
+
+    async def _enqueue_batched(self, task: Task) -> None:
+        """XADD through one shared pipeline: calls made in the same loop iteration (a burst of
+        subscription messages, concurrent requests) cost one Redis round trip together."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((task, fut))
+        if not self._outbox_sending:
+            self._outbox_sending = True
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._send_outbox())
+            )
+        await fut
+
+    async def _send_outbox(self) -> None:
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                pipe = self.redis.pipeline(transaction=False)
+                for task, _fut in batch:
+                    add_enqueue(pipe, self.keys, task)
+                try:
+                    await pipe.execute()
+                except BaseException as exc:
+                    for _task, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for _task, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+        finally:
+            self._outbox_sending = False
 
     async def submit(self, task: Task, *, eta: float | None = None) -> None:
         """Enqueue a task built with a status key; the key says `queued` from now on."""

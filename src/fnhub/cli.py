@@ -272,6 +272,51 @@ def call(
     raise typer.Exit(1)
 
 
+@app.command()
+def status(
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Live workers, queue depths and every subscription's state (connected, holder, rate...)."""
+    from fnhub.bootstrap import open_services
+    from fnhub.status import gather
+
+    settings = _settings(project)
+    services = open_services(settings)
+    try:
+        data = gather(services.redis, services.keys, services.db, list(settings.queues))
+    finally:
+        services.close()
+    if as_json:
+        console.print_json(json.dumps(data, default=str))
+        return
+    workers = Table("worker", "host", "queues", "processes", "last beat")
+    for w in data["workers"]:
+        workers.add_row(w["id"], w.get("host", ""), ",".join(w.get("queues", [])),
+                        str(w.get("processes", "")), _time(w.get("beat")))
+    console.print(workers)
+    queues = Table("queue", "waiting", "running")
+    for q in data["queues"]:
+        queues.add_row(q["queue"], str(q["waiting"]), str(q["running"]))
+    console.print(queues)
+    subs = Table("subscription", "mode", "node", "state", "processed", "per min", "in flight",
+                 "lag", "dropped", "last error")
+    for sub in data["subscriptions"]:
+        views = sub["servers"] or [{}]
+        for view in views:
+            source = view.get("source") or {}
+            state = source.get("state", "not running" if sub["enabled"] else "disabled")
+            if view and not view.get("subscribed"):
+                state = "standby (holder elsewhere)" if sub["mode"] == "single" else state
+            subs.add_row(
+                sub["name"], sub["mode"], view.get("node", "-"), state,
+                str(view.get("processed", "-")), str(view.get("rate_per_minute", "-")),
+                str(source.get("in_flight", "-")), str(source.get("lag", "-")),
+                str(source.get("dropped", "-")), (view.get("last_error") or "")[:60],
+            )
+    console.print(subs)
+
+
 def _time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
@@ -344,6 +389,10 @@ app.command("beat")(_beat)
 from fnhub.websub.cli import websub_app  # noqa: E402
 
 app.add_typer(websub_app, name="websub")
+
+from fnhub.rules.cli import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -81,8 +81,13 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings(
-        project_dir=tmp, data_dir=tmp, redis_url=url, db_url=f"sqlite:///{tmp}/b.db",
-        key_prefix=prefix, records_enabled=records, heartbeat_seconds=0.5,
+        project_dir=tmp,
+        data_dir=tmp,
+        redis_url=url,
+        db_url=f"sqlite:///{tmp}/b.db",
+        key_prefix=prefix,
+        records_enabled=records,
+        heartbeat_seconds=0.5,
     )
     services = open_services(settings)
     services.scripts.publish({"bench": SCRIPT})
@@ -111,9 +116,13 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
         for start in range(0, n, 500):
             pipe = client.redis.pipeline(transaction=False)
             for i in range(start, min(start + 500, n)):
-                add_enqueue(pipe, client.keys, make_task(
-                    settings, active, "bench.noop", {"i": i}, reply_to=reply, check_kwargs=False
-                ))
+                add_enqueue(
+                    pipe,
+                    client.keys,
+                    make_task(
+                        settings, active, "bench.noop", {"i": i}, reply_to=reply, check_kwargs=False
+                    ),
+                )
             pipe.execute()
         got, last = 0, client._last_reply
         while got < n:

@@ -8,6 +8,11 @@ stays meaningful on a small, noisy machine.  Results go to ``bench/results/sql.j
 
 from __future__ import annotations
 
+import sys
+
+# bench/queue.py is named like the stdlib `queue` module: keep this folder off the import path
+sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
+
 import json
 import math
 import platform

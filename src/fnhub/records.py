@@ -9,6 +9,7 @@ transaction and prune old rows per origin (keep last N) and by age.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
 import time
@@ -72,28 +73,31 @@ def to_row(result: TaskResult) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE for a dialect, built once (it is costly)."""
+    table = TaskRecord.__table__
+    if dialect == "postgresql":
+        stmt = pg_insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
+        )
+    if dialect in ("mysql", "mariadb"):
+        stmt = mysql_insert(table)
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in _COLUMNS})
+    stmt = sqlite_insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
+    )
+
+
 def upsert_records(db: Database, rows: list[dict[str, Any]]) -> None:
     """Insert rows, replacing any row with the same id (a queued record, an earlier attempt)."""
     if not rows:
         return
-    dialect = db.engine.dialect.name
-    table = TaskRecord.__table__
-    if dialect == "postgresql":
-        stmt = pg_insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
-        )
-    elif dialect in ("mysql", "mariadb"):
-        stmt = mysql_insert(table)
-        stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in _COLUMNS})
-    else:
-        stmt = sqlite_insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
-        )
     by_id = {row["id"]: row for row in rows}  # the last word on an id wins
     with db.engine.begin() as conn:
-        conn.execute(stmt, list(by_id.values()))
+        conn.execute(_upsert_statement(db.engine.dialect.name), list(by_id.values()))
 
 
 class Recorder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Integer, String
+from sqlalchemy import JSON, Boolean, Double, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fnhub.store.models import Base
@@ -21,12 +21,12 @@ class CronJob(Base):
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     misfire: Mapped[str] = mapped_column(String(16), default="skip")  # skip | run_once
     overlap: Mapped[str] = mapped_column(String(16), default="skip")  # skip | allow
     title: Mapped[str] = mapped_column(String(256), default="")
     provisioned: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Double, default=time.time)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Double, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fnhub.store.models import Base
@@ -19,8 +19,8 @@ class ApiKey(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
+    expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class Endpoint(Base):
@@ -35,14 +35,14 @@ class Endpoint(Base):
     kwargs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     auth: Mapped[dict[str, Any]] = mapped_column(JSON)  # secret fields encrypted
     throttle: Mapped[dict[str, int]] = mapped_column(JSON)
-    cache_result: Mapped[float | None] = mapped_column(Float, nullable=True)
-    timeout: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cache_result: Mapped[float | None] = mapped_column(Double, nullable=True)
+    timeout: Mapped[float | None] = mapped_column(Double, nullable=True)
     show_traceback: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     record_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class Connector(Base):
@@ -54,5 +54,5 @@ class Connector(Base):
     type: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text, default="")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Double, default=time.time)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Float, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Double, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,7 +26,7 @@ class WebSubTopic(Base):
     hash: Mapped[str] = mapped_column(String(40), primary_key=True)
     url: Mapped[str] = mapped_column(Text)
     registered: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class WebSubSubscription(Base):
@@ -45,11 +45,11 @@ class WebSubSubscription(Base):
     callback: Mapped[str] = mapped_column(Text)
     secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token
     lease_seconds: Mapped[int] = mapped_column(Integer)
-    lease_expires: Mapped[float] = mapped_column(Float)
+    lease_expires: Mapped[float] = mapped_column(Double)
     state: Mapped[str] = mapped_column(String(16), default="active")  # active|expired|gone
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    verified_at: Mapped[float] = mapped_column(Float, default=time.time)
-    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
+    verified_at: Mapped[float] = mapped_column(Double, default=time.time)
+    ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class WebSubDeadLetter(Base):
@@ -64,7 +64,7 @@ class WebSubDeadLetter(Base):
     entry_id: Mapped[str] = mapped_column(String(64))
     content_type: Mapped[str] = mapped_column(String(255))
     body: Mapped[bytes] = mapped_column(LongBlob)
-    published_at: Mapped[float] = mapped_column(Float)
+    published_at: Mapped[float] = mapped_column(Double)
     attempts: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)

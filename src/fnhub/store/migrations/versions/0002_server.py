@@ -21,8 +21,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=16), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("expires_at", sa.Float(), nullable=True),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("expires_at", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
@@ -32,8 +32,8 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=32), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("settings", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
@@ -45,14 +45,14 @@ def upgrade() -> None:
         sa.Column("kwargs", sa.JSON(), nullable=True),
         sa.Column("auth", sa.JSON(), nullable=False),
         sa.Column("throttle", sa.JSON(), nullable=False),
-        sa.Column("cache_result", sa.Float(), nullable=True),
-        sa.Column("timeout", sa.Float(), nullable=True),
+        sa.Column("cache_result", sa.Double(), nullable=True),
+        sa.Column("timeout", sa.Double(), nullable=True),
         sa.Column("show_traceback", sa.Boolean(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("expires_at", sa.Float(), nullable=True),
+        sa.Column("expires_at", sa.Double(), nullable=True),
         sa.Column("record_limit", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     # ### end Alembic commands ###

@@ -23,15 +23,15 @@ def upgrade() -> None:
         sa.Column("timezone", sa.String(length=64), nullable=True),
         sa.Column("kwargs", sa.JSON(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("expires_at", sa.Float(), nullable=True),
+        sa.Column("expires_at", sa.Double(), nullable=True),
         sa.Column("queue", sa.String(length=64), nullable=True),
         sa.Column("record_limit", sa.Integer(), nullable=True),
         sa.Column("misfire", sa.String(length=16), nullable=False),
         sa.Column("overlap", sa.String(length=16), nullable=False),
         sa.Column("title", sa.String(length=256), nullable=False),
         sa.Column("provisioned", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
 

@@ -32,10 +32,10 @@ def upgrade() -> None:
             .with_variant(mysql.LONGBLOB(), "mysql"),
             nullable=False,
         ),
-        sa.Column("published_at", sa.Float(), nullable=False),
+        sa.Column("published_at", sa.Double(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("websub_dead_letters", schema=None) as batch_op:
@@ -52,11 +52,11 @@ def upgrade() -> None:
         sa.Column("callback", sa.Text(), nullable=False),
         sa.Column("secret", sa.Text(), nullable=True),
         sa.Column("lease_seconds", sa.Integer(), nullable=False),
-        sa.Column("lease_expires", sa.Float(), nullable=False),
+        sa.Column("lease_expires", sa.Double(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("verified_at", sa.Float(), nullable=False),
-        sa.Column("ended_at", sa.Float(), nullable=True),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("verified_at", sa.Double(), nullable=False),
+        sa.Column("ended_at", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("topic_hash", "callback_hash"),
     )
@@ -70,7 +70,7 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(length=40), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("registered", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("hash"),
     )
     # ### end Alembic commands ###

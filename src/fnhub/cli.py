@@ -292,15 +292,30 @@ def status(
         return
     workers = Table("worker", "host", "queues", "processes", "last beat")
     for w in data["workers"]:
-        workers.add_row(w["id"], w.get("host", ""), ",".join(w.get("queues", [])),
-                        str(w.get("processes", "")), _time(w.get("beat")))
+        workers.add_row(
+            w["id"],
+            w.get("host", ""),
+            ",".join(w.get("queues", [])),
+            str(w.get("processes", "")),
+            _time(w.get("beat")),
+        )
     console.print(workers)
     queues = Table("queue", "waiting", "running")
     for q in data["queues"]:
         queues.add_row(q["queue"], str(q["waiting"]), str(q["running"]))
     console.print(queues)
-    subs = Table("subscription", "mode", "node", "state", "processed", "per min", "in flight",
-                 "lag", "dropped", "last error")
+    subs = Table(
+        "subscription",
+        "mode",
+        "node",
+        "state",
+        "processed",
+        "per min",
+        "in flight",
+        "lag",
+        "dropped",
+        "last error",
+    )
     for sub in data["subscriptions"]:
         views = sub["servers"] or [{}]
         for view in views:
@@ -309,10 +324,16 @@ def status(
             if view and not view.get("subscribed"):
                 state = "standby (holder elsewhere)" if sub["mode"] == "single" else state
             subs.add_row(
-                sub["name"], sub["mode"], view.get("node", "-"), state,
-                str(view.get("processed", "-")), str(view.get("rate_per_minute", "-")),
-                str(source.get("in_flight", "-")), str(source.get("lag", "-")),
-                str(source.get("dropped", "-")), (view.get("last_error") or "")[:60],
+                sub["name"],
+                sub["mode"],
+                view.get("node", "-"),
+                state,
+                str(view.get("processed", "-")),
+                str(view.get("rate_per_minute", "-")),
+                str(source.get("in_flight", "-")),
+                str(source.get("lag", "-")),
+                str(source.get("dropped", "-")),
+                (view.get("last_error") or "")[:60],
             )
     console.print(subs)
 

@@ -1,9 +1,14 @@
-"""WebSub fan-out benchmark: one topic, N local subscriber endpoints, M notifications.
+"""WebSub fan-out benchmark: one topic, N local subscriber endpoints, M notifications, next to the
+practical ceiling measured in the same run.
 
-Runs the hub (tests/websub/hubproc.py) in its own process against the machine's Redis and a
-temporary SQLite file, and the subscribers as one uvicorn server in this process with N callback
-URLs. Reports deliveries/s and publish-to-delivery latency (p50/p99), measured at the subscriber
-from the publish time carried in each body.
+Three processes: the receivers (one uvicorn server, uvloop + httptools, N callback URLs that
+record publish-to-delivery latency from the publish time carried in each body), the hub (a real
+fnhub server, `tests/websub/hubproc.py`, machine's Redis, temporary SQLite) and this driver.
+
+- baseline: this process POSTs every notification to every callback with a raw pooled
+  `httpx.AsyncClient` (same concurrency limit, same signature and Link headers, one task per
+  subscriber so per-subscriber order holds as in the hub): the ceiling for an httpx-based hub.
+- hub: N verified subscriptions; M notifications published to `/websub/hub`.
 
     python bench/websub.py --subscribers 500 --notifications 20
 """
@@ -25,16 +30,25 @@ import subprocess
 import tempfile
 import time
 import uuid
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import redis
 import uvicorn
+import uvloop
 
 from fnhub.config import Settings
+from fnhub.websub.signing import link_header, signature
 
 ROOT = Path(__file__).resolve().parent.parent
 HUBPROC = ROOT / "tests" / "websub" / "hubproc.py"
+RESULTS = ROOT / "bench" / "results" / "websub.json"
+SECRET = "bench-secret"
+TOPIC = "https://bench.example/topic"
+
+sys.path.insert(0, str(ROOT / "tests" / "websub"))
+from harness import prepare_server  # noqa: E402
 
 
 def free_port() -> int:
@@ -44,15 +58,13 @@ def free_port() -> int:
 
 
 class Receivers:
-    """A bare ASGI app: GET echoes the challenge, POST records (callback, latency)."""
+    """A bare ASGI app: GET echoes the challenge, POST records the latency, /stats reports."""
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
-        self.verified = 0
-        self.first: float | None = None
         self.last = 0.0
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         body = b""
@@ -62,103 +74,175 @@ class Receivers:
             if not msg.get("more_body"):
                 break
         answer = b""
-        if scope["method"] == "GET":
+        if scope["path"] == "/stats":
+            answer = json.dumps({"latencies": self.latencies, "last": self.last}).encode()
+        elif scope["path"] == "/reset":
+            self.latencies, self.last = [], 0.0
+        elif scope["method"] == "GET":
             answer = parse_qs(scope["query_string"].decode()).get("hub.challenge", [""])[0].encode()
-            self.verified += 1
         else:
             now = time.time()
             self.latencies.append(now - json.loads(body)["t"])
-            self.first = self.first or now
             self.last = now
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": answer})
 
 
+def serve_receivers(port: int) -> None:
+    uvicorn.run(
+        Receivers(),
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (load-independent cost, unlike wall-clock rates)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
-async def main(n_subs: int, n_notes: int, redis_url: str) -> None:
+async def collect(http: httpx.AsyncClient, expected: int, t0: float, limit: float) -> dict:
+    """Wait until the receivers have `expected` deliveries (or `limit` s), then summarise."""
+    while True:
+        stats = (await http.get("/stats")).json()
+        if len(stats["latencies"]) >= expected or time.time() - t0 > limit:
+            break
+        await asyncio.sleep(0.25)
+    got, span = len(stats["latencies"]), stats["last"] - t0
+    return {
+        "deliveries": got,
+        "expected": expected,
+        "seconds": round(span, 2),
+        "deliveries_per_s": round(got / span, 1) if span > 0 else None,
+        "latency_ms_p50": pct(stats["latencies"], 0.5) if got else None,
+        "latency_ms_p99": pct(stats["latencies"], 0.99) if got else None,
+    }
+
+
+async def raw_baseline(receivers: str, n_subs: int, n_notes: int, concurrency: int) -> dict:
+    """Every notification to every callback with one pooled httpx client: the ceiling."""
+    limit = asyncio.Semaphore(concurrency)
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        timeout=30,
+    )
+    link = link_header("http://127.0.0.1/websub/hub", TOPIC)
+    cpu0 = cpu_seconds(os.getpid())
+    t0 = time.time()
+    notes = [json.dumps({"i": i, "t": time.time()}).encode() for i in range(n_notes)]
+
+    async def subscriber(i: int) -> None:
+        for body in notes:
+            headers = {
+                "Content-Type": "application/json",
+                "Link": link,
+                "X-Hub-Signature": signature(SECRET, body, "sha256"),
+            }
+            async with limit:
+                r = await client.post(f"{receivers}/cb/{i}", content=body, headers=headers)
+            r.raise_for_status()
+
+    await asyncio.gather(*(subscriber(i) for i in range(n_subs)))
+    cpu = cpu_seconds(os.getpid()) - cpu0
+    await client.aclose()
+    async with httpx.AsyncClient(base_url=receivers) as http:
+        result = await collect(http, n_subs * n_notes, t0, 10)
+    result["sender_cpu_us_per_delivery"] = round(cpu / max(result["deliveries"], 1) * 1e6)
+    return result
+
+
+async def hub_run(
+    receivers: str, n_subs: int, n_notes: int, concurrency: int, redis_url: str, profile: bool
+) -> dict:
     tmp = Path(tempfile.mkdtemp())
-    hub_port, sub_port = free_port(), free_port()
+    hub_port = free_port()
     settings = Settings(
         data_dir=tmp,
         redis_url=redis_url,
         db_url=f"sqlite:///{tmp / 'bench.db'}",
         key_prefix=f"bench-{uuid.uuid4().hex[:8]}",
         port=hub_port,
+        access_log=False,
         websub_hub_url=f"http://127.0.0.1:{hub_port}/websub/hub",
         websub_deny_private=False,
-        websub_concurrency=int(os.environ.get("BENCH_CONCURRENCY", "64")),
+        websub_concurrency=concurrency,
     )
-    receivers = Receivers()
-    server = uvicorn.Server(
-        uvicorn.Config(receivers, host="127.0.0.1", port=sub_port, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
+    token = prepare_server(settings)
+    src = os.environ.get("BENCH_HUB_SRC", str(ROOT / "src"))  # e.g. an older checkout's src
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *sys.path])}
     hub = subprocess.Popen([sys.executable, str(HUBPROC), settings.model_dump_json()], env=env)
+    spy = None
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub_port}", timeout=30)
+    admin = {"Authorization": f"Bearer {token}"}
+    rec = httpx.AsyncClient(base_url=receivers, timeout=30)
     try:
-        for _ in range(200):
+        for _ in range(400):
             try:
                 if (await http.get("/websub/hub")).status_code == 200:
                     break
             except httpx.HTTPError:
                 await asyncio.sleep(0.05)
-        topic = "https://bench.example/topic"
         started = time.monotonic()
         for i in range(n_subs):
             await http.post(
                 "/websub/hub",
                 data={
                     "hub.mode": "subscribe",
-                    "hub.topic": topic,
-                    "hub.callback": f"http://127.0.0.1:{sub_port}/cb/{i}",
-                    "hub.secret": "bench-secret",
+                    "hub.topic": TOPIC,
+                    "hub.callback": f"{receivers}/cb/{i}",
+                    "hub.secret": SECRET,
                 },
             )
         while True:
-            subs = (await http.get("/api/v1/websub/subscriptions")).json()
-            if sum(1 for s in subs if s["owner"]) == n_subs:
+            r = await http.get("/api/v1/websub/subscriptions", headers=admin)
+            r.raise_for_status()
+            if sum(1 for s in r.json() if s["owner"]) == n_subs:
                 break
             await asyncio.sleep(0.2)
         print(f"{n_subs} subscriptions verified in {time.monotonic() - started:.1f}s")
+        await asyncio.sleep(1.0)  # let the deliverers reach their idle wait
+        await rec.post("/reset")
+        if profile:
+            out = Path(tempfile.gettempdir()) / "websub-hub-profile.txt"  # collapsed stacks
+            print(f"profiling the hub into {out}")
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(hub.pid), "-o", str(out), "-r", "50", "-f", "raw"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            await asyncio.sleep(1.0)
+        cpu0 = cpu_seconds(hub.pid)
         t0 = time.time()
         for i in range(n_notes):
             await http.post(
                 "/websub/hub",
-                params={"hub.mode": "publish", "hub.url": topic},
+                params={"hub.mode": "publish", "hub.url": TOPIC},
                 content=json.dumps({"i": i, "t": time.time()}),
                 headers={"content-type": "application/json"},
             )
-        expected = n_subs * n_notes
-        while len(receivers.latencies) < expected and time.time() - t0 < 120:
-            await asyncio.sleep(0.05)
-        got = len(receivers.latencies)
-        span = receivers.last - t0
-        print(
-            json.dumps(
-                {
-                    "subscribers": n_subs,
-                    "notifications": n_notes,
-                    "deliveries": got,
-                    "expected": expected,
-                    "seconds": round(span, 2),
-                    "deliveries_per_s": round(got / span, 1),
-                    "latency_ms_p50": round(pct(receivers.latencies, 0.5), 1),
-                    "latency_ms_p99": round(pct(receivers.latencies, 0.99), 1),
-                },
-                indent=2,
-            )
-        )
+        result = await collect(rec, n_subs * n_notes, t0, 180)
+        cpu = cpu_seconds(hub.pid) - cpu0
+        result["sender_cpu_us_per_delivery"] = round(cpu / max(result["deliveries"], 1) * 1e6)
+        return result
     finally:
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
         await http.aclose()
+        await rec.aclose()
         hub.terminate()
-        hub.wait(15)
-        server.should_exit = True
-        await serving
+        hub.wait(20)
         client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
         for i in range(0, len(keys), 500):
@@ -166,10 +250,56 @@ async def main(n_subs: int, n_notes: int, redis_url: str) -> None:
         client.close()
 
 
+async def main(args: argparse.Namespace) -> None:
+    port = free_port()
+    receivers = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, __file__, "--receivers", str(port)])
+    try:
+        async with httpx.AsyncClient(base_url=receivers) as http:
+            for _ in range(400):
+                try:
+                    await http.post("/reset")
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+        n, m, c = args.subscribers, args.notifications, args.concurrency
+        baseline = await raw_baseline(receivers, n, m, c)
+        print("raw httpx baseline", json.dumps(baseline))
+        hub = await hub_run(receivers, n, m, c, args.redis_url, args.profile)
+        print("hub", json.dumps(hub))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    result = {
+        "subscribers": n,
+        "notifications": m,
+        "concurrency": c,
+        "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
+        "hub": hub,
+        "raw_httpx_baseline": baseline,
+        "ratio_cpu_per_delivery": round(
+            hub["sender_cpu_us_per_delivery"] / baseline["sender_cpu_us_per_delivery"], 2
+        ),
+        "ratio_deliveries_per_s": round(hub["deliveries_per_s"] / baseline["deliveries_per_s"], 2)
+        if hub["deliveries_per_s"] and baseline["deliveries_per_s"]
+        else None,
+    }
+    print(json.dumps(result, indent=2))
+    if args.save:
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=500)
     parser.add_argument("--notifications", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--profile", action="store_true", help="py-spy flame graph of the hub")
+    parser.add_argument("--save", action="store_true", help=f"write {RESULTS.name}")
+    parser.add_argument("--receivers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.subscribers, args.notifications, args.redis_url))
+    if args.receivers:
+        serve_receivers(args.receivers)
+    else:
+        uvloop.run(main(args))

@@ -33,7 +33,7 @@ class HubProcess:
         self.proc = subprocess.Popen(
             [sys.executable, str(HUBPROC), self.settings.model_dump_json()], env=env
         )
-        await eventually(self._up, timeout=15)
+        await eventually(self._up, timeout=40)  # a loaded machine imports slowly
 
     async def _up(self) -> bool:
         try:

@@ -59,6 +59,10 @@ class Deliverer:
         self.releasing = False  # finish the current notification, then hand the claim back
         self.stopping = asyncio.Event()  # cuts a backoff sleep short when releasing or lost
         self.task: asyncio.Task[None] | None = None
+        self.check_redeliver = True  # dead letters queued again by an operator
+        self.status = 0  # of the last successful attempt
+        self.http = hub.client_for(sub.id)
+        self.link = link_header(hub.hub_url, sub.topic)
 
     def owned(self) -> bool:
         return time.monotonic() < self.valid_until and not self.releasing
@@ -83,28 +87,36 @@ class Deliverer:
         cursor = await hub.cursor(self.sub)
         while self.owned():
             self.wake.clear()
-            again = await hub.redis.lpop(hub.keys.websub_redeliver(self.sub.id))
-            if again is not None:
-                outcome = await self.deliver(_from_redeliver(again))
-                if outcome is Outcome.GONE:
-                    await hub.gone(self.sub)
-                    return
-                if outcome is Outcome.STOPPED:  # keep it queued for the next owner
-                    await hub.redis.lpush(hub.keys.websub_redeliver(self.sub.id), again)
-                    return
-                continue
-            batch = await hub.store.read(self.sub.topic_hash, cursor, READ_BATCH)
+            if self.check_redeliver:  # only when told (`r:<id>`), at start and on idle polls
+                self.check_redeliver = False
+                again = await hub.redis.lpop(hub.keys.websub_redeliver(self.sub.id))
+                if again is not None:
+                    self.check_redeliver = True  # there may be more
+                    outcome = await self.deliver(_from_redeliver(again))
+                    if outcome is Outcome.DELIVERED:
+                        await hub.record_success(self.sub, self.status)
+                    if outcome is Outcome.GONE:
+                        await hub.gone(self.sub)
+                        return
+                    if outcome is Outcome.STOPPED:  # keep it queued for the next owner
+                        await hub.redis.lpush(hub.keys.websub_redeliver(self.sub.id), again)
+                        return
+                    continue
+            batch = await hub.read(self.sub.topic_hash, cursor, READ_BATCH)
             if not batch:
                 try:
                     await asyncio.wait_for(self.wake.wait(), IDLE_POLL_SECONDS)
                 except TimeoutError:
-                    pass
+                    self.check_redeliver = True
                 continue
             for note in batch:
                 outcome = await self.deliver(note)
                 if outcome is Outcome.STOPPED:
                     return
-                if not await hub.advance(self, note.id):
+                # cursor, counters and the ownership check in one round trip
+                if not await hub.advance(
+                    self, note, self.status if outcome is Outcome.DELIVERED else None
+                ):
                     return  # another server owns it now
                 cursor = note.id
                 if outcome is Outcome.GONE:
@@ -123,7 +135,8 @@ class Deliverer:
             attempt += 1
             status, error = await self.attempt(note)
             if status is not None and 200 <= status < 300:
-                await self.hub.record_success(self.sub, note, status)
+                self.status = status
+                self.hub.metrics.delivered(note.published_at)
                 return Outcome.DELIVERED
             if status == 410:
                 return Outcome.GONE
@@ -146,7 +159,7 @@ class Deliverer:
         hub = self.hub
         headers = {
             "Content-Type": note.content_type,
-            "Link": link_header(hub.hub_url, self.sub.topic),
+            "Link": self.link,
         }
         if self.sub.secret:
             headers["X-Hub-Signature"] = signature(
@@ -154,7 +167,7 @@ class Deliverer:
             )
         async with hub.limit:
             try:
-                response = await hub.http.post(
+                response = await self.http.post(
                     self.sub.callback,
                     content=note.body,
                     headers=headers,

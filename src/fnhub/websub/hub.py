@@ -26,6 +26,7 @@ from fnhub.redis_client import redis_url, sync_redis
 from fnhub.server.secrets import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
 from fnhub.websub.delivery import Deliverer, Sub
+from fnhub.websub.feed import TopicFeed
 from fnhub.websub.metrics import Metrics
 from fnhub.websub.registry import Registry
 from fnhub.websub.signing import check_algorithm
@@ -35,8 +36,10 @@ from fnhub.websub.views import Views
 log = logging.getLogger("fnhub.websub")
 
 SCHEDULE_SECONDS = 1.0
+ACTIVE_REFRESH_SECONDS = 5.0  # re-read active subscriptions at least this often (else on events)
 REDIS_CONNECTIONS = 32
 EXPIRE_EVERY_SECONDS = 1.0
+HTTP_SHARD_CONNECTIONS = 8  # httpx scans its whole pool per request: keep each pool small
 
 _RENEW = """
 local r = {}
@@ -46,7 +49,13 @@ for i, k in ipairs(KEYS) do
 end
 return r
 """
+# counters (when delivered), then the cursor if this server still owns the subscription
 _ADVANCE = """
+if ARGV[4] ~= '' then
+  redis.call('HINCRBY', KEYS[3], 'delivered', 1)
+  redis.call('HSET', KEYS[3], 'failures', 0, 'last_delivery_at', ARGV[5], 'last_status', ARGV[4])
+  redis.call('HINCRBY', KEYS[4], 'delivered', 1)
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]); return 1
 end
@@ -99,15 +108,24 @@ class Hub:
         self.hub_url = hub_url(settings)
         self.metrics = Metrics()
         self.limit = asyncio.Semaphore(settings.websub_concurrency)
-        self.http = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=settings.websub_concurrency,
-                max_keepalive_connections=settings.websub_concurrency,
-            ),
-            headers={"User-Agent": "fnhub-websub"},
-        )
+        # deliveries spread over small pools (httpcore's per-request cost grows with pool size);
+        # `limit` bounds the requests in flight across all of them
+        shards = max(1, math.ceil(settings.websub_concurrency / HTTP_SHARD_CONNECTIONS))
+        per_shard = math.ceil(settings.websub_concurrency / shards)
+        self.clients = [
+            httpx.AsyncClient(
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                headers={"User-Agent": "fnhub-websub"},
+            )
+            for _ in range(shards)
+        ]
+        self.http = self.clients[0]  # verifications and topic fetches
+        quiet_httpx()
         self.deliverers: dict[str, Deliverer] = {}
+        self.feeds: dict[str, TopicFeed] = {}
+        self._active: dict[str, Any] = {}
+        self._active_at = 0.0
         self.by_topic: dict[str, set[str]] = {}
         self.reschedule = asyncio.Event()
         self._secrets: dict[str, str] = {}
@@ -122,7 +140,12 @@ class Hub:
         """Runs until cancelled (server shutdown), then hands its claims back at once."""
         from fnhub.websub.verify import Verifier
 
-        await self.store.start()
+        try:
+            await self.store.start()
+        except Exception as exc:
+            log.error("websub hub not started: %s", exc)
+            await self._shutdown()
+            raise
         tasks = [
             asyncio.create_task(self._events(), name="websub-events"),
             asyncio.create_task(self._schedule_loop(), name="websub-schedule"),
@@ -144,9 +167,12 @@ class Hub:
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        for feed in list(self.feeds.values()):
+            await feed.stop()
         with contextlib.suppress(Exception):
             await self.redis.zrem(self.keys.websub_servers, self.server_id)
-        await self.http.aclose()
+        for c in self.clients:
+            await c.aclose()
         await self.store.close()
         self.views.redis.close()
         await self.redis.aclose()
@@ -163,6 +189,8 @@ class Hub:
                 log.exception("websub scheduling pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reschedule.wait(), SCHEDULE_SECONDS)
+            if self.reschedule.is_set():
+                self._active_at = 0.0  # subscriptions changed: read them again
             self.reschedule.clear()
 
     async def schedule_once(self) -> None:
@@ -173,13 +201,17 @@ class Hub:
             pipe.zremrangebyscore(self.keys.websub_servers, 0, now - max(3.0, ttl))
             pipe.zcard(self.keys.websub_servers)
             _, _, servers = await pipe.execute()
+        expired = 0
         if now - self._last_expire >= EXPIRE_EVERY_SECONDS:
             self._last_expire = now
             expired = await asyncio.to_thread(self.registry.expire_due, now)
             if expired:
                 self.metrics.counters["expired"] += expired
-        rows = await asyncio.to_thread(self.registry.active, now)
-        active = {r.id: self._sub(r) for r in rows}
+        if expired or now - self._active_at >= ACTIVE_REFRESH_SECONDS:
+            self._active_at = now
+            rows = await asyncio.to_thread(self.registry.active, now)
+            self._active = {r.id: self._sub(r) for r in rows}
+        active = {sid: sub for sid, sub in self._active.items() if sub.lease_expires > now}
         for sid, d in list(self.deliverers.items()):
             if sid not in active:
                 d.release()
@@ -215,11 +247,31 @@ class Hub:
                 secret = self._secrets[row.secret] = self.box.decrypt(row.secret)
         return Sub(row.id, row.topic, row.topic_hash, row.callback, secret, row.lease_expires)
 
+    def client_for(self, subscription_id: str) -> httpx.AsyncClient:
+        return self.clients[hash(subscription_id) % len(self.clients)]
+
     def _start(self, sub: Sub) -> None:
         d = Deliverer(self, sub)
         self.deliverers[sub.id] = d
         self.by_topic.setdefault(sub.topic_hash, set()).add(sub.id)
+        if sub.topic_hash not in self.feeds:
+            feed = self.feeds[sub.topic_hash] = TopicFeed(
+                self.store, sub.topic_hash, lambda h=sub.topic_hash: self._wake_topic(h)
+            )
+            feed.start()
         d.task = asyncio.create_task(d.run(), name=f"websub-deliver-{sub.id}")
+
+    def _wake_topic(self, topic_hash: str) -> None:
+        for sid in self.by_topic.get(topic_hash, ()):
+            self.deliverers[sid].wake.set()
+
+    async def read(self, topic_hash: str, cursor: str, count: int) -> list[Notification]:
+        """From the topic's in-memory window when the cursor is in it, else from the store."""
+        feed = self.feeds.get(topic_hash)
+        notes = feed.window(cursor, count) if feed is not None else None
+        if notes is None:
+            notes = await self.store.read(topic_hash, cursor, count)
+        return notes
 
     async def deliverer_exited(self, d: Deliverer) -> None:
         if self.deliverers.get(d.sub.id) is d:
@@ -229,6 +281,9 @@ class Hub:
                 ids.discard(d.sub.id)
                 if not ids:
                     del self.by_topic[d.sub.topic_hash]
+                    feed = self.feeds.pop(d.sub.topic_hash, None)
+                    if feed is not None:
+                        await feed.stop()
         with contextlib.suppress(Exception):
             await self._release(keys=[self.keys.websub_owner(d.sub.id)], args=[self.server_id])
 
@@ -264,7 +319,10 @@ class Hub:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.websub_events)
-                for d in list(self.deliverers.values()):  # we may have missed events
+                for feed in list(self.feeds.values()):  # we may have missed events
+                    feed.wake.set()
+                for d in list(self.deliverers.values()):
+                    d.check_redeliver = True
                     d.wake.set()
                 while True:
                     msg = await pubsub.get_message(timeout=5.0)
@@ -282,8 +340,14 @@ class Hub:
     def _event(self, data: str) -> None:
         kind, _, arg = data.partition(":")
         if kind == "n":
-            for sid in self.by_topic.get(arg, ()):
-                self.deliverers[sid].wake.set()
+            feed = self.feeds.get(arg)
+            if feed is not None:
+                feed.wake.set()
+        elif kind == "r":  # a dead letter was queued again for this subscription
+            d = self.deliverers.get(arg)
+            if d is not None:
+                d.check_redeliver = True
+                d.wake.set()
         elif kind == "u":
             d = self.deliverers.get(arg)
             if d is not None:
@@ -315,15 +379,29 @@ class Hub:
         raw = await self.redis.hget(self.keys.websub_cursors, sub.id)
         return raw.decode() if raw is not None else end
 
-    async def advance(self, d: Deliverer, position: str) -> bool:
+    async def advance(self, d: Deliverer, note: Notification, status: int | None) -> bool:
+        """Move the cursor past `note` (and count it when `status` says delivered) in one round
+        trip; False when this server no longer owns the subscription."""
+        sid = d.sub.id
         ok = await self._advance(
-            keys=[self.keys.websub_owner(d.sub.id), self.keys.websub_cursors],
-            args=[self.server_id, d.sub.id, position],
+            keys=[
+                self.keys.websub_owner(sid),
+                self.keys.websub_cursors,
+                self.keys.websub_stats(sid),
+                self.keys.websub_metrics,
+            ],
+            args=[
+                self.server_id,
+                sid,
+                note.id,
+                "" if status is None else status,
+                repr(time.time()),
+            ],
         )
         return bool(ok)
 
-    async def record_success(self, sub: Sub, note: Notification, status: int) -> None:
-        self.metrics.delivered(note.published_at)
+    async def record_success(self, sub: Sub, status: int) -> None:
+        """Counters of a delivered dead letter (no cursor to move)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             key = self.keys.websub_stats(sub.id)
             pipe.hincrby(key, "delivered", 1)
@@ -369,3 +447,11 @@ class Hub:
         await self.redis.hdel(self.keys.websub_cursors, sub.id)
         await self.announce(f"u:{sub.id}")
         log.info("subscription %s ended by its callback (410)", sub.id)
+
+
+def quiet_httpx() -> None:
+    """httpx logs every request at INFO, which under `fnhub server` (INFO) would be one log line
+    per delivery; keep it to warnings unless someone configured the logger explicitly."""
+    logger = logging.getLogger("httpx")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
@@ -48,6 +48,10 @@ class NotificationStore(Protocol):
 
     async def backlog(self, topic_hash: str, after: str, limit: int = 10_000) -> int: ...
 
+    def order(self, position: str) -> Any:
+        """A sort key for positions of one topic (the fan-out window compares cursors)."""
+        ...
+
 
 def entry_fields(content_type: str, body: bytes, at: float | None = None) -> dict[str, object]:
     return {"ct": content_type, "body": body, "ts": repr(at if at is not None else time.time())}
@@ -79,6 +83,10 @@ class RedisStore:
 
     async def close(self) -> None:
         return None
+
+    def order(self, position: str) -> tuple[int, int]:
+        millis, _, seq = position.partition("-")
+        return int(millis), int(seq or 0)
 
     async def append(self, topic_hash: str, content_type: str, body: bytes) -> str:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -16,7 +16,6 @@ from fnhub.keys import Keys
 from fnhub.websub.delivery import to_redeliver
 from fnhub.websub.models import WebSubDeadLetter, WebSubSubscription
 from fnhub.websub.registry import Registry
-from fnhub.websub.store import new_notification_event
 
 BACKLOG_LIMIT = 10_000
 
@@ -60,7 +59,7 @@ class Views:
             return None
         if self._kafka():
             end = self.redis.hget(self.keys.websub_kafka_end, sub.topic_hash)
-            return max(0, int(end or 0) - int(cursor))
+            return max(0, int(end or 0) - 1 - int(cursor))  # cursor: last finished offset
         rows = self.redis.xrange(
             self.keys.websub_topic(sub.topic_hash), min=f"({cursor}", count=BACKLOG_LIMIT
         )
@@ -175,7 +174,7 @@ class Views:
         # push before deleting the row: a crash in between repeats, never loses
         self.redis.rpush(self.keys.websub_redeliver(sub.id), to_redeliver(row))
         self.registry.delete_dead_letter(dead_id)
-        self.redis.publish(self.keys.websub_events, new_notification_event(sub.topic_hash))
+        self.redis.publish(self.keys.websub_events, f"r:{sub.id}")
         return {"queued": True, "subscription_id": sub.id}
 
     def delete_dead_letter(self, dead_id: int) -> None:

@@ -39,6 +39,7 @@ import uvicorn
 import uvloop
 
 from fnhub.config import Settings
+from fnhub.websub.hub import HTTP_SHARD_CONNECTIONS
 from fnhub.websub.signing import link_header, signature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,13 +131,18 @@ async def collect(http: httpx.AsyncClient, expected: int, t0: float, limit: floa
     }
 
 
-async def raw_baseline(receivers: str, n_subs: int, n_notes: int, concurrency: int) -> dict:
-    """Every notification to every callback with one pooled httpx client: the ceiling."""
+async def raw_baseline(
+    receivers: str, n_subs: int, n_notes: int, concurrency: int, pool: int
+) -> dict:
+    """Every notification to every callback with pooled httpx clients of `pool` connections
+    each (one pool of `concurrency`, or the hub's layout): the ceiling."""
     limit = asyncio.Semaphore(concurrency)
-    client = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        timeout=30,
-    )
+    clients = [
+        httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool), timeout=30
+        )
+        for _ in range(max(1, concurrency // pool))
+    ]
     link = link_header("http://127.0.0.1/websub/hub", TOPIC)
     cpu0 = cpu_seconds(os.getpid())
     t0 = time.time()
@@ -150,12 +156,15 @@ async def raw_baseline(receivers: str, n_subs: int, n_notes: int, concurrency: i
                 "X-Hub-Signature": signature(SECRET, body, "sha256"),
             }
             async with limit:
-                r = await client.post(f"{receivers}/cb/{i}", content=body, headers=headers)
+                r = await clients[i % len(clients)].post(
+                    f"{receivers}/cb/{i}", content=body, headers=headers
+                )
             r.raise_for_status()
 
     await asyncio.gather(*(subscriber(i) for i in range(n_subs)))
     cpu = cpu_seconds(os.getpid()) - cpu0
-    await client.aclose()
+    for client in clients:
+        await client.aclose()
     async with httpx.AsyncClient(base_url=receivers) as http:
         result = await collect(http, n_subs * n_notes, t0, 10)
     result["sender_cpu_us_per_delivery"] = round(cpu / max(result["deliveries"], 1) * 1e6)
@@ -250,6 +259,10 @@ async def hub_run(
         client.close()
 
 
+def ratio(hub: dict, base: dict, field: str) -> float | None:
+    return round(hub[field] / base[field], 2) if hub.get(field) and base.get(field) else None
+
+
 async def main(args: argparse.Namespace) -> None:
     port = free_port()
     receivers = f"http://127.0.0.1:{port}"
@@ -263,8 +276,11 @@ async def main(args: argparse.Namespace) -> None:
                 except httpx.HTTPError:
                     await asyncio.sleep(0.05)
         n, m, c = args.subscribers, args.notifications, args.concurrency
-        baseline = await raw_baseline(receivers, n, m, c)
-        print("raw httpx baseline", json.dumps(baseline))
+        baseline = await raw_baseline(receivers, n, m, c, c)
+        print("raw httpx baseline, one pool", json.dumps(baseline))
+        await httpx.AsyncClient(base_url=receivers).post("/reset")
+        sharded = await raw_baseline(receivers, n, m, c, HTTP_SHARD_CONNECTIONS)
+        print(f"raw httpx baseline, pools of {HTTP_SHARD_CONNECTIONS}", json.dumps(sharded))
         hub = await hub_run(receivers, n, m, c, args.redis_url, args.profile)
         print("hub", json.dumps(hub))
     finally:
@@ -277,12 +293,14 @@ async def main(args: argparse.Namespace) -> None:
         "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
         "hub": hub,
         "raw_httpx_baseline": baseline,
-        "ratio_cpu_per_delivery": round(
-            hub["sender_cpu_us_per_delivery"] / baseline["sender_cpu_us_per_delivery"], 2
-        ),
-        "ratio_deliveries_per_s": round(hub["deliveries_per_s"] / baseline["deliveries_per_s"], 2)
-        if hub["deliveries_per_s"] and baseline["deliveries_per_s"]
-        else None,
+        "raw_httpx_baseline_hub_pools": sharded,
+        "ratios": {
+            name: {
+                "deliveries_per_s": ratio(hub, base, "deliveries_per_s"),
+                "cpu_per_delivery": ratio(hub, base, "sender_cpu_us_per_delivery"),
+            }
+            for name, base in (("one_pool", baseline), ("hub_pools", sharded))
+        },
     }
     print(json.dumps(result, indent=2))
     if args.save:

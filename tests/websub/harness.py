@@ -9,6 +9,7 @@ under `/api/v1` needs one; `/websub/hub` is public); `server_app(settings)` is
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import time
 from dataclasses import dataclass, field
@@ -67,10 +68,20 @@ class Served:
             await asyncio.sleep(0.01)
         return self
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> None:
         self.server.should_exit = True
         if self.task is not None:
-            await self.task
+            done, _ = await asyncio.wait({self.task}, timeout=timeout)
+            if not done:  # say what is stuck instead of hitting pytest's timeout blind
+                stacks = io.StringIO()
+                for t in asyncio.all_tasks():
+                    if not t.done():
+                        t.print_stack(limit=6, file=stacks)
+                self.task.cancel()
+                raise AssertionError(
+                    f"server on {self.url} did not stop in {timeout}s:\n{stacks.getvalue()}"
+                )
+            self.task.result()
         self.sock.close()
 
 

@@ -107,7 +107,9 @@ async def test_kafka_store_orders_resumes_and_starts_new_subscribers_at_the_end(
         bodies = cb.bodies()
         deduped = [b for i, b in enumerate(bodies) if i == 0 or b != bodies[i - 1]]
         assert deduped == expected  # in order, nothing lost
-        assert len(bodies) - len(expected) <= 1  # at most the one in flight at the kill
+        # at-least-once: at most the delivery in flight at the kill, plus the one forward that
+        # may have reached Kafka before the forwarder recorded it (docs/websub.md)
+        assert len(bodies) - len(expected) <= 2
 
         await eventually(lambda: late.bodies()[-1:] == [b"after-restart"], timeout=20)
         seen = late.bodies()

@@ -176,7 +176,8 @@ class KafkaStore:
         want = min(count, end - start)
         out: list[Notification] = []
         async with self._read_lock:
-            self.consumer.assign([tp])
+            if self.consumer.assignment() != {tp}:  # (re)assigning logs at INFO: not per read
+                self.consumer.assign([tp])
             self.consumer.seek(tp, start)
             deadline = time.monotonic() + FETCH_SECONDS
             while len(out) < want and time.monotonic() < deadline:

@@ -29,7 +29,6 @@ from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_fo
 
 log = logging.getLogger(__name__)
 
-REPLY_MAXLEN = 10_000
 REPLY_TTL_SECONDS = 3600
 RECORDS_MAXLEN = 2_000_000
 DEAD_MAXLEN = 100_000
@@ -103,7 +102,9 @@ def add_result(
         pipe.set(task.status_key, data, ex=STATUS_TTL_SECONDS)
     add_stats(sums, result)
     if task.reply_to:
-        pipe.xadd(task.reply_to, {"r": data}, maxlen=REPLY_MAXLEN, approximate=True)
+        # never trimmed here: a caller with many tasks out would lose replies; callers trim
+        # what they have read, and the TTL removes the stream of a caller that went away
+        pipe.xadd(task.reply_to, {"r": data})
         sums.reply_streams.add(task.reply_to)
     if task.record:
         pipe.xadd(keys.records, {"r": data}, maxlen=RECORDS_MAXLEN, approximate=True)

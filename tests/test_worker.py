@@ -295,3 +295,37 @@ def test_dead_worker_tasks_are_released_by_another_worker(client, publish, start
     assert result is not None
     assert result.status == "success"
     assert result.result == {"attempt": 2}
+
+
+def test_children_exit_when_their_supervisor_is_killed(client, publish, start_worker):
+    publish({"demo": SCRIPT})
+    handle = start_worker(processes=2)
+    children = _children_of(handle.process.pid)
+    assert len(children) >= 2
+    os.kill(handle.process.pid, signal.SIGKILL)
+
+    def running(pid: int) -> bool:  # an exited child nobody reaped is a zombie ("Z")
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    def all_gone() -> bool:
+        return not any(running(pid) for pid in children)
+
+    wait_for(all_gone, timeout=10)
+
+
+def test_workers_survive_their_queue_stream_being_deleted(client, worker, services):
+    services.redis.delete(services.keys.queue("sync"))  # e.g. an operator's DEL or FLUSHDB
+    result = wait_for(lambda: _call_quietly(client), timeout=20)
+    assert result.result == 5
+
+
+def _call_quietly(client):
+    try:
+        result = client.call("demo.echo", {"value": 5}, timeout=3)
+    except CallError:
+        return None
+    return result if result.status == "success" else None

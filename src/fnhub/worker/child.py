@@ -28,7 +28,7 @@ import redis
 from fnhub import concurrency, runtime
 from fnhub.config import Settings
 from fnhub.keys import WORKER_GROUP, Keys
-from fnhub.queue import Aggregates, add_dead_letter, add_enqueue, add_result
+from fnhub.queue import Aggregates, add_dead_letter, add_enqueue, add_result, ensure_groups
 from fnhub.redis_client import sync_redis
 from fnhub.tasks import Status, Task, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
@@ -143,6 +143,7 @@ def child_main(
     queues: list[str],
     slot: Slot,
     stop: Event,
+    supervisor_pid: int,
 ) -> None:
     """Entry point of a worker child process (spawned)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
@@ -161,7 +162,9 @@ def child_main(
     streams = {keys.queue(q): ">" for q in queues}
     backoff = 0.1
     try:
-        while not stop.is_set():
+        # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
+        # deadlines, and another supervisor is about to release its entries
+        while not stop.is_set() and os.getppid() == supervisor_pid:
             try:
                 response = client.xreadgroup(
                     WORKER_GROUP, consumer, streams, count=settings.prefetch, block=500
@@ -171,6 +174,14 @@ def child_main(
                 log.warning("worker child %s cannot read the queue: %s", consumer, exc)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+                continue
+            except redis.ResponseError as exc:  # a queue stream or its group was deleted
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
+                    raise
+                log.warning("queue stream of %s vanished (%s): recreating its group", consumer, exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                ensure_groups(client, keys, queues)
                 continue
             for raw_stream, entries in response or ():
                 stream = raw_stream.decode()

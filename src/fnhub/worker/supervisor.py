@@ -86,6 +86,7 @@ class Supervisor:
                 self.queues,
                 slot,
                 self.stop_event,
+                os.getpid(),  # the child stops if it is ever orphaned, even while starting
             ),
             name=f"fnhub-worker-{index}",
             daemon=False,

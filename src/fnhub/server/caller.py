@@ -197,9 +197,7 @@ class Caller:
         self._outbox.append((task, fut))
         if not self._outbox_sending:
             self._outbox_sending = True
-            asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(self._send_outbox())
-            )
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._send_outbox()))
         await fut
 
     async def _send_outbox(self) -> None:

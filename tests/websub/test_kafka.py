@@ -114,7 +114,8 @@ async def test_kafka_store_orders_resumes_and_starts_new_subscribers_at_the_end(
         await eventually(lambda: late.bodies()[-1:] == [b"after-restart"], timeout=20)
         seen = late.bodies()
         assert [b for i, b in enumerate(seen) if i == 0 or b != seen[i - 1]] == expected[1:]
-        assert len(seen) - len(expected[1:]) <= 1  # started at the end: never saw "old"
+        # started at the end: never saw "old"; the same two kill-time repeats as above apply
+        assert len(seen) - len(expected[1:]) <= 2
         await eventually(both_have_cursors)
     finally:
         if hub.proc and hub.proc.poll() is None:

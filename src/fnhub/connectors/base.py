@@ -8,6 +8,7 @@ caller's handler returned; a *publisher* sends messages. Broker modules register
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -313,6 +314,59 @@ class Window:
                 for task in list(self.tasks):
                     task.cancel()
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+class ReadingSource:
+    """The life cycle sources with a reader task share: read until stop(), then drain the
+    window (acking what finished) and close. Subclasses implement `_read_forever` and may
+    override `_before_drain` and `_close`."""
+
+    def __init__(self, window: int, drain_timeout: float) -> None:
+        self.status = SourceStatus()
+        self._window = Window(window, self.status)
+        self._drain_timeout = drain_timeout
+        self._handler: Handler | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    async def run(self, handler: Handler) -> None:
+        if self._stopping:
+            return
+        self._handler = handler
+        self._reader = asyncio.create_task(self._read_forever())
+        try:
+            await self._stopped.wait()
+        finally:
+            if not self._stopped.is_set():
+                await self._shutdown(0)
+
+    async def stop(self) -> None:
+        await self._shutdown(self._drain_timeout)
+
+    async def _shutdown(self, drain_timeout: float) -> None:
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        self._before_drain()
+        await self._window.drain(drain_timeout)
+        await self._close()
+        self.status.disconnected("stopped")
+        self._stopped.set()
+
+    async def _read_forever(self) -> None:
+        raise NotImplementedError
+
+    def _before_drain(self) -> None:
+        """Forget what was read but never handed to a handler (it stays unacked)."""
+
+    async def _close(self) -> None:
+        """Close broker connections after the window drained."""
 
 
 def describe_error(exc: BaseException) -> str:

@@ -32,10 +32,8 @@ from fnhub.connectors.base import (
     ConnectorConfigError,
     ConnectorError,
     ConnectorType,
-    Handler,
     Message,
-    SourceStatus,
-    Window,
+    ReadingSource,
     describe_error,
     encode_payload,
     parse_model,
@@ -85,7 +83,7 @@ class _Rebalance(ConsumerRebalanceListener):
             self.consumer.pause(*assigned)
 
 
-class KafkaSource:
+class KafkaSource(ReadingSource):
     def __init__(
         self,
         settings: KafkaSettings,
@@ -103,46 +101,18 @@ class KafkaSource:
         self.group_id = group_id
         self.client_id = settings.client_id or client_id
         self.options = options
-        self.status = SourceStatus()
-        self._window = Window(window, self.status)
-        self._handler: Handler | None = None
+        super().__init__(window, options.drain_timeout)
         self._consumer: AIOKafkaConsumer | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._overflow: collections.deque[ConsumerRecord] = collections.deque()
         self._paused = False
-        self._stopping = False
-        self._stopped = asyncio.Event()
 
-    async def run(self, handler: Handler) -> None:
-        if self._stopping:
-            return
-        self._handler = handler
-        self._reader = asyncio.create_task(self._read_forever())
-        try:
-            await self._stopped.wait()
-        finally:
-            if not self._stopped.is_set():
-                await self._shutdown(0)
-
-    async def stop(self) -> None:
-        await self._shutdown(self.options.drain_timeout)
-
-    async def _shutdown(self, drain_timeout: float) -> None:
-        if self._stopping:
-            await self._stopped.wait()
-            return
-        self._stopping = True
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+    def _before_drain(self) -> None:
         self._overflow.clear()
-        await self._window.drain(drain_timeout)
+
+    async def _close(self) -> None:
         await self._close_consumer(commit=True)
-        self.status.disconnected("stopped")
-        self._stopped.set()
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         o = self.options

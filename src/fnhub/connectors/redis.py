@@ -32,11 +32,9 @@ from fnhub.connectors.base import (
     ConnectorConfigError,
     ConnectorError,
     ConnectorType,
-    Handler,
     Message,
     RateLimitedLog,
-    SourceStatus,
-    Window,
+    ReadingSource,
     describe_error,
     encode_payload,
     parse_model,
@@ -111,7 +109,7 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class _RedisSource:
+class _RedisSource(ReadingSource):
     """Shared run/stop skeleton: a reader task that reconnects with backoff, and a window."""
 
     def __init__(
@@ -129,40 +127,7 @@ class _RedisSource:
         self.topics = topics
         self.client_id = client_id
         self.options = options
-        self.status = SourceStatus()
-        self._window = Window(window, self.status)
-        self._handler: Handler | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._stopped = asyncio.Event()
-
-    async def run(self, handler: Handler) -> None:
-        if self._stopping:
-            return
-        self._handler = handler
-        self._reader = asyncio.create_task(self._read_forever())
-        try:
-            await self._stopped.wait()
-        finally:
-            if not self._stopped.is_set():
-                await self._shutdown(0)
-
-    async def stop(self) -> None:
-        await self._shutdown(self.options.drain_timeout)
-
-    async def _shutdown(self, drain_timeout: float) -> None:
-        if self._stopping:
-            await self._stopped.wait()
-            return
-        self._stopping = True
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        await self._window.drain(drain_timeout)
-        await self._close()
-        self.status.disconnected("stopped")
-        self._stopped.set()
+        super().__init__(window, options.drain_timeout)
 
     async def _read_forever(self) -> None:
         backoff = Backoff(cap=self.options.reconnect_max)

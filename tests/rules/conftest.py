@@ -18,7 +18,7 @@ import pytest
 import redis
 from tests.conftest import REDIS_URL, wait_for
 from tests.connectors.conftest import conn_broker_factory  # noqa: F401  (fixture)
-from tests.subscriptions.conftest import Cluster, _stop
+from tests.subscriptions.conftest import Cluster
 
 
 class Listener:
@@ -115,13 +115,7 @@ def project_cluster(tmp_path: Path) -> Iterator[Callable[[], Cluster]]:
 
     yield make
     for cluster in clusters:
-        for proc in list(cluster.servers.values()):
-            _stop(proc)
-        _stop(cluster.worker)
-        keys = list(cluster.redis.scan_iter(match=f"{cluster.prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            cluster.redis.delete(*keys[i : i + 500])
-        cluster.redis.close()
+        cluster.close()
 
 
 def wait_connected(cluster: Cluster, *names: str, timeout: float = 20) -> None:

@@ -118,6 +118,20 @@ class Cluster:
         views = [orjson.loads(v) for v in raw.values()]
         return [v for v in views if time.time() - v["at"] < 3]  # live servers only
 
+    def connected(self, name: str) -> int:
+        """How many live servers have this subscription's source connected."""
+        return sum((s.get("source") or {}).get("state") == "connected" for s in self.status(name))
+
+    def close(self) -> None:
+        """Stop every process of the cluster and remove its Redis keys."""
+        for proc in list(self.servers.values()):
+            _stop(proc)
+        _stop(self.worker)
+        keys = list(self.redis.scan_iter(match=f"{self.prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            self.redis.delete(*keys[i : i + 500])
+        self.redis.close()
+
     def log(self, name: str) -> str:
         path = self.dir / name
         return path.read_text()[-4000:] if path.exists() else ""
@@ -176,10 +190,4 @@ def make_cluster(tmp_path: Path) -> Iterator:
 
     yield make
     for cluster in clusters:
-        for proc in list(cluster.servers.values()):
-            _stop(proc)
-        _stop(cluster.worker)
-        keys = list(cluster.redis.scan_iter(match=f"{cluster.prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            cluster.redis.delete(*keys[i : i + 500])
-        cluster.redis.close()
+        cluster.close()

@@ -73,12 +73,7 @@ def test_mqtt_qos1_burst_into_slow_handler(make_cluster, conn_broker_factory):
     cluster.set_delay(0.0005)
     cluster.start_worker(processes=2)
     cluster.start_server()
-    wait_for(
-        lambda: any(
-            s.get("source", {}).get("state") == "connected" for s in cluster.status("burst")
-        ),
-        timeout=20,
-    )
+    wait_for(lambda: cluster.connected("burst") >= 1, timeout=20)
     n = 20_000
     started = time.monotonic()
     mqtt_publish(broker.port, "burst/a", [f"m{i}".encode() for i in range(n)])
@@ -109,12 +104,7 @@ def test_mqtt_server_killed_mid_burst_resumes_the_session(make_cluster, conn_bro
     cluster.set_delay(0.002)
     cluster.start_worker(processes=2)
     cluster.start_server()
-    wait_for(
-        lambda: any(
-            s.get("source", {}).get("state") == "connected" for s in cluster.status("resume")
-        ),
-        timeout=20,
-    )
+    wait_for(lambda: cluster.connected("resume") >= 1, timeout=20)
     n = 3000
     mqtt_publish(broker.port, "r/x", [f"m{i}".encode() for i in range(n)])
     wait_for(lambda: len(cluster.seen()) > 300, timeout=60, interval=0.2)
@@ -223,13 +213,7 @@ def test_multiple_mode_shares_messages_between_servers(make_cluster, conn_broker
     cluster.start_worker(processes=2)
     cluster.start_server("n1")
     cluster.start_server("n2")
-    wait_for(
-        lambda: (
-            sum(s.get("source", {}).get("state") == "connected" for s in cluster.status("shared"))
-            == 2
-        ),
-        timeout=20,
-    )
+    wait_for(lambda: cluster.connected("shared") == 2, timeout=20)
     n = 2000
     mqtt_publish(broker.port, "s/x", [f"m{i}".encode() for i in range(n)])
     wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.3)
@@ -266,10 +250,7 @@ def test_binary_payloads_and_broker_down_at_start(make_cluster, conn_broker_fact
     )
     assert status[0]["source"]["last_error"]
     broker.start()
-    wait_for(
-        lambda: any(s.get("source", {}).get("state") == "connected" for s in cluster.status("bin")),
-        timeout=30,
-    )
+    wait_for(lambda: cluster.connected("bin") >= 1, timeout=30)
     mqtt_publish(broker.port, "b/x", [b"\xff\xfe\x00\x01", b"plain text", b""])
     wait_for(lambda: len(cluster.seen()) == 3, timeout=30)
     assert "bin:fffe0001" in cluster.seen()

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from fnhub.config import Settings
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
+from fnhub.store.db import Database
 from fnhub.subscriptions.cycles import check_cycles
 from fnhub.subscriptions.manager import SubscriptionManager, read_status, row_to_dict
 from fnhub.subscriptions.models import Subscription
@@ -73,12 +75,14 @@ def _out(row: Subscription) -> dict[str, Any]:
     return {**row_to_dict(row), "provisioned": row.provisioned}
 
 
-def save_subscription(ctx: ServerContext, name: str, data: dict[str, Any], **flags: Any) -> Any:
+def save_subscription(
+    db: Database, settings: Settings, name: str, data: dict[str, Any], **flags: Any
+) -> Any:
     """Validate against every other subscription (cycles) and store; sync, run in a thread."""
     from fnhub.connections import load_connectors
 
     spec = parse_spec({"name": name, **data})
-    connectors = load_connectors(ctx.db, ctx.settings)
+    connectors = load_connectors(db, settings)
     for label, connector in (
         ("connector", spec.connector),
         *[
@@ -92,7 +96,7 @@ def save_subscription(ctx: ServerContext, name: str, data: dict[str, Any], **fla
             raise SpecError(
                 f"subscription {name!r}: {label}: no connector named {connector!r} (known: {known})"
             )
-    with ctx.db.session() as session, session.begin():
+    with db.session() as session, session.begin():
         others = [
             parse_spec(row_to_dict(r))
             for r in session.execute(select(Subscription)).scalars()
@@ -157,7 +161,9 @@ async def put_subscription(
     ctx = _ctx(request)
     data = body.model_dump(mode="json")
     try:
-        out = await asyncio.to_thread(save_subscription, ctx, name, data, provisioned=False)
+        out = await asyncio.to_thread(
+            save_subscription, ctx.db, ctx.settings, name, data, provisioned=False
+        )
     except SpecError as exc:
         raise ApiError(400, "invalid_subscription", str(exc)) from None
     await bump(ctx)

@@ -64,16 +64,14 @@ def apply_connectors(settings: Settings, value: Any) -> None:
 
 
 def apply_subscriptions(settings: Settings, value: Any) -> None:
-    from fnhub.server.context import ServerContext
     from fnhub.subscriptions.area import save_subscription
 
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `subscriptions` must map names to definitions")
     db = _db(settings)
-    ctx = ServerContext(settings=settings, redis=None, db=db, keys=None, server_id="apply")  # type: ignore[arg-type]
     try:
         for name, data in value.items():
-            save_subscription(ctx, name, dict(data), provisioned=True)
+            save_subscription(db, settings, name, dict(data), provisioned=True)
     finally:
         db.dispose()
     _bump(settings)

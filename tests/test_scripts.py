@@ -102,3 +102,12 @@ def test_apply_project_publishes_scripts_folder(settings, services):
     (settings.project_dir / "fnhub.yaml").write_text("no_such_section: []\n")
     with pytest.raises(ValueError, match="unknown section 'no_such_section'"):
         apply_project(settings, services.scripts)
+
+
+def test_a_folder_named_like_a_script_in_the_working_directory_does_not_block_it(
+    services, tmp_path, monkeypatch
+):
+    (tmp_path / "maths").mkdir()  # e.g. `fnhub init maths` run where the tests run
+    monkeypatch.chdir(tmp_path)
+    [published] = services.scripts.publish({"maths": GOOD})
+    assert published.version == 1

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.machinery
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import traceback
@@ -42,11 +44,17 @@ def check_name(name: str) -> str | None:
 
 
 def shadows_installed(name: str) -> bool:
-    """True when an installed package owns this top-level name (call before any finder)."""
+    """True when an installed module owns this top-level name. The current directory and
+    namespace folders do not count: a project folder called `demo` must not block a script."""
+    if name in sys.builtin_module_names:
+        return True
+    cwd = os.path.realpath(os.getcwd())
+    paths = [p for p in sys.path if p and os.path.realpath(p) != cwd]
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.machinery.PathFinder.find_spec(name, paths)
     except (ImportError, ValueError):
         return False
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 def _is_api_decorator(node: ast.expr) -> bool:

@@ -5,7 +5,12 @@
 Rows: the raw loop (producer thread pipelining XADD while a consumer does XREADGROUP COUNT 100 +
 XACK), then fnhub with 1, 2 and 4 worker processes running a trivial function, records on.
 Throughput counts from the first enqueue to the last reply; latency is enqueue → reply of one
-task at a time on an idle worker. Writes bench/results/queue.json.
+task at a time on an idle worker. Every row runs `--rounds` times, interleaved, and the table
+shows medians (the ratio is the median of each round's ratio to that round's raw loop), since
+this machine is shared. The CPU columns say where the time of a task goes: microseconds of CPU
+per task spent by the bench client (enqueue + reading replies), the worker supervisor (with its
+recorder thread, which writes the task records), the worker children, and the Redis server. Writes
+bench/results/queue.json.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -31,13 +38,43 @@ from fnhub.bootstrap import open_services
 from fnhub.calls import make_task
 from fnhub.client import Client
 from fnhub.config import Settings
-from fnhub.queue import add_enqueue
-from fnhub.tasks import decode_result
+from fnhub.queue import add_enqueue, iter_results
 
 SCRIPT = "import fnhub\n\n@fnhub.api()\ndef noop(i=0):\n    return i\n"
 
 
-def raw_loop(url: str, n: int) -> float:
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def process_tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process, and of its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+
+    def cpu(p: int) -> float:
+        return (int(stats[p][11]) + int(stats[p][12])) / tick if p in stats else 0.0
+
+    descendants, todo = 0.0, list(children.get(pid, []))
+    while todo:
+        current = todo.pop()
+        descendants += cpu(current)
+        todo.extend(children.get(current, []))
+    return cpu(pid), descendants
+
+
+def raw_loop(url: str, n: int) -> dict[str, float]:
     """Tasks/s of the bare XADD → XREADGROUP → XACK loop with the producer running alongside."""
     r = redis.Redis.from_url(url)
     stream = f"bench-raw-{uuid.uuid4().hex[:8]}"
@@ -52,6 +89,7 @@ def raw_loop(url: str, n: int) -> float:
                 pipe.xadd(stream, payload)
             pipe.execute()
 
+    cpu0, redis0 = time.process_time(), redis_cpu(r)
     t0 = time.perf_counter()
     producer = threading.Thread(target=produce)
     producer.start()
@@ -67,8 +105,13 @@ def raw_loop(url: str, n: int) -> float:
             done += len(ids)
     elapsed = time.perf_counter() - t0
     producer.join()
+    figures = {
+        "tasks_per_s": n / elapsed,
+        "cpu_us_client": (time.process_time() - cpu0) / n * 1e6,
+        "cpu_us_redis": (redis_cpu(r) - redis0) / n * 1e6,
+    }
     r.delete(stream)
-    return n / elapsed
+    return figures
 
 
 def _supervise(settings_json: str, processes: int) -> None:
@@ -112,6 +155,8 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
             assert result.ok
         # throughput: enqueue everything (pipelined), read replies
         reply = client.reply_stream
+        cpu0, redis0 = time.process_time(), redis_cpu(client.redis)
+        workers0 = process_tree_cpu(proc.pid)
         t0 = time.perf_counter()
         for start in range(0, n, 500):
             pipe = client.redis.pipeline(transaction=False)
@@ -130,12 +175,20 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
             for _s, entries in resp or ():
                 for entry_id, fields in entries:
                     last = entry_id
-                    assert decode_result(fields[b"r"]).status == "success"
-                    got += 1
+                    for result in iter_results(fields):
+                        assert result.status == "success"
+                        got += 1
         elapsed = time.perf_counter() - t0
+        cpu_client = time.process_time() - cpu0
+        workers1 = process_tree_cpu(proc.pid)
+        cpu_redis = redis_cpu(client.redis) - redis0
         latencies.sort()
         return {
             "tasks_per_s": n / elapsed,
+            "cpu_us_client": cpu_client / n * 1e6,
+            "cpu_us_supervisor": (workers1[0] - workers0[0]) / n * 1e6,
+            "cpu_us_children": (workers1[1] - workers0[1]) / n * 1e6,
+            "cpu_us_redis": cpu_redis / n * 1e6,
             "p50_ms": statistics.median(latencies),
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         }
@@ -149,26 +202,53 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
         services.close()
 
 
+def median_row(name: str, rounds: list[dict[str, float]], ratios: list[float]) -> dict:
+    row: dict[str, Any] = {"name": name, "rounds": rounds}
+    for key in rounds[0]:
+        row[key] = statistics.median(r[key] for r in rounds)
+    row["ratio_to_raw"] = statistics.median(ratios)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    raw = raw_loop(args.redis, args.tasks)
-    rows = [{"name": "raw XADD/XREADGROUP/XACK loop", "tasks_per_s": raw}]
-    for processes in (1, 2, 4):
-        figures = fnhub_run(args.redis, args.tasks, processes, records=True)
-        rows.append({"name": f"fnhub, {processes} process(es), records on", **figures})
-    print(f"{'':40} {'tasks/s':>10} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    names = ["raw XADD/XREADGROUP/XACK loop"]
+    names += [f"fnhub, {p} process(es), records on" for p in (1, 2, 4)]
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    for round_no in range(args.rounds):
+        raw = raw_loop(args.redis, args.tasks)
+        runs[names[0]].append(raw)
+        ratios[names[0]].append(1.0)
+        for name, processes in zip(names[1:], (1, 2, 4), strict=True):
+            figures = fnhub_run(args.redis, args.tasks, processes, records=True)
+            runs[name].append(figures)
+            ratios[name].append(figures["tasks_per_s"] / raw["tasks_per_s"])
+        print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+    rows = [median_row(name, runs[name], ratios[name]) for name in names]
+    print(
+        f"{'':38} {'tasks/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'cpu µs/task: client':>20} {'supervisor':>10} {'children':>8} {'redis':>6}"
+    )
     for row in rows:
-        ratio = row["tasks_per_s"] / raw
-        row["ratio_to_raw"] = ratio
-        p50 = f"{row['p50_ms']:.2f}" if "p50_ms" in row else "-"
-        p99 = f"{row['p99_ms']:.2f}" if "p99_ms" in row else "-"
-        print(f"{row['name']:40} {row['tasks_per_s']:>10.0f} {ratio:>7.2f} {p50:>8} {p99:>8}")
+
+        def fmt(key: str, spec: str, row: dict = row) -> str:
+            return format(row[key], spec) if key in row else "-"
+
+        print(
+            f"{row['name']:38} {row['tasks_per_s']:>8.0f} {row['ratio_to_raw']:>6.2f}"
+            f" {fmt('p50_ms', '.2f'):>7} {fmt('p99_ms', '.2f'):>7}"
+            f" {fmt('cpu_us_client', '.1f'):>20} {fmt('cpu_us_supervisor', '.1f'):>10}"
+            f" {fmt('cpu_us_children', '.1f'):>8}"
+            f" {fmt('cpu_us_redis', '.1f'):>6}"
+        )
     out = Path(__file__).parent / "results" / "queue.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"tasks": args.tasks, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"tasks": args.tasks, "rounds": args.rounds, "rows": rows}, indent=2))
     print(f"wrote {out}")
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from tests.conftest import MYSQL_URL, POSTGRES_URL, call_ok, wait_for
 
 from fnhub.keys import Keys
-from fnhub.queue import add_result
+from fnhub.queue import ResultBatch, add_result
 from fnhub.records import Recorder
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
@@ -91,6 +91,34 @@ def test_records_are_written_in_batches_on_every_database(database, settings, se
         assert row.result == {"i": 7} and row.kwargs == {"i": 7}
         assert row.status == "success" and row.run_ms == pytest.approx(10, abs=1)
     assert services.redis.xlen(services.keys.records) == 0
+
+
+def test_batched_entries_binary_kwargs_and_upserts(database, settings, services):
+    """One records entry may carry many results (a worker's batch); bytes in kwargs are kept as
+    base64; a later result for the same id replaces the earlier row; None stays NULL."""
+    keys = services.keys
+    binary = Task(function="s.f", kwargs={"raw": b"\xff\x00", "nested": [{"b": b"\x01"}]})
+    plain = Task(function="s.f", kwargs={})
+    queued = result_for(plain, Status.QUEUED)
+    done = result_for(plain, Status.FAILURE, start_time=1.0, end_time=2.0, error_type="E")
+    batch = ResultBatch()
+    pipe = services.redis.pipeline()
+    add_result(pipe, keys, binary, result_for(binary, Status.SUCCESS, result=None), batch)
+    add_result(pipe, keys, plain, queued, batch)
+    add_result(pipe, keys, plain, done, batch)
+    batch.flush(pipe, keys)
+    pipe.execute()
+    assert services.redis.xlen(keys.records) == 1
+    recorder = Recorder(database, services.redis, keys, settings, "t1")
+    recorder.ensure_group()
+    assert recorder.run_once(block_ms=200) == 3
+    with database.session() as session:
+        row = session.get(TaskRecord, binary.id)
+        assert row.kwargs == {"raw": {"$base64": "/wA="}, "nested": [{"b": {"$base64": "AQ=="}}]}
+        assert row.result is None
+        row = session.get(TaskRecord, plain.id)
+        assert (row.status, row.error_type, row.run_ms) == ("failure", "E", 1000.0)
+        assert session.execute(select(func.count()).select_from(TaskRecord)).scalar() == 2
 
 
 def test_retention_keeps_last_n_per_origin(database, settings, services):

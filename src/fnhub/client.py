@@ -12,10 +12,10 @@ import redis
 from fnhub.calls import CallError, make_task
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.queue import add_enqueue
+from fnhub.queue import add_enqueue, iter_results
 from fnhub.redis_client import sync_redis
 from fnhub.scripts.registry import ActiveScripts, parse_active
-from fnhub.tasks import Task, TaskResult, decode_result
+from fnhub.tasks import Task, TaskResult
 
 
 class Client:
@@ -89,8 +89,8 @@ class Client:
             for _stream, entries in response or ():
                 for entry_id, fields in entries:
                     self._last_reply = entry_id
-                    result = decode_result(fields[b"r"])
-                    self._early[result.id] = result
+                    for result in iter_results(fields):
+                        self._early[result.id] = result
         return self._early.pop(task_id)
 
     def call(

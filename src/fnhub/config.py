@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     # worker
     queues: list[str] = Field(default_factory=lambda: list(DEFAULT_QUEUES))
     processes: int = 2
-    prefetch: int = 8
+    #: most queue entries a worker child reads at once (it starts at 1 and grows while tasks
+    #: finish quickly; see worker.child.ReadSize)
+    prefetch: int = 32
     reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0

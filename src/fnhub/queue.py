@@ -16,8 +16,10 @@ and asyncio clients; the caller executes the pipeline.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -25,7 +27,7 @@ import redis
 
 from fnhub.concurrency import add_release
 from fnhub.keys import WORKER_GROUP, Keys
-from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
+from fnhub.tasks import Status, Task, TaskResult, decode_result, decode_task, encode, result_for
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ DEAD_MAXLEN = 100_000
 STATUS_TTL_SECONDS = 86400
 #: upper bounds (seconds) of the run-time histogram buckets kept in `keys.stats`
 RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+_BUCKET_NAMES = tuple(str(b) for b in RUN_BUCKETS)
 
 _MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -61,14 +64,18 @@ def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) 
         pipe.xadd(keys.queue(task.queue), {"e": data})
 
 
-class Aggregates:
-    """Per-batch sums of what every result adds (counters, reply-stream TTLs), so a worker that
-    finishes many tasks at once sends each counter and EXPIRE once, not once per task."""
+class ResultBatch:
+    """What a batch of finished tasks sends, gathered so that the whole batch costs a handful of
+    commands: one reply entry per waiting caller, one records entry, each counter and TTL once.
+
+    A worker finishing many tasks at once would otherwise send two XADDs and several counters
+    per task, and on a busy machine those commands are most of the cost of a trivial task."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
-        self.reply_streams: set[str] = set()
+        self.replies: dict[str, list[bytes]] = {}
+        self.records: list[bytes] = []
 
     def count(self, field: str) -> None:
         self.counts[field] = self.counts.get(field, 0) + 1
@@ -77,23 +84,42 @@ class Aggregates:
         self.seconds[field] = self.seconds.get(field, 0.0) + value
 
     def flush(self, pipe: Any, keys: Keys) -> None:
+        for stream, results in self.replies.items():
+            # never trimmed here: a caller with many tasks out would lose replies; callers trim
+            # what they have read, and the TTL removes the stream of a caller that went away
+            pipe.xadd(stream, results_entry(results))
+            pipe.expire(stream, REPLY_TTL_SECONDS)
+        if self.records:
+            pipe.xadd(
+                keys.records, results_entry(self.records), maxlen=RECORDS_MAXLEN, approximate=True
+            )
         for field, n in self.counts.items():
             pipe.hincrby(keys.stats, field, n)
         for field, value in self.seconds.items():
             pipe.hincrbyfloat(keys.stats, field, value)
-        for stream in self.reply_streams:
-            pipe.expire(stream, REPLY_TTL_SECONDS)
+
+
+def results_entry(results: list[bytes]) -> dict[str, bytes]:
+    """Stream entry fields carrying encoded results: `r0`, `r1`, ... (see `iter_results`)."""
+    return {f"r{i}": data for i, data in enumerate(results)}
+
+
+def iter_results(fields: dict[bytes, bytes]) -> Iterator[TaskResult]:
+    """The results in a reply or records entry; raises msgspec.DecodeError on a malformed one."""
+    for name, data in fields.items():
+        if name[:1] == b"r":
+            yield decode_result(data)
 
 
 def add_result(
-    pipe: Any, keys: Keys, task: Task, result: TaskResult, aggregates: Aggregates | None = None
+    pipe: Any, keys: Keys, task: Task, result: TaskResult, batch: ResultBatch | None = None
 ) -> None:
     """Queue the reply to the waiting caller (if any), the status key, the record and counters.
 
-    With `aggregates`, counters and reply TTLs are summed there for the caller to flush once."""
+    With `batch`, replies, records and counters are gathered there for the caller to flush once;
+    without, they are queued on `pipe` right away."""
     data = encode(result)
-    own = aggregates is None
-    sums = Aggregates() if aggregates is None else aggregates
+    sums = ResultBatch() if batch is None else batch
     add_release(pipe, keys, task)
     marker = task.meta.get("running_marker")
     if isinstance(marker, str) and marker.startswith(keys.running_marker_prefix):
@@ -102,22 +128,20 @@ def add_result(
         pipe.set(task.status_key, data, ex=STATUS_TTL_SECONDS)
     add_stats(sums, result)
     if task.reply_to:
-        # never trimmed here: a caller with many tasks out would lose replies; callers trim
-        # what they have read, and the TTL removes the stream of a caller that went away
-        pipe.xadd(task.reply_to, {"r": data})
-        sums.reply_streams.add(task.reply_to)
+        sums.replies.setdefault(task.reply_to, []).append(data)
     if task.record:
-        pipe.xadd(keys.records, {"r": data}, maxlen=RECORDS_MAXLEN, approximate=True)
-    if own:
+        sums.records.append(data)
+    if batch is None:
         sums.flush(pipe, keys)
 
 
-def add_stats(sums: Aggregates, result: TaskResult) -> None:
+def add_stats(sums: ResultBatch, result: TaskResult) -> None:
     """Count the outcome per queue and status, and its run time in a histogram bucket."""
     sums.count(f"n|{result.queue}|{result.status}")
     if result.start_time is not None and result.end_time is not None:
         seconds = max(result.end_time - result.start_time, 0.0)
-        bucket = next((str(b) for b in RUN_BUCKETS if seconds <= b), "+Inf")
+        index = bisect.bisect_left(RUN_BUCKETS, seconds)
+        bucket = _BUCKET_NAMES[index] if index < len(RUN_BUCKETS) else "+Inf"
         sums.count(f"b|{result.queue}|{bucket}")
         sums.add_seconds(f"s|{result.queue}", seconds)
 

@@ -16,18 +16,21 @@ import time
 from typing import Any
 
 import msgspec
+import orjson
 import redis
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
+from fnhub.queue import iter_results
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
-from fnhub.tasks import TaskResult, decode_result
+from fnhub.tasks import TaskResult
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +40,54 @@ CLAIM_IDLE_MS = 60_000
 _COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name != "id"]
 
 
-def json_safe(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
     """Bytes (binary broker payloads in kwargs) become {"$base64": ...} in JSON columns."""
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray | memoryview):
         return {"$base64": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_safe(v) for v in value]
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def to_row(result: TaskResult) -> dict[str, Any]:
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def to_row(result: TaskResult) -> tuple[Any, ...]:
+    """The record's column values in `_ROW_ORDER`, JSON columns already serialised."""
     start, end = result.start_time, result.end_time
-    return {
-        "id": result.id,
-        "function": result.function,
-        "version": result.version,
-        "origin": result.origin,
-        "origin_id": result.origin_id,
-        "queue": result.queue,
-        "kwargs": json_safe(result.kwargs),
-        "status": result.status,
-        "attempt": result.attempt,
-        "trigger_time": result.trigger_time,
-        "start_time": start,
-        "end_time": end,
-        "wait_ms": (start - result.trigger_time) * 1000 if start else None,
-        "run_ms": (end - start) * 1000 if start and end else None,
-        "result": result.result,
-        "error_type": result.error_type,
-        "error_message": result.error_message,
-        "traceback": result.traceback,
-        "logs": result.logs or None,
-    }
+    return (
+        result.id,
+        result.function,
+        result.version,
+        result.origin,
+        result.origin_id,
+        result.queue,
+        _json(result.kwargs),
+        result.status,
+        result.attempt,
+        result.trigger_time,
+        start,
+        end,
+        (start - result.trigger_time) * 1000 if start else None,
+        (end - start) * 1000 if start and end else None,
+        _json(result.result),
+        result.error_type,
+        result.error_message,
+        result.traceback,
+        result.logs or None,
+    )
 
 
-@functools.cache
+_ROW_ORDER = (
+    "id", "function", "version", "origin", "origin_id", "queue", "kwargs", "status", "attempt",
+    "trigger_time", "start_time", "end_time", "wait_ms", "run_ms", "result", "error_type",
+    "error_message", "traceback", "logs",
+)  # fmt: skip
+
+
 def _upsert_statement(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE for a dialect, built once (it is costly)."""
+    """INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE for a dialect."""
     table = TaskRecord.__table__
     if dialect == "postgresql":
         stmt = pg_insert(table)
@@ -91,13 +103,27 @@ def _upsert_statement(dialect: str) -> Any:
     )
 
 
-def upsert_records(db: Database, rows: list[dict[str, Any]]) -> None:
+@functools.cache
+def _compiled_upsert(dialect: Dialect) -> tuple[str, bool]:
+    """The upsert as driver SQL, compiled once: executemany of plain tuples skips SQLAlchemy's
+    per-row parameter processing, which cost more than the database's own work."""
+    compiled = _upsert_statement(dialect.name).compile(dialect=dialect, column_keys=_ROW_ORDER)
+    if compiled.positional and tuple(compiled.positiontup or ()) != _ROW_ORDER:
+        raise RuntimeError(f"unexpected parameter order for {dialect.name}")
+    return str(compiled), compiled.positional
+
+
+def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
     """Insert rows, replacing any row with the same id (a queued record, an earlier attempt)."""
     if not rows:
         return
-    by_id = {row["id"]: row for row in rows}  # the last word on an id wins
+    by_id = {row[0]: row for row in rows}  # the last word on an id wins
+    sql, positional = _compiled_upsert(db.engine.dialect)
+    params: list[Any] = list(by_id.values())
+    if not positional:
+        params = [dict(zip(_ROW_ORDER, row, strict=True)) for row in params]
     with db.engine.begin() as conn:
-        conn.execute(_upsert_statement(db.engine.dialect.name), list(by_id.values()))
+        conn.exec_driver_sql(sql, params)
 
 
 class Recorder:
@@ -135,16 +161,18 @@ class Recorder:
         rows = []
         for _entry_id, fields in entries:
             try:
-                result = decode_result(fields[b"r"])
-            except (KeyError, msgspec.DecodeError) as exc:
+                results = list(iter_results(fields))
+            except msgspec.DecodeError as exc:
                 log.error("skipping malformed record entry: %s", exc)
                 continue
-            rows.append(to_row(result))
-            if result.record_limit is not None:
-                self.limits[(result.origin, result.origin_id)] = result.record_limit
-            else:
-                self.limits.setdefault((result.origin, result.origin_id), -1)
-        upsert_records(self.db, rows)
+            for result in results:
+                rows.append(to_row(result))
+                if result.record_limit is not None:
+                    self.limits[(result.origin, result.origin_id)] = result.record_limit
+                else:
+                    self.limits.setdefault((result.origin, result.origin_id), -1)
+        for start in range(0, len(rows), BATCH):
+            upsert_records(self.db, rows[start : start + BATCH])
         ids = [entry_id for entry_id, _ in entries]
         pipe = self.redis.pipeline(transaction=True)
         pipe.xack(self.keys.records, RECORDER_GROUP, *ids)

@@ -13,8 +13,8 @@ from fnhub.config import Settings
 from fnhub.cron import control
 from fnhub.cron.beat import Beat
 from fnhub.cron.fire import ALREADY, FIRED
+from fnhub.queue import iter_results
 from fnhub.redis_client import async_redis
-from fnhub.tasks import decode_result
 
 from .conftest import add_job, queued, running_beat, ticks_of, wait_for
 
@@ -109,7 +109,7 @@ async def test_overlap_skip_records_skipped_and_allow_runs_anyway(services: Serv
     tasks = queued(services)  # no worker: the first run of one-at-a-time never ends
     assert len(ticks_of(tasks, "one-at-a-time")) == 1
     assert len(ticks_of(tasks, "overlapping")) >= 3
-    records = [decode_result(f[b"r"]) for _, f in services.redis.xrange(services.keys.records)]
+    records = [r for _, f in services.redis.xrange(services.keys.records) for r in iter_results(f)]
     skipped = [r for r in records if r.status == "skipped"]
     assert len(skipped) >= 2 and {r.origin_id for r in skipped} == {"one-at-a-time"}
     assert skipped[0].error_type == "OverlapSkipped"

@@ -21,7 +21,7 @@ import redis
 import redis.asyncio as aredis
 
 from fnhub.calls import CallError, make_task
-from fnhub.queue import STATUS_TTL_SECONDS, add_enqueue
+from fnhub.queue import STATUS_TTL_SECONDS, add_enqueue, iter_results
 from fnhub.redis_client import async_redis
 from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.server.context import ServerContext
@@ -286,11 +286,12 @@ class Caller:
                     self._last_reply = entry_id.decode()
                     read += 1
                     try:
-                        result = decode_result(fields[b"r"])
+                        results = list(iter_results(fields))
                     except Exception:  # a malformed reply must not stop the reader
                         log.exception("malformed reply %s", entry_id)
                         continue
-                    self._resolve(result)
+                    for result in results:
+                        self._resolve(result)
             if read >= 1000:  # consumed entries are of no further use: trim them
                 read = 0
                 with contextlib.suppress(redis.RedisError, OSError):

@@ -38,6 +38,7 @@ class WorkerScripts:
         self.active = ActiveScripts()
         self.refreshed_at = 0.0
         self.modules: dict[tuple[str, str], types.ModuleType] = {}
+        self.resolved: dict[tuple[str, str], tuple[Callable[..., Any], FunctionInfo]] = {}
         install_finder(self._lookup_import)
 
     def refresh(self) -> None:
@@ -50,6 +51,7 @@ class WorkerScripts:
         if revision != self.active.revision:
             self.active = parse_active(raw, revision)
             self.modules.clear()
+            self.resolved.clear()
             forget_script_modules()
 
     def _lookup_import(self, name: str) -> tuple[str, str] | None:
@@ -64,6 +66,15 @@ class WorkerScripts:
         return None if raw is None else raw.decode()
 
     def function(self, ref: str, version: str) -> tuple[Callable[..., Any], FunctionInfo]:
+        """The function a task names, from a script version loaded once per process."""
+        resolved = self.resolved.get((ref, version))
+        if resolved is not None and time.monotonic() - self.refreshed_at <= REFRESH_SECONDS:
+            return resolved
+        resolved = self._resolve(ref, version)
+        self.resolved[(ref, version)] = resolved
+        return resolved
+
+    def _resolve(self, ref: str, version: str) -> tuple[Callable[..., Any], FunctionInfo]:
         script_name, _, func_name = ref.rpartition(".")
         script = self.active.scripts.get(script_name)
         stale = time.monotonic() - self.refreshed_at > REFRESH_SECONDS

@@ -3,9 +3,13 @@
 the same ASGI stack (FastAPI on uvicorn + uvloop + httptools) answering the same JSON without the
 queue: the framework's own limit. Results go to bench/results/http_call.json.
 
-    python bench/http_call.py [--seconds 5] [--processes 2]
+    python bench/http_call.py [--seconds 5] [--processes 2] [--client wrk|httpx]
 
-Needs Redis on 127.0.0.1:6379 (a unique key prefix is used and removed).
+The load comes from wrk (`apt-get install wrk`; one thread, N keep-alive connections), whose own
+cost per request is small enough that the latencies are the server's; with `--client httpx` (or
+when wrk is missing) an httpx.AsyncClient loop, which adds about 1 ms per request of its own.
+Task records are on, as in a default install. Needs Redis on 127.0.0.1:6379 (a unique key prefix
+is used and removed).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import asyncio
 import json
 import os
 import platform
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,11 +97,52 @@ async def load(url: str, headers: dict, body: dict, concurrency: int, seconds: f
     }
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+%s
+"""
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def load_wrk(url: str, headers: dict, body: dict, concurrency: int, seconds: float) -> dict:
+    """wrk's figures: requests/s, and p50/p99 from its latency distribution (--latency)."""
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % (json.dumps(body), extra))
+    warm = ["wrk", "-t1", f"-c{concurrency}", "-d1s", "-s", script.name, url]
+    subprocess.run(warm, capture_output=True, check=True)
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", script.name]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    return {
+        "requests": requests,
+        "errors": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else None,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
     args = parser.parse_args()
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        print("wrk not found (apt-get install wrk): measuring with httpx instead", file=sys.stderr)
+        args.client = "httpx"
     tmp = Path(tempfile.mkdtemp())
     (tmp / "scripts").mkdir()
     (tmp / "scripts" / "bench.py").write_text(SCRIPT)
@@ -109,7 +156,6 @@ def main() -> None:
         "FNHUB_PORT": str(port),
         "FNHUB_PROCESSES": str(args.processes),
         "FNHUB_ACCESS_LOG": "false",
-        "FNHUB_RECORDS_ENABLED": "false",
     }
     os.environ.update(env)
     from fnhub.bootstrap import open_services
@@ -137,13 +183,19 @@ def main() -> None:
             time.sleep(0.2)
         auth = {"Authorization": f"Bearer {token}"}
         rows = []
+
+        def measure(url: str, headers: dict, concurrency: int) -> dict:
+            body = {"kwargs": {"n": 1}}
+            if args.client == "wrk":
+                return load_wrk(url, headers, body, concurrency, args.seconds)
+            return asyncio.run(load(url, headers, body, concurrency, args.seconds))
+
         for concurrency in (1, 16, 64):
-            bare = asyncio.run(load(f"{base}/bench/bare", {}, {"kwargs": {"n": 1}}, concurrency,
-                                    args.seconds))  # fmt: skip
-            call = asyncio.run(load(f"{base}/api/v1/functions/bench.ping/call", auth,
-                                    {"kwargs": {"n": 1}}, concurrency, args.seconds))  # fmt: skip
+            bare = measure(f"{base}/bench/bare", {}, concurrency)
+            call = measure(f"{base}/api/v1/functions/bench.ping/call", auth, concurrency)
             row = {
                 "concurrency": concurrency,
+                "p50_ms_added": round(call["p50_ms"] - bare["p50_ms"], 3),
                 "bare": bare,
                 "sync_call": call,
                 "throughput_ratio": round(call["rps"] / bare["rps"], 3),
@@ -154,7 +206,8 @@ def main() -> None:
             "machine": f"{platform.node()} {os.cpu_count()} cpus, {platform.python_version()}",
             "worker_processes": args.processes,
             "seconds_per_run": args.seconds,
-            "client": "httpx.AsyncClient in the same machine",
+            "client": f"{args.client} on the same machine",
+            "records": "on",
             "rows": rows,
         }
         results = Path(__file__).parent / "results"

@@ -41,6 +41,18 @@ def call_error(exc: CallError) -> ApiError:
     return ApiError(_CALL_STATUS.get(exc.kind, 503), exc.kind, str(exc))
 
 
+def _no_result(fut: asyncio.Future[TaskResult], task_id: str, limit: float) -> None:
+    if not fut.done():
+        fut.set_exception(
+            ApiError(
+                504,
+                "no_result",
+                f"no result for task {task_id} within {limit:g}s (it may still run)",
+                task_id=task_id,
+            )
+        )
+
+
 class Caller:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
@@ -60,7 +72,7 @@ class Caller:
         self._refreshed_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._last_reply = "0-0"
-        self._outbox: list[tuple[Task, asyncio.Future[None]]] = []
+        self._outbox: list[tuple[Task, asyncio.Future[TaskResult]]] = []
         self._outbox_sending = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -170,37 +182,29 @@ class Caller:
             )
 
     async def call(self, task: Task, wait: float | None = None) -> TaskResult:
-        """Enqueue a task built with `reply_to=self.reply_stream` and wait for its result."""
+        """Enqueue a task built with `reply_to=self.reply_stream` and wait for its result.
+
+        Runs once per request and per subscription message, so it costs one future and one
+        timer: the enqueue goes out with whatever else was called in the same loop iteration
+        (one pipeline), and a failed enqueue fails the same future."""
         await self.check_capacity(task.queue)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[TaskResult] = loop.create_future()
         self._waiting[task.id] = fut
-        try:
-            await self._enqueue_batched(task)
-            limit = wait if wait is not None else task.timeout + WAIT_MARGIN_SECONDS
-            try:
-                return await asyncio.wait_for(fut, limit)
-            except TimeoutError:
-                raise ApiError(
-                    504,
-                    "no_result",
-                    f"no result for task {task.id} within {limit:g}s (it may still run)",
-                    task_id=task.id,
-                ) from None
-        finally:
-            self._waiting.pop(task.id, None)
-
-    async def _enqueue_batched(self, task: Task) -> None:
-        """XADD through one shared pipeline: calls made in the same loop iteration (a burst of
-        subscription messages, concurrent requests) cost one Redis round trip together."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        limit = wait if wait is not None else task.timeout + WAIT_MARGIN_SECONDS
+        timer = loop.call_later(limit, _no_result, fut, task.id, limit)
         self._outbox.append((task, fut))
         if not self._outbox_sending:
             self._outbox_sending = True
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._send_outbox()))
-        await fut
+            loop.call_soon(lambda: asyncio.ensure_future(self._send_outbox()))
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            self._waiting.pop(task.id, None)
 
     async def _send_outbox(self) -> None:
+        """XADD everything called since the last send through one pipeline."""
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
@@ -215,10 +219,6 @@ class Caller:
                             fut.set_exception(exc)
                     if not isinstance(exc, Exception):
                         raise
-                    continue
-                for _task, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
         finally:
             self._outbox_sending = False
 

@@ -26,43 +26,55 @@ def _preview(payload: bytes) -> dict[str, Any]:
 
 
 class SubscriptionStats:
+    """Counters kept per message at a cost of a few dict operations: the last message of each
+    outcome is kept as it came and turned into a preview only when someone asks (`snapshot`),
+    and the rate counts finished messages per second over the last minute."""
+
     def __init__(self) -> None:
         self.source: SourceStatus | None = None
         self.processed = 0
         self.published = 0
         self.by_outcome: dict[str, int] = {}
-        self.last: dict[str, dict[str, Any]] = {}
         self.last_error: str | None = None
-        self._finished: deque[float] = deque()
         self.total_seconds = 0.0
+        self._last: dict[str, tuple[float, Message, Any, str | None]] = {}
+        self._per_second: deque[list[int]] = deque()  # [epoch second, messages finished]
 
     def outcome(self, msg: Message, status: str, result: Any, error: str | None) -> None:
         self.by_outcome[status] = self.by_outcome.get(status, 0) + 1
-        entry: dict[str, Any] = {
-            "at": time.time(),
-            "topic": msg.topic,
-            "message": _preview(msg.payload),
-        }
-        if error is not None:
-            entry["error"] = error
-        else:
-            entry["result"] = result
-        self.last[status] = entry
+        self._last[status] = (time.time(), msg, result, error)
 
     def done(self, seconds: float) -> None:
-        now = time.time()
         self.processed += 1
         self.total_seconds += seconds
-        self._finished.append(now)
-        while self._finished and self._finished[0] < now - RATE_WINDOW_SECONDS:
-            self._finished.popleft()
+        second = int(time.time())
+        if self._per_second and self._per_second[-1][0] == second:
+            self._per_second[-1][1] += 1
+        else:
+            self._per_second.append([second, 1])
+            self._forget_old(second)
+
+    def _forget_old(self, now: int) -> None:
+        while self._per_second and self._per_second[0][0] <= now - RATE_WINDOW_SECONDS:
+            self._per_second.popleft()
 
     @property
     def rate_per_minute(self) -> int:
-        now = time.time()
-        while self._finished and self._finished[0] < now - RATE_WINDOW_SECONDS:
-            self._finished.popleft()
-        return len(self._finished)
+        self._forget_old(int(time.time()))
+        return sum(count for _second, count in self._per_second)
+
+    @property
+    def last(self) -> dict[str, dict[str, Any]]:
+        """The last message per outcome, with its result or error."""
+        view: dict[str, dict[str, Any]] = {}
+        for status, (at, msg, result, error) in self._last.items():
+            entry: dict[str, Any] = {"at": at, "topic": msg.topic, "message": _preview(msg.payload)}
+            if error is not None:
+                entry["error"] = error
+            else:
+                entry["result"] = result
+            view[status] = entry
+        return view
 
     def snapshot(self) -> dict[str, Any]:
         source = asdict(self.source) if self.source is not None else {}

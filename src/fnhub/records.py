@@ -35,6 +35,10 @@ from fnhub.tasks import TaskResult
 log = logging.getLogger(__name__)
 
 BATCH = 1000
+#: after a batch smaller than BATCH, the recorder waits this long before reading again, so a
+#: trickle of tasks is written a few times a second instead of waking it (and the database) for
+#: every task, right when the caller waits for the next one
+PAUSE_SECONDS = 0.2
 PRUNE_EVERY_SECONDS = 30.0
 CLAIM_IDLE_MS = 60_000
 _COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name != "id"]
@@ -221,7 +225,8 @@ class Recorder:
             try:
                 self.ensure_group()
                 while not stop.is_set():
-                    self.run_once()
+                    if self.run_once() < BATCH:
+                        stop.wait(PAUSE_SECONDS)
                     if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
                         self.prune()
                         self._pruned_at = time.monotonic()

@@ -74,6 +74,7 @@ class Caller:
         self._last_reply = "0-0"
         self._outbox: list[tuple[Task, asyncio.Future[TaskResult]]] = []
         self._outbox_sending = False
+        self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -86,11 +87,15 @@ class Caller:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        _done, pending = await asyncio.wait(self._tasks, timeout=0.5) if self._tasks else ((), ())
+        if pending and self._reader_redis is not None:
+            # a cancel that lands in redis-py's blocked XREAD can be lost (the read goes on for
+            # its full BLOCK time); closing the reader's connection ends the read at once
+            await self._reader_redis.connection_pool.disconnect()
+            await asyncio.wait(pending, timeout=2)
         for fut in self._waiting.values():
             if not fut.done():
                 fut.cancel()
@@ -270,13 +275,15 @@ class Caller:
         assert self._reader_redis is not None
         backoff = 0.1
         read = 0
-        while True:
+        while not self._stopping:
             try:
                 response = await self._reader_redis.xread(
                     {self.reply_stream: self._last_reply}, count=1000, block=5000
                 )
                 backoff = 0.1
             except (redis.RedisError, OSError) as exc:
+                if self._stopping:
+                    return
                 log.warning("reply reader cannot read %s: %s", self.reply_stream, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -27,7 +27,7 @@ import redis
 
 from fnhub.concurrency import add_release
 from fnhub.keys import WORKER_GROUP, Keys
-from fnhub.tasks import Status, Task, TaskResult, decode_result, decode_task, encode, result_for
+from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,11 @@ class ResultBatch:
     per task, and on a busy machine those commands are most of the cost of a trivial task."""
 
     def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.seconds: dict[str, float] = {}
+        self.outcomes: dict[tuple[str, str], int] = {}  # (queue, status) → tasks
+        self.buckets: dict[tuple[str, str], int] = {}  # (queue, bucket) → tasks
+        self.run_seconds: dict[str, float] = {}  # queue → seconds
         self.replies: dict[str, list[bytes]] = {}
         self.records: list[bytes] = []
-
-    def count(self, field: str) -> None:
-        self.counts[field] = self.counts.get(field, 0) + 1
-
-    def add_seconds(self, field: str, value: float) -> None:
-        self.seconds[field] = self.seconds.get(field, 0.0) + value
 
     def flush(self, pipe: Any, keys: Keys) -> None:
         for stream, results in self.replies.items():
@@ -93,22 +88,30 @@ class ResultBatch:
             pipe.xadd(
                 keys.records, results_entry(self.records), maxlen=RECORDS_MAXLEN, approximate=True
             )
-        for field, n in self.counts.items():
-            pipe.hincrby(keys.stats, field, n)
-        for field, value in self.seconds.items():
-            pipe.hincrbyfloat(keys.stats, field, value)
+        for (queue, status), n in self.outcomes.items():
+            pipe.hincrby(keys.stats, f"n|{queue}|{status}", n)
+        for (queue, bucket), n in self.buckets.items():
+            pipe.hincrby(keys.stats, f"b|{queue}|{bucket}", n)
+        for queue, seconds in self.run_seconds.items():
+            pipe.hincrbyfloat(keys.stats, f"s|{queue}", seconds)
+
+
+_raw_list_encoder = msgspec.msgpack.Encoder()
+_results_decoder = msgspec.msgpack.Decoder(list[TaskResult])
 
 
 def results_entry(results: list[bytes]) -> dict[str, bytes]:
-    """Stream entry fields carrying encoded results: `r0`, `r1`, ... (see `iter_results`)."""
-    return {f"r{i}": data for i, data in enumerate(results)}
+    """A stream entry carrying encoded results as one msgpack array in field `rs` (one field,
+    however many results: each field is two more arguments to pack per XADD)."""
+    return {"rs": _raw_list_encoder.encode([msgspec.Raw(data) for data in results])}
 
 
 def iter_results(fields: dict[bytes, bytes]) -> Iterator[TaskResult]:
     """The results in a reply or records entry; raises msgspec.DecodeError on a malformed one."""
-    for name, data in fields.items():
-        if name[:1] == b"r":
-            yield decode_result(data)
+    data = fields.get(b"rs")
+    if data is None:
+        raise msgspec.DecodeError("entry has no results field 'rs'")
+    yield from _results_decoder.decode(data)
 
 
 def add_result(
@@ -135,15 +138,17 @@ def add_result(
         sums.flush(pipe, keys)
 
 
-def add_stats(sums: ResultBatch, result: TaskResult) -> None:
+def add_stats(batch: ResultBatch, result: TaskResult) -> None:
     """Count the outcome per queue and status, and its run time in a histogram bucket."""
-    sums.count(f"n|{result.queue}|{result.status}")
+    queue = result.queue
+    key = (queue, result.status)
+    batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
     if result.start_time is not None and result.end_time is not None:
         seconds = max(result.end_time - result.start_time, 0.0)
         index = bisect.bisect_left(RUN_BUCKETS, seconds)
-        bucket = _BUCKET_NAMES[index] if index < len(RUN_BUCKETS) else "+Inf"
-        sums.count(f"b|{result.queue}|{bucket}")
-        sums.add_seconds(f"s|{result.queue}", seconds)
+        key = (queue, _BUCKET_NAMES[index] if index < len(RUN_BUCKETS) else "+Inf")
+        batch.buckets[key] = batch.buckets.get(key, 0) + 1
+        batch.run_seconds[queue] = batch.run_seconds.get(queue, 0.0) + seconds
 
 
 def add_ack(pipe: Any, stream: str, entry_id: str | bytes) -> None:

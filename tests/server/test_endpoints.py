@@ -111,6 +111,27 @@ def test_async_endpoint(stack: Stack) -> None:
     )
 
 
+def test_async_endpoint_callers_poll_with_the_endpoints_own_auth(stack: Stack) -> None:
+    token = {"type": "token", "token": "poll-token"}
+    publish(stack, "add-polled", function="demo.add", mode="async", auth=token)
+    publish(stack, "other-polled", function="demo.add", mode="async")
+    good = {"X-Token": "poll-token"}
+    with stack.client() as c:
+        queued = c.post("/e/add-polled", json={"a": 4, "b": 5}, headers=good)
+        assert queued.status_code == 202
+        url = queued.json()["url"]
+        assert queued.headers["location"] == url == f"/e/add-polled/tasks/{queued.json()['id']}"
+        assert c.get(url).status_code == 401  # no token: the endpoint's auth applies
+        assert c.get(url, headers={"X-Token": "wrong"}).status_code == 401
+        done = c.get(url, params={"wait": 10}, headers=good).json()
+        assert (done["status"], done["result"]) == ("success", 9)
+        # another endpoint's credentials (here: none needed) do not reach this task
+        task_id = queued.json()["id"]
+        assert c.get(f"/e/other-polled/tasks/{task_id}").status_code == 404
+        unknown = "/e/add-polled/tasks/0123456789abcdef01234567"
+        assert c.get(unknown, headers=good).status_code == 404
+
+
 def test_token_and_basic_auth(stack: Stack) -> None:
     spec = publish(
         stack, "tok", function="demo.echo", auth={"type": "token", "token": "s3cret-token"}

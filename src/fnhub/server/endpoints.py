@@ -11,17 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
 from fnhub.server import endpoint_auth, request_kwargs, throttle
+from fnhub.server.api.tasks import read_record, record_state
 from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
 from fnhub.server.endpoint_spec import NAME_PATTERN
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
-from fnhub.server.render import failure_response, json_response, render_value
+from fnhub.server.render import failure_response, json_response, outcome, render_value
+from fnhub.server.schemas import TaskState
 from fnhub.server.secrets import SecretBox
 from fnhub.tasks import Status
 
@@ -115,12 +117,9 @@ _ANSWERS = {
 Name = Path(pattern=NAME_PATTERN)
 
 
-async def _serve(request: Request, name: str) -> Response:
-    app = request.app
-    registry: EndpointRegistry = app.state.endpoints
-    caller: Caller = app.state.caller
-    ctx: ServerContext = app.state.ctx
-    ep = await registry.get(name)
+async def _open(request: Request, name: str) -> tuple[LiveEndpoint, bytes]:
+    """The endpoint, if it exists, is enabled, has not expired and the caller passes its auth."""
+    ep = await request.app.state.endpoints.get(name)
     if ep is None:
         raise ApiError(404, "unknown_endpoint", f"no endpoint '{name}'")
     if not ep.enabled:
@@ -128,7 +127,15 @@ async def _serve(request: Request, name: str) -> Response:
     if ep.expires_at is not None and ep.expires_at <= time.time():
         raise ApiError(410, "endpoint_expired", f"endpoint '{name}' has expired")
     body = await request.body()
-    await endpoint_auth.check(request, body, ep.auth, name, ctx, caller)
+    app = request.app
+    await endpoint_auth.check(request, body, ep.auth, name, app.state.ctx, app.state.caller)
+    return ep, body
+
+
+async def _serve(request: Request, name: str) -> Response:
+    caller: Caller = request.app.state.caller
+    ctx: ServerContext = request.app.state.ctx
+    ep, body = await _open(request, name)
     await throttle.check(ctx.redis, ctx.keys, name, ep.throttle)
     kwargs = request_kwargs.merge(ep.kwargs, await request_kwargs.from_request(request, body))
     meta = {
@@ -154,7 +161,10 @@ async def _serve(request: Request, name: str) -> Response:
     if ep.mode == "async":
         task.status_key = ctx.keys.task_status(task.id)
         await caller.submit(task)
-        return json_response({"id": task.id, "status": "queued"}, status=202)
+        url = f"/e/{name}/tasks/{task.id}"
+        return json_response(
+            {"id": task.id, "status": "queued", "url": url}, status=202, headers={"Location": url}
+        )
     info = caller.active.function(ep.function)
     ttl = ep.cache_result or (info.options.cache_result if info else None)
     cache_key = None
@@ -176,6 +186,31 @@ async def _serve(request: Request, name: str) -> Response:
 
 
 _BODY = {"requestBody": {"required": False, "content": _BODY_TYPES}}
+
+
+@public_router.get(
+    "/e/{name}/tasks/{task_id}",
+    response_model=TaskState,
+    responses=responses(401, 403, 404, 410),
+)
+async def endpoint_task(
+    request: Request,
+    name: str = Name,
+    task_id: str = Path(pattern=r"^[0-9a-f]{24}$"),
+    wait: float = Query(0, ge=0, le=60, description="seconds to wait for a final status"),
+) -> dict[str, Any]:
+    """The state of a task this (async) endpoint queued, with the endpoint's own auth, so its
+    callers can poll without an API key; tasks of other endpoints answer 404."""
+    await _open(request, name)
+    caller: Caller = request.app.state.caller
+    state = await (caller.wait_final(task_id, wait) if wait else caller.status(task_id))
+    if state is not None and (state.origin, state.origin_id) == ("endpoint", name):
+        return outcome(state)
+    if state is None:
+        row = await asyncio.to_thread(read_record, request.app.state.ctx.db, task_id)
+        if row is not None and (row.origin, row.origin_id) == ("endpoint", name):
+            return record_state(row)
+    raise ApiError(404, "unknown_task", f"no task '{task_id}' of endpoint '{name}'")
 
 
 @public_router.get("/e/{name}", responses=_ANSWERS, response_model=None)

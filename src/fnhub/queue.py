@@ -54,6 +54,16 @@ return #due
 """
 
 
+#: XADD of many envelopes to one queue stream in one command: a pipeline of XADDs costs the
+#: asyncio client an await per reply, which made enqueueing the largest cost of a busy server
+ENQUEUE_MANY = """
+for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end
+return #ARGV
+"""
+#: envelopes per ENQUEUE_MANY call: bounds how long one call holds Redis
+ENQUEUE_MANY_CHUNK = 200
+
+
 def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) -> None:
     """Queue the commands that put `task` on its queue now, or at `eta` (epoch seconds)."""
     data = encode(task)

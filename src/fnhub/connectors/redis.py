@@ -325,8 +325,11 @@ class RedisStreamSource(_RedisSource):
 
     def _message(self, key: str, entry_id: str, fields: dict[Any, Any]) -> Message:
         name = self.options.field.encode()
-        headers = {_s(k): v for k, v in fields.items() if _s(k) != self.options.field}
         payload = fields.get(name)
+        if payload is not None and len(fields) == 1:  # the usual entry: nothing but the payload
+            headers: dict[str, bytes] = {}
+        else:
+            headers = {_s(k): v for k, v in fields.items() if _s(k) != self.options.field}
         if payload is None:  # no `data` field: hand over all fields as a JSON object
             payload = json.dumps(
                 {k: v.decode(errors="replace") for k, v in headers.items()}

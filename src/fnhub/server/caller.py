@@ -21,7 +21,13 @@ import redis
 import redis.asyncio as aredis
 
 from fnhub.calls import CallError, make_task
-from fnhub.queue import STATUS_TTL_SECONDS, add_enqueue, iter_results
+from fnhub.queue import (
+    ENQUEUE_MANY,
+    ENQUEUE_MANY_CHUNK,
+    STATUS_TTL_SECONDS,
+    add_enqueue,
+    iter_results,
+)
 from fnhub.redis_client import async_redis
 from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.server.context import ServerContext
@@ -75,6 +81,7 @@ class Caller:
         self._outbox: list[tuple[Task, asyncio.Future[TaskResult]]] = []
         self._outbox_sending = False
         self._stopping = False
+        self._enqueue_many = self.redis.register_script(ENQUEUE_MANY)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -209,21 +216,26 @@ class Caller:
             self._waiting.pop(task.id, None)
 
     async def _send_outbox(self) -> None:
-        """XADD everything called since the last send through one pipeline."""
+        """Enqueue everything called since the last send: one ENQUEUE_MANY per queue."""
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
-                pipe = self.redis.pipeline(transaction=False)
-                for task, _fut in batch:
-                    add_enqueue(pipe, self.keys, task)
-                try:
-                    await pipe.execute()
-                except BaseException as exc:
-                    for _task, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
+                by_stream: dict[str, list[tuple[Task, asyncio.Future[TaskResult]]]] = {}
+                for item in batch:
+                    by_stream.setdefault(self.keys.queue(item[0].queue), []).append(item)
+                for stream, items in by_stream.items():
+                    for start in range(0, len(items), ENQUEUE_MANY_CHUNK):
+                        chunk = items[start : start + ENQUEUE_MANY_CHUNK]
+                        try:
+                            await self._enqueue_many(
+                                keys=[stream], args=[encode(task) for task, _ in chunk]
+                            )
+                        except BaseException as exc:
+                            for _task, fut in chunk:
+                                if not fut.done():
+                                    fut.set_exception(exc)
+                            if not isinstance(exc, Exception):
+                                raise
         finally:
             self._outbox_sending = False
 

@@ -202,6 +202,11 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
         services.close()
 
 
+def cell(row: dict, key: str, spec: str) -> str:
+    """A table cell: the row's figure formatted, or "-" where the row has none."""
+    return format(row[key], spec) if key in row else "-"
+
+
 def median_row(name: str, rounds: list[dict[str, float]], ratios: list[float]) -> dict:
     row: dict[str, Any] = {"name": name, "rounds": rounds}
     for key in rounds[0]:
@@ -235,16 +240,12 @@ def main() -> None:
         f" {'cpu µs/task: client':>20} {'supervisor':>10} {'children':>8} {'redis':>6}"
     )
     for row in rows:
-
-        def fmt(key: str, spec: str, row: dict = row) -> str:
-            return format(row[key], spec) if key in row else "-"
-
         print(
             f"{row['name']:38} {row['tasks_per_s']:>8.0f} {row['ratio_to_raw']:>6.2f}"
-            f" {fmt('p50_ms', '.2f'):>7} {fmt('p99_ms', '.2f'):>7}"
-            f" {fmt('cpu_us_client', '.1f'):>20} {fmt('cpu_us_supervisor', '.1f'):>10}"
-            f" {fmt('cpu_us_children', '.1f'):>8}"
-            f" {fmt('cpu_us_redis', '.1f'):>6}"
+            f" {cell(row, 'p50_ms', '.2f'):>7} {cell(row, 'p99_ms', '.2f'):>7}"
+            f" {cell(row, 'cpu_us_client', '.1f'):>20}"
+            f" {cell(row, 'cpu_us_supervisor', '.1f'):>10}"
+            f" {cell(row, 'cpu_us_children', '.1f'):>8} {cell(row, 'cpu_us_redis', '.1f'):>6}"
         )
     out = Path(__file__).parent / "results" / "queue.json"
     out.parent.mkdir(exist_ok=True)

@@ -399,15 +399,14 @@ def main() -> None:
         f"{'':40} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
         f" {'cpu µs/msg: server':>19} {'worker':>7} {'redis':>6}"
     )
+    cell = _queue_bench().cell
     for row in rows:
-
-        def fmt(key: str, spec: str, row: dict = row) -> str:
-            return format(row[key], spec) if key in row else "-"
-
         print(
-            f"{row['name']:40} {row['msgs_per_s']:>7.0f} {fmt('ratio_to_raw_client', '.2f'):>12}"
-            f" {fmt('ratio_to_streams_ceiling', '.2f'):>14} {fmt('cpu_us_server', '.0f'):>19}"
-            f" {fmt('cpu_us_worker', '.0f'):>7} {fmt('cpu_us_redis', '.0f'):>6}"
+            f"{row['name']:40} {row['msgs_per_s']:>7.0f}"
+            f" {cell(row, 'ratio_to_raw_client', '.2f'):>12}"
+            f" {cell(row, 'ratio_to_streams_ceiling', '.2f'):>14}"
+            f" {cell(row, 'cpu_us_server', '.0f'):>19} {cell(row, 'cpu_us_worker', '.0f'):>7}"
+            f" {cell(row, 'cpu_us_redis', '.0f'):>6}"
         )
     out = Path(__file__).parent / "results" / "subscribe.json"
     out.write_text(json.dumps({"messages": n, "rows": rows}, indent=2))

@@ -85,7 +85,7 @@ def test_cli_init_serve_call_tasks(tmp_path):
         malformed = _fnhub("call", "hello.greet", "--kwargs", "{oops", cwd=project, env=env)
         assert malformed.returncode == 2 and "not valid JSON" in malformed.stderr
         time.sleep(1.5)  # records are batched
-        tasks = _fnhub("tasks", cwd=project, env={**env, "COLUMNS": "200"})
+        tasks = _fnhub("tasks", cwd=project, env=env)  # piped: full width, nothing cut
         assert tasks.returncode == 0
         assert "hello.greet" in tasks.stdout and "success" in tasks.stdout
         assert "failure" in tasks.stdout

@@ -397,7 +397,8 @@ def tasks(
             f"{row.run_ms:.1f}" if row.run_ms is not None else "-",
             outcome[:60],
         )
-    console.print(table)
+    # piped into grep or a file: full lines, not rich's 80-column default that cuts the ids
+    (console if console.is_terminal else Console(width=200)).print(table)
     db.dispose()
 
 

@@ -105,6 +105,63 @@ class ResultBatch:
         for queue, seconds in self.run_seconds.items():
             pipe.hincrbyfloat(keys.stats, f"s|{queue}", seconds)
 
+    def finish_plan(self, keys: Keys, acks: dict[str, list[str]]) -> bytes:
+        """The batch, with the entries to acknowledge, as the argument of FINISH."""
+        return _raw_list_encoder.encode(
+            [
+                acks,
+                {stream: _lua_bytes(results) for stream, results in self.replies.items()},
+                _lua_bytes(self.records) if self.records else "",
+                {f"n|{q}|{status}": n for (q, status), n in self.outcomes.items()}
+                | {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()},
+                {f"s|{q}": repr(seconds) for q, seconds in self.run_seconds.items()},
+                keys.stats,
+                keys.records,
+                WORKER_GROUP,
+                REPLY_TTL_SECONDS,
+                RECORDS_MAXLEN,
+            ]
+        )
+
+
+def _lua_bytes(results: list[bytes]) -> msgspec.Raw:
+    """The results entry value as a msgpack *str* (Redis's Lua cmsgpack has no bin type; a Lua
+    string holds any bytes)."""
+    data = results_entry(results)["rs"]
+    n = len(data)
+    if n < 32:
+        head = bytes([0xA0 | n])
+    elif n < 0x100:
+        head = b"\xd9" + n.to_bytes(1, "big")
+    elif n < 0x10000:
+        head = b"\xda" + n.to_bytes(2, "big")
+    else:
+        head = b"\xdb" + n.to_bytes(4, "big")
+    return msgspec.Raw(head + data)
+
+
+#: What a worker sends when a batch of tasks finished, as one atomic command: acknowledge and
+#: delete the entries, add one reply entry per waiting caller and one records entry, count.
+#: Ten commands in a MULTI cost redis-py a reply to parse each; this is one. ARGV[1] is
+#: `ResultBatch.finish_plan` (msgpack); keys are named in it, not in KEYS (no Redis Cluster).
+FINISH = """
+local plan = cmsgpack.unpack(ARGV[1])
+for stream, ids in pairs(plan[1]) do
+  redis.call('XACK', stream, plan[8], unpack(ids))
+  redis.call('XDEL', stream, unpack(ids))
+end
+for stream, data in pairs(plan[2]) do
+  redis.call('XADD', stream, '*', 'rs', data)
+  redis.call('EXPIRE', stream, plan[9])
+end
+if plan[3] ~= '' then
+  redis.call('XADD', plan[7], 'MAXLEN', '~', plan[10], '*', 'rs', plan[3])
+end
+for field, n in pairs(plan[4]) do redis.call('HINCRBY', plan[6], field, n) end
+for field, x in pairs(plan[5]) do redis.call('HINCRBYFLOAT', plan[6], field, x) end
+return 1
+"""
+
 
 _raw_list_encoder = msgspec.msgpack.Encoder()
 _results_decoder = msgspec.msgpack.Decoder(list[TaskResult])

@@ -22,6 +22,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
+from fnhub.aio import wait_event
+
 log = logging.getLogger("fnhub.connectors")
 
 M = TypeVar("M", bound=BaseModel)
@@ -251,9 +253,7 @@ class Window:
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return False
-            try:
-                await asyncio.wait_for(self._room.wait(), remaining)
-            except TimeoutError:
+            if not await wait_event(self._room, remaining):
                 return False
         return True
 

@@ -31,6 +31,7 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
+from fnhub.aio import wait_event
 from fnhub.calls import CallError, make_task
 from fnhub.config import Settings
 from fnhub.cron.clock import Dynamic, JobClock, clock_for, decode_dynamic
@@ -150,11 +151,11 @@ class Beat:
                     log.warning("beat %s cannot reach Redis: %s", self.id, exc)
                     self._stand_down()
                     await asyncio.sleep(0.5)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._sleep_time())
+                await wait_event(stop, self._sleep_time())
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.resign())
+                async with asyncio.timeout(2):  # a shutdown must not wait on a dead Redis
+                    await asyncio.shield(self.resign())
 
     async def step(self) -> None:
         now = time.time()

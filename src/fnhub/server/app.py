@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
+from fnhub.aio import cancel_and_wait
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_client import async_redis, sync_redis
@@ -73,11 +74,7 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for service in services:
-                service.cancel()
-            for service in services:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await service
+            await cancel_and_wait(services)
             await caller.stop()
             await client.aclose()
             sync_client.close()

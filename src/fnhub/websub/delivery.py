@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 
+from fnhub.aio import wait_event
 from fnhub.websub.models import WebSubDeadLetter
 from fnhub.websub.signing import link_header, signature
 from fnhub.websub.store import Notification
@@ -104,9 +105,7 @@ class Deliverer:
                     continue
             batch = await hub.read(self.sub.topic_hash, cursor, READ_BATCH)
             if not batch:
-                try:
-                    await asyncio.wait_for(self.wake.wait(), IDLE_POLL_SECONDS)
-                except TimeoutError:
+                if not await wait_event(self.wake, IDLE_POLL_SECONDS):
                     self.check_redeliver = True
                 continue
             for note in batch:
@@ -149,10 +148,7 @@ class Deliverer:
             ):
                 await self.dead_letter(note, attempt, error)
                 return Outcome.DEAD
-            try:  # a lost claim or a release wakes us early to give up
-                await asyncio.wait_for(self.stopping.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_event(self.stopping, delay)  # a lost claim or a release wakes us early
             delay = min(delay * s.websub_retry_factor, s.websub_retry_max_interval)
 
     async def attempt(self, note: Notification) -> tuple[int | None, str]:

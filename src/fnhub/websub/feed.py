@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from fnhub.aio import wait_event
 from fnhub.websub.store import Notification, NotificationStore
 
 log = logging.getLogger("fnhub.websub")
@@ -54,8 +55,7 @@ class TopicFeed:
         self.base = self.store.order(last)
         self.on_new()  # deliverers that started before the window existed read again
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), FEED_POLL_SECONDS)
+            await wait_event(self.wake, FEED_POLL_SECONDS)
             self.wake.clear()
             try:
                 got = False

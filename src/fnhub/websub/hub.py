@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import redis.asyncio as aredis
 
+from fnhub.aio import wait_event
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_client import redis_url, sync_redis
@@ -189,8 +190,7 @@ class Hub:
                 raise
             except Exception:
                 log.exception("websub scheduling pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.reschedule.wait(), SCHEDULE_SECONDS)
+            await wait_event(self.reschedule, SCHEDULE_SECONDS)
             if self.reschedule.is_set():
                 self._active_at = 0.0  # subscriptions changed: read them again
             self.reschedule.clear()

@@ -3,8 +3,9 @@
 The child tells its supervisor what it runs through a shared-memory slot (entry and deadline), so
 the supervisor can kill it past the deadline and knows which entry was running if it dies.
 
-Finished tasks are acknowledged (XACK + XDEL + reply + record, in one MULTI) a batch at a time
-by a `Finisher`; nothing is acknowledged before its task finished.
+Finished tasks are acknowledged (XACK + XDEL + reply + record, in one atomic Lua call,
+`queue.FINISH`) a batch at a time by a `Finisher`; nothing is acknowledged before its task
+finished.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import redis
 from fnhub import concurrency, runtime
 from fnhub.config import Settings
 from fnhub.keys import WORKER_GROUP, Keys
-from fnhub.queue import ResultBatch, add_dead_letter, add_enqueue, add_result, ensure_groups
+from fnhub.queue import FINISH, ResultBatch, add_dead_letter, add_enqueue, add_result, ensure_groups
 from fnhub.redis_client import sync_redis
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
@@ -78,7 +79,7 @@ Outcome = TaskResult | tuple[str, Task, float] | None  # result | ("retry", task
 
 
 class Finisher:
-    """Gathers finished tasks and sends their acknowledgements, replies and records in one MULTI.
+    """Gathers finished tasks and sends their acknowledgements, replies and records at once.
 
     The child sends a batch once its tasks ran, or sooner when a result has waited `max_wait`
     seconds (a slow task does not hold back the replies of the fast ones before it). Doing this
@@ -92,6 +93,7 @@ class Finisher:
         self.max_wait = max_wait
         self.pending: list[tuple[str, str, Task, Outcome]] = []
         self.since = 0.0
+        self._finish = client.register_script(FINISH)
 
     def add(self, stream: str, entry_id: str, task: Task, outcome: Outcome) -> None:
         if not self.pending:
@@ -118,6 +120,8 @@ class Finisher:
                 delay = min(delay * 2, 2.0)
 
     def _send(self, batch: list[tuple[str, str, Task, Outcome]]) -> None:
+        """One FINISH call; inside a MULTI with the rarer commands (retries, status keys,
+        concurrency slots, cron markers) when the batch has any."""
         pipe = self.redis.pipeline(transaction=True)
         results = ResultBatch()
         acks: dict[str, list[str]] = {}
@@ -128,11 +132,12 @@ class Finisher:
                 add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
             elif outcome is not None:
                 add_result(pipe, self.keys, task, outcome, results)
-        for stream, ids in acks.items():
-            pipe.xack(stream, WORKER_GROUP, *ids)
-            pipe.xdel(stream, *ids)
-        results.flush(pipe, self.keys)
-        pipe.execute()
+        plan = results.finish_plan(self.keys, acks)
+        if len(pipe):
+            pipe.eval(FINISH, 0, plan)  # the script's text: no NOSCRIPT inside the MULTI
+            pipe.execute()
+        else:
+            self._finish(args=[plan])  # EVALSHA, loading the script when Redis lacks it
 
 
 class ReadSize:

@@ -3,7 +3,8 @@
 - A task is an entry `{e: <msgpack envelope>}` in stream `<prefix>:q:<queue>`, read through the
   consumer group `workers`; each worker child is its own consumer.
 - An entry is acknowledged (XACK + XDEL, so the stream only holds unfinished work) in the same
-  MULTI as its reply and its record, and only after the task finished.
+  atomic call as its reply and its record (`FINISH`, or a MULTI where the batch needs more), and
+  only after the task finished.
 - Entries left pending by a dead consumer are released: the one that was running is retried with
   `attempt + 1` (or dead-lettered past `max_attempts`), the ones merely prefetched go back as they
   were. Releasing copies the envelope to the stream tail and acks the old entry atomically.

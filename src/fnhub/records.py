@@ -1,9 +1,9 @@
 """Task records: results flow through a Redis stream and are written to the database in batches.
 
-Workers never open a database transaction per task: they append the result to `<prefix>:records`
-in the same MULTI that acknowledges the task. Recorders (one thread per worker supervisor, read
-through a consumer group, so several never write the same batch) upsert up to `BATCH` rows per
-transaction and prune old rows per origin (keep last N) and by age.
+Workers never open a database transaction per task: they append a batch's results to
+`<prefix>:records` in the same atomic call that acknowledges the tasks. Recorders (one thread per
+worker supervisor, read through a consumer group, so several never write the same batch) upsert
+up to `BATCH` rows per transaction and prune old rows per origin (keep last N) and by age.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Operations: liveness, readiness (Redis, database, workers) and Prometheus metrics.
 
 Task counters and run-time histograms are cluster-wide: workers add them to `keys.stats` in the
-same MULTI that acknowledges each task, so any server's `/metrics` shows every worker's work.
+same atomic call that acknowledges each task, so any server's `/metrics` shows every worker's work.
 """
 
 from __future__ import annotations

@@ -99,23 +99,28 @@ class ResultBatch:
             pipe.xadd(
                 keys.records, results_entry(self.records), maxlen=RECORDS_MAXLEN, approximate=True
             )
-        for (queue, status), n in self.outcomes.items():
-            pipe.hincrby(keys.stats, f"n|{queue}|{status}", n)
-        for (queue, bucket), n in self.buckets.items():
-            pipe.hincrby(keys.stats, f"b|{queue}|{bucket}", n)
-        for queue, seconds in self.run_seconds.items():
-            pipe.hincrbyfloat(keys.stats, f"s|{queue}", seconds)
+        counts, seconds = self.counters()
+        for field, n in counts.items():
+            pipe.hincrby(keys.stats, field, n)
+        for field, value in seconds.items():
+            pipe.hincrbyfloat(keys.stats, field, value)
+
+    def counters(self) -> tuple[dict[str, int], dict[str, float]]:
+        """The `keys.stats` fields to add to: task counts, and run seconds per queue."""
+        counts = {f"n|{q}|{status}": n for (q, status), n in self.outcomes.items()}
+        counts |= {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()}
+        return counts, {f"s|{q}": value for q, value in self.run_seconds.items()}
 
     def finish_plan(self, keys: Keys, acks: dict[str, list[str]]) -> bytes:
         """The batch, with the entries to acknowledge, as the argument of FINISH."""
+        counts, seconds = self.counters()
         return _raw_list_encoder.encode(
             [
                 acks,
-                {stream: _lua_bytes(results) for stream, results in self.replies.items()},
-                _lua_bytes(self.records) if self.records else "",
-                {f"n|{q}|{status}": n for (q, status), n in self.outcomes.items()}
-                | {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()},
-                {f"s|{q}": repr(seconds) for q, seconds in self.run_seconds.items()},
+                {stream: lua_str(results_value(rs)) for stream, rs in self.replies.items()},
+                lua_str(results_value(self.records)) if self.records else "",
+                counts,
+                {field: repr(value) for field, value in seconds.items()},
                 keys.stats,
                 keys.records,
                 WORKER_GROUP,
@@ -125,10 +130,9 @@ class ResultBatch:
         )
 
 
-def _lua_bytes(results: list[bytes]) -> msgspec.Raw:
-    """The results entry value as a msgpack *str* (Redis's Lua cmsgpack has no bin type; a Lua
-    string holds any bytes)."""
-    data = results_entry(results)["rs"]
+def lua_str(data: bytes) -> msgspec.Raw:
+    """Bytes as a msgpack *str*, for arguments that Lua scripts unpack with cmsgpack: Redis's
+    cmsgpack cannot read the bin type, and Lua strings hold any bytes."""
     n = len(data)
     if n < 32:
         head = bytes([0xA0 | n])
@@ -168,10 +172,15 @@ _raw_list_encoder = msgspec.msgpack.Encoder()
 _results_decoder = msgspec.msgpack.Decoder(list[TaskResult])
 
 
+def results_value(results: list[bytes]) -> bytes:
+    """Encoded results as one msgpack array: the `rs` field of a reply or records entry."""
+    return _raw_list_encoder.encode([msgspec.Raw(data) for data in results])
+
+
 def results_entry(results: list[bytes]) -> dict[str, bytes]:
-    """A stream entry carrying encoded results as one msgpack array in field `rs` (one field,
-    however many results: each field is two more arguments to pack per XADD)."""
-    return {"rs": _raw_list_encoder.encode([msgspec.Raw(data) for data in results])}
+    """A stream entry carrying results in one field `rs` (one field, however many results:
+    each field is two more arguments to pack per XADD)."""
+    return {"rs": results_value(results)}
 
 
 def iter_results(fields: dict[bytes, bytes]) -> Iterator[TaskResult]:

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from fnhub.keys import Keys
+from fnhub.queue import lua_str
 
 FIRED, ALREADY, SKIPPED, PAUSED = 1, 0, 2, 3
 NOT_LEADER = -1
@@ -89,23 +90,10 @@ def job_segment(
         marker,
         marker_ttl,
         [
-            [queue, task_id, repr(eta) if eta else "0", _as_str(envelope)]
+            [queue, task_id, repr(eta) if eta else "0", lua_str(envelope)]
             for queue, task_id, eta, envelope in tasks
         ],
     ]
-
-
-def _as_str(data: bytes) -> msgspec.Raw:
-    """Bytes as a msgpack *str*: Redis' cmsgpack cannot read the bin type (Lua strings are
-    binary-safe, so nothing is lost)."""
-    size = len(data)
-    if size < 256:
-        header = b"\xd9" + size.to_bytes(1, "big")
-    elif size < 65536:
-        header = b"\xda" + size.to_bytes(2, "big")
-    else:
-        header = b"\xdb" + size.to_bytes(4, "big")
-    return msgspec.Raw(header + data)
 
 
 def pack(segments: list[list[Any]]) -> bytes:

@@ -198,7 +198,7 @@ class Caller:
 
         Runs once per request and per subscription message, so it costs one future and one
         timer: the enqueue goes out with whatever else was called in the same loop iteration
-        (one pipeline), and a failed enqueue fails the same future."""
+        (one ENQUEUE_MANY per queue), and a failed enqueue fails the same future."""
         await self.check_capacity(task.queue)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[TaskResult] = loop.create_future()

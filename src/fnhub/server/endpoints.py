@@ -16,13 +16,13 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from fnhub.server import endpoint_auth, request_kwargs, throttle
-from fnhub.server.api.tasks import read_record, record_state
+from fnhub.server.api.tasks import task_state
 from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
 from fnhub.server.endpoint_spec import NAME_PATTERN
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
-from fnhub.server.render import failure_response, json_response, outcome, render_value
+from fnhub.server.render import failure_response, json_response, render_value
 from fnhub.server.schemas import TaskState
 from fnhub.server.secrets import SecretBox
 from fnhub.tasks import Status
@@ -202,15 +202,10 @@ async def endpoint_task(
     """The state of a task this (async) endpoint queued, with the endpoint's own auth, so its
     callers can poll without an API key; tasks of other endpoints answer 404."""
     await _open(request, name)
-    caller: Caller = request.app.state.caller
-    state = await (caller.wait_final(task_id, wait) if wait else caller.status(task_id))
-    if state is not None and (state.origin, state.origin_id) == ("endpoint", name):
-        return outcome(state)
-    if state is None:
-        row = await asyncio.to_thread(read_record, request.app.state.ctx.db, task_id)
-        if row is not None and (row.origin, row.origin_id) == ("endpoint", name):
-            return record_state(row)
-    raise ApiError(404, "unknown_task", f"no task '{task_id}' of endpoint '{name}'")
+    state = await task_state(request.app, task_id, wait)
+    if state is None or (state["origin"], state["origin_id"]) != ("endpoint", name):
+        raise ApiError(404, "unknown_task", f"no task '{task_id}' of endpoint '{name}'")
+    return state
 
 
 @public_router.get("/e/{name}", responses=_ANSWERS, response_model=None)

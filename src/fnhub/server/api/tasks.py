@@ -41,9 +41,20 @@ def record_state(row: TaskRecord) -> dict[str, Any]:
     }
 
 
-def read_record(db: Database, task_id: str) -> TaskRecord | None:
+def _record(db: Database, task_id: str) -> TaskRecord | None:
     with db.session() as session:
         return session.get(TaskRecord, task_id)
+
+
+async def task_state(app: Any, task_id: str, wait: float) -> dict[str, Any] | None:
+    """A task's state from its status key (waiting up to `wait` seconds for a final one), else
+    from its record; None when neither exists."""
+    caller: Caller = app.state.caller
+    state = await (caller.wait_final(task_id, wait) if wait else caller.status(task_id))
+    if state is not None:
+        return outcome(state)
+    row = await asyncio.to_thread(_record, app.state.ctx.db, task_id)
+    return None if row is None else record_state(row)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskState, responses=responses(401, 404))
@@ -54,14 +65,10 @@ async def get_task(
 ) -> dict[str, Any]:
     """A submitted task's status (queued, running, or final with its result); with `wait`,
     answers as soon as it is final or when the wait is over."""
-    caller: Caller = request.app.state.caller
-    state = await (caller.wait_final(task_id, wait) if wait else caller.status(task_id))
-    if state is not None:
-        return outcome(state)
-    row = await asyncio.to_thread(read_record, request.app.state.ctx.db, task_id)
-    if row is None:
+    state = await task_state(request.app, task_id, wait)
+    if state is None:
         raise ApiError(404, "unknown_task", f"no task '{task_id}' (or its record expired)")
-    return record_state(row)
+    return state
 
 
 def _page(

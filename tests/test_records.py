@@ -121,6 +121,24 @@ def test_batched_entries_binary_kwargs_and_upserts(database, settings, services)
         assert session.execute(select(func.count()).select_from(TaskRecord)).scalar() == 2
 
 
+def test_malformed_records_entries_are_skipped_and_acknowledged(database, settings, services):
+    """An entry without results, or with bytes that are not results, is logged and dropped;
+    the good entries around it are written and nothing stays pending."""
+    keys = services.keys
+    good = Task(function="s.f")
+    services.redis.xadd(keys.records, {"x": b"no results field"})
+    services.redis.xadd(keys.records, {"rs": b"\xc1 not msgpack"})
+    pipe = services.redis.pipeline()
+    add_result(pipe, keys, good, result_for(good, Status.SUCCESS, result=1))
+    pipe.execute()
+    recorder = Recorder(database, services.redis, keys, settings, "t1")
+    recorder.ensure_group()
+    assert recorder.run_once(block_ms=200) == 1
+    with database.session() as session:
+        assert session.get(TaskRecord, good.id).result == 1
+    assert services.redis.xlen(keys.records) == 0
+
+
 def test_retention_keeps_last_n_per_origin(database, settings, services):
     recorder = Recorder(database, services.redis, services.keys, settings, "t1")
     recorder.ensure_group()

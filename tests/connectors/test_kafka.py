@@ -14,7 +14,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from fnhub.connectors import ConnectorError, create_source, get_async_publisher, get_publisher
+from fnhub.connectors import (
+    ConnectorError,
+    create_source,
+    each,
+    get_async_publisher,
+    get_publisher,
+)
 from fnhub.connectors.pool import close_async_publishers, close_publisher
 
 from .conftest import Recorder, wait_for
@@ -63,7 +69,7 @@ async def test_burst_every_message_once_window_held(conn_tansu):
     await _create_topic(port, "burst")
     source = _source(port, ["burst"], window=window, commit_interval_ms=200)
     rec = Recorder(delay=0.001)
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     t0 = time.monotonic()
     payloads = [str(i).encode() for i in range(n)]
     await _produce(port, "burst", payloads)
@@ -98,7 +104,7 @@ async def test_restart_resumes_uncommitted(conn_tansu):
     first = _source(port, ["resume"], window=20, drain_timeout=0.2, commit_interval_ms=50)
     rec1 = Recorder()
     rec1.hold_after = 150
-    runner = asyncio.create_task(first.run(rec1))
+    runner = asyncio.create_task(first.run(each(rec1)))
     await wait_for(lambda: len(rec1.seen) >= 150 and first.status.in_flight == 20, 20, "held")
     await first.stop()
     await runner
@@ -107,7 +113,7 @@ async def test_restart_resumes_uncommitted(conn_tansu):
 
     second = _source(port, ["resume"], window=20)
     rec2 = Recorder()
-    runner = asyncio.create_task(second.run(rec2))
+    runner = asyncio.create_task(second.run(each(rec2)))
     await wait_for(lambda: set(rec1.seen) | set(rec2.seen) == set(payloads), 30, "all")
     await second.stop()
     await runner
@@ -137,7 +143,7 @@ async def test_pause_keeps_window_and_failed_handler_blocks_commit(conn_tansu):
         finally:
             running -= 1
 
-    runner = asyncio.create_task(source.run(handler))
+    runner = asyncio.create_task(source.run(each(handler)))
     await wait_for(lambda: len(seen) == 50, 20, "all handled")
     await wait_for(lambda: source.status.acked == 10, 10, "commits up to the failure")
     await source.stop()
@@ -151,7 +157,7 @@ async def test_broker_down_at_start(conn_broker_factory):
     broker = conn_broker_factory("tansu", start=False)
     source = _source(broker.port, ["late"], window=5)
     rec = Recorder()
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.last_error is not None, 15, "an error")
     assert source.status.state == "reconnecting"
     assert "bootstrap" in source.status.last_error.lower()
@@ -211,9 +217,9 @@ async def test_rebalance_commits_done_work_second_member_takes_over(conn_tansu):
     a = _source(port, ["rb"], window=window, commit_interval_ms=100)
     b = _source(port, ["rb"], window=window, commit_interval_ms=100)
     rec_a, rec_b = Recorder(delay=0.01), Recorder(delay=0.01)
-    tasks = [asyncio.create_task(a.run(rec_a))]
+    tasks = [asyncio.create_task(a.run(each(rec_a)))]
     await wait_for(lambda: len(rec_a.seen) >= 300, 20, "first member working")
-    tasks.append(asyncio.create_task(b.run(rec_b)))
+    tasks.append(asyncio.create_task(b.run(each(rec_b))))
     await wait_for(lambda: len(rec_b.seen) > 0, 30, "second member got partitions")
     await wait_for(lambda: set(rec_a.seen) | set(rec_b.seen) == set(payloads), 60, "all handled")
     await a.stop()

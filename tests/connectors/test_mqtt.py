@@ -11,7 +11,13 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fnhub.connectors import ConnectorError, create_source, get_async_publisher, get_publisher
+from fnhub.connectors import (
+    ConnectorError,
+    create_source,
+    each,
+    get_async_publisher,
+    get_publisher,
+)
 from fnhub.connectors.pool import close_async_publishers, close_publisher
 
 from .conftest import Recorder, free_port, wait_for
@@ -53,7 +59,7 @@ async def test_burst_qos1_every_message_once_window_held(conn_mosquitto):
     n, window = 20_000, 100
     source = _source(port, ["burst/#"], window=window)
     rec = Recorder(delay=0.001)
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.state == "connected", 10, "connected")
     t0 = time.monotonic()
     payloads = [str(i).encode() for i in range(n)]
@@ -81,7 +87,7 @@ async def test_killed_connection_redelivers_unacked_to_same_identity(conn_mosqui
     first = _source(port, ["r/#"], window=20, drain_timeout=0.2)
     rec1 = Recorder()
     rec1.hold_after = 100
-    runner = asyncio.create_task(first.run(rec1))
+    runner = asyncio.create_task(first.run(each(rec1)))
     await wait_for(lambda: first.status.state == "connected", 10, "connected")
     payloads = [str(i).encode() for i in range(n)]
     await asyncio.to_thread(_publish_all, port, "r/x", payloads)
@@ -94,7 +100,7 @@ async def test_killed_connection_redelivers_unacked_to_same_identity(conn_mosqui
 
     second = _source(port, ["r/#"], window=20)
     rec2 = Recorder()
-    runner = asyncio.create_task(second.run(rec2))
+    runner = asyncio.create_task(second.run(each(rec2)))
     await wait_for(lambda: len(set(rec1.seen) | set(rec2.seen)) == n, 20, "all received")
     await second.stop()
     await runner
@@ -109,7 +115,7 @@ async def test_reconnect_after_connection_loss_keeps_flowing(conn_mosquitto):
     n = 400
     source = _source(port, ["k/#"], window=50)
     rec = Recorder(delay=0.005)
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.state == "connected", 10, "connected")
     pub = asyncio.create_task(
         asyncio.to_thread(_publish_all, port, "k/x", [str(i).encode() for i in range(n)])
@@ -129,7 +135,7 @@ async def test_broker_down_at_start(conn_broker_factory):
     broker = conn_broker_factory("mosquitto", start=False)
     source = _source(broker.port, ["d/#"], window=5)
     rec = Recorder()
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.last_error is not None, 10, "an error")
     assert source.status.state == "reconnecting"
     assert "refused" in source.status.last_error.lower()
@@ -148,7 +154,7 @@ async def test_shared_subscription_splits_without_duplicates(conn_mosquitto):
     a = _source(port, ["s/#"], window=10, client_id="node-a", share_group="grp")
     b = _source(port, ["$share/grp/s/#"], window=10, client_id="node-b")
     rec_a, rec_b = Recorder(), Recorder()
-    tasks = [asyncio.create_task(a.run(rec_a)), asyncio.create_task(b.run(rec_b))]
+    tasks = [asyncio.create_task(a.run(each(rec_a))), asyncio.create_task(b.run(each(rec_b)))]
     await wait_for(lambda: a.status.state == b.status.state == "connected", 10, "connected")
     payloads = [str(i).encode() for i in range(n)]
     await asyncio.to_thread(_publish_all, port, "s/t", payloads)
@@ -165,7 +171,7 @@ async def test_qos0_overflow_is_counted(conn_mosquitto):
     n = 2000
     source = _source(port, ["z/#"], window=2, qos=0, buffer=50)
     rec = Recorder(delay=0.005)
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.state == "connected", 10, "connected")
     await asyncio.to_thread(_publish_all, port, "z/1", [str(i).encode() for i in range(n)], 0)
     st = source.status
@@ -248,7 +254,7 @@ async def test_mqtt311_persistent_session_resumes(conn_mosquitto):
     first = make(drain_timeout=0.1)
     rec1 = Recorder()
     rec1.hold_after = 20
-    runner = asyncio.create_task(first.run(rec1))
+    runner = asyncio.create_task(first.run(each(rec1)))
     await wait_for(lambda: first.status.state == "connected", 10, "connected")
     payloads = [str(i).encode() for i in range(100)]
     await asyncio.to_thread(_publish_all, port, "v3/a", payloads)
@@ -258,7 +264,7 @@ async def test_mqtt311_persistent_session_resumes(conn_mosquitto):
     await runner
     second = make()
     rec2 = Recorder()
-    runner = asyncio.create_task(second.run(rec2))
+    runner = asyncio.create_task(second.run(each(rec2)))
     await wait_for(lambda: set(rec1.seen) | set(rec2.seen) == set(payloads), 20, "all")
     await second.stop()
     await runner

@@ -8,7 +8,13 @@ import time
 import pytest
 import redis.asyncio as aredis
 
-from fnhub.connectors import ConnectorError, create_source, get_async_publisher, get_publisher
+from fnhub.connectors import (
+    ConnectorError,
+    create_source,
+    each,
+    get_async_publisher,
+    get_publisher,
+)
 from fnhub.connectors.pool import close_async_publishers, close_publisher
 
 from .conftest import SHARED_REDIS_URL, Recorder, wait_for
@@ -43,7 +49,7 @@ async def test_stream_burst_every_message_once_window_held(conn_prefix, conn_red
     n, window = 20_000, 100
     source = _stream_source(key, window=window)
     rec = Recorder(delay=0.001)
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.state == "connected", 10, "connected")
     t0 = time.monotonic()
     await _xadd_burst(client, key, n)
@@ -73,7 +79,7 @@ async def test_stream_restart_resumes_unacked(conn_prefix, conn_redis_cleanup):
     first = _stream_source(key, window=20, drain_timeout=0.2)
     rec1 = Recorder()
     rec1.hold_after = 200  # the 201st and later handlers never finish
-    runner = asyncio.create_task(first.run(rec1))
+    runner = asyncio.create_task(first.run(each(rec1)))
     await wait_for(lambda: len(rec1.seen) >= 200 and first.status.in_flight == 20, 10, "held")
     await first.stop()
     await runner
@@ -83,7 +89,7 @@ async def test_stream_restart_resumes_unacked(conn_prefix, conn_redis_cleanup):
 
     second = _stream_source(key, window=20)  # same consumer name: re-reads its pending first
     rec2 = Recorder()
-    runner = asyncio.create_task(second.run(rec2))
+    runner = asyncio.create_task(second.run(each(rec2)))
     await wait_for(lambda: second.status.acked == n - 200, 10, "rest acked")
     await second.stop()
     await runner
@@ -99,7 +105,7 @@ async def test_stream_claims_entries_of_dead_consumer(conn_prefix, conn_redis_cl
     await client.xreadgroup("g", "dead", {key: ">"}, count=30)
     source = _stream_source(key, window=10, client_id="alive", claim_idle_ms=300)
     rec = Recorder()
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.acked == 30, 15, "claimed and acked")
     await source.stop()
     await runner
@@ -115,9 +121,9 @@ async def test_stream_slow_handler_not_stolen(conn_prefix, conn_redis_cleanup):
     slow = _stream_source(key, window=5, client_id="slow", claim_idle_ms=300)
     other = _stream_source(key, window=5, client_id="other", claim_idle_ms=300)
     rec_slow, rec_other = Recorder(delay=1.5), Recorder()
-    tasks = [asyncio.create_task(slow.run(rec_slow))]
+    tasks = [asyncio.create_task(slow.run(each(rec_slow)))]
     await wait_for(lambda: slow.status.in_flight == 5, 10, "slow holds all")
-    tasks.append(asyncio.create_task(other.run(rec_other)))
+    tasks.append(asyncio.create_task(other.run(each(rec_other))))
     await wait_for(lambda: slow.status.acked == 5, 10, "slow finished")
     await slow.stop()
     await other.stop()
@@ -135,7 +141,7 @@ async def test_stream_lag_binary_and_fields(conn_prefix, conn_redis_cleanup):
     await client.xadd(key, {"a": "1", "b": "2"})  # no `data` field: fields as JSON
     source = _stream_source(key, window=4)
     rec = Recorder()
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.acked == 2, 10, "acked")
     await wait_for(lambda: source.status.lag == 0 and source.status.pending == 0, 10, "lag 0")
     await source.stop()
@@ -159,7 +165,7 @@ async def test_stream_broker_down_at_start(conn_broker_factory, conn_prefix):
         options={"kind": "stream", "start": "0"},
     )
     rec = Recorder()
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.last_error is not None, 10, "an error")
     assert source.status.state == "reconnecting"
     assert "Connect" in source.status.last_error or "refused" in source.status.last_error
@@ -187,7 +193,7 @@ async def test_pubsub_overflow_counted_exactly(conn_prefix, conn_redis_cleanup):
         options={"kind": "pubsub", "buffer": 100},
     )
     rec = Recorder(delay=0.002)
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.state == "connected", 10, "subscribed")
     for start in range(0, n, 500):
         async with client.pipeline(transaction=False) as pipe:
@@ -216,7 +222,7 @@ async def test_pubsub_patterns_and_binary(conn_prefix, conn_redis_cleanup):
         options={"kind": "pubsub"},
     )
     rec = Recorder()
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.state == "connected", 10, "subscribed")
     blob = b"\x00\xff\x80binary"
     await client.publish(conn_prefix + "dev.1", blob)
@@ -278,7 +284,7 @@ async def test_stream_failed_handler_left_pending_then_retried(conn_prefix, conn
         if msg.payload == b"3" and attempts[msg.payload] == 1:
             raise RuntimeError("could not hand on")
 
-    runner = asyncio.create_task(source.run(handler))
+    runner = asyncio.create_task(source.run(each(handler)))
     await wait_for(lambda: source.status.acked == 10, 15, "all acked after the retry")
     await source.stop()
     await runner
@@ -300,7 +306,7 @@ async def test_pubsub_reconnects_after_broker_restart(conn_broker_factory):
         options={"kind": "pubsub", "reconnect_max": 0.5},
     )
     rec = Recorder()
-    runner = asyncio.create_task(source.run(rec))
+    runner = asyncio.create_task(source.run(each(rec)))
     await wait_for(lambda: source.status.state == "connected", 10, "subscribed")
     broker.stop()
     await wait_for(lambda: source.status.state == "reconnecting", 10, "noticed the outage")

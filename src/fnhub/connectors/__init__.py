@@ -3,7 +3,7 @@ after the handler, and publishers. Connectors know nothing of workers, tasks or 
 
     source = create_source("mqtt", {"host": "broker"}, topics=["sensors/+/temp"], window=100,
                            group=None, client_id=stable_client_id("plant", "temps"), options={})
-    await source.run(handler)          # until source.stop()
+    await source.run(each(handler))    # until source.stop(); or a batch handler
     get_publisher("plant", "mqtt", {"host": "broker"}).publish("alerts", {"t": 91}, qos=1)
 """
 
@@ -17,15 +17,18 @@ from pydantic import BaseModel
 from fnhub.connectors import kafka, mqtt, redis  # noqa: F401  (register the connector types)
 from fnhub.connectors.base import (
     AsyncPublisher,
+    BatchHandler,
     ConnectorConfigError,
     ConnectorError,
     ConnectorType,
     Handler,
     Message,
     Publisher,
+    Settle,
     Source,
     SourceStatus,
     connector_types,
+    each,
     get_type,
     parse_model,
     stable_client_id,
@@ -39,18 +42,21 @@ from fnhub.connectors.pool import (
 
 __all__ = [
     "AsyncPublisher",
+    "BatchHandler",
     "ConnectorConfigError",
     "ConnectorError",
     "ConnectorType",
     "Handler",
     "Message",
     "Publisher",
+    "Settle",
     "Source",
     "SourceStatus",
     "close_async_publishers",
     "close_publishers",
     "connector_types",
     "create_source",
+    "each",
     "get_async_publisher",
     "get_publisher",
     "stable_client_id",

@@ -84,14 +84,17 @@ class SourceStatus:
             self.error(text)
 
 
-Handler = Callable[[Message], Awaitable[None]]
+Handler = Callable[[Message], Awaitable[None]]  # one message: wrap it with `each()`
+Settle = Callable[[int, bool], None]  # settle(i, ok): message i of the batch is done
+BatchHandler = Callable[[list[Message], Settle], Awaitable[None]]
+Done = Callable[[Message, bool], None]  # the source's own per-message completion (ack)
 
 
 @runtime_checkable
 class Source(Protocol):
     status: SourceStatus
 
-    async def run(self, handler: Handler) -> None:
+    async def run(self, handler: BatchHandler) -> None:
         """Read until stop(); reconnect with capped jittered backoff; never return on outages."""
         ...
 
@@ -220,12 +223,60 @@ class RateLimitedLog:
             self._suppressed += 1
 
 
-class Window:
-    """The bounded set of handler tasks of one source.
+class _Batch:
+    """Messages handed to the handler together, each settled once: by the handler, or when its
+    task ends (returned: handled; raised: failed; cancelled at stop: left unacked)."""
 
-    Sources reserve room before reading from the broker and spawn one task per message; the
-    task runs the handler then calls `done(msg, ok)`, where the source acks (ok) or leaves the
-    message unacked (handler raised or was cancelled at stop).
+    __slots__ = ("items", "settled", "window")
+
+    def __init__(self, window: Window, items: list[tuple[Message, Done]]) -> None:
+        self.window = window
+        self.items = items
+        self.settled = [False] * len(items)
+
+    def settle(self, i: int, ok: bool) -> None:
+        if self.settled[i]:
+            return
+        self.settled[i] = True
+        msg, done = self.items[i]
+        if not ok:
+            self.window.status.failed += 1
+        done(msg, ok)
+        self.window.release(1)
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        self.window.tasks.discard(task)
+        if task.cancelled():
+            left = [i for i, s in enumerate(self.settled) if not s]
+            if left:
+                log.warning("handler cancelled at stop; %d message(s) left unacked", len(left))
+            for i in left:
+                self.settled[i] = True
+                msg, done = self.items[i]
+                done(msg, False)
+            self.window.release(len(left))
+            return
+        ok = task.exception() is None
+        if not ok:
+            log.error(
+                "handler failed for %d message(s) on %s; left unacked",
+                self.settled.count(False),
+                self.items[0][0].topic,
+                exc_info=task.exception(),
+            )
+        for i in range(len(self.items)):
+            self.settle(i, ok)
+
+
+class Window:
+    """The bounded set of in-flight messages of one source.
+
+    Sources reserve room before reading from the broker and `spawn` each message they read.
+    Messages spawned in the same event-loop iteration reach the handler as one batch, in one
+    asyncio task: per-message tasks cost more than the rest of the server's path together.
+    The handler settles each message as it finishes (`settle(i, ok)`), where the source acks
+    it (ok) or leaves it unacked (failed, or cancelled at stop); messages the handler did not
+    settle are settled when it returns (ok) or raises (failed).
     """
 
     def __init__(self, size: int, status: SourceStatus) -> None:
@@ -233,7 +284,10 @@ class Window:
             raise ConnectorConfigError("window: must be at least 1")
         self.size = size
         self.status = status
+        self.handler: BatchHandler | None = None  # set by the source's run()
+        self.count = 0  # spawned and not yet settled
         self.tasks: set[asyncio.Task[None]] = set()
+        self._gathering: list[tuple[Message, Done]] = []
         self._room = asyncio.Event()
         self._room.set()
         self._empty = asyncio.Event()
@@ -242,7 +296,7 @@ class Window:
 
     @property
     def free(self) -> int:
-        return self.size - len(self.tasks)
+        return self.size - self.count
 
     async def wait_room(self, timeout: float | None = None, n: int = 1) -> bool:
         """Wait until at least `n` slots are free; False if `timeout` passed first."""
@@ -257,63 +311,84 @@ class Window:
                 return False
         return True
 
-    def spawn(
-        self,
-        handler: Handler,
-        msg: Message,
-        done: Callable[[Message, bool], Any],
-    ) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(self._run(handler, msg, done))
-        self.tasks.add(task)
-        n = len(self.tasks)
-        self.status.in_flight = n
-        self.status.received += 1
-        if n > self.status.max_in_flight:
-            self.status.max_in_flight = n
+    def spawn(self, msg: Message, done: Done) -> None:
+        """Take `msg` into the window; it goes to the handler with the others of this turn."""
+        if not self._gathering:
+            asyncio.get_running_loop().call_soon(self._start)
+        self._gathering.append((msg, done))
+        self.count = n = self.count + 1
+        status = self.status
+        status.in_flight = n
+        status.received += 1
+        if n > status.max_in_flight:
+            status.max_in_flight = n
         if n >= self.size:
             self._room.clear()
         self._empty.clear()
-        task.add_done_callback(self._release)
-        return task
 
-    async def _run(
-        self, handler: Handler, msg: Message, done: Callable[[Message, bool], Any]
-    ) -> None:
-        ok = False
+    def _start(self) -> None:
+        items, self._gathering = self._gathering, []
+        if not items:
+            return
+        assert self.handler is not None, "the source's run() sets the handler"
+        batch = _Batch(self, items)
         try:
-            await handler(msg)
-            ok = True
-        except asyncio.CancelledError:
-            log.warning("handler for %s cancelled at stop; message left unacked", msg.topic)
-        except Exception:
-            self.status.failed += 1
-            log.exception("handler failed for message on %s; message left unacked", msg.topic)
-        result = done(msg, ok)
-        if asyncio.iscoroutine(result):
-            await result
+            work = self.handler([msg for msg, _ in items], batch.settle)
+        except Exception:  # not even a coroutine (a one-message handler not wrapped in each())
+            log.exception("handler could not start; %d message(s) left unacked", len(items))
+            for i in range(len(items)):
+                batch.settle(i, False)
+            return
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(batch.finished)
 
-    def _release(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.status.in_flight = len(self.tasks)
-        if self.free > 0:
+    def release(self, n: int) -> None:
+        if not n:
+            return
+        self.count -= n
+        self.status.in_flight = self.count
+        if self.count < self.size:
             self._room.set()
-        if not self.tasks:
+        if not self.count:
             self._empty.set()
         if self.on_release is not None:
             self.on_release()
 
     async def drain(self, timeout: float) -> None:
         """Wait up to `timeout` for running handlers, then cancel the rest (they stay unacked)."""
-        if self.tasks:
+        if not self.count:
+            return
+        if await wait_event(self._empty, timeout):
+            return
+        log.warning("%d messages still in flight after %.1fs; cancelling", self.count, timeout)
+        items, self._gathering = self._gathering, []
+        for msg, done in items:  # spawned but never handed to the handler
+            done(msg, False)
+        self.release(len(items))
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def each(handler: Handler) -> BatchHandler:
+    """A batch handler that runs a one-message `handler` on every message of a batch at once
+    and settles each message when its own call ends (raised: left unacked, and logged)."""
+
+    async def run_batch(msgs: list[Message], settle: Settle) -> None:
+        async def one(i: int, msg: Message) -> None:
             try:
-                await asyncio.wait_for(self._empty.wait(), timeout)
-            except TimeoutError:
-                log.warning(
-                    "%d handlers still running after %.1fs; cancelling", len(self.tasks), timeout
-                )
-                for task in list(self.tasks):
-                    task.cancel()
-                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+                await handler(msg)
+            except Exception:
+                log.exception("handler failed for message on %s; message left unacked", msg.topic)
+                settle(i, False)
+            else:
+                settle(i, True)
+
+        await asyncio.gather(*(one(i, msg) for i, msg in enumerate(msgs)))
+
+    return run_batch
 
 
 class ReadingSource:
@@ -325,15 +400,14 @@ class ReadingSource:
         self.status = SourceStatus()
         self._window = Window(window, self.status)
         self._drain_timeout = drain_timeout
-        self._handler: Handler | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
 
-    async def run(self, handler: Handler) -> None:
+    async def run(self, handler: BatchHandler) -> None:
         if self._stopping:
             return
-        self._handler = handler
+        self._window.handler = handler
         self._reader = asyncio.create_task(self._read_forever())
         try:
             await self._stopped.wait()

@@ -178,7 +178,6 @@ class KafkaSource(ReadingSource):
                     self._overflow.append(record)
 
     def _spawn(self, r: ConsumerRecord) -> None:
-        assert self._handler is not None
         tp = TopicPartition(r.topic, r.partition)
         part = self._partitions.get(tp)
         if part is None:
@@ -195,7 +194,7 @@ class KafkaSource(ReadingSource):
             message_id=f"{r.topic}:{r.partition}:{r.offset}",
             client_id=self.client_id,
         )
-        self._window.spawn(self._handler, msg, functools.partial(self._done, part))
+        self._window.spawn(msg, functools.partial(self._done, part))
 
     def _done(self, part: _Partition, msg: Message, ok: bool) -> None:
         # A failed message stays in `order`: commits for its partition stop below it.

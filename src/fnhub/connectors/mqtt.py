@@ -34,10 +34,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fnhub.connectors.base import (
     Backoff,
+    BatchHandler,
     ConnectorConfigError,
     ConnectorError,
     ConnectorType,
-    Handler,
     Message,
     RateLimitedLog,
     SourceStatus,
@@ -164,7 +164,6 @@ class MqttSource:
         self._stop_evt = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._handler: Handler | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
         self._backlog: collections.deque[_Delivery] = collections.deque()
@@ -174,11 +173,11 @@ class MqttSource:
 
     # asyncio side ---------------------------------------------------------------------------
 
-    async def run(self, handler: Handler) -> None:
+    async def run(self, handler: BatchHandler) -> None:
         if self._stopping:
             return
         self._loop = asyncio.get_running_loop()
-        self._handler = handler
+        self._window.handler = handler
         self.status.state = "connecting"
         self._thread = threading.Thread(
             target=self._net_main, name=f"mqtt-source-{self.client_id}", daemon=True
@@ -252,12 +251,11 @@ class MqttSource:
         self._pump()
 
     def _pump(self) -> None:
-        assert self._handler is not None
         while self._backlog and self._window.free > 0 and not self._stopping:
             d = self._backlog.popleft()
             if not d.qos:
                 self._qos0_backlog -= 1
-            self._window.spawn(self._handler, d.msg, functools.partial(self._done, d))
+            self._window.spawn(d.msg, functools.partial(self._done, d))
 
     def _done(self, d: _Delivery, _msg: Message, ok: bool) -> None:
         if d.qos and self._by_mid.get(d.mid) is d:

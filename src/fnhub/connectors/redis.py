@@ -201,8 +201,7 @@ class RedisPubSubSource(_RedisSource):
             )
         queued = len(self._buffer) - self._head
         if queued == 0 and self._window.free > 0:
-            assert self._handler is not None
-            self._window.spawn(self._handler, msg, self._done)
+            self._window.spawn(msg, self._done)
         elif queued < self.options.buffer:
             self._buffer.append(msg)
         else:
@@ -215,11 +214,10 @@ class RedisPubSubSource(_RedisSource):
             )
 
     def _pump(self) -> None:
-        assert self._handler is not None
         while self._head < len(self._buffer) and self._window.free > 0 and not self._stopping:
             msg = self._buffer[self._head]
             self._head += 1
-            self._window.spawn(self._handler, msg, self._done)
+            self._window.spawn(msg, self._done)
         if self._head > 1024 and self._head * 2 > len(self._buffer):
             del self._buffer[: self._head]
             self._head = 0
@@ -311,7 +309,6 @@ class RedisStreamSource(_RedisSource):
                 self._spawn_entries(key, entries)
 
     def _spawn_entries(self, key: str, entries: list[Any]) -> None:
-        assert self._handler is not None
         for raw_id, fields in entries:
             entry_id = _s(raw_id)
             if (key, entry_id) in self._inflight:
@@ -321,7 +318,7 @@ class RedisStreamSource(_RedisSource):
                 self._inflight.add((key, entry_id))
                 continue
             self._inflight.add((key, entry_id))
-            self._window.spawn(self._handler, self._message(key, entry_id, fields), self._done)
+            self._window.spawn(self._message(key, entry_id, fields), self._done)
 
     def _message(self, key: str, entry_id: str, fields: dict[Any, Any]) -> Message:
         name = self.options.field.encode()

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -59,6 +60,51 @@ def _no_result(fut: asyncio.Future[TaskResult], task_id: str, limit: float) -> N
         )
 
 
+class CallBatch:
+    """Calls enqueued and awaited together: one future and one timer for a burst instead of one
+    of each per call, the per-message cost that dominated a subscription's hot path.
+
+    `on_result(i, result)` runs in the reply reader as the result of `tasks[i]` arrives. The
+    batch is done when every call has a result, or failed to enqueue (`unsent`, with `error`
+    saying why, for the owner to retry)."""
+
+    __slots__ = ("error", "future", "left", "on_result", "tasks", "unsent")
+
+    def __init__(
+        self,
+        tasks: list[Task],
+        on_result: Callable[[int, TaskResult], None],
+        future: asyncio.Future[None],
+    ) -> None:
+        self.tasks = tasks
+        self.on_result = on_result
+        self.future = future
+        self.left = len(tasks)
+        self.unsent: list[int] = []
+        self.error: BaseException | None = None
+
+    def resolve(self, i: int, result: TaskResult) -> None:
+        try:
+            self.on_result(i, result)
+        except Exception:  # the owner's bug must not stop the reply reader
+            log.exception("handling the result of task %s failed", result.id)
+        self._one_done()
+
+    def fail(self, i: int, exc: BaseException) -> None:
+        self.unsent.append(i)
+        self.error = exc
+        self._one_done()
+
+    def _one_done(self) -> None:
+        self.left -= 1
+        if not self.left and not self.future.done():
+            self.future.set_result(None)
+
+
+#: who waits for a task's result: a single call's future, or a batch and the task's index in it
+Waiter = asyncio.Future[TaskResult] | tuple[CallBatch, int]
+
+
 class Caller:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
@@ -71,14 +117,14 @@ class Caller:
         self.queue_lengths: dict[str, int] = {}
         self.workers: dict[str, dict[str, Any]] = {}
         self.revision_listeners: list[Any] = []  # async callables run after each refresh
-        self._waiting: dict[str, asyncio.Future[TaskResult]] = {}
+        self._waiting: dict[str, Waiter] = {}
         self._watchers: dict[str, list[asyncio.Future[TaskResult]]] = {}
         self._reader_redis: aredis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshed_at = 0.0
         self._refresh_lock = asyncio.Lock()
         self._last_reply = "0-0"
-        self._outbox: list[tuple[Task, asyncio.Future[TaskResult]]] = []
+        self._outbox: list[tuple[Task, Waiter]] = []
         self._outbox_sending = False
         self._stopping = False
         self._enqueue_many = self.redis.register_script(ENQUEUE_MANY)
@@ -103,7 +149,8 @@ class Caller:
             # its full BLOCK time); closing the reader's connection ends the read at once
             await self._reader_redis.connection_pool.disconnect()
             await asyncio.wait(pending, timeout=2)
-        for fut in self._waiting.values():
+        for waiter in self._waiting.values():
+            fut = waiter[0].future if isinstance(waiter, tuple) else waiter
             if not fut.done():
                 fut.cancel()
         if self._reader_redis is not None:
@@ -196,31 +243,82 @@ class Caller:
     async def call(self, task: Task, wait: float | None = None) -> TaskResult:
         """Enqueue a task built with `reply_to=self.reply_stream` and wait for its result.
 
-        Runs once per request and per subscription message, so it costs one future and one
-        timer: the enqueue goes out with whatever else was called in the same loop iteration
-        (one ENQUEUE_MANY per queue), and a failed enqueue fails the same future."""
+        Runs once per request, so it costs one future and one timer: the enqueue goes out with
+        whatever else was called in the same loop iteration (one ENQUEUE_MANY per queue), and
+        a failed enqueue fails the same future."""
         await self.check_capacity(task.queue)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[TaskResult] = loop.create_future()
         self._waiting[task.id] = fut
         limit = wait if wait is not None else task.timeout + WAIT_MARGIN_SECONDS
         timer = loop.call_later(limit, _no_result, fut, task.id, limit)
-        self._outbox.append((task, fut))
-        if not self._outbox_sending:
-            self._outbox_sending = True
-            loop.call_soon(lambda: asyncio.ensure_future(self._send_outbox()))
+        self._send((task, fut))
         try:
             return await fut
         finally:
             timer.cancel()
             self._waiting.pop(task.id, None)
 
+    async def call_many(
+        self, tasks: list[Task], on_result: Callable[[int, TaskResult], None], wait: float
+    ) -> CallBatch:
+        """Enqueue tasks built with `reply_to=self.reply_stream`, pass each result to
+        `on_result(i, result)` as it arrives, and return when all are accounted for: a call
+        with no result after `wait` seconds gets an EXPIRED `NoResult` result, and calls whose
+        enqueue failed are listed in the batch's `unsent`. 503 (ApiError) like `call`."""
+        loop = asyncio.get_running_loop()
+        batch = CallBatch(tasks, on_result, loop.create_future())
+        if not tasks:
+            return batch
+        await self.check_capacity(tasks[0].queue)
+        waiting = self._waiting
+        for i, task in enumerate(tasks):
+            waiter = (batch, i)
+            waiting[task.id] = waiter
+            self._outbox.append((task, waiter))
+        self._send()
+        timer = loop.call_later(wait, self._expire, batch, wait)
+        try:
+            await batch.future
+        except asyncio.CancelledError:
+            for task in tasks:
+                waiting.pop(task.id, None)
+            raise
+        finally:
+            timer.cancel()
+        return batch
+
+    def _expire(self, batch: CallBatch, wait: float) -> None:
+        for i, task in enumerate(batch.tasks):
+            waiter = self._waiting.get(task.id)
+            if isinstance(waiter, tuple) and waiter[0] is batch:
+                del self._waiting[task.id]
+                text = f"no result for task {task.id} within {wait:g}s (it may still run)"
+                batch.resolve(
+                    i, result_for(task, Status.EXPIRED, error_type="NoResult", error_message=text)
+                )
+
+    def _send(self, item: tuple[Task, Waiter] | None = None) -> None:
+        """Queue a call (or calls already queued) for the next `_send_outbox`."""
+        if item is not None:
+            self._outbox.append(item)
+        if not self._outbox_sending:
+            self._outbox_sending = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._send_outbox()))
+
+    def _fail(self, task: Task, waiter: Waiter, exc: BaseException) -> None:
+        if isinstance(waiter, tuple):
+            if self._waiting.pop(task.id, None) is waiter:
+                waiter[0].fail(waiter[1], exc)
+        elif not waiter.done():
+            waiter.set_exception(exc)
+
     async def _send_outbox(self) -> None:
         """Enqueue everything called since the last send: one ENQUEUE_MANY per queue."""
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
-                by_stream: dict[str, list[tuple[Task, asyncio.Future[TaskResult]]]] = {}
+                by_stream: dict[str, list[tuple[Task, Waiter]]] = {}
                 for item in batch:
                     by_stream.setdefault(self.keys.queue(item[0].queue), []).append(item)
                 for stream, items in by_stream.items():
@@ -231,9 +329,8 @@ class Caller:
                                 keys=[stream], args=[encode(task) for task, _ in chunk]
                             )
                         except BaseException as exc:
-                            for _task, fut in chunk:
-                                if not fut.done():
-                                    fut.set_exception(exc)
+                            for task, waiter in chunk:
+                                self._fail(task, waiter, exc)
                             if not isinstance(exc, Exception):
                                 raise
         finally:
@@ -317,9 +414,11 @@ class Caller:
                     await self.redis.xtrim(self.reply_stream, minid=self._last_reply)
 
     def _resolve(self, result: TaskResult) -> None:
-        fut = self._waiting.pop(result.id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(result)
+        waiter = self._waiting.pop(result.id, None)
+        if isinstance(waiter, tuple):
+            waiter[0].resolve(waiter[1], result)
+        elif waiter is not None and not waiter.done():
+            waiter.set_result(result)
         for watcher in self._watchers.get(result.id, ()):
             if not watcher.done():
                 watcher.set_result(result)

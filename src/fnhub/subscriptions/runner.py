@@ -1,10 +1,12 @@
 """One subscription on one server: hold the lease (single mode), read, hand on, acknowledge.
 
-The source (from `fnhub.connectors`) keeps the in-flight window and acknowledges a message only
-after `handle()` returned. `handle()` returns only when the message is done: its task finished
-(and, for a rule, the output was published), its SQL filter ran inline, or it was refused for a
-reason that retrying cannot fix (counted and shown). While no worker listens, or a publish fails,
-it keeps retrying with backoff, so the window fills and the source stops reading from the broker.
+The source (from `fnhub.connectors`) keeps the in-flight window, hands messages over in batches
+and acknowledges each only after `handle_batch()` settled it. A message is settled when it is
+done: its task finished (and, for a rule, the output was published), its SQL filter ran inline,
+or it was refused for a reason that retrying cannot fix (counted and shown). While no worker
+listens, or a publish fails, it keeps retrying with backoff, so the window fills and the source
+stops reading from the broker. A batch of function calls is enqueued and awaited as one
+(`Caller.call_many`), and each message is settled as its own result arrives.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -23,7 +26,14 @@ import redis
 
 from fnhub.calls import CallError, make_task
 from fnhub.connections import ConnectorConfig
-from fnhub.connectors import Message, Source, create_source, get_async_publisher, stable_client_id
+from fnhub.connectors import (
+    Message,
+    Settle,
+    Source,
+    create_source,
+    get_async_publisher,
+    stable_client_id,
+)
 from fnhub.server.context import ServerContext
 from fnhub.subscriptions.spec import PublishTarget, SubscriptionSpec
 from fnhub.subscriptions.stats import SubscriptionStats
@@ -173,7 +183,7 @@ class Runner:
             options=options,
         )
         self.stats.source = self.source.status
-        await self.source.run(self.handle)
+        await self.source.run(self.handle_batch)
 
     async def _stop_source(self) -> None:
         source, self.source = self.source, None
@@ -181,19 +191,19 @@ class Runner:
             with contextlib.suppress(Exception):
                 await source.stop()
 
-    # -- one message --------------------------------------------------------------------------
-    async def handle(self, msg: Message) -> None:
+    # -- messages ---------------------------------------------------------------------------
+    async def handle_batch(self, msgs: list[Message], settle: Settle) -> None:
+        """The source's batch handler: settle each message once it is done."""
+        if self.spec.kind == "function":
+            await self._run_functions(msgs, settle)
+        else:
+            await asyncio.gather(*(self._pass_on(i, msg, settle) for i, msg in enumerate(msgs)))
+
+    async def _pass_on(self, i: int, msg: Message, settle: Settle) -> None:
+        """A rule without a function: filter with SQL (inline) or forward as it is."""
         started = time.time()
-        kind = self.spec.kind
         try:
-            if kind == "function":
-                result = await self._run_function(msg)
-                if result.status == Status.SUCCESS:
-                    await self._publish_output(self.spec.publish, output_bytes(result.result))
-                else:
-                    await self._publish_error(msg, result)
-                self.stats.outcome(msg, result.status, result.result, result.error_message)
-            elif kind == "sql":
+            if self.spec.kind == "sql":
                 from fnhub.rules.sql import SqlContext
 
                 out = self.query.evaluate(
@@ -208,8 +218,146 @@ class Runner:
             else:
                 await self._publish_output(self.spec.publish, msg.payload)
                 self.stats.outcome(msg, "success", None, None)
+        except Exception:
+            log.exception("subscription %s: message on %s failed", self.spec.name, msg.topic)
+            settle(i, False)
+        else:
+            settle(i, True)
         finally:
             self.stats.done(time.time() - started)
+
+    async def _run_functions(self, msgs: list[Message], settle: Settle) -> None:
+        """Run the function once per message, the whole batch enqueued and awaited together;
+        enqueues that fail (no worker, queue full, Redis down) are retried with backoff."""
+        started = time.time()
+        publishing: list[asyncio.Task[None]] = []
+        todo = list(range(len(msgs)))
+        backoff = 0.2
+        try:
+            while todo:
+                todo = await self._call_function(msgs, todo, settle, started, publishing)
+                if todo:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            if publishing:
+                await asyncio.gather(*publishing)
+        finally:
+            for task in publishing:
+                task.cancel()
+
+    async def _call_function(
+        self,
+        msgs: list[Message],
+        todo: list[int],
+        settle: Settle,
+        started: float,
+        publishing: list[asyncio.Task[None]],
+    ) -> list[int]:
+        """One attempt for the messages `todo`; returns those to try again."""
+        spec = self.spec
+        assert spec.function is not None
+        caller = self.caller
+        if caller.active.function(spec.function) is None:  # maybe just published: look again
+            await caller.refresh()
+        active = caller.active
+        info = active.function(spec.function)
+        convention = info.convention if info else "kwargs"
+        tasks: list[Task] = []
+        index: list[int] = []
+        for i in todo:
+            msg = msgs[i]
+            # a UUID like Baetyl's, from the PRNG: uuid4() costs a system call per message
+            invoke_id = str(uuid.UUID(int=random.getrandbits(128), version=4))
+            try:
+                task = make_task(
+                    self.ctx.settings,
+                    active,
+                    spec.function,
+                    self._kwargs(convention, msg, invoke_id),
+                    origin="subscription",
+                    origin_id=spec.name,
+                    queue=spec.queue,
+                    reply_to=caller.reply_stream,
+                    record=spec.record,
+                    record_limit=spec.record_limit,
+                    check_kwargs=False,
+                    meta={"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id},
+                )
+            except CallError as exc:  # retrying cannot help: a failure everyone can see
+                task = Task(function=spec.function, origin="subscription", origin_id=spec.name)
+                failed = result_for(
+                    task, Status.FAILURE, error_type=exc.kind, error_message=str(exc)
+                )
+                self._finish(msg, i, failed, settle, started, publishing)
+                continue
+            tasks.append(task)
+            index.append(i)
+        if not tasks:
+            return []
+        first = tasks[0]
+        if not caller.queue_workers.get(first.queue):
+            self.stats.last_error = f"no worker is listening on queue '{first.queue}'"
+            await caller.refresh()
+            return index
+        # a result can come as late as expiry + timeout; after that the task cannot run any more
+        wait = max((first.expires_at or time.time()) - time.time(), 0) + first.timeout + 10
+
+        def on_result(j: int, result: TaskResult) -> None:
+            self._finish(msgs[index[j]], index[j], result, settle, started, publishing)
+
+        try:
+            batch = await caller.call_many(tasks, on_result, wait)
+        except Exception as exc:  # ApiError 503 (queue full, no worker)
+            self.stats.last_error = str(exc)
+            return index
+        if batch.unsent:  # Redis outage while enqueueing
+            self.stats.last_error = f"enqueue failed: {batch.error}"
+        return [index[j] for j in batch.unsent]
+
+    def _finish(
+        self,
+        msg: Message,
+        i: int,
+        result: TaskResult,
+        settle: Settle,
+        started: float,
+        publishing: list[asyncio.Task[None]],
+    ) -> None:
+        """A message's task ended: publish what the rule says, then count and settle it."""
+        spec = self.spec
+        publish: Coroutine[Any, Any, None] | None = None
+        if result.status == Status.SUCCESS:
+            if spec.publish is not None:
+                payload = output_bytes(result.result)
+                if payload is not None:
+                    publish = self._publish(spec.publish, payload)
+        elif spec.error_publish or spec.publish:
+            publish = self._publish_error(msg, result)
+        if publish is None:
+            self._settle(msg, i, result, settle, started)
+        else:
+            publishing.append(
+                asyncio.ensure_future(self._settle_after(publish, msg, i, result, settle, started))
+            )
+
+    async def _settle_after(
+        self,
+        publish: Coroutine[Any, Any, None],
+        msg: Message,
+        i: int,
+        result: TaskResult,
+        settle: Settle,
+        started: float,
+    ) -> None:
+        await publish
+        self._settle(msg, i, result, settle, started)
+
+    def _settle(
+        self, msg: Message, i: int, result: TaskResult, settle: Settle, started: float
+    ) -> None:
+        self.stats.outcome(msg, result.status, result.result, result.error_message)
+        self.stats.done(time.time() - started)
+        settle(i, True)
 
     def _kwargs(self, convention: str, msg: Message, invoke_id: str) -> dict[str, Any]:
         if convention == "event_context":
@@ -225,58 +373,6 @@ class Runner:
                 },
             }
         return {"topic": msg.topic, "message": message_text(msg.payload)}
-
-    async def _run_function(self, msg: Message) -> TaskResult:
-        """Enqueue the message as a task and wait for its result, however long a worker takes."""
-        spec = self.spec
-        assert spec.function is not None
-        # a UUID like Baetyl's, from the PRNG: uuid4() costs a system call per message
-        invoke_id = str(uuid.UUID(int=random.getrandbits(128), version=4))
-        backoff = 0.2
-        while True:
-            active = self.caller.active
-            info = active.function(spec.function)
-            try:
-                task = make_task(
-                    self.ctx.settings,
-                    active,
-                    spec.function,
-                    self._kwargs(info.convention if info else "kwargs", msg, invoke_id),
-                    origin="subscription",
-                    origin_id=spec.name,
-                    queue=spec.queue,
-                    reply_to=self.caller.reply_stream,
-                    record=spec.record,
-                    record_limit=spec.record_limit,
-                    check_kwargs=False,
-                    meta={"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id},
-                )
-            except CallError as exc:
-                if exc.kind == "unknown_function":  # maybe just published: look once more
-                    await self.caller.refresh()
-                    if self.caller.active.function(spec.function) is not None:
-                        continue
-                # retrying cannot help: the message is done, as a failure everyone can see
-                task = Task(function=spec.function, origin="subscription", origin_id=spec.name)
-                return result_for(task, Status.FAILURE, error_type=exc.kind, error_message=str(exc))
-            if not self.caller.queue_workers.get(task.queue):
-                self.stats.last_error = f"no worker is listening on queue '{task.queue}'"
-                await self.caller.refresh()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            wait = max((task.expires_at or time.time()) - time.time(), 0) + task.timeout + 10
-            try:
-                return await self.caller.call(task, wait=wait)
-            except Exception as exc:  # ApiError 503/504 from the caller, Redis outages
-                status = getattr(exc, "status", None)
-                if status == 504:  # past expiry + timeout: it cannot run any more
-                    return result_for(
-                        task, Status.EXPIRED, error_type="NoResult", error_message=str(exc)
-                    )
-                self.stats.last_error = str(exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
 
     async def _publish(self, target: PublishTarget, payload: bytes) -> None:
         """Publish with retries: the input is acknowledged only after this returns."""

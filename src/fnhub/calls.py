@@ -1,8 +1,9 @@
 """Turning "call this function with these kwargs" into a checked task envelope.
 
-Every trigger (CLI, HTTP, cron, subscriptions, the hub) goes through `make_task`, so unknown
-functions, kwargs that do not fit the signature and oversized kwargs are refused before anything
-reaches a queue, with the same errors everywhere.
+Every trigger (CLI, HTTP, cron, subscriptions, the hub) goes through `make_task`, or a
+`TaskMaker` for many tasks of one function, so unknown functions, kwargs that do not fit the
+signature and oversized kwargs are refused before anything reaches a queue, with the same
+errors everywhere.
 """
 
 from __future__ import annotations
@@ -41,63 +42,90 @@ def resolve(active: ActiveScripts, ref: str) -> FunctionInfo:
     return info
 
 
+class TaskMaker:
+    """Tasks of one function from one trigger: what depends only on the function and the
+    trigger (its options, limits, queue, script version) is worked out once, so a trigger
+    that makes many tasks at once (a subscription's batch of messages) pays it once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        active: ActiveScripts,
+        ref: str,
+        *,
+        origin: str = "direct",
+        origin_id: str | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+        expires: float | None = None,
+        reply_to: str | None = None,
+        record: bool | None = None,
+        record_limit: int | None = None,
+        check_kwargs: bool = True,
+    ) -> None:
+        self.info = info = resolve(active, ref)
+        options = info.options
+        self.kwargs_max_bytes = settings.kwargs_max_bytes
+        self.check_kwargs = check_kwargs and info.convention == "kwargs"
+        self.expires = expires or options.expires or settings.default_expires
+        self.concurrency = options.concurrency  # read by the worker child (fnhub.concurrency)
+        self.fields: dict[str, Any] = {
+            "function": ref,
+            "version": active.scripts[info.script].hash,
+            "origin": origin,
+            "origin_id": origin_id if origin_id is not None else ref,
+            "queue": queue or options.queue or DEFAULT_QUEUES.get(origin, "sync"),
+            "timeout": min(
+                timeout or options.timeout or settings.default_timeout, settings.max_timeout
+            ),
+            "max_attempts": options.max_attempts or settings.max_attempts,
+            "retries": options.retries,
+            "retry_delay": options.retry_delay,
+            "reply_to": reply_to,
+            "record": settings.records_enabled and options.record and (record is not False),
+            "record_limit": record_limit if record_limit is not None else options.record_limit,
+        }
+
+    def __call__(self, kwargs: dict[str, Any] | None, meta: dict[str, Any] | None = None) -> Task:
+        """A checked task: CallError when kwargs are not an object, too large or (if asked)
+        do not fit the function's signature."""
+        kwargs = kwargs or {}
+        if not isinstance(kwargs, dict):
+            raise CallError("invalid_kwargs", "kwargs must be a JSON object")
+        size = len(_encode(kwargs))
+        if size > self.kwargs_max_bytes:
+            raise CallError(
+                "too_large",
+                f"kwargs are {size} bytes, over the limit of {self.kwargs_max_bytes} bytes",
+            )
+        if self.check_kwargs:
+            problem = self.info.check_kwargs(kwargs)
+            if problem:
+                raise CallError("invalid_kwargs", problem)
+        if self.concurrency:
+            meta = {**(meta or {}), "concurrency": self.concurrency}
+        now = time.time()
+        return Task(
+            kwargs=kwargs,
+            trigger_time=now,
+            expires_at=now + self.expires,
+            meta=meta or {},
+            **self.fields,
+        )
+
+
 def make_task(
     settings: Settings,
     active: ActiveScripts,
     ref: str,
     kwargs: dict[str, Any] | None = None,
     *,
-    origin: str = "direct",
-    origin_id: str | None = None,
-    queue: str | None = None,
-    timeout: float | None = None,
-    expires: float | None = None,
-    reply_to: str | None = None,
-    record: bool | None = None,
-    record_limit: int | None = None,
     meta: dict[str, Any] | None = None,
-    check_kwargs: bool = True,
+    **options: Any,
 ) -> Task:
-    info = resolve(active, ref)
-    kwargs = kwargs or {}
-    if not isinstance(kwargs, dict):
-        raise CallError("invalid_kwargs", "kwargs must be a JSON object")
-    size = len(msgspec.msgpack.encode(kwargs))
-    if size > settings.kwargs_max_bytes:
-        raise CallError(
-            "too_large",
-            f"kwargs are {size} bytes, over the limit of {settings.kwargs_max_bytes} bytes",
-        )
-    if check_kwargs and info.convention == "kwargs":
-        problem = info.check_kwargs(kwargs)
-        if problem:
-            raise CallError("invalid_kwargs", problem)
-    options = info.options
-    now = time.time()
-    timeout = min(timeout or options.timeout or settings.default_timeout, settings.max_timeout)
-    expires = expires or options.expires or settings.default_expires
-    script = active.scripts[info.script]
-    if options.concurrency:  # read by the worker child (fnhub.concurrency)
-        meta = {**(meta or {}), "concurrency": options.concurrency}
-    return Task(
-        function=ref,
-        version=script.hash,
-        kwargs=kwargs,
-        origin=origin,
-        origin_id=origin_id if origin_id is not None else ref,
-        queue=queue or options.queue or _default_queue(origin),
-        timeout=timeout,
-        trigger_time=now,
-        expires_at=now + expires,
-        max_attempts=options.max_attempts or settings.max_attempts,
-        retries=options.retries,
-        retry_delay=options.retry_delay,
-        reply_to=reply_to,
-        record=settings.records_enabled and options.record and (record is not False),
-        record_limit=record_limit if record_limit is not None else options.record_limit,
-        meta=meta or {},
-    )
+    """One checked task (options as for `TaskMaker`)."""
+    return TaskMaker(settings, active, ref, **options)(kwargs, meta)
 
 
-def _default_queue(origin: str) -> str:
-    return {"cron": "cron", "subscription": "sub", "endpoint_async": "async"}.get(origin, "sync")
+DEFAULT_QUEUES = {"cron": "cron", "subscription": "sub", "endpoint_async": "async"}
+_encode = msgspec.msgpack.Encoder().encode

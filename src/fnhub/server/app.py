@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI
 import fnhub
 from fnhub.aio import cancel_and_wait
 from fnhub.config import Settings
+from fnhub.heap import freeze_startup_objects
 from fnhub.keys import Keys
 from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
             for m in areas
             if hasattr(m, "service")
         ]
+        freeze_startup_objects()
         try:
             yield
         finally:

@@ -25,6 +25,7 @@ import redis
 
 from fnhub import concurrency, runtime
 from fnhub.config import Settings
+from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import FINISH, ResultBatch, add_dead_letter, add_enqueue, add_result, ensure_groups
 from fnhub.redis_client import sync_redis
@@ -185,6 +186,7 @@ def child_main(
     streams = {keys.queue(q): ">" for q in queues}
     backoff = 0.1
     read_size = ReadSize(settings.prefetch)
+    freeze_startup_objects()
     try:
         # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
         # deadlines, and another supervisor is about to release its entries

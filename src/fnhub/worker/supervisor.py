@@ -28,6 +28,7 @@ from multiprocessing.process import BaseProcess
 import redis
 
 from fnhub.config import Settings
+from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
@@ -235,6 +236,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         self.start()
+        freeze_startup_objects()
         log.info(
             "worker %s: %d processes on queues %s",
             self.worker_id,

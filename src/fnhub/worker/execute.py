@@ -45,6 +45,12 @@ class BoundedText(io.TextIOBase):
         self.size = 0
         self.dropped = 0
 
+    def reset(self) -> None:
+        """Empty again, for the next task (a new TextIOBase costs more than a trivial task)."""
+        self.parts.clear()
+        self.size = 0
+        self.dropped = 0
+
     def writable(self) -> bool:
         return True
 
@@ -60,6 +66,8 @@ class BoundedText(io.TextIOBase):
         return len(text)
 
     def getvalue(self) -> str:
+        if not self.parts and not self.dropped:
+            return ""
         text = "".join(self.parts)
         if self.dropped:
             text += f"\n[... {self.dropped} more characters of output not kept]"
@@ -90,6 +98,7 @@ class Executor:
         self.log_max_bytes = log_max_bytes
         self.result_max_bytes = result_max_bytes
         self.loop = asyncio.new_event_loop()
+        self.output = BoundedText(log_max_bytes)
         self.capture = _CaptureHandler()
         root = logging.getLogger()
         root.addHandler(self.capture)
@@ -113,14 +122,15 @@ class Executor:
         except (UnknownFunction, ScriptLoadError) as exc:
             return self._failure(task, start, exc, "", with_traceback=False)
 
-        output = BoundedText(self.log_max_bytes)
+        output = self.output
+        output.reset()
         token = current_task.set(task)
         self.capture.sink = output
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = output  # type: ignore[assignment]
         try:
             value = fn(**task.kwargs)
-            if asyncio.iscoroutine(value):
+            if value is not None and asyncio.iscoroutine(value):
                 value = self.loop.run_until_complete(value)
         except BaseException as exc:  # user code may raise anything, SystemExit included
             sys.stdout, sys.stderr = saved
@@ -143,6 +153,8 @@ class Executor:
         )
 
     def _jsonable(self, value: Any) -> Any:
+        if value is None:
+            return None
         if isinstance(value, Response):
             value = value.to_json()
         elif isinstance(value, bytes | bytearray):  # rules publish bytes as they are

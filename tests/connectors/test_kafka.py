@@ -231,3 +231,26 @@ async def test_rebalance_commits_done_work_second_member_takes_over(conn_tansu):
     # at that moment (at most one window) may be handled again by the new owner.
     assert duplicates <= window
     assert rec_a.max_running <= window and rec_b.max_running <= window
+
+
+async def test_broker_outage_mid_run_shows_and_recovers(conn_broker_factory):
+    broker = conn_broker_factory("tansu")
+    await _create_topic(broker.port, "mid", partitions=1)
+    source = _source(broker.port, ["mid"], window=5)
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(each(rec)))
+    await _produce(broker.port, "mid", [b"before"])
+    await wait_for(lambda: rec.seen == [b"before"], 30, "message before the outage")
+    assert source.status.state == "connected"
+    broker.stop()
+    # an idle consumer looks the same with or without a broker: the status must still tell
+    await wait_for(lambda: source.status.state == "reconnecting", 20, "outage shown")
+    assert source.status.last_error
+    broker.start()  # memory storage: the topic is made again and its offsets start over
+    await _create_topic(broker.port, "mid", partitions=1)
+    # offset 0 may sit below the consumer's kept position (1): offset 1 is after it either way
+    await _produce(broker.port, "mid", [b"refill", b"after"])
+    await wait_for(lambda: b"after" in rec.seen, 60, "message after the outage")
+    await wait_for(lambda: source.status.state == "connected", 10, "connected again")
+    await source.stop()
+    await runner

@@ -43,6 +43,10 @@ from fnhub.connectors.settings import KafkaPublishOptions, KafkaSettings, KafkaS
 
 log = logging.getLogger("fnhub.connectors.kafka")
 
+#: an idle source asks the cluster for metadata this often, to notice (and show) an outage
+PROBE_SECONDS = 3.0
+PROBE_TIMEOUT_SECONDS = 5.0
+
 
 def _where(s: KafkaSettings) -> str:
     servers = s.bootstrap_servers
@@ -152,6 +156,8 @@ class KafkaSource(ReadingSource):
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         window = self._window
+        loop = asyncio.get_running_loop()
+        alive_at = loop.time()  # last records, or the last probe
         while True:
             while self._overflow and window.free > 0:
                 self._spawn(self._overflow.popleft())
@@ -167,7 +173,31 @@ class KafkaSource(ReadingSource):
             if self._paused:
                 self._paused = False
                 consumer.resume(*consumer.paused())
-            self._take(await consumer.getmany(timeout_ms=1000, max_records=window.free))
+            batch = await consumer.getmany(timeout_ms=1000, max_records=window.free)
+            if batch:
+                alive_at = loop.time()
+                if self.status.state != "connected":
+                    self.status.connected()
+                self._take(batch)
+            elif loop.time() - alive_at >= PROBE_SECONDS:
+                await self._probe(consumer)
+                alive_at = loop.time()
+
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        """Ask the cluster for its metadata. aiokafka reconnects by itself and an idle getmany
+        looks the same whether the broker is up or gone, so this is what tells the status."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                await consumer.topics()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            text = f"kafka {_where(self.settings)}: {describe_error(exc)}"
+            if self.status.state == "connected":
+                log.warning("kafka source %s: %s", self.client_id, text)
+            self.status.disconnected("reconnecting", text)
+            return
+        if self.status.state != "connected":
+            log.info("kafka source %s: the cluster answers again", self.client_id)
+            self.status.connected()
 
     def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for records in batch.values():

@@ -20,25 +20,8 @@ router = APIRouter(tags=["tasks"])
 
 
 def record_state(row: TaskRecord) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "function": row.function,
-        "status": row.status,
-        "origin": row.origin,
-        "origin_id": row.origin_id,
-        "queue": row.queue,
-        "attempt": row.attempt,
-        "trigger_time": row.trigger_time,
-        "start_time": row.start_time,
-        "end_time": row.end_time,
-        "wait_ms": row.wait_ms,
-        "run_ms": row.run_ms,
-        "result": row.result,
-        "error_type": row.error_type,
-        "error_message": row.error_message,
-        "traceback": row.traceback,
-        "logs": row.logs,
-    }
+    """A task record as `TaskState` (the record's columns carry the same names)."""
+    return {name: getattr(row, name) for name in TaskState.model_fields}
 
 
 def _record(db: Database, task_id: str) -> TaskRecord | None:

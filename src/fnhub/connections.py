@@ -34,8 +34,8 @@ def load_connectors(db: Database, settings: Settings) -> dict[str, ConnectorConf
     """Every stored connector with its secrets decrypted."""
     from sqlalchemy import select
 
-    from fnhub.server.models import Connector
-    from fnhub.server.secrets import SecretBox, resolve_secret_key
+    from fnhub.secret_box import SecretBox, resolve_secret_key
+    from fnhub.store.models import Connector
 
     box = SecretBox(resolve_secret_key(settings))
     with db.session() as session:

@@ -24,6 +24,7 @@ from fnhub.heap import freeze_startup_objects
 from fnhub.keys import Keys
 from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
+from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.server import errors, ops
 from fnhub.server.api import cache, connectors, endpoints, functions, keys, scripts, tasks, workers
 from fnhub.server.auth import AdminAuth, require_admin
@@ -31,7 +32,6 @@ from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext, load_areas
 from fnhub.server.endpoints import EndpointRegistry, public_router
 from fnhub.server.middleware import RequestMiddleware
-from fnhub.server.secrets import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
+from fnhub.secret_box import SecretBox
 from fnhub.server import endpoint_auth, request_kwargs, throttle
 from fnhub.server.api.tasks import task_state
 from fnhub.server.caller import Caller
@@ -24,7 +25,6 @@ from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
 from fnhub.server.render import failure_response, json_response, render_value
 from fnhub.server.schemas import TaskState
-from fnhub.server.secrets import SecretBox
 from fnhub.tasks import Status
 
 CHECK_SECONDS = 1.0

@@ -43,16 +43,3 @@ class Endpoint(Base):
     record_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
     updated_at: Mapped[float] = mapped_column(Double, default=time.time)
-
-
-class Connector(Base):
-    """A broker connection; secret settings fields are stored encrypted, never returned."""
-
-    __tablename__ = "connectors"
-
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    type: Mapped[str] = mapped_column(String(32))
-    description: Mapped[str] = mapped_column(Text, default="")
-    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[float] = mapped_column(Double, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Double, default=time.time)

@@ -33,8 +33,8 @@ def _bump(settings: Settings) -> None:
 
 def apply_connectors(settings: Settings, value: Any) -> None:
     from fnhub.connectors import validate_settings
-    from fnhub.server.models import Connector
-    from fnhub.server.secrets import SecretBox, resolve_secret_key
+    from fnhub.secret_box import SecretBox, resolve_secret_key
+    from fnhub.store.models import Connector
 
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `connectors` must map names to {type, settings}")

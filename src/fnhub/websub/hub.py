@@ -24,7 +24,7 @@ from fnhub.aio import wait_event
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_client import redis_url, sync_redis
-from fnhub.server.secrets import SecretBox, resolve_secret_key
+from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
 from fnhub.websub.delivery import Deliverer, Sub
 from fnhub.websub.feed import TopicFeed

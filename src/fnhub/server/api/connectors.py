@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from fnhub.secret_box import SecretBox, masked
 from fnhub.server.errors import ApiError, responses
-from fnhub.server.models import Connector
 from fnhub.server.schemas import Deleted, Strict
-from fnhub.server.secrets import SecretBox, masked
+from fnhub.store.models import Connector
 
 router = APIRouter(tags=["connectors"])
 Name = Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")

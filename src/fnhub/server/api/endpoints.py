@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request
 
+from fnhub.secret_box import masked
 from fnhub.server.endpoint_spec import NAME_PATTERN, EndpointIn, EndpointOut
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
 from fnhub.server.schemas import Deleted
-from fnhub.server.secrets import masked
 
 router = APIRouter(tags=["endpoints"])
 Name = Path(pattern=NAME_PATTERN)

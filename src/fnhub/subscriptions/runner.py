@@ -267,8 +267,9 @@ class Runner:
         spec = self.spec
         assert spec.function is not None
         caller = self.caller
-        if caller.active.function(spec.function) is None:  # maybe just published: look again
-            await caller.refresh()
+        # maybe just published: look again (and never call it unknown while Redis is away)
+        if caller.active.function(spec.function) is None and not await self._refresh():
+            return todo
         try:
             make = TaskMaker(
                 self.ctx.settings,
@@ -312,7 +313,7 @@ class Runner:
         first = tasks[0]
         if not caller.queue_workers.get(first.queue):
             self.stats.last_error = f"no worker is listening on queue '{first.queue}'"
-            await caller.refresh()
+            await self._refresh()
             return index
         # a result can come as late as expiry + timeout; after that the task cannot run any more
         wait = max((first.expires_at or time.time()) - time.time(), 0) + first.timeout + 10
@@ -328,6 +329,15 @@ class Runner:
         if batch.unsent:  # Redis outage while enqueueing
             self.stats.last_error = f"enqueue failed: {batch.error}"
         return [index[j] for j in batch.unsent]
+
+    async def _refresh(self) -> bool:
+        """Re-read functions and workers; False (and shown) while Redis cannot be reached."""
+        try:
+            await self.caller.refresh()
+        except (redis.RedisError, OSError) as exc:
+            self.stats.last_error = f"cannot refresh functions and workers: {exc}"
+            return False
+        return True
 
     def _finish(
         self,

@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -94,6 +95,16 @@ def output_bytes(value: Any) -> bytes | None:
     if isinstance(value, str):
         return value.encode()
     return orjson.dumps(value)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Messages on their way through the function together, and what settling them needs."""
+
+    msgs: list[Message]
+    settle: Settle
+    started: float
+    publishing: list[asyncio.Task[None]] = field(default_factory=list)  # rules' output sends
 
 
 class Runner:
@@ -239,31 +250,23 @@ class Runner:
     async def _run_functions(self, msgs: list[Message], settle: Settle) -> None:
         """Run the function once per message, the whole batch enqueued and awaited together;
         enqueues that fail (no worker, queue full, Redis down) are retried with backoff."""
-        started = time.time()
-        publishing: list[asyncio.Task[None]] = []
+        batch = _Batch(msgs, settle, time.time())
         todo = list(range(len(msgs)))
         backoff = 0.2
         try:
             while todo:
-                todo = await self._call_function(msgs, todo, settle, started, publishing)
+                todo = await self._call_function(batch, todo)
                 if todo:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
-            if publishing:
-                await asyncio.gather(*publishing)
+            if batch.publishing:
+                await asyncio.gather(*batch.publishing)
         finally:
-            for task in publishing:
+            for task in batch.publishing:
                 task.cancel()
 
-    async def _call_function(
-        self,
-        msgs: list[Message],
-        todo: list[int],
-        settle: Settle,
-        started: float,
-        publishing: list[asyncio.Task[None]],
-    ) -> list[int]:
-        """One attempt for the messages `todo`; returns those to try again."""
+    async def _call_function(self, batch: _Batch, todo: list[int]) -> list[int]:
+        """One attempt for the messages `todo` of the batch; returns those to try again."""
         spec = self.spec
         assert spec.function is not None
         caller = self.caller
@@ -284,27 +287,21 @@ class Runner:
                 check_kwargs=False,
             )
         except CallError as exc:  # unknown function: every message fails, visibly
-            make = None
-            unknown = exc
-        convention = make.info.convention if make else "kwargs"
+            for i in todo:
+                self._finish(batch, i, self._refused(exc))
+            return []
         tasks: list[Task] = []
         index: list[int] = []
         for i in todo:
-            msg = msgs[i]
+            msg = batch.msgs[i]
             invoke_id = new_invoke_id()
             try:
-                if make is None:
-                    raise unknown
                 task = make(
-                    self._kwargs(convention, msg, invoke_id),
+                    self._kwargs(make.info.convention, msg, invoke_id),
                     {"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id},
                 )
-            except CallError as exc:  # retrying cannot help: a failure everyone can see
-                task = Task(function=spec.function, origin="subscription", origin_id=spec.name)
-                failed = result_for(
-                    task, Status.FAILURE, error_type=exc.kind, error_message=str(exc)
-                )
-                self._finish(msg, i, failed, settle, started, publishing)
+            except CallError as exc:  # too large: retrying cannot help either
+                self._finish(batch, i, self._refused(exc))
                 continue
             tasks.append(task)
             index.append(i)
@@ -317,18 +314,16 @@ class Runner:
             return index
         # a result can come as late as expiry + timeout; after that the task cannot run any more
         wait = max((first.expires_at or time.time()) - time.time(), 0) + first.timeout + 10
-
-        def on_result(j: int, result: TaskResult) -> None:
-            self._finish(msgs[index[j]], index[j], result, settle, started, publishing)
-
         try:
-            batch = await caller.call_many(tasks, on_result, wait)
+            calls = await caller.call_many(
+                tasks, lambda j, result: self._finish(batch, index[j], result), wait
+            )
         except Exception as exc:  # ApiError 503 (queue full, no worker)
             self.stats.last_error = str(exc)
             return index
-        if batch.unsent:  # Redis outage while enqueueing
-            self.stats.last_error = f"enqueue failed: {batch.error}"
-        return [index[j] for j in batch.unsent]
+        if calls.unsent:  # Redis outage while enqueueing
+            self.stats.last_error = f"enqueue failed: {calls.error}"
+        return [index[j] for j in calls.unsent]
 
     async def _refresh(self) -> bool:
         """Re-read functions and workers; False (and shown) while Redis cannot be reached."""
@@ -339,16 +334,14 @@ class Runner:
             return False
         return True
 
-    def _finish(
-        self,
-        msg: Message,
-        i: int,
-        result: TaskResult,
-        settle: Settle,
-        started: float,
-        publishing: list[asyncio.Task[None]],
-    ) -> None:
-        """A message's task ended: publish what the rule says, then count and settle it."""
+    def _refused(self, exc: CallError) -> TaskResult:
+        """The outcome of a message that no retry can help: a failure everyone can see."""
+        assert self.spec.function is not None
+        task = Task(function=self.spec.function, origin="subscription", origin_id=self.spec.name)
+        return result_for(task, Status.FAILURE, error_type=exc.kind, error_message=str(exc))
+
+    def _finish(self, batch: _Batch, i: int, result: TaskResult) -> None:
+        """Message i's task ended: publish what the rule says, then count and settle it."""
         spec = self.spec
         publish: Coroutine[Any, Any, None] | None = None
         if result.status == Status.SUCCESS:
@@ -357,32 +350,24 @@ class Runner:
                 if payload is not None:
                     publish = self._publish(spec.publish, payload)
         elif spec.error_publish or spec.publish:
-            publish = self._publish_error(msg, result)
+            publish = self._publish_error(batch.msgs[i], result)
         if publish is None:
-            self._settle(msg, i, result, settle, started)
+            self._settle(batch, i, result)
         else:
-            publishing.append(
-                asyncio.ensure_future(self._settle_after(publish, msg, i, result, settle, started))
+            batch.publishing.append(
+                asyncio.ensure_future(self._settle_after(publish, batch, i, result))
             )
 
     async def _settle_after(
-        self,
-        publish: Coroutine[Any, Any, None],
-        msg: Message,
-        i: int,
-        result: TaskResult,
-        settle: Settle,
-        started: float,
+        self, publish: Coroutine[Any, Any, None], batch: _Batch, i: int, result: TaskResult
     ) -> None:
         await publish
-        self._settle(msg, i, result, settle, started)
+        self._settle(batch, i, result)
 
-    def _settle(
-        self, msg: Message, i: int, result: TaskResult, settle: Settle, started: float
-    ) -> None:
-        self.stats.outcome(msg, result.status, result.result, result.error_message)
-        self.stats.done(time.time() - started)
-        settle(i, True)
+    def _settle(self, batch: _Batch, i: int, result: TaskResult) -> None:
+        self.stats.outcome(batch.msgs[i], result.status, result.result, result.error_message)
+        self.stats.done(time.time() - batch.started)
+        batch.settle(i, True)
 
     def _kwargs(self, convention: str, msg: Message, invoke_id: str) -> dict[str, Any]:
         if convention == "event_context":

@@ -1,0 +1,78 @@
+"""Messages that no retry can help are handled as visible failures, not retried forever and not
+lost: an unknown function fails the whole batch, an oversized message fails alone while the
+rest of its batch runs. The machine's Redis and a real worker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fnhub.connections import ConnectorConfig
+from fnhub.connectors import Message
+from fnhub.keys import Keys
+from fnhub.redis_client import async_redis
+from fnhub.server.caller import Caller
+from fnhub.server.context import ServerContext
+from fnhub.store.db import Database
+from fnhub.subscriptions.runner import Runner
+from fnhub.subscriptions.spec import parse_spec
+
+SCRIPT = """
+import fnhub
+
+@fnhub.api("handle")
+def handle(topic, message):
+    return len(message)
+"""
+
+
+@pytest.fixture
+async def caller(settings, publish, start_worker) -> AsyncIterator[Caller]:  # type: ignore[no-untyped-def]
+    settings.kwargs_max_bytes = 200
+    publish({"handlers": SCRIPT})
+    start_worker(queues=["sub"], processes=1)
+    ctx = ServerContext(
+        settings=settings,
+        redis=async_redis(settings),
+        db=Database(settings.resolved_db_url()),
+        keys=Keys(settings.key_prefix),
+        server_id="refusals-test",
+    )
+    c = Caller(ctx)
+    await c.start()
+    yield c
+    await c.stop()
+    await ctx.redis.aclose()
+    ctx.db.dispose()
+
+
+def _runner(caller: Caller, function: str) -> Runner:
+    spec = parse_spec({"name": "s", "connector": "c", "topics": ["t"], "function": function})
+    connector = ConnectorConfig(name="c", type="redis", settings={})
+    return Runner(spec, connector, {"c": connector}, caller.ctx, caller, node="n1")
+
+
+async def _handle(runner: Runner, payloads: list[bytes]) -> list[tuple[int, bool]]:
+    settled: list[tuple[int, bool]] = []
+    msgs = [Message(topic="t", payload=p) for p in payloads]
+    await runner.handle_batch(msgs, lambda i, ok: settled.append((i, ok)))
+    return sorted(settled)
+
+
+async def test_unknown_function_fails_every_message_visibly(caller: Caller) -> None:
+    runner = _runner(caller, "handlers.nope")
+    assert await _handle(runner, [b"a", b"b"]) == [(0, True), (1, True)]  # handled: acked
+    assert runner.stats.by_outcome == {"failure": 2}
+    last = runner.stats.last["failure"]
+    assert "unknown function 'handlers.nope'" in last["error"]
+    assert last["message"] == {"text": "b", "truncated": False}
+
+
+async def test_an_oversized_message_fails_alone(caller: Caller) -> None:
+    runner = _runner(caller, "handlers.handle")
+    big = b"x" * 500  # over kwargs_max_bytes (200) once it is the `message` kwarg
+    assert await _handle(runner, [b"small", big, b"tiny"]) == [(0, True), (1, True), (2, True)]
+    assert runner.stats.by_outcome == {"success": 2, "failure": 1}
+    assert "over the limit of 200 bytes" in runner.stats.last["failure"]["error"]
+    assert runner.stats.last["success"]["result"] in (4, 5)  # len("tiny") or len("small")

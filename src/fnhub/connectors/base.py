@@ -241,8 +241,10 @@ class _Batch:
         msg, done = self.items[i]
         if not ok:
             self.window.status.failed += 1
-        done(msg, ok)
-        self.window.release(1)
+        try:
+            done(msg, ok)
+        finally:  # a source's bug must not shrink the window for good
+            self.window.release(1)
 
     def finished(self, task: asyncio.Task[None]) -> None:
         self.window.tasks.discard(task)
@@ -250,11 +252,13 @@ class _Batch:
             left = [i for i, s in enumerate(self.settled) if not s]
             if left:
                 log.warning("handler cancelled at stop; %d message(s) left unacked", len(left))
-            for i in left:
-                self.settled[i] = True
-                msg, done = self.items[i]
-                done(msg, False)
-            self.window.release(len(left))
+            try:
+                for i in left:
+                    self.settled[i] = True
+                    msg, done = self.items[i]
+                    done(msg, False)
+            finally:
+                self.window.release(len(left))
             return
         ok = task.exception() is None
         if not ok:

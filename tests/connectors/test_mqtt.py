@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
 import time
@@ -268,3 +269,18 @@ async def test_mqtt311_persistent_session_resumes(conn_mosquitto):
     await wait_for(lambda: set(rec1.seen) | set(rec2.seen) == set(payloads), 20, "all")
     await second.stop()
     await runner
+
+
+async def test_async_publish_without_acknowledgement_times_out(conn_mosquitto):
+    settings = {"host": "127.0.0.1", "port": conn_mosquitto.port}
+    pub = await get_async_publisher("m-frozen", "mqtt", settings)
+    await pub.publish("t/x", b"before", qos=1)
+    conn_mosquitto.proc.send_signal(signal.SIGSTOP)  # alive, connected, answering nothing
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConnectorError, match=r"no acknowledgement within 0\.5s"):
+            await pub.publish("t/x", b"lost?", qos=1, timeout=0.5)
+        assert time.monotonic() - started < 3
+    finally:
+        conn_mosquitto.proc.send_signal(signal.SIGCONT)
+    await pub.publish("t/x", b"after", qos=1)  # the same connection works again

@@ -530,6 +530,11 @@ class MqttPublisher:
         self._core.close()
 
 
+def _time_out(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class AsyncMqttPublisher:
     """Asynchronous publisher for the server; paho's thread resolves futures per message id."""
 
@@ -554,13 +559,17 @@ class AsyncMqttPublisher:
                 fut.set_result(rc)
 
         self._core.register(info.mid, lambda rc: loop.call_soon_threadsafe(resolve, rc))
+        # a timer, not asyncio.wait_for: that wraps every publish in a task of its own
+        timer = loop.call_later(opts.timeout, _time_out, fut)
         try:
-            rc = await asyncio.wait_for(fut, opts.timeout)
+            rc = await fut
         except TimeoutError:
             self._core.unregister(info.mid)
             raise ConnectorError(
                 f"MQTT publish to {topic!r}: no acknowledgement within {opts.timeout}s"
             ) from None
+        finally:
+            timer.cancel()
         _check_reason(topic, rc)
 
     async def close(self) -> None:

@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     queues: list[str] = Field(default_factory=lambda: list(DEFAULT_QUEUES))
     processes: int = 2
     #: most queue entries a worker child reads at once (it starts at 1 and grows while tasks
-    #: finish quickly; see worker.child.ReadSize)
-    prefetch: int = 32
+    #: finish quickly; see worker.child.ReadSize and worker.prefetch)
+    prefetch: int = 128
     reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0

@@ -32,6 +32,7 @@ from fnhub.redis_client import sync_redis
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
+from fnhub.worker.prefetch import HandBack, Prefetch
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class Slot:
 
     def clear(self) -> None:
         self.times[0] = 0.0
+
+    def running_since(self) -> float | None:
+        """When the running task started (epoch seconds), or None between tasks."""
+        return float(self.times[1]) if self.times[0] > 0 else None
 
     @property
     def deadline(self) -> float:
@@ -142,9 +147,10 @@ class Finisher:
 
 
 class ReadSize:
-    """How many entries the child reads at once: doubles while batches run quickly and halves
-    when they do not, so trivial tasks go dozens per round trip while a slow task never holds
-    queued work behind it in one child's prefetch (at most `limit`, the `prefetch` setting)."""
+    """How many entries the child reads at once (at most `limit`, the `prefetch` setting): doubles
+    while batches run quickly and halves when they do not, so trivial tasks go a hundred per round
+    trip while slow ones come one or two at a time. A task that turns out slow in the middle of a
+    batch hands the rest back to the queue (`prefetch.HandBack`)."""
 
     FAST_SECONDS = 0.005
     SLOW_SECONDS = 0.05
@@ -186,7 +192,12 @@ def child_main(
     streams = {keys.queue(q): ">" for q in queues}
     backoff = 0.1
     read_size = ReadSize(settings.prefetch)
+    prefetch = Prefetch()
+    hand_back = HandBack(
+        prefetch, client, slot.running_since, alive=lambda: os.getppid() == supervisor_pid
+    )
     freeze_startup_objects()
+    hand_back.start()
     try:
         # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
         # deadlines, and another supervisor is about to release its entries
@@ -209,19 +220,24 @@ def child_main(
                 backoff = min(backoff * 2, 5.0)
                 ensure_groups(client, keys, queues)
                 continue
-            started, read = time.monotonic(), 0
-            for raw_stream, entries in response or ():
-                stream = raw_stream.decode()
-                read += len(entries)
-                for raw_id, fields in entries:
-                    _run_entry(executor, finisher, slot, keys, stream, raw_id.decode(), fields)
-                    finisher.flush_if_due()
-                    # (Event.is_set takes a lock: while tasks are quick, once per read will do)
-                    if time.monotonic() - started > ReadSize.SLOW_SECONDS and stop.is_set():
-                        break  # the rest stays pending: the supervisor gives it back after we exit
+            started = time.monotonic()
+            batch = [
+                (stream, raw_id.decode(), fields)
+                for raw_stream, entries in response or ()
+                for stream in (raw_stream.decode(),)
+                for raw_id, fields in entries
+            ]
+            prefetch.fill(batch)
+            while (entry := prefetch.take()) is not None:
+                _run_entry(executor, finisher, slot, keys, *entry)
+                finisher.flush_if_due()
+                # (Event.is_set takes a lock: while tasks are quick, once per read will do)
+                if time.monotonic() - started > ReadSize.SLOW_SECONDS and stop.is_set():
+                    break  # the rest stays pending: the supervisor gives it back after we exit
             finisher.flush()
-            read_size.update(read, time.monotonic() - started)
+            read_size.update(len(batch), time.monotonic() - started)
     finally:
+        hand_back.stop()
         finisher.flush()
         executor.close()
 

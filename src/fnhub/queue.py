@@ -115,21 +115,23 @@ class ResultBatch:
         counts |= {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()}
         return counts, {f"s|{q}": value for q, value in self.run_seconds.items()}
 
-    def payload_bytes(self) -> int:
-        return sum(len(data) for data in self.records) + sum(
-            len(data) for results in self.replies.values() for data in results
-        )
-
-    def finish_plan(self, keys: Keys, acks: dict[str, list[str]], *, entries: bool) -> bytes:
-        """The argument of FINISH: the entries to acknowledge, the counters and, with `entries`,
-        the reply and records entries (else the caller sends them with `add_entries`)."""
+    def finish_plan(self, pipe: Any, keys: Keys, acks: dict[str, list[str]]) -> bytes:
+        """The argument of FINISH: the entries to acknowledge, the counters and the reply and
+        records entries; past `FINISH_INLINE_BYTES` of results those entries go on `pipe` as
+        plain XADDs instead, and the plan leaves them out."""
+        size = sum(len(data) for data in self.records)
+        size += sum(len(data) for results in self.replies.values() for data in results)
+        inline = size <= FINISH_INLINE_BYTES
+        if not inline:
+            self.add_entries(pipe, keys)
         counts, seconds = self.counters()
-        replies = self.replies if entries else {}
         return _raw_list_encoder.encode(
             [
                 acks,
-                {stream: lua_str(results_value(rs)) for stream, rs in replies.items()},
-                lua_str(results_value(self.records)) if entries and self.records else "",
+                {stream: lua_str(results_value(rs)) for stream, rs in self.replies.items()}
+                if inline
+                else {},
+                lua_str(results_value(self.records)) if inline and self.records else "",
                 counts,
                 {field: repr(value) for field, value in seconds.items()},
                 keys.stats,
@@ -243,9 +245,9 @@ def add_stats(batch: ResultBatch, result: TaskResult) -> None:
         batch.run_seconds[queue] = batch.run_seconds.get(queue, 0.0) + seconds
 
 
-def add_ack(pipe: Any, stream: str, entry_id: str | bytes) -> None:
-    pipe.xack(stream, WORKER_GROUP, entry_id)
-    pipe.xdel(stream, entry_id)
+def add_ack(pipe: Any, stream: str, *entry_ids: str | bytes) -> None:
+    pipe.xack(stream, WORKER_GROUP, *entry_ids)
+    pipe.xdel(stream, *entry_ids)
 
 
 def add_dead_letter(pipe: Any, keys: Keys, task: Task, reason: str) -> TaskResult:

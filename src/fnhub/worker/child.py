@@ -29,7 +29,6 @@ from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import (
     FINISH,
-    FINISH_INLINE_BYTES,
     ResultBatch,
     add_dead_letter,
     add_enqueue,
@@ -40,7 +39,7 @@ from fnhub.redis_client import sync_redis
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
-from fnhub.worker.prefetch import HandBack, Prefetch
+from fnhub.worker.prefetch import Entry, HandBack, Prefetch
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +146,7 @@ class Finisher:
                 add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
             elif outcome is not None:
                 add_result(pipe, self.keys, task, outcome, results)
-        inline = results.payload_bytes() <= FINISH_INLINE_BYTES
-        if not inline:
-            results.add_entries(pipe, self.keys)
-        plan = results.finish_plan(self.keys, acks, entries=inline)
+        plan = results.finish_plan(pipe, self.keys, acks)
         if len(pipe):
             pipe.eval(FINISH, 0, plan)  # the script's text: no NOSCRIPT inside the MULTI
             pipe.execute()
@@ -233,12 +229,10 @@ def child_main(
                 ensure_groups(client, keys, queues)
                 continue
             started = time.monotonic()
-            batch = [
-                (stream, raw_id.decode(), fields)
-                for raw_stream, entries in response or ()
-                for stream in (raw_stream.decode(),)
-                for raw_id, fields in entries
-            ]
+            batch: list[Entry] = []
+            for raw_stream, entries in response or ():
+                stream = raw_stream.decode()
+                batch.extend((stream, raw_id.decode(), fields) for raw_id, fields in entries)
             prefetch.fill(batch)
             while (entry := prefetch.take()) is not None:
                 _run_entry(executor, finisher, slot, keys, *entry)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import redis
 
-from fnhub.keys import WORKER_GROUP
+from fnhub.queue import add_ack
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ class Prefetch:
     def __init__(self) -> None:
         self._entries: deque[Entry] = deque()
         self._lock = threading.Lock()
-        self.handed_back = 0  # entries given back so far (for tests and logs)
 
     def fill(self, entries: list[Entry]) -> None:
         with self._lock:
@@ -57,20 +56,17 @@ class Prefetch:
         with self._lock:  # held across the MULTI: the child must not start one meanwhile
             if not self._entries:
                 return 0
-            entries = list(self._entries)
             pipe = client.pipeline(transaction=True)
             by_stream: dict[str, list[str]] = {}
-            for stream, entry_id, fields in entries:
+            for stream, entry_id, fields in self._entries:  # read with ">": never without fields
                 by_stream.setdefault(stream, []).append(entry_id)
-                if fields:  # an entry deleted while pending has none: just acknowledge it
-                    pipe.xadd(stream, fields)  # type: ignore[arg-type]
+                pipe.xadd(stream, fields)  # type: ignore[arg-type]
             for stream, ids in by_stream.items():
-                pipe.xack(stream, WORKER_GROUP, *ids)
-                pipe.xdel(stream, *ids)
+                add_ack(pipe, stream, *ids)
             pipe.execute()  # raises: the entries stay here and run after the slow task
+            n = len(self._entries)
             self._entries.clear()
-            self.handed_back += len(entries)
-            return len(entries)
+            return n
 
 
 class HandBack(threading.Thread):
@@ -85,14 +81,12 @@ class HandBack(threading.Thread):
         client: redis.Redis,
         running_since: Callable[[], float | None],
         alive: Callable[[], bool],
-        after: float = HAND_BACK_SECONDS,
     ) -> None:
         super().__init__(name="fnhub-hand-back", daemon=True)
         self.prefetch = prefetch
         self.client = client
         self.running_since = running_since
         self.alive = alive
-        self.after = after
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -100,7 +94,7 @@ class HandBack(threading.Thread):
             if not self.alive():  # orphaned: another worker is about to release our entries
                 return
             since = self.running_since()
-            if since is None or not len(self.prefetch) or time.time() - since < self.after:
+            if since is None or not len(self.prefetch) or time.time() - since < HAND_BACK_SECONDS:
                 continue
             try:
                 n = self.prefetch.hand_back(self.client)

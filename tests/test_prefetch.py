@@ -116,3 +116,14 @@ def test_fast_tasks_read_behind_a_slow_one_run_elsewhere(client, publish, start_
     assert added > 2000 + 21, "nothing handed back: no task was read behind the slow one"
     runs = r.hgetall(f"{keys.prefix}:cache:demo:runs")
     assert runs == {str(i).encode(): b"1" for i in range(20)}  # each ran exactly once
+
+
+def test_hand_back_passes_a_malformed_entry_on_unchanged(services):
+    """Whoever reads it next discards it with a clear log line, as any child would have."""
+    r, stream = services.redis, services.keys.queue("sync")
+    prefetch = _prefetched(r, stream, 1)
+    r.xadd(stream, {"other": b"not an envelope"})
+    prefetch.fill(_read(r, stream, "child", 1))
+    assert prefetch.hand_back(r) == 2
+    again = _read(r, stream, "other", 10)
+    assert [fields for _, _, fields in again] == [{b"e": b"task 0"}, {b"other": b"not an envelope"}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import pytest
@@ -69,6 +70,33 @@ async def test_stream_burst_every_message_once_window_held(conn_prefix, conn_red
         f"\nredis stream burst: published {n} in {published:.2f}s, handled in {took:.2f}s "
         f"({n / took:.0f} msg/s), max in flight {rec.max_running}"
     )
+
+
+async def test_stream_busy_source_reads_a_quarter_window_at_a_time(conn_prefix, conn_redis_cleanup):
+    """Messages that finish one by one must not make the source read one by one."""
+    client = conn_redis_cleanup
+    key = conn_prefix + "refill"
+    n, window = 1_000, 40
+    await _xadd_burst(client, key, n)
+    sizes: list[int] = []
+
+    async def one(msg) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(random.uniform(0, 0.005))
+
+    run_each = each(one)
+
+    async def handler(msgs, settle) -> None:  # type: ignore[no-untyped-def]
+        sizes.append(len(msgs))
+        await run_each(msgs, settle)
+
+    source = _stream_source(key, window=window)
+    runner = asyncio.create_task(source.run(handler))
+    await wait_for(lambda: source.status.acked == n, 30, f"{n} acked")
+    await source.stop()
+    await runner
+    assert sum(sizes) == n
+    assert sizes[0] == window
+    assert min(sizes[:-1]) >= window // 4, sizes  # the last may be the stream's short tail
 
 
 async def test_stream_restart_resumes_unacked(conn_prefix, conn_redis_cleanup):

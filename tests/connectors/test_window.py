@@ -122,6 +122,31 @@ async def test_wait_room_counts_messages_not_batches() -> None:
     assert await window.wait_room(timeout=1, n=3)
 
 
+async def test_a_source_waiting_for_a_refill_waits_until_that_much_is_free() -> None:
+    """A busy source reads again once a quarter window is free, not at the first free slot."""
+    settles: list[Settle] = []
+
+    async def handler(msgs: list[Message], settle: Settle) -> None:
+        settles.append(settle)
+        await asyncio.sleep(3600)
+
+    window, done = _window(8, handler)
+    assert window.refill == 2
+    _spawn(window, done, [bytes([i]) for i in range(8)])
+    await asyncio.sleep(0)  # the batch reaches the handler
+    waiter = asyncio.ensure_future(window.wait_room(timeout=5, n=window.refill))
+    await asyncio.sleep(0.01)
+    settles[0](0, True)
+    await asyncio.sleep(0.01)
+    assert not waiter.done()  # one free: not enough
+    settles[0](1, True)
+    assert await asyncio.wait_for(waiter, 1) is True
+    assert window.free == 2
+    settles[0](2, True)
+    assert await asyncio.wait_for(window.wait_room(), 1)  # one slot, after a wait for two
+    await window.drain(0)
+
+
 def test_a_window_holds_at_least_one_message() -> None:
     with pytest.raises(ValueError, match="window"):
         Window(0, SourceStatus())

@@ -287,13 +287,18 @@ class Window:
         if size < 1:
             raise ConnectorConfigError("window: must be at least 1")
         self.size = size
+        #: how much room a busy source waits for before it reads again: batches of a quarter
+        #: window rather than of whatever a few results freed, so what a batch costs (a read,
+        #: an enqueue, an asyncio task) is paid per hundred messages, not per handful
+        self.refill = max(1, size // 4)
         self.status = status
         self.handler: BatchHandler | None = None  # set by the source's run()
         self.count = 0  # spawned and not yet settled
         self.tasks: set[asyncio.Task[None]] = set()
         self._gathering: list[tuple[Message, Done]] = []
-        self._room = asyncio.Event()
+        self._room = asyncio.Event()  # set while `free` >= `_wanted`
         self._room.set()
+        self._wanted = 1
         self._empty = asyncio.Event()
         self._empty.set()
         self.on_release: Callable[[], None] | None = None  # e.g. hand out buffered messages
@@ -306,14 +311,18 @@ class Window:
         """Wait until at least `n` slots are free; False if `timeout` passed first."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while self.free < n:
-            self._room.clear()
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return False
-            if not await wait_event(self._room, remaining):
-                return False
-        return True
+        self._wanted = n  # release() wakes us once, when there is enough, not per message
+        try:
+            while self.free < n:
+                self._room.clear()
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return False
+                if not await wait_event(self._room, remaining):
+                    return False
+            return True
+        finally:
+            self._wanted = 1
 
     def spawn(self, msg: Message, done: Done) -> None:
         """Take `msg` into the window; it goes to the handler with the others of this turn."""
@@ -352,7 +361,7 @@ class Window:
             return
         self.count -= n
         self.status.in_flight = self.count
-        if self.count < self.size:
+        if self.size - self.count >= self._wanted:
             self._room.set()
         if not self.count:
             self._empty.set()

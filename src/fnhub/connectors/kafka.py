@@ -159,16 +159,18 @@ class KafkaSource(ReadingSource):
         loop = asyncio.get_running_loop()
         alive_at = loop.time()  # last records, or the last probe
         while True:
-            while self._overflow and window.free > 0:
-                self._spawn(self._overflow.popleft())
-            if window.free <= 0:
+            if window.free < window.refill:  # busy: take more once a quarter window is free
                 if not self._paused:
                     self._paused = True
                     consumer.pause(*consumer.assignment())
-                if not await window.wait_room(timeout=1.0):
+                if not await window.wait_room(timeout=1.0, n=window.refill):
                     # Still full: poll anyway (all partitions paused, so nothing is fetched)
                     # so aiokafka does not leave the group for max_poll_interval.
                     self._take(await consumer.getmany(timeout_ms=0))
+                continue
+            while self._overflow and window.free > 0:
+                self._spawn(self._overflow.popleft())
+            if window.free <= 0:
                 continue
             if self._paused:
                 self._paused = False

@@ -281,7 +281,7 @@ class RedisStreamSource(_RedisSource):
         per_stream_keys = {key: ">" for key in self.topics}
         n = len(self.topics)
         while True:
-            await self._window.wait_room(n=n)
+            await self._window.wait_room(n=max(n, self._window.refill))
             count = self._window.free // n
             resp = await client.xreadgroup(
                 self.group,

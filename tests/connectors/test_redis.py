@@ -99,6 +99,31 @@ async def test_stream_busy_source_reads_a_quarter_window_at_a_time(conn_prefix, 
     assert min(sizes[:-1]) >= window // 4, sizes  # the last may be the stream's short tail
 
 
+async def test_stream_acks_once_per_interval_and_at_stop(conn_prefix, conn_redis_cleanup):
+    """Finished entries are XACKed together after `ack_interval_ms`; a stop inside the interval
+    still acks every finished entry, so none is handled again."""
+    client = conn_redis_cleanup
+    key = conn_prefix + "ackint"
+    source = _stream_source(key, ack_interval_ms=300)
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(each(rec)))
+    await wait_for(lambda: source.status.state == "connected", 10, "connected")
+    await _xadd_burst(client, key, 10)
+    await wait_for(lambda: len(rec.seen) == 10, 10, "handled")
+    await asyncio.sleep(0.05)
+    assert source.status.acked == 0  # the first XACK waits for the interval
+    assert (await client.xpending(key, "g"))["pending"] == 10
+    await wait_for(lambda: source.status.acked == 10, 5, "acked together")
+    assert (await client.xpending(key, "g"))["pending"] == 0
+
+    await _xadd_burst(client, key, 5)
+    await wait_for(lambda: len(rec.seen) == 15, 10, "handled")
+    await source.stop()  # inside the next interval
+    await runner
+    assert source.status.acked == 15
+    assert (await client.xpending(key, "g"))["pending"] == 0
+
+
 async def test_stream_restart_resumes_unacked(conn_prefix, conn_redis_cleanup):
     client = conn_redis_cleanup
     key = conn_prefix + "resume"

@@ -213,6 +213,7 @@ class RedisSourceOptions(_Model):
     field: str = "data"  # stream: the entry field holding the payload
     claim_idle_ms: int = Field(60000, ge=100)  # stream: claim others' entries idle this long
     block_ms: int = Field(1000, ge=10)  # stream: XREADGROUP BLOCK
+    ack_interval_ms: int = Field(20, ge=0)  # stream: one XACK per interval for what finished
     drain_timeout: float = Field(10.0, ge=0)
     reconnect_max: float = Field(30.0, gt=0)
 

@@ -130,6 +130,7 @@ class KafkaSource(ReadingSource):
             heartbeat_interval_ms=o.heartbeat_interval_ms,
             metadata_max_age_ms=o.metadata_max_age_ms,
             max_poll_records=self._window.size,
+            fetch_max_wait_ms=o.fetch_max_wait_ms,
             **kw,
         )
 

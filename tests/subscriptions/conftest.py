@@ -39,6 +39,11 @@ def count(topic, message):
     return {"topic": topic}
 
 
+@fnhub.api("remember what the task was told about its message")
+def meta(topic, message):
+    fnhub.cache.hset("metas", message, fnhub.context.meta, scope="ctl")
+
+
 @fnhub.api("publish to a connector")
 def send(connector: str, topic: str, message: str):
     fnhub.connector(connector).publish(topic, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -72,4 +73,25 @@ def test_server_killed_mid_burst_loses_nothing(make_cluster):
     cluster.start_server()
     wait_for(lambda: len(cluster.seen()) == n, timeout=90, interval=0.5)
     assert cluster.seen().keys() == {f"m{i}" for i in range(n)}
+    cluster.redis.delete(stream)
+
+
+@pytest.mark.timeout(60)
+def test_the_function_sees_the_entry_id_as_message_id(make_cluster):
+    """`fnhub.context.meta["message_id"]` is the stream entry id: a key to make a function
+    idempotent across the redeliveries that at-least-once allows."""
+    stream = f"in-{time.time_ns()}"
+    subscription = {**_subscription(stream), "function": "handlers.meta"}
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}}, {"ids": subscription}
+    )
+    cluster.start_worker(processes=1)
+    cluster.start_server()
+    ids = {f"m{i}": cluster.redis.xadd(stream, {"data": f"m{i}"}).decode() for i in range(3)}
+    key = f"{cluster.prefix}:cache:ctl:metas"
+    wait_for(lambda: cluster.redis.hlen(key) == 3, timeout=30, interval=0.2)
+    metas = {k.decode(): json.loads(v) for k, v in cluster.redis.hgetall(key).items()}
+    for message, entry_id in ids.items():
+        assert metas[message]["message_id"] == entry_id
+        assert metas[message]["topic"] == stream
     cluster.redis.delete(stream)

@@ -47,7 +47,9 @@ class Message:
     headers: dict[str, bytes] = field(default_factory=dict)
     partition: int | None = None  # kafka
     offset: int | None = None  # kafka offset
-    message_id: str | None = None  # redis stream entry id, "topic:partition:offset" for kafka
+    #: a stable id the broker gives the message (redis stream entry id, "topic:partition:offset"
+    #: for kafka); none for MQTT, whose packet ids are reused and change on redelivery
+    message_id: str | None = None
     client_id: str = ""  # the subscribing client's id (for SQL clientid())
     redelivered: bool = False  # the broker says it may have been delivered before (MQTT DUP)
 

@@ -223,7 +223,6 @@ class MqttSource:
             qos=pm.qos,
             timestamp=time.time(),
             headers=headers,
-            message_id=str(pm.mid) if pm.qos else None,
             client_id=self.client_id,
             redelivered=bool(pm.dup),
         )

@@ -295,11 +295,11 @@ class Runner:
         for i in todo:
             msg = batch.msgs[i]
             invoke_id = new_invoke_id()
+            meta = {"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id}
+            if msg.message_id is not None:  # an idempotency key for the function
+                meta["message_id"] = msg.message_id
             try:
-                task = make(
-                    self._kwargs(make.info.convention, msg, invoke_id),
-                    {"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id},
-                )
+                task = make(self._kwargs(make.info.convention, msg, invoke_id), meta)
             except CallError as exc:  # too large: retrying cannot help either
                 self._finish(batch, i, self._refused(exc))
                 continue

@@ -310,7 +310,8 @@ class Window:
         return self.size - self.count
 
     async def wait_room(self, timeout: float | None = None, n: int = 1) -> bool:
-        """Wait until at least `n` slots are free; False if `timeout` passed first."""
+        """Wait until at least `n` slots are free; False if `timeout` passed first. One waiter
+        at a time (the source's reader): it tells `release()` how much room to wait for."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         self._wanted = n  # release() wakes us once, when there is enough, not per message

@@ -231,7 +231,11 @@ def _cpu(pid: int) -> float:
     return own + children
 
 
-def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> dict[str, float]:
+def fnhub_rate(
+    kind: str, n: int, port: int | None, records: bool, pythonpath: str | None = None
+) -> dict[str, float]:
+    """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
+    `src`), as bench/subscribe_ab.py does."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -268,6 +272,8 @@ def fnhub_rate(kind: str, n: int, port: int | None, records: bool) -> dict[str, 
         "FNHUB_ACCESS_LOG": "false",
         "FNHUB_RECORDS_ENABLED": "true" if records else "false",
     }
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     cli = [sys.executable, "-c", "from fnhub.cli import main; main()"]
     subprocess.run([*cli, "apply", "-p", str(tmp)], env=env, check=True, capture_output=True)
     procs = [

@@ -1,0 +1,108 @@
+"""Subscription throughput of this checkout (B) against another revision (A), interleaved.
+
+    python bench/subscribe_ab.py --base <git rev> [--brokers redis,kafka] [--rounds 4]
+                                 [--messages 20000] [--records on|off]
+
+On this shared machine a whole bench run can be a third slower than the one before it, more than
+most changes are worth, so a change is judged by rounds that run A and B back to back (the order
+alternating from round to round) and by the median of each round's B ÷ A. A is a temporary git
+worktree of `--base`, run through PYTHONPATH; both use this checkout's bench and brokers.
+Writes bench/results/subscribe_ab.json.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# bench/queue.py is named like the stdlib `queue` module: keep this folder off the import path
+sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
+
+import argparse
+import importlib.util
+import json
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+
+def _subscribe_bench() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_subscribe", HERE / "subscribe.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", required=True, help="git revision to compare against")
+    parser.add_argument("--brokers", default="redis,kafka")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--records", choices=("on", "off"), default="on")
+    args = parser.parse_args()
+    bench = _subscribe_bench()
+    kinds = args.brokers.split(",")
+    tmp = Path(tempfile.mkdtemp())
+    worktree = tmp / "base"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree), args.base],
+        check=True,
+    )
+    paths = {"A": str(worktree / "src"), "B": str(ROOT / "src")}
+    brokers: dict[str, Any] = {}
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {(k, v): [] for k in kinds for v in paths}
+    try:
+        for kind in kinds:
+            brokers[kind] = (None, None) if kind == "redis" else bench.start_broker(kind, tmp)
+        for r in range(args.rounds):
+            for kind in kinds:
+                for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
+                    figures = bench.fnhub_rate(
+                        kind, args.messages, brokers[kind][1], args.records == "on", paths[side]
+                    )
+                    runs[(kind, side)].append(figures)
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        for broker, _port in brokers.values():
+            if broker is not None:
+                broker.terminate()
+                broker.wait(10)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)])
+    rows = []
+    print(
+        f"{'':8} {'A msgs/s':>9} {'B msgs/s':>9} {'B ÷ A':>6}"
+        f"  {'cpu µs/msg A: server':>20} {'worker':>6} {'redis':>6}"
+        f"  {'B: server':>9} {'worker':>6} {'redis':>6}   B ÷ A per round"
+    )
+    for kind in kinds:
+        a, b = runs[(kind, "A")], runs[(kind, "B")]
+        ratios = [y["msgs_per_s"] / x["msgs_per_s"] for x, y in zip(a, b, strict=True)]
+        row: dict[str, Any] = {"broker": kind, "b_over_a": statistics.median(ratios)}
+        for side, figures in (("a", a), ("b", b)):
+            for key in figures[0]:
+                row[f"{side}_{key}"] = statistics.median(f[key] for f in figures)
+        row |= {"b_over_a_rounds": ratios, "a_rounds": a, "b_rounds": b}
+        rows.append(row)
+        cpu = "".join(
+            f"  {row[f'{side}_cpu_us_server']:>{9 if side == 'b' else 20}.1f}"
+            f" {row[f'{side}_cpu_us_worker']:>6.1f} {row[f'{side}_cpu_us_redis']:>6.1f}"
+            for side in "ab"
+        )
+        print(
+            f"{kind:8} {row['a_msgs_per_s']:>9.0f} {row['b_msgs_per_s']:>9.0f}"
+            f" {row['b_over_a']:>6.2f}{cpu}   {' '.join(f'{x:.2f}' for x in ratios)}"
+        )
+    out = HERE / "results" / "subscribe_ab.json"
+    result = {"base": args.base, "messages": args.messages, "records": args.records, "rows": rows}
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

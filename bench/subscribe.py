@@ -97,6 +97,13 @@ def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
+def stop_brokers(brokers: dict[str, tuple[subprocess.Popen[bytes] | None, int | None]]) -> None:
+    for broker, _port in brokers.values():
+        if broker is not None:
+            broker.terminate()
+            broker.wait(10)
+
+
 # -- the function every loop calls: as trivial as the handler in HANDLER -------------------------
 def handle(_topic: str, _message: bytes) -> None:
     return None
@@ -404,10 +411,7 @@ def main() -> None:
             rounds.append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
-        for broker, _port in brokers.values():
-            if broker is not None:
-                broker.terminate()
-                broker.wait(10)
+        stop_brokers(brokers)
     ceilings = [f["ceiling"] for f in rounds]
     rows: list[dict[str, Any]] = [
         {

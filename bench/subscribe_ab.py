@@ -69,10 +69,7 @@ def main() -> None:
                     runs[(kind, side)].append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
-        for broker, _port in brokers.values():
-            if broker is not None:
-                broker.terminate()
-                broker.wait(10)
+        bench.stop_brokers(brokers)
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)])
     rows = []
     print(

@@ -121,3 +121,17 @@ async def test_connection_ok(conn_mosquitto, conn_tansu):
     await test_connection("redis", {"url": SHARED_REDIS_URL}, timeout=3)
     await test_connection("mqtt", {"host": "127.0.0.1", "port": conn_mosquitto.port}, timeout=3)
     await test_connection("kafka", {"bootstrap_servers": f"127.0.0.1:{conn_tansu.port}"}, timeout=3)
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings", "options", "field"),
+    [
+        ("redis", {"host": "h"}, {"kind": "stream", "ack_interval_ms": -1}, "ack_interval_ms"),
+        ("kafka", {"bootstrap_servers": "h:1"}, {"fetch_max_wait_ms": 0}, "fetch_max_wait_ms"),
+    ],
+)
+def test_batching_options_out_of_range_name_the_option(kind, settings, options, field):
+    with pytest.raises(ConnectorConfigError, match=field):
+        create_source(
+            kind, settings, topics=["t"], window=1, group="g", client_id="c", options=options
+        )

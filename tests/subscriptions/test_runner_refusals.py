@@ -76,3 +76,32 @@ async def test_an_oversized_message_fails_alone(caller: Caller) -> None:
     assert runner.stats.by_outcome == {"success": 2, "failure": 1}
     assert "over the limit of 200 bytes" in runner.stats.last["failure"]["error"]
     assert runner.stats.last["success"]["result"] in (4, 5)  # len("tiny") or len("small")
+
+
+async def test_the_size_limit_holds_to_the_byte(caller: Caller) -> None:
+    """The runner skips measuring kwargs it knows are small: at the limit itself a message is
+    measured, taken when its kwargs are exactly 200 bytes and refused at 201."""
+    runner = _runner(caller, "handlers.handle")
+    # {"topic": "t", "message": <n bytes>} is 19 + n bytes of msgpack (n < 256)
+    fits, over = b"y" * 181, b"z" * 182
+    assert await _handle(runner, [fits, over]) == [(0, True), (1, True)]
+    assert runner.stats.by_outcome == {"success": 1, "failure": 1}
+    assert runner.stats.last["success"]["result"] == 181
+    assert "kwargs are 201 bytes" in runner.stats.last["failure"]["error"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 31, 32, 255, 256, 65535, 65536, 70000])
+@pytest.mark.parametrize(
+    "topic", ["t", "sensors/é/温度", "x" * 300], ids=["short", "unicode", "long"]
+)
+def test_the_kwargs_size_bound_is_never_below_the_encoded_size(size: int, topic: str) -> None:
+    import msgspec
+
+    from fnhub.subscriptions.runner import _kwargs_size_bound, message_text
+
+    for payload in (b"a" * size, b"\xff" * size):  # text, and bytes that are not UTF-8
+        msg = Message(topic=topic, payload=payload)
+        encoded = msgspec.msgpack.encode({"topic": topic, "message": message_text(payload)})
+        bound = _kwargs_size_bound("kwargs", msg)
+        assert bound is not None and len(encoded) <= bound
+    assert _kwargs_size_bound("event_context", Message(topic=topic, payload=b"{}")) is None

@@ -37,7 +37,7 @@ from fnhub.connectors import (
 from fnhub.server.context import ServerContext
 from fnhub.subscriptions.spec import PublishTarget, SubscriptionSpec
 from fnhub.subscriptions.stats import SubscriptionStats
-from fnhub.tasks import Status, Task, TaskResult, result_for
+from fnhub.tasks import Status, Task, TaskResult, new_task_ids, result_for
 from fnhub.worker.execute import BYTES_MARKER
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,28 @@ return 0
 """
 
 
-_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits of a UUID
-_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+def new_invoke_ids(n: int) -> list[str]:
+    """`n` version-4 UUID strings like Baetyl's invoke ids, from one draw of the PRNG: a
+    subscription makes them a batch at a time, and `uuid4()` reads os.urandom (a system call)
+    for each, at several times the cost."""
+    raw = bytearray(random.randbytes(16 * n))
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # the RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
+        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * n, 32)
+    ]
 
 
-def new_invoke_id() -> str:
-    """A version-4 UUID string like Baetyl's invoke ids (what `uuid.UUID(int=..., version=4)`
-    gives, at half the cost), from the PRNG: `uuid4()` reads os.urandom, a system call."""
-    h = f"{random.getrandbits(128) & _V4_CLEAR | _V4_SET:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+def _kwargs_size_bound(convention: str, msg: Message) -> int | None:
+    """An upper bound on the msgpack size of `{"topic": ..., "message": ...}` (two short keys,
+    two headers of at most 5 bytes, the text as many bytes as the payload); None for other
+    conventions: Baetyl's parsed event may encode larger than it came."""
+    if convention != "kwargs":
+        return None
+    return len(msg.payload) + 4 * len(msg.topic) + 32
 
 
 def message_text(payload: bytes) -> str | bytes:
@@ -292,14 +305,21 @@ class Runner:
             return []
         tasks: list[Task] = []
         index: list[int] = []
-        for i in todo:
+        convention = make.info.convention
+        for i, task_id, invoke_id in zip(
+            todo, new_task_ids(len(todo)), new_invoke_ids(len(todo)), strict=True
+        ):
             msg = batch.msgs[i]
-            invoke_id = new_invoke_id()
             meta = {"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id}
             if msg.message_id is not None:  # an idempotency key for the function
                 meta["message_id"] = msg.message_id
             try:
-                task = make(self._kwargs(make.info.convention, msg, invoke_id), meta)
+                task = make(
+                    self._kwargs(convention, msg, invoke_id),
+                    meta,
+                    task_id=task_id,
+                    size_at_most=_kwargs_size_bound(convention, msg),
+                )
             except CallError as exc:  # too large: retrying cannot help either
                 self._finish(batch, i, self._refused(exc))
                 continue

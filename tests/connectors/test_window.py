@@ -150,3 +150,31 @@ async def test_a_source_waiting_for_a_refill_waits_until_that_much_is_free() -> 
 def test_a_window_holds_at_least_one_message() -> None:
     with pytest.raises(ValueError, match="window"):
         Window(0, SourceStatus())
+
+
+async def test_spawn_many_joins_the_turn_and_keeps_the_books_of_single_spawns() -> None:
+    batches: list[list[bytes]] = []
+    gate = asyncio.Event()
+
+    async def handler(msgs: list[Message], settle: Settle) -> None:
+        batches.append([m.payload for m in msgs])
+        await gate.wait()
+        for i in range(len(msgs)):
+            settle(i, True)
+
+    window, done = _window(4, handler)
+
+    def ack(m: Message, ok: bool) -> None:
+        done.append((m.payload, ok))
+
+    _spawn(window, done, [b"a"])
+    window.spawn_many([(Message(topic="t", payload=p), ack) for p in (b"b", b"c", b"d")])
+    window.spawn_many([])  # an empty read changes nothing
+    assert (window.free, window.status.in_flight, window.status.received) == (0, 4, 4)
+    assert window.status.max_in_flight == 4
+    assert not await window.wait_room(timeout=0.05)  # full: the reader waits
+    assert batches == [[b"a", b"b", b"c", b"d"]]  # one turn, one batch
+    gate.set()
+    assert await window.wait_room(timeout=1, n=4)
+    assert done == [(b"a", True), (b"b", True), (b"c", True), (b"d", True)]
+    assert window.status.in_flight == 0

@@ -21,6 +21,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -32,6 +33,7 @@ from fnhub.connectors.base import (
     ConnectorConfigError,
     ConnectorError,
     ConnectorType,
+    Done,
     Message,
     ReadingSource,
     describe_error,
@@ -56,9 +58,10 @@ def _where(s: KafkaSettings) -> str:
 class _Partition:
     """Offsets handed out for one assigned partition, and the commit position they allow."""
 
-    __slots__ = ("done", "order", "position", "ready")
+    __slots__ = ("ack", "done", "order", "position", "ready")
 
-    def __init__(self) -> None:
+    def __init__(self, ack: Callable[[_Partition, Message, bool], None]) -> None:
+        self.ack: Done = functools.partial(ack, self)  # the window's done(msg, ok), made once
         self.order: collections.deque[int] = collections.deque()
         self.done: set[int] = set()
         self.position: int | None = None  # next offset to commit (all below are finished)
@@ -203,20 +206,34 @@ class KafkaSource(ReadingSource):
             self.status.connected()
 
     def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        for records in batch.values():
+        """Spawn what the window has room for, together; keep the rest, in order, for later."""
+        items: list[tuple[Message, Done]] = []
+        room = self._window.free
+        for tp, records in batch.items():
+            part: _Partition | None = None
             for record in records:
-                if self._window.free > 0 and not self._overflow:
-                    self._spawn(record)
+                if room > 0 and not self._overflow:
+                    part = part or self._partition(tp)
+                    part.order.append(record.offset)
+                    items.append((self._message(record), part.ack))
+                    room -= 1
                 else:
                     self._overflow.append(record)
+        self._window.spawn_many(items)
 
     def _spawn(self, r: ConsumerRecord) -> None:
-        tp = TopicPartition(r.topic, r.partition)
+        part = self._partition(TopicPartition(r.topic, r.partition))
+        part.order.append(r.offset)
+        self._window.spawn(self._message(r), part.ack)
+
+    def _partition(self, tp: TopicPartition) -> _Partition:
         part = self._partitions.get(tp)
         if part is None:
-            part = self._partitions[tp] = _Partition()
-        part.order.append(r.offset)
-        msg = Message(
+            part = self._partitions[tp] = _Partition(self._done)
+        return part
+
+    def _message(self, r: ConsumerRecord) -> Message:
+        return Message(
             topic=r.topic,
             payload=r.value if r.value is not None else b"",
             timestamp=r.timestamp / 1000 if r.timestamp and r.timestamp > 0 else time.time(),
@@ -227,7 +244,6 @@ class KafkaSource(ReadingSource):
             message_id=f"{r.topic}:{r.partition}:{r.offset}",
             client_id=self.client_id,
         )
-        self._window.spawn(msg, functools.partial(self._done, part))
 
     def _done(self, part: _Partition, msg: Message, ok: bool) -> None:
         # A failed message stays in `order`: commits for its partition stop below it.

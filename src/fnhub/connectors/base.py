@@ -334,22 +334,11 @@ class Window:
 
     def spawn(self, msg: Message, done: Done) -> None:
         """Take `msg` into the window; it goes to the handler with the others of this turn."""
-        if not self._gathering:
-            asyncio.get_running_loop().call_soon(self._start)
-        self._gathering.append((msg, done))
-        self.count = n = self.count + 1
-        status = self.status
-        status.in_flight = n
-        status.received += 1
-        if n > status.max_in_flight:
-            status.max_in_flight = n
-        if n >= self.size:
-            self._room.clear()
-        self._empty.clear()
+        self.spawn_many([(msg, done)])
 
     def spawn_many(self, items: list[tuple[Message, Done]]) -> None:
-        """`spawn` for what one broker read gave, the window's bookkeeping done once for all:
-        per message it cost about as much as making the message."""
+        """`spawn` for what one broker read gave: the window's bookkeeping once for all, which
+        per message cost about as much as making the message."""
         if not items:
             return
         if not self._gathering:

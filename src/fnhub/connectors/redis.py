@@ -311,8 +311,7 @@ class RedisStreamSource(_RedisSource):
                 self._spawn_entries(key, entries)
 
     def _spawn_entries(self, key: str, entries: list[Any]) -> None:
-        inflight, done, client_id = self._inflight, self._done, self.client_id
-        field = self._field
+        inflight, done = self._inflight, self._done
         items: list[tuple[Message, Done]] = []
         for raw_id, fields in entries:
             entry_id = _s(raw_id)
@@ -323,34 +322,24 @@ class RedisStreamSource(_RedisSource):
             if not fields:  # trimmed or deleted while pending: nothing to handle
                 self._queue_ack(key, entry_id)
                 continue
-            payload = fields.get(field)
-            if payload is None or len(fields) != 1:
-                msg = self._message(key, entry_id, fields)
-            else:  # the usual entry, nothing but the payload: made here, at half the cost
-                msg = Message(
-                    topic=key,
-                    payload=payload,
-                    timestamp=int(entry_id.partition("-")[0]) / 1000,
-                    message_id=entry_id,
-                    client_id=client_id,
-                )
-            items.append((msg, done))
+            items.append((self._message(key, entry_id, fields), done))
         self._window.spawn_many(items)
 
     def _message(self, key: str, entry_id: str, fields: dict[Any, Any]) -> Message:
+        """The usual entry holds the payload field alone. Other fields become headers, and an
+        entry without the payload field is handed over as a JSON object of its fields."""
         payload = fields.get(self._field)
-        if payload is not None and len(fields) == 1:  # the usual entry: nothing but the payload
-            headers: dict[str, bytes] = {}
-        else:
+        headers: dict[str, bytes] = {}
+        if payload is None or len(fields) != 1:
             headers = {_s(k): v for k, v in fields.items() if _s(k) != self.options.field}
-        if payload is None:  # no `data` field: hand over all fields as a JSON object
-            payload = json.dumps(
-                {k: v.decode(errors="replace") for k, v in headers.items()}
-            ).encode()
+            if payload is None:
+                payload = json.dumps(
+                    {k: v.decode(errors="replace") for k, v in headers.items()}
+                ).encode()
         return Message(
             topic=key,
             payload=payload,
-            timestamp=int(entry_id.split("-", 1)[0]) / 1000,
+            timestamp=int(entry_id.partition("-")[0]) / 1000,
             headers=headers,
             message_id=entry_id,
             client_id=self.client_id,

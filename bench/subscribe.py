@@ -239,10 +239,15 @@ def _cpu(pid: int) -> float:
 
 
 def fnhub_rate(
-    kind: str, n: int, port: int | None, records: bool, pythonpath: str | None = None
+    kind: str,
+    n: int,
+    port: int | None,
+    records: bool,
+    pythonpath: str | None = None,
+    window: int = 500,
 ) -> dict[str, float]:
     """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
-    `src`), as bench/subscribe_ab.py does."""
+    `src`), as bench/subscribe_ab.py does; `window` is the subscription's."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -262,7 +267,7 @@ def fnhub_rate(
         "connector": "c",
         "topics": [topic],
         "function": "handlers.handle",
-        "window": 500,
+        "window": window,
         "options": options,
         "record": records,
     }

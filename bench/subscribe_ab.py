@@ -12,13 +12,15 @@ Writes bench/results/subscribe_ab.json.
 
 from __future__ import annotations
 
+import os
 import sys
 
-# bench/queue.py is named like the stdlib `queue` module: keep this folder off the import path
-sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
+# bench/queue.py is named like the stdlib `queue` module: this folder goes last on the import
+# path, so `queue` is the stdlib's and `subscribe` is bench/subscribe.py
+HERE_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if not p.endswith("bench")] + [HERE_DIR]
 
 import argparse
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -26,16 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).parent
+import subscribe as bench
+
+HERE = Path(HERE_DIR)
 ROOT = HERE.parent
-
-
-def _subscribe_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_subscribe", HERE / "subscribe.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> None:
@@ -46,7 +42,6 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--records", choices=("on", "off"), default="on")
     args = parser.parse_args()
-    bench = _subscribe_bench()
     kinds = args.brokers.split(",")
     tmp = Path(tempfile.mkdtemp())
     worktree = tmp / "base"

@@ -10,27 +10,23 @@ to its own raw loop (this machine is shared and noisy). Writes bench/results/sub
 
 from __future__ import annotations
 
+import os
 import sys
 
-# bench/queue.py is named like the stdlib `queue` module: keep this folder off the import path
-sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
+# bench/queue.py is named like the stdlib `queue` module: this folder goes last on the import
+# path, so `queue` is the stdlib's and `subscribe` is bench/subscribe.py
+HERE_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if not p.endswith("bench")] + [HERE_DIR]
 
 import argparse
-import importlib.util
 import json
 import statistics
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).parent
+import subscribe as bench
 
-
-def _subscribe_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_subscribe", HERE / "subscribe.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+HERE = Path(HERE_DIR)
 
 
 def main() -> None:
@@ -39,7 +35,6 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=40000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    bench = _subscribe_bench()
     windows = [int(w) for w in args.windows.split(",")]
     rounds: list[dict[str, Any]] = []
     for r in range(args.rounds):

@@ -1,7 +1,7 @@
 """Subscription throughput of this checkout (B) against another revision (A), interleaved.
 
     python bench/subscribe_ab.py --base <git rev> [--brokers redis,kafka] [--rounds 4]
-                                 [--messages 20000] [--records on|off]
+                                 [--messages 20000] [--records on|off] [--window 500]
 
 On this shared machine a whole bench run can be a third slower than the one before it, more than
 most changes are worth, so a change is judged by rounds that run A and B back to back (the order
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--records", choices=("on", "off"), default="on")
+    parser.add_argument("--window", type=int, default=500, help="the subscription's window")
     args = parser.parse_args()
     kinds = args.brokers.split(",")
     tmp = Path(tempfile.mkdtemp())
@@ -59,7 +60,12 @@ def main() -> None:
             for kind in kinds:
                 for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
                     figures = bench.fnhub_rate(
-                        kind, args.messages, brokers[kind][1], args.records == "on", paths[side]
+                        kind,
+                        args.messages,
+                        brokers[kind][1],
+                        args.records == "on",
+                        paths[side],
+                        window=args.window,
                     )
                     runs[(kind, side)].append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)

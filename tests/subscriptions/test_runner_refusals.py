@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from fnhub.connections import ConnectorConfig
@@ -15,7 +16,7 @@ from fnhub.redis_client import async_redis
 from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
 from fnhub.store.db import Database
-from fnhub.subscriptions.runner import Runner
+from fnhub.subscriptions.runner import Runner, _kwargs_size_bound, message_text
 from fnhub.subscriptions.spec import parse_spec
 
 SCRIPT = """
@@ -95,10 +96,6 @@ async def test_the_size_limit_holds_to_the_byte(caller: Caller) -> None:
     "topic", ["t", "sensors/é/温度", "x" * 300], ids=["short", "unicode", "long"]
 )
 def test_the_kwargs_size_bound_is_never_below_the_encoded_size(size: int, topic: str) -> None:
-    import msgspec
-
-    from fnhub.subscriptions.runner import _kwargs_size_bound, message_text
-
     for payload in (b"a" * size, b"\xff" * size):  # text, and bytes that are not UTF-8
         msg = Message(topic=topic, payload=payload)
         encoded = msgspec.msgpack.encode({"topic": topic, "message": message_text(payload)})

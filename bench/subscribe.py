@@ -312,7 +312,9 @@ def fnhub_rate(
     machine = redis.Redis.from_url(REDIS_URL)  # the source's broker for `redis`
     r = machine  # fnhub's own Redis
     if serve:
-        r = redis.Redis(unix_socket_path=str(tmp / ".fnhub" / "redis.sock"))
+        from fnhub.embedded_redis import socket_path
+
+        r = redis.Redis(unix_socket_path=str(socket_path(tmp / ".fnhub")))
 
     def finished() -> int:
         """Tasks of the subscription's queue that ended, from fnhub's own counters (written in
@@ -345,9 +347,13 @@ def fnhub_rate(
         while finished() < warm:
             time.sleep(0.05)
         redis_cpu = _queue_bench().redis_cpu
-        cpu0 = {role: _cpu(proc.pid) for role, proc in procs.items()} | {
-            "redis": redis_cpu(machine)
-        }
+
+        def cpu_now() -> dict[str, float]:
+            return {role: _cpu(proc.pid) for role, proc in procs.items()} | {
+                "redis": redis_cpu(machine)
+            }
+
+        cpu0 = cpu_now()
         t0 = time.perf_counter()
         if kind == "redis":
             _fill_stream(topic, n)
@@ -358,9 +364,7 @@ def fnhub_rate(
         while finished() < warm + n:
             time.sleep(0.02)
         rate = n / (time.perf_counter() - t0)
-        cpu1 = {role: _cpu(proc.pid) for role, proc in procs.items()} | {
-            "redis": redis_cpu(machine)
-        }
+        cpu1 = cpu_now()
         return {"msgs_per_s": rate} | {
             f"cpu_us_{role}": (cpu1[role] - cpu0[role]) / n * 1e6 for role in cpu0
         }

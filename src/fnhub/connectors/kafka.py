@@ -214,8 +214,7 @@ class KafkaSource(ReadingSource):
             for record in records:
                 if room > 0 and not self._overflow:
                     part = part or self._partition(tp)
-                    part.order.append(record.offset)
-                    items.append((self._message(record), part.ack))
+                    items.append(self._hand_out(part, record))
                     room -= 1
                 else:
                     self._overflow.append(record)
@@ -223,8 +222,12 @@ class KafkaSource(ReadingSource):
 
     def _spawn(self, r: ConsumerRecord) -> None:
         part = self._partition(TopicPartition(r.topic, r.partition))
+        self._window.spawn(*self._hand_out(part, r))
+
+    def _hand_out(self, part: _Partition, r: ConsumerRecord) -> tuple[Message, Done]:
+        """The window's item for a record; its offset now waits in the partition's commit order."""
         part.order.append(r.offset)
-        self._window.spawn(self._message(r), part.ack)
+        return self._message(r), part.ack
 
     def _partition(self, tp: TopicPartition) -> _Partition:
         part = self._partitions.get(tp)

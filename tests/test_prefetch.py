@@ -61,9 +61,9 @@ def test_hand_back_requeues_the_unstarted_entries_once(services):
     running = prefetch.take()
     assert running is not None and running[2] == {b"e": b"task 0"}
 
-    assert prefetch.hand_back(r) == 4
+    assert prefetch.hand_back(r, services.keys) == 4
     assert prefetch.take() is None  # the child will not start them any more
-    assert prefetch.hand_back(r) == 0
+    assert prefetch.hand_back(r, services.keys) == 0
     # only the running entry is still the child's; the rest are new entries, read by anyone
     pending = r.xpending_range(stream, WORKER_GROUP, "-", "+", 10, consumername="child")
     assert [p["message_id"].decode() for p in pending] == [running[1]]
@@ -77,7 +77,7 @@ def test_hand_back_keeps_the_entries_when_redis_is_down(services):
     prefetch = _prefetched(r, stream, 3)
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5)
     with pytest.raises(redis.ConnectionError):
-        prefetch.hand_back(dead)
+        prefetch.hand_back(dead, services.keys)
     # nothing was lost: the child still runs them, in order
     taken = [prefetch.take() for _ in range(3)]
     assert [entry[2] for entry in taken] == [{b"e": f"task {i}".encode()} for i in range(3)]
@@ -124,6 +124,6 @@ def test_hand_back_passes_a_malformed_entry_on_unchanged(services):
     prefetch = _prefetched(r, stream, 1)
     r.xadd(stream, {"other": b"not an envelope"})
     prefetch.fill(_read(r, stream, "child", 1))
-    assert prefetch.hand_back(r) == 2
+    assert prefetch.hand_back(r, services.keys) == 2
     again = _read(r, stream, "other", 10)
     assert [fields for _, _, fields in again] == [{b"e": b"task 0"}, {b"other": b"not an envelope"}]

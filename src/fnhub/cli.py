@@ -300,9 +300,9 @@ def status(
             _time(w.get("beat")),
         )
     console.print(workers)
-    queues = Table("queue", "waiting", "running")
+    queues = Table("queue", "tasks", "entries held by workers")
     for q in data["queues"]:
-        queues.add_row(q["queue"], str(q["waiting"]), str(q["running"]))
+        queues.add_row(q["queue"], str(q["tasks"]), str(q["held"]))
     console.print(queues)
     subs = Table(
         "subscription",

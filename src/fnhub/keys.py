@@ -20,6 +20,19 @@ class Keys:
         return stream.removeprefix(f"{self.prefix}:q:")
 
     @property
+    def bundled(self) -> str:
+        """Hash queue stream → how many more tasks it holds than entries (a bundle entry of n
+        tasks adds n - 1), so queue lengths count tasks."""
+        return f"{self.prefix}:q-bundled"
+
+    @property
+    def bundles(self) -> str:
+        """Hash of the progress of bundle entries being run: `done|<stream>|<entry id>` → tasks
+        finished (a prefix), `end|<stream>|<entry id>` → tasks the child kept (the rest were
+        handed back). Fields exist only while their entry is pending and needs them."""
+        return f"{self.prefix}:q-bundles"
+
+    @property
     def delayed(self) -> str:
         """Sorted set `<queue>|<task id>` scored by the time the task becomes due."""
         return f"{self.prefix}:delayed"

@@ -1,7 +1,13 @@
 """The durable task queue over Redis Streams: the semantics that make fnhub at-least-once.
 
 - A task is an entry `{e: <msgpack envelope>}` in stream `<prefix>:q:<queue>`, read through the
-  consumer group `workers`; each worker child is its own consumer.
+  consumer group `workers`; each worker child is its own consumer. Tasks a server enqueues
+  together (a subscription's batch, the calls of one loop iteration) share a *bundle* entry
+  `{b: <msgpack array of envelopes>}`: per entry, not per task, is where Redis spends its time
+  (XADD, XREADGROUP, XACK, XDEL). The child that reads a bundle runs its tasks in order and
+  acknowledges the entry once all of them finished; their results go out as they come, and
+  `keys.bundles` says how many are done, so a crash repeats none of those. `keys.bundled` keeps
+  queue lengths in tasks.
 - An entry is acknowledged (XACK + XDEL, so the stream only holds unfinished work) in the same
   atomic call as its reply and its record (`FINISH`, or a MULTI where the batch needs more), and
   only after the task finished.
@@ -55,14 +61,69 @@ return #due
 """
 
 
-#: XADD of many envelopes to one queue stream in one command: a pipeline of XADDs costs the
-#: asyncio client an await per reply, which made enqueueing the largest cost of a busy server
+#: XADD of many entries to one queue stream in one command (a pipeline of XADDs costs the
+#: asyncio client an await per reply). KEYS: the stream, `keys.bundled`; ARGV: how many more
+#: tasks than entries this adds, then field and value of each entry.
 ENQUEUE_MANY = """
-for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end
+for i = 2, #ARGV, 2 do redis.call('XADD', KEYS[1], '*', ARGV[i], ARGV[i + 1]) end
+if ARGV[1] ~= '0' then redis.call('HINCRBY', KEYS[2], KEYS[1], ARGV[1]) end
 return #ARGV
 """
 #: envelopes per ENQUEUE_MANY call: bounds how long one call holds Redis
 ENQUEUE_MANY_CHUNK = 200
+
+#: Each queue's length in tasks: XLEN plus what bundles hold beyond one task each. A queue
+#: stream that is empty holds no bundle, so its count is reset there (a stream deleted by hand,
+#: or a bundle too malformed to know its size, would otherwise leave it wrong for good).
+QUEUE_LENGTHS = """
+local out = {}
+for i = 1, #KEYS do
+  local n = redis.call('XLEN', KEYS[i])
+  local extra = tonumber(redis.call('HGET', ARGV[1], KEYS[i]) or '0')
+  if n == 0 and extra ~= 0 then redis.call('HDEL', ARGV[1], KEYS[i]) end
+  if n > 0 and extra > 0 then n = n + extra end
+  out[i] = n
+end
+return out
+"""
+
+_bundle_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+
+
+def bundle_value(envelopes: list[bytes]) -> bytes:
+    """The `b` field of a bundle entry: the envelopes as one msgpack array."""
+    return _raw_list_encoder.encode([msgspec.Raw(data) for data in envelopes])
+
+
+def bundle_envelopes(value: bytes) -> list[msgspec.Raw]:
+    """The envelopes of a bundle entry, undecoded; raises msgspec.DecodeError if malformed."""
+    return _bundle_decoder.decode(value)
+
+
+def bundle_field(kind: str, stream: str, entry_id: str) -> str:
+    """A field of `keys.bundles`: kind "done" (tasks finished) or "end" (tasks kept)."""
+    return f"{kind}|{stream}|{entry_id}"
+
+
+def enqueue_many_args(envelopes: list[bytes], entries: int) -> list[bytes | str]:
+    """ENQUEUE_MANY's arguments for `envelopes` as `entries` entries of nearly equal size: as
+    many as there are worker processes, so a burst of slow tasks still spreads over all."""
+    n = len(envelopes)
+    entries = max(1, min(entries, n))
+    args: list[bytes | str] = [str(n - entries)]
+    for k in range(entries):
+        group = envelopes[k * n // entries : (k + 1) * n // entries]
+        args += ["e", group[0]] if len(group) == 1 else ["b", bundle_value(group)]
+    return args
+
+
+def add_bundle(pipe: Any, keys: Keys, stream: str, envelopes: list[bytes]) -> None:
+    """Queue the commands that add these envelopes to `stream` as one entry."""
+    if len(envelopes) == 1:
+        pipe.xadd(stream, {"e": envelopes[0]})
+        return
+    pipe.xadd(stream, {"b": bundle_value(envelopes)})
+    pipe.hincrby(keys.bundled, stream, len(envelopes) - 1)
 
 
 def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) -> None:
@@ -88,6 +149,11 @@ class ResultBatch:
         self.run_seconds: dict[str, float] = {}  # queue → seconds
         self.replies: dict[str, list[bytes]] = {}
         self.records: list[bytes] = []
+        # bundle entries: `keys.bundles` fields to set (tasks done) and to delete (entry
+        # acknowledged), and the change of each queue's `keys.bundled` count
+        self.bundle_progress: dict[str, int] = {}
+        self.bundle_forget: list[str] = []
+        self.bundled: dict[str, int] = {}
 
     def flush(self, pipe: Any, keys: Keys) -> None:
         self.add_entries(pipe, keys)
@@ -139,6 +205,11 @@ class ResultBatch:
                 WORKER_GROUP,
                 REPLY_TTL_SECONDS,
                 RECORDS_MAXLEN,
+                self.bundle_progress,
+                self.bundle_forget,
+                self.bundled,
+                keys.bundles,
+                keys.bundled,
             ]
         )
 
@@ -180,6 +251,9 @@ if plan[3] ~= '' then
 end
 for field, n in pairs(plan[4]) do redis.call('HINCRBY', plan[6], field, n) end
 for field, x in pairs(plan[5]) do redis.call('HINCRBYFLOAT', plan[6], field, x) end
+for field, n in pairs(plan[11]) do redis.call('HSET', plan[14], field, n) end
+if #plan[12] > 0 then redis.call('HDEL', plan[14], unpack(plan[12])) end
+for stream, n in pairs(plan[13]) do redis.call('HINCRBY', plan[15], stream, n) end
 return 1
 """
 FINISH_INLINE_BYTES = 16_384
@@ -303,13 +377,15 @@ def release_consumer(
     running_entry: str | None,
     running_outcome: str,
     claimer: str,
+    running_index: int = 0,
 ) -> list[TaskResult]:
     """Hand a dead consumer's pending entries back to the queue; returns final results made here.
 
-    `running_entry` is the entry the consumer was executing ("" / None if unknown, in which case
-    every entry counts as possibly running). `running_outcome` is "timeout" (killed on purpose:
-    final, not retried), "crash" (retried with attempt + 1 until max_attempts, then dead) or
-    "release" (shutdown: handed back as it was).
+    `running_entry` is the entry the consumer was executing ("" if none; None if unknown, in
+    which case every task counts as possibly running), and `running_index` the task within it
+    (a bundle's). `running_outcome` is "timeout" (killed on purpose: final, not retried),
+    "crash" (retried with attempt + 1 until max_attempts, then dead) or "release" (shutdown:
+    handed back as it was). Of a bundle, only the tasks not yet finished go back.
     """
     finals: list[TaskResult] = []
     while True:
@@ -325,33 +401,75 @@ def release_consumer(
                 add_ack(pipe, stream, entry_id)
         for entry_id, fields in claimed:
             add_ack(pipe, stream, entry_id)
-            try:
-                task = decode_task(fields[b"e"])
-            except (KeyError, msgspec.DecodeError):
-                log.error("dropping malformed entry %s in %s", entry_id, stream)
-                continue
-            add_release(pipe, keys, task)
-            was_running = running_entry is None or _text(entry_id) == running_entry
-            if not was_running or running_outcome == "release":
-                add_enqueue(pipe, keys, task)
-            elif running_outcome == "timeout":
-                result = result_for(
-                    task,
-                    Status.TIMEOUT,
-                    end_time=time.time(),
-                    error_type="TimeoutError",
-                    error_message=f"{task.function} ran longer than its {task.timeout:g}s timeout "
-                    "and its process was killed",
+            entry = _text(entry_id)
+            for index, task in _unfinished_tasks(client, pipe, keys, stream, entry, fields):
+                running = running_entry is None or (
+                    entry == running_entry and index == running_index
                 )
-                add_result(pipe, keys, task, result)
-                finals.append(result)
-            elif task.attempt >= task.max_attempts:
-                finals.append(add_dead_letter(pipe, keys, task, "worker process died"))
-            else:
-                add_enqueue(pipe, keys, msgspec.structs.replace(task, attempt=task.attempt + 1))
+                finals.extend(_release_task(pipe, keys, task, running, running_outcome))
         pipe.execute()
     client.xgroup_delconsumer(stream, WORKER_GROUP, consumer)
     return finals
+
+
+def _unfinished_tasks(
+    client: redis.Redis,
+    pipe: Any,
+    keys: Keys,
+    stream: str,
+    entry_id: str,
+    fields: dict[bytes, bytes],
+) -> list[tuple[int, Task]]:
+    """The tasks of a released entry that did not finish, with their index in it; a bundle's
+    progress fields and its share of the queue's length go in the same transaction."""
+    if b"b" not in fields:
+        try:
+            return [(0, decode_task(fields[b"e"]))]
+        except (KeyError, msgspec.DecodeError):
+            log.error("dropping malformed entry %s in %s", entry_id, stream)
+            return []
+    done_field, end_field = (bundle_field(k, stream, entry_id) for k in ("done", "end"))
+    done, end = client.hmget(keys.bundles, [done_field, end_field])
+    pipe.hdel(keys.bundles, done_field, end_field)
+    try:
+        envelopes = bundle_envelopes(fields[b"b"])
+    except msgspec.DecodeError:
+        log.error("dropping malformed bundle entry %s in %s", entry_id, stream)
+        return []
+    kept = int(end) if end is not None else len(envelopes)
+    pipe.hincrby(keys.bundled, stream, -(kept - 1))
+    tasks = []
+    for index in range(int(done or 0), kept):
+        try:
+            tasks.append((index, decode_task(envelopes[index])))
+        except msgspec.DecodeError:
+            log.error("dropping malformed task %d of bundle %s in %s", index, entry_id, stream)
+    return tasks
+
+
+def _release_task(
+    pipe: Any, keys: Keys, task: Task, running: bool, outcome: str
+) -> list[TaskResult]:
+    """Queue what becomes of one released task; returns its final result if it got one."""
+    add_release(pipe, keys, task)
+    if not running or outcome == "release":
+        add_enqueue(pipe, keys, task)
+        return []
+    if outcome == "timeout":
+        result = result_for(
+            task,
+            Status.TIMEOUT,
+            end_time=time.time(),
+            error_type="TimeoutError",
+            error_message=f"{task.function} ran longer than its {task.timeout:g}s timeout "
+            "and its process was killed",
+        )
+        add_result(pipe, keys, task, result)
+        return [result]
+    if task.attempt >= task.max_attempts:
+        return [add_dead_letter(pipe, keys, task, "worker process died")]
+    add_enqueue(pipe, keys, msgspec.structs.replace(task, attempt=task.attempt + 1))
+    return []
 
 
 def _text(value: str | bytes) -> str:

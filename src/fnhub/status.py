@@ -11,6 +11,7 @@ import redis
 from sqlalchemy import select
 
 from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.queue import QUEUE_LENGTHS
 from fnhub.store.db import Database
 from fnhub.subscriptions.manager import STATUS_STALE_SECONDS
 from fnhub.subscriptions.models import Subscription
@@ -22,15 +23,17 @@ def gather(client: redis.Redis, keys: Keys, db: Database, queues: list[str]) -> 
         wid = worker_id.decode()
         if client.exists(keys.worker_alive(wid)):
             workers.append({"id": wid, **json.loads(info)})
+    streams = [keys.queue(queue) for queue in queues]
+    lengths = client.eval(QUEUE_LENGTHS, len(streams), *streams, keys.bundled) if streams else []
     queue_rows = []
-    for queue in queues:
-        stream = keys.queue(queue)
-        length = client.xlen(stream)
+    for queue, stream, tasks in zip(queues, streams, lengths, strict=True):
         try:
-            pending = client.xpending(stream, WORKER_GROUP)["pending"]
+            held = client.xpending(stream, WORKER_GROUP)["pending"]
         except redis.ResponseError:
-            pending = 0
-        queue_rows.append({"queue": queue, "waiting": length - pending, "running": pending})
+            held = 0
+        # tasks: queued or running; held: entries workers read and did not finish (a bundle of
+        # tasks is one entry)
+        queue_rows.append({"queue": queue, "tasks": tasks, "held": held})
     with db.session() as session:
         subs = session.execute(select(Subscription).order_by(Subscription.name)).scalars().all()
     now = time.time()

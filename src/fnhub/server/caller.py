@@ -25,8 +25,10 @@ from fnhub.calls import CallError, make_task
 from fnhub.queue import (
     ENQUEUE_MANY,
     ENQUEUE_MANY_CHUNK,
+    QUEUE_LENGTHS,
     STATUS_TTL_SECONDS,
     add_enqueue,
+    enqueue_many_args,
     iter_results,
 )
 from fnhub.redis_client import async_redis
@@ -114,6 +116,7 @@ class Caller:
         self.reply_stream = ctx.keys.reply(ctx.server_id)
         self.active = ActiveScripts()
         self.queue_workers: dict[str, int] = {}
+        self.queue_processes: dict[str, int] = {}  # worker processes reading each queue
         self.queue_lengths: dict[str, int] = {}
         self.workers: dict[str, dict[str, Any]] = {}
         self.revision_listeners: list[Any] = []  # async callables run after each refresh
@@ -128,6 +131,7 @@ class Caller:
         self._outbox_sending = False
         self._stopping = False
         self._enqueue_many = self.redis.register_script(ENQUEUE_MANY)
+        self._queue_lengths = self.redis.register_script(QUEUE_LENGTHS)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -177,19 +181,21 @@ class Caller:
             alive_flags = await pipe.execute() if ids else []
             workers: dict[str, dict[str, Any]] = {}
             counts: dict[str, int] = {}
+            processes: dict[str, int] = {}
             for wid, alive in zip(ids, alive_flags, strict=True):
                 if alive:
                     info = json.loads(workers_raw[wid.encode()])
                     workers[wid] = info
                     for q in info.get("queues", ()):
                         counts[q] = counts.get(q, 0) + 1
+                        processes[q] = processes.get(q, 0) + int(info.get("processes", 1))
             queues = sorted(set(counts) | set(self.settings.queues))
-            pipe = self.redis.pipeline(transaction=False)
-            for q in queues:
-                pipe.xlen(self.keys.queue(q))
-            lengths = await pipe.execute()
+            lengths = await self._queue_lengths(
+                keys=[self.keys.queue(q) for q in queues], args=[self.keys.bundled]
+            )
             self.workers = workers
             self.queue_workers = counts
+            self.queue_processes = processes
             self.queue_lengths = dict(zip(queues, lengths, strict=True))
             self._refreshed_at = time.monotonic()
 
@@ -314,7 +320,8 @@ class Caller:
             waiter.set_exception(exc)
 
     async def _send_outbox(self) -> None:
-        """Enqueue everything called since the last send: one ENQUEUE_MANY per queue."""
+        """Enqueue everything called since the last send: one ENQUEUE_MANY per queue and
+        chunk, holding the chunk's tasks in as many bundle entries as workers run processes."""
         try:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
@@ -322,12 +329,12 @@ class Caller:
                 for item in batch:
                     by_stream.setdefault(self.keys.queue(item[0].queue), []).append(item)
                 for stream, items in by_stream.items():
+                    entries = self.queue_processes.get(items[0][0].queue, 1)
                     for start in range(0, len(items), ENQUEUE_MANY_CHUNK):
                         chunk = items[start : start + ENQUEUE_MANY_CHUNK]
+                        args = enqueue_many_args([encode(task) for task, _ in chunk], entries)
                         try:
-                            await self._enqueue_many(
-                                keys=[stream], args=[encode(task) for task, _ in chunk]
-                            )
+                            await self._enqueue_many(keys=[stream, self.keys.bundled], args=args)
                         except BaseException as exc:
                             for task, waiter in chunk:
                                 self._fail(task, waiter, exc)

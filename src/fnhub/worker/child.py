@@ -1,7 +1,8 @@
 """A worker child: read tasks from the queue, run them one at a time, acknowledge after each.
 
-The child tells its supervisor what it runs through a shared-memory slot (entry and deadline), so
-the supervisor can kill it past the deadline and knows which entry was running if it dies.
+The child tells its supervisor what it runs through a shared-memory slot (entry, task index in
+a bundle, deadline), so the supervisor can kill it past the deadline and knows which task was
+running if it dies.
 
 Finished tasks are acknowledged (XACK + XDEL + reply + record, in one atomic call,
 `queue.FINISH`) a batch at a time by a `Finisher`; nothing is acknowledged before its task
@@ -14,6 +15,7 @@ import ctypes
 import logging
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import RawArray
@@ -33,13 +35,14 @@ from fnhub.queue import (
     add_dead_letter,
     add_enqueue,
     add_result,
+    bundle_field,
     ensure_groups,
 )
 from fnhub.redis_client import sync_redis
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
-from fnhub.worker.prefetch import Entry, HandBack, Prefetch
+from fnhub.worker.prefetch import Bundle, Entry, Item, Prefetch, SlowTaskWatch
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +51,17 @@ ENTRY_SIZE = 256
 
 @dataclass
 class Slot:
-    """Shared memory between a child and its supervisor: [deadline, started] and the entry."""
+    """Shared memory between a child and its supervisor: [deadline, started] and the task."""
 
     times: Any  # RawArray('d', 2)
-    entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id>"
+    entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id> <index in the entry>"
 
     @classmethod
     def create(cls) -> Slot:
         return cls(RawArray(ctypes.c_double, 2), RawArray(ctypes.c_char, ENTRY_SIZE))
 
-    def set(self, stream: str, entry_id: str, deadline: float) -> None:
-        self.entry.value = f"{stream} {entry_id}".encode()[: ENTRY_SIZE - 1]
+    def set(self, stream: str, entry_id: str, index: int, deadline: float) -> None:
+        self.entry.value = f"{stream} {entry_id} {index}".encode()[: ENTRY_SIZE - 1]
         self.times[1] = time.time()
         self.times[0] = deadline
 
@@ -77,11 +80,12 @@ class Slot:
     def started(self) -> float:
         return float(self.times[1])
 
-    def running(self) -> tuple[str, str] | None:
+    def running(self) -> tuple[str, str, int] | None:
+        """Stream, entry id and index in the entry of the running task, or None."""
         if self.times[0] <= 0:
             return None
-        stream, _, entry_id = self.entry.value.decode().partition(" ")
-        return stream, entry_id
+        stream, entry_id, index = self.entry.value.decode().rsplit(" ", 2)
+        return stream, entry_id, int(index)
 
 
 def consumer_name(worker_id: str, slot: int, pid: int) -> str:
@@ -89,29 +93,48 @@ def consumer_name(worker_id: str, slot: int, pid: int) -> str:
 
 
 Outcome = TaskResult | tuple[str, Task, float] | None  # result | ("retry", task, eta) | drop
+#: a settled task: stream, entry id, task, outcome, its bundle (or None), index, whether it
+#: completes its entry
+Settled = tuple[str, str, Task, Outcome, Bundle | None, int, bool]
 
 
 class Finisher:
     """Gathers finished tasks and sends their acknowledgements, replies and records at once.
 
     The child sends a batch once its tasks ran, or sooner when a result has waited `max_wait`
-    seconds (a slow task does not hold back the replies of the fast ones before it). Doing this
-    on the child's own thread, between reads, beats a flusher thread: two threads in one process
-    hand the GIL back and forth on every socket call, which cost more than the round trip saved.
+    seconds. Doing this on the child's own thread, between reads, beats a flusher thread: two
+    threads in one process hand the GIL back and forth on every socket call, which cost more
+    than the round trip saved. Only while a task runs long does the child's watchdog flush
+    (`prefetch.SlowTaskWatch`), so that task holds back none of the results before it; a lock
+    keeps the two from sending the same results.
     """
 
     def __init__(self, client: redis.Redis, keys: Keys, max_wait: float = 0.002) -> None:
         self.redis = client
         self.keys = keys
         self.max_wait = max_wait
-        self.pending: list[tuple[str, str, Task, Outcome]] = []
+        self.pending: list[Settled] = []
         self.since = 0.0
+        self._lock = threading.Lock()
         self._finish = client.register_script(FINISH)
 
-    def add(self, stream: str, entry_id: str, task: Task, outcome: Outcome) -> None:
-        if not self.pending:
-            self.since = time.monotonic()
-        self.pending.append((stream, entry_id, task, outcome))
+    def add(
+        self,
+        stream: str,
+        entry_id: str,
+        task: Task,
+        outcome: Outcome,
+        *,
+        bundle: Bundle | None = None,
+        index: int = 0,
+        last: bool = True,
+    ) -> None:
+        """Take a settled task; `last` says its entry is done (a bundle's entry is acknowledged
+        with its last task; before, only the count of its finished tasks is recorded)."""
+        with self._lock:
+            if not self.pending:
+                self.since = time.monotonic()
+            self.pending.append((stream, entry_id, task, outcome, bundle, index, last))
 
     def flush_if_due(self) -> None:
         if self.pending and time.monotonic() - self.since >= self.max_wait:
@@ -121,26 +144,30 @@ class Finisher:
         """Send what is pending; retries until Redis takes it (the results exist only here)."""
         if not self.pending:
             return
-        delay = 0.05
-        while True:
-            try:
-                self._send(self.pending)
-                self.pending = []
-                return
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("cannot reach Redis to finish %d task(s): %s", len(self.pending), exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        with self._lock:
+            delay = 0.05
+            while self.pending:
+                try:
+                    self._send(self.pending)
+                    self.pending = []
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    n = len(self.pending)
+                    log.warning("cannot reach Redis to finish %d task(s): %s", n, exc)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
 
-    def _send(self, batch: list[tuple[str, str, Task, Outcome]]) -> None:
+    def _send(self, batch: list[Settled]) -> None:
         """One FINISH call; inside a MULTI with the rarer commands (retries, status keys,
         concurrency slots, cron markers) when the batch has any, and with the reply and records
         entries when the results are large."""
         pipe = self.redis.pipeline(transaction=True)
         results = ResultBatch()
         acks: dict[str, list[str]] = {}
-        for stream, entry_id, task, outcome in batch:
-            acks.setdefault(stream, []).append(entry_id)
+        for stream, entry_id, task, outcome, bundle, index, last in batch:
+            if last:
+                acks.setdefault(stream, []).append(entry_id)
+            if bundle is not None:
+                _count_bundle(results, bundle, index, last)
             if isinstance(outcome, tuple):
                 concurrency.add_release(pipe, self.keys, task)
                 add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
@@ -154,11 +181,26 @@ class Finisher:
             self._finish(args=[plan])  # EVALSHA, loading the script when Redis lacks it
 
 
+def _count_bundle(results: ResultBatch, bundle: Bundle, index: int, last: bool) -> None:
+    """Record a bundle's progress with this batch: how many of its tasks are done, or, with its
+    last, that its fields go and its tasks no longer count in the queue's length."""
+    done = bundle_field("done", bundle.stream, bundle.entry_id)
+    if not last:
+        results.bundle_progress[done] = index + 1
+        bundle.written = True
+        return
+    results.bundle_progress.pop(done, None)
+    if bundle.written:
+        results.bundle_forget += [done, bundle_field("end", bundle.stream, bundle.entry_id)]
+    stream = bundle.stream
+    results.bundled[stream] = results.bundled.get(stream, 0) - (bundle.end - 1)
+
+
 class ReadSize:
     """How many entries the child reads at once (at most `limit`, the `prefetch` setting): doubles
     while batches run quickly and halves when they do not, so trivial tasks go a hundred per round
     trip while slow ones come one or two at a time. A task that turns out slow in the middle of a
-    batch hands the rest back to the queue (`prefetch.HandBack`)."""
+    batch hands the rest back to the queue (`prefetch.SlowTaskWatch`)."""
 
     FAST_SECONDS = 0.005
     SLOW_SECONDS = 0.05
@@ -201,11 +243,16 @@ def child_main(
     backoff = 0.1
     read_size = ReadSize(settings.prefetch)
     prefetch = Prefetch()
-    hand_back = HandBack(
-        prefetch, client, slot.running_since, alive=lambda: os.getppid() == supervisor_pid
+    watch = SlowTaskWatch(
+        prefetch,
+        client,
+        keys,
+        slot.running_since,
+        send_results=finisher.flush,
+        alive=lambda: os.getppid() == supervisor_pid,
     )
     freeze_startup_objects()
-    hand_back.start()
+    watch.start()
     try:
         # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
         # deadlines, and another supervisor is about to release its entries
@@ -234,8 +281,8 @@ def child_main(
                 stream = raw_stream.decode()
                 batch.extend((stream, raw_id.decode(), fields) for raw_id, fields in entries)
             prefetch.fill(batch)
-            while (entry := prefetch.take()) is not None:
-                _run_entry(executor, finisher, slot, keys, *entry)
+            while (item := prefetch.take()) is not None:
+                _run_item(executor, finisher, slot, prefetch, keys, item)
                 finisher.flush_if_due()
                 # (Event.is_set takes a lock: while tasks are quick, once per read will do)
                 if time.monotonic() - started > ReadSize.SLOW_SECONDS and stop.is_set():
@@ -243,46 +290,47 @@ def child_main(
             finisher.flush()
             read_size.update(len(batch), time.monotonic() - started)
     finally:
-        hand_back.stop()
+        watch.stop()
         finisher.flush()
         executor.close()
 
 
-def _run_entry(
-    executor: Executor,
-    finisher: Finisher,
-    slot: Slot,
-    keys: Keys,
-    stream: str,
-    entry_id: str,
-    fields: dict[bytes, bytes],
+def _run_item(
+    executor: Executor, finisher: Finisher, slot: Slot, prefetch: Prefetch, keys: Keys, item: Item
 ) -> None:
+    """Run one task and hand its outcome to the finisher."""
+    stream, entry_id, _, bundle, index = item
+    task, outcome = _outcome(executor, finisher, slot, keys, item)
+    with prefetch.lock:  # the hand back reads the slot and the bundle under it
+        slot.clear()
+        last = prefetch.settle(item)
+    finisher.add(stream, entry_id, task, outcome, bundle=bundle, index=index, last=last)
+
+
+def _outcome(
+    executor: Executor, finisher: Finisher, slot: Slot, keys: Keys, item: Item
+) -> tuple[Task, Outcome]:
+    """Decode and run the task of `item` (a crash inside leaves the slot naming it)."""
+    stream, entry_id, payload, bundle, index = item
     try:
-        task = decode_task(fields[b"e"])
+        task = decode_task(payload if bundle is not None else payload[b"e"])
     except (KeyError, msgspec.DecodeError) as exc:
-        log.error("discarding malformed queue entry %s %s: %s", stream, entry_id, exc)
-        finisher.add(stream, entry_id, Task(function="?"), None)
-        return
+        log.error("discarding malformed task %s %s #%d: %s", stream, entry_id, index, exc)
+        return Task(function="?"), None
     limit = concurrency.limit_of(task) if task.meta else None
     if limit:
         finisher.flush()  # finished tasks of this batch may hold the slots this one needs
     if limit and not concurrency.acquire(finisher.redis, keys, task, limit):
         eta = time.time() + concurrency.RETRY_SECONDS  # every slot is taken: back, same attempt
-        finisher.add(stream, entry_id, task, ("retry", task, eta))
-        return
-    slot.set(stream, entry_id, time.time() + task.timeout)
+        return task, ("retry", task, eta)
+    slot.set(stream, entry_id, index, time.time() + task.timeout)
     if task.status_key:
         _mark_running(finisher.redis, task)
-    try:
-        result = executor.run(task)
-    finally:
-        slot.clear()
+    result = executor.run(task)
     if result.status == Status.FAILURE and task.attempt <= task.retries:
         eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
-        retry = msgspec.structs.replace(task, attempt=task.attempt + 1)
-        finisher.add(stream, entry_id, task, ("retry", retry, eta))
-        return
-    finisher.add(stream, entry_id, task, result)
+        return task, ("retry", msgspec.structs.replace(task, attempt=task.attempt + 1), eta)
+    return task, result
 
 
 def _mark_running(client: redis.Redis, task: Task) -> None:

@@ -1,13 +1,19 @@
-"""Entries a worker child has read but not started, and handing them back when a task is slow.
+"""Tasks a worker child has read but not started, and what the child does while a task is slow.
 
-A child reads queue entries in batches (up to `prefetch` at once), because one round trip for
-many trivial tasks is most of what makes them cheap. The risk of a batch is a slow task at its
-head: the entries behind it would wait for it even while other children sit idle. A watchdog
-thread in the child therefore hands the unstarted entries back to the queue once the running
-task has run for `HAND_BACK_SECONDS`: in one MULTI it re-adds them at the queue's tail and
-acknowledges and deletes the originals, so another child (or this one, later) runs each of them
-exactly once. The child and the watchdog take entries under one lock, so an entry is either
-started here or handed back, never both.
+A child reads queue entries in batches (up to `prefetch` at once), and a bundle entry holds many
+tasks, because one round trip for many trivial tasks is most of what makes them cheap. The risk
+of a batch is a slow task at its head: the tasks behind it would wait for it even while other
+children sit idle. A watchdog thread in the child therefore hands the unstarted tasks back to
+the queue once the running task has run for `HAND_BACK_SECONDS`: in one MULTI it re-adds them
+at the queue's tail and acknowledges and deletes the entries they came from, so another child
+(or this one, later) runs each of them exactly once. A bundle whose first tasks already ran
+here stays this child's: the hand back records in `keys.bundles` how many of its tasks it kept.
+Sooner, after `CHECK_SECONDS`, the watchdog sends the results of the tasks that finished before
+the slow one, which would otherwise wait for it.
+
+The child and the watchdog share one lock: the child takes a task, and clears its slot and
+settles the task, under it, so a task is either started here or handed back, never both, and a
+bundle is acknowledged by exactly one of them.
 """
 
 from __future__ import annotations
@@ -17,60 +23,138 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+import msgspec
 import redis
 
-from fnhub.queue import add_ack
+from fnhub.keys import Keys
+from fnhub.queue import add_ack, add_bundle, bundle_envelopes, bundle_field
 
 log = logging.getLogger(__name__)
 
-#: how long the running task may hold back the entries read with it
+#: how long the running task may hold back the tasks read with it
 HAND_BACK_SECONDS = 0.5
-#: how often the watchdog looks at the running task
+#: how often the watchdog looks at the running task; the results finished before a task that
+#: runs this long are sent while it runs
 CHECK_SECONDS = 0.1
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
 
 
+@dataclass(slots=True, eq=False)
+class Bundle:
+    """A bundle entry this child runs: its tasks, how many it keeps, how many are settled."""
+
+    stream: str
+    entry_id: str
+    envelopes: list[msgspec.Raw]
+    end: int  # tasks kept here; the ones past it were handed back
+    settled: int = 0  # tasks whose outcome is with the Finisher
+    written: bool = False  # whether `keys.bundles` holds fields of this entry
+
+
+#: one task to run: stream, entry id, then the entry's fields and (None, 0) for a plain entry,
+#: or the task's envelope, its bundle and its index there for a bundle's task
+Item = tuple[str, str, Any, Bundle | None, int]
+
+
+def items_of(entries: list[Entry]) -> list[Item]:
+    """The tasks of the entries read, in order; a malformed bundle is one item that the child
+    discards (its fields do not say what it held)."""
+    items: list[Item] = []
+    for stream, entry_id, fields in entries:
+        value = fields.get(b"b")
+        if value is None:
+            items.append((stream, entry_id, fields, None, 0))
+            continue
+        try:
+            envelopes = bundle_envelopes(value)
+        except msgspec.DecodeError:
+            envelopes = []
+        if not envelopes:
+            items.append((stream, entry_id, {}, None, 0))
+            continue
+        bundle = Bundle(stream, entry_id, envelopes, len(envelopes))
+        items.extend((stream, entry_id, env, bundle, i) for i, env in enumerate(envelopes))
+    return items
+
+
 class Prefetch:
-    """The unstarted entries of the child's current batch."""
+    """The unstarted tasks of the child's current batch."""
 
     def __init__(self) -> None:
-        self._entries: deque[Entry] = deque()
-        self._lock = threading.Lock()
+        self._items: deque[Item] = deque()
+        self.lock = threading.Lock()
 
     def fill(self, entries: list[Entry]) -> None:
-        with self._lock:
-            self._entries.extend(entries)
+        items = items_of(entries)
+        with self.lock:
+            self._items.extend(items)
 
-    def take(self) -> Entry | None:
-        """The next entry to run here, or None when the batch is done (or was handed back)."""
-        with self._lock:
-            return self._entries.popleft() if self._entries else None
+    def take(self) -> Item | None:
+        """The next task to run here, or None when the batch is done (or was handed back)."""
+        with self.lock:
+            return self._items.popleft() if self._items else None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._items)
 
-    def hand_back(self, client: redis.Redis) -> int:
-        """Give every unstarted entry back to its queue; returns how many went back."""
-        with self._lock:  # held across the MULTI: the child must not start one meanwhile
-            if not self._entries:
+    @staticmethod
+    def settle(item: Item) -> bool:
+        """Count `item` as finished (call under `lock`); true when its entry is now done and
+        is to be acknowledged."""
+        bundle = item[3]
+        if bundle is None:
+            return True
+        bundle.settled += 1
+        return bundle.settled == bundle.end
+
+    def hand_back(
+        self, client: redis.Redis, keys: Keys, due: Callable[[], bool] = lambda: True
+    ) -> int:
+        """Give every unstarted task back to its queue if `due()` still holds (it is asked
+        under the lock, so the running task cannot finish meanwhile); returns how many went."""
+        with self.lock:  # held across the MULTI: the child must not start one meanwhile
+            if not self._items or not due():
                 return 0
             pipe = client.pipeline(transaction=True)
-            by_stream: dict[str, list[str]] = {}
-            for stream, entry_id, fields in self._entries:  # read with ">": never without fields
-                by_stream.setdefault(stream, []).append(entry_id)
-                pipe.xadd(stream, fields)  # type: ignore[arg-type]
-            for stream, ids in by_stream.items():
+            acks: dict[str, list[str]] = {}
+            kept: list[tuple[Bundle, int]] = []
+            rest: list[Any] = []
+            items = list(self._items)
+            for n, (stream, entry_id, payload, bundle, index) in enumerate(items):
+                if bundle is None:
+                    pipe.xadd(stream, payload)  # read with ">": never without fields
+                    acks.setdefault(stream, []).append(entry_id)
+                    continue
+                rest.append(payload)
+                if n + 1 < len(items) and items[n + 1][3] is bundle:
+                    continue  # the bundle's unstarted tasks are consecutive: gather them all
+                add_bundle(pipe, keys, stream, [bytes(env) for env in rest])
+                first = index + 1 - len(rest)
+                if first == 0:  # none of it started here: the whole entry goes
+                    acks.setdefault(stream, []).append(entry_id)
+                    pipe.hincrby(keys.bundled, stream, -(bundle.end - 1))
+                else:
+                    pipe.hset(keys.bundles, bundle_field("end", stream, entry_id), first)
+                    pipe.hincrby(keys.bundled, stream, -(bundle.end - first))
+                    kept.append((bundle, first))
+                rest = []
+            for stream, ids in acks.items():
                 add_ack(pipe, stream, *ids)
-            pipe.execute()  # raises: the entries stay here and run after the slow task
-            n = len(self._entries)
-            self._entries.clear()
-            return n
+            pipe.execute()  # raises: the tasks stay here and run after the slow one
+            for bundle, first in kept:
+                bundle.end = first
+                bundle.written = True
+            self._items.clear()
+            return len(items)
 
 
-class HandBack(threading.Thread):
-    """The child's watchdog: hands its prefetched entries back while a slow task runs.
+class SlowTaskWatch(threading.Thread):
+    """The child's watchdog: while a task runs long, sends the results finished before it
+    (`send_results`) and hands the prefetched tasks back.
 
     It stops for good once `alive()` is false (the supervisor died): another supervisor then
     releases the child's pending entries, and two releases of one entry would run it twice."""
@@ -79,30 +163,43 @@ class HandBack(threading.Thread):
         self,
         prefetch: Prefetch,
         client: redis.Redis,
+        keys: Keys,
         running_since: Callable[[], float | None],
+        send_results: Callable[[], None],
         alive: Callable[[], bool],
     ) -> None:
-        super().__init__(name="fnhub-hand-back", daemon=True)
+        super().__init__(name="fnhub-slow-task-watch", daemon=True)
         self.prefetch = prefetch
         self.client = client
+        self.keys = keys
         self.running_since = running_since
+        self.send_results = send_results
         self.alive = alive
         self.stopped = threading.Event()
+
+    def _running_for(self, seconds: float) -> bool:
+        since = self.running_since()
+        return since is not None and time.time() - since >= seconds
+
+    def _slow(self) -> bool:
+        return self._running_for(HAND_BACK_SECONDS)
 
     def run(self) -> None:
         while not self.stopped.wait(CHECK_SECONDS):
             if not self.alive():  # orphaned: another worker is about to release our entries
                 return
-            since = self.running_since()
-            if since is None or not len(self.prefetch) or time.time() - since < HAND_BACK_SECONDS:
+            if not self._running_for(CHECK_SECONDS):
+                continue
+            self.send_results()
+            if not len(self.prefetch) or not self._slow():
                 continue
             try:
-                n = self.prefetch.hand_back(self.client)
+                n = self.prefetch.hand_back(self.client, self.keys, self._slow)
             except redis.RedisError as exc:
-                log.warning("cannot hand back prefetched entries: %s", exc)
+                log.warning("cannot hand back prefetched tasks: %s", exc)
                 continue
             if n:
-                log.info("handed %d prefetched entries back to the queue behind a slow task", n)
+                log.info("handed %d prefetched tasks back to the queue behind a slow task", n)
 
     def stop(self) -> None:
         self.stopped.set()

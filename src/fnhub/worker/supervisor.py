@@ -102,13 +102,14 @@ class Supervisor:
         consumer = child.consumer_for(pid)
         for queue in self.queues:
             stream = self.keys.queue(queue)
-            running_entry = running[1] if running and running[0] == stream else ""
+            here = running is not None and running[0] == stream
             for final in release_consumer(
                 self.redis,
                 self.keys,
                 stream,
                 consumer,
-                running_entry=running_entry,
+                running_entry=running[1] if here else "",
+                running_index=running[2] if here else 0,
                 running_outcome=outcome,
                 claimer=f"{self.worker_id}.supervisor",
             ):

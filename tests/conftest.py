@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import random
 import socket
 import time
 import uuid
@@ -29,9 +30,20 @@ MYSQL_URL = os.environ.get("FNHUB_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, for a server a test starts a moment later.
+
+    Drawn at random below the kernel's ephemeral range (32768 and up on Linux), not from it:
+    a port from `bind(0)` is free only until some process's outgoing connection is given it,
+    and a loaded test run opens thousands of those (a hub once failed to bind this way)."""
+    rng = random.SystemRandom()
+    while True:
+        port = rng.randrange(10_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):

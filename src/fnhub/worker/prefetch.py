@@ -53,6 +53,10 @@ class Bundle:
     end: int  # tasks kept here; the ones past it were handed back
     settled: int = 0  # tasks whose outcome is with the Finisher
     written: bool = False  # whether `keys.bundles` holds fields of this entry
+    done_field: str = ""  # its `keys.bundles` field for the count of finished tasks
+
+    def __post_init__(self) -> None:
+        self.done_field = bundle_field("done", self.stream, self.entry_id)
 
 
 #: one task to run: stream, entry id, then the entry's fields and (None, 0) for a plain entry,

@@ -123,7 +123,12 @@ def test_hand_back_passes_a_malformed_entry_on_unchanged(services):
     r, stream = services.redis, services.keys.queue("sync")
     prefetch = _prefetched(r, stream, 1)
     r.xadd(stream, {"other": b"not an envelope"})
-    prefetch.fill(_read(r, stream, "child", 1))
-    assert prefetch.hand_back(r, services.keys) == 2
+    r.xadd(stream, {"b": b"\xc1 not a bundle"})
+    prefetch.fill(_read(r, stream, "child", 2))
+    assert prefetch.hand_back(r, services.keys) == 3
     again = _read(r, stream, "other", 10)
-    assert [fields for _, _, fields in again] == [{b"e": b"task 0"}, {b"other": b"not an envelope"}]
+    assert [fields for _, _, fields in again] == [
+        {b"e": b"task 0"},
+        {b"other": b"not an envelope"},
+        {b"b": b"\xc1 not a bundle"},
+    ]

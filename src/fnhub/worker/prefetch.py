@@ -65,8 +65,8 @@ Item = tuple[str, str, Any, Bundle | None, int]
 
 
 def items_of(entries: list[Entry]) -> list[Item]:
-    """The tasks of the entries read, in order; a malformed bundle is one item that the child
-    discards (its fields do not say what it held)."""
+    """The tasks of the entries read, in order; a malformed bundle stays one item with its
+    fields, discarded when its turn comes (or handed back unchanged), like a malformed entry."""
     items: list[Item] = []
     for stream, entry_id, fields in entries:
         value = fields.get(b"b")
@@ -78,7 +78,7 @@ def items_of(entries: list[Entry]) -> list[Item]:
         except msgspec.DecodeError:
             envelopes = []
         if not envelopes:
-            items.append((stream, entry_id, {}, None, 0))
+            items.append((stream, entry_id, fields, None, 0))
             continue
         bundle = Bundle(stream, entry_id, envelopes, len(envelopes))
         items.extend((stream, entry_id, env, bundle, i) for i, env in enumerate(envelopes))

@@ -6,7 +6,10 @@ For each broker: (1) a raw client loop that receives, calls the same function in
 acks after it (the broker's practical limit); (2) fnhub — `fnhub worker` (2 processes) and
 `fnhub server` as processes on the machine's Redis, the message going subscriber → queue →
 worker → reply → ack — with task records on and off; (3) `fnhub serve` on its embedded defaults
-(Valkey with append-only persistence, SQLite), records on. Also (4) the raw Redis Streams XADD →
+(Valkey with append-only persistence, SQLite), records on. "Records on" keeps the default
+retention (the newest 1000 records of the subscription, so a burst writes about 1000 rows per
+recorder read); "every message kept" raises `record_limit` past the burst, so every message is
+a database row. Also (4) the raw Redis Streams XADD →
 XREADGROUP → XACK loop, the ceiling of any design with a queue hop. The function is trivial (it
 returns None) everywhere; fnhub's finished messages are read from its own task counters. The
 CPU columns give microseconds of CPU per message spent by the server process, the worker
@@ -248,6 +251,7 @@ def fnhub_rate(
     pythonpath: str | None = None,
     window: int = 500,
     serve: bool = False,
+    record_limit: int | None = None,
 ) -> dict[str, float]:
     """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
     `src`), as bench/subscribe_ab.py does; `window` is the subscription's. `serve` runs
@@ -278,6 +282,8 @@ def fnhub_rate(
         "options": options,
         "record": records,
     }
+    if record_limit is not None:
+        subscription["record_limit"] = record_limit
     (tmp / "fnhub.yaml").write_text(
         yaml.safe_dump({"connectors": {"c": connector}, "subscriptions": {"s": subscription}})
     )
@@ -385,12 +391,17 @@ def fnhub_rate(
 
 
 #: the fnhub rows per broker: `fnhub worker` + `fnhub server` on the machine's Redis with records
-#: on and off, and `fnhub serve` on its embedded defaults (the issue's target configuration)
+#: on and off, and `fnhub serve` on its embedded defaults (the issue's target configuration);
+#: each records-on row also with every message kept (`record_limit` past the burst)
 MODES = {
     "on": "fnhub, records on",
+    "on_all": "fnhub, records on, every message kept",
     "off": "fnhub, records off",
     "serve": "fnhub serve (embedded), records on",
+    "serve_all": "fnhub serve, records on, every message kept",
 }
+#: a `record_limit` past any burst the bench sends (the largest a subscription accepts)
+KEEP_ALL = 1_000_000
 
 _QUEUE_BENCH: Any = None
 
@@ -443,7 +454,11 @@ def main() -> None:
                     figures[f"{kind}:{'on' if records else 'off'}"] = fnhub_rate(
                         kind, n, port, records
                     )
+                figures[f"{kind}:on_all"] = fnhub_rate(kind, n, port, True, record_limit=KEEP_ALL)
                 figures[f"{kind}:serve"] = fnhub_rate(kind, n, port, True, serve=True)
+                figures[f"{kind}:serve_all"] = fnhub_rate(
+                    kind, n, port, True, serve=True, record_limit=KEEP_ALL
+                )
             rounds.append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
@@ -474,13 +489,13 @@ def main() -> None:
             )
             rows.append(row)
     print(
-        f"{'':44} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
+        f"{'':52} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
         f" {'cpu µs/msg: server':>19} {'worker':>7} {'serve':>6} {'redis':>6}"
     )
     cell = _queue_bench().cell
     for row in rows:
         print(
-            f"{row['name']:44} {row['msgs_per_s']:>7.0f}"
+            f"{row['name']:52} {row['msgs_per_s']:>7.0f}"
             f" {cell(row, 'ratio_to_raw_client', '.2f'):>12}"
             f" {cell(row, 'ratio_to_streams_ceiling', '.2f'):>14}"
             f" {cell(row, 'cpu_us_server', '.0f'):>19} {cell(row, 'cpu_us_worker', '.0f'):>7}"

@@ -159,6 +159,31 @@ def test_retention_keeps_last_n_per_origin(database, settings, services):
         assert session.get(TaskRecord, kept_ids[0]) is not None
 
 
+def test_a_batch_past_the_retention_limit_writes_only_the_newest(database, settings, services):
+    """What `prune` would delete unread is not written at all (a burst costs `limit` rows);
+    the first write already holds exactly what prune would keep."""
+    settings.records_keep_per_origin = 4
+    recorder = Recorder(database, services.redis, services.keys, settings, "t1")
+    recorder.ensure_group()
+    _results(services.keys, services.redis, 30, origin_id="limited", limit=10)
+    _results(services.keys, services.redis, 7, origin_id="default")  # the default limit, 4
+    _results(services.keys, services.redis, 5, origin_id="off", limit=0)
+    _results(services.keys, services.redis, 3, origin_id="few", limit=10)
+    assert recorder.run_once(block_ms=100) == 45  # every record is accounted for
+    assert services.redis.xlen(services.keys.records) == 0
+    with database.session() as session:
+        rows = session.execute(select(TaskRecord.origin_id, TaskRecord.kwargs)).all()
+    kept: dict[str, list[int]] = {}
+    for origin_id, kwargs in rows:
+        kept.setdefault(origin_id, []).append(kwargs["i"])
+    assert {k: sorted(v) for k, v in kept.items()} == {
+        "limited": list(range(20, 30)),
+        "default": [3, 4, 5, 6],
+        "few": [0, 1, 2],
+    }
+    assert recorder.prune() == 0
+
+
 def test_records_by_age(database, settings, services):
     settings.records_max_age_days = 1
     recorder = Recorder(database, services.redis, services.keys, settings, "t1")

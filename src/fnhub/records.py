@@ -3,13 +3,15 @@
 Workers never open a database transaction per task: they append a batch's results to
 `<prefix>:records` in the same atomic call that acknowledges the tasks. Recorders (one thread per
 worker supervisor, read through a consumer group, so several never write the same batch) upsert
-up to `BATCH` rows per transaction and prune old rows per origin (keep last N) and by age.
+up to `BATCH` rows per transaction and prune old rows per origin (keep last N) and by age. Rows a
+batch holds past their origin's N are not written at all: prune would delete them unread.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import heapq
 import logging
 import threading
 import time
@@ -117,6 +119,10 @@ def _compiled_upsert(dialect: Dialect) -> tuple[str, bool]:
     return str(compiled), compiled.positional
 
 
+def _trigger_time(result: TaskResult) -> float:
+    return result.trigger_time
+
+
 def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
     """Insert rows, replacing any row with the same id (a queued record, an earlier attempt)."""
     if not rows:
@@ -150,7 +156,8 @@ class Recorder:
                 raise
 
     def run_once(self, block_ms: int = 1000) -> int:
-        """Write one batch; returns how many records were written."""
+        """Write one batch; returns how many records it held (written, or left out as past
+        their origin's retention limit)."""
         response = self.redis.xreadgroup(
             RECORDER_GROUP, self.consumer, {self.keys.records: ">"}, count=BATCH, block=block_ms
         )
@@ -162,7 +169,7 @@ class Recorder:
             entries = claimed[1]
         if not entries:
             return 0
-        rows = []
+        by_origin: dict[tuple[str, str], list[TaskResult]] = {}
         for _entry_id, fields in entries:
             try:
                 results = list(iter_results(fields))
@@ -170,11 +177,18 @@ class Recorder:
                 log.error("skipping malformed record entry: %s", exc)
                 continue
             for result in results:
-                rows.append(to_row(result))
+                origin = (result.origin, result.origin_id)
+                by_origin.setdefault(origin, []).append(result)
                 if result.record_limit is not None:
-                    self.limits[(result.origin, result.origin_id)] = result.record_limit
+                    self.limits[origin] = result.record_limit
                 else:
-                    self.limits.setdefault((result.origin, result.origin_id), -1)
+                    self.limits.setdefault(origin, -1)
+        handled = sum(len(results) for results in by_origin.values())
+        rows = [
+            to_row(result)
+            for origin, results in by_origin.items()
+            for result in self._newest(origin, results)
+        ]
         for start in range(0, len(rows), BATCH):
             upsert_records(self.db, rows[start : start + BATCH])
         ids = [entry_id for entry_id, _ in entries]
@@ -182,7 +196,22 @@ class Recorder:
         pipe.xack(self.keys.records, RECORDER_GROUP, *ids)
         pipe.xdel(self.keys.records, *ids)
         pipe.execute()
-        return len(rows)
+        return handled
+
+    def _limit(self, origin: tuple[str, str]) -> int:
+        """How many records of this origin are kept (its `record_limit`, or the default)."""
+        limit = self.limits.get(origin, -1)
+        return self.settings.records_keep_per_origin if limit < 0 else limit
+
+    def _newest(self, origin: tuple[str, str], results: list[TaskResult]) -> list[TaskResult]:
+        """The results of one origin worth writing: past its limit, only the newest (by trigger
+        time, as `prune` counts), since `prune` would delete the others unread. A burst of a
+        subscription with the default limit of 1000 writes 1000 rows per read, not one per
+        message."""
+        limit = self._limit(origin)
+        if len(results) <= limit:
+            return results
+        return heapq.nlargest(limit, results, key=_trigger_time) if limit else []
 
     def prune(self) -> int:
         """Keep the newest N records per (origin, origin id) and none older than the max age."""

@@ -14,6 +14,7 @@ import pytest
 import redis
 from tests.conftest import wait_for
 
+from fnhub import status
 from fnhub.bootstrap import Services
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import (
@@ -133,6 +134,19 @@ def test_queue_length_counts_tasks_and_heals_when_the_queue_is_emptied(services)
     r.delete(stream)  # e.g. an operator's DEL: the count of bundled tasks must not outlive it
     assert _lengths(r, keys, "sync") == [0]
     assert r.hget(keys.bundled, stream) is None
+
+
+def test_status_counts_tasks_and_the_entries_workers_hold(services):
+    r, keys = services.redis, services.keys
+    r.xgroup_create(keys.queue("sync"), WORKER_GROUP, id="0", mkstream=True)
+    stream = _enqueue(services, [Task(function="b.counts", kwargs={"n": n}) for n in range(5)])
+    _enqueue(services, [Task(function="b.counts", kwargs={"n": n}) for n in range(5, 7)], 2)
+    _read(r, stream, "child", 1)  # a worker holds the bundle
+    rows = status.gather(r, keys, services.db, ["sync", "async"])["queues"]
+    assert rows == [
+        {"queue": "sync", "tasks": 7, "held": 1},
+        {"queue": "async", "tasks": 0, "held": 0},
+    ]
 
 
 # -- the child's side, step by step -----------------------------------------------------------

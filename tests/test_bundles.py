@@ -16,6 +16,7 @@ from tests.conftest import wait_for
 
 from fnhub import status
 from fnhub.bootstrap import Services
+from fnhub.client import Client
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import (
     ENQUEUE_MANY,
@@ -29,7 +30,7 @@ from fnhub.queue import (
 )
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.child import Finisher, Slot
-from fnhub.worker.prefetch import Prefetch
+from fnhub.worker.prefetch import Entry, Prefetch
 
 SCRIPT = textwrap.dedent(
     """
@@ -62,7 +63,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _counts(client, ns: range, seconds: float = 0.0) -> list[Task]:
+def _counts(client: Client, ns: range, seconds: float = 0.0) -> list[Task]:
     return [
         Task(function="b.counts", kwargs={"n": n, "seconds": seconds}, reply_to=client.reply_stream)
         for n in ns
@@ -96,7 +97,7 @@ def _assert_clean(services: Services) -> None:
     assert _lengths(r, keys, "sync") == [0]
 
 
-def _read(r: redis.Redis, stream: str, consumer: str, n: int = 100) -> list:
+def _read(r: redis.Redis, stream: str, consumer: str, n: int = 100) -> list[Entry]:
     response = r.xreadgroup(WORKER_GROUP, consumer, {stream: ">"}, count=n)
     return [(stream, raw_id.decode(), fields) for raw_id, fields in response[0][1]]
 

@@ -29,6 +29,19 @@ POSTGRES_URL = os.environ.get("FNHUB_TEST_POSTGRES_URL", "postgresql://postgres@
 MYSQL_URL = os.environ.get("FNHUB_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 
 
+#: a script function (its script imports os, time and fnhub) that on its first attempt stores its
+#: pid in the script's cache under "pid" and sleeps, for a test to kill its process; a retry
+#: returns {"attempt": n}
+CRASH_ONCE = """
+@fnhub.api("crash once")
+def crash_once():
+    if fnhub.context.attempt == 1:
+        fnhub.cache.set("pid", os.getpid())
+        time.sleep(60)
+    return {"attempt": fnhub.context.attempt}
+"""
+
+
 def free_port() -> int:
     """A port nothing listens on now, for a server a test starts a moment later.
 

@@ -12,7 +12,7 @@ import time
 import msgspec
 import pytest
 import redis
-from tests.conftest import wait_for
+from tests.conftest import CRASH_ONCE, wait_for
 
 from fnhub import status
 from fnhub.bootstrap import Services
@@ -32,8 +32,9 @@ from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_fo
 from fnhub.worker.child import Finisher, Slot
 from fnhub.worker.prefetch import Entry, Prefetch
 
-SCRIPT = textwrap.dedent(
-    """
+SCRIPT = (
+    textwrap.dedent(
+        """
     import os
     import time
 
@@ -47,19 +48,13 @@ SCRIPT = textwrap.dedent(
         return n
 
 
-    @fnhub.api("crash once")
-    def crash_once():
-        if fnhub.context.attempt == 1:
-            fnhub.cache.set("pid", os.getpid())
-            time.sleep(60)
-        return {"attempt": fnhub.context.attempt}
-
-
     @fnhub.api("spins", timeout=1)
     def spins():
         while True:
             pass
     """
+    )
+    + CRASH_ONCE
 )
 
 

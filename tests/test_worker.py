@@ -8,14 +8,15 @@ import textwrap
 import time
 
 import pytest
-from tests.conftest import call_ok, wait_for
+from tests.conftest import CRASH_ONCE, call_ok, wait_for
 
 from fnhub.calls import CallError
 from fnhub.queue import add_enqueue
 from fnhub.tasks import Task, decode_task
 
-SCRIPT = textwrap.dedent(
-    """
+SCRIPT = (
+    textwrap.dedent(
+        """
     import logging
     import os
     import re
@@ -46,14 +47,6 @@ SCRIPT = textwrap.dedent(
     def stuck_in_c():
         # catastrophic backtracking: one C call that never releases the GIL
         return bool(re.match(r"(a+)+$", "a" * 64 + "b"))
-
-
-    @fnhub.api("crash once")
-    def crash_once():
-        if fnhub.context.attempt == 1:
-            fnhub.cache.set("pid", os.getpid())
-            time.sleep(60)
-        return {"attempt": fnhub.context.attempt}
 
 
     @fnhub.api("always crashes", max_attempts=2)
@@ -97,6 +90,8 @@ SCRIPT = textwrap.dedent(
         print("x" * 200_000)
         return "done"
     """
+    )
+    + CRASH_ONCE
 )
 
 

@@ -399,10 +399,14 @@ def release_consumer(
         for entry_id in ids:  # deleted entries come back as missing: just ack them
             if entry_id not in claimed_ids:
                 add_ack(pipe, stream, entry_id)
+        progress = _bundle_progress(
+            client, keys, stream, [_text(eid) for eid, fields in claimed if b"b" in fields]
+        )
         for entry_id, fields in claimed:
             add_ack(pipe, stream, entry_id)
             entry = _text(entry_id)
-            for index, task in _unfinished_tasks(client, pipe, keys, stream, entry, fields):
+            unfinished = _unfinished_tasks(pipe, keys, stream, entry, fields, progress)
+            for index, task in unfinished:
                 running = running_entry is None or (
                     entry == running_entry and index == running_index
                 )
@@ -412,13 +416,24 @@ def release_consumer(
     return finals
 
 
+def _bundle_progress(
+    client: redis.Redis, keys: Keys, stream: str, entry_ids: list[str]
+) -> dict[str, tuple[bytes | None, bytes | None]]:
+    """Entry id → its `done` and `end` fields, for these bundle entries, in one HMGET."""
+    if not entry_ids:
+        return {}
+    names = [bundle_field(k, stream, e) for e in entry_ids for k in ("done", "end")]
+    values = client.hmget(keys.bundles, names)
+    return {e: (values[2 * i], values[2 * i + 1]) for i, e in enumerate(entry_ids)}
+
+
 def _unfinished_tasks(
-    client: redis.Redis,
     pipe: Any,
     keys: Keys,
     stream: str,
     entry_id: str,
     fields: dict[bytes, bytes],
+    progress: dict[str, tuple[bytes | None, bytes | None]],
 ) -> list[tuple[int, Task]]:
     """The tasks of a released entry that did not finish, with their index in it; a bundle's
     progress fields and its share of the queue's length go in the same transaction."""
@@ -428,9 +443,8 @@ def _unfinished_tasks(
         except (KeyError, msgspec.DecodeError):
             log.error("dropping malformed entry %s in %s", entry_id, stream)
             return []
-    done_field, end_field = (bundle_field(k, stream, entry_id) for k in ("done", "end"))
-    done, end = client.hmget(keys.bundles, [done_field, end_field])
-    pipe.hdel(keys.bundles, done_field, end_field)
+    done, end = progress[entry_id]
+    pipe.hdel(keys.bundles, *(bundle_field(k, stream, entry_id) for k in ("done", "end")))
     try:
         envelopes = bundle_envelopes(fields[b"b"])
     except msgspec.DecodeError:

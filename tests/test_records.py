@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 from tests.conftest import MYSQL_URL, POSTGRES_URL, call_ok, wait_for
 
-from fnhub.keys import Keys
+from fnhub import records
+from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.queue import ResultBatch, add_result
 from fnhub.records import Recorder
 from fnhub.store.db import Database
@@ -182,6 +184,113 @@ def test_a_batch_past_the_retention_limit_writes_only_the_newest(database, setti
         "few": [0, 1, 2],
     }
     assert recorder.prune() == 0
+
+
+def _run_recorder(recorder: Recorder) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=recorder.run, args=(stop,), daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def _count_writes(monkeypatch) -> list[int]:
+    """The rows of each upsert the recorder sends to the database (the real upsert runs)."""
+    writes: list[int] = []
+    real = records.upsert_records
+
+    def counted(db: Database, rows: list) -> None:
+        writes.append(len(rows))
+        real(db, rows)
+
+    monkeypatch.setattr(records, "upsert_records", counted)
+    return writes
+
+
+def _row_count(database: Database) -> int:
+    with database.session() as session:
+        return session.execute(select(func.count()).select_from(TaskRecord)).scalar()
+
+
+def test_a_busy_origin_is_held_and_written_once(database, settings, services, monkeypatch):
+    """Records coming faster than a read's worth are held (up to HOLD_SECONDS) and written
+    together: an origin past its limit costs `limit` rows per hold, not per read."""
+    writes = _count_writes(monkeypatch)
+    _results(services.keys, services.redis, 4500, origin_id="busy", limit=10)
+    recorder = Recorder(database, services.redis, services.keys, settings, "t1")
+    recorder.ensure_group()
+    thread, stop = _run_recorder(recorder)
+    try:
+        wait_for(lambda: services.redis.xlen(services.keys.records) == 0, timeout=10)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert writes == [10]  # five reads of up to 1000 entries, one write
+    with database.session() as session:
+        kept = session.execute(select(TaskRecord.kwargs)).scalars()
+        assert sorted(k["i"] for k in kept) == list(range(4490, 4500))
+
+
+def test_a_trickle_is_written_at_once(database, settings, services, monkeypatch):
+    """Fewer records than a read's worth are written right after they are read."""
+    monkeypatch.setattr(records, "HOLD_SECONDS", 30.0)
+    recorder = Recorder(database, services.redis, services.keys, settings, "t1")
+    recorder.ensure_group()
+    thread, stop = _run_recorder(recorder)
+    try:
+        for n in (1, 2):
+            _results(services.keys, services.redis, 2)
+            wait_for(lambda n=n: _row_count(database) == 2 * n, timeout=2)
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_held_records_are_written_at_stop(database, settings, services, monkeypatch):
+    monkeypatch.setattr(records, "HOLD_SECONDS", 30.0)
+    keys = services.keys
+    _results(keys, services.redis, 3000, origin_id="busy", limit=10)
+    recorder = Recorder(database, services.redis, keys, settings, "t1")
+    recorder.ensure_group()
+    thread, stop = _run_recorder(recorder)
+    try:  # all read, none written yet
+        wait_for(lambda: services.redis.xpending(keys.records, RECORDER_GROUP)["pending"] == 3000)
+        time.sleep(0.3)
+        assert _row_count(database) == 0
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert _row_count(database) == 10
+    assert services.redis.xlen(keys.records) == 0
+
+
+def test_held_records_survive_a_database_outage(settings, services, tmp_path, monkeypatch):
+    """A write that fails keeps what is held (and reads no more) until the database is back."""
+    monkeypatch.setattr(records, "HOLD_SECONDS", 0.3)
+    path = tmp_path / "records.db"
+    database = Database(f"sqlite:///{path}")
+    database.migrate()
+    keys = services.keys
+    _results(keys, services.redis, 2500, origin_id="busy", limit=10)
+    recorder = Recorder(database, services.redis, keys, settings, "t1")
+    recorder.ensure_group()
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE task_records RENAME TO gone")
+    thread, stop = _run_recorder(recorder)
+    try:
+        wait_for(lambda: services.redis.xpending(keys.records, RECORDER_GROUP)["pending"] > 0)
+        time.sleep(1.0)  # writes fail meanwhile
+        assert services.redis.xlen(keys.records) == 2500
+        with database.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE gone RENAME TO task_records")
+        wait_for(lambda: services.redis.xlen(keys.records) == 0, timeout=15)
+    finally:
+        stop.set()
+        thread.join(10)
+    with database.session() as session:
+        kept = session.execute(select(TaskRecord.kwargs)).scalars()
+        assert sorted(k["i"] for k in kept) == list(range(2490, 2500))
+    database.dispose()
 
 
 def test_records_by_age(database, settings, services):

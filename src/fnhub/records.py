@@ -4,7 +4,9 @@ Workers never open a database transaction per task: they append a batch's result
 `<prefix>:records` in the same atomic call that acknowledges the tasks. Recorders (one thread per
 worker supervisor, read through a consumer group, so several never write the same batch) upsert
 up to `BATCH` rows per transaction and prune old rows per origin (keep last N) and by age. Rows a
-batch holds past their origin's N are not written at all: prune would delete them unread.
+write holds past their origin's N are not written at all: prune would delete them unread. While
+records come fast, a recorder holds what it read for up to HOLD_SECONDS, so that cut applies
+to a second's worth of a busy origin instead of to each read.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ BATCH = 1000
 #: trickle of tasks is written a few times a second instead of waking it (and the database) for
 #: every task, right when the caller waits for the next one
 PAUSE_SECONDS = 0.2
+#: while records come faster than BATCH per read, the recorder holds them up to this long before
+#: writing, so a busy origin past its retention limit writes `limit` rows per second rather than
+#: per read (most of which `prune` would delete unread); a trickle is written at once
+HOLD_SECONDS = 1.0
+#: ... and writes sooner once it holds this many records (origins with a high `record_limit`)
+HOLD_MAX_RECORDS = 20_000
 PRUNE_EVERY_SECONDS = 30.0
 CLAIM_IDLE_MS = 60_000
 _COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name != "id"]
@@ -147,6 +155,12 @@ class Recorder:
         self.consumer = consumer
         self.limits: dict[tuple[str, str], int] = {}
         self._pruned_at = time.monotonic()
+        # read but not yet written: per origin its results, the entries that carried them
+        # (acknowledged once written), how many results, and since when
+        self._held: dict[tuple[str, str], list[TaskResult]] = {}
+        self._held_ids: list[bytes] = []
+        self._held_count = 0
+        self._held_since = 0.0
 
     def ensure_group(self) -> None:
         try:
@@ -156,8 +170,14 @@ class Recorder:
                 raise
 
     def run_once(self, block_ms: int = 1000) -> int:
-        """Write one batch; returns how many records it held (written, or left out as past
-        their origin's retention limit)."""
+        """Read one batch and write it, with anything held; returns how many records the batch
+        held (written, or left out as past their origin's retention limit)."""
+        handled = self._read(block_ms)
+        self.flush()
+        return handled
+
+    def _read(self, block_ms: int) -> int:
+        """Read up to BATCH entries (or claim abandoned ones) into what is held for writing."""
         response = self.redis.xreadgroup(
             RECORDER_GROUP, self.consumer, {self.keys.records: ">"}, count=BATCH, block=block_ms
         )
@@ -169,34 +189,64 @@ class Recorder:
             entries = claimed[1]
         if not entries:
             return 0
-        by_origin: dict[tuple[str, str], list[TaskResult]] = {}
-        for _entry_id, fields in entries:
+        if not self._held_ids:
+            self._held_since = time.monotonic()
+        handled = 0
+        held = self._held
+        for entry_id, fields in entries:
+            self._held_ids.append(entry_id)
             try:
                 results = list(iter_results(fields))
             except msgspec.DecodeError as exc:
                 log.error("skipping malformed record entry: %s", exc)
                 continue
+            handled += len(results)
             for result in results:
                 origin = (result.origin, result.origin_id)
-                by_origin.setdefault(origin, []).append(result)
+                kept = held.get(origin)
+                if kept is None:
+                    kept = held[origin] = []
+                kept.append(result)
                 if result.record_limit is not None:
                     self.limits[origin] = result.record_limit
                 else:
                     self.limits.setdefault(origin, -1)
-        handled = sum(len(results) for results in by_origin.values())
+        for origin, kept in held.items():  # past twice the limit, drop what will not be written
+            limit = self._limit(origin)
+            if len(kept) > 2 * limit:
+                held[origin] = self._newest(origin, kept)
+        self._held_count += handled
+        return handled
+
+    def flush(self) -> None:
+        """Write what is held (per origin, only the newest its retention keeps), then
+        acknowledge and delete its entries."""
+        if not self._held_ids:
+            return
         rows = [
             to_row(result)
-            for origin, results in by_origin.items()
+            for origin, results in self._held.items()
             for result in self._newest(origin, results)
         ]
         for start in range(0, len(rows), BATCH):
             upsert_records(self.db, rows[start : start + BATCH])
-        ids = [entry_id for entry_id, _ in entries]
+        ids = self._held_ids
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xack(self.keys.records, RECORDER_GROUP, *ids)
-        pipe.xdel(self.keys.records, *ids)
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            pipe.xack(self.keys.records, RECORDER_GROUP, *chunk)
+            pipe.xdel(self.keys.records, *chunk)
         pipe.execute()
-        return handled
+        self._held, self._held_ids, self._held_count = {}, [], 0
+
+    def _holding_saves_rows(self) -> bool:
+        """Whether to hold what was read a little longer instead of writing it now: while
+        records come faster than BATCH per read, for at most HOLD_SECONDS. An origin past its
+        retention limit then costs `limit` rows per HOLD_SECONDS, not per read."""
+        if self._held_count < BATCH:
+            return False
+        held_rows = sum(len(results) for results in self._held.values())
+        return held_rows < HOLD_MAX_RECORDS and time.monotonic() - self._held_since < HOLD_SECONDS
 
     def _limit(self, origin: tuple[str, str]) -> int:
         """How many records of this origin are kept (its `record_limit`, or the default)."""
@@ -206,7 +256,7 @@ class Recorder:
     def _newest(self, origin: tuple[str, str], results: list[TaskResult]) -> list[TaskResult]:
         """The results of one origin worth writing: past its limit, only the newest (by trigger
         time, as `prune` counts), since `prune` would delete the others unread. A burst of a
-        subscription with the default limit of 1000 writes 1000 rows per read, not one per
+        subscription with the default limit of 1000 writes 1000 rows per write, not one per
         message."""
         limit = self._limit(origin)
         if len(results) <= limit:
@@ -254,13 +304,30 @@ class Recorder:
             try:
                 self.ensure_group()
                 while not stop.is_set():
-                    if self.run_once() < BATCH:
-                        stop.wait(PAUSE_SECONDS)
+                    self._turn(stop)
+                    backoff = 0.5
                     if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
                         self.prune()
                         self._pruned_at = time.monotonic()
-                backoff = 0.5
             except (redis.RedisError, SQLAlchemyError, OSError) as exc:
                 log.warning("task recorder paused: %s", exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+        try:
+            self.flush()
+        except (redis.RedisError, SQLAlchemyError, OSError) as exc:  # claimed later elsewhere
+            log.warning("task recorder could not write what it held at stop: %s", exc)
+
+    def _turn(self, stop: threading.Event) -> None:
+        """Read once; write now, or hold what was read while that saves rows."""
+        if self._held_ids and not self._holding_saves_rows():
+            self.flush()  # before reading more (after a failed write, say)
+        block = 1000
+        if self._held_ids:  # held records wait at most HOLD_SECONDS
+            left = HOLD_SECONDS - (time.monotonic() - self._held_since)
+            block = min(max(int(left * 1000), 1), block)
+        read = self._read(block)
+        if not read or not self._holding_saves_rows():
+            self.flush()
+        if read < BATCH:
+            stop.wait(PAUSE_SECONDS)

@@ -29,7 +29,7 @@ from fnhub.queue import (
     release_consumer,
 )
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
-from fnhub.worker.child import Finisher, Slot
+from fnhub.worker.child import Finisher, ReadSize, Slot
 from fnhub.worker.prefetch import Entry, Prefetch
 
 SCRIPT = (
@@ -370,3 +370,21 @@ def _replies(r: redis.Redis, stream: str) -> list[TaskResult]:
 def _success(task: Task) -> TaskResult:
     now = time.time()
     return result_for(task, Status.SUCCESS, start_time=now, end_time=now, result=None)
+
+
+def test_read_size_counts_tasks_so_a_child_takes_a_share_of_the_bundles() -> None:
+    """XREADGROUP counts entries: a child reading bundles of 60 asks for about `prefetch` tasks'
+    worth of them (2 entries), not `prefetch` entries (all of a burst's bundles)."""
+    size = ReadSize(128)
+    for _ in range(10):  # plain entries read quickly: up to 128 at once
+        size.update(size.count, size.count, 0.001)
+    assert size.count == 128
+    size.update(2, 120, 0.001)  # then bundles of 60
+    assert size.count == 2
+    for _ in range(5):
+        size.update(size.count, 60 * size.count, 0.001)
+    assert size.count == 2
+    size.update(1, 60, 0.2)  # slow: fewer tasks, and never less than one entry
+    assert (size.size, size.count) == (64, 1)
+    size.update(1, 1, 0.001)  # plain entries again
+    assert size.count == 64

@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     # worker
     queues: list[str] = Field(default_factory=lambda: list(DEFAULT_QUEUES))
     processes: int = 2
-    #: most queue entries a worker child reads at once (it starts at 1 and grows while tasks
-    #: finish quickly; see worker.child.ReadSize and worker.prefetch)
+    #: most tasks a worker child reads at once (it starts at 1 and grows while tasks finish
+    #: quickly; at least one entry, however large a bundle; see worker.child.ReadSize and
+    #: worker.prefetch)
     prefetch: int = 128
     reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0

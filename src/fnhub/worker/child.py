@@ -204,10 +204,14 @@ def _count_bundle(results: ResultBatch, bundle: Bundle, index: int, last: bool) 
 
 
 class ReadSize:
-    """How many entries the child reads at once (at most `limit`, the `prefetch` setting): doubles
+    """How many tasks the child reads at once (at most `limit`, the `prefetch` setting): doubles
     while batches run quickly and halves when they do not, so trivial tasks go a hundred per round
     trip while slow ones come one or two at a time. A task that turns out slow in the middle of a
-    batch hands the rest back to the queue (`prefetch.SlowTaskWatch`)."""
+    batch hands the rest back to the queue (`prefetch.SlowTaskWatch`).
+
+    XREADGROUP counts entries, and an entry may be a bundle of many tasks, so the count asked
+    for is the size over the tasks per entry of the last read: a child takes its share of a
+    burst's bundles, not all of them while the other children wait."""
 
     FAST_SECONDS = 0.005
     SLOW_SECONDS = 0.05
@@ -215,10 +219,18 @@ class ReadSize:
     def __init__(self, limit: int) -> None:
         self.limit = max(1, limit)
         self.size = 1
+        self.per_entry = 1.0
 
-    def update(self, read: int, seconds: float) -> None:
+    @property
+    def count(self) -> int:
+        """The COUNT of the next XREADGROUP."""
+        return max(1, round(self.size / self.per_entry))
+
+    def update(self, entries: int, tasks: int, seconds: float) -> None:
+        if entries:
+            self.per_entry = tasks / entries
         if seconds < self.FAST_SECONDS:
-            if read >= self.size:  # the queue had more: take more next time
+            if tasks >= self.size:  # the queue had more: take more next time
                 self.size = min(self.size * 2, self.limit)
         elif seconds > self.SLOW_SECONDS:
             self.size = max(self.size // 2, 1)
@@ -266,7 +278,7 @@ def child_main(
         while not stop.is_set() and os.getppid() == supervisor_pid:
             try:
                 response = client.xreadgroup(
-                    WORKER_GROUP, consumer, streams, count=read_size.size, block=500
+                    WORKER_GROUP, consumer, streams, count=read_size.count, block=500
                 )
                 backoff = 0.1
             except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -287,7 +299,7 @@ def child_main(
             for raw_stream, entries in response or ():
                 stream = raw_stream.decode()
                 batch.extend((stream, raw_id.decode(), fields) for raw_id, fields in entries)
-            prefetch.fill(batch)
+            tasks = prefetch.fill(batch)
             while (item := prefetch.take()) is not None:
                 _run_item(executor, finisher, slot, prefetch, keys, item)
                 finisher.flush_if_due()
@@ -295,7 +307,7 @@ def child_main(
                 if time.monotonic() - started > ReadSize.SLOW_SECONDS and stop.is_set():
                     break  # the rest stays pending: the supervisor gives it back after we exit
             finisher.flush()
-            read_size.update(len(batch), time.monotonic() - started)
+            read_size.update(len(batch), tasks, time.monotonic() - started)
     finally:
         watch.stop()
         finisher.flush()

@@ -92,10 +92,12 @@ class Prefetch:
         self._items: deque[Item] = deque()
         self.lock = threading.Lock()
 
-    def fill(self, entries: list[Entry]) -> None:
+    def fill(self, entries: list[Entry]) -> int:
+        """Take the tasks of the entries read; returns how many."""
         items = items_of(entries)
         with self.lock:
             self._items.extend(items)
+        return len(items)
 
     def take(self) -> Item | None:
         """The next task to run here, or None when the batch is done (or was handed back)."""

@@ -295,8 +295,12 @@ def test_dead_worker_tasks_are_released_by_another_worker(client, publish, start
 def test_children_exit_when_their_supervisor_is_killed(client, publish, start_worker):
     publish({"demo": SCRIPT})
     handle = start_worker(processes=2)
-    children = _children_of(handle.process.pid)
-    assert len(children) >= 2
+
+    def spawned() -> list[int] | None:  # the worker announces itself before its children start
+        found = _children_of(handle.process.pid)
+        return found if len(found) >= 2 else None
+
+    children = wait_for(spawned)
     os.kill(handle.process.pid, signal.SIGKILL)
 
     def running(pid: int) -> bool:  # an exited child nobody reaped is a zombie ("Z")

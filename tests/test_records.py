@@ -214,6 +214,7 @@ def _row_count(database: Database) -> int:
 def test_a_busy_origin_is_held_and_written_once(database, settings, services, monkeypatch):
     """Records coming faster than a read's worth are held (up to HOLD_SECONDS) and written
     together: an origin past its limit costs `limit` rows per hold, not per read."""
+    monkeypatch.setattr(records, "HOLD_SECONDS", 5.0)  # ample for five reads on a slow host
     writes = _count_writes(monkeypatch)
     _results(services.keys, services.redis, 4500, origin_id="busy", limit=10)
     recorder = Recorder(database, services.redis, services.keys, settings, "t1")

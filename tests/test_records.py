@@ -77,6 +77,11 @@ def _results(keys: Keys, client, n: int, *, origin_id: str = "f", limit=None) ->
     return ids
 
 
+def _row_count(database: Database) -> int:
+    with database.session() as session:
+        return session.execute(select(func.count()).select_from(TaskRecord)).scalar()
+
+
 def test_records_are_written_in_batches_on_every_database(database, settings, services):
     recorder = Recorder(database, services.redis, services.keys, settings, "t1")
     recorder.ensure_group()
@@ -87,8 +92,8 @@ def test_records_are_written_in_batches_on_every_database(database, settings, se
         assert batch <= 1000
         assert batch > 0
         written += batch
+    assert _row_count(database) == 2500
     with database.session() as session:
-        assert session.execute(select(func.count()).select_from(TaskRecord)).scalar() == 2500
         row = session.get(TaskRecord, ids[7])
         assert row.result == {"i": 7} and row.kwargs == {"i": 7}
         assert row.status == "success" and row.run_ms == pytest.approx(10, abs=1)
@@ -120,7 +125,7 @@ def test_batched_entries_binary_kwargs_and_upserts(database, settings, services)
         assert row.result is None
         row = session.get(TaskRecord, plain.id)
         assert (row.status, row.error_type, row.run_ms) == ("failure", "E", 1000.0)
-        assert session.execute(select(func.count()).select_from(TaskRecord)).scalar() == 2
+    assert _row_count(database) == 2
 
 
 def test_malformed_records_entries_are_skipped_and_acknowledged(database, settings, services):
@@ -204,11 +209,6 @@ def _count_writes(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(records, "upsert_records", counted)
     return writes
-
-
-def _row_count(database: Database) -> int:
-    with database.session() as session:
-        return session.execute(select(func.count()).select_from(TaskRecord)).scalar()
 
 
 def test_a_busy_origin_is_held_and_written_once(database, settings, services, monkeypatch):

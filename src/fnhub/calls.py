@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from fnhub import json_values
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.scripts.registry import ActiveScripts
@@ -96,14 +97,18 @@ class TaskMaker:
         task_id: str | None = None,
         size_at_most: int | None = None,
     ) -> Task:
-        """A checked task: CallError when kwargs are not an object, too large or (if asked)
-        do not fit the function's signature. `task_id` comes from `new_task_ids` when the
-        caller makes many; `size_at_most`, a bound on the kwargs' encoded size the caller
-        knows, spares encoding them once only to measure them when it is under the limit."""
+        """A checked task: CallError when kwargs are not an object, cannot travel intact
+        (`json_values.problem`), are too large or (if asked) do not fit the function's
+        signature. `task_id` comes from `new_task_ids` when the caller makes many;
+        `size_at_most`, a bound on the kwargs' encoded size the caller knows because it built
+        them from a message's text, spares walking and encoding them only to check them."""
         kwargs = kwargs or {}
         if not isinstance(kwargs, dict):
             raise CallError("invalid_kwargs", "kwargs must be a JSON object")
         if size_at_most is None or size_at_most > self.kwargs_max_bytes:
+            problem = json_values.problem(kwargs, "kwargs")
+            if problem:
+                raise CallError("invalid_kwargs", problem)
             size = len(_encode(kwargs))
             if size > self.kwargs_max_bytes:
                 raise CallError(

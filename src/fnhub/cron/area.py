@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from fnhub.calls import CallError
@@ -18,6 +18,7 @@ from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, add_bump, check, row_json, spec_of
 from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.server.context import ServerContext
+from fnhub.server.errors import ApiError, responses
 
 router = APIRouter(tags=["cron"])
 
@@ -33,13 +34,17 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 
 class PauseBody(BaseModel):
     seconds: float | None = Field(
-        default=None, gt=0, description="pause length; none: until resumed"
+        default=None,
+        ge=control.PAUSE_MIN_SECONDS,
+        le=control.PAUSE_MAX_SECONDS,
+        description="pause length; none: until resumed",
     )
 
 
-def _error(exc: CronJobError | CallError | ValueError) -> HTTPException:
+def _error(exc: CronJobError | CallError | ValueError) -> ApiError:
+    """The refusal with its reason (the CLI's words), as every route's error shape."""
     kind = getattr(exc, "kind", "invalid")
-    return HTTPException(_STATUS.get(kind, 422), {"error": kind, "message": str(exc)})
+    return ApiError(_STATUS.get(kind, 422), kind, str(exc))
 
 
 async def _active(ctx: ServerContext) -> ActiveScripts:
@@ -86,7 +91,7 @@ async def list_jobs(ctx: Ctx) -> dict[str, Any]:
     return {"paused_all": paused_all, "jobs": jobs}
 
 
-@router.post("/cron-jobs", status_code=201)
+@router.post("/cron-jobs", status_code=201, responses=responses(409))
 async def create_job(ctx: Ctx, spec: CronJobSpec) -> dict[str, Any]:
     await _checked(ctx, spec)
     try:
@@ -110,7 +115,7 @@ async def get_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
 @router.put("/cron-jobs/{job_id}")
 async def replace_job(ctx: Ctx, job_id: str, spec: CronJobSpec) -> dict[str, Any]:
     if spec.id != job_id:
-        raise HTTPException(422, {"error": "invalid", "message": "body id differs from the path"})
+        raise ApiError(422, "invalid", f"body id '{spec.id}' differs from the path's '{job_id}'")
     await _checked(ctx, spec)
     row = await asyncio.to_thread(JobStore(ctx.db).replace, spec)
     await _bump(ctx)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from fnhub import json_values
 from fnhub.server.endpoint_spec import CALLER
 from fnhub.server.errors import ApiError
 
@@ -25,6 +27,22 @@ def _file(data: bytes, content_type: str, filename: str | None = None) -> dict[s
         "size": len(data),
         "base64": base64.b64encode(data).decode(),
     }
+
+
+def _json_body(body: bytes) -> Any:
+    """The parsed body. msgspec keeps integers past 64 bits exact (orjson would make them
+    floats) for the call's checks to refuse; orjson words a syntax error better."""
+    try:
+        return _decode_json(body)
+    except RecursionError:
+        reason = f"JSON nested deeper than {json_values.MAX_DEPTH} levels"
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        try:
+            orjson.loads(body)
+            reason = str(exc)
+        except orjson.JSONDecodeError as better:
+            reason = str(better)
+    raise ApiError(400, "malformed_json", f"malformed JSON body: {reason}")
 
 
 def _add(kwargs: dict[str, Any], key: str, value: Any) -> None:
@@ -44,10 +62,7 @@ async def from_request(request: Request, body: bytes) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "application/octet-stream")
     media = content_type.split(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed_json", f"malformed JSON body: {exc}") from None
+        data = _json_body(body)
         if not isinstance(data, dict):
             raise ApiError(422, "invalid_kwargs", "a JSON body must be an object of kwargs")
         kwargs.update(data)
@@ -73,6 +88,9 @@ async def from_request(request: Request, body: bytes) -> dict[str, Any]:
     else:
         kwargs["body"] = _file(body, content_type)
     return kwargs
+
+
+_decode_json = msgspec.json.Decoder().decode
 
 
 def merge(fixed: dict[str, Any] | None, given: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: the largest id or count an SQL INTEGER column holds everywhere (32 bits on PostgreSQL, MySQL)
+SQL_INT_MAX = 2**31 - 1
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -104,7 +107,7 @@ class ScriptVersionOut(BaseModel):
 
 
 class RollbackIn(Strict):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=SQL_INT_MAX)
 
 
 class ApiKeyIn(Strict):

@@ -7,6 +7,7 @@ are queued for verification and answered 202 before any callback is contacted (Â
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -49,7 +50,27 @@ def _text(status: int, text: str) -> PlainTextResponse:
     return PlainTextResponse(text + "\n", status_code=status)
 
 
-@public_router.get("/websub/hub")
+_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, **_TEXT}
+    for status, description in (
+        (202, "accepted: verification of intent follows, or published"),
+        (400, "the request is refused; the text says why"),
+        (413, "the body or the fetched content is too large"),
+        (502, "the topic could not be fetched"),
+    )
+}
+# 503: the hub is not running here (text), or Redis is unavailable (fnhub's JSON error)
+_ANSWERS[503] = {
+    "description": "unavailable",
+    "content": {
+        **_TEXT["content"],
+        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}},
+    },
+}
+
+
+@public_router.get("/websub/hub", response_class=PlainTextResponse)
 async def hub_info() -> PlainTextResponse:
     return _text(
         200,
@@ -58,7 +79,29 @@ async def hub_info() -> PlainTextResponse:
     )
 
 
-@public_router.post("/websub/hub")
+_FORM = {
+    "type": "object",
+    "properties": {
+        "hub.mode": {"type": "string", "enum": ["subscribe", "unsubscribe", "publish"]},
+        "hub.callback": {"type": "string"},
+        "hub.topic": {"type": "string"},
+        "hub.url": {"type": "string"},
+        "hub.lease_seconds": {"type": "integer"},
+        "hub.secret": {"type": "string"},
+    },
+    "required": ["hub.mode"],
+}
+
+
+@public_router.post(
+    "/websub/hub",
+    status_code=202,
+    response_class=PlainTextResponse,
+    responses=_ANSWERS,
+    openapi_extra={
+        "requestBody": {"content": {FORM: {"schema": _FORM}}, "required": True},
+    },
+)
 async def hub_endpoint(request: Request) -> Response:
     try:
         hub = current_hub(request)

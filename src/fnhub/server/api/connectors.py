@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from fnhub.json_values import PortableObject
 from fnhub.secret_box import SecretBox, masked
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
@@ -28,7 +29,7 @@ Name = Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
 class ConnectorIn(Strict):
     type: str = Field(pattern=r"^[a-z0-9_]{1,32}$", description="redis, mqtt, kafka, ...")
     description: str = Field("", max_length=2000)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: PortableObject = Field(default_factory=dict)
 
 
 class ConnectorOut(BaseModel):

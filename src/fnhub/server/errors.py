@@ -56,7 +56,6 @@ _CODES = {
     413: "too_large",
     422: "invalid",
     429: "throttled",
-    500: "internal",
     503: "unavailable",
 }
 
@@ -196,7 +195,7 @@ def _database_unavailable(_request: Request, exc: Exception) -> Response:
     return _unavailable("the database", exc)
 
 
-def request_id_of(scope: dict[str, Any]) -> str:
+def _request_id_of(scope: dict[str, Any]) -> str:
     """The id `RequestMiddleware` gave the request (a fresh one if it never saw it)."""
     state = scope.get("state") or {}
     return str(state.get("request_id") or os.urandom(8).hex())
@@ -213,7 +212,7 @@ def internal_error(
 def _internal(request: Request, exc: Exception) -> Response:
     """Reached only by what escapes `RequestMiddleware` (which answers everything else the
     same way): Starlette's ServerErrorMiddleware calls it, then re-raises for the server."""
-    request_id = request_id_of(request.scope)
+    request_id = _request_id_of(request.scope)
     return internal_error(request_id, exc, {"X-Request-Id": request_id})
 
 
@@ -262,7 +261,7 @@ _ERROR_SCHEMAS.update(_ERROR_SCHEMAS["ErrorBody"].pop("$defs"))
 
 def _error_answer(status: int) -> dict[str, Any]:
     return {
-        "description": _CODES.get(status, "error"),
+        "description": "internal" if status == 500 else _CODES.get(status, "error"),
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
     }
 

@@ -15,33 +15,8 @@ from fnhub.records import to_row, upsert_records
 from fnhub.store.db import Database
 from fnhub.tasks import TaskResult
 
-from .conftest import Stack, close_stack, make_stack
+from .conftest import RECORDS_SCRIPT, Stack, close_stack, make_stack
 
-REC = """
-import time
-import fnhub
-
-
-@fnhub.api("Fails on every attempt", retries=1, retry_delay=0.1)
-def flaky(order: str):
-    print(f"attempt {fnhub.context.attempt} for {order}")
-    raise ValueError(f"order {order} broke on attempt {fnhub.context.attempt}")
-
-
-@fnhub.api("Dead-lettered failure", dead_letter=True)
-def brittle(x: int):
-    raise KeyError(x)
-
-
-@fnhub.api("Another dead-lettered failure", dead_letter=True)
-def cracked(x: int):
-    raise RuntimeError(f"cracked {x}")
-
-
-@fnhub.api("Dead-lettered timeout", dead_letter=True, timeout=0.5)
-def sleepy():
-    time.sleep(5)
-"""
 FIXME = """
 import fnhub
 
@@ -58,7 +33,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = make_stack(tmp_path_factory.mktemp("records"))
     try:
         with s.admin() as c:
-            for name, code in (("rec", REC), ("fixme", FIXME)):
+            for name, code in (("rec", RECORDS_SCRIPT), ("fixme", FIXME)):
                 assert c.put(f"/api/v1/scripts/{name}", json={"code": code}).status_code == 200
         time.sleep(2.1)  # workers re-read the active scripts at most every 2 s
         yield s

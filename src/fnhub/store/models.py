@@ -58,6 +58,7 @@ class TaskRecord(Base):
     __tablename__ = "task_records"
     __table_args__ = (
         Index("ix_task_records_origin", "origin", "origin_id", "trigger_time"),
+        Index("ix_task_records_origin_time", "origin", "trigger_time"),
         Index("ix_task_records_function", "function", "trigger_time"),
         Index("ix_task_records_status", "status", "trigger_time"),
         Index("ix_task_records_trigger_time", "trigger_time"),

@@ -43,10 +43,14 @@ def upgrade() -> None:
         batch_op.drop_index("ix_task_records_status")
         batch_op.create_index("ix_task_records_status", ["status", "trigger_time"], unique=False)
         batch_op.create_index("ix_task_records_end_time", ["end_time"], unique=False)
+        batch_op.create_index(
+            "ix_task_records_origin_time", ["origin", "trigger_time"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("task_records", schema=None) as batch_op:
+        batch_op.drop_index("ix_task_records_origin_time")
         batch_op.drop_index("ix_task_records_end_time")
         batch_op.drop_index("ix_task_records_status")
         batch_op.create_index("ix_task_records_status", ["status"], unique=False)

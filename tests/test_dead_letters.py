@@ -85,10 +85,12 @@ def test_replay_enqueues_once_and_keeps_what_it_cannot_replay(services, publish,
     good = Task(
         function="d.f", kwargs={"x": 3}, origin="cron", origin_id="job", queue="cron", attempt=3
     )
+    good.record_kwargs = {"x": "[redacted]"}  # what an endpoint records of a credential
     gone = Task(function="d.removed", kwargs={})
     unfit = Task(function="d.f", kwargs={"y": 1})
     _bury(services, good, gone, unfit)
     letters = list(dead_letters.scan(services.redis, keys, DeadFilter()))
+    assert dead_letters.get(services.redis, keys, good.id).detail()["kwargs"] == {"x": "[redacted]"}
     done = dead_letters.replay(services.redis, keys, settings, letters)
     assert done.done == 1 and len(done.task_ids) == 1
     assert {s["task_id"]: s["reason"] for s in done.skipped} == {
@@ -102,6 +104,7 @@ def test_replay_enqueues_once_and_keeps_what_it_cannot_replay(services, publish,
     assert (task.function, task.kwargs, task.attempt) == ("d.f", {"x": 3}, 1)
     assert (task.origin, task.origin_id, task.meta["replay_of"]) == ("cron", "job", good.id)
     assert task.version == services.scripts.active_code()["d"][1]
+    assert task.record_kwargs == {"x": "[redacted]"}  # records of the replay stay redacted
     status = decode_result(services.redis.get(task.status_key))
     assert status.status == "queued"
     again = dead_letters.replay(services.redis, keys, settings, letters[-1:])  # `good`, again

@@ -81,11 +81,13 @@ class DeadLetter:
         }
 
     def detail(self) -> dict[str, Any]:
-        """Everything: the summary plus the task's kwargs, options and trigger details."""
+        """Everything: the summary plus the task's kwargs (as records show them: credentials
+        an endpoint redacts stay hidden), options and trigger details."""
         task = self.task
+        shown = task and (task.kwargs if task.record_kwargs is None else task.record_kwargs)
         return {
             **self.summary(),
-            "kwargs": task.kwargs if task else None,
+            "kwargs": shown,
             "meta": task.meta if task else None,
             "version": task.version if task else None,
             "timeout": task.timeout if task else None,
@@ -234,7 +236,11 @@ def replay_task(settings: Settings, active: ActiveScripts, letter: DeadLetter) -
         task = maker(dead.kwargs, {**meta, "replay_of": dead.id})
     except CallError as exc:
         raise ReplayError(str(exc)) from exc
-    return msgspec.structs.replace(task, status_key=Keys(settings.key_prefix).task_status(task.id))
+    return msgspec.structs.replace(
+        task,
+        status_key=Keys(settings.key_prefix).task_status(task.id),
+        record_kwargs=dead.record_kwargs,  # the function gets the kwargs; records stay redacted
+    )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from fnhub.queue import ResultBatch, add_result, add_retrying
 from fnhub.records import Recorder
 from fnhub.store.db import Database
 from fnhub.store.models import TaskAttempt, TaskRecord
-from fnhub.tasks import Status, Task, result_for
+from fnhub.tasks import Status, Task, TaskResult, result_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
@@ -396,3 +396,48 @@ def test_pruning_takes_the_attempts_of_pruned_records(database, settings, servic
     with database.session() as session:
         left = session.execute(select(TaskAttempt.task_id)).scalars().all()
     assert sorted(left) == sorted(t.id for t in tasks[2:])
+
+
+def test_listing_pages_and_filters_on_every_database(database):
+    """The keyset walk (ties on trigger time broken by id) and the error-text filter (any case,
+    LIKE wildcards taken literally) hold on every database."""
+    rows = []
+    for i in range(60):
+        failed = i % 2 == 0
+        message = "Disk 50% FULL" if i % 4 == 0 else "disk 500 full"
+        rows.append(
+            TaskResult(
+                id=f"{i:04d}t{i * 37 % 100:02d}",
+                function="s.f",
+                status="failure" if failed else "success",
+                trigger_time=1000.0 + i // 4,
+                error_type="OSError" if failed else None,
+                error_message=message if failed else None,
+            )
+        )
+    records.upsert_records(database, [records.to_row(r) for r in rows])
+
+    def walk(where: task_history.RecordFilter) -> list[str]:
+        ids, cursor = [], None
+        while True:
+            page = task_history.list_records(database, where, cursor=cursor, limit=7)
+            ids += [item["id"] for item in page.items]
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+    def newest_first(keep) -> list[str]:
+        kept = [r for r in rows if keep(r)]
+        return [r.id for r in sorted(kept, key=lambda r: (r.trigger_time, r.id), reverse=True)]
+
+    assert walk(task_history.RecordFilter()) == newest_first(lambda r: True)
+    assert walk(task_history.RecordFilter(q="50% full")) == newest_first(
+        lambda r: r.error_message == "Disk 50% FULL"
+    )
+    assert walk(task_history.RecordFilter(status="failure", since=1005, until=1010)) == (
+        newest_first(lambda r: r.status == "failure" and 1005 <= r.trigger_time < 1010)
+    )
+    counted = task_history.list_records(
+        database, task_history.RecordFilter(q="oserror"), count=True
+    )
+    assert counted.total == 30

@@ -95,15 +95,15 @@ async def hub_endpoint(
         if mode in ("subscribe", "unsubscribe"):
             if ctype != FORM:
                 raise HubError(400, f"subscription requests must be {FORM}")
-            limit = hub.settings.websub_subscribe_per_minute
-            await _throttle(hub, f"subscribe:{client_address(request)}", limit)
+            per_minute = hub.settings.websub_subscribe_per_minute
+            await _throttle(hub, f"subscribe:{client_address(request)}", per_minute)
             await _subscription(hub, mode, params)
             return _text(202, f"{mode} request accepted; verification of intent follows")
         if mode == "publish":
             token = credentials.credentials if credentials is not None else x_api_key
             who = await _publisher(request, hub, token)
-            limit = hub.settings.websub_publish_per_minute
-            await _throttle(hub, f"publish:{who or client_address(request)}", limit)
+            per_minute = hub.settings.websub_publish_per_minute
+            await _throttle(hub, f"publish:{who or client_address(request)}", per_minute)
             stored, idle = await _publish(
                 hub, params, raw_content, request.headers.get("content-type")
             )

@@ -342,66 +342,6 @@ def _time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
 
-@app.command()
-def tasks(
-    project: ProjectOpt = Path("."),
-    limit: Annotated[int, typer.Option(help="how many records")] = 20,
-    function: Annotated[str | None, typer.Option(help="only this script.function")] = None,
-    status: Annotated[str | None, typer.Option(help="only this status")] = None,
-    origin: Annotated[str | None, typer.Option(help="only this origin")] = None,
-) -> None:
-    """Show recent task records."""
-    from sqlalchemy import select
-
-    from fnhub.store.db import Database
-    from fnhub.store.models import TaskRecord
-
-    db = Database(_settings(project).resolved_db_url())
-    db.migrate()
-    query = select(TaskRecord).order_by(TaskRecord.trigger_time.desc()).limit(limit)
-    if function:
-        query = query.where(TaskRecord.function == function)
-    if status:
-        query = query.where(TaskRecord.status == status)
-    if origin:
-        query = query.where(TaskRecord.origin == origin)
-    with db.session() as session:
-        rows = list(session.execute(query).scalars())
-    table = Table(
-        "id",
-        "function",
-        "status",
-        "origin",
-        "try",
-        "triggered",
-        "wait ms",
-        "run ms",
-        "result / error",
-    )
-    colors = {"success": "green", "failure": "red", "timeout": "yellow", "dead": "magenta"}
-    for row in rows:
-        outcome = (
-            json.dumps(row.result)
-            if row.status == "success"
-            else f"{row.error_type or ''}: {row.error_message or ''}"
-        )
-        color = colors.get(row.status, "white")
-        table.add_row(
-            row.id,
-            row.function,
-            f"[{color}]{row.status}[/{color}]",
-            row.origin,
-            str(row.attempt),
-            _time(row.trigger_time),
-            f"{row.wait_ms:.1f}" if row.wait_ms is not None else "-",
-            f"{row.run_ms:.1f}" if row.run_ms is not None else "-",
-            outcome[:60],
-        )
-    # piped into grep or a file: full lines, not rich's 80-column default that cuts the ids
-    (console if console.is_terminal else Console(width=200)).print(table)
-    db.dispose()
-
-
 from fnhub.cron.cli import beat as _beat  # noqa: E402
 from fnhub.cron.cli import cron_app  # noqa: E402
 
@@ -415,6 +355,10 @@ app.add_typer(websub_app, name="websub")
 from fnhub.rules.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
+
+from fnhub.tasks_cli import tasks_app  # noqa: E402
+
+app.add_typer(tasks_app, name="tasks")
 
 
 def main() -> None:  # pragma: no cover - console script entry

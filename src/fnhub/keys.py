@@ -44,8 +44,14 @@ class Keys:
 
     @property
     def dead(self) -> str:
-        """Stream of envelopes that exhausted their attempts."""
+        """Stream of dead letters: tasks that exhausted their attempts (or, with the function's
+        `dead_letter` option, failed or timed out); fields e, reason, at, id, fn."""
         return f"{self.prefix}:dead"
+
+    @property
+    def dead_ids(self) -> str:
+        """Hash task id → its entry in the dead-letter stream, to find a dead letter by task."""
+        return f"{self.prefix}:dead:ids"
 
     @property
     def records(self) -> str:

@@ -26,7 +26,17 @@ from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.server import errors, ops
-from fnhub.server.api import cache, connectors, endpoints, functions, keys, scripts, tasks, workers
+from fnhub.server.api import (
+    cache,
+    connectors,
+    dead_letters,
+    endpoints,
+    functions,
+    keys,
+    scripts,
+    tasks,
+    workers,
+)
 from fnhub.server.auth import AdminAuth, require_admin
 from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext, load_areas
@@ -63,6 +73,7 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         app.state.ctx = ctx
         app.state.caller = caller
         app.state.secret_box = box
+        app.state.sync_redis = sync_client  # for code shared with the CLI (in threads)
         app.state.admin_auth = AdminAuth(db)
         app.state.scripts = ScriptStore(db, sync_client, ctx.keys)
         app.state.endpoints = EndpointRegistry(ctx, box)
@@ -93,7 +104,8 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
     )
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_admin)])
-    for module in (functions, tasks, scripts, endpoints, connectors, cache, keys, workers):
+    routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
+    for module in routers:
         api.include_router(module.router)
     for area in areas:
         if hasattr(area, "router"):

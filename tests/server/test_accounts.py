@@ -61,8 +61,11 @@ def test_sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session(stack: Stack
         csrf = r.json()["csrf_token"]
         assert client.get(f"{API}/session").json()["csrf_token"] == csrf
         me = client.get(f"{API}/me").json()
-        assert me == {"user": {"username": "alice", "role": "developer"}, "role": "developer",
-                      "csrf_token": csrf}  # fmt: skip
+        assert me == {
+            "user": {"username": "alice", "role": "developer"},
+            "role": "developer",
+            "csrf_token": csrf,
+        }
         assert client.get(f"{API}/scripts").status_code == 200
         no_token = client.delete(f"{API}/session")
         assert no_token.status_code == 403 and no_token.json()["error"]["code"] == "csrf"
@@ -234,8 +237,11 @@ def test_a_developer_publishes_but_manages_no_accounts(stack: Stack, kind: str) 
         assert call.status_code == 200 and call.json()["result"] == "dev"
         refused = [
             client.get(f"{API}/users"),
-            client.post(f"{API}/users", json={"username": "x", "password": PASSWORD,
-                                              "role": "admin"}, headers=headers),  # fmt: skip
+            client.post(
+                f"{API}/users",
+                json={"username": "x", "password": PASSWORD, "role": "admin"},
+                headers=headers,
+            ),
             client.patch(f"{API}/users/devon", json={"role": "admin"}, headers=headers),
             client.delete(f"{API}/users/alice", headers=headers),
             client.get(f"{API}/keys"),
@@ -264,8 +270,12 @@ def test_user_management_rules(stack: Stack) -> None:
     add_user(stack, "frank", "developer")
     frank, frank_csrf = sign_in(stack, "frank")
     with stack.admin() as c:
-        assert c.post(f"{API}/users", json={"username": "frank", "password": PASSWORD,
-                                           "role": "viewer"}).status_code == 409  # fmt: skip
+        assert (
+            c.post(
+                f"{API}/users", json={"username": "frank", "password": PASSWORD, "role": "viewer"}
+            ).status_code
+            == 409
+        )
         short = c.post(f"{API}/users", json={"username": "g", "password": "short", "role": "x"})
         assert short.status_code == 422
         # a promotion takes effect on the running session at once

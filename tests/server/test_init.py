@@ -49,9 +49,8 @@ def test_init_creates_the_first_admin_who_can_sign_in(tmp_path: Path) -> None:
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert stat.S_IMODE((project / ".fnhub" / "api_key").stat().st_mode) == 0o600
     assert f"http://127.0.0.1:{port}/" in output
-    assert (password in output and str(password_file) in output.replace(" ", "")) or (
-        "admin_password" in output
-    )
+    assert password in output
+    assert str(password_file) in "".join(output.split())  # rich may fold a long path
     assert len(password) >= 16
 
     again = init()  # users exist: nothing new, the file stays

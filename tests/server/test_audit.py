@@ -241,6 +241,8 @@ def test_cli_changes_are_logged_as_cli(stack: Stack) -> None:
 PROJECT = """
 connectors:
   plant: {type: mqtt, settings: {host: 127.0.0.1, port: 1883, password: %s}}
+subscriptions:
+  plant-in: {connector: plant, topics: [audit/in], function: applied.hi, enabled: false}
 cron_jobs:
   - {id: nightly, function: applied.hi, expr: "%s"}
 """
@@ -259,10 +261,12 @@ def test_apply_changes_are_logged_as_project_and_a_no_op_apply_logs_nothing(
         assert [(e["action"], e["resource"]) for e in applied] == [
             ("script.publish", "script:applied"),
             ("connector.create", "connector:plant"),
+            ("subscription.create", "subscription:plant-in"),
             ("cron_job.create", "cron_job:nightly"),
         ]
         assert applied[1]["after"]["settings"]["password"] == "*****"
         assert applied[2]["after"]["provisioned"] is True
+        assert applied[3]["after"]["provisioned"] is True
 
         seen = {e["id"] for e in entries(stack)}
         fnhub_cli(stack, "apply")  # nothing changed: nothing logged

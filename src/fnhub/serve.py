@@ -17,7 +17,7 @@ import time
 
 from rich.console import Console
 
-from fnhub.bootstrap import open_services
+from fnhub.bootstrap import open_services, wait_for_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.project import apply_project
@@ -46,6 +46,8 @@ def serve(settings: Settings) -> int:
         console.print(f"embedded Redis on [bold]{embedded.socket}[/bold] (persistent)")
     worker: multiprocessing.process.BaseProcess | None = None
     try:
+        if not wait_for_services(settings, stop.is_set):  # a configured one may come up later
+            return 0
         services = open_services(settings)
         services.scripts.sync_redis()
         try:

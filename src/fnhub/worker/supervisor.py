@@ -30,6 +30,7 @@ from multiprocessing.process import BaseProcess
 
 import redis
 
+from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
@@ -272,6 +273,9 @@ class Supervisor:
         """Supervise until SIGTERM/SIGINT (or `request_stop`)."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        # Redis may come up after us; the database is the recorder's, which waits for it alone
+        if not wait_for_redis(self.settings, lambda: self.stopping):
+            return
         self.start()
         freeze_startup_objects()
         log.info(

@@ -1,7 +1,8 @@
 """`fnhub serve`: every role on one machine, on embedded defaults unless told otherwise.
 
 Order matters: the embedded Redis starts first (queued tasks from the last run are still in its
-append-only file), then the schema is migrated and the project applied, then the worker
+append-only file), or a configured Redis and database are waited for (they may come up after
+us), then the schema is migrated and the project applied, then the worker
 supervisor starts in its own process, then the HTTP server runs in this process. On SIGTERM/SIGINT
 the server stops accepting and finishes in-flight requests, then the supervisor gets its grace
 period to finish running tasks, then Redis is shut down (which persists what is still queued).

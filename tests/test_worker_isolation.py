@@ -3,7 +3,11 @@ started, forked copies of the child, memory. Real Redis, real worker processes."
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -57,6 +61,20 @@ SCRIPT = textwrap.dedent(
         ]
         fnhub.cache.set("pids", [p.pid for p in started])
         time.sleep(60)
+
+
+    @fnhub.api("starts a process, then takes its time", timeout=60)
+    def starts_sleep():
+        fnhub.cache.set("pids", [subprocess.Popen(["sleep", "1000"]).pid])
+        time.sleep(60)
+
+
+    @fnhub.api("starts a program and stops it with a signal")
+    def stops_a_program(signum: int):
+        program = subprocess.Popen(["sleep", "100"])
+        time.sleep(0.1)  # it has exec'd
+        program.send_signal(signum)
+        return program.wait(5)
 
 
     @fnhub.api("forks; the copy ends as told")
@@ -135,13 +153,19 @@ def test_base_exceptions_fail_the_task_not_the_child(client, one_child, function
     assert call_ok(client, "iso.pid").result == pid  # the same child runs the next task
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_programs_a_task_runs_can_be_stopped_with_sigterm_or_sigint(client, one_child, signum):
+    """The child does not ignore SIGTERM/SIGINT (an ignored signal stays ignored through exec):
+    it catches them, and a program a task runs has the default action again."""
+    result = client.call("iso.stops_a_program", {"signum": int(signum)}, timeout=15)
+    assert result.status == "success", (result.error_type, result.error_message)
+    assert result.result == -signum
+
+
 def test_timeout_kills_every_process_the_task_started(client, one_child, services):
     task = client.submit("iso.spawns", wait=True)
     key = f"{services.keys.prefix}:cache:iso:pids"
-    started = wait_for(lambda: services.redis.get(key))
-    import json
-
-    pids = json.loads(started)
+    pids = json.loads(wait_for(lambda: services.redis.get(key)))
     grandchildren = wait_for(lambda: _children(pids[1]))
     everyone = [*pids, *grandchildren]
     assert all(_alive(p) for p in everyone)
@@ -179,3 +203,42 @@ def test_memory_limit_fails_the_task_and_the_next_one_runs(client, publish, star
     assert "memory limit of 200 MB" in result.error_message
     assert result.attempt == 1
     assert call_ok(client, "iso.pid").result != first  # the child was replaced
+
+
+def test_ctrl_c_stops_fnhub_worker_and_what_its_tasks_started(
+    client, publish, services, settings, tmp_path
+):
+    """A terminal's Ctrl-C signals its foreground group: the supervisor, no longer the children
+    (each leads its own session). The supervisor stops them, and what their tasks started."""
+    publish({"iso": SCRIPT})
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FNHUB_")},
+        "FNHUB_REDIS_URL": settings.redis_url,
+        "FNHUB_DB_URL": settings.db_url,
+        "FNHUB_KEY_PREFIX": settings.key_prefix,
+        "FNHUB_DATA_DIR": str(settings.data_dir),
+        "FNHUB_PROCESSES": "1",
+        "FNHUB_HEARTBEAT_SECONDS": "0.5",
+        "FNHUB_SHUTDOWN_GRACE_SECONDS": "1",
+    }
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "from fnhub.cli import main; main()", "worker", "-p", "."],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, as a shell gives a foreground job
+        )
+    try:
+        wait_for(lambda: client.queue_has_worker("sync"), timeout=30)
+        client.submit("iso.starts_sleep")
+        key = f"{services.keys.prefix}:cache:iso:pids"
+        (sleeper,) = json.loads(wait_for(lambda: services.redis.get(key)))
+        os.killpg(worker.pid, signal.SIGINT)
+        assert worker.wait(15) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        wait_for(lambda: not _alive(sleeper), timeout=5)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

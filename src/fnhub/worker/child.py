@@ -237,6 +237,10 @@ class ReadSize:
             self.size = max(self.size // 2, 1)
 
 
+def _left_to_the_supervisor(signum: int, _frame: object) -> None:
+    """A worker child stops when its supervisor says so (or dies), not on a signal."""
+
+
 def child_main(
     worker_id: str,
     index: int,
@@ -252,8 +256,11 @@ def child_main(
     # decides when we stop (through `stop`)
     os.setsid()
     own_pid = os.getpid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # SIGINT and SIGTERM (e.g. systemd's, sent to every process of the service) are caught and
+    # dropped, not ignored: an ignored signal stays ignored across exec, so every program a task
+    # runs could then not be stopped with terminate() or Ctrl-C; a handler is reset by exec
+    signal.signal(signal.SIGINT, _left_to_the_supervisor)
+    signal.signal(signal.SIGTERM, _left_to_the_supervisor)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     settings = Settings.model_validate_json(settings_json)
     keys = Keys(settings.key_prefix)

@@ -94,6 +94,21 @@ SCRIPT = textwrap.dedent(
         return "from the child"
 
 
+    _hoard = []
+
+
+    @fnhub.api("returns, and leaves a thread that allocates")
+    def leaves_a_hoarder(mb: int):
+        import threading
+
+        def hoard():
+            time.sleep(0.3)
+            _hoard.append(b"x" * (mb << 20))
+
+        threading.Thread(target=hoard, daemon=True).start()
+        return "returned"
+
+
     @fnhub.api("allocates", timeout=30)
     def hog(mb: int):
         blocks = []
@@ -242,3 +257,16 @@ def test_ctrl_c_stops_fnhub_worker_and_what_its_tasks_started(
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_a_child_over_the_memory_limit_between_tasks_is_replaced(
+    client, publish, start_worker, settings
+):
+    publish({"iso": SCRIPT})
+    limited = settings.model_copy(update={"child_memory_limit_mb": 200})
+    start_worker(processes=1, settings_override=limited)
+    first = call_ok(client, "iso.pid").result
+    assert call_ok(client, "iso.leaves_a_hoarder", {"mb": 400}).result == "returned"
+    time.sleep(1.0)  # the thread allocates 0.3 s after the return, the supervisor sees it
+    # the next task is not blamed for what the last one left: it runs in a new child
+    assert call_ok(client, "iso.pid").result != first

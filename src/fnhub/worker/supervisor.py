@@ -50,6 +50,10 @@ class Child:
     index: int
     slot: Slot
     process: BaseProcess
+    spawned_at: float = 0.0  # epoch seconds, like the slot's task start
+
+    def ran_a_task(self) -> bool:
+        return self.slot.started > self.spawned_at
 
     def consumer_for(self, pid: int) -> str:
         return consumer_name(self.worker_id, self.index, pid)
@@ -99,7 +103,7 @@ class Supervisor:
             daemon=False,
         )
         process.start()
-        return Child(self.worker_id, index, slot, process)
+        return Child(self.worker_id, index, slot, process, spawned_at=time.time())
 
     def _release(self, child: Child, pid: int, outcome: str, detail: str = "") -> None:
         """Give back what a dead child held; `outcome` (and `detail`, what went wrong) decides
@@ -141,12 +145,22 @@ class Supervisor:
                 log.warning("worker child %s passed its task deadline: killing it", pid)
                 self._kill(process)
                 self._replace(i, "timeout")
-            elif self.memory_limit and (used := resident_bytes(pid)) > self.memory_limit:
+            # (between tasks only once it ran one: a child that starts over the limit would
+            # be replaced over and over)
+            elif (deadline or child.ran_a_task()) and (used := self._used_over_limit(pid)):
                 self._over_memory(i, used)
+
+    def _used_over_limit(self, pid: int) -> int:
+        """Resident bytes of a child and its descendants when over the limit, else 0."""
+        if not self.memory_limit:
+            return 0
+        used = resident_bytes(pid)
+        return used if used > self.memory_limit else 0
 
     def _over_memory(self, i: int, used: int) -> None:
         """Kill a child (and what its task started) holding more than the memory limit; the
-        running task fails, and between tasks only the child is replaced."""
+        running task fails, and between tasks (what a task left behind) the child is replaced,
+        so the next task is not blamed for it."""
         process = self.children[i].process
         running = self.children[i].slot.deadline > 0
         limit_mb = self.settings.child_memory_limit_mb

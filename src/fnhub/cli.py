@@ -88,6 +88,7 @@ def init(
 
 def _first_api_key(folder: Path) -> None:
     """Create the project's first admin API key (only if it has none) and show it once."""
+    from fnhub.private_file import write_private
     from fnhub.server.auth import create_key, list_keys
     from fnhub.store.db import Database
 
@@ -101,8 +102,7 @@ def _first_api_key(folder: Path) -> None:
     finally:
         db.dispose()
     key_file = settings.data_dir / "api_key"
-    key_file.write_text(token + "\n")
-    key_file.chmod(0o600)
+    write_private(key_file, token + "\n")
     console.print(f"admin API key (shown once; also in {key_file}): [bold]{token}[/bold]")
 
 

@@ -1,7 +1,8 @@
 """`fnhub serve`: every role on one machine, on embedded defaults unless told otherwise.
 
 Order matters: the embedded Redis starts first (queued tasks from the last run are still in its
-append-only file), then the schema is migrated and the project applied, then the worker
+append-only file), or a configured Redis and database are waited for (they may come up after
+us), then the schema is migrated and the project applied, then the worker
 supervisor starts in its own process, then the HTTP server runs in this process. On SIGTERM/SIGINT
 the server stops accepting and finishes in-flight requests, then the supervisor gets its grace
 period to finish running tasks, then Redis is shut down (which persists what is still queued).
@@ -17,7 +18,7 @@ import time
 
 from rich.console import Console
 
-from fnhub.bootstrap import open_services
+from fnhub.bootstrap import open_services, wait_for_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.project import apply_project
@@ -46,6 +47,8 @@ def serve(settings: Settings) -> int:
         console.print(f"embedded Redis on [bold]{embedded.socket}[/bold] (persistent)")
     worker: multiprocessing.process.BaseProcess | None = None
     try:
+        if not wait_for_services(settings, stop.is_set):  # a configured one may come up later
+            return 0
         services = open_services(settings)
         services.scripts.sync_redis()
         try:

@@ -1,6 +1,6 @@
 // Bundles the console into ../src/fnhub/console/static/: hashed assets, index.html, and a
-// gzip and a brotli copy of every text file (the server sends those as they are, so it
-// compresses nothing per request). `node build.mjs` is what the wheel's build hook runs.
+// gzip and a brotli copy of every asset (the server sends those as they are, so it compresses
+// nothing per request). `node build.mjs` is what the wheel's build hook runs.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -66,6 +66,7 @@ const html = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="csp-nonce" content="__CSP_NONCE__">
 <title>fnhub</title>
 <link rel="icon" href="/assets/${iconName}" type="image/svg+xml">
 ${style ? `<link rel="stylesheet" href="${style}">\n` : ''}${preloads}<script type="module" src="${script}"></script>
@@ -82,7 +83,8 @@ const sizes = {};
 for (const dir of [out, assets]) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (!statSync(path).isFile() || !COMPRESSIBLE.test(name)) continue;
+    // index.html is sent as it is: the server writes a fresh CSP nonce into it per response
+    if (!statSync(path).isFile() || !COMPRESSIBLE.test(name) || name === 'index.html') continue;
     const raw = readFileSync(path);
     const gz = gzipSync(raw, { level: 9 });
     const br = brotliCompressSync(raw, {
@@ -95,6 +97,8 @@ for (const dir of [out, assets]) {
 }
 
 const firstLoad = new Set(['index.html', ...[...eager].map((p) => relative(out, join(here, p)))]);
+const indexSize = readFileSync(join(out, 'index.html')).length;
+sizes['index.html'] = { raw: indexSize, gzip: indexSize, brotli: indexSize };
 const total = (k, names) => [...names].reduce((s, n) => s + (sizes[n]?.[k] || 0), 0);
 const summary = {
   first_load: [...firstLoad],

@@ -6,6 +6,9 @@ import { MergeView } from '@codemirror/merge';
 import { EditorState } from '@codemirror/state';
 import { EditorView, keymap } from '@codemirror/view';
 import { basicSetup } from 'codemirror';
+import { cspNonce } from './nonce.js';
+
+const nonce = EditorView.cspNonce.of(cspNonce);
 
 const theme = EditorView.theme({
   '&': { height: '100%', fontSize: '13px' },
@@ -15,6 +18,7 @@ const theme = EditorView.theme({
 /** An editable Python editor: line numbers, highlighting, search (Ctrl-F), error gutter. */
 export function createEditor(parent, { doc, onChange, onSave, readOnly = false }) {
   const extensions = [
+    nonce,
     basicSetup,
     python(),
     lintGutter(),
@@ -60,7 +64,7 @@ export function clearErrors(view) {
 export function createDiff(parent, { before, after }) {
   const side = (doc) => ({
     doc,
-    extensions: [basicSetup, python(), theme, EditorState.readOnly.of(true), EditorView.editable.of(false)],
+    extensions: [nonce, basicSetup, python(), theme, EditorState.readOnly.of(true), EditorView.editable.of(false)],
   });
   return new MergeView({ parent, a: side(before), b: side(after), collapseUnchanged: { margin: 3, minSize: 6 } });
 }

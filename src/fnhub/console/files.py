@@ -1,6 +1,6 @@
 """Finding the console's built files and the precompressed copy a client can take.
 
-The build writes a `.br` and a `.gz` beside every text file, so the server sends bytes as they
+The build writes a `.br` and a `.gz` beside every asset, so the server sends bytes as they
 are and spends no CPU compressing per request.
 """
 
@@ -37,6 +37,7 @@ class ConsoleFiles:
     def __init__(self, root: Path = STATIC_DIR) -> None:
         self.root = root
         self.assets = root / "assets"
+        self._index: tuple[float, str] | None = None
 
     @property
     def built(self) -> bool:
@@ -48,8 +49,16 @@ class ConsoleFiles:
             return None
         return self._pick(self.assets / name, accept_encoding)
 
-    def index(self, accept_encoding: str) -> Found | None:
-        return self._pick(self.root / "index.html", accept_encoding)
+    def index_template(self) -> str | None:
+        """index.html as text (re-read when the build replaces it); None when not built."""
+        path = self.root / "index.html"
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        if self._index is None or self._index[0] != mtime:
+            self._index = (mtime, path.read_text(encoding="utf-8"))
+        return self._index[1]
 
     @staticmethod
     def _pick(path: Path, accept_encoding: str) -> Found | None:

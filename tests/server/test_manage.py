@@ -66,7 +66,8 @@ def test_a_refused_publish_says_where_in_the_code(stack: Stack) -> None:
     """The console marks the error in its editor: the 422 carries line and column."""
     syntax = "import fnhub\n\n@fnhub.api()\ndef hi(:\n    return 1\n"
     loading = "import fnhub\n\nx = 1\nundefined_name\n"
-    duplicate = "import fnhub\n\n@fnhub.api()\ndef f():\n    pass\n\n@fnhub.api()\ndef f():\n    pass\n"
+    one = "@fnhub.api()\ndef f():\n    pass\n"
+    duplicate = f"import fnhub\n\n{one}\n{one}"
     with stack.admin() as c:
         cases = [(syntax, 4, 8), (loading, 4, None), (duplicate, 8, 1)]
         for code, line, column in cases:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 from datetime import datetime
@@ -82,28 +83,66 @@ def init(
             created.append(str(path))
     for path in created:
         console.print(f"created [bold]{path}[/bold]")
-    _first_api_key(folder)
+    settings = _settings(folder)
+    _first_api_key(settings)
+    _first_admin(settings)
     console.print(f"next: [bold]cd {folder} && fnhub serve[/bold]")
 
 
-def _first_api_key(folder: Path) -> None:
+def _write_secret(path: Path, text: str) -> None:
+    """Write a file only its owner can read: created 0600 in one step (never briefly wider, and
+    never through a link planted in its place); a stale one is replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+
+
+def _first_api_key(settings: Settings) -> None:
     """Create the project's first admin API key (only if it has none) and show it once."""
+    from fnhub import audit
     from fnhub.server.auth import create_key, list_keys
     from fnhub.store.db import Database
 
-    settings = _settings(folder)
     db = Database(settings.resolved_db_url())
     try:
         db.migrate()
         if list_keys(db):
             return
-        _row, token = create_key(db, "init")
+        _row, token = create_key(db, "init", actor=audit.CLI)
     finally:
         db.dispose()
     key_file = settings.data_dir / "api_key"
-    key_file.write_text(token + "\n")
-    key_file.chmod(0o600)
+    _write_secret(key_file, token)
     console.print(f"admin API key (shown once; also in {key_file}): [bold]{token}[/bold]")
+
+
+def _first_admin(settings: Settings) -> None:
+    """Create the console's first user, `admin`, with a random password (only if there is no
+    user yet): shown once and kept in `<data_dir>/admin_password` (0600)."""
+    from fnhub import audit
+    from fnhub.accounts.passwords import random_password
+    from fnhub.accounts.roles import Role
+    from fnhub.accounts.users import create_user, has_users
+    from fnhub.store.db import Database
+
+    db = Database(settings.resolved_db_url())
+    try:
+        db.migrate()
+        if has_users(db):
+            return
+        password = random_password()
+        password_file = settings.data_dir / "admin_password"
+        _write_secret(password_file, password)
+        create_user(db, "admin", password, Role.ADMIN, actor=audit.CLI)
+    finally:
+        db.dispose()
+    console.print(
+        f"console: [bold]http://127.0.0.1:{settings.port}/[/bold] (once `fnhub serve` runs); "
+        f"sign in as [bold]admin[/bold] with the password [bold]{password}[/bold] "
+        f"(shown once; also in {password_file})"
+    )
 
 
 @app.command()
@@ -184,51 +223,67 @@ def server(
     run_server(settings, host=host, port=port)
 
 
-keys_app = typer.Typer(no_args_is_help=True, help="Admin API keys.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (each with a role).")
 app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="what the key is for")] = "",
+    role: Annotated[
+        str, typer.Option("--role", help="viewer, developer or admin", show_default=True)
+    ] = "admin",
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Create an admin API key and print its token (shown only once)."""
+    """Create an API key with a role and print its token (shown only once)."""
+    from fnhub import audit
+    from fnhub.accounts.roles import Role
     from fnhub.server.auth import create_key
     from fnhub.store.db import Database
 
+    if role not in Role.__members__.values():
+        err.print(f"[red]error:[/red] unknown role {role!r} (viewer, developer, admin)")
+        raise typer.Exit(2)
     db = Database(_settings(project).resolved_db_url())
     db.migrate()
-    row, token = create_key(db, name)
+    row, token = create_key(db, name, role=role, actor=audit.CLI)
     db.dispose()
-    err.print(f"created API key [bold]{row.id}[/bold]; its token is shown only once:")
+    err.print(f"created {role} API key [bold]{row.id}[/bold]; its token is shown only once:")
     console.print(token)
 
 
 @keys_app.command("list")
-def keys_list(project: ProjectOpt = Path(".")) -> None:
-    """List admin API keys (their tokens are not stored)."""
-    from fnhub.server.auth import list_keys
+def keys_list(
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List API keys with their role (their tokens are not stored)."""
+    from fnhub.server.auth import key_state, list_keys
     from fnhub.store.db import Database
 
     db = Database(_settings(project).resolved_db_url())
     db.migrate()
-    table = Table("id", "name", "created", "expires")
-    for row in list_keys(db):
-        table.add_row(row.id, row.name, _time(row.created_at), _time(row.expires_at))
+    rows = list_keys(db)
     db.dispose()
+    if as_json:
+        print(json.dumps([key_state(r) for r in rows]))
+        return
+    table = Table("id", "name", "role", "created", "expires")
+    for row in rows:
+        table.add_row(row.id, row.name, row.role, _time(row.created_at), _time(row.expires_at))
     console.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, project: ProjectOpt = Path(".")) -> None:
-    """Delete an admin API key (servers forget it within seconds)."""
+    """Delete an API key (servers forget it within seconds)."""
+    from fnhub import audit
     from fnhub.server.auth import revoke_key
     from fnhub.store.db import Database
 
     db = Database(_settings(project).resolved_db_url())
     db.migrate()
-    found = revoke_key(db, key_id)
+    found = revoke_key(db, key_id, actor=audit.CLI)
     db.dispose()
     if not found:
         err.print(f"[red]error:[/red] no API key '{key_id}'")
@@ -415,6 +470,10 @@ app.add_typer(websub_app, name="websub")
 from fnhub.rules.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
+
+from fnhub.accounts.cli import users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     body_max_bytes: int = 10_000_000
     access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
 
+    # console accounts (fnhub.accounts; docs/http.md "Authentication")
+    session_idle_seconds: float = 12 * 3600.0  # a session unused this long ends
+    session_max_seconds: float = 7 * 86400.0  # and every session ends this long after sign-in
+    session_cookie_secure: bool = False  # always mark the cookie Secure (it is over TLS anyway)
+    signin_user_failures: int = 5  # failed sign-ins per username within the window ...
+    signin_ip_failures: int = 20  # ... and per client address, before 429 until the window passes
+    signin_window_seconds: float = 900.0
+
     # WebSub hub (fnhub.websub; docs/websub.md)
     websub_hub_url: str = ""  # public URL of /websub/hub; default http://host:port/websub/hub
     websub_open: bool = True  # any topic; False: only topics registered through the API

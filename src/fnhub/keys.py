@@ -225,3 +225,9 @@ class Keys:
     def subscription_status(self, name: str) -> str:
         """Hash server id → JSON status of one subscription on that server (TTL'd)."""
         return f"{self.prefix}:subs:status:{name}"
+
+    # -- accounts -----------------------------------------------------------------------------
+    def signin_failures(self, kind: str, who: str) -> str:
+        """Sorted set of recent failed sign-ins (scored by time in ms) of one username hash
+        (`kind` "user") or client address (`kind` "ip"), for sign-in throttling."""
+        return f"{self.prefix}:signin:{kind}:{who}"

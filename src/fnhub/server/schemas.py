@@ -110,11 +110,13 @@ class RollbackIn(Strict):
 class ApiKeyIn(Strict):
     name: str = Field("", max_length=128)
     expires_in: float | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds")
+    role: str = Field("admin", pattern=r"^(viewer|developer|admin)$")
 
 
 class ApiKeyOut(BaseModel):
     id: str
     name: str
+    role: str
     created_at: float
     expires_at: float | None = None
 

@@ -38,7 +38,7 @@ function lastMessage(last) {
   return entries.reduce((a, b) => (b[1].at > a[1].at ? b : a));
 }
 
-function ServerState({ s }) {
+function ServerState({ s, name }) {
   const src = s.source || {};
   const last = lastMessage(s.last);
   const facts = [
@@ -56,7 +56,8 @@ function ServerState({ s }) {
       <div class="muted">{facts.join(' · ')}</div>
       {last && (
         <div class="last-message">
-          <span class="muted">last message {ago(last[1].at)} on </span>
+          <a href={`/tasks?origin=subscription&origin_id=${enc(name)}`}>last message</a>
+          <span class="muted"> {ago(last[1].at)} on </span>
           <code>{last[1].topic}</code> <Status status={last[0]} />
           <pre class="inline-pre">{last[1].message?.text ?? `(binary) ${last[1].message?.base64 ?? ''}`}</pre>
           {'error' in last[1] ? <pre class="inline-pre warn">{last[1].error}</pre> : <pre class="inline-pre">→ {JSON.stringify(last[1].result)}</pre>}
@@ -124,7 +125,7 @@ export function Subscriptions({ user }) {
                 <td>
                   {!s.enabled && <span class="badge badge-skipped">paused</span>}
                   {(states[s.name] || []).map((st, i) => (
-                    <ServerState key={i} s={st} />
+                    <ServerState key={i} s={st} name={s.name} />
                   ))}
                   {s.enabled && states[s.name] && states[s.name].length === 0 && <span class="muted">no server runs it yet</span>}
                 </td>

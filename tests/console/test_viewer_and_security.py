@@ -51,7 +51,9 @@ def test_a_viewer_cannot_change_anything(browser: Browser, console: Console, scr
     page.context.close()
 
 
-def test_csrf_fixation_and_wrong_passwords_are_refused(browser: Browser, console: Console):
+def test_csrf_fixation_and_wrong_passwords_are_refused(
+    browser: Browser, console: Console, screens: Screens
+):
     address = _address()
     page = new_page(browser, extra_http_headers={"X-Forwarded-For": address})
     planted = "attacker-chosen-session-id-0000000000000000"
@@ -80,5 +82,6 @@ def test_csrf_fixation_and_wrong_passwords_are_refused(browser: Browser, console
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator(".sign-in-card .error-box")).to_contain_text("later")
+    screens.shot(page, "sign-in")
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
     page.context.close()

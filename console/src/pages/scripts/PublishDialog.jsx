@@ -6,7 +6,7 @@ export function PublishDialog({ name, before, after, version, busy, onPublish, o
   return (
     <Dialog title={`Publish ${name}`} onClose={onClose} wide>
       <p class="muted">
-        {version ? `Changes against the active version v${version} (left) :` : 'A new script.'}
+        {version ? `Changes against the active version v${version} (left):` : 'A new script.'}
       </p>
       <DiffView before={before} after={after} />
       <div class="form-actions">

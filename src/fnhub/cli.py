@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import signal
 import sys
 from datetime import datetime
@@ -89,19 +88,10 @@ def init(
     console.print(f"next: [bold]cd {folder} && fnhub serve[/bold]")
 
 
-def _write_secret(path: Path, text: str) -> None:
-    """Write a file only its owner can read: created 0600 in one step (never briefly wider, and
-    never through a link planted in its place); a stale one is replaced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-
-
 def _first_api_key(settings: Settings) -> None:
     """Create the project's first admin API key (only if it has none) and show it once."""
     from fnhub import audit
+    from fnhub.private_file import write_private
     from fnhub.server.auth import create_key, list_keys
     from fnhub.store.db import Database
 
@@ -114,7 +104,7 @@ def _first_api_key(settings: Settings) -> None:
     finally:
         db.dispose()
     key_file = settings.data_dir / "api_key"
-    _write_secret(key_file, token)
+    write_private(key_file, token + "\n")
     console.print(f"admin API key (shown once; also in {key_file}): [bold]{token}[/bold]")
 
 
@@ -125,6 +115,7 @@ def _first_admin(settings: Settings) -> None:
     from fnhub.accounts.passwords import random_password
     from fnhub.accounts.roles import Role
     from fnhub.accounts.users import create_user, has_users
+    from fnhub.private_file import write_private
     from fnhub.store.db import Database
 
     db = Database(settings.resolved_db_url())
@@ -134,7 +125,8 @@ def _first_admin(settings: Settings) -> None:
             return
         password = random_password()
         password_file = settings.data_dir / "admin_password"
-        _write_secret(password_file, password)
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        write_private(password_file, password + "\n")
         create_user(db, "admin", password, Role.ADMIN, actor=audit.CLI)
     finally:
         db.dispose()

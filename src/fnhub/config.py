@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     port: int = 8090
     body_max_bytes: int = 10_000_000
     access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
+    #: headers and kwargs whose values task records show as "[redacted]" (case-insensitive,
+    #: `_` = `-`); an endpoint's own credential field is always added (docs/http.md)
+    redact_names: list[str] = Field(
+        default_factory=lambda: ["Authorization", "Cookie", "Proxy-Authorization", "X-Api-Key"]
+    )
 
     # console accounts (fnhub.accounts; docs/http.md "Authentication")
     session_idle_seconds: float = 12 * 3600.0  # a session unused this long ends

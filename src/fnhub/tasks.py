@@ -69,6 +69,9 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     record: bool = True
     record_limit: int | None = None
     meta: dict[str, Any] = {}  # trigger details: http request, broker message, cron tick...
+    #: the kwargs results and records show, when they must differ from what the function gets
+    #: (credentials redacted by the server); None: `kwargs`
+    record_kwargs: dict[str, Any] | None = None
 
 
 class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -127,7 +130,7 @@ def result_for(task: Task, status: Status, **fields: Any) -> TaskResult:
         origin=task.origin,
         origin_id=task.origin_id,
         queue=task.queue,
-        kwargs=task.kwargs,
+        kwargs=task.kwargs if task.record_kwargs is None else task.record_kwargs,
         attempt=task.attempt,
         trigger_time=task.trigger_time,
         record=task.record,

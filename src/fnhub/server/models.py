@@ -39,6 +39,7 @@ class Endpoint(Base):
     cache_result: Mapped[float | None] = mapped_column(Double, nullable=True)
     timeout: Mapped[float | None] = mapped_column(Double, nullable=True)
     show_traceback: Mapped[bool] = mapped_column(Boolean, default=False)
+    show_logs: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     record_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -33,6 +33,7 @@ def _out(row: Endpoint) -> dict[str, Any]:
         "cache_result": row.cache_result,
         "timeout": row.timeout,
         "show_traceback": row.show_traceback,
+        "show_logs": row.show_logs,
         "enabled": row.enabled,
         "expires_at": row.expires_at,
         "record_limit": row.record_limit,
@@ -94,6 +95,7 @@ async def put_endpoint(request: Request, body: EndpointIn, name: str = Name) -> 
             row.cache_result = body.cache_result
             row.timeout = body.timeout
             row.show_traceback = body.show_traceback
+            row.show_logs = body.show_logs
             row.enabled = body.enabled
             row.expires_at = body.expires_at
             row.record_limit = body.record_limit

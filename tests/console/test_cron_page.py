@@ -24,5 +24,5 @@ def test_pause_resume_and_run_a_cron_job(page: Page, console: Console, screens: 
     row.get_by_role("button", name="Run now").click()
     expect(page.get_by_text("Queued a run of nightly")).to_be_visible()
     row.get_by_role("button", name="nightly").click()
-    runs = page.locator("tr.expanded")
-    expect(runs.locator("table.tasks")).to_contain_text("hello.greet", timeout=15_000)
+    runs = page.locator("tr.expanded")  # re-read every 3 s: records land in batches
+    expect(runs.locator("table.tasks")).to_contain_text("hello.greet", timeout=30_000)

@@ -4,7 +4,7 @@ import { store, useStore } from '../store.js';
 const toasts = store([]);
 let next = 1;
 
-export function toast(message, kind = 'ok', ms = kind === 'error' ? 8000 : 3000) {
+export function toast(message, kind = 'ok', ms = kind === 'error' ? 8000 : 5000) {
   const id = next++;
   toasts.set((list) => [...list, { id, message: String(message), kind }]);
   setTimeout(() => toasts.set((list) => list.filter((t) => t.id !== id)), ms);

@@ -14,7 +14,7 @@ const EDITABLE = ['id', 'function', 'expr', 'timezone', 'kwargs', 'enabled', 'ex
 const bodyOf = (j) => Object.fromEntries(EDITABLE.filter((k) => j[k] !== undefined && j[k] !== null).map((k) => [k, j[k]]));
 
 function RecentRuns({ id }) {
-  const runs = useApi(`/tasks${query({ origin: 'cron', origin_id: id, limit: 5 })}`);
+  const runs = useApi(`/tasks${query({ origin: 'cron', origin_id: id, limit: 5 })}`, { every: 3000 });
   if (runs.error) return <ErrorBox error={runs.error} />;
   return runs.data ? <TaskTable items={runs.data.items} /> : null;
 }

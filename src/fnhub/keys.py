@@ -158,6 +158,31 @@ class Keys:
         return f"{self.prefix}:websub:metrics"
 
     @property
+    def websub_stored(self) -> str:
+        """Hash topic hash → bytes of notification bodies its stream holds (Redis store)."""
+        return f"{self.prefix}:websub:stored"
+
+    @property
+    def websub_stored_total(self) -> str:
+        """Bytes of notification bodies all topic streams hold (the global storage cap)."""
+        return f"{self.prefix}:websub:stored:total"
+
+    @property
+    def websub_dropped(self) -> str:
+        """Hash topic hash → notifications dropped unread because the topic was over its cap."""
+        return f"{self.prefix}:websub:dropped"
+
+    def websub_starting(self, topic_hash: str) -> str:
+        """Set of tokens of the subscriptions to the topic whose start is being taken (verified,
+        cursor not yet written): publishes store and the reclaimer keeps what comes (`reclaim`)."""
+        return f"{self.prefix}:websub:starting:{topic_hash}"
+
+    @property
+    def websub_reclaim_lease(self) -> str:
+        """Short lease of the hub server running the next reclaim pass."""
+        return f"{self.prefix}:websub:reclaim"
+
+    @property
     def websub_ingest(self) -> str:
         """Stream scripts write to when the hub store is Kafka; hub servers forward it."""
         return f"{self.prefix}:websub:ingest"

@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 
 from fnhub import audit
 from fnhub.server.access import actor
-from fnhub.websub.api import HubError, current_hub
+from fnhub.websub.api import STORAGE_FULL_RETRY_SECONDS, HubError, current_hub
 from fnhub.websub.content import ContentError, encode
 from fnhub.websub.hub import Hub
 from fnhub.websub.policy import PolicyError, check_url, url_hash
+from fnhub.websub.store import StorageFull
 from fnhub.websub.views import Conflict, NotFound, Views
 
 router = APIRouter(prefix="/websub", tags=["websub"])
@@ -152,18 +153,31 @@ async def metrics(request: Request) -> dict[str, Any]:
 
 @router.post("/publish", status_code=202)
 async def publish(body: PublishIn, request: Request) -> dict[str, Any]:
+    """Like a publish to `/websub/hub` by an admin: any topic, nothing stored without
+    subscribers (`position` is then null), 503 when the storage is full."""
     hub = _hub(request)
     try:
         check_url(body.topic, "topic", hub.settings)
         data, ctype = encode(body.content, body.content_type, hub.settings.websub_content_max_bytes)
     except (PolicyError, ContentError) as exc:
         raise HTTPException(400, str(exc)) from None
-    await asyncio.to_thread(hub.registry.ensure_topic, body.topic)
-    position = await hub.store.append(url_hash(body.topic), ctype, data)
-    hub.metrics.counters["published"] += 1
-    published = {"topic": body.topic, "position": position, "content_type": ctype}
+    out: dict[str, Any] = {"topic": body.topic, "position": None, "content_type": ctype}
+    subscribers = await hub.has_subscribers(url_hash(body.topic))
+    if not subscribers:
+        await hub.count_unsubscribed(1)
+    else:
+        try:
+            out["position"] = await hub.publish(body.topic, ctype, data)
+        except StorageFull as exc:
+            raise HTTPException(
+                503, str(exc), headers={"Retry-After": str(STORAGE_FULL_RETRY_SECONDS)}
+            ) from None
     resource = f"websub_topic:{url_hash(body.topic)}"
     await _audited(
-        request, "websub_topic.publish", resource, None, {**published, "size": len(data)}
+        request,
+        "websub_topic.publish",
+        resource,
+        None,
+        {**out, "subscribers": subscribers, "size": len(data)},
     )
-    return published
+    return {**out, "subscribers": subscribers}

@@ -46,14 +46,17 @@ def _time(ts: float | None) -> str:
 
 @websub_app.command()
 def topics(project: ProjectOpt = Path(".")) -> None:
-    """Topics with subscriber counts and notifications published."""
+    """Topics: subscribers, notifications published, stored (not yet delivered to everyone) and
+    dropped over the topic's cap."""
     with _views(project) as v:
         rows = v.topics()
-    table = Table("topic", "registered", "subscribers", "notifications", "last publish")
+    table = Table("topic", "registered", "subscribers", "notifications", "stored", "bytes",
+                  "dropped", "last publish")  # fmt: skip
     for t in rows:
         table.add_row(
             t["url"], "yes" if t["registered"] else "no", str(t["subscribers"]),
-            str(t["notifications"]), _time(t["last_published_at"]),
+            str(t["notifications"]), str(t["stored"]), str(t["stored_bytes"]), str(t["dropped"]),
+            _time(t["last_published_at"]),
         )  # fmt: skip
     console.print(table)
 

@@ -125,6 +125,7 @@ def _first_admin(settings: Settings) -> None:
             return
         password = random_password()
         password_file = settings.data_dir / "admin_password"
+        password_file.parent.mkdir(parents=True, exist_ok=True)
         write_private(password_file, password + "\n")
         create_user(db, "admin", password, Role.ADMIN, actor=audit.CLI)
     finally:

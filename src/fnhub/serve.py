@@ -36,6 +36,17 @@ def _worker_process(settings_json: str) -> None:
     Supervisor(Settings.model_validate_json(settings_json)).run()
 
 
+def _console_hint(settings: Settings, url: str) -> str:
+    """Where the web console is and how to sign in to it."""
+    password_file = settings.data_dir / "admin_password"
+    who = (
+        f"as [bold]admin[/bold] with the password in {password_file}"
+        if password_file.exists()
+        else "with a user from `fnhub users create`"
+    )
+    return f"web console: [bold]{url}/[/bold]; sign in {who}"
+
+
 def serve(settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -84,6 +95,7 @@ def serve(settings: Settings) -> int:
             f"[bold]{url_of(settings)}[/bold] with {settings.processes} worker processes; "
             "Ctrl-C to stop"
         )
+        console.print(_console_hint(settings, url_of(settings)))
         server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
         return 1 if failed.is_set() or not server.started else 0
     finally:

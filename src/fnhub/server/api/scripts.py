@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
+from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import (
     SQL_INT_MAX,
@@ -66,12 +67,15 @@ async def list_scripts(request: Request) -> list[dict[str, Any]]:
 @router.put("/scripts/{name}", response_model=ScriptOut, responses=responses(400, 401, 413, 422))
 async def publish_script(request: Request, body: ScriptIn, name: str = Name) -> dict[str, Any]:
     """Publish `code` as the script's next version (unchanged code keeps its version); a broken
-    script is refused with 422 and the active version stays."""
+    script is refused with 422 (with `line` and `column` when the error has a place in the
+    code) and the active version stays."""
     store = _store(request)
     try:
-        published = await asyncio.to_thread(store.publish, {name: body.code})
+        published = await asyncio.to_thread(store.publish, {name: body.code}, actor=actor(request))
     except ScriptError as exc:
-        raise ApiError(422, "invalid_script", str(exc)) from None
+        raise ApiError(
+            422, "invalid_script", str(exc), script=exc.script, line=exc.line, column=exc.column
+        ) from None
     await request.app.state.caller.refresh()
     p = published[0]
     return {
@@ -135,7 +139,9 @@ async def get_version(
 async def rollback_script(request: Request, body: RollbackIn, name: str = Name) -> dict[str, Any]:
     """Make an earlier version active again."""
     try:
-        p = await asyncio.to_thread(_store(request).rollback, name, body.version)
+        p = await asyncio.to_thread(
+            _store(request).rollback, name, body.version, actor=actor(request)
+        )
     except ScriptError as exc:
         raise ApiError(404, "unknown_version", str(exc)) from None
     await request.app.state.caller.refresh()
@@ -150,7 +156,7 @@ async def rollback_script(request: Request, body: RollbackIn, name: str = Name) 
 @router.delete("/scripts/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_script(request: Request, name: str = Name) -> dict[str, bool]:
     """Deactivate a script; its versions stay for the task records."""
-    if not await asyncio.to_thread(_store(request).delete, name):
+    if not await asyncio.to_thread(_store(request).delete, name, actor=actor(request)):
         raise ApiError(404, "unknown_script", f"no script '{name}'")
     await request.app.state.caller.refresh()
     return {"deleted": True}

@@ -193,6 +193,15 @@ def test_method_not_allowed_names_every_method_of_the_path(admin: httpx.Client) 
     assert {"GET", "PUT", "DELETE"} <= allowed and "PATCH" not in allowed
 
 
+def test_method_not_allowed_on_a_literal_path_names_only_its_methods(
+    admin: httpx.Client,
+) -> None:
+    """`/dead-letters/replay` also matches `/dead-letters/{letter_id}`: only its own count."""
+    answer = admin.request("PATCH", "/api/v1/dead-letters/replay")
+    assert _error(answer, 405)["code"] == "method_not_allowed"
+    assert answer.headers["allow"] == "POST"
+
+
 def test_openapi_documents_the_errors_routes_give(admin: httpx.Client) -> None:
     paths = admin.get("/openapi.json").json()["paths"]
     pause = paths["/api/v1/cron-jobs/{job_id}/pause"]["post"]["responses"]

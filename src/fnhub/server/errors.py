@@ -132,15 +132,17 @@ def _path_regex(template: str) -> re.Pattern[str]:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method the path takes, as the OpenAPI document lists them: Starlette names only
-    those of the first route matching the path, and FastAPI makes one route per method."""
+    """Every method the path takes, as the OpenAPI document lists them (Starlette names only
+    those of the first route matching the path, and FastAPI makes one route per method). Of
+    the paths matching, the most literal ones count: `/x/discard` is not `/x/{id}`."""
     path = request.scope["path"]
-    methods = {
-        method.upper()
+    matching = [
+        (template.count("{"), operations)
         for template, operations in request.app.openapi().get("paths", {}).items()
         if _path_regex(template).match(path)
-        for method in operations
-    }
+    ]
+    fewest = min((params for params, _ in matching), default=0)
+    methods = {m.upper() for params, ops in matching if params == fewest for m in ops}
     return ", ".join(sorted(methods))
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tests.private_redis import PrivateRedis
 from tests.server.conftest import close_stack, make_stack
-from tests.server.own_redis import OwnRedis
 
 #: functions that answer whatever kwargs they get: a 500 from the stack is then never the
 #: function's (`function_failed`) but the server's
@@ -87,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     folder: Path = args.folder
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    own = OwnRedis(folder / "redis")
+    own = PrivateRedis(folder / "redis")
     own.start()
     stack = make_stack(folder / "stack", script=SCRIPT, redis_url=own.url)
     result: dict[str, object] = {}

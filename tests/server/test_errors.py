@@ -180,6 +180,30 @@ def test_cron_job_numbers_out_of_range_are_refused(
     assert f"body.{field}" in _error(admin.post("/api/v1/cron-jobs", json=spec), 422)["message"]
 
 
+@pytest.mark.parametrize(
+    "method,path,body,field",
+    [
+        ("POST", "/api/v1/keys", {"expires_in": True}, "expires_in"),
+        ("POST", "/api/v1/dead-letters/discard", {"all": 0}, "all"),
+        ("POST", "/api/v1/functions/demo.echo/call", {"timeout": "5"}, "timeout"),
+        ("POST", "/api/v1/cron/pause", {"seconds": True}, "seconds"),
+        (
+            "POST",
+            "/api/v1/cron-jobs",
+            {"id": "typed", "function": "demo.echo", "expr": "* * * * *", "enabled": 0},
+            "enabled",
+        ),
+        ("PUT", "/api/v1/endpoints/typed", {"function": "demo.echo", "enabled": "yes"}, "enabled"),
+    ],
+)
+def test_a_value_of_another_json_type_is_refused_not_converted(
+    admin: httpx.Client, method: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    """`0` is not `false`, nor `true` a number of seconds (found by schemathesis)."""
+    answer = admin.request(method, path, json=body)
+    assert f"body.{field}" in _error(answer, 422)["message"]
+
+
 @pytest.mark.parametrize("version", [0, 2**31, 15854748313054029824])
 def test_rollback_to_a_version_out_of_range_is_refused(admin: httpx.Client, version: int) -> None:
     answer = admin.post("/api/v1/scripts/demo/rollback", json={"version": version})

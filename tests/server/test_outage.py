@@ -19,8 +19,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from tests.conftest import POSTGRES_URL
+from tests.private_redis import PrivateRedis
 from tests.server.conftest import Stack, close_stack, make_stack
-from tests.server.own_redis import OwnRedis
 
 from fnhub.store.db import Database
 
@@ -165,8 +165,8 @@ def _wait_until_working(stack: Stack, timeout: float = 30) -> float:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[OwnRedis]:
-    own = OwnRedis(tmp_path / "redis")
+def redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
+    own = PrivateRedis(tmp_path / "redis")
     own.start()
     try:
         yield own
@@ -177,7 +177,7 @@ def redis_server(tmp_path: Path) -> Iterator[OwnRedis]:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_redis_down_every_route_answers_json_503_and_the_server_recovers(
-    tmp_path: Path, redis_server: OwnRedis
+    tmp_path: Path, redis_server: PrivateRedis
 ) -> None:
     stack = make_stack(tmp_path / "stack", redis_url=redis_server.url)
     try:

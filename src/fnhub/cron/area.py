@@ -10,7 +10,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from fnhub.calls import CallError
 from fnhub.cron import control
@@ -20,6 +20,7 @@ from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.server.access import current_actor
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError, responses
+from fnhub.server.schemas import Strict
 
 router = APIRouter(tags=["cron"])
 
@@ -34,7 +35,7 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 Actor = Annotated[str, Depends(current_actor)]  # who makes the change, for the audit log
 
 
-class PauseBody(BaseModel):
+class PauseBody(Strict):
     seconds: float | None = Field(
         default=None,
         ge=control.PAUSE_MIN_SECONDS,

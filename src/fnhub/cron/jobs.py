@@ -38,9 +38,10 @@ class CronJobError(ValueError):
 
 
 class CronJobSpec(BaseModel):
-    """A cron job as declared in fnhub.yaml or sent to the API / CLI."""
+    """A cron job as declared in fnhub.yaml or sent to the API / CLI (strict as
+    `fnhub.server.schemas.Strict`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str
     function: str

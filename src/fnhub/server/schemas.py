@@ -11,7 +11,10 @@ SQL_INT_MAX = 2**31 - 1
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields are refused, and so are values of another JSON type
+    (`0` for a boolean, `true` or `"5"` for a number), which pydantic would otherwise convert."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CallRequest(Strict):

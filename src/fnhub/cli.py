@@ -408,7 +408,7 @@ def _subscriptions_table(screen: Console, subscriptions: list[dict[str, Any]]) -
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(Text("error: ", style="red") + Text(message))
+    err.print(Text("error: ", style="red") + Text(message), soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -59,7 +59,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 # -- helpers ---------------------------------------------------------------------------------
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(Text("error: ", style="red") + Text(message))
+    err.print(Text("error: ", style="red") + Text(message), soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -49,7 +49,7 @@ def _password(from_stdin: bool) -> str:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(Text("error: ", style="red") + Text(str(exc)))
+    err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
     return typer.Exit(2 if getattr(exc, "kind", "") == "invalid" else 1)
 
 

@@ -31,7 +31,7 @@ def _services(project: Path | None) -> Any:
 
 
 def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    err.print(Text("error: ", style="red") + Text(str(exc)))
+    err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -134,7 +134,7 @@ def retry(dead_letter: int, project: ProjectOpt = None) -> None:
         try:
             queued = v.retry_dead_letter(dead_letter)
         except (NotFound, Conflict) as exc:
-            err.print(Text("error: ", style="red") + Text(str(exc)))
+            err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
             raise typer.Exit(1) from exc
         resource = f"websub_dead_letter:{dead_letter}"
         audit.record(v.registry.db, audit.CLI, "websub_dead_letter.retry", resource, None, queued)

@@ -291,3 +291,10 @@ def test_help_shows_no_type_beside_flags(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout
     assert "--help" in result.stdout
+
+
+def test_a_folder_with_scripts_is_a_project_without_fnhub_yaml(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    result = runner.invoke(app, ["users", "list", "--json", "-p", str(tmp_path)], env=_clean_env())
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ".fnhub" / "fnhub.db").exists()

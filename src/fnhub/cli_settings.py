@@ -2,9 +2,9 @@
 
 Every command loads settings through `settings_or_exit`: a bad setting (an unknown name, a value
 of the wrong kind) is one clear line and exit code 2, never a traceback. Outside a project (a
-folder without `fnhub.yaml`) a command that would keep files (embedded Redis, SQLite, a
-generated secret key) refuses, rather than making `./.fnhub/` wherever it was run, unless
-`FNHUB_DATA_DIR` says where files go or the configured services need none.
+folder with neither `fnhub.yaml` nor `scripts/`) a command that would keep files (embedded
+Redis, SQLite, a generated secret key) refuses, rather than making `./.fnhub/` wherever it was
+run, unless `FNHUB_DATA_DIR` says where files go or the configured services need none.
 
 `fnhub settings` prints the effective settings, where each came from, secrets masked.
 """
@@ -65,7 +65,7 @@ def settings_or_exit(project: Path | None, *, role: bool = False, **overrides: A
         settings = load_settings(project, **given)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    if not settings.project_file.is_file():
+    if not settings.in_project:
         _refuse_outside_project(settings, project, given, role)
     return settings
 
@@ -118,7 +118,7 @@ def settings_command(
         [(name, _shown(row["value"]), row["source"]) for name, row in rows.items()],
     )
     show(console, table)
-    if not settings.project_file.is_file():
+    if not settings.in_project:
         err.print(Text(f"(no {PROJECT_FILE} in {settings.project_dir.resolve()})", style="dim"))
 
 

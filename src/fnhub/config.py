@@ -255,6 +255,11 @@ class Settings(BaseSettings):
         return self.project_dir / PROJECT_FILE
 
     @property
+    def in_project(self) -> bool:
+        """Whether `project_dir` is a project: it has `fnhub.yaml` or a `scripts/` folder."""
+        return self.project_file.is_file() or self.scripts_dir.is_dir()
+
+    @property
     def scripts_dir(self) -> Path:
         return self.project_dir / "scripts"
 

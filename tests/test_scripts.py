@@ -68,8 +68,8 @@ def test_syntax_error_quotes_the_published_code_not_a_file_of_that_name(tmp_path
     monkeypatch.chdir(tmp_path)
     problem = check_syntax("orders", "def broken(:\n    pass\n")
     assert problem is not None
-    assert "def broken(:" in problem
-    assert "import fnhub" not in problem
+    assert "def broken(:" in problem.message
+    assert "import fnhub" not in problem.message
 
 
 @pytest.mark.parametrize("name", ["json", "redis", "fnhub", "_private", "has-dash"])

@@ -1,4 +1,5 @@
-"""A synchronous client for the queue: what the CLI, tests and benchmarks use to call functions."""
+"""A synchronous client for the queue, straight through Redis: what the CLI, tests and benchmarks
+use to call functions on the server's machine. Callers elsewhere use `fnhub.Client` (HTTP)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.tasks import Task, TaskResult
 
 
-class Client:
+class QueueClient:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)

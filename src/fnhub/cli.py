@@ -295,14 +295,14 @@ def call(
 ) -> None:
     """Call a function through the queue and print its result (exit code 1 if it failed)."""
     from fnhub.calls import CallError
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
     try:
         parsed = json.loads(kwargs)
     except json.JSONDecodeError as exc:
         err.print(f"[red]error:[/red] --kwargs is not valid JSON: {exc}")
         raise typer.Exit(2) from exc
-    client = Client(_settings(project))
+    client = QueueClient(_settings(project))
     try:
         result = client.call(function, parsed, timeout=timeout, queue=queue)
     except CallError as exc:

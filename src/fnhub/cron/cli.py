@@ -47,9 +47,9 @@ def _bump(services: Any) -> None:
 
 
 def _active(services: Any) -> Any:
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
-    return Client(services.settings, services.redis).active()
+    return QueueClient(services.settings, services.redis).active()
 
 
 @cron_app.command("list")

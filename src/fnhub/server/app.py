@@ -28,7 +28,7 @@ from fnhub.keys import Keys
 from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.secret_box import SecretBox, resolve_secret_key
-from fnhub.server import errors, ops
+from fnhub.server import errors, json_body, ops
 from fnhub.server.access import authorize
 from fnhub.server.api import (
     audit,
@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    json_body.install(app)  # wraps the validation handler errors.install set
     app.add_middleware(
         RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
     )

@@ -192,6 +192,9 @@ class Runner:
                 with contextlib.suppress(redis.RedisError, OSError):
                     await self.ctx.redis.eval(_RELEASE, 1, key, me)
                 self.holder = None
+            failure = None if source_task.cancelled() else source_task.exception()
+            if failure is not None:  # lease given back; the run is restarted (supervised)
+                raise failure
 
     async def _run_source(self) -> None:
         spec = self.spec

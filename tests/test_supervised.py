@@ -50,6 +50,28 @@ async def test_a_failing_loop_is_restarted_and_counted_in_redis(settings, fast) 
         await client.aclose()
 
 
+async def test_a_stray_cancelled_error_restarts_but_a_cancel_stops(fast) -> None:
+    """A CancelledError from inside the loop (a future it awaited was cancelled) is a failure;
+    cancelling the loop's own task ends it."""
+    counter = RestartCounter()
+    runs = 0
+
+    async def stray() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise asyncio.CancelledError
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(supervise("stray", stray, counter=counter))
+    while runs < 2:
+        await asyncio.sleep(0.01)
+    assert counter.counts == {"stray": 1}
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_loops_started_under_a_counter_report_to_it(settings, fast) -> None:
     """The server sets the counter once; tasks started below it (and theirs) inherit it."""
     counter = RestartCounter()

@@ -145,13 +145,20 @@ async def supervise(
 ) -> None:
     """Await `factory()` until it returns; after an exception, log it, count a restart of
     `loop` (the metric's label: a kind of loop, not one per subscription), wait, and await a
-    new `factory()`. `label` names the instance in logs. Cancellation passes straight through."""
+    new `factory()`. `label` names the instance in logs. Cancelling this task passes straight
+    through; a CancelledError the loop raised while nobody cancelled it is a failure like any."""
     backoff = _Backoff(max_delay)
+    task = asyncio.current_task()
     while True:
         started = time.monotonic()
         try:
             await factory()
             return
+        except asyncio.CancelledError:
+            if task is None or task.cancelling():
+                raise
+            delay = backoff.next(time.monotonic() - started)
+            log.exception("loop %s was cancelled from within; restarting", _name(loop, label))
         except Exception:
             delay = backoff.next(time.monotonic() - started)
             log.exception("loop %s failed; restarting in %.1fs", _name(loop, label), delay)

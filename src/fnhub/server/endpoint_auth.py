@@ -12,11 +12,15 @@ import hashlib
 import hmac
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
+from fnhub.server import redaction
 from fnhub.server.errors import ApiError
+
+if TYPE_CHECKING:
+    from fnhub.server.endpoints import LiveEndpoint
 
 TIMESTAMP_HEADER = "X-Fnhub-Timestamp"
 NONCE_HEADER = "X-Fnhub-Nonce"
@@ -48,9 +52,8 @@ def request_target(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-async def check(
-    request: Request, body: bytes, auth: dict[str, Any], endpoint: str, ctx: Any, caller: Any
-) -> None:
+async def check(request: Request, body: bytes, ep: LiveEndpoint, ctx: Any, caller: Any) -> None:
+    auth, endpoint = ep.auth, ep.name
     kind = auth.get("type", "none")
     if kind == "none":
         return
@@ -75,7 +78,7 @@ async def check(
         await _check_hmac(request, body, auth, endpoint, ctx)
         return
     if kind == "function":
-        await _check_function(request, auth, endpoint, caller)
+        await _check_function(request, auth, endpoint, caller, ep.redact)
         return
     raise _fail(kind)
 
@@ -103,8 +106,10 @@ async def _check_hmac(
 
 
 async def _check_function(
-    request: Request, auth: dict[str, Any], endpoint: str, caller: Any
+    request: Request, auth: dict[str, Any], endpoint: str, caller: Any, redact: frozenset[str]
 ) -> None:
+    """Ask the auth function. It gets the request whole, credentials included (deciding on
+    them is its job); its task's record and result show them redacted."""
     described = {
         "method": request.method,
         "path": request.url.path,
@@ -120,6 +125,9 @@ async def _check_function(
         origin_id=endpoint,
         reply_to=caller.reply_stream,
     )
+    recorded = redaction.redact(task.kwargs, redact)
+    if recorded is not task.kwargs:
+        task.record_kwargs = recorded
     task.expires_at = task.trigger_time + task.timeout + 5.0
     result = await caller.call(task)
     if not (result.ok and result.result):

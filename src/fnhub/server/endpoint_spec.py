@@ -78,6 +78,9 @@ class EndpointIn(Strict):
     cache_result: float | None = Field(None, gt=0, le=30 * 86400, description="seconds")
     timeout: float | None = Field(None, gt=0, le=86400)
     show_traceback: bool = False
+    show_logs: bool = Field(
+        False, description="async: pollers of /e/{name}/tasks/{id} see the function's output"
+    )
     enabled: bool = True
     expires_at: float | None = Field(None, ge=0, le=1e11, description="epoch seconds")
     record_limit: int | None = Field(None, ge=0, le=1_000_000)
@@ -95,6 +98,7 @@ class EndpointOut(BaseModel):
     cache_result: float | None
     timeout: float | None
     show_traceback: bool
+    show_logs: bool
     enabled: bool
     expires_at: float | None
     record_limit: int | None

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from fnhub.secret_box import SecretBox
-from fnhub.server import endpoint_auth, request_kwargs, throttle
+from fnhub.server import endpoint_auth, redaction, request_kwargs, throttle
 from fnhub.server.api.tasks import task_state
 from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
@@ -28,7 +28,6 @@ from fnhub.server.schemas import TaskState
 from fnhub.tasks import Status
 
 CHECK_SECONDS = 1.0
-_SKIP_HEADERS = {"authorization", "cookie", "x-api-key", endpoint_auth.SIGNATURE_HEADER.lower()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +41,26 @@ class LiveEndpoint:
     cache_result: float | None
     timeout: float | None
     show_traceback: bool
+    show_logs: bool
     enabled: bool
     expires_at: float | None
     record_limit: int | None
+    redact: frozenset[str]  # names whose values records show as "[redacted]" (redaction.py)
+    credential_query: str | None  # the query parameter carrying the token, for query tokens
+
+
+def redacted_names(configured: list[str], auth: dict[str, Any]) -> frozenset[str]:
+    """The configured names plus the ones carrying this endpoint's own credential, which are
+    redacted whatever the setting says."""
+    names = set(configured)
+    kind = auth.get("type")
+    if kind == "token":
+        names.add(auth["field"])
+    elif kind == "basic":
+        names.add("Authorization")
+    elif kind == "hmac":
+        names.add(endpoint_auth.SIGNATURE_HEADER)
+    return redaction.name_set(names)
 
 
 class EndpointRegistry:
@@ -59,23 +75,28 @@ class EndpointRegistry:
     def _load(self) -> dict[str, LiveEndpoint]:
         with self.ctx.db.session() as session:
             rows = list(session.execute(select(Endpoint)).scalars())
-        return {
-            r.name: LiveEndpoint(
-                name=r.name,
-                function=r.function,
-                mode=r.mode,
-                kwargs=r.kwargs,
-                auth=self.box.open(r.auth),
-                throttle=r.throttle or {},
-                cache_result=r.cache_result,
-                timeout=r.timeout,
-                show_traceback=r.show_traceback,
-                enabled=r.enabled,
-                expires_at=r.expires_at,
-                record_limit=r.record_limit,
-            )
-            for r in rows
-        }
+        return {r.name: self._live(r) for r in rows}
+
+    def _live(self, row: Endpoint) -> LiveEndpoint:
+        auth = self.box.open(row.auth)
+        by_query = auth.get("type") == "token" and auth.get("location") == "query"
+        return LiveEndpoint(
+            name=row.name,
+            function=row.function,
+            mode=row.mode,
+            kwargs=row.kwargs,
+            auth=auth,
+            throttle=row.throttle or {},
+            cache_result=row.cache_result,
+            timeout=row.timeout,
+            show_traceback=row.show_traceback,
+            show_logs=row.show_logs,
+            enabled=row.enabled,
+            expires_at=row.expires_at,
+            record_limit=row.record_limit,
+            redact=redacted_names(self.ctx.settings.redact_names, auth),
+            credential_query=auth["field"] if by_query else None,
+        )
 
     async def changed(self) -> None:
         """Bump the revision (every server reloads within a second) and reload here now."""
@@ -128,7 +149,7 @@ async def _open(request: Request, name: str) -> tuple[LiveEndpoint, bytes]:
         raise ApiError(410, "endpoint_expired", f"endpoint '{name}' has expired")
     body = await request.body()
     app = request.app
-    await endpoint_auth.check(request, body, ep.auth, name, app.state.ctx, app.state.caller)
+    await endpoint_auth.check(request, body, ep, app.state.ctx, app.state.caller)
     return ep, body
 
 
@@ -137,14 +158,16 @@ async def _serve(request: Request, name: str) -> Response:
     ctx: ServerContext = request.app.state.ctx
     ep, body = await _open(request, name)
     await throttle.check(ctx.redis, ctx.keys, name, ep.throttle)
-    kwargs = request_kwargs.merge(ep.kwargs, await request_kwargs.from_request(request, body))
+    given = await request_kwargs.from_request(request, body, ep.credential_query)
+    kwargs = request_kwargs.merge(ep.kwargs, given)
     meta = {
         "request_id": request.state.request_id,
         "http": {
             "method": request.method,
             "path": request.url.path,
             "client": request.client.host if request.client else None,
-            "headers": {k: v for k, v in request.headers.items() if k not in _SKIP_HEADERS},
+            # the function sees the trigger's headers as recorded: credentials redacted
+            "headers": redaction.redacted_headers(request.headers.items(), ep.redact),
         },
     }
     task = await caller.make(
@@ -158,6 +181,9 @@ async def _serve(request: Request, name: str) -> Response:
         record_limit=ep.record_limit,
         meta=meta,
     )
+    recorded = redaction.redact(kwargs, ep.redact)
+    if recorded is not kwargs:  # the function gets the kwargs as sent; records do not
+        task.record_kwargs = recorded
     if ep.mode == "async":
         task.status_key = ctx.keys.task_status(task.id)
         await caller.submit(task)
@@ -200,11 +226,17 @@ async def endpoint_task(
     wait: float = Query(0, ge=0, le=60, description="seconds to wait for a final status"),
 ) -> dict[str, Any]:
     """The state of a task this (async) endpoint queued, with the endpoint's own auth, so its
-    callers can poll without an API key; tasks of other endpoints answer 404."""
-    await _open(request, name)
+    callers can poll without an API key; tasks of other endpoints answer 404. The function's
+    output and traceback show only if the endpoint allows it (`show_logs`, `show_traceback`):
+    they are the function author's, not its callers'."""
+    ep, _body = await _open(request, name)
     state = await task_state(request.app, task_id, wait)
     if state is None or (state["origin"], state["origin_id"]) != ("endpoint", name):
         raise ApiError(404, "unknown_task", f"no task '{task_id}' of endpoint '{name}'")
+    if not ep.show_logs:
+        state["logs"] = None
+    if not ep.show_traceback:
+        state["traceback"] = None
     return state
 
 

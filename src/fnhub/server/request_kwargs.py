@@ -35,10 +35,15 @@ def _add(kwargs: dict[str, Any], key: str, value: Any) -> None:
         kwargs[key] = value
 
 
-async def from_request(request: Request, body: bytes) -> dict[str, Any]:
+async def from_request(
+    request: Request, body: bytes, credential: str | None = None
+) -> dict[str, Any]:
+    """The caller's kwargs; `credential` names a query parameter that carries the endpoint's
+    token: auth consumed it, so it is no kwarg (and never reaches the function or a record)."""
     kwargs: dict[str, Any] = {}
     for key, value in request.query_params.multi_items():
-        _add(kwargs, key, value)
+        if key != credential:
+            _add(kwargs, key, value)
     if not body:
         return kwargs
     content_type = request.headers.get("content-type", "application/octet-stream")

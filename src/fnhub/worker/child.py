@@ -35,6 +35,7 @@ from fnhub.queue import (
     add_dead_letter,
     add_enqueue,
     add_result,
+    add_retrying,
     bundle_field,
     ensure_groups,
 )
@@ -97,7 +98,9 @@ def consumer_name(worker_id: str, slot: int, pid: int) -> str:
     return f"{worker_id}.{slot}.{pid}"
 
 
-Outcome = TaskResult | tuple[str, Task, float] | None  # result | ("retry", task, eta) | drop
+#: a result | ("retry", the task, eta): the same attempt later (no concurrency slot) |
+#: ("retry", its next attempt, eta, the failed attempt's result) | None: drop
+Outcome = TaskResult | tuple[str, Task, float] | tuple[str, Task, float, TaskResult] | None
 #: a settled task: stream, entry id, task, outcome, its bundle (or None), index, whether it
 #: completes its entry
 Settled = tuple[str, str, Task, Outcome, Bundle | None, int, bool]
@@ -178,6 +181,8 @@ class Finisher:
             if isinstance(outcome, tuple):
                 concurrency.add_release(pipe, self.keys, task)
                 add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
+                if len(outcome) == 4:  # the attempt that failed is kept in the record
+                    add_retrying(pipe, self.keys, task, outcome[3], results)
             elif outcome is not None:
                 add_result(pipe, self.keys, task, outcome, results)
         plan = results.finish_plan(pipe, self.keys, acks)
@@ -348,7 +353,8 @@ def _outcome(
     result = executor.run(task)
     if result.status == Status.FAILURE and task.attempt <= task.retries:
         eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
-        return task, ("retry", msgspec.structs.replace(task, attempt=task.attempt + 1), eta)
+        retry = msgspec.structs.replace(task, attempt=task.attempt + 1)
+        return task, ("retry", retry, eta, result)
     return task, result
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request
 
-from fnhub.secret_box import masked
+from fnhub import audit
+from fnhub.secret_box import SecretBox, masked
+from fnhub.server.access import actor
 from fnhub.server.endpoint_spec import NAME_PATTERN, EndpointIn, EndpointOut
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
@@ -31,12 +33,21 @@ def _out(row: Endpoint) -> dict[str, Any]:
         "cache_result": row.cache_result,
         "timeout": row.timeout,
         "show_traceback": row.show_traceback,
+        "show_logs": row.show_logs,
         "enabled": row.enabled,
         "expires_at": row.expires_at,
         "record_limit": row.record_limit,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
+
+
+def _state(row: Endpoint, box: SecretBox) -> dict[str, Any]:
+    """What the audit log compares: the settings, with secrets in clear (it masks them)."""
+    state = _out(row)
+    for name in ("url", "created_at", "updated_at"):
+        del state[name]
+    return {**state, "auth": audit.in_clear(box, row.auth)}
 
 
 @router.get("/endpoints", response_model=list[EndpointOut], responses=responses(401))
@@ -64,12 +75,14 @@ async def get_endpoint(request: Request, name: str = Name) -> dict[str, Any]:
 async def put_endpoint(request: Request, body: EndpointIn, name: str = Name) -> dict[str, Any]:
     """Create or replace an endpoint (a secret sent back as ******** keeps the stored one)."""
     box = request.app.state.secret_box
+    who = actor(request)
 
     def save() -> Endpoint:
         with request.app.state.ctx.db.session() as session, session.begin():
             row = session.get(Endpoint, name)
             now = time.time()
             previous = row.auth if row is not None else None
+            before = _state(row, box) if row is not None else None
             if row is None:
                 row = Endpoint(name=name, created_at=now)
                 session.add(row)
@@ -82,10 +95,13 @@ async def put_endpoint(request: Request, body: EndpointIn, name: str = Name) -> 
             row.cache_result = body.cache_result
             row.timeout = body.timeout
             row.show_traceback = body.show_traceback
+            row.show_logs = body.show_logs
             row.enabled = body.enabled
             row.expires_at = body.expires_at
             row.record_limit = body.record_limit
             row.updated_at = now
+            action = "endpoint.update" if before is not None else "endpoint.create"
+            audit.record(session, who, action, f"endpoint:{name}", before, _state(row, box))
             return row
 
     row = await asyncio.to_thread(save)
@@ -95,11 +111,15 @@ async def put_endpoint(request: Request, body: EndpointIn, name: str = Name) -> 
 
 @router.delete("/endpoints/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_endpoint(request: Request, name: str = Name) -> dict[str, bool]:
+    box = request.app.state.secret_box
+    who = actor(request)
+
     def remove() -> bool:
         with request.app.state.ctx.db.session() as session, session.begin():
             row = session.get(Endpoint, name)
             if row is None:
                 return False
+            audit.record(session, who, "endpoint.delete", f"endpoint:{name}", _state(row, box))
             session.delete(row)
             return True
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
+from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, RollbackIn, ScriptIn, ScriptOut, ScriptVersionOut
 from fnhub.store.models import Script, ScriptVersion
@@ -62,7 +63,7 @@ async def publish_script(request: Request, body: ScriptIn, name: str = Name) -> 
     script is refused with 422 and the active version stays."""
     store = _store(request)
     try:
-        published = await asyncio.to_thread(store.publish, {name: body.code})
+        published = await asyncio.to_thread(store.publish, {name: body.code}, actor=actor(request))
     except ScriptError as exc:
         raise ApiError(422, "invalid_script", str(exc)) from None
     await request.app.state.caller.refresh()
@@ -126,7 +127,9 @@ async def get_version(request: Request, version: int, name: str = Name) -> dict[
 async def rollback_script(request: Request, body: RollbackIn, name: str = Name) -> dict[str, Any]:
     """Make an earlier version active again."""
     try:
-        p = await asyncio.to_thread(_store(request).rollback, name, body.version)
+        p = await asyncio.to_thread(
+            _store(request).rollback, name, body.version, actor=actor(request)
+        )
     except ScriptError as exc:
         raise ApiError(404, "unknown_version", str(exc)) from None
     await request.app.state.caller.refresh()
@@ -141,7 +144,7 @@ async def rollback_script(request: Request, body: RollbackIn, name: str = Name) 
 @router.delete("/scripts/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_script(request: Request, name: str = Name) -> dict[str, bool]:
     """Deactivate a script; its versions stay for the task records."""
-    if not await asyncio.to_thread(_store(request).delete, name):
+    if not await asyncio.to_thread(_store(request).delete, name, actor=actor(request)):
         raise ApiError(404, "unknown_script", f"no script '{name}'")
     await request.app.state.caller.refresh()
     return {"deleted": True}

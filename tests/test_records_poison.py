@@ -14,13 +14,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from tests.conftest import call_ok, wait_for
+from tests.conftest import call_ok, fresh_database, wait_for
 from tests.test_records import database  # noqa: F401  (fixture: sqlite, postgresql, mysql)
 
 from fnhub.calls import KWARGS_MAX_DEPTH, CallError
 from fnhub.keys import RECORDER_GROUP
 from fnhub.queue import ResultBatch, add_result, iter_results
 from fnhub.records import JSON_MAX_DEPTH, TRUNCATED_MARKER, Recorder
+from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
 from fnhub.tasks import Status, Task, encode, result_for
 
@@ -171,11 +172,7 @@ def test_a_row_at_fault_is_set_aside_and_the_rows_around_it_are_written(
 def test_nul_in_output_is_refused_by_postgresql_alone(settings, services, tmp_path) -> None:
     """PostgreSQL refuses NUL characters in text: a task that printed one used to stop every
     write after it. Its record is now written without its output; the next one whole."""
-    from tests.test_records import _fresh_database
-
-    from fnhub.store.db import Database
-
-    gen = _fresh_database("postgresql", tmp_path)
+    gen = fresh_database("postgresql", tmp_path)
     db = Database(next(gen))
     try:
         db.migrate()
@@ -231,7 +228,7 @@ def test_arbitrary_json_kwargs_never_stop_the_recorder(client, services, worker)
     next ordinary task's record is written every time."""
 
     @hypothesis_settings(
-        max_examples=25,
+        max_examples=30,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         database=None,

@@ -125,6 +125,7 @@ def _first_admin(settings: Settings) -> None:
             return
         password = random_password()
         password_file = settings.data_dir / "admin_password"
+        password_file.parent.mkdir(parents=True, exist_ok=True)
         write_private(password_file, password + "\n")
         create_user(db, "admin", password, Role.ADMIN, actor=audit.CLI)
     finally:
@@ -208,8 +209,10 @@ def server(
     """Run the HTTP server only (API, endpoints, metrics); workers run apart."""
     _logging(verbose)
     settings = _settings(project)
+    from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of
 
+    wait_for_services(settings)  # they may come up after us
     err.print(f"fnhub server on [bold]{url_of(settings, host, port)}[/bold]")
     run_server(settings, host=host, port=port)
 
@@ -422,6 +425,8 @@ def main() -> None:  # pragma: no cover - console script entry
     except redis.ConnectionError as exc:
         err.print(f"[red]error:[/red] cannot reach Redis ({exc}); is `fnhub serve` running?")
         sys.exit(3)
+    except KeyboardInterrupt:  # Ctrl-C before a role installed its own handler (e.g. waiting)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

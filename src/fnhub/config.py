@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     #: quickly; at least one entry, however large a bundle; see worker.child.ReadSize and
     #: worker.prefetch)
     prefetch: int = 128
+    #: resident memory a worker child may hold (with the processes its tasks started), in MB;
+    #: past it the supervisor kills the child and its running task fails with
+    #: `MemoryLimitExceeded` (polled every 50 ms, so a fast allocation may overshoot a little).
+    #: 0: no limit
+    child_memory_limit_mb: int = 1024
     reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0

@@ -246,6 +246,7 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
     import asyncio
     import signal
 
+    from fnhub.bootstrap import wait_for_services
     from fnhub.config import load_settings
     from fnhub.cron.beat import Beat
     from fnhub.keys import Keys
@@ -258,6 +259,7 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = load_settings(project)
+    wait_for_services(settings)  # they may come up after us
 
     async def main() -> None:
         db = Database(settings.resolved_db_url())

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
+from fnhub import console
 from fnhub.accounts.passwords import warm_up
 from fnhub.accounts.signin import SignIn
 from fnhub.aio import cancel_and_wait
@@ -132,4 +133,5 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
     for area in areas:
         if hasattr(area, "public_router"):
             app.include_router(area.public_router)
+    console.mount(app)  # last: its page fallback answers only what no route did
     return app

@@ -249,8 +249,10 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
     from fnhub.bootstrap import wait_for_services
     from fnhub.config import load_settings
     from fnhub.cron.beat import Beat
+    from fnhub.keys import Keys
     from fnhub.redis_client import async_redis
     from fnhub.store.db import Database
+    from fnhub.supervised import RestartCounter, supervise
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -267,8 +269,9 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        counter = RestartCounter(Keys(settings.key_prefix).loop_restarts, client)
         try:
-            await Beat(settings, client, db).run(stop)
+            await supervise("cron", lambda: Beat(settings, client, db).run(stop), counter=counter)
         finally:
             await client.aclose()
             db.dispose()

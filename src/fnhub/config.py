@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     port: int = 8090
     body_max_bytes: int = 10_000_000
     access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
+    metrics_auth: bool = False  # /metrics needs an API key or session (any role) when true
     #: headers and kwargs whose values task records show as "[redacted]" (case-insensitive,
     #: `_` = `-`); an endpoint's own credential field is always added (docs/http.md)
     redact_names: list[str] = Field(

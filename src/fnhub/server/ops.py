@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,6 +23,8 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from fnhub.queue import RUN_BUCKETS
+from fnhub.server.access import authorize, session_cookie
+from fnhub.server.auth import api_key_header, bearer
 from fnhub.server.render import json_response
 
 router = APIRouter(tags=["operations"])
@@ -134,10 +137,23 @@ class _Snapshot:
         yield restarts
 
 
+async def metrics_access(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    x_api_key: str | None = Depends(api_key_header),
+    cookie: str | None = Depends(session_cookie),
+) -> None:
+    """With `metrics_auth`, `/metrics` is read like any `/api/v1` GET: a key or session of any
+    role (a viewer key is enough for a Prometheus scraper)."""
+    if request.app.state.ctx.settings.metrics_auth:
+        await authorize(request, credentials, x_api_key, cookie)
+
+
 @router.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    dependencies=[Depends(metrics_access)],
 )
 async def metrics(request: Request) -> Response:
     """Prometheus text format: tasks by queue and status, run-time histograms, queue lengths,

@@ -101,7 +101,7 @@ def test_every_command_refuses_a_misspelt_variable(
 
 
 def test_test_harness_variables_are_no_settings_and_allowed(tmp_path: Path) -> None:
-    env = _clean_env(FNHUB_TEST_ANYTHING="x", FNHUB_KEY="fnh_example")
+    env = _clean_env(FNHUB_TEST_ANYTHING="x", FNHUB_KEY="fnh_example", FNHUB_SKIP_CONSOLE_BUILD="1")
     result = runner.invoke(app, ["settings", "--json", "-p", str(tmp_path)], env=env)
     assert result.exit_code == 0, result.output
     assert "test_anything" not in json.loads(result.stdout)

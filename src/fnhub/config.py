@@ -40,9 +40,11 @@ DEFAULT_QUEUES = ("sync", "async", "cron", "sub", "debug", "system")
 PROJECT_FILE = "fnhub.yaml"
 ENV_PREFIX = "FNHUB_"
 #: FNHUB_* environment variables that are not settings, so never refused: the test suite's own
-#: (FNHUB_TEST_REDIS_URL...) and the API key the HTTP examples in docs/http.md read
+#: (FNHUB_TEST_REDIS_URL...), the API key the HTTP examples in docs/http.md export, the
+#: install's switch for the console build (hatch_build.py) and the console tests' screenshots
+#: folder (docs/console.md)
 NOT_SETTINGS_PREFIX = "FNHUB_TEST_"
-NOT_SETTINGS = frozenset({"FNHUB_KEY"})
+NOT_SETTINGS = frozenset({"FNHUB_KEY", "FNHUB_SKIP_CONSOLE_BUILD", "FNHUB_CONSOLE_SCREENSHOTS"})
 #: settings that locate the project, so cannot be set inside its fnhub.yaml
 NOT_IN_PROJECT_FILE = frozenset({"project_dir"})
 
@@ -167,6 +169,11 @@ class Settings(BaseSettings):
     #: quickly; at least one entry, however large a bundle; see worker.child.ReadSize and
     #: worker.prefetch)
     prefetch: int = 128
+    #: resident memory a worker child may hold (with the processes its tasks started), in MB;
+    #: past it the supervisor kills the child and its running task fails with
+    #: `MemoryLimitExceeded` (polled every 50 ms, so a fast allocation may overshoot a little).
+    #: 0: no limit
+    child_memory_limit_mb: int = 1024
     reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
@@ -181,6 +188,7 @@ class Settings(BaseSettings):
     port: int = 8090
     body_max_bytes: int = 10_000_000
     access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
+    metrics_auth: bool = False  # /metrics needs an API key or session (any role) when true
     #: headers and kwargs whose values task records show as "[redacted]" (case-insensitive,
     #: `_` = `-`); an endpoint's own credential field is always added (docs/http.md)
     redact_names: NameList = Field(

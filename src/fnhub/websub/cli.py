@@ -48,7 +48,8 @@ def _time(ts: float | None) -> str:
 
 @websub_app.command()
 def topics(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Topics: subscribers, notifications published, stored (not yet delivered to everyone) and
+    """Topics: registered ones, and any with subscribers (an open hub registers none), with
+    their subscribers, notifications published, stored (not yet delivered to everyone) and
     dropped over the topic's cap."""
     with _views(project) as v:
         rows = v.topics()

@@ -100,6 +100,19 @@ def test_every_command_refuses_a_misspelt_variable(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # init made nothing
 
 
+def test_a_bad_value_names_the_setting_and_its_source_not_a_secret(tmp_path: Path) -> None:
+    project = _project(tmp_path / "proj", "  processes: many\n")
+    env = _clean_env(FNHUB_PORT="abc")
+    result = runner.invoke(app, ["status", "-p", str(project)], env=env)
+    assert result.exit_code == 2 and result.exception is not None
+    assert "setting port (from env FNHUB_PORT)" in result.stderr and "'abc'" in result.stderr
+    assert "setting processes (from fnhub.yaml)" in result.stderr
+    env = _clean_env(FNHUB_WEBSUB_PUBLISHER_TOKENS='{"ci": ["hush-hush"]}')
+    result = runner.invoke(app, ["settings", "-p", str(tmp_path)], env=env)
+    assert result.exit_code == 2, result.output
+    assert "websub_publisher_tokens" in result.stderr and "hush-hush" not in result.stderr
+
+
 def test_test_harness_variables_are_no_settings_and_allowed(tmp_path: Path) -> None:
     env = _clean_env(FNHUB_TEST_ANYTHING="x", FNHUB_KEY="fnh_example", FNHUB_SKIP_CONSOLE_BUILD="1")
     result = runner.invoke(app, ["settings", "--json", "-p", str(tmp_path)], env=env)

@@ -305,7 +305,7 @@ def load_settings(project_dir: Path | str | None = None, **overrides: Any) -> Se
 
 
 def setting_origins(
-    project_dir: Path | str | None, overrides: Mapping[str, Any] = {}
+    project_dir: Path | str | None, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
     """Where each setting's value comes from: `flag`, `env FNHUB_<NAME>`, `fnhub.yaml` or
     `default` (the same layering `load_settings` applies, read once more)."""
@@ -314,7 +314,7 @@ def setting_origins(
     from_file = ProjectFileSource(Settings, base)()
     origins: dict[str, str] = {}
     for name in Settings.model_fields:
-        if name in overrides or (name == "project_dir" and project_dir is not None):
+        if name in (overrides or {}) or (name == "project_dir" and project_dir is not None):
             origins[name] = "flag"
         elif name in from_env:
             origins[name] = f"env {env_name(name)}"
@@ -339,5 +339,11 @@ def _explain(exc: ValidationError, project_dir: Path, overrides: Mapping[str, An
             continue
         where = origins.get(name, "")
         where = f" (from {where})" if where else ""
-        lines.append(f"setting {name}{where}: {error['msg']} (got {error['input']!r})")
+        got = "" if _may_be_secret(name) else f" (got {error['input']!r})"
+        lines.append(f"setting {name}{where}: {error['msg']}{got}")
     return "; ".join(lines)
+
+
+def _may_be_secret(name: str) -> bool:
+    """Settings whose rejected value an error message must not repeat."""
+    return any(word in name for word in ("secret", "token", "password", "url", "kafka"))

@@ -99,18 +99,15 @@ class TaskMaker:
         size_at_most: int | None = None,
     ) -> Task:
         """A checked task: CallError when kwargs are not an object, cannot travel intact
-        (`json_values.problem`), are too large or (if asked) do not fit the function's
-        signature. `task_id` comes from `new_task_ids` when the caller makes many;
-        `size_at_most`, a bound on the kwargs' encoded size the caller knows because it built
-        them from a message's text, spares walking and encoding them only to check them."""
+        (`encode_kwargs`), are too large or (if asked) do not fit the function's signature.
+        `task_id` comes from `new_task_ids` when the caller makes many; `size_at_most`, a
+        bound on the kwargs' encoded size the caller knows because it built them from a
+        message's text, spares encoding them only to check them."""
         kwargs = kwargs or {}
         if not isinstance(kwargs, dict):
             raise CallError("invalid_kwargs", "kwargs must be a JSON object")
         if size_at_most is None or size_at_most > self.kwargs_max_bytes:
-            problem = json_values.problem(kwargs, "kwargs")
-            if problem:
-                raise CallError("invalid_kwargs", problem)
-            size = len(_encode(kwargs))
+            size = len(encode_kwargs(kwargs))
             if size > self.kwargs_max_bytes:
                 raise CallError(
                     "too_large",
@@ -148,3 +145,25 @@ def make_task(
 
 DEFAULT_QUEUES = {"cron": "cron", "subscription": "sub", "endpoint_async": "async"}
 _encode = msgspec.msgpack.Encoder().encode
+
+
+#: how deep kwargs may nest (`json_values.MAX_DEPTH`)
+KWARGS_MAX_DEPTH = json_values.MAX_DEPTH
+
+
+def encode_kwargs(kwargs: dict[str, Any]) -> bytes:
+    """kwargs as the queue carries them; CallError naming the part that cannot travel intact
+    (`json_values.problem`: nesting past KWARGS_MAX_DEPTH, integers past 64 bits, lone
+    surrogates, NaN or infinities). Kwargs that encode fine are walked only when their
+    encoding may hide one (`json_values.worth_checking`): most never are."""
+    try:
+        encoded = _encode(kwargs)
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        # UnicodeEncodeError is a ValueError; a type msgpack lacks is a TypeError
+        problem = json_values.problem(kwargs, "kwargs")
+        raise CallError("invalid_kwargs", problem or f"kwargs cannot be queued: {exc}") from None
+    if json_values.worth_checking(encoded):
+        problem = json_values.problem(kwargs, "kwargs")
+        if problem:
+            raise CallError("invalid_kwargs", problem)
+    return encoded

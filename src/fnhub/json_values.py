@@ -10,13 +10,15 @@ such part with its path, so the caller is told what to change where the value en
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ValidationInfo
 
-#: deepest nesting accepted (an object or a list holding scalars is 1 level deep); JSON
-#: encoders refuse far less than the interpreter's recursion limit (orjson: 254 levels)
-MAX_DEPTH = 100
+#: deepest nesting accepted (an object or a list holding scalars is 1 level deep): far past
+#: any real payload, and far enough below Python's recursion limit that every process encodes
+#: and decodes them wherever its stack stands, a reply's and a record's wrappers included
+MAX_DEPTH = 256
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1  # msgpack's range: int64 below zero, uint64 above
 
@@ -54,6 +56,17 @@ def _scalar_problem(value: Any, where: str) -> str | None:
     return None
 
 
+#: a msgpack float64 with every exponent bit set: NaN or an infinity
+_NON_FINITE = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
+
+
+def worth_checking(encoded: bytes) -> bool:
+    """Whether the msgpack encoding of a value that encoded fine may hide what `problem`
+    refuses: nesting past MAX_DEPTH takes more bytes than that, and a non-finite float shows.
+    (A match is only a reason to walk the value: the bytes may sit inside a string.)"""
+    return len(encoded) > MAX_DEPTH or _NON_FINITE.search(encoded) is not None
+
+
 def problem(value: Any, where: str = "value") -> str | None:
     """Why `value` cannot travel intact, naming the part (`where.key[3]`); None if it can.
 
@@ -63,14 +76,14 @@ def problem(value: Any, where: str = "value") -> str | None:
         item, path, depth = stack.pop()
         if isinstance(item, dict):
             if depth >= MAX_DEPTH:
-                return f"JSON nested deeper than {MAX_DEPTH} levels (at {_short(path)})"
+                return f"{where} nest deeper than {MAX_DEPTH} levels (at {_short(path)})"
             for key, child in item.items():
                 if isinstance(key, str) and _string_problem(key):
                     return f"strings must be valid UTF-8 (lone surrogate in a key of {path})"
                 stack.append((child, f"{path}.{_label(key)}", depth + 1))
         elif isinstance(item, list | tuple):
             if depth >= MAX_DEPTH:
-                return f"JSON nested deeper than {MAX_DEPTH} levels (at {_short(path)})"
+                return f"{where} nest deeper than {MAX_DEPTH} levels (at {_short(path)})"
             stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
         else:
             found = _scalar_problem(item, path)

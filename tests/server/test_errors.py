@@ -15,7 +15,7 @@ from tests.server.conftest import Stack
 
 BIG = b"18446744073709551616"  # 2**64: one past msgpack's largest integer
 DEEP = b"[" * 1000 + b"]" * 1000
-NESTED = b"[" * 150 + b"]" * 150  # parses everywhere, but deeper than the API takes
+NESTED = b"[" * 300 + b"]" * 300  # parses everywhere, but deeper than the API takes
 
 #: (raw JSON of one kwarg value, what the answer's message must say)
 UNTRAVELLABLE = {
@@ -24,8 +24,8 @@ UNTRAVELLABLE = {
     "lone surrogate": (b'"\\ud800"', "lone surrogate"),
     "lone surrogate in a list": (b'[1, "a\\udfff"]', "lone surrogate"),
     "NaN": (b"NaN", "numbers must be finite"),
-    "1,000 levels deep": (DEEP, "nested deeper than 100 levels"),
-    "150 levels deep": (NESTED, "nested deeper than 100 levels"),
+    "1,000 levels deep": (DEEP, "deeper than 256 levels"),
+    "300 levels deep": (NESTED, "nest deeper than 256 levels (at kwargs.x[0][0]"),
 }
 JSON = {"Content-Type": "application/json"}
 CLI = [sys.executable, "-c", "from fnhub.cli import main; main()"]

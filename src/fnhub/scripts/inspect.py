@@ -87,7 +87,11 @@ def check_syntax(name: str, code: str) -> Problem | None:
     try:
         tree = ast.parse(code, filename=f"{name}.py")
     except SyntaxError as exc:
-        line = (exc.text or "").rstrip("\n")
+        # the line from `code` itself: Python reads `exc.text` from a file named like the
+        # script when one exists (the publisher's working directory), which is other code
+        lines = code.splitlines()
+        in_code = exc.lineno is not None and 0 < exc.lineno <= len(lines)
+        line = lines[exc.lineno - 1] if in_code else (exc.text or "").rstrip("\n")
         pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
         return Problem(
             f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}",

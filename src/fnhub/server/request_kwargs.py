@@ -1,5 +1,6 @@
 """Kwargs from an endpoint request: query string, then the body (JSON, form, multipart files,
-plain text or binary), then the endpoint's fixed kwargs with their caller placeholders.
+plain text or binary), then the endpoint's fixed kwargs with their caller placeholders. A JSON
+object sent with no Content-Type, or with curl -d's form type, counts as JSON.
 
 Files and binary bodies cross the queue as JSON-safe dicts
 `{"filename", "content_type", "size", "base64"}` (the task record is JSON).
@@ -15,7 +16,6 @@ import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from fnhub import json_values
 from fnhub.server.endpoint_spec import CALLER
 from fnhub.server.errors import ApiError
 
@@ -31,18 +31,26 @@ def _file(data: bytes, content_type: str, filename: str | None = None) -> dict[s
 
 def _json_body(body: bytes) -> Any:
     """The parsed body. msgspec keeps integers past 64 bits exact (orjson would make them
-    floats) for the call's checks to refuse; orjson words a syntax error better."""
+    floats) for the call's checks to refuse; orjson takes nesting deeper than msgspec's
+    recursion allows (for the checks to refuse too) and words a syntax error better."""
     try:
         return _decode_json(body)
-    except RecursionError:
-        reason = f"JSON nested deeper than {json_values.MAX_DEPTH} levels"
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
         try:
-            orjson.loads(body)
-            reason = str(exc)
-        except orjson.JSONDecodeError as better:
-            reason = str(better)
-    raise ApiError(400, "malformed_json", f"malformed JSON body: {reason}")
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "malformed_json", f"malformed JSON body: {exc}") from None
+
+
+def _json_object(body: bytes) -> bool:
+    """Whether a body sent without a JSON Content-Type is a JSON object. An encoded form never
+    starts with `{` (it is `%7B` there), so no form is taken for one."""
+    if not body.lstrip().startswith(b"{"):
+        return False
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _add(kwargs: dict[str, Any], key: str, value: Any) -> None:
@@ -64,8 +72,12 @@ async def from_request(
             _add(kwargs, key, value)
     if not body:
         return kwargs
-    content_type = request.headers.get("content-type", "application/octet-stream")
+    content_type = request.headers.get("content-type", "")
     media = content_type.split(";")[0].strip().lower()
+    if media in ("", "application/x-www-form-urlencoded") and _json_object(body):
+        media = "application/json"  # JSON sent with no type, or curl -d's form type
+    elif not media:
+        content_type = media = "application/octet-stream"
     if media == "application/json" or media.endswith("+json"):
         data = _json_body(body)
         if not isinstance(data, dict):

@@ -89,7 +89,8 @@ def main() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     own = PrivateRedis(folder / "redis")
     own.start()
-    stack = make_stack(folder / "stack", script=SCRIPT, redis_url=own.url)
+    # /metrics declares its optional key in the OpenAPI document: hold it to that (ignored_auth)
+    stack = make_stack(folder / "stack", script=SCRIPT, redis_url=own.url, metrics_auth="true")
     result: dict[str, object] = {}
     try:
         if args.outage:

@@ -108,7 +108,9 @@ def main() -> None:
             *("--checks", "all", "--exclude-checks", ",".join(EXCLUDED_CHECKS)),
             *("--phases", args.phases),
             *("--max-examples", str(args.max_examples), "--max-time", str(args.max_time)),
-            *("--request-timeout", "30", "--workers", "1", "--no-color"),
+            # a long-poll (`wait`) may rightly last 60 s: only a hang past that is a failure
+            *("--request-timeout", "75", "--max-response-time", "70"),
+            *("--workers", "1", "--no-color"),
             *("--suppress-health-check", "all", "--warnings", "off"),
             *(("--seed", str(args.seed)) if args.seed is not None else ()),
         ]

@@ -102,6 +102,18 @@ class Keys:
         return f"{self.prefix}:stats"
 
     @property
+    def project_revision(self) -> str:
+        """Counter bumped by every `fnhub apply` (and `serve --reload`): servers reload their
+        scripts and endpoints when it moves and acknowledge it in `servers`."""
+        return f"{self.prefix}:project:rev"
+
+    @property
+    def servers(self) -> str:
+        """Hash server id → JSON {host, pid, url, started, beat, project_rev}: the HTTP servers
+        announcing themselves (a beat every second), so `fnhub apply` knows who picked it up."""
+        return f"{self.prefix}:servers"
+
+    @property
     def endpoints_revision(self) -> str:
         """Counter bumped when an HTTP endpoint changes, so servers reload their copies."""
         return f"{self.prefix}:endpoints:rev"

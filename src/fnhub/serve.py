@@ -17,6 +17,7 @@ import time
 
 from rich.console import Console
 
+from fnhub.apply_cli import report_lines
 from fnhub.bootstrap import open_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
@@ -49,12 +50,11 @@ def serve(settings: Settings) -> int:
         services = open_services(settings)
         services.scripts.sync_redis()
         try:
-            published = apply_project(settings, services.scripts)
+            report = apply_project(settings, services.scripts)
         finally:
             services.close()
-        for p in published:
-            names = ", ".join(f.ref for f in p.functions)
-            console.print(f"script [bold]{p.script}[/bold] v{p.version}: {names}")
+        for line in report_lines(report):
+            console.print(line, soft_wrap=True, highlight=False)
         worker = multiprocessing.get_context("spawn").Process(
             target=_worker_process, args=(settings.model_dump_json(),), name="fnhub-worker"
         )

@@ -48,6 +48,7 @@ from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext, load_areas
 from fnhub.server.endpoints import EndpointRegistry, public_router
 from fnhub.server.middleware import RequestMiddleware
+from fnhub.server.presence import Presence
 from fnhub.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,10 @@ def new_server_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, server_id: str | None = None, url: str | None = None
+) -> FastAPI:
+    """`url`: where this server listens, as it announces itself (`presence`)."""
     areas = load_areas()
 
     @contextlib.asynccontextmanager
@@ -86,16 +90,24 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         app.state.scripts = ScriptStore(db, sync_client, ctx.keys)
         app.state.endpoints = EndpointRegistry(ctx, box)
         await caller.start()
+
+        async def reload() -> None:  # an apply moved the project revision
+            await caller.refresh()
+            await app.state.endpoints.reload()
+
+        presence = Presence(ctx, reload, url)
         services = [
             asyncio.create_task(m.service(ctx), name=f"area:{m.__name__}")
             for m in areas
             if hasattr(m, "service")
         ]
+        services.append(asyncio.create_task(presence.run(), name="fnhub-presence"))
         freeze_startup_objects()
         try:
             yield
         finally:
             await cancel_and_wait(services)
+            await presence.leave()
             await caller.stop()
             await client.aclose()
             sync_client.close()

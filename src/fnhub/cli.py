@@ -179,6 +179,9 @@ def worker(
 def serve(
     project: ProjectOpt = Path("."),
     processes: Annotated[int | None, typer.Option(help="worker child processes")] = None,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="publish scripts/ whenever a file in it changes")
+    ] = False,
     verbose: bool = False,
 ) -> None:
     """Run everything on one machine: embedded Redis (if none configured), workers, records."""
@@ -186,7 +189,7 @@ def serve(
     settings = _settings(project, processes=processes)
     from fnhub.serve import serve as run_serve
 
-    sys.exit(run_serve(settings))
+    sys.exit(run_serve(settings, reload=reload))
 
 
 @app.command()

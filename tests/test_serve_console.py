@@ -23,10 +23,10 @@ from tests.project_cli import (
 )
 
 from fnhub.calls import CallError
-from fnhub.client import Client
 from fnhub.config import load_settings
 from fnhub.keys import Keys
 from fnhub.queue import results_entry
+from fnhub.queue_client import QueueClient
 from fnhub.serve_console import FailureFeed
 from fnhub.tasks import TaskResult, encode
 
@@ -107,7 +107,7 @@ def test_serve_prints_failed_tasks_rate_limited_and_a_last_line(tmp_path):
     serve = start_serve(project, env)
     try:
         wait_ready(serve, env)
-        client = Client(load_settings(project))
+        client = QueueClient(load_settings(project))
         client.submit("shop.fail", {"n": 0})
         [line] = wait_for_log(project, "broken 0")
         assert LINE.match(line), line
@@ -178,7 +178,7 @@ def test_serve_reload_publishes_a_changed_script_and_shows_a_broken_one(tmp_path
         (project / "scripts" / "hello.py").write_text(GREET.format(version="v3"))
         poll_http("/e/hi", env, "hello v3", timeout=10)
 
-        client = Client(load_settings(project))
+        client = QueueClient(load_settings(project))
         (project / "scripts" / "extra.py").write_text(
             "import fnhub\n\n@fnhub.api('Ping')\ndef ping():\n    return 'pong'\n"
         )

@@ -125,6 +125,7 @@ def _first_admin(settings: Settings) -> None:
             return
         password = random_password()
         password_file = settings.data_dir / "admin_password"
+        password_file.parent.mkdir(parents=True, exist_ok=True)
         write_private(password_file, password + "\n")
         create_user(db, "admin", password, Role.ADMIN, actor=audit.CLI)
     finally:
@@ -202,8 +203,10 @@ def server(
     """Run the HTTP server only (API, endpoints, metrics); workers run apart."""
     _logging(verbose)
     settings = _settings(project)
+    from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of
 
+    wait_for_services(settings)  # they may come up after us
     err.print(f"fnhub server on [bold]{url_of(settings, host, port)}[/bold]")
     run_server(settings, host=host, port=port)
 
@@ -286,14 +289,14 @@ def call(
 ) -> None:
     """Call a function through the queue and print its result (exit code 1 if it failed)."""
     from fnhub.calls import CallError
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
     try:
         parsed = json.loads(kwargs)
     except json.JSONDecodeError as exc:
         err.print(f"[red]error:[/red] --kwargs is not valid JSON: {exc}")
         raise typer.Exit(2) from exc
-    client = Client(_settings(project))
+    client = QueueClient(_settings(project))
     try:
         result = client.call(function, parsed, timeout=timeout, queue=queue)
     except CallError as exc:
@@ -420,6 +423,8 @@ def main() -> None:  # pragma: no cover - console script entry
     except redis.ConnectionError as exc:
         err.print(f"[red]error:[/red] cannot reach Redis ({exc}); is `fnhub serve` running?")
         sys.exit(3)
+    except KeyboardInterrupt:  # Ctrl-C before a role installed its own handler (e.g. waiting)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     #: quickly; at least one entry, however large a bundle; see worker.child.ReadSize and
     #: worker.prefetch)
     prefetch: int = 128
+    #: resident memory a worker child may hold (with the processes its tasks started), in MB;
+    #: past it the supervisor kills the child and its running task fails with
+    #: `MemoryLimitExceeded` (polled every 50 ms, so a fast allocation may overshoot a little).
+    #: 0: no limit
+    child_memory_limit_mb: int = 1024
     reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
@@ -61,6 +66,7 @@ class Settings(BaseSettings):
     port: int = 8090
     body_max_bytes: int = 10_000_000
     access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
+    metrics_auth: bool = False  # /metrics needs an API key or session (any role) when true
     #: headers and kwargs whose values task records show as "[redacted]" (case-insensitive,
     #: `_` = `-`); an endpoint's own credential field is always added (docs/http.md)
     redact_names: list[str] = Field(

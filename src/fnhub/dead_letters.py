@@ -153,6 +153,8 @@ def scan(
     highs = [before] if before else []
     if where.until is not None:
         highs.append(_bound(where.until))
+    if highs and _entry_key(min(highs, key=_entry_key)) == (0, 0):
+        return  # nothing is older than the first possible entry ("(0-0" is no valid bound)
     high = f"({min(highs, key=_entry_key)}" if highs else "+"
     low = _bound(where.since) if where.since is not None else "-"
     wanted = where.function.encode() if where.function else None

@@ -131,9 +131,9 @@ def _epoch(text: str | None) -> float | None:
 
 
 def _active_scripts(client: redis.Redis, settings: Settings) -> Any:
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
-    return Client(settings, client).active()
+    return QueueClient(settings, client).active()
 
 
 def _tell_servers(client: redis.Redis, settings: Settings) -> None:

@@ -436,14 +436,16 @@ def release_consumer(
     running_outcome: str,
     claimer: str,
     running_index: int = 0,
+    running_detail: str = "",
 ) -> list[TaskResult]:
     """Hand a dead consumer's pending entries back to the queue; returns final results made here.
 
     `running_entry` is the entry the consumer was executing ("" if none; None if unknown, in
     which case every task counts as possibly running), and `running_index` the task within it
     (a bundle's). `running_outcome` is "timeout" (killed on purpose: final, not retried),
-    "crash" (retried with attempt + 1 until max_attempts, then dead) or "release" (shutdown:
-    handed back as it was). Of a bundle, only the tasks not yet finished go back.
+    "memory" (killed past the memory limit, `running_detail` saying by how much: a final
+    failure), "crash" (retried with attempt + 1 until max_attempts, then dead) or "release"
+    (shutdown: handed back as it was). Of a bundle, only the tasks not yet finished go back.
     """
     finals: list[TaskResult] = []
     while True:
@@ -468,7 +470,9 @@ def release_consumer(
                 running = running_entry is None or (
                     entry == running_entry and index == running_index
                 )
-                finals.extend(_release_task(pipe, keys, task, running, running_outcome))
+                finals.extend(
+                    _release_task(pipe, keys, task, running, running_outcome, running_detail)
+                )
         pipe.execute()
     client.xgroup_delconsumer(stream, WORKER_GROUP, consumer)
     return finals
@@ -520,21 +524,25 @@ def _unfinished_tasks(
 
 
 def _release_task(
-    pipe: Any, keys: Keys, task: Task, running: bool, outcome: str
+    pipe: Any, keys: Keys, task: Task, running: bool, outcome: str, detail: str = ""
 ) -> list[TaskResult]:
     """Queue what becomes of one released task; returns its final result if it got one."""
     add_release(pipe, keys, task)
     if not running or outcome == "release":
         add_enqueue(pipe, keys, task)
         return []
-    if outcome == "timeout":
+    if outcome in ("timeout", "memory"):
+        if outcome == "timeout":
+            status, error_type = Status.TIMEOUT, "TimeoutError"
+            message = (
+                f"{task.function} ran longer than its {task.timeout:g}s timeout "
+                "and its process was killed"
+            )
+        else:
+            status, error_type = Status.FAILURE, "MemoryLimitExceeded"
+            message = f"{task.function} {detail}"
         result = result_for(
-            task,
-            Status.TIMEOUT,
-            end_time=time.time(),
-            error_type="TimeoutError",
-            error_message=f"{task.function} ran longer than its {task.timeout:g}s timeout "
-            "and its process was killed",
+            task, status, end_time=time.time(), error_type=error_type, error_message=message
         )
         add_result(pipe, keys, task, result)
         return [result]

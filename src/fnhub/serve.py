@@ -1,7 +1,8 @@
 """`fnhub serve`: every role on one machine, on embedded defaults unless told otherwise.
 
 Order matters: the embedded Redis starts first (queued tasks from the last run are still in its
-append-only file), then the schema is migrated and the project applied, then the worker
+append-only file), or a configured Redis and database are waited for (they may come up after
+us), then the schema is migrated and the project applied, then the worker
 supervisor starts in its own process, then the HTTP server runs in this process. On SIGTERM/SIGINT
 the server stops accepting and finishes in-flight requests, then the supervisor gets its grace
 period to finish running tasks, then Redis is shut down (which persists what is still queued).
@@ -13,6 +14,7 @@ many tasks finished and failed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import signal
@@ -21,13 +23,14 @@ import time
 
 from rich.console import Console
 
-from fnhub.bootstrap import open_services
+from fnhub.bootstrap import open_services, wait_for_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.keys import Keys
 from fnhub.project import apply_project
 from fnhub.redis_client import sync_redis
 from fnhub.script_reload import ScriptReloader
+from fnhub.supervised import start_thread, thread_counter
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -40,6 +43,17 @@ def _worker_process(settings_json: str) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     Supervisor(Settings.model_validate_json(settings_json)).run()
+
+
+def _console_hint(settings: Settings, url: str) -> str:
+    """Where the web console is and how to sign in to it."""
+    password_file = settings.data_dir / "admin_password"
+    who = (
+        f"as [bold]admin[/bold] with the password in {password_file}"
+        if password_file.exists()
+        else "with a user from `fnhub users create`"
+    )
+    return f"web console: [bold]{url}/[/bold]; sign in {who}"
 
 
 def _say(line: str) -> None:
@@ -67,6 +81,8 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
     tally: Tally | None = None
     last_line = "fnhub stopped"
     try:
+        if not wait_for_services(settings, stop.is_set):  # a configured one may come up later
+            return 0
         services = open_services(settings)
         services.scripts.sync_redis()
         try:
@@ -84,18 +100,12 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
         tally.start()
         feed = FailureFeed(feed_redis, Keys(settings.key_prefix), _say)
         feed.start_at_end()
-        threads.append(
-            threading.Thread(target=feed.run, args=(watching,), name="fnhub-failures", daemon=True)
-        )
+        counter = thread_counter(settings)
+        loops = {"serve-failures": functools.partial(feed.run, watching)}
         if reload:
-            reloader = ScriptReloader(settings, _say)
-            threads.append(
-                threading.Thread(
-                    target=reloader.run, args=(watching,), name="fnhub-reload", daemon=True
-                )
-            )
-        for thread in threads:
-            thread.start()
+            loops["serve-reload"] = functools.partial(ScriptReloader(settings, _say).run, watching)
+        for loop, target in loops.items():
+            threads.append(start_thread(loop, target, stopped=watching.is_set, counter=counter))
         worker = multiprocessing.get_context("spawn").Process(
             target=_worker_process, args=(settings.model_dump_json(),), name="fnhub-worker"
         )
@@ -124,6 +134,7 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
             f"{reloading}; failed tasks show here; Ctrl-C to stop",
             soft_wrap=True,
         )
+        console.print(_console_hint(settings, url_of(settings)))
         server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
         return 1 if failed.is_set() or not server.started else 0
     finally:

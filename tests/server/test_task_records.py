@@ -247,6 +247,16 @@ def test_filters_and_keyset_pages_over_hundreds_of_records(stack: Stack) -> None
         assert c.get("/api/v1/tasks", params={"status": "nope"}).status_code == 422
 
 
+def test_dead_letters_before_the_first_millisecond_are_none(stack: Stack) -> None:
+    """`until` under 1 ms of the epoch once made an invalid stream bound ("(0-0") and a 500."""
+    with stack.admin() as c:
+        _failed_call(c, "rec.brittle", {"x": 1})
+        for until in (1.1754943508222875e-38, 0, 0.0009):
+            r = c.get("/api/v1/dead-letters", params={"until": until})
+            assert r.status_code == 200, r.text
+            assert r.json()["items"] == []
+
+
 def test_routes_are_in_the_openapi_document(stack: Stack) -> None:
     with stack.client() as c:
         paths = c.get("/openapi.json").json()["paths"]

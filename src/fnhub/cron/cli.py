@@ -47,9 +47,9 @@ def _bump(services: Any) -> None:
 
 
 def _active(services: Any) -> Any:
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
-    return Client(services.settings, services.redis).active()
+    return QueueClient(services.settings, services.redis).active()
 
 
 @cron_app.command("list")
@@ -246,16 +246,20 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
     import asyncio
     import signal
 
+    from fnhub.bootstrap import wait_for_services
     from fnhub.config import load_settings
     from fnhub.cron.beat import Beat
+    from fnhub.keys import Keys
     from fnhub.redis_client import async_redis
     from fnhub.store.db import Database
+    from fnhub.supervised import RestartCounter, supervise
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = load_settings(project)
+    wait_for_services(settings)  # they may come up after us
 
     async def main() -> None:
         db = Database(settings.resolved_db_url())
@@ -265,8 +269,9 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        counter = RestartCounter(Keys(settings.key_prefix).loop_restarts, client)
         try:
-            await Beat(settings, client, db).run(stop)
+            await supervise("cron", lambda: Beat(settings, client, db).run(stop), counter=counter)
         finally:
             await client.aclose()
             db.dispose()

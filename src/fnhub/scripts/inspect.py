@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import msgspec
@@ -28,12 +29,29 @@ INSPECT_TIMEOUT_SECONDS = 30.0
 
 
 class ScriptError(Exception):
-    """A script cannot be published; the message says where and why."""
+    """A script cannot be published; the message says where and why, `line` and `column`
+    (1-based, when known) point into the script's code, so an editor can mark the spot."""
 
-    def __init__(self, script: str, message: str) -> None:
+    def __init__(
+        self, script: str, message: str, line: int | None = None, column: int | None = None
+    ) -> None:
         super().__init__(f"{script}: {message}")
         self.script = script
         self.detail = message
+        self.line = line
+        self.column = column
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one script cannot be published, and where in its code when that is known."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def error(self, script: str) -> ScriptError:
+        return ScriptError(script, self.message, self.line, self.column)
 
 
 def check_name(name: str) -> str | None:
@@ -65,38 +83,56 @@ def _is_api_decorator(node: ast.expr) -> bool:
     return isinstance(target, ast.Name) and target.id == "api"
 
 
-def check_syntax(name: str, code: str) -> str | None:
+def check_syntax(name: str, code: str) -> Problem | None:
     """Syntax errors (with line and column) and duplicate exported names, without running code."""
     try:
         tree = ast.parse(code, filename=f"{name}.py")
     except SyntaxError as exc:
-        line = (exc.text or "").rstrip("\n")
+        # the line from `code` itself: Python reads `exc.text` from a file named like the
+        # script when one exists (the publisher's working directory), which is other code
+        lines = code.splitlines()
+        in_code = exc.lineno is not None and 0 < exc.lineno <= len(lines)
+        line = lines[exc.lineno - 1] if in_code else (exc.text or "").rstrip("\n")
         pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
-        return f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
+        return Problem(
+            f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}",
+            exc.lineno,
+            exc.offset,
+        )
     seen: dict[str, int] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
             _is_api_decorator(d) for d in node.decorator_list
         ):
             if node.name in seen:
-                return (
+                return Problem(
                     f"duplicate function name '{node.name}' "
-                    f"(lines {seen[node.name]} and {node.lineno})"
+                    f"(lines {seen[node.name]} and {node.lineno})",
+                    node.lineno,
+                    node.col_offset + 1,
                 )
             seen[node.name] = node.lineno
     return None
 
 
-def _describe_failure(name: str, exc: BaseException) -> str:
+def _describe_failure(name: str, exc: BaseException) -> Problem:
     frames = traceback.extract_tb(exc.__traceback__)
     where = ""
+    line = None
     for frame in reversed(frames):
         if frame.filename.startswith("<script "):
             script = frame.filename[len("<script ") :].split("@")[0]
             where = f" ({script}.py line {frame.lineno}: {(frame.line or '').strip()})"
+            if script == name:
+                line = frame.lineno
             break
     kind = "import failed" if isinstance(exc, ImportError) else "error while loading"
-    return f"{kind}: {type(exc).__name__}: {exc}{where}"
+    return Problem(f"{kind}: {type(exc).__name__}: {exc}{where}", line)
+
+
+def _name_problem(name: str) -> Problem | None:
+    message = check_name(name)
+    return Problem(message) if message else None
 
 
 def inspect_in_process(
@@ -113,16 +149,16 @@ def inspect_in_process(
 
     install_finder(lookup)
     ok: dict[str, list[Any]] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, dict[str, Any]] = {}
     for name, code in pending.items():
-        problem = check_name(name) or check_syntax(name, code)
+        problem = _name_problem(name) or check_syntax(name, code)
         if problem:
-            errors[name] = problem
+            errors[name] = asdict(problem)
             continue
         try:
             module = importlib.import_module(name)
         except BaseException as exc:  # the user's top-level code may raise anything
-            errors[name] = _describe_failure(name, exc)
+            errors[name] = asdict(_describe_failure(name, exc))
             continue
         functions: list[FunctionInfo] = []
         for value in vars(module).values():
@@ -130,7 +166,8 @@ def inspect_in_process(
                 try:
                     functions.append(describe(name, value))
                 except (TypeError, ValueError) as exc:
-                    errors[name] = f"cannot export {value.__name__}: {exc}"
+                    line = getattr(getattr(value, "__code__", None), "co_firstlineno", None)
+                    errors[name] = asdict(Problem(f"cannot export {value.__name__}: {exc}", line))
         if name not in errors:
             ok[name] = [msgspec.to_builtins(f) for f in functions]
     return {"ok": ok, "errors": errors}
@@ -183,11 +220,11 @@ def inspect_scripts(
 ) -> dict[str, list[FunctionInfo]]:
     """Validate `pending` scripts in a subprocess; raise ScriptError naming the first broken one."""
     for name, code in pending.items():  # cheap checks first, without a process
-        problem = check_name(name) or check_syntax(name, code)
+        problem = _name_problem(name) or check_syntax(name, code)
         if problem is None and shadows_installed(name):
-            problem = f"'{name}' would shadow the installed Python package of that name"
+            problem = Problem(f"'{name}' would shadow the installed Python package of that name")
         if problem:
-            raise ScriptError(name, problem)
+            raise problem.error(name)
     request = json.dumps({"pending": pending, "active": active})
     proc = _inspector()
     try:
@@ -206,8 +243,8 @@ def inspect_scripts(
             f"the script process ended without an answer (exit code {proc.returncode}): {detail}",
         ) from exc
     if answer["errors"]:
-        name, message = next(iter(answer["errors"].items()))
-        raise ScriptError(name, message)
+        name, problem = next(iter(answer["errors"].items()))
+        raise Problem(**problem).error(name)
     return {
         name: [msgspec.convert(f, FunctionInfo) for f in functions]
         for name, functions in answer["ok"].items()

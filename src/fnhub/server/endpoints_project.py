@@ -29,7 +29,7 @@ from fnhub.server.endpoint_store import (
 
 def apply_endpoints(settings: Settings, value: Any) -> project.SectionChanges:
     from fnhub.bootstrap import open_services
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
     from fnhub.secret_box import SecretBox, resolve_secret_key
 
     if value is None:
@@ -42,7 +42,7 @@ def apply_endpoints(settings: Settings, value: Any) -> project.SectionChanges:
     specs: dict[str, EndpointIn] = {}
     services = open_services(settings, migrate=False)
     try:
-        active = Client(settings, services.redis).active()
+        active = QueueClient(settings, services.redis).active()
         for name, data in value.items():
             try:
                 specs[name] = parse_endpoint(name, data)

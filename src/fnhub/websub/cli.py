@@ -45,11 +45,18 @@ def _time(ts: float | None) -> str:
 
 
 @websub_app.command()
-def topics(project: ProjectOpt = Path(".")) -> None:
-    """Topics: subscribers, notifications published, stored (not yet delivered to everyone) and
+def topics(
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Topics: registered ones, and any with subscribers (an open hub registers none), with
+    their subscribers, notifications published, stored (not yet delivered to everyone) and
     dropped over the topic's cap."""
     with _views(project) as v:
         rows = v.topics()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
     table = Table("topic", "registered", "subscribers", "notifications", "stored", "bytes",
                   "dropped", "last publish")  # fmt: skip
     for t in rows:

@@ -23,6 +23,7 @@ import redis.asyncio as aredis
 from fnhub.aio import wait_event
 from fnhub.config import Settings
 from fnhub.keys import Keys
+from fnhub.lease import RELEASE, RENEW_MANY
 from fnhub.redis_client import redis_url, sync_redis
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
@@ -47,14 +48,6 @@ REDIS_CONNECTIONS = 32
 EXPIRE_EVERY_SECONDS = 1.0
 HTTP_SHARD_CONNECTIONS = 8  # httpx scans its whole pool per request: keep each pool small
 
-_RENEW = """
-local r = {}
-for i, k in ipairs(KEYS) do
-  if redis.call('GET', k) == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]); r[i] = 1
-  else r[i] = 0 end
-end
-return r
-"""
 # counters (when delivered), then the cursor if this server still owns the subscription
 _ADVANCE = """
 if ARGV[4] ~= '' then
@@ -65,10 +58,6 @@ end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]); return 1
 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -144,9 +133,9 @@ class Hub:
         self.reschedule = asyncio.Event()
         self._secrets: dict[str, str] = {}
         self._last_expire = 0.0
-        self._renew = client.register_script(_RENEW)
+        self._renew = client.register_script(RENEW_MANY)
         self._advance = client.register_script(_ADVANCE)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE)
 
     # --- lifecycle -----------------------------------------------------------------------
 

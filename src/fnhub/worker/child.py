@@ -44,6 +44,7 @@ from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_fo
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
 from fnhub.worker.prefetch import Bundle, Entry, Item, Prefetch, SlowTaskWatch
+from fnhub.worker.processes import kill_session
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,10 @@ class ReadSize:
             self.size = max(self.size // 2, 1)
 
 
+def _left_to_the_supervisor(signum: int, _frame: object) -> None:
+    """A worker child stops when its supervisor says so (or dies), not on a signal."""
+
+
 def child_main(
     worker_id: str,
     index: int,
@@ -251,8 +256,16 @@ def child_main(
     supervisor_pid: int,
 ) -> None:
     """Entry point of a worker child process (spawned)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # a session of our own: what tasks start stays in it, for the supervisor to kill with us
+    # (`worker.processes`); it also keeps the terminal's Ctrl-C for the supervisor, which
+    # decides when we stop (through `stop`)
+    os.setsid()
+    own_pid = os.getpid()
+    # SIGINT and SIGTERM (e.g. systemd's, sent to every process of the service) are caught and
+    # dropped, not ignored: an ignored signal stays ignored across exec, so every program a task
+    # runs could then not be stopped with terminate() or Ctrl-C; a handler is reset by exec
+    signal.signal(signal.SIGINT, _left_to_the_supervisor)
+    signal.signal(signal.SIGTERM, _left_to_the_supervisor)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     settings = Settings.model_validate_json(settings_json)
     keys = Keys(settings.key_prefix)
@@ -281,6 +294,8 @@ def child_main(
         # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
         # deadlines, and another supervisor is about to release its entries
         while not stop.is_set() and os.getppid() == supervisor_pid:
+            if os.getpid() != own_pid:  # a copy user code forked: only the child reads
+                os._exit(1)
             try:
                 response = client.xreadgroup(
                     WORKER_GROUP, consumer, streams, count=read_size.count, block=500
@@ -317,6 +332,10 @@ def child_main(
         watch.stop()
         finisher.flush()
         executor.close()
+        # what our tasks started lives no longer than we do
+        leftovers = kill_session(own_pid, spare=own_pid)
+        if leftovers:
+            log.warning("worker child %s killed %d leftover process(es)", own_pid, len(leftovers))
 
 
 def _run_item(

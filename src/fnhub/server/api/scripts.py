@@ -60,12 +60,15 @@ async def list_scripts(request: Request) -> list[dict[str, Any]]:
 @router.put("/scripts/{name}", response_model=ScriptOut, responses=responses(400, 401, 413, 422))
 async def publish_script(request: Request, body: ScriptIn, name: str = Name) -> dict[str, Any]:
     """Publish `code` as the script's next version (unchanged code keeps its version); a broken
-    script is refused with 422 and the active version stays."""
+    script is refused with 422 (with `line` and `column` when the error has a place in the
+    code) and the active version stays."""
     store = _store(request)
     try:
         published = await asyncio.to_thread(store.publish, {name: body.code}, actor=actor(request))
     except ScriptError as exc:
-        raise ApiError(422, "invalid_script", str(exc)) from None
+        raise ApiError(
+            422, "invalid_script", str(exc), script=exc.script, line=exc.line, column=exc.column
+        ) from None
     await request.app.state.caller.refresh()
     p = published[0]
     return {

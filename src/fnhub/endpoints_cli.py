@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import redis
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from fnhub.cli_output import Column, JsonOpt, fitted_table, out, print_json, show
+from fnhub.cli_settings import ProjectOpt, fail, settings_or_exit
 from fnhub.config import Settings
 
 endpoints_app = typer.Typer(
@@ -25,29 +26,9 @@ endpoints_app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="project folder")]
-
-
-def _settings(project: Path) -> Settings:
-    from fnhub.config import load_settings
-
-    try:
-        return load_settings(project)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
-    return typer.Exit(code)
-
 
 @endpoints_app.command("list")
-def list_endpoints(
-    project: ProjectOpt = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
+def list_endpoints(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Show every endpoint: function, mode, auth, limits, and whether fnhub.yaml declares it."""
     from sqlalchemy import select
 
@@ -55,32 +36,39 @@ def list_endpoints(
     from fnhub.server.models import Endpoint
     from fnhub.store.db import Database
 
-    db = Database(_settings(project).resolved_db_url())
+    db = Database(settings_or_exit(project).resolved_db_url())
     try:
         db.migrate()
         with db.session() as session:
             rows = [endpoint_out(r) for r in session.scalars(select(Endpoint).order_by("name"))]
     finally:
         db.dispose()
-    if as_json:
-        print(json.dumps(rows))
+    if as_json:  # what GET /api/v1/endpoints answers
+        print_json(rows)
         return
-    table = Table("name", "function", "mode", "auth", "throttle", "state", "source")
+    table_rows = []
     for row in rows:
-        throttle = ", ".join(f"{n}/{unit}" for unit, n in row["throttle"].items()) or "-"
-        state = "enabled" if row["enabled"] else "disabled"
+        throttle = ", ".join(f"{n}/{unit}" for unit, n in row["throttle"].items())
+        state = Text("enabled", style="green") if row["enabled"] else Text("disabled", style="dim")
         if row["expires_at"] is not None:
-            state += f", expires {_time(row['expires_at'])}"
-        table.add_row(
-            row["url"],
-            row["function"],
-            row["mode"],
-            row["auth"].get("type", "none"),
-            throttle,
-            state,
-            "fnhub.yaml" if row["provisioned"] else "API/CLI",
+            state.append(f", expires {_time(row['expires_at'])}")
+        table_rows.append(
+            (
+                row["url"],
+                row["function"],
+                row["mode"],
+                row["auth"].get("type", "none"),
+                throttle,
+                state,
+                "fnhub.yaml" if row["provisioned"] else "API/CLI",
+            )
         )
-    console.print(table)
+    screen = out()
+    columns = [
+        Column("endpoint"), Column("function"), Column("mode"), Column("auth", 2),
+        Column("throttle", 1), Column("state"), Column("declared in", 3),
+    ]  # fmt: skip
+    show(screen, fitted_table(screen, columns, table_rows))
 
 
 def _time(ts: float) -> str:
@@ -95,11 +83,11 @@ def _json_option(text: str | None, option: str) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _fail(f"{option} is not valid JSON: {exc}", 2) from exc
+        raise fail(f"{option} is not valid JSON: {exc}", 2) from exc
     try:
         return env_refs.expand(value, option)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
 
 
 def _throttle(text: str | None) -> dict[str, Any] | None:
@@ -110,7 +98,7 @@ def _throttle(text: str | None) -> dict[str, Any] | None:
     for part in filter(None, (p.strip() for p in text.split(","))):
         unit, sep, count = part.partition("=")
         if not sep:
-            raise _fail(f"--throttle: expected unit=count (e.g. minute=60), got {part!r}", 2)
+            raise fail(f"--throttle: expected unit=count (e.g. minute=60), got {part!r}", 2)
         limits[unit.strip()] = int(count) if count.strip().isdigit() else count.strip()
     return limits
 
@@ -125,9 +113,7 @@ def _epoch(text: str | None) -> float | None:
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError as exc:
-        raise _fail(
-            f"--expires-at: expected epoch seconds or an ISO time, got {text!r}", 2
-        ) from exc
+        raise fail(f"--expires-at: expected epoch seconds or an ISO time, got {text!r}", 2) from exc
 
 
 def _active_scripts(client: redis.Redis, settings: Settings) -> Any:
@@ -149,7 +135,7 @@ def _tell_servers(client: redis.Redis, settings: Settings) -> None:
 def add(
     name: Annotated[str, typer.Argument(help="the endpoint's name: it answers at /e/<name>")],
     function: Annotated[str, typer.Argument(help="script.function")],
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
     mode: Annotated[str, typer.Option(help="sync (answer with the result) | async (202)")] = "sync",
     description: Annotated[str, typer.Option(help="what it is for")] = "",
     kwargs: Annotated[
@@ -210,18 +196,18 @@ def add(
         "record_limit": record_limit,
     }
     data = {k: v for k, v in given.items() if v is not None}
-    settings = _settings(project)
+    settings = settings_or_exit(project)
     try:
         spec = parse_endpoint(name, data)
     except EndpointSpecError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     client = sync_redis(settings, socket_connect_timeout=3)
     db = Database(settings.resolved_db_url())
     try:
         try:
             check_functions(name, spec, _active_scripts(client, settings))
         except EndpointSpecError as exc:
-            raise _fail(str(exc), 2) from exc
+            raise fail(str(exc), 2) from exc
         except (redis.RedisError, OSError):
             err.print("[dim]functions not checked: no server is reachable[/dim]")
         db.migrate()
@@ -229,7 +215,7 @@ def add(
         with db.session() as session, session.begin():
             existing = session.get(Endpoint, name)
             if existing is not None and not replace:
-                raise _fail(f"endpoint '{name}' exists; add --replace to overwrite it")
+                raise fail(f"endpoint '{name}' exists; add --replace to overwrite it", 1)
             declared = existing is not None and existing.provisioned
             _row, change = save_endpoint(session, box, name, spec, actor=audit.CLI)
         _tell_servers(client, settings)
@@ -252,7 +238,7 @@ def _declared_warning(name: str) -> None:
 @endpoints_app.command("remove")
 def remove(
     name: Annotated[str, typer.Argument(help="endpoint name")],
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
 ) -> None:
     """Delete an endpoint (it answers 404 from then on)."""
     from fnhub import audit
@@ -262,7 +248,7 @@ def remove(
     from fnhub.server.models import Endpoint
     from fnhub.store.db import Database
 
-    settings = _settings(project)
+    settings = settings_or_exit(project)
     db = Database(settings.resolved_db_url())
     try:
         db.migrate()
@@ -271,7 +257,7 @@ def remove(
             row = session.get(Endpoint, name)
             declared = row is not None and row.provisioned
             if not delete_endpoint(session, box, name, actor=audit.CLI):
-                raise _fail(f"no endpoint '{name}'")
+                raise fail(f"no endpoint '{name}'", 1)
     finally:
         db.dispose()
     client = sync_redis(settings, socket_connect_timeout=3)

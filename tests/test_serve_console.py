@@ -195,3 +195,19 @@ def test_serve_reload_publishes_a_changed_script_and_shows_a_broken_one(tmp_path
     finally:
         stop(serve)
     assert serve.returncode == 0
+
+
+def test_serve_with_a_broken_script_says_so_in_one_line_and_exits(tmp_path):
+    project = tmp_path / "proj"
+    (project / "scripts").mkdir(parents=True)
+    (project / "scripts" / "broken.py").write_text("def oops(:\n")
+    serve = start_serve(project, embedded_env())
+    try:
+        serve.wait(60)
+    finally:
+        stop(serve)
+    text = "\n".join(log_lines(project))
+    assert serve.returncode == 1, text
+    assert "error: broken: syntax error at line 1" in text
+    assert "Traceback" not in text
+    assert log_lines(project)[-1] == "fnhub stopped"

@@ -89,7 +89,7 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
             report = apply_project(settings, services.scripts)
         except (ScriptError, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
-            console.print("fix it and start again; nothing was changed by this start")
+            console.print("fix it, then start `fnhub serve` again")
             return 1
         finally:
             services.close()

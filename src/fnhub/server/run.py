@@ -18,7 +18,7 @@ def build_server(
     settings: Settings, *, host: str | None = None, port: int | None = None
 ) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, url=url_of(settings, host, port)),
         host=host or settings.host,
         port=port if port is not None else settings.port,
         loop="uvloop",

@@ -13,9 +13,9 @@ from typing import Any
 
 import msgspec
 
+from fnhub import json_values
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
-from fnhub.nesting import nests_deeper
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.tasks import Task, new_task_id
 
@@ -98,10 +98,11 @@ class TaskMaker:
         task_id: str | None = None,
         size_at_most: int | None = None,
     ) -> Task:
-        """A checked task: CallError when kwargs are not an object, too large or (if asked)
-        do not fit the function's signature. `task_id` comes from `new_task_ids` when the
-        caller makes many; `size_at_most`, a bound on the kwargs' encoded size the caller
-        knows, spares encoding them once only to measure them when it is under the limit."""
+        """A checked task: CallError when kwargs are not an object, cannot travel intact
+        (`encode_kwargs`), are too large or (if asked) do not fit the function's signature.
+        `task_id` comes from `new_task_ids` when the caller makes many; `size_at_most`, a
+        bound on the kwargs' encoded size the caller knows because it built them from a
+        message's text, spares encoding them only to check them."""
         kwargs = kwargs or {}
         if not isinstance(kwargs, dict):
             raise CallError("invalid_kwargs", "kwargs must be a JSON object")
@@ -146,23 +147,23 @@ DEFAULT_QUEUES = {"cron": "cron", "subscription": "sub", "endpoint_async": "asyn
 _encode = msgspec.msgpack.Encoder().encode
 
 
-#: how deep kwargs may nest: far past any real payload, and far enough below Python's recursion
-#: limit that every process encodes and decodes them wherever its stack stands (the HTTP
-#: server's, a test's), a reply's and a record's wrappers included
-KWARGS_MAX_DEPTH = 256
-_TOO_DEEP = f"kwargs nest deeper than {KWARGS_MAX_DEPTH} levels"
+#: how deep kwargs may nest (`json_values.MAX_DEPTH`)
+KWARGS_MAX_DEPTH = json_values.MAX_DEPTH
 
 
 def encode_kwargs(kwargs: dict[str, Any]) -> bytes:
-    """kwargs as the queue carries them; CallError for what it cannot carry: nesting past
-    KWARGS_MAX_DEPTH, integers past 64 bits, strings that are not Unicode text. Only kwargs
-    encoded to that many bytes can nest that deep, so small ones are never walked."""
+    """kwargs as the queue carries them; CallError naming the part that cannot travel intact
+    (`json_values.problem`: nesting past KWARGS_MAX_DEPTH, integers past 64 bits, lone
+    surrogates, NaN or infinities). Kwargs that encode fine are walked only when their
+    encoding may hide one (`json_values.worth_checking`): most never are."""
     try:
         encoded = _encode(kwargs)
-    except RecursionError:
-        raise CallError("invalid_kwargs", _TOO_DEEP) from None
-    except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
-        raise CallError("invalid_kwargs", f"kwargs cannot be queued: {exc}") from None
-    if len(encoded) > KWARGS_MAX_DEPTH and nests_deeper(kwargs, KWARGS_MAX_DEPTH):
-        raise CallError("invalid_kwargs", _TOO_DEEP)
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        # UnicodeEncodeError is a ValueError; a type msgpack lacks is a TypeError
+        problem = json_values.problem(kwargs, "kwargs")
+        raise CallError("invalid_kwargs", problem or f"kwargs cannot be queued: {exc}") from None
+    if json_values.worth_checking(encoded):
+        problem = json_values.problem(kwargs, "kwargs")
+        if problem:
+            raise CallError("invalid_kwargs", problem)
     return encoded

@@ -1,4 +1,5 @@
-"""The `/cron-jobs` API (mounted on a bare FastAPI app) and the `cron_jobs:` fnhub.yaml section."""
+"""The `/cron-jobs` API (mounted on a bare FastAPI app with fnhub's error handlers) and the
+`cron_jobs:` fnhub.yaml section."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fnhub.cron.area import router
 from fnhub.cron.jobs import JobStore
 from fnhub.project import apply_project
 from fnhub.redis_client import async_redis
+from fnhub.server import errors
 from fnhub.server.context import ServerContext
 
 from .conftest import SCRIPT, queued
@@ -21,6 +23,7 @@ from .conftest import SCRIPT, queued
 @pytest.fixture
 async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
+    errors.install(app)
     app.include_router(router, prefix="/api/v1")
     client = async_redis(services.settings)
     app.state.ctx = ServerContext(
@@ -81,7 +84,8 @@ async def test_bad_jobs_are_refused_with_the_reason(
     body = {"id": "bad", "function": "jobs.tick", "expr": "* * * * *", **change}
     response = await api.post("/api/v1/cron-jobs", json=body)
     assert response.status_code == 422
-    assert message in response.json()["detail"]["message"]
+    assert response.json()["error"]["code"] == "invalid"
+    assert message in response.json()["error"]["message"]
 
 
 def test_project_section_declares_provisioned_jobs(services: Services) -> None:

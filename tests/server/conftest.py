@@ -111,13 +111,16 @@ def sleepy():
 """
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from fnhub.cli import main; main()", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def _cli(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A CLI process whose stderr goes to `log`: a pipe nobody reads would fill up with a
+    busy test's log lines and then block the process."""
+    with log.open("ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from fnhub.cli import main; main()", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -149,14 +152,21 @@ class Stack:
         return self.client(headers={"Authorization": f"Bearer {self.token}"})
 
 
-def make_stack(tmp: Path, *, workers: bool = True, **settings: str) -> Stack:
+def make_stack(
+    tmp: Path,
+    *,
+    workers: bool = True,
+    script: str = SCRIPT,
+    redis_url: str = "redis://127.0.0.1:6379/0",
+    **settings: str,
+) -> Stack:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     (tmp / "scripts").mkdir(parents=True)
-    (tmp / "scripts" / "demo.py").write_text(SCRIPT)
+    (tmp / "scripts" / "demo.py").write_text(script)
     port = free_port()
     env = {
         **os.environ,
-        "FNHUB_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "FNHUB_REDIS_URL": redis_url,
         "FNHUB_KEY_PREFIX": prefix,
         "FNHUB_DATA_DIR": str(tmp / ".fnhub"),
         "FNHUB_DB_URL": f"sqlite:///{tmp / 'fnhub.db'}",
@@ -176,8 +186,8 @@ def make_stack(tmp: Path, *, workers: bool = True, **settings: str) -> Stack:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    worker = _cli("worker", "-p", str(tmp), env=env) if workers else None
-    server = _cli("server", "-p", str(tmp), env=env)
+    worker = _cli("worker", "-p", str(tmp), env=env, log=tmp / "worker.log") if workers else None
+    server = _cli("server", "-p", str(tmp), env=env, log=tmp / "server.log")
     stack = Stack(
         tmp,
         env,
@@ -186,12 +196,12 @@ def make_stack(tmp: Path, *, workers: bool = True, **settings: str) -> Stack:
         token,
         server,
         worker,
-        redis.Redis.from_url("redis://127.0.0.1:6379/0"),
+        redis.Redis.from_url(redis_url),
     )
     deadline = time.monotonic() + 90  # generous: CI machines can be slow to spawn
     while True:
         if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
+            raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-3000:]}")
         try:
             answer = httpx.get(f"{stack.url}/readyz", timeout=2)
             if answer.status_code == 200 or (not workers and answer.status_code == 503):

@@ -56,12 +56,13 @@ def test_init_creates_the_first_admin_who_can_sign_in(tmp_path: Path) -> None:
     again = init()  # users exist: nothing new, the file stays
     assert password not in again and password_file.read_text().strip() == password
 
-    server = _cli("server", "-p", str(project), env=env)
+    server_log = tmp_path / "server.log"
+    server = _cli("server", "-p", str(project), env=env, log=server_log)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
-            assert server.poll() is None, server.stderr.read().decode()  # type: ignore[union-attr]
+            assert server.poll() is None, server_log.read_text()
             try:
                 httpx.get(f"{url}/healthz", timeout=2)
                 break

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Request
+from pydantic import Field
 
 from fnhub.calls import CallError
 from fnhub.cron import control
@@ -19,6 +19,8 @@ from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, add_bump, check
 from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.server.access import current_actor
 from fnhub.server.context import ServerContext
+from fnhub.server.errors import ApiError, responses
+from fnhub.server.schemas import Strict
 
 router = APIRouter(tags=["cron"])
 
@@ -33,15 +35,19 @@ Ctx = Annotated[ServerContext, Depends(get_context)]
 Actor = Annotated[str, Depends(current_actor)]  # who makes the change, for the audit log
 
 
-class PauseBody(BaseModel):
+class PauseBody(Strict):
     seconds: float | None = Field(
-        default=None, gt=0, description="pause length; none: until resumed"
+        default=None,
+        ge=control.PAUSE_MIN_SECONDS,
+        le=control.PAUSE_MAX_SECONDS,
+        description="pause length; none: until resumed",
     )
 
 
-def _error(exc: CronJobError | CallError | ValueError) -> HTTPException:
+def _error(exc: CronJobError | CallError | ValueError) -> ApiError:
+    """The refusal with its reason (the CLI's words), as every route's error shape."""
     kind = getattr(exc, "kind", "invalid")
-    return HTTPException(_STATUS.get(kind, 422), {"error": kind, "message": str(exc)})
+    return ApiError(_STATUS.get(kind, 422), kind, str(exc))
 
 
 async def _active(ctx: ServerContext) -> ActiveScripts:
@@ -88,7 +94,7 @@ async def list_jobs(ctx: Ctx) -> dict[str, Any]:
     return {"paused_all": paused_all, "jobs": jobs}
 
 
-@router.post("/cron-jobs", status_code=201)
+@router.post("/cron-jobs", status_code=201, responses=responses(409))
 async def create_job(ctx: Ctx, spec: CronJobSpec, who: Actor) -> dict[str, Any]:
     await _checked(ctx, spec)
     try:
@@ -112,7 +118,7 @@ async def get_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
 @router.put("/cron-jobs/{job_id}")
 async def replace_job(ctx: Ctx, job_id: str, spec: CronJobSpec, who: Actor) -> dict[str, Any]:
     if spec.id != job_id:
-        raise HTTPException(422, {"error": "invalid", "message": "body id differs from the path"})
+        raise ApiError(422, "invalid", f"body id '{spec.id}' differs from the path's '{job_id}'")
     await _checked(ctx, spec)
     row = await asyncio.to_thread(JobStore(ctx.db).replace, spec, actor=who)
     await _bump(ctx)

@@ -23,12 +23,18 @@ from fnhub.scripts.registry import ActiveScripts
 from fnhub.store.db import Database
 from fnhub.tasks import Task
 
+#: a pause is a key TTL in milliseconds: at least one, and at most about ten years
+PAUSE_MIN_SECONDS = 0.001
+PAUSE_MAX_SECONDS = 10 * 365 * 86400
+
 
 def add_pause(pipe: Any, keys: Keys, job_id: str | None, seconds: float | None = None) -> None:
     """Pause one job (or all with job_id None), for `seconds` or until resumed."""
     key = keys.cron_pause(job_id) if job_id else keys.cron_pause_all
-    if seconds is not None and seconds <= 0:
-        raise ValueError("a pause must last more than 0 seconds")
+    if seconds is not None and not PAUSE_MIN_SECONDS <= seconds <= PAUSE_MAX_SECONDS:
+        raise ValueError(
+            f"a pause lasts from {PAUSE_MIN_SECONDS:g} seconds to ten years, not {seconds:g}"
+        )
     if seconds:
         pipe.set(key, repr(time.time() + seconds), px=int(seconds * 1000))
     else:

@@ -21,6 +21,7 @@ from fnhub.calls import CallError, resolve
 from fnhub.cron.models import CronJob
 from fnhub.cron.schedule import CronExpressionError, validate
 from fnhub.functions import FunctionInfo
+from fnhub.json_values import PortableObject
 from fnhub.keys import Keys
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.store.db import Database
@@ -37,19 +38,21 @@ class CronJobError(ValueError):
 
 
 class CronJobSpec(BaseModel):
-    """A cron job as declared in fnhub.yaml or sent to the API / CLI."""
+    """A cron job as declared in fnhub.yaml or sent to the API / CLI (strict as
+    `fnhub.server.schemas.Strict`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str
     function: str
     expr: str | None = None  # may be omitted when the function declares fixed_crontab
     timezone: str | None = None  # default: settings.cron_timezone
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    kwargs: PortableObject = Field(default_factory=dict)
     enabled: bool = True
-    expires_at: float | None = None  # epoch seconds (or an ISO datetime); no ticks from then on
+    # epoch seconds (or an ISO datetime); no ticks from then on
+    expires_at: float | None = Field(default=None, ge=0, le=1e11)
     queue: str | None = None  # default: the function's queue, else `cron`
-    record_limit: int | None = Field(default=None, ge=0)
+    record_limit: int | None = Field(default=None, ge=0, le=1_000_000)
     misfire: Literal["skip", "run_once"] = "skip"
     overlap: Literal["skip", "allow"] = "skip"
     title: str = ""

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fnhub.json_values import PortableObject
 from fnhub.server.schemas import Strict
 
 #: a fixed kwarg with this value is filled by the caller (omitted when the caller does not)
@@ -68,7 +69,7 @@ class EndpointIn(Strict):
     function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
     mode: Literal["sync", "async"] = "sync"
     description: str = Field("", max_length=2000)
-    kwargs: dict[str, Any] | None = Field(
+    kwargs: PortableObject | None = Field(
         None,
         description=f"fixed kwargs; a value of '{CALLER}' is filled by the caller. "
         "null: every kwarg comes from the caller",

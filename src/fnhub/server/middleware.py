@@ -1,4 +1,5 @@
-"""Pure ASGI middleware on every request: request id, body size limit, structured access log.
+"""Pure ASGI middleware on every request: request id, body size limit, structured access log,
+and the last resort: an exception no handler took becomes a JSON 500 naming the request id.
 
 Written against raw ASGI rather than `BaseHTTPMiddleware` because it sits on the hot path of
 every sync call: it adds no task, no copy of the body and one header.
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fnhub.server.errors import error_response
+from fnhub.server.errors import error_response, internal_error
 
 access_log = logging.getLogger("fnhub.access")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -80,6 +81,10 @@ class RequestMiddleware:
                 raise
             response = error_response(413, "too_large", str(exc.detail))
             await response(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:  # too late for an answer: the server drops the connection
+                raise
+            await internal_error(request_id.decode(), exc)(scope, receive, send_wrapper)
         finally:
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 access_log.info(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -26,6 +27,19 @@ def _file(data: bytes, content_type: str, filename: str | None = None) -> dict[s
         "size": len(data),
         "base64": base64.b64encode(data).decode(),
     }
+
+
+def _json_body(body: bytes) -> Any:
+    """The parsed body. msgspec keeps integers past 64 bits exact (orjson would make them
+    floats) for the call's checks to refuse; orjson takes nesting deeper than msgspec's
+    recursion allows (for the checks to refuse too) and words a syntax error better."""
+    try:
+        return _decode_json(body)
+    except (RecursionError, msgspec.DecodeError, msgspec.ValidationError):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "malformed_json", f"malformed JSON body: {exc}") from None
 
 
 def _json_object(body: bytes) -> bool:
@@ -65,10 +79,7 @@ async def from_request(
     elif not media:
         content_type = media = "application/octet-stream"
     if media == "application/json" or media.endswith("+json"):
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed_json", f"malformed JSON body: {exc}") from None
+        data = _json_body(body)
         if not isinstance(data, dict):
             raise ApiError(422, "invalid_kwargs", "a JSON body must be an object of kwargs")
         kwargs.update(data)
@@ -94,6 +105,9 @@ async def from_request(
     else:
         kwargs["body"] = _file(body, content_type)
     return kwargs
+
+
+_decode_json = msgspec.json.Decoder().decode
 
 
 def merge(fixed: dict[str, Any] | None, given: dict[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: the largest id or count an SQL INTEGER column holds everywhere (32 bits on PostgreSQL, MySQL)
+SQL_INT_MAX = 2**31 - 1
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields are refused, and so are values of another JSON type
+    (`0` for a boolean, `true` or `"5"` for a number), which pydantic would otherwise convert."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CallRequest(Strict):
@@ -217,7 +223,7 @@ class ScriptVersionOut(BaseModel):
 
 
 class RollbackIn(Strict):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=SQL_INT_MAX)
 
 
 class ApiKeyIn(Strict):

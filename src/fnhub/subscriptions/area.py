@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from fnhub import audit
 from fnhub.config import Settings
+from fnhub.json_values import PortableObject
 from fnhub.server.access import actor
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError, responses
@@ -41,7 +42,7 @@ class SubscriptionIn(Strict):
     sql: str | None = Field(None, max_length=20000)
     mode: Literal["single", "multiple"] = "single"
     window: int = Field(100, ge=1, le=65535)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: PortableObject = Field(default_factory=dict)
     publish: Target | None = None
     error_publish: Target | None = None
     queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from fnhub import audit
 from fnhub.server.access import actor
+from fnhub.server.errors import responses
+from fnhub.server.schemas import SQL_INT_MAX
 from fnhub.websub.api import STORAGE_FULL_RETRY_SECONDS, HubError, current_hub
 from fnhub.websub.content import ContentError, encode
 from fnhub.websub.hub import Hub
@@ -19,6 +21,7 @@ from fnhub.websub.store import StorageFull
 from fnhub.websub.views import Conflict, NotFound, Views
 
 router = APIRouter(prefix="/websub", tags=["websub"])
+DeadId = Path(ge=1, le=SQL_INT_MAX, description="a dead letter's id")
 
 
 class TopicIn(BaseModel):
@@ -89,7 +92,9 @@ async def deregister_topic(topic_hash: str, request: Request) -> None:
 
 @router.get("/subscriptions")
 async def list_subscriptions(
-    request: Request, state: str | None = None, topic: str | None = None
+    request: Request,
+    state: str | None = Query(None, max_length=32),
+    topic: str | None = Query(None, max_length=4096),
 ) -> list[dict[str, Any]]:
     return await _run(_hub(request).views.subscriptions, state, topic)
 
@@ -111,18 +116,20 @@ async def remove_subscription(subscription_id: str, request: Request) -> None:
 
 @router.get("/dead-letters")
 async def list_dead_letters(
-    request: Request, subscription_id: str | None = None, limit: int = 100
+    request: Request,
+    subscription_id: str | None = Query(None, max_length=64),
+    limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     return await _run(_hub(request).views.dead_letters, subscription_id, limit)
 
 
 @router.get("/dead-letters/{dead_id}")
-async def get_dead_letter(dead_id: int, request: Request) -> dict[str, Any]:
+async def get_dead_letter(request: Request, dead_id: int = DeadId) -> dict[str, Any]:
     return await _run(_hub(request).views.get_dead_letter, dead_id)
 
 
-@router.post("/dead-letters/{dead_id}/retry", status_code=202)
-async def retry_dead_letter(dead_id: int, request: Request) -> dict[str, Any]:
+@router.post("/dead-letters/{dead_id}/retry", status_code=202, responses=responses(409))
+async def retry_dead_letter(request: Request, dead_id: int = DeadId) -> dict[str, Any]:
     """Queue it again in front of its subscription's notifications."""
     queued = await _run(_hub(request).views.retry_dead_letter, dead_id)
     await _audited(
@@ -132,7 +139,7 @@ async def retry_dead_letter(dead_id: int, request: Request) -> dict[str, Any]:
 
 
 @router.delete("/dead-letters/{dead_id}", status_code=204)
-async def delete_dead_letter(dead_id: int, request: Request) -> None:
+async def delete_dead_letter(request: Request, dead_id: int = DeadId) -> None:
     await _run(_hub(request).views.delete_dead_letter, dead_id)
     await _audited(request, "websub_dead_letter.delete", f"websub_dead_letter:{dead_id}")
 

@@ -10,6 +10,7 @@ nor stored; a publish the storage cannot take is refused with 503.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -62,7 +63,30 @@ def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Plai
     return PlainTextResponse(text + "\n", status_code=status, headers=headers)
 
 
-@public_router.get("/websub/hub")
+_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, **_TEXT}
+    for status, description in (
+        (202, "accepted: verification of intent follows, or published"),
+        (400, "the request is refused; the text says why"),
+        (401, "publishing needs a credential, or the one given is wrong"),
+        (413, "the body or the fetched content is too large"),
+        (429, "too many requests from this client (with Retry-After)"),
+        (502, "the topic could not be fetched"),
+    )
+}
+# 503: the hub is not running here or its storage is full (text), or Redis is unavailable
+# (fnhub's JSON error)
+_ANSWERS[503] = {
+    "description": "unavailable",
+    "content": {
+        **_TEXT["content"],
+        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}},
+    },
+}
+
+
+@public_router.get("/websub/hub", response_class=PlainTextResponse)
 async def hub_info() -> PlainTextResponse:
     return _text(
         200,
@@ -71,7 +95,29 @@ async def hub_info() -> PlainTextResponse:
     )
 
 
-@public_router.post("/websub/hub")
+_FORM = {
+    "type": "object",
+    "properties": {
+        "hub.mode": {"type": "string", "enum": ["subscribe", "unsubscribe", "publish"]},
+        "hub.callback": {"type": "string"},
+        "hub.topic": {"type": "string"},
+        "hub.url": {"type": "string"},
+        "hub.lease_seconds": {"type": "integer"},
+        "hub.secret": {"type": "string"},
+    },
+    "required": ["hub.mode"],
+}
+
+
+@public_router.post(
+    "/websub/hub",
+    status_code=202,
+    response_class=PlainTextResponse,
+    responses=_ANSWERS,
+    openapi_extra={
+        "requestBody": {"content": {FORM: {"schema": _FORM}}, "required": True},
+    },
+)
 async def hub_endpoint(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from fnhub import audit
+from fnhub.json_values import PortableObject
 from fnhub.secret_box import SecretBox, masked
 from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
@@ -30,7 +31,7 @@ Name = Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")
 class ConnectorIn(Strict):
     type: str = Field(pattern=r"^[a-z0-9_]{1,32}$", description="redis, mqtt, kafka, ...")
     description: str = Field("", max_length=2000)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: PortableObject = Field(default_factory=dict)
 
 
 class ConnectorOut(BaseModel):

@@ -12,7 +12,14 @@ from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
 from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
-from fnhub.server.schemas import Deleted, RollbackIn, ScriptIn, ScriptOut, ScriptVersionOut
+from fnhub.server.schemas import (
+    SQL_INT_MAX,
+    Deleted,
+    RollbackIn,
+    ScriptIn,
+    ScriptOut,
+    ScriptVersionOut,
+)
 from fnhub.store.models import Script, ScriptVersion
 
 router = APIRouter(tags=["scripts"])
@@ -113,7 +120,9 @@ async def list_versions(request: Request, name: str = Name) -> list[dict[str, An
     response_model=ScriptVersionOut,
     responses=responses(401, 404),
 )
-async def get_version(request: Request, version: int, name: str = Name) -> dict[str, Any]:
+async def get_version(
+    request: Request, version: int = Path(ge=1, le=SQL_INT_MAX), name: str = Name
+) -> dict[str, Any]:
     """One version, with its code."""
     store = _store(request)
     versions = await asyncio.to_thread(_versions, store, name)

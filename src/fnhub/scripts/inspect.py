@@ -26,13 +26,48 @@ from fnhub.scripts.modules import install_finder, script_filename
 INSPECT_TIMEOUT_SECONDS = 30.0
 
 
-class ScriptError(Exception):
-    """A script cannot be published; the message says where and why."""
+class Problem(msgspec.Struct, omit_defaults=True):
+    """Why a script cannot be published, and where in its code when that is known: 1-based
+    line and column (`end_column` exclusive), so an editor can mark the spot."""
 
-    def __init__(self, script: str, message: str) -> None:
+    message: str
+    line: int | None = None
+    column: int | None = None
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def error(self, script: str) -> ScriptError:
+        return ScriptError(
+            script, self.message, self.line, self.column, self.end_line, self.end_column
+        )
+
+
+class ScriptError(Exception):
+    """A script cannot be published; the message says where and why, `position` (when known)
+    points into the code of `script`."""
+
+    def __init__(
+        self,
+        script: str,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        end_line: int | None = None,
+        end_column: int | None = None,
+    ) -> None:
         super().__init__(f"{script}: {message}")
         self.script = script
         self.detail = message
+        self.line = line
+        self.column = column
+        self.end_line = end_line
+        self.end_column = end_column
+
+    @property
+    def position(self) -> dict[str, int]:
+        """line, column, end_line, end_column: those that are known."""
+        fields = ("line", "column", "end_line", "end_column")
+        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
 
 
 def check_name(name: str) -> str | None:
@@ -64,38 +99,64 @@ def _is_api_decorator(node: ast.expr) -> bool:
     return isinstance(target, ast.Name) and target.id == "api"
 
 
-def check_syntax(name: str, code: str) -> str | None:
+def _syntax_problem(exc: SyntaxError) -> Problem:
+    line = (exc.text or "").rstrip("\n")
+    pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
+    message = f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
+    end_line, end_column = exc.end_lineno, exc.end_offset
+    if not end_line or not end_column or (end_line, end_column) <= (exc.lineno, exc.offset):
+        end_line = end_column = None  # Python knows no span, only the spot
+    return Problem(message, exc.lineno, exc.offset, end_line, end_column)
+
+
+def check_syntax(name: str, code: str) -> Problem | None:
     """Syntax errors (with line and column) and duplicate exported names, without running code."""
     try:
         tree = ast.parse(code, filename=f"{name}.py")
     except SyntaxError as exc:
-        line = (exc.text or "").rstrip("\n")
-        pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
-        return f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
+        return _syntax_problem(exc)
     seen: dict[str, int] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
             _is_api_decorator(d) for d in node.decorator_list
         ):
             if node.name in seen:
-                return (
+                return Problem(
                     f"duplicate function name '{node.name}' "
-                    f"(lines {seen[node.name]} and {node.lineno})"
+                    f"(lines {seen[node.name]} and {node.lineno})",
+                    node.lineno,
+                    node.col_offset + 1,
                 )
             seen[node.name] = node.lineno
     return None
 
 
-def _describe_failure(name: str, exc: BaseException) -> str:
+def _frame_script(frame: traceback.FrameSummary) -> str | None:
+    """The script a traceback frame ran in (filenames as `modules.script_filename` makes them)."""
+    if not frame.filename.startswith("<script "):
+        return None
+    return frame.filename[len("<script ") :].split("@")[0]
+
+
+def _describe_failure(name: str, exc: BaseException) -> Problem:
+    """The message names the deepest script frame (maybe of an imported script); the line is
+    the deepest one in `name` itself, the line its editor should mark (an import of a script
+    that failed is where this script failed)."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = ""
     for frame in reversed(frames):
-        if frame.filename.startswith("<script "):
-            script = frame.filename[len("<script ") :].split("@")[0]
+        script = _frame_script(frame)
+        if script is not None:
             where = f" ({script}.py line {frame.lineno}: {(frame.line or '').strip()})"
             break
+    line = next((f.lineno for f in reversed(frames) if _frame_script(f) == name), None)
     kind = "import failed" if isinstance(exc, ImportError) else "error while loading"
-    return f"{kind}: {type(exc).__name__}: {exc}{where}"
+    return Problem(f"{kind}: {type(exc).__name__}: {exc}{where}", line)
+
+
+def _name_problem(name: str) -> Problem | None:
+    message = check_name(name)
+    return None if message is None else Problem(message)
 
 
 def inspect_in_process(
@@ -112,9 +173,9 @@ def inspect_in_process(
 
     install_finder(lookup)
     ok: dict[str, list[Any]] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, Problem] = {}
     for name, code in pending.items():
-        problem = check_name(name) or check_syntax(name, code)
+        problem = _name_problem(name) or check_syntax(name, code)
         if problem:
             errors[name] = problem
             continue
@@ -129,10 +190,12 @@ def inspect_in_process(
                 try:
                     functions.append(describe(name, value))
                 except (TypeError, ValueError) as exc:
-                    errors[name] = f"cannot export {value.__name__}: {exc}"
+                    code_object = getattr(value, "__code__", None)
+                    line = getattr(code_object, "co_firstlineno", None)
+                    errors[name] = Problem(f"cannot export {value.__name__}: {exc}", line)
         if name not in errors:
             ok[name] = [msgspec.to_builtins(f) for f in functions]
-    return {"ok": ok, "errors": errors}
+    return {"ok": ok, "errors": {n: msgspec.to_builtins(p) for n, p in errors.items()}}
 
 
 def inspect_scripts(
@@ -140,11 +203,11 @@ def inspect_scripts(
 ) -> dict[str, list[FunctionInfo]]:
     """Validate `pending` scripts in a subprocess; raise ScriptError naming the first broken one."""
     for name, code in pending.items():  # cheap checks first, without a process
-        problem = check_name(name) or check_syntax(name, code)
+        problem = _name_problem(name) or check_syntax(name, code)
         if problem is None and shadows_installed(name):
-            problem = f"'{name}' would shadow the installed Python package of that name"
+            problem = Problem(f"'{name}' would shadow the installed Python package of that name")
         if problem:
-            raise ScriptError(name, problem)
+            raise problem.error(name)
     request = json.dumps({"pending": pending, "active": active})
     try:
         proc = subprocess.run(
@@ -165,8 +228,8 @@ def inspect_scripts(
             f"the script process ended without an answer (exit code {proc.returncode}): {detail}",
         ) from exc
     if answer["errors"]:
-        name, message = next(iter(answer["errors"].items()))
-        raise ScriptError(name, message)
+        name, problem = next(iter(answer["errors"].items()))
+        raise msgspec.convert(problem, Problem).error(name)
     return {
         name: [msgspec.convert(f, FunctionInfo) for f in functions]
         for name, functions in answer["ok"].items()
@@ -187,4 +250,4 @@ def _main() -> None:
 if __name__ == "__main__":
     _main()
 
-__all__ = ["ScriptError", "inspect_scripts", "script_filename"]
+__all__ = ["Problem", "ScriptError", "inspect_scripts", "script_filename"]

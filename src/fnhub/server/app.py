@@ -26,7 +26,17 @@ from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.server import errors, ops
-from fnhub.server.api import cache, connectors, endpoints, functions, keys, scripts, tasks, workers
+from fnhub.server.api import (
+    cache,
+    connectors,
+    drafts,
+    endpoints,
+    functions,
+    keys,
+    scripts,
+    tasks,
+    workers,
+)
 from fnhub.server.auth import AdminAuth, require_admin
 from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext, load_areas
@@ -93,7 +103,8 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
     )
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_admin)])
-    for module in (functions, tasks, scripts, endpoints, connectors, cache, keys, workers):
+    routers = (functions, tasks, scripts, drafts, endpoints, connectors, cache, keys, workers)
+    for module in routers:
         api.include_router(module.router)
     for area in areas:
         if hasattr(area, "router"):

@@ -34,6 +34,7 @@ import redis
 
 from fnhub.concurrency import add_release
 from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.minute_stats import BUCKET_LABELS, MINUTE_TTL_SECONDS, bucket_index
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,10 @@ class ResultBatch:
         self.outcomes: dict[tuple[str, str], int] = {}  # (queue, status) → tasks
         self.buckets: dict[tuple[str, str], int] = {}  # (queue, bucket) → tasks
         self.run_seconds: dict[str, float] = {}  # queue → seconds
+        # per minute and function, for the console: (minute, function, status) → tasks and
+        # (minute, function, bucket index) → tasks
+        self.minute_outcomes: dict[tuple[int, str, str], int] = {}
+        self.minute_buckets: dict[tuple[int, str, int], int] = {}
         self.replies: dict[str, list[bytes]] = {}
         self.records: list[bytes] = []
         # bundle entries: `keys.bundles` fields to set (tasks done) and to delete (entry
@@ -162,6 +167,10 @@ class ResultBatch:
             pipe.hincrby(keys.stats, field, n)
         for field, value in seconds.items():
             pipe.hincrbyfloat(keys.stats, field, value)
+        for key, fields in self.minute_counters(keys).items():
+            for field, n in fields.items():
+                pipe.hincrby(key, field, n)
+            pipe.expire(key, MINUTE_TTL_SECONDS)
 
     def add_entries(self, pipe: Any, keys: Keys) -> None:
         """The reply entries (one per waiting caller) and the records entry, as plain XADDs."""
@@ -180,6 +189,16 @@ class ResultBatch:
         counts = {f"n|{q}|{status}": n for (q, status), n in self.outcomes.items()}
         counts |= {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()}
         return counts, {f"s|{q}": value for q, value in self.run_seconds.items()}
+
+    def minute_counters(self, keys: Keys) -> dict[str, dict[str, int]]:
+        """The per-minute hashes to add to (`fnhub.minute_stats`): key → field → tasks."""
+        hashes: dict[str, dict[str, int]] = {}
+        for (minute, function, status), n in self.minute_outcomes.items():
+            hashes.setdefault(keys.stats_minute(minute), {})[f"n|{function}|{status}"] = n
+        for (minute, function, index), n in self.minute_buckets.items():
+            fields = hashes.setdefault(keys.stats_minute(minute), {})
+            fields[f"b|{function}|{BUCKET_LABELS[index]}"] = n
+        return hashes
 
     def finish_plan(self, pipe: Any, keys: Keys, acks: dict[str, list[str]]) -> bytes:
         """The argument of FINISH: the entries to acknowledge, the counters and the reply and
@@ -210,6 +229,8 @@ class ResultBatch:
                 self.bundled,
                 keys.bundles,
                 keys.bundled,
+                self.minute_counters(keys),
+                MINUTE_TTL_SECONDS,
             ]
         )
 
@@ -230,7 +251,8 @@ def lua_str(data: bytes) -> msgspec.Raw:
 
 
 #: What a worker sends when a batch of tasks finished, as one atomic command: acknowledge and
-#: delete the entries, add one reply entry per waiting caller and one records entry, count.
+#: delete the entries, add one reply entry per waiting caller and one records entry, count
+#: (per queue in `keys.stats`, per function in the minute's `keys.stats_minute`).
 #: Ten commands in a MULTI cost redis-py a reply to parse each; this is one. Past
 #: `FINISH_INLINE_BYTES` of results, though, handing them to Lua costs Redis more than plain
 #: XADDs do (Lua copies every argument into a string of its own), so a large batch sends its
@@ -254,6 +276,10 @@ for field, x in pairs(plan[5]) do redis.call('HINCRBYFLOAT', plan[6], field, x) 
 for field, n in pairs(plan[11]) do redis.call('HSET', plan[14], field, n) end
 if #plan[12] > 0 then redis.call('HDEL', plan[14], unpack(plan[12])) end
 for stream, n in pairs(plan[13]) do redis.call('HINCRBY', plan[15], stream, n) end
+for key, fields in pairs(plan[16]) do
+  for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
+  redis.call('EXPIRE', key, plan[17])
+end
 return 1
 """
 FINISH_INLINE_BYTES = 16_384
@@ -307,16 +333,23 @@ def add_result(
 
 
 def add_stats(batch: ResultBatch, result: TaskResult) -> None:
-    """Count the outcome per queue and status, and its run time in a histogram bucket."""
+    """Count the outcome per queue and status, and its run time in a histogram bucket; and the
+    same per function in the minute it ended."""
     queue = result.queue
     key = (queue, result.status)
     batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
-    if result.start_time is not None and result.end_time is not None:
-        seconds = max(result.end_time - result.start_time, 0.0)
+    end = result.end_time
+    minute = int((end if end is not None else time.time()) // 60)
+    outcome = (minute, result.function, result.status)
+    batch.minute_outcomes[outcome] = batch.minute_outcomes.get(outcome, 0) + 1
+    if result.start_time is not None and end is not None:
+        seconds = max(end - result.start_time, 0.0)
         index = bisect.bisect_left(RUN_BUCKETS, seconds)
         key = (queue, _BUCKET_NAMES[index] if index < len(RUN_BUCKETS) else "+Inf")
         batch.buckets[key] = batch.buckets.get(key, 0) + 1
         batch.run_seconds[queue] = batch.run_seconds.get(queue, 0.0) + seconds
+        bucket = (minute, result.function, bucket_index(seconds))
+        batch.minute_buckets[bucket] = batch.minute_buckets.get(bucket, 0) + 1
 
 
 def add_ack(pipe: Any, stream: str, *entry_ids: str | bytes) -> None:

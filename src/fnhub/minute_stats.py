@@ -12,7 +12,6 @@ current minute (and the one before, for a few seconds, while late batches land) 
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,21 +23,19 @@ WINDOW_MINUTES = 60
 MINUTE_TTL_SECONDS = 65 * 60
 #: a minute's hash may still grow this long after the minute ended (batches flushed late)
 SETTLE_SECONDS = 10
-#: upper bounds (ms) of the per-function run-time buckets: 1-2.5-5 steps, so a percentile read
-#: from them is off by less than the step; past the last bound, "+Inf"
-RUN_BUCKETS_MS = (
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0,
-    1000.0, 2500.0, 5000.0, 10000.0, 25000.0, 60000.0, 300000.0,
+#: upper bounds (seconds) of the run-time buckets: 1-2.5-5 steps (so a percentile read from
+#: them is off by less than a step) from 0.1 ms; past the last one, "+Inf". `/metrics`' queue
+#: histogram uses those from 5 ms on (`queue.RUN_BUCKETS`), so one bisect serves both.
+RUN_BOUNDS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 )  # fmt: skip
+RUN_BUCKETS_MS = tuple(round(b * 1000, 4) for b in RUN_BOUNDS)
+#: field labels of the buckets in the minute hashes: the bound in ms
 BUCKET_LABELS = (*(f"{b:g}" for b in RUN_BUCKETS_MS), "+Inf")
 _BOUND_OF = {label: i for i, label in enumerate(BUCKET_LABELS)}
 #: the outcomes counted as failures on the overview
 FAILED = frozenset({"failure", "timeout", "dead"})
-
-
-def bucket_index(run_seconds: float) -> int:
-    """Index into BUCKET_LABELS of a run time."""
-    return bisect.bisect_left(RUN_BUCKETS_MS, run_seconds * 1000.0)
 
 
 def minute_of(at: float) -> int:

@@ -34,7 +34,7 @@ import redis
 
 from fnhub.concurrency import add_release
 from fnhub.keys import WORKER_GROUP, Keys
-from fnhub.minute_stats import BUCKET_LABELS, MINUTE_TTL_SECONDS, bucket_index
+from fnhub.minute_stats import BUCKET_LABELS, MINUTE_TTL_SECONDS, RUN_BOUNDS
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,13 @@ REPLY_TTL_SECONDS = 3600
 RECORDS_MAXLEN = 2_000_000
 DEAD_MAXLEN = 100_000
 STATUS_TTL_SECONDS = 86400
-#: upper bounds (seconds) of the run-time histogram buckets kept in `keys.stats`
-RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-_BUCKET_NAMES = tuple(str(b) for b in RUN_BUCKETS)
+#: upper bounds (seconds) of the run-time histogram buckets kept per queue in `keys.stats`
+RUN_BUCKETS = RUN_BOUNDS[5:]  # 0.005 ... 300.0
+#: a `RUN_BOUNDS` index → the `keys.stats` bucket it counts in
+_QUEUE_BUCKET = (
+    *(str(RUN_BUCKETS[max(i - 5, 0)]) for i in range(len(RUN_BOUNDS))),
+    "+Inf",
+)
 
 _MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -145,13 +149,12 @@ class ResultBatch:
     per task, and on a busy machine those commands are most of the cost of a trivial task."""
 
     def __init__(self) -> None:
-        self.outcomes: dict[tuple[str, str], int] = {}  # (queue, status) → tasks
-        self.buckets: dict[tuple[str, str], int] = {}  # (queue, bucket) → tasks
+        # counted per queue (`keys.stats`) and per function and minute (`keys.stats_minute`):
+        # (queue, function, status, minute) → tasks, (queue, function, bucket, minute) → tasks
+        # with `bucket` an index into RUN_BOUNDS; summed per queue or function once per batch
+        self.outcomes: dict[tuple[str, str, str, int], int] = {}
+        self.buckets: dict[tuple[str, str, int, int], int] = {}
         self.run_seconds: dict[str, float] = {}  # queue → seconds
-        # per minute and function, for the console: (minute, function, status) → tasks and
-        # (minute, function, bucket index) → tasks
-        self.minute_outcomes: dict[tuple[int, str, str], int] = {}
-        self.minute_buckets: dict[tuple[int, str, int], int] = {}
         self.replies: dict[str, list[bytes]] = {}
         self.records: list[bytes] = []
         # bundle entries: `keys.bundles` fields to set (tasks done) and to delete (entry
@@ -186,18 +189,26 @@ class ResultBatch:
 
     def counters(self) -> tuple[dict[str, int], dict[str, float]]:
         """The `keys.stats` fields to add to: task counts, and run seconds per queue."""
-        counts = {f"n|{q}|{status}": n for (q, status), n in self.outcomes.items()}
-        counts |= {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()}
+        counts: dict[str, int] = {}
+        for (queue, _function, status, _minute), n in self.outcomes.items():
+            name = f"n|{queue}|{status}"
+            counts[name] = counts.get(name, 0) + n
+        for (queue, _function, index, _minute), n in self.buckets.items():
+            name = f"b|{queue}|{_QUEUE_BUCKET[index]}"
+            counts[name] = counts.get(name, 0) + n
         return counts, {f"s|{q}": value for q, value in self.run_seconds.items()}
 
     def minute_counters(self, keys: Keys) -> dict[str, dict[str, int]]:
         """The per-minute hashes to add to (`fnhub.minute_stats`): key → field → tasks."""
         hashes: dict[str, dict[str, int]] = {}
-        for (minute, function, status), n in self.minute_outcomes.items():
-            hashes.setdefault(keys.stats_minute(minute), {})[f"n|{function}|{status}"] = n
-        for (minute, function, index), n in self.minute_buckets.items():
+        for (_queue, function, status, minute), n in self.outcomes.items():
             fields = hashes.setdefault(keys.stats_minute(minute), {})
-            fields[f"b|{function}|{BUCKET_LABELS[index]}"] = n
+            name = f"n|{function}|{status}"
+            fields[name] = fields.get(name, 0) + n
+        for (_queue, function, index, minute), n in self.buckets.items():
+            fields = hashes.setdefault(keys.stats_minute(minute), {})
+            name = f"b|{function}|{BUCKET_LABELS[index]}"
+            fields[name] = fields.get(name, 0) + n
         return hashes
 
     def finish_plan(self, pipe: Any, keys: Keys, acks: dict[str, list[str]]) -> bytes:
@@ -333,23 +344,17 @@ def add_result(
 
 
 def add_stats(batch: ResultBatch, result: TaskResult) -> None:
-    """Count the outcome per queue and status, and its run time in a histogram bucket; and the
-    same per function in the minute it ended."""
-    queue = result.queue
-    key = (queue, result.status)
-    batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
-    end = result.end_time
+    """Count the outcome and its run time's bucket, per queue, function and the minute it
+    ended in (one key each: the sums per queue and per function are made once per batch)."""
+    queue, function, end = result.queue, result.function, result.end_time
     minute = int((end if end is not None else time.time()) // 60)
-    outcome = (minute, result.function, result.status)
-    batch.minute_outcomes[outcome] = batch.minute_outcomes.get(outcome, 0) + 1
+    key = (queue, function, result.status, minute)
+    batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
     if result.start_time is not None and end is not None:
         seconds = max(end - result.start_time, 0.0)
-        index = bisect.bisect_left(RUN_BUCKETS, seconds)
-        key = (queue, _BUCKET_NAMES[index] if index < len(RUN_BUCKETS) else "+Inf")
-        batch.buckets[key] = batch.buckets.get(key, 0) + 1
+        bucket = (queue, function, bisect.bisect_left(RUN_BOUNDS, seconds), minute)
+        batch.buckets[bucket] = batch.buckets.get(bucket, 0) + 1
         batch.run_seconds[queue] = batch.run_seconds.get(queue, 0.0) + seconds
-        bucket = (minute, result.function, bucket_index(seconds))
-        batch.minute_buckets[bucket] = batch.minute_buckets.get(bucket, 0) + 1
 
 
 def add_ack(pipe: Any, stream: str, *entry_ids: str | bytes) -> None:

@@ -33,6 +33,7 @@ from fnhub.server.api import (
     endpoints,
     functions,
     keys,
+    overview,
     scripts,
     tasks,
     workers,
@@ -104,7 +105,7 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
     )
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_admin)])
     routers = (functions, tasks, scripts, drafts, endpoints, connectors, cache, keys, workers)
-    for module in routers:
+    for module in (*routers, overview):
         api.include_router(module.router)
     for area in areas:
         if hasattr(area, "router"):

@@ -127,6 +127,9 @@ def test_versions_give_the_code_to_diff_and_roll_back_to(stack: Stack) -> None:
         one = c.get("/api/v1/scripts/hist/versions/1").json()
         assert (one["code"], one["active"], one["functions"]) == (GOOD, False, ["hi"])
         assert c.get("/api/v1/scripts/hist/versions/3").status_code == 404
+        huge = 2**64  # past any database's integer: refused, not a server error
+        assert c.get(f"/api/v1/scripts/hist/versions/{huge}").status_code == 422
+        assert c.post("/api/v1/scripts/hist/rollback", json={"version": huge}).status_code == 422
         assert c.post("/api/v1/scripts/hist/rollback", json={"version": 1}).status_code == 200
         assert c.get("/api/v1/scripts/hist").json()["active"]["code"] == GOOD
 

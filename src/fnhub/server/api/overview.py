@@ -131,10 +131,14 @@ async def get_overview(request: Request) -> Response:
 
 @router.get(
     "/events",
+    status_code=200,
     response_class=EventStreamResponse,
     responses={
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **responses(401),
+        401: {
+            "description": "unauthorized",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        },
     },
 )
 async def events(request: Request) -> EventStreamResponse:

@@ -19,6 +19,7 @@ from fnhub.store.models import Script, ScriptVersion
 
 router = APIRouter(tags=["scripts"])
 Name = Path(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+Version = Path(ge=1, le=2**31 - 1)  # a version column is a 32-bit integer
 
 
 class DraftOut(BaseModel):
@@ -206,9 +207,9 @@ async def list_versions(request: Request, name: str = Name) -> list[dict[str, An
 @router.get(
     "/scripts/{name}/versions/{version}",
     response_model=ScriptVersionOut,
-    responses=responses(401, 404),
+    responses=responses(401, 404, 422),
 )
-async def get_version(request: Request, version: int, name: str = Name) -> dict[str, Any]:
+async def get_version(request: Request, version: int = Version, name: str = Name) -> dict[str, Any]:
     """One version, with its code (the console diffs versions in the browser)."""
     found = await asyncio.to_thread(_versions, _store(request), name, version)
     if not found:

@@ -42,24 +42,34 @@ def minute_of(at: float) -> int:
     return int(at // 60)
 
 
-def percentile(buckets: dict[int, int], q: float) -> float | None:
-    """The q-quantile (0..1) in ms of a bucket histogram (bucket index → tasks), interpolated
-    linearly inside its bucket; None without tasks."""
+def percentiles(buckets: dict[int, int], qs: tuple[float, ...]) -> list[float | None]:
+    """The q-quantiles (0..1, ascending) in ms of a bucket histogram (bucket index → tasks),
+    each interpolated linearly inside its bucket; None without tasks."""
     total = sum(buckets.values())
     if not total:
-        return None
-    rank = q * total
+        return [None] * len(qs)
+    found: list[float | None] = []
     seen = 0
+    ranks = iter(q * total for q in qs)
+    rank = next(ranks)
     for index in sorted(buckets):
         n = buckets[index]
-        if seen + n >= rank:
+        while n and seen + n >= rank:
             low = RUN_BUCKETS_MS[index - 1] if index > 0 else 0.0
             if index >= len(RUN_BUCKETS_MS):
-                return low  # the open "+Inf" bucket: at least its lower bound
-            high = RUN_BUCKETS_MS[index]
-            return round(low + (high - low) * ((rank - seen) / n), 3)
+                found.append(low)  # the open "+Inf" bucket: at least its lower bound
+            else:
+                high = RUN_BUCKETS_MS[index]
+                found.append(round(low + (high - low) * ((rank - seen) / n), 3))
+            rank = next(ranks, None)  # type: ignore[arg-type]
+            if rank is None:
+                return found
         seen += n
-    return None  # pragma: no cover - rank <= total
+    return found + [None] * (len(qs) - len(found))  # pragma: no cover - ranks <= total
+
+
+def percentile(buckets: dict[int, int], q: float) -> float | None:
+    return percentiles(buckets, (q,))[0]
 
 
 @dataclass
@@ -128,14 +138,15 @@ class FunctionHour:
         return sum(n for status, n in self.statuses.items() if status in FAILED)
 
     def summary(self) -> dict[str, Any]:
+        p50, p95, p99 = percentiles(self.buckets, (0.50, 0.95, 0.99))
         return {
             "function": self.function,
             "calls": self.calls,
             "failures": self.failures,
             "statuses": {s: n for s, n in sorted(self.statuses.items()) if n},
-            "p50_ms": percentile(self.buckets, 0.50),
-            "p95_ms": percentile(self.buckets, 0.95),
-            "p99_ms": percentile(self.buckets, 0.99),
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
         }
 
 
@@ -204,10 +215,11 @@ class HourWindow:
 
     def function(self, function: str) -> FunctionHour:
         """One function's totals and buckets over the window."""
-        hour = FunctionHour(function)
         settled = self._settled_sum.get(function)
-        if settled is not None:
-            hour.add(FunctionMinute(settled.statuses, settled.buckets))
+        if settled is None:
+            hour = FunctionHour(function)
+        else:
+            hour = FunctionHour(function, dict(settled.statuses), dict(settled.buckets))
         for minute in self._live.values():
             stats = minute.functions.get(function)
             if stats is not None:

@@ -155,3 +155,20 @@ def test_function_parameters_describe_a_run_form(stack: Stack) -> None:
         {"name": "rest", "kind": "var_keyword", "required": False, "default": None,
          "annotation": None},
     ]  # fmt: skip
+
+
+def test_the_function_list_follows_publishes_and_deletes(stack: Stack) -> None:
+    """The list is encoded once per scripts revision: a publish or a delete shows at once."""
+    with stack.admin() as c:
+
+        def refs() -> set[str]:
+            return {f["ref"] for f in c.get("/api/v1/functions").json()}
+
+        assert "listed.hi" not in refs()
+        assert c.put("/api/v1/scripts/listed", json={"code": GOOD}).status_code == 200
+        assert "listed.hi" in refs()
+        one = c.get("/api/v1/functions", params={"script": "listed"}).json()
+        assert [f["ref"] for f in one] == ["listed.hi"]
+        assert c.get("/api/v1/functions/listed.hi").json() == one[0]
+        assert c.delete("/api/v1/scripts/listed").status_code == 200
+        assert "listed.hi" not in refs()

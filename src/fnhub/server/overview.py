@@ -115,6 +115,8 @@ class Overview:
         self.latest: dict[str, Any] | None = None
         self.latest_at = 0.0  # monotonic
         self._window_at = 0.0  # monotonic
+        self._hours: list[dict[str, Any]] = []  # every function's summary at `_hours_at`
+        self._hours_at = -1.0
 
     async def snapshot(self, max_age: float = 0.0) -> dict[str, Any]:
         async with self._lock:
@@ -207,12 +209,15 @@ class Overview:
 
     async def function_hours(self, function: str | None = None) -> list[dict[str, Any]]:
         """Every function's hour (or one's, with its series), from a window at most a
-        second old."""
+        second old (the list of all is made once per refresh of the window)."""
         async with self._lock:
             if time.monotonic() - self._window_at > 1.0:
                 await self._refresh_window()
             if function is None:
-                return [hour.summary() for hour in self.window.functions()]
+                if self._hours_at != self._window_at:
+                    self._hours = [hour.summary() for hour in self.window.functions()]
+                    self._hours_at = self._window_at
+                return self._hours
             calls, failures = self.window.series(function)
             return [
                 self.window.function(function).summary()

@@ -9,11 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
 from sqlalchemy import select
+from starlette.responses import Response
 
 from fnhub.scripts.drafts import DraftStore
 from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
 from fnhub.server.errors import ApiError, responses
+from fnhub.server.render import json_response
 from fnhub.server.schemas import Deleted, RollbackIn, ScriptIn, ScriptOut, ScriptVersionOut
 from fnhub.store.models import Script, ScriptVersion
 
@@ -84,7 +86,14 @@ def _names(functions: list[Any]) -> list[str]:
 def _list(store: ScriptStore) -> list[dict[str, Any]]:
     with store.db.session() as session:
         rows = session.execute(
-            select(Script, ScriptVersion)
+            select(
+                Script.name,
+                Script.provisioned,
+                Script.updated_at,
+                ScriptVersion.version,
+                ScriptVersion.hash,
+                ScriptVersion.functions,
+            )
             .join(
                 ScriptVersion,
                 (Script.name == ScriptVersion.script)
@@ -92,23 +101,23 @@ def _list(store: ScriptStore) -> list[dict[str, Any]]:
             )
             .order_by(Script.name)
         ).all()
-        return [
-            {
-                "name": s.name,
-                "version": v.version,
-                "hash": v.hash,
-                "functions": _names(v.functions),
-                "provisioned": s.provisioned,
-                "updated_at": s.updated_at,
-            }
-            for s, v in rows
-        ]
+    return [
+        {
+            "name": row.name,
+            "version": row.version,
+            "hash": row.hash,
+            "functions": _names(row.functions),
+            "provisioned": row.provisioned,
+            "updated_at": row.updated_at,
+        }
+        for row in rows
+    ]
 
 
 @router.get("/scripts", response_model=list[ScriptOut], responses=responses(401))
-async def list_scripts(request: Request) -> list[dict[str, Any]]:
-    """The active version of every script."""
-    return await asyncio.to_thread(_list, _store(request))
+async def list_scripts(request: Request) -> Response:
+    """The active version of every script (without code: `GET /scripts/{name}` has it)."""
+    return json_response(await asyncio.to_thread(_list, _store(request)))
 
 
 @router.put("/scripts/{name}", response_model=ScriptOut, responses=responses(400, 401, 413, 422))

@@ -30,6 +30,11 @@ def a(fail: bool = False):
 @fnhub.api()
 def b():
     return 2
+
+
+@fnhub.api()
+def on_message(topic, message):
+    return len(message)
 """
 
 
@@ -167,6 +172,43 @@ def test_overview_counts_the_tasks_of_each_function(stack: Stack) -> None:
         assert listed["ov.a"]["calls"] == 5 and listed["ov.a"]["failures"] == 2
         nobody = c.get("/api/v1/stats/functions/ov.nothing")
         assert nobody.status_code == 404 and nobody.json()["error"]["code"] == "unknown_function"
+
+
+def test_overview_shows_each_subscription_as_its_servers_see_it(stack: Stack) -> None:
+    stream = f"{stack.prefix}:in"
+    connector = {"type": "redis", "settings": {"url": "redis://127.0.0.1:6379/0"}}
+    subscription = {
+        "connector": "local",
+        "topics": [stream],
+        "function": "ov.on_message",
+        "options": {"kind": "stream", "start": "0"},
+    }
+    with stack.admin() as c:
+        assert c.put("/api/v1/connectors/local", json=connector).status_code == 200
+        answer = c.put("/api/v1/subscriptions/feedsub", json=subscription)
+        assert answer.status_code == 200, answer.text
+        for i in range(3):
+            stack.redis.xadd(stream, {"data": f"m{i}"})
+
+        def seen() -> dict | None:
+            subs = {s["name"]: s for s in c.get("/api/v1/overview").json()["subscriptions"]}
+            sub = subs.get("feedsub")
+            servers = sub["servers"] if sub else []
+            return sub if servers and servers[0]["processed"] == 3 else None
+
+        sub = wait_for(seen, timeout=20, interval=0.3)
+        assert (sub["mode"], sub["enabled"], sub["function"]) == ("single", True, "ov.on_message")
+        [server] = sub["servers"]
+        assert server["subscribed"] and server["state"] == "connected"
+        assert server["rate_per_minute"] == 3 and server["last_error"] is None
+        assert c.delete("/api/v1/subscriptions/feedsub").status_code == 200
+        wait_for(
+            lambda: (
+                "feedsub"
+                not in {s["name"] for s in c.get("/api/v1/overview").json()["subscriptions"]}
+            ),
+            timeout=5,
+        )
 
 
 def test_the_stream_sends_heartbeats_and_ends_at_shutdown(tmp_path: Path) -> None:

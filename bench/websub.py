@@ -184,7 +184,10 @@ async def hub_run(
         port=hub_port,
         access_log=False,
         websub_hub_url=f"http://127.0.0.1:{hub_port}/websub/hub",
-        websub_deny_private=False,
+        websub_allow_networks=["127.0.0.0/8"],  # the receivers are local
+        websub_open=True,  # anonymous publishes
+        websub_subscribe_per_minute=0,  # 500 subscriptions from one address
+        websub_publish_per_minute=0,
         websub_concurrency=concurrency,
     )
     token = prepare_server(settings)

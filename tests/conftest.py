@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy as sa
 
 from fnhub.bootstrap import Services, open_services
 from fnhub.client import Client
 from fnhub.config import Settings
+from fnhub.store.db import Database
 from fnhub.tasks import TaskResult
 
 REDIS_URL = os.environ.get("FNHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -68,6 +70,28 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def fresh_database(kind: str, tmp_path) -> Iterator[str]:
+    """The URL of an empty database of `kind` (sqlite, postgresql, mysql), dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'records.db'}"
+        return
+    name = f"fnhub_test_{uuid.uuid4().hex[:10]}"
+    admin_url = POSTGRES_URL + "/postgres" if kind == "postgresql" else MYSQL_URL
+    admin = Database(admin_url).engine
+    options = {"isolation_level": "AUTOCOMMIT"}
+    with admin.connect().execution_options(**options) as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield (POSTGRES_URL if kind == "postgresql" else MYSQL_URL) + f"/{name}"
+    finally:
+        with admin.connect().execution_options(**options) as conn:
+            if kind == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE {name}"))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -74,3 +74,20 @@ def test_write_private_replaces_a_readable_file_without_widening_the_new_one(
     [(_path, flags, mode)] = _created(opened, tmp_path)
     assert flags & os.O_EXCL and mode == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["api_key"]
+
+
+def test_init_creates_the_admin_password_file_0600_from_its_first_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask_022: None, opened: list
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("FNHUB_"):
+            monkeypatch.delenv(name)
+    project = tmp_path / "demo"
+    cli.init(project)
+    password_file = project / ".fnhub" / "admin_password"
+    assert len(password_file.read_text().strip()) >= 16 and _mode(password_file) == 0o600
+    created = [c for c in _created(opened, password_file.parent) if "admin_password" in c[0]]
+    [(_path, flags, mode)] = created
+    assert flags & os.O_EXCL and mode == 0o600
+    cli.init(project)  # the admin exists: the file is neither rewritten nor replaced
+    assert len([c for c in _created(opened, password_file.parent) if "admin_password" in c[0]]) == 1

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from tests.conftest import fresh_database
 
 from fnhub.store.all_models import metadata
 from fnhub.store.db import Database
@@ -19,3 +25,40 @@ def test_migrations_match_the_models(tmp_path):
         metadata.tables
     )
     db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def empty_database(request, tmp_path) -> Iterator[Database]:
+    gen = fresh_database(request.param, tmp_path)
+    db = Database(next(gen))
+    yield db
+    db.dispose()
+    gen.close()
+
+
+def test_task_attempts_migration_up_down_up_on_every_database(empty_database):
+    """The records revision (task_attempts, the listing's indexes) applies over rows written
+    before it, goes down to the core schema and up again, and leaves the models' schema."""
+    db = empty_database
+    config = db.alembic_config()
+    command.upgrade(config, "0001_core")
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO task_records (id, function, version, origin, origin_id, queue,"
+                " status, attempt, trigger_time) VALUES ('t1', 's.f', '', 'direct', 's.f',"
+                " 'sync', 'success', 1, 1.5)"
+            )
+        )
+    db.migrate()
+    command.downgrade(config, "0006_task_attempts@-1")
+    assert "task_attempts" not in sa.inspect(db.engine).get_table_names()
+    db.migrate()
+    inspector = sa.inspect(db.engine)
+    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("task_records")}
+    assert indexes["ix_task_records_status"] == ["status", "trigger_time"]
+    assert {c["name"] for c in inspector.get_columns("task_attempts")} >= {"task_id", "attempt"}
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+        assert conn.execute(sa.text("SELECT id FROM task_records")).scalars().all() == ["t1"]

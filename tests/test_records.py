@@ -4,47 +4,25 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
+import msgspec
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import func, select
-from tests.conftest import MYSQL_URL, POSTGRES_URL, call_ok, wait_for
+from tests.conftest import call_ok, fresh_database, wait_for
 
-from fnhub import records
+from fnhub import records, task_history
 from fnhub.keys import RECORDER_GROUP, Keys
-from fnhub.queue import ResultBatch, add_result
+from fnhub.queue import ResultBatch, add_result, add_retrying
 from fnhub.records import Recorder
 from fnhub.store.db import Database
-from fnhub.store.models import TaskRecord
-from fnhub.tasks import Status, Task, result_for
-
-
-def _fresh_database(kind: str, tmp_path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'records.db'}"
-        return
-    name = f"fnhub_test_{uuid.uuid4().hex[:10]}"
-    admin_url = POSTGRES_URL + "/postgres" if kind == "postgresql" else MYSQL_URL
-    admin = Database(admin_url).engine
-    options = {"isolation_level": "AUTOCOMMIT"}
-    with admin.connect().execution_options(**options) as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        yield (POSTGRES_URL if kind == "postgresql" else MYSQL_URL) + f"/{name}"
-    finally:
-        with admin.connect().execution_options(**options) as conn:
-            if kind == "postgresql":
-                conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-            else:
-                conn.execute(sa.text(f"DROP DATABASE {name}"))
-        admin.dispose()
+from fnhub.store.models import TaskAttempt, TaskRecord
+from fnhub.tasks import Status, Task, TaskResult, result_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def database(request, tmp_path) -> Iterator[Database]:
-    gen = _fresh_database(request.param, tmp_path)
+    gen = fresh_database(request.param, tmp_path)
     db = Database(next(gen))
     db.migrate()
     yield db
@@ -335,3 +313,131 @@ def test_worker_records_every_task_and_honours_the_off_switch(
     with services.db.session() as session:
         functions = session.execute(select(TaskRecord.function)).scalars().all()
     assert functions == ["r.on"]
+
+
+def _attempt_result(task: Task, attempt: int, status: Status, error: str):
+    now = time.time()
+    run = msgspec.structs.replace(task, attempt=attempt)
+    return run, result_for(
+        run,
+        status,
+        start_time=now,
+        end_time=now + 0.01,
+        error_type="ValueError",
+        error_message=error,
+        traceback=f"Traceback ... {error}",
+        logs=f"log of attempt {attempt}\n",
+    )
+
+
+def test_every_attempt_is_kept_and_a_record_never_goes_back(database, settings, services):
+    """A retried task keeps its earlier attempts (`task_attempts`); its record holds the latest
+    attempt even when an earlier one lands after it (two recorders), on every database."""
+    keys = services.keys
+    recorder = Recorder(database, services.redis, keys, settings, "t1")
+    recorder.ensure_group()
+    in_order = Task(function="s.f", kwargs={"n": 1})
+    late = Task(function="s.f", kwargs={"n": 2})
+    pipe = services.redis.pipeline()
+    run, first = _attempt_result(in_order, 1, Status.FAILURE, "first")
+    add_retrying(pipe, keys, run, first)
+    run, second = _attempt_result(in_order, 2, Status.FAILURE, "second")
+    add_result(pipe, keys, run, second)
+    run, final = _attempt_result(late, 2, Status.SUCCESS, "")
+    add_result(pipe, keys, run, final)
+    pipe.execute()
+    while recorder.run_once(block_ms=100):
+        pass
+    pipe = services.redis.pipeline()
+    run, early = _attempt_result(late, 1, Status.FAILURE, "landed late")
+    add_retrying(pipe, keys, run, early)
+    pipe.execute()
+    while recorder.run_once(block_ms=100):
+        pass
+    record = task_history.record_detail(database, in_order.id)
+    assert (record["status"], record["attempt"], record["kwargs"]) == ("failure", 2, {"n": 1})
+    assert [(a["attempt"], a["status"], a["error_message"]) for a in record["attempts"]] == [
+        (1, "retrying", "first"),
+        (2, "failure", "second"),
+    ]
+    assert record["attempts"][0]["logs"] == "log of attempt 1\n"
+    assert "first" in record["attempts"][0]["traceback"]
+    record = task_history.record_detail(database, late.id)
+    assert (record["status"], record["attempt"]) == ("success", 2)
+    assert [(a["attempt"], a["status"]) for a in record["attempts"]] == [
+        (1, "retrying"),
+        (2, "success"),
+    ]
+
+
+def _attempt_count(database: Database) -> int:
+    with database.session() as session:
+        return session.execute(select(func.count()).select_from(TaskAttempt)).scalar()
+
+
+def test_pruning_takes_the_attempts_of_pruned_records(database, settings, services):
+    settings.records_max_age_days = 1
+    keys = services.keys
+    recorder = Recorder(database, services.redis, keys, settings, "t1")
+    recorder.ensure_group()
+    old = Task(function="s.f", origin_id="aged", trigger_time=time.time() - 3 * 86400)
+    tasks = [Task(function="s.f", origin_id="kept", record_limit=2) for _ in range(4)]
+    for i, task in enumerate(tasks):
+        task.trigger_time = time.time() + i
+    pipe = services.redis.pipeline()
+    for task in [old, *tasks]:
+        run, first = _attempt_result(task, 1, Status.FAILURE, "first")
+        add_retrying(pipe, keys, run, first)
+        pipe.execute()  # one write per task: the limit applies to what prune finds
+        while recorder.run_once(block_ms=100):
+            pass
+    assert _attempt_count(database) == 5
+    assert recorder.prune() == 3  # the old one, and the two oldest of "kept"
+    with database.session() as session:
+        left = session.execute(select(TaskAttempt.task_id)).scalars().all()
+    assert sorted(left) == sorted(t.id for t in tasks[2:])
+
+
+def test_listing_pages_and_filters_on_every_database(database):
+    """The keyset walk (ties on trigger time broken by id) and the error-text filter (any case,
+    LIKE wildcards taken literally) hold on every database."""
+    rows = []
+    for i in range(60):
+        failed = i % 2 == 0
+        message = "Disk 50% FULL" if i % 4 == 0 else "disk 500 full"
+        rows.append(
+            TaskResult(
+                id=f"{i:04d}t{i * 37 % 100:02d}",
+                function="s.f",
+                status="failure" if failed else "success",
+                trigger_time=1000.0 + i // 4,
+                error_type="OSError" if failed else None,
+                error_message=message if failed else None,
+            )
+        )
+    records.upsert_records(database, [records.to_row(r) for r in rows])
+
+    def walk(where: task_history.RecordFilter) -> list[str]:
+        ids, cursor = [], None
+        while True:
+            page = task_history.list_records(database, where, cursor=cursor, limit=7)
+            ids += [item["id"] for item in page.items]
+            if page.next_cursor is None:
+                return ids
+            cursor = page.next_cursor
+
+    def newest_first(keep) -> list[str]:
+        kept = [r for r in rows if keep(r)]
+        return [r.id for r in sorted(kept, key=lambda r: (r.trigger_time, r.id), reverse=True)]
+
+    assert walk(task_history.RecordFilter()) == newest_first(lambda r: True)
+    assert walk(task_history.RecordFilter(q="50% full")) == newest_first(
+        lambda r: r.error_message == "Disk 50% FULL"
+    )
+    assert walk(task_history.RecordFilter(status="failure", since=1005, until=1010)) == (
+        newest_first(lambda r: r.status == "failure" and 1005 <= r.trigger_time < 1010)
+    )
+    counted = task_history.list_records(
+        database, task_history.RecordFilter(q="oserror"), count=True
+    )
+    assert counted.total == 30

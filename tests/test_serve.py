@@ -94,6 +94,9 @@ def test_cli_init_serve_call_tasks(tmp_path):
         _stop(serve)
     assert serve.returncode == 0, (project / "serve.log").read_text()
     assert not (project / ".fnhub" / "redis.sock").exists()
+    log = " ".join((project / "serve.log").read_text().split())  # rich wraps long lines
+    assert f"web console: http://127.0.0.1:{env['FNHUB_PORT']}/" in log
+    assert "sign in as admin with the password in" in log
 
 
 def test_queued_tasks_survive_a_restart_of_serve(tmp_path):

@@ -1,16 +1,30 @@
-"""Opening what every role needs: settings → database, Redis and the script store."""
+"""Opening what every role needs: settings → database, Redis and the script store; and waiting,
+at a role's start, for Redis and the database to come up (they may start after it)."""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.redis_client import sync_redis
+from fnhub.redis_client import redis_url, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.store.db import Database
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 10.0
 
 
 @dataclass
@@ -33,3 +47,88 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
     client = sync_redis(settings)
     keys = Keys(settings.key_prefix)
     return Services(settings, db, client, keys, ScriptStore(db, client, keys))
+
+
+def wait_for_redis(settings: Settings, stopped: Callable[[], bool] = lambda: False) -> bool:
+    """Return once Redis answers a PING (True), or `stopped()` holds first (False)."""
+
+    def ping() -> None:
+        client = sync_redis(settings, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    return _wait_until_up("Redis", _redacted_url(redis_url(settings)), ping, stopped)
+
+
+def wait_for_database(settings: Settings, stopped: Callable[[], bool] = lambda: False) -> bool:
+    """Return once the database answers `SELECT 1` (True), or `stopped()` holds first (False)."""
+    url = settings.resolved_db_url()
+
+    def select_one() -> None:
+        db = Database(url)
+        try:
+            with db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        finally:
+            db.dispose()
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = url.split("@")[-1]
+    return _wait_until_up("the database", shown, select_one, stopped)
+
+
+def wait_for_services(settings: Settings, stopped: Callable[[], bool] = lambda: False) -> bool:
+    """Redis, then the database (every role but the worker needs both to start)."""
+    return wait_for_redis(settings, stopped) and wait_for_database(settings, stopped)
+
+
+def _wait_until_up(
+    what: str, where: str, check: Callable[[], None], stopped: Callable[[], bool]
+) -> bool:
+    """Call `check` until it stops failing; meanwhile say why, and retry with exponential
+    backoff and jitter (machines that restart together do not knock in step)."""
+    delay = FIRST_RETRY_SECONDS
+    waited = False
+    while not stopped():
+        try:
+            check()
+        except (redis.RedisError, SQLAlchemyError, OSError) as exc:
+            pause = random.uniform(delay / 2, delay)
+            log.warning(
+                "waiting for %s at %s: %s; retrying in %.1fs", what, where, _reason(exc), pause
+            )
+            waited = True
+            until = time.monotonic() + pause
+            while not stopped() and (left := until - time.monotonic()) > 0:
+                time.sleep(min(left, 0.1))
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+            continue
+        if waited:
+            log.info("%s at %s is up", what, where)
+        return True
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, first line only (SQLAlchemy appends the SQL and a help link)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(cause).__name__
+
+
+def _redacted_url(url: str) -> str:
+    """`url` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -83,6 +83,7 @@ class TaskMaker:
             max_attempts=options.max_attempts or settings.max_attempts,
             retries=options.retries,
             retry_delay=options.retry_delay,
+            dead_letter=options.dead_letter,
             reply_to=reply_to,
             record=settings.records_enabled and options.record and (record is not False),
             record_limit=record_limit if record_limit is not None else options.record_limit,

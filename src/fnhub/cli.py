@@ -82,28 +82,59 @@ def init(
             created.append(str(path))
     for path in created:
         console.print(f"created [bold]{path}[/bold]")
-    _first_api_key(folder)
+    settings = _settings(folder)
+    _first_api_key(settings)
+    _first_admin(settings)
     console.print(f"next: [bold]cd {folder} && fnhub serve[/bold]")
 
 
-def _first_api_key(folder: Path) -> None:
+def _first_api_key(settings: Settings) -> None:
     """Create the project's first admin API key (only if it has none) and show it once."""
+    from fnhub import audit
     from fnhub.private_file import write_private
     from fnhub.server.auth import create_key, list_keys
     from fnhub.store.db import Database
 
-    settings = _settings(folder)
     db = Database(settings.resolved_db_url())
     try:
         db.migrate()
         if list_keys(db):
             return
-        _row, token = create_key(db, "init")
+        _row, token = create_key(db, "init", actor=audit.CLI)
     finally:
         db.dispose()
     key_file = settings.data_dir / "api_key"
     write_private(key_file, token + "\n")
     console.print(f"admin API key (shown once; also in {key_file}): [bold]{token}[/bold]")
+
+
+def _first_admin(settings: Settings) -> None:
+    """Create the console's first user, `admin`, with a random password (only if there is no
+    user yet): shown once and kept in `<data_dir>/admin_password` (0600)."""
+    from fnhub import audit
+    from fnhub.accounts.passwords import random_password
+    from fnhub.accounts.roles import Role
+    from fnhub.accounts.users import create_user, has_users
+    from fnhub.private_file import write_private
+    from fnhub.store.db import Database
+
+    db = Database(settings.resolved_db_url())
+    try:
+        db.migrate()
+        if has_users(db):
+            return
+        password = random_password()
+        password_file = settings.data_dir / "admin_password"
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        write_private(password_file, password + "\n")
+        create_user(db, "admin", password, Role.ADMIN, actor=audit.CLI)
+    finally:
+        db.dispose()
+    console.print(
+        f"console: [bold]http://127.0.0.1:{settings.port}/[/bold] (once `fnhub serve` runs); "
+        f"sign in as [bold]admin[/bold] with the password [bold]{password}[/bold] "
+        f"(shown once; also in {password_file})"
+    )
 
 
 @app.command()
@@ -178,57 +209,75 @@ def server(
     """Run the HTTP server only (API, endpoints, metrics); workers run apart."""
     _logging(verbose)
     settings = _settings(project)
+    from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of
 
+    wait_for_services(settings)  # they may come up after us
     err.print(f"fnhub server on [bold]{url_of(settings, host, port)}[/bold]")
     run_server(settings, host=host, port=port)
 
 
-keys_app = typer.Typer(no_args_is_help=True, help="Admin API keys.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (each with a role).")
 app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="what the key is for")] = "",
+    role: Annotated[
+        str, typer.Option("--role", help="viewer, developer or admin", show_default=True)
+    ] = "admin",
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Create an admin API key and print its token (shown only once)."""
+    """Create an API key with a role and print its token (shown only once)."""
+    from fnhub import audit
+    from fnhub.accounts.roles import Role
     from fnhub.server.auth import create_key
     from fnhub.store.db import Database
 
+    if role not in Role.__members__.values():
+        err.print(f"[red]error:[/red] unknown role {role!r} (viewer, developer, admin)")
+        raise typer.Exit(2)
     db = Database(_settings(project).resolved_db_url())
     db.migrate()
-    row, token = create_key(db, name)
+    row, token = create_key(db, name, role=role, actor=audit.CLI)
     db.dispose()
-    err.print(f"created API key [bold]{row.id}[/bold]; its token is shown only once:")
+    err.print(f"created {role} API key [bold]{row.id}[/bold]; its token is shown only once:")
     console.print(token)
 
 
 @keys_app.command("list")
-def keys_list(project: ProjectOpt = Path(".")) -> None:
-    """List admin API keys (their tokens are not stored)."""
-    from fnhub.server.auth import list_keys
+def keys_list(
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List API keys with their role (their tokens are not stored)."""
+    from fnhub.server.auth import key_state, list_keys
     from fnhub.store.db import Database
 
     db = Database(_settings(project).resolved_db_url())
     db.migrate()
-    table = Table("id", "name", "created", "expires")
-    for row in list_keys(db):
-        table.add_row(row.id, row.name, _time(row.created_at), _time(row.expires_at))
+    rows = list_keys(db)
     db.dispose()
+    if as_json:
+        print(json.dumps([key_state(r) for r in rows]))
+        return
+    table = Table("id", "name", "role", "created", "expires")
+    for row in rows:
+        table.add_row(row.id, row.name, row.role, _time(row.created_at), _time(row.expires_at))
     console.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, project: ProjectOpt = Path(".")) -> None:
-    """Delete an admin API key (servers forget it within seconds)."""
+    """Delete an API key (servers forget it within seconds)."""
+    from fnhub import audit
     from fnhub.server.auth import revoke_key
     from fnhub.store.db import Database
 
     db = Database(_settings(project).resolved_db_url())
     db.migrate()
-    found = revoke_key(db, key_id)
+    found = revoke_key(db, key_id, actor=audit.CLI)
     db.dispose()
     if not found:
         err.print(f"[red]error:[/red] no API key '{key_id}'")
@@ -342,66 +391,6 @@ def _time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
 
-@app.command()
-def tasks(
-    project: ProjectOpt = Path("."),
-    limit: Annotated[int, typer.Option(help="how many records")] = 20,
-    function: Annotated[str | None, typer.Option(help="only this script.function")] = None,
-    status: Annotated[str | None, typer.Option(help="only this status")] = None,
-    origin: Annotated[str | None, typer.Option(help="only this origin")] = None,
-) -> None:
-    """Show recent task records."""
-    from sqlalchemy import select
-
-    from fnhub.store.db import Database
-    from fnhub.store.models import TaskRecord
-
-    db = Database(_settings(project).resolved_db_url())
-    db.migrate()
-    query = select(TaskRecord).order_by(TaskRecord.trigger_time.desc()).limit(limit)
-    if function:
-        query = query.where(TaskRecord.function == function)
-    if status:
-        query = query.where(TaskRecord.status == status)
-    if origin:
-        query = query.where(TaskRecord.origin == origin)
-    with db.session() as session:
-        rows = list(session.execute(query).scalars())
-    table = Table(
-        "id",
-        "function",
-        "status",
-        "origin",
-        "try",
-        "triggered",
-        "wait ms",
-        "run ms",
-        "result / error",
-    )
-    colors = {"success": "green", "failure": "red", "timeout": "yellow", "dead": "magenta"}
-    for row in rows:
-        outcome = (
-            json.dumps(row.result)
-            if row.status == "success"
-            else f"{row.error_type or ''}: {row.error_message or ''}"
-        )
-        color = colors.get(row.status, "white")
-        table.add_row(
-            row.id,
-            row.function,
-            f"[{color}]{row.status}[/{color}]",
-            row.origin,
-            str(row.attempt),
-            _time(row.trigger_time),
-            f"{row.wait_ms:.1f}" if row.wait_ms is not None else "-",
-            f"{row.run_ms:.1f}" if row.run_ms is not None else "-",
-            outcome[:60],
-        )
-    # piped into grep or a file: full lines, not rich's 80-column default that cuts the ids
-    (console if console.is_terminal else Console(width=200)).print(table)
-    db.dispose()
-
-
 from fnhub.cron.cli import beat as _beat  # noqa: E402
 from fnhub.cron.cli import cron_app  # noqa: E402
 
@@ -416,6 +405,14 @@ from fnhub.rules.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
 
+from fnhub.tasks_cli import tasks_app  # noqa: E402
+
+app.add_typer(tasks_app, name="tasks")
+
+from fnhub.accounts.cli import users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+
 
 def main() -> None:  # pragma: no cover - console script entry
     import redis
@@ -428,6 +425,8 @@ def main() -> None:  # pragma: no cover - console script entry
     except redis.ConnectionError as exc:
         err.print(f"[red]error:[/red] cannot reach Redis ({exc}); is `fnhub serve` running?")
         sys.exit(3)
+    except KeyboardInterrupt:  # Ctrl-C before a role installed its own handler (e.g. waiting)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     #: quickly; at least one entry, however large a bundle; see worker.child.ReadSize and
     #: worker.prefetch)
     prefetch: int = 128
+    #: resident memory a worker child may hold (with the processes its tasks started), in MB;
+    #: past it the supervisor kills the child and its running task fails with
+    #: `MemoryLimitExceeded` (polled every 50 ms, so a fast allocation may overshoot a little).
+    #: 0: no limit
+    child_memory_limit_mb: int = 1024
     reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
@@ -72,9 +77,20 @@ class Settings(BaseSettings):
     console_feed_seconds: float = 1.0
     console_heartbeat_seconds: float = 15.0
 
+    # console accounts (fnhub.accounts; docs/http.md "Authentication")
+    session_idle_seconds: float = 12 * 3600.0  # a session unused this long ends
+    session_max_seconds: float = 7 * 86400.0  # and every session ends this long after sign-in
+    session_cookie_secure: bool = False  # always mark the cookie Secure (it is over TLS anyway)
+    signin_user_failures: int = 5  # failed sign-ins per username within the window ...
+    signin_ip_failures: int = 20  # ... and per client address, before 429 until the window passes
+    signin_window_seconds: float = 900.0
+
     # WebSub hub (fnhub.websub; docs/websub.md)
     websub_hub_url: str = ""  # public URL of /websub/hub; default http://host:port/websub/hub
-    websub_open: bool = True  # any topic; False: only topics registered through the API
+    #: True: anyone may publish (no credential) and use any topic. False: topics must be registered
+    #: through the API, and HTTP publishes need an admin API key or a publisher token
+    websub_open: bool = False
+    websub_publisher_tokens: dict[str, str] = Field(default_factory=dict)  # name → token
     websub_lease_default: int = 864_000  # 10 days
     websub_lease_min: int = 300
     websub_lease_max: int = 2_592_000  # 30 days
@@ -88,9 +104,17 @@ class Settings(BaseSettings):
     websub_verify_timeout: float = 10.0
     websub_concurrency: int = 256  # HTTP requests in flight per hub server
     websub_allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https"])
-    websub_deny_private: bool = True  # refuse loopback/private/link-local callbacks (SSRF)
+    #: the hub connects to global unicast addresses only; these networks are allowed besides
+    #: (e.g. ["127.0.0.0/8"] for tests, an intranet's range)
+    websub_allow_networks: list[str] = Field(default_factory=list)
     websub_content_max_bytes: int = 1_000_000
-    websub_stream_max_len: int = 10_000  # notifications kept per topic (Redis store)
+    websub_subscribe_per_minute: int = 60  # (un)subscribe requests per client address; 0: off
+    websub_publish_per_minute: int = 600  # publishes per credential (or address); 0: off
+    # notification storage (Redis store): per topic, oldest dropped beyond either cap; in all,
+    # publishes refused with 503 beyond it
+    websub_stream_max_len: int = 10_000  # notifications kept per topic
+    websub_topic_max_bytes: int = 16_000_000
+    websub_storage_max_bytes: int = 256_000_000
     websub_store: str = "redis"  # redis | kafka
     websub_kafka: dict[str, Any] = Field(default_factory=dict)  # KafkaSettings fields
     websub_owner_ttl: float = 10.0  # seconds a server's claim on a subscription lasts

@@ -28,6 +28,7 @@ class FunctionOptions(msgspec.Struct, kw_only=True, omit_defaults=True):
     retries: int = 0
     retry_delay: float = 1.0
     max_attempts: int | None = None
+    dead_letter: bool = False
     fixed_crontab: str | None = None
     delayed_crontab: list[float] = []
     concurrency: int | None = None
@@ -91,13 +92,18 @@ def api(
     retries: int = 0,
     retry_delay: float = 1.0,
     max_attempts: int | None = None,
+    dead_letter: bool = False,
     fixed_crontab: str | None = None,
     delayed_crontab: float | list[float] | None = None,
     concurrency: int | None = None,
     warm: int = 0,
     hidden: bool = False,
 ) -> Callable[[F], F]:
-    """Export the decorated function of a script, so it can be called, scheduled or subscribed."""
+    """Export the decorated function of a script, so it can be called, scheduled or subscribed.
+
+    `dead_letter=True` sends the function's tasks that failed or timed out (after their
+    `retries`) to the dead letters too, where they can be replayed once fixed; without it only
+    tasks whose worker died `max_attempts` times end there."""
     if delayed_crontab is None:
         delays: list[float] = []
     elif isinstance(delayed_crontab, int | float):
@@ -117,6 +123,7 @@ def api(
         retries=retries,
         retry_delay=retry_delay,
         max_attempts=max_attempts,
+        dead_letter=dead_letter,
         fixed_crontab=fixed_crontab,
         delayed_crontab=delays,
         concurrency=concurrency,

@@ -44,8 +44,14 @@ class Keys:
 
     @property
     def dead(self) -> str:
-        """Stream of envelopes that exhausted their attempts."""
+        """Stream of dead letters: tasks that exhausted their attempts (or, with the function's
+        `dead_letter` option, failed or timed out); fields e, reason, at, id, fn."""
         return f"{self.prefix}:dead"
+
+    @property
+    def dead_ids(self) -> str:
+        """Hash task id → its entry in the dead-letter stream, to find a dead letter by task."""
+        return f"{self.prefix}:dead:ids"
 
     @property
     def records(self) -> str:
@@ -163,6 +169,31 @@ class Keys:
         return f"{self.prefix}:websub:metrics"
 
     @property
+    def websub_stored(self) -> str:
+        """Hash topic hash → bytes of notification bodies its stream holds (Redis store)."""
+        return f"{self.prefix}:websub:stored"
+
+    @property
+    def websub_stored_total(self) -> str:
+        """Bytes of notification bodies all topic streams hold (the global storage cap)."""
+        return f"{self.prefix}:websub:stored:total"
+
+    @property
+    def websub_dropped(self) -> str:
+        """Hash topic hash → notifications dropped unread because the topic was over its cap."""
+        return f"{self.prefix}:websub:dropped"
+
+    def websub_starting(self, topic_hash: str) -> str:
+        """Set of tokens of the subscriptions to the topic whose start is being taken (verified,
+        cursor not yet written): publishes store and the reclaimer keeps what comes (`reclaim`)."""
+        return f"{self.prefix}:websub:starting:{topic_hash}"
+
+    @property
+    def websub_reclaim_lease(self) -> str:
+        """Short lease of the hub server running the next reclaim pass."""
+        return f"{self.prefix}:websub:reclaim"
+
+    @property
     def websub_ingest(self) -> str:
         """Stream scripts write to when the hub store is Kafka; hub servers forward it."""
         return f"{self.prefix}:websub:ingest"
@@ -230,3 +261,9 @@ class Keys:
     def subscription_status(self, name: str) -> str:
         """Hash server id → JSON status of one subscription on that server (TTL'd)."""
         return f"{self.prefix}:subs:status:{name}"
+
+    # -- accounts -----------------------------------------------------------------------------
+    def signin_failures(self, kind: str, who: str) -> str:
+        """Sorted set of recent failed sign-ins (scored by time in ms) of one username hash
+        (`kind` "user") or client address (`kind` "ip"), for sign-in throttling."""
+        return f"{self.prefix}:signin:{kind}:{who}"

@@ -2,7 +2,8 @@
 
 `apply_project` publishes every `scripts/*.py` (unchanged ones keep their version) and hands each
 other section of `fnhub.yaml` to the applier registered for it by its area (cron jobs,
-connectors, subscriptions...), so this module knows nothing of them.
+connectors, subscriptions...), so this module knows nothing of them. Every change an apply
+makes is audited with the actor `project` (`audit.PROJECT`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fnhub import audit
 from fnhub.config import Settings, load_project_file
 from fnhub.scripts.store import Published, ScriptStore
 
@@ -42,7 +44,9 @@ def read_scripts(project_dir: Path) -> dict[str, str]:
 def apply_project(settings: Settings, store: ScriptStore) -> list[Published]:
     data = load_project_file(settings.project_dir)
     _load_section_modules()
-    published = store.publish(read_scripts(settings.project_dir), provisioned=True)
+    published = store.publish(
+        read_scripts(settings.project_dir), provisioned=True, actor=audit.PROJECT
+    )
     first = {"connectors": 0}  # subscriptions and others name connectors
     for section, value in sorted(data.items(), key=lambda kv: first.get(kv[0], 1)):
         if section == "settings":

@@ -339,8 +339,28 @@ def add_result(
         sums.replies.setdefault(task.reply_to, []).append(data)
     if task.record:
         sums.records.append(data)
+    if task.dead_letter and result.status in DEAD_LETTER_STATUSES:
+        reason = f"{result.status}: {result.error_type}: {result.error_message}"
+        add_dead_letter_entry(pipe, keys, task, reason)
     if batch is None:
         sums.flush(pipe, keys)
+
+
+def add_retrying(
+    pipe: Any, keys: Keys, task: Task, result: TaskResult, batch: ResultBatch | None = None
+) -> None:
+    """Record an attempt that runs again (status `retrying`): the record keeps every attempt
+    before the last, and the status key says why the task is not done. No reply and no
+    counters: callers and metrics see the final outcome only."""
+    data = encode(msgspec.structs.replace(result, status=Status.RETRYING))
+    if task.status_key:
+        pipe.set(task.status_key, data, ex=STATUS_TTL_SECONDS)
+    if not task.record:
+        return
+    if batch is not None:
+        batch.records.append(data)
+    else:
+        pipe.xadd(keys.records, results_entry([data]), maxlen=RECORDS_MAXLEN, approximate=True)
 
 
 def add_stats(batch: ResultBatch, result: TaskResult) -> None:
@@ -362,14 +382,52 @@ def add_ack(pipe: Any, stream: str, *entry_ids: str | bytes) -> None:
     pipe.xdel(stream, *entry_ids)
 
 
+#: Add a dead letter: the entry carries the envelope, why, when, and the task id and function as
+#: plain fields (listing by function reads no envelope); `keys.dead_ids` maps the task id to the
+#: entry. Past DEAD_MAXLEN the oldest entries go, with their index fields. KEYS: the stream, the
+#: index; ARGV: envelope, reason, time, task id, function, DEAD_MAXLEN.
+DEAD_LETTER = """
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[1], 'reason', ARGV[2], 'at', ARGV[3],
+  'id', ARGV[4], 'fn', ARGV[5])
+redis.call('HSET', KEYS[2], ARGV[4], id)
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[6])
+if excess > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)) do
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'id' and redis.call('HGET', KEYS[2], fields[i + 1]) == entry[1] then
+        redis.call('HDEL', KEYS[2], fields[i + 1])
+      end
+    end
+    redis.call('XDEL', KEYS[1], entry[1])
+  end
+end
+return id
+"""
+#: final outcomes that a function with `dead_letter=True` also sends to the dead letters
+DEAD_LETTER_STATUSES = frozenset({Status.FAILURE, Status.TIMEOUT})
+DEAD_REASON_MAX_CHARS = 2000
+
+
+def add_dead_letter_entry(pipe: Any, keys: Keys, task: Task, reason: str) -> None:
+    """Queue the dead-letter entry of `task` (no record: the caller writes its outcome)."""
+    pipe.eval(
+        DEAD_LETTER,
+        2,
+        keys.dead,
+        keys.dead_ids,
+        encode(task),
+        reason[:DEAD_REASON_MAX_CHARS],
+        repr(time.time()),
+        task.id,
+        task.function,
+        DEAD_MAXLEN,
+    )
+
+
 def add_dead_letter(pipe: Any, keys: Keys, task: Task, reason: str) -> TaskResult:
     """Move a task that exhausted its attempts to the dead-letter stream, with a record."""
-    pipe.xadd(
-        keys.dead,
-        {"e": encode(task), "reason": reason, "at": str(time.time())},
-        maxlen=DEAD_MAXLEN,
-        approximate=True,
-    )
+    add_dead_letter_entry(pipe, keys, task, reason)
     result = result_for(
         task,
         Status.DEAD,
@@ -416,14 +474,16 @@ def release_consumer(
     running_outcome: str,
     claimer: str,
     running_index: int = 0,
+    running_detail: str = "",
 ) -> list[TaskResult]:
     """Hand a dead consumer's pending entries back to the queue; returns final results made here.
 
     `running_entry` is the entry the consumer was executing ("" if none; None if unknown, in
     which case every task counts as possibly running), and `running_index` the task within it
     (a bundle's). `running_outcome` is "timeout" (killed on purpose: final, not retried),
-    "crash" (retried with attempt + 1 until max_attempts, then dead) or "release" (shutdown:
-    handed back as it was). Of a bundle, only the tasks not yet finished go back.
+    "memory" (killed past the memory limit, `running_detail` saying by how much: a final
+    failure), "crash" (retried with attempt + 1 until max_attempts, then dead) or "release"
+    (shutdown: handed back as it was). Of a bundle, only the tasks not yet finished go back.
     """
     finals: list[TaskResult] = []
     while True:
@@ -448,7 +508,9 @@ def release_consumer(
                 running = running_entry is None or (
                     entry == running_entry and index == running_index
                 )
-                finals.extend(_release_task(pipe, keys, task, running, running_outcome))
+                finals.extend(
+                    _release_task(pipe, keys, task, running, running_outcome, running_detail)
+                )
         pipe.execute()
     client.xgroup_delconsumer(stream, WORKER_GROUP, consumer)
     return finals
@@ -500,27 +562,40 @@ def _unfinished_tasks(
 
 
 def _release_task(
-    pipe: Any, keys: Keys, task: Task, running: bool, outcome: str
+    pipe: Any, keys: Keys, task: Task, running: bool, outcome: str, detail: str = ""
 ) -> list[TaskResult]:
     """Queue what becomes of one released task; returns its final result if it got one."""
     add_release(pipe, keys, task)
     if not running or outcome == "release":
         add_enqueue(pipe, keys, task)
         return []
-    if outcome == "timeout":
+    if outcome in ("timeout", "memory"):
+        if outcome == "timeout":
+            status, error_type = Status.TIMEOUT, "TimeoutError"
+            message = (
+                f"{task.function} ran longer than its {task.timeout:g}s timeout "
+                "and its process was killed"
+            )
+        else:
+            status, error_type = Status.FAILURE, "MemoryLimitExceeded"
+            message = f"{task.function} {detail}"
         result = result_for(
-            task,
-            Status.TIMEOUT,
-            end_time=time.time(),
-            error_type="TimeoutError",
-            error_message=f"{task.function} ran longer than its {task.timeout:g}s timeout "
-            "and its process was killed",
+            task, status, end_time=time.time(), error_type=error_type, error_message=message
         )
         add_result(pipe, keys, task, result)
         return [result]
     if task.attempt >= task.max_attempts:
         return [add_dead_letter(pipe, keys, task, "worker process died")]
     add_enqueue(pipe, keys, msgspec.structs.replace(task, attempt=task.attempt + 1))
+    died = result_for(
+        task,
+        Status.RETRYING,
+        end_time=time.time(),
+        error_type="WorkerDied",
+        error_message=f"the worker process died while attempt {task.attempt} of "
+        f"{task.max_attempts} ran (or held it); it runs again",
+    )
+    add_retrying(pipe, keys, task, died)
     return []
 
 

@@ -7,6 +7,11 @@ up to `BATCH` rows per transaction and prune old rows per origin (keep last N) a
 write holds past their origin's N are not written at all: prune would delete them unread. While
 records come fast, a recorder holds what it read for up to HOLD_SECONDS, so that cut applies
 to a second's worth of a busy origin instead of to each read.
+
+A task's record holds its latest attempt: a row never goes back to an earlier attempt (records
+of one task may reach two recorders). An attempt that runs again (status `retrying`) is also
+written to `task_attempts`, so a retried task keeps all its attempts while the common task
+still costs one row.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import msgspec
 import orjson
 import redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -33,8 +38,8 @@ from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.queue import iter_results
 from fnhub.store.db import Database
-from fnhub.store.models import TaskRecord
-from fnhub.tasks import TaskResult
+from fnhub.store.models import TaskAttempt, TaskRecord
+from fnhub.tasks import Status, TaskResult
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,10 @@ HOLD_SECONDS = 1.0
 HOLD_MAX_RECORDS = 20_000
 PRUNE_EVERY_SECONDS = 30.0
 CLAIM_IDLE_MS = 60_000
-_COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name != "id"]
+#: the columns an upsert replaces; `attempt` last: MySQL assigns left to right, and the others
+#: compare the row's attempt before it changes
+_COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name not in ("id", "attempt")]
+_COLUMNS.append("attempt")
 
 
 def _json_default(value: Any) -> Any:
@@ -90,30 +98,52 @@ def to_row(result: TaskResult) -> tuple[Any, ...]:
         result.error_message,
         result.traceback,
         result.logs or None,
+        result.meta.get("replay_of") if result.meta else None,
     )
 
 
 _ROW_ORDER = (
     "id", "function", "version", "origin", "origin_id", "queue", "kwargs", "status", "attempt",
     "trigger_time", "start_time", "end_time", "wait_ms", "run_ms", "result", "error_type",
-    "error_message", "traceback", "logs",
+    "error_message", "traceback", "logs", "replay_of",
 )  # fmt: skip
+_ATTEMPT = _ROW_ORDER.index("attempt")
+_STATUS = _ROW_ORDER.index("status")
 
 
 def _upsert_statement(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE for a dialect."""
+    """INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE for a dialect, replacing a row only with the
+    same or a later attempt of its task."""
     table = TaskRecord.__table__
-    if dialect == "postgresql":
-        stmt = pg_insert(table)
-        return stmt.on_conflict_do_update(
-            index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
-        )
     if dialect in ("mysql", "mariadb"):
         stmt = mysql_insert(table)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in _COLUMNS})
-    stmt = sqlite_insert(table)
+        newer = stmt.inserted.attempt >= table.c.attempt
+        return stmt.on_duplicate_key_update(
+            [(c, func.if_(newer, stmt.inserted[c], table.c[c])) for c in _COLUMNS]
+        )
+    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     return stmt.on_conflict_do_update(
-        index_elements=["id"], set_={c: stmt.excluded[c] for c in _COLUMNS}
+        index_elements=["id"],
+        set_={c: stmt.excluded[c] for c in _COLUMNS},
+        where=stmt.excluded.attempt >= table.c.attempt,
+    )
+
+
+_ATTEMPT_COLUMNS = tuple(c.name for c in TaskAttempt.__table__.columns)
+#: where each attempt column is in a record row (`to_row`)
+_ATTEMPT_FROM_ROW = tuple(_ROW_ORDER.index("id" if c == "task_id" else c) for c in _ATTEMPT_COLUMNS)
+
+
+def _attempts_statement(dialect: str) -> Any:
+    """INSERT of attempt rows, replacing one already there (a task run twice, at least once)."""
+    table = TaskAttempt.__table__
+    replaced = [c for c in _ATTEMPT_COLUMNS if c not in ("task_id", "attempt")]
+    if dialect in ("mysql", "mariadb"):
+        stmt = mysql_insert(table)
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in replaced})
+    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["task_id", "attempt"], set_={c: stmt.excluded[c] for c in replaced}
     )
 
 
@@ -121,8 +151,17 @@ def _upsert_statement(dialect: str) -> Any:
 def _compiled_upsert(dialect: Dialect) -> tuple[str, bool]:
     """The upsert as driver SQL, compiled once: executemany of plain tuples skips SQLAlchemy's
     per-row parameter processing, which cost more than the database's own work."""
-    compiled = _upsert_statement(dialect.name).compile(dialect=dialect, column_keys=_ROW_ORDER)
-    if compiled.positional and tuple(compiled.positiontup or ()) != _ROW_ORDER:
+    return _compiled(_upsert_statement(dialect.name), dialect, _ROW_ORDER)
+
+
+@functools.cache
+def _compiled_attempts(dialect: Dialect) -> tuple[str, bool]:
+    return _compiled(_attempts_statement(dialect.name), dialect, _ATTEMPT_COLUMNS)
+
+
+def _compiled(statement: Any, dialect: Dialect, order: tuple[str, ...]) -> tuple[str, bool]:
+    compiled = statement.compile(dialect=dialect, column_keys=order)
+    if compiled.positional and tuple(compiled.positiontup or ()) != order:
         raise RuntimeError(f"unexpected parameter order for {dialect.name}")
     return str(compiled), compiled.positional
 
@@ -132,16 +171,29 @@ def _trigger_time(result: TaskResult) -> float:
 
 
 def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
-    """Insert rows, replacing any row with the same id (a queued record, an earlier attempt)."""
+    """Insert rows, replacing any row with the same id and the same or an earlier attempt;
+    rows of attempts that run again (`retrying`) also go to `task_attempts`."""
     if not rows:
         return
-    by_id = {row[0]: row for row in rows}  # the last word on an id wins
+    by_id: dict[str, tuple[Any, ...]] = {}
+    for row in rows:  # per id, the latest attempt; of one attempt, the last word
+        kept = by_id.get(row[0])
+        if kept is None or row[_ATTEMPT] >= kept[_ATTEMPT]:
+            by_id[row[0]] = row
+    attempts = [
+        tuple(row[i] for i in _ATTEMPT_FROM_ROW) for row in rows if row[_STATUS] == Status.RETRYING
+    ]
     sql, positional = _compiled_upsert(db.engine.dialect)
     params: list[Any] = list(by_id.values())
     if not positional:
         params = [dict(zip(_ROW_ORDER, row, strict=True)) for row in params]
     with db.engine.begin() as conn:
         conn.exec_driver_sql(sql, params)
+        if attempts:
+            sql, positional = _compiled_attempts(db.engine.dialect)
+            if not positional:
+                attempts = [dict(zip(_ATTEMPT_COLUMNS, row, strict=True)) for row in attempts]
+            conn.exec_driver_sql(sql, attempts)
 
 
 class Recorder:
@@ -264,13 +316,15 @@ class Recorder:
         return heapq.nlargest(limit, results, key=_trigger_time) if limit else []
 
     def prune(self) -> int:
-        """Keep the newest N records per (origin, origin id) and none older than the max age."""
+        """Keep the newest N records per (origin, origin id) and none older than the max age;
+        the earlier attempts of the records pruned go with them. Returns the records removed."""
         removed = 0
         cutoff = time.time() - self.settings.records_max_age_days * 86400
         with self.db.engine.begin() as conn:
             removed += conn.execute(
                 delete(TaskRecord).where(TaskRecord.trigger_time < cutoff)
             ).rowcount
+            conn.execute(delete(TaskAttempt).where(TaskAttempt.trigger_time < cutoff))
             counts = conn.execute(
                 select(TaskRecord.origin, TaskRecord.origin_id, func.count()).group_by(
                     TaskRecord.origin, TaskRecord.origin_id
@@ -296,6 +350,10 @@ class Recorder:
                 removed += conn.execute(
                     delete(TaskRecord).where(where, TaskRecord.trigger_time < boundary)
                 ).rowcount
+            if removed:  # attempts whose record is gone (only retried tasks have any)
+                conn.execute(
+                    delete(TaskAttempt).where(~exists().where(TaskRecord.id == TaskAttempt.task_id))
+                )
         return removed
 
     def run(self, stop: threading.Event) -> None:

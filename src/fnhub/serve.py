@@ -1,7 +1,8 @@
 """`fnhub serve`: every role on one machine, on embedded defaults unless told otherwise.
 
 Order matters: the embedded Redis starts first (queued tasks from the last run are still in its
-append-only file), then the schema is migrated and the project applied, then the worker
+append-only file), or a configured Redis and database are waited for (they may come up after
+us), then the schema is migrated and the project applied, then the worker
 supervisor starts in its own process, then the HTTP server runs in this process. On SIGTERM/SIGINT
 the server stops accepting and finishes in-flight requests, then the supervisor gets its grace
 period to finish running tasks, then Redis is shut down (which persists what is still queued).
@@ -17,7 +18,7 @@ import time
 
 from rich.console import Console
 
-from fnhub.bootstrap import open_services
+from fnhub.bootstrap import open_services, wait_for_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.project import apply_project
@@ -35,6 +36,17 @@ def _worker_process(settings_json: str) -> None:
     Supervisor(Settings.model_validate_json(settings_json)).run()
 
 
+def _console_hint(settings: Settings, url: str) -> str:
+    """Where the web console is and how to sign in to it."""
+    password_file = settings.data_dir / "admin_password"
+    who = (
+        f"as [bold]admin[/bold] with the password in {password_file}"
+        if password_file.exists()
+        else "with a user from `fnhub users create`"
+    )
+    return f"web console: [bold]{url}/[/bold]; sign in {who}"
+
+
 def serve(settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -46,6 +58,8 @@ def serve(settings: Settings) -> int:
         console.print(f"embedded Redis on [bold]{embedded.socket}[/bold] (persistent)")
     worker: multiprocessing.process.BaseProcess | None = None
     try:
+        if not wait_for_services(settings, stop.is_set):  # a configured one may come up later
+            return 0
         services = open_services(settings)
         services.scripts.sync_redis()
         try:
@@ -81,6 +95,7 @@ def serve(settings: Settings) -> int:
             f"[bold]{url_of(settings)}[/bold] with {settings.processes} worker processes; "
             "Ctrl-C to stop"
         )
+        console.print(_console_hint(settings, url_of(settings)))
         server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
         return 1 if failed.is_set() or not server.started else 0
     finally:

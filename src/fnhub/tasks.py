@@ -17,6 +17,7 @@ import msgspec
 class Status(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    RETRYING = "retrying"  # an attempt failed (raised, or its process died); another will run
     SUCCESS = "success"
     FAILURE = "failure"
     TIMEOUT = "timeout"
@@ -68,6 +69,7 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     status_key: str | None = None  # Redis key kept at queued → running → final result (async)
     record: bool = True
     record_limit: int | None = None
+    dead_letter: bool = False  # failed or timed out for good: also goes to the dead letters
     meta: dict[str, Any] = {}  # trigger details: http request, broker message, cron tick...
     #: the kwargs results and records show, when they must differ from what the function gets
     #: (credentials redacted by the server); None: `kwargs`

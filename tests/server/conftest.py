@@ -83,6 +83,34 @@ def allow(request):
 """
 
 
+#: functions that fail in the ways task records and dead letters care about (script "rec")
+RECORDS_SCRIPT = """
+import time
+import fnhub
+
+
+@fnhub.api("Fails on every attempt", retries=1, retry_delay=0.1)
+def flaky(order: str):
+    print(f"attempt {fnhub.context.attempt} for {order}")
+    raise ValueError(f"order {order} broke on attempt {fnhub.context.attempt}")
+
+
+@fnhub.api("Dead-lettered failure", dead_letter=True)
+def brittle(x: int):
+    raise KeyError(x)
+
+
+@fnhub.api("Another dead-lettered failure", dead_letter=True)
+def cracked(x: int):
+    raise RuntimeError(f"cracked {x}")
+
+
+@fnhub.api("Dead-lettered timeout", dead_letter=True, timeout=0.5)
+def sleepy():
+    time.sleep(5)
+"""
+
+
 def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-c", "from fnhub.cli import main; main()", *args],

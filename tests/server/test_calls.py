@@ -145,7 +145,7 @@ def test_admin_auth(stack: Stack) -> None:
         bad = c.get("/api/v1/functions", headers={"Authorization": "Bearer fnh_x_y"})
         assert (
             bad.status_code == 401
-            and bad.json()["error"]["message"] == "a valid API key is required"
+            and bad.json()["error"]["message"] == "a valid API key or session is required"
         )
         assert c.get("/api/v1/functions", headers={"X-Api-Key": stack.token}).status_code == 200
     with stack.admin() as c:

@@ -62,6 +62,21 @@ def test_scripts_publish_versions_rollback(stack: Stack) -> None:
         assert c.post("/api/v1/functions/greet.hi/call", json={}).status_code == 404
 
 
+def test_a_refused_publish_says_where_in_the_code(stack: Stack) -> None:
+    """The console marks the error in its editor: the 422 carries line and column."""
+    syntax = "import fnhub\n\n@fnhub.api()\ndef hi(:\n    return 1\n"
+    loading = "import fnhub\n\nx = 1\nundefined_name\n"
+    one = "@fnhub.api()\ndef f():\n    pass\n"
+    duplicate = f"import fnhub\n\n{one}\n{one}"
+    with stack.admin() as c:
+        cases = [(syntax, 4, 8), (loading, 4, None), (duplicate, 8, 1)]
+        for code, line, column in cases:
+            error = c.put("/api/v1/scripts/where", json={"code": code}).json()["error"]
+            assert error["code"] == "invalid_script", error
+            assert (error["script"], error["line"], error.get("column")) == ("where", line, column)
+        assert c.get("/api/v1/scripts/where/versions").status_code == 404
+
+
 def test_connector_secrets_are_encrypted_and_never_returned(stack: Stack) -> None:
     spec = {"type": "redis", "settings": {"url": "redis://127.0.0.1:6379/0", "password": "hunter2"}}
     with stack.admin() as c:

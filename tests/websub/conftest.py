@@ -1,5 +1,10 @@
 """Hub fixtures: hub settings with small retry/lease limits, the real server app served by
-uvicorn (admin calls carry an API key, `/websub/hub` none), and subscriber callbacks."""
+uvicorn (admin calls carry an API key, `/websub/hub` none), and subscriber callbacks.
+
+The callbacks and topics run on 127.0.0.1, which the hub refuses by default, so the settings
+allow 127.0.0.0/8 explicitly; and they make the hub open (anonymous publishes, any topic), as the
+protocol tests publish without credentials. Tests of the safe defaults override both.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ def hub_settings(settings: Settings) -> Settings:
         update={
             "port": port,
             "websub_hub_url": f"http://127.0.0.1:{port}/websub/hub",
-            "websub_deny_private": False,
+            "websub_allow_networks": ["127.0.0.0/8"],
+            "websub_open": True,
             "websub_lease_min": 1,
             "websub_retry_initial": 0.05,
             "websub_retry_factor": 2.0,
@@ -45,9 +51,10 @@ class HubClient:
         self.url = settings.websub_hub_url
         self.token = token
         self.http = httpx.AsyncClient(base_url=served.url, timeout=10)  # no credentials
+        self.credential: dict[str, str] = {}  # headers `post` sends: none unless a test sets them
 
     async def post(self, **params: str) -> httpx.Response:
-        return await self.http.post("/websub/hub", data=params)
+        return await self.http.post("/websub/hub", data=params, headers=self.credential)
 
     async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}

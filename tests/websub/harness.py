@@ -98,6 +98,7 @@ class Callback:
     """What one callback URL answers, and what it received."""
 
     confirm: bool = True  # echo the challenge (else 404)
+    echo: str = "{}"  # what a confirming answer's body is, the challenge in place of {}
     statuses: list[int] = field(default_factory=list)  # answers to notifications, then 200
     down: bool = False  # answer every notification with 503
     delay: float = 0.0
@@ -125,7 +126,7 @@ class Subscribers:
             cb.event.set()
             if params.get("hub.mode") == "denied" or not cb.confirm:
                 return Response(status_code=404 if not cb.confirm else 200)
-            return PlainTextResponse(params.get("hub.challenge", ""))
+            return PlainTextResponse(cb.echo.format(params.get("hub.challenge", "")))
 
         @app.post("/cb/{name}")
         async def notify(name: str, request: Request) -> Response:
@@ -144,10 +145,12 @@ class Subscribers:
 
         @app.get("/topic/{name}")
         async def topic(name: str) -> Response:
+            self.topic_fetches.append(name)
             content, ctype = self.topics.get(name, (b"", "text/plain"))
             return Response(content, headers={"content-type": ctype})  # exactly as given
 
         self.topics: dict[str, tuple[bytes, str]] = {}
+        self.topic_fetches: list[str] = []  # names of the topics the hub fetched, in order
         self.app = app
         self.served = Served(app)
         self.url = self.served.url

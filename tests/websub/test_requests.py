@@ -141,7 +141,11 @@ async def test_closed_hub_denies_unregistered_topics(start_hub, subscribers):
     assert cb.verifications[0]["hub.mode"] == "denied"
     assert cb.verifications[0]["hub.topic"] == topic
     assert "not registered" in cb.verifications[0]["hub.reason"]
-    r = await hub.post(**{"hub.mode": "publish", "hub.url": topic, "hub.content": "x"})
+    publish = {"hub.mode": "publish", "hub.url": topic, "hub.content": "x"}
+    r = await hub.post(**publish)
+    assert r.status_code == 401 and "needs a credential" in r.text  # a closed hub's publishes
+    hub.credential = {"Authorization": f"Bearer {hub.token}"}
+    r = await hub.post(**publish)
     assert r.status_code == 400 and "not registered" in r.text
     r = await hub.api("POST", "/topics", json={"url": topic})
     assert r.status_code == 201
@@ -153,8 +157,9 @@ async def test_closed_hub_denies_unregistered_topics(start_hub, subscribers):
     assert topics[0]["registered"] and topics[0]["notifications"] == 1
 
 
-async def test_private_callbacks_refused_when_configured(start_hub, subscribers):
-    hub = await start_hub(websub_deny_private=True)
+async def test_loopback_callbacks_refused_by_default(start_hub, subscribers):
+    """Without `websub_allow_networks` the hub connects to global addresses only."""
+    hub = await start_hub(websub_allow_networks=[])
     r = await hub.post(
         **{
             "hub.mode": "subscribe",
@@ -162,7 +167,7 @@ async def test_private_callbacks_refused_when_configured(start_hub, subscribers)
             "hub.callback": subscribers.callback_url("p"),
         }
     )
-    assert r.status_code == 400 and "private or loopback" in r.text
+    assert r.status_code == 400 and "127.0.0.1 is not a public address" in r.text, r.text
     assert subscribers.cb("p").verifications == []
 
 
@@ -190,8 +195,10 @@ async def test_raw_body_fat_ping_and_script_publish(hub, subscribers, settings):
     assert [n.headers["content-type"] for n in cb.notices] == ["application/json"] * 2
 
 
-async def test_topic_fetch_failure_is_502(hub):
-    r = await hub.post(**{"hub.mode": "publish", "hub.url": f"{hub.served.url}/nowhere"})
+async def test_topic_fetch_failure_is_502(hub, subscribers):
+    topic = f"{hub.served.url}/nowhere"
+    await subscribe(hub, subscribers, "nowhere", topic)  # without subscribers nothing is fetched
+    r = await hub.post(**{"hub.mode": "publish", "hub.url": topic})
     assert r.status_code == 502 and "404" in r.text
 
 
@@ -206,3 +213,50 @@ async def test_hub_is_public_and_management_needs_an_api_key(hub, subscribers):
     assert (await hub.http.get("/websub/hub")).status_code == 200
     await subscribe(hub, subscribers, "public", topic_url(subscribers))  # no credentials sent
     assert "authorization" not in {k.lower() for k in hub.http.headers}
+
+
+@pytest.mark.parametrize("echo", [" {}", "{}\n", "\t{} "])
+async def test_challenge_echo_must_be_exact(hub, subscribers, echo):
+    """§5.3.1: the body must equal hub.challenge; padding with whitespace is no agreement."""
+    topic = topic_url(subscribers)
+    cb = subscribers.cb("pad")
+    cb.echo = echo
+    r = await hub.post(
+        **{
+            "hub.mode": "subscribe",
+            "hub.topic": topic,
+            "hub.callback": subscribers.callback_url("pad"),
+        }
+    )
+    assert r.status_code == 202
+    await eventually(lambda: cb.verifications)
+    await asyncio.sleep(0.3)
+    assert await hub.subscriptions() == []
+    cb.echo = "{}"
+    await subscribe(hub, subscribers, "pad", topic)  # the same callback, echoing exactly
+
+
+MALFORMED_URLS = ["http://[::1/x", "http://127.0.0.1:70000/x"]
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+@pytest.mark.parametrize("field", ["hub.callback", "hub.topic", "hub.url"])
+async def test_malformed_urls_get_400_with_reason(hub, subscribers, field, url):
+    """An unbalanced IPv6 bracket or a port over 65535 is a bad request, not a server error."""
+    if field == "hub.url":
+        params = {"hub.mode": "publish", "hub.url": url}
+    else:
+        params = {
+            "hub.mode": "subscribe",
+            "hub.callback": subscribers.callback_url("m"),
+            "hub.topic": topic_url(subscribers),
+            field: url,
+        }
+    r = await hub.post(**params)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    assert r.text.startswith(f"{field} is not a valid URL"), r.text
+    client = sync_redis.Redis.from_url(hub.settings.redis_url)
+    assert client.xlen(f"{hub.settings.key_prefix}:websub:intents") == 0
+    client.close()
+    assert subscribers.cb("m").verifications == []

@@ -17,6 +17,7 @@ from fnhub.cron import control
 from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, add_bump, check, row_json, spec_of
 from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.server.access import current_actor
 from fnhub.server.context import ServerContext
 
 router = APIRouter(tags=["cron"])
@@ -29,6 +30,7 @@ def get_context(request: Request) -> ServerContext:
 
 
 Ctx = Annotated[ServerContext, Depends(get_context)]
+Actor = Annotated[str, Depends(current_actor)]  # who makes the change, for the audit log
 
 
 class PauseBody(BaseModel):
@@ -87,10 +89,10 @@ async def list_jobs(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/cron-jobs", status_code=201)
-async def create_job(ctx: Ctx, spec: CronJobSpec) -> dict[str, Any]:
+async def create_job(ctx: Ctx, spec: CronJobSpec, who: Actor) -> dict[str, Any]:
     await _checked(ctx, spec)
     try:
-        row = await asyncio.to_thread(JobStore(ctx.db).create, spec)
+        row = await asyncio.to_thread(JobStore(ctx.db).create, spec, actor=who)
     except CronJobError as exc:
         raise _error(exc) from exc
     await _bump(ctx)
@@ -108,19 +110,19 @@ async def get_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
 
 
 @router.put("/cron-jobs/{job_id}")
-async def replace_job(ctx: Ctx, job_id: str, spec: CronJobSpec) -> dict[str, Any]:
+async def replace_job(ctx: Ctx, job_id: str, spec: CronJobSpec, who: Actor) -> dict[str, Any]:
     if spec.id != job_id:
         raise HTTPException(422, {"error": "invalid", "message": "body id differs from the path"})
     await _checked(ctx, spec)
-    row = await asyncio.to_thread(JobStore(ctx.db).replace, spec)
+    row = await asyncio.to_thread(JobStore(ctx.db).replace, spec, actor=who)
     await _bump(ctx)
     return row_json(row)
 
 
 @router.delete("/cron-jobs/{job_id}", status_code=204)
-async def delete_job(ctx: Ctx, job_id: str) -> None:
+async def delete_job(ctx: Ctx, job_id: str, who: Actor) -> None:
     try:
-        await asyncio.to_thread(JobStore(ctx.db).delete, job_id)
+        await asyncio.to_thread(JobStore(ctx.db).delete, job_id, actor=who)
     except CronJobError as exc:
         raise _error(exc) from exc
     pipe = ctx.redis.pipeline(transaction=True)
@@ -130,7 +132,7 @@ async def delete_job(ctx: Ctx, job_id: str) -> None:
 
 
 @router.post("/cron-jobs/{job_id}/run", status_code=202)
-async def run_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
+async def run_job(ctx: Ctx, job_id: str, who: Actor) -> dict[str, Any]:
     """Queue one run now, whatever the schedule, pause or overlap policy."""
     spec = await _get(ctx, job_id)
     pipe = ctx.redis.pipeline(transaction=False)
@@ -139,41 +141,51 @@ async def run_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
     except CallError as exc:
         raise _error(exc) from exc
     await pipe.execute()
-    return {"task_id": task.id, "queue": task.queue}
+    queued = {"task_id": task.id, "queue": task.queue}
+    await asyncio.to_thread(control.audited, ctx.db, who, job_id, "run", queued)
+    return queued
 
 
 @router.post("/cron-jobs/{job_id}/pause")
-async def pause_job(ctx: Ctx, job_id: str, body: PauseBody | None = None) -> dict[str, Any]:
+async def pause_job(
+    ctx: Ctx, job_id: str, who: Actor, body: PauseBody | None = None
+) -> dict[str, Any]:
     await _get(ctx, job_id)
+    seconds = body.seconds if body else None
     pipe = ctx.redis.pipeline(transaction=False)
-    control.add_pause(pipe, ctx.keys, job_id, body.seconds if body else None)
+    control.add_pause(pipe, ctx.keys, job_id, seconds)
     await pipe.execute()
-    return {"id": job_id, "paused": True, "seconds": body.seconds if body else None}
+    await asyncio.to_thread(control.audited, ctx.db, who, job_id, "pause", {"seconds": seconds})
+    return {"id": job_id, "paused": True, "seconds": seconds}
 
 
 @router.post("/cron-jobs/{job_id}/resume")
-async def resume_job(ctx: Ctx, job_id: str) -> dict[str, Any]:
+async def resume_job(ctx: Ctx, job_id: str, who: Actor) -> dict[str, Any]:
     await _get(ctx, job_id)
     pipe = ctx.redis.pipeline(transaction=False)
     control.add_resume(pipe, ctx.keys, job_id)
     await pipe.execute()
+    await asyncio.to_thread(control.audited, ctx.db, who, job_id, "resume")
     return {"id": job_id, "paused": False}
 
 
 @router.post("/cron/pause")
-async def pause_all(ctx: Ctx, body: PauseBody | None = None) -> dict[str, Any]:
+async def pause_all(ctx: Ctx, who: Actor, body: PauseBody | None = None) -> dict[str, Any]:
     """Pause every cron job (for `seconds`, or until resumed)."""
+    seconds = body.seconds if body else None
     pipe = ctx.redis.pipeline(transaction=False)
-    control.add_pause(pipe, ctx.keys, None, body.seconds if body else None)
+    control.add_pause(pipe, ctx.keys, None, seconds)
     await pipe.execute()
-    return {"paused_all": True, "seconds": body.seconds if body else None}
+    await asyncio.to_thread(control.audited, ctx.db, who, None, "pause", {"seconds": seconds})
+    return {"paused_all": True, "seconds": seconds}
 
 
 @router.post("/cron/resume")
-async def resume_all(ctx: Ctx) -> dict[str, Any]:
+async def resume_all(ctx: Ctx, who: Actor) -> dict[str, Any]:
     pipe = ctx.redis.pipeline(transaction=False)
     control.add_resume(pipe, ctx.keys, None)
     await pipe.execute()
+    await asyncio.to_thread(control.audited, ctx.db, who, None, "resume")
     return {"paused_all": False}
 
 

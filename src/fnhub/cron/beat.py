@@ -51,6 +51,7 @@ from fnhub.cron.jobs import CronJobSpec, JobStore, spec_of
 from fnhub.cron.schedule import CronExpressionError
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
+from fnhub.lease import Lease
 from fnhub.queue import add_result
 from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.store.db import Database
@@ -62,17 +63,6 @@ LEAD = 0.25  # seconds before a tick its envelopes are built (more if building t
 MAX_LEAD = 0.9
 CHUNK = 500  # jobs per Lua call: short enough not to stall Redis, long enough to amortise
 REFRESH_EVERY = 0.5  # seconds between revision checks
-
-_LEASE_LUA = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
-return 0
-"""
-_RESIGN_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(slots=True)
@@ -135,6 +125,7 @@ class Beat:
         self._dynamic: dict[str, Dynamic] = {}
         self._refresh_at = 0.0
         self._lease_at = 0.0
+        self.lease = Lease(client, self.keys.beat_leader, self.id, settings.cron_lease_seconds)
         self._fire_sha: str | None = None
         self._lead = LEAD
 
@@ -163,8 +154,10 @@ class Beat:
             self._refresh_at = now + REFRESH_EVERY
             await self.refresh()
         if now >= self._lease_at:
-            self._lease_at = now + self.settings.cron_lease_seconds / 6
             await self._hold_lease()
+            self._lease_at = time.time() + (
+                self.lease.renew_in() if self.lease.held else self.settings.cron_lease_seconds / 6
+            )
         if self.leading:
             await self._fire_due()
 
@@ -176,13 +169,19 @@ class Beat:
 
     # -- leadership ------------------------------------------------------------------------
     async def _hold_lease(self) -> None:
-        ttl_ms = int(self.settings.cron_lease_seconds * 1000)
-        held = await self.redis.eval(_LEASE_LUA, 1, self.keys.beat_leader, self.id, ttl_ms)
+        """Take or renew the lease; a Redis blip shorter than it keeps us leading (`Lease`)."""
+        held = await self.lease.hold()
         if held and not self.leading:
             await self._take_over()
         elif not held and self.leading:
-            log.warning("beat %s lost the lease", self.id)
+            error = self.lease.error
+            why = f"it lapsed: {error}" if error else f"{self.lease.holder} holds it"
+            log.warning("beat %s lost the lease (%s)", self.id, why)
             self._stand_down()
+        elif held and self.lease.error is not None:
+            log.warning(
+                "beat %s cannot renew the lease, still leading: %s", self.id, self.lease.error
+            )
 
     async def _take_over(self) -> None:
         """Start leading from each job's watermark: nothing decided is fired again."""
@@ -212,9 +211,9 @@ class Beat:
 
     async def resign(self) -> None:
         """Give the lease up at once, so a standby need not wait for it to expire."""
-        if self.leading:
+        if self.leading or self.lease.held:  # held, not leading: standing down after a blip
             self._stand_down()
-            await self.redis.eval(_RESIGN_LUA, 1, self.keys.beat_leader, self.id)
+            await self.lease.release()
 
     # -- jobs ------------------------------------------------------------------------------
     async def refresh(self, *, force: bool = False) -> bool:

@@ -114,6 +114,7 @@ def add(
     """Create (or with --replace, overwrite) a cron job."""
     from pydantic import ValidationError
 
+    from fnhub import audit
     from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, check
 
     try:
@@ -135,7 +136,8 @@ def add(
     try:
         check(spec, _active(services), services.settings.cron_timezone)
         store = JobStore(services.db)
-        store.replace(spec) if replace else store.create(spec)
+        save = store.replace if replace else store.create
+        save(spec, actor=audit.CLI)
         _bump(services)
     except CronJobError as exc:
         raise _fail(exc, 2) from exc
@@ -147,12 +149,13 @@ def add(
 @cron_app.command()
 def remove(job_id: str, project: ProjectOpt = Path(".")) -> None:
     """Delete a cron job."""
+    from fnhub import audit
     from fnhub.cron.control import add_forget
     from fnhub.cron.jobs import CronJobError, JobStore
 
     services = _services(project)
     try:
-        JobStore(services.db).delete(job_id)
+        JobStore(services.db).delete(job_id, actor=audit.CLI)
         pipe = services.redis.pipeline(transaction=False)
         add_forget(pipe, services.keys, job_id)
         pipe.execute()
@@ -167,8 +170,9 @@ def remove(job_id: str, project: ProjectOpt = Path(".")) -> None:
 @cron_app.command()
 def run(job_id: str, project: ProjectOpt = Path(".")) -> None:
     """Queue one run of a job now (ignores schedule, pause and overlap)."""
+    from fnhub import audit
     from fnhub.calls import CallError
-    from fnhub.cron.control import run_now
+    from fnhub.cron.control import audited, run_now
     from fnhub.cron.jobs import CronJobError, JobStore, spec_of
 
     services = _services(project)
@@ -177,6 +181,8 @@ def run(job_id: str, project: ProjectOpt = Path(".")) -> None:
         pipe = services.redis.pipeline(transaction=False)
         task = run_now(services.settings, _active(services), spec, pipe)
         pipe.execute()
+        queued = {"task_id": task.id, "queue": task.queue}
+        audited(services.db, audit.CLI, job_id, "run", queued)
     except (CronJobError, CallError) as exc:
         raise _fail(exc) from exc
     finally:
@@ -185,7 +191,8 @@ def run(job_id: str, project: ProjectOpt = Path(".")) -> None:
 
 
 def _pause(job_id: str | None, every: bool, seconds: float | None, project: Path, on: bool) -> None:
-    from fnhub.cron.control import add_pause, add_resume
+    from fnhub import audit
+    from fnhub.cron.control import add_pause, add_resume, audited
     from fnhub.cron.jobs import CronJobError, JobStore
 
     if bool(job_id) == every:
@@ -200,6 +207,10 @@ def _pause(job_id: str | None, every: bool, seconds: float | None, project: Path
         else:
             add_resume(pipe, services.keys, job_id)
         pipe.execute()
+        if on:
+            audited(services.db, audit.CLI, job_id, "pause", {"seconds": seconds})
+        else:
+            audited(services.db, audit.CLI, job_id, "resume")
     except (CronJobError, ValueError) as exc:
         raise _fail(exc, 2) from exc
     finally:
@@ -235,6 +246,7 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
     import asyncio
     import signal
 
+    from fnhub.bootstrap import wait_for_services
     from fnhub.config import load_settings
     from fnhub.cron.beat import Beat
     from fnhub.redis_client import async_redis
@@ -245,6 +257,7 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = load_settings(project)
+    wait_for_services(settings)  # they may come up after us
 
     async def main() -> None:
         db = Database(settings.resolved_db_url())

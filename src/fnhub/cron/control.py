@@ -2,7 +2,8 @@
 
 Like `fnhub.queue`, the `add_*` helpers only queue commands on a pipeline, so the API (asyncio)
 and the CLI (sync) share them; pauses live in Redis keys whose TTL is the pause's expiry, and the
-fire script checks them atomically with each tick.
+fire script checks them atomically with each tick. Once the pipeline ran, both call `audited`
+(these changes have no SQL transaction to share).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from fnhub import audit
 from fnhub.calls import make_task
 from fnhub.config import Settings
 from fnhub.cron.clock import clock_for, decode_dynamic
@@ -18,6 +20,7 @@ from fnhub.cron.jobs import CronJobSpec, expression_for
 from fnhub.keys import Keys
 from fnhub.queue import add_enqueue
 from fnhub.scripts.registry import ActiveScripts
+from fnhub.store.db import Database
 from fnhub.tasks import Task
 
 
@@ -61,6 +64,14 @@ def run_now(settings: Settings, active: ActiveScripts, spec: CronJobSpec, pipe: 
     )
     add_enqueue(pipe, Keys(settings.key_prefix), task)
     return task
+
+
+def audited(
+    db: Database, actor: str, job_id: str | None, action: str, after: dict[str, Any] | None = None
+) -> None:
+    """Log a run-time change (`pause`, `resume`, `run`) of one job, or of all with job_id None."""
+    resource = f"cron_job:{job_id}" if job_id else "cron_job:*"
+    audit.record(db, actor, f"cron_job.{action}", resource, None, after or {})
 
 
 def add_status_reads(pipe: Any, keys: Keys, ids: list[str]) -> None:

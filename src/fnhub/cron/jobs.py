@@ -1,7 +1,8 @@
 """Cron jobs as a resource: the spec callers send, its checks, and the table's read/write store.
 
-Every change goes through `JobStore`, and its caller bumps `keys.cron_revision` afterwards
-(`add_bump`), so running beats reload; a beat never queries the table per tick.
+Every change goes through `JobStore` (which audits it, in the change's transaction), and its
+caller bumps `keys.cron_revision` afterwards (`add_bump`), so running beats reload; a beat never
+queries the table per tick.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any, Literal
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
+from fnhub import audit
 from fnhub.calls import CallError, resolve
 from fnhub.cron.models import CronJob
 from fnhub.cron.schedule import CronExpressionError, validate
@@ -144,19 +146,25 @@ class JobStore:
             raise CronJobError("not_found", f"no cron job '{job_id}'")
         return row
 
-    def create(self, spec: CronJobSpec, *, provisioned: bool = False) -> CronJob:
+    def create(
+        self, spec: CronJobSpec, *, provisioned: bool = False, actor: str = audit.SYSTEM
+    ) -> CronJob:
         with self.db.session() as session, session.begin():
             if session.get(CronJob, spec.id) is not None:
                 raise CronJobError("conflict", f"cron job '{spec.id}' already exists")
             row = CronJob(**spec.model_dump(), provisioned=provisioned)
             row.created_at = row.updated_at = time.time()
             session.add(row)
+            audit.record(session, actor, "cron_job.create", _resource(spec.id), None, _state(row))
         return row
 
-    def replace(self, spec: CronJobSpec, *, provisioned: bool = False) -> CronJob:
+    def replace(
+        self, spec: CronJobSpec, *, provisioned: bool = False, actor: str = audit.SYSTEM
+    ) -> CronJob:
         """Create or overwrite (keeps created_at, so fired-tick history stays meaningful)."""
         with self.db.session() as session, session.begin():
             row = session.get(CronJob, spec.id)
+            before = _state(row) if row is not None else None
             if row is None:
                 row = CronJob(id=spec.id, created_at=time.time())
                 session.add(row)
@@ -164,39 +172,56 @@ class JobStore:
                 setattr(row, name, value)
             row.provisioned = provisioned
             row.updated_at = time.time()
+            action = "cron_job.update" if before is not None else "cron_job.create"
+            audit.record(session, actor, action, _resource(spec.id), before, _state(row))
         return row
 
-    def set_enabled(self, job_id: str, enabled: bool) -> CronJob:
+    def set_enabled(self, job_id: str, enabled: bool, *, actor: str = audit.SYSTEM) -> CronJob:
         with self.db.session() as session, session.begin():
             row = session.get(CronJob, job_id)
             if row is None:
                 raise CronJobError("not_found", f"no cron job '{job_id}'")
+            before = _state(row)
             row.enabled = enabled
             row.updated_at = time.time()
+            audit.record(session, actor, "cron_job.update", _resource(job_id), before, _state(row))
         return row
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, *, actor: str = audit.SYSTEM) -> None:
         with self.db.session() as session, session.begin():
-            if session.execute(delete(CronJob).where(CronJob.id == job_id)).rowcount == 0:
+            row = session.get(CronJob, job_id)
+            if row is None:
                 raise CronJobError("not_found", f"no cron job '{job_id}'")
+            audit.record(session, actor, "cron_job.delete", _resource(job_id), _state(row))
+            session.delete(row)
 
-    def sync_provisioned(self, specs: list[CronJobSpec]) -> list[str]:
+    def sync_provisioned(self, specs: list[CronJobSpec], *, actor: str) -> list[str]:
         """Make the declared jobs exactly `specs`: upsert them, drop provisioned ones not listed.
 
         Jobs created through the API or CLI are left alone. Returns the removed ids.
         """
         ids = {s.id for s in specs}
         for spec in specs:
-            self.replace(spec, provisioned=True)
+            self.replace(spec, provisioned=True, actor=actor)
         with self.db.session() as session, session.begin():
             gone = list(
                 session.execute(
-                    select(CronJob.id).where(CronJob.provisioned.is_(True), CronJob.id.not_in(ids))
+                    select(CronJob).where(CronJob.provisioned.is_(True), CronJob.id.not_in(ids))
                 ).scalars()
             )
-            if gone:
-                session.execute(delete(CronJob).where(CronJob.id.in_(gone)))
-        return gone
+            for row in gone:
+                audit.record(session, actor, "cron_job.delete", _resource(row.id), _state(row))
+                session.delete(row)
+        return [row.id for row in gone]
+
+
+def _resource(job_id: str) -> str:
+    return f"cron_job:{job_id}"
+
+
+def _state(row: CronJob) -> dict[str, Any]:
+    """What the audit log compares: the job's definition and whether apply owns it."""
+    return {**spec_of(row).model_dump(), "provisioned": row.provisioned}
 
 
 def add_bump(pipe: Any, keys: Keys) -> None:

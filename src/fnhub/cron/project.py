@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fnhub import project
+from fnhub import audit, project
 from fnhub.config import Settings
 from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
 
@@ -48,7 +48,7 @@ def apply_cron_jobs(settings: Settings, value: Any) -> None:
                 check(spec, active, settings.cron_timezone)
             except ValueError as exc:
                 raise ValueError(f"fnhub.yaml: {exc}") from exc
-        JobStore(services.db).sync_provisioned(specs)
+        JobStore(services.db).sync_provisioned(specs, actor=audit.PROJECT)
         pipe = services.redis.pipeline(transaction=False)
         add_bump(pipe, services.keys)
         pipe.execute()

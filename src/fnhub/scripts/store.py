@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import msgspec
 import redis
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from fnhub import audit
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.scripts.inspect import ScriptError, inspect_scripts
@@ -54,7 +56,9 @@ class ScriptStore:
             )
             return {name: (code, hash_) for name, code, hash_ in rows}
 
-    def publish(self, scripts: dict[str, str], *, provisioned: bool = False) -> list[Published]:
+    def publish(
+        self, scripts: dict[str, str], *, provisioned: bool = False, actor: str = audit.SYSTEM
+    ) -> list[Published]:
         """Publish new versions of the scripts whose code changed; unchanged ones are kept."""
         active = self.active_code()
         changed = {n: c for n, c in scripts.items() if active.get(n, ("", ""))[1] != code_hash(c)}
@@ -89,14 +93,26 @@ class ScriptStore:
                         functions=[msgspec.to_builtins(f) for f in functions],
                     )
                 )
-                self._point(session, name, number, hash_, provisioned)
+                before = self._point(session, name, number, hash_, provisioned)
+                audit.record(
+                    session,
+                    actor,
+                    "script.publish",
+                    f"script:{name}",
+                    before,
+                    {"version": number, "hash": hash_, "functions": [f.name for f in functions]},
+                )
                 published.append(Published(name, number, hash_, True, functions))
         if changed:
             self.sync_redis()
         return published
 
-    def _point(self, session, name: str, version: int, hash_: str, provisioned: bool) -> None:  # type: ignore[no-untyped-def]
+    def _point(
+        self, session: Session, name: str, version: int, hash_: str, provisioned: bool
+    ) -> dict[str, object] | None:
+        """Make `version` the active one; returns what was active before (for the audit log)."""
         script = session.get(Script, name)
+        before = _active_state(script)
         if script is None:
             session.add(
                 Script(
@@ -112,8 +128,9 @@ class ScriptStore:
             script.active_hash = hash_
             script.provisioned = provisioned
             script.updated_at = time.time()
+        return before
 
-    def rollback(self, name: str, version: int) -> Published:
+    def rollback(self, name: str, version: int, *, actor: str = audit.SYSTEM) -> Published:
         """Make an earlier version active again (itself immutable, so this is just a pointer)."""
         with self.db.session() as session, session.begin():
             row = session.execute(
@@ -123,17 +140,26 @@ class ScriptStore:
             ).scalar_one_or_none()
             if row is None:
                 raise ScriptError(name, f"has no version {version}")
-            self._point(session, name, version, row.hash, False)
+            before = self._point(session, name, version, row.hash, False)
+            audit.record(
+                session,
+                actor,
+                "script.rollback",
+                f"script:{name}",
+                before,
+                {"version": version, "hash": row.hash},
+            )
             functions = [msgspec.convert(f, FunctionInfo) for f in row.functions]
         self.sync_redis()
         return Published(name, version, row.hash, True, functions)
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, *, actor: str = audit.SYSTEM) -> bool:
         """Deactivate a script (its versions stay for the records)."""
         with self.db.session() as session, session.begin():
             script = session.get(Script, name)
             if script is None:
                 return False
+            audit.record(session, actor, "script.delete", f"script:{name}", _active_state(script))
             session.delete(script)
         self.sync_redis()
         return True
@@ -182,3 +208,9 @@ class ScriptStore:
                     ScriptVersion.script == name, ScriptVersion.hash == hash_
                 )
             ).scalar()
+
+
+def _active_state(script: Script | None) -> dict[str, object] | None:
+    if script is None:
+        return None
+    return {"version": script.active_version, "hash": script.active_hash}

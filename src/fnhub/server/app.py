@@ -1,4 +1,4 @@
-"""The ASGI application: admin API under `/api/v1`, public endpoints under `/e/`, operations.
+"""The ASGI application: API under `/api/v1` (`access.authorize`), endpoints at `/e/`, operations.
 
 `create_app` wires routers (the server's and the areas' from `context.load_areas()`); the
 lifespan opens what a server process shares (`ServerContext`), starts the caller (reply reader
@@ -18,6 +18,9 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
+from fnhub import console
+from fnhub.accounts.passwords import warm_up
+from fnhub.accounts.signin import SignIn
 from fnhub.aio import cancel_and_wait
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
@@ -26,19 +29,24 @@ from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.server import errors, ops
+from fnhub.server.access import authorize
 from fnhub.server.api import (
+    audit,
     cache,
     connectors,
+    dead_letters,
     drafts,
     endpoints,
     functions,
     keys,
     overview,
     scripts,
+    session,
     tasks,
+    users,
     workers,
 )
-from fnhub.server.auth import AdminAuth, require_admin
+from fnhub.server.auth import AdminAuth
 from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext, load_areas
 from fnhub.server.endpoints import EndpointRegistry, public_router
@@ -74,7 +82,10 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         app.state.ctx = ctx
         app.state.caller = caller
         app.state.secret_box = box
+        app.state.sync_redis = sync_client  # for code shared with the CLI (in threads)
         app.state.admin_auth = AdminAuth(db)
+        app.state.signin = SignIn(db, client, ctx.keys, settings)
+        await asyncio.to_thread(warm_up)
         app.state.scripts = ScriptStore(db, sync_client, ctx.keys)
         app.state.endpoints = EndpointRegistry(ctx, box)
         await caller.start()
@@ -103,17 +114,21 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
     app.add_middleware(
         RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
     )
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_admin)])
-    routers = (functions, tasks, scripts, drafts, endpoints, connectors, cache, keys, workers)
-    for module in (*routers, overview):
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
+    routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
+    for module in (*routers, drafts, overview):
         api.include_router(module.router)
     for area in areas:
         if hasattr(area, "router"):
             api.include_router(area.router)
+    for module in (session, users, audit):
+        api.include_router(module.router)
     app.include_router(api)
+    app.include_router(session.public_router, prefix=API_PREFIX)  # sign-in: no auth
     app.include_router(public_router)
     app.include_router(ops.router)
     for area in areas:
         if hasattr(area, "public_router"):
             app.include_router(area.public_router)
+    console.mount(app)  # last: its page fallback answers only what no route did
     return app

@@ -1,8 +1,9 @@
-"""Admin API keys: `fnh_<id>_<secret>` tokens of which only the SHA-256 is stored.
+"""API keys: `fnh_<id>_<secret>` tokens of which only the SHA-256 is stored, each with a role.
 
 Requests authenticate with `Authorization: Bearer <token>` or `X-Api-Key: <token>`. A verified
 token is remembered in memory for a few seconds, so the hot path does not query the database
 per request; revoking through this server forgets it at once, elsewhere within `CACHE_SECONDS`.
+Keys made before roles existed are admins (the column's default).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import delete, select
+from fastapi.security import APIKeyHeader, HTTPBearer
+from sqlalchemy import select
 
+from fnhub import audit
+from fnhub.accounts.roles import Role
 from fnhub.server.errors import ApiError
 from fnhub.server.models import ApiKey
 from fnhub.store.db import Database
@@ -24,27 +27,47 @@ from fnhub.store.db import Database
 PREFIX = "fnh_"
 CACHE_SECONDS = 5.0
 
-bearer = HTTPBearer(auto_error=False, description="an admin API key")
-api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False, description="an admin API key")
+bearer = HTTPBearer(auto_error=False, description="an API key")
+api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False, description="an API key")
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(db: Database, name: str = "", expires_at: float | None = None) -> tuple[ApiKey, str]:
+def key_state(row: ApiKey) -> dict[str, object]:
+    """What the API and the audit log show of a key (never its hash)."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+    }
+
+
+def create_key(
+    db: Database,
+    name: str = "",
+    expires_at: float | None = None,
+    role: str = Role.ADMIN,
+    *,
+    actor: str = audit.SYSTEM,
+) -> tuple[ApiKey, str]:
     """Store a new key; returns the row and the token (which is not kept anywhere)."""
     key_id = secrets.token_hex(4)
     token = f"{PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
     row = ApiKey(
         id=key_id,
         name=name,
+        role=Role(role).value,
         token_hash=hash_token(token),
         created_at=time.time(),
         expires_at=expires_at,
     )
     with db.session() as session, session.begin():
         session.add(row)
+        audit.record(session, actor, "key.create", f"key:{key_id}", None, key_state(row))
     return row, token
 
 
@@ -53,9 +76,14 @@ def list_keys(db: Database) -> list[ApiKey]:
         return list(session.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars())
 
 
-def revoke_key(db: Database, key_id: str) -> bool:
+def revoke_key(db: Database, key_id: str, *, actor: str = audit.SYSTEM) -> bool:
     with db.session() as session, session.begin():
-        return bool(session.execute(delete(ApiKey).where(ApiKey.id == key_id)).rowcount)
+        row = session.get(ApiKey, key_id)
+        if row is None:
+            return False
+        audit.record(session, actor, "key.revoke", f"key:{key_id}", key_state(row), None)
+        session.delete(row)
+        return True
 
 
 def _lookup(db: Database, token_hash: str) -> ApiKey | None:
@@ -65,20 +93,29 @@ def _lookup(db: Database, token_hash: str) -> ApiKey | None:
         ).scalar_one_or_none()
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedKey:
+    id: str
+    name: str
+    role: Role
+
+
 class AdminAuth:
+    """Verifies API keys (with a short per-server cache)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._verified: dict[str, tuple[float, str]] = {}  # hash → (valid until, key id)
+        self._verified: dict[str, tuple[float, VerifiedKey]] = {}  # hash → (valid until, key)
 
     def forget(self, key_id: str | None = None) -> None:
         self._verified = {
-            h: v for h, v in self._verified.items() if key_id is not None and v[1] != key_id
+            h: v for h, v in self._verified.items() if key_id is not None and v[1].id != key_id
         }
 
-    async def verify(self, token: str | None) -> str:
-        """The key id of a valid token; ApiError 401 (saying nothing more) otherwise."""
+    async def verify(self, token: str | None) -> VerifiedKey:
+        """The key of a valid token; ApiError 401 (saying nothing more) otherwise."""
         if not token or not token.startswith(PREFIX) or len(token) > 200:
-            raise _unauthorized()
+            raise unauthorized()
         token_hash = hash_token(token)
         now = time.time()
         cached = self._verified.get(token_hash)
@@ -91,29 +128,14 @@ class AdminAuth:
             or (row.expires_at is not None and row.expires_at <= now)
         ):
             self._verified.pop(token_hash, None)
-            raise _unauthorized()
+            raise unauthorized()
         until = now + CACHE_SECONDS
         if row.expires_at is not None:
             until = min(until, row.expires_at)
-        self._verified[token_hash] = (until, row.id)
-        return row.id
+        key = VerifiedKey(row.id, row.name, Role(row.role))
+        self._verified[token_hash] = (until, key)
+        return key
 
 
-def _unauthorized() -> ApiError:
-    return ApiError(
-        401,
-        "unauthorized",
-        "a valid API key is required",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-
-
-async def require_admin(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    x_api_key: str | None = Depends(api_key_header),
-) -> str:
-    """Dependency of every admin route: the caller's API key id."""
-    token = credentials.credentials if credentials is not None else x_api_key
-    auth: AdminAuth = request.app.state.admin_auth
-    return await auth.verify(token)
+def unauthorized(message: str = "a valid API key or session is required") -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

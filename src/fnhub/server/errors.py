@@ -36,6 +36,9 @@ class ErrorInfo(BaseModel):
     error_type: str | None = None
     traceback: str | None = None
     details: list[dict[str, Any]] | None = None
+    script: str | None = None
+    line: int | None = None
+    column: int | None = None
 
 
 class ErrorBody(BaseModel):

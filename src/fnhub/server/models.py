@@ -1,4 +1,4 @@
-"""Tables of the HTTP server: admin API keys, published endpoints and stored connectors."""
+"""Tables of the HTTP server: API keys and published endpoints."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from fnhub.store.models import Base
 
 
 class ApiKey(Base):
-    """An admin API key; only the SHA-256 of the token is kept (the token is shown once)."""
+    """An API key with a role; only the SHA-256 of the token is kept (the token is shown once)."""
 
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
     expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 

@@ -22,12 +22,15 @@ class SubmitRequest(CallRequest):
     eta: float | None = Field(None, ge=0, description="run at this epoch time (seconds)")
 
 
+TaskStatus = Literal[
+    "queued", "running", "retrying", "success", "failure", "timeout", "expired", "dead", "skipped"
+]
+
+
 class TaskState(BaseModel):
     id: str
     function: str
-    status: Literal[
-        "queued", "running", "success", "failure", "timeout", "expired", "dead", "skipped"
-    ]
+    status: TaskStatus
     origin: str
     origin_id: str
     queue: str
@@ -51,11 +54,121 @@ class Submitted(BaseModel):
     url: str = Field(description="where the task's status can be read")
 
 
+class TaskSummary(BaseModel):
+    """A record as a listing shows it: no kwargs, result, logs or traceback, and at most 300
+    characters of the error message (`GET /tasks/{id}/record` has everything)."""
+
+    id: str
+    function: str
+    version: str
+    status: TaskStatus
+    origin: str
+    origin_id: str
+    queue: str
+    attempt: int
+    trigger_time: float
+    start_time: float | None = None
+    end_time: float | None = None
+    wait_ms: float | None = None
+    run_ms: float | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    replay_of: str | None = Field(None, description="the dead letter's task this one replayed")
+
+
 class Page(BaseModel):
-    items: list[TaskState]
-    total: int
+    items: list[TaskSummary]
+    total: int | None = Field(
+        description="records matching the filters; counted on the first page (no cursor) "
+        "unless count=false, null otherwise"
+    )
     offset: int
     limit: int
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    status: TaskStatus
+    start_time: float | None = None
+    end_time: float | None = None
+    wait_ms: float | None = None
+    run_ms: float | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    logs: str | None = None
+
+
+class TaskRecordOut(TaskSummary):
+    """Everything recorded about a task; `attempts` lists each attempt, the latest last (the
+    record's own fields are that latest attempt's)."""
+
+    kwargs: Any = None
+    result: Any = None
+    traceback: str | None = None
+    logs: str | None = None
+    attempts: list[AttemptOut]
+
+
+class DeadLetterOut(BaseModel):
+    id: str = Field(description="the dead-letter entry's id")
+    task_id: str
+    function: str
+    reason: str
+    dead_at: float
+    origin: str | None = None
+    origin_id: str | None = None
+    queue: str | None = None
+    attempt: int | None = None
+    trigger_time: float | None = None
+
+
+class DeadLetterDetail(DeadLetterOut):
+    kwargs: Any = None
+    meta: dict[str, Any] | None = None
+    version: str | None = None
+    timeout: float | None = None
+    max_attempts: int | None = None
+    retries: int | None = None
+
+
+class DeadLetterPage(BaseModel):
+    items: list[DeadLetterOut]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+
+
+class DeadLetterFilter(Strict):
+    """Which dead letters a bulk action takes: every given field must match; `all: true`
+    takes every dead letter (an empty filter is refused, so nothing goes by accident)."""
+
+    function: str | None = Field(None, max_length=256)
+    since: float | None = Field(None, ge=0, le=1e11, description="died at or after (epoch s)")
+    until: float | None = Field(None, ge=0, le=1e11, description="died before (epoch s)")
+    q: str | None = Field(None, min_length=1, max_length=200, description="in reason or task id")
+    ids: list[str] | None = Field(None, max_length=10_000, description="entry or task ids")
+    all: bool = False
+
+
+class SkippedLetter(BaseModel):
+    id: str
+    task_id: str
+    reason: str
+
+
+class ReplayOut(BaseModel):
+    replayed: int
+    task_ids: list[str] = Field(description="the new tasks, in the order of the dead letters")
+    skipped: list[SkippedLetter]
+
+
+class DiscardOut(BaseModel):
+    discarded: int
+    skipped: list[SkippedLetter]
 
 
 class ParamInfo(BaseModel):
@@ -110,11 +223,13 @@ class RollbackIn(Strict):
 class ApiKeyIn(Strict):
     name: str = Field("", max_length=128)
     expires_in: float | None = Field(None, gt=0, le=10 * 365 * 86400, description="seconds")
+    role: str = Field("admin", pattern=r"^(viewer|developer|admin)$")
 
 
 class ApiKeyOut(BaseModel):
     id: str
     name: str
+    role: str
     created_at: float
     expires_at: float | None = None
 

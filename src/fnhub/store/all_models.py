@@ -6,6 +6,8 @@ from fnhub.store.models import Base
 
 _MODEL_MODULES = (
     "fnhub.server.models",
+    "fnhub.accounts.models",
+    "fnhub.audit",
     "fnhub.subscriptions.models",
     "fnhub.cron.models",
     "fnhub.websub.models",

@@ -66,13 +66,18 @@ class ScriptDraft(Base):
 
 
 class TaskRecord(Base):
-    """One execution as it ended (or as it was queued, for async calls)."""
+    """A task as its latest attempt left it (earlier attempts: `TaskAttempt`).
+
+    The indexes serve the newest-first listing: each filter's column, then trigger time."""
 
     __tablename__ = "task_records"
     __table_args__ = (
         Index("ix_task_records_origin", "origin", "origin_id", "trigger_time"),
+        Index("ix_task_records_origin_time", "origin", "trigger_time"),
         Index("ix_task_records_function", "function", "trigger_time"),
+        Index("ix_task_records_status", "status", "trigger_time"),
         Index("ix_task_records_trigger_time", "trigger_time"),
+        Index("ix_task_records_end_time", "end_time"),  # following records as they land
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -82,7 +87,7 @@ class TaskRecord(Base):
     origin_id: Mapped[str] = mapped_column(String(128), default="")
     queue: Mapped[str] = mapped_column(String(64))
     kwargs: Mapped[Any] = mapped_column(LongJSON, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     trigger_time: Mapped[float] = mapped_column(Double)
     start_time: Mapped[float | None] = mapped_column(Double, nullable=True)
@@ -90,6 +95,29 @@ class TaskRecord(Base):
     wait_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
     run_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
     result: Mapped[Any] = mapped_column(LongJSON, nullable=True)
+    error_type: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    traceback: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    logs: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    replay_of: Mapped[str | None] = mapped_column(String(32), nullable=True)  # a dead letter's task
+
+
+class TaskAttempt(Base):
+    """An attempt of a task that ran again (status `retrying`: it raised and had retries left,
+    or its worker died). Only retried tasks have rows here, so the common task costs one row;
+    the task's record holds its latest attempt."""
+
+    __tablename__ = "task_attempts"
+    __table_args__ = (Index("ix_task_attempts_trigger_time", "trigger_time"),)
+
+    task_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(16))
+    trigger_time: Mapped[float] = mapped_column(Double)
+    start_time: Mapped[float | None] = mapped_column(Double, nullable=True)
+    end_time: Mapped[float | None] = mapped_column(Double, nullable=True)
+    wait_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
+    run_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
     error_type: Mapped[str | None] = mapped_column(String(256), nullable=True)
     error_message: Mapped[str | None] = mapped_column(LongText, nullable=True)
     traceback: Mapped[str | None] = mapped_column(LongText, nullable=True)

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from fnhub import audit
 from fnhub.config import Settings
+from fnhub.server.access import actor
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
@@ -76,9 +78,10 @@ def _out(row: Subscription) -> dict[str, Any]:
 
 
 def save_subscription(
-    db: Database, settings: Settings, name: str, data: dict[str, Any], **flags: Any
+    db: Database, settings: Settings, name: str, data: dict[str, Any], *, actor: str, **flags: Any
 ) -> Any:
-    """Validate against every other subscription (cycles) and store; sync, run in a thread."""
+    """Validate against every other subscription (cycles) and store (audited); sync, run in a
+    thread."""
     from fnhub.connections import load_connectors
 
     spec = parse_spec({"name": name, **data})
@@ -104,6 +107,7 @@ def save_subscription(
         ]
         check_cycles([*others, spec], connectors)
         row = session.get(Subscription, name)
+        before = _out(row) if row is not None else None
         if row is None:
             row = Subscription(name=name, created_at=time.time())
             session.add(row)
@@ -113,7 +117,20 @@ def save_subscription(
             setattr(row, field, value)
         row.updated_at = time.time()
         session.flush()
+        action = "subscription.update" if before is not None else "subscription.create"
+        audit.record(session, actor, action, f"subscription:{name}", before, _out(row))
         return _out(row)
+
+
+def remove_subscription(db: Database, name: str, *, actor: str) -> bool:
+    """Remove a subscription (audited); False when there is none of that name."""
+    with db.session() as session, session.begin():
+        row = session.get(Subscription, name)
+        if row is None:
+            return False
+        audit.record(session, actor, "subscription.delete", f"subscription:{name}", _out(row))
+        session.delete(row)
+        return True
 
 
 def bump(ctx: ServerContext) -> Any:
@@ -162,7 +179,13 @@ async def put_subscription(
     data = body.model_dump(mode="json")
     try:
         out = await asyncio.to_thread(
-            save_subscription, ctx.db, ctx.settings, name, data, provisioned=False
+            save_subscription,
+            ctx.db,
+            ctx.settings,
+            name,
+            data,
+            actor=actor(request),
+            provisioned=False,
         )
     except SpecError as exc:
         raise ApiError(400, "invalid_subscription", str(exc)) from None
@@ -173,16 +196,7 @@ async def put_subscription(
 @router.delete("/subscriptions/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_subscription(request: Request, name: str = Name) -> dict[str, bool]:
     ctx = _ctx(request)
-
-    def remove() -> bool:
-        with ctx.db.session() as session, session.begin():
-            row = session.get(Subscription, name)
-            if row is None:
-                return False
-            session.delete(row)
-            return True
-
-    if not await asyncio.to_thread(remove):
+    if not await asyncio.to_thread(remove_subscription, ctx.db, name, actor=actor(request)):
         raise ApiError(404, "unknown_subscription", f"no subscription '{name}'")
     await bump(ctx)
     return {"deleted": True}

@@ -32,8 +32,10 @@ def _bump(settings: Settings) -> None:
 
 
 def apply_connectors(settings: Settings, value: Any) -> None:
+    from fnhub import audit
     from fnhub.connectors import validate_settings
     from fnhub.secret_box import SecretBox, resolve_secret_key
+    from fnhub.server.api.connectors import connector_state
     from fnhub.store.models import Connector
 
     if not isinstance(value, dict):
@@ -51,6 +53,7 @@ def apply_connectors(settings: Settings, value: Any) -> None:
                 except ValueError as exc:
                     raise ValueError(f"fnhub.yaml: connector {name!r}: {exc}") from None
                 row = session.get(Connector, name)
+                before = connector_state(row, box) if row is not None else None
                 if row is None:
                     row = Connector(name=name, created_at=time.time())
                     session.add(row)
@@ -58,12 +61,21 @@ def apply_connectors(settings: Settings, value: Any) -> None:
                 row.description = spec.get("description", "")
                 row.settings = box.seal(conf, row.settings)
                 row.updated_at = time.time()
+                audit.record(
+                    session,
+                    audit.PROJECT,
+                    "connector.update" if before is not None else "connector.create",
+                    f"connector:{name}",
+                    before,
+                    connector_state(row, box),
+                )
     finally:
         db.dispose()
     _bump(settings)
 
 
 def apply_subscriptions(settings: Settings, value: Any) -> None:
+    from fnhub import audit
     from fnhub.subscriptions.area import save_subscription
 
     if not isinstance(value, dict):
@@ -71,7 +83,7 @@ def apply_subscriptions(settings: Settings, value: Any) -> None:
     db = _db(settings)
     try:
         for name, data in value.items():
-            save_subscription(db, settings, name, dict(data), provisioned=True)
+            save_subscription(db, settings, name, dict(data), actor=audit.PROJECT, provisioned=True)
     finally:
         db.dispose()
     _bump(settings)

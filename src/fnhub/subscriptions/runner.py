@@ -34,6 +34,7 @@ from fnhub.connectors import (
     get_async_publisher,
     stable_client_id,
 )
+from fnhub.lease import Lease
 from fnhub.server.context import ServerContext
 from fnhub.subscriptions.spec import PublishTarget, SubscriptionSpec
 from fnhub.subscriptions.stats import SubscriptionStats
@@ -42,20 +43,8 @@ from fnhub.worker.execute import BYTES_MARKER
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 3000
-RENEW_SECONDS = 1.0
+LEASE_SECONDS = 3.0
 POLL_SECONDS = 0.5
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def new_invoke_ids(n: int) -> list[str]:
@@ -157,40 +146,46 @@ class Runner:
             await self._stop_source()
 
     async def _run_single(self) -> None:
-        """Hold the Redis lease while subscribed; anyone may take it within LEASE_MS of death."""
-        key = self.ctx.keys.subscription_lease(self.spec.name)
-        me = self.ctx.server_id
+        """Hold the Redis lease while subscribed; anyone may take it within LEASE_SECONDS of
+        our death. A Redis blip shorter than the lease keeps the subscription (`fnhub.lease`)."""
+        name = self.spec.name
+        lease = Lease(
+            self.ctx.redis,
+            self.ctx.keys.subscription_lease(name),
+            self.ctx.server_id,
+            LEASE_SECONDS,
+        )
         while True:
-            try:
-                got = await self.ctx.redis.set(key, me, nx=True, px=LEASE_MS)
-                holder = me if got else await self.ctx.redis.get(key)
-            except (redis.RedisError, OSError) as exc:
-                self.stats.last_error = f"lease: {exc}"
+            if not await lease.hold():
+                self.holder = lease.holder
+                if lease.error is not None:
+                    self.stats.last_error = f"lease: {lease.error}"
                 await asyncio.sleep(POLL_SECONDS)
                 continue
-            self.holder = holder.decode() if isinstance(holder, bytes) else holder
-            if self.holder != me:
-                await asyncio.sleep(POLL_SECONDS)
-                continue
+            self.holder = lease.owner
             source_task = asyncio.create_task(self._run_source())
             try:
                 while not source_task.done():
-                    await asyncio.sleep(RENEW_SECONDS)
-                    try:
-                        kept = await self.ctx.redis.eval(_RENEW, 1, key, me, LEASE_MS)
-                    except (redis.RedisError, OSError) as exc:
-                        kept = 0
-                        self.stats.last_error = f"lease renewal failed: {exc}"
-                    if not kept:
-                        log.warning("subscription %s: lease lost; unsubscribing", self.spec.name)
-                        break
+                    await asyncio.sleep(lease.renew_in())
+                    if await lease.hold():
+                        if lease.error is not None:
+                            self.stats.last_error = (
+                                f"lease renewal failed (still held for {lease.left():.1f}s, "
+                                f"retrying): {lease.error}"
+                            )
+                        continue
+                    if lease.error is not None:
+                        why = f"it lapsed while Redis was unreachable: {lease.error}"
+                    else:
+                        why = f"{lease.holder} holds it"
+                    log.warning("subscription %s: lease lost (%s); unsubscribing", name, why)
+                    break
             finally:
                 await self._stop_source()
                 source_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await source_task
-                with contextlib.suppress(redis.RedisError, OSError):
-                    await self.ctx.redis.eval(_RELEASE, 1, key, me)
+                await lease.release()
                 self.holder = None
 
     async def _run_source(self) -> None:

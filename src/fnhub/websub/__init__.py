@@ -5,5 +5,6 @@ in `area` (routers and the delivery service); see docs/websub.md.
 """
 
 from fnhub.websub.publish import publish
+from fnhub.websub.store import StorageFull
 
-__all__ = ["publish"]
+__all__ = ["StorageFull", "publish"]

@@ -1,5 +1,5 @@
-"""Management API (mounted under /api/v1 behind admin auth): topics, subscriptions, dead letters,
-metrics, and a JSON publish for operators."""
+"""Management API (mounted under /api/v1 behind `access.authorize`): topics, subscriptions, dead
+letters, metrics, and a JSON publish for operators. Every change is audited (`_audited`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from fnhub.websub.api import HubError, current_hub
+from fnhub import audit
+from fnhub.server.access import actor
+from fnhub.websub.api import STORAGE_FULL_RETRY_SECONDS, HubError, current_hub
 from fnhub.websub.content import ContentError, encode
 from fnhub.websub.hub import Hub
 from fnhub.websub.policy import PolicyError, check_url, url_hash
+from fnhub.websub.store import StorageFull
 from fnhub.websub.views import Conflict, NotFound, Views
 
 router = APIRouter(prefix="/websub", tags=["websub"])
@@ -48,6 +51,13 @@ async def _run(fn: Any, *args: Any) -> Any:
         raise HTTPException(409, str(exc)) from None
 
 
+async def _audited(
+    request: Request, action: str, resource: str, before: Any = None, after: Any = None
+) -> None:
+    db = request.app.state.ctx.db
+    await asyncio.to_thread(audit.record, db, actor(request), action, resource, before, after)
+
+
 @router.get("/topics")
 async def list_topics(request: Request) -> list[dict[str, Any]]:
     return await _run(_hub(request).views.topics)
@@ -60,7 +70,11 @@ async def register_topic(body: TopicIn, request: Request) -> dict[str, Any]:
         check_url(body.url, "url", hub.settings)
     except PolicyError as exc:
         raise HTTPException(400, str(exc)) from None
+    old = await asyncio.to_thread(hub.registry.topic, body.url)
     row = await asyncio.to_thread(hub.registry.ensure_topic, body.url, registered=True)
+    before = None if old is None else {"url": old.url, "registered": old.registered}
+    after = {"url": row.url, "registered": row.registered}
+    await _audited(request, "websub_topic.register", f"websub_topic:{row.hash}", before, after)
     return {"hash": row.hash, "url": row.url, "registered": row.registered}
 
 
@@ -69,6 +83,8 @@ async def deregister_topic(topic_hash: str, request: Request) -> None:
     """New subscriptions and publishes are refused (closed hub); existing ones run out."""
     if not await asyncio.to_thread(_hub(request).registry.deregister_topic, topic_hash):
         raise HTTPException(404, f"no topic {topic_hash}")
+    resource = f"websub_topic:{topic_hash}"
+    await _audited(request, "websub_topic.deregister", resource, None, {"registered": False})
 
 
 @router.get("/subscriptions")
@@ -85,7 +101,12 @@ async def get_subscription(subscription_id: str, request: Request) -> dict[str, 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204)
 async def remove_subscription(subscription_id: str, request: Request) -> None:
-    await _run(_hub(request).views.remove_subscription, subscription_id)
+    hub = _hub(request)
+    sub = await asyncio.to_thread(hub.registry.subscription, subscription_id)
+    await _run(hub.views.remove_subscription, subscription_id)
+    before = None if sub is None else {"topic": sub.topic, "callback": sub.callback}
+    resource = f"websub_subscription:{subscription_id}"
+    await _audited(request, "websub_subscription.remove", resource, before)
 
 
 @router.get("/dead-letters")
@@ -103,12 +124,17 @@ async def get_dead_letter(dead_id: int, request: Request) -> dict[str, Any]:
 @router.post("/dead-letters/{dead_id}/retry", status_code=202)
 async def retry_dead_letter(dead_id: int, request: Request) -> dict[str, Any]:
     """Queue it again in front of its subscription's notifications."""
-    return await _run(_hub(request).views.retry_dead_letter, dead_id)
+    queued = await _run(_hub(request).views.retry_dead_letter, dead_id)
+    await _audited(
+        request, "websub_dead_letter.retry", f"websub_dead_letter:{dead_id}", None, queued
+    )
+    return queued
 
 
 @router.delete("/dead-letters/{dead_id}", status_code=204)
 async def delete_dead_letter(dead_id: int, request: Request) -> None:
     await _run(_hub(request).views.delete_dead_letter, dead_id)
+    await _audited(request, "websub_dead_letter.delete", f"websub_dead_letter:{dead_id}")
 
 
 @router.get("/metrics")
@@ -127,13 +153,26 @@ async def metrics(request: Request) -> dict[str, Any]:
 
 @router.post("/publish", status_code=202)
 async def publish(body: PublishIn, request: Request) -> dict[str, Any]:
+    """Like a publish to `/websub/hub` by an admin: any topic, nothing stored without
+    subscribers (`position` is then null), 503 when the storage is full."""
     hub = _hub(request)
     try:
         check_url(body.topic, "topic", hub.settings)
         data, ctype = encode(body.content, body.content_type, hub.settings.websub_content_max_bytes)
     except (PolicyError, ContentError) as exc:
         raise HTTPException(400, str(exc)) from None
-    await asyncio.to_thread(hub.registry.ensure_topic, body.topic)
-    position = await hub.store.append(url_hash(body.topic), ctype, data)
-    hub.metrics.counters["published"] += 1
-    return {"topic": body.topic, "position": position, "content_type": ctype}
+    out: dict[str, Any] = {"topic": body.topic, "position": None, "content_type": ctype}
+    if not await hub.has_subscribers(url_hash(body.topic)):
+        await hub.count_unsubscribed(1)
+        out["subscribers"] = False
+    else:
+        try:
+            out["position"] = await hub.publish(body.topic, ctype, data)
+        except StorageFull as exc:
+            raise HTTPException(
+                503, str(exc), headers={"Retry-After": str(STORAGE_FULL_RETRY_SECONDS)}
+            ) from None
+        out["subscribers"] = True
+    resource = f"websub_topic:{url_hash(body.topic)}"
+    await _audited(request, "websub_topic.publish", resource, None, {**out, "size": len(data)})
+    return out

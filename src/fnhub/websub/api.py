@@ -2,6 +2,9 @@
 
 Bad requests get a 400 with a plain-text reason and change nothing. Accepted (un)subscriptions
 are queued for verification and answered 202 before any callback is contacted (§5.1.2).
+Publishing needs a credential unless the hub is open (`publishers`); both kinds of request are
+rate-limited per client (429 with `Retry-After`); a topic without subscribers is neither fetched
+nor stored; a publish the storage cannot take is refused with 503.
 """
 
 from __future__ import annotations
@@ -10,9 +13,13 @@ import asyncio
 from urllib.parse import parse_qsl
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
+from fnhub.server import throttle
+from fnhub.server.auth import api_key_header, bearer
+from fnhub.server.errors import ApiError
 from fnhub.websub.content import ContentError, encode
 from fnhub.websub.hub import Hub
 from fnhub.websub.policy import (
@@ -23,6 +30,8 @@ from fnhub.websub.policy import (
     grant_lease,
     url_hash,
 )
+from fnhub.websub.publishers import Unauthorized, publisher
+from fnhub.websub.store import StorageFull
 
 public_router = APIRouter(tags=["websub"])
 
@@ -30,10 +39,14 @@ FORM = "application/x-www-form-urlencoded"
 FORM_OVERHEAD = 16_384  # parameters around fat-ping content
 
 
+STORAGE_FULL_RETRY_SECONDS = 30
+
+
 class HubError(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(reason)
         self.status = status
+        self.headers = headers
 
 
 def current_hub(request: Request) -> Hub:
@@ -45,8 +58,8 @@ def current_hub(request: Request) -> Hub:
     return hub
 
 
-def _text(status: int, text: str) -> PlainTextResponse:
-    return PlainTextResponse(text + "\n", status_code=status)
+def _text(status: int, text: str, headers: dict[str, str] | None = None) -> PlainTextResponse:
+    return PlainTextResponse(text + "\n", status_code=status, headers=headers)
 
 
 @public_router.get("/websub/hub")
@@ -59,7 +72,11 @@ async def hub_info() -> PlainTextResponse:
 
 
 @public_router.post("/websub/hub")
-async def hub_endpoint(request: Request) -> Response:
+async def hub_endpoint(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    x_api_key: str | None = Depends(api_key_header),
+) -> Response:
     try:
         hub = current_hub(request)
         limit = hub.settings.websub_content_max_bytes + FORM_OVERHEAD
@@ -78,18 +95,62 @@ async def hub_endpoint(request: Request) -> Response:
         if mode in ("subscribe", "unsubscribe"):
             if ctype != FORM:
                 raise HubError(400, f"subscription requests must be {FORM}")
+            per_minute = hub.settings.websub_subscribe_per_minute
+            await _throttle(hub, f"subscribe:{client_address(request)}", per_minute)
             await _subscription(hub, mode, params)
             return _text(202, f"{mode} request accepted; verification of intent follows")
         if mode == "publish":
-            count = await _publish(hub, params, raw_content, request.headers.get("content-type"))
-            return _text(202, f"published to {count} topic(s)")
+            token = credentials.credentials if credentials is not None else x_api_key
+            who = await _publisher(request, hub, token)
+            per_minute = hub.settings.websub_publish_per_minute
+            await _throttle(hub, f"publish:{who or client_address(request)}", per_minute)
+            stored, idle = await _publish(
+                hub, params, raw_content, request.headers.get("content-type")
+            )
+            text = f"published to {stored} topic(s)"
+            if idle:
+                text += f"; {idle} topic(s) without subscribers: nothing fetched or stored"
+            return _text(202, text)
         if not mode:
             raise HubError(400, "hub.mode is required")
         raise HubError(400, f"unsupported hub.mode {mode!r} (subscribe, unsubscribe, publish)")
     except HubError as exc:
-        return _text(exc.status, str(exc))
+        return _text(exc.status, str(exc), exc.headers)
     except (PolicyError, ContentError) as exc:
         return _text(400, str(exc))
+
+
+def client_address(request: Request) -> str:
+    """Who a request comes from, for rate limits (uvicorn applies `X-Forwarded-For` only from
+    the proxies it trusts: 127.0.0.1 unless `FORWARDED_ALLOW_IPS` says otherwise)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def _throttle(hub: Hub, who: str, per_minute: int) -> None:
+    """`fnhub.server.throttle`'s per-minute window, counted per client; 429 with Retry-After."""
+    if per_minute <= 0:
+        return
+    try:
+        await throttle.check(hub.redis, hub.keys, f"websub:{who}", {"minute": per_minute})
+    except ApiError as exc:
+        raise HubError(exc.status, exc.message, exc.headers) from None
+
+
+async def _publisher(request: Request, hub: Hub, token: str | None) -> str | None:
+    """The publisher's identity; 401 for a wrong credential, or for none on a closed hub."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    try:
+        who = await publisher(request, hub.settings, token)
+    except Unauthorized as exc:
+        raise HubError(401, str(exc), challenge) from None
+    if who is None and not hub.settings.websub_open:
+        raise HubError(
+            401,
+            "publishing to this hub needs a credential (Authorization: Bearer <admin API key "
+            "or publisher token>, or X-Api-Key)",
+            challenge,
+        )
+    return who
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -118,7 +179,7 @@ async def _subscription(hub: Hub, mode: str, params: list[tuple[str, str]]) -> N
     if mode == "subscribe":  # on unsubscribe both are ignored (§5.1)
         lease = grant_lease(_one(params, "hub.lease_seconds"), s)
         secret = check_secret(_one(params, "hub.secret"))
-    await check_address(callback, "hub.callback", s)
+    await check_address(callback, "hub.callback", hub.addresses, hub.resolver)
     intent = {
         "mode": mode,
         "topic": topic,
@@ -131,7 +192,9 @@ async def _subscription(hub: Hub, mode: str, params: list[tuple[str, str]]) -> N
 
 async def _publish(
     hub: Hub, params: list[tuple[str, str]], raw: bytes | None, raw_type: str | None
-) -> int:
+) -> tuple[int, int]:
+    """Store the notification for every topic that has subscribers; returns (stored, without
+    subscribers)."""
     s = hub.settings
     topics = [v for k, v in params if k in ("hub.url", "hub.topic")]
     if not topics:
@@ -143,27 +206,33 @@ async def _publish(
             if row is None or not row.registered:
                 raise HubError(400, f"topic {topic} is not registered on this hub")
     fat = _one(params, "hub.content")
+    given: tuple[bytes, str] | None = None
     if raw:  # content in the body, parameters in the query string
-        content = [(raw, raw_type or "application/octet-stream")] * len(topics)
+        given = (raw, raw_type or "application/octet-stream")
     elif fat is not None:
         ctype = _one(params, "hub.content_type") or "text/plain; charset=utf-8"
-        content = [encode(fat, ctype, s.websub_content_max_bytes)] * len(topics)
-    else:
-        content = [await fetch_topic(hub, t) for t in topics]
-    for topic, (body, ctype) in zip(topics, content, strict=True):
+        given = encode(fat, ctype, s.websub_content_max_bytes)
+    if given is not None and len(given[0]) > s.websub_content_max_bytes:
+        raise HubError(413, f"content larger than {s.websub_content_max_bytes} bytes")
+    wanted = [t for t in topics if await hub.has_subscribers(url_hash(t))]
+    if len(wanted) < len(topics):
+        await hub.count_unsubscribed(len(topics) - len(wanted))
+    for topic in wanted:
+        body, ctype = given if given is not None else await fetch_topic(hub, topic)
         if len(body) > s.websub_content_max_bytes:
             raise HubError(413, f"content larger than {s.websub_content_max_bytes} bytes")
-        if s.websub_open:
-            await asyncio.to_thread(hub.registry.ensure_topic, topic)
-        await hub.store.append(url_hash(topic), ctype, body)
-    hub.metrics.counters["published"] += len(topics)
-    return len(topics)
+        try:
+            await hub.publish(topic, ctype, body)
+        except StorageFull as exc:
+            retry = {"Retry-After": str(STORAGE_FULL_RETRY_SECONDS)}
+            raise HubError(503, str(exc), retry) from None
+    return len(wanted), len(topics) - len(wanted)
 
 
 async def fetch_topic(hub: Hub, topic: str) -> tuple[bytes, str]:
     """GET the topic URL and keep its Content-Type (§7: distribute the topic's full content)."""
     s = hub.settings
-    await check_address(topic, "hub.url", s)
+    await check_address(topic, "hub.url", hub.addresses, hub.resolver)
     try:
         async with hub.http.stream("GET", topic, timeout=s.websub_delivery_timeout) as response:
             if not 200 <= response.status_code < 300:

@@ -1,5 +1,6 @@
 """`fnhub websub ...`: topics, subscribers, dead letters (with retry) and publishing, read straight
-from the database and Redis, like `fnhub tasks`, so it works without the HTTP server's API key."""
+from the database and Redis, like `fnhub tasks`, so it works without the HTTP server's API key.
+Changes are audited with the actor `cli`."""
 
 from __future__ import annotations
 
@@ -45,14 +46,17 @@ def _time(ts: float | None) -> str:
 
 @websub_app.command()
 def topics(project: ProjectOpt = Path(".")) -> None:
-    """Topics with subscriber counts and notifications published."""
+    """Topics: subscribers, notifications published, stored (not yet delivered to everyone) and
+    dropped over the topic's cap."""
     with _views(project) as v:
         rows = v.topics()
-    table = Table("topic", "registered", "subscribers", "notifications", "last publish")
+    table = Table("topic", "registered", "subscribers", "notifications", "stored", "bytes",
+                  "dropped", "last publish")  # fmt: skip
     for t in rows:
         table.add_row(
             t["url"], "yes" if t["registered"] else "no", str(t["subscribers"]),
-            str(t["notifications"]), _time(t["last_published_at"]),
+            str(t["notifications"]), str(t["stored"]), str(t["stored_bytes"]), str(t["dropped"]),
+            _time(t["last_published_at"]),
         )  # fmt: skip
     console.print(table)
 
@@ -96,14 +100,17 @@ def dead_letters(
 @websub_app.command()
 def retry(dead_letter: int, project: ProjectOpt = Path(".")) -> None:
     """Queue a dead letter again in front of its subscription's notifications."""
+    from fnhub import audit
     from fnhub.websub.views import Conflict, NotFound
 
     with _views(project) as v:
         try:
-            v.retry_dead_letter(dead_letter)
+            queued = v.retry_dead_letter(dead_letter)
         except (NotFound, Conflict) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc
+        resource = f"websub_dead_letter:{dead_letter}"
+        audit.record(v.registry.db, audit.CLI, "websub_dead_letter.retry", resource, None, queued)
     console.print(f"dead letter {dead_letter} queued again")
 
 
@@ -116,10 +123,21 @@ def publish(
     json_content: Annotated[bool, typer.Option("--json", help="CONTENT is JSON")] = False,
 ) -> None:
     """Publish one notification to a topic's subscribers."""
-    from fnhub import runtime
+    from fnhub import audit, runtime
     from fnhub.config import load_settings
+    from fnhub.store.db import Database
+    from fnhub.websub.policy import url_hash
     from fnhub.websub.publish import publish as do_publish
 
-    runtime.init(load_settings(project), None)  # type: ignore[arg-type]
+    settings = load_settings(project)
+    runtime.init(settings, None)  # type: ignore[arg-type]
     value: Any = json.loads(content) if json_content else content
-    console.print(f"published at {do_publish(topic, value, content_type)}")
+    position = do_publish(topic, value, content_type)
+    db = Database(settings.resolved_db_url())
+    try:
+        published = {"topic": topic, "position": position, "content_type": content_type}
+        resource = f"websub_topic:{url_hash(topic)}"
+        audit.record(db, audit.CLI, "websub_topic.publish", resource, None, published)
+    finally:
+        db.dispose()
+    console.print(f"published at {position}")

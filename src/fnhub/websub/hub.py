@@ -23,15 +23,21 @@ import redis.asyncio as aredis
 from fnhub.aio import wait_event
 from fnhub.config import Settings
 from fnhub.keys import Keys
+from fnhub.lease import RELEASE, RENEW_MANY
 from fnhub.redis_client import redis_url, sync_redis
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
+from fnhub.websub.addresses import AddressPolicy, Resolver, system_resolver
 from fnhub.websub.delivery import Deliverer, Sub
 from fnhub.websub.feed import TopicFeed
 from fnhub.websub.metrics import Metrics
+from fnhub.websub.policy import url_hash
+from fnhub.websub.publishers import check_publisher_tokens
+from fnhub.websub.reclaim import Reclaimer
 from fnhub.websub.registry import Registry
 from fnhub.websub.signing import check_algorithm
 from fnhub.websub.store import Notification, NotificationStore, RedisStore
+from fnhub.websub.transport import guarded_client
 from fnhub.websub.views import Views
 
 log = logging.getLogger("fnhub.websub")
@@ -42,14 +48,6 @@ REDIS_CONNECTIONS = 32
 EXPIRE_EVERY_SECONDS = 1.0
 HTTP_SHARD_CONNECTIONS = 8  # httpx scans its whole pool per request: keep each pool small
 
-_RENEW = """
-local r = {}
-for i, k in ipairs(KEYS) do
-  if redis.call('GET', k) == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]); r[i] = 1
-  else r[i] = 0 end
-end
-return r
-"""
 # counters (when delivered), then the cursor if this server still owns the subscription
 _ADVANCE = """
 if ARGV[4] ~= '' then
@@ -62,10 +60,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def make_store(settings: Settings, client: aredis.Redis, keys: Keys) -> NotificationStore:
@@ -75,7 +69,7 @@ def make_store(settings: Settings, client: aredis.Redis, keys: Keys) -> Notifica
         return KafkaStore(settings, client, keys)
     if settings.websub_store != "redis":
         raise ValueError("websub_store must be 'redis' or 'kafka'")
-    return RedisStore(client, keys, settings.websub_stream_max_len)
+    return RedisStore(client, keys, settings)
 
 
 def hub_url(settings: Settings) -> str:
@@ -90,9 +84,14 @@ class Hub:
         db: Database,
         keys: Keys,
         server_id: str,
+        resolver: Resolver = system_resolver,
     ) -> None:
         check_algorithm(settings.websub_signature_algorithm)
+        check_publisher_tokens(settings)
         self.settings = settings
+        #: every connection the hub makes goes to an address this allows (`transport`)
+        self.addresses = AddressPolicy(settings.websub_allow_networks)
+        self.resolver = resolver
         # own pool that waits instead of failing: hundreds of deliverers share few connections
         pool = aredis.BlockingConnectionPool.from_url(
             redis_url(settings), max_connections=REDIS_CONNECTIONS, timeout=30
@@ -115,10 +114,11 @@ class Hub:
         per_shard = math.ceil(settings.websub_concurrency / shards)
         tls = httpx.create_ssl_context()  # one for all pools: each costs ~30 ms of CA loading
         self.clients = [
-            httpx.AsyncClient(
+            guarded_client(
+                self.addresses,
                 verify=tls,
-                follow_redirects=False,
                 limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                resolver=resolver,
                 headers={"User-Agent": "fnhub-websub"},
             )
             for _ in range(shards)
@@ -133,9 +133,9 @@ class Hub:
         self.reschedule = asyncio.Event()
         self._secrets: dict[str, str] = {}
         self._last_expire = 0.0
-        self._renew = client.register_script(_RENEW)
+        self._renew = client.register_script(RENEW_MANY)
         self._advance = client.register_script(_ADVANCE)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -158,6 +158,9 @@ class Hub:
         forward = getattr(self.store, "forward_ingest", None)
         if forward is not None:
             tasks.append(asyncio.create_task(forward(self), name="websub-ingest"))
+        if isinstance(self.store, RedisStore):
+            reclaim = Reclaimer(self, self.store).run()
+            tasks.append(asyncio.create_task(reclaim, name="websub-reclaim"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -369,6 +372,28 @@ class Hub:
 
     async def announce(self, event: str) -> None:
         await self.redis.publish(self.keys.websub_events, event)
+
+    # --- publishing ----------------------------------------------------------------------
+
+    async def has_subscribers(self, topic_hash: str) -> bool:
+        """Whether a publish to the topic can reach anyone: an active subscription, or one being
+        verified right now (see `reclaim`). Nothing is fetched or stored for a topic without."""
+        if await self.redis.exists(self.keys.websub_starting(topic_hash)):
+            return True
+        return await asyncio.to_thread(self.registry.has_subscribers, topic_hash, time.time())
+
+    async def publish(self, topic: str, content_type: str, body: bytes) -> str:
+        """Store one notification for the topic's subscribers (`StorageFull` when the hub's
+        storage cannot take it); returns its position."""
+        await asyncio.to_thread(self.registry.ensure_topic, topic)
+        position = await self.store.append(url_hash(topic), content_type, body)
+        self.metrics.counters["published"] += 1
+        return position
+
+    async def count_unsubscribed(self, n: int) -> None:
+        """Publishes to topics nobody subscribes to (accepted, nothing stored)."""
+        self.metrics.counters["published_without_subscribers"] += n
+        await self.redis.hincrby(self.keys.websub_metrics, "published_without_subscribers", n)
 
     # --- cursors and counters ------------------------------------------------------------
 

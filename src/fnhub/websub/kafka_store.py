@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from fnhub.config import Settings
 from fnhub.connectors.settings import KafkaSettings
 from fnhub.keys import Keys
+from fnhub.lease import Lease
 from fnhub.websub.store import Notification, new_notification_event
 
 if TYPE_CHECKING:
@@ -38,13 +39,6 @@ log = logging.getLogger("fnhub.websub")
 FETCH_SECONDS = 5.0
 INGEST_GROUP = "forwarders"
 INGEST_CONSUMER = "forwarder"  # the same name on every server: pending entries pass on
-
-_LEASE = """
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1 end
-if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 1 end
-return 0
-"""
 
 # raise the recorded end of a topic (offsets from concurrent writers may arrive out of order)
 _RAISE_END = """
@@ -82,7 +76,6 @@ class KafkaStore:
         self._created: set[str] = set()
         self._read_lock = asyncio.Lock()  # one consumer, repositioned per read
         self._raise_end = client.register_script(_RAISE_END)
-        self._lease = client.register_script(_LEASE)
 
     async def start(self) -> None:
         kw = self.kafka.client_kwargs()
@@ -211,13 +204,13 @@ class KafkaStore:
         duplicate, never a gap or a reordering), then reads on.
         """
         stream = self.keys.websub_ingest
-        lease = f"{stream}:forwarder"
         ttl_ms = int(hub.settings.websub_owner_ttl * 1000)
+        lease = Lease(self.redis, f"{stream}:forwarder", hub.server_id, ttl_ms / 1000)
         with contextlib.suppress(Exception):  # BUSYGROUP: it exists
             await self.redis.xgroup_create(stream, INGEST_GROUP, id="0", mkstream=True)
         while True:
             try:
-                if not await self._hold(lease, hub.server_id, ttl_ms):
+                if not await lease.hold():
                     await asyncio.sleep(ttl_ms / 3000)
                     continue
                 res = await self.redis.xreadgroup(
@@ -250,9 +243,6 @@ class KafkaStore:
             except Exception as exc:
                 log.warning("websub ingest forwarding failed, retrying: %s", exc)
                 await asyncio.sleep(1.0)
-
-    async def _hold(self, lease: str, me: str, ttl_ms: int) -> bool:
-        return bool(await self._lease(keys=[lease], args=[me, ttl_ms]))
 
 
 def _sid(entry_id: bytes | str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""What the hub accepts: callback and topic URLs (scheme, SSRF ranges), leases, secrets.
+"""What the hub accepts: callback and topic URLs (syntax, scheme, addresses), leases, secrets.
 
 Errors are `PolicyError` with a plain-text reason the hub returns as a 400 (§5.1.2) or sends as
 `hub.reason` in a denial.
@@ -6,13 +6,13 @@ Errors are `PolicyError` with a plain-text reason the hub returns as a 400 (§5.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import ipaddress
-import socket
 from urllib.parse import urlsplit
 
+import httpx
+
 from fnhub.config import Settings
+from fnhub.websub.addresses import AddressPolicy, AddressRefused, Resolver, resolve, system_resolver
 
 SECRET_MAX_BYTES = 199  # §5.1: "MUST be less than 200 bytes"
 URL_MAX_LENGTH = 2048
@@ -33,48 +33,42 @@ def check_url(url: str, what: str, settings: Settings) -> str:
         raise PolicyError(f"{what} is required")
     if len(url) > URL_MAX_LENGTH:
         raise PolicyError(f"{what} is longer than {URL_MAX_LENGTH} characters")
-    parts = urlsplit(url)
+    try:  # both parsers: ours reads the parts, httpx's must accept what it will be asked to send
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise PolicyError(f"{what} is not a valid URL: {exc}") from None
     if parts.scheme.lower() not in settings.websub_allowed_schemes:
         allowed = ", ".join(settings.websub_allowed_schemes)
         raise PolicyError(f"{what} must use one of the schemes: {allowed}")
-    if not parts.hostname:
+    if not host:
         raise PolicyError(f"{what} has no host")
+    if port == 0:
+        raise PolicyError(f"{what} has port 0")
     if parts.fragment:
         raise PolicyError(f"{what} must not contain a fragment")
     return url
 
 
-def _forbidden(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
-
-
-async def check_address(url: str, what: str, settings: Settings) -> None:
-    """Refuse URLs whose host resolves to a private, loopback or link-local address (SSRF).
-
-    Only when `websub_deny_private` is on. Checked before every verification and topic fetch;
-    DNS answers that change between the check and the connection are not caught.
+async def check_address(
+    url: str, what: str, policy: AddressPolicy, resolver: Resolver = system_resolver
+) -> None:
+    """Refuse a URL whose host resolves to an address the policy does not allow, before the
+    request is queued (a clear 400, no verification GET). This is only the early answer: the
+    hub's transport checks the address it actually connects to (`transport.GuardedBackend`).
     """
-    if not settings.websub_deny_private:
-        return
-    host = urlsplit(url).hostname or ""
-    port = urlsplit(url).port or 443
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = await resolve(host, port, resolver)
     except OSError as exc:
         raise PolicyError(f"{what} host {host!r} does not resolve") from exc
-    for info in infos:
-        if _forbidden(str(info[4][0])):
-            raise PolicyError(f"{what} resolves to a private or loopback address")
+    try:
+        policy.check(addresses)
+    except AddressRefused as exc:
+        raise PolicyError(f"{what} refused: {exc}") from None
 
 
 def grant_lease(requested: str | None, settings: Settings) -> int:

@@ -1,18 +1,24 @@
 """`fnhub.websub.publish()` for scripts: runs inside worker processes, so it is sync and writes
 straight to Redis (the topic's stream, or the ingest stream the hub forwards to Kafka).
 
-Scripts are trusted code published by an admin, so the "registered topics only" policy of the
-public hub endpoint does not apply here.
+Scripts are trusted code published by an admin, so neither the credential nor the "registered
+topics only" rule of the public hub endpoint applies here. The storage caps do (same Lua call as
+the hub's store): beyond the global one `StorageFull` is raised.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from redis.commands.core import Script
+
 from fnhub import runtime
 from fnhub.websub.content import encode
 from fnhub.websub.policy import PolicyError, url_hash
-from fnhub.websub.store import entry_fields, new_notification_event
+from fnhub.websub.store import APPEND_SCRIPT, append_call, appended, entry_fields
+
+#: bound to no client (bytes need no encoder): each call names the script's Redis client
+_APPEND = Script(None, APPEND_SCRIPT.encode())  # type: ignore[arg-type]
 
 
 def publish(topic: str, content: Any, content_type: str | None = None) -> str:
@@ -28,19 +34,13 @@ def publish(topic: str, content: Any, content_type: str | None = None) -> str:
     body, ctype = encode(content, content_type, settings.websub_content_max_bytes)
     topic_hash = url_hash(topic)
     client = runtime.redis_client()
-    with client.pipeline(transaction=False) as pipe:
-        if settings.websub_store == "kafka":
+    if settings.websub_store == "kafka":  # the hub forwards the ingest stream to Kafka
+        with client.pipeline(transaction=False) as pipe:
             fields = {"topic": topic, **entry_fields(ctype, body)}
             pipe.xadd(keys.websub_ingest, fields)  # type: ignore[arg-type]
             pipe.publish(keys.websub_events, "i")
-        else:
-            pipe.xadd(
-                keys.websub_topic(topic_hash),
-                entry_fields(ctype, body),  # type: ignore[arg-type]
-                maxlen=settings.websub_stream_max_len,
-                approximate=True,
-            )
-            pipe.publish(keys.websub_events, new_notification_event(topic_hash))
-        pipe.hincrby(keys.websub_metrics, "published", 1)
-        entry_id, *_ = pipe.execute()
-    return entry_id.decode()
+            pipe.hincrby(keys.websub_metrics, "published", 1)
+            entry_id, *_ = pipe.execute()
+        return entry_id.decode()
+    script_keys, args = append_call(keys, settings, topic_hash, ctype, body)
+    return appended(_APPEND(keys=script_keys, args=args, client=client), settings)

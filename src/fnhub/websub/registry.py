@@ -110,6 +110,33 @@ class Registry:
                 ).scalars()
             )
 
+    def has_subscribers(self, topic_hash: str, now: float) -> bool:
+        """Whether any subscription of the topic is active (a publish to none stores nothing)."""
+        with self.db.session() as s:
+            return (
+                s.execute(
+                    select(WebSubSubscription.id)
+                    .where(
+                        WebSubSubscription.topic_hash == topic_hash,
+                        WebSubSubscription.state == "active",
+                        WebSubSubscription.lease_expires > now,
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
+
+    def active_by_topic(self, now: float) -> dict[str, list[str]]:
+        """Topic hash → ids of its active subscriptions (what the reclaimer must keep for)."""
+        query = select(WebSubSubscription.topic_hash, WebSubSubscription.id).where(
+            WebSubSubscription.state == "active", WebSubSubscription.lease_expires > now
+        )
+        out: dict[str, list[str]] = {}
+        with self.db.session() as s:
+            for topic_hash, sid in s.execute(query):
+                out.setdefault(topic_hash, []).append(sid)
+        return out
+
     def verified_subscribe(
         self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
     ) -> Verified:

@@ -3,6 +3,11 @@
 A position (`Notification.id`) is opaque to callers: a stream entry id here, a Kafka offset in
 `kafka_store`. Each subscription keeps its own cursor (the last position it finished), so a
 restart resumes exactly there and a new subscription starts at `end()` (no old backlog).
+
+The Redis streams share their server with the task queue, so they are bounded: per topic by
+count and bytes (the oldest entries are dropped and counted), in all by bytes (a publish that
+does not fit is refused with `StorageFull`). Every entry records its body size (`sz`) so one Lua
+call keeps the byte counts exact; `reclaim` removes what no subscription needs any more.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Protocol
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
 
+from fnhub.config import Settings
 from fnhub.keys import Keys
 
 
@@ -53,8 +59,130 @@ class NotificationStore(Protocol):
         ...
 
 
+RECLAIM_CALL_ENTRIES = 200
+RECLAIM_CALL_BYTES = 4_000_000
+
+
+class StorageFull(RuntimeError):
+    """The hub's notification storage is at `websub_storage_max_bytes`: the publish is refused."""
+
+
 def entry_fields(content_type: str, body: bytes, at: float | None = None) -> dict[str, object]:
     return {"ct": content_type, "body": body, "ts": repr(at if at is not None else time.time())}
+
+
+_ENTRY_SIZE = """
+local function entry_size(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'sz' then return tonumber(fields[i + 1]) end
+  end
+  return 0  -- written before sizes were recorded: never counted
+end
+"""
+
+#: KEYS stream, stored (hash), stored total, dropped (hash), metrics;
+#: ARGV topic hash, content type, body, ts, max entries, max topic bytes, max total bytes,
+#: events channel, event. Returns {1, id, dropped} or {0, stored total} when refused.
+APPEND_SCRIPT = (
+    _ENTRY_SIZE
+    + """
+local size = string.len(ARGV[3])
+local total = tonumber(redis.call('GET', KEYS[3]) or '0')
+local max_total = tonumber(ARGV[7])
+if max_total > 0 and total + size > max_total then
+  redis.call('HINCRBY', KEYS[5], 'refused_storage_full', 1)
+  return {0, total}
+end
+local id = redis.call('XADD', KEYS[1], '*',
+  'ct', ARGV[2], 'body', ARGV[3], 'ts', ARGV[4], 'sz', size)
+local stored = redis.call('HINCRBY', KEYS[2], ARGV[1], size)
+local len = redis.call('XLEN', KEYS[1])
+local max_len, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+local dropped, freed = 0, 0
+local function over()
+  return (max_len > 0 and len > max_len) or (max_bytes > 0 and stored - freed > max_bytes)
+end
+while len > 1 and over() do
+  local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  redis.call('XDEL', KEYS[1], first[1])
+  freed = freed + entry_size(first[2])
+  len = len - 1
+  dropped = dropped + 1
+end
+if dropped > 0 then
+  redis.call('HINCRBY', KEYS[2], ARGV[1], -freed)
+  redis.call('HINCRBY', KEYS[4], ARGV[1], dropped)
+  redis.call('HINCRBY', KEYS[5], 'dropped_over_cap', dropped)
+end
+redis.call('INCRBY', KEYS[3], size - freed)
+redis.call('HINCRBY', KEYS[5], 'published', 1)
+redis.call('PUBLISH', ARGV[8], ARGV[9])
+return {1, id, dropped}
+"""
+)
+
+#: KEYS stream, stored (hash), stored total, metrics; ARGV topic hash, last position to remove,
+#: most entries, most bytes read. Returns {removed, 1 if more is left to remove}.
+RECLAIM_SCRIPT = (
+    _ENTRY_SIZE
+    + """
+local removed, freed, more = 0, 0, 1
+local max_entries, max_bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+while removed < max_entries and freed < max_bytes do
+  local rows = redis.call('XRANGE', KEYS[1], '-', ARGV[2], 'COUNT', 10)
+  if #rows == 0 then more = 0; break end
+  for _, e in ipairs(rows) do
+    redis.call('XDEL', KEYS[1], e[1])
+    freed = freed + entry_size(e[2])
+    removed = removed + 1
+  end
+end
+if removed > 0 then
+  redis.call('DECRBY', KEYS[3], freed)
+  redis.call('HINCRBY', KEYS[4], 'reclaimed', removed)
+end
+local left = redis.call('HINCRBY', KEYS[2], ARGV[1], -freed)
+if left <= 0 and redis.call('XLEN', KEYS[1]) == 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return {removed, more}
+"""
+)
+
+
+def append_call(
+    keys: Keys, settings: Settings, topic_hash: str, content_type: str, body: bytes
+) -> tuple[list[str], list[object]]:
+    """KEYS and ARGV of `APPEND_SCRIPT` (the hub's store and scripts' `publish` share it)."""
+    return (
+        [
+            keys.websub_topic(topic_hash),
+            keys.websub_stored,
+            keys.websub_stored_total,
+            keys.websub_dropped,
+            keys.websub_metrics,
+        ],
+        [
+            topic_hash,
+            content_type,
+            body,
+            repr(time.time()),
+            settings.websub_stream_max_len,
+            settings.websub_topic_max_bytes,
+            settings.websub_storage_max_bytes,
+            keys.websub_events,
+            new_notification_event(topic_hash),
+        ],
+    )
+
+
+def appended(result: list[Any], settings: Settings) -> str:
+    """The position `APPEND_SCRIPT` stored at, or `StorageFull`."""
+    if int(result[0]) == 0:
+        raise StorageFull(
+            f"the hub's notification storage is full ({int(result[1])} of "
+            f"{settings.websub_storage_max_bytes} bytes); try again later"
+        )
+    position = result[1]
+    return position.decode() if isinstance(position, bytes) else str(position)
 
 
 def parse_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Notification:
@@ -71,12 +199,14 @@ def new_notification_event(topic_hash: str) -> str:
 
 
 class RedisStore:
-    """One stream per topic, trimmed to about `max_len` entries."""
+    """One stream per topic, capped per topic (entries, bytes) and in all (bytes)."""
 
-    def __init__(self, client: aredis.Redis, keys: Keys, max_len: int) -> None:
+    def __init__(self, client: aredis.Redis, keys: Keys, settings: Settings) -> None:
         self.redis = client
         self.keys = keys
-        self.max_len = max_len
+        self.settings = settings
+        self._append = client.register_script(APPEND_SCRIPT)
+        self._reclaim = client.register_script(RECLAIM_SCRIPT)
 
     async def start(self) -> None:
         return None
@@ -89,17 +219,32 @@ class RedisStore:
         return int(millis), int(seq or 0)
 
     async def append(self, topic_hash: str, content_type: str, body: bytes) -> str:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(
-                self.keys.websub_topic(topic_hash),
-                entry_fields(content_type, body),  # type: ignore[arg-type]
-                maxlen=self.max_len,
-                approximate=True,
-            )
-            pipe.publish(self.keys.websub_events, new_notification_event(topic_hash))
-            pipe.hincrby(self.keys.websub_metrics, "published", 1)
-            entry_id, *_ = await pipe.execute()
-        return entry_id.decode()
+        keys, args = append_call(self.keys, self.settings, topic_hash, content_type, body)
+        return appended(await self._append(keys=keys, args=args), self.settings)
+
+    async def reclaim(self, upto: dict[str, str]) -> int:
+        """Remove every notification at or before `upto[topic hash]`; returns how many.
+
+        One pipelined round of Lua calls for all topics, then more rounds only for topics with
+        more to remove: each call reads at most `RECLAIM_CALL_*`, so none holds Redis long."""
+        removed, todo = 0, dict(upto)
+        while todo:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for topic_hash, position in todo.items():
+                    await self._reclaim(
+                        keys=[
+                            self.keys.websub_topic(topic_hash),
+                            self.keys.websub_stored,
+                            self.keys.websub_stored_total,
+                            self.keys.websub_metrics,
+                        ],
+                        args=[topic_hash, position, RECLAIM_CALL_ENTRIES, RECLAIM_CALL_BYTES],
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+            removed += sum(int(n) for n, _ in results)
+            todo = {t: p for (t, p), (_, more) in zip(todo.items(), results, strict=True) if more}
+        return removed
 
     async def end(self, topic_hash: str) -> str:
         try:

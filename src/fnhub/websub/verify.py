@@ -20,6 +20,7 @@ import httpx
 from redis.exceptions import ResponseError
 
 from fnhub.websub.policy import PolicyError, check_address, url_hash
+from fnhub.websub.reclaim import STARTING_SECONDS
 
 if TYPE_CHECKING:
     from fnhub.websub.hub import Hub
@@ -117,7 +118,7 @@ class Verifier:
                 return  # nothing to verify (w3c/websub#120)
         else:
             try:
-                await check_address(callback, "hub.callback", hub.settings)
+                await check_address(callback, "hub.callback", hub.addresses, hub.resolver)
             except PolicyError as exc:
                 await self.deny(callback, topic, str(exc), contact=False)
                 return
@@ -158,7 +159,8 @@ class Verifier:
             )
 
     async def confirm(self, callback: str, params: dict[str, str]) -> bool:
-        """GET with the challenge; only a 2xx echoing it exactly is agreement (§5.3.1)."""
+        """GET with the challenge; only a 2xx whose body is the challenge, byte for byte (no
+        whitespace around it either), is agreement (§5.3.1)."""
         hub = self.hub
         try:
             async with (
@@ -175,12 +177,31 @@ class Verifier:
         except httpx.HTTPError as exc:
             log.info("verification GET to %s failed: %s", callback, exc)
             return False
-        ok = 200 <= response.status_code < 300 and body.strip() == params["hub.challenge"].encode()
+        ok = 200 <= response.status_code < 300 and body == params["hub.challenge"].encode()
         if not ok:
             log.info("subscriber %s did not confirm (%s)", callback, response.status_code)
         return ok
 
     async def subscribed(
+        self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
+    ) -> None:
+        hub = self.hub
+        marker = hub.keys.websub_starting(url_hash(topic))
+        token = secrets.token_hex(8)
+        # before reading where it starts, until its cursor is set: publishes to the topic store
+        # and the reclaimer keeps what comes (`reclaim`), so nothing after that start is lost
+        async with hub.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(marker, token)
+            pipe.expire(marker, STARTING_SECONDS)  # outlives a verifier that dies meanwhile
+            await pipe.execute()
+        try:
+            await self._apply_subscription(topic, callback, secret, lease, verified_at)
+        finally:
+            await hub.redis.srem(marker, token)
+        hub.metrics.counters["subscribed"] += 1
+        await hub.announce("s")
+
+    async def _apply_subscription(
         self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
     ) -> None:
         hub = self.hub
@@ -199,8 +220,6 @@ class Verifier:
                 pipe.hset(hub.keys.websub_cursors, sub.id, end)
                 pipe.delete(hub.keys.websub_stats(sub.id), hub.keys.websub_redeliver(sub.id))
                 await pipe.execute()
-        hub.metrics.counters["subscribed"] += 1
-        await hub.announce("s")
 
     async def unsubscribed(self, topic: str, callback: str) -> None:
         hub = self.hub

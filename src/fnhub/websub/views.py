@@ -18,6 +18,7 @@ from fnhub.websub.models import WebSubDeadLetter, WebSubSubscription
 from fnhub.websub.registry import Registry
 
 BACKLOG_LIMIT = 10_000
+NOTHING_STORED = {"stored": 0, "stored_bytes": 0, "dropped": 0}
 
 
 class NotFound(LookupError):
@@ -41,17 +42,24 @@ class Views:
     def topic_stats(self, topic_hash: str) -> dict[str, Any]:
         if self._kafka():
             end = self.redis.hget(self.keys.websub_kafka_end, topic_hash)
-            return {"notifications": int(end or 0), "last_published_at": None}
+            return {"notifications": int(end or 0), "last_published_at": None, **NOTHING_STORED}
         try:
             info = self.redis.xinfo_stream(self.keys.websub_topic(topic_hash))
         except ResponseError:
-            return {"notifications": 0, "last_published_at": None}
+            return {"notifications": 0, "last_published_at": None, **NOTHING_STORED}
         last = info["last-generated-id"]
         last = last.decode() if isinstance(last, bytes) else str(last)
         millis = int(last.split("-")[0])
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.websub_stored, topic_hash)
+            pipe.hget(self.keys.websub_dropped, topic_hash)
+            stored_bytes, dropped = pipe.execute()
         return {
             "notifications": int(info.get("entries-added", info["length"])),
             "last_published_at": millis / 1000 if millis else None,
+            "stored": int(info["length"]),  # not yet delivered to every subscriber
+            "stored_bytes": int(stored_bytes or 0),
+            "dropped": int(dropped or 0),  # over the topic's cap before every subscriber had it
         }
 
     def backlog(self, sub: WebSubSubscription, cursor: str | None) -> int | None:
@@ -186,5 +194,12 @@ class Views:
             k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.websub_metrics).items()
         }
         servers = self.redis.zcard(self.keys.websub_servers)
+        stored = int(self.redis.get(self.keys.websub_stored_total) or 0)
         active = len(self.registry.subscriptions(state="active"))
-        return {"servers": servers, "active_subscriptions": active, **counters}
+        return {
+            "servers": servers,
+            "active_subscriptions": active,
+            "stored_bytes": stored,
+            "storage_max_bytes": self.settings.websub_storage_max_bytes,
+            **counters,
+        }

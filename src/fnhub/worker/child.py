@@ -35,6 +35,7 @@ from fnhub.queue import (
     add_dead_letter,
     add_enqueue,
     add_result,
+    add_retrying,
     bundle_field,
     ensure_groups,
 )
@@ -43,6 +44,7 @@ from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_fo
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
 from fnhub.worker.prefetch import Bundle, Entry, Item, Prefetch, SlowTaskWatch
+from fnhub.worker.processes import kill_session
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,9 @@ def consumer_name(worker_id: str, slot: int, pid: int) -> str:
     return f"{worker_id}.{slot}.{pid}"
 
 
-Outcome = TaskResult | tuple[str, Task, float] | None  # result | ("retry", task, eta) | drop
+#: a result | ("retry", the task, eta): the same attempt later (no concurrency slot) |
+#: ("retry", its next attempt, eta, the failed attempt's result) | None: drop
+Outcome = TaskResult | tuple[str, Task, float] | tuple[str, Task, float, TaskResult] | None
 #: a settled task: stream, entry id, task, outcome, its bundle (or None), index, whether it
 #: completes its entry
 Settled = tuple[str, str, Task, Outcome, Bundle | None, int, bool]
@@ -178,6 +182,8 @@ class Finisher:
             if isinstance(outcome, tuple):
                 concurrency.add_release(pipe, self.keys, task)
                 add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
+                if len(outcome) == 4:  # the attempt that failed is kept in the record
+                    add_retrying(pipe, self.keys, task, outcome[3], results)
             elif outcome is not None:
                 add_result(pipe, self.keys, task, outcome, results)
         plan = results.finish_plan(pipe, self.keys, acks)
@@ -236,6 +242,10 @@ class ReadSize:
             self.size = max(self.size // 2, 1)
 
 
+def _left_to_the_supervisor(signum: int, _frame: object) -> None:
+    """A worker child stops when its supervisor says so (or dies), not on a signal."""
+
+
 def child_main(
     worker_id: str,
     index: int,
@@ -246,8 +256,16 @@ def child_main(
     supervisor_pid: int,
 ) -> None:
     """Entry point of a worker child process (spawned)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # a session of our own: what tasks start stays in it, for the supervisor to kill with us
+    # (`worker.processes`); it also keeps the terminal's Ctrl-C for the supervisor, which
+    # decides when we stop (through `stop`)
+    os.setsid()
+    own_pid = os.getpid()
+    # SIGINT and SIGTERM (e.g. systemd's, sent to every process of the service) are caught and
+    # dropped, not ignored: an ignored signal stays ignored across exec, so every program a task
+    # runs could then not be stopped with terminate() or Ctrl-C; a handler is reset by exec
+    signal.signal(signal.SIGINT, _left_to_the_supervisor)
+    signal.signal(signal.SIGTERM, _left_to_the_supervisor)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     settings = Settings.model_validate_json(settings_json)
     keys = Keys(settings.key_prefix)
@@ -276,6 +294,8 @@ def child_main(
         # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
         # deadlines, and another supervisor is about to release its entries
         while not stop.is_set() and os.getppid() == supervisor_pid:
+            if os.getpid() != own_pid:  # a copy user code forked: only the child reads
+                os._exit(1)
             try:
                 response = client.xreadgroup(
                     WORKER_GROUP, consumer, streams, count=read_size.count, block=500
@@ -312,6 +332,10 @@ def child_main(
         watch.stop()
         finisher.flush()
         executor.close()
+        # what our tasks started lives no longer than we do
+        leftovers = kill_session(own_pid, spare=own_pid)
+        if leftovers:
+            log.warning("worker child %s killed %d leftover process(es)", own_pid, len(leftovers))
 
 
 def _run_item(
@@ -348,7 +372,8 @@ def _outcome(
     result = executor.run(task)
     if result.status == Status.FAILURE and task.attempt <= task.retries:
         eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
-        return task, ("retry", msgspec.structs.replace(task, attempt=task.attempt + 1), eta)
+        retry = msgspec.structs.replace(task, attempt=task.attempt + 1)
+        return task, ("retry", retry, eta, result)
     return task, result
 
 

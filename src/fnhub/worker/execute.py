@@ -1,8 +1,10 @@
 """Running one task in a worker child: expiry, lookup, output capture, the call, the result checks.
 
 Everything the function does wrong ends as a `failure` result with a clear error type; nothing it
-does (short of killing the process) escapes this module. Timeouts are not handled here: the
-supervisor kills a child past its deadline, which holds even for code stuck in C.
+does (short of killing the process) escapes this module, BaseExceptions included. A copy of the
+child that the function forked ends here (`os._exit`) instead of returning into the worker loop.
+Timeouts and memory are not handled here: the supervisor kills a child past its deadline or its
+memory limit, which holds even for code stuck in C.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import contextlib
 import io
 import logging
+import os
 import sys
 import time
 import traceback
@@ -26,6 +29,14 @@ from fnhub.worker.loader import ScriptLoadError, UnknownFunction, WorkerScripts
 
 _SIMPLE = (str, int, float, bool, type(None))
 BYTES_MARKER = "$fnhub_bytes"
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The exit status a process ending with `exc` would have (as the interpreter picks it)."""
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 1
 
 
 class ResultError(Exception):
@@ -94,6 +105,7 @@ class Executor:
     """Runs tasks in this process; one per worker child."""
 
     def __init__(self, scripts: WorkerScripts, log_max_bytes: int, result_max_bytes: int) -> None:
+        self.pid = os.getpid()  # the worker child's: a forked copy of it has another
         self.scripts = scripts
         self.log_max_bytes = log_max_bytes
         self.result_max_bytes = result_max_bytes
@@ -120,7 +132,9 @@ class Executor:
         try:
             fn, _info = self.scripts.function(task.function, task.version)
         except (UnknownFunction, ScriptLoadError) as exc:
+            self._exit_if_forked(1)  # a script's top-level code forked
             return self._failure(task, start, exc, "", with_traceback=False)
+        self._exit_if_forked(0)
 
         output = self.output
         output.reset()
@@ -132,16 +146,18 @@ class Executor:
             value = fn(**task.kwargs)
             if value is not None and asyncio.iscoroutine(value):
                 value = self.loop.run_until_complete(value)
-        except BaseException as exc:  # user code may raise anything, SystemExit included
+        except BaseException as exc:
+            # user code may raise anything (KeyboardInterrupt, SystemExit, GeneratorExit...):
+            # it fails the task, never the child (which ignores SIGINT: no Ctrl-C lands here)
+            self._exit_if_forked(_exit_code(exc))
             sys.stdout, sys.stderr = saved
             self.capture.sink = None
             current_task.reset(token)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
             return self._failure(task, start, exc, output.getvalue())
         finally:
             sys.stdout, sys.stderr = saved
             self.capture.sink = None
+        self._exit_if_forked(0)
         current_task.reset(token)
         logs = output.getvalue()
         try:
@@ -151,6 +167,14 @@ class Executor:
         return result_for(
             task, Status.SUCCESS, start_time=start, end_time=time.time(), result=value, logs=logs
         )
+
+    def _exit_if_forked(self, code: int) -> None:
+        """End a copy of the child that user code forked (`os.fork()`) and that returned or
+        raised into us: it must never answer the task or read the queue, which only the child
+        does. `os._exit` skips the child's `finally` blocks and exit handlers, which are the
+        child's, not the copy's."""
+        if os.getpid() != self.pid:
+            os._exit(code)
 
     def _jsonable(self, value: Any) -> Any:
         if value is None:

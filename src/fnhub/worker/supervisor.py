@@ -1,7 +1,10 @@
 """The worker supervisor: keeps N children alive, enforces deadlines, and does the queue's chores.
 
-- A child past its task's deadline is killed (SIGKILL holds even for code stuck in C) and
+- A child past its task's deadline is killed (SIGKILL holds even for code stuck in C) with
+  every process its tasks started (each child leads a session: `worker.processes`) and
   replaced; its task ends as `timeout`.
+- A child holding more than `child_memory_limit_mb` (resident, with the processes it started)
+  is killed the same way; its running task fails with `MemoryLimitExceeded`.
 - A child that dies (os._exit, segfault, OOM kill) is replaced; the task it was running is
   retried with attempt + 1, the ones it had prefetched go back as they were.
 - Heartbeats announce the worker and its queues; delayed tasks are moved when due; the pending
@@ -27,12 +30,14 @@ from multiprocessing.process import BaseProcess
 
 import redis
 
+from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.worker.child import Slot, child_main, consumer_name
+from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,10 @@ class Child:
     index: int
     slot: Slot
     process: BaseProcess
+    spawned_at: float = 0.0  # epoch seconds, like the slot's task start
+
+    def ran_a_task(self) -> bool:
+        return self.slot.started > self.spawned_at
 
     def consumer_for(self, pid: int) -> str:
         return consumer_name(self.worker_id, self.index, pid)
@@ -73,6 +82,7 @@ class Supervisor:
         self._recorder_stop = threading.Event()
         self._chores_at: dict[str, float] = {}
         self.replaced = 0
+        self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, index: int, slot: Slot | None = None) -> Child:
@@ -93,10 +103,11 @@ class Supervisor:
             daemon=False,
         )
         process.start()
-        return Child(self.worker_id, index, slot, process)
+        return Child(self.worker_id, index, slot, process, spawned_at=time.time())
 
-    def _release(self, child: Child, pid: int, outcome: str) -> None:
-        """Give back what a dead child held; `outcome` decides the running task's fate."""
+    def _release(self, child: Child, pid: int, outcome: str, detail: str = "") -> None:
+        """Give back what a dead child held; `outcome` (and `detail`, what went wrong) decides
+        the running task's fate."""
         running = child.slot.running()
         child.slot.clear()
         consumer = child.consumer_for(pid)
@@ -111,6 +122,7 @@ class Supervisor:
                 running_entry=running[1] if here else "",
                 running_index=running[2] if here else 0,
                 running_outcome=outcome,
+                running_detail=detail,
                 claimer=f"{self.worker_id}.supervisor",
             ):
                 log.warning("task %s of %s ended as %s", final.id, final.function, final.status)
@@ -119,25 +131,64 @@ class Supervisor:
         now = time.time()
         for i, child in enumerate(self.children):
             process = child.process
+            pid = process.pid
+            assert pid is not None
             deadline = child.slot.deadline
-            if process.is_alive() and deadline and now > deadline:
-                log.warning("worker child %s passed its task deadline: killing it", process.pid)
-                process.kill()
+            if not process.is_alive():
                 process.join()
-                self._replace(i, "timeout")
-            elif not process.is_alive():
-                process.join()
+                kill_session(pid)  # what its tasks started dies with it
                 log.warning(
-                    "worker child %s exited with code %s: replacing it",
-                    process.pid,
-                    process.exitcode,
+                    "worker child %s exited with code %s: replacing it", pid, process.exitcode
                 )
                 self._replace(i, "crash")
+            elif deadline and now > deadline:
+                log.warning("worker child %s passed its task deadline: killing it", pid)
+                self._kill(process)
+                self._replace(i, "timeout")
+            # (between tasks only once it ran one: a child that starts over the limit would
+            # be replaced over and over)
+            elif (deadline or child.ran_a_task()) and (used := self._used_over_limit(pid)):
+                self._over_memory(i, used)
 
-    def _replace(self, i: int, outcome: str) -> None:
+    def _used_over_limit(self, pid: int) -> int:
+        """Resident bytes of a child and its descendants when over the limit, else 0."""
+        if not self.memory_limit:
+            return 0
+        used = resident_bytes(pid)
+        return used if used > self.memory_limit else 0
+
+    def _over_memory(self, i: int, used: int) -> None:
+        """Kill a child (and what its task started) holding more than the memory limit; the
+        running task fails, and between tasks (what a task left behind) the child is replaced,
+        so the next task is not blamed for it."""
+        process = self.children[i].process
+        running = self.children[i].slot.deadline > 0
+        limit_mb = self.settings.child_memory_limit_mb
+        log.warning(
+            "worker child %s holds %d MB, over the memory limit of %d MB: killing it%s",
+            process.pid,
+            used >> 20,
+            limit_mb,
+            "" if running else " (between tasks)",
+        )
+        self._kill(process)
+        detail = (
+            f"used {used >> 20} MB, over the memory limit of {limit_mb} MB "
+            "(child_memory_limit_mb); its worker process was killed"
+        )
+        self._replace(i, "memory" if running else "release", detail)
+
+    @staticmethod
+    def _kill(process: BaseProcess) -> None:
+        """SIGKILL a child with every process its tasks started (it leads their session)."""
+        assert process.pid is not None
+        kill_tree(process.pid)
+        process.join()
+
+    def _replace(self, i: int, outcome: str, detail: str = "") -> None:
         child = self.children[i]
         assert child.process.pid is not None
-        self._release(child, child.process.pid, outcome)
+        self._release(child, child.process.pid, outcome, detail)
         self.replaced += 1
         if not self.stopping:
             self.children[i] = self._spawn(child.index, child.slot)
@@ -236,6 +287,9 @@ class Supervisor:
         """Supervise until SIGTERM/SIGINT (or `request_stop`)."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        # Redis may come up after us; the database is the recorder's, which waits for it alone
+        if not wait_for_redis(self.settings, lambda: self.stopping):
+            return
         self.start()
         freeze_startup_objects()
         log.info(
@@ -265,9 +319,9 @@ class Supervisor:
                 log.warning(
                     "worker child %s still busy after the grace period: killing", process.pid
                 )
-                process.kill()
-                process.join()
+                self._kill(process)
             if process.pid is not None:
+                kill_session(process.pid)  # a child that exited left these behind
                 try:
                     self._release(child, process.pid, "release")
                 except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 
+from fnhub import audit
+from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import CacheEntry, CacheList, Deleted
 
@@ -78,7 +81,12 @@ async def get_cache(request: Request, key: str, scope: str = Scope) -> dict[str,
 
 @router.delete("/cache/{scope}/{key}", response_model=Deleted, responses=responses(401, 404))
 async def delete_cache(request: Request, key: str, scope: str = Scope) -> dict[str, bool]:
+    """Delete one key (audited with its type and TTL; the value is not kept)."""
     ctx = request.app.state.ctx
+    gone = await _entry(request, scope, key, with_value=False)
     if not await ctx.redis.delete(ctx.keys.cache(scope, key)):
         raise ApiError(404, "unknown_key", f"no cache key '{key}' in scope '{scope}'")
+    before = {"type": gone["type"], "ttl": gone["ttl"]}
+    resource = f"cache:{scope}/{key}"
+    await asyncio.to_thread(audit.record, ctx.db, actor(request), "cache.delete", resource, before)
     return {"deleted": True}

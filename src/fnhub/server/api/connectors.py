@@ -16,7 +16,9 @@ from typing import Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from fnhub import audit
 from fnhub.secret_box import SecretBox, masked
+from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 from fnhub.store.models import Connector
@@ -78,6 +80,16 @@ def _box(request: Request) -> SecretBox:
     return request.app.state.secret_box
 
 
+def connector_state(row: Connector, box: SecretBox) -> dict[str, Any]:
+    """What the audit log compares: type, description and settings with secrets in clear (it
+    masks them, telling changed secrets from unchanged ones)."""
+    return {
+        "type": row.type,
+        "description": row.description,
+        "settings": audit.in_clear(box, row.settings),
+    }
+
+
 @router.get("/connectors", response_model=list[ConnectorOut], responses=responses(401))
 async def list_connectors(request: Request) -> list[dict[str, Any]]:
     def load() -> list[Connector]:
@@ -104,11 +116,13 @@ async def get_connector(request: Request, name: str = Name) -> dict[str, Any]:
 async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -> dict[str, Any]:
     """Create or replace a connector."""
     box = _box(request)
+    who = actor(request)
 
     def save() -> Connector:
         with request.app.state.ctx.db.session() as session, session.begin():
             row = session.get(Connector, name)
             previous = row.settings if row is not None else None
+            before = connector_state(row, box) if row is not None else None
             sealed = box.seal(body.settings, previous)
             _validate(body.type, box.open(sealed))
             now = time.time()
@@ -119,6 +133,10 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
             row.description = body.description
             row.settings = sealed
             row.updated_at = now
+            action = "connector.update" if before is not None else "connector.create"
+            audit.record(
+                session, who, action, f"connector:{name}", before, connector_state(row, box)
+            )
             return row
 
     return _out(await asyncio.to_thread(save))
@@ -126,11 +144,16 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
 
 @router.delete("/connectors/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_connector(request: Request, name: str = Name) -> dict[str, bool]:
+    box = _box(request)
+    who = actor(request)
+
     def remove() -> bool:
         with request.app.state.ctx.db.session() as session, session.begin():
             row = session.get(Connector, name)
             if row is None:
                 return False
+            state = connector_state(row, box)
+            audit.record(session, who, "connector.delete", f"connector:{name}", state)
             session.delete(row)
             return True
 

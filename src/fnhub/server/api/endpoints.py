@@ -8,7 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request
 
-from fnhub.secret_box import masked
+from fnhub import audit
+from fnhub.secret_box import SecretBox, masked
+from fnhub.server.access import actor
 from fnhub.server.endpoint_spec import NAME_PATTERN, EndpointIn, EndpointOut
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
@@ -40,6 +42,14 @@ def _out(row: Endpoint) -> dict[str, Any]:
     }
 
 
+def _state(row: Endpoint, box: SecretBox) -> dict[str, Any]:
+    """What the audit log compares: the settings, with secrets in clear (it masks them)."""
+    state = _out(row)
+    for name in ("url", "created_at", "updated_at"):
+        del state[name]
+    return {**state, "auth": audit.in_clear(box, row.auth)}
+
+
 @router.get("/endpoints", response_model=list[EndpointOut], responses=responses(401))
 async def list_endpoints(request: Request) -> list[dict[str, Any]]:
     def load() -> list[Endpoint]:
@@ -65,12 +75,14 @@ async def get_endpoint(request: Request, name: str = Name) -> dict[str, Any]:
 async def put_endpoint(request: Request, body: EndpointIn, name: str = Name) -> dict[str, Any]:
     """Create or replace an endpoint (a secret sent back as ******** keeps the stored one)."""
     box = request.app.state.secret_box
+    who = actor(request)
 
     def save() -> Endpoint:
         with request.app.state.ctx.db.session() as session, session.begin():
             row = session.get(Endpoint, name)
             now = time.time()
             previous = row.auth if row is not None else None
+            before = _state(row, box) if row is not None else None
             if row is None:
                 row = Endpoint(name=name, created_at=now)
                 session.add(row)
@@ -88,6 +100,8 @@ async def put_endpoint(request: Request, body: EndpointIn, name: str = Name) -> 
             row.expires_at = body.expires_at
             row.record_limit = body.record_limit
             row.updated_at = now
+            action = "endpoint.update" if before is not None else "endpoint.create"
+            audit.record(session, who, action, f"endpoint:{name}", before, _state(row, box))
             return row
 
     row = await asyncio.to_thread(save)
@@ -97,11 +111,15 @@ async def put_endpoint(request: Request, body: EndpointIn, name: str = Name) -> 
 
 @router.delete("/endpoints/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_endpoint(request: Request, name: str = Name) -> dict[str, bool]:
+    box = request.app.state.secret_box
+    who = actor(request)
+
     def remove() -> bool:
         with request.app.state.ctx.db.session() as session, session.begin():
             row = session.get(Endpoint, name)
             if row is None:
                 return False
+            audit.record(session, who, "endpoint.delete", f"endpoint:{name}", _state(row, box))
             session.delete(row)
             return True
 

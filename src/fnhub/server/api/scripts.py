@@ -14,6 +14,7 @@ from starlette.responses import Response
 from fnhub.scripts.drafts import DraftStore
 from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
+from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.render import json_response
 from fnhub.server.schemas import Deleted, RollbackIn, ScriptIn, ScriptOut, ScriptVersionOut
@@ -65,7 +66,9 @@ async def publish_code(request: Request, name: str, code: str) -> dict[str, Any]
     """Publish `code` as the script's next version; a draft holding exactly this code is
     published with it, so it goes."""
     try:
-        published = await asyncio.to_thread(_store(request).publish, {name: code})
+        published = await asyncio.to_thread(
+            _store(request).publish, {name: code}, actor=actor(request)
+        )
     except ScriptError as exc:
         raise invalid_script(exc) from None
     await request.app.state.caller.refresh()
@@ -232,7 +235,9 @@ async def get_version(request: Request, version: int = Version, name: str = Name
 async def rollback_script(request: Request, body: RollbackIn, name: str = Name) -> dict[str, Any]:
     """Make an earlier version active again."""
     try:
-        p = await asyncio.to_thread(_store(request).rollback, name, body.version)
+        p = await asyncio.to_thread(
+            _store(request).rollback, name, body.version, actor=actor(request)
+        )
     except ScriptError as exc:
         raise ApiError(404, "unknown_version", str(exc)) from None
     await request.app.state.caller.refresh()
@@ -247,7 +252,7 @@ async def rollback_script(request: Request, body: RollbackIn, name: str = Name) 
 @router.delete("/scripts/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_script(request: Request, name: str = Name) -> dict[str, bool]:
     """Deactivate a script; its versions stay for the task records."""
-    if not await asyncio.to_thread(_store(request).delete, name):
+    if not await asyncio.to_thread(_store(request).delete, name, actor=actor(request)):
         raise ApiError(404, "unknown_script", f"no script '{name}'")
     await request.app.state.caller.refresh()
     return {"deleted": True}

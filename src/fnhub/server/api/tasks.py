@@ -1,4 +1,5 @@
-"""Tasks: the exact state of one task (with long-poll) and the paged task records."""
+"""Tasks: the exact state of one task (with long-poll), the task records (filtered, keyset
+paged) and one task's full record with its attempts."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import func, select
 
 from fnhub.server.caller import Caller
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.render import outcome
-from fnhub.server.schemas import Page, TaskState
+from fnhub.server.schemas import Page, TaskRecordOut, TaskState
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
+from fnhub.task_history import MAX_LIMIT, BadCursor, RecordFilter, list_records, record_detail
 from fnhub.tasks import Status
 
 router = APIRouter(tags=["tasks"])
@@ -54,22 +55,22 @@ async def get_task(
     return state
 
 
-def _page(
-    db: Database, filters: list[Any], offset: int, limit: int
-) -> tuple[list[TaskRecord], int]:
-    with db.session() as session:
-        total = session.execute(select(func.count()).select_from(TaskRecord).where(*filters))
-        rows = session.execute(
-            select(TaskRecord)
-            .where(*filters)
-            .order_by(TaskRecord.trigger_time.desc(), TaskRecord.id.desc())
-            .offset(offset)
-            .limit(limit)
-        ).scalars()
-        return list(rows), int(total.scalar() or 0)
+@router.get("/tasks/{task_id}/record", response_model=TaskRecordOut, responses=responses(401, 404))
+async def get_task_record(request: Request, task_id: str) -> dict[str, Any]:
+    """Everything recorded about a task: kwargs, result, logs, traceback, timings and each
+    attempt (a retried task keeps its earlier attempts)."""
+    record = await asyncio.to_thread(record_detail, request.app.state.ctx.db, task_id)
+    if record is None:
+        raise ApiError(
+            404,
+            "unknown_task",
+            f"no record of task '{task_id}' (records land within about a second of a task's "
+            "end, and retention prunes them)",
+        )
+    return record
 
 
-@router.get("/tasks", response_model=Page, responses=responses(401))
+@router.get("/tasks", response_model=Page, responses=responses(401, 422))
 async def list_tasks(
     request: Request,
     function: str | None = Query(None, max_length=256),
@@ -78,27 +79,47 @@ async def list_tasks(
     status: Status | None = None,
     since: float | None = Query(None, ge=0, le=1e11, description="trigger time ≥ (epoch seconds)"),
     until: float | None = Query(None, ge=0, le=1e11, description="trigger time < (epoch seconds)"),
-    offset: int = Query(0, ge=0, le=1_000_000),
-    limit: int = Query(50, ge=1, le=500),
+    q: str | None = Query(
+        None, min_length=1, max_length=200, description="text in the error type or message"
+    ),
+    cursor: str | None = Query(
+        None, max_length=200, description="`next_cursor` of the previous page"
+    ),
+    offset: int = Query(0, ge=0, le=1_000_000, description="rows to skip (prefer `cursor`)"),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    count: bool | None = Query(
+        None, description="count the matching records (default: on the first page only)"
+    ),
 ) -> dict[str, Any]:
-    """Task records, newest first (written in batches: a task may show up a moment late)."""
-    filters: list[Any] = []
-    if function:
-        filters.append(TaskRecord.function == function)
-    if origin:
-        filters.append(TaskRecord.origin == origin)
-    if origin_id:
-        filters.append(TaskRecord.origin_id == origin_id)
-    if status:
-        filters.append(TaskRecord.status == status.value)
-    if since is not None:
-        filters.append(TaskRecord.trigger_time >= since)
-    if until is not None:
-        filters.append(TaskRecord.trigger_time < until)
-    rows, total = await asyncio.to_thread(_page, request.app.state.ctx.db, filters, offset, limit)
+    """Task records newest first, without their big fields (written in batches: a task may
+    show up a moment late). Page with `cursor`: each page resumes after the last row of the
+    one before, so deep pages stay as fast as the first."""
+    where = RecordFilter(
+        function=function,
+        status=status.value if status else None,
+        origin=origin,
+        origin_id=origin_id,
+        since=since,
+        until=until,
+        q=q,
+    )
+    counted = count if count is not None else cursor is None
+    try:
+        page = await asyncio.to_thread(
+            list_records,
+            request.app.state.ctx.db,
+            where,
+            cursor=cursor,
+            limit=limit,
+            offset=offset,
+            count=counted,
+        )
+    except BadCursor as exc:
+        raise ApiError(422, "invalid_cursor", str(exc)) from exc
     return {
-        "items": [record_state(r) for r in rows],
-        "total": total,
+        "items": page.items,
+        "total": page.total,
         "offset": offset,
         "limit": limit,
+        "next_cursor": page.next_cursor,
     }

@@ -1,0 +1,70 @@
+// CodeMirror 6, loaded only on the pages that edit or compare code (its own chunk).
+import { indentWithTab } from '@codemirror/commands';
+import { python } from '@codemirror/lang-python';
+import { lintGutter, setDiagnostics } from '@codemirror/lint';
+import { MergeView } from '@codemirror/merge';
+import { EditorState } from '@codemirror/state';
+import { EditorView, keymap } from '@codemirror/view';
+import { basicSetup } from 'codemirror';
+import { cspNonce } from './nonce.js';
+
+const nonce = EditorView.cspNonce.of(cspNonce);
+
+const theme = EditorView.theme({
+  '&': { height: '100%', fontSize: '13px' },
+  '.cm-scroller': { fontFamily: 'var(--mono)' },
+});
+
+/** An editable Python editor: line numbers, highlighting, search (Ctrl-F), error gutter. */
+export function createEditor(parent, { doc, onChange, onSave, readOnly = false }) {
+  const extensions = [
+    nonce,
+    basicSetup,
+    python(),
+    lintGutter(),
+    theme,
+    keymap.of([
+      indentWithTab,
+      { key: 'Mod-s', preventDefault: true, run: () => (onSave ? (onSave(), true) : false) },
+    ]),
+    EditorView.updateListener.of((u) => {
+      if (u.docChanged && onChange) onChange(u.state.doc.toString());
+    }),
+    EditorState.readOnly.of(readOnly),
+  ];
+  return new EditorView({ parent, state: EditorState.create({ doc, extensions }) });
+}
+
+export function setText(view, text) {
+  if (view.state.doc.toString() === text) return;
+  view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+}
+
+/**
+ * Show a publish error at its line and column (1-based, as Python reports them): a red mark in
+ * the gutter and under the text, the cursor moved there.
+ */
+export function showError(view, { line, column, message }) {
+  const doc = view.state.doc;
+  const lineNo = Math.min(Math.max(1, line || 1), doc.lines);
+  const at = doc.line(lineNo);
+  const from = Math.min(at.from + Math.max(0, (column || 1) - 1), at.to);
+  const to = from < at.to ? Math.max(from + 1, at.to) : from;
+  view.dispatch(
+    setDiagnostics(view.state, [{ from, to, severity: 'error', message, source: 'publish' }]),
+  );
+  view.dispatch({ selection: { anchor: from }, scrollIntoView: true });
+}
+
+export function clearErrors(view) {
+  view.dispatch(setDiagnostics(view.state, []));
+}
+
+/** Two versions side by side, read-only, changes marked (older left). */
+export function createDiff(parent, { before, after }) {
+  const side = (doc) => ({
+    doc,
+    extensions: [nonce, basicSetup, python(), theme, EditorState.readOnly.of(true), EditorView.editable.of(false)],
+  });
+  return new MergeView({ parent, a: side(before), b: side(after), collapseUnchanged: { margin: 3, minSize: 6 } });
+}

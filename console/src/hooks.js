@@ -1,0 +1,68 @@
+// Loading data and running actions from components, with their busy and error states.
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { get } from './api.js';
+import { toast } from './components/Toasts.jsx';
+
+/**
+ * GET `path` (again whenever it changes, or on reload()). With `every` (ms), refresh while
+ * the page is visible. A null path loads nothing.
+ */
+export function useApi(path, { every = 0 } = {}) {
+  const [state, setState] = useState({ data: undefined, error: null, loading: !!path });
+  const [tick, setTick] = useState(0);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  useEffect(() => {
+    if (!path) {
+      setState({ data: undefined, error: null, loading: false });
+      return undefined;
+    }
+    const ctl = new AbortController();
+    setState((s) => ({ ...s, loading: true }));
+    get(path, { signal: ctl.signal }).then(
+      (data) => setState({ data, error: null, loading: false }),
+      (error) => error.name !== 'AbortError' && setState((s) => ({ ...s, error, loading: false })),
+    );
+    return () => ctl.abort();
+  }, [path, tick]);
+  useInterval(reload, every);
+  return { ...state, reload, setData: (data) => setState((s) => ({ ...s, data })) };
+}
+
+/** Call `fn` every `ms` while the page is visible (0: never). */
+export function useInterval(fn, ms) {
+  const saved = useRef(fn);
+  saved.current = fn;
+  useEffect(() => {
+    if (!ms) return undefined;
+    const id = setInterval(() => document.visibilityState === 'visible' && saved.current(), ms);
+    return () => clearInterval(id);
+  }, [ms]);
+}
+
+/**
+ * Wrap an async action: `busy` while it runs, its error kept (and shown as a toast unless the
+ * caller shows it), `done` message toasted on success.
+ */
+export function useAction(fn, { done, quiet = false } = {}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const run = useCallback(
+    async (...args) => {
+      setBusy(true);
+      setError(null);
+      try {
+        const out = await fn(...args);
+        if (done) toast(typeof done === 'function' ? done(out) : done);
+        return out;
+      } catch (exc) {
+        setError(exc);
+        if (!quiet) toast(exc.message, 'error');
+        return undefined;
+      } finally {
+        setBusy(false);
+      }
+    },
+    [fn, done, quiet],
+  );
+  return { run, busy, error, setError };
+}

@@ -1,0 +1,141 @@
+// Cron jobs: expression in force, next fire times, pause / resume / run now, recent runs.
+import { useState } from 'preact/hooks';
+import { del, enc, post, put, query } from '../../api.js';
+import { ErrorBox, PageHead } from '../../components/bits.jsx';
+import { confirmAction } from '../../components/Dialog.jsx';
+import { JsonDialog } from '../../components/JsonDialog.jsx';
+import { dateTime } from '../../format.js';
+import { useAction, useApi } from '../../hooks.js';
+import { can } from '../../session.js';
+import { TaskTable } from '../tasks/TaskTable.jsx';
+
+const TEMPLATE = { id: 'every-minute', function: 'script.function', expr: '* * * * *', kwargs: {}, enabled: true };
+const EDITABLE = ['id', 'function', 'expr', 'timezone', 'kwargs', 'enabled', 'expires_at', 'queue', 'record_limit', 'misfire', 'overlap', 'title'];
+const bodyOf = (j) => Object.fromEntries(EDITABLE.filter((k) => j[k] !== undefined && j[k] !== null).map((k) => [k, j[k]]));
+
+function RecentRuns({ id }) {
+  const runs = useApi(`/tasks${query({ origin: 'cron', origin_id: id, limit: 5 })}`, { every: 3000 });
+  if (runs.error) return <ErrorBox error={runs.error} />;
+  return runs.data ? <TaskTable items={runs.data.items} /> : null;
+}
+
+export function Cron({ user }) {
+  const list = useApi('/cron-jobs', { every: 5000 });
+  const [editing, setEditing] = useState(null);
+  const [open, setOpen] = useState(null);
+  const writable = can(user, 'write');
+  const act = useAction(async (path, message) => {
+    await post(path);
+    list.reload();
+    return message;
+  }, { done: (m) => m });
+  const remove = useAction(async (id) => {
+    await del(`/cron-jobs/${enc(id)}`);
+    list.reload();
+  }, { done: 'Deleted' });
+  const jobs = list.data?.jobs;
+  return (
+    <div class="page">
+      <PageHead title="Cron jobs">
+        {list.data?.paused_all && <span class="badge badge-skipped">all paused</span>}
+        {writable && (
+          <button type="button" class="primary small" onClick={() => setEditing({ value: TEMPLATE })}>
+            New cron job
+          </button>
+        )}
+      </PageHead>
+      <ErrorBox error={list.error} />
+      {jobs && jobs.length === 0 && <div class="empty">No cron jobs yet.</div>}
+      {jobs && jobs.length > 0 && (
+        <table class="table">
+          <thead>
+            <tr>
+              <th>Job</th>
+              <th>Function</th>
+              <th>Schedule</th>
+              <th>Next</th>
+              <th>State</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {jobs.map((j) => [
+              <tr key={j.id}>
+                <td>
+                  <button type="button" class="link" onClick={() => setOpen(open === j.id ? null : j.id)} aria-expanded={open === j.id}>
+                    {j.id}
+                  </button>
+                  {j.title && <div class="muted">{j.title}</div>}
+                </td>
+                <td>{j.function}</td>
+                <td>
+                  <code>{j.status.expr}</code>
+                  <div class="muted">{j.status.timezone}</div>
+                </td>
+                <td class="small-print">
+                  {(j.status.next || []).map((t) => (
+                    <div key={t}>{dateTime(t)}</div>
+                  ))}
+                </td>
+                <td>
+                  {!j.enabled ? <span class="badge badge-skipped">disabled</span> : j.status.paused ? <span class="badge badge-skipped">paused</span> : <span class="badge badge-success">active</span>}
+                  {j.status.error && <div class="warn">{j.status.error}</div>}
+                  {j.status.last_tick && <div class="muted">last tick {dateTime(j.status.last_tick)}</div>}
+                </td>
+                <td class="actions">
+                  {writable && (
+                    <>
+                      {j.status.paused ? (
+                        <button type="button" class="small" onClick={() => act.run(`/cron-jobs/${enc(j.id)}/resume`, `Resumed ${j.id}`)}>
+                          Resume
+                        </button>
+                      ) : (
+                        <button type="button" class="small" onClick={() => act.run(`/cron-jobs/${enc(j.id)}/pause`, `Paused ${j.id}`)}>
+                          Pause
+                        </button>
+                      )}
+                      <button type="button" class="small" onClick={() => act.run(`/cron-jobs/${enc(j.id)}/run`, `Queued a run of ${j.id}`)}>
+                        Run now
+                      </button>
+                      {!j.provisioned && (
+                        <>
+                          <button type="button" class="small" onClick={() => setEditing({ id: j.id, value: bodyOf(j) })}>
+                            Edit
+                          </button>
+                          <button type="button" class="small danger" onClick={() => confirmAction(`Delete cron job ${j.id}?`) && remove.run(j.id)}>
+                            Delete
+                          </button>
+                        </>
+                      )}
+                    </>
+                  )}
+                </td>
+              </tr>,
+              open === j.id && (
+                <tr key={`${j.id}-runs`} class="expanded">
+                  <td colSpan={6}>
+                    <strong>Recent runs</strong>
+                    <RecentRuns id={j.id} />
+                  </td>
+                </tr>
+              ),
+            ])}
+          </tbody>
+        </table>
+      )}
+      {editing && (
+        <JsonDialog
+          title={editing.id ? `Cron job ${editing.id}` : 'New cron job'}
+          value={editing.value}
+          help="expr: 5 fields (minute precision) or 6 (seconds first); timezone: e.g. Europe/Paris; misfire: skip | run_once; overlap: skip | allow."
+          onSave={async (body) => {
+            if (editing.id) await put(`/cron-jobs/${enc(editing.id)}`, body);
+            else await post('/cron-jobs', body);
+            list.reload();
+          }}
+          onClose={() => setEditing(null)}
+        />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,60 @@
+"""Password hashing with argon2id (argon2-cffi's recommended parameters).
+
+`verify` always spends one hash computation: an unknown or disabled user is checked against a
+hash of a random password, so the time an answer takes says nothing about which part was wrong.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+MIN_LENGTH = 8
+MAX_LENGTH = 1024  # hashing cost grows with the input; refuse absurd ones before hashing
+
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_strength(password: str) -> None:
+    """ValueError for a password too short or too long to accept."""
+    if len(password) < MIN_LENGTH:
+        raise ValueError(f"the password must have at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise ValueError(f"the password must have at most {MAX_LENGTH} characters")
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hash
+
+
+def verify(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches; with no hash (no such user) the same work is done for False."""
+    try:
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than the current ones."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def random_password() -> str:
+    """A password for a generated account (about 128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def warm_up() -> None:
+    """Compute the dummy hash now, so the first sign-in of an unknown user is not faster."""
+    _dummy()

@@ -1,0 +1,113 @@
+"""Leases in Redis: one holder at a time, renewed before they lapse, kept through short outages.
+
+A lease is a key holding its owner's id, with a TTL. `HOLD` takes it when free or renews it
+when ours, in one atomic call; `RELEASE` deletes it only if ours; `RENEW_MANY` renews many at
+once (the WebSub hub's claims). Every lease in fnhub goes through these scripts: subscriptions'
+`single` mode, the cron beat's leadership, the WebSub ingest forwarder and delivery claims.
+
+`Lease` is one owner's view of one lease, by its own clock: it holds the lease until `ttl`
+minus a safety margin after it *sent* the last call that took or renewed it. Redis counts the
+TTL from when it ran that call, which is later, so nobody else can take the lease while we
+think we hold it. A failed renewal (Redis restarting, a network blip, a frozen server) does not
+drop the lease: the owner keeps holding it, and serving, and retries; the lease is lost only
+when Redis says another owner holds it, or when it has lapsed by our clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import redis.asyncio as aredis
+from redis.exceptions import RedisError
+
+HOLD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return holder
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+RENEW_MANY = """
+local r = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]); r[i] = 1
+  else r[i] = 0 end
+end
+return r
+"""
+
+RENEWALS_PER_TTL = 6  # a renewal every ttl/6: five can fail before the lease is in danger
+RETRIES_PER_TTL = 15  # after a failed renewal, retry every ttl/15 while we still hold it
+
+
+class Lease:
+    """One owner's hold on one lease key; see the module docstring."""
+
+    def __init__(
+        self, client: aredis.Redis, key: str, owner: str, ttl: float, margin: float | None = None
+    ) -> None:
+        self.redis = client
+        self.key = key
+        self.owner = owner
+        self.ttl = ttl
+        #: held until `margin` before Redis may expire it (clock rates differ a little, and
+        #: the holder needs a moment to stop what the lease guards)
+        self.margin = ttl / 10 if margin is None else margin
+        self.holder: str | None = None  # who holds it, as far as we know
+        self.error: Exception | None = None  # why the last call failed (None: it did not)
+        self._until = 0.0  # monotonic time it lapses for us
+        self._hold = client.register_script(HOLD)
+        self._release = client.register_script(RELEASE)
+
+    @property
+    def held(self) -> bool:
+        return time.monotonic() < self._until
+
+    def left(self) -> float:
+        """Seconds it is still ours by our clock (0 when not held)."""
+        return max(self._until - time.monotonic(), 0.0)
+
+    def renew_in(self) -> float:
+        """When to call `hold` next while held: at the usual pace, sooner after a failure,
+        and never after it lapsed."""
+        pace = self.ttl / (RETRIES_PER_TTL if self.error is not None else RENEWALS_PER_TTL)
+        return min(pace, self.left())
+
+    async def hold(self) -> bool:
+        """Take the lease when free, renew it when ours; True while it is ours by our clock.
+
+        Never raises for Redis being unreachable or slow: that is `error`, and the lease stays
+        held until it lapses. A call is given up when the lease lapses (a late answer could
+        not save it), or after a third of the TTL when we do not hold it."""
+        sent = time.monotonic()
+        patience = self.left() or self.ttl / 3
+        try:
+            async with asyncio.timeout(patience):
+                answer = await self._hold(keys=[self.key], args=[self.owner, int(self.ttl * 1000)])
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.error = exc if str(exc) else TimeoutError(f"no answer in {patience:.1f}s")
+            if not self.held:
+                self.holder = None  # unknown
+            return self.held
+        self.error = None
+        if answer in (1, 2):
+            self._until = sent + self.ttl - self.margin
+            self.holder = self.owner
+            return True
+        self._until = 0.0
+        self.holder = answer.decode() if isinstance(answer, bytes) else str(answer)
+        return False
+
+    async def release(self, timeout: float = 1.0) -> None:
+        """Give the lease up now (if still ours), so another owner need not wait for it to
+        lapse; a Redis that does not answer within `timeout` lets it lapse instead."""
+        self._until = 0.0
+        self.holder = None
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._release(keys=[self.key], args=[self.owner])

@@ -1,0 +1,190 @@
+"""Reading task records: filtered, keyset-paginated listings and one task's full record.
+
+The API and the CLI read through here. A listing walks an index newest first (each filter has
+one that ends in `trigger_time`, see `store.models.TaskRecord`) and resumes after the last row
+it returned (`cursor`), so the thousandth page costs what the first does; it leaves out the big
+columns (kwargs, result, logs, traceback), which `record_detail` returns with every attempt.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from fnhub.store.db import Database
+from fnhub.store.models import TaskAttempt, TaskRecord
+
+MAX_LIMIT = 500
+#: characters of the error message a listing shows (the record has all of it)
+SUMMARY_MESSAGE_CHARS = 300
+
+#: what a listing returns per record: no kwargs, result, logs or traceback
+SUMMARY_COLUMNS = (
+    TaskRecord.id,
+    TaskRecord.function,
+    TaskRecord.version,
+    TaskRecord.status,
+    TaskRecord.origin,
+    TaskRecord.origin_id,
+    TaskRecord.queue,
+    TaskRecord.attempt,
+    TaskRecord.trigger_time,
+    TaskRecord.start_time,
+    TaskRecord.end_time,
+    TaskRecord.wait_ms,
+    TaskRecord.run_ms,
+    TaskRecord.error_type,
+    func.substr(TaskRecord.error_message, 1, SUMMARY_MESSAGE_CHARS).label("error_message"),
+    TaskRecord.replay_of,
+)
+ATTEMPT_FIELDS = (
+    "attempt", "status", "start_time", "end_time", "wait_ms", "run_ms", "error_type",
+    "error_message", "traceback", "logs",
+)  # fmt: skip
+
+
+class BadCursor(ValueError):
+    """A cursor this module did not make (or made for another ordering)."""
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """Which records a listing shows; None means any."""
+
+    function: str | None = None
+    status: str | None = None
+    origin: str | None = None
+    origin_id: str | None = None
+    since: float | None = None  # trigger time >=
+    until: float | None = None  # trigger time <
+    q: str | None = None  # substring of the error type or message, any case
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.function:
+            where.append(TaskRecord.function == self.function)
+        if self.status:
+            where.append(TaskRecord.status == self.status)
+        if self.origin:
+            where.append(TaskRecord.origin == self.origin)
+        if self.origin_id:
+            where.append(TaskRecord.origin_id == self.origin_id)
+        if self.since is not None:
+            where.append(TaskRecord.trigger_time >= self.since)
+        if self.until is not None:
+            where.append(TaskRecord.trigger_time < self.until)
+        if self.q:
+            where.append(
+                or_(
+                    TaskRecord.error_type.icontains(self.q, autoescape=True),
+                    TaskRecord.error_message.icontains(self.q, autoescape=True),
+                )
+            )
+        return where
+
+
+@dataclass
+class RecordPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None  # None on the last page
+    total: int | None  # matching records, when counted
+
+
+def encode_cursor(trigger_time: float, task_id: str) -> str:
+    """An opaque position after the row (trigger_time, id) in newest-first order."""
+    return base64.urlsafe_b64encode(orjson.dumps([trigger_time, task_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        trigger_time, task_id = orjson.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadCursor(f"malformed cursor {cursor[:40]!r}") from exc
+    if not isinstance(trigger_time, int | float) or not isinstance(task_id, str):
+        raise BadCursor(f"malformed cursor {cursor[:40]!r}")
+    return float(trigger_time), task_id
+
+
+def _after(cursor: str) -> ColumnElement[bool]:
+    """Rows after the cursor's in (trigger_time desc, id desc) order. Written as a range on
+    trigger_time plus a tie-break, so every database walks its index from there."""
+    trigger_time, task_id = decode_cursor(cursor)
+    return (TaskRecord.trigger_time <= trigger_time) & or_(
+        TaskRecord.trigger_time < trigger_time, TaskRecord.id < task_id
+    )
+
+
+def list_records(
+    db: Database,
+    where: RecordFilter,
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    count: bool = False,
+) -> RecordPage:
+    """A page of records newest first (ties by id); `count` adds how many match in all.
+    Raises BadCursor for a cursor that does not parse."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    conditions = where.conditions()
+    page_conditions = [*conditions, _after(cursor)] if cursor else conditions
+    query = (
+        select(*SUMMARY_COLUMNS)
+        .where(*page_conditions)
+        .order_by(TaskRecord.trigger_time.desc(), TaskRecord.id.desc())
+        .offset(offset)
+        .limit(limit + 1)
+    )
+    with db.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        total = None
+        if count:
+            counted = select(func.count()).select_from(TaskRecord).where(*conditions)
+            total = int(conn.execute(counted).scalar() or 0)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
+    next_cursor = encode_cursor(last["trigger_time"], last["id"]) if last else None
+    return RecordPage(rows, next_cursor, total)
+
+
+def landed_since(
+    db: Database, end_time: float, where: RecordFilter | None = None, limit: int = MAX_LIMIT
+) -> list[dict[str, Any]]:
+    """Matching records of tasks that ended at or after `end_time`, oldest end first (what a
+    live tail prints; it walks the `end_time` index)."""
+    conditions = where.conditions() if where else []
+    query = (
+        select(*SUMMARY_COLUMNS)
+        .where(TaskRecord.end_time >= end_time, *conditions)
+        .order_by(TaskRecord.end_time, TaskRecord.id)
+        .limit(limit)
+    )
+    with db.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def record_detail(db: Database, task_id: str) -> dict[str, Any] | None:
+    """Everything recorded about one task: its columns and `attempts`, each attempt's outcome
+    (the record's own attempt last); None if it has no record."""
+    with db.session() as session:
+        row = session.get(TaskRecord, task_id)
+        if row is None:
+            return None
+        earlier = session.execute(
+            select(TaskAttempt)
+            .where(TaskAttempt.task_id == task_id, TaskAttempt.attempt < row.attempt)
+            .order_by(TaskAttempt.attempt)
+        ).scalars()
+        attempts = [{name: getattr(a, name) for name in ATTEMPT_FIELDS} for a in earlier]
+    record = {c.name: getattr(row, c.name) for c in TaskRecord.__table__.columns}
+    attempts.append({name: record[name] for name in ATTEMPT_FIELDS})
+    record["attempts"] = attempts
+    return record

@@ -1,0 +1,128 @@
+"""`fnhub.lease.Lease` against a real redis-server of the test's own, restarted and frozen:
+a blip shorter than the lease keeps it; a longer outage loses it, by our clock before anyone
+else can take it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aredis
+from tests.private_redis import PrivateRedis
+
+from fnhub.lease import Lease
+
+TTL = 3.0
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    s = PrivateRedis(tmp_path / "redis")
+    s.start()
+    yield s
+    s.close()
+
+
+def _client(server: PrivateRedis) -> aredis.Redis:
+    return aredis.Redis.from_url(server.url, socket_connect_timeout=0.5)
+
+
+class Holder:
+    """Renews a lease as its owner would, noting whether it held it at every moment."""
+
+    def __init__(self, lease: Lease, *, until_lost: bool = False) -> None:
+        self.lease = lease
+        self.until_lost = until_lost  # stop renewing once lost (else take it again when free)
+        self.samples: list[tuple[float, bool]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def _renew(self) -> None:
+        while await self.lease.hold() or not self.until_lost:
+            await asyncio.sleep(self.lease.renew_in() or 0.2)
+
+    async def _sample(self) -> None:
+        while True:
+            self.samples.append((time.monotonic(), self.lease.held))
+            await asyncio.sleep(0.02)
+
+    async def __aenter__(self) -> Holder:
+        assert await self.lease.hold()
+        self.task = asyncio.gather(self._renew(), self._sample())  # type: ignore[assignment]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    def lost_at(self) -> float | None:
+        return next((t for t, held in self.samples if not held), None)
+
+
+async def test_a_restart_shorter_than_the_lease_keeps_it(server: PrivateRedis) -> None:
+    owner, rival = _client(server), _client(server)
+    lease = Lease(owner, "lease", "a", TTL)
+    async with Holder(lease) as holder:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(server.stop)
+        await asyncio.sleep(1.5)
+        assert lease.error is not None  # it noticed, and holds on
+        await asyncio.to_thread(server.start)
+        await asyncio.sleep(TTL)  # past when the lease would have lapsed without renewals
+        assert holder.lost_at() is None
+        assert lease.held and lease.error is None
+        other = Lease(rival, "lease", "b", TTL)
+        assert not await other.hold()
+        assert other.holder == "a"
+    await owner.aclose()
+    await rival.aclose()
+
+
+async def test_a_freeze_shorter_than_the_lease_keeps_it(server: PrivateRedis) -> None:
+    """A frozen Redis does not refuse: calls hang. The lease stops waiting on them in time."""
+    owner = _client(server)
+    lease = Lease(owner, "lease", "a", TTL)
+    async with Holder(lease) as holder:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(server.freeze, 1.5)
+        await asyncio.sleep(TTL)
+        assert holder.lost_at() is None
+        assert lease.held and lease.error is None
+    await owner.aclose()
+
+
+async def test_an_outage_longer_than_the_lease_loses_it_before_anyone_can_take_it(
+    server: PrivateRedis,
+) -> None:
+    owner, rival = _client(server), _client(server)
+    lease = Lease(owner, "lease", "a", TTL)
+    other = Lease(rival, "lease", "b", TTL)
+    async with Holder(lease, until_lost=True) as holder:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(server.stop)
+        stopped = time.monotonic()
+        await asyncio.sleep(TTL + 0.5)
+        lost = holder.lost_at()
+        assert lost is not None and lost - stopped < TTL  # it lapsed by our clock
+        await asyncio.to_thread(server.start)  # the key was saved; Redis expires it now
+        while not await other.hold():
+            await asyncio.sleep(0.05)
+        assert lost < time.monotonic()
+        assert not await lease.hold() and lease.holder == "b"
+    await owner.aclose()
+    await rival.aclose()
+
+
+async def test_release_frees_it_at_once_and_only_if_ours(server: PrivateRedis) -> None:
+    client = _client(server)
+    a, b = Lease(client, "lease", "a", TTL), Lease(client, "lease", "b", TTL)
+    assert await a.hold() and not await b.hold()
+    await b.release()  # not b's: nothing happens
+    assert not await b.hold()
+    await a.release()
+    assert not a.held
+    assert await b.hold()
+    await client.aclose()

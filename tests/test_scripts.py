@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import call_ok
 
 from fnhub.project import apply_project
-from fnhub.scripts.inspect import ScriptError
+from fnhub.scripts.inspect import ScriptError, check_syntax
 
 GOOD = '''
 import fnhub
@@ -61,6 +61,17 @@ def test_broken_script_is_refused_and_previous_version_stays(services, code, mes
     assert [v.version for v in services.scripts.versions("maths")] == [1]
 
 
+def test_syntax_error_quotes_the_published_code_not_a_file_of_that_name(tmp_path, monkeypatch):
+    """Python fills a SyntaxError's text from the file named like the code when one exists;
+    a publisher working beside its own `orders.py` must still see the line it sent."""
+    (tmp_path / "orders.py").write_text("import fnhub\n")
+    monkeypatch.chdir(tmp_path)
+    problem = check_syntax("orders", "def broken(:\n    pass\n")
+    assert problem is not None
+    assert "def broken(:" in problem.message
+    assert "import fnhub" not in problem.message
+
+
 @pytest.mark.parametrize("name", ["json", "redis", "fnhub", "_private", "has-dash"])
 def test_script_names_that_would_shadow_modules_are_refused(services, name):
     with pytest.raises(ScriptError, match=name):
@@ -97,7 +108,7 @@ def test_apply_project_publishes_scripts_folder(settings, services):
     (settings.project_dir / "scripts").mkdir()
     (settings.project_dir / "scripts" / "maths.py").write_text(GOOD)
     (settings.project_dir / "fnhub.yaml").write_text("settings:\n  processes: 1\n")
-    [published] = apply_project(settings, services.scripts)
+    [published] = apply_project(settings, services.scripts).scripts
     assert published.script == "maths" and published.version == 1
     (settings.project_dir / "fnhub.yaml").write_text("no_such_section: []\n")
     with pytest.raises(ValueError, match="unknown section 'no_such_section'"):

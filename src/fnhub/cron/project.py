@@ -22,9 +22,9 @@ from fnhub.config import Settings
 from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
 
 
-def apply_cron_jobs(settings: Settings, value: Any) -> None:
+def apply_cron_jobs(settings: Settings, value: Any) -> project.SectionChanges:
     from fnhub.bootstrap import open_services
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
     if value is None:
         value = []
@@ -42,18 +42,19 @@ def apply_cron_jobs(settings: Settings, value: Any) -> None:
         raise ValueError("fnhub.yaml: cron job ids must be unique")
     services = open_services(settings)
     try:
-        active = Client(settings, services.redis).active()
+        active = QueueClient(settings, services.redis).active()
         for spec in specs:
             try:
                 check(spec, active, settings.cron_timezone)
             except ValueError as exc:
                 raise ValueError(f"fnhub.yaml: {exc}") from exc
-        JobStore(services.db).sync_provisioned(specs, actor=audit.PROJECT)
+        changes = JobStore(services.db).sync_provisioned(specs, actor=audit.PROJECT)
         pipe = services.redis.pipeline(transaction=False)
         add_bump(pipe, services.keys)
         pipe.execute()
     finally:
         services.close()
+    return project.SectionChanges("cron_jobs", **changes)
 
 
 def _first(exc: ValidationError) -> str:

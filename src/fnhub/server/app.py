@@ -37,9 +37,11 @@ from fnhub.server.api import (
     cache,
     connectors,
     dead_letters,
+    drafts,
     endpoints,
     functions,
     keys,
+    overview,
     scripts,
     session,
     tasks,
@@ -132,7 +134,7 @@ def create_app(
     )
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
     routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
-    for module in routers:
+    for module in (*routers, drafts, overview):
         api.include_router(module.router)
     for area in areas:
         if hasattr(area, "router"):

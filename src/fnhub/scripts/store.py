@@ -208,14 +208,6 @@ class ScriptStore:
         pipe.incr(self.keys.scripts_revision)
         pipe.execute()
 
-    def code_of(self, name: str, hash_: str) -> str | None:
-        with self.db.session() as session:
-            return session.execute(
-                select(ScriptVersion.code).where(
-                    ScriptVersion.script == name, ScriptVersion.hash == hash_
-                )
-            ).scalar()
-
 
 def _active_state(script: Script | None) -> dict[str, object] | None:
     if script is None:

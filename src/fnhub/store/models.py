@@ -75,6 +75,7 @@ class TaskRecord(Base):
         Index("ix_task_records_origin", "origin", "origin_id", "trigger_time"),
         Index("ix_task_records_origin_time", "origin", "trigger_time"),
         Index("ix_task_records_function", "function", "trigger_time"),
+        Index("ix_task_records_function_status", "function", "status", "trigger_time"),
         Index("ix_task_records_status", "status", "trigger_time"),
         Index("ix_task_records_trigger_time", "trigger_time"),
         Index("ix_task_records_end_time", "end_time"),  # following records as they land

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     redact_names: list[str] = Field(
         default_factory=lambda: ["Authorization", "Cookie", "Proxy-Authorization", "X-Api-Key"]
     )
+    #: the console's live feed (`/api/v1/events`): one snapshot per server every
+    #: `console_feed_seconds` while a page listens, a heartbeat comment every
+    #: `console_heartbeat_seconds`
+    console_feed_seconds: float = 1.0
+    console_heartbeat_seconds: float = 15.0
 
     # console accounts (fnhub.accounts; docs/http.md "Authentication")
     session_idle_seconds: float = 12 * 3600.0  # a session unused this long ends

@@ -160,6 +160,16 @@ def _json_default(value: Any) -> Any:
     return value
 
 
+def _annotation_text(annotation: Any) -> str | None:
+    """An annotation as its source reads ("int", "list[str]"), for a form to show; scripts
+    compile with postponed annotations, so most already are text."""
+    if annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(annotation, str):
+        return annotation
+    return inspect.formatannotation(annotation)
+
+
 def describe(script: str, fn: Callable[..., Any]) -> FunctionInfo:
     """Build the published metadata of one exported function."""
     options: FunctionOptions = getattr(fn, API_ATTR)
@@ -173,9 +183,7 @@ def describe(script: str, fn: Callable[..., Any]) -> FunctionInfo:
                 required=p.default is inspect.Parameter.empty
                 and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL),
                 default=None if p.default is inspect.Parameter.empty else _json_default(p.default),
-                annotation=None
-                if p.annotation is inspect.Parameter.empty
-                else (p.annotation if isinstance(p.annotation, str) else repr(p.annotation)),
+                annotation=_annotation_text(p.annotation),
             )
         )
     names = [p.name for p in params]

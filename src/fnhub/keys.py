@@ -101,6 +101,11 @@ class Keys:
         """Hash of task counters and run-time histogram buckets, read by `/metrics`."""
         return f"{self.prefix}:stats"
 
+    def stats_minute(self, minute: int) -> str:
+        """Hash of one minute's (epoch seconds // 60) task counts and run-time buckets per
+        function (`fnhub.minute_stats`); expires about an hour later."""
+        return f"{self.prefix}:stats:m:{minute}"
+
     @property
     def endpoints_revision(self) -> str:
         """Counter bumped when an HTTP endpoint changes, so servers reload their copies."""

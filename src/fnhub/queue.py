@@ -34,6 +34,7 @@ import redis
 
 from fnhub.concurrency import add_release
 from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.minute_stats import BUCKET_LABELS, MINUTE_TTL_SECONDS, RUN_BOUNDS
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,13 @@ REPLY_TTL_SECONDS = 3600
 RECORDS_MAXLEN = 2_000_000
 DEAD_MAXLEN = 100_000
 STATUS_TTL_SECONDS = 86400
-#: upper bounds (seconds) of the run-time histogram buckets kept in `keys.stats`
-RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-_BUCKET_NAMES = tuple(str(b) for b in RUN_BUCKETS)
+#: upper bounds (seconds) of the run-time histogram buckets kept per queue in `keys.stats`
+RUN_BUCKETS = RUN_BOUNDS[5:]  # 0.005 ... 300.0
+#: a `RUN_BOUNDS` index → the `keys.stats` bucket it counts in
+_QUEUE_BUCKET = (
+    *(str(RUN_BUCKETS[max(i - 5, 0)]) for i in range(len(RUN_BOUNDS))),
+    "+Inf",
+)
 
 _MOVE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -144,8 +149,11 @@ class ResultBatch:
     per task, and on a busy machine those commands are most of the cost of a trivial task."""
 
     def __init__(self) -> None:
-        self.outcomes: dict[tuple[str, str], int] = {}  # (queue, status) → tasks
-        self.buckets: dict[tuple[str, str], int] = {}  # (queue, bucket) → tasks
+        # counted per queue (`keys.stats`) and per function and minute (`keys.stats_minute`):
+        # (queue, function, status, minute) → tasks, (queue, function, bucket, minute) → tasks
+        # with `bucket` an index into RUN_BOUNDS; summed per queue or function once per batch
+        self.outcomes: dict[tuple[str, str, str, int], int] = {}
+        self.buckets: dict[tuple[str, str, int, int], int] = {}
         self.run_seconds: dict[str, float] = {}  # queue → seconds
         self.replies: dict[str, list[bytes]] = {}
         self.records: list[bytes] = []
@@ -162,6 +170,10 @@ class ResultBatch:
             pipe.hincrby(keys.stats, field, n)
         for field, value in seconds.items():
             pipe.hincrbyfloat(keys.stats, field, value)
+        for key, fields in self.minute_counters(keys).items():
+            for field, n in fields.items():
+                pipe.hincrby(key, field, n)
+            pipe.expire(key, MINUTE_TTL_SECONDS)
 
     def add_entries(self, pipe: Any, keys: Keys) -> None:
         """The reply entries (one per waiting caller) and the records entry, as plain XADDs."""
@@ -177,9 +189,27 @@ class ResultBatch:
 
     def counters(self) -> tuple[dict[str, int], dict[str, float]]:
         """The `keys.stats` fields to add to: task counts, and run seconds per queue."""
-        counts = {f"n|{q}|{status}": n for (q, status), n in self.outcomes.items()}
-        counts |= {f"b|{q}|{bucket}": n for (q, bucket), n in self.buckets.items()}
+        counts: dict[str, int] = {}
+        for (queue, _function, status, _minute), n in self.outcomes.items():
+            name = f"n|{queue}|{status}"
+            counts[name] = counts.get(name, 0) + n
+        for (queue, _function, index, _minute), n in self.buckets.items():
+            name = f"b|{queue}|{_QUEUE_BUCKET[index]}"
+            counts[name] = counts.get(name, 0) + n
         return counts, {f"s|{q}": value for q, value in self.run_seconds.items()}
+
+    def minute_counters(self, keys: Keys) -> dict[str, dict[str, int]]:
+        """The per-minute hashes to add to (`fnhub.minute_stats`): key → field → tasks."""
+        hashes: dict[str, dict[str, int]] = {}
+        for (_queue, function, status, minute), n in self.outcomes.items():
+            fields = hashes.setdefault(keys.stats_minute(minute), {})
+            name = f"n|{function}|{status}"
+            fields[name] = fields.get(name, 0) + n
+        for (_queue, function, index, minute), n in self.buckets.items():
+            fields = hashes.setdefault(keys.stats_minute(minute), {})
+            name = f"b|{function}|{BUCKET_LABELS[index]}"
+            fields[name] = fields.get(name, 0) + n
+        return hashes
 
     def finish_plan(self, pipe: Any, keys: Keys, acks: dict[str, list[str]]) -> bytes:
         """The argument of FINISH: the entries to acknowledge, the counters and the reply and
@@ -210,6 +240,8 @@ class ResultBatch:
                 self.bundled,
                 keys.bundles,
                 keys.bundled,
+                self.minute_counters(keys),
+                MINUTE_TTL_SECONDS,
             ]
         )
 
@@ -230,7 +262,8 @@ def lua_str(data: bytes) -> msgspec.Raw:
 
 
 #: What a worker sends when a batch of tasks finished, as one atomic command: acknowledge and
-#: delete the entries, add one reply entry per waiting caller and one records entry, count.
+#: delete the entries, add one reply entry per waiting caller and one records entry, count
+#: (per queue in `keys.stats`, per function in the minute's `keys.stats_minute`).
 #: Ten commands in a MULTI cost redis-py a reply to parse each; this is one. Past
 #: `FINISH_INLINE_BYTES` of results, though, handing them to Lua costs Redis more than plain
 #: XADDs do (Lua copies every argument into a string of its own), so a large batch sends its
@@ -254,6 +287,10 @@ for field, x in pairs(plan[5]) do redis.call('HINCRBYFLOAT', plan[6], field, x) 
 for field, n in pairs(plan[11]) do redis.call('HSET', plan[14], field, n) end
 if #plan[12] > 0 then redis.call('HDEL', plan[14], unpack(plan[12])) end
 for stream, n in pairs(plan[13]) do redis.call('HINCRBY', plan[15], stream, n) end
+for key, fields in pairs(plan[16]) do
+  for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
+  redis.call('EXPIRE', key, plan[17])
+end
 return 1
 """
 FINISH_INLINE_BYTES = 16_384
@@ -327,15 +364,16 @@ def add_retrying(
 
 
 def add_stats(batch: ResultBatch, result: TaskResult) -> None:
-    """Count the outcome per queue and status, and its run time in a histogram bucket."""
-    queue = result.queue
-    key = (queue, result.status)
+    """Count the outcome and its run time's bucket, per queue, function and the minute it
+    ended in (one key each: the sums per queue and per function are made once per batch)."""
+    queue, function, end = result.queue, result.function, result.end_time
+    minute = int((end if end is not None else time.time()) // 60)
+    key = (queue, function, result.status, minute)
     batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
-    if result.start_time is not None and result.end_time is not None:
-        seconds = max(result.end_time - result.start_time, 0.0)
-        index = bisect.bisect_left(RUN_BUCKETS, seconds)
-        key = (queue, _BUCKET_NAMES[index] if index < len(RUN_BUCKETS) else "+Inf")
-        batch.buckets[key] = batch.buckets.get(key, 0) + 1
+    if result.start_time is not None and end is not None:
+        seconds = max(end - result.start_time, 0.0)
+        bucket = (queue, function, bisect.bisect_left(RUN_BOUNDS, seconds), minute)
+        batch.buckets[bucket] = batch.buckets.get(bucket, 0) + 1
         batch.run_seconds[queue] = batch.run_seconds.get(queue, 0.0) + seconds
 
 

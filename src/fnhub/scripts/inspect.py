@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import traceback
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import msgspec
@@ -27,30 +26,48 @@ from fnhub.scripts.modules import install_finder, script_filename
 INSPECT_TIMEOUT_SECONDS = 30.0
 
 
+class Problem(msgspec.Struct, omit_defaults=True):
+    """Why a script cannot be published, and where in its code when that is known: 1-based
+    line and column (`end_column` exclusive), so an editor can mark the spot."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def error(self, script: str) -> ScriptError:
+        return ScriptError(
+            script, self.message, self.line, self.column, self.end_line, self.end_column
+        )
+
+
 class ScriptError(Exception):
-    """A script cannot be published; the message says where and why, `line` and `column`
-    (1-based, when known) point into the script's code, so an editor can mark the spot."""
+    """A script cannot be published; the message says where and why, `position` (when known)
+    points into the code of `script`."""
 
     def __init__(
-        self, script: str, message: str, line: int | None = None, column: int | None = None
+        self,
+        script: str,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        end_line: int | None = None,
+        end_column: int | None = None,
     ) -> None:
         super().__init__(f"{script}: {message}")
         self.script = script
         self.detail = message
         self.line = line
         self.column = column
+        self.end_line = end_line
+        self.end_column = end_column
 
-
-@dataclass(frozen=True)
-class Problem:
-    """Why one script cannot be published, and where in its code when that is known."""
-
-    message: str
-    line: int | None = None
-    column: int | None = None
-
-    def error(self, script: str) -> ScriptError:
-        return ScriptError(script, self.message, self.line, self.column)
+    @property
+    def position(self) -> dict[str, int]:
+        """line, column, end_line, end_column: those that are known."""
+        fields = ("line", "column", "end_line", "end_column")
+        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
 
 
 def check_name(name: str) -> str | None:
@@ -82,18 +99,22 @@ def _is_api_decorator(node: ast.expr) -> bool:
     return isinstance(target, ast.Name) and target.id == "api"
 
 
+def _syntax_problem(exc: SyntaxError) -> Problem:
+    line = (exc.text or "").rstrip("\n")
+    pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
+    message = f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
+    end_line, end_column = exc.end_lineno, exc.end_offset
+    if not end_line or not end_column or (end_line, end_column) <= (exc.lineno, exc.offset):
+        end_line = end_column = None  # Python knows no span, only the spot
+    return Problem(message, exc.lineno, exc.offset, end_line, end_column)
+
+
 def check_syntax(name: str, code: str) -> Problem | None:
     """Syntax errors (with line and column) and duplicate exported names, without running code."""
     try:
         tree = ast.parse(code, filename=f"{name}.py")
     except SyntaxError as exc:
-        line = (exc.text or "").rstrip("\n")
-        pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
-        return Problem(
-            f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}",
-            exc.lineno,
-            exc.offset,
-        )
+        return _syntax_problem(exc)
     seen: dict[str, int] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
@@ -110,24 +131,32 @@ def check_syntax(name: str, code: str) -> Problem | None:
     return None
 
 
+def _frame_script(frame: traceback.FrameSummary) -> str | None:
+    """The script a traceback frame ran in (filenames as `modules.script_filename` makes them)."""
+    if not frame.filename.startswith("<script "):
+        return None
+    return frame.filename[len("<script ") :].split("@")[0]
+
+
 def _describe_failure(name: str, exc: BaseException) -> Problem:
+    """The message names the deepest script frame (maybe of an imported script); the line is
+    the deepest one in `name` itself, the line its editor should mark (an import of a script
+    that failed is where this script failed)."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = ""
-    line = None
     for frame in reversed(frames):
-        if frame.filename.startswith("<script "):
-            script = frame.filename[len("<script ") :].split("@")[0]
+        script = _frame_script(frame)
+        if script is not None:
             where = f" ({script}.py line {frame.lineno}: {(frame.line or '').strip()})"
-            if script == name:
-                line = frame.lineno
             break
+    line = next((f.lineno for f in reversed(frames) if _frame_script(f) == name), None)
     kind = "import failed" if isinstance(exc, ImportError) else "error while loading"
     return Problem(f"{kind}: {type(exc).__name__}: {exc}{where}", line)
 
 
 def _name_problem(name: str) -> Problem | None:
     message = check_name(name)
-    return Problem(message) if message else None
+    return None if message is None else Problem(message)
 
 
 def inspect_in_process(
@@ -144,16 +173,16 @@ def inspect_in_process(
 
     install_finder(lookup)
     ok: dict[str, list[Any]] = {}
-    errors: dict[str, dict[str, Any]] = {}
+    errors: dict[str, Problem] = {}
     for name, code in pending.items():
         problem = _name_problem(name) or check_syntax(name, code)
         if problem:
-            errors[name] = asdict(problem)
+            errors[name] = problem
             continue
         try:
             module = importlib.import_module(name)
         except BaseException as exc:  # the user's top-level code may raise anything
-            errors[name] = asdict(_describe_failure(name, exc))
+            errors[name] = _describe_failure(name, exc)
             continue
         functions: list[FunctionInfo] = []
         for value in vars(module).values():
@@ -161,11 +190,12 @@ def inspect_in_process(
                 try:
                     functions.append(describe(name, value))
                 except (TypeError, ValueError) as exc:
-                    line = getattr(getattr(value, "__code__", None), "co_firstlineno", None)
-                    errors[name] = asdict(Problem(f"cannot export {value.__name__}: {exc}", line))
+                    code_object = getattr(value, "__code__", None)
+                    line = getattr(code_object, "co_firstlineno", None)
+                    errors[name] = Problem(f"cannot export {value.__name__}: {exc}", line)
         if name not in errors:
             ok[name] = [msgspec.to_builtins(f) for f in functions]
-    return {"ok": ok, "errors": errors}
+    return {"ok": ok, "errors": {n: msgspec.to_builtins(p) for n, p in errors.items()}}
 
 
 def inspect_scripts(
@@ -199,7 +229,7 @@ def inspect_scripts(
         ) from exc
     if answer["errors"]:
         name, problem = next(iter(answer["errors"].items()))
-        raise Problem(**problem).error(name)
+        raise msgspec.convert(problem, Problem).error(name)
     return {
         name: [msgspec.convert(f, FunctionInfo) for f in functions]
         for name, functions in answer["ok"].items()
@@ -220,4 +250,4 @@ def _main() -> None:
 if __name__ == "__main__":
     _main()
 
-__all__ = ["ScriptError", "inspect_scripts", "script_filename"]
+__all__ = ["Problem", "ScriptError", "inspect_scripts", "script_filename"]

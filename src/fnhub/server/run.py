@@ -17,8 +17,9 @@ from fnhub.server.app import create_app
 def build_server(
     settings: Settings, *, host: str | None = None, port: int | None = None
 ) -> uvicorn.Server:
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host or settings.host,
         port=port if port is not None else settings.port,
         loop="uvloop",
@@ -29,7 +30,11 @@ def build_server(
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         server_header=False,
     )
-    return uvicorn.Server(config)
+    server = uvicorn.Server(config)
+    # never-ending responses (the console's event streams) end once shutdown begins, rather
+    # than holding it up for the whole grace period
+    app.state.exiting = lambda: server.should_exit
+    return server
 
 
 def url_of(settings: Settings, host: str | None = None, port: int | None = None) -> str:

@@ -217,7 +217,7 @@ class ScriptVersionOut(BaseModel):
 
 
 class RollbackIn(Strict):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
 class ApiKeyIn(Strict):

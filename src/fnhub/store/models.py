@@ -1,4 +1,5 @@
-"""SQLAlchemy models of the core runtime: scripts, their immutable versions and task records.
+"""SQLAlchemy models of the core runtime: scripts, their immutable versions, drafts and task
+records.
 
 Other areas (connectors, subscriptions, cron, websub) declare their tables on the same `Base`
 in their own `models.py`; `fnhub.store.all_models` imports them all for Alembic.
@@ -48,6 +49,20 @@ class ScriptVersion(Base):
     code: Mapped[str] = mapped_column(LongText)
     functions: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
+
+
+class ScriptDraft(Base):
+    """Unpublished code of a script (one draft per script, maybe of a script not published
+    yet): saved without validation, so work in the console's editor is never lost."""
+
+    __tablename__ = "script_drafts"
+
+    script: Mapped[str] = mapped_column(String(128), primary_key=True)
+    code: Mapped[str] = mapped_column(LongText)
+    hash: Mapped[str] = mapped_column(String(64))
+    base_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    author: Mapped[str] = mapped_column(String(140), default="")
+    updated_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class TaskRecord(Base):

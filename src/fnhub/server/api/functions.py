@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from fnhub.functions import FunctionInfo
+from fnhub.scripts.registry import ActiveScripts
 from fnhub.server.caller import Caller
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.render import failure_response, json_response, outcome
@@ -22,30 +26,64 @@ def _caller(request: Request) -> Caller:
     return request.app.state.caller
 
 
-def function_out(info) -> FunctionOut:  # type: ignore[no-untyped-def]
-    options = msgspec.to_builtins(info.options)
-    return FunctionOut(
-        ref=info.ref,
-        script=info.script,
-        name=info.name,
-        title=info.options.title,
-        doc=info.doc,
-        category=info.options.category,
-        tags=list(info.options.tags),
-        params=[msgspec.to_builtins(p) | {"required": p.required} for p in info.params],
-        is_async=info.is_async,
-        convention=info.convention,
-        options=options,
-    )
+def function_dict(info: FunctionInfo) -> dict[str, Any]:
+    """A function as `FunctionOut` has it, built without pydantic (1000 functions are listed
+    in a blink)."""
+    return {
+        "ref": info.ref,
+        "script": info.script,
+        "name": info.name,
+        "title": info.options.title,
+        "doc": info.doc,
+        "category": info.options.category,
+        "tags": list(info.options.tags),
+        "params": [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "required": p.required,
+                "default": p.default,
+                "annotation": p.annotation,
+            }
+            for p in info.params
+        ],
+        "is_async": info.is_async,
+        "convention": info.convention,
+        "options": msgspec.to_builtins(info.options),
+    }
+
+
+def function_out(info: FunctionInfo) -> FunctionOut:
+    return FunctionOut(**function_dict(info))
+
+
+class _ListCache:
+    """The encoded list of every function, made once per scripts revision."""
+
+    def __init__(self) -> None:
+        self.revision: int | None = None
+        self.body = b""
+
+    def body_for(self, active: ActiveScripts) -> bytes:
+        if active.revision != self.revision:
+            infos = sorted(active.functions.values(), key=lambda f: f.ref)
+            self.body = orjson.dumps([function_dict(f) for f in infos])
+            self.revision = active.revision
+        return self.body
 
 
 @router.get("/functions", response_model=list[FunctionOut], responses=responses(401))
-async def list_functions(request: Request, script: str | None = None) -> list[FunctionOut]:
-    """Every exported function of the active script versions."""
+async def list_functions(request: Request, script: str | None = None) -> Response:
+    """Every exported function of the active script versions (of one script with `script`)."""
     caller = _caller(request)
     await caller.refresh()
-    infos = sorted(caller.active.functions.values(), key=lambda f: f.ref)
-    return [function_out(f) for f in infos if script is None or f.script == script]
+    if script is not None:
+        infos = sorted(caller.active.functions.values(), key=lambda f: f.ref)
+        return json_response([function_dict(f) for f in infos if f.script == script])
+    cache = getattr(request.app.state, "function_list", None)
+    if cache is None:
+        cache = request.app.state.function_list = _ListCache()
+    return Response(cache.body_for(caller.active), media_type="application/json")
 
 
 @router.get("/functions/{ref}", response_model=FunctionOut, responses=responses(401, 404))

@@ -1,4 +1,5 @@
-"""Scripts: publish a new version, list versions, read one, roll back, deactivate."""
+"""Scripts: publish a new version, read one (active code and draft), list versions, read one
+version, roll back, deactivate."""
 
 from __future__ import annotations
 
@@ -6,21 +7,79 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel
 from sqlalchemy import select
+from starlette.responses import Response
 
+from fnhub.scripts.drafts import DraftStore
 from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
 from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
+from fnhub.server.render import json_response
 from fnhub.server.schemas import Deleted, RollbackIn, ScriptIn, ScriptOut, ScriptVersionOut
 from fnhub.store.models import Script, ScriptVersion
 
 router = APIRouter(tags=["scripts"])
 Name = Path(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+Version = Path(ge=1, le=2**31 - 1)  # a version column is a 32-bit integer
+
+
+class DraftOut(BaseModel):
+    script: str
+    code: str
+    base_version: int | None
+    author: str
+    updated_at: float
+
+
+class ActiveVersionOut(BaseModel):
+    version: int
+    hash: str
+    functions: list[str]
+    code: str
+    provisioned: bool
+    updated_at: float
+
+
+class ScriptDetail(BaseModel):
+    name: str
+    active: ActiveVersionOut | None
+    draft: DraftOut | None
 
 
 def _store(request: Request) -> ScriptStore:
     return request.app.state.scripts
+
+
+def drafts_of(request: Request) -> DraftStore:
+    return DraftStore(request.app.state.ctx.db)
+
+
+def invalid_script(exc: ScriptError) -> ApiError:
+    """422 with the message as it always was, plus where in the script it is (1-based line,
+    column, end_line, end_column: those known), so an editor can mark the spot."""
+    return ApiError(422, "invalid_script", str(exc), script=exc.script, **exc.position)
+
+
+async def publish_code(request: Request, name: str, code: str) -> dict[str, Any]:
+    """Publish `code` as the script's next version; a draft holding exactly this code is
+    published with it, so it goes."""
+    try:
+        published = await asyncio.to_thread(
+            _store(request).publish, {name: code}, actor=actor(request)
+        )
+    except ScriptError as exc:
+        raise invalid_script(exc) from None
+    await request.app.state.caller.refresh()
+    p = published[0]
+    await asyncio.to_thread(drafts_of(request).discard_published, name, p.hash)
+    return {
+        "name": p.script,
+        "version": p.version,
+        "hash": p.hash,
+        "functions": [f.name for f in p.functions],
+    }
 
 
 def _names(functions: list[Any]) -> list[str]:
@@ -30,7 +89,14 @@ def _names(functions: list[Any]) -> list[str]:
 def _list(store: ScriptStore) -> list[dict[str, Any]]:
     with store.db.session() as session:
         rows = session.execute(
-            select(Script, ScriptVersion)
+            select(
+                Script.name,
+                Script.provisioned,
+                Script.updated_at,
+                ScriptVersion.version,
+                ScriptVersion.hash,
+                ScriptVersion.functions,
+            )
             .join(
                 ScriptVersion,
                 (Script.name == ScriptVersion.script)
@@ -38,62 +104,104 @@ def _list(store: ScriptStore) -> list[dict[str, Any]]:
             )
             .order_by(Script.name)
         ).all()
-        return [
-            {
-                "name": s.name,
-                "version": v.version,
-                "hash": v.hash,
-                "functions": _names(v.functions),
-                "provisioned": s.provisioned,
-                "updated_at": s.updated_at,
-            }
-            for s, v in rows
-        ]
+    return [
+        {
+            "name": row.name,
+            "version": row.version,
+            "hash": row.hash,
+            "functions": _names(row.functions),
+            "provisioned": row.provisioned,
+            "updated_at": row.updated_at,
+        }
+        for row in rows
+    ]
 
 
 @router.get("/scripts", response_model=list[ScriptOut], responses=responses(401))
-async def list_scripts(request: Request) -> list[dict[str, Any]]:
-    """The active version of every script."""
-    return await asyncio.to_thread(_list, _store(request))
+async def list_scripts(request: Request) -> Response:
+    """The active version of every script (without code: `GET /scripts/{name}` has it)."""
+    return json_response(await asyncio.to_thread(_list, _store(request)))
 
 
 @router.put("/scripts/{name}", response_model=ScriptOut, responses=responses(400, 401, 413, 422))
 async def publish_script(request: Request, body: ScriptIn, name: str = Name) -> dict[str, Any]:
     """Publish `code` as the script's next version (unchanged code keeps its version); a broken
-    script is refused with 422 (with `line` and `column` when the error has a place in the
-    code) and the active version stays."""
-    store = _store(request)
-    try:
-        published = await asyncio.to_thread(store.publish, {name: body.code}, actor=actor(request))
-    except ScriptError as exc:
-        raise ApiError(
-            422, "invalid_script", str(exc), script=exc.script, line=exc.line, column=exc.column
-        ) from None
-    await request.app.state.caller.refresh()
-    p = published[0]
-    return {
-        "name": p.script,
-        "version": p.version,
-        "hash": p.hash,
-        "functions": [f.name for f in p.functions],
-    }
+    script is refused with 422 (`line`, `column`... say where) and the active version stays.
+    A draft holding exactly this code is deleted."""
+    return await publish_code(request, name, body.code)
 
 
-def _versions(store: ScriptStore, name: str) -> list[dict[str, Any]]:
+def _detail(store: ScriptStore, drafts: DraftStore, name: str) -> dict[str, Any] | None:
     with store.db.session() as session:
-        script = session.get(Script, name)
-    active = script.active_version if script else None
-    return [
-        {
-            "script": v.script,
+        row = session.execute(
+            select(Script, ScriptVersion)
+            .join(
+                ScriptVersion,
+                (Script.name == ScriptVersion.script)
+                & (Script.active_version == ScriptVersion.version),
+            )
+            .where(Script.name == name)
+        ).first()
+    draft = drafts.get(name)
+    if row is None and draft is None:
+        return None
+    active = None
+    if row is not None:
+        s, v = row
+        active = {
             "version": v.version,
             "hash": v.hash,
             "functions": _names(v.functions),
-            "created_at": v.created_at,
-            "active": v.version == active,
+            "code": v.code,
+            "provisioned": s.provisioned,
+            "updated_at": s.updated_at,
         }
-        for v in store.versions(name)
-    ]
+    return {"name": name, "active": active, "draft": None if draft is None else draft.public()}
+
+
+@router.get("/scripts/{name}", response_model=ScriptDetail, responses=responses(401, 404))
+async def get_script(request: Request, name: str = Name) -> dict[str, Any]:
+    """The active version with its code, and the draft: what an editor opens. A script may
+    have only a draft (`active` null)."""
+    detail = await asyncio.to_thread(_detail, _store(request), drafts_of(request), name)
+    if detail is None:
+        raise ApiError(404, "unknown_script", f"no script '{name}' (and no draft of it)")
+    return detail
+
+
+_VERSION_COLUMNS = (
+    ScriptVersion.script,
+    ScriptVersion.version,
+    ScriptVersion.hash,
+    ScriptVersion.functions,
+    ScriptVersion.created_at,
+)
+
+
+def _versions(store: ScriptStore, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    """The versions of a script newest first (or just `version`, with its code), without
+    loading the code of every version."""
+    columns = (*_VERSION_COLUMNS, ScriptVersion.code) if version is not None else _VERSION_COLUMNS
+    query = select(*columns).where(ScriptVersion.script == name)
+    if version is not None:
+        query = query.where(ScriptVersion.version == version)
+    with store.db.session() as session:
+        active = session.execute(select(Script.active_version).where(Script.name == name)).scalar()
+        rows = session.execute(query.order_by(ScriptVersion.version.desc())).all()
+    versions = []
+    for row in rows:
+        item = {
+            "script": row.script,
+            "version": row.version,
+            "hash": row.hash,
+            "functions": _names(row.functions),
+            "created_at": row.created_at,
+            "active": row.version == active,
+        }
+        if version is not None:
+            item["code"] = row.code
+        versions.append(item)
+    return versions
 
 
 @router.get(
@@ -111,17 +219,14 @@ async def list_versions(request: Request, name: str = Name) -> list[dict[str, An
 @router.get(
     "/scripts/{name}/versions/{version}",
     response_model=ScriptVersionOut,
-    responses=responses(401, 404),
+    responses=responses(401, 404, 422),
 )
-async def get_version(request: Request, version: int, name: str = Name) -> dict[str, Any]:
-    """One version, with its code."""
-    store = _store(request)
-    versions = await asyncio.to_thread(_versions, store, name)
-    for v in versions:
-        if v["version"] == version:
-            code = await asyncio.to_thread(store.code_of, name, v["hash"])
-            return {**v, "code": code}
-    raise ApiError(404, "unknown_version", f"script '{name}' has no version {version}")
+async def get_version(request: Request, version: int = Version, name: str = Name) -> dict[str, Any]:
+    """One version, with its code (the console diffs versions in the browser)."""
+    found = await asyncio.to_thread(_versions, _store(request), name, version)
+    if not found:
+        raise ApiError(404, "unknown_version", f"script '{name}' has no version {version}")
+    return found[0]
 
 
 @router.post(

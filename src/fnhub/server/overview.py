@@ -1,0 +1,229 @@
+"""The console overview: one snapshot of the cluster, as cheap to compute as it can be.
+
+Workers, queue lengths and workers per queue come from the caller's cache (refreshed every
+second anyway); each worker's processes from XINFO CONSUMERS of every queue (one pipeline);
+calls, failures and run-time percentiles per function from the per-minute hashes the workers
+write (`minute_stats.HourWindow`: one or two HGETALLs once warm); subscription states from
+`<prefix>:subs:status:<name>` for the names in the database (re-read when `<prefix>:subs:rev`
+moves); the live tail from the newest task records (one indexed query). Nothing here grows
+with the number of task records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from fnhub.keys import WORKER_GROUP
+from fnhub.minute_stats import HourWindow, top
+from fnhub.server.caller import Caller
+from fnhub.server.context import ServerContext
+from fnhub.store.db import Database
+from fnhub.store.models import TaskRecord
+from fnhub.subscriptions.manager import STATUS_STALE_SECONDS
+from fnhub.subscriptions.models import Subscription
+
+TAIL_ROWS = 20
+TOP_FUNCTIONS = 10  # by calls, and as many by failures
+#: the subscription list is re-read when `<prefix>:subs:rev` moves, and at least this often
+SUBSCRIPTIONS_REREAD_SECONDS = 10.0
+#: what the feed shows of a server's view of a subscription (its `last` messages are big)
+SUBSCRIPTION_FIELDS = ("server", "rate_per_minute", "processed", "last_error", "subscribed")
+SOURCE_FIELDS = ("state", "in_flight", "lag")
+_TAIL_COLUMNS = (
+    TaskRecord.id,
+    TaskRecord.function,
+    TaskRecord.status,
+    TaskRecord.origin,
+    TaskRecord.origin_id,
+    TaskRecord.queue,
+    TaskRecord.trigger_time,
+    TaskRecord.end_time,
+    TaskRecord.run_ms,
+    TaskRecord.error_type,
+)
+
+
+def _tail(db: Database) -> list[dict[str, Any]]:
+    with db.session() as session:
+        rows = session.execute(
+            select(*_TAIL_COLUMNS)
+            .order_by(TaskRecord.trigger_time.desc(), TaskRecord.id.desc())
+            .limit(TAIL_ROWS)
+        ).all()
+    return [row._asdict() for row in rows]
+
+
+def _subscriptions(db: Database) -> list[dict[str, Any]]:
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                Subscription.name, Subscription.mode, Subscription.enabled, Subscription.function
+            ).order_by(Subscription.name)
+        ).all()
+    return [row._asdict() for row in rows]
+
+
+def _server_view(raw: bytes) -> dict[str, Any] | None:
+    view = orjson.loads(raw)
+    if time.time() - view.get("at", 0) >= STATUS_STALE_SECONDS:
+        return None  # left by a server that stopped
+    shown = {k: view.get(k) for k in SUBSCRIPTION_FIELDS}
+    source = view.get("source") or {}
+    return shown | {k: source.get(k) for k in SOURCE_FIELDS}
+
+
+def _children(infos: list[Any], queues: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """worker id → its processes (consumers named `<worker id>.<slot>.<pid>`), per queue."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    for queue, consumers in zip(queues, infos, strict=True):
+        if isinstance(consumers, Exception):
+            continue  # no group on this queue yet
+        for consumer in consumers:
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            worker_id, _slot, pid = [*name.rsplit(".", 2), "", ""][:3]
+            children.setdefault(worker_id, []).append(
+                {
+                    "consumer": name,
+                    "queue": queue,
+                    "pid": int(pid) if pid.isdigit() else None,
+                    "pending": int(consumer.get("pending", 0)),
+                    "idle_ms": int(consumer.get("idle", 0)),
+                }
+            )
+    return children
+
+
+class Overview:
+    """Computes snapshots for one server process; `snapshot()` may be called by the feed's
+    producer and by `GET /overview` alike (a lock keeps the hour window consistent, and a
+    snapshot younger than `max_age` is shared)."""
+
+    def __init__(self, ctx: ServerContext, caller: Caller) -> None:
+        self.ctx = ctx
+        self.caller = caller
+        self.window = HourWindow(ctx.keys)
+        self._lock = asyncio.Lock()
+        self._subs: list[dict[str, Any]] = []
+        self._subs_revision: bytes | None = None
+        self._subs_at = -SUBSCRIPTIONS_REREAD_SECONDS  # never read
+        self.latest: dict[str, Any] | None = None
+        self.latest_at = 0.0  # monotonic
+        self._window_at = 0.0  # monotonic
+        self._hours: list[dict[str, Any]] = []  # every function's summary at `_hours_at`
+        self._hours_at = -1.0
+
+    async def snapshot(self, max_age: float = 0.0) -> dict[str, Any]:
+        async with self._lock:
+            if self.latest is not None and time.monotonic() - self.latest_at <= max_age:
+                return self.latest
+            snapshot = await self._compute()
+            self.latest, self.latest_at = snapshot, time.monotonic()
+            return snapshot
+
+    async def _compute(self) -> dict[str, Any]:
+        tail, (workers, subscriptions) = await asyncio.gather(
+            asyncio.to_thread(_tail, self.ctx.db), self._from_redis()
+        )
+        caller = self.caller
+        return {
+            "at": time.time(),
+            "server": self.ctx.server_id,
+            "workers": workers,
+            "queues": [
+                {"name": q, "length": n, "workers": caller.queue_workers.get(q, 0)}
+                for q, n in sorted(caller.queue_lengths.items())
+            ],
+            **self.function_stats(),
+            "subscriptions": subscriptions,
+            "tail": tail,
+        }
+
+    async def _from_redis(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Workers with their processes, and subscription states; refreshes the hour window."""
+        ctx, keys, caller = self.ctx, self.ctx.keys, self.caller
+        queues = sorted(caller.queue_lengths)
+        pipe = ctx.redis.pipeline(transaction=False)
+        for queue in queues:
+            pipe.xinfo_consumers(keys.queue(queue), WORKER_GROUP)
+        pipe.get(keys.subscriptions_revision)
+        replies = await pipe.execute(raise_on_error=False)
+        infos, subs_revision = replies[:-1], replies[-1]
+        stale = time.monotonic() - self._subs_at > SUBSCRIPTIONS_REREAD_SECONDS
+        if subs_revision != self._subs_revision or stale:
+            self._subs = await asyncio.to_thread(_subscriptions, ctx.db)
+            self._subs_revision, self._subs_at = subs_revision, time.monotonic()
+        await self._refresh_window()
+        children = _children(infos, queues)
+        workers = [
+            {"id": wid, **info, "children": children.get(wid, [])}
+            for wid, info in sorted(caller.workers.items())
+        ]
+        return workers, await self._subscription_states()
+
+    def function_stats(self) -> dict[str, Any]:
+        window = self.window
+        totals = window.calls_and_failures()
+        calls, failures = window.series()
+        functions = []
+        for name in top(totals, TOP_FUNCTIONS):
+            summary = window.function(name).summary()
+            summary.pop("statuses")
+            f_calls, f_failures = window.series(name)
+            functions.append(
+                summary | {"calls_per_minute": f_calls, "failures_per_minute": f_failures}
+            )
+        return {
+            "minutes": window.minutes_axis(),
+            "totals": {
+                "calls": sum(calls),
+                "failures": sum(failures),
+                "calls_per_minute": calls,
+                "failures_per_minute": failures,
+            },
+            "functions": functions,
+        }
+
+    async def _subscription_states(self) -> list[dict[str, Any]]:
+        if not self._subs:
+            return []
+        pipe = self.ctx.redis.pipeline(transaction=False)
+        for sub in self._subs:
+            pipe.hvals(self.ctx.keys.subscription_status(sub["name"]))
+        views = await pipe.execute()
+        states = []
+        for sub, raws in zip(self._subs, views, strict=True):
+            servers = [v for v in (_server_view(raw) for raw in raws) if v is not None]
+            servers.sort(key=lambda v: not v.get("subscribed"))
+            states.append(sub | {"servers": servers})
+        return states
+
+    async def _refresh_window(self) -> None:
+        await self.window.refresh(self.ctx.redis)
+        self._window_at = time.monotonic()
+
+    async def function_hours(self, function: str | None = None) -> list[dict[str, Any]]:
+        """Every function's hour (or one's, with its series), from a window at most a
+        second old (the list of all is made once per refresh of the window)."""
+        async with self._lock:
+            if time.monotonic() - self._window_at > 1.0:
+                await self._refresh_window()
+            if function is None:
+                if self._hours_at != self._window_at:
+                    self._hours = [hour.summary() for hour in self.window.functions()]
+                    self._hours_at = self._window_at
+                return self._hours
+            calls, failures = self.window.series(function)
+            return [
+                self.window.function(function).summary()
+                | {
+                    "minutes": self.window.minutes_axis(),
+                    "calls_per_minute": calls,
+                    "failures_per_minute": failures,
+                }
+            ]

@@ -4,8 +4,10 @@ import { useEffect, useState } from 'preact/hooks';
 import { Loading } from './components/bits.jsx';
 import { Shell } from './components/Shell.jsx';
 import { Toasts } from './components/Toasts.jsx';
+import { Audit } from './pages/admin/Audit.jsx';
 import { Keys } from './pages/admin/Keys.jsx';
 import { Users } from './pages/admin/Users.jsx';
+import { DeadLetters } from './pages/deadletters/DeadLetters.jsx';
 import { NotFound } from './pages/NotFound.jsx';
 import { Overview } from './pages/overview/Overview.jsx';
 import { ScriptsPage } from './pages/scripts/ScriptsPage.jsx';
@@ -38,6 +40,7 @@ export function App() {
             <Route path="/scripts/:name?/:tab?/:fn?" component={ScriptsPage} user={user} />
             <Route path="/tasks" component={TasksPage} />
             <Route path="/tasks/:id" component={TaskDetail} user={user} />
+            <Route path="/dead-letters" component={DeadLetters} user={user} />
             <Route path="/connectors/:name?" component={Connectors} user={user} />
             <Route path="/subscriptions/:name?" component={Subscriptions} user={user} />
             <Route path="/cron" component={Cron} user={user} />
@@ -45,6 +48,7 @@ export function App() {
             <Route path="/hub/:tab?" component={Hub} user={user} />
             <Route path="/keys" component={Keys} user={user} />
             <Route path="/users" component={Users} user={user} />
+            <Route path="/audit" component={Audit} user={user} />
             <Route default component={NotFound} />
           </Router>
         </Shell>

@@ -4,7 +4,14 @@ import { signOut } from '../session.js';
 
 const NAV = [
   { group: '', items: [['/', 'Overview']] },
-  { group: 'Develop', items: [['/scripts', 'Scripts'], ['/tasks', 'Tasks']] },
+  {
+    group: 'Develop',
+    items: [
+      ['/scripts', 'Scripts'],
+      ['/tasks', 'Tasks'],
+      ['/dead-letters', 'Dead letters'],
+    ],
+  },
   {
     group: 'Triggers',
     items: [
@@ -15,7 +22,14 @@ const NAV = [
       ['/hub', 'WebSub hub'],
     ],
   },
-  { group: 'Admin', items: [['/keys', 'API keys'], ['/users', 'Users']] },
+  {
+    group: 'Admin',
+    items: [
+      ['/keys', 'API keys'],
+      ['/users', 'Users'],
+      ['/audit', 'Audit log'],
+    ],
+  },
 ];
 
 function active(path, href) {

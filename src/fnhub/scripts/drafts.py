@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from fnhub import audit
 from fnhub.scripts.store import code_hash
 from fnhub.store.db import Database
 from fnhub.store.models import Script, ScriptDraft
@@ -36,6 +37,11 @@ class Draft:
             "author": self.author,
             "updated_at": self.updated_at,
         }
+
+
+def _audited(row: ScriptDraft) -> dict[str, Any]:
+    """What the audit log keeps of a draft (code is never logged)."""
+    return {"hash": row.hash, "base_version": row.base_version, "bytes": len(row.code.encode())}
 
 
 def _draft(row: ScriptDraft) -> Draft:
@@ -88,6 +94,7 @@ class DraftStore:
     def _save(self, name: str, code: str, author: str, base_version: int | None) -> Draft:
         with self.db.session() as session, session.begin():
             row = session.get(ScriptDraft, name)
+            before = None if row is None else _audited(row)
             if base_version is None:
                 if row is not None:
                     base_version = row.base_version
@@ -102,12 +109,19 @@ class DraftStore:
             row.base_version = base_version
             row.author = author[:140]
             row.updated_at = time.time()
+            audit.record(
+                session, author, "script.draft_save", f"script:{name}", before, _audited(row)
+            )
             return _draft(row)
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, *, actor: str = audit.SYSTEM) -> bool:
         with self.db.session() as session, session.begin():
-            gone = session.execute(delete(ScriptDraft).where(ScriptDraft.script == name))
-            return bool(gone.rowcount)
+            row = session.get(ScriptDraft, name)
+            if row is None:
+                return False
+            audit.record(session, actor, "script.draft_delete", f"script:{name}", _audited(row))
+            session.delete(row)
+            return True
 
     def discard_published(self, name: str, hash_: str) -> bool:
         """Delete the draft if it holds exactly the code just published (a draft saved since

@@ -115,8 +115,8 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
     )
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
-    routers = (functions, tasks, dead_letters, scripts, drafts, endpoints, connectors, cache, keys)
-    for module in (*routers, workers, overview):
+    routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
+    for module in (*routers, drafts, overview):
         api.include_router(module.router)
     for area in areas:
         if hasattr(area, "router"):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from fnhub.scripts.inspect import check_name
+from fnhub.server.access import actor
 from fnhub.server.api.scripts import DraftOut, Name, drafts_of, publish_code
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, ScriptOut, Strict
@@ -41,13 +42,6 @@ class DraftSummary(BaseModel):
     author: str
     updated_at: float
     bytes: int
-
-
-def author_of(request: Request) -> str:
-    """Who saves a draft: the audit actor of the request's principal (`user:<name>`,
-    `key:<id>`) where the access check set one, else "api"."""
-    principal = getattr(request.state, "principal", None)
-    return getattr(principal, "actor", None) or "api"
 
 
 def _no_draft(name: str) -> ApiError:
@@ -81,7 +75,7 @@ async def save_draft(request: Request, body: DraftIn, name: str = Name) -> dict[
         drafts_of(request).save,
         name,
         body.code,
-        author=author_of(request),
+        author=actor(request),
         base_version=body.base_version,
     )
     return draft.public()
@@ -89,7 +83,7 @@ async def save_draft(request: Request, body: DraftIn, name: str = Name) -> dict[
 
 @router.delete("/scripts/{name}/draft", response_model=Deleted, responses=responses(401, 404))
 async def delete_draft(request: Request, name: str = Name) -> dict[str, bool]:
-    if not await asyncio.to_thread(drafts_of(request).delete, name):
+    if not await asyncio.to_thread(drafts_of(request).delete, name, actor=actor(request)):
         raise _no_draft(name)
     return {"deleted": True}
 
@@ -110,7 +104,7 @@ async def publish_draft(
         problem = check_name(name)
         if problem is not None:
             raise ApiError(422, "invalid_script_name", problem)
-        await asyncio.to_thread(drafts.save, name, body.code, author=author_of(request))
+        await asyncio.to_thread(drafts.save, name, body.code, author=actor(request))
         code = body.code
     else:
         draft = await asyncio.to_thread(drafts.get, name)

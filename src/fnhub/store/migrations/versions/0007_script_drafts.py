@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0007_script_drafts"
-down_revision = "0001_core"
+down_revision = "0001_core"  # a branch of its own beside 0006_task_attempts
 branch_labels = None
 depends_on = None
 

@@ -158,17 +158,25 @@ def test_function_parameters_describe_a_run_form(stack: Stack) -> None:
 
 
 def test_the_function_list_follows_publishes_and_deletes(stack: Stack) -> None:
-    """The list is encoded once per scripts revision: a publish or a delete shows at once."""
+    """The lists are encoded once per scripts revision: a publish, a rollback or a delete
+    shows at once."""
     with stack.admin() as c:
 
         def refs() -> set[str]:
             return {f["ref"] for f in c.get("/api/v1/functions").json()}
 
-        assert "listed.hi" not in refs()
+        def versions() -> dict[str, int]:
+            return {s["name"]: s["version"] for s in c.get("/api/v1/scripts").json()}
+
+        assert "listed.hi" not in refs() and "listed" not in versions()
         assert c.put("/api/v1/scripts/listed", json={"code": GOOD}).status_code == 200
-        assert "listed.hi" in refs()
+        assert "listed.hi" in refs() and versions()["listed"] == 1
+        assert c.put("/api/v1/scripts/listed", json={"code": GOOD_2}).status_code == 200
+        assert versions()["listed"] == 2
+        assert c.post("/api/v1/scripts/listed/rollback", json={"version": 1}).status_code == 200
+        assert versions()["listed"] == 1
         one = c.get("/api/v1/functions", params={"script": "listed"}).json()
         assert [f["ref"] for f in one] == ["listed.hi"]
         assert c.get("/api/v1/functions/listed.hi").json() == one[0]
         assert c.delete("/api/v1/scripts/listed").status_code == 200
-        assert "listed.hi" not in refs()
+        assert "listed.hi" not in refs() and "listed" not in versions()

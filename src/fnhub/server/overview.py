@@ -29,6 +29,8 @@ from fnhub.subscriptions.models import Subscription
 
 TAIL_ROWS = 20
 TOP_FUNCTIONS = 10  # by calls, and as many by failures
+#: functions summed per turn of the event loop when every function's hour is listed
+HOURS_SLICE = 100
 #: the subscription list is re-read when `<prefix>:subs:rev` moves, and at least this often
 SUBSCRIPTIONS_REREAD_SECONDS = 10.0
 #: what the feed shows of a server's view of a subscription (its `last` messages are big:
@@ -152,6 +154,7 @@ class Overview:
         self._window_at = 0.0  # monotonic
         self._hours: list[dict[str, Any]] = []  # every function's summary at `_hours_at`
         self._hours_at = -1.0
+        self._summing: asyncio.Task[None] | None = None
 
     async def snapshot(self, max_age: float = 0.0) -> dict[str, Any]:
         async with self._lock:
@@ -244,21 +247,35 @@ class Overview:
 
     async def function_hours(self, function: str | None = None) -> list[dict[str, Any]]:
         """Every function's hour (or one's, with its series), from a window at most a
-        second old (the list of all is made once per refresh of the window)."""
+        second old. The list of all is summed in the background once per refresh, a slice at
+        a time (1000 functions are tens of milliseconds of Python): a request gets the newest
+        list made, at most a refresh behind, and waits only for the very first."""
         async with self._lock:
             if time.monotonic() - self._window_at > 1.0:
                 await self._refresh_window()
-            if function is None:
-                if self._hours_at != self._window_at:
-                    self._hours = [hour.summary() for hour in self.window.functions()]
-                    self._hours_at = self._window_at
-                return self._hours
-            calls, failures = self.window.series(function)
-            return [
-                self.window.function(function).summary()
-                | {
-                    "minutes": self.window.minutes_axis(),
-                    "calls_per_minute": calls,
-                    "failures_per_minute": failures,
-                }
-            ]
+            if function is not None:
+                calls, failures = self.window.series(function)
+                return [
+                    self.window.function(function).summary()
+                    | {
+                        "minutes": self.window.minutes_axis(),
+                        "calls_per_minute": calls,
+                        "failures_per_minute": failures,
+                    }
+                ]
+            stale = self._hours_at != self._window_at
+            if stale and (self._summing is None or self._summing.done()):
+                self._summing = asyncio.create_task(self._sum_hours(self._window_at))
+        if self._hours_at < 0 and self._summing is not None:
+            await asyncio.shield(self._summing)  # the first list: nothing older to give
+        return self._hours
+
+    async def _sum_hours(self, window_at: float) -> None:
+        names = sorted(self.window.calls_and_failures())
+        hours: list[dict[str, Any]] = []
+        for start in range(0, len(names), HOURS_SLICE):
+            hours.extend(
+                self.window.function(n).summary() for n in names[start : start + HOURS_SLICE]
+            )
+            await asyncio.sleep(0)  # let requests in between slices
+        self._hours, self._hours_at = hours, window_at

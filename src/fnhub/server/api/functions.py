@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from fnhub.functions import FunctionInfo
-from fnhub.scripts.registry import ActiveScripts
 from fnhub.server.caller import Caller
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.render import failure_response, json_response, outcome
+from fnhub.server.revision_cache import cached_json
 from fnhub.server.schemas import CallRequest, FunctionOut, SubmitRequest, Submitted, TaskState
 from fnhub.tasks import Status
 
@@ -57,33 +57,20 @@ def function_out(info: FunctionInfo) -> FunctionOut:
     return FunctionOut(**function_dict(info))
 
 
-class _ListCache:
-    """The encoded list of every function, made once per scripts revision."""
-
-    def __init__(self) -> None:
-        self.revision: int | None = None
-        self.body = b""
-
-    def body_for(self, active: ActiveScripts) -> bytes:
-        if active.revision != self.revision:
-            infos = sorted(active.functions.values(), key=lambda f: f.ref)
-            self.body = orjson.dumps([function_dict(f) for f in infos])
-            self.revision = active.revision
-        return self.body
-
-
 @router.get("/functions", response_model=list[FunctionOut], responses=responses(401))
 async def list_functions(request: Request, script: str | None = None) -> Response:
     """Every exported function of the active script versions (of one script with `script`)."""
     caller = _caller(request)
-    await caller.refresh()
     if script is not None:
+        await caller.refresh()
         infos = sorted(caller.active.functions.values(), key=lambda f: f.ref)
         return json_response([function_dict(f) for f in infos if f.script == script])
-    cache = getattr(request.app.state, "function_list", None)
-    if cache is None:
-        cache = request.app.state.function_list = _ListCache()
-    return Response(cache.body_for(caller.active), media_type="application/json")
+
+    async def build() -> bytes:
+        infos = sorted(caller.active.functions.values(), key=lambda f: f.ref)
+        return orjson.dumps([function_dict(f) for f in infos])
+
+    return await cached_json(request.app, "function_list", build)
 
 
 @router.get("/functions/{ref}", response_model=FunctionOut, responses=responses(401, 404))

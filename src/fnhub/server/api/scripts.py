@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
 from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
-from fnhub.server.render import json_response
+from fnhub.server.revision_cache import cached_json
 from fnhub.server.schemas import Deleted, RollbackIn, ScriptIn, ScriptOut, ScriptVersionOut
 from fnhub.store.models import Script, ScriptVersion
 
@@ -120,7 +121,11 @@ def _list(store: ScriptStore) -> list[dict[str, Any]]:
 @router.get("/scripts", response_model=list[ScriptOut], responses=responses(401))
 async def list_scripts(request: Request) -> Response:
     """The active version of every script (without code: `GET /scripts/{name}` has it)."""
-    return json_response(await asyncio.to_thread(_list, _store(request)))
+
+    async def build() -> bytes:
+        return orjson.dumps(await asyncio.to_thread(_list, _store(request)))
+
+    return await cached_json(request.app, "script_list", build)
 
 
 @router.put("/scripts/{name}", response_model=ScriptOut, responses=responses(400, 401, 413, 422))

@@ -36,9 +36,9 @@ import redis
 
 from fnhub.bootstrap import open_services
 from fnhub.calls import make_task
-from fnhub.client import Client
 from fnhub.config import Settings
 from fnhub.queue import add_enqueue, iter_results
+from fnhub.queue_client import QueueClient
 
 SCRIPT = "import fnhub\n\n@fnhub.api()\ndef noop(i=0):\n    return i\n"
 
@@ -134,7 +134,7 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
     )
     services = open_services(settings)
     services.scripts.publish({"bench": SCRIPT})
-    client = Client(settings)
+    client = QueueClient(settings)
     proc = multiprocessing.get_context("spawn").Process(
         target=_supervise, args=(settings.model_dump_json(), processes)
     )

@@ -21,8 +21,8 @@ import redis
 import sqlalchemy as sa
 
 from fnhub.bootstrap import Services, open_services
-from fnhub.client import Client
 from fnhub.config import Settings
+from fnhub.queue_client import QueueClient
 from fnhub.store.db import Database
 from fnhub.tasks import TaskResult
 
@@ -124,8 +124,8 @@ def services(settings: Settings) -> Iterator[Services]:
 
 
 @pytest.fixture
-def client(settings: Settings, services: Services) -> Iterator[Client]:
-    c = Client(settings)
+def client(settings: Settings, services: Services) -> Iterator[QueueClient]:
+    c = QueueClient(settings)
     yield c
     c.close()
 
@@ -149,7 +149,7 @@ class WorkerHandle:
         self.process.start()
         self.queues = queues or list(settings.queues)
 
-    def wait_ready(self, client: Client, timeout: float = 20.0) -> None:
+    def wait_ready(self, client: QueueClient, timeout: float = 20.0) -> None:
         wait_for(lambda: all(client.queue_has_worker(q) for q in self.queues), timeout)
 
     def stop(self, timeout: float = 20.0) -> int | None:
@@ -163,7 +163,7 @@ class WorkerHandle:
 
 
 @pytest.fixture
-def start_worker(settings: Settings, client: Client) -> Iterator[Callable[..., WorkerHandle]]:
+def start_worker(settings: Settings, client: QueueClient) -> Iterator[Callable[..., WorkerHandle]]:
     handles: list[WorkerHandle] = []
 
     def start(
@@ -192,7 +192,7 @@ def publish(services: Services) -> Callable[[dict[str, str]], None]:
     return do
 
 
-def call_ok(client: Client, ref: str, kwargs: dict | None = None, **options) -> TaskResult:
+def call_ok(client: QueueClient, ref: str, kwargs: dict | None = None, **options) -> TaskResult:
     result = client.call(ref, kwargs or {}, **options)
     assert result.status == "success", (result.error_type, result.error_message, result.traceback)
     return result

@@ -16,7 +16,6 @@ from tests.conftest import CRASH_ONCE, wait_for
 
 from fnhub import status
 from fnhub.bootstrap import Services
-from fnhub.client import Client
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import (
     ENQUEUE_MANY,
@@ -28,6 +27,7 @@ from fnhub.queue import (
     iter_results,
     release_consumer,
 )
+from fnhub.queue_client import QueueClient
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.child import Finisher, ReadSize, Slot
 from fnhub.worker.prefetch import Entry, Prefetch
@@ -58,7 +58,7 @@ SCRIPT = (
 )
 
 
-def _counts(client: Client, ns: range, seconds: float = 0.0) -> list[Task]:
+def _counts(client: QueueClient, ns: range, seconds: float = 0.0) -> list[Task]:
     return [
         Task(function="b.counts", kwargs={"n": n, "seconds": seconds}, reply_to=client.reply_stream)
         for n in ns

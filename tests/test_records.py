@@ -107,12 +107,12 @@ def test_batched_entries_binary_kwargs_and_upserts(database, settings, services)
 
 
 def test_malformed_records_entries_are_skipped_and_acknowledged(database, settings, services):
-    """An entry without results, or with bytes that are not results, is logged and dropped;
-    the good entries around it are written and nothing stays pending."""
+    """An entry without results, or with bytes that are not results, is logged and moved to
+    the poison stream; the good entries around it are written and nothing stays pending."""
     keys = services.keys
     good = Task(function="s.f")
-    services.redis.xadd(keys.records, {"x": b"no results field"})
-    services.redis.xadd(keys.records, {"rs": b"\xc1 not msgpack"})
+    first = services.redis.xadd(keys.records, {"x": b"no results field"})
+    second = services.redis.xadd(keys.records, {"rs": b"\xc1 not msgpack"})
     pipe = services.redis.pipeline()
     add_result(pipe, keys, good, result_for(good, Status.SUCCESS, result=1))
     pipe.execute()
@@ -122,6 +122,10 @@ def test_malformed_records_entries_are_skipped_and_acknowledged(database, settin
     with database.session() as session:
         assert session.get(TaskRecord, good.id).result == 1
     assert services.redis.xlen(keys.records) == 0
+    poison = [fields for _id, fields in services.redis.xrange(keys.records_poison)]
+    assert [p[b"poison_entry"] for p in poison] == [first, second]
+    assert poison[0][b"x"] == b"no results field"
+    assert all(b"DecodeError" in p[b"poison_reason"] for p in poison)
 
 
 def test_retention_keeps_last_n_per_origin(database, settings, services):

@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import call_ok
 
 from fnhub.project import apply_project
-from fnhub.scripts.inspect import ScriptError
+from fnhub.scripts.inspect import ScriptError, check_syntax
 
 GOOD = '''
 import fnhub
@@ -59,6 +59,17 @@ def test_broken_script_is_refused_and_previous_version_stays(services, code, mes
     active = services.scripts.active_code()
     assert active["maths"][0] == GOOD
     assert [v.version for v in services.scripts.versions("maths")] == [1]
+
+
+def test_syntax_error_quotes_the_published_code_not_a_file_of_that_name(tmp_path, monkeypatch):
+    """Python fills a SyntaxError's text from the file named like the code when one exists;
+    a publisher working beside its own `orders.py` must still see the line it sent."""
+    (tmp_path / "orders.py").write_text("import fnhub\n")
+    monkeypatch.chdir(tmp_path)
+    problem = check_syntax("orders", "def broken(:\n    pass\n")
+    assert problem is not None
+    assert "def broken(:" in problem.message
+    assert "import fnhub" not in problem.message
 
 
 @pytest.mark.parametrize("name", ["json", "redis", "fnhub", "_private", "has-dash"])

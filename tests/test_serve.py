@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import select
 from tests.conftest import free_port, wait_for
 
-from fnhub.client import Client
 from fnhub.config import load_settings
+from fnhub.queue_client import QueueClient
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
 
@@ -71,7 +71,7 @@ def test_cli_init_serve_call_tasks(tmp_path):
     project = tmp_path / "demo"
     serve = _serve(project, env)
     try:
-        client = Client(load_settings(project))
+        client = QueueClient(load_settings(project))
         wait_for(lambda: _quiet(lambda: client.queue_has_worker("sync")), timeout=30)
         ok = _fnhub("call", "hello.greet", "--kwargs", '{"name": "ada"}', cwd=project, env=env)
         assert ok.returncode == 0, ok.stderr
@@ -106,7 +106,7 @@ def test_queued_tasks_survive_a_restart_of_serve(tmp_path):
     (project / "scripts" / "work.py").write_text(SLOW)
     serve = _serve(project, env)
     settings = load_settings(project)
-    client = Client(settings)
+    client = QueueClient(settings)
     try:
         wait_for(lambda: _quiet(lambda: client.queue_has_worker("sync")), timeout=30)
         ids = [client.submit("work.slow", {"i": i}).id for i in range(10)]

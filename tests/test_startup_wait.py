@@ -20,9 +20,9 @@ from tests.conftest import POSTGRES_URL, REDIS_URL, call_ok, free_port, wait_for
 from tests.private_redis import PrivateRedis
 
 from fnhub.bootstrap import open_services
-from fnhub.client import Client
 from fnhub.config import Settings
 from fnhub.keys import Keys
+from fnhub.queue_client import QueueClient
 
 SCRIPT = """
 import fnhub
@@ -136,7 +136,7 @@ def test_worker_server_and_beat_wait_for_redis_then_serve(roles: Roles, tmp_path
         services = open_services(settings)
         services.scripts.publish({"demo": SCRIPT})
         services.close()
-        caller = Client(settings)
+        caller = QueueClient(settings)
         assert call_ok(caller, "demo.echo", {"value": "up"}).result == "up"
         caller.close()
         client.close()
@@ -168,7 +168,7 @@ def test_server_and_beat_wait_for_a_database_created_later(roles: Roles) -> None
         services = open_services(settings)
         services.scripts.publish({"demo": SCRIPT})
         services.close()
-        caller = Client(settings)
+        caller = QueueClient(settings)
         assert call_ok(caller, "demo.echo", {"value": 1}).result == 1
         caller.close()
     finally:

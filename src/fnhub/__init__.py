@@ -16,7 +16,7 @@ from fnhub.functions import api
 from fnhub.response import Response
 
 __version__ = "0.1.0"
-__all__ = ["Response", "api", "cache", "context", "log"]
+__all__ = ["AsyncClient", "Client", "Response", "api", "cache", "context", "errors", "log"]
 
 import logging as _logging
 
@@ -25,12 +25,15 @@ log = _logging.getLogger("fnhub.script")
 
 
 def __getattr__(name: str) -> object:
-    """`fnhub.cron` and `fnhub.websub` (script-side APIs) are imported on first use, not by every
-    script."""
+    """`fnhub.cron` and `fnhub.websub` (script-side APIs), `fnhub.errors` and the HTTP clients
+    (`fnhub.Client`, `fnhub.AsyncClient`, which import httpx) are imported on first use, not by
+    every script."""
     import importlib
 
-    if name in ("cron", "websub"):
+    if name in ("cron", "websub", "errors"):
         return importlib.import_module(f"fnhub.{name}")
+    if name in ("Client", "AsyncClient"):
+        return getattr(importlib.import_module("fnhub.client"), name)
     if name == "connector":  # fnhub.connector("name").publish(topic, message, **options)
         return importlib.import_module("fnhub.connections").connector
     raise AttributeError(f"module 'fnhub' has no attribute {name!r}")

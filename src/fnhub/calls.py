@@ -15,6 +15,7 @@ import msgspec
 
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
+from fnhub.nesting import nests_deeper
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.tasks import Task, new_task_id
 
@@ -105,7 +106,7 @@ class TaskMaker:
         if not isinstance(kwargs, dict):
             raise CallError("invalid_kwargs", "kwargs must be a JSON object")
         if size_at_most is None or size_at_most > self.kwargs_max_bytes:
-            size = len(_encode(kwargs))
+            size = len(encode_kwargs(kwargs))
             if size > self.kwargs_max_bytes:
                 raise CallError(
                     "too_large",
@@ -143,3 +144,25 @@ def make_task(
 
 DEFAULT_QUEUES = {"cron": "cron", "subscription": "sub", "endpoint_async": "async"}
 _encode = msgspec.msgpack.Encoder().encode
+
+
+#: how deep kwargs may nest: far past any real payload, and far enough below Python's recursion
+#: limit that every process encodes and decodes them wherever its stack stands (the HTTP
+#: server's, a test's), a reply's and a record's wrappers included
+KWARGS_MAX_DEPTH = 256
+_TOO_DEEP = f"kwargs nest deeper than {KWARGS_MAX_DEPTH} levels"
+
+
+def encode_kwargs(kwargs: dict[str, Any]) -> bytes:
+    """kwargs as the queue carries them; CallError for what it cannot carry: nesting past
+    KWARGS_MAX_DEPTH, integers past 64 bits, strings that are not Unicode text. Only kwargs
+    encoded to that many bytes can nest that deep, so small ones are never walked."""
+    try:
+        encoded = _encode(kwargs)
+    except RecursionError:
+        raise CallError("invalid_kwargs", _TOO_DEEP) from None
+    except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
+        raise CallError("invalid_kwargs", f"kwargs cannot be queued: {exc}") from None
+    if len(encoded) > KWARGS_MAX_DEPTH and nests_deeper(kwargs, KWARGS_MAX_DEPTH):
+        raise CallError("invalid_kwargs", _TOO_DEEP)
+    return encoded

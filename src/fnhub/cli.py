@@ -13,25 +13,45 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from fnhub.cli_output import Column, JsonOpt, cell, fitted_table, hide_flag_types, out, print_json
+from fnhub.cli_output import show as show_table
+from fnhub.cli_settings import DataDirOpt, ProjectOpt, settings_command, settings_or_exit
 from fnhub.config import Settings, load_settings
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
-)
+app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+hide_flag_types()
 console = Console()
 err = Console(stderr=True)
 
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="project folder")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages")]
+HostOpt = Annotated[str | None, typer.Option(help="address to listen on (default 127.0.0.1)")]
+PortOpt = Annotated[int | None, typer.Option(help="port to listen on (default 8090)")]
 
 
-def _settings(project: Path, **overrides: Any) -> Settings:
-    try:
-        return load_settings(project, **{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"fnhub {version('fnhub')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """The `fnhub` command line."""
+
+
+def _settings(project: Path | None, *, role: bool = False, **overrides: Any) -> Settings:
+    return settings_or_exit(project, role=role, **overrides)
 
 
 def _logging(verbose: bool) -> None:
@@ -70,6 +90,10 @@ def init(
     folder: Annotated[Path, typer.Argument(help="where to create the project")] = Path("."),
 ) -> None:
     """Create a project folder with an example script."""
+    try:
+        load_settings(folder)  # a misspelt FNHUB_* variable stops us before any file is made
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
     (folder / "scripts").mkdir(parents=True, exist_ok=True)
     created = []
     for path, text in (
@@ -171,29 +195,38 @@ def _run_worker(settings_json: str, queues: list[str] | None, processes: int | N
 
 @app.command()
 def worker(
-    project: ProjectOpt = Path("."),
-    queues: Annotated[str | None, typer.Option(help="comma-separated queue names")] = None,
-    processes: Annotated[int | None, typer.Option(help="child processes")] = None,
-    verbose: bool = False,
+    project: ProjectOpt = None,
+    queues: Annotated[
+        str | None, typer.Option(help="comma-separated queue names (default: all)")
+    ] = None,
+    processes: Annotated[int | None, typer.Option(help="child processes (default 2)")] = None,
+    data_dir: DataDirOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run a worker: a supervisor and N child processes consuming the given queues."""
     _logging(verbose)
-    settings = _settings(project)
+    settings = _settings(project, role=True, queues=queues, processes=processes, data_dir=data_dir)
     from fnhub.worker.supervisor import Supervisor
 
-    queue_list = [q.strip() for q in queues.split(",")] if queues else None
-    Supervisor(settings, queue_list, processes).run()
+    Supervisor(settings).run()
 
 
 @app.command()
 def serve(
-    project: ProjectOpt = Path("."),
-    processes: Annotated[int | None, typer.Option(help="worker child processes")] = None,
-    verbose: bool = False,
+    project: ProjectOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    processes: Annotated[
+        int | None, typer.Option(help="worker child processes (default 2)")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run everything on one machine: embedded Redis (if none configured), workers, records."""
     _logging(verbose)
-    settings = _settings(project, processes=processes)
+    settings = _settings(
+        project, role=True, host=host, port=port, processes=processes, data_dir=data_dir
+    )
     from fnhub.serve import serve as run_serve
 
     sys.exit(run_serve(settings))
@@ -201,20 +234,21 @@ def serve(
 
 @app.command()
 def server(
-    project: ProjectOpt = Path("."),
-    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
-    verbose: bool = False,
+    project: ProjectOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    data_dir: DataDirOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run the HTTP server only (API, endpoints, metrics); workers run apart."""
     _logging(verbose)
-    settings = _settings(project)
+    settings = _settings(project, role=True, host=host, port=port, data_dir=data_dir)
     from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of
 
     wait_for_services(settings)  # they may come up after us
-    err.print(f"fnhub server on [bold]{url_of(settings, host, port)}[/bold]")
-    run_server(settings, host=host, port=port)
+    err.print(f"fnhub server on [bold]{url_of(settings)}[/bold]")
+    run_server(settings)
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (each with a role).")
@@ -227,7 +261,7 @@ def keys_create(
     role: Annotated[
         str, typer.Option("--role", help="viewer, developer or admin", show_default=True)
     ] = "admin",
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
 ) -> None:
     """Create an API key with a role and print its token (shown only once)."""
     from fnhub import audit
@@ -236,8 +270,7 @@ def keys_create(
     from fnhub.store.db import Database
 
     if role not in Role.__members__.values():
-        err.print(f"[red]error:[/red] unknown role {role!r} (viewer, developer, admin)")
-        raise typer.Exit(2)
+        raise _fail(f"unknown role {role!r} (viewer, developer, admin)", 2)
     db = Database(_settings(project).resolved_db_url())
     db.migrate()
     row, token = create_key(db, name, role=role, actor=audit.CLI)
@@ -247,10 +280,7 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(
-    project: ProjectOpt = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
+def keys_list(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """List API keys with their role (their tokens are not stored)."""
     from fnhub.server.auth import key_state, list_keys
     from fnhub.store.db import Database
@@ -260,16 +290,21 @@ def keys_list(
     rows = list_keys(db)
     db.dispose()
     if as_json:
-        print(json.dumps([key_state(r) for r in rows]))
+        print_json([key_state(r) for r in rows])
         return
-    table = Table("id", "name", "role", "created", "expires")
-    for row in rows:
-        table.add_row(row.id, row.name, row.role, _time(row.created_at), _time(row.expires_at))
-    console.print(table)
+    screen = out()
+    columns = [Column("id"), Column("name"), Column("role"), Column("created", 2)]
+    columns.append(Column("expires", 1))
+    table = fitted_table(
+        screen,
+        columns,
+        [(r.id, r.name, r.role, _time(r.created_at), _time(r.expires_at)) for r in rows],
+    )
+    show_table(screen, table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, project: ProjectOpt = Path(".")) -> None:
+def keys_revoke(key_id: str, project: ProjectOpt = None) -> None:
     """Delete an API key (servers forget it within seconds)."""
     from fnhub import audit
     from fnhub.server.auth import revoke_key
@@ -280,34 +315,31 @@ def keys_revoke(key_id: str, project: ProjectOpt = Path(".")) -> None:
     found = revoke_key(db, key_id, actor=audit.CLI)
     db.dispose()
     if not found:
-        err.print(f"[red]error:[/red] no API key '{key_id}'")
-        raise typer.Exit(1)
+        raise _fail(f"no API key '{key_id}'")
     console.print(f"revoked {key_id}")
 
 
 @app.command()
 def call(
     function: Annotated[str, typer.Argument(help="script.function")],
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
     kwargs: Annotated[str, typer.Option(help="keyword arguments as a JSON object")] = "{}",
     timeout: Annotated[float | None, typer.Option(help="seconds to wait for the result")] = None,
     queue: Annotated[str | None, typer.Option(help="run on this queue")] = None,
 ) -> None:
     """Call a function through the queue and print its result (exit code 1 if it failed)."""
     from fnhub.calls import CallError
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
     try:
         parsed = json.loads(kwargs)
     except json.JSONDecodeError as exc:
-        err.print(f"[red]error:[/red] --kwargs is not valid JSON: {exc}")
-        raise typer.Exit(2) from exc
-    client = Client(_settings(project))
+        raise _fail(f"--kwargs is not valid JSON: {exc}", 2) from exc
+    client = QueueClient(_settings(project))
     try:
         result = client.call(function, parsed, timeout=timeout, queue=queue)
     except CallError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise _fail(str(exc), 2) from exc
     finally:
         client.close()
     if result.logs:
@@ -322,10 +354,7 @@ def call(
 
 
 @app.command()
-def status(
-    project: ProjectOpt = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
+def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Live workers, queue depths and every subscription's state (connected, holder, rate...)."""
     from fnhub.bootstrap import open_services
     from fnhub.status import gather
@@ -337,54 +366,53 @@ def status(
     finally:
         services.close()
     if as_json:
-        console.print_json(json.dumps(data, default=str))
+        print_json(data)
         return
-    workers = Table("worker", "host", "queues", "processes", "last beat")
-    for w in data["workers"]:
-        workers.add_row(
-            w["id"],
-            w.get("host", ""),
-            ",".join(w.get("queues", [])),
-            str(w.get("processes", "")),
-            _time(w.get("beat")),
-        )
-    console.print(workers)
-    queues = Table("queue", "tasks", "entries held by workers")
-    for q in data["queues"]:
-        queues.add_row(q["queue"], str(q["tasks"]), str(q["held"]))
-    console.print(queues)
-    subs = Table(
-        "subscription",
-        "mode",
-        "node",
-        "state",
-        "processed",
-        "per min",
-        "in flight",
-        "lag",
-        "dropped",
-        "last error",
-    )
-    for sub in data["subscriptions"]:
-        views = sub["servers"] or [{}]
-        for view in views:
+    screen = out()
+    workers = [
+        (w["id"], w.get("host"), ",".join(w.get("queues", [])), w.get("processes"),
+         _time(w.get("beat")))
+        for w in data["workers"]
+    ]  # fmt: skip
+    columns = [Column("worker"), Column("host", 2), Column("queues", 1)]
+    columns += [Column("processes", 3, "right"), Column("last beat")]
+    show_table(screen, fitted_table(screen, columns, workers, "workers"))
+    queues = [(q["queue"], q["tasks"], q["held"]) for q in data["queues"]]
+    columns = [Column("queue"), Column("tasks", 0, "right"), Column("held by workers", 1, "right")]
+    show_table(screen, fitted_table(screen, columns, queues, "queues"))
+    if data["subscriptions"]:
+        show_table(screen, _subscriptions_table(screen, data["subscriptions"]))
+
+
+def _subscriptions_table(screen: Console, subscriptions: list[dict[str, Any]]) -> Any:
+    """One row per subscription and server running it; on a narrow terminal the counters go
+    first, then mode and node; name, state and last error stay."""
+    rows = []
+    for sub in subscriptions:
+        for view in sub["servers"] or [{}]:
             source = view.get("source") or {}
             state = source.get("state", "not running" if sub["enabled"] else "disabled")
             if view and not view.get("subscribed"):
                 state = "standby (holder elsewhere)" if sub["mode"] == "single" else state
-            subs.add_row(
-                sub["name"],
-                sub["mode"],
-                view.get("node", "-"),
-                state,
-                str(view.get("processed", "-")),
-                str(view.get("rate_per_minute", "-")),
-                str(source.get("in_flight", "-")),
-                str(source.get("lag", "-")),
-                str(source.get("dropped", "-")),
-                (view.get("last_error") or "")[:60],
-            )
-    console.print(subs)
+            rows.append(
+                (
+                    sub["name"], sub["mode"], view.get("node"), state, view.get("processed"),
+                    view.get("rate_per_minute"), source.get("in_flight"), source.get("lag"),
+                    source.get("dropped"), cell(view.get("last_error"), "red"),
+                )
+            )  # fmt: skip
+    columns = [
+        Column("subscription"), Column("mode", 5), Column("node", 2), Column("state"),
+        Column("processed", 4, "right"), Column("per min", 3, "right"),
+        Column("in flight", 7, "right"), Column("lag", 6, "right"),
+        Column("dropped", 8, "right"), Column("last error"),
+    ]  # fmt: skip
+    return fitted_table(screen, columns, rows, "subscriptions")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(Text("error: ", style="red") + Text(message), soft_wrap=True)
+    return typer.Exit(code)
 
 
 def _time(ts: float | None) -> str:
@@ -404,6 +432,8 @@ app.add_typer(websub_app, name="websub")
 from fnhub.rules.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
+
+app.command("settings")(settings_command)
 
 from fnhub.tasks_cli import tasks_app  # noqa: E402
 

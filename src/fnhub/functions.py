@@ -104,16 +104,10 @@ def api(
     `dead_letter=True` sends the function's tasks that failed or timed out (after their
     `retries`) to the dead letters too, where they can be replayed once fixed; without it only
     tasks whose worker died `max_attempts` times end there."""
-    if delayed_crontab is None:
-        delays: list[float] = []
-    elif isinstance(delayed_crontab, int | float):
-        delays = [float(delayed_crontab)]
-    else:
-        delays = [float(d) for d in delayed_crontab]
-    options = FunctionOptions(
+    options = _typed_options(
         title=title,
         category=category,
-        tags=sorted(set(tags or [])),
+        tags=tags or [],
         timeout=timeout,
         expires=expires,
         queue=queue,
@@ -125,11 +119,12 @@ def api(
         max_attempts=max_attempts,
         dead_letter=dead_letter,
         fixed_crontab=fixed_crontab,
-        delayed_crontab=delays,
+        delayed_crontab=[] if delayed_crontab is None else _delays(delayed_crontab),
         concurrency=concurrency,
         warm=warm,
         hidden=hidden,
     )
+    options.tags = sorted(set(options.tags))
     _validate(options)
 
     def mark(fn: F) -> F:
@@ -137,6 +132,24 @@ def api(
         return fn
 
     return mark
+
+
+def _delays(value: Any) -> Any:
+    """One delay stands for a list of one; anything else is left for the type check."""
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _typed_options(**fields: Any) -> FunctionOptions:
+    """The options, each checked against its type, so a mistyped one is refused by name
+    instead of failing later (or being half-used: a string of tags taken as its letters)."""
+    try:
+        return msgspec.convert(fields, FunctionOptions)
+    except msgspec.ValidationError as exc:
+        problem, _, where = str(exc).rpartition(" - at `$.")
+        if not problem:
+            raise ValueError(f"@fnhub.api: {exc}") from None
+        name = where.rstrip("`")
+        raise ValueError(f"@fnhub.api option `{name}`: {problem[0].lower()}{problem[1:]}") from None
 
 
 def _validate(options: FunctionOptions) -> None:

@@ -58,6 +58,13 @@ class Keys:
         """Stream of task results waiting to be written to the database in batches."""
         return f"{self.prefix}:records"
 
+    @property
+    def records_poison(self) -> str:
+        """Stream of records entries (or single results) that could not be written, each with
+        `poison_reason` and `poison_entry` (the records entry it came from), for a person to
+        read, fix or XADD back to `records`; capped."""
+        return f"{self.prefix}:records:poison"
+
     def reply(self, caller_id: str) -> str:
         """Stream a waiting caller (a server, a CLI) reads its tasks' results from."""
         return f"{self.prefix}:reply:{caller_id}"
@@ -105,6 +112,12 @@ class Keys:
         """Hash of one minute's (epoch seconds // 60) task counts and run-time buckets per
         function (`fnhub.minute_stats`); expires about an hour later."""
         return f"{self.prefix}:stats:m:{minute}"
+
+    @property
+    def loop_restarts(self) -> str:
+        """Hash loop name → restarts of that long-lived loop after an unexpected error, added by
+        every server and worker process (`fnhub.supervised`), read by `/metrics`."""
+        return f"{self.prefix}:loops:restarts"
 
     @property
     def endpoints_revision(self) -> str:

@@ -12,6 +12,14 @@ A task's record holds its latest attempt: a row never goes back to an earlier at
 of one task may reach two recorders). An attempt that runs again (status `retrying`) is also
 written to `task_attempts`, so a retried task keeps all its attempts while the common task
 still costs one row.
+
+A recorder never stops on an entry it read. An entry that cannot be decoded, or a record its
+row cannot be written for (even alone), is moved to `<prefix>:records:poison` with the reason and
+acknowledged; the record is then written without its kwargs, result and output, marked
+`RecordIncomplete`. A batch that fails because of its data is split until the bad rows stand
+alone, so the good rows around them are written; a database that does not answer is waited for
+(nothing acknowledged). JSON columns nest at most JSON_MAX_DEPTH levels: deeper values are cut
+there, marked `{"$fnhub_truncated": ...}`.
 """
 
 from __future__ import annotations
@@ -20,11 +28,11 @@ import base64
 import functools
 import heapq
 import logging
+import math
 import threading
 import time
 from typing import Any
 
-import msgspec
 import orjson
 import redis
 from sqlalchemy import delete, exists, func, select
@@ -32,14 +40,22 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
 
 from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
-from fnhub.queue import iter_results
+from fnhub.nesting import nests_deeper
+from fnhub.queue import iter_results, results_value
 from fnhub.store.db import Database
 from fnhub.store.models import TaskAttempt, TaskRecord
-from fnhub.tasks import Status, TaskResult
+from fnhub.tasks import Status, TaskResult, encode
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +72,15 @@ HOLD_SECONDS = 1.0
 HOLD_MAX_RECORDS = 20_000
 PRUNE_EVERY_SECONDS = 30.0
 CLAIM_IDLE_MS = 60_000
+#: poison entries kept (approximately): the newest, for a person to look at
+POISON_MAXLEN = 10_000
+#: JSON columns nest at most this deep (orjson refuses 255 levels; MariaDB's JSON check, 32):
+#: deeper parts of kwargs are cut there and marked, rather than losing the record
+JSON_MAX_DEPTH = 30
+TRUNCATED_MARKER = "$fnhub_truncated"
+#: MySQL/MariaDB codes raised as OperationalError although the row's data is the problem:
+#: a failed CHECK (MariaDB's JSON validity check), invalid JSON text
+_MYSQL_DATA_CODES = frozenset({3140, 4025})
 #: the columns an upsert replaces; `attempt` last: MySQL assigns left to right, and the others
 #: compare the row's attempt before it changes
 _COLUMNS = [c.name for c in TaskRecord.__table__.columns if c.name not in ("id", "attempt")]
@@ -69,10 +94,35 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def _cut(value: Any, depth: int) -> Any:
+    """`value` with lists and dicts deeper than `depth` levels replaced by a marker."""
+    if isinstance(value, dict | list | tuple) and depth <= 0:
+        return {TRUNCATED_MARKER: f"nested deeper than {JSON_MAX_DEPTH} levels"}
+    if isinstance(value, dict):
+        return {key: _cut(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut(item, depth - 1) for item in value]
+    return value
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+
+
 def _json(value: Any) -> str | None:
+    """`value` as JSON text, cut at JSON_MAX_DEPTH levels. Only a text with that many opening
+    brackets (a count at C speed) can nest that deep, so most values are never walked."""
     if value is None:
         return None
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        text = _dumps(value)
+    except TypeError:  # too deep for orjson, or of a type JSON has no word for
+        if not nests_deeper(value, JSON_MAX_DEPTH):
+            raise
+        return _dumps(_cut(value, JSON_MAX_DEPTH)).decode()
+    if text.count(b"{") + text.count(b"[") > JSON_MAX_DEPTH and nests_deeper(value, JSON_MAX_DEPTH):
+        text = _dumps(_cut(value, JSON_MAX_DEPTH))
+    return text.decode()
 
 
 def to_row(result: TaskResult) -> tuple[Any, ...]:
@@ -196,6 +246,68 @@ def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
             conn.exec_driver_sql(sql, attempts)
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """Whether a write failed because of the rows it held (splitting the batch finds them)
+    rather than because of the database (waiting for it helps): refused values, failed
+    constraints, and the driver refusing a Python value before sending it."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, OperationalError):
+        args = exc.orig.args if exc.orig is not None else ()
+        return bool(args) and args[0] in _MYSQL_DATA_CODES
+    if isinstance(exc, SQLAlchemyError):
+        return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+    # sqlite3 raises these unwrapped: an int past 64 bits, a lone surrogate in a string
+    return isinstance(exc, TypeError | ValueError | OverflowError)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, short: the driver's own error (SQLAlchemy's text adds the statement
+    and its parameters, the very data that failed)."""
+    cause = getattr(exc, "orig", None) or exc
+    return _text(f"{type(cause).__name__}: {cause}", 1000)
+
+
+def _text(value: str, size: int) -> str:
+    """`value` as any database takes it: valid UTF-8, no NUL, at most `size` characters."""
+    return value.encode("utf-8", "replace").decode().replace("\x00", "")[:size]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def degraded_row(result: TaskResult, note: str) -> tuple[Any, ...]:
+    """What can still be recorded of a result whose row cannot be written: the row without
+    kwargs, result, traceback and output, texts cleaned and cut to their columns, numbers
+    brought in range, marked `RecordIncomplete` with `note` saying why and where the rest is."""
+    trigger = _finite(result.trigger_time) or 0.0
+    start, end = _finite(result.start_time), _finite(result.end_time)
+    replay_of = result.meta.get("replay_of")
+    return (
+        _text(result.id, 32),
+        _text(result.function, 256),
+        _text(result.version, 64),
+        _text(result.origin, 32),
+        _text(result.origin_id, 128),
+        _text(result.queue, 64),
+        None,
+        _text(result.status, 16),
+        min(max(result.attempt, 0), 2**31 - 1),
+        trigger,
+        start,
+        end,
+        (start - trigger) * 1000 if start else None,
+        (end - start) * 1000 if start and end else None,
+        None,
+        "RecordIncomplete",
+        _text(note, 2000),
+        None,
+        None,
+        _text(replay_of, 32) if isinstance(replay_of, str) else None,
+    )
+
+
 class Recorder:
     def __init__(
         self, db: Database, client: redis.Redis, keys: Keys, settings: Settings, consumer: str
@@ -213,6 +325,9 @@ class Recorder:
         self._held_ids: list[bytes] = []
         self._held_count = 0
         self._held_since = 0.0
+        self._entry_of: dict[str, bytes] = {}  # task id → the entry its result came in
+        self._poison: list[dict[bytes, Any]] = []  # held entries that could not be decoded
+        self._reread_pending = True  # at (re)start: entries read before, never acknowledged
 
     def ensure_group(self) -> None:
         try:
@@ -230,10 +345,22 @@ class Recorder:
 
     def _read(self, block_ms: int) -> int:
         """Read up to BATCH entries (or claim abandoned ones) into what is held for writing."""
-        response = self.redis.xreadgroup(
-            RECORDER_GROUP, self.consumer, {self.keys.records: ">"}, count=BATCH, block=block_ms
-        )
-        entries = response[0][1] if response else []
+        entries = []
+        if self._reread_pending:
+            response = self.redis.xreadgroup(
+                RECORDER_GROUP, self.consumer, {self.keys.records: "0"}, count=BATCH
+            )
+            entries = response[0][1] if response else []
+            self._reread_pending = False
+        if not entries:
+            response = self.redis.xreadgroup(
+                RECORDER_GROUP,
+                self.consumer,
+                {self.keys.records: ">"},
+                count=BATCH,
+                block=block_ms,
+            )
+            entries = response[0][1] if response else []
         if not entries:
             claimed = self.redis.xautoclaim(
                 self.keys.records, RECORDER_GROUP, self.consumer, CLAIM_IDLE_MS, count=BATCH
@@ -245,15 +372,19 @@ class Recorder:
             self._held_since = time.monotonic()
         handled = 0
         held = self._held
+        entry_of = self._entry_of
         for entry_id, fields in entries:
             self._held_ids.append(entry_id)
+            if not fields:  # deleted while pending: nothing to write
+                continue
             try:
                 results = list(iter_results(fields))
-            except msgspec.DecodeError as exc:
-                log.error("skipping malformed record entry: %s", exc)
+            except Exception as exc:  # garbage, or nested too deep to decode here
+                self._set_entry_aside(entry_id, fields, exc)
                 continue
             handled += len(results)
             for result in results:
+                entry_of[result.id] = entry_id
                 origin = (result.origin, result.origin_id)
                 kept = held.get(origin)
                 if kept is None:
@@ -275,21 +406,110 @@ class Recorder:
         acknowledge and delete its entries."""
         if not self._held_ids:
             return
-        rows = [
-            to_row(result)
-            for origin, results in self._held.items()
-            for result in self._newest(origin, results)
+        poison = list(self._poison)  # and the records set aside below, moved with the acks
+        results = [
+            result for origin, held in self._held.items() for result in self._newest(origin, held)
         ]
+        try:
+            rows = [to_row(result) for result in results]
+        except Exception:  # a value no JSON column holds: find it, write the others
+            results, rows = self._rows_one_by_one(results, poison)
         for start in range(0, len(rows), BATCH):
-            upsert_records(self.db, rows[start : start + BATCH])
+            end = start + BATCH
+            self._write(results[start:end], rows[start:end], poison)
         ids = self._held_ids
         pipe = self.redis.pipeline(transaction=True)
+        for fields in poison:
+            pipe.xadd(self.keys.records_poison, fields, maxlen=POISON_MAXLEN, approximate=True)
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             pipe.xack(self.keys.records, RECORDER_GROUP, *chunk)
             pipe.xdel(self.keys.records, *chunk)
         pipe.execute()
+        self._forget_held()
+
+    def _forget_held(self) -> None:
         self._held, self._held_ids, self._held_count = {}, [], 0
+        self._entry_of, self._poison = {}, []
+
+    def _rows_one_by_one(
+        self, results: list[TaskResult], poison: list[dict[bytes, Any]]
+    ) -> tuple[list[TaskResult], list[tuple[Any, ...]]]:
+        kept, rows = [], []
+        for result in results:
+            try:
+                rows.append(to_row(result))
+            except Exception as exc:
+                self._set_aside(result, exc, poison)
+            else:
+                kept.append(result)
+        return kept, rows
+
+    def _write(
+        self, results: list[TaskResult], rows: list[tuple[Any, ...]], poison: list[dict[bytes, Any]]
+    ) -> None:
+        """Upsert rows; when the data is at fault, halve the batch until the rows at fault
+        stand alone and set those aside. Any other failure goes up (nothing is acknowledged)."""
+        try:
+            upsert_records(self.db, rows)
+            return
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if len(rows) == 1:
+                self._set_aside(results[0], exc, poison)
+                return
+        half = len(rows) // 2
+        self._write(results[:half], rows[:half], poison)
+        self._write(results[half:], rows[half:], poison)
+
+    def _set_entry_aside(self, entry_id: bytes, fields: dict[bytes, bytes], exc: Exception) -> None:
+        """An entry that cannot be decoded goes to the poison stream as it is (with acks)."""
+        reason = _reason(exc)
+        log.error(
+            "records entry %s cannot be decoded (%s); moved to %s",
+            entry_id.decode(),
+            reason,
+            self.keys.records_poison,
+        )
+        self._poison.append({**fields, b"poison_reason": reason, b"poison_entry": entry_id})
+
+    def _set_aside(
+        self, result: TaskResult, exc: Exception, poison: list[dict[bytes, Any]]
+    ) -> None:
+        """A result whose row cannot be written goes to the poison stream (as a records entry
+        of its own, to be added back once fixed), and what can be of its row is written."""
+        reason = _reason(exc)
+        entry = self._entry_of.get(result.id, b"")
+        log.error(
+            "record of task %s (records entry %s) cannot be written (%s); moved to %s",
+            result.id,
+            entry.decode(),
+            reason,
+            self.keys.records_poison,
+        )
+        try:
+            encoded = results_value([encode(result)])
+        except Exception:  # it decoded, so it encodes; but nothing here may stop the recorder
+            encoded = b""
+        poison.append(
+            {
+                b"rs": encoded,
+                b"poison_reason": reason,
+                b"poison_entry": entry,
+                b"poison_task": _text(result.id, 200),
+            }
+        )
+        note = (
+            f"the record could not be written in full ({reason}); all of it is in the Redis "
+            f"stream {self.keys.records_poison}"
+        )
+        try:
+            upsert_records(self.db, [degraded_row(result, note)])
+        except Exception as again:
+            if not is_data_error(again):
+                raise
+            log.error("record of task %s cannot be written at all: %s", result.id, _reason(again))
 
     def _holding_saves_rows(self) -> bool:
         """Whether to hold what was read a little longer instead of writing it now: while
@@ -357,6 +577,11 @@ class Recorder:
         return removed
 
     def run(self, stop: threading.Event) -> None:
+        """Record until `stop`. Redis or the database away: wait and retry what is held. Run
+        again after an unexpected error (`fnhub.supervised`), it starts from what it had read
+        and not acknowledged."""
+        self._forget_held()
+        self._reread_pending = True
         backoff = 0.5
         while not stop.is_set():
             try:

@@ -10,9 +10,7 @@ the API answers.
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,13 +21,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fnhub.cli_output import JsonOpt
+from fnhub.cli_output import cell as _text
+from fnhub.cli_output import out as _out
+from fnhub.cli_output import print_json as _print_json
+from fnhub.cli_output import show as _print
+from fnhub.cli_settings import ProjectOpt, settings_or_exit
+
 tasks_app = typer.Typer(
     help="Task records and dead letters. Without a command: list the newest records."
 )
 err = Console(stderr=True)
 
-ProjectOpt = Annotated[Path | None, typer.Option("--project", "-p", help="project folder")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 SinceOpt = Annotated[
     str | None, typer.Option(help="from this long ago (30s, 10m, 2h, 7d) or this time (ISO)")
 ]
@@ -47,8 +50,6 @@ STATUS_STYLES = {
     "dead": "magenta",
     "retrying": "cyan",
 }
-#: piped output without COLUMNS: wide enough that no table needs to wrap much
-PIPED_WIDTH = 200
 FOLLOW_POLL_SECONDS = 0.5
 #: a record landing this long after its task ended (a recorder catching up) is still shown
 FOLLOW_LAG_SECONDS = 5.0
@@ -57,16 +58,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _out() -> Console:
-    """Stdout: a terminal's width, else COLUMNS, else wide (a pipe must not cut ids)."""
-    if sys.stdout.isatty():
-        return Console()
-    columns = os.environ.get("COLUMNS", "")
-    return Console(width=int(columns) if columns.isdigit() else PIPED_WIDTH)
-
-
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(Text("error: ", style="red") + Text(message))
+    err.print(Text("error: ", style="red") + Text(message), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -93,12 +86,7 @@ def _when(text: str | None) -> float | None:
 
 
 def _settings(project: Path | None) -> Any:
-    from fnhub.config import load_settings
-
-    try:
-        return load_settings(project or Path("."))
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from exc
+    return settings_or_exit(project)
 
 
 def _database(project: Path | None) -> Any:
@@ -115,22 +103,6 @@ def _services(project: Path | None) -> Any:
     return open_services(_settings(project))
 
 
-def _print(out: Console, renderable: Any) -> None:
-    """Print; piped, without the padding Rich leaves at the ends of table lines."""
-    if out.is_terminal:
-        out.print(renderable)
-        return
-    with out.capture() as captured:
-        out.print(renderable)
-    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
-    sys.stdout.flush()
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=str) + "\n")
-    sys.stdout.flush()
-
-
 def _time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
@@ -141,11 +113,6 @@ def _iso(ts: float | None) -> str:
 
 def _ms(value: float | None) -> str:
     return f"{value:.1f}" if value is not None else "-"
-
-
-def _text(value: Any) -> Text:
-    """A cell: user text shown as is (never as markup), `-` for nothing."""
-    return Text("-" if value is None or value == "" else str(value))
 
 
 def _status(status: str) -> Text:

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from fnhub.bootstrap import Services, open_services
-from fnhub.client import Client
 from fnhub.config import Settings
 from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
+from fnhub.queue_client import QueueClient
 from fnhub.redis_client import async_redis
 from fnhub.tasks import Task, decode_task
 
@@ -90,7 +90,7 @@ def services(settings: Settings) -> Iterator[Services]:
 
 def add_job(services: Services, **fields: object) -> CronJobSpec:
     spec = CronJobSpec(**fields)  # type: ignore[arg-type]
-    check(spec, Client(services.settings, services.redis).active(), "UTC")
+    check(spec, QueueClient(services.settings, services.redis).active(), "UTC")
     JobStore(services.db).replace(spec)
     pipe = services.redis.pipeline()
     add_bump(pipe, services.keys)

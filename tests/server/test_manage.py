@@ -154,7 +154,7 @@ def test_openapi_conforms_under_schemathesis(stack: Stack) -> None:
     )
     headers = {"Authorization": f"Bearer {stack.token}"}
     failures = []
-    budget = int(os.environ.get("FNHUB_SCHEMATHESIS_EXAMPLES", "15"))
+    budget = int(os.environ.get("FNHUB_TEST_SCHEMATHESIS_EXAMPLES", "15"))
     for result in own.get_all_operations():
         operation = result.ok()
         strategy = operation.as_strategy()

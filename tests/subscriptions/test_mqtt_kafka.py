@@ -11,8 +11,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from tests.conftest import REDIS_URL, wait_for
 
-from fnhub.client import Client
 from fnhub.config import Settings
+from fnhub.queue_client import QueueClient
 
 
 def mqtt_publish(port: int, topic: str, payloads: list[bytes], qos: int = 1) -> None:
@@ -279,7 +279,7 @@ def test_scripts_publish_to_each_broker(make_cluster, conn_broker_factory):
         db_url=f"sqlite:///{cluster.dir / 'fnhub.db'}",
         project_dir=cluster.dir,
     )
-    client = Client(settings)
+    client = QueueClient(settings)
     wait_for(lambda: client.queue_has_worker("sync"), timeout=20)
 
     got: list[bytes] = []

@@ -6,7 +6,6 @@ admin who lost their password gets back in (`fnhub users passwd NAME`).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,15 +15,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from fnhub.cli_output import Column, JsonOpt, fitted_table, out, print_json, show
+from fnhub.cli_settings import ProjectOpt, settings_or_exit
 from fnhub.store.db import Database
 
 users_app = typer.Typer(no_args_is_help=True, help="Console users: create, list, passwd, remove.")
 console = Console()
 err = Console(stderr=True)
 
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="project folder")]
 RoleOpt = Annotated[str, typer.Option("--role", help="viewer, developer or admin")]
 StdinOpt = Annotated[
     bool, typer.Option("--password-stdin", help="read the password from the first line of stdin")
@@ -32,14 +32,8 @@ StdinOpt = Annotated[
 
 
 @contextmanager
-def _db(project: Path) -> Iterator[Database]:
-    from fnhub.config import load_settings
-
-    try:
-        settings = load_settings(project)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+def _db(project: Path | None) -> Iterator[Database]:
+    settings = settings_or_exit(project)
     db = Database(settings.resolved_db_url())
     try:
         db.migrate()
@@ -55,7 +49,7 @@ def _password(from_stdin: bool) -> str:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
     return typer.Exit(2 if getattr(exc, "kind", "") == "invalid" else 1)
 
 
@@ -64,7 +58,7 @@ def create(
     name: Annotated[str, typer.Argument(help="username")],
     role: RoleOpt = "viewer",
     password_stdin: StdinOpt = False,
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
 ) -> None:
     """Create a user (the password is prompted for, or read with --password-stdin)."""
     from fnhub import audit
@@ -80,32 +74,36 @@ def create(
 
 
 @users_app.command("list")
-def list_(
-    project: ProjectOpt = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
+def list_(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """List users with their role and state."""
     from fnhub.accounts.users import list_users, user_json
 
     with _db(project) as db:
         rows = [user_json(r) for r in list_users(db)]
     if as_json:
-        print(json.dumps(rows))
+        print_json(rows)
         return
-    table = Table("username", "role", "state", "created", "changed")
-    for u in rows:
-        state = "[red]disabled[/red]" if u["disabled"] else "enabled"
-        table.add_row(
-            u["username"], u["role"], state, _time(u["created_at"]), _time(u["updated_at"])
+    screen = out()
+    columns = [Column("username"), Column("role"), Column("state")]
+    columns += [Column("created", 2), Column("changed", 1)]
+    table_rows = [
+        (
+            u["username"],
+            u["role"],
+            Text("disabled", style="red") if u["disabled"] else Text("enabled"),
+            _time(u["created_at"]),
+            _time(u["updated_at"]),
         )
-    console.print(table)
+        for u in rows
+    ]
+    show(screen, fitted_table(screen, columns, table_rows))
 
 
 @users_app.command("passwd")
 def passwd(
     name: Annotated[str, typer.Argument(help="username")],
     password_stdin: StdinOpt = False,
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
 ) -> None:
     """Set a user's password; their sessions end."""
     from fnhub import audit
@@ -127,7 +125,7 @@ def set_(
     disabled: Annotated[
         bool | None, typer.Option("--disabled/--enabled", help="refuse or allow sign-in")
     ] = None,
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
 ) -> None:
     """Change a user's role, or disable / enable them (a disable ends their sessions)."""
     from fnhub import audit
@@ -144,7 +142,7 @@ def set_(
 
 @users_app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(help="username")], project: ProjectOpt = Path(".")
+    name: Annotated[str, typer.Argument(help="username")], project: ProjectOpt = None
 ) -> None:
     """Remove a user and end their sessions (the last enabled admin stays)."""
     from fnhub import audit

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from fnhub.aio import wait_event
+from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors")
 
@@ -424,6 +425,8 @@ class ReadingSource:
     window (acking what finished) and close. Subclasses implement `_read_forever` and may
     override `_before_drain` and `_close`."""
 
+    client_id = ""  # names the source in logs
+
     def __init__(self, window: int, drain_timeout: float) -> None:
         self.status = SourceStatus()
         self._window = Window(window, self.status)
@@ -436,7 +439,8 @@ class ReadingSource:
         if self._stopping:
             return
         self._window.handler = handler
-        self._reader = asyncio.create_task(self._read_forever())
+        # the reader handles broker errors itself; anything else restarts it (counted)
+        self._reader = spawn("source-reader", self._read_forever, label=self.client_id)
         try:
             await self._stopped.wait()
         finally:

@@ -42,6 +42,7 @@ from fnhub.connectors.base import (
     register,
 )
 from fnhub.connectors.settings import KafkaPublishOptions, KafkaSettings, KafkaSourceOptions
+from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors.kafka")
 
@@ -147,12 +148,19 @@ class KafkaSource(ReadingSource):
                 consumer.subscribe(self.topics, listener=_Rebalance(self, consumer))
                 await consumer.start()
                 self.status.connected()
-                self._committer = asyncio.create_task(self._commit_loop(consumer))
+                self._committer = spawn(
+                    "kafka-commits",
+                    functools.partial(self._commit_loop, consumer),
+                    label=self.client_id,
+                )
                 await self._consume(consumer)
             except (KafkaError, OSError) as exc:
                 text = f"kafka {_where(self.settings)}: {describe_error(exc)}"
                 log.warning("kafka source %s: %s", self.client_id, text)
                 self.status.disconnected("reconnecting", text)
+            except Exception:  # unexpected: close this consumer; the reader is restarted
+                await self._close_consumer(commit=False)
+                raise
             await self._close_consumer(commit=False)
             if time.monotonic() - started > 10:
                 backoff.reset()

@@ -47,6 +47,7 @@ from fnhub.connectors.settings import (
     RedisSourceOptions,
     tls_options,
 )
+from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors.redis")
 
@@ -141,6 +142,9 @@ class _RedisSource(ReadingSource):
                 text = f"redis {_where(self.settings)}: {describe_error(exc)}"
                 log.warning("redis source %s: %s", self.client_id, text)
                 self.status.disconnected("reconnecting", text)
+            except Exception:  # unexpected: close this session; the reader is restarted
+                await self._disconnect()
+                raise
             await self._disconnect()
             if time.monotonic() - started > 10:
                 backoff.reset()
@@ -277,8 +281,9 @@ class RedisStreamSource(_RedisSource):
                 if "BUSYGROUP" not in str(exc):
                     raise
         self.status.connected()
-        self._acker = asyncio.create_task(self._ack_loop(client))
-        self._maintainer = asyncio.create_task(self._maintain(client))
+        label = self.client_id
+        self._acker = spawn("redis-stream-acks", lambda: self._ack_loop(client), label=label)
+        self._maintainer = spawn("redis-stream-upkeep", lambda: self._maintain(client), label=label)
         await self._read_own_pending(client)
         per_stream_keys = {key: ">" for key in self.topics}
         n = len(self.topics)
@@ -362,7 +367,12 @@ class RedisStreamSource(_RedisSource):
         hundred messages' own work, and results come back a few dozen at a time."""
         interval = self.options.ack_interval_ms / 1000
         while True:
-            await self._flush_acks(client)  # first: acks left over from a lost connection
+            try:
+                await self._flush_acks(client)  # first: acks left over from a lost connection
+            except (RedisError, OSError) as exc:  # kept; the reader reconnects if it must
+                log.warning("redis stream source %s: XACK failed: %s", self.client_id, exc)
+                await asyncio.sleep(1.0)
+                continue
             await self._ack_wake.wait()
             self._ack_wake.clear()
             if interval:
@@ -393,11 +403,14 @@ class RedisStreamSource(_RedisSource):
         last_claim = -period
         loop = asyncio.get_running_loop()
         while True:
-            if loop.time() - last_claim >= period:
-                last_claim = loop.time()
-                await self._touch_inflight(client)
-                await self._claim(client)
-            await self._update_lag(client)
+            try:
+                if loop.time() - last_claim >= period:
+                    last_claim = loop.time()
+                    await self._touch_inflight(client)
+                    await self._claim(client)
+                await self._update_lag(client)
+            except (RedisError, OSError) as exc:  # the next tick tries again
+                log.warning("redis stream source %s: upkeep failed: %s", self.client_id, exc)
             await asyncio.sleep(tick)
 
     async def _touch_inflight(self, client: aredis.Redis) -> None:

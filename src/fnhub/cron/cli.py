@@ -4,37 +4,34 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
+
+from fnhub.cli_output import Column, JsonOpt, fitted_table, out, print_json, show
+from fnhub.cli_settings import DataDirOpt, ProjectOpt, settings_or_exit
 
 cron_app = typer.Typer(no_args_is_help=True, help="Cron jobs: list, add, run, pause, resume.")
 console = Console()
 err = Console(stderr=True)
-
-ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="project folder")]
 AllOpt = Annotated[bool, typer.Option("--all", help="every cron job (global pause)")]
 SecondsOpt = Annotated[
     float | None, typer.Option("--seconds", help="pause for this long; default until resumed")
 ]
 
 
-def _services(project: Path) -> Any:
+def _services(project: Path | None) -> Any:
     from fnhub.bootstrap import open_services
-    from fnhub.config import load_settings
 
-    try:
-        return open_services(load_settings(project))
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    return open_services(settings_or_exit(project))
 
 
 def _fail(exc: Exception, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -47,20 +44,21 @@ def _bump(services: Any) -> None:
 
 
 def _active(services: Any) -> Any:
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
-    return Client(services.settings, services.redis).active()
+    return QueueClient(services.settings, services.redis).active()
 
 
 @cron_app.command("list")
-def list_jobs(project: ProjectOpt = Path(".")) -> None:
+def list_jobs(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Show cron jobs with the expression in force, state and next fire times."""
     from fnhub.cron.control import add_status_reads, iso, status_of
-    from fnhub.cron.jobs import JobStore, spec_of
+    from fnhub.cron.jobs import JobStore, row_json, spec_of
 
     services = _services(project)
     try:
-        specs = [spec_of(r) for r in JobStore(services.db).all()]
+        rows = JobStore(services.db).all()
+        specs = [spec_of(r) for r in rows]
         pipe = services.redis.pipeline(transaction=False)
         add_status_reads(pipe, services.keys, [s.id for s in specs])
         paused_all, statuses = status_of(
@@ -68,30 +66,40 @@ def list_jobs(project: ProjectOpt = Path(".")) -> None:
         )
     finally:
         services.close()
+    if as_json:  # what GET /api/v1/cron-jobs answers
+        jobs = [{**row_json(r), "status": s} for r, s in zip(rows, statuses, strict=True)]
+        print_json({"paused_all": paused_all, "jobs": jobs})
+        return
     if paused_all:
         until = paused_all["until"]
         err.print(
             f"[yellow]all cron jobs are paused[/yellow] until {iso(until) if until else 'resumed'}"
         )
-    table = Table("id", "function", "expression", "timezone", "state", "last tick", "next")
-    for s in statuses:
-        state = "[green]enabled[/green]" if s["enabled"] else "[dim]disabled[/dim]"
+    table_rows = []
+    for row, s in zip(rows, statuses, strict=True):
+        state = Text("enabled", style="green") if s["enabled"] else Text("disabled", style="dim")
         if s["paused"]:
             until = s["paused"]["until"]
-            state = f"[yellow]paused[/yellow]{' until ' + iso(until) if until else ''}"
+            state = Text("paused" + (f" until {iso(until)}" if until else ""), style="yellow")
         if s["error"]:
-            state = f"[red]{s['error']}[/red]"
-        source = "" if s["source"] == "job" else f" [dim]({s['source']})[/dim]"
-        table.add_row(
-            s["id"],
-            s["function"],
-            f"{s['expr']}{source}",
-            s.get("timezone", "-"),
-            state,
-            iso(s["last_tick"]),
-            ", ".join(iso(t) for t in s["next"][:2]) or "-",
+            state = Text(s["error"], style="red")
+        expr = s["expr"] + ("" if s["source"] == "job" else f" ({s['source']})")
+        job = s["id"] + (" (fnhub.yaml)" if row.provisioned else "")
+        next_fires = ", ".join(_time(t) for t in s["next"][:2])
+        table_rows.append(
+            (job, s["function"], expr, s.get("timezone"), state, _time(s["last_tick"]), next_fires)
         )
-    console.print(table)
+    screen = out()
+    columns = [
+        Column("id"), Column("function"), Column("expression"), Column("timezone", 2),
+        Column("state"), Column("last tick", 3), Column("next", 1),
+    ]  # fmt: skip
+    show(screen, fitted_table(screen, columns, table_rows))
+
+
+def _time(ts: float | None) -> str:
+    """A time in a table: short, local (`--json` has epoch seconds)."""
+    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
 
 @cron_app.command()
@@ -101,7 +109,7 @@ def add(
     expr: Annotated[
         str | None, typer.Argument(help="cron expression (5 fields, or 6 with seconds first)")
     ] = None,
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
     timezone: Annotated[str | None, typer.Option("--tz", help="IANA timezone")] = None,
     kwargs: Annotated[str, typer.Option(help="keyword arguments as a JSON object")] = "{}",
     queue: Annotated[str | None, typer.Option(help="queue (default: cron)")] = None,
@@ -147,15 +155,17 @@ def add(
 
 
 @cron_app.command()
-def remove(job_id: str, project: ProjectOpt = Path(".")) -> None:
-    """Delete a cron job."""
+def remove(job_id: str, project: ProjectOpt = None) -> None:
+    """Delete a cron job (one declared in fnhub.yaml comes back with the next apply)."""
     from fnhub import audit
     from fnhub.cron.control import add_forget
     from fnhub.cron.jobs import CronJobError, JobStore
 
     services = _services(project)
     try:
-        JobStore(services.db).delete(job_id, actor=audit.CLI)
+        store = JobStore(services.db)
+        declared = store.get(job_id).provisioned
+        store.delete(job_id, actor=audit.CLI)
         pipe = services.redis.pipeline(transaction=False)
         add_forget(pipe, services.keys, job_id)
         pipe.execute()
@@ -165,10 +175,19 @@ def remove(job_id: str, project: ProjectOpt = Path(".")) -> None:
     finally:
         services.close()
     console.print(f"cron job [bold]{job_id}[/bold] removed")
+    if declared:
+        err.print(
+            Text(
+                f"warning: {job_id} is declared in fnhub.yaml (cron_jobs:); the next "
+                "`fnhub apply` (or start of `fnhub serve`) brings it back; remove it there to "
+                "drop it for good",
+                style="yellow",
+            )
+        )
 
 
 @cron_app.command()
-def run(job_id: str, project: ProjectOpt = Path(".")) -> None:
+def run(job_id: str, project: ProjectOpt = None) -> None:
     """Queue one run of a job now (ignores schedule, pause and overlap)."""
     from fnhub import audit
     from fnhub.calls import CallError
@@ -190,7 +209,9 @@ def run(job_id: str, project: ProjectOpt = Path(".")) -> None:
     console.print(f"queued task [bold]{task.id}[/bold] on {task.queue}")
 
 
-def _pause(job_id: str | None, every: bool, seconds: float | None, project: Path, on: bool) -> None:
+def _pause(
+    job_id: str | None, every: bool, seconds: float | None, project: Path | None, on: bool
+) -> None:
     from fnhub import audit
     from fnhub.cron.control import add_pause, add_resume, audited
     from fnhub.cron.jobs import CronJobError, JobStore
@@ -225,7 +246,7 @@ def pause(
     job_id: Annotated[str | None, typer.Argument(help="job id")] = None,
     every: AllOpt = False,
     seconds: SecondsOpt = None,
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
 ) -> None:
     """Pause one job or, with --all, every job (optionally for --seconds)."""
     _pause(job_id, every, seconds, project, True)
@@ -235,28 +256,33 @@ def pause(
 def resume(
     job_id: Annotated[str | None, typer.Argument(help="job id")] = None,
     every: AllOpt = False,
-    project: ProjectOpt = Path("."),
+    project: ProjectOpt = None,
 ) -> None:
     """Resume one job or, with --all, end the global pause."""
     _pause(job_id, every, None, project, False)
 
 
-def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
+def beat(
+    project: ProjectOpt = None,
+    data_dir: DataDirOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages")] = False,
+) -> None:
     """Run a cron beat; any number may run, the leader fires each tick once."""
     import asyncio
     import signal
 
     from fnhub.bootstrap import wait_for_services
-    from fnhub.config import load_settings
     from fnhub.cron.beat import Beat
+    from fnhub.keys import Keys
     from fnhub.redis_client import async_redis
     from fnhub.store.db import Database
+    from fnhub.supervised import RestartCounter, supervise
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = load_settings(project)
+    settings = settings_or_exit(project, role=True, data_dir=data_dir)
     wait_for_services(settings)  # they may come up after us
 
     async def main() -> None:
@@ -267,8 +293,9 @@ def beat(project: ProjectOpt = Path("."), verbose: bool = False) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        counter = RestartCounter(Keys(settings.key_prefix).loop_restarts, client)
         try:
-            await Beat(settings, client, db).run(stop)
+            await supervise("cron", lambda: Beat(settings, client, db).run(stop), counter=counter)
         finally:
             await client.aclose()
             db.dispose()

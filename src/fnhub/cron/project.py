@@ -24,7 +24,7 @@ from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
 
 def apply_cron_jobs(settings: Settings, value: Any) -> None:
     from fnhub.bootstrap import open_services
-    from fnhub.client import Client
+    from fnhub.queue_client import QueueClient
 
     if value is None:
         value = []
@@ -42,7 +42,7 @@ def apply_cron_jobs(settings: Settings, value: Any) -> None:
         raise ValueError("fnhub.yaml: cron job ids must be unique")
     services = open_services(settings)
     try:
-        active = Client(settings, services.redis).active()
+        active = QueueClient(settings, services.redis).active()
         for spec in specs:
             try:
                 check(spec, active, settings.cron_timezone)

@@ -99,8 +99,12 @@ def _is_api_decorator(node: ast.expr) -> bool:
     return isinstance(target, ast.Name) and target.id == "api"
 
 
-def _syntax_problem(exc: SyntaxError) -> Problem:
-    line = (exc.text or "").rstrip("\n")
+def _syntax_problem(exc: SyntaxError, code: str) -> Problem:
+    # the line from `code` itself: Python reads `exc.text` from a file named like the
+    # script when one exists (the publisher's working directory), which is other code
+    lines = code.splitlines()
+    in_code = exc.lineno is not None and 0 < exc.lineno <= len(lines)
+    line = lines[exc.lineno - 1] if in_code else (exc.text or "").rstrip("\n")
     pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
     message = f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
     end_line, end_column = exc.end_lineno, exc.end_offset
@@ -114,7 +118,7 @@ def check_syntax(name: str, code: str) -> Problem | None:
     try:
         tree = ast.parse(code, filename=f"{name}.py")
     except SyntaxError as exc:
-        return _syntax_problem(exc)
+        return _syntax_problem(exc, code)
     seen: dict[str, int] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(

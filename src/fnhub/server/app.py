@@ -2,13 +2,15 @@
 
 `create_app` wires routers (the server's and the areas' from `context.load_areas()`); the
 lifespan opens what a server process shares (`ServerContext`), starts the caller (reply reader
-and cached state) and the areas' services, and closes them in reverse order at shutdown.
+and cached state) and the areas' services (each restarted after an unexpected error, see
+`fnhub.supervised`), and closes them in reverse order at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -28,7 +30,7 @@ from fnhub.keys import Keys
 from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.secret_box import SecretBox, resolve_secret_key
-from fnhub.server import errors, ops
+from fnhub.server import errors, json_body, ops
 from fnhub.server.access import authorize
 from fnhub.server.api import (
     audit,
@@ -52,6 +54,7 @@ from fnhub.server.context import ServerContext, load_areas
 from fnhub.server.endpoints import EndpointRegistry, public_router
 from fnhub.server.middleware import RequestMiddleware
 from fnhub.store.db import Database
+from fnhub.supervised import RestartCounter, restart_counter, spawn
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
@@ -88,9 +91,11 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         await asyncio.to_thread(warm_up)
         app.state.scripts = ScriptStore(db, sync_client, ctx.keys)
         app.state.endpoints = EndpointRegistry(ctx, box)
+        # every loop started from here on counts its restarts into Redis, for /metrics
+        restart_counter.set(RestartCounter(ctx.keys.loop_restarts, client))
         await caller.start()
         services = [
-            asyncio.create_task(m.service(ctx), name=f"area:{m.__name__}")
+            spawn(m.__name__.split(".")[1], functools.partial(m.service, ctx))
             for m in areas
             if hasattr(m, "service")
         ]
@@ -111,6 +116,7 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    json_body.install(app)  # wraps the validation handler errors.install set
     app.add_middleware(
         RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
     )

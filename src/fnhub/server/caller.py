@@ -35,6 +35,7 @@ from fnhub.redis_client import async_redis
 from fnhub.scripts.registry import ActiveScripts, parse_active
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError
+from fnhub.supervised import spawn
 from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
 
 log = logging.getLogger(__name__)
@@ -138,10 +139,7 @@ class Caller:
         await self.refresh()
         # its reads block for 5 s: a socket timeout shorter than that would cut them off
         self._reader_redis = async_redis(self.settings, socket_timeout=30)
-        self._tasks = [
-            asyncio.create_task(self._read_replies(), name="fnhub-replies"),
-            asyncio.create_task(self._refresh_loop(), name="fnhub-refresh"),
-        ]
+        self._tasks = [spawn("replies", self._read_replies), spawn("refresh", self._refresh_loop)]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -332,8 +330,8 @@ class Caller:
                     entries = self.queue_processes.get(items[0][0].queue, 1)
                     for start in range(0, len(items), ENQUEUE_MANY_CHUNK):
                         chunk = items[start : start + ENQUEUE_MANY_CHUNK]
-                        args = enqueue_many_args([encode(task) for task, _ in chunk], entries)
                         try:
+                            args = enqueue_many_args([encode(task) for task, _ in chunk], entries)
                             await self._enqueue_many(keys=[stream, self.keys.bundled], args=args)
                         except BaseException as exc:
                             for task, waiter in chunk:

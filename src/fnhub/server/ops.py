@@ -2,6 +2,7 @@
 
 Task counters and run-time histograms are cluster-wide: workers add them to `keys.stats` in the
 same atomic call that acknowledges each task, so any server's `/metrics` shows every worker's work.
+Restarts of long-lived loops (`fnhub.supervised`) are cluster-wide the same way.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,6 +23,8 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from fnhub.queue import RUN_BUCKETS
+from fnhub.server.access import authorize, session_cookie
+from fnhub.server.auth import api_key_header, bearer
 from fnhub.server.render import json_response
 
 router = APIRouter(tags=["operations"])
@@ -77,10 +81,17 @@ async def readyz(request: Request) -> Response:
 class _Snapshot:
     """A one-off collector over numbers read from Redis for this scrape."""
 
-    def __init__(self, stats: dict[bytes, bytes], lengths: dict[str, int], workers: int) -> None:
+    def __init__(
+        self,
+        stats: dict[bytes, bytes],
+        lengths: dict[str, int],
+        workers: int,
+        restarts: dict[bytes, bytes],
+    ) -> None:
         self.stats = stats
         self.lengths = lengths
         self.workers = workers
+        self.restarts = restarts
 
     def collect(self) -> Any:
         tasks = CounterMetricFamily(
@@ -116,20 +127,44 @@ class _Snapshot:
             lengths.add_metric([queue], n)
         yield lengths
         yield GaugeMetricFamily("fnhub_workers", "Live worker supervisors", value=self.workers)
+        restarts = CounterMetricFamily(
+            "fnhub_loop_restarts",
+            "Restarts of long-lived loops after an unexpected error, in every server and worker",
+            labels=["loop"],
+        )
+        for loop, n in sorted(self.restarts.items()):
+            restarts.add_metric([loop.decode()], int(n))
+        yield restarts
+
+
+async def metrics_access(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    x_api_key: str | None = Depends(api_key_header),
+    cookie: str | None = Depends(session_cookie),
+) -> None:
+    """With `metrics_auth`, `/metrics` is read like any `/api/v1` GET: a key or session of any
+    role (a viewer key is enough for a Prometheus scraper)."""
+    if request.app.state.ctx.settings.metrics_auth:
+        await authorize(request, credentials, x_api_key, cookie)
 
 
 @router.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    dependencies=[Depends(metrics_access)],
 )
 async def metrics(request: Request) -> Response:
     """Prometheus text format: tasks by queue and status, run-time histograms, queue lengths,
-    live workers."""
+    live workers, restarts of long-lived loops."""
     ctx = request.app.state.ctx
     caller = request.app.state.caller
     await caller.refresh()
-    stats = await ctx.redis.hgetall(ctx.keys.stats)
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.hgetall(ctx.keys.stats)
+    pipe.hgetall(ctx.keys.loop_restarts)
+    stats, restarts = await pipe.execute()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(stats, dict(caller.queue_lengths), len(caller.workers)))
+    registry.register(_Snapshot(stats, dict(caller.queue_lengths), len(caller.workers), restarts))
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")

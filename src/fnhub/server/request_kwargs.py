@@ -1,5 +1,6 @@
 """Kwargs from an endpoint request: query string, then the body (JSON, form, multipart files,
-plain text or binary), then the endpoint's fixed kwargs with their caller placeholders.
+plain text or binary), then the endpoint's fixed kwargs with their caller placeholders. A JSON
+object sent with no Content-Type, or with curl -d's form type, counts as JSON.
 
 Files and binary bodies cross the queue as JSON-safe dicts
 `{"filename", "content_type", "size", "base64"}` (the task record is JSON).
@@ -27,6 +28,17 @@ def _file(data: bytes, content_type: str, filename: str | None = None) -> dict[s
     }
 
 
+def _json_object(body: bytes) -> bool:
+    """Whether a body sent without a JSON Content-Type is a JSON object. An encoded form never
+    starts with `{` (it is `%7B` there), so no form is taken for one."""
+    if not body.lstrip().startswith(b"{"):
+        return False
+    try:
+        return isinstance(orjson.loads(body), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
 def _add(kwargs: dict[str, Any], key: str, value: Any) -> None:
     if key in kwargs:
         previous = kwargs[key]
@@ -46,8 +58,12 @@ async def from_request(
             _add(kwargs, key, value)
     if not body:
         return kwargs
-    content_type = request.headers.get("content-type", "application/octet-stream")
+    content_type = request.headers.get("content-type", "")
     media = content_type.split(";")[0].strip().lower()
+    if media in ("", "application/x-www-form-urlencoded") and _json_object(body):
+        media = "application/json"  # JSON sent with no type, or curl -d's form type
+    elif not media:
+        content_type = media = "application/octet-stream"
     if media == "application/json" or media.endswith("+json"):
         try:
             data = orjson.loads(body)

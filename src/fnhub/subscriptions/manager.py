@@ -3,8 +3,9 @@
 Every change (API, CLI, `fnhub apply`) bumps `subscriptions_revision`; the manager polls it twice
 a second, so a new subscription flows within a second or so, and re-reads everything every
 `FULL_RELOAD_SECONDS` anyway. A subscription whose definition or connector changed is restarted;
-one removed or disabled is stopped (its in-flight messages finish first). Status snapshots are
-written to Redis every second so any server can answer for all of them.
+one removed or disabled is stopped (its in-flight messages finish first). A runner that fails
+unexpectedly is restarted (`fnhub.supervised`). Status snapshots are written to Redis every
+second so any server can answer for all of them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fnhub.server.context import ServerContext
 from fnhub.subscriptions.models import Subscription
 from fnhub.subscriptions.runner import Runner
 from fnhub.subscriptions.spec import SpecError, SubscriptionSpec, parse_spec
+from fnhub.supervised import spawn
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class _Running:
     def __init__(self, runner: Runner, fingerprint: str) -> None:
         self.runner = runner
         self.fingerprint = fingerprint
-        self.task = asyncio.create_task(runner.run(), name=f"fnhub-sub-{runner.spec.name}")
+        self.task = spawn("subscription", runner.run, label=runner.spec.name)
 
 
 class SubscriptionManager:
@@ -175,8 +177,13 @@ class SubscriptionManager:
                 subscribed=runner.source is not None,
                 at=now,
             )
+            try:
+                data = orjson.dumps(snapshot, default=str, option=orjson.OPT_NON_STR_KEYS)
+            except TypeError:  # one bad snapshot must not hold back the others' every second
+                log.exception("subscription %s: status cannot be encoded", name)
+                continue
             key = self.ctx.keys.subscription_status(name)
-            pipe.hset(key, self.ctx.server_id, orjson.dumps(snapshot, default=str))
+            pipe.hset(key, self.ctx.server_id, data)
             pipe.expire(key, STATUS_TTL_SECONDS)
         await pipe.execute()
 

@@ -187,6 +187,9 @@ class Runner:
                     await source_task
                 await lease.release()
                 self.holder = None
+            failure = None if source_task.cancelled() else source_task.exception()
+            if failure is not None:  # lease given back; the run is restarted (supervised)
+                raise failure
 
     async def _run_source(self) -> None:
         spec = self.spec

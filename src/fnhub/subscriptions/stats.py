@@ -84,7 +84,7 @@ class SubscriptionStats:
                 entry["error"] = error
             else:
                 entry["result"] = result
-            view[status] = entry
+            view[str(status)] = entry  # a `Status` member: JSON keys must be plain str
         return view
 
     def snapshot(self) -> dict[str, Any]:
@@ -92,7 +92,9 @@ class SubscriptionStats:
         return {
             "processed": self.processed,
             "published": self.published,
-            "outcomes": self.by_outcome,
+            # outcomes decided here (refused, expired) are `Status` members, whose str() is
+            # their value: keys must be plain str for the JSON snapshot
+            "outcomes": {str(status): n for status, n in self.by_outcome.items()},
             "last": self.last,
             "rate_per_minute": self.rate_per_minute,
             "last_error": self.last_error or source.get("last_error"),

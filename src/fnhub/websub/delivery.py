@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from fnhub.aio import wait_event
+from fnhub.supervised import current_counter
 from fnhub.websub.models import WebSubDeadLetter
 from fnhub.websub.signing import link_header, signature
 from fnhub.websub.store import Notification
@@ -80,6 +81,7 @@ class Deliverer:
             raise
         except Exception:
             log.exception("deliverer of %s failed; another pass will restart it", self.sub.id)
+            await current_counter().add_async("websub-delivery")
         finally:
             await self.hub.deliverer_exited(self)
 

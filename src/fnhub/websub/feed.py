@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fnhub.aio import wait_event
+from fnhub.supervised import spawn
 from fnhub.websub.store import Notification, NotificationStore
 
 log = logging.getLogger("fnhub.websub")
@@ -42,7 +43,7 @@ class TopicFeed:
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"websub-feed-{self.topic_hash[:8]}")
+        self.task = spawn("websub-feed", self._run, label=self.topic_hash[:8])
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -51,6 +52,8 @@ class TopicFeed:
                 await self.task
 
     async def _run(self) -> None:
+        # (re)started: what the window held may be followed by a gap, so it starts empty
+        self.notes, self.keys, self.size, self.base = [], [], 0, None
         last = await self.store.end(self.topic_hash)
         self.base = self.store.order(last)
         self.on_new()  # deliverers that started before the window existed read again

@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fnhub.store.db import Database
@@ -58,20 +58,26 @@ class Registry:
             return bool(done.rowcount)
 
     def topics(self) -> list[tuple[WebSubTopic, int]]:
-        """Topics with their count of active subscriptions."""
-        counts = (
-            select(WebSubSubscription.topic_hash, func.count().label("n"))
-            .where(WebSubSubscription.state == "active")
-            .group_by(WebSubSubscription.topic_hash)
-            .subquery()
-        )
-        query = (
-            select(WebSubTopic, func.coalesce(counts.c.n, 0))
-            .outerjoin(counts, counts.c.topic_hash == WebSubTopic.hash)
-            .order_by(WebSubTopic.created_at)
-        )
+        """Topics with their count of active subscriptions: the topic rows (registered, or
+        published to through the hub) and the topics only subscriptions name (on an open hub
+        a subscription makes no topic row), oldest first."""
+        active = func.sum(case((WebSubSubscription.state == "active", 1), else_=0))
+        by_topic = select(
+            WebSubSubscription.topic_hash,
+            func.min(WebSubSubscription.topic),
+            func.min(WebSubSubscription.created_at),
+            active,
+        ).group_by(WebSubSubscription.topic_hash)
         with self.db.session() as s:
-            return [(t, int(n)) for t, n in s.execute(query).all()]
+            rows = list(s.execute(select(WebSubTopic)).scalars())
+            counts = {h: (url, created, int(n or 0)) for h, url, created, n in s.execute(by_topic)}
+        listed = [(t, counts.get(t.hash, ("", 0.0, 0))[2]) for t in rows]
+        known = {t.hash for t in rows}
+        for topic_hash, (url, created, n) in counts.items():
+            if topic_hash not in known:  # shown, not stored: listing changes nothing
+                topic = WebSubTopic(hash=topic_hash, url=url, registered=False, created_at=created)
+                listed.append((topic, n))
+        return sorted(listed, key=lambda pair: pair[0].created_at)
 
     # --- subscriptions -------------------------------------------------------------------
 

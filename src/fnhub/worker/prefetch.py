@@ -31,6 +31,7 @@ import redis
 
 from fnhub.keys import Keys
 from fnhub.queue import add_ack, add_bundle, bundle_envelopes, bundle_field
+from fnhub.supervised import RestartCounter, run_restarting
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ class SlowTaskWatch(threading.Thread):
         self.send_results = send_results
         self.alive = alive
         self.stopped = threading.Event()
+        self.restarts = RestartCounter(keys.loop_restarts, client)
 
     def _running_for(self, seconds: float) -> bool:
         since = self.running_since()
@@ -191,6 +193,15 @@ class SlowTaskWatch(threading.Thread):
         return self._running_for(HAND_BACK_SECONDS)
 
     def run(self) -> None:
+        run_restarting(
+            "slow-task-watch",
+            self._watch,
+            stopped=self.stopped.is_set,
+            counter=self.restarts,
+            max_delay=2.0,  # it holds results back while it is away
+        )
+
+    def _watch(self) -> None:
         while not self.stopped.wait(CHECK_SECONDS):
             if not self.alive():  # orphaned: another worker is about to release our entries
                 return

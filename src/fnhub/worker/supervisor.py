@@ -10,6 +10,8 @@
 - Heartbeats announce the worker and its queues; delayed tasks are moved when due; the pending
   entries of consumers whose worker stopped heartbeating are released (a whole machine died).
 - Task records are written to the database in batches by a recorder thread.
+- An unexpected error restarts the supervising loop or the recorder after a backoff (counted in
+  `keys.loop_restarts`, see `fnhub.supervised`) instead of ending the worker.
 - SIGTERM: children stop taking tasks, running ones get `shutdown_grace_seconds` to finish, the
   rest are released to other workers.
 """
@@ -36,12 +38,15 @@ from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
+from fnhub.supervised import run_restarting, start_thread, thread_counter
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
 log = logging.getLogger(__name__)
 
 _ctx = multiprocessing.get_context("spawn")
+#: the supervising loop enforces deadlines: after an error it is back within seconds
+SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Supervisor:
         self.keys = Keys(settings.key_prefix)
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.redis = sync_redis(settings)
+        self.restarts = thread_counter(settings)
         self.stop_event = _ctx.Event()
         self.children: list[Child] = []
         self.stopping = False
@@ -267,10 +273,10 @@ class Supervisor:
 
         db = Database(self.settings.resolved_db_url())
         recorder = Recorder(db, sync_redis(self.settings), self.keys, self.settings, self.worker_id)
-        self._recorder_thread = threading.Thread(
-            target=recorder.run, args=(self._recorder_stop,), name="fnhub-recorder", daemon=True
+        stop = self._recorder_stop
+        self._recorder_thread = start_thread(
+            "recorder", lambda: recorder.run(stop), stopped=stop.is_set, counter=self.restarts
         )
-        self._recorder_thread.start()
 
     def start(self) -> None:
         self._started = time.time()
@@ -299,12 +305,21 @@ class Supervisor:
             ",".join(self.queues),
         )
         try:
-            while not self.stopping:
-                self._check_children()
-                self._chores()
-                time.sleep(0.05)
+            run_restarting(
+                "worker-supervisor",
+                self._supervise,
+                stopped=lambda: self.stopping,
+                counter=self.restarts,
+                max_delay=SUPERVISOR_MAX_DELAY_SECONDS,
+            )
         finally:
             self.shutdown()
+
+    def _supervise(self) -> None:
+        while not self.stopping:
+            self._check_children()
+            self._chores()
+            time.sleep(0.05)
 
     def shutdown(self) -> None:
         """Let running tasks finish within the grace period, then release what is left."""

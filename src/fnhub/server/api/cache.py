@@ -14,6 +14,7 @@ from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import CacheEntry, CacheList, Deleted
 
 router = APIRouter(tags=["cache"])
+SCAN_CALLS_PER_PAGE = 100  # a page scans at most this many times 1000 keys of the database
 Scope = Path(pattern=r"^[^:*?\[\]]{1,200}$", description="a script name, 'global', ...")
 
 
@@ -60,10 +61,22 @@ async def list_cache(
     cursor: int = Query(0, ge=0, le=2**63),
     count: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Keys of one scope matching a glob `pattern`, a page at a time (Redis SCAN)."""
+    """Keys of one scope matching a glob `pattern`, a page at a time (Redis SCAN).
+
+    One SCAN call looks at about `count` keys of the whole database, not of the scope, so on a
+    Redis holding much else a single call often finds none: the page goes on scanning until it
+    has `count` keys, the scan ends (cursor 0), or `SCAN_CALLS_PER_PAGE` calls were made."""
     ctx = request.app.state.ctx
     prefix = ctx.keys.cache(scope, "")
-    next_cursor, found = await ctx.redis.scan(cursor, match=prefix + pattern, count=count)
+    found: list[bytes] = []
+    next_cursor = cursor
+    for _ in range(SCAN_CALLS_PER_PAGE):
+        next_cursor, batch = await ctx.redis.scan(
+            next_cursor, match=prefix + pattern, count=max(count, 1000)
+        )
+        found.extend(batch)
+        if not next_cursor or len(found) >= count:
+            break
     items = []
     for full in found:
         key = full.decode(errors="replace")[len(prefix) :]

@@ -13,12 +13,15 @@ from starlette.responses import Response
 from fnhub.functions import FunctionInfo
 from fnhub.server.caller import Caller
 from fnhub.server.errors import ApiError, responses
+from fnhub.server.json_body import JsonAnyTypeRoute
 from fnhub.server.render import failure_response, json_response, outcome
 from fnhub.server.revision_cache import cached_json
 from fnhub.server.schemas import CallRequest, FunctionOut, SubmitRequest, Submitted, TaskState
 from fnhub.tasks import Status
 
 router = APIRouter(tags=["functions"])
+#: the call routes take a body that parses as JSON under any Content-Type (curl -d sends a form's)
+calls = APIRouter(tags=["functions"], route_class=JsonAnyTypeRoute)
 _REF = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -85,7 +88,7 @@ async def get_function(request: Request, ref: str) -> FunctionOut:
     return function_out(info)
 
 
-@router.post(
+@calls.post(
     "/functions/{ref}/call",
     response_model=TaskState,
     responses=responses(400, 401, 404, 413, 422, 500, 503, 504),
@@ -110,7 +113,7 @@ async def call_function(request: Request, ref: str, body: CallRequest) -> Respon
     return json_response(outcome(result), headers={"X-Task-Id": result.id})
 
 
-@router.post(
+@calls.post(
     "/functions/{ref}/tasks",
     status_code=202,
     response_model=Submitted,
@@ -140,5 +143,7 @@ async def submit_function(request: Request, ref: str, body: SubmitRequest) -> Re
         headers={"Location": url},
     )
 
+
+router.include_router(calls)
 
 __all__ = ["TaskState", "router"]

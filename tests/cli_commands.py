@@ -1,0 +1,89 @@
+"""Every `fnhub` command, found by walking the Typer app, with arguments enough to reach its
+settings; and which of them are listings (which must take --json). A command added to the CLI
+and missing here fails the tests that use this, until it is classified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from fnhub.cli import app
+
+#: command path → arguments that get it past argument parsing
+ARGUMENTS: dict[tuple[str, ...], list[str]] = {
+    ("init",): ["newproj"],
+    ("apply",): [],
+    ("worker",): [],
+    ("serve",): [],
+    ("server",): [],
+    ("beat",): [],
+    ("call",): ["hello.greet"],
+    ("status",): [],
+    ("settings",): [],
+    ("keys", "create"): ["ci"],
+    ("keys", "list"): [],
+    ("keys", "revoke"): ["nokey"],
+    ("cron", "list"): [],
+    ("cron", "add"): ["job", "hello.greet", "* * * * *"],
+    ("cron", "remove"): ["job"],
+    ("cron", "run"): ["job"],
+    ("cron", "pause"): ["job"],
+    ("cron", "resume"): ["job"],
+    ("websub", "topics"): [],
+    ("websub", "subscribers"): [],
+    ("websub", "dead-letters"): [],
+    ("websub", "retry"): ["1"],
+    ("websub", "publish"): ["https://example.org/topic", "hello"],
+    ("import", "baetyl"): ["missing-service.yml", "--dry-run"],
+    ("tasks",): [],
+    ("tasks", "show"): ["notask"],
+    ("tasks", "dead"): [],
+    ("tasks", "replay"): ["notask"],
+    ("tasks", "discard"): ["notask"],
+    ("users", "create"): ["cleo", "--password-stdin"],
+    ("users", "list"): [],
+    ("users", "passwd"): ["cleo", "--password-stdin"],
+    ("users", "set"): ["cleo", "--role", "viewer"],
+    ("users", "remove"): ["cleo"],
+}
+
+#: the commands that list things: each takes --json
+LISTINGS = {
+    ("status",),
+    ("settings",),
+    ("keys", "list"),
+    ("users", "list"),
+    ("cron", "list"),
+    ("websub", "topics"),
+    ("websub", "subscribers"),
+    ("websub", "dead-letters"),
+    ("tasks",),
+    ("tasks", "dead"),
+}
+
+
+def command_tree() -> dict[tuple[str, ...], Any]:
+    """Every runnable command of the app (a group that runs on its own counts) by path."""
+    found: dict[tuple[str, ...], Any] = {}
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None or (path and command.invoke_without_command):
+            found[path] = command
+        for name, sub in (subcommands or {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def all_commands() -> dict[tuple[str, ...], list[str]]:
+    missing = sorted(set(command_tree()) - set(ARGUMENTS))
+    assert not missing, f"classify the new commands in tests/cli_commands.py: {missing}"
+    return dict(ARGUMENTS)
+
+
+def options_of(path: tuple[str, ...]) -> set[str]:
+    command = command_tree()[path]
+    return {opt for param in command.params for opt in getattr(param, "opts", [])}

@@ -1,0 +1,56 @@
+"""`fitted_table`: a table fits its width by dropping the most droppable columns, then wrapping
+between words; a word is never broken while the columns' longest words fit, and never cut."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from fnhub.cli_output import Column, fitted_table
+
+HEADERS = ["topic", "registered", "subscribers", "notifications", "stored", "bytes", "dropped"]
+HEADERS += ["last publish"]
+
+
+def render(table: object, width: int) -> str:
+    console = Console(width=width, file=None, force_terminal=False, color_system=None)
+    with console.capture() as captured:
+        console.print(table)
+    return captured.get()
+
+
+def test_columns_that_fit_by_their_longest_words_keep_every_word_whole() -> None:
+    """Rich alone squeezes the widest columns here and breaks "notifications" in two."""
+    console = Console(width=80)
+    columns = [Column(name, drop=i) for i, name in enumerate(HEADERS)]
+    text = render(fitted_table(console, columns, []), 80)
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    for word in " ".join(HEADERS).split():
+        assert word in text.split(), (word, text)
+
+
+def test_a_long_word_keeps_its_column_whole_by_dropping_others() -> None:
+    console = Console(width=80)
+    columns = [Column(name, drop=i) for i, name in enumerate(HEADERS)]
+    topic = "https://feeds.example.org/orders/created-in-the-european-warehouses and more"
+    text = render(fitted_table(console, columns, [(topic, "yes", 1, 12, 0, 0, 0, None)]), 80)
+    assert "https://feeds.example.org/orders/created-in-the-european-warehouses" in text
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines()), text
+
+
+def test_the_most_droppable_columns_go_first_and_none_shows_as_a_dash() -> None:
+    console = Console(width=40)
+    columns = [Column("id"), Column("detail", drop=1), Column("extra", drop=2), Column("state")]
+    row = ("an-identifier-of-twenty", "some detail text", "x" * 20, None)
+    text = render(fitted_table(console, columns, [row]), 40)
+    header = text.splitlines()[0].split()
+    assert header == ["id", "detail", "state"], text  # "extra" went first
+    assert "None" not in text and "-" in text.splitlines()[1]
+    assert all(len(line) <= 40 for line in text.splitlines()), text
+
+
+def test_too_narrow_for_the_kept_columns_folds_but_never_cuts() -> None:
+    console = Console(width=20)
+    columns = [Column("id"), Column("state")]
+    text = render(fitted_table(console, columns, [("x" * 30, "enabled")]), 20)
+    assert "…" not in text and text.replace("\n", "").count("x") == 30
+    assert all(len(line) <= 20 for line in text.splitlines()), text

@@ -90,3 +90,21 @@ export function useCursorPages(path, params, { limit = 50 } = {}) {
     older: data?.next_cursor && !list.loading ? () => move([...current.cursors, data.next_cursor]) : null,
   };
 }
+
+/**
+ * Pages of a plain list API that takes `limit` and a keyset parameter (`after` / `before` the
+ * last item of a page): a full page means there may be more. Same shape as useCursorPages.
+ */
+export function useListPages(path, { limit = 100, param = 'after', keyOf = (x) => x.id } = {}) {
+  const [cursors, setCursors] = useState([null]);
+  const cursor = cursors[cursors.length - 1];
+  const list = useApi(`${path}${path.includes('?') ? '&' : '?'}${query({ limit, [param]: cursor }).slice(1)}`);
+  const items = list.data;
+  return {
+    ...list,
+    page: cursors.length,
+    first: () => setCursors([null]),
+    newer: cursors.length > 1 ? () => setCursors(cursors.slice(0, -1)) : null,
+    older: items && items.length === limit && !list.loading ? () => setCursors([...cursors, keyOf(items[items.length - 1])]) : null,
+  };
+}

@@ -82,8 +82,11 @@ def test_an_mqtt_message_appears_live(page: Page, console: Console):
         assert api.put("/api/v1/connectors/local-mqtt", json=mqtt).status_code == 200
     page.goto(console.url + "/subscriptions")
     page.get_by_role("button", name="New subscription").click()
-    fill_subscription_form(page, "sensor", "local-mqtt", topic, "handlers.message_handler")
-    row = page.get_by_role("row", name="sensor")
+    # a name of this run's own: the MQTT client id derives from it, and the machine's broker
+    # drops one of two clients with the same id (another run of this test elsewhere)
+    name = f"sensor-{console.prefix}"
+    fill_subscription_form(page, name, "local-mqtt", topic, "handlers.message_handler")
+    row = page.get_by_role("row", name=name)
     expect(row).to_contain_text("connected", timeout=20_000)
     publish = ["mosquitto_pub", "-p", "1883", "-q", "1", "-t", topic, "-m", "21.5 C"]
     subprocess.run(publish, check=True)

@@ -22,6 +22,13 @@ export function curlOf(e, origin = location.origin) {
   return parts.join(' ');
 }
 
+/** "name from the caller · region = "eu"" (null: every argument comes from the caller) */
+function kwargsText(kwargs) {
+  if (kwargs === null) return 'none: every argument comes from the caller';
+  const parts = Object.entries(kwargs).map(([k, v]) => (v === '$caller' ? `${k} from the caller` : `${k} = ${JSON.stringify(v)}`));
+  return parts.length ? parts.join(' · ') : 'none, and the caller gives none';
+}
+
 /** "token in header X-Token", "basic (alice)", ... */
 function authText(auth) {
   switch (auth?.type) {
@@ -84,9 +91,7 @@ export function Endpoints({ user }) {
             <dt>Throttle</dt>
             <dd>{Object.entries(e.throttle || {}).filter(([, v]) => v).map(([k, v]) => `${v}/${k}`).join(', ') || 'none'}</dd>
             <dt>Fixed kwargs</dt>
-            <dd>
-              <code>{e.kwargs === null ? 'all from the caller' : JSON.stringify(e.kwargs)}</code>
-            </dd>
+            <dd>{kwargsText(e.kwargs)}</dd>
           </dl>
           <div class="curl">
             <pre class="inline-pre">{curlOf(e)}</pre>

@@ -1,15 +1,31 @@
 // Live workers with their processes (one per queue consumer), and the queues' depths.
-import { ago, duration } from '../../format.js';
+import { ago } from '../../format.js';
+
+/** A worker's processes, one line per process (a process reads every queue of its worker). */
+function byProcess(children) {
+  const procs = new Map();
+  for (const c of children) {
+    const key = c.pid ?? c.consumer;
+    const p = procs.get(key) || { pid: c.pid, queues: [], pending: 0, idle: Infinity };
+    p.queues.push(c.queue);
+    p.pending += c.pending;
+    p.idle = Math.min(p.idle, c.idle_ms);
+    procs.set(key, p);
+  }
+  return [...procs.values()];
+}
+
+const idle = (ms) => (ms < 1000 ? 'busy just now' : `idle ${Math.round(ms / 1000)} s`);
 
 function Processes({ children }) {
   if (!children?.length) return <span class="muted">none reading yet</span>;
   return (
     <ul class="processes">
-      {children.map((c) => (
-        <li key={c.consumer}>
-          <span class="mono">pid {c.pid ?? '?'}</span> <span class="muted">{c.queue}</span>
-          {c.pending > 0 && <span class="badge badge-running">{c.pending} running</span>}
-          <span class="muted"> · idle {duration(c.idle_ms)}</span>
+      {byProcess(children).map((p) => (
+        <li key={p.pid}>
+          <span class="mono">pid {p.pid ?? '?'}</span>
+          {p.pending > 0 && <span class="badge badge-running">{p.pending} running</span>}
+          <span class="muted"> · {idle(p.idle)}</span>
         </li>
       ))}
     </ul>

@@ -44,7 +44,10 @@ export function ScriptTree({ scripts, current, currentFn }) {
   const count = scripts.reduce((n, s) => n + s.functions.length, 0);
   return (
     <div class="tree">
-      <input type="search" placeholder={`Filter ${scripts.length} scripts, ${count} functions`} aria-label="Filter scripts" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+      <input type="search" placeholder="Filter scripts and functions" aria-label="Filter scripts" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+      <div class="muted small-print tree-count">
+        {scripts.length} scripts · {count} functions
+      </div>
       <ul class="tree-list">
         {rows.map((s) => (
           <li key={s.name}>

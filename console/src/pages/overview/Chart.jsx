@@ -8,8 +8,9 @@ const loadPlot = () => {
   return loading;
 };
 
-/** x: epoch seconds; series: [{label, color, values}] (one value per x, null for none). */
-export function Chart({ title, x, series, unit = '' }) {
+/** x: epoch seconds; series: [{label, color, values}] (one value per x, null for none);
+ * windowS: a fixed span ending at the newest point. */
+export function Chart({ title, x, series, unit = '', windowS = 0 }) {
   const el = useRef(null);
   const plot = useRef(null);
   const data = [x, ...series.map((s) => s.values)];
@@ -18,7 +19,7 @@ export function Chart({ title, x, series, unit = '' }) {
     let gone = false;
     loadPlot().then(({ makePlot }) => {
       if (gone || !el.current) return;
-      plot.current = makePlot(el.current, { series, unit, data });
+      plot.current = makePlot(el.current, { series, unit, data, windowS });
     });
     return () => {
       gone = true;

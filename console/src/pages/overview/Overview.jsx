@@ -113,7 +113,7 @@ export function Overview() {
           ]}
         />
         <Chart title="Calls per minute by function" x={x} series={top.map((f, i) => ({ label: f.function, color: PALETTE[i], values: f.calls_per_minute }))} />
-        <Chart title="Queue depth (while this page is open)" x={depth.map((p) => p[0])} series={[{ label: 'tasks', color: '#8250df', values: depth.map((p) => p[1]) }]} />
+        <Chart title="Queue depth (while this page is open)" windowS={DEPTH_KEEP} x={depth.map((p) => p[0])} series={[{ label: 'tasks', color: '#8250df', values: depth.map((p) => p[1]) }]} />
       </div>
       <h2>Functions, last hour</h2>
       <FunctionTable functions={s.functions} />

@@ -5,7 +5,7 @@ import { del, enc, post } from '../../api.js';
 import { ErrorBox, PageHead } from '../../components/bits.jsx';
 import { DataTable } from '../../components/DataTable.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
-import { dateTime } from '../../format.js';
+import { ago, dateTime } from '../../format.js';
 import { useAction, useApi } from '../../hooks.js';
 import { can } from '../../session.js';
 import { ConnectorForm } from './ConnectorForm.jsx';
@@ -48,11 +48,11 @@ export function Connectors({ user }) {
         rows={list.data}
         empty="No connectors yet."
         columns={[
-          { label: 'Name', key: 'name' },
+          { label: 'Name', key: 'name', class: 'nowrap' },
           { label: 'Type', key: 'type' },
           { label: 'Description', key: 'description', class: 'muted' },
-          { label: 'Settings', render: (c) => <span class="clip mono small-print" title={settingsText(c.settings)}>{settingsText(c.settings)}</span> },
-          { label: 'Updated', render: (c) => dateTime(c.updated_at) },
+          { label: 'Settings', render: (c) => <div class="clip settings mono small-print" title={settingsText(c.settings)}>{settingsText(c.settings)}</div> },
+          { label: 'Updated', class: 'nowrap', render: (c) => <span title={dateTime(c.updated_at)}>{ago(c.updated_at)}</span> },
           {
             label: 'Test',
             render: (c) => {

@@ -108,7 +108,7 @@ def test_apply_project_publishes_scripts_folder(settings, services):
     (settings.project_dir / "scripts").mkdir()
     (settings.project_dir / "scripts" / "maths.py").write_text(GOOD)
     (settings.project_dir / "fnhub.yaml").write_text("settings:\n  processes: 1\n")
-    [published] = apply_project(settings, services.scripts)
+    [published] = apply_project(settings, services.scripts).scripts
     assert published.script == "maths" and published.version == 1
     (settings.project_dir / "fnhub.yaml").write_text("no_such_section: []\n")
     with pytest.raises(ValueError, match="unknown section 'no_such_section'"):

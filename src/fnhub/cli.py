@@ -162,26 +162,17 @@ def _first_admin(settings: Settings) -> None:
 
 
 @app.command()
-def apply(project: ProjectOpt = Path(".")) -> None:
-    """Publish the project's scripts and apply fnhub.yaml."""
-    from fnhub.bootstrap import open_services
-    from fnhub.project import apply_project
-    from fnhub.scripts.inspect import ScriptError
+def apply(
+    project: ProjectOpt = Path("."),
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for running servers to pick it up")
+    ] = 5.0,
+) -> None:
+    """Publish the project's scripts and apply fnhub.yaml; say what changed in each section and
+    which running servers picked it up."""
+    from fnhub.apply_cli import apply_command
 
-    settings = _settings(project)
-    services = open_services(settings)
-    try:
-        with console.status("publishing scripts..."):
-            published = apply_project(settings, services.scripts)
-    except (ScriptError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    finally:
-        services.close()
-    for p in published:
-        state = "[green]published[/green]" if p.changed else "unchanged"
-        names = ", ".join(f.name for f in p.functions)
-        console.print(f"{p.script} v{p.version} {state}: {names}")
+    raise typer.Exit(apply_command(_settings(project), console, err, wait))
 
 
 def _run_worker(settings_json: str, queues: list[str] | None, processes: int | None) -> None:
@@ -220,6 +211,9 @@ def serve(
         int | None, typer.Option(help="worker child processes (default 2)")
     ] = None,
     data_dir: DataDirOpt = None,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="publish scripts/ whenever a file in it changes")
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run everything on one machine: embedded Redis (if none configured), workers, records."""
@@ -229,7 +223,7 @@ def serve(
     )
     from fnhub.serve import serve as run_serve
 
-    sys.exit(run_serve(settings))
+    sys.exit(run_serve(settings, reload=reload))
 
 
 @app.command()
@@ -442,6 +436,10 @@ app.add_typer(tasks_app, name="tasks")
 from fnhub.accounts.cli import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
+
+from fnhub.endpoints_cli import endpoints_app  # noqa: E402
+
+app.add_typer(endpoints_app, name="endpoints")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -114,6 +114,18 @@ class Keys:
         return f"{self.prefix}:stats:m:{minute}"
 
     @property
+    def project_revision(self) -> str:
+        """Counter bumped by every `fnhub apply` (and `serve --reload`): servers reload their
+        scripts and endpoints when it moves and acknowledge it in `servers`."""
+        return f"{self.prefix}:project:rev"
+
+    @property
+    def servers(self) -> str:
+        """Hash server id → JSON {host, pid, url, started, beat, project_rev}: the HTTP servers
+        announcing themselves (a beat every second), so `fnhub apply` knows who picked it up."""
+        return f"{self.prefix}:servers"
+
+    @property
     def loop_restarts(self) -> str:
         """Hash loop name → restarts of that long-lived loop after an unexpected error, added by
         every server and worker process (`fnhub.supervised`), read by `/metrics`."""

@@ -1,28 +1,68 @@
 """A project folder (`fnhub.yaml` + `scripts/`) applied as provisioned resources.
 
-`apply_project` publishes every `scripts/*.py` (unchanged ones keep their version) and hands each
-other section of `fnhub.yaml` to the applier registered for it by its area (cron jobs,
-connectors, subscriptions...), so this module knows nothing of them. Every change an apply
-makes is audited with the actor `project` (`audit.PROJECT`).
+`apply_project` publishes every `scripts/*.py` (unchanged ones keep their version; a script it
+published before whose file is gone is removed) and hands each other section of `fnhub.yaml` to
+the applier registered for it by its area (cron jobs, connectors, subscriptions, endpoints...),
+so this module knows nothing of them. `${NAME}` in a section's strings is read from the
+environment first (`env_refs`). Every change an apply makes is audited with the actor `project`
+(`audit.PROJECT`). At the end it bumps the project revision, which running servers acknowledge
+once they reloaded (`server/presence.py`), so `fnhub apply` can say who picked it up.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fnhub import audit
+from fnhub import audit, env_refs
 from fnhub.config import Settings, load_project_file
 from fnhub.scripts.store import Published, ScriptStore
 
+Change = Literal["created", "updated", "unchanged"]
+
+
+@dataclass
+class SectionChanges:
+    """What applying one section did, by resource name, for `fnhub apply` to report."""
+
+    section: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    #: False for an applier that does not say what it changed (the section was applied)
+    counted: bool = True
+
+    def add(self, name: str, change: Change) -> None:
+        getattr(self, change).append(name)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.removed)
+
+
+@dataclass
+class ApplyReport:
+    scripts: list[Published]
+    removed_scripts: list[str]
+    sections: list[SectionChanges]
+    revision: int  # the project revision this apply set; servers acknowledge it
+
+
 #: section name in fnhub.yaml → function(settings, section value) applying it
-SectionApplier = Callable[[Settings, Any], None]
+SectionApplier = Callable[[Settings, Any], SectionChanges | None]
 section_appliers: dict[str, SectionApplier] = {}
 
 #: modules that register their appliers in `section_appliers` when imported
-_SECTION_MODULES = ("fnhub.cron.project", "fnhub.websub.project", "fnhub.subscriptions.project")
+_SECTION_MODULES = (
+    "fnhub.cron.project",
+    "fnhub.websub.project",
+    "fnhub.subscriptions.project",
+    "fnhub.server.endpoints_project",
+)
 
 
 def _load_section_modules() -> None:
@@ -41,19 +81,36 @@ def read_scripts(project_dir: Path) -> dict[str, str]:
     return {path.stem: path.read_text() for path in sorted(folder.glob("*.py"))}
 
 
-def apply_project(settings: Settings, store: ScriptStore) -> list[Published]:
+def publish_scripts(settings: Settings, store: ScriptStore) -> tuple[list[Published], list[str]]:
+    """Publish `scripts/` and remove the scripts an earlier apply published whose file is gone
+    (only when the folder exists: a project without one leaves published scripts alone)."""
+    scripts = read_scripts(settings.project_dir)
+    published = store.publish(scripts, provisioned=True, actor=audit.PROJECT)
+    removed: list[str] = []
+    if settings.scripts_dir.is_dir():
+        for name in store.provisioned_names() - set(scripts):
+            if store.delete(name, actor=audit.PROJECT):
+                removed.append(name)
+    return published, sorted(removed)
+
+
+def apply_project(settings: Settings, store: ScriptStore) -> ApplyReport:
     data = load_project_file(settings.project_dir)
     _load_section_modules()
-    published = store.publish(
-        read_scripts(settings.project_dir), provisioned=True, actor=audit.PROJECT
-    )
+    known = sorted(["settings", *section_appliers])
+    for section in data:
+        if section != "settings" and section not in section_appliers:
+            raise ValueError(f"fnhub.yaml: unknown section '{section}' (known: {', '.join(known)})")
+    sections = {
+        name: env_refs.expand(value, f"fnhub.yaml: {name}")
+        for name, value in data.items()
+        if name != "settings"
+    }
+    published, removed = publish_scripts(settings, store)
     first = {"connectors": 0}  # subscriptions and others name connectors
-    for section, value in sorted(data.items(), key=lambda kv: first.get(kv[0], 1)):
-        if section == "settings":
-            continue
-        applier = section_appliers.get(section)
-        if applier is None:
-            known = ", ".join(sorted(["settings", *section_appliers])) or "settings"
-            raise ValueError(f"fnhub.yaml: unknown section '{section}' (known: {known})")
-        applier(settings, value)
-    return published
+    changes: list[SectionChanges] = []
+    for section, value in sorted(sections.items(), key=lambda kv: first.get(kv[0], 1)):
+        done = section_appliers[section](settings, value)
+        changes.append(done if done is not None else SectionChanges(section, counted=False))
+    revision = int(store.redis.incr(store.keys.project_revision))
+    return ApplyReport(published, removed, changes, revision)

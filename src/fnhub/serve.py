@@ -6,10 +6,15 @@ us), then the schema is migrated and the project applied, then the worker
 supervisor starts in its own process, then the HTTP server runs in this process. On SIGTERM/SIGINT
 the server stops accepting and finishes in-flight requests, then the supervisor gets its grace
 period to finish running tasks, then Redis is shut down (which persists what is still queued).
+
+While it runs, the console shows each failed task (rate-limited, `serve_console.py`) and, with
+`--reload`, what publishing a changed script did (`script_reload.py`); the last line says how
+many tasks finished and failed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import signal
@@ -21,7 +26,11 @@ from rich.console import Console
 from fnhub.bootstrap import open_services, wait_for_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
+from fnhub.keys import Keys
 from fnhub.project import apply_project
+from fnhub.redis_client import sync_redis
+from fnhub.script_reload import ScriptReloader
+from fnhub.supervised import start_thread, thread_counter
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -47,7 +56,17 @@ def _console_hint(settings: Settings, url: str) -> str:
     return f"web console: [bold]{url}/[/bold]; sign in {who}"
 
 
-def serve(settings: Settings) -> int:
+def _say(line: str) -> None:
+    """One console line, never wrapped (a failure line stays one line in a narrow terminal)."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def serve(settings: Settings, *, reload: bool = False) -> int:
+    """Run until SIGTERM/SIGINT; `reload`: publish scripts/ whenever a file in it changes."""
+    from fnhub.apply_cli import report_lines
+    from fnhub.scripts.inspect import ScriptError
+    from fnhub.serve_console import FailureFeed, Tally
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -57,18 +76,36 @@ def serve(settings: Settings) -> int:
         embedded.start()
         console.print(f"embedded Redis on [bold]{embedded.socket}[/bold] (persistent)")
     worker: multiprocessing.process.BaseProcess | None = None
+    watching = threading.Event()  # set: the console threads stop
+    threads: list[threading.Thread] = []
+    tally: Tally | None = None
+    last_line = "fnhub stopped"
     try:
         if not wait_for_services(settings, stop.is_set):  # a configured one may come up later
             return 0
         services = open_services(settings)
         services.scripts.sync_redis()
         try:
-            published = apply_project(settings, services.scripts)
+            report = apply_project(settings, services.scripts)
+        except (ScriptError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+            console.print("fix it, then start `fnhub serve` again")
+            return 1
         finally:
             services.close()
-        for p in published:
-            names = ", ".join(f.ref for f in p.functions)
-            console.print(f"script [bold]{p.script}[/bold] v{p.version}: {names}")
+        for line in report_lines(report):
+            console.print(line, soft_wrap=True, highlight=False)
+        feed_redis = sync_redis(settings, socket_timeout=30)
+        tally = Tally(feed_redis, Keys(settings.key_prefix))
+        tally.start()
+        feed = FailureFeed(feed_redis, Keys(settings.key_prefix), _say)
+        feed.start_at_end()
+        counter = thread_counter(settings)
+        loops = {"serve-failures": functools.partial(feed.run, watching)}
+        if reload:
+            loops["serve-reload"] = functools.partial(ScriptReloader(settings, _say).run, watching)
+        for loop, target in loops.items():
+            threads.append(start_thread(loop, target, stopped=watching.is_set, counter=counter))
         worker = multiprocessing.get_context("spawn").Process(
             target=_worker_process, args=(settings.model_dump_json(),), name="fnhub-worker"
         )
@@ -90,10 +127,12 @@ def serve(settings: Settings) -> int:
                 time.sleep(0.5)
 
         threading.Thread(target=watch_worker, name="fnhub-watch", daemon=True).start()
+        reloading = "; publishing scripts/ as files change" if reload else ""
         console.print(
             f"fnhub serving project [bold]{settings.project_dir.resolve()}[/bold] on "
-            f"[bold]{url_of(settings)}[/bold] with {settings.processes} worker processes; "
-            "Ctrl-C to stop"
+            f"[bold]{url_of(settings)}[/bold] with {settings.processes} worker processes"
+            f"{reloading}; failed tasks show here; Ctrl-C to stop",
+            soft_wrap=True,
         )
         console.print(_console_hint(settings, url_of(settings)))
         server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
@@ -105,5 +144,11 @@ def serve(settings: Settings) -> int:
             if worker.is_alive():
                 worker.kill()
                 worker.join()
+        watching.set()  # the feed prints what the worker's last tasks left, then ends
+        for thread in threads:
+            thread.join(5)
+        if tally is not None:
+            last_line = tally.summary()
         if embedded is not None:
             embedded.stop()
+        _say(last_line)

@@ -118,8 +118,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module, not per session: Playwright's sync API keeps an asyncio
+    loop running in the main thread while it is open, which breaks every asyncio test that
+    pytest runs after it."""
     assert Path(CHROMIUM).exists(), "Chromium is missing: apt-get install chromium (.ci/run does)"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])

@@ -24,6 +24,7 @@ LONG_JOB = "nightly-report-for-the-whole-organisation"
 LONG_USER = "a-user-with-a-rather-long-name"
 LONG_KEY = "the-key-of-the-continuous-integration-pipeline"
 LONG_TOPIC = "https://feeds.example.org/orders/created-in-the-european-warehouses"
+LONG_ENDPOINT = "orders-created-in-the-european-warehouses"
 
 runner = CliRunner()
 FNHUB = [sys.executable, "-c", "from fnhub.cli import main; main()"]
@@ -43,6 +44,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert c.post("/api/v1/websub/topics", json={"url": LONG_TOPIC}).status_code == 201
             r = c.post("/api/v1/keys", json={"name": LONG_KEY, "role": "viewer"})
             assert r.status_code == 201, r.text
+            endpoint = {"function": "demo.echo", "throttle": {"second": 10, "minute": 100}}
+            r = c.put(f"/api/v1/endpoints/{LONG_ENDPOINT}", json=endpoint)
+            assert r.status_code == 200, r.text
             time.sleep(2.1)  # workers re-read the active scripts at most every 2 s
             assert c.post("/api/v1/functions/demo.add/call", json={"kwargs": {"a": 1, "b": 2}})
             r = c.post("/api/v1/functions/rec.cracked/call", json={"kwargs": {"x": 7}})
@@ -82,6 +86,7 @@ EXPECTED = {
     ("keys", "list"): LONG_KEY,
     ("users", "list"): LONG_USER,
     ("cron", "list"): LONG_JOB,
+    ("endpoints", "list"): LONG_ENDPOINT,
     ("websub", "topics"): LONG_TOPIC,
     ("tasks",): "rec.cracked",
     ("tasks", "dead"): "rec.cracked",

@@ -195,13 +195,25 @@ class JobStore:
             audit.record(session, actor, "cron_job.delete", _resource(job_id), _state(row))
             session.delete(row)
 
-    def sync_provisioned(self, specs: list[CronJobSpec], *, actor: str) -> list[str]:
+    def sync_provisioned(self, specs: list[CronJobSpec], *, actor: str) -> dict[str, list[str]]:
         """Make the declared jobs exactly `specs`: upsert them, drop provisioned ones not listed.
 
-        Jobs created through the API or CLI are left alone. Returns the removed ids.
+        Jobs created through the API or CLI are left alone; declared jobs that did not change
+        are not written. Returns the ids by what happened: created, updated, unchanged, removed.
         """
         ids = {s.id for s in specs}
+        with self.db.session() as session:
+            rows = session.execute(select(CronJob).where(CronJob.id.in_(ids))).scalars()
+            before = {row.id: (spec_of(row).model_dump(), row.provisioned) for row in rows}
+        changes: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
         for spec in specs:
+            if spec.id not in before:
+                changes["created"].append(spec.id)
+            elif before[spec.id] == (spec.model_dump(), True):
+                changes["unchanged"].append(spec.id)
+                continue
+            else:
+                changes["updated"].append(spec.id)
             self.replace(spec, provisioned=True, actor=actor)
         with self.db.session() as session, session.begin():
             gone = list(
@@ -212,7 +224,8 @@ class JobStore:
             for row in gone:
                 audit.record(session, actor, "cron_job.delete", _resource(row.id), _state(row))
                 session.delete(row)
-        return [row.id for row in gone]
+        changes["removed"] = [row.id for row in gone]
+        return changes
 
 
 def _resource(job_id: str) -> str:

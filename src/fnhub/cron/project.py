@@ -22,7 +22,7 @@ from fnhub.config import Settings
 from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
 
 
-def apply_cron_jobs(settings: Settings, value: Any) -> None:
+def apply_cron_jobs(settings: Settings, value: Any) -> project.SectionChanges:
     from fnhub.bootstrap import open_services
     from fnhub.queue_client import QueueClient
 
@@ -48,12 +48,13 @@ def apply_cron_jobs(settings: Settings, value: Any) -> None:
                 check(spec, active, settings.cron_timezone)
             except ValueError as exc:
                 raise ValueError(f"fnhub.yaml: {exc}") from exc
-        JobStore(services.db).sync_provisioned(specs, actor=audit.PROJECT)
+        changes = JobStore(services.db).sync_provisioned(specs, actor=audit.PROJECT)
         pipe = services.redis.pipeline(transaction=False)
         add_bump(pipe, services.keys)
         pipe.execute()
     finally:
         services.close()
+    return project.SectionChanges("cron_jobs", **changes)
 
 
 def _first(exc: ValidationError) -> str:

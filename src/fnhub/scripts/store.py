@@ -164,6 +164,13 @@ class ScriptStore:
         self.sync_redis()
         return True
 
+    def provisioned_names(self) -> set[str]:
+        """Scripts whose active version came from the project folder (apply, serve)."""
+        with self.db.session() as session:
+            return set(
+                session.execute(select(Script.name).where(Script.provisioned.is_(True))).scalars()
+            )
+
     def versions(self, name: str) -> list[ScriptVersion]:
         with self.db.session() as session:
             return list(

@@ -53,6 +53,7 @@ from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext, load_areas
 from fnhub.server.endpoints import EndpointRegistry, public_router
 from fnhub.server.middleware import RequestMiddleware
+from fnhub.server.presence import Presence
 from fnhub.store.db import Database
 from fnhub.supervised import RestartCounter, restart_counter, spawn
 
@@ -64,7 +65,10 @@ def new_server_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, server_id: str | None = None, url: str | None = None
+) -> FastAPI:
+    """`url`: where this server listens, as it announces itself (`presence`)."""
     areas = load_areas()
 
     @contextlib.asynccontextmanager
@@ -94,16 +98,24 @@ def create_app(settings: Settings, *, server_id: str | None = None) -> FastAPI:
         # every loop started from here on counts its restarts into Redis, for /metrics
         restart_counter.set(RestartCounter(ctx.keys.loop_restarts, client))
         await caller.start()
+
+        async def reload() -> None:  # an apply moved the project revision
+            await caller.refresh()
+            await app.state.endpoints.reload()
+
+        presence = Presence(ctx, reload, url)
         services = [
             spawn(m.__name__.split(".")[1], functools.partial(m.service, ctx))
             for m in areas
             if hasattr(m, "service")
         ]
+        services.append(spawn("presence", presence.run))
         freeze_startup_objects()
         try:
             yield
         finally:
             await cancel_and_wait(services)
+            await presence.leave()
             await caller.stop()
             await client.aclose()
             sync_client.close()

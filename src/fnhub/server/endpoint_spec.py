@@ -115,5 +115,6 @@ class EndpointOut(BaseModel):
     enabled: bool
     expires_at: float | None
     record_limit: int | None
+    provisioned: bool = Field(description="declared in fnhub.yaml (`fnhub apply` owns it)")
     created_at: float
     updated_at: float

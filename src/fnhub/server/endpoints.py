@@ -104,6 +104,14 @@ class EndpointRegistry:
         self.checked_at = 0.0
         await self.get("")
 
+    async def reload(self) -> None:
+        """Re-read every endpoint now (after an apply, which waits for servers to have it)."""
+        async with self._lock:
+            revision = await self.ctx.redis.get(self.ctx.keys.endpoints_revision)
+            self.endpoints = await asyncio.to_thread(self._load)
+            self.revision = revision
+            self.checked_at = time.monotonic()
+
     async def get(self, name: str) -> LiveEndpoint | None:
         if time.monotonic() - self.checked_at > CHECK_SECONDS:
             async with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Double, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Double, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fnhub.store.models import Base
@@ -43,5 +43,7 @@ class Endpoint(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     record_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: declared in fnhub.yaml: `fnhub apply` owns it (and removes it when no longer declared)
+    provisioned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
     updated_at: Mapped[float] = mapped_column(Double, default=time.time)

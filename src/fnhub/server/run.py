@@ -17,7 +17,7 @@ from fnhub.server.app import create_app
 def build_server(
     settings: Settings, *, host: str | None = None, port: int | None = None
 ) -> uvicorn.Server:
-    app = create_app(settings)
+    app = create_app(settings, url=url_of(settings, host, port))
     config = uvicorn.Config(
         app,
         host=host or settings.host,

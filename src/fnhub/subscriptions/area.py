@@ -73,7 +73,7 @@ class StatusOut(BaseModel):
     servers: list[dict[str, Any]]
 
 
-def _out(row: Subscription) -> dict[str, Any]:
+def subscription_out(row: Subscription) -> dict[str, Any]:
     return {**row_to_dict(row), "provisioned": row.provisioned}
 
 
@@ -107,7 +107,7 @@ def save_subscription(
         ]
         check_cycles([*others, spec], connectors)
         row = session.get(Subscription, name)
-        before = _out(row) if row is not None else None
+        before = subscription_out(row) if row is not None else None
         if row is None:
             row = Subscription(name=name, created_at=time.time())
             session.add(row)
@@ -118,8 +118,8 @@ def save_subscription(
         row.updated_at = time.time()
         session.flush()
         action = "subscription.update" if before is not None else "subscription.create"
-        audit.record(session, actor, action, f"subscription:{name}", before, _out(row))
-        return _out(row)
+        audit.record(session, actor, action, f"subscription:{name}", before, subscription_out(row))
+        return subscription_out(row)
 
 
 def remove_subscription(db: Database, name: str, *, actor: str) -> bool:
@@ -128,7 +128,9 @@ def remove_subscription(db: Database, name: str, *, actor: str) -> bool:
         row = session.get(Subscription, name)
         if row is None:
             return False
-        audit.record(session, actor, "subscription.delete", f"subscription:{name}", _out(row))
+        audit.record(
+            session, actor, "subscription.delete", f"subscription:{name}", subscription_out(row)
+        )
         session.delete(row)
         return True
 
@@ -148,7 +150,7 @@ async def list_subscriptions(request: Request) -> list[dict[str, Any]]:
     def load() -> list[dict[str, Any]]:
         with ctx.db.session() as session:
             rows = session.execute(select(Subscription).order_by(Subscription.name)).scalars()
-            return [_out(r) for r in rows]
+            return [subscription_out(r) for r in rows]
 
     return await asyncio.to_thread(load)
 
@@ -160,7 +162,7 @@ async def get_subscription(request: Request, name: str = Name) -> dict[str, Any]
     def load() -> dict[str, Any] | None:
         with ctx.db.session() as session:
             row = session.get(Subscription, name)
-            return _out(row) if row else None
+            return subscription_out(row) if row else None
 
     found = await asyncio.to_thread(load)
     if found is None:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from fnhub.config import Settings
-from fnhub.project import section_appliers
+from fnhub.project import Change, SectionChanges, section_appliers
 from fnhub.store.db import Database
 
 
@@ -31,7 +31,7 @@ def _bump(settings: Settings) -> None:
         client.close()
 
 
-def apply_connectors(settings: Settings, value: Any) -> None:
+def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
     from fnhub import audit
     from fnhub.connectors import validate_settings
     from fnhub.secret_box import SecretBox, resolve_secret_key
@@ -41,6 +41,7 @@ def apply_connectors(settings: Settings, value: Any) -> None:
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `connectors` must map names to {type, settings}")
     box = SecretBox(resolve_secret_key(settings))
+    changes = SectionChanges("connectors")
     db = _db(settings)
     try:
         with db.session() as session, session.begin():
@@ -61,32 +62,50 @@ def apply_connectors(settings: Settings, value: Any) -> None:
                 row.description = spec.get("description", "")
                 row.settings = box.seal(conf, row.settings)
                 row.updated_at = time.time()
+                after = connector_state(row, box)
                 audit.record(
                     session,
                     audit.PROJECT,
                     "connector.update" if before is not None else "connector.create",
                     f"connector:{name}",
                     before,
-                    connector_state(row, box),
+                    after,
                 )
+                changes.add(name, _change(before, after))
     finally:
         db.dispose()
     _bump(settings)
+    return changes
 
 
-def apply_subscriptions(settings: Settings, value: Any) -> None:
+def apply_subscriptions(settings: Settings, value: Any) -> SectionChanges:
     from fnhub import audit
-    from fnhub.subscriptions.area import save_subscription
+    from fnhub.subscriptions.area import save_subscription, subscription_out
+    from fnhub.subscriptions.models import Subscription
 
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `subscriptions` must map names to definitions")
+    changes = SectionChanges("subscriptions")
     db = _db(settings)
     try:
         for name, data in value.items():
-            save_subscription(db, settings, name, dict(data), actor=audit.PROJECT, provisioned=True)
+            with db.session() as session:
+                row = session.get(Subscription, name)
+                before = subscription_out(row) if row is not None else None
+            after = save_subscription(
+                db, settings, name, dict(data), actor=audit.PROJECT, provisioned=True
+            )
+            changes.add(name, _change(before, after))
     finally:
         db.dispose()
     _bump(settings)
+    return changes
+
+
+def _change(before: dict[str, Any] | None, after: dict[str, Any]) -> Change:
+    if before is None:
+        return "created"
+    return "unchanged" if before == after else "updated"
 
 
 section_appliers["connectors"] = apply_connectors

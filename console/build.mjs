@@ -37,7 +37,8 @@ const result = await build({
   absWorkingDir: here,
 });
 
-const entry = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint);
+// the app's own entry (each page loaded on demand is an entry point of the metafile too)
+const entry = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === 'src/main.jsx');
 const script = '/assets/' + relative(assets, join(here, entry[0]));
 const style = entry[1].cssBundle ? '/assets/' + relative(assets, join(here, entry[1].cssBundle)) : null;
 

@@ -23,7 +23,7 @@ export class ApiError extends Error {
   }
 }
 
-export async function request(method, path, body, { signal, quiet401 = false } = {}) {
+export async function request(method, path, body, { signal, quiet401 = false, keepalive = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
@@ -35,6 +35,7 @@ export async function request(method, path, body, { signal, quiet401 = false } =
       credentials: 'same-origin',
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
+      keepalive, // a save sent as the page goes still arrives
     });
   } catch (exc) {
     if (exc.name === 'AbortError') throw exc;

@@ -1,24 +1,28 @@
 // The console: sign-in until there is a session, then the shell with one route per page.
-import { LocationProvider, Route, Router } from 'preact-iso';
+import { LocationProvider, Route, Router, lazy } from 'preact-iso';
 import { useEffect, useState } from 'preact/hooks';
 import { Loading } from './components/bits.jsx';
 import { Shell } from './components/Shell.jsx';
 import { Toasts } from './components/Toasts.jsx';
-import { Keys } from './pages/admin/Keys.jsx';
-import { Users } from './pages/admin/Users.jsx';
 import { NotFound } from './pages/NotFound.jsx';
 import { Overview } from './pages/overview/Overview.jsx';
-import { ScriptsPage } from './pages/scripts/ScriptsPage.jsx';
 import { SignIn } from './pages/SignIn.jsx';
-import { TaskDetail } from './pages/tasks/TaskDetail.jsx';
-import { TasksPage } from './pages/tasks/TasksPage.jsx';
-import { Connectors } from './pages/triggers/Connectors.jsx';
-import { Cron } from './pages/triggers/Cron.jsx';
-import { Endpoints } from './pages/triggers/Endpoints.jsx';
-import { Hub } from './pages/triggers/Hub.jsx';
-import { Subscriptions } from './pages/triggers/Subscriptions.jsx';
 import { loadSession, session } from './session.js';
 import { useStore } from './store.js';
+
+// Each page but the overview is its own chunk, fetched when first opened.
+const Audit = lazy(() => import('./pages/admin/Audit.jsx').then((m) => m.Audit));
+const Keys = lazy(() => import('./pages/admin/Keys.jsx').then((m) => m.Keys));
+const Users = lazy(() => import('./pages/admin/Users.jsx').then((m) => m.Users));
+const DeadLetters = lazy(() => import('./pages/deadletters/DeadLetters.jsx').then((m) => m.DeadLetters));
+const ScriptsPage = lazy(() => import('./pages/scripts/ScriptsPage.jsx').then((m) => m.ScriptsPage));
+const TaskDetail = lazy(() => import('./pages/tasks/TaskDetail.jsx').then((m) => m.TaskDetail));
+const TasksPage = lazy(() => import('./pages/tasks/TasksPage.jsx').then((m) => m.TasksPage));
+const Connectors = lazy(() => import('./pages/triggers/Connectors.jsx').then((m) => m.Connectors));
+const Cron = lazy(() => import('./pages/triggers/Cron.jsx').then((m) => m.Cron));
+const Endpoints = lazy(() => import('./pages/triggers/Endpoints.jsx').then((m) => m.Endpoints));
+const Hub = lazy(() => import('./pages/triggers/Hub.jsx').then((m) => m.Hub));
+const Subscriptions = lazy(() => import('./pages/triggers/Subscriptions.jsx').then((m) => m.Subscriptions));
 
 export function App() {
   const user = useStore(session);
@@ -38,6 +42,7 @@ export function App() {
             <Route path="/scripts/:name?/:tab?/:fn?" component={ScriptsPage} user={user} />
             <Route path="/tasks" component={TasksPage} />
             <Route path="/tasks/:id" component={TaskDetail} user={user} />
+            <Route path="/dead-letters" component={DeadLetters} user={user} />
             <Route path="/connectors/:name?" component={Connectors} user={user} />
             <Route path="/subscriptions/:name?" component={Subscriptions} user={user} />
             <Route path="/cron" component={Cron} user={user} />
@@ -45,6 +50,7 @@ export function App() {
             <Route path="/hub/:tab?" component={Hub} user={user} />
             <Route path="/keys" component={Keys} user={user} />
             <Route path="/users" component={Users} user={user} />
+            <Route path="/audit" component={Audit} user={user} />
             <Route default component={NotFound} />
           </Router>
         </Shell>

@@ -1,6 +1,6 @@
 // Loading data and running actions from components, with their busy and error states.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { get } from './api.js';
+import { get, query } from './api.js';
 import { toast } from './components/Toasts.jsx';
 
 /**
@@ -65,4 +65,46 @@ export function useAction(fn, { done, quiet = false } = {}) {
     [fn, done, quiet],
   );
   return { run, busy, error, setError };
+}
+
+/**
+ * Keyset pages of `path` with `params` (a new filter starts at the first page): the page's
+ * data, and `page`, `first`, `newer`, `older` for a Pager. The total counted with the first
+ * page stays shown on the pages after it.
+ */
+export function useCursorPages(path, params, { limit = 50 } = {}) {
+  const key = path + query(params);
+  const [state, setState] = useState({ key, cursors: [null], total: null });
+  const current = state.key === key ? state : { key, cursors: [null], total: null };
+  const cursor = current.cursors[current.cursors.length - 1];
+  const list = useApi(path ? `${path}${query({ ...params, cursor, limit })}` : null);
+  const data = list.data;
+  const total = data && data.total !== undefined && data.total !== null ? data.total : current.total;
+  const move = (cursors) => setState({ key, cursors, total });
+  return {
+    ...list,
+    total,
+    page: current.cursors.length,
+    first: () => move([null]),
+    newer: current.cursors.length > 1 ? () => move(current.cursors.slice(0, -1)) : null,
+    older: data?.next_cursor && !list.loading ? () => move([...current.cursors, data.next_cursor]) : null,
+  };
+}
+
+/**
+ * Pages of a plain list API that takes `limit` and a keyset parameter (`after` / `before` the
+ * last item of a page): a full page means there may be more. Same shape as useCursorPages.
+ */
+export function useListPages(path, { limit = 100, param = 'after', keyOf = (x) => x.id } = {}) {
+  const [cursors, setCursors] = useState([null]);
+  const cursor = cursors[cursors.length - 1];
+  const list = useApi(`${path}${path.includes('?') ? '&' : '?'}${query({ limit, [param]: cursor }).slice(1)}`);
+  const items = list.data;
+  return {
+    ...list,
+    page: cursors.length,
+    first: () => setCursors([null]),
+    newer: cursors.length > 1 ? () => setCursors(cursors.slice(0, -1)) : null,
+    older: items && items.length === limit && !list.loading ? () => setCursors([...cursors, keyOf(items[items.length - 1])]) : null,
+  };
 }

@@ -188,3 +188,9 @@ def page(browser: Browser, console: Console) -> Iterator[Page]:
     yield page
     context.close()
     assert not errors, errors
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every page is photographed last, once the other tests (which share one server) have
+    filled the pages with connectors, subscriptions, tasks, dead letters..."""
+    items.sort(key=lambda item: item.path.name == "test_every_page.py")  # stable sort

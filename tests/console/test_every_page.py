@@ -11,6 +11,7 @@ PAGES = [
     ("/scripts/hello", "Scripts", "scripts"),
     ("/scripts/hello/run/greet", "Scripts", "scripts-run-form"),
     ("/tasks", "Tasks", "tasks"),
+    ("/dead-letters", "Dead letters", "dead-letters-page"),
     ("/connectors", "Connectors", "connectors"),
     ("/subscriptions", "Subscriptions, rules and routes", "subscriptions"),
     ("/cron", "Cron jobs", "cron-jobs"),
@@ -20,6 +21,7 @@ PAGES = [
     ("/hub/dead-letters", "WebSub hub", "hub-dead-letters"),
     ("/keys", "API keys", "keys"),
     ("/users", "Users", "users"),
+    ("/audit", "Audit log", "audit-log"),
 ]
 
 
@@ -38,10 +40,11 @@ def test_every_page_opens(page: Page, console: Console, screens: Screens):
         expect(page.get_by_role("heading", name=heading, exact=True).first).to_be_visible()
         expect(page.get_by_text("Loading")).to_have_count(0)
         if path == "/":
-            page.wait_for_timeout(4500)  # a few samples on the charts
+            expect(page.get_by_text("live · updated")).to_be_visible()
         screens.shot(page, name)
     page.goto(console.url + "/endpoints")
-    expect(page.locator(".curl")).to_contain_text("X-Token: <token>")
-    expect(page.locator(".curl")).not_to_contain_text("s3cret-token")
+    curl = page.locator("section.endpoint", has_text="/e/greet").locator(".curl")
+    expect(curl).to_contain_text("X-Token: <token>")
+    expect(curl).not_to_contain_text("s3cret-token")
     page.goto(console.url + "/no/such/page")
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()

@@ -105,3 +105,58 @@ def test_a_broken_import_is_marked_at_its_line(page: Page, console: Console):
     page.get_by_role("dialog").get_by_role("button", name="Publish").click()
     expect(page.locator(".publish-error")).to_contain_text("NameError")
     assert error_marker_line(page) == 4
+
+
+NOTES_V1 = """import fnhub
+
+
+@fnhub.api("Note")
+def note(text: str) -> str:
+    return text
+"""
+NOTES_DRAFT = NOTES_V1.replace("return text", "return text.upper()  # draft one")
+NOTES_AUTOSAVED = NOTES_V1.replace("return text", "return text.title()  # autosaved")
+
+
+def test_drafts_live_on_the_server_until_published(page: Page, console: Console, screens: Screens):
+    with console.api() as api:
+        assert api.put("/api/v1/scripts/notes", json={"code": NOTES_V1}).status_code == 200
+    page.goto(console.url + "/scripts/notes")
+    expect(page.get_by_text("active: v1")).to_be_visible()
+    replace_code(page, NOTES_DRAFT)
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.locator(".toolbar").get_by_text("draft saved")).to_be_visible()
+    page.reload()
+    expect(page.locator(".cm-content")).to_contain_text("# draft one")
+    expect(page.locator(".toolbar").get_by_text("draft saved")).to_be_visible()
+    tree = page.locator(".tree")
+    expect(tree.locator("li", has_text="notes").locator(".badge-draft")).to_be_visible()
+    with console.api() as api:
+        opened = api.get("/api/v1/scripts/notes").json()
+    assert opened["active"]["version"] == 1 and opened["active"]["code"] == NOTES_V1
+    assert opened["draft"]["code"] == NOTES_DRAFT and opened["draft"]["base_version"] == 1
+
+    replace_code(page, NOTES_AUTOSAVED)  # no click: saved a moment after the edit
+    expect(page.locator(".toolbar").get_by_text("unsaved changes")).to_be_visible()
+    expect(page.locator(".toolbar").get_by_text("draft saved")).to_be_visible()
+    with console.api() as api:
+        assert api.get("/api/v1/scripts/notes/draft").json()["code"] == NOTES_AUTOSAVED
+        assert api.get("/api/v1/scripts/notes").json()["active"]["version"] == 1
+    screens.shot(page, "scripts-draft")
+
+    page.get_by_role("button", name="New script").click()  # a script that is only a draft
+    page.get_by_label("Name").fill("scratch")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_text("not published yet")).to_be_visible()
+    page.reload()
+    expect(tree.locator("li", has_text="scratch").locator(".badge-draft")).to_be_visible()
+
+    page.goto(console.url + "/scripts/notes")
+    page.get_by_role("button", name="Publish…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish").click()
+    expect(page.get_by_text("Published notes v2")).to_be_visible()
+    expect(page.locator(".toolbar .badge-draft")).to_have_count(0)
+    with console.api() as api:
+        opened = api.get("/api/v1/scripts/notes").json()
+    assert opened["active"]["version"] == 2 and opened["active"]["code"] == NOTES_AUTOSAVED
+    assert opened["draft"] is None

@@ -205,6 +205,16 @@ def test_overview_shows_each_subscription_as_its_servers_see_it(stack: Stack) ->
         [server] = sub["servers"]
         assert server["subscribed"] and server["state"] == "connected"
         assert server["rate_per_minute"] == 3 and server["last_error"] is None
+        last = server["last"]  # the newest message, with the task that handled it
+        assert (last["outcome"], last["binary"], last["result"]) == ("success", False, "2")
+        assert last["text"] in ("m0", "m1", "m2")  # finished last (a batch ends in any order)
+
+        def recorded() -> dict | None:
+            found = c.get(f"/api/v1/tasks/{last['task_id']}/record")
+            return found.json() if found.status_code == 200 else None
+
+        record = wait_for(recorded, timeout=5)
+        assert record["origin_id"] == "feedsub" and record["kwargs"]["message"] == last["text"]
         assert c.delete("/api/v1/subscriptions/feedsub").status_code == 200
         wait_for(
             lambda: (

@@ -201,6 +201,25 @@ def test_hmac_auth_rejects_replays_and_tampering(stack: Stack) -> None:
         assert c.post("/e/signed", content=body).status_code == 401
 
 
+def test_an_hmac_endpoint_saved_again_with_its_masked_secret_keeps_it(stack: Stack) -> None:
+    """The console sends an unchanged secret back as the mask it got: that must save (the
+    mask is shorter than an hmac secret may be) and keep the secret; a short new one is not."""
+    secret = "another-long-hmac-secret"
+    hmac = {"type": "hmac", "secret": secret}
+    shown = publish(stack, "resigned", function="demo.echo", auth=hmac)
+    assert shown["auth"]["secret"] == "********"
+    again = publish(stack, "resigned", function="demo.echo", auth=shown["auth"] | {"max_skew": 60})
+    assert again["auth"] == {"type": "hmac", "secret": "********", "max_skew": 60}
+    body = b'{"x": 3}'
+    with stack.client() as c:
+        headers = _signed(secret, "POST", "/e/resigned", body)
+        assert c.post("/e/resigned", content=body, headers=headers).json() == {"x": 3}
+    with stack.admin() as c:
+        short = {"function": "demo.echo", "auth": {"type": "hmac", "secret": "too-short"}}
+        refused = c.put("/api/v1/endpoints/resigned", json=short)
+        assert refused.status_code == 422 and "16 characters" in refused.text
+
+
 def test_function_auth(stack: Stack) -> None:
     publish(
         stack, "guarded", function="demo.echo", auth={"type": "function", "function": "demo.allow"}

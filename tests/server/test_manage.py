@@ -95,6 +95,22 @@ def test_connector_secrets_are_encrypted_and_never_returned(stack: Stack) -> Non
     assert "hunter2" not in stored and "enc:v1:" in stored
 
 
+def test_connector_types_describe_their_settings_for_a_form(stack: Stack) -> None:
+    """The console builds its connector and subscription forms from these schemas: every
+    type the server validates, its secret fields marked, a subscription's options per type."""
+    with stack.admin() as c:
+        types = {t["type"]: t for t in c.get("/api/v1/connector-types").json()}
+    assert set(types) == {"kafka", "mqtt", "redis"}
+    mqtt = types["mqtt"]["settings"]
+    assert mqtt["required"] == ["host"] and mqtt["properties"]["port"]["default"] == 1883
+    assert mqtt["properties"]["password"]["writeOnly"] is True
+    assert "writeOnly" not in mqtt["properties"]["username"]
+    assert types["kafka"]["settings"]["properties"]["sasl_password"]["writeOnly"] is True
+    assert types["mqtt"]["source_options"]["properties"]["qos"]["default"] == 1
+    redis_kind = types["redis"]["source_options"]["properties"]["kind"]
+    assert redis_kind["enum"] == ["pubsub", "stream"]
+
+
 @pytest.mark.parametrize(
     "server_url",
     ["postgresql://postgres@127.0.0.1:5432", "mysql://root@127.0.0.1:3306"],

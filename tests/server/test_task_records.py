@@ -126,6 +126,12 @@ def test_replay_and_discard_with_a_filter(stack: Stack) -> None:
         assert c.post("/api/v1/dead-letters/replay", json={"nope": 1}).status_code == 422
         by_text = c.get("/api/v1/dead-letters", params={"q": "keyerror"}).json()["items"]
         assert sorted(x["task_id"] for x in by_text) == sorted(brittle)
+        count = c.get("/api/v1/dead-letters/count", params={"q": "keyerror"})
+        assert count.json() == {"count": 3}, count.text
+        assert c.get("/api/v1/dead-letters/count", params={"function": "rec.cracked"}).json() == {
+            "count": 1
+        }
+        assert c.get("/api/v1/dead-letters/count", params={"q": ""}).status_code == 422
         r = c.post("/api/v1/dead-letters/replay", json={"function": "rec.brittle"})
         assert r.status_code == 200, r.text
         body = r.json()

@@ -4,10 +4,12 @@ rest of its batch runs. The machine's Redis and a real worker."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
+from tests.conftest import wait_for
 
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import Message
@@ -18,6 +20,7 @@ from fnhub.server.context import ServerContext
 from fnhub.store.db import Database
 from fnhub.subscriptions.runner import Runner, _kwargs_size_bound, message_text
 from fnhub.subscriptions.spec import parse_spec
+from fnhub.task_history import record_detail
 
 SCRIPT = """
 import fnhub
@@ -77,6 +80,22 @@ async def test_an_oversized_message_fails_alone(caller: Caller) -> None:
     assert runner.stats.by_outcome == {"success": 2, "failure": 1}
     assert "over the limit of 200 bytes" in runner.stats.last["failure"]["error"]
     assert runner.stats.last["success"]["result"] in (4, 5)  # len("tiny") or len("small")
+
+
+async def test_the_last_message_names_its_task_when_there_is_one(caller: Caller) -> None:
+    """The console links a subscription's last message to the task that handled it: a task
+    that ran is named (its status is readable), a refused message has no task to name."""
+    runner = _runner(caller, "handlers.handle")
+    await _handle(runner, [b"small", b"x" * 500])
+    task_id = runner.stats.last["success"]["task_id"]
+    db = caller.ctx.db
+    record = await asyncio.to_thread(wait_for, lambda: record_detail(db, task_id))
+    assert record["status"] == "success" and record["origin_id"] == "s"
+    assert "task_id" not in runner.stats.last["failure"]
+    unrecorded = _runner(caller, "handlers.handle")
+    unrecorded.spec = msgspec.structs.replace(unrecorded.spec, record=False)
+    await _handle(unrecorded, [b"quiet"])
+    assert "task_id" not in unrecorded.stats.last["success"]
 
 
 async def test_the_size_limit_holds_to_the_byte(caller: Caller) -> None:

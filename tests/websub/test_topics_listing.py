@@ -61,3 +61,22 @@ async def test_open_hub_lists_topics_with_subscribers(hub, subscribers) -> None:
     assert sorted((t["url"], t["registered"], t["subscribers"]) for t in listed) == sorted(
         [(topic, False, 1), (registered, True, 0)]
     )
+
+
+async def test_subscriptions_and_topics_come_a_page_at_a_time(hub, subscribers) -> None:
+    """The console reads the hub's lists in pages: `limit`, then `after` the last one."""
+    topics = [topic_url(subscribers) for _ in range(3)]
+    for i, topic in enumerate(topics):
+        await subscribe(hub, subscribers, f"pager{i}", topic)
+    everything = await hub.subscriptions()
+    first = await hub.subscriptions(limit="2")
+    rest = await hub.subscriptions(limit="2", after=first[-1]["id"])
+    assert [s["id"] for s in first + rest] == [s["id"] for s in everything]
+    assert len(first) == 2 and len(rest) == len(everything) - 2
+    assert await hub.subscriptions(after="no-such-subscription") == []
+    listed = (await hub.api("GET", "/topics")).json()
+    page = (await hub.api("GET", "/topics", params={"limit": 1})).json()
+    after = (await hub.api("GET", "/topics", params={"after": page[0]["hash"]})).json()
+    assert page + after == listed and len(page) == 1
+    assert (await hub.api("GET", "/dead-letters", params={"before": 1})).json() == []
+    assert (await hub.api("GET", "/subscriptions", params={"limit": 0})).status_code == 422

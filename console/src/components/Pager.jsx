@@ -1,15 +1,20 @@
-// Previous / next over a server-paginated list (offset, limit, total).
-export function Pager({ offset, limit, total, onPage }) {
-  const last = Math.min(offset + limit, total);
+// Newer / older over a keyset-paginated list: the server hands out `next_cursor`, the pager
+// keeps the cursors of the pages already seen to go back.
+export function Pager({ pages, total, shown, label = 'tasks' }) {
+  const counted = total !== null && total !== undefined;
   return (
     <div class="pager">
       <span class="muted">
-        {total === 0 ? 'none' : `${offset + 1}–${last} of ${total.toLocaleString()}`}
+        page {pages.page}
+        {counted ? ` · ${total.toLocaleString()} matching` : shown ? ` · ${shown} ${label}` : ''}
       </span>
-      <button type="button" class="small" disabled={offset === 0} onClick={() => onPage(Math.max(0, offset - limit))}>
+      <button type="button" class="small" disabled={pages.page === 1} onClick={pages.first}>
+        « Newest
+      </button>
+      <button type="button" class="small" disabled={!pages.newer} onClick={pages.newer}>
         ‹ Newer
       </button>
-      <button type="button" class="small" disabled={last >= total} onClick={() => onPage(offset + limit)}>
+      <button type="button" class="small" disabled={!pages.older} onClick={pages.older}>
         Older ›
       </button>
     </div>

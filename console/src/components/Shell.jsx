@@ -1,10 +1,17 @@
 // The frame around every page once signed in: navigation on the left, the user at the top.
 import { useLocation } from 'preact-iso';
-import { signOut } from '../session.js';
+import { can, signOut } from '../session.js';
 
 const NAV = [
   { group: '', items: [['/', 'Overview']] },
-  { group: 'Develop', items: [['/scripts', 'Scripts'], ['/tasks', 'Tasks']] },
+  {
+    group: 'Develop',
+    items: [
+      ['/scripts', 'Scripts'],
+      ['/tasks', 'Tasks'],
+      ['/dead-letters', 'Dead letters'],
+    ],
+  },
   {
     group: 'Triggers',
     items: [
@@ -15,7 +22,15 @@ const NAV = [
       ['/hub', 'WebSub hub'],
     ],
   },
-  { group: 'Admin', items: [['/keys', 'API keys'], ['/users', 'Users']] },
+  {
+    group: 'Admin',
+    admin: true, // shown to admins only (the pages say so to others)
+    items: [
+      ['/keys', 'API keys'],
+      ['/users', 'Users'],
+      ['/audit', 'Audit log'],
+    ],
+  },
 ];
 
 function active(path, href) {
@@ -30,7 +45,7 @@ export function Shell({ user, children }) {
         <a class="brand" href="/">
           fnhub
         </a>
-        {NAV.map(({ group, items }) => (
+        {NAV.filter((g) => !g.admin || can(user, 'admin')).map(({ group, items }) => (
           <div class="nav-group" key={group}>
             {group && <div class="nav-title">{group}</div>}
             {items.map(([href, label]) => (

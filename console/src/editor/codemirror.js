@@ -41,18 +41,19 @@ export function setText(view, text) {
 }
 
 /**
- * Show a publish error at its line and column (1-based, as Python reports them): a red mark in
- * the gutter and under the text, the cursor moved there.
+ * Show a publish error at its place (1-based line and column as Python reports them, and its
+ * end when known): a red mark in the gutter and under the span, the cursor moved there.
  */
-export function showError(view, { line, column, message }) {
+export function showError(view, { line, column, endLine, endColumn, message }) {
   const doc = view.state.doc;
-  const lineNo = Math.min(Math.max(1, line || 1), doc.lines);
-  const at = doc.line(lineNo);
-  const from = Math.min(at.from + Math.max(0, (column || 1) - 1), at.to);
-  const to = from < at.to ? Math.max(from + 1, at.to) : from;
-  view.dispatch(
-    setDiagnostics(view.state, [{ from, to, severity: 'error', message, source: 'publish' }]),
-  );
+  const at = (l, c) => {
+    const ln = doc.line(Math.min(Math.max(1, l || 1), doc.lines));
+    return Math.min(ln.from + Math.max(0, (c || 1) - 1), ln.to);
+  };
+  const from = at(line, column);
+  let to = endLine ? at(endLine, endColumn) : doc.lineAt(from).to; // no end: to the line's end
+  if (to <= from) to = Math.min(from + 1, doc.length);
+  view.dispatch(setDiagnostics(view.state, [{ from, to, severity: 'error', message, source: 'publish' }]));
   view.dispatch({ selection: { anchor: from }, scrollIntoView: true });
 }
 

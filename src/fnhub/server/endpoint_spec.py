@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from fnhub.json_values import PortableObject
+from fnhub.secret_box import MASK
 from fnhub.server.schemas import Strict
 
 #: a fixed kwarg with this value is filled by the caller (omitted when the caller does not)
 CALLER = "$caller"
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+HMAC_SECRET_MIN_CHARS = 16
 
 
 class NoAuth(Strict):
@@ -39,8 +41,19 @@ class HmacAuth(Strict):
     """HMAC-SHA256 over method, path, timestamp, nonce and body hash; nonces are single-use."""
 
     type: Literal["hmac"]
-    secret: str = Field(min_length=16, max_length=512)
+    secret: str = Field(
+        max_length=512, description=f"16 characters or more ({MASK}: keep the stored one)"
+    )
     max_skew: int = Field(300, ge=10, le=3600, description="seconds a timestamp may be off")
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        """At least 16 characters, unless it is the mask the API shows (sent back unchanged,
+        it keeps the stored secret)."""
+        if value != MASK and len(value) < HMAC_SECRET_MIN_CHARS:
+            raise ValueError(f"an hmac secret has at least {HMAC_SECRET_MIN_CHARS} characters")
+        return value
 
 
 class FunctionAuth(Strict):

@@ -33,9 +33,18 @@ TOP_FUNCTIONS = 10  # by calls, and as many by failures
 HOURS_SLICE = 100
 #: the subscription list is re-read when `<prefix>:subs:rev` moves, and at least this often
 SUBSCRIPTIONS_REREAD_SECONDS = 10.0
-#: what the feed shows of a server's view of a subscription (its `last` messages are big)
-SUBSCRIPTION_FIELDS = ("server", "rate_per_minute", "processed", "last_error", "subscribed")
-SOURCE_FIELDS = ("state", "in_flight", "lag")
+#: what the feed shows of a server's view of a subscription (its `last` messages are big:
+#: only the newest one goes, cut to LAST_PREVIEW_CHARS)
+SUBSCRIPTION_FIELDS = (
+    "server",
+    "holder",
+    "rate_per_minute",
+    "processed",
+    "last_error",
+    "subscribed",
+)
+SOURCE_FIELDS = ("state", "in_flight", "lag", "dropped")
+LAST_PREVIEW_CHARS = 300
 _TAIL_COLUMNS = (
     TaskRecord.id,
     TaskRecord.function,
@@ -70,13 +79,39 @@ def _subscriptions(db: Database) -> list[dict[str, Any]]:
     return [row._asdict() for row in rows]
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= LAST_PREVIEW_CHARS else text[:LAST_PREVIEW_CHARS] + "…"
+
+
+def _newest_message(last: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest of a server's last messages per outcome, small: its outcome, time, topic,
+    task (when it has one), and the start of its payload and of its result or error."""
+    if not last:
+        return None
+    outcome, entry = max(last.items(), key=lambda item: item[1].get("at", 0))
+    message = entry.get("message") or {}
+    text = message.get("text")
+    digest = {
+        "outcome": outcome,
+        "at": entry.get("at"),
+        "topic": entry.get("topic"),
+        "task_id": entry.get("task_id"),
+        "text": _cut(text) if text is not None else None,
+        "binary": text is None,
+    }
+    if "error" in entry:
+        return digest | {"error": _cut(str(entry["error"]))}
+    return digest | {"result": _cut(orjson.dumps(entry.get("result"), default=str).decode())}
+
+
 def _server_view(raw: bytes) -> dict[str, Any] | None:
     view = orjson.loads(raw)
     if time.time() - view.get("at", 0) >= STATUS_STALE_SECONDS:
         return None  # left by a server that stopped
     shown = {k: view.get(k) for k in SUBSCRIPTION_FIELDS}
     source = view.get("source") or {}
-    return shown | {k: source.get(k) for k in SOURCE_FIELDS}
+    last = _newest_message(view.get("last") or {})
+    return shown | {k: source.get(k) for k in SOURCE_FIELDS} | {"last": last}
 
 
 def _children(infos: list[Any], queues: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -148,6 +148,10 @@ class DeadLetterPage(BaseModel):
     )
 
 
+class DeadLetterCount(BaseModel):
+    count: int
+
+
 class DeadLetterFilter(Strict):
     """Which dead letters a bulk action takes: every given field must match; `all: true`
     takes every dead letter (an empty filter is refused, so nothing goes by accident)."""

@@ -299,7 +299,7 @@ class Runner:
             )
         except CallError as exc:  # unknown function: every message fails, visibly
             for i in todo:
-                self._finish(batch, i, self._refused(exc))
+                self._finish(batch, i, self._refused(exc), enqueued=False)
             return []
         tasks: list[Task] = []
         index: list[int] = []
@@ -319,7 +319,7 @@ class Runner:
                     size_at_most=_kwargs_size_bound(convention, msg),
                 )
             except CallError as exc:  # too large: retrying cannot help either
-                self._finish(batch, i, self._refused(exc))
+                self._finish(batch, i, self._refused(exc), enqueued=False)
                 continue
             tasks.append(task)
             index.append(i)
@@ -358,9 +358,11 @@ class Runner:
         task = Task(function=self.spec.function, origin="subscription", origin_id=self.spec.name)
         return result_for(task, Status.FAILURE, error_type=exc.kind, error_message=str(exc))
 
-    def _finish(self, batch: _Batch, i: int, result: TaskResult) -> None:
-        """Message i's task ended: publish what the rule says, then count and settle it."""
+    def _finish(self, batch: _Batch, i: int, result: TaskResult, *, enqueued: bool = True) -> None:
+        """Message i's task ended: publish what the rule says, then count and settle it. The
+        outcome names the task when it has a record to open (it ran, and records are kept)."""
         spec = self.spec
+        task_id = result.id if enqueued and spec.record else None
         publish: Coroutine[Any, Any, None] | None = None
         if result.status == Status.SUCCESS:
             if spec.publish is not None:
@@ -370,20 +372,27 @@ class Runner:
         elif spec.error_publish or spec.publish:
             publish = self._publish_error(batch.msgs[i], result)
         if publish is None:
-            self._settle(batch, i, result)
+            self._settle(batch, i, result, task_id)
         else:
             batch.publishing.append(
-                asyncio.ensure_future(self._settle_after(publish, batch, i, result))
+                asyncio.ensure_future(self._settle_after(publish, batch, i, result, task_id))
             )
 
     async def _settle_after(
-        self, publish: Coroutine[Any, Any, None], batch: _Batch, i: int, result: TaskResult
+        self,
+        publish: Coroutine[Any, Any, None],
+        batch: _Batch,
+        i: int,
+        result: TaskResult,
+        task_id: str | None,
     ) -> None:
         await publish
-        self._settle(batch, i, result)
+        self._settle(batch, i, result, task_id)
 
-    def _settle(self, batch: _Batch, i: int, result: TaskResult) -> None:
-        self.stats.outcome(batch.msgs[i], result.status, result.result, result.error_message)
+    def _settle(self, batch: _Batch, i: int, result: TaskResult, task_id: str | None) -> None:
+        self.stats.outcome(
+            batch.msgs[i], result.status, result.result, result.error_message, task_id
+        )
         self.stats.done(time.time() - batch.started)
         batch.settle(i, True)
 

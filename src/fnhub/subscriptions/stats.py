@@ -37,12 +37,20 @@ class SubscriptionStats:
         self.by_outcome: dict[str, int] = {}
         self.last_error: str | None = None
         self.total_seconds = 0.0
-        self._last: dict[str, tuple[float, Message, Any, str | None]] = {}
+        self._last: dict[str, tuple[float, Message, Any, str | None, str | None]] = {}
         self._per_second: deque[list[int]] = deque()  # [epoch second, messages finished]
 
-    def outcome(self, msg: Message, status: str, result: Any, error: str | None) -> None:
+    def outcome(
+        self,
+        msg: Message,
+        status: str,
+        result: Any,
+        error: str | None,
+        task_id: str | None = None,
+    ) -> None:
+        """Count one message's outcome; `task_id` names the task whose record tells more."""
         self.by_outcome[status] = self.by_outcome.get(status, 0) + 1
-        self._last[status] = (time.time(), msg, result, error)
+        self._last[status] = (time.time(), msg, result, error, task_id)
 
     def done(self, seconds: float) -> None:
         self.processed += 1
@@ -65,10 +73,13 @@ class SubscriptionStats:
 
     @property
     def last(self) -> dict[str, dict[str, Any]]:
-        """The last message per outcome, with its result or error."""
+        """The last message per outcome, with its result or error and (when it has a record)
+        the id of the task it ran."""
         view: dict[str, dict[str, Any]] = {}
-        for status, (at, msg, result, error) in self._last.items():
+        for status, (at, msg, result, error, task_id) in self._last.items():
             entry: dict[str, Any] = {"at": at, "topic": msg.topic, "message": _preview(msg.payload)}
+            if task_id is not None:
+                entry["task_id"] = task_id
             if error is not None:
                 entry["error"] = error
             else:

@@ -61,9 +61,17 @@ async def _audited(
     await asyncio.to_thread(audit.record, db, actor(request), action, resource, before, after)
 
 
+Limit = Query(None, ge=1, le=1000, description="a page of at most this many (default: all)")
+
+
 @router.get("/topics")
-async def list_topics(request: Request) -> list[dict[str, Any]]:
-    return await _run(_hub(request).views.topics)
+async def list_topics(
+    request: Request,
+    limit: int | None = Limit,
+    after: str | None = Query(None, max_length=64, description="the last topic hash of a page"),
+) -> list[dict[str, Any]]:
+    """Topics oldest first (a page with `limit`, the next one `after` its last hash)."""
+    return await _run(_hub(request).views.topics, limit, after)
 
 
 @router.post("/topics", status_code=201)
@@ -95,8 +103,11 @@ async def list_subscriptions(
     request: Request,
     state: str | None = Query(None, max_length=32),
     topic: str | None = Query(None, max_length=4096),
+    limit: int | None = Limit,
+    after: str | None = Query(None, max_length=64, description="the last id of a page"),
 ) -> list[dict[str, Any]]:
-    return await _run(_hub(request).views.subscriptions, state, topic)
+    """Subscriptions oldest first (a page with `limit`, the next one `after` its last id)."""
+    return await _run(_hub(request).views.subscriptions, state, topic, limit, after)
 
 
 @router.get("/subscriptions/{subscription_id}")
@@ -119,8 +130,12 @@ async def list_dead_letters(
     request: Request,
     subscription_id: str | None = Query(None, max_length=64),
     limit: int = Query(100, ge=1, le=1000),
+    before: int | None = Query(
+        None, ge=1, le=SQL_INT_MAX, description="the last id of the page before"
+    ),
 ) -> list[dict[str, Any]]:
-    return await _run(_hub(request).views.dead_letters, subscription_id, limit)
+    """Dead letters newest first, a page at a time."""
+    return await _run(_hub(request).views.dead_letters, subscription_id, limit, before)
 
 
 @router.get("/dead-letters/{dead_id}")

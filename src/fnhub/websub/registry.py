@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from fnhub.store.db import Database
@@ -95,14 +95,29 @@ class Registry:
             ).scalar_one_or_none()
 
     def subscriptions(
-        self, *, state: str | None = None, topic: str | None = None
+        self,
+        *,
+        state: str | None = None,
+        topic: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[WebSubSubscription]:
-        query = select(WebSubSubscription).order_by(WebSubSubscription.created_at)
+        """Oldest first; with `limit`, a page resuming after subscription `after` (keyset on
+        creation time and id, so a page costs the same however deep)."""
+        order = (WebSubSubscription.created_at, WebSubSubscription.id)
+        query = select(WebSubSubscription).order_by(*order)
         if state:
             query = query.where(WebSubSubscription.state == state)
         if topic:
             query = query.where(WebSubSubscription.topic_hash == url_hash(topic))
+        if limit is not None:
+            query = query.limit(limit)
         with self.db.session() as s:
+            if after is not None:
+                mark = s.get(WebSubSubscription, after)
+                if mark is None:
+                    return []  # removed meanwhile: its place is unknown
+                query = query.where(tuple_(*order) > (mark.created_at, mark.id))
             return list(s.execute(query).scalars())
 
     def active(self, now: float) -> list[WebSubSubscription]:
@@ -216,9 +231,12 @@ class Registry:
             return row.id
 
     def dead_letters(
-        self, subscription_id: str | None = None, limit: int = 100
+        self, subscription_id: str | None = None, limit: int = 100, before: int | None = None
     ) -> list[WebSubDeadLetter]:
+        """Newest first; `before`: the id of the last one of the page before."""
         query = select(WebSubDeadLetter).order_by(WebSubDeadLetter.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(WebSubDeadLetter.id < before)
         if subscription_id:
             query = query.where(WebSubDeadLetter.subscription_id == subscription_id)
         with self.db.session() as s:

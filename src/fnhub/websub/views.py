@@ -73,7 +73,14 @@ class Views:
         )
         return len(rows)
 
-    def topics(self) -> list[dict[str, Any]]:
+    def topics(self, limit: int | None = None, after: str | None = None) -> list[dict[str, Any]]:
+        """Oldest first; with `limit`, the page after topic hash `after`."""
+        listed = self.registry.topics()
+        if after is not None:
+            at = next((i for i, (t, _n) in enumerate(listed) if t.hash == after), None)
+            listed = [] if at is None else listed[at + 1 :]
+        if limit is not None:
+            listed = listed[:limit]
         return [
             {
                 "hash": t.hash,
@@ -83,7 +90,7 @@ class Views:
                 "created_at": t.created_at,
                 **self.topic_stats(t.hash),
             }
-            for t, n in self.registry.topics()
+            for t, n in listed
         ]
 
     def subscription(self, sub: WebSubSubscription) -> dict[str, Any]:
@@ -119,9 +126,14 @@ class Views:
         }
 
     def subscriptions(
-        self, state: str | None = None, topic: str | None = None
+        self,
+        state: str | None = None,
+        topic: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[dict[str, Any]]:
-        return [self.subscription(s) for s in self.registry.subscriptions(state=state, topic=topic)]
+        found = self.registry.subscriptions(state=state, topic=topic, limit=limit, after=after)
+        return [self.subscription(s) for s in found]
 
     def get_subscription(self, subscription_id: str) -> dict[str, Any]:
         sub = self.registry.subscription(subscription_id)
@@ -161,9 +173,10 @@ class Views:
         return out
 
     def dead_letters(
-        self, subscription_id: str | None = None, limit: int = 100
+        self, subscription_id: str | None = None, limit: int = 100, before: int | None = None
     ) -> list[dict[str, Any]]:
-        return [self.dead_letter(r) for r in self.registry.dead_letters(subscription_id, limit)]
+        found = self.registry.dead_letters(subscription_id, limit, before)
+        return [self.dead_letter(r) for r in found]
 
     def get_dead_letter(self, dead_id: int) -> dict[str, Any]:
         row = self.registry.dead_letter(dead_id)

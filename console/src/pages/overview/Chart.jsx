@@ -1,4 +1,5 @@
-// A time-series chart (uPlot, loaded with the first chart).
+// A time-series chart (uPlot, loaded with the first chart). It keeps its canvas across
+// updates: new data is handed to the plot, not re-rendered.
 import { useEffect, useRef } from 'preact/hooks';
 
 let loading = null;
@@ -7,22 +8,25 @@ const loadPlot = () => {
   return loading;
 };
 
-/** series: [{label, color, value: point => number|null}] over points with .t (epoch s). */
-export function Chart({ title, points, series, unit = '' }) {
+/** x: epoch seconds; series: [{label, color, values}] (one value per x, null for none);
+ * windowS: a fixed span ending at the newest point. */
+export function Chart({ title, x, series, unit = '', windowS = 0 }) {
   const el = useRef(null);
   const plot = useRef(null);
-  const data = [points.map((p) => p.t), ...series.map((s) => points.map((p) => s.value(p)))];
+  const data = [x, ...series.map((s) => s.values)];
+  const shape = series.map((s) => s.label).join('|'); // a new set of series: a new plot
   useEffect(() => {
     let gone = false;
     loadPlot().then(({ makePlot }) => {
       if (gone || !el.current) return;
-      plot.current = makePlot(el.current, { series, unit, data });
+      plot.current = makePlot(el.current, { series, unit, data, windowS });
     });
     return () => {
       gone = true;
       plot.current?.destroy();
+      plot.current = null;
     };
-  }, []);
+  }, [shape]);
   useEffect(() => {
     plot.current?.setData(data);
   });

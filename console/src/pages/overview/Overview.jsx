@@ -1,64 +1,70 @@
-// The overview: live workers and their processes, queue depths, throughput, failures and run-time
-// percentiles.
-import { useEffect } from 'preact/hooks';
-import { ErrorBox, Loading, PageHead } from '../../components/bits.jsx';
-import { ago } from '../../format.js';
-import { useStore } from '../../store.js';
+// The overview, all from the live feed (one stream per browser, see live.js): workers and
+// their processes, queue depths, calls and failures per minute over the last hour, the
+// busiest functions with run-time percentiles, and the newest tasks.
+import { useRef } from 'preact/hooks';
+import { ErrorBox, Loading, PageHead, Status } from '../../components/bits.jsx';
+import { ago, dateTime, duration } from '../../format.js';
+import { useLive } from '../../live.js';
 import { Chart } from './Chart.jsx';
-import { follow, overview } from './feed.js';
+import { FunctionTable } from './FunctionTable.jsx';
+import { Queues, Workers } from './Workers.jsx';
 
-const ms = (v) => (v === null || v === undefined ? null : v * 1000);
+const PALETTE = ['#1f6feb', '#8250df', '#1a7f37', '#bf8700', '#0a7ea4'];
+const DEPTH_KEEP = 600; // seconds of queue depth kept while the page is open
 
-function Workers({ workers }) {
-  if (workers.length === 0) return <div class="error-box">No live worker: calls are refused until one runs.</div>;
+function minutesAxis(m) {
+  return Array.from({ length: m.count }, (_, i) => m.start + i * m.step);
+}
+
+/** Queue depth per snapshot while this page is open (the feed has no history of it). */
+function useDepthHistory(snapshot) {
+  const points = useRef([]);
+  const last = useRef(null);
+  if (snapshot && snapshot.at !== last.current) {
+    last.current = snapshot.at;
+    const depth = snapshot.queues.reduce((s, q) => s + q.length, 0);
+    points.current = [...points.current, [snapshot.at, depth]].filter(([t]) => t > snapshot.at - DEPTH_KEEP);
+  }
+  return points.current;
+}
+
+function Stat({ value, label, warn = false }) {
   return (
-    <table class="table">
-      <thead>
-        <tr>
-          <th>Worker</th>
-          <th>Host</th>
-          <th>Queues</th>
-          <th class="num">Processes</th>
-          <th class="num">Replaced</th>
-          <th>Started</th>
-          <th>Heartbeat</th>
-        </tr>
-      </thead>
-      <tbody>
-        {workers.map((w) => (
-          <tr key={w.id}>
-            <td class="mono">{w.id}</td>
-            <td>
-              {w.info.host} <span class="muted">pid {w.info.pid}</span>
-            </td>
-            <td>{(w.info.queues || []).join(', ')}</td>
-            <td class="num">{w.info.processes}</td>
-            <td class="num">{w.info.replaced ?? 0}</td>
-            <td>{ago(w.info.started)}</td>
-            <td>{ago(w.info.beat)}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+    <div class="stat card">
+      <div class={warn ? 'stat-value warn' : 'stat-value'}>{value}</div>
+      <div class="muted">{label}</div>
+    </div>
   );
 }
 
-function Queues({ queues }) {
+function Tail({ tail }) {
+  if (tail.length === 0) return <div class="empty">No task recorded yet.</div>;
   return (
-    <table class="table">
+    <table class="table tasks">
       <thead>
         <tr>
-          <th>Queue</th>
-          <th class="num">Tasks waiting or running</th>
-          <th class="num">Workers</th>
+          <th>Triggered</th>
+          <th>Function</th>
+          <th>Status</th>
+          <th>Origin</th>
+          <th class="num">Run</th>
         </tr>
       </thead>
       <tbody>
-        {queues.map((q) => (
-          <tr key={q.name}>
-            <td>{q.name}</td>
-            <td class="num">{q.length}</td>
-            <td class={q.workers ? 'num' : 'num warn'}>{q.workers}</td>
+        {tail.slice(0, 10).map((t) => (
+          <tr key={t.id}>
+            <td>
+              <a href={`/tasks/${t.id}`}>{dateTime(t.trigger_time)}</a>
+            </td>
+            <td>{t.function}</td>
+            <td>
+              <Status status={t.status} />
+            </td>
+            <td class="muted">
+              {t.origin}
+              {t.origin_id ? ` · ${t.origin_id}` : ''}
+            </td>
+            <td class="num">{duration(t.run_ms)}</td>
           </tr>
         ))}
       </tbody>
@@ -67,46 +73,64 @@ function Queues({ queues }) {
 }
 
 export function Overview() {
-  useEffect(follow, []);
-  const { workers, queues, series, error } = useStore(overview);
-  const processes = (workers || []).reduce((s, w) => s + (w.info.processes || 0), 0);
-  const last = series[series.length - 1];
+  const { snapshot: s, error } = useLive();
+  const depth = useDepthHistory(s);
+  if (!s) {
+    return (
+      <div class="page">
+        <PageHead title="Overview" />
+        <ErrorBox error={error && { message: error }} />
+        <Loading />
+      </div>
+    );
+  }
+  const processes = s.workers.reduce((n, w) => n + (w.processes || 0), 0);
+  const queued = s.queues.reduce((n, q) => n + q.length, 0);
+  const x = minutesAxis(s.minutes);
+  const top = s.functions.slice().sort((a, b) => b.calls - a.calls).slice(0, PALETTE.length);
+  const rate = s.totals.calls ? ((100 * s.totals.failures) / s.totals.calls).toFixed(1) : '0';
   return (
     <div class="page">
-      <PageHead title="Overview" />
-      <ErrorBox error={error} />
-      {!workers && !error && <Loading />}
-      {workers && (
-        <>
-          <div class="stats">
-            <div class="stat card">
-              <div class="stat-value">{workers.length}</div>
-              <div class="muted">workers · {processes} processes</div>
-            </div>
-            <div class="stat card">
-              <div class="stat-value">{queues.reduce((s, q) => s + q.length, 0)}</div>
-              <div class="muted">tasks in queues</div>
-            </div>
-            <div class="stat card">
-              <div class="stat-value">{last ? last.rate.toFixed(1) : '…'}</div>
-              <div class="muted">tasks / s</div>
-            </div>
-            <div class="stat card">
-              <div class="stat-value">{last ? last.failures.toFixed(1) : '…'}</div>
-              <div class="muted">failures / s</div>
-            </div>
-          </div>
-          <div class="charts">
-            <Chart title="Finished tasks per second" points={series} series={[{ label: 'all', color: '#1f6feb', value: (p) => p.rate }, { label: 'failed', color: '#d1242f', value: (p) => p.failures }]} unit="/s" />
-            <Chart title="Run time" points={series} unit=" ms" series={[{ label: 'p50', color: '#1a7f37', value: (p) => ms(p.p50) }, { label: 'p95', color: '#bf8700', value: (p) => ms(p.p95) }, { label: 'p99', color: '#d1242f', value: (p) => ms(p.p99) }]} />
-            <Chart title="Queue depth" points={series} series={[{ label: 'tasks', color: '#8250df', value: (p) => p.depth }]} />
-          </div>
-          <h2>Workers</h2>
-          <Workers workers={workers} />
+      <PageHead title="Overview">
+        <span class="muted small-print" title={`server ${s.server}, feed tick ${s.feed.tick}`}>
+          live · updated {ago(s.at)}
+        </span>
+      </PageHead>
+      <ErrorBox error={error && { message: error }} />
+      <div class="stats">
+        <Stat value={s.workers.length} label={`workers · ${processes} processes`} warn={s.workers.length === 0} />
+        <Stat value={queued} label="tasks in queues" />
+        <Stat value={s.totals.calls.toLocaleString()} label="tasks finished, last hour" />
+        <Stat value={s.totals.failures.toLocaleString()} label={`failed, last hour (${rate} %)`} warn={s.totals.failures > 0} />
+      </div>
+      <div class="charts">
+        <Chart
+          title="Tasks finished per minute"
+          x={x}
+          series={[
+            { label: 'all', color: '#1f6feb', values: s.totals.calls_per_minute },
+            { label: 'failed', color: '#d1242f', values: s.totals.failures_per_minute },
+          ]}
+        />
+        <Chart title="Calls per minute by function" x={x} series={top.map((f, i) => ({ label: f.function, color: PALETTE[i], values: f.calls_per_minute }))} />
+        <Chart title="Queue depth (while this page is open)" windowS={DEPTH_KEEP} x={depth.map((p) => p[0])} series={[{ label: 'tasks', color: '#8250df', values: depth.map((p) => p[1]) }]} />
+      </div>
+      <h2>Functions, last hour</h2>
+      <FunctionTable functions={s.functions} />
+      <h2>Workers</h2>
+      <Workers workers={s.workers} />
+      <div class="two-columns">
+        <section>
           <h2>Queues</h2>
-          <Queues queues={queues} />
-        </>
-      )}
+          <Queues queues={s.queues} />
+        </section>
+        <section>
+          <h2>
+            Newest tasks <a class="small-print" href="/tasks">all</a>
+          </h2>
+          <Tail tail={s.tail} />
+        </section>
+      </div>
     </div>
   );
 }

@@ -1,9 +1,9 @@
-// Ask for a new script's name; the editor then opens on a starter text (nothing is stored
-// until it is published).
+// Ask for a new script's name and save a starter text as its draft on the server: the script
+// shows in the tree at once, and exists as a version only once it is published.
 import { useState } from 'preact/hooks';
 import { Dialog } from '../../components/Dialog.jsx';
 import { ErrorBox } from '../../components/bits.jsx';
-import { setBuffer } from './buffers.js';
+import { saveDraft } from './drafts.js';
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
 
@@ -19,15 +19,25 @@ def hello(name: str = "world") -> str:
 export function NewScript({ existing, onClose, onCreate }) {
   const [name, setName] = useState('');
   const [error, setError] = useState(null);
-  const submit = (e) => {
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
     e.preventDefault();
     if (!NAME.test(name)) {
       setError({ message: 'A script name is a Python identifier: a letter, then letters, digits or _.' });
-    } else if (existing.some((s) => s.name === name)) {
+      return;
+    }
+    if (existing.some((s) => s.name === name)) {
       setError({ message: `There is a script '${name}' already.` });
-    } else {
-      setBuffer(name, STARTER);
+      return;
+    }
+    setBusy(true);
+    try {
+      await saveDraft(name, STARTER);
       onCreate(name);
+    } catch (exc) {
+      setError(exc);
+    } finally {
+      setBusy(false);
     }
   };
   return (
@@ -37,9 +47,10 @@ export function NewScript({ existing, onClose, onCreate }) {
           Name (the module name other scripts import)
           <input name="script-name" value={name} onInput={(e) => setName(e.currentTarget.value)} autofocus />
         </label>
+        <p class="muted">It is saved as a draft; publish it to make its functions callable.</p>
         <ErrorBox error={error} />
         <div class="form-actions">
-          <button type="submit" class="primary">
+          <button type="submit" class="primary" disabled={busy}>
             Create
           </button>
         </div>

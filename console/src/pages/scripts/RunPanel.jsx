@@ -24,8 +24,7 @@ async function runTask(ref, kwargs, onState) {
 function Field({ field, value, onValue }) {
   const label = (
     <span>
-      {field.name}
-      {field.required && <span class="required" title="required"> *</span>}{' '}
+      <span class={field.required ? 'required-label' : undefined}>{field.name}</span>{' '}
       <span class="muted">{field.type === 'kwargs' ? '**kwargs (JSON object)' : field.annotation || 'any JSON value'}</span>
     </span>
   );

@@ -1,7 +1,7 @@
 // Scripts: the tree of scripts and their functions on the left, the chosen script on the right
 // (code, history, run).
 import { useLocation } from 'preact-iso';
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { ErrorBox } from '../../components/bits.jsx';
 import { useApi } from '../../hooks.js';
 import { can } from '../../session.js';
@@ -17,11 +17,29 @@ const TABS = [
   ['run', 'Run'],
 ];
 
+/** The published scripts and the drafts as one list: a draft-only script has no version. */
+function withDrafts(scripts, drafts) {
+  if (!scripts) return undefined;
+  const drafted = new Set((drafts || []).map((d) => d.script));
+  const merged = scripts.map((s) => ({ ...s, draft: drafted.has(s.name) }));
+  const known = new Set(scripts.map((s) => s.name));
+  for (const d of drafts || []) {
+    if (!known.has(d.script)) merged.push({ name: d.script, version: null, functions: [], draft: true });
+  }
+  return merged.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 export function ScriptsPage({ name, tab = '', fn, user }) {
-  const scripts = useApi('/scripts');
+  const published = useApi('/scripts');
+  const drafts = useApi('/drafts');
+  const all = useMemo(() => withDrafts(published.data, drafts.data), [published.data, drafts.data]);
+  const scripts = { data: all, error: published.error || drafts.error };
+  const reload = () => {
+    published.reload();
+    drafts.reload();
+  };
   const [creating, setCreating] = useState(false);
   const { route } = useLocation();
-  const known = scripts.data?.find((s) => s.name === name);
   return (
     <div class="split">
       <aside class="split-side">
@@ -51,8 +69,8 @@ export function ScriptsPage({ name, tab = '', fn, user }) {
                 </a>
               ))}
             </div>
-            {tab === '' && <ScriptEditor key={name} name={name} known={known} user={user} onPublished={scripts.reload} />}
-            {tab === 'history' && <History key={name} name={name} user={user} onRolledBack={scripts.reload} />}
+            {tab === '' && <ScriptEditor key={name} name={name} user={user} onPublished={reload} onDraftSaved={drafts.reload} />}
+            {tab === 'history' && <History key={name} name={name} user={user} onRolledBack={reload} />}
             {tab === 'run' && <RunPanel key={`${name}.${fn}`} script={name} fn={fn} user={user} />}
           </>
         )}
@@ -63,6 +81,7 @@ export function ScriptsPage({ name, tab = '', fn, user }) {
           onClose={() => setCreating(false)}
           onCreate={(n) => {
             setCreating(false);
+            drafts.reload();
             route(`/scripts/${n}`);
           }}
         />

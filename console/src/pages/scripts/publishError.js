@@ -1,17 +1,18 @@
-// A refused publish as {message, line, column}: the API's fields when it sends them, else the
-// position read from its message ("line 3, column 5" / "hello.py line 3").
+// A refused publish as {message, line, column, endLine, endColumn}: the server's fields
+// (1-based; `end_column` exclusive). Only a server that sends no `script` field has its
+// position read from the message ("line 3, column 5").
 const AT = /line (\d+)(?:, column (\d+))?/;
 
 export function publishError(exc) {
   const info = exc.info || {};
-  let { line, column } = info;
   const message = info.message || exc.message;
-  if (!line) {
+  let { line, column } = info;
+  if (!line && !info.script) {
     const m = AT.exec(message);
     if (m) {
       line = Number(m[1]);
       column = m[2] ? Number(m[2]) : undefined;
     }
   }
-  return { message, line, column, code: exc.code };
+  return { message, line, column, endLine: info.end_line, endColumn: info.end_column, code: exc.code };
 }

@@ -25,12 +25,13 @@ export function Timings({ state }) {
   );
 }
 
-export function TaskOutcome({ state, showLink = true }) {
+/** `timings`: false where the page shows status and times already (a task's own page). */
+export function TaskOutcome({ state, showLink = true, timings = true }) {
   const final = !['queued', 'running'].includes(state.status);
   return (
     <section class="outcome card" aria-label="Outcome">
       <div class="outcome-head">
-        <Timings state={state} />
+        {timings ? <Timings state={state} /> : <h3>Outcome</h3>}
         {showLink && state.id && (
           <a class="small" href={`/tasks/${state.id}`}>
             Task {state.id}

@@ -1,41 +1,71 @@
-// Task records: filters (kept in the address, so a view can be shared), server-side paging and
-// a live tail that re-reads the newest page.
+// Task records: filters (kept in the address, so a view can be shared), keyset pages read
+// from the server, and a Live switch that re-reads the first page whenever the live feed
+// shows a new or changed record.
 import { useLocation } from 'preact-iso';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { query } from '../../api.js';
 import { ErrorBox, Loading, PageHead } from '../../components/bits.jsx';
+import { FilterBar, filtersFrom } from '../../components/FilterBar.jsx';
 import { Pager } from '../../components/Pager.jsx';
-import { useApi } from '../../hooks.js';
-import { TaskFilters } from './TaskFilters.jsx';
+import { useCursorPages } from '../../hooks.js';
+import { useLive } from '../../live.js';
 import { TaskTable } from './TaskTable.jsx';
 
-const LIMIT = 50;
-const FILTERS = ['function', 'status', 'origin', 'origin_id', 'since', 'until'];
+export const STATUSES = ['queued', 'running', 'retrying', 'success', 'failure', 'timeout', 'expired', 'dead', 'skipped'];
+const ORIGINS = ['api', 'endpoint', 'cron', 'subscription', 'websub', 'cli'];
+const FIELDS = [
+  { name: 'function', label: 'Function', placeholder: 'script.function' },
+  { name: 'status', label: 'Status', type: 'select', options: STATUSES },
+  { name: 'origin', label: 'Origin', list: ORIGINS },
+  { name: 'origin_id', label: 'Origin id', placeholder: 'job, subscription…' },
+  { name: 'q', label: 'Error text', placeholder: 'in type or message' },
+  { name: 'since', label: 'From', type: 'time' },
+  { name: 'until', label: 'Until', type: 'time' },
+];
+
+/** Calls `onChange` when the feed's newest records change (mounted only while Live is on). */
+function FollowFeed({ onChange }) {
+  const { snapshot } = useLive();
+  const mark = snapshot ? snapshot.tail.map((t) => `${t.id}:${t.status}`).join() : '';
+  useEffect(() => {
+    if (mark) onChange();
+  }, [mark]);
+  return null;
+}
 
 export function TasksPage() {
   const { query: q, route, path } = useLocation();
   const [live, setLive] = useState(false);
-  const filters = Object.fromEntries(FILTERS.map((k) => [k, q[k] || '']));
-  const offset = live ? 0 : Number(q.offset || 0);
-  const records = useApi(`/tasks${query({ ...filters, offset, limit: LIMIT })}`, { every: live ? 2000 : 0 });
+  const filters = filtersFrom(q, FIELDS);
+  const pages = useCursorPages('/tasks', filters);
   const go = (next) => route(`${path}${query(next)}`);
+  const items = pages.data?.items;
   return (
     <div class="page">
       <PageHead title="Tasks">
         <label class="check">
-          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} /> Live
+          <input
+            type="checkbox"
+            checked={live}
+            onChange={(e) => {
+              setLive(e.currentTarget.checked);
+              pages.first();
+            }}
+          />{' '}
+          Live
         </label>
-        <button type="button" class="small" onClick={records.reload}>
+        <button type="button" class="small" onClick={pages.reload}>
           Refresh
         </button>
       </PageHead>
-      <TaskFilters value={filters} onApply={(f) => go({ ...f, offset: 0 })} />
-      <ErrorBox error={records.error} />
-      {!records.data && !records.error && <Loading what="task records" />}
-      {records.data && (
+      {live && pages.page === 1 && <FollowFeed onChange={pages.reload} />}
+      <FilterBar fields={FIELDS} value={filters} onApply={go} label="Filter tasks" />
+      <ErrorBox error={pages.error} />
+      {!items && !pages.error && <Loading what="task records" />}
+      {items && (
         <>
-          <TaskTable items={records.data.items} />
-          <Pager offset={offset} limit={LIMIT} total={records.data.total} onPage={(o) => go({ ...filters, offset: o })} />
+          <TaskTable items={items} />
+          <Pager pages={pages} total={pages.total} />
         </>
       )}
     </div>

@@ -1,19 +1,21 @@
 // Connectors: broker connections with their settings (secrets come back masked and stay
-// masked: sending the mask back keeps the stored value), tested on demand.
+// masked: sending the mask back keeps the stored value), edited in a form, tested on demand.
 import { useState } from 'preact/hooks';
-import { del, enc, post, put } from '../../api.js';
+import { del, enc, post } from '../../api.js';
 import { ErrorBox, PageHead } from '../../components/bits.jsx';
 import { DataTable } from '../../components/DataTable.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
-import { JsonDialog } from '../../components/JsonDialog.jsx';
-import { dateTime } from '../../format.js';
+import { ago, dateTime } from '../../format.js';
 import { useAction, useApi } from '../../hooks.js';
 import { can } from '../../session.js';
+import { ConnectorForm } from './ConnectorForm.jsx';
 
-const TEMPLATE = { type: 'mqtt', description: '', settings: { host: '127.0.0.1', port: 1883 } };
-const HELP =
-  'type: redis, mqtt, kafka, ... settings: host, port, username, password, ... ' +
-  'Secrets show as ******** and keep their stored value when sent back unchanged.';
+/** "host 127.0.0.1 · port 1883 · password ********" */
+function settingsText(settings) {
+  return Object.entries(settings || {})
+    .map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`)
+    .join(' · ');
+}
 
 export function Connectors({ user }) {
   const list = useApi('/connectors');
@@ -32,15 +34,11 @@ export function Connectors({ user }) {
     { done: 'Deleted' },
   );
   const writable = can(user, 'write');
-  const save = async (body, name) => {
-    await put(`/connectors/${enc(editing.name || name)}`, body);
-    list.reload();
-  };
   return (
     <div class="page">
       <PageHead title="Connectors">
         {writable && (
-          <button type="button" class="primary small" onClick={() => setEditing({ value: TEMPLATE })}>
+          <button type="button" class="primary small" onClick={() => setEditing({})}>
             New connector
           </button>
         )}
@@ -50,11 +48,11 @@ export function Connectors({ user }) {
         rows={list.data}
         empty="No connectors yet."
         columns={[
-          { label: 'Name', key: 'name' },
+          { label: 'Name', key: 'name', class: 'nowrap' },
           { label: 'Type', key: 'type' },
           { label: 'Description', key: 'description', class: 'muted' },
-          { label: 'Settings', render: (c) => <code class="clip">{JSON.stringify(c.settings)}</code> },
-          { label: 'Updated', render: (c) => dateTime(c.updated_at) },
+          { label: 'Settings', render: (c) => <div class="clip settings mono small-print" title={settingsText(c.settings)}>{settingsText(c.settings)}</div> },
+          { label: 'Updated', class: 'nowrap', render: (c) => <span title={dateTime(c.updated_at)}>{ago(c.updated_at)}</span> },
           {
             label: 'Test',
             render: (c) => {
@@ -72,7 +70,7 @@ export function Connectors({ user }) {
                 </button>
                 {writable && (
                   <>
-                    <button type="button" class="small" onClick={() => setEditing({ name: c.name, value: { type: c.type, description: c.description, settings: c.settings } })}>
+                    <button type="button" class="small" onClick={() => setEditing({ connector: c })}>
                       Edit
                     </button>
                     <button type="button" class="small danger" onClick={() => confirmAction(`Delete connector ${c.name}?`) && remove.run(c.name)}>
@@ -85,17 +83,7 @@ export function Connectors({ user }) {
           },
         ]}
       />
-      {editing && (
-        <JsonDialog
-          title={editing.name ? `Connector ${editing.name}` : 'New connector'}
-          value={editing.value}
-          help={HELP}
-          withName={!editing.name}
-          namePattern={/^[A-Za-z0-9_.-]{1,128}$/}
-          onSave={save}
-          onClose={() => setEditing(null)}
-        />
-      )}
+      {editing && <ConnectorForm connector={editing.connector} onSaved={list.reload} onClose={() => setEditing(null)} />}
     </div>
   );
 }

@@ -1,17 +1,13 @@
 // Cron jobs: expression in force, next fire times, pause / resume / run now, recent runs.
 import { useState } from 'preact/hooks';
-import { del, enc, post, put, query } from '../../api.js';
+import { del, enc, post, query } from '../../api.js';
 import { ErrorBox, PageHead } from '../../components/bits.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
-import { JsonDialog } from '../../components/JsonDialog.jsx';
 import { dateTime } from '../../format.js';
 import { useAction, useApi } from '../../hooks.js';
 import { can } from '../../session.js';
 import { TaskTable } from '../tasks/TaskTable.jsx';
-
-const TEMPLATE = { id: 'every-minute', function: 'script.function', expr: '* * * * *', kwargs: {}, enabled: true };
-const EDITABLE = ['id', 'function', 'expr', 'timezone', 'kwargs', 'enabled', 'expires_at', 'queue', 'record_limit', 'misfire', 'overlap', 'title'];
-const bodyOf = (j) => Object.fromEntries(EDITABLE.filter((k) => j[k] !== undefined && j[k] !== null).map((k) => [k, j[k]]));
+import { CronForm } from './CronForm.jsx';
 
 function RecentRuns({ id }) {
   const runs = useApi(`/tasks${query({ origin: 'cron', origin_id: id, limit: 5 })}`, { every: 3000 });
@@ -39,7 +35,7 @@ export function Cron({ user }) {
       <PageHead title="Cron jobs">
         {list.data?.paused_all && <span class="badge badge-skipped">all paused</span>}
         {writable && (
-          <button type="button" class="primary small" onClick={() => setEditing({ value: TEMPLATE })}>
+          <button type="button" class="primary small" onClick={() => setEditing({})}>
             New cron job
           </button>
         )}
@@ -99,7 +95,7 @@ export function Cron({ user }) {
                       </button>
                       {!j.provisioned && (
                         <>
-                          <button type="button" class="small" onClick={() => setEditing({ id: j.id, value: bodyOf(j) })}>
+                          <button type="button" class="small" onClick={() => setEditing({ job: j })}>
                             Edit
                           </button>
                           <button type="button" class="small danger" onClick={() => confirmAction(`Delete cron job ${j.id}?`) && remove.run(j.id)}>
@@ -123,19 +119,7 @@ export function Cron({ user }) {
           </tbody>
         </table>
       )}
-      {editing && (
-        <JsonDialog
-          title={editing.id ? `Cron job ${editing.id}` : 'New cron job'}
-          value={editing.value}
-          help="expr: 5 fields (minute precision) or 6 (seconds first); timezone: e.g. Europe/Paris; misfire: skip | run_once; overlap: skip | allow."
-          onSave={async (body) => {
-            if (editing.id) await put(`/cron-jobs/${enc(editing.id)}`, body);
-            else await post('/cron-jobs', body);
-            list.reload();
-          }}
-          onClose={() => setEditing(null)}
-        />
-      )}
+      {editing && <CronForm job={editing.job} onSaved={list.reload} onClose={() => setEditing(null)} />}
     </div>
   );
 }

@@ -1,19 +1,12 @@
 // Endpoints: a function published at /e/<name> with its auth, throttle and fixed kwargs, and a
 // curl line to try it.
 import { useState } from 'preact/hooks';
-import { del, enc, put } from '../../api.js';
+import { del, enc } from '../../api.js';
 import { CopyButton, ErrorBox, PageHead } from '../../components/bits.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
-import { JsonDialog } from '../../components/JsonDialog.jsx';
 import { useAction, useApi } from '../../hooks.js';
 import { can } from '../../session.js';
-
-const TEMPLATE = { function: 'script.function', mode: 'sync', kwargs: null, auth: { type: 'none' }, throttle: { second: 10 }, enabled: true };
-const EDITABLE = ['function', 'mode', 'description', 'kwargs', 'auth', 'throttle', 'cache_result', 'timeout', 'show_traceback', 'enabled', 'expires_at', 'record_limit'];
-const HELP =
-  'mode: sync | async. kwargs: fixed values ("$caller" lets the caller fill one; null: all from the caller). ' +
-  'auth: {"type": "none"} | token {location, field, token} | basic {username, password} | hmac {secret} | function {function}. ' +
-  'throttle: {second, minute, hour, day}. Secrets show as ******** and stay as stored when sent back.';
+import { EndpointForm } from './EndpointForm.jsx';
 
 /** A curl line calling the endpoint as its auth expects (secrets left as placeholders). */
 export function curlOf(e, origin = location.origin) {
@@ -24,11 +17,33 @@ export function curlOf(e, origin = location.origin) {
   if (auth.type === 'token' && auth.location !== 'query') parts.push('-H', `'${auth.field || 'X-Token'}: <token>'`);
   if (auth.type === 'basic') parts.push('-u', `'${auth.username}:<password>'`);
   if (auth.type === 'hmac') parts.push('-H', "'X-Fnhub-Timestamp: <epoch>' -H 'X-Fnhub-Nonce: <nonce>' -H 'X-Fnhub-Signature: <hmac>'");
-  parts.push('-H', "'Content-Type: application/json'", '-d', "'{}'", `'${url.toString()}'`);
+  const asked = Object.entries(e.kwargs || {}).filter(([, v]) => v === '$caller').map(([k]) => `"${k}": "<${k}>"`);
+  parts.push('-H', "'Content-Type: application/json'", '-d', `'{${asked.join(', ')}}'`, `'${url.toString()}'`);
   return parts.join(' ');
 }
 
-const bodyOf = (e) => Object.fromEntries(EDITABLE.filter((k) => e[k] !== undefined).map((k) => [k, e[k]]));
+/** "name from the caller · region = "eu"" (null: every argument comes from the caller) */
+function kwargsText(kwargs) {
+  if (kwargs === null) return 'none: every argument comes from the caller';
+  const parts = Object.entries(kwargs).map(([k, v]) => (v === '$caller' ? `${k} from the caller` : `${k} = ${JSON.stringify(v)}`));
+  return parts.length ? parts.join(' · ') : 'none, and the caller gives none';
+}
+
+/** "token in header X-Token", "basic (alice)", ... */
+function authText(auth) {
+  switch (auth?.type) {
+    case 'token':
+      return `token in ${auth.location === 'query' ? 'query parameter' : 'header'} ${auth.field || 'X-Token'}`;
+    case 'basic':
+      return `HTTP basic (${auth.username})`;
+    case 'hmac':
+      return `HMAC signature (clock skew ${auth.max_skew ?? 300} s)`;
+    case 'function':
+      return `decided by ${auth.function}`;
+    default:
+      return 'none: anyone may call';
+  }
+}
 
 export function Endpoints({ user }) {
   const list = useApi('/endpoints');
@@ -42,7 +57,7 @@ export function Endpoints({ user }) {
     <div class="page">
       <PageHead title="Endpoints">
         {writable && (
-          <button type="button" class="primary small" onClick={() => setEditing({ value: TEMPLATE })}>
+          <button type="button" class="primary small" onClick={() => setEditing({})}>
             New endpoint
           </button>
         )}
@@ -60,7 +75,7 @@ export function Endpoints({ user }) {
             <span class="spacer" />
             {writable && (
               <>
-                <button type="button" class="small" onClick={() => setEditing({ name: e.name, value: bodyOf(e) })}>
+                <button type="button" class="small" onClick={() => setEditing({ endpoint: e })}>
                   Edit
                 </button>
                 <button type="button" class="small danger" onClick={() => confirmAction(`Delete endpoint ${e.name}?`) && remove.run(e.name)}>
@@ -72,15 +87,11 @@ export function Endpoints({ user }) {
           {e.description && <p class="muted">{e.description}</p>}
           <dl class="facts wide">
             <dt>Auth</dt>
-            <dd>
-              <code>{JSON.stringify(e.auth)}</code>
-            </dd>
+            <dd>{authText(e.auth)}</dd>
             <dt>Throttle</dt>
             <dd>{Object.entries(e.throttle || {}).filter(([, v]) => v).map(([k, v]) => `${v}/${k}`).join(', ') || 'none'}</dd>
             <dt>Fixed kwargs</dt>
-            <dd>
-              <code>{e.kwargs === null ? 'all from the caller' : JSON.stringify(e.kwargs)}</code>
-            </dd>
+            <dd>{kwargsText(e.kwargs)}</dd>
           </dl>
           <div class="curl">
             <pre class="inline-pre">{curlOf(e)}</pre>
@@ -88,20 +99,7 @@ export function Endpoints({ user }) {
           </div>
         </section>
       ))}
-      {editing && (
-        <JsonDialog
-          title={editing.name ? `Endpoint ${editing.name}` : 'New endpoint'}
-          value={editing.value}
-          help={HELP}
-          withName={!editing.name}
-          namePattern={/^[A-Za-z0-9_-]{1,128}$/}
-          onSave={async (body, name) => {
-            await put(`/endpoints/${enc(editing.name || name)}`, body);
-            list.reload();
-          }}
-          onClose={() => setEditing(null)}
-        />
-      )}
+      {editing && <EndpointForm endpoint={editing.endpoint} onSaved={list.reload} onClose={() => setEditing(null)} />}
     </div>
   );
 }

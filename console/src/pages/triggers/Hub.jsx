@@ -1,10 +1,12 @@
-// The WebSub hub: topics, subscribers with their backlog, dead letters with retry.
+// The WebSub hub: topics, subscribers with their backlog, dead letters with retry; each list
+// a page at a time.
 import { del, enc, post } from '../../api.js';
 import { ErrorBox, PageHead } from '../../components/bits.jsx';
 import { DataTable } from '../../components/DataTable.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
+import { Pager } from '../../components/Pager.jsx';
 import { dateTime } from '../../format.js';
-import { useAction, useApi } from '../../hooks.js';
+import { useAction, useInterval, useListPages } from '../../hooks.js';
 import { can } from '../../session.js';
 
 const TABS = [
@@ -16,17 +18,20 @@ const TABS = [
 const time = (k) => (r) => dateTime(r[k]);
 
 function Topics() {
-  const list = useApi('/websub/topics', { every: 5000 });
+  const list = useListPages('/websub/topics', { keyOf: (t) => t.hash });
+  useInterval(list.reload, 5000);
   return (
     <>
       <ErrorBox error={list.error} />
       <DataTable rows={list.data} rowKey={(r) => r.hash} empty="No topics yet." columns={[{ label: 'Topic', key: 'url' }, { label: 'Registered', render: (r) => (r.registered ? 'yes' : 'no') }, { label: 'Subscribers', key: 'subscribers', num: true }, { label: 'Notifications', key: 'notifications', num: true }, { label: 'Last published', render: time('last_published_at') }]} />
+      {list.data?.length > 0 && <Pager pages={list} shown={list.data.length} label="on this page" />}
     </>
   );
 }
 
 function Subscribers({ user }) {
-  const list = useApi('/websub/subscriptions', { every: 5000 });
+  const list = useListPages('/websub/subscriptions');
+  useInterval(list.reload, 5000);
   const remove = useAction(async (id) => {
     await del(`/websub/subscriptions/${enc(id)}`);
     list.reload();
@@ -48,12 +53,13 @@ function Subscribers({ user }) {
           { label: '', class: 'actions', render: (r) => can(user, 'write') && <button type="button" class="small danger" onClick={() => confirmAction('Remove this subscriber?') && remove.run(r.id)}>Remove</button> },
         ]}
       />
+      {list.data?.length > 0 && <Pager pages={list} shown={list.data.length} label="on this page" />}
     </>
   );
 }
 
 function DeadLetters({ user }) {
-  const list = useApi('/websub/dead-letters');
+  const list = useListPages('/websub/dead-letters', { param: 'before' });
   const retry = useAction(async (id) => {
     await post(`/websub/dead-letters/${enc(id)}/retry`);
     list.reload();
@@ -91,6 +97,7 @@ function DeadLetters({ user }) {
           },
         ]}
       />
+      {list.data?.length > 0 && <Pager pages={list} shown={list.data.length} label="on this page" />}
     </>
   );
 }

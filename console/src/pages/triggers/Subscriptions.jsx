@@ -1,22 +1,18 @@
-// Subscriptions (and the rules and routes built on them) with their live state on every server:
-// holder, connected, rate, in flight, lag, drops, last message and its result, last error.
+// Subscriptions (and the rules and routes built on them) with their live state on every server,
+// from the live feed: connection state, holder, rate, in flight, lag, drops, processed, the
+// newest message with its result or error (linked to the task that handled it), last error.
 import { useState } from 'preact/hooks';
-import { del, enc, get, put } from '../../api.js';
+import { del, enc, put } from '../../api.js';
 import { ErrorBox, PageHead, Status } from '../../components/bits.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
-import { JsonDialog } from '../../components/JsonDialog.jsx';
 import { ago } from '../../format.js';
-import { useAction, useApi, useInterval } from '../../hooks.js';
+import { useAction, useApi } from '../../hooks.js';
+import { useLive } from '../../live.js';
 import { can } from '../../session.js';
+import { SubscriptionForm } from './SubscriptionForm.jsx';
 
-const TEMPLATE = { connector: 'mqtt', topics: ['sensors/#'], function: 'script.handler', mode: 'single', window: 100, enabled: true };
-const HELP =
-  'function: the handler (script.function); or sql: a rule; or publish: {topic, connector} alone ' +
-  'for a route. mode: single (one holder) or multiple. A rule or route whose output feeds ' +
-  'another subscription back is refused with the cycle it would make.';
 const EDITABLE = ['connector', 'topics', 'function', 'sql', 'mode', 'window', 'options', 'publish', 'error_publish', 'queue', 'record', 'record_limit', 'enabled'];
-
-const bodyOf = (s) => Object.fromEntries(EDITABLE.filter((k) => s[k] !== undefined).map((k) => [k, s[k]]));
+const bodyOf = (s) => Object.fromEntries(EDITABLE.filter((k) => s[k] !== undefined && s[k] !== null).map((k) => [k, s[k]]));
 
 function kind(s) {
   if (s.function) return `→ ${s.function}`;
@@ -24,45 +20,36 @@ function kind(s) {
   return 'route';
 }
 
-function useStates(names) {
-  const [states, setStates] = useState({});
-  const load = () =>
-    Promise.all(names.map((n) => get(`/subscriptions/${enc(n)}/status`).then((s) => [n, s.servers], () => [n, null]))).then((pairs) => setStates(Object.fromEntries(pairs)));
-  useInterval(load, names.length ? 2000 : 0);
-  return states;
+function LastMessage({ last, name }) {
+  const href = last.task_id ? `/tasks/${last.task_id}` : `/tasks?origin=subscription&origin_id=${enc(name)}`;
+  return (
+    <div class="last-message">
+      <a href={href} title={last.task_id ? 'the task that handled it' : 'the tasks of this subscription'}>
+        last message
+      </a>
+      <span class="muted"> {ago(last.at)} on </span>
+      <code>{last.topic}</code> <Status status={last.outcome} />
+      <pre class="inline-pre">{last.binary ? '(binary)' : last.text}</pre>
+      {'error' in last ? <pre class="inline-pre warn">{last.error}</pre> : <pre class="inline-pre">→ {last.result}</pre>}
+    </div>
+  );
 }
 
-function lastMessage(last) {
-  const entries = Object.entries(last || {});
-  if (entries.length === 0) return null;
-  return entries.reduce((a, b) => (b[1].at > a[1].at ? b : a));
-}
-
-function ServerState({ s, name }) {
-  const src = s.source || {};
-  const last = lastMessage(s.last);
+function ServerState({ s, mode, name }) {
   const facts = [
     `${s.rate_per_minute ?? 0}/min`,
-    `in flight ${src.in_flight ?? 0}`,
-    src.lag !== null && src.lag !== undefined ? `lag ${src.lag}` : null,
-    `drops ${src.dropped ?? 0}`,
+    `in flight ${s.in_flight ?? 0}`,
+    s.lag !== null && s.lag !== undefined ? `lag ${s.lag}` : null,
+    `drops ${s.dropped ?? 0}`,
     `processed ${s.processed ?? 0}`,
   ].filter(Boolean);
   return (
     <div class="sub-state">
-      <span class={src.state === 'connected' ? 'ok' : 'warn'}>{src.state || (s.subscribed ? 'subscribed' : 'standby')}</span>
-      <span class="muted"> · {s.holder ? (s.holder === s.server ? 'holder' : `held by ${s.holder}`) : s.mode}</span>
+      <span class={s.state === 'connected' ? 'ok' : 'warn'}>{s.state || (s.subscribed ? 'subscribed' : 'standby')}</span>
+      <span class="muted"> · {s.holder ? (s.holder === s.server ? 'holder' : `held by ${s.holder}`) : mode}</span>
       <span class="muted"> · {s.server}</span>
       <div class="muted">{facts.join(' · ')}</div>
-      {last && (
-        <div class="last-message">
-          <a href={`/tasks?origin=subscription&origin_id=${enc(name)}`}>last message</a>
-          <span class="muted"> {ago(last[1].at)} on </span>
-          <code>{last[1].topic}</code> <Status status={last[0]} />
-          <pre class="inline-pre">{last[1].message?.text ?? `(binary) ${last[1].message?.base64 ?? ''}`}</pre>
-          {'error' in last[1] ? <pre class="inline-pre warn">{last[1].error}</pre> : <pre class="inline-pre">→ {JSON.stringify(last[1].result)}</pre>}
-        </div>
-      )}
+      {s.last && <LastMessage last={s.last} name={name} />}
       {s.last_error && <div class="warn clip">last error: {s.last_error}</div>}
     </div>
   );
@@ -70,8 +57,8 @@ function ServerState({ s, name }) {
 
 export function Subscriptions({ user }) {
   const list = useApi('/subscriptions');
-  const names = (list.data || []).map((s) => s.name);
-  const states = useStates(names);
+  const { snapshot } = useLive();
+  const states = Object.fromEntries((snapshot?.subscriptions || []).map((s) => [s.name, s.servers]));
   const [editing, setEditing] = useState(null);
   const writable = can(user, 'write');
   const toggle = useAction(async (s) => {
@@ -89,7 +76,7 @@ export function Subscriptions({ user }) {
     <div class="page">
       <PageHead title="Subscriptions, rules and routes">
         {writable && (
-          <button type="button" class="primary small" onClick={() => setEditing({ value: TEMPLATE })}>
+          <button type="button" class="primary small" onClick={() => setEditing({})}>
             New subscription
           </button>
         )}
@@ -124,10 +111,10 @@ export function Subscriptions({ user }) {
                 <td>{kind(s)}</td>
                 <td>
                   {!s.enabled && <span class="badge badge-skipped">paused</span>}
-                  {(states[s.name] || []).map((st, i) => (
-                    <ServerState key={i} s={st} name={s.name} />
+                  {(states[s.name] || []).map((st) => (
+                    <ServerState key={st.server} s={st} mode={s.mode} name={s.name} />
                   ))}
-                  {s.enabled && states[s.name] && states[s.name].length === 0 && <span class="muted">no server runs it yet</span>}
+                  {s.enabled && snapshot && !(states[s.name] || []).length && <span class="muted">no server runs it yet</span>}
                 </td>
                 <td class="actions">
                   {writable && (
@@ -135,12 +122,16 @@ export function Subscriptions({ user }) {
                       <button type="button" class="small" disabled={toggle.busy} onClick={() => toggle.run(s)}>
                         {s.enabled ? 'Pause' : 'Resume'}
                       </button>
-                      <button type="button" class="small" onClick={() => setEditing({ name: s.name, value: bodyOf(s) })}>
-                        Edit
-                      </button>
-                      <button type="button" class="small danger" onClick={() => confirmAction(`Delete subscription ${s.name}?`) && remove.run(s.name)}>
-                        Delete
-                      </button>
+                      {!s.provisioned && (
+                        <>
+                          <button type="button" class="small" onClick={() => setEditing({ subscription: s })}>
+                            Edit
+                          </button>
+                          <button type="button" class="small danger" onClick={() => confirmAction(`Delete subscription ${s.name}?`) && remove.run(s.name)}>
+                            Delete
+                          </button>
+                        </>
+                      )}
                     </>
                   )}
                 </td>
@@ -149,20 +140,7 @@ export function Subscriptions({ user }) {
           </tbody>
         </table>
       )}
-      {editing && (
-        <JsonDialog
-          title={editing.name ? `Subscription ${editing.name}` : 'New subscription'}
-          value={editing.value}
-          help={HELP}
-          withName={!editing.name}
-          namePattern={/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/}
-          onSave={async (body, name) => {
-            await put(`/subscriptions/${enc(editing.name || name)}`, body);
-            list.reload();
-          }}
-          onClose={() => setEditing(null)}
-        />
-      )}
+      {editing && <SubscriptionForm subscription={editing.subscription} onSaved={list.reload} onClose={() => setEditing(null)} />}
     </div>
   );
 }

@@ -43,6 +43,12 @@ class ConnectorOut(BaseModel):
     updated_at: float
 
 
+class ConnectorTypeOut(BaseModel):
+    type: str
+    settings: dict[str, Any] = Field(description="JSON Schema; secret fields are writeOnly")
+    source_options: dict[str, Any] = Field(description="JSON Schema of a subscription's options")
+
+
 class TestOut(BaseModel):
     ok: bool
     message: str
@@ -89,6 +95,18 @@ def connector_state(row: Connector, box: SecretBox) -> dict[str, Any]:
         "description": row.description,
         "settings": audit.in_clear(box, row.settings),
     }
+
+
+@router.get("/connector-types", response_model=list[ConnectorTypeOut], responses=responses(401))
+async def list_connector_types() -> list[dict[str, Any]]:
+    """Every connector type with its settings and subscription options as JSON Schema, so a
+    form can be built from what the server validates (empty when connectors are not
+    installed)."""
+    try:
+        from fnhub.connectors.forms import type_forms
+    except ImportError:
+        return []
+    return type_forms()
 
 
 @router.get("/connectors", response_model=list[ConnectorOut], responses=responses(401))

@@ -11,6 +11,7 @@ from fnhub import dead_letters
 from fnhub.dead_letters import DeadFilter, DeadLetter
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import (
+    DeadLetterCount,
     DeadLetterDetail,
     DeadLetterFilter,
     DeadLetterPage,
@@ -85,6 +86,24 @@ async def list_dead_letters(
     except ValueError as exc:
         raise ApiError(422, "invalid_cursor", str(exc)) from exc
     return {"items": [letter.summary() for letter in letters], "next_cursor": next_cursor}
+
+
+@router.get("/dead-letters/count", response_model=DeadLetterCount, responses=responses(401, 422))
+async def count_dead_letters(
+    request: Request,
+    function: str | None = Query(None, max_length=256),
+    since: float | None = Query(None, ge=0, le=1e11, description="died at or after (epoch s)"),
+    until: float | None = Query(None, ge=0, le=1e11, description="died before (epoch s)"),
+    q: str | None = Query(None, min_length=1, max_length=200, description="in reason or task id"),
+) -> dict[str, int]:
+    """How many dead letters match (what a bulk replay or discard with this filter would
+    take, as of now): the console asks before it acts."""
+    where = DeadFilter(function=function, since=since, until=until, q=q)
+
+    def work() -> int:
+        return sum(1 for _ in _matching(request, where))
+
+    return {"count": await asyncio.to_thread(work)}
 
 
 @router.get(

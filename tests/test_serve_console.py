@@ -133,10 +133,13 @@ def test_serve_prints_failed_tasks_rate_limited_and_a_last_line(tmp_path):
     finally:
         stop(serve)
     assert serve.returncode == 0
-    last = log_lines(project)[-1]
+    *_, last, hint = log_lines(project)
     match = LAST.match(last)
     assert match, last
     assert (int(match.group(1)), int(match.group(2))) == (102, 101)
+    # the run ends by saying where the console is and how to sign in
+    assert hint.startswith("web console (while `fnhub serve` runs): http://127.0.0.1:"), hint
+    assert "sign in" in hint
 
 
 GREET = """

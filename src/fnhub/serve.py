@@ -45,15 +45,16 @@ def _worker_process(settings_json: str) -> None:
     Supervisor(Settings.model_validate_json(settings_json)).run()
 
 
-def _console_hint(settings: Settings, url: str) -> str:
-    """Where the web console is and how to sign in to it."""
+def _console_hint(settings: Settings, url: str, *, when: str = "") -> str:
+    """Where the web console is and how to sign in to it (`when`: while it is there, for the
+    line that ends a run)."""
     password_file = settings.data_dir / "admin_password"
     who = (
         f"as [bold]admin[/bold] with the password in {password_file}"
         if password_file.exists()
         else "with a user from `fnhub users create`"
     )
-    return f"web console: [bold]{url}/[/bold]; sign in {who}"
+    return f"web console{when}: [bold]{url}/[/bold]; sign in {who}"
 
 
 def _say(line: str) -> None:
@@ -134,7 +135,7 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
             f"{reloading}; failed tasks show here; Ctrl-C to stop",
             soft_wrap=True,
         )
-        console.print(_console_hint(settings, url_of(settings)))
+        console.print(_console_hint(settings, url_of(settings)), soft_wrap=True)
         server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
         return 1 if failed.is_set() or not server.started else 0
     finally:
@@ -152,3 +153,6 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
         if embedded is not None:
             embedded.stop()
         _say(last_line)
+        if tally is not None:  # it served: say where to come back to
+            hint = _console_hint(settings, url_of(settings), when=" (while `fnhub serve` runs)")
+            console.print(hint, soft_wrap=True)

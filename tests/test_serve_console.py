@@ -133,13 +133,14 @@ def test_serve_prints_failed_tasks_rate_limited_and_a_last_line(tmp_path):
     finally:
         stop(serve)
     assert serve.returncode == 0
-    *_, last, hint = log_lines(project)
-    match = LAST.match(last)
-    assert match, last
-    assert (int(match.group(1)), int(match.group(2))) == (102, 101)
-    # the run ends by saying where the console is and how to sign in
-    assert hint.startswith("web console (while `fnhub serve` runs): http://127.0.0.1:"), hint
-    assert "sign in" in hint
+    lines = log_lines(project)
+    stops = [i for i, x in enumerate(lines) if LAST.match(x)]
+    assert len(stops) == 1, lines[-5:]
+    match = LAST.match(lines[stops[0]])
+    assert match and (int(match.group(1)), int(match.group(2))) == (102, 101)
+    # then the run says where the console is and how to sign in
+    hints = [x for x in lines[stops[0] + 1 :] if x.startswith("web console (while `fnhub serve`")]
+    assert hints and "http://127.0.0.1:" in hints[0] and "sign in" in hints[0], lines[-5:]
 
 
 GREET = """

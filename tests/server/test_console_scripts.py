@@ -47,6 +47,15 @@ def test_a_draft_is_saved_read_listed_and_deleted_without_publishing(stack: Stac
         )
 
 
+def test_a_draft_base_version_past_32_bits_is_refused(stack: Stack) -> None:
+    """A version column is a 32-bit integer: a larger base version was a database error (500,
+    found by schemathesis)."""
+    with stack.admin() as c:
+        refused = c.put("/api/v1/scripts/big/draft", json={"code": "", "base_version": 2**70})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "invalid_request"
+
+
 def test_publishing_a_draft_clears_it_and_a_refused_publish_keeps_it(stack: Stack) -> None:
     with stack.admin() as c:
         assert c.post("/api/v1/scripts/pubd/draft/publish").status_code == 404  # no draft

@@ -17,7 +17,7 @@ from fnhub.scripts.inspect import check_name
 from fnhub.server.access import actor
 from fnhub.server.api.scripts import DraftOut, Name, drafts_of, publish_code
 from fnhub.server.errors import ApiError, responses
-from fnhub.server.schemas import Deleted, ScriptOut, Strict
+from fnhub.server.schemas import SQL_INT_MAX, Deleted, ScriptOut, Strict
 
 router = APIRouter(tags=["scripts"])
 CODE_MAX_CHARS = 5_000_000
@@ -26,7 +26,10 @@ CODE_MAX_CHARS = 5_000_000
 class DraftIn(Strict):
     code: str = Field(max_length=CODE_MAX_CHARS, description="saved as it is, not validated")
     base_version: int | None = Field(
-        None, ge=1, description="the active version the edit started from (default: kept, or now)"
+        None,
+        ge=1,
+        le=SQL_INT_MAX,
+        description="the active version the edit started from (default: kept, or now)",
     )
 
 

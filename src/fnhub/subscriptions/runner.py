@@ -130,7 +130,7 @@ class Runner:
         self.holder: str | None = None
         self.query: Any = None
         if spec.sql:
-            from fnhub.rules.sql import compile_sql
+            from fnhub.sql import compile_sql
 
             self.query = compile_sql(spec.sql)
 
@@ -236,7 +236,7 @@ class Runner:
         started = time.time()
         try:
             if self.spec.kind == "sql":
-                from fnhub.rules.sql import SqlContext
+                from fnhub.sql import SqlContext
 
                 out = self.query.evaluate(
                     msg.payload,

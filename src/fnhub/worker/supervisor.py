@@ -32,6 +32,7 @@ from multiprocessing.process import BaseProcess
 
 import redis
 
+from fnhub import lease
 from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
@@ -239,7 +240,7 @@ class Supervisor:
                     self.keys.worker_alive(worker_id)
                 ):
                     continue
-                if not self.redis.set(self.keys.reclaim_lock(name), self.worker_id, nx=True, ex=60):
+                if not lease.take(self.redis, self.keys.reclaim_lock(name), self.worker_id, 60):
                     continue
                 log.warning("releasing tasks of dead consumer %s", name)
                 release_consumer(

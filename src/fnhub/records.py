@@ -49,6 +49,7 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
+from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.nesting import nests_deeper
@@ -582,20 +583,19 @@ class Recorder:
         and not acknowledged."""
         self._forget_held()
         self._reread_pending = True
-        backoff = 0.5
+        backoff = Backoff(initial=0.5, cap=10.0)
         while not stop.is_set():
             try:
                 self.ensure_group()
                 while not stop.is_set():
                     self._turn(stop)
-                    backoff = 0.5
+                    backoff.reset()
                     if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
                         self.prune()
                         self._pruned_at = time.monotonic()
             except (redis.RedisError, SQLAlchemyError, OSError) as exc:
                 log.warning("task recorder paused: %s", exc)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                stop.wait(backoff.next())
         try:
             self.flush()
         except (redis.RedisError, SQLAlchemyError, OSError) as exc:  # claimed later elsewhere

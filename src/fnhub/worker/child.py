@@ -26,6 +26,7 @@ import msgspec
 import redis
 
 from fnhub import concurrency, runtime
+from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
@@ -156,7 +157,7 @@ class Finisher:
         if not self.pending:
             return
         with self._lock:
-            delay = 0.05
+            backoff = Backoff(initial=0.05, cap=2.0)
             while self.pending:
                 try:
                     self._send(self.pending)
@@ -164,8 +165,7 @@ class Finisher:
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     n = len(self.pending)
                     log.warning("cannot reach Redis to finish %d task(s): %s", n, exc)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                    time.sleep(backoff.next())
 
     def _send(self, batch: list[Settled]) -> None:
         """One FINISH call; inside a MULTI with the rarer commands (retries, status keys,
@@ -277,7 +277,7 @@ def child_main(
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
     streams = {keys.queue(q): ">" for q in queues}
-    backoff = 0.1
+    backoff = Backoff(initial=0.1, cap=5.0)
     read_size = ReadSize(settings.prefetch)
     prefetch = Prefetch()
     watch = SlowTaskWatch(
@@ -300,18 +300,16 @@ def child_main(
                 response = client.xreadgroup(
                     WORKER_GROUP, consumer, streams, count=read_size.count, block=500
                 )
-                backoff = 0.1
+                backoff.reset()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("worker child %s cannot read the queue: %s", consumer, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                time.sleep(backoff.next())
                 continue
             except redis.ResponseError as exc:  # a queue stream or its group was deleted
                 if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 log.warning("queue stream of %s vanished (%s): recreating its group", consumer, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                time.sleep(backoff.next())
                 ensure_groups(client, keys, queues)
                 continue
             started = time.monotonic()

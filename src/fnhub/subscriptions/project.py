@@ -21,14 +21,9 @@ def _db(settings: Settings) -> Database:
 
 
 def _bump(settings: Settings) -> None:
-    from fnhub.keys import Keys
-    from fnhub.redis_client import sync_redis
+    from fnhub.revisions import bump_once
 
-    client = sync_redis(settings)
-    try:
-        client.incr(Keys(settings.key_prefix).subscriptions_revision)
-    finally:
-        client.close()
+    bump_once(settings, lambda keys: keys.subscriptions_revision)
 
 
 def apply_connectors(settings: Settings, value: Any) -> SectionChanges:

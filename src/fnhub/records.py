@@ -158,6 +158,7 @@ _ROW_ORDER = (
     "trigger_time", "start_time", "end_time", "wait_ms", "run_ms", "result", "error_type",
     "error_message", "traceback", "logs", "replay_of",
 )  # fmt: skip
+_ID = _ROW_ORDER.index("id")
 _ATTEMPT = _ROW_ORDER.index("attempt")
 _STATUS = _ROW_ORDER.index("status")
 
@@ -228,9 +229,9 @@ def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
         return
     by_id: dict[str, tuple[Any, ...]] = {}
     for row in rows:  # per id, the latest attempt; of one attempt, the last word
-        kept = by_id.get(row[0])
+        kept = by_id.get(row[_ID])
         if kept is None or row[_ATTEMPT] >= kept[_ATTEMPT]:
-            by_id[row[0]] = row
+            by_id[row[_ID]] = row
     attempts = [
         tuple(row[i] for i in _ATTEMPT_FROM_ROW) for row in rows if row[_STATUS] == Status.RETRYING
     ]

@@ -120,14 +120,14 @@ class Supervisor:
         consumer = child.consumer_for(pid)
         for queue in self.queues:
             stream = self.keys.queue(queue)
-            here = running is not None and running[0] == stream
+            here = running is not None and running.stream == stream
             for final in release_consumer(
                 self.redis,
                 self.keys,
                 stream,
                 consumer,
-                running_entry=running[1] if here else "",
-                running_index=running[2] if here else 0,
+                running_entry=running.entry_id if here else "",
+                running_index=running.index if here else 0,
                 running_outcome=outcome,
                 running_detail=detail,
                 claimer=f"{self.worker_id}.supervisor",

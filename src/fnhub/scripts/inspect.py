@@ -104,8 +104,10 @@ def _syntax_problem(exc: SyntaxError, code: str) -> Problem:
     # the line from `code` itself: Python reads `exc.text` from a file named like the
     # script when one exists (the publisher's working directory), which is other code
     lines = code.splitlines()
-    in_code = exc.lineno is not None and 0 < exc.lineno <= len(lines)
-    line = lines[exc.lineno - 1] if in_code else (exc.text or "").rstrip("\n")
+    at = exc.lineno
+    line = (
+        lines[at - 1] if at is not None and 0 < at <= len(lines) else (exc.text or "").rstrip("\n")
+    )
     pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
     message = f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
     end_line, end_column = exc.end_lineno, exc.end_offset

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from fnhub.record_search import error_text_matches
 from fnhub.store.db import Database
 from fnhub.store.models import TaskAttempt, TaskRecord
 
@@ -63,9 +64,10 @@ class RecordFilter:
     origin_id: str | None = None
     since: float | None = None  # trigger time >=
     until: float | None = None  # trigger time <
-    q: str | None = None  # substring of the error type or message, any case
+    q: str | None = None  # text in the error type or message, any case (`record_search`)
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, engine: Engine) -> list[ColumnElement[bool]]:
+        """The WHERE clauses (the error-text search is written for the engine's database)."""
         where: list[ColumnElement[bool]] = []
         if self.function:
             where.append(TaskRecord.function == self.function)
@@ -80,12 +82,7 @@ class RecordFilter:
         if self.until is not None:
             where.append(TaskRecord.trigger_time < self.until)
         if self.q:
-            where.append(
-                or_(
-                    TaskRecord.error_type.icontains(self.q, autoescape=True),
-                    TaskRecord.error_message.icontains(self.q, autoescape=True),
-                )
-            )
+            where.append(error_text_matches(self.q, engine))
         return where
 
 
@@ -133,7 +130,7 @@ def list_records(
     """A page of records newest first (ties by id); `count` adds how many match in all.
     Raises BadCursor for a cursor that does not parse."""
     limit = max(1, min(limit, MAX_LIMIT))
-    conditions = where.conditions()
+    conditions = where.conditions(db.engine)
     page_conditions = [*conditions, _after(cursor)] if cursor else conditions
     query = (
         select(*SUMMARY_COLUMNS)
@@ -160,7 +157,7 @@ def landed_since(
 ) -> list[dict[str, Any]]:
     """Matching records of tasks that ended at or after `end_time`, oldest end first (what a
     live tail prints; it walks the `end_time` index)."""
-    conditions = where.conditions() if where else []
+    conditions = where.conditions(db.engine) if where else []
     query = (
         select(*SUMMARY_COLUMNS)
         .where(TaskRecord.end_time >= end_time, *conditions)

@@ -1,0 +1,115 @@
+"""Searching task records' error text through an index on each database.
+
+A scan of `LIKE '%text%'` reads every record: at 100,000 records that is the slowest call the
+tasks page makes. Each database gets the index it is good at (migration
+`0009_records_error_search`):
+
+- SQLite: an FTS5 table with the trigram tokenizer over `error_type` and `error_message`,
+  kept by triggers on `task_records` (its rowid is the record's rowid). A quoted trigram phrase
+  matches any substring of three characters or more, in any case: the same meaning as before.
+- PostgreSQL: pg_trgm GIN indexes on both columns, which `ILIKE '%text%'` uses as it stands.
+  Without the extension (not installable) the same query scans: slower, same answers.
+- MySQL/MariaDB: one InnoDB FULLTEXT index over both columns. It finds words, not substrings,
+  so each word of the search (3+ characters, not a stop word) must *begin* a word of the error
+  (`+word*`), and the whole text must still appear as typed (`LIKE`): "bad val" finds
+  "bad value", "Error" does not find "ValueError" there.
+
+Texts shorter than three characters (and, on MySQL, texts without a usable word) scan.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from sqlalchemy import Engine, and_, inspect, literal_column, or_, select, table, text
+from sqlalchemy.sql.elements import ColumnElement
+
+from fnhub.store.models import TaskRecord
+
+#: the SQLite FTS5 table (and the prefix of its shadow tables and triggers)
+SQLITE_TABLE = "task_records_search"
+#: the PostgreSQL trigram indexes and the MySQL FULLTEXT index
+POSTGRES_INDEXES = ("ix_task_records_error_type_trgm", "ix_task_records_error_message_trgm")
+MYSQL_INDEX = "ix_task_records_error_text"
+#: shortest text a trigram index can find
+MIN_CHARS = 3
+#: InnoDB's default stop words (innodb_ft_default_stopword): a `+word` of these finds nothing
+MYSQL_STOPWORDS = frozenset((
+    "a", "about", "an", "are", "as", "at", "be", "by", "com", "de", "en", "for", "from", "how",
+    "i", "in", "is", "it", "la", "of", "on", "or", "that", "the", "this", "to", "und", "was",
+    "what", "when", "where", "who", "will", "with", "www",
+))  # fmt: skip
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name`: leaves these indexes out when comparing the database's schema
+    with the models (which cannot declare an FTS5 table or a dialect-only index)."""
+    if not name:
+        return True
+    return not (name.startswith(SQLITE_TABLE) or name in POSTGRES_INDEXES or name == MYSQL_INDEX)
+
+
+def _like(q: str) -> ColumnElement[bool]:
+    return or_(
+        TaskRecord.error_type.icontains(q, autoescape=True),
+        TaskRecord.error_message.icontains(q, autoescape=True),
+    )
+
+
+def _ilike(q: str) -> ColumnElement[bool]:
+    """`ILIKE` on the bare columns (what pg_trgm's index serves; `lower(x) LIKE` is not)."""
+    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", q) + "%"
+    return or_(
+        TaskRecord.error_type.ilike(pattern, escape="\\"),
+        TaskRecord.error_message.ilike(pattern, escape="\\"),
+    )
+
+
+@lru_cache(maxsize=64)
+def _has_sqlite_table(engine: Engine) -> bool:
+    return SQLITE_TABLE in inspect(engine).get_table_names()
+
+
+def _sqlite(q: str, engine: Engine) -> ColumnElement[bool]:
+    if len(q) < MIN_CHARS or not _has_sqlite_table(engine):
+        return _like(q)
+    phrase = '"' + q.replace('"', '""') + '"'
+    search = table(SQLITE_TABLE)
+    matching = (
+        select(literal_column("rowid"))
+        .select_from(search)
+        .where(literal_column(SQLITE_TABLE).op("MATCH")(phrase))
+    )
+    return literal_column("task_records.rowid").in_(matching)
+
+
+def mysql_words(q: str) -> list[str]:
+    """The words of `q` a FULLTEXT index holds (3+ characters, not a stop word)."""
+    words = re.findall(r"\w+", q.lower())
+    return [w for w in words if len(w) >= MIN_CHARS and w not in MYSQL_STOPWORDS]
+
+
+def _mysql(q: str) -> ColumnElement[bool]:
+    words = mysql_words(q)
+    if not words:
+        return _like(q)
+    against = " ".join(f"+{w}*" for w in words)
+    match = text(
+        "MATCH (task_records.error_type, task_records.error_message)"
+        " AGAINST (:ft_q IN BOOLEAN MODE)"
+    ).bindparams(ft_q=against)
+    return and_(match, _like(q))
+
+
+def error_text_matches(q: str, engine: Engine) -> ColumnElement[bool]:
+    """Records whose error type or message holds `q` (any case), through the index of the
+    engine's database where there is one."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        return _sqlite(q, engine)
+    if dialect == "postgresql":
+        return _ilike(q)
+    if dialect in ("mysql", "mariadb"):
+        return _mysql(q)
+    return _like(q)

@@ -56,11 +56,13 @@ from fnhub.bootstrap import open_services
 from fnhub.config import load_settings
 from fnhub.queue import ResultBatch, add_enqueue, add_stats
 from fnhub.server.auth import create_key
+from fnhub.store.db import make_engine
 from fnhub.store.models import TaskRecord
 from fnhub.tasks import Status, Task, result_for
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
+MYSQL_URL = "mysql://root@127.0.0.1:3306"
 ROOT = Path(__file__).resolve().parent.parent
 STATUSES = [("success", 90), ("failure", 7), ("timeout", 2), ("dead", 1)]
 ORIGINS = ["api", "cron", "sub", "http"]
@@ -161,19 +163,19 @@ def fresh_database(kind: str, tmp: Path) -> tuple[str, Callable[[], None]]:
     if kind == "sqlite":
         return f"sqlite:///{tmp / 'fnhub.db'}", lambda: None
     name = f"fnhub_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://") + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
+    server = POSTGRES_URL if kind == "postgresql" else MYSQL_URL
+    admin = make_engine(server + "/postgres" if kind == "postgresql" else server)
+    admin = admin.execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
 
     def drop() -> None:
+        force = " WITH (FORCE)" if kind == "postgresql" else ""
         with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+            conn.execute(sa.text(f"DROP DATABASE {name}{force}"))
+        admin.engine.dispose()
 
-    return f"{POSTGRES_URL}/{name}", drop
+    return f"{server}/{name}", drop
 
 
 # -- the stack ----------------------------------------------------------------------------------
@@ -440,7 +442,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--functions", type=int, default=1000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "mysql"], default="sqlite")
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)

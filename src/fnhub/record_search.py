@@ -99,6 +99,8 @@ def _mysql(q: str) -> ColumnElement[bool]:
         "MATCH (task_records.error_type, task_records.error_message)"
         " AGAINST (:ft_q IN BOOLEAN MODE)"
     ).bindparams(ft_q=against)
+    if words == [q.strip().lower()]:  # one word: a word starting with it holds it
+        return match
     return and_(match, _like(q))
 
 

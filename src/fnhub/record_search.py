@@ -20,7 +20,7 @@ Texts shorter than three characters (and, on MySQL, texts without a usable word)
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+import weakref
 
 from sqlalchemy import Engine, and_, inspect, literal_column, or_, select, table, text
 from sqlalchemy.sql.elements import ColumnElement
@@ -66,9 +66,14 @@ def _ilike(q: str) -> ColumnElement[bool]:
     )
 
 
-@lru_cache(maxsize=64)
+#: SQLite engines whose database has the FTS5 table (a database not migrated yet is asked again)
+_indexed: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def _has_sqlite_table(engine: Engine) -> bool:
-    return SQLITE_TABLE in inspect(engine).get_table_names()
+    if engine not in _indexed and SQLITE_TABLE in inspect(engine).get_table_names():
+        _indexed.add(engine)
+    return engine in _indexed
 
 
 def _sqlite(q: str, engine: Engine) -> ColumnElement[bool]:

@@ -73,7 +73,12 @@ def upgrade() -> None:
     bind = op.get_bind()
     dialect = bind.dialect.name
     if dialect == "sqlite":
-        for statement in SQLITE_UP:
+        try:  # FTS5's trigram tokenizer needs SQLite 3.34 (2020) built with FTS5
+            bind.execute(sa.text(SQLITE_UP[0]))
+        except sa.exc.OperationalError as exc:
+            log.warning("no FTS5 trigram table (%s): the error-text search scans", exc.orig)
+            return
+        for statement in SQLITE_UP[1:]:
             op.execute(statement)
     elif dialect == "postgresql":
         if _create_pg_trgm(bind):

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from fnhub.record_search import error_text_matches
+from fnhub.record_search import error_text_matches, match_count
 from fnhub.store.db import Database
 from fnhub.store.models import TaskAttempt, TaskRecord
 
@@ -66,8 +66,13 @@ class RecordFilter:
     until: float | None = None  # trigger time <
     q: str | None = None  # text in the error type or message, any case (`record_search`)
 
-    def conditions(self, engine: Engine) -> list[ColumnElement[bool]]:
-        """The WHERE clauses (the error-text search is written for the engine's database)."""
+    def text_only(self) -> bool:
+        """Whether the error text is the only filter (its index can count the matches)."""
+        return bool(self.q) and self == RecordFilter(q=self.q)
+
+    def conditions(self, engine: Engine, matches: int | None = None) -> list[ColumnElement[bool]]:
+        """The WHERE clauses (the error-text search is written for the engine's database;
+        `matches`: how many records the text matches, when known)."""
         where: list[ColumnElement[bool]] = []
         if self.function:
             where.append(TaskRecord.function == self.function)
@@ -82,7 +87,7 @@ class RecordFilter:
         if self.until is not None:
             where.append(TaskRecord.trigger_time < self.until)
         if self.q:
-            where.append(error_text_matches(self.q, engine))
+            where.append(error_text_matches(self.q, engine, matches))
         return where
 
 
@@ -130,7 +135,8 @@ def list_records(
     """A page of records newest first (ties by id); `count` adds how many match in all.
     Raises BadCursor for a cursor that does not parse."""
     limit = max(1, min(limit, MAX_LIMIT))
-    conditions = where.conditions(db.engine)
+    matches = match_count(where.q, db.engine) if where.q else None
+    conditions = where.conditions(db.engine, matches)
     page_conditions = [*conditions, _after(cursor)] if cursor else conditions
     query = (
         select(*SUMMARY_COLUMNS)
@@ -141,15 +147,15 @@ def list_records(
     )
     with db.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
-        total = None
-        if count:
+        total = matches if where.text_only() else None
+        if count and total is None:
             counted = select(func.count()).select_from(TaskRecord).where(*conditions)
             total = int(conn.execute(counted).scalar() or 0)
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more else None
     next_cursor = encode_cursor(last["trigger_time"], last["id"]) if last else None
-    return RecordPage(rows, next_cursor, total)
+    return RecordPage(rows, next_cursor, total if count else None)
 
 
 def landed_since(

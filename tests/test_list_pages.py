@@ -41,5 +41,6 @@ def test_a_keyset_walk_returns_every_row_once_on_every_database(database):
     assert [n for n, _ in _walk(database, 2, "DEPLOY_")] == ["deploy_bot"]  # `_` literal
     assert [n for n, _ in _walk(database, 2, "50%")] == ["50% sampler"]
     assert [n for n, _ in _walk(database, 2, "grafana")] == ["Grafana"]  # any case
-    with pytest.raises(ApiError):
-        fetch_page(database, [ApiKey.name, ApiKey.id], PageRequest(None, "e30", 0, 2, None))
+    for cursor in ("e30", "W3t9LCAiayJd", "bm90IGpzb24", "é"):  # {}, [{}, "k"], not json, é
+        with pytest.raises(ApiError):
+            fetch_page(database, [ApiKey.name, ApiKey.id], PageRequest(None, cursor, 0, 2, None))

@@ -79,6 +79,8 @@ def _decode(cursor: str, width: int) -> list[Any]:
         raise ApiError(422, "invalid_cursor", f"malformed cursor {cursor[:40]!r}") from exc
     if not isinstance(values, list) or len(values) != width:
         raise ApiError(422, "invalid_cursor", f"malformed cursor {cursor[:40]!r}")
+    if not all(isinstance(v, str) for v in values):  # every listing's key is names and ids
+        raise ApiError(422, "invalid_cursor", f"malformed cursor {cursor[:40]!r}")
     return values
 
 

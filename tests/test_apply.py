@@ -240,7 +240,7 @@ def test_endpoints_declared_in_yaml_are_served_after_apply_and_picked_up(tmp_pat
         token = key.stdout.strip()
         listed = httpx.get(
             f"{url(env)}/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"}
-        ).json()
+        ).json()["items"]
         assert {e["name"]: e["provisioned"] for e in listed} == {"echo": True, "orders": True}
         assert {e["name"]: e["auth"].get("token") for e in listed}["orders"] == "********"
 

@@ -47,7 +47,7 @@ async def test_crud_run_pause_and_listing(api: httpx.AsyncClient, services: Serv
     assert created.status_code == 201, created.text
     assert (await api.post("/api/v1/cron-jobs", json=body)).status_code == 409
     listing = (await api.get("/api/v1/cron-jobs")).json()
-    status = listing["jobs"][0]["status"]
+    status = listing["items"][0]["status"]
     assert status["expr"] == "*/10 * * * * *" and status["timezone"] == "Europe/Berlin"
     assert len(status["next"]) == 3 and all(t % 10 == 0 for t in status["next"])
     assert status["next"] == sorted(status["next"])

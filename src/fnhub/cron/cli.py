@@ -65,7 +65,7 @@ def list_jobs(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         )
     finally:
         services.close()
-    if as_json:  # what GET /api/v1/cron-jobs answers
+    if as_json:  # every job, each as GET /api/v1/cron-jobs gives it (that pages: `items`)
         jobs = [{**row_json(r), "status": s} for r, s in zip(rows, statuses, strict=True)]
         print_json({"paused_all": paused_all, "jobs": jobs})
         return

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from fnhub import audit, revisions
 from fnhub.config import Settings
 from fnhub.json_values import PortableObject
 from fnhub.server.access import actor
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
@@ -144,16 +145,16 @@ def _ctx(request: Request) -> ServerContext:
     return request.app.state.ctx
 
 
-@router.get("/subscriptions", response_model=list[SubscriptionOut], responses=responses(401))
-async def list_subscriptions(request: Request) -> list[dict[str, Any]]:
-    ctx = _ctx(request)
-
-    def load() -> list[dict[str, Any]]:
-        with ctx.db.session() as session:
-            rows = session.execute(select(Subscription).order_by(Subscription.name)).scalars()
-            return [subscription_out(r) for r in rows]
-
-    return await asyncio.to_thread(load)
+@router.get(
+    "/subscriptions", response_model=ListPage[SubscriptionOut], responses=responses(401, 422)
+)
+async def list_subscriptions(
+    request: Request, page: PageRequest = Depends(page_request)
+) -> dict[str, Any]:
+    """Subscriptions by name, a page at a time."""
+    db = _ctx(request).db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [Subscription.name], page)
+    return {"items": [subscription_out(r) for r in rows], **meta}
 
 
 @router.get("/subscriptions/{name}", response_model=SubscriptionOut, responses=responses(401, 404))

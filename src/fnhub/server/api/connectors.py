@@ -12,12 +12,13 @@ import importlib
 import inspect
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from fnhub.json_values import PortableObject
 from fnhub.secret_box import SecretBox, masked
 from fnhub.server.access import actor
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 from fnhub.store import connectors as stored
@@ -98,13 +99,14 @@ async def list_connector_types() -> list[dict[str, Any]]:
     return type_forms()
 
 
-@router.get("/connectors", response_model=list[ConnectorOut], responses=responses(401))
-async def list_connectors(request: Request) -> list[dict[str, Any]]:
-    def load() -> list[Connector]:
-        with request.app.state.ctx.db.session() as session:
-            return list(session.query(Connector).order_by(Connector.name))
-
-    return [_out(r) for r in await asyncio.to_thread(load)]
+@router.get("/connectors", response_model=ListPage[ConnectorOut], responses=responses(401, 422))
+async def list_connectors(
+    request: Request, page: PageRequest = Depends(page_request)
+) -> dict[str, Any]:
+    """Connectors by name, a page at a time."""
+    db = request.app.state.ctx.db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [Connector.name], page)
+    return {"items": [_out(r) for r in rows], **meta}
 
 
 def _get(request: Request, name: str) -> Connector:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 
 from fnhub.server import endpoint_store
 from fnhub.server.access import actor
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
 from fnhub.server.endpoint_spec import NAME_PATTERN, EndpointIn, EndpointOut
 from fnhub.server.endpoint_store import endpoint_out
 from fnhub.server.errors import ApiError, responses
@@ -19,13 +20,14 @@ router = APIRouter(tags=["endpoints"])
 Name = Path(pattern=NAME_PATTERN)
 
 
-@router.get("/endpoints", response_model=list[EndpointOut], responses=responses(401))
-async def list_endpoints(request: Request) -> list[dict[str, Any]]:
-    def load() -> list[Endpoint]:
-        with request.app.state.ctx.db.session() as session:
-            return list(session.query(Endpoint).order_by(Endpoint.name))
-
-    return [endpoint_out(r) for r in await asyncio.to_thread(load)]
+@router.get("/endpoints", response_model=ListPage[EndpointOut], responses=responses(401, 422))
+async def list_endpoints(
+    request: Request, page: PageRequest = Depends(page_request)
+) -> dict[str, Any]:
+    """Endpoints by name, a page at a time."""
+    db = request.app.state.ctx.db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [Endpoint.name], page)
+    return {"items": [endpoint_out(r) for r in rows], **meta}
 
 
 @router.get("/endpoints/{name}", response_model=EndpointOut, responses=responses(401, 404))

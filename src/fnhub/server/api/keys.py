@@ -10,16 +10,21 @@ from fastapi import APIRouter, Depends, Request
 
 from fnhub.accounts.roles import Role
 from fnhub.server.access import actor, needs
-from fnhub.server.auth import create_key, key_state, list_keys, revoke_key
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
+from fnhub.server.auth import create_key, key_state, revoke_key
 from fnhub.server.errors import ApiError, responses
+from fnhub.server.models import ApiKey
 from fnhub.server.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, Deleted
 
 router = APIRouter(tags=["api keys"], dependencies=[Depends(needs(Role.ADMIN))])
 
 
-@router.get("/keys", response_model=list[ApiKeyOut], responses=responses(401, 403))
-async def get_keys(request: Request) -> list[dict[str, Any]]:
-    return [key_state(r) for r in await asyncio.to_thread(list_keys, request.app.state.ctx.db)]
+@router.get("/keys", response_model=ListPage[ApiKeyOut], responses=responses(401, 403, 422))
+async def get_keys(request: Request, page: PageRequest = Depends(page_request)) -> dict[str, Any]:
+    """API keys by name (then id), a page at a time."""
+    db = request.app.state.ctx.db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [ApiKey.name, ApiKey.id], page)
+    return {"items": [key_state(r) for r in rows], **meta}
 
 
 @router.post(

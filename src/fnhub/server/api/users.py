@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from fnhub.accounts import users
+from fnhub.accounts.models import User
 from fnhub.accounts.roles import ROLE_PATTERN, Role
 from fnhub.accounts.users import USERNAME_PATTERN, UserError
 from fnhub.server.access import actor, needs
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 
@@ -45,10 +47,12 @@ def _error(exc: UserError) -> ApiError:
     return ApiError(_STATUS.get(exc.kind, 422), code, str(exc))
 
 
-@router.get("/users", response_model=list[UserOut], responses=responses(401, 403))
-async def list_users(request: Request) -> list[dict[str, Any]]:
-    rows = await asyncio.to_thread(users.list_users, request.app.state.ctx.db)
-    return [users.user_json(r) for r in rows]
+@router.get("/users", response_model=ListPage[UserOut], responses=responses(401, 403, 422))
+async def list_users(request: Request, page: PageRequest = Depends(page_request)) -> dict[str, Any]:
+    """Users by name, a page at a time."""
+    db = request.app.state.ctx.db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [User.username], page)
+    return {"items": [users.user_json(r) for r in rows], **meta}
 
 
 @router.post(

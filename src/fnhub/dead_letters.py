@@ -22,7 +22,8 @@ from typing import Any
 import msgspec
 import redis
 
-from fnhub.calls import CallError, TaskMaker
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import TaskMaker
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.queue import STATUS_TTL_SECONDS

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from fnhub.bootstrap import Services, open_services
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
 from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
-from fnhub.queue_client import QueueClient
 from fnhub.redis_client import async_redis
 from fnhub.tasks import Task, decode_task
 

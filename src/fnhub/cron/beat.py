@@ -32,7 +32,8 @@ import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
 from fnhub.aio import wait_event
-from fnhub.calls import CallError, make_task
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import make_task
 from fnhub.config import Settings
 from fnhub.cron.clock import Dynamic, JobClock, clock_for, decode_dynamic
 from fnhub.cron.fire import (

@@ -14,7 +14,7 @@ from fnhub import audit
 from fnhub.config import Settings
 from fnhub.json_values import PortableObject
 from fnhub.server.access import actor
-from fnhub.server.context import ServerContext
+from fnhub.server.context import ServerContext, context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 from fnhub.store.db import Database
@@ -141,7 +141,7 @@ def bump(ctx: ServerContext) -> Any:
 
 
 def _ctx(request: Request) -> ServerContext:
-    return request.app.state.ctx
+    return context_of(request)
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionOut], responses=responses(401))
@@ -214,7 +214,4 @@ async def subscription_status(request: Request, name: str = Name) -> dict[str, A
 
 
 async def service(ctx: ServerContext) -> None:
-    caller = ctx.extras["caller"]
-    manager = SubscriptionManager(ctx, caller)
-    ctx.extras["subscriptions"] = manager
-    await manager.run()
+    await SubscriptionManager(ctx, ctx.caller).run()

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from fnhub.config import Settings
-from fnhub.project import Change, SectionChanges, section_appliers
+from fnhub.project import Change, SectionChanges
 from fnhub.store.db import Database
 
 
@@ -106,7 +106,3 @@ def _change(before: dict[str, Any] | None, after: dict[str, Any]) -> Change:
     if before is None:
         return "created"
     return "unchanged" if before == after else "updated"
-
-
-section_appliers["connectors"] = apply_connectors
-section_appliers["subscriptions"] = apply_subscriptions

@@ -12,6 +12,7 @@ from fnhub.accounts import users
 from fnhub.accounts.roles import ROLE_PATTERN, Role
 from fnhub.accounts.users import USERNAME_PATTERN, UserError
 from fnhub.server.access import actor, needs
+from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 
@@ -47,7 +48,7 @@ def _error(exc: UserError) -> ApiError:
 
 @router.get("/users", response_model=list[UserOut], responses=responses(401, 403))
 async def list_users(request: Request) -> list[dict[str, Any]]:
-    rows = await asyncio.to_thread(users.list_users, request.app.state.ctx.db)
+    rows = await asyncio.to_thread(users.list_users, context_of(request).db)
     return [users.user_json(r) for r in rows]
 
 
@@ -58,7 +59,7 @@ async def create_user(request: Request, body: UserIn) -> dict[str, Any]:
     try:
         row = await asyncio.to_thread(
             users.create_user,
-            request.app.state.ctx.db,
+            context_of(request).db,
             body.username,
             body.password,
             body.role,
@@ -83,7 +84,7 @@ async def update_user(
     try:
         row = await asyncio.to_thread(
             users.update_user,
-            request.app.state.ctx.db,
+            context_of(request).db,
             username,
             actor=principal.actor,
             role=body.role,
@@ -100,7 +101,7 @@ async def update_user(
 async def remove_user(request: Request, username: str = Username) -> dict[str, bool]:
     try:
         await asyncio.to_thread(
-            users.remove_user, request.app.state.ctx.db, username, actor=actor(request)
+            users.remove_user, context_of(request).db, username, actor=actor(request)
         )
     except UserError as exc:
         raise _error(exc) from None

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from fnhub.server.context import caller_of
 from fnhub.server.errors import responses
 from fnhub.server.schemas import QueueOut, WorkerOut
 
@@ -14,14 +15,14 @@ router = APIRouter(tags=["workers"])
 
 @router.get("/workers", response_model=list[WorkerOut], responses=responses(401))
 async def list_workers(request: Request) -> list[dict[str, Any]]:
-    caller = request.app.state.caller
+    caller = caller_of(request)
     await caller.refresh()
     return [{"id": wid, "info": info} for wid, info in sorted(caller.workers.items())]
 
 
 @router.get("/queues", response_model=list[QueueOut], responses=responses(401))
 async def list_queues(request: Request) -> list[dict[str, Any]]:
-    caller = request.app.state.caller
+    caller = caller_of(request)
     await caller.refresh()
     return [
         {"name": q, "length": n, "workers": caller.queue_workers.get(q, 0)}

@@ -21,7 +21,10 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from fnhub.calls import CallError, make_task
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import make_task
+from fnhub.config import Settings
+from fnhub.keys import Keys
 from fnhub.queue import (
     ENQUEUE_MANY,
     ENQUEUE_MANY_CHUNK,
@@ -33,8 +36,6 @@ from fnhub.queue import (
 )
 from fnhub.redis_client import async_redis
 from fnhub.scripts.registry import ActiveScripts, parse_active
-from fnhub.server.context import ServerContext
-from fnhub.server.errors import ApiError
 from fnhub.supervised import spawn
 from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
 
@@ -44,18 +45,14 @@ REFRESH_SECONDS = 1.0
 FORCED_REFRESH_MIN_SECONDS = 0.2
 #: a sync caller waits this much longer than the task's timeout (time spent queued)
 WAIT_MARGIN_SECONDS = 5.0
-_CALL_STATUS = {"unknown_function": 404, "invalid_kwargs": 422, "too_large": 413}
-
-
-def call_error(exc: CallError) -> ApiError:
-    return ApiError(_CALL_STATUS.get(exc.kind, 503), exc.kind, str(exc))
+#: seconds a refused caller is asked to wait before calling again (no worker, queue full)
+RETRY_AFTER_SECONDS = 5.0
 
 
 def _no_result(fut: asyncio.Future[TaskResult], task_id: str, limit: float) -> None:
     if not fut.done():
         fut.set_exception(
-            ApiError(
-                504,
+            CallError(
                 "no_result",
                 f"no result for task {task_id} within {limit:g}s (it may still run)",
                 task_id=task_id,
@@ -109,18 +106,20 @@ Waiter = asyncio.Future[TaskResult] | tuple[CallBatch, int]
 
 
 class Caller:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self.settings = ctx.settings
-        self.keys = ctx.keys
-        self.redis = ctx.redis
-        self.reply_stream = ctx.keys.reply(ctx.server_id)
+    """One per process: `caller_id` names its reply stream (a server passes its server id)."""
+
+    def __init__(
+        self, settings: Settings, client: aredis.Redis, keys: Keys, caller_id: str
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.redis = client
+        self.reply_stream = keys.reply(caller_id)
         self.active = ActiveScripts()
         self.queue_workers: dict[str, int] = {}
         self.queue_processes: dict[str, int] = {}  # worker processes reading each queue
         self.queue_lengths: dict[str, int] = {}
         self.workers: dict[str, dict[str, Any]] = {}
-        self.revision_listeners: list[Any] = []  # async callables run after each refresh
         self._waiting: dict[str, Waiter] = {}
         self._watchers: dict[str, list[asyncio.Future[TaskResult]]] = {}
         self._reader_redis: aredis.Redis | None = None
@@ -213,35 +212,31 @@ class Caller:
 
     # -- making and enqueueing tasks ---------------------------------------------------------
     async def make(self, ref: str, kwargs: dict[str, Any] | None, **options: Any) -> Task:
-        """A checked task; an unknown function is looked up again once before 404."""
+        """A checked task (CallError if refused); an unknown function is looked up again once
+        before it is refused."""
         try:
             return make_task(self.settings, self.active, ref, kwargs, **options)
         except CallError as exc:
             if exc.kind == "unknown_function" and await self._refresh_if_stale():
-                try:
-                    return make_task(self.settings, self.active, ref, kwargs, **options)
-                except CallError as again:
-                    raise call_error(again) from None
-            raise call_error(exc) from None
+                return make_task(self.settings, self.active, ref, kwargs, **options)
+            raise
 
     async def check_capacity(self, queue: str) -> None:
-        """503 when no live worker reads the queue or it is over `queue_max_length`."""
+        """CallError when no live worker reads the queue or it is over `queue_max_length`."""
         if not self.queue_workers.get(queue):
             await self._refresh_if_stale()
             if not self.queue_workers.get(queue):
-                raise ApiError(
-                    503,
+                raise CallError(
                     "no_worker",
                     f"no worker is listening on queue '{queue}'",
-                    headers={"Retry-After": "5"},
+                    retry_after=RETRY_AFTER_SECONDS,
                 )
         if self.queue_lengths.get(queue, 0) >= self.settings.queue_max_length:
-            raise ApiError(
-                503,
+            raise CallError(
                 "queue_full",
                 f"queue '{queue}' holds {self.queue_lengths[queue]} tasks, at its limit of "
                 f"{self.settings.queue_max_length}",
-                headers={"Retry-After": "5"},
+                retry_after=RETRY_AFTER_SECONDS,
             )
 
     async def call(self, task: Task, wait: float | None = None) -> TaskResult:
@@ -269,7 +264,8 @@ class Caller:
         """Enqueue tasks built with `reply_to=self.reply_stream`, pass each result to
         `on_result(i, result)` as it arrives, and return when all are accounted for: a call
         with no result after `wait` seconds gets an EXPIRED `NoResult` result, and calls whose
-        enqueue failed are listed in the batch's `unsent`. 503 (ApiError) like `call`."""
+        enqueue failed are listed in the batch's `unsent`. CallError (no worker, queue full)
+        like `call`."""
         loop = asyncio.get_running_loop()
         batch = CallBatch(tasks, on_result, loop.create_future())
         if not tasks:

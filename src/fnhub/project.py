@@ -78,12 +78,28 @@ def publish_scripts(settings: Settings, store: ScriptStore) -> tuple[list[Publis
     return published, sorted(removed)
 
 
+def _in_order(names: list[str], features: Sequence[Feature]) -> list[str]:
+    """`names` in the file's order, except that a section comes after the sections its feature
+    lists before it (`connectors:` before the `subscriptions:` that name them)."""
+    before: dict[str, list[str]] = {}
+    for feature in features:
+        declared = [name for name, _ in feature.sections]
+        for i, name in enumerate(declared):
+            before[name] = declared[:i]
+    order: list[str] = []
+    for name in names:
+        order += [b for b in before.get(name, []) if b in names and b not in order]
+        if name not in order:
+            order.append(name)
+    return order
+
+
 def apply_project(
     settings: Settings, store: ScriptStore, features: Sequence[Feature]
 ) -> ApplyReport:
     """Publish `scripts/`, then apply each section of `fnhub.yaml` by the applier its feature
-    names, in the features' order (so `connectors:` comes before the subscriptions naming
-    them); an unknown section refuses the whole file before anything changes."""
+    names, in the file's order; an unknown section refuses the whole file before anything
+    changes."""
     data = load_project_file(settings.project_dir)
     appliers = {name: apply for f in features for name, apply in f.sections}
     known = sorted(["settings", *appliers])
@@ -97,9 +113,8 @@ def apply_project(
     }
     published, removed = publish_scripts(settings, store)
     changes: list[SectionChanges] = []
-    for section, apply in appliers.items():
-        if section in sections:
-            done = apply(settings, sections[section])
-            changes.append(done if done is not None else SectionChanges(section, counted=False))
+    for section in _in_order(list(sections), features):
+        done = appliers[section](settings, sections[section])
+        changes.append(done if done is not None else SectionChanges(section, counted=False))
     revision = int(store.redis.incr(store.keys.project_revision))
     return ApplyReport(published, removed, changes, revision)

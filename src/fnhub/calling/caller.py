@@ -1,11 +1,13 @@
-"""Calling functions from the server: check, enqueue, and wait for results on one reply stream.
+"""Calling functions from an asyncio process (the HTTP server and the subscriptions it runs):
+check, enqueue, and wait for results on one reply stream.
 
 Each server process owns one reply stream (`keys.reply(server_id)`) and one reader task that
 blocks on it (`XREAD BLOCK`) and resolves the futures of waiting requests by task id, so a
 waiting request costs no Redis round trip. What every call needs to decide before enqueueing
 (the active functions, which queues have live workers, queue lengths) is kept in memory and
 refreshed by a background loop about once a second, and at once when a call would be refused
-because of it (a just-published script, a just-started worker).
+because of it (a just-published script, a just-started worker). A call refused, or left
+without a result, raises `CallError`; what it means to an HTTP client is the server's business.
 """
 
 from __future__ import annotations

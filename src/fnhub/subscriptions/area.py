@@ -140,13 +140,9 @@ def bump(ctx: ServerContext) -> Any:
     return ctx.redis.incr(ctx.keys.subscriptions_revision)
 
 
-def _ctx(request: Request) -> ServerContext:
-    return context_of(request)
-
-
 @router.get("/subscriptions", response_model=list[SubscriptionOut], responses=responses(401))
 async def list_subscriptions(request: Request) -> list[dict[str, Any]]:
-    ctx = _ctx(request)
+    ctx = context_of(request)
 
     def load() -> list[dict[str, Any]]:
         with ctx.db.session() as session:
@@ -158,7 +154,7 @@ async def list_subscriptions(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/subscriptions/{name}", response_model=SubscriptionOut, responses=responses(401, 404))
 async def get_subscription(request: Request, name: str = Name) -> dict[str, Any]:
-    ctx = _ctx(request)
+    ctx = context_of(request)
 
     def load() -> dict[str, Any] | None:
         with ctx.db.session() as session:
@@ -178,7 +174,7 @@ async def put_subscription(
     request: Request, body: SubscriptionIn, name: str = Name
 ) -> dict[str, Any]:
     """Create or replace a subscription; it takes effect on running servers within a second."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     data = body.model_dump(mode="json")
     try:
         out = await asyncio.to_thread(
@@ -198,7 +194,7 @@ async def put_subscription(
 
 @router.delete("/subscriptions/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_subscription(request: Request, name: str = Name) -> dict[str, bool]:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if not await asyncio.to_thread(remove_subscription, ctx.db, name, actor=actor(request)):
         raise ApiError(404, "unknown_subscription", f"no subscription '{name}'")
     await bump(ctx)
@@ -208,7 +204,7 @@ async def delete_subscription(request: Request, name: str = Name) -> dict[str, b
 @router.get("/subscriptions/{name}/status", response_model=StatusOut, responses=responses(401, 404))
 async def subscription_status(request: Request, name: str = Name) -> dict[str, Any]:
     """Connected?, holder, last message per outcome, rate, in-flight, lag, drops, last error."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     await get_subscription(request, name)
     return {"name": name, "servers": await read_status(ctx.redis, ctx.keys, name)}
 

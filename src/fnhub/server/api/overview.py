@@ -13,7 +13,7 @@ from fnhub.server.context import caller_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.feed import EventStreamResponse
 from fnhub.server.render import json_response
-from fnhub.server.state import state_of
+from fnhub.server.state import State, state_of
 
 router = APIRouter(tags=["console"])
 
@@ -98,10 +98,9 @@ class Snapshot(BaseModel):
 
 
 @router.get("/overview", response_model=Snapshot, responses=responses(401))
-async def get_overview(request: Request) -> Response:
+async def get_overview(server: State) -> Response:
     """One snapshot of the cluster (the feed's newest when it runs, so a first paint costs
     nothing more)."""
-    server = state_of(request)
     snapshot = await server.overview.snapshot(max_age=server.ctx.settings.console_feed_seconds)
     return json_response({**snapshot, "feed": server.feed.state()})
 
@@ -118,11 +117,10 @@ async def get_overview(request: Request) -> Response:
         },
     },
 )
-async def events(request: Request) -> EventStreamResponse:
+async def events(server: State) -> EventStreamResponse:
     """Server-Sent Events: `event: snapshot` (an `/overview` snapshot) at once and every
     `console_feed_seconds`, a `: ping` comment every `console_heartbeat_seconds`; ends when the
     server shuts down (EventSource reconnects). One producer per server serves every client."""
-    server = state_of(request)
     return EventStreamResponse(server.feed.stream(server.exiting))
 
 

@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 import fnhub
 from fnhub.cli import app as cli_app
-from fnhub.feature import CliCommand, CliGroup, Feature
+from fnhub.feature import CliCommand, CliGroup, Feature, ServerParts
 from fnhub.features import FEATURES
 from fnhub.server.app import create_app
 from fnhub.server.context import ServerContext
@@ -75,9 +76,10 @@ def _documented(router: APIRouter, prefix: str) -> set[str]:
 def test_the_server_mounts_every_router_of_every_feature(settings) -> None:  # type: ignore[no-untyped-def]
     paths = _paths(create_app(settings))
     for feature in FEATURES:
-        for router in feature.routers:
+        parts = feature.server()
+        for router in parts.routers:
             assert _documented(router, "/api/v1") <= paths, feature.name
-        for router in feature.public_routers:
+        for router in parts.public_routers:
             assert _documented(router, "") <= paths, feature.name
     assert "/api/v1/cron-jobs" in paths and "/websub/hub" in paths
     assert "/api/v1/subscriptions" in paths
@@ -107,5 +109,30 @@ def test_alembic_and_the_cli_see_every_feature() -> None:
 
 def test_services_take_the_typed_context() -> None:
     for feature in FEATURES:
-        for service in feature.services:
+        for service in feature.server().services:
             assert service.__annotations__["ctx"] in ("ServerContext", ServerContext)
+
+
+def test_a_misspelt_server_side_fails_before_the_server_starts(settings) -> None:  # type: ignore[no-untyped-def]
+    """`Feature.server` imports a feature's routes; create_app calls every one of them."""
+
+    def misspelt() -> ServerParts:
+        from fnhub.cron import arae  # type: ignore[attr-defined]  # noqa: F401
+
+        raise AssertionError("unreachable")
+
+    broken = Feature(name="cron", server=misspelt)
+    with pytest.raises(ImportError, match="arae"):
+        create_app(settings, features=[*FEATURES, broken])
+
+
+def test_the_command_line_does_not_load_the_server() -> None:
+    """Every `fnhub` command imports the feature list; the server side stays out of it."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, fnhub.cli; print('fastapi' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.strip() == "False", done.stderr

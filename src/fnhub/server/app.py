@@ -79,6 +79,7 @@ def create_app(
     url: str | None = None,
 ) -> FastAPI:
     """`url`: where this server listens, as it announces itself (`presence`)."""
+    parts = [(feature.name, feature.server()) for feature in features]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,9 +123,9 @@ def create_app(
 
         presence = Presence(ctx, reload, url)
         services = [
-            spawn(feature.name, functools.partial(service, ctx))
-            for feature in features
-            for service in feature.services
+            spawn(name, functools.partial(service, ctx))
+            for name, part in parts
+            for service in part.services
         ]
         services.append(spawn("presence", presence.run))
         freeze_startup_objects()
@@ -153,8 +154,8 @@ def create_app(
     routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
     for module in (*routers, drafts, overview):
         api.include_router(module.router)
-    for feature in features:
-        for router in feature.routers:
+    for _name, part in parts:
+        for router in part.routers:
             api.include_router(router)
     for module in (session, users, audit):
         api.include_router(module.router)
@@ -162,8 +163,8 @@ def create_app(
     app.include_router(session.public_router, prefix=API_PREFIX)  # sign-in: no auth
     app.include_router(public_router)
     app.include_router(ops.router)
-    for feature in features:
-        for router in feature.public_routers:
+    for _name, part in parts:
+        for router in part.public_routers:
             app.include_router(router)
     console.mount(app)  # last: its page fallback answers only what no route did
     return app

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -77,8 +77,10 @@ def create_app(
     features: Sequence[Feature] = FEATURES,
     server_id: str | None = None,
     url: str | None = None,
+    exiting: Callable[[], bool] | None = None,
 ) -> FastAPI:
-    """`url`: where this server listens, as it announces itself (`presence`)."""
+    """`url`: where this server listens, as it announces itself (`presence`); `exiting`: true
+    once the server began shutting down (the console's event streams end then)."""
     parts = [(feature.name, feature.server()) for feature in features]
 
     @contextlib.asynccontextmanager
@@ -91,7 +93,7 @@ def create_app(
         caller = Caller(settings, client, keys, sid)
         ctx = ServerContext(settings, client, db, keys, sid, caller)
         box = SecretBox(resolve_secret_key(settings))
-        overview = Overview(ctx, caller)
+        console_overview = Overview(ctx, caller)
         state = ServerState(
             ctx=ctx,
             secret_box=box,
@@ -100,14 +102,13 @@ def create_app(
             signin=SignIn(db, client, keys, settings),
             scripts=ScriptStore(db, sync_client, keys),
             endpoints=EndpointRegistry(ctx, box),
-            overview=overview,
+            overview=console_overview,
             feed=Feed(
-                overview.snapshot,
+                console_overview.snapshot,
                 interval=settings.console_feed_seconds,
                 heartbeat=settings.console_heartbeat_seconds,
             ),
         )
-        exiting = getattr(app.state, "exiting", None)  # set by `server.run` before start-up
         if exiting is not None:
             state.exiting = exiting
         app.state.ctx = ctx

@@ -136,3 +136,20 @@ def test_the_command_line_does_not_load_the_server() -> None:
         env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"},
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_calling_does_not_import_the_http_server() -> None:
+    """Subscriptions, cron and the CLI call functions through `fnhub.calling` without the
+    HTTP package: its errors are `CallError`, never the server's `ApiError`."""
+    code = (
+        "import sys, fnhub.calling.caller, fnhub.calling.queue_client, fnhub.calling.maker\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fnhub.server') or m == 'fastapi'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

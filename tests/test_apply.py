@@ -28,6 +28,7 @@ from tests.project_cli import (
 
 from fnhub.bootstrap import open_services
 from fnhub.config import load_settings
+from fnhub.features import FEATURES
 from fnhub.project import apply_project
 from fnhub.server.models import Endpoint
 from fnhub.server.presence import wait_for_pickup
@@ -297,7 +298,7 @@ def test_a_server_acknowledges_an_apply_once_it_serves_it(tmp_path):
                         f"endpoints:\n  echo: {{function: shop.echo}}\n"
                         f"  fresh{n}: {{function: shop.echo}}\n"
                     )
-                    report = apply_project(settings, services.scripts)
+                    report = apply_project(settings, services.scripts, FEATURES)
                     pickup = wait_for_pickup(services.redis, services.keys, report.revision, 5)
                     assert len(pickup.picked) == 1 and not pickup.missing
                     answer = httpx.get(f"{url(env)}/e/fresh{n}", params={"n": str(n)})

@@ -117,7 +117,7 @@ def _epoch(text: str | None) -> float | None:
 
 
 def _active_scripts(client: redis.Redis, settings: Settings) -> Any:
-    from fnhub.queue_client import QueueClient
+    from fnhub.calling.queue_client import QueueClient
 
     return QueueClient(settings, client).active()
 

@@ -1,7 +1,7 @@
 """The cron area of the server: the `/cron-jobs` API and the beat running inside the server.
 
-The server mounts `router` under `/api/v1` behind admin auth and runs `service(ctx)` for its
-lifetime; handlers find the `ServerContext` at `request.app.state.ctx` (set by the server).
+`feature.CRON` hands `router` (mounted under `/api/v1` behind admin auth) and `service(ctx)`
+(run for the server's lifetime) to the server; handlers get the `ServerContext` as `Ctx`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from fnhub.calls import CallError
+from fnhub.calling.errors import CallError
 from fnhub.cron import control
 from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, check, row_json, spec_of
@@ -21,7 +21,7 @@ from fnhub.revisions import bump
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.server.access import current_actor
 from fnhub.server.api.paging import PageRequest, fetch_page, page_request
-from fnhub.server.context import ServerContext
+from fnhub.server.context import Ctx, ServerContext
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Strict
 
@@ -30,11 +30,6 @@ router = APIRouter(tags=["cron"])
 _STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "unknown_function": 422}
 
 
-def get_context(request: Request) -> ServerContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServerContext, Depends(get_context)]
 Actor = Annotated[str, Depends(current_actor)]  # who makes the change, for the audit log
 
 

@@ -43,7 +43,7 @@ def _bump(services: Any) -> None:
 
 
 def _active(services: Any) -> Any:
-    from fnhub.queue_client import QueueClient
+    from fnhub.calling.queue_client import QueueClient
 
     return QueueClient(services.settings, services.redis).active()
 
@@ -189,7 +189,7 @@ def remove(job_id: str, project: ProjectOpt = None) -> None:
 def run(job_id: str, project: ProjectOpt = None) -> None:
     """Queue one run of a job now (ignores schedule, pause and overlap)."""
     from fnhub import audit
-    from fnhub.calls import CallError
+    from fnhub.calling.errors import CallError
     from fnhub.cron.control import audited, run_now
     from fnhub.cron.jobs import CronJobError, JobStore, spec_of
 

@@ -81,7 +81,7 @@ class _Base:
     ) -> Self:
         """A view of this client whose calls carry these options; it shares the connection
         pool (closing the view leaves the pool open)."""
-        given = {"timeout": timeout, "queue": queue, "delay": delay, "eta": eta}
+        given: dict[str, Any] = {"timeout": timeout, "queue": queue, "delay": delay, "eta": eta}
         view = copy.copy(self)
         view._options = dataclasses.replace(
             self._options, **{k: v for k, v in given.items() if v is not None}

@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeAlias, cast
 
 if TYPE_CHECKING:  # redis-py names its reply shapes from 8.0 on; only the checker reads them
-    from redis.typing import StreamRangeResponse, XReadGroupResponse, XReadResponse
+    from redis.typing import (
+        StreamRangeResponse,
+        XClaimResponse,
+        XPendingRangeResponse,
+        XReadGroupResponse,
+        XReadResponse,
+    )
 
 Fields: TypeAlias = dict[bytes, bytes]
 #: a stream entry as read: its id and its fields
@@ -60,6 +66,16 @@ def as_hash(reply: Mapping[bytes | str, bytes | str]) -> Fields:
 def as_entries(reply: StreamRangeResponse | None) -> list[Entry]:
     """XRANGE / XREVRANGE: entries read by id, each with its id and fields."""
     return cast(list[Entry], reply or [])
+
+
+def as_claimed(reply: XClaimResponse) -> list[Entry]:
+    """XCLAIM without JUSTID: the entries now held, each with its fields."""
+    return cast(list[Entry], reply)
+
+
+def pending_ids(reply: XPendingRangeResponse) -> list[bytes]:
+    """XPENDING over a range: the ids of the entries it lists."""
+    return [cast(bytes, row["message_id"]) for row in reply]
 
 
 def as_streams(reply: XReadResponse | XReadGroupResponse | None) -> Streams:

@@ -49,7 +49,9 @@ def _state(row: User) -> dict[str, Any]:
     return {"username": row.username, "role": row.role, "disabled": row.disabled}
 
 
-def _check(username: str | None = None, password: str | None = None, role: str | None = None):  # type: ignore[no-untyped-def]
+def _check(
+    username: str | None = None, password: str | None = None, role: str | None = None
+) -> None:
     if username is not None and not _USERNAME.match(username):
         raise UserError(
             "invalid", "a username is 1-64 letters, digits, '_', '.', '@' or '-', starting alnum"

@@ -53,7 +53,13 @@ def apply_cron_jobs(settings: Settings, value: Any) -> project.SectionChanges:
         bump(services.redis, services.keys.cron_revision)
     finally:
         services.close()
-    return project.SectionChanges("cron_jobs", **changes)
+    return project.SectionChanges(
+        "cron_jobs",
+        created=changes["created"],
+        updated=changes["updated"],
+        removed=changes["removed"],
+        unchanged=changes["unchanged"],
+    )
 
 
 def _first(exc: ValidationError) -> str:

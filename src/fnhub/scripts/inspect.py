@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 
@@ -43,6 +43,15 @@ class Problem(msgspec.Struct, omit_defaults=True):
         )
 
 
+class Position(TypedDict, total=False):
+    """Where in a script a problem is (1-based): the parts that are known."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
 class ScriptError(Exception):
     """A script cannot be published; the message says where and why, `position` (when known)
     points into the code of `script`."""
@@ -65,10 +74,18 @@ class ScriptError(Exception):
         self.end_column = end_column
 
     @property
-    def position(self) -> dict[str, int]:
+    def position(self) -> Position:
         """line, column, end_line, end_column: those that are known."""
-        fields = ("line", "column", "end_line", "end_column")
-        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+        known = Position()
+        if self.line is not None:
+            known["line"] = self.line
+        if self.column is not None:
+            known["column"] = self.column
+        if self.end_line is not None:
+            known["end_line"] = self.end_line
+        if self.end_column is not None:
+            known["end_column"] = self.end_column
+        return known
 
 
 def check_name(name: str) -> str | None:

@@ -19,7 +19,7 @@ from fnhub.websub.policy import PolicyError, url_hash
 from fnhub.websub.store import APPEND_SCRIPT, append_call, appended, entry_fields
 
 #: bound to no client (bytes need no encoder): each call names the script's Redis client
-_APPEND = Script(None, APPEND_SCRIPT.encode())  # type: ignore[arg-type]  # typed as required
+_APPEND = Script(None, APPEND_SCRIPT.encode())  # type: ignore[arg-type]  # calls name a client
 
 
 def publish(topic: str, content: Any, content_type: str | None = None) -> str:

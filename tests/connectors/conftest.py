@@ -19,6 +19,7 @@ from tests.conftest import free_port
 
 SHARED_REDIS_URL = os.environ.get("FNHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_SERVER = shutil.which("redis-server", path="/usr/bin") or "redis-server"
+NATS_SERVER = shutil.which("nats-server", path="/usr/sbin:/usr/bin") or "nats-server"
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -118,6 +119,8 @@ def conn_broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
                 "--dir",
                 str(d),
             ]
+        elif kind == "nats":
+            argv = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(d)]
         else:
             raise ValueError(kind)
         broker = Broker(kind, lambda: argv, port, d)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fnhub.connectors import kafka, memory, mqtt, redis
+from fnhub.connectors import kafka, memory, mqtt, nats, redis
 from fnhub.connectors.base import ConnectorConfigError, ConnectorType
 
 CONNECTOR_TYPES: tuple[ConnectorType, ...] = (
     kafka.TYPE,
     memory.TYPE,
     mqtt.TYPE,
-    # nats.TYPE,
+    nats.TYPE,
     # rabbitmq.TYPE,
     redis.TYPE,
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -19,6 +18,7 @@ from fnhub.connectors.base import (
 )
 from fnhub.connectors.kafka.client import where
 from fnhub.connectors.kafka.settings import KafkaPublishOptions, KafkaSettings
+from fnhub.connectors.threaded import ThreadedPublisher
 
 log = logging.getLogger("fnhub.connectors.kafka")
 
@@ -80,42 +80,14 @@ class AsyncKafkaPublisher:
         await self._producer.stop()
 
 
-class KafkaPublisher:
-    """Synchronous wrapper: the async producer lives on a private event-loop thread."""
+class KafkaPublisher(ThreadedPublisher):
+    """Synchronous: the async producer lives on a private event-loop thread."""
 
     def __init__(self, settings: KafkaSettings) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="kafka-publisher", daemon=True
-        )
-        self._thread.start()
         timeout = settings.request_timeout_ms / 1000
-        try:
-            self._inner = self._call(AsyncKafkaPublisher.open(settings, timeout), timeout + 5)
-        except BaseException:
-            self._stop_loop()
-            raise
-
-    def _call(self, coro: Any, timeout: float) -> Any:
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return fut.result(timeout)
-        except TimeoutError:
-            fut.cancel()
-            raise ConnectorError(f"kafka: no answer within {timeout}s") from None
-
-    def publish(self, topic: str, message: Any, **options: Any) -> None:
-        timeout = float(options.get("timeout", KafkaPublishOptions().timeout))
-        self._call(self._inner.publish(topic, message, **options), timeout + 5)
-
-    def close(self) -> None:
-        try:
-            self._call(self._inner.close(), 15)
-        finally:
-            self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self._loop.close()
+        super().__init__(
+            "kafka",
+            lambda: AsyncKafkaPublisher.open(settings, timeout),
+            open_timeout=timeout,
+            publish_timeout=KafkaPublishOptions().timeout,
+        )

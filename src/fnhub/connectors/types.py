@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fnhub.connectors import kafka, memory, mqtt, nats, redis
+from fnhub.connectors import kafka, memory, mqtt, nats, rabbitmq, redis
 from fnhub.connectors.base import ConnectorConfigError, ConnectorType
 
 CONNECTOR_TYPES: tuple[ConnectorType, ...] = (
@@ -10,7 +10,7 @@ CONNECTOR_TYPES: tuple[ConnectorType, ...] = (
     memory.TYPE,
     mqtt.TYPE,
     nats.TYPE,
-    # rabbitmq.TYPE,
+    rabbitmq.TYPE,
     redis.TYPE,
 )
 

@@ -111,6 +111,27 @@ async def test_unfinished_messages_go_back_to_the_queue(names: dict[str, str]) -
     assert await _queue_depth(MACHINE_URL, names["queue"]) == 8
 
 
+async def test_a_failed_message_stays_unacked_and_the_rest_are_acked(
+    names: dict[str, str],
+) -> None:
+    """Runs of finished messages are acked together; past a failed one, one by one."""
+    source = _source(MACHINE_URL, names["exchange"], names["queue"], ["f"], window=20)
+
+    async def handle(msg) -> None:  # type: ignore[no-untyped-def]
+        if msg.payload == b"m3":
+            raise RuntimeError("fails")
+
+    run = asyncio.create_task(source.run(each(handle)))
+    await wait_for(lambda: source.status.state == "connected", 15, "connected")
+    await _publish(MACHINE_URL, names["exchange"], "f", [f"m{i}".encode() for i in range(10)])
+    await wait_for(lambda: source.status.acked == 9, 10, "the nine that worked acked")
+    await _publish(MACHINE_URL, names["exchange"], "f", [b"later"])
+    await wait_for(lambda: source.status.acked == 10, 10, "a message after the failed one")
+    await source.stop()
+    await run
+    assert await _queue_depth(MACHINE_URL, names["queue"]) == 1  # m3, back in the queue
+
+
 async def test_the_source_reconnects_after_a_broker_restart(conn_rabbit_node: RabbitNode) -> None:
     node = conn_rabbit_node
     source = _source(node.url, "ex", "q", ["a.#"])

@@ -12,10 +12,7 @@ from collections.abc import Iterator
 import nats
 import pytest
 from nats.js.api import StreamConfig
-from tests.conftest import REDIS_URL, wait_for
-
-from fnhub.config import Settings
-from fnhub.queue_client import QueueClient
+from tests.conftest import wait_for
 
 MACHINE_NATS = 4222
 
@@ -183,16 +180,8 @@ def test_rules_and_scripts_publish_to_jetstream(make_cluster, stream_name):
     wait_for(lambda: cluster.connected("rule") == 1 and cluster.connected("route") == 1, 20)
     js_publish(MACHINE_NATS, f"{low}.in.a", [b"hello"])
     js_publish(MACHINE_NATS, f"{low}.raw", [b"as is"])
-    settings = Settings(
-        redis_url=REDIS_URL,
-        key_prefix=cluster.prefix,
-        data_dir=cluster.dir / ".fnhub",
-        db_url=f"sqlite:///{cluster.dir / 'fnhub.db'}",
-        project_dir=cluster.dir,
-    )
-    client = QueueClient(settings)
+    client = cluster.queue_client()
     try:
-        wait_for(lambda: client.queue_has_worker("sync"), timeout=20)
         result = client.call(
             "handlers.send", {"connector": "nt", "topic": f"{low}.out.script", "message": "hi"}
         )

@@ -11,11 +11,8 @@ from collections.abc import Iterator
 
 import aio_pika
 import pytest
-from tests.conftest import REDIS_URL, wait_for
+from tests.conftest import wait_for
 from tests.connectors.conftest import conn_rabbit_node  # noqa: F401  (fixture)
-
-from fnhub.config import Settings
-from fnhub.queue_client import QueueClient
 
 MACHINE_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -186,16 +183,8 @@ def test_rules_and_scripts_publish_with_confirms(make_cluster, names):
     wait_for(lambda: cluster.connected("rule") == 1 and cluster.connected("route") == 1, 20)
     amqp_publish(MACHINE_URL, ex, "in.a", [b"hello"])
     amqp_publish(MACHINE_URL, ex, "raw", [b"as is"])
-    settings = Settings(
-        redis_url=REDIS_URL,
-        key_prefix=cluster.prefix,
-        data_dir=cluster.dir / ".fnhub",
-        db_url=f"sqlite:///{cluster.dir / 'fnhub.db'}",
-        project_dir=cluster.dir,
-    )
-    client = QueueClient(settings)
+    client = cluster.queue_client()
     try:
-        wait_for(lambda: client.queue_has_worker("sync"), timeout=20)
         result = client.call(
             "handlers.send", {"connector": "rb", "topic": "out.script", "message": "hi"}
         )

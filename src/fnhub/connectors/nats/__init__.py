@@ -56,7 +56,7 @@ async def test_connection(settings: NatsSettings, timeout: float) -> None:
     s = settings.model_copy(update={"connect_timeout": timeout})
     publisher = await AsyncNatsPublisher.open(s)
     try:
-        await publisher._js.account_info()
+        await publisher.check()
     finally:
         await publisher.close()
 

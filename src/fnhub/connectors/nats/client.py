@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from fnhub.connectors.base import ConnectorConfigError
+from fnhub.connectors.base import ConnectorConfigError, ConnectorError, describe_error
 from fnhub.connectors.nats.settings import NatsSettings, NatsSourceOptions
 from fnhub.connectors.settings import tls_options
 
@@ -52,12 +53,21 @@ async def connect(
     if on_reconnect is not None:
         kw["reconnected_cb"] = on_reconnect
 
+    errors: list[Exception] = []
+
     async def error_cb(exc: Exception) -> None:  # nats-py logs these at error level otherwise
+        errors.append(exc)
+        del errors[:-1]
         if on_error is not None:
             await on_error(exc)
 
     kw["error_cb"] = error_cb
-    return await nats.connect(**kw)
+    # nats-py keeps retrying an unreachable server instead of failing the first connect
+    try:
+        return await asyncio.wait_for(nats.connect(**kw), s.connect_timeout + 0.5)
+    except TimeoutError:
+        why = describe_error(errors[-1]) if errors else "no answer"
+        raise ConnectorError(f"nats {where(s)}: cannot connect: {why}") from None
 
 
 async def stream_of(js: JetStreamContext, topics: list[str], options: NatsSourceOptions) -> str:

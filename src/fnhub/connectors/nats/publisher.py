@@ -25,11 +25,22 @@ class AsyncNatsPublisher:
     async def open(cls, settings: NatsSettings) -> AsyncNatsPublisher:
         try:
             nc = await connect(settings, "fnhub-publisher")
+        except ConnectorError:
+            raise
         except (NatsError, OSError, TimeoutError) as exc:
             raise ConnectorError(
                 f"nats {where(settings)}: cannot connect: {describe_error(exc)}"
             ) from exc
         return cls(settings, nc)
+
+    async def check(self) -> None:
+        """Ask for the account's JetStream limits: fails clearly if JetStream is off."""
+        try:
+            await self._js.account_info()
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise ConnectorError(
+                f"nats {where(self.settings)}: JetStream: {describe_error(exc)}"
+            ) from exc
 
     async def publish(self, topic: str, message: Any, **options: Any) -> None:
         o = parse_model(NatsPublishOptions, options, "nats publish options")

@@ -25,6 +25,7 @@ from fnhub.aio import wait_event
 from fnhub.connectors.base import (
     Backoff,
     ConnectorConfigError,
+    ConnectorError,
     Message,
     ReadingSource,
     describe_error,
@@ -102,7 +103,7 @@ class NatsSource(ReadingSource):
                 await self._pull_forever(
                     nc, f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{self.durable}", inbox
                 )
-            except ConnectorConfigError as exc:
+            except ConnectorError as exc:  # names the server (and the setting) itself
                 self.status.disconnected("reconnecting", str(exc))
                 log.warning("nats source %s: %s", self.client_id, exc)
             except (NatsError, OSError, TimeoutError) as exc:

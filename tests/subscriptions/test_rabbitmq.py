@@ -83,11 +83,12 @@ def names() -> Iterator[dict[str, str]]:
                 await channel.queue_delete(queue)
             except Exception:
                 pass
-        channel = await connection.channel()
-        try:
-            await channel.exchange_delete(made["exchange"])
-        except Exception:
-            pass
+        for exchange in (made["exchange"], f"{made['exchange']}-audit"):
+            channel = await connection.channel()
+            try:
+                await channel.exchange_delete(exchange)
+            except Exception:
+                pass
         await connection.close()
 
     asyncio.run(cleanup())
@@ -157,9 +158,10 @@ def test_the_subscription_reconnects_after_a_broker_restart(make_cluster, conn_r
 @pytest.mark.timeout(150)
 def test_rules_and_scripts_publish_with_confirms(make_cluster, names):
     ex = names["exchange"]
-    outputs = f"{ex}-outputs"
-    names["queues"] += [outputs, f"{ex}-rule", f"{ex}-route"]
+    outputs, audit = f"{ex}-outputs", f"{ex}-audit"
+    names["queues"] += [outputs, audit, f"{ex}-rule", f"{ex}-route"]
     drain_queue(MACHINE_URL, ex, outputs, "out.#")
+    drain_queue(MACHINE_URL, audit, audit, "#")  # an exchange of its own, named by the target
     cluster = make_cluster(
         {"rb": _rabbit(MACHINE_URL, ex)},
         {
@@ -174,7 +176,7 @@ def test_rules_and_scripts_publish_with_confirms(make_cluster, names):
                 "connector": "rb",
                 "topics": ["raw"],
                 "options": {"queue": f"{ex}-route"},
-                "publish": {"topic": "out.route"},
+                "publish": {"topic": "out.route", "options": {"exchange": audit}},
             },
         },
     )
@@ -192,9 +194,8 @@ def test_rules_and_scripts_publish_with_confirms(make_cluster, names):
     finally:
         client.close()
     got: dict[str, bytes] = {}
-    wait_for(lambda: got.update(read_queue(MACHINE_URL, outputs)) or len(got) == 3, 20)
-    assert got == {
-        "out.rule": b'{"topic":"in.a"}',
-        "out.route": b"as is",
-        "out.script": b"hi",
-    }
+    wait_for(lambda: got.update(read_queue(MACHINE_URL, outputs)) or len(got) == 2, 20)
+    assert got == {"out.rule": b'{"topic":"in.a"}', "out.script": b"hi"}
+    routed: dict[str, bytes] = {}
+    wait_for(lambda: routed.update(read_queue(MACHINE_URL, audit)) or len(routed) == 1, 20)
+    assert routed == {"out.route": b"as is"}

@@ -198,3 +198,32 @@ def test_rules_and_scripts_publish_to_jetstream(make_cluster, stream_name):
         f"{low}.out.route": b"as is",
         f"{low}.out.script": b"hi",
     }
+
+
+@pytest.mark.timeout(150)
+def test_multiple_mode_shares_messages_between_servers(make_cluster, stream_name):
+    low = stream_name.lower()
+    add_stream(MACHINE_NATS, stream_name, [f"{low}.>"])
+    cluster = make_cluster(
+        {"nt": _nats(MACHINE_NATS)},
+        {
+            "shared": {
+                "connector": "nt",
+                "topics": [f"{low}.>"],
+                "function": "handlers.count",
+                "mode": "multiple",
+            }
+        },
+    )
+    cluster.set_delay(0.001)
+    cluster.start_worker(processes=2)
+    cluster.start_server("n1")
+    cluster.start_server("n2")
+    wait_for(lambda: cluster.connected("shared") == 2, timeout=20)
+    n = 2000
+    js_publish(MACHINE_NATS, f"{low}.x", [f"m{i}".encode() for i in range(n)])
+    wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.3)
+    assert set(cluster.seen().values()) == {1}  # each message to one server, once
+    wait_for(lambda: sum(s["processed"] for s in cluster.status("shared")) == n, timeout=5)
+    per_server = [s["processed"] for s in cluster.status("shared")]
+    assert len(per_server) == 2 and min(per_server) > 0, per_server

@@ -199,3 +199,33 @@ def test_rules_and_scripts_publish_with_confirms(make_cluster, names):
     routed: dict[str, bytes] = {}
     wait_for(lambda: routed.update(read_queue(MACHINE_URL, audit)) or len(routed) == 1, 20)
     assert routed == {"out.route": b"as is"}
+
+
+@pytest.mark.timeout(150)
+def test_multiple_mode_shares_messages_between_servers(make_cluster, names):
+    queue = f"{names['exchange']}-shared"
+    names["queues"].append(queue)
+    cluster = make_cluster(
+        {"rb": _rabbit(MACHINE_URL, names["exchange"])},
+        {
+            "shared": {
+                "connector": "rb",
+                "topics": ["s.#"],
+                "function": "handlers.count",
+                "mode": "multiple",
+                "options": {"queue": queue},
+            }
+        },
+    )
+    cluster.set_delay(0.001)
+    cluster.start_worker(processes=2)
+    cluster.start_server("n1")
+    cluster.start_server("n2")
+    wait_for(lambda: cluster.connected("shared") == 2, timeout=20)
+    n = 2000
+    amqp_publish(MACHINE_URL, names["exchange"], "s.x", [f"m{i}".encode() for i in range(n)])
+    wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.3)
+    assert set(cluster.seen().values()) == {1}  # each message to one server, once
+    wait_for(lambda: sum(s["processed"] for s in cluster.status("shared")) == n, timeout=5)
+    per_server = [s["processed"] for s in cluster.status("shared")]
+    assert len(per_server) == 2 and min(per_server) > 0, per_server

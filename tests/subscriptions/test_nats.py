@@ -97,7 +97,7 @@ def _nats(port: int) -> dict:
 
 
 @pytest.mark.timeout(180)
-def test_burst_with_a_server_killed_mid_way_loses_nothing(make_cluster, stream_name):
+def test_burst_with_a_server_killed_mid_way_loses_nothing(stream_name, make_cluster):
     subject = f"{stream_name.lower()}.in"
     add_stream(MACHINE_NATS, stream_name, [f"{stream_name.lower()}.>"])
     cluster = make_cluster(
@@ -156,7 +156,7 @@ def test_the_subscription_reconnects_after_a_broker_restart(make_cluster, conn_b
 
 
 @pytest.mark.timeout(150)
-def test_rules_and_scripts_publish_to_jetstream(make_cluster, stream_name):
+def test_rules_and_scripts_publish_to_jetstream(stream_name, make_cluster):
     low = stream_name.lower()
     add_stream(MACHINE_NATS, stream_name, [f"{low}.>"])
     cluster = make_cluster(
@@ -201,7 +201,7 @@ def test_rules_and_scripts_publish_to_jetstream(make_cluster, stream_name):
 
 
 @pytest.mark.timeout(150)
-def test_multiple_mode_shares_messages_between_servers(make_cluster, stream_name):
+def test_multiple_mode_shares_messages_between_servers(stream_name, make_cluster):
     low = stream_name.lower()
     add_stream(MACHINE_NATS, stream_name, [f"{low}.>"])
     cluster = make_cluster(

@@ -71,6 +71,8 @@ def read_queue(url: str, queue: str) -> dict[str, bytes]:
 
 @pytest.fixture
 def names() -> Iterator[dict[str, str]]:
+    """An exchange name of the test's own, and the queues to delete after it: ask for it before
+    `make_cluster`, so the cluster is gone (no consumer to declare them again) when they go."""
     tag = uuid.uuid4().hex[:10]
     made = {"exchange": f"fnhub-e2e-{tag}", "queues": []}
     yield made  # type: ignore[misc]
@@ -99,7 +101,7 @@ def _rabbit(url: str, exchange: str) -> dict:
 
 
 @pytest.mark.timeout(180)
-def test_burst_with_a_server_killed_mid_way_loses_nothing(make_cluster, names):
+def test_burst_with_a_server_killed_mid_way_loses_nothing(names, make_cluster):
     cluster = make_cluster(
         {"rb": _rabbit(MACHINE_URL, names["exchange"])},
         {
@@ -156,7 +158,7 @@ def test_the_subscription_reconnects_after_a_broker_restart(make_cluster, conn_r
 
 
 @pytest.mark.timeout(150)
-def test_rules_and_scripts_publish_with_confirms(make_cluster, names):
+def test_rules_and_scripts_publish_with_confirms(names, make_cluster):
     ex = names["exchange"]
     outputs, audit = f"{ex}-outputs", f"{ex}-audit"
     names["queues"] += [outputs, audit, f"{ex}-rule", f"{ex}-route"]
@@ -202,7 +204,7 @@ def test_rules_and_scripts_publish_with_confirms(make_cluster, names):
 
 
 @pytest.mark.timeout(150)
-def test_multiple_mode_shares_messages_between_servers(make_cluster, names):
+def test_multiple_mode_shares_messages_between_servers(names, make_cluster):
     queue = f"{names['exchange']}-shared"
     names["queues"].append(queue)
     cluster = make_cluster(

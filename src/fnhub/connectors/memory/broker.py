@@ -74,7 +74,7 @@ class MemoryBroker:
         """Up to `n` entries for one member; they stay unacked until `ack` or `give_back`."""
         with _lock:
             g = self.groups[group]
-            out = []
+            out: list[Entry] = []
             while g.queue and len(out) < n:
                 entry = g.queue.popleft()
                 g.unacked[entry.id] = entry

@@ -71,5 +71,5 @@ class NatsPublisher(ThreadedPublisher):
             "nats",
             lambda: AsyncNatsPublisher.open(settings),
             open_timeout=settings.connect_timeout,
-            publish_timeout=NatsPublishOptions().timeout,
+            publish_timeout=NatsPublishOptions.model_validate({}).timeout,
         )

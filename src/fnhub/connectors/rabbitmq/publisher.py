@@ -80,5 +80,5 @@ class RabbitmqPublisher(ThreadedPublisher):
             "rabbitmq",
             lambda: AsyncRabbitmqPublisher.open(settings),
             open_timeout=settings.connect_timeout,
-            publish_timeout=RabbitmqPublishOptions().timeout,
+            publish_timeout=RabbitmqPublishOptions.model_validate({}).timeout,
         )

@@ -35,7 +35,6 @@ from fnhub.connectors.redis.source import (
     GLOB_CHARS,
     RedisPubSubSource,
     RedisStreamSource,
-    _RedisSource,
 )
 
 
@@ -47,7 +46,7 @@ def create_source(
     group: str | None,
     client_id: str,
     options: dict[str, Any],
-) -> _RedisSource:
+) -> RedisPubSubSource | RedisStreamSource:
     opts = parse_model(RedisSourceOptions, options, "redis source options")
     kw: dict[str, Any] = {
         "topics": topics,

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from fnhub.rules.sql import SqlContext, compile_sql
+from fnhub.sql import SqlContext, compile_sql
 
 CTX = SqlContext(qos=1, topic="sensors/berlin/7", client_id="dev-7")
 SITES = ["berlin", "bonn", "paris", "boston", "lima", "bremen"]

@@ -14,7 +14,7 @@ from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import add_enqueue, ensure_groups, iter_results
 from fnhub.tasks import Status, Task, result_for
-from fnhub.worker.child import Finisher
+from fnhub.worker.child import Finisher, Retry
 
 # result payloads around every msgpack str header boundary (fixstr, str8, str16, str32): a
 # small batch travels inside FINISH's argument, a large one (past FINISH_INLINE_BYTES) beside it
@@ -86,7 +86,7 @@ def test_finish_with_a_retry_goes_through_one_multi(services) -> None:
     pipe.execute()
     entries = client.xreadgroup(WORKER_GROUP, "c1", {stream: ">"}, count=10)[0][1]
     finisher = Finisher(client, keys)
-    finisher.add(stream, entries[0][0].decode(), first, ("retry", first, time.time() + 60))
+    finisher.add(stream, entries[0][0].decode(), first, Retry(first, time.time() + 60))
     finisher.add(stream, entries[1][0].decode(), second, result_for(second, Status.SUCCESS))
     finisher.flush()
     assert client.xlen(stream) == 0

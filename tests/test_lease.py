@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aredis
 from tests.private_redis import PrivateRedis
 
-from fnhub.lease import Lease
+from fnhub.lease import Claims, Lease, take
 
 TTL = 3.0
 
@@ -125,4 +125,32 @@ async def test_release_frees_it_at_once_and_only_if_ours(server: PrivateRedis) -
     await a.release()
     assert not a.held
     assert await b.hold()
+    await client.aclose()
+
+
+async def test_take_once_then_it_lapses_by_itself(server: PrivateRedis) -> None:
+    client = _client(server)
+    assert await take(client, "once", "a", 0.3)
+    assert not await take(client, "once", "b", 0.3)  # held: nobody else takes it
+    await asyncio.sleep(0.5)
+    assert await take(client, "once", "b", 0.3)  # lapsed without a release
+    await client.aclose()
+
+
+async def test_claims_renew_only_what_is_still_ours_and_release_one(
+    server: PrivateRedis,
+) -> None:
+    client = _client(server)
+    mine, theirs = Claims(client, "a", TTL), Claims(client, "b", TTL)
+    async with client.pipeline(transaction=False) as pipe:
+        for key in ("c1", "c2"):
+            mine.take(pipe, key)
+        theirs.take(pipe, "c3")
+        assert await pipe.execute() == [True, True, True]
+    assert await mine.renew(["c1", "c2", "c3"]) == [True, True, False]
+    assert await client.pttl("c1") > (TTL - 0.5) * 1000
+    await theirs.release("c1")  # not b's: nothing happens
+    await mine.release("c2")
+    assert await client.get("c1") == b"a" and await client.get("c2") is None
+    assert await mine.renew(["c1", "c2"]) == [True, False]
     await client.aclose()

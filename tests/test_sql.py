@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from fnhub.rules.sql import Query, SqlContext, SqlSyntaxError, compile_sql
+from fnhub.sql import Query, SqlContext, SqlSyntaxError, compile_sql
 
 CTX = SqlContext(qos=0, topic="t", client_id="c")
 

@@ -11,7 +11,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fnhub.rules.sql import SqlContext, SqlSyntaxError, compile_sql
+from fnhub.sql import SqlContext, SqlSyntaxError, compile_sql
 
 CTX = SqlContext(qos=1, topic="a/b", client_id="c1")
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,6 @@ at a role's start, for Redis and the database to come up (they may start after i
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_client import redis_url, sync_redis
@@ -91,13 +91,13 @@ def _wait_until_up(
 ) -> bool:
     """Call `check` until it stops failing; meanwhile say why, and retry with exponential
     backoff and jitter (machines that restart together do not knock in step)."""
-    delay = FIRST_RETRY_SECONDS
+    backoff = Backoff(initial=FIRST_RETRY_SECONDS, cap=MAX_RETRY_SECONDS)
     waited = False
     while not stopped():
         try:
             check()
         except (redis.RedisError, SQLAlchemyError, OSError) as exc:
-            pause = random.uniform(delay / 2, delay)
+            pause = backoff.next()
             log.warning(
                 "waiting for %s at %s: %s; retrying in %.1fs", what, where, _reason(exc), pause
             )
@@ -105,7 +105,6 @@ def _wait_until_up(
             until = time.monotonic() + pause
             while not stopped() and (left := until - time.monotonic()) > 0:
                 time.sleep(min(left, 0.1))
-            delay = min(delay * 2, MAX_RETRY_SECONDS)
             continue
         if waited:
             log.info("%s at %s is up", what, where)

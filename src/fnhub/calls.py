@@ -17,7 +17,7 @@ from fnhub import json_values
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.scripts.registry import ActiveScripts
-from fnhub.tasks import Task, new_task_id
+from fnhub.tasks import Origin, Task, new_task_id
 
 
 class CallError(Exception):
@@ -54,7 +54,7 @@ class TaskMaker:
         active: ActiveScripts,
         ref: str,
         *,
-        origin: str = "direct",
+        origin: Origin = Origin.DIRECT,
         origin_id: str | None = None,
         queue: str | None = None,
         timeout: float | None = None,
@@ -143,7 +143,7 @@ def make_task(
     return TaskMaker(settings, active, ref, **options)(kwargs, meta)
 
 
-DEFAULT_QUEUES = {"cron": "cron", "subscription": "sub", "endpoint_async": "async"}
+DEFAULT_QUEUES: dict[str, str] = {Origin.CRON: "cron", Origin.SUBSCRIPTION: "sub"}
 _encode = msgspec.msgpack.Encoder().encode
 
 

@@ -423,7 +423,7 @@ from fnhub.websub.cli import websub_app  # noqa: E402
 
 app.add_typer(websub_app, name="websub")
 
-from fnhub.rules.cli import import_app  # noqa: E402
+from fnhub.baetyl.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
 

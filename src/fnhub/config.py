@@ -174,7 +174,6 @@ class Settings(BaseSettings):
     #: `MemoryLimitExceeded` (polled every 50 ms, so a fast allocation may overshoot a little).
     #: 0: no limit
     child_memory_limit_mb: int = 1024
-    reclaim_idle_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
 

@@ -26,7 +26,7 @@ from fnhub.calls import CallError, TaskMaker
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.queue import STATUS_TTL_SECONDS
-from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.scripts.registry import ActiveScripts, read_active
 from fnhub.tasks import Status, Task, decode_task, encode, result_for
 
 #: why a bulk action skipped a dead letter that went meanwhile
@@ -205,14 +205,6 @@ def get(client: redis.Redis, keys: Keys, letter_id: str) -> DeadLetter | None:
     return _letter(*found[0]) if found else None
 
 
-def active_scripts(client: redis.Redis, keys: Keys) -> ActiveScripts:
-    pipe = client.pipeline(transaction=False)
-    pipe.get(keys.scripts_revision)
-    pipe.hgetall(keys.scripts)
-    revision, raw = pipe.execute()
-    return parse_active(raw, int(revision or 0))
-
-
 class ReplayError(Exception):
     """Why a dead letter cannot be replayed (it stays where it is)."""
 
@@ -260,7 +252,7 @@ def replay(
     """Replay these dead letters (see the module docstring); a letter gone meanwhile (replayed
     or discarded elsewhere) is skipped, as is one that cannot be replayed."""
     outcome = BulkResult()
-    active = active_scripts(client, keys)
+    active = read_active(client, keys)
     for start in range(0, len(letters), SCAN_CHUNK):
         pipe = client.pipeline(transaction=False)
         sent: list[tuple[DeadLetter, Task]] = []

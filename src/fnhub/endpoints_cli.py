@@ -124,9 +124,10 @@ def _active_scripts(client: redis.Redis, settings: Settings) -> Any:
 
 def _tell_servers(client: redis.Redis, settings: Settings) -> None:
     from fnhub.keys import Keys
+    from fnhub.revisions import bump
 
     try:
-        client.incr(Keys(settings.key_prefix).endpoints_revision)
+        bump(client, Keys(settings.key_prefix).endpoints_revision)
     except (redis.RedisError, OSError):
         err.print("[dim]no server is reachable: servers load endpoints as they start[/dim]")
 

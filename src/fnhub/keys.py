@@ -16,9 +16,6 @@ class Keys:
         """Stream of task envelopes for one queue; consumer group `workers`."""
         return f"{self.prefix}:q:{name}"
 
-    def queue_name(self, stream: str) -> str:
-        return stream.removeprefix(f"{self.prefix}:q:")
-
     @property
     def bundled(self) -> str:
         """Hash queue stream → how many more tasks it holds than entries (a bundle entry of n
@@ -146,9 +143,6 @@ class Keys:
 
     def cache(self, scope: str, key: str) -> str:
         return f"{self.prefix}:cache:{scope}:{key}"
-
-    def cache_pattern(self, scope: str) -> str:
-        return f"{self.prefix}:cache:{scope}:*"
 
     # --- WebSub hub (fnhub.websub) ---------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 A lease is a key holding its owner's id, with a TTL. `HOLD` takes it when free or renews it
 when ours, in one atomic call; `RELEASE` deletes it only if ours; `RENEW_MANY` renews many at
-once (the WebSub hub's claims). Every lease in fnhub goes through these scripts: subscriptions'
-`single` mode, the cron beat's leadership, the WebSub ingest forwarder and delivery claims.
+once (the WebSub hub's claims). Every lease in fnhub goes through this module: subscriptions'
+`single` mode, the cron beat's leadership and the WebSub ingest forwarder (`Lease`), the WebSub
+delivery claims (`Claims`), and leases taken once and left to lapse (`take`: the WebSub
+reclaim pass, the supervisor's release of a dead worker's consumer).
 
 `Lease` is one owner's view of one lease, by its own clock: it holds the lease until `ttl`
 minus a safety margin after it *sent* the last call that took or renewed it. Redis counts the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
@@ -111,3 +114,35 @@ class Lease:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._release(keys=[self.key], args=[self.owner])
+
+
+def take(client: Any, key: str, owner: str, ttl: float) -> Any:
+    """Take the lease if nobody holds it, left to lapse after `ttl` seconds (SET NX PX).
+
+    `client` is a sync or asyncio Redis client or a pipeline: the result is what its `set`
+    returns (truthy when taken; awaitable for asyncio; queued on a pipeline)."""
+    return client.set(key, owner, nx=True, px=int(ttl * 1000))
+
+
+class Claims:
+    """Many leases of one owner renewed together (the WebSub hub's delivery claims): taken one
+    by one with `take`, renewed in one call, released one by one."""
+
+    def __init__(self, client: aredis.Redis, owner: str, ttl: float) -> None:
+        self.owner = owner
+        self.ttl = ttl
+        self._renew = client.register_script(RENEW_MANY)
+        self._release = client.register_script(RELEASE)
+
+    def take(self, pipe: Any, key: str) -> Any:
+        """Queue taking `key` on a pipeline (or await it on a client)."""
+        return take(pipe, key, self.owner, self.ttl)
+
+    async def renew(self, keys: list[str]) -> list[bool]:
+        """Renew each key still ours; False for those another owner took or that lapsed."""
+        answers = await self._renew(keys=keys, args=[self.owner, int(self.ttl * 1000)])
+        return [bool(a) for a in answers]
+
+    async def release(self, key: str) -> None:
+        """Give one claim up (if still ours)."""
+        await self._release(keys=[key], args=[self.owner])

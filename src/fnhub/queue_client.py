@@ -3,7 +3,6 @@ use to call functions on the server's machine. Callers elsewhere use `fnhub.Clie
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -15,8 +14,9 @@ from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.queue import add_enqueue, iter_results
 from fnhub.redis_client import sync_redis
-from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.scripts.registry import ActiveScripts, read_active
 from fnhub.tasks import Task, TaskResult
+from fnhub.worker.presence import live_workers
 
 
 class QueueClient:
@@ -30,21 +30,11 @@ class QueueClient:
         self._early: dict[str, TaskResult] = {}
 
     def active(self) -> ActiveScripts:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self.keys.scripts_revision)
-        pipe.hgetall(self.keys.scripts)
-        revision, raw = pipe.execute()
-        return parse_active(raw, int(revision or 0))
+        return read_active(self.redis, self.keys)
 
     def workers(self) -> dict[str, dict[str, Any]]:
         """Live workers (heartbeat not expired) by id."""
-        raw = self.redis.hgetall(self.keys.workers)
-        alive = {}
-        for worker_id, info in raw.items():
-            wid = worker_id.decode()
-            if self.redis.exists(self.keys.worker_alive(wid)):
-                alive[wid] = json.loads(info)
-        return alive
+        return live_workers(self.redis, self.keys)
 
     def queue_has_worker(self, queue: str) -> bool:
         return any(queue in w["queues"] for w in self.workers().values())

@@ -49,6 +49,7 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
+from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.nesting import nests_deeper
@@ -157,6 +158,7 @@ _ROW_ORDER = (
     "trigger_time", "start_time", "end_time", "wait_ms", "run_ms", "result", "error_type",
     "error_message", "traceback", "logs", "replay_of",
 )  # fmt: skip
+_ID = _ROW_ORDER.index("id")
 _ATTEMPT = _ROW_ORDER.index("attempt")
 _STATUS = _ROW_ORDER.index("status")
 
@@ -227,9 +229,9 @@ def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
         return
     by_id: dict[str, tuple[Any, ...]] = {}
     for row in rows:  # per id, the latest attempt; of one attempt, the last word
-        kept = by_id.get(row[0])
+        kept = by_id.get(row[_ID])
         if kept is None or row[_ATTEMPT] >= kept[_ATTEMPT]:
-            by_id[row[0]] = row
+            by_id[row[_ID]] = row
     attempts = [
         tuple(row[i] for i in _ATTEMPT_FROM_ROW) for row in rows if row[_STATUS] == Status.RETRYING
     ]
@@ -582,20 +584,19 @@ class Recorder:
         and not acknowledged."""
         self._forget_held()
         self._reread_pending = True
-        backoff = 0.5
+        backoff = Backoff(initial=0.5, cap=10.0)
         while not stop.is_set():
             try:
                 self.ensure_group()
                 while not stop.is_set():
                     self._turn(stop)
-                    backoff = 0.5
+                    backoff.reset()
                     if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
                         self.prune()
                         self._pruned_at = time.monotonic()
             except (redis.RedisError, SQLAlchemyError, OSError) as exc:
                 log.warning("task recorder paused: %s", exc)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                stop.wait(backoff.next())
         try:
             self.flush()
         except (redis.RedisError, SQLAlchemyError, OSError) as exc:  # claimed later elsewhere

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fnhub.bootstrap import open_services
 from fnhub.config import Settings
+from fnhub.revisions import bump
 
 #: milliseconds of quiet after a change before publishing (editors write files in steps)
 DEBOUNCE_MS = 50
@@ -77,6 +78,6 @@ class ScriptReloader:
             for name in removed:
                 self.write(f"reload: {name} removed (its file is gone)")
             if removed or any(p.changed for p in published):
-                services.redis.incr(services.keys.project_revision)
+                bump(services.redis, services.keys.project_revision)
         finally:
             services.close()

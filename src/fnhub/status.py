@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -15,14 +14,11 @@ from fnhub.queue import QUEUE_LENGTHS
 from fnhub.store.db import Database
 from fnhub.subscriptions.manager import STATUS_STALE_SECONDS
 from fnhub.subscriptions.models import Subscription
+from fnhub.worker.presence import live_workers
 
 
 def gather(client: redis.Redis, keys: Keys, db: Database, queues: list[str]) -> dict[str, Any]:
-    workers = []
-    for worker_id, info in client.hgetall(keys.workers).items():
-        wid = worker_id.decode()
-        if client.exists(keys.worker_alive(wid)):
-            workers.append({"id": wid, **json.loads(info)})
+    workers = [{"id": wid, **info} for wid, info in live_workers(client, keys).items()]
     streams = [keys.queue(queue) for queue in queues]
     lengths = client.eval(QUEUE_LENGTHS, len(streams), *streams, keys.bundled) if streams else []
     queue_rows = []

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import random
 import threading
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_client import sync_redis
@@ -115,20 +115,18 @@ def current_counter() -> RestartCounter:
     return restart_counter.get() or _unreported
 
 
-class _Backoff:
-    """Doubling delays from MIN_DELAY_SECONDS up to `cap`, each drawn from its upper half, so
-    loops that failed together (Redis came back odd) restart apart."""
+class _RestartDelays:
+    """Doubling delays from MIN_DELAY_SECONDS up to `cap`, with jitter so loops that failed
+    together (Redis came back odd) restart apart; a loop that ran HEALTHY_SECONDS before it
+    failed starts from the shortest delay again."""
 
     def __init__(self, cap: float) -> None:
-        self.cap = cap
-        self.failures = 0
+        self.backoff = Backoff(initial=min(MIN_DELAY_SECONDS, cap), cap=cap)
 
     def next(self, ran_for: float) -> float:
         if ran_for >= HEALTHY_SECONDS:
-            self.failures = 0
-        delay = min(self.cap, MIN_DELAY_SECONDS * 2**self.failures)
-        self.failures += 1
-        return delay * random.uniform(0.5, 1.0)
+            self.backoff.reset()
+        return self.backoff.next()
 
 
 def _name(loop: str, label: str) -> str:
@@ -147,7 +145,7 @@ async def supervise(
     `loop` (the metric's label: a kind of loop, not one per subscription), wait, and await a
     new `factory()`. `label` names the instance in logs. Cancelling this task passes straight
     through; a CancelledError the loop raised while nobody cancelled it is a failure like any."""
-    backoff = _Backoff(max_delay)
+    backoff = _RestartDelays(max_delay)
     task = asyncio.current_task()
     while True:
         started = time.monotonic()
@@ -185,7 +183,7 @@ def run_restarting(
 ) -> None:
     """The thread twin of `supervise`: call `target()` until it returns or `stopped()`;
     backoffs end early once `stopped()` (checked every 0.1 s)."""
-    backoff = _Backoff(max_delay)
+    backoff = _RestartDelays(max_delay)
     while not stopped():
         started = time.monotonic()
         try:

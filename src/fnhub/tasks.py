@@ -26,6 +26,19 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
+class Origin(StrEnum):
+    """What started a task (`origin`; `origin_id` says which one). Stored and sent as the plain
+    string, and typed `str` on the wire, so a record or entry with an origin this version does
+    not know still reads; a replay keeps the dead task's origin."""
+
+    DIRECT = "direct"  # QueueClient: the CLI (`fnhub call`), tests, benches
+    API = "api"  # POST /functions/{ref}/call|submit|call-many (fnhub.Client included)
+    ENDPOINT = "endpoint"  # a published endpoint, sync or async
+    ENDPOINT_AUTH = "endpoint_auth"  # an endpoint's auth function
+    CRON = "cron"  # a cron tick, or a job's "run now"
+    SUBSCRIPTION = "subscription"  # a broker message
+
+
 FINAL_STATUSES = frozenset(
     {Status.SUCCESS, Status.FAILURE, Status.TIMEOUT, Status.EXPIRED, Status.DEAD, Status.SKIPPED}
 )
@@ -55,7 +68,7 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     function: str  # "script.func"
     version: str = ""  # script version hash the trigger saw; "" = the active one
     kwargs: dict[str, Any] = {}
-    origin: str = "direct"  # direct | endpoint | cron | subscription | websub | system
+    origin: str = Origin.DIRECT
     origin_id: str = ""
     queue: str = "sync"
     timeout: float = 30.0
@@ -83,7 +96,7 @@ class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     function: str
     status: str
     version: str = ""
-    origin: str = "direct"
+    origin: str = Origin.DIRECT
     origin_id: str = ""
     queue: str = "sync"
     kwargs: dict[str, Any] = {}

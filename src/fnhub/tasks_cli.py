@@ -27,6 +27,7 @@ from fnhub.cli_output import out as _out
 from fnhub.cli_output import print_json as _print_json
 from fnhub.cli_output import show as _print
 from fnhub.cli_settings import ProjectOpt, settings_or_exit
+from fnhub.tasks import Origin
 
 tasks_app = typer.Typer(
     help="Task records and dead letters. Without a command: list the newest records."
@@ -136,7 +137,9 @@ def tasks(
     project: ProjectOpt = None,
     function: FunctionOpt = None,
     status: Annotated[str | None, typer.Option("--status", "-s", help="only this status")] = None,
-    origin: Annotated[str | None, typer.Option(help="only this origin (cron, endpoint...)")] = None,
+    origin: Annotated[
+        str | None, typer.Option(help=f"only this origin ({', '.join(Origin)})")
+    ] = None,
     origin_id: Annotated[str | None, typer.Option(help="only this origin id")] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,

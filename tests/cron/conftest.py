@@ -14,9 +14,10 @@ import redis
 from fnhub.bootstrap import Services, open_services
 from fnhub.config import Settings
 from fnhub.cron.beat import Beat
-from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
+from fnhub.cron.jobs import CronJobSpec, JobStore, check
 from fnhub.queue_client import QueueClient
 from fnhub.redis_client import async_redis
+from fnhub.revisions import bump
 from fnhub.tasks import Task, decode_task
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -92,9 +93,7 @@ def add_job(services: Services, **fields: object) -> CronJobSpec:
     spec = CronJobSpec(**fields)  # type: ignore[arg-type]
     check(spec, QueueClient(services.settings, services.redis).active(), "UTC")
     JobStore(services.db).replace(spec)
-    pipe = services.redis.pipeline()
-    add_bump(pipe, services.keys)
-    pipe.execute()
+    bump(services.redis, services.keys.cron_revision)
     return spec
 
 

@@ -15,7 +15,7 @@ import yaml
 from tests.conftest import REDIS_URL
 from tests.rules.conftest import fnhub_cmd
 
-from fnhub.rules.baetyl_import import BaetylImportError, convert, write_project
+from fnhub.baetyl.importer import BaetylImportError, convert, write_project
 
 SEED = Path(__file__).parent / "baetyl_seed"
 MANAGER = SEED / "function-manager-conf" / "service.yml"

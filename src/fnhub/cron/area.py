@@ -15,8 +15,9 @@ from pydantic import Field
 from fnhub.calls import CallError
 from fnhub.cron import control
 from fnhub.cron.beat import Beat
-from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, add_bump, check, row_json, spec_of
-from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, check, row_json, spec_of
+from fnhub.revisions import bump
+from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.server.access import current_actor
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError, responses
@@ -51,11 +52,7 @@ def _error(exc: CronJobError | CallError | ValueError) -> ApiError:
 
 
 async def _active(ctx: ServerContext) -> ActiveScripts:
-    pipe = ctx.redis.pipeline(transaction=False)
-    pipe.get(ctx.keys.scripts_revision)
-    pipe.hgetall(ctx.keys.scripts)
-    revision, raw = await pipe.execute()
-    return parse_active(raw, int(revision or 0))
+    return await read_active_async(ctx.redis, ctx.keys)
 
 
 async def _statuses(ctx: ServerContext, specs: list[CronJobSpec]) -> tuple[Any, list[Any]]:
@@ -73,9 +70,8 @@ async def _checked(ctx: ServerContext, spec: CronJobSpec) -> None:
 
 
 async def _bump(ctx: ServerContext) -> None:
-    pipe = ctx.redis.pipeline(transaction=False)
-    add_bump(pipe, ctx.keys)
-    await pipe.execute()
+    """Tell running beats to reload the jobs."""
+    await bump(ctx.redis, ctx.keys.cron_revision)
 
 
 async def _get(ctx: ServerContext, job_id: str) -> CronJobSpec:
@@ -133,7 +129,7 @@ async def delete_job(ctx: Ctx, job_id: str, who: Actor) -> None:
         raise _error(exc) from exc
     pipe = ctx.redis.pipeline(transaction=True)
     control.add_forget(pipe, ctx.keys, job_id)
-    add_bump(pipe, ctx.keys)
+    bump(pipe, ctx.keys.cron_revision)
     await pipe.execute()
 
 

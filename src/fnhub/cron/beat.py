@@ -53,9 +53,9 @@ from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.lease import Lease
 from fnhub.queue import add_result
-from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.store.db import Database
-from fnhub.tasks import Status, Task, encode, new_task_id, result_for
+from fnhub.tasks import Origin, Status, Task, encode, new_task_id, result_for
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +231,7 @@ class Beat:
             self._specs = [spec_of(r) for r in rows if r.enabled]
             self._created = {r.id: r.created_at for r in rows}
         if old is None or force or revisions[1] != old[1]:
-            raw = await self.redis.hgetall(self.keys.scripts)
-            self._active = parse_active(raw, int(revisions[1] or 0))
+            self._active = await read_active_async(self.redis, self.keys)
         if old is None or force or revisions[2] != old[2]:
             raw = await self.redis.hgetall(self.keys.cron_dynamic)
             self._dynamic = {
@@ -298,7 +297,7 @@ class Beat:
             self._active,
             spec.function,
             spec.kwargs,
-            origin="cron",
+            origin=Origin.CRON,
             origin_id=spec.id,
             queue=spec.queue or None,
             record_limit=limit if limit is not None else self.settings.cron_record_limit,

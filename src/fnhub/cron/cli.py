@@ -36,11 +36,10 @@ def _fail(exc: Exception, code: int = 1) -> typer.Exit:
 
 
 def _bump(services: Any) -> None:
-    from fnhub.cron.jobs import add_bump
+    """Tell running beats to reload the jobs."""
+    from fnhub.revisions import bump
 
-    pipe = services.redis.pipeline(transaction=False)
-    add_bump(pipe, services.keys)
-    pipe.execute()
+    bump(services.redis, services.keys.cron_revision)
 
 
 def _active(services: Any) -> Any:

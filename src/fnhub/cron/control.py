@@ -21,7 +21,7 @@ from fnhub.keys import Keys
 from fnhub.queue import add_enqueue
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.store.db import Database
-from fnhub.tasks import Task
+from fnhub.tasks import Origin, Task
 
 #: a pause is a key TTL in milliseconds: at least one, and at most about ten years
 PAUSE_MIN_SECONDS = 0.001
@@ -62,7 +62,7 @@ def run_now(settings: Settings, active: ActiveScripts, spec: CronJobSpec, pipe: 
         active,
         spec.function,
         spec.kwargs,
-        origin="cron",
+        origin=Origin.CRON,
         origin_id=spec.id,
         queue=spec.queue or None,
         record_limit=limit,

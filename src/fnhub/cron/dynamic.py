@@ -18,13 +18,15 @@ import json
 import time
 
 from fnhub import runtime
+from fnhub.revisions import bump
+from fnhub.tasks import Origin
 
 
 def _job(job_id: str | None) -> str:
     if job_id:
         return job_id
     task = runtime.current_task.get()
-    if task is None or task.origin != "cron":
+    if task is None or task.origin != Origin.CRON:
         raise ValueError("not running as a cron job: pass job_id=")
     return task.origin_id
 
@@ -49,7 +51,7 @@ def set_expression(
     keys = runtime.keys()
     pipe = runtime.redis_client().pipeline(transaction=True)
     pipe.hset(keys.cron_dynamic, job, json.dumps(value))
-    pipe.incr(keys.cron_dynamic_revision)
+    bump(pipe, keys.cron_dynamic_revision)
     pipe.execute()
 
 
@@ -70,7 +72,7 @@ def clear_expression(job_id: str | None = None) -> None:
     keys = runtime.keys()
     pipe = runtime.redis_client().pipeline(transaction=True)
     pipe.hdel(keys.cron_dynamic, _job(job_id))
-    pipe.incr(keys.cron_dynamic_revision)
+    bump(pipe, keys.cron_dynamic_revision)
     pipe.execute()
 
 

@@ -1,8 +1,8 @@
 """Cron jobs as a resource: the spec callers send, its checks, and the table's read/write store.
 
 Every change goes through `JobStore` (which audits it, in the change's transaction), and its
-caller bumps `keys.cron_revision` afterwards (`add_bump`), so running beats reload; a beat never
-queries the table per tick.
+caller bumps `keys.cron_revision` afterwards (`fnhub.revisions.bump`), so running beats reload;
+a beat never queries the table per tick.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from fnhub.cron.models import CronJob
 from fnhub.cron.schedule import CronExpressionError, validate
 from fnhub.functions import FunctionInfo
 from fnhub.json_values import PortableObject
-from fnhub.keys import Keys
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.store.db import Database
 
@@ -179,17 +178,6 @@ class JobStore:
             audit.record(session, actor, action, _resource(spec.id), before, _state(row))
         return row
 
-    def set_enabled(self, job_id: str, enabled: bool, *, actor: str = audit.SYSTEM) -> CronJob:
-        with self.db.session() as session, session.begin():
-            row = session.get(CronJob, job_id)
-            if row is None:
-                raise CronJobError("not_found", f"no cron job '{job_id}'")
-            before = _state(row)
-            row.enabled = enabled
-            row.updated_at = time.time()
-            audit.record(session, actor, "cron_job.update", _resource(job_id), before, _state(row))
-        return row
-
     def delete(self, job_id: str, *, actor: str = audit.SYSTEM) -> None:
         with self.db.session() as session, session.begin():
             row = session.get(CronJob, job_id)
@@ -238,11 +226,6 @@ def _resource(job_id: str) -> str:
 def _state(row: CronJob) -> dict[str, Any]:
     """What the audit log compares: the job's definition and whether apply owns it."""
     return {**spec_of(row).model_dump(), "provisioned": row.provisioned}
-
-
-def add_bump(pipe: Any, keys: Keys) -> None:
-    """Tell running beats to reload the jobs."""
-    pipe.incr(keys.cron_revision)
 
 
 def row_json(row: CronJob) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from fnhub import audit, project
 from fnhub.config import Settings
-from fnhub.cron.jobs import CronJobSpec, JobStore, add_bump, check
+from fnhub.cron.jobs import CronJobSpec, JobStore, check
+from fnhub.revisions import bump
 
 
 def apply_cron_jobs(settings: Settings, value: Any) -> project.SectionChanges:
@@ -49,9 +50,7 @@ def apply_cron_jobs(settings: Settings, value: Any) -> project.SectionChanges:
             except ValueError as exc:
                 raise ValueError(f"fnhub.yaml: {exc}") from exc
         changes = JobStore(services.db).sync_provisioned(specs, actor=audit.PROJECT)
-        pipe = services.redis.pipeline(transaction=False)
-        add_bump(pipe, services.keys)
-        pipe.execute()
+        bump(services.redis, services.keys.cron_revision)
     finally:
         services.close()
     return project.SectionChanges("cron_jobs", **changes)

@@ -1,7 +1,9 @@
 """The active scripts as producers and workers see them, read from the Redis mirror.
 
-`parse_active` turns the `scripts` hash into lookups; callers fetch the hash with whichever
-client they hold (sync or asyncio) and refresh when the scripts revision moves.
+Everyone reads them through `read_active` (sync) or `read_active_async`: the `scripts` hash
+turned into lookups, labelled with the scripts revision read before it, so a change published
+while we read is read again at the next refresh. Given what a caller already holds, the hash
+is read only when the revision moved.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import msgspec
+import redis
+import redis.asyncio as aredis
 
 from fnhub.functions import FunctionInfo
+from fnhub.keys import Keys
 
 
 class ActiveScript(msgspec.Struct):
@@ -40,3 +45,35 @@ def parse_active(raw: dict[bytes, bytes], revision: int) -> ActiveScripts:
         for fn in script.functions:
             active.functions[fn.ref] = fn
     return active
+
+
+def read_active(
+    client: redis.Redis, keys: Keys, known: ActiveScripts | None = None
+) -> ActiveScripts:
+    """The active scripts; `known` itself when the revision has not moved since it was read."""
+    if known is None:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(keys.scripts_revision)
+        pipe.hgetall(keys.scripts)
+        revision, raw = pipe.execute()
+        return parse_active(raw, int(revision or 0))
+    revision = int(client.get(keys.scripts_revision) or 0)
+    if revision == known.revision:
+        return known
+    return parse_active(client.hgetall(keys.scripts), revision)
+
+
+async def read_active_async(
+    client: aredis.Redis, keys: Keys, known: ActiveScripts | None = None
+) -> ActiveScripts:
+    """`read_active` on an asyncio client."""
+    if known is None:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(keys.scripts_revision)
+        pipe.hgetall(keys.scripts)
+        revision, raw = await pipe.execute()
+        return parse_active(raw, int(revision or 0))
+    revision = int(await client.get(keys.scripts_revision) or 0)
+    if revision == known.revision:
+        return known
+    return parse_active(await client.hgetall(keys.scripts), revision)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from fnhub import audit
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
+from fnhub.revisions import bump
 from fnhub.scripts.inspect import ScriptError, inspect_scripts
 from fnhub.store.db import Database
 from fnhub.store.models import Script, ScriptVersion
@@ -205,7 +206,7 @@ class ScriptStore:
             pipe.hset(self.keys.scripts, mapping=entries)
         for row in rows:
             pipe.set(self.keys.script_code(row.script, row.hash), row.code)
-        pipe.incr(self.keys.scripts_revision)
+        bump(pipe, self.keys.scripts_revision)
         pipe.execute()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
+from fnhub.backoff import Backoff
 from fnhub.calls import CallError, make_task
 from fnhub.queue import (
     ENQUEUE_MANY,
@@ -32,11 +32,12 @@ from fnhub.queue import (
     iter_results,
 )
 from fnhub.redis_client import async_redis
-from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.server.context import ServerContext
 from fnhub.server.errors import ApiError
 from fnhub.supervised import spawn
 from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
+from fnhub.worker.presence import live_workers_async
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,6 @@ class Caller:
         self.queue_processes: dict[str, int] = {}  # worker processes reading each queue
         self.queue_lengths: dict[str, int] = {}
         self.workers: dict[str, dict[str, Any]] = {}
-        self.revision_listeners: list[Any] = []  # async callables run after each refresh
         self._waiting: dict[str, Waiter] = {}
         self._watchers: dict[str, list[asyncio.Future[TaskResult]]] = {}
         self._reader_redis: aredis.Redis | None = None
@@ -164,29 +164,14 @@ class Caller:
     async def refresh(self) -> None:
         """Re-read the scripts (if their revision moved), live workers and queue lengths."""
         async with self._refresh_lock:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.get(self.keys.scripts_revision)
-            pipe.hgetall(self.keys.workers)
-            revision_raw, workers_raw = await pipe.execute()
-            revision = int(revision_raw or 0)
-            if revision != self.active.revision:
-                raw = await self.redis.hgetall(self.keys.scripts)
-                self.active = parse_active(raw, revision)
-            ids = [w.decode() for w in workers_raw]
-            pipe = self.redis.pipeline(transaction=False)
-            for wid in ids:
-                pipe.exists(self.keys.worker_alive(wid))
-            alive_flags = await pipe.execute() if ids else []
-            workers: dict[str, dict[str, Any]] = {}
+            self.active = await read_active_async(self.redis, self.keys, self.active)
+            workers = await live_workers_async(self.redis, self.keys)
             counts: dict[str, int] = {}
             processes: dict[str, int] = {}
-            for wid, alive in zip(ids, alive_flags, strict=True):
-                if alive:
-                    info = json.loads(workers_raw[wid.encode()])
-                    workers[wid] = info
-                    for q in info.get("queues", ()):
-                        counts[q] = counts.get(q, 0) + 1
-                        processes[q] = processes.get(q, 0) + int(info.get("processes", 1))
+            for info in workers.values():
+                for q in info.get("queues", ()):
+                    counts[q] = counts.get(q, 0) + 1
+                    processes[q] = processes.get(q, 0) + int(info.get("processes", 1))
             queues = sorted(set(counts) | set(self.settings.queues))
             lengths = await self._queue_lengths(
                 keys=[self.keys.queue(q) for q in queues], args=[self.keys.bundled]
@@ -387,20 +372,19 @@ class Caller:
     # -- the reply reader --------------------------------------------------------------------
     async def _read_replies(self) -> None:
         assert self._reader_redis is not None
-        backoff = 0.1
+        backoff = Backoff(initial=0.1, cap=5.0)
         read = 0
         while not self._stopping:
             try:
                 response = await self._reader_redis.xread(
                     {self.reply_stream: self._last_reply}, count=1000, block=5000
                 )
-                backoff = 0.1
+                backoff.reset()
             except (redis.RedisError, OSError) as exc:
                 if self._stopping:
                     return
                 log.warning("reply reader cannot read %s: %s", self.reply_stream, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
                 continue
             for _stream, entries in response or ():
                 for entry_id, fields in entries:

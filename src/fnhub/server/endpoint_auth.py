@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from fnhub.server import redaction
 from fnhub.server.errors import ApiError
+from fnhub.tasks import Origin
 
 if TYPE_CHECKING:
     from fnhub.server.endpoints import LiveEndpoint
@@ -121,7 +122,7 @@ async def _check_function(
     task = await caller.make(
         auth["function"],
         {"request": described},
-        origin="endpoint_auth",
+        origin=Origin.ENDPOINT_AUTH,
         origin_id=endpoint,
         reply_to=caller.reply_stream,
     )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
+from fnhub.revisions import bump
 from fnhub.secret_box import SecretBox
 from fnhub.server import endpoint_auth, redaction, request_kwargs, throttle
 from fnhub.server.api.tasks import task_state
@@ -25,7 +26,7 @@ from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
 from fnhub.server.render import failure_response, json_response, render_value
 from fnhub.server.schemas import TaskState
-from fnhub.tasks import Status
+from fnhub.tasks import Origin, Status
 
 CHECK_SECONDS = 1.0
 
@@ -100,7 +101,7 @@ class EndpointRegistry:
 
     async def changed(self) -> None:
         """Bump the revision (every server reloads within a second) and reload here now."""
-        await self.ctx.redis.incr(self.ctx.keys.endpoints_revision)
+        await bump(self.ctx.redis, self.ctx.keys.endpoints_revision)
         self.checked_at = 0.0
         await self.get("")
 
@@ -181,7 +182,7 @@ async def _serve(request: Request, name: str) -> Response:
     task = await caller.make(
         ep.function,
         kwargs,
-        origin="endpoint",
+        origin=Origin.ENDPOINT,
         origin_id=name,
         timeout=ep.timeout,
         queue="async" if ep.mode == "async" else None,
@@ -239,7 +240,7 @@ async def endpoint_task(
     they are the function author's, not its callers'."""
     ep, _body = await _open(request, name)
     state = await task_state(request.app, task_id, wait)
-    if state is None or (state["origin"], state["origin_id"]) != ("endpoint", name):
+    if state is None or (state["origin"], state["origin_id"]) != (Origin.ENDPOINT, name):
         raise ApiError(404, "unknown_task", f"no task '{task_id}' of endpoint '{name}'")
     if not ep.show_logs:
         state["logs"] = None

@@ -18,6 +18,7 @@ from typing import Any
 
 from fnhub import audit, project
 from fnhub.config import Settings
+from fnhub.revisions import bump
 from fnhub.server.endpoint_spec import EndpointIn
 from fnhub.server.endpoint_store import (
     EndpointSpecError,
@@ -52,7 +53,7 @@ def apply_endpoints(settings: Settings, value: Any) -> project.SectionChanges:
         box = SecretBox(resolve_secret_key(settings))
         with services.db.session() as session, session.begin():
             changes = sync_provisioned(session, box, specs, actor=audit.PROJECT)
-        services.redis.incr(services.keys.endpoints_revision)
+        bump(services.redis, services.keys.endpoints_revision)
     finally:
         services.close()
     return project.SectionChanges("endpoints", **changes)

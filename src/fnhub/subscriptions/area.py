@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from fnhub import audit
+from fnhub import audit, revisions
 from fnhub.config import Settings
 from fnhub.json_values import PortableObject
 from fnhub.server.access import actor
@@ -140,7 +140,7 @@ def remove_subscription(db: Database, name: str, *, actor: str) -> bool:
 
 
 def bump(ctx: ServerContext) -> Any:
-    return ctx.redis.incr(ctx.keys.subscriptions_revision)
+    return revisions.bump(ctx.redis, ctx.keys.subscriptions_revision)
 
 
 def _ctx(request: Request) -> ServerContext:

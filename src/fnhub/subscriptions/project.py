@@ -8,7 +8,6 @@ subscriptions:
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fnhub.config import Settings
@@ -21,22 +20,16 @@ def _db(settings: Settings) -> Database:
 
 
 def _bump(settings: Settings) -> None:
-    from fnhub.keys import Keys
-    from fnhub.redis_client import sync_redis
+    from fnhub.revisions import bump_once
 
-    client = sync_redis(settings)
-    try:
-        client.incr(Keys(settings.key_prefix).subscriptions_revision)
-    finally:
-        client.close()
+    bump_once(settings, lambda keys: keys.subscriptions_revision)
 
 
 def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
     from fnhub import audit
     from fnhub.connectors import validate_settings
     from fnhub.secret_box import SecretBox, resolve_secret_key
-    from fnhub.server.api.connectors import connector_state
-    from fnhub.store.models import Connector
+    from fnhub.store.connectors import save_connector
 
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `connectors` must map names to {type, settings}")
@@ -48,29 +41,19 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
             for name, spec in value.items():
                 if not isinstance(spec, dict) or "type" not in spec:
                     raise ValueError(f"fnhub.yaml: connector {name!r} needs a `type`")
-                conf = spec.get("settings") or {}
                 try:
-                    validate_settings(spec["type"], conf)
+                    _row, before, after = save_connector(
+                        session,
+                        box,
+                        name,
+                        type_=spec["type"],
+                        description=spec.get("description", ""),
+                        settings=spec.get("settings") or {},
+                        actor=audit.PROJECT,
+                        validate=validate_settings,
+                    )
                 except ValueError as exc:
                     raise ValueError(f"fnhub.yaml: connector {name!r}: {exc}") from None
-                row = session.get(Connector, name)
-                before = connector_state(row, box) if row is not None else None
-                if row is None:
-                    row = Connector(name=name, created_at=time.time())
-                    session.add(row)
-                row.type = spec["type"]
-                row.description = spec.get("description", "")
-                row.settings = box.seal(conf, row.settings)
-                row.updated_at = time.time()
-                after = connector_state(row, box)
-                audit.record(
-                    session,
-                    audit.PROJECT,
-                    "connector.update" if before is not None else "connector.create",
-                    f"connector:{name}",
-                    before,
-                    after,
-                )
                 changes.add(name, _change(before, after))
     finally:
         db.dispose()

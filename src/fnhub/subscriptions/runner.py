@@ -41,7 +41,7 @@ from fnhub.lease import Lease
 from fnhub.server.context import ServerContext
 from fnhub.subscriptions.spec import PublishTarget, SubscriptionSpec
 from fnhub.subscriptions.stats import SubscriptionStats
-from fnhub.tasks import Status, Task, TaskResult, new_task_ids, result_for
+from fnhub.tasks import Origin, Status, Task, TaskResult, new_task_ids, result_for
 from fnhub.worker.execute import BYTES_MARKER
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class Runner:
         self.holder: str | None = None
         self.query: Any = None
         if spec.sql:
-            from fnhub.rules.sql import compile_sql
+            from fnhub.sql import compile_sql
 
             self.query = compile_sql(spec.sql)
 
@@ -236,7 +236,7 @@ class Runner:
         started = time.time()
         try:
             if self.spec.kind == "sql":
-                from fnhub.rules.sql import SqlContext
+                from fnhub.sql import SqlContext
 
                 out = self.query.evaluate(
                     msg.payload,
@@ -289,7 +289,7 @@ class Runner:
                 self.ctx.settings,
                 caller.active,
                 spec.function,
-                origin="subscription",
+                origin=Origin.SUBSCRIPTION,
                 origin_id=spec.name,
                 queue=spec.queue,
                 reply_to=caller.reply_stream,
@@ -355,7 +355,9 @@ class Runner:
     def _refused(self, exc: CallError) -> TaskResult:
         """The outcome of a message that no retry can help: a failure everyone can see."""
         assert self.spec.function is not None
-        task = Task(function=self.spec.function, origin="subscription", origin_id=self.spec.name)
+        task = Task(
+            function=self.spec.function, origin=Origin.SUBSCRIPTION, origin_id=self.spec.name
+        )
         return result_for(task, Status.FAILURE, error_type=exc.kind, error_message=str(exc))
 
     def _finish(self, batch: _Batch, i: int, result: TaskResult, *, enqueued: bool = True) -> None:

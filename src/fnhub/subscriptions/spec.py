@@ -77,7 +77,7 @@ def parse_spec(data: dict[str, Any]) -> SubscriptionSpec:
         if target is not None and target.qos not in (0, 1, 2):
             raise SpecError(f"{where}: {label}.qos must be 0, 1 or 2")
     if spec.sql:
-        from fnhub.rules.sql import SqlSyntaxError, compile_sql
+        from fnhub.sql import SqlSyntaxError, compile_sql
 
         try:
             compile_sql(spec.sql)

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from fnhub.aio import wait_event
+from fnhub.backoff import Backoff
 from fnhub.supervised import current_counter
 from fnhub.websub.models import WebSubDeadLetter
 from fnhub.websub.signing import link_header, signature
@@ -128,7 +129,9 @@ class Deliverer:
         """Attempt with backoff until 2xx, 410, or the limits (attempts, deadline, lease)."""
         s = self.hub.settings
         first = time.monotonic()
-        delay = s.websub_retry_initial
+        backoff = Backoff(
+            s.websub_retry_initial, s.websub_retry_max_interval, s.websub_retry_factor
+        )
         attempt = 0
         while True:
             if not self.owned() or time.time() >= self.sub.lease_expires:
@@ -143,6 +146,7 @@ class Deliverer:
                 return Outcome.GONE
             await self.hub.record_failure(self.sub, status, error)
             elapsed = time.monotonic() - first
+            delay = backoff.next()
             if (
                 attempt >= s.websub_retry_max_attempts
                 or elapsed + delay > s.websub_retry_deadline
@@ -151,7 +155,6 @@ class Deliverer:
                 await self.dead_letter(note, attempt, error)
                 return Outcome.DEAD
             await wait_event(self.stopping, delay)  # a lost claim or a release wakes us early
-            delay = min(delay * s.websub_retry_factor, s.websub_retry_max_interval)
 
     async def attempt(self, note: Notification) -> tuple[int | None, str]:
         hub = self.hub

@@ -23,7 +23,7 @@ import redis.asyncio as aredis
 from fnhub.aio import wait_event
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.lease import RELEASE, RENEW_MANY
+from fnhub.lease import Claims
 from fnhub.redis_client import redis_url, sync_redis
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
@@ -133,9 +133,8 @@ class Hub:
         self.reschedule = asyncio.Event()
         self._secrets: dict[str, str] = {}
         self._last_expire = 0.0
-        self._renew = client.register_script(RENEW_MANY)
+        self.claims = Claims(client, server_id, settings.websub_owner_ttl)
         self._advance = client.register_script(_ADVANCE)
-        self._release = client.register_script(RELEASE)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -235,9 +234,7 @@ class Hub:
             batch, candidates = candidates[:need], candidates[need:]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for sid in batch:
-                    pipe.set(
-                        self.keys.websub_owner(sid), self.server_id, nx=True, px=int(ttl * 1000)
-                    )
+                    self.claims.take(pipe, self.keys.websub_owner(sid))
                 claimed = await pipe.execute()
             for sid, ok in zip(batch, claimed, strict=True):
                 if ok:
@@ -290,7 +287,7 @@ class Hub:
                     if feed is not None:
                         await feed.stop()
         with contextlib.suppress(Exception):
-            await self._release(keys=[self.keys.websub_owner(d.sub.id)], args=[self.server_id])
+            await self.claims.release(self.keys.websub_owner(d.sub.id))
 
     async def _renew_loop(self) -> None:
         ttl = self.settings.websub_owner_ttl
@@ -301,10 +298,7 @@ class Hub:
                 continue
             started = time.monotonic()
             try:
-                results = await self._renew(
-                    keys=[self.keys.websub_owner(d.sub.id) for d in owned],
-                    args=[self.server_id, int(ttl * 1000)],
-                )
+                results = await self.claims.renew([self.keys.websub_owner(d.sub.id) for d in owned])
             except asyncio.CancelledError:
                 raise
             except Exception:

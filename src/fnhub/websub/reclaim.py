@@ -23,6 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from fnhub import lease
 from fnhub.websub.store import RedisStore
 
 if TYPE_CHECKING:
@@ -44,10 +45,8 @@ class Reclaimer:
         while True:
             await asyncio.sleep(RECLAIM_EVERY_SECONDS)
             try:
-                lease = int(RECLAIM_EVERY_SECONDS * 800)  # one server per period
-                if await hub.redis.set(
-                    hub.keys.websub_reclaim_lease, hub.server_id, nx=True, px=lease
-                ):
+                ttl = RECLAIM_EVERY_SECONDS * 0.8  # one server per period
+                if await lease.take(hub.redis, hub.keys.websub_reclaim_lease, hub.server_id, ttl):
                     await self.once()
             except asyncio.CancelledError:
                 raise

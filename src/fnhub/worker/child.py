@@ -20,12 +20,13 @@ import time
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import RawArray
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import redis
 
 from fnhub import concurrency, runtime
+from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
@@ -51,6 +52,17 @@ log = logging.getLogger(__name__)
 ENTRY_SIZE = 256
 
 
+class Running(NamedTuple):
+    """The task a child runs: its entry, and its index there (0 unless a bundle's)."""
+
+    stream: str
+    entry_id: str
+    index: int
+
+
+_DEADLINE, _STARTED, _INDEX = 0, 1, 2  # Slot.times: the running task's deadline, start, index
+
+
 @dataclass
 class Slot:
     """Shared memory between a child and its supervisor: [deadline, started, index in the
@@ -68,43 +80,61 @@ class Slot:
         if (stream, entry_id) != self.written:  # ids are unique per stream only
             self.entry.value = f"{stream} {entry_id}".encode()[: ENTRY_SIZE - 1]
             self.written = (stream, entry_id)
-        self.times[2] = index
-        self.times[1] = time.time()
-        self.times[0] = deadline
+        self.times[_INDEX] = index
+        self.times[_STARTED] = time.time()
+        self.times[_DEADLINE] = deadline
 
     def clear(self) -> None:
-        self.times[0] = 0.0
+        self.times[_DEADLINE] = 0.0
 
     def running_since(self) -> float | None:
         """When the running task started (epoch seconds), or None between tasks."""
-        return float(self.times[1]) if self.times[0] > 0 else None
+        return float(self.times[_STARTED]) if self.times[_DEADLINE] > 0 else None
 
     @property
     def deadline(self) -> float:
-        return float(self.times[0])
+        return float(self.times[_DEADLINE])
 
     @property
     def started(self) -> float:
-        return float(self.times[1])
+        return float(self.times[_STARTED])
 
-    def running(self) -> tuple[str, str, int] | None:
-        """Stream, entry id and index in the entry of the running task, or None."""
-        if self.times[0] <= 0:
+    def running(self) -> Running | None:
+        """Where the running task is, or None between tasks."""
+        if self.times[_DEADLINE] <= 0:
             return None
         stream, _, entry_id = self.entry.value.decode().partition(" ")
-        return stream, entry_id, int(self.times[2])
+        return Running(stream, entry_id, int(self.times[_INDEX]))
 
 
 def consumer_name(worker_id: str, slot: int, pid: int) -> str:
     return f"{worker_id}.{slot}.{pid}"
 
 
-#: a result | ("retry", the task, eta): the same attempt later (no concurrency slot) |
-#: ("retry", its next attempt, eta, the failed attempt's result) | None: drop
-Outcome = TaskResult | tuple[str, Task, float] | tuple[str, Task, float, TaskResult] | None
-#: a settled task: stream, entry id, task, outcome, its bundle (or None), index, whether it
-#: completes its entry
-Settled = tuple[str, str, Task, Outcome, Bundle | None, int, bool]
+class Retry(NamedTuple):
+    """Run `task` again at `eta`: the same attempt (no concurrency slot was free; `failed` is
+    None) or its next attempt (`failed`: the result of the one that failed, kept in the
+    record)."""
+
+    task: Task
+    eta: float
+    failed: TaskResult | None = None
+
+
+#: what became of a task: its result, a `Retry`, or None (malformed: dropped)
+Outcome = TaskResult | Retry | None
+
+
+class Settled(NamedTuple):
+    """A task whose outcome waits for the Finisher; `last` says it completes its entry."""
+
+    stream: str
+    entry_id: str
+    task: Task
+    outcome: Outcome
+    bundle: Bundle | None
+    index: int
+    last: bool
 
 
 class Finisher:
@@ -145,7 +175,7 @@ class Finisher:
         with self._lock:
             if not self.pending:
                 self.since = time.monotonic()
-            self.pending.append((stream, entry_id, task, outcome, bundle, index, last))
+            self.pending.append(Settled(stream, entry_id, task, outcome, bundle, index, last))
 
     def flush_if_due(self) -> None:
         if self.pending and time.monotonic() - self.since >= self.max_wait:
@@ -156,7 +186,7 @@ class Finisher:
         if not self.pending:
             return
         with self._lock:
-            delay = 0.05
+            backoff = Backoff(initial=0.05, cap=2.0)
             while self.pending:
                 try:
                     self._send(self.pending)
@@ -164,8 +194,7 @@ class Finisher:
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     n = len(self.pending)
                     log.warning("cannot reach Redis to finish %d task(s): %s", n, exc)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                    time.sleep(backoff.next())
 
     def _send(self, batch: list[Settled]) -> None:
         """One FINISH call; inside a MULTI with the rarer commands (retries, status keys,
@@ -179,11 +208,11 @@ class Finisher:
                 acks.setdefault(stream, []).append(entry_id)
             if bundle is not None:
                 _count_bundle(results, bundle, index, last)
-            if isinstance(outcome, tuple):
+            if isinstance(outcome, Retry):
                 concurrency.add_release(pipe, self.keys, task)
-                add_enqueue(pipe, self.keys, outcome[1], eta=outcome[2])
-                if len(outcome) == 4:  # the attempt that failed is kept in the record
-                    add_retrying(pipe, self.keys, task, outcome[3], results)
+                add_enqueue(pipe, self.keys, outcome.task, eta=outcome.eta)
+                if outcome.failed is not None:  # the attempt that failed is kept in the record
+                    add_retrying(pipe, self.keys, task, outcome.failed, results)
             elif outcome is not None:
                 add_result(pipe, self.keys, task, outcome, results)
         plan = results.finish_plan(pipe, self.keys, acks)
@@ -277,7 +306,7 @@ def child_main(
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
     streams = {keys.queue(q): ">" for q in queues}
-    backoff = 0.1
+    backoff = Backoff(initial=0.1, cap=5.0)
     read_size = ReadSize(settings.prefetch)
     prefetch = Prefetch()
     watch = SlowTaskWatch(
@@ -300,18 +329,16 @@ def child_main(
                 response = client.xreadgroup(
                     WORKER_GROUP, consumer, streams, count=read_size.count, block=500
                 )
-                backoff = 0.1
+                backoff.reset()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("worker child %s cannot read the queue: %s", consumer, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                time.sleep(backoff.next())
                 continue
             except redis.ResponseError as exc:  # a queue stream or its group was deleted
                 if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 log.warning("queue stream of %s vanished (%s): recreating its group", consumer, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                time.sleep(backoff.next())
                 ensure_groups(client, keys, queues)
                 continue
             started = time.monotonic()
@@ -365,7 +392,7 @@ def _outcome(
         finisher.flush()  # finished tasks of this batch may hold the slots this one needs
     if limit and not concurrency.acquire(finisher.redis, keys, task, limit):
         eta = time.time() + concurrency.RETRY_SECONDS  # every slot is taken: back, same attempt
-        return task, ("retry", task, eta)
+        return task, Retry(task, eta)
     slot.set(stream, entry_id, index, time.time() + task.timeout)
     if task.status_key:
         _mark_running(finisher.redis, task)
@@ -373,7 +400,7 @@ def _outcome(
     if result.status == Status.FAILURE and task.attempt <= task.retries:
         eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
         retry = msgspec.structs.replace(task, attempt=task.attempt + 1)
-        return task, ("retry", retry, eta, result)
+        return task, Retry(retry, eta, result)
     return task, result
 
 

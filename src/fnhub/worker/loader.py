@@ -18,7 +18,7 @@ import redis
 from fnhub.functions import API_ATTR, FunctionInfo
 from fnhub.keys import Keys
 from fnhub.scripts.modules import HASH_ATTR, build_module, forget_script_modules, install_finder
-from fnhub.scripts.registry import ActiveScripts, parse_active
+from fnhub.scripts.registry import ActiveScripts, read_active
 
 REFRESH_SECONDS = 2.0
 
@@ -42,14 +42,10 @@ class WorkerScripts:
         install_finder(self._lookup_import)
 
     def refresh(self) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self.keys.scripts_revision)
-        pipe.hgetall(self.keys.scripts)
-        revision, raw = pipe.execute()
-        revision = int(revision or 0)
+        active = read_active(self.redis, self.keys, self.active)
         self.refreshed_at = time.monotonic()
-        if revision != self.active.revision:
-            self.active = parse_active(raw, revision)
+        if active is not self.active:
+            self.active = active
             self.modules.clear()
             self.resolved.clear()
             forget_script_modules()

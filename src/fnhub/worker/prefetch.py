@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import redis
@@ -60,9 +60,15 @@ class Bundle:
         self.done_field = bundle_field("done", self.stream, self.entry_id)
 
 
-#: one task to run: stream, entry id, then the entry's fields and (None, 0) for a plain entry,
-#: or the task's envelope, its bundle and its index there for a bundle's task
-Item = tuple[str, str, Any, Bundle | None, int]
+class Item(NamedTuple):
+    """One task to run: a plain entry (its fields, no bundle, index 0) or one task of a bundle
+    entry (its envelope, the bundle and its index there)."""
+
+    stream: str
+    entry_id: str
+    payload: Any  # the entry's fields, or the bundled task's envelope
+    bundle: Bundle | None
+    index: int
 
 
 def items_of(entries: list[Entry]) -> list[Item]:
@@ -72,17 +78,17 @@ def items_of(entries: list[Entry]) -> list[Item]:
     for stream, entry_id, fields in entries:
         value = fields.get(b"b")
         if value is None:
-            items.append((stream, entry_id, fields, None, 0))
+            items.append(Item(stream, entry_id, fields, None, 0))
             continue
         try:
             envelopes = bundle_envelopes(value)
         except msgspec.DecodeError:
             envelopes = []
         if not envelopes:
-            items.append((stream, entry_id, fields, None, 0))
+            items.append(Item(stream, entry_id, fields, None, 0))
             continue
         bundle = Bundle(stream, entry_id, envelopes, len(envelopes))
-        items.extend((stream, entry_id, env, bundle, i) for i, env in enumerate(envelopes))
+        items.extend(Item(stream, entry_id, env, bundle, i) for i, env in enumerate(envelopes))
     return items
 
 
@@ -112,7 +118,7 @@ class Prefetch:
     def settle(item: Item) -> bool:
         """Count `item` as finished (call under `lock`); true when its entry is now done and
         is to be acknowledged."""
-        bundle = item[3]
+        bundle = item.bundle
         if bundle is None:
             return True
         bundle.settled += 1
@@ -137,7 +143,7 @@ class Prefetch:
                     acks.setdefault(stream, []).append(entry_id)
                     continue
                 rest.append(payload)
-                if n + 1 < len(items) and items[n + 1][3] is bundle:
+                if n + 1 < len(items) and items[n + 1].bundle is bundle:
                     continue  # the bundle's unstarted tasks are consecutive: gather them all
                 add_bundle(pipe, keys, stream, [bytes(env) for env in rest])
                 first = index + 1 - len(rest)

@@ -32,6 +32,7 @@ from multiprocessing.process import BaseProcess
 
 import redis
 
+from fnhub import lease
 from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
@@ -119,14 +120,14 @@ class Supervisor:
         consumer = child.consumer_for(pid)
         for queue in self.queues:
             stream = self.keys.queue(queue)
-            here = running is not None and running[0] == stream
+            here = running is not None and running.stream == stream
             for final in release_consumer(
                 self.redis,
                 self.keys,
                 stream,
                 consumer,
-                running_entry=running[1] if here else "",
-                running_index=running[2] if here else 0,
+                running_entry=running.entry_id if here else "",
+                running_index=running.index if here else 0,
                 running_outcome=outcome,
                 running_detail=detail,
                 claimer=f"{self.worker_id}.supervisor",
@@ -239,7 +240,7 @@ class Supervisor:
                     self.keys.worker_alive(worker_id)
                 ):
                     continue
-                if not self.redis.set(self.keys.reclaim_lock(name), self.worker_id, nx=True, ex=60):
+                if not lease.take(self.redis, self.keys.reclaim_lock(name), self.worker_id, 60):
                     continue
                 log.warning("releasing tasks of dead consumer %s", name)
                 release_consumer(

@@ -10,18 +10,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-import time
 from typing import Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from fnhub import audit
 from fnhub.json_values import PortableObject
 from fnhub.secret_box import SecretBox, masked
 from fnhub.server.access import actor
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
+from fnhub.store import connectors as stored
 from fnhub.store.models import Connector
 
 router = APIRouter(tags=["connectors"])
@@ -87,16 +86,6 @@ def _box(request: Request) -> SecretBox:
     return request.app.state.secret_box
 
 
-def connector_state(row: Connector, box: SecretBox) -> dict[str, Any]:
-    """What the audit log compares: type, description and settings with secrets in clear (it
-    masks them, telling changed secrets from unchanged ones)."""
-    return {
-        "type": row.type,
-        "description": row.description,
-        "settings": audit.in_clear(box, row.settings),
-    }
-
-
 @router.get("/connector-types", response_model=list[ConnectorTypeOut], responses=responses(401))
 async def list_connector_types() -> list[dict[str, Any]]:
     """Every connector type with its settings and subscription options as JSON Schema, so a
@@ -139,22 +128,15 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
 
     def save() -> Connector:
         with request.app.state.ctx.db.session() as session, session.begin():
-            row = session.get(Connector, name)
-            previous = row.settings if row is not None else None
-            before = connector_state(row, box) if row is not None else None
-            sealed = box.seal(body.settings, previous)
-            _validate(body.type, box.open(sealed))
-            now = time.time()
-            if row is None:
-                row = Connector(name=name, created_at=now)
-                session.add(row)
-            row.type = body.type
-            row.description = body.description
-            row.settings = sealed
-            row.updated_at = now
-            action = "connector.update" if before is not None else "connector.create"
-            audit.record(
-                session, who, action, f"connector:{name}", before, connector_state(row, box)
+            row, _before, _after = stored.save_connector(
+                session,
+                box,
+                name,
+                type_=body.type,
+                description=body.description,
+                settings=body.settings,
+                actor=who,
+                validate=_validate,
             )
             return row
 
@@ -168,13 +150,7 @@ async def delete_connector(request: Request, name: str = Name) -> dict[str, bool
 
     def remove() -> bool:
         with request.app.state.ctx.db.session() as session, session.begin():
-            row = session.get(Connector, name)
-            if row is None:
-                return False
-            state = connector_state(row, box)
-            audit.record(session, who, "connector.delete", f"connector:{name}", state)
-            session.delete(row)
-            return True
+            return stored.delete_connector(session, box, name, actor=who)
 
     if not await asyncio.to_thread(remove):
         raise ApiError(404, "unknown_connector", f"no connector '{name}'")

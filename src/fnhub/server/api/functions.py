@@ -17,7 +17,7 @@ from fnhub.server.json_body import JsonAnyTypeRoute
 from fnhub.server.render import failure_response, json_response, outcome
 from fnhub.server.revision_cache import cached_json
 from fnhub.server.schemas import CallRequest, FunctionOut, SubmitRequest, Submitted, TaskState
-from fnhub.tasks import Status
+from fnhub.tasks import Origin, Status
 
 router = APIRouter(tags=["functions"])
 #: the call routes take a body that parses as JSON under any Content-Type (curl -d sends a form's)
@@ -99,7 +99,7 @@ async def call_function(request: Request, ref: str, body: CallRequest) -> Respon
     task = await caller.make(
         ref,
         body.kwargs,
-        origin="api",
+        origin=Origin.API,
         timeout=body.timeout,
         queue=body.queue,
         reply_to=caller.reply_stream,
@@ -125,7 +125,7 @@ async def submit_function(request: Request, ref: str, body: SubmitRequest) -> Re
     task = await caller.make(
         ref,
         body.kwargs,
-        origin="api",
+        origin=Origin.API,
         timeout=body.timeout,
         queue=body.queue,
         reply_to=caller.reply_stream,

@@ -1,4 +1,4 @@
-"""`fnhub import ...`: bring configurations of other systems into a project."""
+"""`fnhub import baetyl`: bring a Baetyl v1 configuration into a project."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def baetyl(
     """Convert Baetyl rules, functions and hub routes into fnhub.yaml and scripts/."""
     import yaml
 
-    from fnhub.rules.baetyl_import import BaetylImportError, convert, write_project
+    from fnhub.baetyl.importer import BaetylImportError, convert, write_project
 
     try:
         out = convert(files, code_dirs=code or [], connector=connector, broker=broker)

@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
-from fnhub.rules.sql import nodes as n
-from fnhub.rules.sql import values as v
-from fnhub.rules.sql.context import SqlContext
-from fnhub.rules.sql.errors import SqlSyntaxError
-from fnhub.rules.sql.functions import FUNCTIONS
-from fnhub.rules.sql.like import compile_like
-from fnhub.rules.sql.parser import parse
+from fnhub.sql import nodes as n
+from fnhub.sql import values as v
+from fnhub.sql.context import SqlContext
+from fnhub.sql.errors import SqlSyntaxError
+from fnhub.sql.functions import FUNCTIONS
+from fnhub.sql.like import compile_like
+from fnhub.sql.parser import parse
 
 Message = dict[str, Any]
 Evaluator = Callable[[Message, SqlContext], Any]

@@ -8,8 +8,8 @@ Compile once, evaluate per message::
 The language and its null/type rules are described in docs/sql.md.
 """
 
-from fnhub.rules.sql.compiler import Query, compile_sql
-from fnhub.rules.sql.context import SqlContext
-from fnhub.rules.sql.errors import SqlSyntaxError
+from fnhub.sql.compiler import Query, compile_sql
+from fnhub.sql.context import SqlContext
+from fnhub.sql.errors import SqlSyntaxError
 
 __all__ = ["Query", "SqlContext", "SqlSyntaxError", "compile_sql"]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from fnhub.rules.sql.errors import SqlSyntaxError
+from fnhub.sql.errors import SqlSyntaxError
 
 
 class Kind(Enum):

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from fnhub.rules.sql.context import SqlContext
-from fnhub.rules.sql.values import NUMBER_TYPES, number
-from fnhub.rules.sql.values import mod as _mod
+from fnhub.sql.context import SqlContext
+from fnhub.sql.values import NUMBER_TYPES, number
+from fnhub.sql.values import mod as _mod
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ Nesting is bounded so hostile input yields a SqlSyntaxError, never a RecursionEr
 
 from __future__ import annotations
 
-from fnhub.rules.sql import nodes as n
-from fnhub.rules.sql.errors import SqlSyntaxError
-from fnhub.rules.sql.lexer import Kind, Token, tokenize
+from fnhub.sql import nodes as n
+from fnhub.sql.errors import SqlSyntaxError
+from fnhub.sql.lexer import Kind, Token, tokenize
 
 #: keywords that can never be bare field names (quote them with backticks instead)
 RESERVED = frozenset(

@@ -1,1 +1,0 @@
-"""Rules: routing broker messages to functions, and the SQL filter engine (``sql``)."""

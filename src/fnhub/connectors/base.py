@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -214,23 +213,6 @@ def stable_client_id(connector: str, subscription: str, node: str | None = None)
 def settings_hash(connector_type: str, settings: dict[str, Any]) -> str:
     raw = json.dumps([connector_type, settings], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class Backoff:
-    """Capped exponential backoff with equal jitter, so many sources do not reconnect in step."""
-
-    def __init__(self, initial: float = 0.2, cap: float = 30.0) -> None:
-        self.initial = initial
-        self.cap = cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.initial * (2**self.attempt))
-        self.attempt = min(self.attempt + 1, 32)
-        return random.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class RateLimitedLog:

@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
-    Backoff,
     ConnectorConfigError,
     Done,
     Message,

@@ -18,8 +18,8 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
-    Backoff,
     BatchHandler,
     ConnectorConfigError,
     Message,

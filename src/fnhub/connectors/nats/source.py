@@ -22,8 +22,8 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 
 from fnhub.aio import wait_event
+from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
-    Backoff,
     ConnectorConfigError,
     ConnectorError,
     Message,

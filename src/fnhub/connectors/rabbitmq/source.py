@@ -21,8 +21,8 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
+from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
-    Backoff,
     ConnectorConfigError,
     Message,
     ReadingSource,

@@ -12,8 +12,8 @@ from typing import Any
 import redis.asyncio as aredis
 from redis.exceptions import RedisError, ResponseError
 
+from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
-    Backoff,
     ConnectorConfigError,
     Done,
     Message,

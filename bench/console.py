@@ -1,15 +1,16 @@
 """The console's data calls at scale: server time of every call the overview and tasks pages
 make, the live feed's CPU with pages open under load, and the console page's cold-load bytes.
 
-    python bench/console.py [--records 100000] [--functions 1000] [--db sqlite|postgresql]
+    python bench/console.py [--records 100000] [--functions 1000] [--db sqlite|postgresql|mysql]
                             [--rate 5000] [--seconds 10] [--clients 10] [--static DIR]
 
-A fresh project (SQLite file, or a new PostgreSQL database) gets `--functions` scripts of one
-function each and `--records` task records (spread over a day: 90% success, failures,
-timeouts, dead; origins api, cron, sub, http), and the per-minute stats of the last hour that
-workers would have written for those functions (PostgreSQL is ANALYZEd after the insert, as
-autovacuum would be soon after it). Then a real `fnhub server` and `fnhub worker`
-(2 processes) run on the machine's Redis under a fresh key prefix.
+A fresh project (SQLite file, or a new PostgreSQL or MySQL/MariaDB database) gets
+`--functions` scripts of one function each and `--records` task records (spread over a day:
+90% success, failures, timeouts, dead; origins api, cron, sub, http), and the per-minute stats
+of the last hour that workers would have written for those functions (PostgreSQL and MySQL are
+ANALYZEd after the insert, as their background statistics would be soon after it). Then a
+real `fnhub server` and `fnhub worker` (2 processes) run on the machine's Redis under a fresh
+key prefix.
 
 1. Server time (the access log's `ms`, measured in the server's middleware) of each call,
    `--repeat` times, p50/p99; the routes of other branches (task record detail, cursor paging,
@@ -56,11 +57,13 @@ from fnhub.bootstrap import open_services
 from fnhub.config import load_settings
 from fnhub.queue import ResultBatch, add_enqueue, add_stats
 from fnhub.server.auth import create_key
+from fnhub.store.db import make_engine
 from fnhub.store.models import TaskRecord
 from fnhub.tasks import Status, Task, result_for
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
+MYSQL_URL = "mysql://root@127.0.0.1:3306"
 ROOT = Path(__file__).resolve().parent.parent
 STATUSES = [("success", 90), ("failure", 7), ("timeout", 2), ("dead", 1)]
 ORIGINS = ["api", "cron", "sub", "http"]
@@ -161,19 +164,19 @@ def fresh_database(kind: str, tmp: Path) -> tuple[str, Callable[[], None]]:
     if kind == "sqlite":
         return f"sqlite:///{tmp / 'fnhub.db'}", lambda: None
     name = f"fnhub_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://") + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
+    server = POSTGRES_URL if kind == "postgresql" else MYSQL_URL
+    admin = make_engine(server + "/postgres" if kind == "postgresql" else server)
+    admin = admin.execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
 
     def drop() -> None:
+        force = " WITH (FORCE)" if kind == "postgresql" else ""
         with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+            conn.execute(sa.text(f"DROP DATABASE {name}{force}"))
+        admin.engine.dispose()
 
-    return f"{POSTGRES_URL}/{name}", drop
+    return f"{server}/{name}", drop
 
 
 # -- the stack ----------------------------------------------------------------------------------
@@ -285,6 +288,7 @@ def data_calls(c: httpx.Client, sample: dict[str, Any]) -> dict[str, str]:
     if first.get("next_cursor"):
         calls["tasks: next page (cursor)"] = f"/api/v1/tasks?limit=50&cursor={first['next_cursor']}"
         calls["tasks: text q=bad (h18)"] = "/api/v1/tasks?q=bad&limit=50"
+        calls["tasks: text q=one record"] = "/api/v1/tasks?q=value+4242&limit=50"
     return calls
 
 
@@ -440,7 +444,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--functions", type=int, default=1000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "mysql"], default="sqlite")
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -469,6 +473,9 @@ def main() -> None:
         if args.db == "postgresql":  # what autovacuum does soon after such an insert
             with services.db.engine.begin() as conn:
                 conn.execute(sa.text("ANALYZE"))
+        elif args.db == "mysql":  # what InnoDB's background statistics do soon after
+            with services.db.engine.begin() as conn:
+                conn.execute(sa.text("ANALYZE TABLE task_records"))
         result["seed_records_s"] = round(sample["seconds"], 1)
         result["minute_stats_results"] = seed_minute_stats(services.redis, services.keys, functions)
         _row, token = create_key(services.db, "bench")

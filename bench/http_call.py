@@ -160,12 +160,13 @@ def main() -> None:
     os.environ.update(env)
     from fnhub.bootstrap import open_services
     from fnhub.config import load_settings
+    from fnhub.features import FEATURES
     from fnhub.project import apply_project
     from fnhub.server.auth import create_key
 
     settings = load_settings(tmp)
     services = open_services(settings)
-    apply_project(settings, services.scripts)
+    apply_project(settings, services.scripts, FEATURES)
     _row, token = create_key(services.db, "bench")
     procs = [
         subprocess.Popen([sys.executable, "-c", "from fnhub.cli import main; main()", "worker",

@@ -35,10 +35,10 @@ from typing import Any
 import redis
 
 from fnhub.bootstrap import open_services
-from fnhub.calls import make_task
+from fnhub.calling.maker import make_task
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
 from fnhub.queue import add_enqueue, iter_results
-from fnhub.queue_client import QueueClient
 
 SCRIPT = "import fnhub\n\n@fnhub.api()\ndef noop(i=0):\n    return i\n"
 

@@ -21,8 +21,8 @@ import redis
 import sqlalchemy as sa
 
 from fnhub.bootstrap import Services, open_services
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
-from fnhub.queue_client import QueueClient
 from fnhub.store.db import Database
 from fnhub.tasks import TaskResult
 

@@ -28,6 +28,7 @@ from tests.project_cli import (
 
 from fnhub.bootstrap import open_services
 from fnhub.config import load_settings
+from fnhub.features import FEATURES
 from fnhub.project import apply_project
 from fnhub.server.models import Endpoint
 from fnhub.server.presence import wait_for_pickup
@@ -240,7 +241,7 @@ def test_endpoints_declared_in_yaml_are_served_after_apply_and_picked_up(tmp_pat
         token = key.stdout.strip()
         listed = httpx.get(
             f"{url(env)}/api/v1/endpoints", headers={"Authorization": f"Bearer {token}"}
-        ).json()
+        ).json()["items"]
         assert {e["name"]: e["provisioned"] for e in listed} == {"echo": True, "orders": True}
         assert {e["name"]: e["auth"].get("token") for e in listed}["orders"] == "********"
 
@@ -297,7 +298,7 @@ def test_a_server_acknowledges_an_apply_once_it_serves_it(tmp_path):
                         f"endpoints:\n  echo: {{function: shop.echo}}\n"
                         f"  fresh{n}: {{function: shop.echo}}\n"
                     )
-                    report = apply_project(settings, services.scripts)
+                    report = apply_project(settings, services.scripts, FEATURES)
                     pickup = wait_for_pickup(services.redis, services.keys, report.revision, 5)
                     assert len(pickup.picked) == 1 and not pickup.missing
                     answer = httpx.get(f"{url(env)}/e/fresh{n}", params={"n": str(n)})

@@ -16,6 +16,7 @@ from tests.conftest import CRASH_ONCE, wait_for
 
 from fnhub import status
 from fnhub.bootstrap import Services
+from fnhub.calling.queue_client import QueueClient
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.queue import (
     ENQUEUE_MANY,
@@ -27,7 +28,6 @@ from fnhub.queue import (
     iter_results,
     release_consumer,
 )
-from fnhub.queue_client import QueueClient
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.child import Finisher, ReadSize, Slot
 from fnhub.worker.prefetch import Entry, Prefetch

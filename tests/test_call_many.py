@@ -9,12 +9,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from fnhub.calls import make_task
+from fnhub.calling.caller import Caller
+from fnhub.calling.maker import make_task
 from fnhub.keys import Keys
 from fnhub.redis_client import async_redis
-from fnhub.server.caller import Caller
-from fnhub.server.context import ServerContext
-from fnhub.store.db import Database
 from fnhub.tasks import Task, TaskResult
 
 SCRIPT = """
@@ -38,19 +36,12 @@ def slow(seconds):
 async def caller(settings, publish, start_worker) -> AsyncIterator[Caller]:  # type: ignore[no-untyped-def]
     publish({"m": SCRIPT})
     start_worker(processes=2)
-    ctx = ServerContext(
-        settings=settings,
-        redis=async_redis(settings),
-        db=Database(settings.resolved_db_url()),
-        keys=Keys(settings.key_prefix),
-        server_id="call-many-test",
-    )
-    c = Caller(ctx)
+    client = async_redis(settings)
+    c = Caller(settings, client, Keys(settings.key_prefix), "call-many-test")
     await c.start()
     yield c
     await c.stop()
-    await ctx.redis.aclose()
-    ctx.db.dispose()
+    await client.aclose()
 
 
 def _tasks(caller: Caller, ref: str, kwargs: list[dict]) -> list[Task]:

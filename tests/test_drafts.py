@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from tests.conftest import MYSQL_URL, POSTGRES_URL
 
+from fnhub.record_search import include_name
 from fnhub.scripts.drafts import DraftStore
 from fnhub.scripts.store import code_hash
 from fnhub.store.all_models import metadata
@@ -50,7 +51,9 @@ def test_drafts_migrate_down_and_up_and_keep_what_was_saved(database: Database) 
     assert "script_drafts" not in sa.inspect(db.engine).get_table_names()
     db.migrate()
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": include_name}
+        )
         assert compare_metadata(context, metadata) == []
 
     drafts = DraftStore(db)

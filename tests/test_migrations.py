@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from tests.conftest import fresh_database
 
+from fnhub.record_search import include_name
 from fnhub.store.all_models import metadata
 from fnhub.store.db import Database
 
@@ -19,7 +20,9 @@ def test_migrations_match_the_models(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
     db.migrate()
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": include_name}
+        )
         assert compare_metadata(context, metadata) == []
     assert {"scripts", "task_records", "subscriptions", "connectors", "cron_jobs"} <= set(
         metadata.tables
@@ -59,6 +62,8 @@ def test_task_attempts_migration_up_down_up_on_every_database(empty_database):
     assert indexes["ix_task_records_status"] == ["status", "trigger_time"]
     assert {c["name"] for c in inspector.get_columns("task_attempts")} >= {"task_id", "attempt"}
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": include_name}
+        )
         assert compare_metadata(context, metadata) == []
         assert conn.execute(sa.text("SELECT id FROM task_records")).scalars().all() == ["t1"]

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from tests.conftest import call_ok, fresh_database, wait_for
 
-from fnhub import records, task_history
+from fnhub import record_search, records, task_history
 from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.queue import ResultBatch, add_result, add_retrying
 from fnhub.records import Recorder
@@ -445,3 +445,86 @@ def test_listing_pages_and_filters_on_every_database(database):
         database, task_history.RecordFilter(q="oserror"), count=True
     )
     assert counted.total == 30
+
+
+def _search_plan(database: Database, q: str) -> str:
+    """How the database runs the error-text search (its plan as text)."""
+    query = select(TaskRecord.id).where(*task_history.RecordFilter(q=q).conditions(database.engine))
+    compiled = query.compile(database.engine, compile_kwargs={"literal_binds": True})
+    dialect = database.engine.dialect.name
+    explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
+    with database.engine.begin() as conn:
+        if dialect == "postgresql":  # a few rows: make the planner show it can use the index
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        rows = conn.exec_driver_sql(explain + str(compiled).replace("%", "%%")).all()
+    return " ".join(str(value) for row in rows for value in row)
+
+
+def test_error_text_search_uses_an_index_and_follows_changes_on_every_database(
+    database, monkeypatch
+):
+    """The search finds text in the error type or message in any case, through the database's
+    index (FTS5 trigrams, pg_trgm, FULLTEXT), and follows records replaced and pruned."""
+    messages = {
+        "a1": ("ValueError", "bad value 12 for key 'order_id'"),
+        "a2": ("TimeoutError", "no answer from payments after 30 s"),
+        "a3": ("KeyError", "'Order_ID' missing"),
+        "a4": (None, None),
+        "a5": ("fnhub.errors.RemoteTimeout", "Payments gateway said: Bad Value"),
+    }
+    rows = [
+        TaskResult(
+            id=task_id,
+            function="s.f",
+            status="success" if error is None else "failure",
+            trigger_time=1000.0 + i,
+            error_type=error,
+            error_message=message,
+        )
+        for i, (task_id, (error, message)) in enumerate(messages.items())
+    ]
+    records.upsert_records(database, [records.to_row(r) for r in rows])
+
+    def found(q: str) -> list[str]:
+        page = task_history.list_records(database, task_history.RecordFilter(q=q), count=True)
+        assert page.total == len(page.items)
+        return sorted(item["id"] for item in page.items)
+
+    assert found("bad value") == ["a1", "a5"]  # any case
+    assert found("payments") == ["a2", "a5"]  # type or message
+    assert found("remotetimeout") == ["a5"]
+    assert found("order_id") == ["a1", "a3"]
+    assert found("bad value 12") == ["a1"]  # the whole text, not any of its words
+    assert found("value 13") == []
+    assert found("ke") == ["a1", "a3"]  # too short for the index: scanned, same meaning
+    for q in ("bad value", "payments", "remotetimeout", "order_id", "bad value 12", "value 13"):
+        per_row = task_history.RecordFilter(q=q).per_row_conditions(database.engine)
+        assert (per_row is not None) == (database.engine.dialect.name == "mysql"), q
+        if per_row is not None:  # MariaDB's walk checks rows as its FULLTEXT index finds them
+            with database.engine.connect() as conn:
+                walked = conn.execute(select(TaskRecord.id).where(*per_row)).scalars().all()
+            assert sorted(walked) == found(q), q
+    page = task_history.list_records(database, task_history.RecordFilter(q="bad value"), limit=1)
+    assert [item["id"] for item in page.items] == ["a5"] and page.next_cursor  # a full page
+    with monkeypatch.context() as patched:  # SQLite's plan for many matches: the same answers
+        patched.setattr(record_search, "WALK_ABOVE", 0)
+        assert found("bad value") == ["a1", "a5"]
+        assert found("bad value 12") == ["a1"]
+    plan = _search_plan(database, "payments")
+    index = {
+        "sqlite": "task_records_search",
+        "postgresql": "ix_task_records_error_",
+        "mysql": "ix_task_records_error_text",
+    }[database.engine.dialect.name]
+    assert index in plan, plan
+
+    # a retried task's record is replaced by its later attempt: the index follows
+    again = rows[1]
+    again.attempt, again.error_type, again.error_message = 2, "ConnectionError", "refused"
+    records.upsert_records(database, [records.to_row(again)])
+    assert found("payments") == ["a5"]
+    assert found("refused") == ["a2"]
+    with database.engine.begin() as conn:
+        conn.execute(TaskRecord.__table__.delete().where(TaskRecord.id == "a5"))
+    assert found("payments") == []
+    assert found("bad value") == ["a1"]

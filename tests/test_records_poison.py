@@ -17,7 +17,8 @@ from sqlalchemy import select
 from tests.conftest import call_ok, fresh_database, wait_for
 from tests.test_records import database  # noqa: F401  (fixture: sqlite, postgresql, mysql)
 
-from fnhub.calls import KWARGS_MAX_DEPTH, CallError
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import KWARGS_MAX_DEPTH
 from fnhub.keys import RECORDER_GROUP
 from fnhub.queue import ResultBatch, add_result, iter_results
 from fnhub.records import JSON_MAX_DEPTH, TRUNCATED_MARKER, Recorder

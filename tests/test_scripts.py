@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.conftest import call_ok
 
+from fnhub.features import FEATURES
 from fnhub.project import apply_project
 from fnhub.scripts.inspect import ScriptError, check_syntax
 
@@ -108,11 +109,11 @@ def test_apply_project_publishes_scripts_folder(settings, services):
     (settings.project_dir / "scripts").mkdir()
     (settings.project_dir / "scripts" / "maths.py").write_text(GOOD)
     (settings.project_dir / "fnhub.yaml").write_text("settings:\n  processes: 1\n")
-    [published] = apply_project(settings, services.scripts).scripts
+    [published] = apply_project(settings, services.scripts, FEATURES).scripts
     assert published.script == "maths" and published.version == 1
     (settings.project_dir / "fnhub.yaml").write_text("no_such_section: []\n")
     with pytest.raises(ValueError, match="unknown section 'no_such_section'"):
-        apply_project(settings, services.scripts)
+        apply_project(settings, services.scripts, FEATURES)
 
 
 def test_a_folder_named_like_a_script_in_the_working_directory_does_not_block_it(

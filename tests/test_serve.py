@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import select
 from tests.conftest import free_port, wait_for
 
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import load_settings
-from fnhub.queue_client import QueueClient
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
 

@@ -22,11 +22,11 @@ from tests.project_cli import (
     wait_ready,
 )
 
-from fnhub.calls import CallError
+from fnhub.calling.errors import CallError
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import load_settings
 from fnhub.keys import Keys
 from fnhub.queue import results_entry
-from fnhub.queue_client import QueueClient
 from fnhub.serve_console import FailureFeed
 from fnhub.tasks import TaskResult, encode
 

@@ -20,9 +20,9 @@ from tests.conftest import POSTGRES_URL, REDIS_URL, call_ok, free_port, wait_for
 from tests.private_redis import PrivateRedis
 
 from fnhub.bootstrap import open_services
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.queue_client import QueueClient
 
 SCRIPT = """
 import fnhub

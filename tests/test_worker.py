@@ -10,7 +10,7 @@ import time
 import pytest
 from tests.conftest import CRASH_ONCE, call_ok, wait_for
 
-from fnhub.calls import CallError
+from fnhub.calling.errors import CallError
 from fnhub.queue import add_enqueue
 from fnhub.tasks import Task, decode_task
 

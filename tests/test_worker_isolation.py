@@ -14,7 +14,7 @@ import time
 import pytest
 from tests.conftest import call_ok, wait_for
 
-from fnhub.calls import make_task
+from fnhub.calling.maker import make_task
 from fnhub.queue import iter_results
 
 SCRIPT = textwrap.dedent(

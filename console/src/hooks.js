@@ -72,12 +72,12 @@ export function useAction(fn, { done, quiet = false } = {}) {
  * data, and `page`, `first`, `newer`, `older` for a Pager. The total counted with the first
  * page stays shown on the pages after it.
  */
-export function useCursorPages(path, params, { limit = 50 } = {}) {
+export function useCursorPages(path, params, { limit = 50, every = 0 } = {}) {
   const key = path + query(params);
   const [state, setState] = useState({ key, cursors: [null], total: null });
   const current = state.key === key ? state : { key, cursors: [null], total: null };
   const cursor = current.cursors[current.cursors.length - 1];
-  const list = useApi(path ? `${path}${query({ ...params, cursor, limit })}` : null);
+  const list = useApi(path ? `${path}${query({ ...params, cursor, limit })}` : null, { every });
   const data = list.data;
   const total = data && data.total !== undefined && data.total !== null ? data.total : current.total;
   const move = (cursors) => setState({ key, cursors, total });
@@ -107,4 +107,20 @@ export function useListPages(path, { limit = 100, param = 'after', keyOf = (x) =
     newer: cursors.length > 1 ? () => setCursors(cursors.slice(0, -1)) : null,
     older: items && items.length === limit && !list.loading ? () => setCursors([...cursors, keyOf(items[items.length - 1])]) : null,
   };
+}
+
+/**
+ * A named listing (connectors, subscriptions, endpoints, cron jobs, keys, users) a page at a
+ * time, with a name filter typed into a box: `items` of the page, `filter` / `setFilter`, and
+ * the useCursorPages fields for a Pager.
+ */
+export function useNamedPages(path, { limit = 100, every = 0 } = {}) {
+  const [filter, setFilter] = useState('');
+  const [name, setName] = useState('');
+  useEffect(() => {
+    const id = setTimeout(() => setName(filter.trim()), 250);
+    return () => clearTimeout(id);
+  }, [filter]);
+  const pages = useCursorPages(path, name ? { name } : {}, { limit, every });
+  return { ...pages, items: pages.data?.items, filter, setFilter };
 }

@@ -2,8 +2,11 @@
 // computed once per server for every open page. A browser opens ONE stream however many tabs
 // show live data: the tab holding the Web Lock `fnhub-feed` reads it and passes each snapshot
 // to the other tabs on a BroadcastChannel; when that tab closes or stops needing the feed, the
-// lock (and the stream) moves to another tab that wants it. Without those APIs (an http://
-// page on another host is no secure context) each tab opens its own stream.
+// lock (and the stream) moves to another tab that wants it. The reading tab also says it is
+// alive every second on the channel: a tab that is frozen (not closed) keeps its lock, so the
+// waiting tabs take the lock from it (`steal`) after a few silent seconds; if it wakes up it
+// finds its lock gone, closes its stream and waits like the others. Without those APIs (an
+// http:// page on another host is no secure context) each tab opens its own stream.
 import { API, get } from './api.js';
 import { store, useStore } from './store.js';
 import { useEffect } from 'preact/hooks';
@@ -11,6 +14,9 @@ import { useEffect } from 'preact/hooks';
 const CHANNEL = 'fnhub-feed';
 const LOCK = 'fnhub-feed';
 const RETRY_MS = 3000;
+const BEAT_MS = 1000;
+/** a reading tab silent this long (plus up to a second, so waiting tabs do not all steal at once) is taken over */
+const SILENT_MS = 4000;
 
 /** {snapshot: the newest snapshot or null, at: when it came (ms), error: text or null} */
 export const live = store({ snapshot: null, at: 0, error: null });
@@ -56,30 +62,67 @@ function sharedFeed() {
   const channel = new BroadcastChannel(CHANNEL);
   let closeStream = null;
   let release = null;
+  let waiting = null;
+  let stopped = false;
+  let heard = Date.now(); // the reading tab's last word (a snapshot or a beat)
+  const patience = SILENT_MS + Math.random() * 1000;
   channel.onmessage = ({ data }) => {
+    heard = Date.now();
     if (data.type === 'snapshot') accept(data.snapshot);
     else if (data.type === 'hello' && closeStream && live.get().snapshot) {
       channel.postMessage({ type: 'snapshot', snapshot: live.get().snapshot });
     }
   };
+  const lead = () => {
+    closeStream = readStream((snapshot) => {
+      accept(snapshot);
+      channel.postMessage({ type: 'snapshot', snapshot });
+    });
+    const beat = setInterval(() => channel.postMessage({ type: 'beat' }), BEAT_MS);
+    return new Promise((resolve) => {
+      release = () => {
+        clearInterval(beat);
+        closeStream?.();
+        closeStream = null;
+        resolve();
+      };
+    });
+  };
+  /** Wait for the lock (or take it with `steal`); when it is taken from this tab, wait again. */
+  const join = (steal) => {
+    const ctl = new AbortController();
+    waiting = ctl;
+    let held = false;
+    const options = steal ? { steal: true } : { signal: ctl.signal };
+    const hold = () => {
+      held = true;
+      return lead();
+    };
+    navigator.locks.request(LOCK, options, hold).then(
+      () => {},
+      () => {
+        if (!held) return; // aborted while waiting: this tab stopped or steals instead
+        release?.(); // stolen: another tab reads the stream now
+        release = null;
+        if (!stopped) join(false);
+      },
+    );
+  };
+  const watch = setInterval(() => {
+    if (!stopped && !closeStream && Date.now() - heard > patience) {
+      heard = Date.now();
+      waiting.abort(); // leave the queue, then take the lock from the silent tab
+      join(true);
+    }
+  }, BEAT_MS);
   channel.postMessage({ type: 'hello' }); // the reading tab answers with its newest snapshot
-  const waiting = new AbortController();
-  navigator.locks
-    .request(LOCK, { signal: waiting.signal }, () => {
-      closeStream = readStream((snapshot) => {
-        accept(snapshot);
-        channel.postMessage({ type: 'snapshot', snapshot });
-      });
-      return new Promise((resolve) => {
-        release = resolve;
-      });
-    })
-    .catch(() => {}); // aborted: this tab stopped before it got the lock
+  join(false);
   return () => {
+    stopped = true;
+    clearInterval(watch);
     waiting.abort();
-    closeStream?.();
-    closeStream = null;
     release?.();
+    release = null;
     channel.close();
   };
 }

@@ -85,6 +85,7 @@ def not_running_message(settings: Settings, why: str) -> str:
 def apply_command(settings: Settings, console: Console, err: Console, wait: float) -> int:
     """Run `fnhub apply`; returns the exit code."""
     from fnhub.bootstrap import open_services
+    from fnhub.features import FEATURES
     from fnhub.project import apply_project
     from fnhub.scripts.inspect import ScriptError
     from fnhub.server.presence import describe, live_servers, wait_for_pickup
@@ -97,7 +98,7 @@ def apply_command(settings: Settings, console: Console, err: Console, wait: floa
     try:
         try:
             with err.status("applying the project..."):
-                report = apply_project(settings, services.scripts)
+                report = apply_project(settings, services.scripts, FEATURES)
         except (ScriptError, ValueError) as exc:
             err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
             return 1

@@ -322,8 +322,8 @@ def call(
     queue: Annotated[str | None, typer.Option(help="run on this queue")] = None,
 ) -> None:
     """Call a function through the queue and print its result (exit code 1 if it failed)."""
-    from fnhub.calls import CallError
-    from fnhub.queue_client import QueueClient
+    from fnhub.calling.errors import CallError
+    from fnhub.calling.queue_client import QueueClient
 
     try:
         parsed = json.loads(kwargs)
@@ -413,16 +413,6 @@ def _time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
 
-from fnhub.cron.cli import beat as _beat  # noqa: E402
-from fnhub.cron.cli import cron_app  # noqa: E402
-
-app.add_typer(cron_app, name="cron")
-app.command("beat")(_beat)
-
-from fnhub.websub.cli import websub_app  # noqa: E402
-
-app.add_typer(websub_app, name="websub")
-
 from fnhub.baetyl.cli import import_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
@@ -437,9 +427,15 @@ from fnhub.accounts.cli import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
 
-from fnhub.endpoints_cli import endpoints_app  # noqa: E402
+from fnhub.feature import CliGroup  # noqa: E402
+from fnhub.features import FEATURES  # noqa: E402
 
-app.add_typer(endpoints_app, name="endpoints")
+for _feature in FEATURES:  # `fnhub cron ...`, `fnhub beat`, `fnhub websub ...`, ...
+    for _entry in _feature.cli:
+        if isinstance(_entry, CliGroup):
+            app.add_typer(_entry.app, name=_entry.name)
+        else:
+            app.command(_entry.name)(_entry.command)
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -55,7 +55,7 @@ class _Base:
         if not isinstance(url, str) or not isinstance(key, str):
             raise TypeError(
                 "Client(url, key) calls fnhub over HTTP with an API key; on the server's "
-                "machine, fnhub.queue_client.QueueClient(settings) calls through Redis"
+                "machine, fnhub.calling.queue_client.QueueClient(settings) calls through Redis"
             )
         self.url = url.rstrip("/")
         self.timeout = timeout

@@ -22,10 +22,11 @@ from typing import Any
 import msgspec
 import redis
 
-from fnhub.calls import CallError, TaskMaker
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import TaskMaker
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.queue import STATUS_TTL_SECONDS
+from fnhub.queue import STATUS_TTL_SECONDS, queue_entry
 from fnhub.scripts.registry import ActiveScripts, read_active
 from fnhub.tasks import Status, Task, decode_task, encode, result_for
 
@@ -38,12 +39,13 @@ _ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 #: Replay: delete the dead letter (and its index field); only if it was still there, enqueue
 #: the new task and write its `queued` status. KEYS: dead stream, index, queue stream, status
-#: key. ARGV: entry id, dead task id, new envelope, queued status, status TTL.
+#: key. ARGV: entry id, dead task id, the new task's `queue.Entry` field and value, queued
+#: status, status TTL.
 REPLAY = """
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) end
-redis.call('XADD', KEYS[3], '*', 'e', ARGV[3])
-redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
+redis.call('XADD', KEYS[3], '*', ARGV[3], ARGV[4])
+redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
 return 1
 """
 #: Discard: delete the dead letter and its index field. KEYS: dead stream, index. ARGV: entry
@@ -264,6 +266,7 @@ def replay(
                 continue
             assert task.status_key is not None
             queued = encode(result_for(task, Status.QUEUED))
+            entry = queue_entry([encode(task)])  # one task: no bundle count to keep
             pipe.eval(
                 REPLAY,
                 4,
@@ -273,7 +276,8 @@ def replay(
                 task.status_key,
                 letter.entry_id,
                 letter.task_id,
-                encode(task),
+                entry.field,
+                entry.value,
                 queued,
                 STATUS_TTL_SECONDS,
             )

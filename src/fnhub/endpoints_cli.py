@@ -43,7 +43,7 @@ def list_endpoints(project: ProjectOpt = None, as_json: JsonOpt = False) -> None
             rows = [endpoint_out(r) for r in session.scalars(select(Endpoint).order_by("name"))]
     finally:
         db.dispose()
-    if as_json:  # what GET /api/v1/endpoints answers
+    if as_json:  # every endpoint, each as GET /api/v1/endpoints gives it (a page: `items`)
         print_json(rows)
         return
     table_rows = []
@@ -117,7 +117,7 @@ def _epoch(text: str | None) -> float | None:
 
 
 def _active_scripts(client: redis.Redis, settings: Settings) -> Any:
-    from fnhub.queue_client import QueueClient
+    from fnhub.calling.queue_client import QueueClient
 
     return QueueClient(settings, client).active()
 

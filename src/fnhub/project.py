@@ -2,24 +2,26 @@
 
 `apply_project` publishes every `scripts/*.py` (unchanged ones keep their version; a script it
 published before whose file is gone is removed) and hands each other section of `fnhub.yaml` to
-the applier registered for it by its area (cron jobs, connectors, subscriptions, endpoints...),
-so this module knows nothing of them. `${NAME}` in a section's strings is read from the
-environment first (`env_refs`). Every change an apply makes is audited with the actor `project`
-(`audit.PROJECT`). At the end it bumps the project revision, which running servers acknowledge
-once they reloaded (`server/presence.py`), so `fnhub apply` can say who picked it up.
+the applier its feature names (`fnhub.features`: cron jobs, connectors, subscriptions,
+endpoints...), so this module knows nothing of them. `${NAME}` in a section's strings is read
+from the environment first (`env_refs`). Every change an apply makes is audited with the actor
+`project` (`audit.PROJECT`). At the end it bumps the project revision, which running servers
+acknowledge once they reloaded (`server/presence.py`), so `fnhub apply` can say who picked it up.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fnhub import audit, env_refs
 from fnhub.config import Settings, load_project_file
 from fnhub.scripts.store import Published, ScriptStore
+
+if TYPE_CHECKING:
+    from fnhub.feature import Feature
 
 Change = Literal["created", "updated", "unchanged"]
 
@@ -52,26 +54,8 @@ class ApplyReport:
     revision: int  # the project revision this apply set; servers acknowledge it
 
 
-#: section name in fnhub.yaml → function(settings, section value) applying it
+#: applies one `fnhub.yaml` section: function(settings, section value); a feature names it
 SectionApplier = Callable[[Settings, Any], SectionChanges | None]
-section_appliers: dict[str, SectionApplier] = {}
-
-#: modules that register their appliers in `section_appliers` when imported
-_SECTION_MODULES = (
-    "fnhub.cron.project",
-    "fnhub.websub.project",
-    "fnhub.subscriptions.project",
-    "fnhub.server.endpoints_project",
-)
-
-
-def _load_section_modules() -> None:
-    for name in _SECTION_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
 
 
 def read_scripts(project_dir: Path) -> dict[str, str]:
@@ -94,12 +78,33 @@ def publish_scripts(settings: Settings, store: ScriptStore) -> tuple[list[Publis
     return published, sorted(removed)
 
 
-def apply_project(settings: Settings, store: ScriptStore) -> ApplyReport:
+def _in_order(names: list[str], features: Sequence[Feature]) -> list[str]:
+    """`names` in the file's order, except that a section comes after the sections its feature
+    lists before it (`connectors:` before the `subscriptions:` that name them)."""
+    before: dict[str, list[str]] = {}
+    for feature in features:
+        declared = [name for name, _ in feature.sections]
+        for i, name in enumerate(declared):
+            before[name] = declared[:i]
+    order: list[str] = []
+    for name in names:
+        order += [b for b in before.get(name, []) if b in names and b not in order]
+        if name not in order:
+            order.append(name)
+    return order
+
+
+def apply_project(
+    settings: Settings, store: ScriptStore, features: Sequence[Feature]
+) -> ApplyReport:
+    """Publish `scripts/`, then apply each section of `fnhub.yaml` by the applier its feature
+    names, in the file's order; an unknown section refuses the whole file before anything
+    changes."""
     data = load_project_file(settings.project_dir)
-    _load_section_modules()
-    known = sorted(["settings", *section_appliers])
+    appliers = {name: apply for f in features for name, apply in f.sections}
+    known = sorted(["settings", *appliers])
     for section in data:
-        if section != "settings" and section not in section_appliers:
+        if section != "settings" and section not in appliers:
             raise ValueError(f"fnhub.yaml: unknown section '{section}' (known: {', '.join(known)})")
     sections = {
         name: env_refs.expand(value, f"fnhub.yaml: {name}")
@@ -107,10 +112,9 @@ def apply_project(settings: Settings, store: ScriptStore) -> ApplyReport:
         if name != "settings"
     }
     published, removed = publish_scripts(settings, store)
-    first = {"connectors": 0}  # subscriptions and others name connectors
     changes: list[SectionChanges] = []
-    for section, value in sorted(sections.items(), key=lambda kv: first.get(kv[0], 1)):
-        done = section_appliers[section](settings, value)
+    for section in _in_order(list(sections), features):
+        done = appliers[section](settings, sections[section])
         changes.append(done if done is not None else SectionChanges(section, counted=False))
     revision = int(store.redis.incr(store.keys.project_revision))
     return ApplyReport(published, removed, changes, revision)

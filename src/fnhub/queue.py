@@ -27,7 +27,7 @@ import bisect
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import redis
@@ -110,6 +110,38 @@ def bundle_field(kind: str, stream: str, entry_id: str) -> str:
     return f"{kind}|{stream}|{entry_id}"
 
 
+class Entry(NamedTuple):
+    """A new entry of a queue stream: the one definition of what a queue entry holds.
+
+    Every writer puts tasks on a queue through one of these (`add_entry`, `add_enqueue`, the
+    server's ENQUEUE_MANY, the cron beat's fire script), so the layout lives here only."""
+
+    field: str  # "e": one envelope, "b": a bundle of them (`bundle_value`)
+    value: bytes
+    extra: int  # tasks beyond one, counted in `keys.bundled` (queue lengths in tasks)
+
+
+class Delayed(NamedTuple):
+    """A task waiting for `due` (epoch seconds) in the delayed set, moved to its queue then
+    (`move_due`)."""
+
+    due: float
+    member: str  # in `keys.delayed`: "<queue>|<task id>", scored by `due`
+    task_id: str  # field of `keys.delayed_tasks` holding the envelope
+    envelope: bytes
+
+
+def queue_entry(envelopes: list[bytes]) -> Entry:
+    """The entry holding these envelopes (one or more), in order."""
+    if len(envelopes) == 1:
+        return Entry("e", envelopes[0], 0)
+    return Entry("b", bundle_value(envelopes), len(envelopes) - 1)
+
+
+def delayed_entry(task: Task, envelope: bytes, due: float) -> Delayed:
+    return Delayed(due, f"{task.queue}|{task.id}", task.id, envelope)
+
+
 def enqueue_many_args(envelopes: list[bytes], entries: int) -> list[bytes | str]:
     """ENQUEUE_MANY's arguments for `envelopes` as `entries` entries of nearly equal size: as
     many as there are worker processes, so a burst of slow tasks still spreads over all."""
@@ -117,28 +149,35 @@ def enqueue_many_args(envelopes: list[bytes], entries: int) -> list[bytes | str]
     entries = max(1, min(entries, n))
     args: list[bytes | str] = [str(n - entries)]
     for k in range(entries):
-        group = envelopes[k * n // entries : (k + 1) * n // entries]
-        args += ["e", group[0]] if len(group) == 1 else ["b", bundle_value(group)]
+        entry = queue_entry(envelopes[k * n // entries : (k + 1) * n // entries])
+        args += [entry.field, entry.value]
     return args
+
+
+def add_entry(pipe: Any, keys: Keys, stream: str, entry: Entry) -> None:
+    """Queue the commands that add `entry` to `stream`."""
+    pipe.xadd(stream, {entry.field: entry.value})
+    if entry.extra:
+        pipe.hincrby(keys.bundled, stream, entry.extra)
+
+
+def add_delayed(pipe: Any, keys: Keys, delayed: Delayed) -> None:
+    pipe.hset(keys.delayed_tasks, delayed.task_id, delayed.envelope)
+    pipe.zadd(keys.delayed, {delayed.member: delayed.due})
 
 
 def add_bundle(pipe: Any, keys: Keys, stream: str, envelopes: list[bytes]) -> None:
     """Queue the commands that add these envelopes to `stream` as one entry."""
-    if len(envelopes) == 1:
-        pipe.xadd(stream, {"e": envelopes[0]})
-        return
-    pipe.xadd(stream, {"b": bundle_value(envelopes)})
-    pipe.hincrby(keys.bundled, stream, len(envelopes) - 1)
+    add_entry(pipe, keys, stream, queue_entry(envelopes))
 
 
 def add_enqueue(pipe: Any, keys: Keys, task: Task, *, eta: float | None = None) -> None:
     """Queue the commands that put `task` on its queue now, or at `eta` (epoch seconds)."""
     data = encode(task)
     if eta is not None and eta > time.time():
-        pipe.hset(keys.delayed_tasks, task.id, data)
-        pipe.zadd(keys.delayed, {f"{task.queue}|{task.id}": eta})
+        add_delayed(pipe, keys, delayed_entry(task, data, eta))
     else:
-        pipe.xadd(keys.queue(task.queue), {"e": data})
+        add_entry(pipe, keys, keys.queue(task.queue), queue_entry([data]))
 
 
 class ResultBatch:

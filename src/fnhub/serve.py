@@ -26,6 +26,7 @@ from rich.console import Console
 from fnhub.bootstrap import open_services, wait_for_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
+from fnhub.features import FEATURES
 from fnhub.keys import Keys
 from fnhub.project import apply_project
 from fnhub.redis_client import sync_redis
@@ -87,7 +88,7 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
         services = open_services(settings)
         services.scripts.sync_redis()
         try:
-            report = apply_project(settings, services.scripts)
+            report = apply_project(settings, services.scripts, FEATURES)
         except (ScriptError, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
             console.print("fix it, then start `fnhub serve` again")

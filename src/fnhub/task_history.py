@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, or_, select
+from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
+from fnhub.record_search import error_text_matches, mariadb_per_row, match_count
 from fnhub.store.db import Database
 from fnhub.store.models import TaskAttempt, TaskRecord
 
 MAX_LIMIT = 500
+#: MariaDB: rows a listing walks checking the error text row by row before it asks the
+#: FULLTEXT index instead (a few milliseconds; see `record_search.mariadb_per_row`)
+WALK_ROWS = 2000
+SORT_ABORTED = 1028  # MariaDB's error when a capped query had to sort
 #: characters of the error message a listing shows (the record has all of it)
 SUMMARY_MESSAGE_CHARS = 300
 
@@ -63,9 +69,23 @@ class RecordFilter:
     origin_id: str | None = None
     since: float | None = None  # trigger time >=
     until: float | None = None  # trigger time <
-    q: str | None = None  # substring of the error type or message, any case
+    q: str | None = None  # text in the error type or message, any case (`record_search`)
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def text_only(self) -> bool:
+        """Whether the error text is the only filter (its index can count the matches)."""
+        return bool(self.q) and self == RecordFilter(q=self.q)
+
+    def per_row_conditions(self, engine: Engine) -> list[ColumnElement[bool]] | None:
+        """The WHERE clauses with the error text checked row by row
+        (`record_search.mariadb_per_row`); None without a text or such a form."""
+        row_check = mariadb_per_row(self.q, engine) if self.q else None
+        if row_check is None:
+            return None
+        return [*RecordFilter(**{**asdict(self), "q": None}).conditions(engine), row_check]
+
+    def conditions(self, engine: Engine, matches: int | None = None) -> list[ColumnElement[bool]]:
+        """The WHERE clauses (the error-text search is written for the engine's database;
+        `matches`: how many records the text matches, when known)."""
         where: list[ColumnElement[bool]] = []
         if self.function:
             where.append(TaskRecord.function == self.function)
@@ -80,12 +100,7 @@ class RecordFilter:
         if self.until is not None:
             where.append(TaskRecord.trigger_time < self.until)
         if self.q:
-            where.append(
-                or_(
-                    TaskRecord.error_type.icontains(self.q, autoescape=True),
-                    TaskRecord.error_message.icontains(self.q, autoescape=True),
-                )
-            )
+            where.append(error_text_matches(self.q, engine, matches))
         return where
 
 
@@ -133,26 +148,39 @@ def list_records(
     """A page of records newest first (ties by id); `count` adds how many match in all.
     Raises BadCursor for a cursor that does not parse."""
     limit = max(1, min(limit, MAX_LIMIT))
-    conditions = where.conditions()
-    page_conditions = [*conditions, _after(cursor)] if cursor else conditions
-    query = (
-        select(*SUMMARY_COLUMNS)
-        .where(*page_conditions)
-        .order_by(TaskRecord.trigger_time.desc(), TaskRecord.id.desc())
-        .offset(offset)
-        .limit(limit + 1)
-    )
+    matches = match_count(where.q, db.engine) if where.q else None
+    conditions = where.conditions(db.engine, matches)
+
+    def page(conditions: list[ColumnElement[bool]]) -> Select[Any]:
+        return (
+            select(*SUMMARY_COLUMNS)
+            .where(*conditions, *([_after(cursor)] if cursor else []))
+            .order_by(TaskRecord.trigger_time.desc(), TaskRecord.id.desc())
+            .offset(offset)
+            .limit(limit + 1)
+        )
+
     with db.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-        total = None
-        if count:
+        rows: list[dict[str, Any]] = []
+        per_row = where.per_row_conditions(db.engine)  # connected: the dialect knows MariaDB
+        if per_row is not None:  # MariaDB: walk the index for a while (a common word's page)
+            capped = page(per_row).suffix_with(f"ROWS EXAMINED {WALK_ROWS}")
+            try:
+                rows = [dict(r) for r in conn.execute(capped).mappings()]
+            except OperationalError as exc:  # 1028: a sort (no index to walk) hit the cap
+                if exc.orig is None or exc.orig.args[0] != SORT_ABORTED:
+                    raise
+        if len(rows) <= limit:  # not walked, or the walk stopped short: the index's plan
+            rows = [dict(r) for r in conn.execute(page(conditions)).mappings()]
+        total = matches if where.text_only() else None
+        if count and total is None:
             counted = select(func.count()).select_from(TaskRecord).where(*conditions)
             total = int(conn.execute(counted).scalar() or 0)
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more else None
     next_cursor = encode_cursor(last["trigger_time"], last["id"]) if last else None
-    return RecordPage(rows, next_cursor, total)
+    return RecordPage(rows, next_cursor, total if count else None)
 
 
 def landed_since(
@@ -160,7 +188,7 @@ def landed_since(
 ) -> list[dict[str, Any]]:
     """Matching records of tasks that ended at or after `end_time`, oldest end first (what a
     live tail prints; it walks the `end_time` index)."""
-    conditions = where.conditions() if where else []
+    conditions = where.conditions(db.engine) if where else []
     query = (
         select(*SUMMARY_COLUMNS)
         .where(TaskRecord.end_time >= end_time, *conditions)

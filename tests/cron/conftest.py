@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from fnhub.bootstrap import Services, open_services
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
 from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobSpec, JobStore, check
-from fnhub.queue_client import QueueClient
 from fnhub.redis_client import async_redis
 from fnhub.revisions import bump
 from fnhub.tasks import Task, decode_task

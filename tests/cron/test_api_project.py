@@ -10,8 +10,10 @@ import pytest
 from fastapi import FastAPI
 
 from fnhub.bootstrap import Services
+from fnhub.calling.caller import Caller
 from fnhub.cron.area import router
 from fnhub.cron.jobs import JobStore
+from fnhub.features import FEATURES
 from fnhub.project import apply_project
 from fnhub.redis_client import async_redis
 from fnhub.server import errors
@@ -26,8 +28,9 @@ async def api(services: Services) -> AsyncIterator[httpx.AsyncClient]:
     errors.install(app)
     app.include_router(router, prefix="/api/v1")
     client = async_redis(services.settings)
+    caller = Caller(services.settings, client, services.keys, "test-server")
     app.state.ctx = ServerContext(
-        services.settings, client, services.db, services.keys, "test-server"
+        services.settings, client, services.db, services.keys, "test-server", caller
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
@@ -47,7 +50,7 @@ async def test_crud_run_pause_and_listing(api: httpx.AsyncClient, services: Serv
     assert created.status_code == 201, created.text
     assert (await api.post("/api/v1/cron-jobs", json=body)).status_code == 409
     listing = (await api.get("/api/v1/cron-jobs")).json()
-    status = listing["jobs"][0]["status"]
+    status = listing["items"][0]["status"]
     assert status["expr"] == "*/10 * * * * *" and status["timezone"] == "Europe/Berlin"
     assert len(status["next"]) == 3 and all(t % 10 == 0 for t in status["next"])
     assert status["next"] == sorted(status["next"])
@@ -98,14 +101,14 @@ def test_project_section_declares_provisioned_jobs(services: Services) -> None:
         "  - {id: a, function: jobs.tick, expr: '*/5 * * * *', misfire: run_once}\n"
         "  - {id: b, function: jobs.fixed}\n"
     )
-    apply_project(settings, services.scripts)
+    apply_project(settings, services.scripts, FEATURES)
     rows = {r.id: r for r in JobStore(services.db).all()}
     assert set(rows) == {"a", "b"} and all(r.provisioned for r in rows.values())
     assert rows["a"].misfire == "run_once"
     yaml.write_text("cron_jobs:\n  - {id: a, function: jobs.tick, expr: '*/5 * * * *'}\n")
-    apply_project(settings, services.scripts)
+    apply_project(settings, services.scripts, FEATURES)
     assert [r.id for r in JobStore(services.db).all()] == ["a"]
     yaml.write_text("cron_jobs:\n  - {id: c, function: jobs.tick, expr: '0 25 * * *'}\n")
     with pytest.raises(ValueError, match="cron job 'c': invalid cron expression"):
-        apply_project(settings, services.scripts)
+        apply_project(settings, services.scripts, FEATURES)
     assert [r.id for r in JobStore(services.db).all()] == ["a"]

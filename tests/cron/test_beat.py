@@ -202,7 +202,7 @@ async def test_run_now_ignores_schedule_and_pause(services: Services) -> None:
     spec = add_job(services, id="manual", function="jobs.tick", expr="0 0 1 1 *")
     pipe = services.redis.pipeline()
     control.add_pause(pipe, services.keys, "manual")
-    client_active = __import__("fnhub.queue_client").queue_client.QueueClient(
+    client_active = __import__("fnhub.calling.queue_client").calling.queue_client.QueueClient(
         services.settings, services.redis
     )
     task = control.run_now(services.settings, client_active.active(), spec, pipe)

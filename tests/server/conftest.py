@@ -21,6 +21,7 @@ from tests.conftest import free_port
 
 from fnhub.bootstrap import open_services
 from fnhub.config import load_settings
+from fnhub.features import FEATURES
 from fnhub.project import apply_project
 from fnhub.server.auth import create_key
 
@@ -180,7 +181,7 @@ def make_stack(
     try:
         conf = load_settings(tmp)
         services = open_services(conf)
-        apply_project(conf, services.scripts)
+        apply_project(conf, services.scripts, FEATURES)
         _row, token = create_key(services.db, "tests")
         services.close()
     finally:

@@ -140,7 +140,7 @@ def test_csrf_missing_or_wrong_changes_nothing(stack: Stack) -> None:
             assert r.status_code == 403 and r.json()["error"]["code"] == "csrf", r.text
             r = client.put(f"{API}/scripts/csrf_probe", json={"code": code}, headers=headers)
             assert r.status_code == 403 and r.json()["error"]["code"] == "csrf"
-        users = {u["username"] for u in client.get(f"{API}/users").json()}
+        users = {u["username"] for u in client.get(f"{API}/users").json()["items"]}
         assert "mallory" not in users
         assert client.get(f"{API}/scripts/csrf_probe/versions").status_code == 404
         # an API key needs no CSRF token (no browser sends it on its own)
@@ -256,7 +256,7 @@ def test_a_developer_publishes_but_manages_no_accounts(stack: Stack, kind: str) 
             assert r.status_code == 403, (r.request.method, r.request.url, r.text)
             assert r.json()["error"]["code"] == "forbidden"
     with stack.admin() as admin:
-        roles = {u["username"]: u["role"] for u in admin.get(f"{API}/users").json()}
+        roles = {u["username"]: u["role"] for u in admin.get(f"{API}/users").json()["items"]}
     assert roles.get("devon", "developer") == "developer" and "x" not in roles
 
 
@@ -264,7 +264,8 @@ def test_me_for_a_key_and_existing_clients_keep_working(stack: Stack) -> None:
     with stack.admin() as c:
         me = c.get(f"{API}/me").json()
         assert me["role"] == "admin" and set(me) == {"key", "role"}
-        assert c.get(f"{API}/keys").json()[0]["role"] == "admin"
+        roles = {k["id"]: k["role"] for k in c.get(f"{API}/keys").json()["items"]}
+        assert roles[me["key"]["id"]] == "admin"  # the key made before roles existed
     with stack.client(headers={"X-Api-Key": stack.token}) as c:
         assert c.get(f"{API}/users").status_code == 200
 
@@ -295,7 +296,7 @@ def test_user_management_rules(stack: Stack) -> None:
         assert c.delete(f"{API}/users/frank").json() == {"deleted": True}
         assert c.delete(f"{API}/users/frank").status_code == 404
         # the last enabled admin stays one
-        admins = [u for u in c.get(f"{API}/users").json() if u["role"] == "admin"]
+        admins = [u for u in c.get(f"{API}/users").json()["items"] if u["role"] == "admin"]
         for user in admins[:-1]:
             assert c.patch(f"{API}/users/{user['username']}", json={"disabled": True}).is_success
         last = admins[-1]["username"]

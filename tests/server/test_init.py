@@ -75,7 +75,7 @@ def test_init_creates_the_first_admin_who_can_sign_in(tmp_path: Path) -> None:
             r = c.post("/api/v1/session", json={"username": "admin", "password": password})
             assert r.status_code == 200, r.text
             assert r.json()["user"] == {"username": "admin", "role": "admin"}
-            assert c.get("/api/v1/users").json()[0]["username"] == "admin"
+            assert c.get("/api/v1/users").json()["items"][0]["username"] == "admin"
             audit = c.get("/api/v1/audit", params={"actor": "cli"}).json()["items"]
             assert {e["action"] for e in audit} == {"key.create", "user.create"}
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.conftest import wait_for
 
-from fnhub.calls import KWARGS_MAX_DEPTH
+from fnhub.calling.maker import KWARGS_MAX_DEPTH
 from fnhub.keys import Keys
 from fnhub.records import JSON_MAX_DEPTH, TRUNCATED_MARKER
 from fnhub.store.db import Database

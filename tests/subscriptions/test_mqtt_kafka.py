@@ -11,8 +11,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from tests.conftest import REDIS_URL, wait_for
 
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
-from fnhub.queue_client import QueueClient
 
 
 def mqtt_publish(port: int, topic: str, payloads: list[bytes], qos: int = 1) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import redis.asyncio as aredis
 from tests.conftest import free_port
 
+from fnhub.calling.caller import Caller
 from fnhub.config import Settings
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import Message
 from fnhub.keys import Keys
-from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
 from fnhub.store.db import Database
 from fnhub.subscriptions.runner import Runner
@@ -29,14 +29,16 @@ async def test_unknown_function_while_redis_is_down_is_retried_not_failed(tmp_pa
         db_url=f"sqlite:///{tmp_path / 'f.db'}",
         key_prefix="outage",
     )
+    client = aredis.Redis.from_url(url, socket_connect_timeout=0.2)
+    caller = Caller(settings, client, Keys("outage"), "outage-test")  # never refreshed
     ctx = ServerContext(
         settings=settings,
-        redis=aredis.Redis.from_url(url, socket_connect_timeout=0.2),
+        redis=client,
         db=Database(settings.resolved_db_url()),
         keys=Keys("outage"),
         server_id="outage-test",
+        caller=caller,
     )
-    caller = Caller(ctx)  # never refreshed: it knows no function yet
     spec = parse_spec(
         {"name": "s", "connector": "c", "topics": ["t"], "function": "handlers.handle"}
     )

@@ -11,11 +11,11 @@ import msgspec
 import pytest
 from tests.conftest import wait_for
 
+from fnhub.calling.caller import Caller
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import Message
 from fnhub.keys import Keys
 from fnhub.redis_client import async_redis
-from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
 from fnhub.store.db import Database
 from fnhub.subscriptions.runner import Runner, _kwargs_size_bound, message_text
@@ -31,30 +31,30 @@ def handle(topic, message):
 """
 
 
+#: the server context each caller fixture runs in
+contexts: dict[Caller, ServerContext] = {}
+
+
 @pytest.fixture
 async def caller(settings, publish, start_worker) -> AsyncIterator[Caller]:  # type: ignore[no-untyped-def]
     settings.kwargs_max_bytes = 200
     publish({"handlers": SCRIPT})
     start_worker(queues=["sub"], processes=1)
-    ctx = ServerContext(
-        settings=settings,
-        redis=async_redis(settings),
-        db=Database(settings.resolved_db_url()),
-        keys=Keys(settings.key_prefix),
-        server_id="refusals-test",
-    )
-    c = Caller(ctx)
+    client, keys = async_redis(settings), Keys(settings.key_prefix)
+    c = Caller(settings, client, keys, "refusals-test")
+    db = Database(settings.resolved_db_url())
+    contexts[c] = ServerContext(settings, client, db, keys, "refusals-test", c)
     await c.start()
     yield c
     await c.stop()
-    await ctx.redis.aclose()
-    ctx.db.dispose()
+    await client.aclose()
+    db.dispose()
 
 
 def _runner(caller: Caller, function: str) -> Runner:
     spec = parse_spec({"name": "s", "connector": "c", "topics": ["t"], "function": function})
     connector = ConnectorConfig(name="c", type="redis", settings={})
-    return Runner(spec, connector, {"c": connector}, caller.ctx, caller, node="n1")
+    return Runner(spec, connector, {"c": connector}, contexts[caller], caller, node="n1")
 
 
 async def _handle(runner: Runner, payloads: list[bytes]) -> list[tuple[int, bool]]:
@@ -88,7 +88,7 @@ async def test_the_last_message_names_its_task_when_there_is_one(caller: Caller)
     runner = _runner(caller, "handlers.handle")
     await _handle(runner, [b"small", b"x" * 500])
     task_id = runner.stats.last["success"]["task_id"]
-    db = caller.ctx.db
+    db = contexts[caller].db
     record = await asyncio.to_thread(wait_for, lambda: record_detail(db, task_id))
     assert record["status"] == "success" and record["origin_id"] == "s"
     assert "task_id" not in runner.stats.last["failure"]

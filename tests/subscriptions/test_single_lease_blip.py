@@ -15,6 +15,7 @@ import redis.asyncio as aredis
 from tests.conftest import REDIS_URL, wait_for
 from tests.private_redis import PrivateRedis
 
+from fnhub.calling.caller import Caller
 from fnhub.config import Settings
 from fnhub.connections import ConnectorConfig
 from fnhub.keys import Keys
@@ -40,12 +41,14 @@ async def _blip_keeps_the_subscription(tmp_path: Path, fnhub_redis: PrivateRedis
         db_url=f"sqlite:///{tmp_path / 'f.db'}",
         key_prefix="blip",
     )
+    client = aredis.Redis.from_url(fnhub_redis.url, socket_connect_timeout=0.5)
     ctx = ServerContext(
         settings=settings,
-        redis=aredis.Redis.from_url(fnhub_redis.url, socket_connect_timeout=0.5),
+        redis=client,
         db=Database(settings.resolved_db_url()),
         keys=Keys("blip"),
         server_id="holder",
+        caller=Caller(settings, client, Keys("blip"), "holder"),  # never started: no calls
     )
     channel = f"blip-{uuid.uuid4().hex[:8]}"
     spec = parse_spec(
@@ -57,7 +60,7 @@ async def _blip_keeps_the_subscription(tmp_path: Path, fnhub_redis: PrivateRedis
         }
     )
     broker = ConnectorConfig(name="broker", type="redis", settings={"url": REDIS_URL})
-    runner = Runner(spec, broker, {"broker": broker}, ctx, caller=None, node="n1")
+    runner = Runner(spec, broker, {"broker": broker}, ctx, ctx.caller, node="n1")
     machine = aredis.Redis.from_url(REDIS_URL)
     out = machine.pubsub()
     await out.subscribe(f"{channel}-out")

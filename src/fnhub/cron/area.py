@@ -1,7 +1,7 @@
 """The cron area of the server: the `/cron-jobs` API and the beat running inside the server.
 
-The server mounts `router` under `/api/v1` behind admin auth and runs `service(ctx)` for its
-lifetime; handlers find the `ServerContext` at `request.app.state.ctx` (set by the server).
+`feature.CRON` hands `router` (mounted under `/api/v1` behind admin auth) and `service(ctx)`
+(run for the server's lifetime) to the server; handlers get the `ServerContext` as `Ctx`.
 """
 
 from __future__ import annotations
@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from fnhub.calls import CallError
+from fnhub.calling.errors import CallError
 from fnhub.cron import control
 from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, check, row_json, spec_of
+from fnhub.cron.models import CronJob
 from fnhub.revisions import bump
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.server.access import current_actor
-from fnhub.server.context import ServerContext
+from fnhub.server.api.paging import PageRequest, fetch_page, page_request
+from fnhub.server.context import Ctx, ServerContext
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Strict
 
@@ -28,11 +30,6 @@ router = APIRouter(tags=["cron"])
 _STATUS = {"not_found": 404, "conflict": 409, "invalid": 422, "unknown_function": 422}
 
 
-def get_context(request: Request) -> ServerContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
-Ctx = Annotated[ServerContext, Depends(get_context)]
 Actor = Annotated[str, Depends(current_actor)]  # who makes the change, for the audit log
 
 
@@ -81,13 +78,14 @@ async def _get(ctx: ServerContext, job_id: str) -> CronJobSpec:
         raise _error(exc) from exc
 
 
-@router.get("/cron-jobs")
-async def list_jobs(ctx: Ctx) -> dict[str, Any]:
-    """Every job with its expression in force, pause state, last tick and next fire times."""
-    rows = await asyncio.to_thread(JobStore(ctx.db).all)
+@router.get("/cron-jobs", responses=responses(401, 422))
+async def list_jobs(ctx: Ctx, page: PageRequest = Depends(page_request)) -> dict[str, Any]:
+    """Jobs by id, a page at a time (the task list's shape, plus `paused_all`), each with its
+    expression in force, pause state, last tick and next fire times."""
+    rows, meta = await asyncio.to_thread(fetch_page, ctx.db, [CronJob.id], page)
     paused_all, statuses = await _statuses(ctx, [spec_of(r) for r in rows])
     jobs = [{**row_json(r), "status": s} for r, s in zip(rows, statuses, strict=True)]
-    return {"paused_all": paused_all, "jobs": jobs}
+    return {"paused_all": paused_all, "items": jobs, **meta}
 
 
 @router.post("/cron-jobs", status_code=201, responses=responses(409))

@@ -32,7 +32,8 @@ import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
 from fnhub.aio import wait_event
-from fnhub.calls import CallError, make_task
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import make_task
 from fnhub.config import Settings
 from fnhub.cron.clock import Dynamic, JobClock, clock_for, decode_dynamic
 from fnhub.cron.fire import (
@@ -55,7 +56,7 @@ from fnhub.lease import Lease
 from fnhub.queue import add_result
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.store.db import Database
-from fnhub.tasks import Origin, Status, Task, encode, new_task_id, result_for
+from fnhub.tasks import Origin, Status, Task, new_task_id, result_for
 
 log = logging.getLogger(__name__)
 
@@ -412,14 +413,12 @@ class Beat:
 
     def _segment(self, job: BeatJob, tick: int, tasks: list[Task]) -> list[Any]:
         return job_segment(
+            self.keys,
             job.spec.id,
             tick,
             job.marker,
             job.marker_ttl,
-            [
-                (t.queue, t.id, t.trigger_time if d else 0, encode(t))
-                for t, d in zip(tasks, job.delays, strict=True)
-            ],
+            [(t, t.trigger_time if d else None) for t, d in zip(tasks, job.delays, strict=True)],
         )
 
     async def _send(self, segments: list[list[Any]]) -> list[int] | None:

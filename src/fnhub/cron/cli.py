@@ -43,7 +43,7 @@ def _bump(services: Any) -> None:
 
 
 def _active(services: Any) -> Any:
-    from fnhub.queue_client import QueueClient
+    from fnhub.calling.queue_client import QueueClient
 
     return QueueClient(services.settings, services.redis).active()
 
@@ -65,7 +65,7 @@ def list_jobs(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         )
     finally:
         services.close()
-    if as_json:  # what GET /api/v1/cron-jobs answers
+    if as_json:  # every job, each as GET /api/v1/cron-jobs gives it (that pages: `items`)
         jobs = [{**row_json(r), "status": s} for r, s in zip(rows, statuses, strict=True)]
         print_json({"paused_all": paused_all, "jobs": jobs})
         return
@@ -189,7 +189,7 @@ def remove(job_id: str, project: ProjectOpt = None) -> None:
 def run(job_id: str, project: ProjectOpt = None) -> None:
     """Queue one run of a job now (ignores schedule, pause and overlap)."""
     from fnhub import audit
-    from fnhub.calls import CallError
+    from fnhub.calling.errors import CallError
     from fnhub.cron.control import audited, run_now
     from fnhub.cron.jobs import CronJobError, JobStore, spec_of
 

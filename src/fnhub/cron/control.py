@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from fnhub import audit
-from fnhub.calls import make_task
+from fnhub.calling.maker import make_task
 from fnhub.config import Settings
 from fnhub.cron.clock import clock_for, decode_dynamic
 from fnhub.cron.jobs import CronJobSpec, expression_for

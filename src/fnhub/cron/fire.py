@@ -10,9 +10,10 @@ beat:
    kept as one number per job: ticks are decided in order, so "decided" = "≤ watermark";
 3. moves the watermark to the tick, then: paused (globally or per job) → nothing runs; overlap
    policy `skip` and the job's running marker exists → `skipped`; otherwise enqueues the tick's
-   tasks (delay 0 → XADD to the queue stream, later delays → the delayed set, the same layout as
-   `fnhub.queue.add_enqueue`) and sets the running marker, which the last task's final result
-   deletes (`fnhub.queue.add_result`).
+   tasks (delay 0 → an entry of the queue stream, later delays → the delayed set) as
+   `fnhub.queue.queue_entry` / `delayed_entry` built them, the one definition every writer of
+   a queue uses, and sets the running marker, which the last task's final result deletes
+   (`fnhub.queue.add_result`).
 
 A crash between two batches loses nothing: the next leader resumes from the watermarks.
 """
@@ -24,7 +25,8 @@ from typing import Any
 import msgspec
 
 from fnhub.keys import Keys
-from fnhub.queue import lua_str
+from fnhub.queue import delayed_entry, lua_str, queue_entry
+from fnhub.tasks import Task, encode
 
 FIRED, ALREADY, SKIPPED, PAUSED = 1, 0, 2, 3
 NOT_LEADER = -1
@@ -45,15 +47,15 @@ for _, job in ipairs(cmsgpack.unpack(ARGV[6])) do
       code = 2
     else
       for _, task in ipairs(tasks) do
-        local queue, task_id, eta, envelope = task[1], task[2], task[3], task[4]
-        if eta == '0' then
-          redis.call('XADD', ARGV[3] .. queue, '*', 'e', envelope)
-        else
-          redis.call('HSET', ARGV[5], task_id, envelope)
-          redis.call('ZADD', ARGV[4], eta, queue .. '|' .. task_id)
+        if task[1] == 'now' then  -- stream, field, value, extra: a `queue.Entry`
+          redis.call('XADD', task[2], '*', task[3], task[4])
+          if task[5] ~= '0' then redis.call('HINCRBY', ARGV[3], task[2], task[5]) end
+        else  -- due, member, task id, envelope: a `queue.Delayed`
+          redis.call('HSET', ARGV[5], task[4], task[5])
+          redis.call('ZADD', ARGV[4], task[2], task[3])
         end
       end
-      if marker ~= '' then redis.call('SET', marker, tasks[#tasks][2], 'EX', ttl) end
+      if marker ~= '' then redis.call('SET', marker, job[6], 'EX', ttl) end
       code = 1
     end
   end
@@ -69,31 +71,34 @@ def fire_keys(keys: Keys) -> list[str]:
 
 def fire_head(keys: Keys, owner: str) -> list[Any]:
     """The fixed arguments before the packed batch."""
-    return [owner, keys.cron_pause_prefix, f"{keys.prefix}:q:", keys.delayed, keys.delayed_tasks]
+    return [owner, keys.cron_pause_prefix, keys.bundled, keys.delayed, keys.delayed_tasks]
 
 
 def job_segment(
+    keys: Keys,
     job_id: str,
     tick: int,
     marker: str,
     marker_ttl: int,
-    tasks: list[tuple[str, str, float, bytes]],
+    tasks: list[tuple[Task, float | None]],
 ) -> list[Any]:
-    """One job's entry: its tick, running marker ("" = overlap allowed) and tasks.
+    """One job's entry: its tick, running marker ("" = overlap allowed) and tasks, each with
+    when it is due (None: at once).
 
-    `tasks` are (queue, task id, eta or 0 for now, envelope); the marker's value is the last
-    task's id, the one whose end clears it.
-    """
-    return [
-        job_id,
-        tick,
-        marker,
-        marker_ttl,
-        [
-            [queue, task_id, repr(eta) if eta else "0", lua_str(envelope)]
-            for queue, task_id, eta, envelope in tasks
-        ],
-    ]
+    The marker's value is the last task's id, the one whose end clears it."""
+    writes = [_task_write(keys, task, due) for task, due in tasks]
+    return [job_id, tick, marker, marker_ttl, writes, tasks[-1][0].id]
+
+
+def _task_write(keys: Keys, task: Task, due: float | None) -> list[Any]:
+    """The Lua's words for putting one task on its queue: the `queue.Entry` or `queue.Delayed`
+    built by the same functions as every other enqueue."""
+    envelope = encode(task)
+    if due:
+        due, member, task_id, data = delayed_entry(task, envelope, due)
+        return ["later", repr(due), member, task_id, lua_str(data)]
+    field, value, extra = queue_entry([envelope])
+    return ["now", keys.queue(task.queue), field, lua_str(value), str(extra)]
 
 
 def pack(segments: list[list[Any]]) -> bytes:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from fnhub import audit
-from fnhub.calls import CallError, resolve
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import resolve
 from fnhub.cron.models import CronJob
 from fnhub.cron.schedule import CronExpressionError, validate
 from fnhub.functions import FunctionInfo

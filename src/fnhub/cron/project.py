@@ -25,7 +25,7 @@ from fnhub.revisions import bump
 
 def apply_cron_jobs(settings: Settings, value: Any) -> project.SectionChanges:
     from fnhub.bootstrap import open_services
-    from fnhub.queue_client import QueueClient
+    from fnhub.calling.queue_client import QueueClient
 
     if value is None:
         value = []
@@ -60,6 +60,3 @@ def _first(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
     return f"{where}: {error['msg']}" if where else error["msg"]
-
-
-project.section_appliers["cron_jobs"] = apply_cron_jobs

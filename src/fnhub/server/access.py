@@ -30,6 +30,7 @@ from fnhub.accounts.roles import Role
 from fnhub.accounts.sessions import COOKIE, SignedIn, csrf_ok, csrf_token
 from fnhub.server.auth import AdminAuth, api_key_header, bearer, unauthorized
 from fnhub.server.errors import ApiError
+from fnhub.server.state import state_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ROLE_EXTRA = "x-fnhub-role"
@@ -89,7 +90,7 @@ def forbidden(needed: Role, principal: Principal) -> ApiError:
 
 async def session_principal(request: Request, cookie: str | None) -> Principal:
     """The signed-in user of the session cookie; 401 when there is none or it ended."""
-    signed_in = await asyncio.to_thread(request.app.state.signin.sessions.lookup, cookie)
+    signed_in = await asyncio.to_thread(state_of(request).signin.sessions.lookup, cookie)
     if signed_in is None:
         raise unauthorized("not signed in (or the session ended)")
     return Principal("user", signed_in.username, Role(signed_in.role), session=signed_in)
@@ -112,7 +113,7 @@ async def authorize(
     """Dependency of every `/api/v1` route: the caller, allowed to do what the route does."""
     token = credentials.credentials if credentials is not None else x_api_key
     if token is not None or cookie is None:
-        keys: AdminAuth = request.app.state.admin_auth
+        keys: AdminAuth = state_of(request).admin_auth
         key = await keys.verify(token)
         principal = Principal("key", key.id, key.role, key_name=key.name)
     else:

@@ -1,9 +1,10 @@
 """The ASGI application: API under `/api/v1` (`access.authorize`), endpoints at `/e/`, operations.
 
-`create_app` wires routers (the server's and the areas' from `context.load_areas()`); the
-lifespan opens what a server process shares (`ServerContext`), starts the caller (reply reader
-and cached state) and the areas' services (each restarted after an unexpected error, see
-`fnhub.supervised`), and closes them in reverse order at shutdown.
+`create_app` wires the server's routers and those of the features it is handed
+(`fnhub.features.FEATURES` by default); the lifespan opens what a server process shares
+(`ServerContext`, and `ServerState` for the server's own routes), starts the caller (reply
+reader and cached state) and the features' services (each restarted after an unexpected error,
+see `fnhub.supervised`), and closes them in reverse order at shutdown.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -24,7 +25,10 @@ from fnhub import console
 from fnhub.accounts.passwords import warm_up
 from fnhub.accounts.signin import SignIn
 from fnhub.aio import cancel_and_wait
+from fnhub.calling.caller import Caller
 from fnhub.config import Settings
+from fnhub.feature import Feature
+from fnhub.features import FEATURES
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import Keys
 from fnhub.redis_client import async_redis, sync_redis
@@ -49,11 +53,13 @@ from fnhub.server.api import (
     workers,
 )
 from fnhub.server.auth import AdminAuth
-from fnhub.server.caller import Caller
-from fnhub.server.context import ServerContext, load_areas
+from fnhub.server.context import ServerContext
 from fnhub.server.endpoints import EndpointRegistry, public_router
+from fnhub.server.feed import Feed
 from fnhub.server.middleware import RequestMiddleware
+from fnhub.server.overview import Overview
 from fnhub.server.presence import Presence
+from fnhub.server.state import ServerState
 from fnhub.store.db import Database
 from fnhub.supervised import RestartCounter, restart_counter, spawn
 
@@ -66,48 +72,61 @@ def new_server_id() -> str:
 
 
 def create_app(
-    settings: Settings, *, server_id: str | None = None, url: str | None = None
+    settings: Settings,
+    *,
+    features: Sequence[Feature] = FEATURES,
+    server_id: str | None = None,
+    url: str | None = None,
+    exiting: Callable[[], bool] | None = None,
 ) -> FastAPI:
-    """`url`: where this server listens, as it announces itself (`presence`)."""
-    areas = load_areas()
+    """`url`: where this server listens, as it announces itself (`presence`); `exiting`: true
+    once the server began shutting down (the console's event streams end then)."""
+    parts = [(feature.name, feature.server()) for feature in features]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.resolved_db_url())
         client = async_redis(settings)
         sync_client = sync_redis(settings)
-        ctx = ServerContext(
-            settings=settings,
-            redis=client,
-            db=db,
-            keys=Keys(settings.key_prefix),
-            server_id=server_id or new_server_id(),
-        )
+        keys = Keys(settings.key_prefix)
+        sid = server_id or new_server_id()
+        caller = Caller(settings, client, keys, sid)
+        ctx = ServerContext(settings, client, db, keys, sid, caller)
         box = SecretBox(resolve_secret_key(settings))
-        caller = Caller(ctx)
-        ctx.extras["caller"] = caller
+        console_overview = Overview(ctx, caller)
+        state = ServerState(
+            ctx=ctx,
+            secret_box=box,
+            sync_redis=sync_client,
+            admin_auth=AdminAuth(db),
+            signin=SignIn(db, client, keys, settings),
+            scripts=ScriptStore(db, sync_client, keys),
+            endpoints=EndpointRegistry(ctx, box),
+            overview=console_overview,
+            feed=Feed(
+                console_overview.snapshot,
+                interval=settings.console_feed_seconds,
+                heartbeat=settings.console_heartbeat_seconds,
+            ),
+        )
+        if exiting is not None:
+            state.exiting = exiting
         app.state.ctx = ctx
-        app.state.caller = caller
-        app.state.secret_box = box
-        app.state.sync_redis = sync_client  # for code shared with the CLI (in threads)
-        app.state.admin_auth = AdminAuth(db)
-        app.state.signin = SignIn(db, client, ctx.keys, settings)
+        app.state.server = state
         await asyncio.to_thread(warm_up)
-        app.state.scripts = ScriptStore(db, sync_client, ctx.keys)
-        app.state.endpoints = EndpointRegistry(ctx, box)
         # every loop started from here on counts its restarts into Redis, for /metrics
-        restart_counter.set(RestartCounter(ctx.keys.loop_restarts, client))
+        restart_counter.set(RestartCounter(keys.loop_restarts, client))
         await caller.start()
 
         async def reload() -> None:  # an apply moved the project revision
             await caller.refresh()
-            await app.state.endpoints.reload()
+            await state.endpoints.reload()
 
         presence = Presence(ctx, reload, url)
         services = [
-            spawn(m.__name__.split(".")[1], functools.partial(m.service, ctx))
-            for m in areas
-            if hasattr(m, "service")
+            spawn(name, functools.partial(service, ctx))
+            for name, part in parts
+            for service in part.services
         ]
         services.append(spawn("presence", presence.run))
         freeze_startup_objects()
@@ -136,17 +155,17 @@ def create_app(
     routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
     for module in (*routers, drafts, overview):
         api.include_router(module.router)
-    for area in areas:
-        if hasattr(area, "router"):
-            api.include_router(area.router)
+    for _name, part in parts:
+        for router in part.routers:
+            api.include_router(router)
     for module in (session, users, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(session.public_router, prefix=API_PREFIX)  # sign-in: no auth
     app.include_router(public_router)
     app.include_router(ops.router)
-    for area in areas:
-        if hasattr(area, "public_router"):
-            app.include_router(area.public_router)
+    for _name, part in parts:
+        for router in part.public_routers:
+            app.include_router(router)
     console.mount(app)  # last: its page fallback answers only what no route did
     return app

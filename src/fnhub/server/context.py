@@ -1,47 +1,44 @@
-"""What a server process shares with the areas that plug into it (routers and services).
+"""What a server process shares with its features' routers and services (`fnhub.feature`).
 
-Areas (cron, websub, subscriptions) are listed in `AREAS`. Each area module may define:
-
-- `router: fastapi.APIRouter` — mounted under `/api/v1` behind admin authentication;
-- `public_router: fastapi.APIRouter` — mounted at the root without admin auth (e.g. `/websub/hub`);
-- `async def service(ctx: ServerContext) -> None` — runs for the server's lifetime as an asyncio
-  task, cancelled at shutdown (beat, hub delivery, subscribers).
-
-An area that is not installed yet is skipped, so the server stays explicit about its wiring.
+The app factory makes one `ServerContext` in its lifespan; routes get it through the `Ctx`
+dependency (typed, checked), services as their argument.
 """
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated
 
 import redis.asyncio as aredis
+from fastapi import Depends, Request
 
+from fnhub.calling.caller import Caller
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.store.db import Database
 
-AREAS = ("fnhub.cron.area", "fnhub.websub.area", "fnhub.subscriptions.area")
 
-
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: features may key their state by it
 class ServerContext:
     settings: Settings
     redis: aredis.Redis  # asyncio client
     db: Database  # sync SQLAlchemy: call it through `asyncio.to_thread`
     keys: Keys
     server_id: str  # unique per server process (leases, reply streams)
-    extras: dict[str, Any] = field(default_factory=dict)
+    caller: Caller  # calls functions; its reply stream is named by `server_id`
 
 
-def load_areas() -> list[ModuleType]:
-    modules = []
-    for name in AREAS:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
-    return modules
+def context_of(request: Request) -> ServerContext:
+    """The context of the server answering `request` (set by the app factory's lifespan)."""
+    ctx = getattr(request.app.state, "ctx", None)
+    if not isinstance(ctx, ServerContext):
+        raise RuntimeError("no ServerContext on the app: it is set by create_app's lifespan")
+    return ctx
+
+
+def caller_of(request: Request) -> Caller:
+    return context_of(request).caller
+
+
+Ctx = Annotated[ServerContext, Depends(context_of)]
+CallerDep = Annotated[Caller, Depends(caller_of)]

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fnhub import audit
-from fnhub.calls import CallError, resolve
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import resolve
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.secret_box import SecretBox, masked
 from fnhub.server.endpoint_spec import NAME_PATTERN, EndpointIn, Throttle

@@ -15,17 +15,18 @@ from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
+from fnhub.calling.caller import Caller
 from fnhub.revisions import bump
 from fnhub.secret_box import SecretBox
 from fnhub.server import endpoint_auth, redaction, request_kwargs, throttle
 from fnhub.server.api.tasks import task_state
-from fnhub.server.caller import Caller
-from fnhub.server.context import ServerContext
+from fnhub.server.context import ServerContext, caller_of, context_of
 from fnhub.server.endpoint_spec import NAME_PATTERN
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.models import Endpoint
 from fnhub.server.render import failure_response, json_response, render_value
 from fnhub.server.schemas import TaskState
+from fnhub.server.state import state_of
 from fnhub.tasks import Origin, Status
 
 CHECK_SECONDS = 1.0
@@ -149,7 +150,7 @@ Name = Path(pattern=NAME_PATTERN)
 
 async def _open(request: Request, name: str) -> tuple[LiveEndpoint, bytes]:
     """The endpoint, if it exists, is enabled, has not expired and the caller passes its auth."""
-    ep = await request.app.state.endpoints.get(name)
+    ep = await state_of(request).endpoints.get(name)
     if ep is None:
         raise ApiError(404, "unknown_endpoint", f"no endpoint '{name}'")
     if not ep.enabled:
@@ -157,14 +158,14 @@ async def _open(request: Request, name: str) -> tuple[LiveEndpoint, bytes]:
     if ep.expires_at is not None and ep.expires_at <= time.time():
         raise ApiError(410, "endpoint_expired", f"endpoint '{name}' has expired")
     body = await request.body()
-    app = request.app
-    await endpoint_auth.check(request, body, ep, app.state.ctx, app.state.caller)
+    ctx = context_of(request)
+    await endpoint_auth.check(request, body, ep, ctx, ctx.caller)
     return ep, body
 
 
 async def _serve(request: Request, name: str) -> Response:
-    caller: Caller = request.app.state.caller
-    ctx: ServerContext = request.app.state.ctx
+    caller: Caller = caller_of(request)
+    ctx: ServerContext = context_of(request)
     ep, body = await _open(request, name)
     await throttle.check(ctx.redis, ctx.keys, name, ep.throttle)
     given = await request_kwargs.from_request(request, body, ep.credential_query)
@@ -239,7 +240,7 @@ async def endpoint_task(
     output and traceback show only if the endpoint allows it (`show_logs`, `show_traceback`):
     they are the function author's, not its callers'."""
     ep, _body = await _open(request, name)
-    state = await task_state(request.app, task_id, wait)
+    state = await task_state(context_of(request), task_id, wait)
     if state is None or (state["origin"], state["origin_id"]) != (Origin.ENDPOINT, name):
         raise ApiError(404, "unknown_task", f"no task '{task_id}' of endpoint '{name}'")
     if not ep.show_logs:

@@ -30,7 +30,7 @@ from fnhub.server.endpoint_store import (
 
 def apply_endpoints(settings: Settings, value: Any) -> project.SectionChanges:
     from fnhub.bootstrap import open_services
-    from fnhub.queue_client import QueueClient
+    from fnhub.calling.queue_client import QueueClient
     from fnhub.secret_box import SecretBox, resolve_secret_key
 
     if value is None:
@@ -57,6 +57,3 @@ def apply_endpoints(settings: Settings, value: Any) -> project.SectionChanges:
     finally:
         services.close()
     return project.SectionChanges("endpoints", **changes)
-
-
-project.section_appliers["endpoints"] = apply_endpoints

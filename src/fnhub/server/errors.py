@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 
 from fnhub import json_values
+from fnhub.calling.errors import CallError, CallErrorKind
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,23 @@ class ApiError(Exception):
         self.extra = {k: v for k, v in extra.items() if v is not None}
 
 
+#: the HTTP status of each reason a call was refused or got no result
+CALL_STATUS: dict[CallErrorKind, int] = {
+    "unknown_function": 404,
+    "invalid_kwargs": 422,
+    "too_large": 413,
+    "no_worker": 503,
+    "queue_full": 503,
+    "no_result": 504,
+}
+
+
+def call_error(exc: CallError) -> ApiError:
+    """A refused call (`fnhub.calling`) in the API's words: its kind is the error code."""
+    retry = {"Retry-After": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
+    return ApiError(CALL_STATUS[exc.kind], exc.kind, str(exc), headers=retry, task_id=exc.task_id)
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
@@ -108,6 +126,11 @@ def error_response(
 def _api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
+
+
+def _call_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CallError)
+    return _api_error(request, call_error(exc))
 
 
 def _validation_error(_request: Request, exc: Exception) -> Response:
@@ -274,6 +297,7 @@ def _error_answer(status: int) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     _document_errors(app)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(CallError, _call_error)  # a route's call refused
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for redis_error in REDIS_UNAVAILABLE:

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from fnhub.queue import RUN_BUCKETS
 from fnhub.server.access import authorize, session_cookie
 from fnhub.server.auth import api_key_header, bearer
+from fnhub.server.context import caller_of, context_of
 from fnhub.server.render import json_response
 
 router = APIRouter(tags=["operations"])
@@ -53,8 +54,8 @@ def _db_ping(db: Any) -> None:
 @router.get("/readyz", response_model=Ready, responses={503: {"model": Ready}})
 async def readyz(request: Request) -> Response:
     """Ready when Redis and the database answer and at least one worker is alive."""
-    ctx = request.app.state.ctx
-    caller = request.app.state.caller
+    ctx = context_of(request)
+    caller = caller_of(request)
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(ctx.redis.ping(), 2)
@@ -145,7 +146,7 @@ async def metrics_access(
 ) -> None:
     """With `metrics_auth`, `/metrics` is read like any `/api/v1` GET: a key or session of any
     role (a viewer key is enough for a Prometheus scraper)."""
-    if request.app.state.ctx.settings.metrics_auth:
+    if context_of(request).settings.metrics_auth:
         await authorize(request, credentials, x_api_key, cookie)
 
 
@@ -158,8 +159,8 @@ async def metrics_access(
 async def metrics(request: Request) -> Response:
     """Prometheus text format: tasks by queue and status, run-time histograms, queue lengths,
     live workers, restarts of long-lived loops."""
-    ctx = request.app.state.ctx
-    caller = request.app.state.caller
+    ctx = context_of(request)
+    caller = caller_of(request)
     await caller.refresh()
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.hgetall(ctx.keys.stats)

@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
+from fnhub.calling.caller import Caller
 from fnhub.keys import WORKER_GROUP
 from fnhub.minute_stats import HourWindow, top
-from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI
 from starlette.responses import Response
+
+from fnhub.calling.caller import Caller
 
 JSON = "application/json"
 
@@ -28,13 +29,16 @@ class RevisionCache:
         return self.body
 
 
-async def cached_json(app: FastAPI, name: str, build: Callable[[], Awaitable[bytes]]) -> Response:
-    """The JSON `build()` makes, from the cache `name` on the app while the scripts revision
-    stays where it is."""
-    caller = app.state.caller
+async def cached_json(
+    caller: Caller,
+    caches: dict[str, RevisionCache],
+    name: str,
+    build: Callable[[], Awaitable[bytes]],
+) -> Response:
+    """The JSON `build()` makes, from the cache `name` in `caches` (one server's) while the
+    scripts revision stays where it is."""
     await caller.refresh()
-    cache = getattr(app.state, name, None)
+    cache = caches.get(name)
     if cache is None:
-        cache = RevisionCache()
-        setattr(app.state, name, cache)
+        cache = caches[name] = RevisionCache()
     return Response(await cache.body_for(caller.active.revision, build), media_type=JSON)

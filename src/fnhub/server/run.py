@@ -17,7 +17,9 @@ from fnhub.server.app import create_app
 def build_server(
     settings: Settings, *, host: str | None = None, port: int | None = None
 ) -> uvicorn.Server:
-    app = create_app(settings, url=url_of(settings, host, port))
+    # never-ending responses (the console's event streams) end once shutdown begins, rather
+    # than holding it up for the whole grace period
+    app = create_app(settings, url=url_of(settings, host, port), exiting=lambda: server.should_exit)
     config = uvicorn.Config(
         app,
         host=host or settings.host,
@@ -31,9 +33,6 @@ def build_server(
         server_header=False,
     )
     server = uvicorn.Server(config)
-    # never-ending responses (the console's event streams) end once shutdown begins, rather
-    # than holding it up for the whole grace period
-    app.state.exiting = lambda: server.should_exit
     return server
 
 

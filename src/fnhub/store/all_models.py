@@ -1,23 +1,14 @@
-"""Imports every module that declares tables, so `Base.metadata` is complete for Alembic."""
+"""Every module that declares tables, so `Base.metadata` is complete for Alembic: the core's,
+then each feature's (`Feature.models`, imported with the feature list)."""
 
-import importlib
-
+from fnhub import audit
+from fnhub.accounts import models as accounts_models
+from fnhub.features import FEATURES
+from fnhub.server import models as server_models
 from fnhub.store.models import Base
 
-_MODEL_MODULES = (
-    "fnhub.server.models",
-    "fnhub.accounts.models",
-    "fnhub.audit",
-    "fnhub.subscriptions.models",
-    "fnhub.cron.models",
-    "fnhub.websub.models",
-)
-
-for _name in _MODEL_MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # an area without tables yet
-        if exc.name is None or not _name.startswith(exc.name):
-            raise
+CORE_MODELS = (server_models, accounts_models, audit)
+#: what declares the tables (for a test and the curious: importing is what registers them)
+MODEL_MODULES = (*CORE_MODELS, *(module for f in FEATURES for module in f.models))
 
 metadata = Base.metadata

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -14,7 +14,8 @@ from fnhub import audit, revisions
 from fnhub.config import Settings
 from fnhub.json_values import PortableObject
 from fnhub.server.access import actor
-from fnhub.server.context import ServerContext
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
+from fnhub.server.context import ServerContext, context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 from fnhub.store.db import Database
@@ -143,25 +144,21 @@ def bump(ctx: ServerContext) -> Any:
     return revisions.bump(ctx.redis, ctx.keys.subscriptions_revision)
 
 
-def _ctx(request: Request) -> ServerContext:
-    return request.app.state.ctx
-
-
-@router.get("/subscriptions", response_model=list[SubscriptionOut], responses=responses(401))
-async def list_subscriptions(request: Request) -> list[dict[str, Any]]:
-    ctx = _ctx(request)
-
-    def load() -> list[dict[str, Any]]:
-        with ctx.db.session() as session:
-            rows = session.execute(select(Subscription).order_by(Subscription.name)).scalars()
-            return [subscription_out(r) for r in rows]
-
-    return await asyncio.to_thread(load)
+@router.get(
+    "/subscriptions", response_model=ListPage[SubscriptionOut], responses=responses(401, 422)
+)
+async def list_subscriptions(
+    request: Request, page: PageRequest = Depends(page_request)
+) -> dict[str, Any]:
+    """Subscriptions by name, a page at a time."""
+    db = context_of(request).db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [Subscription.name], page)
+    return {"items": [subscription_out(r) for r in rows], **meta}
 
 
 @router.get("/subscriptions/{name}", response_model=SubscriptionOut, responses=responses(401, 404))
 async def get_subscription(request: Request, name: str = Name) -> dict[str, Any]:
-    ctx = _ctx(request)
+    ctx = context_of(request)
 
     def load() -> dict[str, Any] | None:
         with ctx.db.session() as session:
@@ -181,7 +178,7 @@ async def put_subscription(
     request: Request, body: SubscriptionIn, name: str = Name
 ) -> dict[str, Any]:
     """Create or replace a subscription; it takes effect on running servers within a second."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     data = body.model_dump(mode="json")
     try:
         out = await asyncio.to_thread(
@@ -201,7 +198,7 @@ async def put_subscription(
 
 @router.delete("/subscriptions/{name}", response_model=Deleted, responses=responses(401, 404))
 async def delete_subscription(request: Request, name: str = Name) -> dict[str, bool]:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if not await asyncio.to_thread(remove_subscription, ctx.db, name, actor=actor(request)):
         raise ApiError(404, "unknown_subscription", f"no subscription '{name}'")
     await bump(ctx)
@@ -211,13 +208,10 @@ async def delete_subscription(request: Request, name: str = Name) -> dict[str, b
 @router.get("/subscriptions/{name}/status", response_model=StatusOut, responses=responses(401, 404))
 async def subscription_status(request: Request, name: str = Name) -> dict[str, Any]:
     """Connected?, holder, last message per outcome, rate, in-flight, lag, drops, last error."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     await get_subscription(request, name)
     return {"name": name, "servers": await read_status(ctx.redis, ctx.keys, name)}
 
 
 async def service(ctx: ServerContext) -> None:
-    caller = ctx.extras["caller"]
-    manager = SubscriptionManager(ctx, caller)
-    ctx.extras["subscriptions"] = manager
-    await manager.run()
+    await SubscriptionManager(ctx, ctx.caller).run()

@@ -22,6 +22,7 @@ import orjson
 import redis
 from sqlalchemy import select
 
+from fnhub.calling.caller import Caller
 from fnhub.connections import ConnectorConfig, load_connectors
 from fnhub.server.context import ServerContext
 from fnhub.subscriptions.models import Subscription
@@ -78,7 +79,7 @@ class _Running:
 
 
 class SubscriptionManager:
-    def __init__(self, ctx: ServerContext, caller: Any) -> None:
+    def __init__(self, ctx: ServerContext, caller: Caller) -> None:
         self.ctx = ctx
         self.caller = caller
         self.node = ctx.settings.node_name or socket.gethostname()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fnhub.config import Settings
-from fnhub.project import Change, SectionChanges, section_appliers
+from fnhub.project import Change, SectionChanges
 from fnhub.store.db import Database
 
 
@@ -89,7 +89,3 @@ def _change(before: dict[str, Any] | None, after: dict[str, Any]) -> Change:
     if before is None:
         return "created"
     return "unchanged" if before == after else "updated"
-
-
-section_appliers["connectors"] = apply_connectors
-section_appliers["subscriptions"] = apply_subscriptions

@@ -25,7 +25,9 @@ import msgspec
 import orjson
 import redis
 
-from fnhub.calls import CallError, TaskMaker
+from fnhub.calling.caller import Caller
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import TaskMaker
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import (
     Message,
@@ -119,7 +121,7 @@ class Runner:
         connector: ConnectorConfig,
         connectors: dict[str, ConnectorConfig],
         ctx: ServerContext,
-        caller: Any,
+        caller: Caller,
         node: str,
     ) -> None:
         self.spec = spec
@@ -336,7 +338,7 @@ class Runner:
             calls = await caller.call_many(
                 tasks, lambda j, result: self._finish(batch, index[j], result), wait
             )
-        except Exception as exc:  # ApiError 503 (queue full, no worker)
+        except CallError as exc:  # queue full, no worker
             self.stats.last_error = str(exc)
             return index
         if calls.unsent:  # Redis outage while enqueueing

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from fnhub import audit
 from fnhub.server.access import actor
+from fnhub.server.context import context_of
 from fnhub.server.errors import responses
 from fnhub.server.schemas import SQL_INT_MAX
 from fnhub.websub.api import STORAGE_FULL_RETRY_SECONDS, HubError, current_hub
@@ -57,7 +58,7 @@ async def _run(fn: Any, *args: Any) -> Any:
 async def _audited(
     request: Request, action: str, resource: str, before: Any = None, after: Any = None
 ) -> None:
-    db = request.app.state.ctx.db
+    db = context_of(request).db
     await asyncio.to_thread(audit.record, db, actor(request), action, resource, before, after)
 
 

@@ -20,7 +20,9 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from fnhub.server import throttle
 from fnhub.server.auth import api_key_header, bearer
+from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError
+from fnhub.websub.area import hub_of
 from fnhub.websub.content import ContentError, encode
 from fnhub.websub.hub import Hub
 from fnhub.websub.policy import (
@@ -51,9 +53,8 @@ class HubError(Exception):
 
 
 def current_hub(request: Request) -> Hub:
-    """The hub of this server process (created by `area.service`, kept in `ctx.extras`)."""
-    ctx = getattr(request.app.state, "ctx", None)
-    hub = ctx.extras.get("websub") if ctx is not None else None
+    """The hub of this server process (run by `area.service`)."""
+    hub = hub_of(context_of(request))
     if hub is None:
         raise HubError(503, "the WebSub hub is not running on this server")
     return hub

@@ -1,24 +1,28 @@
-"""How the hub plugs into the server (see `fnhub.server.context`): the public `/websub/hub`
-router, the management router, and the delivery service."""
+"""How the hub runs in the server (see `fnhub.websub.feature`): the delivery service, and the
+hub it made for this server's routes to find (`hub_of`)."""
 
 from __future__ import annotations
 
-import contextlib
+import weakref
 
 from fnhub.server.context import ServerContext
-from fnhub.websub.admin import router
-from fnhub.websub.api import public_router
 from fnhub.websub.hub import Hub
 
-__all__ = ["public_router", "router", "service"]
+#: the running hub of each server (a server process has one; tests may run several apps)
+_hubs: weakref.WeakKeyDictionary[ServerContext, Hub] = weakref.WeakKeyDictionary()
+
+
+def hub_of(ctx: ServerContext) -> Hub | None:
+    """The hub `service` runs for this server, None while it does not run."""
+    return _hubs.get(ctx)
 
 
 async def service(ctx: ServerContext) -> None:
     """Deliveries, verification queue and lease expiry for the server's lifetime."""
     hub = Hub(ctx.settings, ctx.redis, ctx.db, ctx.keys, ctx.server_id)
-    ctx.extras["websub"] = hub
+    _hubs[ctx] = hub
     try:
         await hub.run()
     finally:
-        with contextlib.suppress(KeyError):
-            del ctx.extras["websub"]
+        if _hubs.get(ctx) is hub:
+            del _hubs[ctx]

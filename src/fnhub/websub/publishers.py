@@ -14,8 +14,8 @@ import hmac
 from fastapi import Request
 
 from fnhub.config import Settings
-from fnhub.server.auth import AdminAuth
 from fnhub.server.errors import ApiError
+from fnhub.server.state import state_of
 
 PUBLISHER_TOKEN_MIN_LENGTH = 16
 
@@ -42,10 +42,8 @@ async def publisher(request: Request, settings: Settings, token: str | None) -> 
     for name, expected in settings.websub_publisher_tokens.items():
         if hmac.compare_digest(token.encode(), expected.encode()):
             return f"publisher:{name}"
-    auth: AdminAuth | None = getattr(request.app.state, "admin_auth", None)
-    if auth is not None:
-        try:
-            return f"key:{await auth.verify(token)}"
-        except ApiError:
-            pass
+    try:
+        return f"key:{await state_of(request).admin_auth.verify(token)}"
+    except ApiError:
+        pass
     raise Unauthorized("the credential is not a valid admin API key or publisher token")

@@ -5,11 +5,12 @@ import { CopyButton, ErrorBox, PageHead } from '../../components/bits.jsx';
 import { DataTable } from '../../components/DataTable.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
 import { dateTime } from '../../format.js';
-import { useAction, useApi } from '../../hooks.js';
+import { ListControls } from '../../components/Pager.jsx';
+import { useAction, useNamedPages } from '../../hooks.js';
 import { can } from '../../session.js';
 
 export function Keys({ user }) {
-  const list = useApi('/keys');
+  const list = useNamedPages('/keys');
   const [name, setName] = useState('');
   const [role, setRole] = useState('developer');
   const [created, setCreated] = useState(null);
@@ -53,8 +54,9 @@ export function Keys({ user }) {
           New key <strong>{created.name || created.id}</strong>, shown only now: <code class="token">{created.token}</code> <CopyButton text={created.token} />
         </div>
       )}
+      <ListControls pages={list} noun="key" label="keys" />
       <DataTable
-        rows={list.data}
+        rows={list.items}
         empty="No API keys."
         columns={[
           { label: 'Id', key: 'id' },

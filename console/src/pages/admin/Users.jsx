@@ -5,14 +5,15 @@ import { ErrorBox, PageHead } from '../../components/bits.jsx';
 import { DataTable } from '../../components/DataTable.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
 import { dateTime } from '../../format.js';
-import { useAction, useApi } from '../../hooks.js';
+import { ListControls } from '../../components/Pager.jsx';
+import { useAction, useNamedPages } from '../../hooks.js';
 import { can } from '../../session.js';
 
 const ROLES = ['viewer', 'developer', 'admin'];
 
 export function Users({ user }) {
   const admin = can(user, 'admin');
-  const list = useApi(admin ? '/users' : null);
+  const list = useNamedPages(admin ? '/users' : null);
   const [form, setForm] = useState({ username: '', password: '', role: 'developer' });
   const create = useAction(async (e) => {
     e.preventDefault();
@@ -36,7 +37,7 @@ export function Users({ user }) {
       </div>
     );
   }
-  const users = Array.isArray(list.data) ? list.data : list.data?.items;
+  const users = list.items;
   return (
     <div class="page">
       <PageHead title="Users" />
@@ -62,6 +63,7 @@ export function Users({ user }) {
           Create user
         </button>
       </form>
+      <ListControls pages={list} noun="user" label="users" />
       <DataTable
         rows={users}
         rowKey={(u) => u.username}

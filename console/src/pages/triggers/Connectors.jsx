@@ -6,7 +6,8 @@ import { ErrorBox, PageHead } from '../../components/bits.jsx';
 import { DataTable } from '../../components/DataTable.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
 import { ago, dateTime } from '../../format.js';
-import { useAction, useApi } from '../../hooks.js';
+import { ListControls } from '../../components/Pager.jsx';
+import { useAction, useNamedPages } from '../../hooks.js';
 import { can } from '../../session.js';
 import { ConnectorForm } from './ConnectorForm.jsx';
 
@@ -18,7 +19,7 @@ function settingsText(settings) {
 }
 
 export function Connectors({ user }) {
-  const list = useApi('/connectors');
+  const list = useNamedPages('/connectors');
   const [editing, setEditing] = useState(null);
   const [tests, setTests] = useState({});
   const test = useAction(async (name) => {
@@ -43,9 +44,10 @@ export function Connectors({ user }) {
           </button>
         )}
       </PageHead>
+      <ListControls pages={list} noun="connector" label="connectors" />
       <ErrorBox error={list.error} />
       <DataTable
-        rows={list.data}
+        rows={list.items}
         empty="No connectors yet."
         columns={[
           { label: 'Name', key: 'name', class: 'nowrap' },

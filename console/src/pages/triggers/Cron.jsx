@@ -4,7 +4,8 @@ import { del, enc, post, query } from '../../api.js';
 import { ErrorBox, PageHead } from '../../components/bits.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
 import { dateTime } from '../../format.js';
-import { useAction, useApi } from '../../hooks.js';
+import { ListControls } from '../../components/Pager.jsx';
+import { useAction, useApi, useNamedPages } from '../../hooks.js';
 import { can } from '../../session.js';
 import { TaskTable } from '../tasks/TaskTable.jsx';
 import { CronForm } from './CronForm.jsx';
@@ -16,7 +17,7 @@ function RecentRuns({ id }) {
 }
 
 export function Cron({ user }) {
-  const list = useApi('/cron-jobs', { every: 5000 });
+  const list = useNamedPages('/cron-jobs', { every: 5000 });
   const [editing, setEditing] = useState(null);
   const [open, setOpen] = useState(null);
   const writable = can(user, 'write');
@@ -29,7 +30,7 @@ export function Cron({ user }) {
     await del(`/cron-jobs/${enc(id)}`);
     list.reload();
   }, { done: 'Deleted' });
-  const jobs = list.data?.jobs;
+  const jobs = list.items;
   return (
     <div class="page">
       <PageHead title="Cron jobs">
@@ -40,6 +41,7 @@ export function Cron({ user }) {
           </button>
         )}
       </PageHead>
+      <ListControls pages={list} noun="job" label="jobs" />
       <ErrorBox error={list.error} />
       {jobs && jobs.length === 0 && <div class="empty">No cron jobs yet.</div>}
       {jobs && jobs.length > 0 && (

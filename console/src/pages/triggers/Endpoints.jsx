@@ -4,7 +4,8 @@ import { useState } from 'preact/hooks';
 import { del, enc } from '../../api.js';
 import { CopyButton, ErrorBox, PageHead } from '../../components/bits.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
-import { useAction, useApi } from '../../hooks.js';
+import { ListControls } from '../../components/Pager.jsx';
+import { useAction, useNamedPages } from '../../hooks.js';
 import { can } from '../../session.js';
 import { EndpointForm } from './EndpointForm.jsx';
 
@@ -46,7 +47,7 @@ function authText(auth) {
 }
 
 export function Endpoints({ user }) {
-  const list = useApi('/endpoints');
+  const list = useNamedPages('/endpoints');
   const [editing, setEditing] = useState(null);
   const writable = can(user, 'write');
   const remove = useAction(async (name) => {
@@ -62,9 +63,10 @@ export function Endpoints({ user }) {
           </button>
         )}
       </PageHead>
+      <ListControls pages={list} noun="endpoint" label="endpoints" />
       <ErrorBox error={list.error} />
-      {list.data && list.data.length === 0 && <div class="empty">No endpoints yet.</div>}
-      {(list.data || []).map((e) => (
+      {list.items && list.items.length === 0 && <div class="empty">No endpoints yet.</div>}
+      {(list.items || []).map((e) => (
         <section class="card endpoint" key={e.name}>
           <div class="endpoint-head">
             <h3>

@@ -45,7 +45,7 @@ function TargetFields({ label, noun, name, value, onValue, connectors, required 
 }
 
 export function SubscriptionForm({ subscription: s, onSaved, onClose }) {
-  const connectors = useApi('/connectors').data || [];
+  const connectors = useApi('/connectors?limit=500').data?.items || [];
   const types = useApi('/connector-types').data || [];
   const refs = useFunctionRefs();
   const [name, setName] = useState(s?.name ?? '');

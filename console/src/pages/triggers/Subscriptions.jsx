@@ -6,7 +6,8 @@ import { del, enc, put } from '../../api.js';
 import { ErrorBox, PageHead, Status } from '../../components/bits.jsx';
 import { confirmAction } from '../../components/Dialog.jsx';
 import { ago } from '../../format.js';
-import { useAction, useApi } from '../../hooks.js';
+import { ListControls } from '../../components/Pager.jsx';
+import { useAction, useNamedPages } from '../../hooks.js';
 import { useLive } from '../../live.js';
 import { can } from '../../session.js';
 import { SubscriptionForm } from './SubscriptionForm.jsx';
@@ -56,7 +57,7 @@ function ServerState({ s, mode, name }) {
 }
 
 export function Subscriptions({ user }) {
-  const list = useApi('/subscriptions');
+  const list = useNamedPages('/subscriptions');
   const { snapshot } = useLive();
   const states = Object.fromEntries((snapshot?.subscriptions || []).map((s) => [s.name, s.servers]));
   const [editing, setEditing] = useState(null);
@@ -81,9 +82,10 @@ export function Subscriptions({ user }) {
           </button>
         )}
       </PageHead>
+      <ListControls pages={list} noun="subscription" label="subscriptions" />
       <ErrorBox error={list.error} />
-      {list.data && list.data.length === 0 && <div class="empty">No subscriptions yet.</div>}
-      {list.data && list.data.length > 0 && (
+      {list.items && list.items.length === 0 && <div class="empty">No subscriptions yet.</div>}
+      {list.items && list.items.length > 0 && (
         <table class="table subs">
           <thead>
             <tr>
@@ -95,7 +97,7 @@ export function Subscriptions({ user }) {
             </tr>
           </thead>
           <tbody>
-            {list.data.map((s) => (
+            {list.items.map((s) => (
               <tr key={s.name}>
                 <td>
                   {s.name}

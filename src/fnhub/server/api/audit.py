@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from fnhub import audit
 from fnhub.accounts.roles import Role
 from fnhub.server.access import needs
+from fnhub.server.context import context_of
 from fnhub.server.errors import responses
 
 router = APIRouter(tags=["audit"], dependencies=[Depends(needs(Role.ADMIN))])
@@ -45,7 +46,7 @@ async def list_audit(
     """Changes newest first; filters match exactly."""
     items, next_cursor = await asyncio.to_thread(
         audit.page,
-        request.app.state.ctx.db,
+        context_of(request).db,
         actor=actor,
         action=action,
         resource=resource,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from fnhub import audit
 from fnhub.server.access import actor
+from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import CacheEntry, CacheList, Deleted
 
@@ -19,7 +20,7 @@ Scope = Path(pattern=r"^[^:*?\[\]]{1,200}$", description="a script name, 'global
 
 
 async def _entry(request: Request, scope: str, key: str, with_value: bool) -> dict[str, Any]:
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
     full = ctx.keys.cache(scope, key)
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.type(full)
@@ -66,7 +67,7 @@ async def list_cache(
     One SCAN call looks at about `count` keys of the whole database, not of the scope, so on a
     Redis holding much else a single call often finds none: the page goes on scanning until it
     has `count` keys, the scan ends (cursor 0), or `SCAN_CALLS_PER_PAGE` calls were made."""
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
     prefix = ctx.keys.cache(scope, "")
     found: list[bytes] = []
     next_cursor = cursor
@@ -95,7 +96,7 @@ async def get_cache(request: Request, key: str, scope: str = Scope) -> dict[str,
 @router.delete("/cache/{scope}/{key}", response_model=Deleted, responses=responses(401, 404))
 async def delete_cache(request: Request, key: str, scope: str = Scope) -> dict[str, bool]:
     """Delete one key (audited with its type and TTL; the value is not kept)."""
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
     gone = await _entry(request, scope, key, with_value=False)
     if not await ctx.redis.delete(ctx.keys.cache(scope, key)):
         raise ApiError(404, "unknown_key", f"no cache key '{key}' in scope '{scope}'")

@@ -2,24 +2,27 @@
 
 Secret fields of `settings` (passwords, tokens, keys) are encrypted at rest and come back as
 `********`; sending `********` back on update keeps the stored value. Validation and the
-connection test are the connectors area's (`fnhub.connectors`), used when it is installed.
+connection test are the connectors package's (`fnhub.connectors`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
+from fnhub.connectors import test_connection, validate_settings
+from fnhub.connectors.forms import type_forms
 from fnhub.json_values import PortableObject
 from fnhub.secret_box import SecretBox, masked
 from fnhub.server.access import actor
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
+from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
+from fnhub.server.state import state_of
 from fnhub.store import connectors as stored
 from fnhub.store.models import Connector
 
@@ -53,20 +56,9 @@ class TestOut(BaseModel):
     message: str
 
 
-def _area(name: str) -> Any | None:
-    try:
-        module = importlib.import_module("fnhub.connectors")
-    except ImportError:
-        return None
-    return getattr(module, name, None)
-
-
 def _validate(type_: str, settings: dict[str, Any]) -> None:
-    validate = _area("validate_settings")
-    if validate is None:
-        return
     try:
-        validate(type_, settings)
+        validate_settings(type_, settings)
     except (ValueError, KeyError, TypeError) as exc:
         raise ApiError(422, "invalid_settings", str(exc)) from None
 
@@ -83,32 +75,28 @@ def _out(row: Connector) -> dict[str, Any]:
 
 
 def _box(request: Request) -> SecretBox:
-    return request.app.state.secret_box
+    return state_of(request).secret_box
 
 
 @router.get("/connector-types", response_model=list[ConnectorTypeOut], responses=responses(401))
 async def list_connector_types() -> list[dict[str, Any]]:
     """Every connector type with its settings and subscription options as JSON Schema, so a
-    form can be built from what the server validates (empty when connectors are not
-    installed)."""
-    try:
-        from fnhub.connectors.forms import type_forms
-    except ImportError:
-        return []
+    form can be built from what the server validates."""
     return type_forms()
 
 
-@router.get("/connectors", response_model=list[ConnectorOut], responses=responses(401))
-async def list_connectors(request: Request) -> list[dict[str, Any]]:
-    def load() -> list[Connector]:
-        with request.app.state.ctx.db.session() as session:
-            return list(session.query(Connector).order_by(Connector.name))
-
-    return [_out(r) for r in await asyncio.to_thread(load)]
+@router.get("/connectors", response_model=ListPage[ConnectorOut], responses=responses(401, 422))
+async def list_connectors(
+    request: Request, page: PageRequest = Depends(page_request)
+) -> dict[str, Any]:
+    """Connectors by name, a page at a time."""
+    db = context_of(request).db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [Connector.name], page)
+    return {"items": [_out(r) for r in rows], **meta}
 
 
 def _get(request: Request, name: str) -> Connector:
-    with request.app.state.ctx.db.session() as session:
+    with context_of(request).db.session() as session:
         row = session.get(Connector, name)
     if row is None:
         raise ApiError(404, "unknown_connector", f"no connector '{name}'")
@@ -127,7 +115,7 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
     who = actor(request)
 
     def save() -> Connector:
-        with request.app.state.ctx.db.session() as session, session.begin():
+        with context_of(request).db.session() as session, session.begin():
             row, _before, _after = stored.save_connector(
                 session,
                 box,
@@ -149,7 +137,7 @@ async def delete_connector(request: Request, name: str = Name) -> dict[str, bool
     who = actor(request)
 
     def remove() -> bool:
-        with request.app.state.ctx.db.session() as session, session.begin():
+        with context_of(request).db.session() as session, session.begin():
             return stored.delete_connector(session, box, name, actor=who)
 
     if not await asyncio.to_thread(remove):
@@ -161,17 +149,9 @@ async def delete_connector(request: Request, name: str = Name) -> dict[str, bool
 async def test_connector(request: Request, name: str = Name) -> dict[str, Any]:
     """Try to connect with the stored settings; the answer says whether it worked and why not."""
     row = await asyncio.to_thread(_get, request, name)
-    test = _area("test_connection")
-    if test is None:
-        raise ApiError(503, "unavailable", "connector support is not installed")
     settings = _box(request).open(row.settings)
     try:
-        if inspect.iscoroutinefunction(test):
-            outcome = await asyncio.wait_for(test(row.type, settings), 30)
-        else:
-            outcome = await asyncio.wait_for(asyncio.to_thread(test, row.type, settings), 30)
+        await asyncio.wait_for(test_connection(row.type, settings), 30)
     except Exception as exc:  # a failed test is an answer, not a server error
         return {"ok": False, "message": f"{type(exc).__name__}: {exc}"}
-    if isinstance(outcome, tuple):
-        return {"ok": bool(outcome[0]), "message": str(outcome[1])}
-    return {"ok": outcome is not False, "message": "" if outcome in (None, True) else str(outcome)}
+    return {"ok": True, "message": ""}

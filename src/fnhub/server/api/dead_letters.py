@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from fnhub import dead_letters
 from fnhub.dead_letters import DeadFilter, DeadLetter
+from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import (
     DeadLetterCount,
@@ -19,12 +20,13 @@ from fnhub.server.schemas import (
     DiscardOut,
     ReplayOut,
 )
+from fnhub.server.state import state_of
 
 router = APIRouter(tags=["dead letters"])
 
 
 def _redis(request: Request) -> Any:
-    return request.app.state.sync_redis
+    return state_of(request).sync_redis
 
 
 def _not_found(letter_id: str) -> ApiError:
@@ -50,12 +52,12 @@ def _filter(body: DeadLetterFilter) -> DeadFilter:
 
 
 def _matching(request: Request, where: DeadFilter) -> list[DeadLetter]:
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
     return list(dead_letters.scan(_redis(request), ctx.keys, where))
 
 
 async def _letter(request: Request, letter_id: str) -> DeadLetter:
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
     letter = await asyncio.to_thread(dead_letters.get, _redis(request), ctx.keys, letter_id)
     if letter is None:
         raise _not_found(letter_id)
@@ -78,7 +80,7 @@ async def list_dead_letters(
         letters, next_cursor = await asyncio.to_thread(
             dead_letters.list_page,
             _redis(request),
-            request.app.state.ctx.keys,
+            context_of(request).keys,
             where,
             cursor=cursor,
             limit=limit,
@@ -123,7 +125,7 @@ async def replay_dead_letter(request: Request, letter_id: str) -> dict[str, Any]
     """Run a dead letter again as a new task (attempt 1, `replay_of` the dead task); 409 when
     it cannot be (its function is gone, its kwargs no longer fit), and it stays."""
     letter = await _letter(request, letter_id)
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
     done = await asyncio.to_thread(
         dead_letters.replay, _redis(request), ctx.keys, ctx.settings, [letter]
     )
@@ -140,7 +142,7 @@ async def replay_dead_letters(request: Request, body: DeadLetterFilter) -> dict[
     """Replay every dead letter matching the filter; those that cannot be replayed stay and
     are listed in `skipped` with the reason."""
     where = _filter(body)
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
 
     def work() -> dead_letters.BulkResult:
         letters = _matching(request, where)
@@ -155,7 +157,7 @@ async def discard_dead_letter(request: Request, letter_id: str) -> dict[str, Any
     """Delete a dead letter for good."""
     letter = await _letter(request, letter_id)
     done = await asyncio.to_thread(
-        dead_letters.discard, _redis(request), request.app.state.ctx.keys, [letter]
+        dead_letters.discard, _redis(request), context_of(request).keys, [letter]
     )
     if not done.done:
         raise _not_found(letter_id)
@@ -166,7 +168,7 @@ async def discard_dead_letter(request: Request, letter_id: str) -> dict[str, Any
 async def discard_dead_letters(request: Request, body: DeadLetterFilter) -> dict[str, Any]:
     """Delete every dead letter matching the filter."""
     where = _filter(body)
-    ctx = request.app.state.ctx
+    ctx = context_of(request)
 
     def work() -> dead_letters.BulkResult:
         return dead_letters.discard(_redis(request), ctx.keys, _matching(request, where))

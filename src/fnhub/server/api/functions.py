@@ -10,13 +10,15 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from fnhub.calling.caller import Caller
 from fnhub.functions import FunctionInfo
-from fnhub.server.caller import Caller
+from fnhub.server.context import caller_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.json_body import JsonAnyTypeRoute
 from fnhub.server.render import failure_response, json_response, outcome
 from fnhub.server.revision_cache import cached_json
 from fnhub.server.schemas import CallRequest, FunctionOut, SubmitRequest, Submitted, TaskState
+from fnhub.server.state import state_of
 from fnhub.tasks import Origin, Status
 
 router = APIRouter(tags=["functions"])
@@ -26,7 +28,7 @@ _REF = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def _caller(request: Request) -> Caller:
-    return request.app.state.caller
+    return caller_of(request)
 
 
 def function_dict(info: FunctionInfo) -> dict[str, Any]:
@@ -73,7 +75,9 @@ async def list_functions(request: Request, script: str | None = None) -> Respons
         infos = sorted(caller.active.functions.values(), key=lambda f: f.ref)
         return orjson.dumps([function_dict(f) for f in infos])
 
-    return await cached_json(request.app, "function_list", build)
+    return await cached_json(
+        caller_of(request), state_of(request).revision_caches, "function_list", build
+    )
 
 
 @router.get("/functions/{ref}", response_model=FunctionOut, responses=responses(401, 404))

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from fnhub.server.context import caller_of
 from fnhub.server.errors import ApiError, responses
-from fnhub.server.feed import EventStreamResponse, Feed
-from fnhub.server.overview import Overview
+from fnhub.server.feed import EventStreamResponse
 from fnhub.server.render import json_response
+from fnhub.server.state import State, state_of
 
 router = APIRouter(tags=["console"])
 
@@ -96,37 +97,12 @@ class Snapshot(BaseModel):
     tail: list[TailRow]
 
 
-def overview_of(app: FastAPI) -> Overview:
-    overview = getattr(app.state, "console_overview", None)
-    if overview is None:
-        overview = app.state.console_overview = Overview(app.state.ctx, app.state.caller)
-    return overview
-
-
-def feed_of(app: FastAPI) -> Feed:
-    """The server process's one feed, made when a page first asks for it."""
-    feed = getattr(app.state, "console_feed", None)
-    if feed is None:
-        settings = app.state.ctx.settings
-        feed = app.state.console_feed = Feed(
-            overview_of(app).snapshot,
-            interval=settings.console_feed_seconds,
-            heartbeat=settings.console_heartbeat_seconds,
-        )
-    return feed
-
-
-def _never() -> bool:
-    return False
-
-
 @router.get("/overview", response_model=Snapshot, responses=responses(401))
-async def get_overview(request: Request) -> Response:
+async def get_overview(server: State) -> Response:
     """One snapshot of the cluster (the feed's newest when it runs, so a first paint costs
     nothing more)."""
-    app = request.app
-    snapshot = await overview_of(app).snapshot(max_age=app.state.ctx.settings.console_feed_seconds)
-    return json_response({**snapshot, "feed": feed_of(app).state()})
+    snapshot = await server.overview.snapshot(max_age=server.ctx.settings.console_feed_seconds)
+    return json_response({**snapshot, "feed": server.feed.state()})
 
 
 @router.get(
@@ -141,25 +117,24 @@ async def get_overview(request: Request) -> Response:
         },
     },
 )
-async def events(request: Request) -> EventStreamResponse:
+async def events(server: State) -> EventStreamResponse:
     """Server-Sent Events: `event: snapshot` (an `/overview` snapshot) at once and every
     `console_feed_seconds`, a `: ping` comment every `console_heartbeat_seconds`; ends when the
     server shuts down (EventSource reconnects). One producer per server serves every client."""
-    exiting = getattr(request.app.state, "exiting", None) or _never
-    return EventStreamResponse(feed_of(request.app).stream(exiting))
+    return EventStreamResponse(server.feed.stream(server.exiting))
 
 
 @router.get("/stats/functions", response_model=list[FunctionHour], responses=responses(401))
 async def function_stats(request: Request) -> Response:
     """Every function that ran in the last hour: calls, failures, statuses, run-time
     percentiles (ms, estimated from buckets)."""
-    return json_response(await overview_of(request.app).function_hours())
+    return json_response(await state_of(request).overview.function_hours())
 
 
 @router.get("/stats/functions/{ref}", response_model=FunctionSeries, responses=responses(401, 404))
 async def function_stats_one(request: Request, ref: str) -> Response:
     """One function's last hour, with calls and failures per minute."""
-    [hour] = await overview_of(request.app).function_hours(ref)
-    if not hour["calls"] and ref not in request.app.state.caller.active.functions:
+    [hour] = await state_of(request).overview.function_hours(ref)
+    if not hour["calls"] and ref not in caller_of(request).active.functions:
         raise ApiError(404, "unknown_function", f"no function '{ref}' and no task of it this hour")
     return json_response(hour)

@@ -16,6 +16,7 @@ from fnhub.scripts.drafts import DraftStore
 from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.store import ScriptStore
 from fnhub.server.access import actor
+from fnhub.server.context import caller_of, context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.revision_cache import cached_json
 from fnhub.server.schemas import (
@@ -26,6 +27,7 @@ from fnhub.server.schemas import (
     ScriptOut,
     ScriptVersionOut,
 )
+from fnhub.server.state import state_of
 from fnhub.store.models import Script, ScriptVersion
 
 router = APIRouter(tags=["scripts"])
@@ -57,11 +59,11 @@ class ScriptDetail(BaseModel):
 
 
 def _store(request: Request) -> ScriptStore:
-    return request.app.state.scripts
+    return state_of(request).scripts
 
 
 def drafts_of(request: Request) -> DraftStore:
-    return DraftStore(request.app.state.ctx.db)
+    return DraftStore(context_of(request).db)
 
 
 def invalid_script(exc: ScriptError) -> ApiError:
@@ -79,7 +81,7 @@ async def publish_code(request: Request, name: str, code: str) -> dict[str, Any]
         )
     except ScriptError as exc:
         raise invalid_script(exc) from None
-    await request.app.state.caller.refresh()
+    await caller_of(request).refresh()
     p = published[0]
     await asyncio.to_thread(drafts_of(request).discard_published, name, p.hash)
     return {
@@ -132,7 +134,9 @@ async def list_scripts(request: Request) -> Response:
     async def build() -> bytes:
         return orjson.dumps(await asyncio.to_thread(_list, _store(request)))
 
-    return await cached_json(request.app, "script_list", build)
+    return await cached_json(
+        caller_of(request), state_of(request).revision_caches, "script_list", build
+    )
 
 
 @router.put("/scripts/{name}", response_model=ScriptOut, responses=responses(400, 401, 413, 422))
@@ -252,7 +256,7 @@ async def rollback_script(request: Request, body: RollbackIn, name: str = Name) 
         )
     except ScriptError as exc:
         raise ApiError(404, "unknown_version", str(exc)) from None
-    await request.app.state.caller.refresh()
+    await caller_of(request).refresh()
     return {
         "name": p.script,
         "version": p.version,
@@ -266,5 +270,5 @@ async def delete_script(request: Request, name: str = Name) -> dict[str, bool]:
     """Deactivate a script; its versions stay for the task records."""
     if not await asyncio.to_thread(_store(request).delete, name, actor=actor(request)):
         raise ApiError(404, "unknown_script", f"no script '{name}'")
-    await request.app.state.caller.refresh()
+    await caller_of(request).refresh()
     return {"deleted": True}

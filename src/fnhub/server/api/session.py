@@ -18,9 +18,11 @@ from fnhub.accounts.roles import Role
 from fnhub.accounts.sessions import COOKIE, SignedIn
 from fnhub.accounts.signin import SignIn, SignInRefused
 from fnhub.server.access import Principal, check_csrf, session_cookie, session_principal
+from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.render import json_response
 from fnhub.server.schemas import Strict
+from fnhub.server.state import state_of
 
 public_router = APIRouter(tags=["session"])
 router = APIRouter(tags=["session"])
@@ -59,7 +61,7 @@ def _client(request: Request) -> str:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or request.app.state.ctx.settings.session_cookie_secure
+    return request.url.scheme == "https" or context_of(request).settings.session_cookie_secure
 
 
 @public_router.post("/session", response_model=SessionOut, responses=responses(401, 422, 429))
@@ -67,7 +69,7 @@ async def sign_in(
     request: Request, body: SessionIn, cookie: str | None = Depends(session_cookie)
 ) -> Response:
     """Sign in: a new session (any session of the cookie sent along ends) and its CSRF token."""
-    signin: SignIn = request.app.state.signin
+    signin: SignIn = state_of(request).signin
     try:
         user, session_id = await signin.sign_in(
             body.username, body.password, _client(request), cookie
@@ -87,7 +89,7 @@ async def sign_in(
     response.set_cookie(
         COOKIE,
         session_id,
-        max_age=int(request.app.state.ctx.settings.session_max_seconds),
+        max_age=int(context_of(request).settings.session_max_seconds),
         path="/",
         secure=_secure(request),
         httponly=True,
@@ -110,7 +112,7 @@ async def sign_out(request: Request, cookie: str | None = Depends(session_cookie
     principal = await session_principal(request, cookie)
     check_csrf(request, principal)
     assert principal.session is not None
-    await asyncio.to_thread(request.app.state.signin.sessions.end, principal.session)
+    await asyncio.to_thread(state_of(request).signin.sessions.end, principal.session)
     response = Response(status_code=204)
     response.delete_cookie(
         COOKIE, path="/", secure=_secure(request), httponly=True, samesite="strict"

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from fnhub.server.caller import Caller
+from fnhub.server.context import ServerContext, context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.render import outcome
 from fnhub.server.schemas import Page, TaskRecordOut, TaskState
@@ -30,14 +30,14 @@ def _record(db: Database, task_id: str) -> TaskRecord | None:
         return session.get(TaskRecord, task_id)
 
 
-async def task_state(app: Any, task_id: str, wait: float) -> dict[str, Any] | None:
+async def task_state(ctx: ServerContext, task_id: str, wait: float) -> dict[str, Any] | None:
     """A task's state from its status key (waiting up to `wait` seconds for a final one), else
     from its record; None when neither exists."""
-    caller: Caller = app.state.caller
+    caller = ctx.caller
     state = await (caller.wait_final(task_id, wait) if wait else caller.status(task_id))
     if state is not None:
         return outcome(state)
-    row = await asyncio.to_thread(_record, app.state.ctx.db, task_id)
+    row = await asyncio.to_thread(_record, ctx.db, task_id)
     return None if row is None else record_state(row)
 
 
@@ -49,7 +49,7 @@ async def get_task(
 ) -> dict[str, Any]:
     """A submitted task's status (queued, running, or final with its result); with `wait`,
     answers as soon as it is final or when the wait is over."""
-    state = await task_state(request.app, task_id, wait)
+    state = await task_state(context_of(request), task_id, wait)
     if state is None:
         raise ApiError(404, "unknown_task", f"no task '{task_id}' (or its record expired)")
     return state
@@ -59,7 +59,7 @@ async def get_task(
 async def get_task_record(request: Request, task_id: str) -> dict[str, Any]:
     """Everything recorded about a task: kwargs, result, logs, traceback, timings and each
     attempt (a retried task keeps its earlier attempts)."""
-    record = await asyncio.to_thread(record_detail, request.app.state.ctx.db, task_id)
+    record = await asyncio.to_thread(record_detail, context_of(request).db, task_id)
     if record is None:
         raise ApiError(
             404,
@@ -107,7 +107,7 @@ async def list_tasks(
     try:
         page = await asyncio.to_thread(
             list_records,
-            request.app.state.ctx.db,
+            context_of(request).db,
             where,
             cursor=cursor,
             limit=limit,

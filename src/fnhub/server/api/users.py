@@ -9,9 +9,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from fnhub.accounts import users
+from fnhub.accounts.models import User
 from fnhub.accounts.roles import ROLE_PATTERN, Role
 from fnhub.accounts.users import USERNAME_PATTERN, UserError
 from fnhub.server.access import actor, needs
+from fnhub.server.api.paging import ListPage, PageRequest, fetch_page, page_request
+from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 
@@ -45,10 +48,12 @@ def _error(exc: UserError) -> ApiError:
     return ApiError(_STATUS.get(exc.kind, 422), code, str(exc))
 
 
-@router.get("/users", response_model=list[UserOut], responses=responses(401, 403))
-async def list_users(request: Request) -> list[dict[str, Any]]:
-    rows = await asyncio.to_thread(users.list_users, request.app.state.ctx.db)
-    return [users.user_json(r) for r in rows]
+@router.get("/users", response_model=ListPage[UserOut], responses=responses(401, 403, 422))
+async def list_users(request: Request, page: PageRequest = Depends(page_request)) -> dict[str, Any]:
+    """Users by name, a page at a time."""
+    db = context_of(request).db
+    rows, meta = await asyncio.to_thread(fetch_page, db, [User.username], page)
+    return {"items": [users.user_json(r) for r in rows], **meta}
 
 
 @router.post(
@@ -58,7 +63,7 @@ async def create_user(request: Request, body: UserIn) -> dict[str, Any]:
     try:
         row = await asyncio.to_thread(
             users.create_user,
-            request.app.state.ctx.db,
+            context_of(request).db,
             body.username,
             body.password,
             body.role,
@@ -83,7 +88,7 @@ async def update_user(
     try:
         row = await asyncio.to_thread(
             users.update_user,
-            request.app.state.ctx.db,
+            context_of(request).db,
             username,
             actor=principal.actor,
             role=body.role,
@@ -100,7 +105,7 @@ async def update_user(
 async def remove_user(request: Request, username: str = Username) -> dict[str, bool]:
     try:
         await asyncio.to_thread(
-            users.remove_user, request.app.state.ctx.db, username, actor=actor(request)
+            users.remove_user, context_of(request).db, username, actor=actor(request)
         )
     except UserError as exc:
         raise _error(exc) from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from fnhub.server.context import CallerDep
 from fnhub.server.errors import responses
 from fnhub.server.schemas import QueueOut, WorkerOut
 
@@ -13,15 +14,13 @@ router = APIRouter(tags=["workers"])
 
 
 @router.get("/workers", response_model=list[WorkerOut], responses=responses(401))
-async def list_workers(request: Request) -> list[dict[str, Any]]:
-    caller = request.app.state.caller
+async def list_workers(caller: CallerDep) -> list[dict[str, Any]]:
     await caller.refresh()
     return [{"id": wid, "info": info} for wid, info in sorted(caller.workers.items())]
 
 
 @router.get("/queues", response_model=list[QueueOut], responses=responses(401))
-async def list_queues(request: Request) -> list[dict[str, Any]]:
-    caller = request.app.state.caller
+async def list_queues(caller: CallerDep) -> list[dict[str, Any]]:
     await caller.refresh()
     return [
         {"name": q, "length": n, "workers": caller.queue_workers.get(q, 0)}

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from fnhub.record_search import include_name
 from fnhub.store.all_models import metadata
 
 engine = context.config.attributes["engine"]
@@ -11,6 +12,7 @@ with engine.connect() as connection:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

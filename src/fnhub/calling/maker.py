@@ -14,18 +14,11 @@ from typing import Any
 import msgspec
 
 from fnhub import json_values
+from fnhub.calling.errors import CallError
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.tasks import Origin, Task, new_task_id
-
-
-class CallError(Exception):
-    """A call refused before enqueueing. `kind` maps to an HTTP status in the server."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # unknown_function | invalid_kwargs | too_large | unavailable
 
 
 def resolve(active: ActiveScripts, ref: str) -> FunctionInfo:

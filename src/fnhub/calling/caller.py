@@ -1,11 +1,13 @@
-"""Calling functions from the server: check, enqueue, and wait for results on one reply stream.
+"""Calling functions from an asyncio process (the HTTP server and the subscriptions it runs):
+check, enqueue, and wait for results on one reply stream.
 
 Each server process owns one reply stream (`keys.reply(server_id)`) and one reader task that
 blocks on it (`XREAD BLOCK`) and resolves the futures of waiting requests by task id, so a
 waiting request costs no Redis round trip. What every call needs to decide before enqueueing
 (the active functions, which queues have live workers, queue lengths) is kept in memory and
 refreshed by a background loop about once a second, and at once when a call would be refused
-because of it (a just-published script, a just-started worker).
+because of it (a just-published script, a just-started worker). A call refused, or left
+without a result, raises `CallError`; what it means to an HTTP client is the server's business.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import redis
 import redis.asyncio as aredis
 
 from fnhub.backoff import Backoff
-from fnhub.calls import CallError, make_task
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import make_task
+from fnhub.config import Settings
+from fnhub.keys import Keys
 from fnhub.queue import (
     ENQUEUE_MANY,
     ENQUEUE_MANY_CHUNK,
@@ -33,8 +38,6 @@ from fnhub.queue import (
 )
 from fnhub.redis_client import async_redis
 from fnhub.scripts.registry import ActiveScripts, read_active_async
-from fnhub.server.context import ServerContext
-from fnhub.server.errors import ApiError
 from fnhub.supervised import spawn
 from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
 from fnhub.worker.presence import live_workers_async
@@ -45,18 +48,14 @@ REFRESH_SECONDS = 1.0
 FORCED_REFRESH_MIN_SECONDS = 0.2
 #: a sync caller waits this much longer than the task's timeout (time spent queued)
 WAIT_MARGIN_SECONDS = 5.0
-_CALL_STATUS = {"unknown_function": 404, "invalid_kwargs": 422, "too_large": 413}
-
-
-def call_error(exc: CallError) -> ApiError:
-    return ApiError(_CALL_STATUS.get(exc.kind, 503), exc.kind, str(exc))
+#: seconds a refused caller is asked to wait before calling again (no worker, queue full)
+RETRY_AFTER_SECONDS = 5.0
 
 
 def _no_result(fut: asyncio.Future[TaskResult], task_id: str, limit: float) -> None:
     if not fut.done():
         fut.set_exception(
-            ApiError(
-                504,
+            CallError(
                 "no_result",
                 f"no result for task {task_id} within {limit:g}s (it may still run)",
                 task_id=task_id,
@@ -110,12 +109,15 @@ Waiter = asyncio.Future[TaskResult] | tuple[CallBatch, int]
 
 
 class Caller:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self.settings = ctx.settings
-        self.keys = ctx.keys
-        self.redis = ctx.redis
-        self.reply_stream = ctx.keys.reply(ctx.server_id)
+    """One per process: `caller_id` names its reply stream (a server passes its server id)."""
+
+    def __init__(
+        self, settings: Settings, client: aredis.Redis, keys: Keys, caller_id: str
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.redis = client
+        self.reply_stream = keys.reply(caller_id)
         self.active = ActiveScripts()
         self.queue_workers: dict[str, int] = {}
         self.queue_processes: dict[str, int] = {}  # worker processes reading each queue
@@ -198,35 +200,31 @@ class Caller:
 
     # -- making and enqueueing tasks ---------------------------------------------------------
     async def make(self, ref: str, kwargs: dict[str, Any] | None, **options: Any) -> Task:
-        """A checked task; an unknown function is looked up again once before 404."""
+        """A checked task (CallError if refused); an unknown function is looked up again once
+        before it is refused."""
         try:
             return make_task(self.settings, self.active, ref, kwargs, **options)
         except CallError as exc:
             if exc.kind == "unknown_function" and await self._refresh_if_stale():
-                try:
-                    return make_task(self.settings, self.active, ref, kwargs, **options)
-                except CallError as again:
-                    raise call_error(again) from None
-            raise call_error(exc) from None
+                return make_task(self.settings, self.active, ref, kwargs, **options)
+            raise
 
     async def check_capacity(self, queue: str) -> None:
-        """503 when no live worker reads the queue or it is over `queue_max_length`."""
+        """CallError when no live worker reads the queue or it is over `queue_max_length`."""
         if not self.queue_workers.get(queue):
             await self._refresh_if_stale()
             if not self.queue_workers.get(queue):
-                raise ApiError(
-                    503,
+                raise CallError(
                     "no_worker",
                     f"no worker is listening on queue '{queue}'",
-                    headers={"Retry-After": "5"},
+                    retry_after=RETRY_AFTER_SECONDS,
                 )
         if self.queue_lengths.get(queue, 0) >= self.settings.queue_max_length:
-            raise ApiError(
-                503,
+            raise CallError(
                 "queue_full",
                 f"queue '{queue}' holds {self.queue_lengths[queue]} tasks, at its limit of "
                 f"{self.settings.queue_max_length}",
-                headers={"Retry-After": "5"},
+                retry_after=RETRY_AFTER_SECONDS,
             )
 
     async def call(self, task: Task, wait: float | None = None) -> TaskResult:
@@ -254,7 +252,8 @@ class Caller:
         """Enqueue tasks built with `reply_to=self.reply_stream`, pass each result to
         `on_result(i, result)` as it arrives, and return when all are accounted for: a call
         with no result after `wait` seconds gets an EXPIRED `NoResult` result, and calls whose
-        enqueue failed are listed in the batch's `unsent`. 503 (ApiError) like `call`."""
+        enqueue failed are listed in the batch's `unsent`. CallError (no worker, queue full)
+        like `call`."""
         loop = asyncio.get_running_loop()
         batch = CallBatch(tasks, on_result, loop.create_future())
         if not tasks:

@@ -9,7 +9,8 @@ from typing import Any
 
 import redis
 
-from fnhub.calls import CallError, make_task
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import make_task
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.queue import add_enqueue, iter_results
@@ -97,12 +98,14 @@ class QueueClient:
             self.settings, self.active(), ref, kwargs, reply_to=self.reply_stream, **options
         )
         if not self.queue_has_worker(task.queue):
-            raise CallError("unavailable", f"no worker is listening on queue '{task.queue}'")
+            raise CallError("no_worker", f"no worker is listening on queue '{task.queue}'")
         self.enqueue(task)
         limit = timeout if timeout is not None else task.timeout + 30
         result = self.wait(task.id, limit)
         if result is None:
-            raise CallError("timeout", f"no result for task {task.id} within {limit:g}s")
+            raise CallError(
+                "no_result", f"no result for task {task.id} within {limit:g}s", task_id=task.id
+            )
         return result
 
     def close(self) -> None:

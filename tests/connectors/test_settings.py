@@ -34,6 +34,12 @@ from .conftest import SHARED_REDIS_URL, free_port
         ("redis", {}, "url or host"),
         ("redis", {"url": "http://x"}, "url"),
         ("redis", {"host": "h", "db": -1}, "db"),
+        ("nats", {}, "servers"),
+        ("nats", {"servers": "http://h:4222"}, "nats://"),
+        ("nats", {"servers": "nats://h", "hots": "typo"}, "hots"),
+        ("rabbitmq", {}, "url or host"),
+        ("rabbitmq", {"url": "http://x"}, "amqp://"),
+        ("rabbitmq", {"host": "h", "exchange_type": "fan"}, "exchange_type"),
     ],
 )
 def test_invalid_settings_name_the_field(kind, settings, field):
@@ -54,8 +60,8 @@ def test_valid_settings_normalised():
 
 
 def test_unknown_type_and_bad_options():
-    with pytest.raises(ConnectorConfigError, match="unknown connector type 'nats'"):
-        validate_settings("nats", {})
+    with pytest.raises(ConnectorConfigError, match="unknown connector type 'pulsar'"):
+        validate_settings("pulsar", {})
     with pytest.raises(ConnectorConfigError, match="kind"):
         create_source(
             "redis",

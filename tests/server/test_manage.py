@@ -100,7 +100,7 @@ def test_connector_types_describe_their_settings_for_a_form(stack: Stack) -> Non
     type the server validates, its secret fields marked, a subscription's options per type."""
     with stack.admin() as c:
         types = {t["type"]: t for t in c.get("/api/v1/connector-types").json()}
-    assert set(types) == {"kafka", "mqtt", "redis"}
+    assert set(types) == {"kafka", "mqtt", "nats", "rabbitmq", "redis"}  # not the in-memory one
     mqtt = types["mqtt"]["settings"]
     assert mqtt["required"] == ["host"] and mqtt["properties"]["port"]["default"] == 1883
     assert mqtt["properties"]["password"]["writeOnly"] is True
@@ -109,6 +109,12 @@ def test_connector_types_describe_their_settings_for_a_form(stack: Stack) -> Non
     assert types["mqtt"]["source_options"]["properties"]["qos"]["default"] == 1
     redis_kind = types["redis"]["source_options"]["properties"]["kind"]
     assert redis_kind["enum"] == ["pubsub", "stream"]
+    nats = types["nats"]["settings"]["properties"]
+    assert nats["password"]["writeOnly"] is True and nats["token"]["writeOnly"] is True
+    assert types["nats"]["source_options"]["properties"]["ack_wait"]["default"] == 30.0
+    rabbitmq = types["rabbitmq"]["settings"]["properties"]
+    assert rabbitmq["password"]["writeOnly"] is True and "writeOnly" not in rabbitmq["username"]
+    assert types["rabbitmq"]["settings"]["properties"]["exchange"]["default"] == "fnhub"
 
 
 @pytest.mark.parametrize(

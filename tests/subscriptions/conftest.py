@@ -20,6 +20,9 @@ import yaml
 from tests.conftest import REDIS_URL, free_port
 from tests.connectors.conftest import conn_broker_factory  # noqa: F401  (fixture)
 
+from fnhub.calling.queue_client import QueueClient
+from fnhub.config import Settings
+
 HANDLERS = """
 import time
 import fnhub
@@ -136,6 +139,22 @@ class Cluster:
         for i in range(0, len(keys), 500):
             self.redis.delete(*keys[i : i + 500])
         self.redis.close()
+
+    def queue_client(self) -> QueueClient:
+        """A client on the cluster's queue, once a worker listens on `sync` (close it after)."""
+        settings = Settings(
+            redis_url=REDIS_URL,
+            key_prefix=self.prefix,
+            data_dir=self.dir / ".fnhub",
+            db_url=f"sqlite:///{self.dir / 'fnhub.db'}",
+            project_dir=self.dir,
+        )
+        client = QueueClient(settings)
+        deadline = time.monotonic() + 20
+        while not client.queue_has_worker("sync"):
+            assert time.monotonic() < deadline, "no worker on the sync queue"
+            time.sleep(0.05)
+        return client
 
     def log(self, name: str) -> str:
         path = self.dir / name

@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fnhub.connectors import kafka, mqtt, redis  # noqa: F401  (register the connector types)
 from fnhub.connectors.base import (
     AsyncPublisher,
     BatchHandler,
@@ -26,10 +25,9 @@ from fnhub.connectors.base import (
     Publisher,
     Settle,
     Source,
+    SourceArgs,
     SourceStatus,
-    connector_types,
     each,
-    get_type,
     parse_model,
     stable_client_id,
 )
@@ -39,8 +37,10 @@ from fnhub.connectors.pool import (
     get_async_publisher,
     get_publisher,
 )
+from fnhub.connectors.types import CONNECTOR_TYPES, connector_types, get_type
 
 __all__ = [
+    "CONNECTOR_TYPES",
     "AsyncPublisher",
     "BatchHandler",
     "ConnectorConfigError",
@@ -51,6 +51,7 @@ __all__ = [
     "Publisher",
     "Settle",
     "Source",
+    "SourceArgs",
     "SourceStatus",
     "close_async_publishers",
     "close_publishers",
@@ -59,6 +60,7 @@ __all__ = [
     "each",
     "get_async_publisher",
     "get_publisher",
+    "get_type",
     "stable_client_id",
     "test_connection",
     "validate_settings",

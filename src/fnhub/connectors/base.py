@@ -1,8 +1,9 @@
 """The small interface every broker connector implements, and the pieces they share.
 
 A *source* reads messages with a bounded in-flight window and acknowledges each one only after the
-caller's handler returned; a *publisher* sends messages. Broker modules register a
-`ConnectorType` in `connector_types`; callers use the functions in `fnhub.connectors`.
+caller's handler returned; a *publisher* sends messages. Each broker folder describes itself with
+a `ConnectorType`, listed in `fnhub.connectors.types`; callers use the functions in
+`fnhub.connectors`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -120,34 +120,59 @@ class AsyncPublisher(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(slots=True)
+class SourceArgs:
+    """What a subscription asks of a source, before its broker's quirks apply: the connector
+    type's `source_args` hook turns it into what `create_source` gets (an MQTT shared
+    subscription in `multiple` mode, a Redis stream consumer named in the options, ...)."""
+
+    subscription: str
+    mode: str  # single (one holder at a time) | multiple (every server, sharing the messages)
+    topics: list[str]
+    group: str
+    client_id: str
+    options: dict[str, Any]
+
+
+def exact_match(topic_filter: str, topic: str) -> bool:
+    """Brokers without wildcards: a filter matches the topic of the same name only."""
+    return topic_filter == topic
+
+
+def same_args(args: SourceArgs) -> SourceArgs:
+    return args
+
+
+def target_options(target: Mapping[str, Any]) -> dict[str, Any]:
+    """A rule's output target's own `options` (e.g. `{exchange: audit}`), passed as they are."""
+    return dict(target.get("options") or {})
+
+
 @dataclass(frozen=True)
 class ConnectorType:
-    """What one broker module provides; registered in `connector_types` under `name`."""
+    """Everything fnhub knows about one broker, given by its folder (`connectors/<broker>/`)
+    and named once in `fnhub.connectors.types.CONNECTOR_TYPES`.
+
+    The hooks hold the broker's quirks so nothing outside its folder tests for its name:
+    `topic_matches(filter, topic)` says whether a subscription's filter matches a topic (the
+    cycle check of routes and rules); `source_args` adapts a subscription's request (shared
+    subscriptions, consumer names); `publish_options(target)` turns a rule's output target
+    (`qos`, `retain`, `kind`, `options`, as written in fnhub.yaml) into keyword arguments for
+    the broker's publisher.
+    """
 
     name: str
     settings_model: type[BaseModel]
+    source_options: type[BaseModel]
     create_source: Callable[..., Source]
-    test_connection: Callable[[BaseModel, float], Awaitable[None]]
-    create_publisher: Callable[[BaseModel], Publisher]
-    create_async_publisher: Callable[[BaseModel], Awaitable[AsyncPublisher]]
-
-
-connector_types: dict[str, ConnectorType] = {}
-
-
-def register(connector_type: ConnectorType) -> ConnectorType:
-    connector_types[connector_type.name] = connector_type
-    return connector_type
-
-
-def get_type(connector_type: str) -> ConnectorType:
-    try:
-        return connector_types[connector_type]
-    except KeyError:
-        known = ", ".join(sorted(connector_types))
-        raise ConnectorConfigError(
-            f"unknown connector type {connector_type!r} (known: {known})"
-        ) from None
+    test_connection: Callable[[Any, float], Awaitable[None]]
+    create_publisher: Callable[[Any], Publisher]
+    create_async_publisher: Callable[[Any], Awaitable[AsyncPublisher]]
+    topic_matches: Callable[[str, str], bool] = exact_match
+    source_args: Callable[[SourceArgs], SourceArgs] = same_args
+    publish_options: Callable[[Mapping[str, Any]], dict[str, Any]] = target_options
+    #: offered in the console's connector forms (the in-memory test broker is not)
+    in_console: bool = True
 
 
 def parse_model(model: type[M], data: dict[str, Any] | None, what: str) -> M:
@@ -188,23 +213,6 @@ def stable_client_id(connector: str, subscription: str, node: str | None = None)
 def settings_hash(connector_type: str, settings: dict[str, Any]) -> str:
     raw = json.dumps([connector_type, settings], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class Backoff:
-    """Capped exponential backoff with equal jitter, so many sources do not reconnect in step."""
-
-    def __init__(self, initial: float = 0.2, cap: float = 30.0) -> None:
-        self.initial = initial
-        self.cap = cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.initial * (2**self.attempt))
-        self.attempt = min(self.attempt + 1, 32)
-        return random.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class RateLimitedLog:

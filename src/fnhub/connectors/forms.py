@@ -8,16 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fnhub.connectors.base import connector_types
-from fnhub.connectors.settings import KafkaSourceOptions, MqttSourceOptions, RedisSourceOptions
+from fnhub.connectors.types import connector_types
 from fnhub.secret_box import is_secret_field
-
-#: a subscription's `options`, per connector type
-SOURCE_OPTIONS: dict[str, type[BaseModel]] = {
-    "kafka": KafkaSourceOptions,
-    "mqtt": MqttSourceOptions,
-    "redis": RedisSourceOptions,
-}
 
 
 def _mark_secrets(schema: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +33,8 @@ def type_forms() -> list[dict[str, Any]]:
         {
             "type": name,
             "settings": schema_of(kind.settings_model),
-            "source_options": schema_of(SOURCE_OPTIONS.get(name)),
+            "source_options": schema_of(kind.source_options),
         }
         for name, kind in sorted(connector_types.items())
+        if kind.in_console
     ]

@@ -18,10 +18,10 @@ from typing import Any
 from fnhub.connectors.base import (
     AsyncPublisher,
     Publisher,
-    get_type,
     parse_model,
     settings_hash,
 )
+from fnhub.connectors.types import get_type
 
 log = logging.getLogger("fnhub.connectors.pool")
 

@@ -34,6 +34,9 @@ class Target(Strict):
     qos: int = Field(1, ge=0, le=2)
     retain: bool = False
     kind: Literal["pubsub", "stream"] | None = None
+    #: what else the target's broker takes when publishing (its connector type's
+    #: `publish_options`), e.g. {"exchange": "audit"} for RabbitMQ
+    options: PortableObject = Field(default_factory=dict)
 
 
 class SubscriptionIn(Strict):

@@ -1,36 +1,28 @@
 """Refusing routes and rules that could feed each other forever.
 
 Subscription A feeds B when A publishes (output or error topic) on B's connector to a topic that
-one of B's topic filters matches (MQTT `+`/`#`, Redis glob patterns, exact names elsewhere). Any
-cycle in that graph — including a rule that matches its own output — is refused when saved.
+one of B's topic filters matches, as B's broker matches them (its connector type's
+`topic_matches`: MQTT `+`/`#`, NATS `*`/`>`, AMQP `*`/`#`, Redis globs, ...). Any cycle in that
+graph — including a rule that matches its own output — is refused when saved.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 
+from fnhub.connectors import ConnectorConfigError, get_type
+from fnhub.connectors.base import exact_match
 from fnhub.subscriptions.spec import SpecError, SubscriptionSpec
 
 
-def mqtt_matches(topic_filter: str, topic: str) -> bool:
-    if topic_filter.startswith("$share/"):
-        topic_filter = topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else ""
-    f_parts, t_parts = topic_filter.split("/"), topic.split("/")
-    for i, part in enumerate(f_parts):
-        if part == "#":
-            return True
-        if i >= len(t_parts) or (part != "+" and part != t_parts[i]):
-            return False
-    return len(f_parts) == len(t_parts)
-
-
 def topic_matches(connector_type: str, topic_filter: str, topic: str) -> bool:
-    if connector_type == "mqtt":
-        return mqtt_matches(topic_filter, topic)
-    if connector_type == "redis" and any(c in topic_filter for c in "*?["):
-        return fnmatch.fnmatchcase(topic, topic_filter)
-    return topic_filter == topic
+    """Whether the broker of `connector_type` delivers `topic` to a subscription on the filter;
+    an unknown type (refused elsewhere) compares names."""
+    try:
+        matches = get_type(connector_type).topic_matches
+    except ConnectorConfigError:
+        matches = exact_match
+    return matches(topic_filter, topic)
 
 
 def check_cycles(specs: list[SubscriptionSpec], connectors: dict[str, Any]) -> None:

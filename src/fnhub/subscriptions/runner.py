@@ -21,6 +21,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 import redis
 
@@ -32,8 +33,10 @@ from fnhub.connectors import (
     Message,
     Settle,
     Source,
+    SourceArgs,
     create_source,
     get_async_publisher,
+    get_type,
     stable_client_id,
 )
 from fnhub.lease import Lease
@@ -197,24 +200,21 @@ class Runner:
         spec = self.spec
         options = dict(spec.options)
         group = options.pop("group", None) or f"fnhub-{spec.name}"
-        topics = list(spec.topics)
-        if spec.mode == "multiple" and self.connector.type == "mqtt":
-            share = options.pop("share_group", None) or f"fnhub-{spec.name}"
-            topics = [t if t.startswith("$share/") else f"$share/{share}/{t}" for t in topics]
         node = self.node if spec.mode == "multiple" else None
         client_id = options.pop("client_id", None) or stable_client_id(
             self.connector.name, spec.name, node
         )
-        if self.connector.type == "redis" and spec.mode == "single":
-            client_id = options.pop("consumer", client_id)
+        args = get_type(self.connector.type).source_args(
+            SourceArgs(spec.name, spec.mode, list(spec.topics), group, client_id, options)
+        )
         self.source = create_source(
             self.connector.type,
             self.connector.settings,
-            topics=topics,
+            topics=args.topics,
             window=spec.window,
-            group=group,
-            client_id=client_id,
-            options=options,
+            group=args.group,
+            client_id=args.client_id,
+            options=args.options,
         )
         self.stats.source = self.source.status
         await self.source.run(self.handle_batch)
@@ -425,12 +425,8 @@ class Runner:
                 self.stats.last_error = f"publish: no connector named '{connector_name}'"
                 await asyncio.sleep(min(backoff * 5, 5.0))
                 continue
-            options: dict[str, Any] = {}
-            if config.type == "mqtt":
-                options = {"qos": target.qos, "retain": target.retain}
-            elif config.type == "redis" and target.kind:
-                options = {"kind": target.kind}
             try:
+                options = get_type(config.type).publish_options(msgspec.structs.asdict(target))
                 publisher = await get_async_publisher(config.name, config.type, config.settings)
                 await publisher.publish(topic, payload, **options)
                 self.stats.published += 1

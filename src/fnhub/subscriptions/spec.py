@@ -22,7 +22,10 @@ class PublishTarget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     connector: str | None = None
     qos: int = 1
     retain: bool = False
-    kind: str | None = None  # redis: pubsub | stream
+    kind: str | None = None
+    #: broker-specific publish options; the connector type's `publish_options` reads the
+    #: target (e.g. MQTT takes qos and retain, Redis kind, RabbitMQ options.exchange)
+    options: dict[str, Any] = {}
 
 
 class SubscriptionSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -26,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from fnhub.config import Settings
-from fnhub.connectors.settings import KafkaSettings
+from fnhub.connectors.kafka.settings import KafkaSettings
 from fnhub.keys import Keys
 from fnhub.lease import Lease
 from fnhub.websub.store import Notification, new_notification_event

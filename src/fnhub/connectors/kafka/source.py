@@ -1,16 +1,4 @@
-"""Kafka source and publishers on aiokafka.
-
-The source is a consumer-group member with auto-commit off. Per partition it commits only the
-contiguous completed offsets (offset + 1 of the highest offset below which every message's
-handler has finished), so a crash replays from the first unfinished message and never skips
-one. When the window is full it pauses its partitions (no fetching at all) and keeps polling so
-the group does not think it is dead; on rebalance it commits what is done for the partitions it
-loses. A new group starts at `earliest` by default (Tansu's `latest` is wrong: it replays the
-tail of the last batch), so nothing produced before the first join is skipped.
-
-The sync publisher runs an aiokafka producer on a private event-loop thread: worker processes
-get the same client and behaviour as the server, and each publish waits for the broker's ack.
-"""
+"""The Kafka source: see the package docstring for how it reads and acknowledges."""
 
 from __future__ import annotations
 
@@ -19,29 +7,23 @@ import collections
 import contextlib
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
-    Backoff,
     ConnectorConfigError,
-    ConnectorError,
-    ConnectorType,
     Done,
     Message,
     ReadingSource,
     describe_error,
-    encode_payload,
-    parse_model,
-    register,
 )
-from fnhub.connectors.settings import KafkaPublishOptions, KafkaSettings, KafkaSourceOptions
+from fnhub.connectors.kafka.client import where
+from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
 from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors.kafka")
@@ -49,11 +31,6 @@ log = logging.getLogger("fnhub.connectors.kafka")
 #: an idle source asks the cluster for metadata this often, to notice (and show) an outage
 PROBE_SECONDS = 3.0
 PROBE_TIMEOUT_SECONDS = 5.0
-
-
-def _where(s: KafkaSettings) -> str:
-    servers = s.bootstrap_servers
-    return ",".join(servers) if isinstance(servers, list) else servers
 
 
 class _Partition:
@@ -155,7 +132,7 @@ class KafkaSource(ReadingSource):
                 )
                 await self._consume(consumer)
             except (KafkaError, OSError) as exc:
-                text = f"kafka {_where(self.settings)}: {describe_error(exc)}"
+                text = f"kafka {where(self.settings)}: {describe_error(exc)}"
                 log.warning("kafka source %s: %s", self.client_id, text)
                 self.status.disconnected("reconnecting", text)
             except Exception:  # unexpected: close this consumer; the reader is restarted
@@ -204,7 +181,7 @@ class KafkaSource(ReadingSource):
             async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
                 await consumer.topics()
         except (KafkaError, OSError, TimeoutError) as exc:
-            text = f"kafka {_where(self.settings)}: {describe_error(exc)}"
+            text = f"kafka {where(self.settings)}: {describe_error(exc)}"
             if self.status.state == "connected":
                 log.warning("kafka source %s: %s", self.client_id, text)
             self.status.disconnected("reconnecting", text)
@@ -316,147 +293,3 @@ class KafkaSource(ReadingSource):
         self._partitions.clear()
         self._overflow.clear()
         self._paused = False
-
-
-# --- publishers -----------------------------------------------------------------------------
-
-
-class AsyncKafkaPublisher:
-    """An aiokafka producer (acks=all); `publish` returns once the broker acknowledged."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self.settings = settings
-        kw = settings.client_kwargs()
-        kw.setdefault("client_id", "fnhub-publisher")
-        self._producer = AIOKafkaProducer(acks="all", **kw)
-
-    @classmethod
-    async def open(
-        cls, settings: KafkaSettings, timeout: float | None = None
-    ) -> AsyncKafkaPublisher:
-        self = cls(settings)
-        try:
-            await asyncio.wait_for(self._producer.start(), timeout)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
-            raise ConnectorError(
-                f"kafka {_where(settings)}: cannot connect: {describe_error(exc)}"
-            ) from exc
-        return self
-
-    async def publish(self, topic: str, message: Any, **options: Any) -> None:
-        opts = parse_model(KafkaPublishOptions, options, "kafka publish options")
-        key = opts.key.encode() if isinstance(opts.key, str) else opts.key
-        headers = [
-            (k, v.encode() if isinstance(v, str) else v) for k, v in (opts.headers or {}).items()
-        ]
-        try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(
-                    topic,
-                    encode_payload(message),
-                    key=key,
-                    partition=opts.partition,
-                    headers=headers or None,
-                ),
-                opts.timeout,
-            )
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise ConnectorError(
-                f"kafka {_where(self.settings)}: publish to {topic!r} failed: {describe_error(exc)}"
-            ) from exc
-
-    async def close(self) -> None:
-        await self._producer.stop()
-
-
-class KafkaPublisher:
-    """Synchronous wrapper: the async producer lives on a private event-loop thread."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="kafka-publisher", daemon=True
-        )
-        self._thread.start()
-        timeout = settings.request_timeout_ms / 1000
-        try:
-            self._inner = self._call(AsyncKafkaPublisher.open(settings, timeout), timeout + 5)
-        except BaseException:
-            self._stop_loop()
-            raise
-
-    def _call(self, coro: Any, timeout: float) -> Any:
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return fut.result(timeout)
-        except TimeoutError:
-            fut.cancel()
-            raise ConnectorError(f"kafka: no answer within {timeout}s") from None
-
-    def publish(self, topic: str, message: Any, **options: Any) -> None:
-        timeout = float(options.get("timeout", KafkaPublishOptions().timeout))
-        self._call(self._inner.publish(topic, message, **options), timeout + 5)
-
-    def close(self) -> None:
-        try:
-            self._call(self._inner.close(), 15)
-        finally:
-            self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self._loop.close()
-
-
-# --- registry -------------------------------------------------------------------------------
-
-
-def create_source(
-    settings: KafkaSettings,
-    *,
-    topics: list[str],
-    window: int,
-    group: str | None,
-    client_id: str,
-    options: dict[str, Any],
-) -> KafkaSource:
-    opts = parse_model(KafkaSourceOptions, options, "kafka source options")
-    group_id = opts.group_id or group
-    if not group_id:
-        raise ConnectorConfigError("group_id: a consumer group is required (option or caller)")
-    return KafkaSource(
-        settings,
-        topics=topics,
-        window=window,
-        group_id=group_id,
-        client_id=client_id,
-        options=opts,
-    )
-
-
-async def test_connection(settings: KafkaSettings, timeout: float) -> None:
-    s = settings.model_copy(update={"request_timeout_ms": max(int(timeout * 1000), 1000)})
-    publisher = await AsyncKafkaPublisher.open(s, timeout)
-    await publisher.close()
-
-
-async def _open_async(settings: KafkaSettings) -> AsyncKafkaPublisher:
-    return await AsyncKafkaPublisher.open(settings, settings.request_timeout_ms / 1000)
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]
-
-register(
-    ConnectorType(
-        name="kafka",
-        settings_model=KafkaSettings,
-        create_source=create_source,
-        test_connection=test_connection,  # type: ignore[arg-type]
-        create_publisher=KafkaPublisher,  # type: ignore[arg-type]
-        create_async_publisher=_open_async,  # type: ignore[arg-type]
-    )
-)

@@ -1,15 +1,4 @@
-"""Redis sources (pub/sub and streams) and publishers on redis-py.
-
-`kind: stream` is the reliable one: a consumer group reads at most the free window slots
-(XREADGROUP COUNT), acks each entry after its handler (XACK, batched), re-reads its own pending
-entries first after a restart, and claims entries other consumers left idle (XAUTOCLAIM) so a
-dead server's messages are not stuck. Its in-flight entries are touched (XCLAIM JUSTID) so live
-slow handlers are not stolen.
-
-`kind: pubsub` cannot push back: messages that arrive while the window is full wait in a bounded
-buffer; when that overflows the newest message is dropped, counted in `status.dropped` and
-logged (rate-limited). Messages published while the connection is down are never seen.
-"""
+"""The Redis source: see the package docstring for how it reads and acknowledges."""
 
 from __future__ import annotations
 
@@ -20,95 +9,28 @@ import logging
 import time
 from typing import Any
 
-import redis as redis_sync
 import redis.asyncio as aredis
-import redis.asyncio.retry
-import redis.retry
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
-    Backoff,
     ConnectorConfigError,
-    ConnectorError,
-    ConnectorType,
     Done,
     Message,
     RateLimitedLog,
     ReadingSource,
     describe_error,
-    encode_payload,
-    parse_model,
-    register,
 )
-from fnhub.connectors.settings import (
-    RedisPublishOptions,
+from fnhub.connectors.redis.client import as_text, async_client, where
+from fnhub.connectors.redis.settings import (
     RedisSettings,
     RedisSourceOptions,
-    tls_options,
 )
 from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors.redis")
 
 GLOB_CHARS = set("*?[")
-
-
-def client_kwargs(s: RedisSettings, *, blocking: bool) -> dict[str, Any]:
-    """redis-py keyword arguments; blocking readers get no socket timeout (they wait on BLOCK)."""
-    kw: dict[str, Any] = {
-        "socket_connect_timeout": min(s.socket_timeout, 5.0),
-        "socket_timeout": None if blocking else s.socket_timeout,
-        "socket_keepalive": True,
-    }
-    if s.username is not None:
-        kw["username"] = s.username
-    if s.password is not None:
-        kw["password"] = s.password
-    tls = tls_options(s.tls)
-    if tls is not None and not (s.url and s.url.startswith("unix:")):
-        if not s.url:
-            kw["ssl"] = True
-        kw["ssl_ca_certs"] = tls.ca_certs
-        kw["ssl_certfile"] = tls.certfile
-        kw["ssl_keyfile"] = tls.keyfile
-        if tls.insecure:
-            kw["ssl_cert_reqs"] = "none"
-            kw["ssl_check_hostname"] = False
-    if not s.url:
-        kw.update(host=s.host, port=s.port, db=s.db)
-    return kw
-
-
-def async_client(s: RedisSettings, *, blocking: bool = False, retries: int = 0) -> aredis.Redis:
-    """`retries` 0 for sources (they back off and report themselves) and connection tests."""
-    kw = client_kwargs(s, blocking=blocking)
-    kw["retry"] = redis.asyncio.retry.Retry(_backoff(retries), retries)
-    if s.url:
-        return aredis.Redis.from_url(s.url, **kw)
-    return aredis.Redis(**kw)
-
-
-def sync_client(s: RedisSettings, retries: int = 2) -> redis_sync.Redis:
-    kw = client_kwargs(s, blocking=False)
-    kw["retry"] = redis.retry.Retry(_backoff(retries), retries)
-    if s.url:
-        return redis_sync.Redis.from_url(s.url, **kw)
-    return redis_sync.Redis(**kw)
-
-
-def _backoff(retries: int) -> Any:
-    return ExponentialWithJitterBackoff(base=0.05, cap=0.5) if retries else NoBackoff()
-
-
-def _where(s: RedisSettings) -> str:
-    if s.url:
-        return s.url.split("@")[-1]  # no credentials in messages
-    return f"{s.host}:{s.port}"
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class _RedisSource(ReadingSource):
@@ -139,7 +61,7 @@ class _RedisSource(ReadingSource):
             try:
                 await self._session()
             except (RedisError, OSError) as exc:
-                text = f"redis {_where(self.settings)}: {describe_error(exc)}"
+                text = f"redis {where(self.settings)}: {describe_error(exc)}"
                 log.warning("redis source %s: %s", self.client_id, text)
                 self.status.disconnected("reconnecting", text)
             except Exception:  # unexpected: close this session; the reader is restarted
@@ -195,7 +117,7 @@ class RedisPubSubSource(_RedisSource):
 
     def _offer(self, m: dict[str, Any]) -> None:
         msg = Message(
-            topic=_s(m["channel"]),
+            topic=as_text(m["channel"]),
             payload=m["data"],
             timestamp=time.time(),
             client_id=self.client_id,
@@ -298,7 +220,7 @@ class RedisStreamSource(_RedisSource):
                 block=self.options.block_ms,
             )
             for key, entries in resp or []:
-                self._spawn_entries(_s(key), entries)
+                self._spawn_entries(as_text(key), entries)
 
     async def _read_own_pending(self, client: aredis.Redis) -> None:
         """After a restart or reconnect, entries delivered to us but never acked come first."""
@@ -312,14 +234,14 @@ class RedisStreamSource(_RedisSource):
                 entries = resp[0][1] if resp else []
                 if not entries:
                     break
-                last = _s(entries[-1][0])
+                last = as_text(entries[-1][0])
                 self._spawn_entries(key, entries)
 
     def _spawn_entries(self, key: str, entries: list[Any]) -> None:
         inflight, done = self._inflight, self._done
         items: list[tuple[Message, Done]] = []
         for raw_id, fields in entries:
-            entry_id = _s(raw_id)
+            entry_id = as_text(raw_id)
             ident = (key, entry_id)
             if ident in inflight:
                 continue  # already being handled (re-read after reconnect, or claimed back)
@@ -336,7 +258,7 @@ class RedisStreamSource(_RedisSource):
         payload = fields.get(self._field)
         headers: dict[str, bytes] = {}
         if payload is None or len(fields) != 1:
-            headers = {_s(k): v for k, v in fields.items() if _s(k) != self.options.field}
+            headers = {as_text(k): v for k, v in fields.items() if as_text(k) != self.options.field}
             if payload is None:
                 payload = json.dumps(
                     {k: v.decode(errors="replace") for k, v in headers.items()}
@@ -435,7 +357,7 @@ class RedisStreamSource(_RedisSource):
                     start_id=start,
                     count=self._window.free,
                 )
-                start, entries = _s(resp[0]), resp[1]
+                start, entries = as_text(resp[0]), resp[1]
                 entries = [(i, f) for i, f in entries if f is not None]
                 if entries:
                     log.info(
@@ -453,7 +375,7 @@ class RedisStreamSource(_RedisSource):
         known = True
         for key in self.topics:
             for g in await client.xinfo_groups(key):
-                if _s(g["name"]) == self.group:
+                if as_text(g["name"]) == self.group:
                     pending += g.get("pending") or 0
                     if g.get("lag") is None:
                         known = False
@@ -489,113 +411,3 @@ class RedisStreamSource(_RedisSource):
                 )
             finally:
                 await client.aclose()
-
-
-# --- publishers -----------------------------------------------------------------------------
-
-
-class RedisPublisher:
-    """PUBLISH (kind 'pubsub', default) or XADD with the payload in field `data` ('stream')."""
-
-    def __init__(self, settings: RedisSettings) -> None:
-        self.settings = settings
-        self._client = sync_client(settings)
-
-    def publish(self, topic: str, message: Any, **options: Any) -> None:
-        opts = parse_model(RedisPublishOptions, options, "redis publish options")
-        payload = encode_payload(message)
-        try:
-            if opts.kind == "stream":
-                self._client.xadd(
-                    topic, {opts.field: payload}, maxlen=opts.maxlen, approximate=True
-                )
-            else:
-                self._client.publish(topic, payload)
-        except (RedisError, OSError) as exc:
-            raise ConnectorError(
-                f"redis {_where(self.settings)}: publish to {topic!r} failed: {describe_error(exc)}"
-            ) from exc
-
-    def close(self) -> None:
-        self._client.close()
-
-
-class AsyncRedisPublisher:
-    def __init__(self, settings: RedisSettings) -> None:
-        self.settings = settings
-        self._client = async_client(settings, retries=2)
-
-    async def publish(self, topic: str, message: Any, **options: Any) -> None:
-        opts = parse_model(RedisPublishOptions, options, "redis publish options")
-        payload = encode_payload(message)
-        try:
-            if opts.kind == "stream":
-                await self._client.xadd(
-                    topic, {opts.field: payload}, maxlen=opts.maxlen, approximate=True
-                )
-            else:
-                await self._client.publish(topic, payload)
-        except (RedisError, OSError) as exc:
-            raise ConnectorError(
-                f"redis {_where(self.settings)}: publish to {topic!r} failed: {describe_error(exc)}"
-            ) from exc
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-
-# --- registry -------------------------------------------------------------------------------
-
-
-def create_source(
-    settings: RedisSettings,
-    *,
-    topics: list[str],
-    window: int,
-    group: str | None,
-    client_id: str,
-    options: dict[str, Any],
-) -> _RedisSource:
-    opts = parse_model(RedisSourceOptions, options, "redis source options")
-    kw: dict[str, Any] = {
-        "topics": topics,
-        "window": window,
-        "client_id": client_id,
-        "options": opts,
-    }
-    if opts.kind == "stream":
-        if not client_id:
-            raise ConnectorConfigError("client_id: streams need a stable consumer name")
-        return RedisStreamSource(settings, group=group or "fnhub", **kw)
-    return RedisPubSubSource(settings, **kw)
-
-
-async def test_connection(settings: RedisSettings, timeout: float) -> None:
-    s = settings.model_copy(update={"socket_timeout": timeout})
-    client = async_client(s)
-    try:
-        await asyncio.wait_for(client.ping(), timeout)
-    except TimeoutError:
-        raise ConnectorError(f"redis {_where(s)}: no answer within {timeout}s") from None
-    except (RedisError, OSError) as exc:
-        raise ConnectorError(f"redis {_where(s)}: {describe_error(exc)}") from exc
-    finally:
-        await client.aclose()
-
-
-async def _open_async(settings: RedisSettings) -> AsyncRedisPublisher:
-    return AsyncRedisPublisher(settings)
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]
-
-register(
-    ConnectorType(
-        name="redis",
-        settings_model=RedisSettings,
-        create_source=create_source,
-        test_connection=test_connection,  # type: ignore[arg-type]
-        create_publisher=RedisPublisher,  # type: ignore[arg-type]
-        create_async_publisher=_open_async,  # type: ignore[arg-type]
-    )
-)

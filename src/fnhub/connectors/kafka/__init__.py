@@ -1,0 +1,68 @@
+"""Kafka source and publishers on aiokafka.
+
+The source is a consumer-group member with auto-commit off. Per partition it commits only the
+contiguous completed offsets (offset + 1 of the highest offset below which every message's
+handler has finished), so a crash replays from the first unfinished message and never skips
+one. When the window is full it pauses its partitions (no fetching at all) and keeps polling so
+the group does not think it is dead; on rebalance it commits what is done for the partitions it
+loses. A new group starts at `earliest` by default (Tansu's `latest` is wrong: it replays the
+tail of the last batch), so nothing produced before the first join is skipped.
+
+The sync publisher runs an aiokafka producer on a private event-loop thread: worker processes
+get the same client and behaviour as the server, and each publish waits for the broker's ack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fnhub.connectors.base import ConnectorConfigError, ConnectorType, parse_model
+from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher, KafkaPublisher
+from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
+from fnhub.connectors.kafka.source import KafkaSource
+
+
+def create_source(
+    settings: KafkaSettings,
+    *,
+    topics: list[str],
+    window: int,
+    group: str | None,
+    client_id: str,
+    options: dict[str, Any],
+) -> KafkaSource:
+    opts = parse_model(KafkaSourceOptions, options, "kafka source options")
+    group_id = opts.group_id or group
+    if not group_id:
+        raise ConnectorConfigError("group_id: a consumer group is required (option or caller)")
+    return KafkaSource(
+        settings,
+        topics=topics,
+        window=window,
+        group_id=group_id,
+        client_id=client_id,
+        options=opts,
+    )
+
+
+async def test_connection(settings: KafkaSettings, timeout: float) -> None:
+    s = settings.model_copy(update={"request_timeout_ms": max(int(timeout * 1000), 1000)})
+    publisher = await AsyncKafkaPublisher.open(s, timeout)
+    await publisher.close()
+
+
+async def _open_async(settings: KafkaSettings) -> AsyncKafkaPublisher:
+    return await AsyncKafkaPublisher.open(settings, settings.request_timeout_ms / 1000)
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]
+
+TYPE = ConnectorType(
+    name="kafka",
+    settings_model=KafkaSettings,
+    source_options=KafkaSourceOptions,
+    create_source=create_source,
+    test_connection=test_connection,
+    create_publisher=KafkaPublisher,
+    create_async_publisher=_open_async,
+)

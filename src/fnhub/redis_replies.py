@@ -2,10 +2,11 @@
 
 redis-py annotates every reply as ``bytes | str`` (it cannot know whether a client decodes
 responses) and a stream read as the union of its RESP2 and RESP3 shapes. fnhub builds every client
-without ``decode_responses`` and on RESP2 (see fnhub.redis_client), so a reply is bytes and a stream
-read is ``[[stream, [(id, fields), ...]], ...]``. These helpers state that once, so callers get
-precise types instead of scattered casts and ignores. They neither copy nor check at run time:
-they sit on the worker's hot path, and a decoding client would fail the tests at once.
+without ``decode_responses`` and on RESP2 (fnhub.redis_client, and the Redis connector's
+fnhub.connectors.redis.client), so a reply is bytes and a stream read is
+``[[stream, [(id, fields), ...]], ...]``. These helpers state that once, so callers get precise
+types instead of scattered casts and ignores. They neither copy nor check at run time: they sit
+on the worker's hot path, and a decoding client would fail the tests at once.
 """
 
 from __future__ import annotations

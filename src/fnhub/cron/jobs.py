@@ -230,6 +230,6 @@ def _state(row: CronJob) -> dict[str, Any]:
 
 
 def row_json(row: CronJob) -> dict[str, Any]:
-    data = msgspec.to_builtins(spec_of(row).model_dump())
+    data: dict[str, Any] = msgspec.to_builtins(spec_of(row).model_dump())
     data.update(provisioned=row.provisioned, created_at=row.created_at, updated_at=row.updated_at)
     return data

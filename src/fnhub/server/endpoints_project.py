@@ -56,10 +56,4 @@ def apply_endpoints(settings: Settings, value: Any) -> project.SectionChanges:
         bump(services.redis, services.keys.endpoints_revision)
     finally:
         services.close()
-    return project.SectionChanges(
-        "endpoints",
-        created=changes["created"],
-        updated=changes["updated"],
-        removed=changes["removed"],
-        unchanged=changes["unchanged"],
-    )
+    return project.SectionChanges.of("endpoints", changes)

@@ -35,6 +35,8 @@ def is_json_type(content_type: str) -> bool:
 
 
 def _content_type(scope: Scope) -> str:
+    name: bytes
+    value: bytes
     for name, value in scope["headers"]:
         if name == b"content-type":
             return value.decode("latin-1")

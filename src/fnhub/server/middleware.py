@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Message
+from starlette.types import Message, Receive, Scope, Send
 
 from fnhub.server.errors import error_response, internal_error
 
@@ -36,7 +36,7 @@ class RequestMiddleware:
         self.body_max_bytes = body_max_bytes
         self.log_requests = log_requests
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

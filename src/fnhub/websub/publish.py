@@ -41,7 +41,7 @@ def publish(topic: str, content: Any, content_type: str | None = None) -> str:
             pipe.xadd(keys.websub_ingest, fields)
             pipe.publish(keys.websub_events, "i")
             pipe.hincrby(keys.websub_metrics, "published", 1)
-            entry_id, *_ = pipe.execute()
+            entry_id: bytes = pipe.execute()[0]
         return entry_id.decode()
     script_keys, args = append_call(keys, settings, topic_hash, ctype, body)
     return appended(_APPEND(keys=script_keys, args=args, client=client), settings)

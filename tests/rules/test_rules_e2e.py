@@ -125,7 +125,7 @@ def test_cycles_refused_by_api_and_apply(make_cluster, mosquitto):  # noqa: F811
     applied = fnhub_cmd(cluster.env, cluster.dir, "apply")
     assert applied.returncode == 1
     assert "would loop forever" in applied.stderr and "b-to-a" in applied.stderr
-    listed = httpx.get(url, headers=headers).json()
+    listed = httpx.get(url, headers=headers).json()["items"]
     assert sorted(s["name"] for s in listed) == ["a-to-b", "b-to-c"]
 
 

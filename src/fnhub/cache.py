@@ -11,14 +11,15 @@ import orjson
 
 from fnhub import runtime
 from fnhub.context import context
+from fnhub.redis_replies import as_hash
 
 
 def _dump(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def _load(raw: bytes | None) -> Any:
-    return None if raw is None else orjson.loads(raw)
+def _load(raw: bytes | str) -> Any:
+    return orjson.loads(raw)
 
 
 class Cache:
@@ -73,7 +74,7 @@ class Cache:
         return default if raw is None else _load(raw)
 
     def hgetall(self, key: str, *, scope: str | None = None) -> dict[str, Any]:
-        raw = runtime.redis_client().hgetall(self._key(key, scope))
+        raw = as_hash(runtime.redis_client().hgetall(self._key(key, scope)))
         return {k.decode(): _load(v) for k, v in raw.items()}
 
     def hdel(self, key: str, *fields: str, scope: str | None = None) -> int:

@@ -104,8 +104,8 @@ def init(
         if not path.exists():
             path.write_text(text)
             created.append(str(path))
-    for path in created:
-        console.print(f"created [bold]{path}[/bold]")
+    for made in created:
+        console.print(f"created [bold]{made}[/bold]")
     settings = _settings(folder)
     _first_api_key(settings)
     _first_admin(settings)

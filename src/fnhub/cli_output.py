@@ -134,5 +134,5 @@ def hide_flag_types() -> None:
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag else shown(self, ctx)
 
-    display_type_rich.fnhub_flags_hidden = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    display_type_rich.fnhub_flags_hidden = True  # type: ignore[attr-defined]  # marks our patch
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]  # Typer: no hook

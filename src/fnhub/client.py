@@ -81,7 +81,7 @@ class _Base:
     ) -> Self:
         """A view of this client whose calls carry these options; it shares the connection
         pool (closing the view leaves the pool open)."""
-        given = {"timeout": timeout, "queue": queue, "delay": delay, "eta": eta}
+        given: dict[str, Any] = {"timeout": timeout, "queue": queue, "delay": delay, "eta": eta}
         view = copy.copy(self)
         view._options = dataclasses.replace(
             self._options, **{k: v for k, v in given.items() if v is not None}
@@ -242,7 +242,8 @@ class Client(_Base):
 
     def _task_state(self, task_id: str, wait: float) -> dict[str, Any]:
         path, params, timeout = self._poll(task_id, wait)
-        return self._send("GET", path, params=params, timeout=timeout).json()
+        state: dict[str, Any] = self._send("GET", path, params=params, timeout=timeout).json()
+        return state
 
     def call(self, ref: str, /, **kwargs: Any) -> Any:
         """Run `script.function` with these kwargs and return its result; raises the
@@ -261,7 +262,8 @@ class Client(_Base):
 
     def functions(self) -> list[dict[str, Any]]:
         """The exported functions: ref, doc, params (name, kind, default, required), options."""
-        return self._send("GET", "/api/v1/functions").json()
+        listed: list[dict[str, Any]] = self._send("GET", "/api/v1/functions").json()
+        return listed
 
 
 class AsyncTaskHandle:
@@ -357,7 +359,9 @@ class AsyncClient(_Base):
 
     async def _task_state(self, task_id: str, wait: float) -> dict[str, Any]:
         path, params, timeout = self._poll(task_id, wait)
-        return (await self._send("GET", path, params=params, timeout=timeout)).json()
+        answer = await self._send("GET", path, params=params, timeout=timeout)
+        state: dict[str, Any] = answer.json()
+        return state
 
     async def call(self, ref: str, /, **kwargs: Any) -> Any:
         """See `Client.call`."""
@@ -374,4 +378,5 @@ class AsyncClient(_Base):
         return AsyncTaskHandle(self, task_id)
 
     async def functions(self) -> list[dict[str, Any]]:
-        return (await self._send("GET", "/api/v1/functions")).json()
+        listed: list[dict[str, Any]] = (await self._send("GET", "/api/v1/functions")).json()
+        return listed

@@ -10,46 +10,50 @@ from fnhub.runtime import current_task
 class TaskContext:
     """Read-only view of the current task; attributes are None outside a task."""
 
-    def _get(self, name: str) -> Any:
-        task = current_task.get()
-        return getattr(task, name) if task is not None else None
-
     @property
     def task_id(self) -> str | None:
-        return self._get("id")
+        task = current_task.get()
+        return None if task is None else task.id
 
     @property
     def function(self) -> str | None:
-        return self._get("function")
+        task = current_task.get()
+        return None if task is None else task.function
 
     @property
     def script(self) -> str | None:
-        ref = self._get("function")
+        ref = self.function
         return ref.rpartition(".")[0] if ref else None
 
     @property
     def origin(self) -> str | None:
-        return self._get("origin")
+        task = current_task.get()
+        return None if task is None else task.origin
 
     @property
     def origin_id(self) -> str | None:
-        return self._get("origin_id")
+        task = current_task.get()
+        return None if task is None else task.origin_id
 
     @property
     def trigger_time(self) -> float | None:
-        return self._get("trigger_time")
+        task = current_task.get()
+        return None if task is None else task.trigger_time
 
     @property
     def attempt(self) -> int | None:
-        return self._get("attempt")
+        task = current_task.get()
+        return None if task is None else task.attempt
 
     @property
     def queue(self) -> str | None:
-        return self._get("queue")
+        task = current_task.get()
+        return None if task is None else task.queue
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self._get("meta") or {}
+        task = current_task.get()
+        return (task.meta if task is not None else None) or {}
 
     def __repr__(self) -> str:
         return f"<fnhub.context task_id={self.task_id} function={self.function}>"

@@ -27,6 +27,7 @@ from fnhub.calling.maker import TaskMaker
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.queue import STATUS_TTL_SECONDS, queue_entry
+from fnhub.redis_replies import as_entries, as_optional_bytes
 from fnhub.scripts.registry import ActiveScripts, read_active
 from fnhub.tasks import Status, Task, decode_task, encode, result_for
 
@@ -161,7 +162,7 @@ def scan(
     low = _bound(where.since) if where.since is not None else "-"
     wanted = where.function.encode() if where.function else None
     while True:
-        chunk = client.xrevrange(keys.dead, max=high, min=low, count=SCAN_CHUNK)
+        chunk = as_entries(client.xrevrange(keys.dead, max=high, min=low, count=SCAN_CHUNK))
         for entry_id, fields in chunk:
             function = fields.get(b"fn")
             if wanted and function is not None and function != wanted:
@@ -199,11 +200,11 @@ def get(client: redis.Redis, keys: Keys, letter_id: str) -> DeadLetter | None:
     """A dead letter by entry id or by task id."""
     entry_id: str | None = letter_id
     if not _ENTRY_ID.match(letter_id):
-        raw = client.hget(keys.dead_ids, letter_id)
+        raw = as_optional_bytes(client.hget(keys.dead_ids, letter_id))
         entry_id = raw.decode() if raw else None
     if entry_id is None:
         return None
-    found = client.xrange(keys.dead, min=entry_id, max=entry_id)
+    found = as_entries(client.xrange(keys.dead, min=entry_id, max=entry_id))
     return _letter(*found[0]) if found else None
 
 

@@ -61,9 +61,10 @@ def percentiles(buckets: dict[int, int], qs: tuple[float, ...]) -> list[float | 
             else:
                 high = RUN_BUCKETS_MS[index]
                 found.append(round(low + (high - low) * ((rank - seen) / n), 3))
-            rank = next(ranks, None)  # type: ignore[arg-type]
-            if rank is None:
+            following = next(ranks, None)
+            if following is None:
                 return found
+            rank = following
         seen += n
     return found + [None] * (len(qs) - len(found))  # pragma: no cover - ranks <= total
 

@@ -11,7 +11,7 @@ acknowledge once they reloaded (`server/presence.py`), so `fnhub apply` can say 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +37,17 @@ class SectionChanges:
     unchanged: list[str] = field(default_factory=list)
     #: False for an applier that does not say what it changed (the section was applied)
     counted: bool = True
+
+    @classmethod
+    def of(cls, section: str, names: Mapping[str, list[str]]) -> SectionChanges:
+        """From names sorted by what happened to them (created, updated, removed, unchanged)."""
+        return cls(
+            section,
+            created=names["created"],
+            updated=names["updated"],
+            removed=names["removed"],
+            unchanged=names["unchanged"],
+        )
 
     def add(self, name: str, change: Change) -> None:
         getattr(self, change).append(name)

@@ -31,10 +31,12 @@ from typing import Any, NamedTuple
 
 import msgspec
 import redis
+from redis.typing import StreamIdT
 
 from fnhub.concurrency import add_release
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.minute_stats import BUCKET_LABELS, MINUTE_TTL_SECONDS, RUN_BOUNDS
+from fnhub.redis_replies import as_claimed, as_optional_list, pending_ids
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 
 log = logging.getLogger(__name__)
@@ -529,8 +531,9 @@ def release_consumer(
         pending = client.xpending_range(stream, WORKER_GROUP, "-", "+", 100, consumername=consumer)
         if not pending:
             break
-        ids = [p["message_id"] for p in pending]
-        claimed = client.xclaim(stream, WORKER_GROUP, claimer, 0, ids)
+        ids = pending_ids(pending)
+        to_claim: list[StreamIdT] = list(ids)  # redis-py's parameter: a list of any id type
+        claimed = as_claimed(client.xclaim(stream, WORKER_GROUP, claimer, 0, to_claim))
         claimed_ids = {entry_id for entry_id, _ in claimed}
         pipe = client.pipeline(transaction=True)
         for entry_id in ids:  # deleted entries come back as missing: just ack them
@@ -562,7 +565,7 @@ def _bundle_progress(
     if not entry_ids:
         return {}
     names = [bundle_field(k, stream, e) for e in entry_ids for k in ("done", "end")]
-    values = client.hmget(keys.bundles, names)
+    values = as_optional_list(client.hmget(keys.bundles, names))
     return {e: (values[2 * i], values[2 * i + 1]) for i, e in enumerate(entry_ids)}
 
 

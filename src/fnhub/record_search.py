@@ -28,10 +28,11 @@ import re
 import weakref
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, func, inspect, literal_column, or_, select, table, text
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Engine, Select, and_, func, inspect, literal_column, or_, select, table
+from sqlalchemy.dialects import mysql
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
-from fnhub.store.models import TaskRecord
+from fnhub.store.models import TaskRecord, table_of
 
 #: the SQLite FTS5 table (and the prefix of its shadow tables and triggers)
 SQLITE_TABLE = "task_records_search"
@@ -107,7 +108,9 @@ def _sqlite(q: str, engine: Engine, matches: int | None) -> ColumnElement[bool]:
     if matches is None:
         matches = match_count(q, engine) or 0
     many = matches > WALK_ABOVE
-    rowid = literal_column("+task_records.rowid" if many else "task_records.rowid")
+    rowid: ColumnClause[Any] = literal_column(
+        "+task_records.rowid" if many else "task_records.rowid"
+    )
     return rowid.in_(_sqlite_matching(phrase))
 
 
@@ -133,10 +136,9 @@ def _mysql(q: str) -> ColumnElement[bool]:
     if not words:
         return _like(q)
     against = " ".join(f"+{w}*" for w in words)
-    match = text(
-        "MATCH (task_records.error_type, task_records.error_message)"
-        " AGAINST (:ft_q IN BOOLEAN MODE)"
-    ).bindparams(ft_q=against)
+    columns = table_of(TaskRecord).c
+    match = mysql.match(columns.error_type, columns.error_message, against=against)
+    match = match.in_boolean_mode()
     if words == [q.strip().lower()]:  # one word: a word starting with it holds it
         return match
     return and_(match, _like(q))

@@ -31,11 +31,13 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import redis
-from sqlalchemy import delete, exists, func, select
+from redis.typing import EncodableT, FieldT
+from sqlalchemy import Insert, delete, exists, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -54,8 +56,9 @@ from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.nesting import nests_deeper
 from fnhub.queue import iter_results, results_value
+from fnhub.redis_replies import PendingEntry, as_pending_streams, as_streams
 from fnhub.store.db import Database
-from fnhub.store.models import TaskAttempt, TaskRecord
+from fnhub.store.models import TaskAttempt, TaskRecord, table_of
 from fnhub.tasks import Status, TaskResult, encode
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,8 @@ PRUNE_EVERY_SECONDS = 30.0
 CLAIM_IDLE_MS = 60_000
 #: poison entries kept (approximately): the newest, for a person to look at
 POISON_MAXLEN = 10_000
+#: a poison stream entry's fields: the entry set aside, its reason and where it came from
+PoisonFields = dict[FieldT, EncodableT]
 #: JSON columns nest at most this deep (orjson refuses 255 levels; MariaDB's JSON check, 32):
 #: deeper parts of kwargs are cut there and marked, rather than losing the record
 JSON_MAX_DEPTH = 30
@@ -163,15 +168,15 @@ _ATTEMPT = _ROW_ORDER.index("attempt")
 _STATUS = _ROW_ORDER.index("status")
 
 
-def _upsert_statement(dialect: str) -> Any:
+def _upsert_statement(dialect: str) -> Insert:
     """INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE for a dialect, replacing a row only with the
     same or a later attempt of its task."""
-    table = TaskRecord.__table__
+    table = table_of(TaskRecord)
     if dialect in ("mysql", "mariadb"):
-        stmt = mysql_insert(table)
-        newer = stmt.inserted.attempt >= table.c.attempt
-        return stmt.on_duplicate_key_update(
-            [(c, func.if_(newer, stmt.inserted[c], table.c[c])) for c in _COLUMNS]
+        upsert = mysql_insert(table)
+        newer = upsert.inserted.attempt >= table.c.attempt
+        return upsert.on_duplicate_key_update(
+            [(c, func.if_(newer, upsert.inserted[c], table.c[c])) for c in _COLUMNS]
         )
     stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     return stmt.on_conflict_do_update(
@@ -186,13 +191,13 @@ _ATTEMPT_COLUMNS = tuple(c.name for c in TaskAttempt.__table__.columns)
 _ATTEMPT_FROM_ROW = tuple(_ROW_ORDER.index("id" if c == "task_id" else c) for c in _ATTEMPT_COLUMNS)
 
 
-def _attempts_statement(dialect: str) -> Any:
+def _attempts_statement(dialect: str) -> Insert:
     """INSERT of attempt rows, replacing one already there (a task run twice, at least once)."""
-    table = TaskAttempt.__table__
+    table = table_of(TaskAttempt)
     replaced = [c for c in _ATTEMPT_COLUMNS if c not in ("task_id", "attempt")]
     if dialect in ("mysql", "mariadb"):
-        stmt = mysql_insert(table)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in replaced})
+        upsert = mysql_insert(table)
+        return upsert.on_duplicate_key_update({c: upsert.inserted[c] for c in replaced})
     stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     return stmt.on_conflict_do_update(
         index_elements=["task_id", "attempt"], set_={c: stmt.excluded[c] for c in replaced}
@@ -211,7 +216,7 @@ def _compiled_attempts(dialect: Dialect) -> tuple[str, bool]:
     return _compiled(_attempts_statement(dialect.name), dialect, _ATTEMPT_COLUMNS)
 
 
-def _compiled(statement: Any, dialect: Dialect, order: tuple[str, ...]) -> tuple[str, bool]:
+def _compiled(statement: Insert, dialect: Dialect, order: tuple[str, ...]) -> tuple[str, bool]:
     compiled = statement.compile(dialect=dialect, column_keys=order)
     if compiled.positional and tuple(compiled.positiontup or ()) != order:
         raise RuntimeError(f"unexpected parameter order for {dialect.name}")
@@ -243,9 +248,10 @@ def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
         conn.exec_driver_sql(sql, params)
         if attempts:
             sql, positional = _compiled_attempts(db.engine.dialect)
+            attempt_params: list[Any] = attempts
             if not positional:
-                attempts = [dict(zip(_ATTEMPT_COLUMNS, row, strict=True)) for row in attempts]
-            conn.exec_driver_sql(sql, attempts)
+                attempt_params = [dict(zip(_ATTEMPT_COLUMNS, row, strict=True)) for row in attempts]
+            conn.exec_driver_sql(sql, attempt_params)
 
 
 def is_data_error(exc: BaseException) -> bool:
@@ -328,7 +334,7 @@ class Recorder:
         self._held_count = 0
         self._held_since = 0.0
         self._entry_of: dict[str, bytes] = {}  # task id → the entry its result came in
-        self._poison: list[dict[bytes, Any]] = []  # held entries that could not be decoded
+        self._poison: list[PoisonFields] = []  # held entries that could not be decoded
         self._reread_pending = True  # at (re)start: entries read before, never acknowledged
 
     def ensure_group(self) -> None:
@@ -347,22 +353,26 @@ class Recorder:
 
     def _read(self, block_ms: int) -> int:
         """Read up to BATCH entries (or claim abandoned ones) into what is held for writing."""
-        entries = []
+        entries: Sequence[PendingEntry] = []
         if self._reread_pending:
-            response = self.redis.xreadgroup(
-                RECORDER_GROUP, self.consumer, {self.keys.records: "0"}, count=BATCH
+            pending = as_pending_streams(
+                self.redis.xreadgroup(
+                    RECORDER_GROUP, self.consumer, {self.keys.records: "0"}, count=BATCH
+                )
             )
-            entries = response[0][1] if response else []
+            entries = pending[0][1] if pending else []
             self._reread_pending = False
         if not entries:
-            response = self.redis.xreadgroup(
-                RECORDER_GROUP,
-                self.consumer,
-                {self.keys.records: ">"},
-                count=BATCH,
-                block=block_ms,
+            new = as_streams(
+                self.redis.xreadgroup(
+                    RECORDER_GROUP,
+                    self.consumer,
+                    {self.keys.records: ">"},
+                    count=BATCH,
+                    block=block_ms,
+                )
             )
-            entries = response[0][1] if response else []
+            entries = new[0][1] if new else []
         if not entries:
             claimed = self.redis.xautoclaim(
                 self.keys.records, RECORDER_GROUP, self.consumer, CLAIM_IDLE_MS, count=BATCH
@@ -435,7 +445,7 @@ class Recorder:
         self._entry_of, self._poison = {}, []
 
     def _rows_one_by_one(
-        self, results: list[TaskResult], poison: list[dict[bytes, Any]]
+        self, results: list[TaskResult], poison: list[PoisonFields]
     ) -> tuple[list[TaskResult], list[tuple[Any, ...]]]:
         kept, rows = [], []
         for result in results:
@@ -448,7 +458,7 @@ class Recorder:
         return kept, rows
 
     def _write(
-        self, results: list[TaskResult], rows: list[tuple[Any, ...]], poison: list[dict[bytes, Any]]
+        self, results: list[TaskResult], rows: list[tuple[Any, ...]], poison: list[PoisonFields]
     ) -> None:
         """Upsert rows; when the data is at fault, halve the batch until the rows at fault
         stand alone and set those aside. Any other failure goes up (nothing is acknowledged)."""
@@ -474,11 +484,12 @@ class Recorder:
             reason,
             self.keys.records_poison,
         )
-        self._poison.append({**fields, b"poison_reason": reason, b"poison_entry": entry_id})
+        poisoned: PoisonFields = dict(fields.items())
+        poisoned[b"poison_reason"] = reason
+        poisoned[b"poison_entry"] = entry_id
+        self._poison.append(poisoned)
 
-    def _set_aside(
-        self, result: TaskResult, exc: Exception, poison: list[dict[bytes, Any]]
-    ) -> None:
+    def _set_aside(self, result: TaskResult, exc: Exception, poison: list[PoisonFields]) -> None:
         """A result whose row cannot be written goes to the poison stream (as a records entry
         of its own, to be added back once fixed), and what can be of its row is written."""
         reason = _reason(exc)

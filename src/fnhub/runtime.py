@@ -20,7 +20,8 @@ _settings: Settings | None = None
 _redis: redis.Redis | None = None
 
 
-def init(settings: Settings, client: redis.Redis) -> None:
+def init(settings: Settings, client: redis.Redis | None = None) -> None:
+    """Set this process's settings and Redis client; without one, it is built on first use."""
     global _settings, _redis
     _settings, _redis = settings, client
 

@@ -24,6 +24,7 @@ import msgspec
 import redis
 
 from fnhub.keys import Keys
+from fnhub.redis_replies import as_entries, as_hash, as_streams
 from fnhub.tasks import Status
 
 SHOWN = frozenset({Status.FAILURE, Status.TIMEOUT, Status.DEAD})
@@ -74,7 +75,7 @@ class FailureFeed:
 
     def start_at_end(self) -> None:
         """Show only what ends from now on (the stream keeps earlier runs' results)."""
-        newest = self.redis.xrevrange(self.keys.records, count=1)
+        newest = as_entries(self.redis.xrevrange(self.keys.records, count=1))
         self._last_id = newest[0][0].decode() if newest else "0-0"
 
     def run(self, stop: threading.Event, block_ms: int = 300) -> None:
@@ -92,7 +93,7 @@ class FailureFeed:
 
     def read(self, block_ms: int | None) -> None:
         answer = self.redis.xread({self.keys.records: self._last_id}, count=200, block=block_ms)
-        for _stream, entries in answer or ():
+        for _stream, entries in as_streams(answer):
             for entry_id, fields in entries:
                 self._last_id = entry_id.decode()
                 data = fields.get(b"rs")
@@ -139,7 +140,7 @@ class Tally:
         self._started = time.monotonic()
 
     def _counts(self) -> dict[str, int]:
-        raw = self.redis.hgetall(self.keys.stats)
+        raw = as_hash(self.redis.hgetall(self.keys.stats))
         counts: dict[str, int] = {}
         for field, value in raw.items():
             kind, _, rest = field.decode().partition("|")

@@ -45,7 +45,8 @@ def _db(project: Path | None) -> Iterator[Database]:
 def _password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return typer.prompt("password", hide_input=True, confirmation_prompt=True)  # type: ignore[no-any-return]
+    password: str = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 def _fail(exc: Exception) -> typer.Exit:

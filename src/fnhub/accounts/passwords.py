@@ -40,7 +40,8 @@ def _dummy() -> str:
 def verify(password_hash: str | None, password: str) -> bool:
     """Whether `password` matches; with no hash (no such user) the same work is done for False."""
     try:
-        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
+        _hasher.verify(password_hash or _dummy(), password)  # raises unless it matches
+        return password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from fnhub import audit
 from fnhub.accounts.models import User, UserSession
-from fnhub.store.db import Database
+from fnhub.store.db import Database, rows_changed
 
 COOKIE = "fnhub_session"
 TOUCH_SECONDS = 60.0  # last use is written at most this often per session
@@ -132,9 +132,11 @@ class SessionStore:
     def end(self, signed_in: SignedIn) -> bool:
         """Sign out: the session's row goes, so its cookie is worthless from now on."""
         with self.db.session() as session, session.begin():
-            gone = session.execute(
-                delete(UserSession).where(UserSession.id_hash == hash_id(signed_in.session_id))
-            ).rowcount
+            gone = rows_changed(
+                session.execute(
+                    delete(UserSession).where(UserSession.id_hash == hash_id(signed_in.session_id))
+                )
+            )
             if gone:
                 audit.record(
                     session,

@@ -20,6 +20,7 @@ from fnhub.accounts.models import User, UserSession
 from fnhub.accounts.roles import Role
 from fnhub.accounts.sessions import end_sessions_of
 from fnhub.store.db import Database
+from fnhub.store.models import table_of
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 _USERNAME = re.compile(USERNAME_PATTERN)
@@ -48,7 +49,9 @@ def _state(row: User) -> dict[str, Any]:
     return {"username": row.username, "role": row.role, "disabled": row.disabled}
 
 
-def _check(username: str | None = None, password: str | None = None, role: str | None = None):  # type: ignore[no-untyped-def]
+def _check(
+    username: str | None = None, password: str | None = None, role: str | None = None
+) -> None:
     if username is not None and not _USERNAME.match(username):
         raise UserError(
             "invalid", "a username is 1-64 letters, digits, '_', '.', '@' or '-', starting alnum"
@@ -149,7 +152,7 @@ def remove_user(db: Database, username: str, *, actor: str) -> None:
         before = _state(row)
         row.disabled = True  # counts as gone for the last-admin check
         _keep_an_admin(session, row, before)
-        session.execute(UserSession.__table__.delete().where(UserSession.user_id == row.id))
+        session.execute(table_of(UserSession).delete().where(UserSession.user_id == row.id))
         session.delete(row)
         audit.record(session, actor, "user.remove", f"user:{username}", before, None)
 

@@ -292,8 +292,8 @@ def convert(
     out = Conversion()
     out.connectors[connector] = _connector(files, broker, out.notes)
     entries: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for path, data in files.runtimes:
-        for spec in data.get("functions") or []:
+    for path, runtime_file in files.runtimes:
+        for spec in runtime_file.get("functions") or []:
             if not isinstance(spec, dict) or not spec.get("name"):
                 raise BaetylImportError(f"{path}: every entry of `functions` needs a `name`")
             entries[str(spec["name"])] = (path, spec)

@@ -37,6 +37,7 @@ from fnhub.queue import (
     iter_results,
 )
 from fnhub.redis_client import async_redis
+from fnhub.redis_replies import as_optional_bytes, as_streams
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.supervised import spawn
 from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
@@ -338,7 +339,7 @@ class Caller:
 
     # -- status of submitted tasks -----------------------------------------------------------
     async def status(self, task_id: str) -> TaskResult | None:
-        raw = await self.redis.get(self.keys.task_status(task_id))
+        raw = as_optional_bytes(await self.redis.get(self.keys.task_status(task_id)))
         return decode_result(raw) if raw else None
 
     async def wait_final(self, task_id: str, seconds: float) -> TaskResult | None:
@@ -385,7 +386,7 @@ class Caller:
                 log.warning("reply reader cannot read %s: %s", self.reply_stream, exc)
                 await asyncio.sleep(backoff.next())
                 continue
-            for _stream, entries in response or ():
+            for _stream, entries in as_streams(response):
                 for entry_id, fields in entries:
                     self._last_reply = entry_id.decode()
                     read += 1

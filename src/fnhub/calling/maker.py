@@ -47,7 +47,7 @@ class TaskMaker:
         active: ActiveScripts,
         ref: str,
         *,
-        origin: Origin = Origin.DIRECT,
+        origin: Origin | str = Origin.DIRECT,  # a str: a replayed task's, maybe unknown here
         origin_id: str | None = None,
         queue: str | None = None,
         timeout: float | None = None,

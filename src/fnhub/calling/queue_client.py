@@ -15,6 +15,7 @@ from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.queue import add_enqueue, iter_results
 from fnhub.redis_client import sync_redis
+from fnhub.redis_replies import as_streams
 from fnhub.scripts.registry import ActiveScripts, read_active
 from fnhub.tasks import Task, TaskResult
 from fnhub.worker.presence import live_workers
@@ -27,7 +28,7 @@ class QueueClient:
         self.redis = client or sync_redis(settings)
         self.caller_id = f"client-{uuid.uuid4().hex[:12]}"
         self.reply_stream = self.keys.reply(self.caller_id)
-        self._last_reply = "0-0"
+        self._last_reply = b"0-0"  # the id of the last reply read
         self._early: dict[str, TaskResult] = {}
 
     def active(self) -> ActiveScripts:
@@ -78,7 +79,7 @@ class QueueClient:
             response = self.redis.xread(
                 {self.reply_stream: self._last_reply}, count=100, block=block_ms
             )
-            for _stream, entries in response or ():
+            for _stream, entries in as_streams(response):
                 for entry_id, fields in entries:
                     self._last_reply = entry_id
                     for result in iter_results(fields):

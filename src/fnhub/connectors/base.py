@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -89,7 +89,7 @@ class SourceStatus:
 
 Handler = Callable[[Message], Awaitable[None]]  # one message: wrap it with `each()`
 Settle = Callable[[int, bool], None]  # settle(i, ok): message i of the batch is done
-BatchHandler = Callable[[list[Message], Settle], Awaitable[None]]
+BatchHandler = Callable[[list[Message], Settle], Coroutine[Any, Any, None]]
 Done = Callable[[Message, bool], None]  # the source's own per-message completion (ack)
 
 

@@ -44,11 +44,11 @@ class ThreadedPublisher:
 
     def publish(self, topic: str, message: Any, **options: Any) -> None:
         timeout = float(options.get("timeout", self.publish_timeout))
-        self._call(self._inner.publish(topic, message, **options), timeout + 5)  # type: ignore[arg-type]
+        self._call(self._inner.publish(topic, message, **options), timeout + 5)
 
     def close(self) -> None:
         try:
-            self._call(self._inner.close(), 15)  # type: ignore[arg-type]
+            self._call(self._inner.close(), 15)
         finally:
             self._stop_loop()
 

@@ -19,7 +19,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fnhub.console.files import ConsoleFiles, Found
 
-RESERVED = ("/api/", "/e/", "/websub", "/metrics", "/healthz", "/readyz", "/openapi.json", "/docs")
+RESERVED: tuple[str, ...] = (
+    "/api/",
+    "/e/",
+    "/websub",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+)
 RESERVED += ("/redoc", "/assets/")
 IMMUTABLE = "public, max-age=31536000, immutable"
 NONCE_MARK = "__CSP_NONCE__"

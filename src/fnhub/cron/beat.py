@@ -54,6 +54,7 @@ from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.lease import Lease
 from fnhub.queue import add_result
+from fnhub.redis_replies import as_hash
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.store.db import Database
 from fnhub.tasks import Origin, Status, Task, new_task_id, result_for
@@ -234,7 +235,7 @@ class Beat:
         if old is None or force or revisions[1] != old[1]:
             self._active = await read_active_async(self.redis, self.keys)
         if old is None or force or revisions[2] != old[2]:
-            raw = await self.redis.hgetall(self.keys.cron_dynamic)
+            raw = as_hash(await self.redis.hgetall(self.keys.cron_dynamic))
             self._dynamic = {
                 k.decode(): d for k, v in raw.items() if (d := decode_dynamic(v)) is not None
             }

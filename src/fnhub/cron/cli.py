@@ -125,17 +125,19 @@ def add(
     from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, check
 
     try:
-        spec = CronJobSpec(
-            id=job_id,
-            function=function,
-            expr=expr,
-            timezone=timezone,
-            kwargs=json.loads(kwargs),
-            queue=queue,
-            misfire=misfire,  # type: ignore[arg-type]
-            overlap=overlap,  # type: ignore[arg-type]
-            expires_at=expires,  # type: ignore[arg-type]
-            record_limit=record_limit,
+        spec = CronJobSpec.model_validate(
+            {
+                "id": job_id,
+                "function": function,
+                "expr": expr,
+                "timezone": timezone,
+                "kwargs": json.loads(kwargs),
+                "queue": queue,
+                "misfire": misfire,
+                "overlap": overlap,
+                "expires_at": expires,
+                "record_limit": record_limit,
+            }
         )
     except (ValidationError, json.JSONDecodeError) as exc:
         raise _fail(exc, 2) from exc

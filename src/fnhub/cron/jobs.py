@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,7 +19,7 @@ from sqlalchemy import select
 from fnhub import audit
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import resolve
-from fnhub.cron.models import CronJob
+from fnhub.cron.models import CronJob, Misfire, Overlap
 from fnhub.cron.schedule import CronExpressionError, validate
 from fnhub.functions import FunctionInfo
 from fnhub.json_values import PortableObject
@@ -53,8 +53,8 @@ class CronJobSpec(BaseModel):
     expires_at: float | None = Field(default=None, ge=0, le=1e11)
     queue: str | None = None  # default: the function's queue, else `cron`
     record_limit: int | None = Field(default=None, ge=0, le=1_000_000)
-    misfire: Literal["skip", "run_once"] = "skip"
-    overlap: Literal["skip", "allow"] = "skip"
+    misfire: Misfire = "skip"
+    overlap: Overlap = "skip"
     title: str = ""
 
     @field_validator("id")
@@ -230,6 +230,6 @@ def _state(row: CronJob) -> dict[str, Any]:
 
 
 def row_json(row: CronJob) -> dict[str, Any]:
-    data = msgspec.to_builtins(spec_of(row).model_dump())
+    data: dict[str, Any] = msgspec.to_builtins(spec_of(row).model_dump())
     data.update(provisioned=row.provisioned, created_at=row.created_at, updated_at=row.updated_at)
     return data

@@ -4,12 +4,17 @@ expressions) lives in Redis, where every beat sees it atomically."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, Boolean, Double, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fnhub.store.models import Base
+
+#: a missed tick: dropped, or run once when the beat is back
+Misfire = Literal["skip", "run_once"]
+#: a tick while the job's previous run still runs: dropped, or run beside it
+Overlap = Literal["skip", "allow"]
 
 
 class CronJob(Base):
@@ -24,8 +29,8 @@ class CronJob(Base):
     expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     record_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    misfire: Mapped[str] = mapped_column(String(16), default="skip")  # skip | run_once
-    overlap: Mapped[str] = mapped_column(String(16), default="skip")  # skip | allow
+    misfire: Mapped[Misfire] = mapped_column(String(16), default="skip")
+    overlap: Mapped[Overlap] = mapped_column(String(16), default="skip")
     title: Mapped[str] = mapped_column(String(256), default="")
     provisioned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)

@@ -53,7 +53,7 @@ def apply_cron_jobs(settings: Settings, value: Any) -> project.SectionChanges:
         bump(services.redis, services.keys.cron_revision)
     finally:
         services.close()
-    return project.SectionChanges("cron_jobs", **changes)
+    return project.SectionChanges.of("cron_jobs", changes)
 
 
 def _first(exc: ValidationError) -> str:

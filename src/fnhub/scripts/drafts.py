@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fnhub import audit
 from fnhub.scripts.store import code_hash
-from fnhub.store.db import Database
+from fnhub.store.db import Database, rows_changed
 from fnhub.store.models import Script, ScriptDraft
 
 
@@ -130,4 +130,4 @@ class DraftStore:
             gone = session.execute(
                 delete(ScriptDraft).where(ScriptDraft.script == name, ScriptDraft.hash == hash_)
             )
-            return bool(gone.rowcount)
+            return bool(rows_changed(gone))

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 
@@ -43,6 +43,15 @@ class Problem(msgspec.Struct, omit_defaults=True):
         )
 
 
+class Position(TypedDict, total=False):
+    """Where in a script a problem is (1-based): the parts that are known."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
 class ScriptError(Exception):
     """A script cannot be published; the message says where and why, `position` (when known)
     points into the code of `script`."""
@@ -65,10 +74,18 @@ class ScriptError(Exception):
         self.end_column = end_column
 
     @property
-    def position(self) -> dict[str, int]:
+    def position(self) -> Position:
         """line, column, end_line, end_column: those that are known."""
-        fields = ("line", "column", "end_line", "end_column")
-        return {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+        known = Position()
+        if self.line is not None:
+            known["line"] = self.line
+        if self.column is not None:
+            known["column"] = self.column
+        if self.end_line is not None:
+            known["end_line"] = self.end_line
+        if self.end_column is not None:
+            known["end_column"] = self.end_column
+        return known
 
 
 def check_name(name: str) -> str | None:
@@ -104,8 +121,10 @@ def _syntax_problem(exc: SyntaxError, code: str) -> Problem:
     # the line from `code` itself: Python reads `exc.text` from a file named like the
     # script when one exists (the publisher's working directory), which is other code
     lines = code.splitlines()
-    in_code = exc.lineno is not None and 0 < exc.lineno <= len(lines)
-    line = lines[exc.lineno - 1] if in_code else (exc.text or "").rstrip("\n")
+    at = exc.lineno
+    line = (
+        lines[at - 1] if at is not None and 0 < at <= len(lines) else (exc.text or "").rstrip("\n")
+    )
     pointer = f"\n    {line}\n    {' ' * max((exc.offset or 1) - 1, 0)}^" if line else ""
     message = f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}{pointer}"
     end_line, end_column = exc.end_lineno, exc.end_offset

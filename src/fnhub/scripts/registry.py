@@ -16,6 +16,7 @@ import redis.asyncio as aredis
 
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
+from fnhub.redis_replies import as_hash
 
 
 class ActiveScript(msgspec.Struct):
@@ -60,7 +61,7 @@ def read_active(
     revision = int(client.get(keys.scripts_revision) or 0)
     if revision == known.revision:
         return known
-    return parse_active(client.hgetall(keys.scripts), revision)
+    return parse_active(as_hash(client.hgetall(keys.scripts)), revision)
 
 
 async def read_active_async(
@@ -76,4 +77,4 @@ async def read_active_async(
     revision = int(await client.get(keys.scripts_revision) or 0)
     if revision == known.revision:
         return known
-    return parse_active(await client.hgetall(keys.scripts), revision)
+    return parse_active(as_hash(await client.hgetall(keys.scripts)), revision)

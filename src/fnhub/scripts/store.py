@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 import redis
+from redis.typing import EncodableT, FieldT
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -194,7 +195,7 @@ class ScriptStore:
                     )
                 ).scalars()
             )
-        entries = {
+        entries: dict[FieldT, EncodableT] = {
             row.script: msgspec.json.encode(
                 {"version": row.version, "hash": row.hash, "functions": row.functions}
             )

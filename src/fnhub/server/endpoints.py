@@ -16,6 +16,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from fnhub.calling.caller import Caller
+from fnhub.redis_replies import as_optional_bytes
 from fnhub.revisions import bump
 from fnhub.secret_box import SecretBox
 from fnhub.server import endpoint_auth, redaction, request_kwargs, throttle
@@ -39,7 +40,7 @@ class LiveEndpoint:
     mode: str
     kwargs: dict[str, Any] | None
     auth: dict[str, Any]  # secrets in clear
-    throttle: dict[str, int | None]
+    throttle: dict[str, int]  # unit -> most requests per window (units without one left out)
     cache_result: float | None
     timeout: float | None
     show_traceback: bool
@@ -109,7 +110,7 @@ class EndpointRegistry:
     async def reload(self) -> None:
         """Re-read every endpoint now (after an apply, which waits for servers to have it)."""
         async with self._lock:
-            revision = await self.ctx.redis.get(self.ctx.keys.endpoints_revision)
+            revision = as_optional_bytes(await self.ctx.redis.get(self.ctx.keys.endpoints_revision))
             self.endpoints = await asyncio.to_thread(self._load)
             self.revision = revision
             self.checked_at = time.monotonic()
@@ -118,7 +119,9 @@ class EndpointRegistry:
         if time.monotonic() - self.checked_at > CHECK_SECONDS:
             async with self._lock:
                 if time.monotonic() - self.checked_at > CHECK_SECONDS:
-                    revision = await self.ctx.redis.get(self.ctx.keys.endpoints_revision)
+                    revision = as_optional_bytes(
+                        await self.ctx.redis.get(self.ctx.keys.endpoints_revision)
+                    )
                     if revision != self.revision:
                         self.endpoints = await asyncio.to_thread(self._load)
                         self.revision = revision

@@ -56,4 +56,4 @@ def apply_endpoints(settings: Settings, value: Any) -> project.SectionChanges:
         bump(services.redis, services.keys.endpoints_revision)
     finally:
         services.close()
-    return project.SectionChanges("endpoints", **changes)
+    return project.SectionChanges.of("endpoints", changes)

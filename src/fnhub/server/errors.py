@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import compile_path
+from starlette.types import Scope
 
 from fnhub import json_values
 from fnhub.calling.errors import CallError, CallErrorKind
@@ -223,7 +224,7 @@ def _database_unavailable(_request: Request, exc: Exception) -> Response:
     return _unavailable("the database", exc)
 
 
-def _request_id_of(scope: dict[str, Any]) -> str:
+def _request_id_of(scope: Scope) -> str:
     """The id `RequestMiddleware` gave the request (a fresh one if it never saw it)."""
     state = scope.get("state") or {}
     return str(state.get("request_id") or os.urandom(8).hex())
@@ -278,7 +279,7 @@ def _document_errors(app: FastAPI) -> None:
                     answers.setdefault(str(status), _error_answer(status))
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI documents this override
 
 
 _ERROR_SCHEMAS = {

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import Response
+from starlette.types import Message, Scope
 
 from fnhub.server.errors import error_response
 
@@ -33,7 +34,9 @@ def is_json_type(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def _content_type(scope: dict[str, Any]) -> str:
+def _content_type(scope: Scope) -> str:
+    name: bytes
+    value: bytes
     for name, value in scope["headers"]:
         if name == b"content-type":
             return value.decode("latin-1")
@@ -65,7 +68,7 @@ class JsonAnyTypeRoute(APIRoute):
             scope = {**request.scope, "headers": [*headers, (b"content-type", JSON)]}
             sent = False
 
-            async def replay() -> dict[str, Any]:  # the body, already read from the client
+            async def replay() -> Message:  # the body, already read from the client
                 nonlocal sent
                 if sent:
                     return await request.receive()  # a disconnect, when it comes
@@ -127,7 +130,7 @@ def _document(app: FastAPI) -> None:
                     operation.setdefault("responses", {}).setdefault("415", _ANSWER_415)
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI documents this override
 
 
 _ANSWER_415 = {

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
 
 from fnhub.server.errors import error_response, internal_error
 
@@ -35,7 +36,7 @@ class RequestMiddleware:
         self.body_max_bytes = body_max_bytes
         self.log_requests = log_requests
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -55,7 +56,7 @@ class RequestMiddleware:
         limit = self.body_max_bytes
         received = 0
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
+        async def send_wrapper(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
@@ -63,7 +64,7 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
-        async def receive_wrapper() -> dict[str, Any]:
+        async def receive_wrapper() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":

@@ -133,8 +133,8 @@ class _Snapshot:
             "Restarts of long-lived loops after an unexpected error, in every server and worker",
             labels=["loop"],
         )
-        for loop, n in sorted(self.restarts.items()):
-            restarts.add_metric([loop.decode()], int(n))
+        for loop, count in sorted(self.restarts.items()):
+            restarts.add_metric([loop.decode()], int(count))
         yield restarts
 
 

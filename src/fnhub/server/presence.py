@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from fnhub.keys import Keys
+from fnhub.redis_replies import as_hash
 from fnhub.server.context import ServerContext
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Presence:
         await self.ctx.redis.hset(self.ctx.keys.servers, self.ctx.server_id, json.dumps(entry))
 
     async def _prune(self) -> None:
-        raw = await self.ctx.redis.hgetall(self.ctx.keys.servers)
+        raw = as_hash(await self.ctx.redis.hgetall(self.ctx.keys.servers))
         old = [sid for sid, entry in _entries(raw) if time.time() - entry["beat"] > PRUNE_SECONDS]
         if old:
             await self.ctx.redis.hdel(self.ctx.keys.servers, *old)
@@ -105,7 +106,7 @@ def _entries(raw: dict[bytes, bytes]) -> list[tuple[str, dict[str, Any]]]:
 def live_servers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """The servers that beat within the last few seconds, oldest first."""
     now = time.time()
-    entries = [e for _sid, e in _entries(client.hgetall(keys.servers))]
+    entries = [e for _sid, e in _entries(as_hash(client.hgetall(keys.servers)))]
     return sorted(
         (e for e in entries if now - e["beat"] < STALE_SECONDS), key=lambda e: e["started"]
     )

@@ -89,12 +89,12 @@ async def from_request(
         except Exception as exc:  # multipart parser errors have several types
             raise ApiError(400, "malformed_form", f"malformed form body: {exc}") from None
         fields: dict[str, Any] = {}
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                _add(fields, key, _file(data, value.content_type or "", value.filename))
+        for key, item in form.multi_items():
+            if isinstance(item, UploadFile):
+                data = await item.read()
+                _add(fields, key, _file(data, item.content_type or "", item.filename))
             else:
-                _add(fields, key, value)
+                _add(fields, key, item)
         await form.close()
         kwargs.update(fields)
     elif media.startswith("text/"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fnhub.keys import Keys
@@ -12,7 +13,7 @@ from fnhub.server.errors import ApiError
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
-async def check(redis: Any, keys: Keys, endpoint: str, limits: dict[str, int | None]) -> None:
+async def check(redis: Any, keys: Keys, endpoint: str, limits: Mapping[str, int | None]) -> None:
     """Count this request; 429 with `Retry-After` when a window is over its limit."""
     active = [(unit, limit) for unit, limit in limits.items() if limit]
     if not active:

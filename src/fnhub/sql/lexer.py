@@ -36,7 +36,8 @@ class Token:
     @property
     def upper(self) -> str:
         """The identifier in upper case, for case-insensitive keyword checks."""
-        return self.value.upper() if self.kind is Kind.IDENT else ""  # type: ignore[union-attr]
+        value = self.value
+        return value.upper() if self.kind is Kind.IDENT and isinstance(value, str) else ""
 
 
 _SPACE = re.compile(r"\s+")

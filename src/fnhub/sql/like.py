@@ -73,11 +73,14 @@ def compile_like(pattern: str, escape: str | None = None) -> Matcher:
             whole = texts[0]
             return lambda value: value == whole
         if len(texts) == 2 and not texts[1]:
-            return lambda value, prefix=texts[0]: value.startswith(prefix)
+            prefix = texts[0]
+            return lambda value: value.startswith(prefix)
         if len(texts) == 2 and not texts[0]:
-            return lambda value, suffix=texts[1]: value.endswith(suffix)
+            suffix = texts[1]
+            return lambda value: value.endswith(suffix)
         if len(texts) == 3 and not texts[0] and not texts[2]:
-            return lambda value, middle=texts[1]: middle in value
+            middle = texts[1]
+            return lambda value: middle in value
     segments = [_Segment(seg) for seg in raw]
     if len(segments) == 1:
         only = segments[0]

@@ -235,8 +235,9 @@ class _Parser:
             self.nesting -= 1
             if token.value == "-" and isinstance(operand, n.Literal):
                 value = operand.value
-                if type(value) in (int, float):  # fold so "-9223372036854775808" stays exact
-                    negative = -value  # type: ignore[operator]
+                # fold so "-9223372036854775808" stays exact (bool is an int, not a number here)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    negative = -value
                     if negative < -(2**63):  # below int64: a float, as JSON numbers would be
                         negative = float(negative)
                     return n.Literal(token.pos, negative)

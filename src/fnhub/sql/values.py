@@ -35,7 +35,8 @@ def truth(value: Any) -> bool | None:
     if value is True or value is False:
         return value
     if type(value) in NUMBER_TYPES:
-        return value != 0
+        nonzero: bool = value != 0
+        return nonzero
     return None
 
 

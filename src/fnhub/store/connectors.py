@@ -18,8 +18,9 @@ from fnhub import audit
 from fnhub.secret_box import SecretBox
 from fnhub.store.models import Connector
 
-#: checks a connector type's settings (in clear); raises to refuse them
-Validate = Callable[[str, dict[str, Any]], None]
+#: checks a connector type's settings (in clear); raises to refuse them (what it returns, such
+#: as the parsed settings, is not used)
+Validate = Callable[[str, dict[str, Any]], object]
 
 
 def connector_state(row: Connector, box: SecretBox) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Double, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Double, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -22,6 +22,15 @@ LongJSON = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Table: DeclarativeBase types `__table__` as any FromClause, while a class
+    mapped by declaration always has a Table (with its columns, insert and delete)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    return table
 
 
 class Script(Base):

@@ -84,7 +84,7 @@ def subscription_out(row: Subscription) -> dict[str, Any]:
 
 def save_subscription(
     db: Database, settings: Settings, name: str, data: dict[str, Any], *, actor: str, **flags: Any
-) -> Any:
+) -> dict[str, Any]:
     """Validate against every other subscription (cycles) and store (audited); sync, run in a
     thread."""
     from fnhub.connections import load_connectors

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from fnhub.calling.caller import Caller
 from fnhub.connections import ConnectorConfig, load_connectors
+from fnhub.redis_replies import as_optional_bytes
 from fnhub.server.context import ServerContext
 from fnhub.subscriptions.models import Subscription
 from fnhub.subscriptions.runner import Runner
@@ -105,7 +106,7 @@ class SubscriptionManager:
             await self.stop_all()
 
     async def _maybe_reload(self) -> None:
-        revision = await self.ctx.redis.get(self.ctx.keys.subscriptions_revision)
+        revision = as_optional_bytes(await self.ctx.redis.get(self.ctx.keys.subscriptions_revision))
         stale = time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS
         if revision == self.revision and not stale:
             return

@@ -4,7 +4,8 @@ letters, metrics, and a JSON publish for operators. Every change is audited (`_a
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -46,7 +47,11 @@ def _views(hub: Hub) -> Views:
     return hub.views
 
 
-async def _run(fn: Any, *args: Any) -> Any:
+T = TypeVar("T")
+
+
+async def _run(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on a thread, its NotFound and Conflict as 404 and 409."""
     try:
         return await asyncio.to_thread(fn, *args)
     except NotFound as exc:

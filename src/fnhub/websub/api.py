@@ -17,6 +17,7 @@ import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
+from redis.typing import EncodableT, FieldT
 
 from fnhub.server import throttle
 from fnhub.server.auth import api_key_header, bearer
@@ -227,14 +228,14 @@ async def _subscription(hub: Hub, mode: str, params: list[tuple[str, str]]) -> N
         lease = grant_lease(_one(params, "hub.lease_seconds"), s)
         secret = check_secret(_one(params, "hub.secret"))
     await check_address(callback, "hub.callback", hub.addresses, hub.resolver)
-    intent = {
+    intent: dict[FieldT, EncodableT] = {
         "mode": mode,
         "topic": topic,
         "callback": callback,
         "lease": str(lease),
         "secret": hub.box.encrypt(secret) if secret else "",
     }
-    await hub.redis.xadd(hub.keys.websub_intents, intent)  # type: ignore[arg-type]
+    await hub.redis.xadd(hub.keys.websub_intents, intent)
 
 
 async def _publish(

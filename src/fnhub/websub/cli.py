@@ -157,7 +157,7 @@ def publish(
     from fnhub.websub.publish import publish as do_publish
 
     settings = settings_or_exit(project)
-    runtime.init(settings, None)  # type: ignore[arg-type]
+    runtime.init(settings)
     value: Any = json.loads(content) if json_content else content
     position = do_publish(topic, value, content_type)
     db = Database(settings.resolved_db_url())

@@ -20,6 +20,7 @@ import orjson
 
 from fnhub.aio import wait_event
 from fnhub.backoff import Backoff
+from fnhub.redis_replies import as_popped
 from fnhub.supervised import current_counter
 from fnhub.websub.models import WebSubDeadLetter
 from fnhub.websub.signing import link_header, signature
@@ -93,7 +94,7 @@ class Deliverer:
             self.wake.clear()
             if self.check_redeliver:  # only when told (`r:<id>`), at start and on idle polls
                 self.check_redeliver = False
-                again = await hub.redis.lpop(hub.keys.websub_redeliver(self.sub.id))
+                again = as_popped(await hub.redis.lpop(hub.keys.websub_redeliver(self.sub.id)))
                 if again is not None:
                     self.check_redeliver = True  # there may be more
                     outcome = await self.deliver(_from_redeliver(again))

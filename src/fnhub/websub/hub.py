@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -25,6 +26,7 @@ from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.lease import Claims
 from fnhub.redis_client import redis_url, sync_redis
+from fnhub.redis_replies import as_optional_bytes
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
 from fnhub.websub.addresses import AddressPolicy, Resolver, system_resolver
@@ -258,7 +260,7 @@ class Hub:
         self.by_topic.setdefault(sub.topic_hash, set()).add(sub.id)
         if sub.topic_hash not in self.feeds:
             feed = self.feeds[sub.topic_hash] = TopicFeed(
-                self.store, sub.topic_hash, lambda h=sub.topic_hash: self._wake_topic(h)
+                self.store, sub.topic_hash, functools.partial(self._wake_topic, sub.topic_hash)
             )
             feed.start()
         d.task = asyncio.create_task(d.run(), name=f"websub-deliver-{sub.id}")
@@ -392,12 +394,12 @@ class Hub:
     # --- cursors and counters ------------------------------------------------------------
 
     async def cursor(self, sub: Sub) -> str:
-        raw = await self.redis.hget(self.keys.websub_cursors, sub.id)
+        raw = as_optional_bytes(await self.redis.hget(self.keys.websub_cursors, sub.id))
         if raw is not None:
             return raw.decode()
         end = await self.store.end(sub.topic_hash)
         await self.redis.hsetnx(self.keys.websub_cursors, sub.id, end)
-        raw = await self.redis.hget(self.keys.websub_cursors, sub.id)
+        raw = as_optional_bytes(await self.redis.hget(self.keys.websub_cursors, sub.id))
         return raw.decode() if raw is not None else end
 
     async def advance(self, d: Deliverer, note: Notification, status: int | None) -> bool:

@@ -29,6 +29,7 @@ from fnhub.config import Settings
 from fnhub.connectors.kafka.settings import KafkaSettings
 from fnhub.keys import Keys
 from fnhub.lease import Lease
+from fnhub.redis_replies import PendingEntry, as_optional_bytes, as_pending_streams, as_streams
 from fnhub.websub.store import Notification, new_notification_event
 
 if TYPE_CHECKING:
@@ -94,10 +95,13 @@ class KafkaStore:
             raise KafkaStoreError(f"websub Kafka store cannot connect: {exc}") from exc
 
     async def close(self) -> None:
-        for part in (self.producer, self.consumer, self.admin):
+        for part in (self.producer, self.consumer):
             if part is not None:
                 with contextlib.suppress(Exception):
-                    await (part.close() if part is self.admin else part.stop())  # type: ignore[union-attr]
+                    await part.stop()
+        if self.admin is not None:
+            with contextlib.suppress(Exception):
+                await self.admin.close()
 
     def order(self, position: str) -> int:
         return int(position)
@@ -213,16 +217,24 @@ class KafkaStore:
                 if not await lease.hold():
                     await asyncio.sleep(ttl_ms / 3000)
                     continue
-                res = await self.redis.xreadgroup(
-                    INGEST_GROUP, INGEST_CONSUMER, {stream: "0"}, count=100
-                )
-                entries = list(res[0][1]) if res else []
-                if not entries:
-                    res = await self.redis.xreadgroup(
-                        INGEST_GROUP, INGEST_CONSUMER, {stream: ">"}, count=100, block=ttl_ms // 3
+                pending = as_pending_streams(
+                    await self.redis.xreadgroup(
+                        INGEST_GROUP, INGEST_CONSUMER, {stream: "0"}, count=100
                     )
-                    entries = list(res[0][1]) if res else []
-                done = await self.redis.get(f"{stream}:forwarded")
+                )
+                entries: list[PendingEntry] = list(pending[0][1]) if pending else []
+                if not entries:
+                    new = as_streams(
+                        await self.redis.xreadgroup(
+                            INGEST_GROUP,
+                            INGEST_CONSUMER,
+                            {stream: ">"},
+                            count=100,
+                            block=ttl_ms // 3,
+                        )
+                    )
+                    entries = list(new[0][1]) if new else []
+                done = as_optional_bytes(await self.redis.get(f"{stream}:forwarded"))
                 for entry_id, fields in entries:
                     # a pending entry already in Kafka (the last forwarder died before acking)
                     if fields and (done is None or _sid(entry_id) > _sid(done)):

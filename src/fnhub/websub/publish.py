@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis.commands.core import Script
+from redis.typing import EncodableT, FieldT
 
 from fnhub import runtime
 from fnhub.websub.content import encode
@@ -18,7 +19,7 @@ from fnhub.websub.policy import PolicyError, url_hash
 from fnhub.websub.store import APPEND_SCRIPT, append_call, appended, entry_fields
 
 #: bound to no client (bytes need no encoder): each call names the script's Redis client
-_APPEND = Script(None, APPEND_SCRIPT.encode())  # type: ignore[arg-type]
+_APPEND = Script(None, APPEND_SCRIPT.encode())  # type: ignore[arg-type]  # calls name a client
 
 
 def publish(topic: str, content: Any, content_type: str | None = None) -> str:
@@ -36,11 +37,11 @@ def publish(topic: str, content: Any, content_type: str | None = None) -> str:
     client = runtime.redis_client()
     if settings.websub_store == "kafka":  # the hub forwards the ingest stream to Kafka
         with client.pipeline(transaction=False) as pipe:
-            fields = {"topic": topic, **entry_fields(ctype, body)}
-            pipe.xadd(keys.websub_ingest, fields)  # type: ignore[arg-type]
+            fields: dict[FieldT, EncodableT] = {"topic": topic, **entry_fields(ctype, body)}
+            pipe.xadd(keys.websub_ingest, fields)
             pipe.publish(keys.websub_events, "i")
             pipe.hincrby(keys.websub_metrics, "published", 1)
-            entry_id, *_ = pipe.execute()
+            entry_id: bytes = pipe.execute()[0]
         return entry_id.decode()
     script_keys, args = append_call(keys, settings, topic_hash, ctype, body)
     return appended(_APPEND(keys=script_keys, args=args, client=client), settings)

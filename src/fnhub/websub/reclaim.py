@@ -24,6 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fnhub import lease
+from fnhub.redis_replies import as_list, as_optional_list
 from fnhub.websub.store import RedisStore
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class Reclaimer:
     async def once(self) -> int:
         """One pass over every topic with stored notifications; returns how many were removed."""
         hub, keys = self.hub, self.hub.keys
-        topics = [t.decode() for t in await hub.redis.hkeys(keys.websub_stored)]
+        topics = [t.decode() for t in as_list(await hub.redis.hkeys(keys.websub_stored))]
         if not topics:
             return 0
         async with hub.redis.pipeline(transaction=False) as pipe:
@@ -74,13 +75,16 @@ class Reclaimer:
             starting = dict(zip(newest, await pipe.execute(), strict=True))
         active = await asyncio.to_thread(hub.registry.active_by_topic, time.time())
         ids = [sid for t in newest for sid in active.get(t, ())]
-        found = await hub.redis.hmget(keys.websub_cursors, ids) if ids else []
+        found = as_optional_list(await hub.redis.hmget(keys.websub_cursors, ids)) if ids else []
         cursors = dict(zip(ids, found, strict=True))
         upto: dict[str, str] = {}
         for t, position in newest.items():
             held = [cursors[sid] for sid in active.get(t, ())]
-            if starting[t] or any(c is None for c in held):
+            known = [c for c in held if c is not None]
+            if starting[t] or len(known) < len(held):  # a subscriber without a cursor yet
                 continue
-            limit = min([self.store.order(position), *(self.store.order(c.decode()) for c in held)])
+            limit = min(
+                [self.store.order(position), *(self.store.order(c.decode()) for c in known)]
+            )
             upto[t] = f"{limit[0]}-{limit[1]}"
         return await self.store.reclaim(upto) if upto else 0

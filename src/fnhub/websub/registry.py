@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from fnhub.store.db import Database
+from fnhub.store.db import Database, rows_changed
 from fnhub.websub.models import WebSubDeadLetter, WebSubSubscription, WebSubTopic
 from fnhub.websub.policy import url_hash
 
@@ -55,7 +55,7 @@ class Registry:
                 update(WebSubTopic).where(WebSubTopic.hash == topic_hash).values(registered=False)
             )
             s.commit()
-            return bool(done.rowcount)
+            return bool(rows_changed(done))
 
     def topics(self) -> list[tuple[WebSubTopic, int]]:
         """Topics with their count of active subscriptions: the topic rows (registered, or
@@ -195,7 +195,7 @@ class Registry:
                 delete(WebSubSubscription).where(WebSubSubscription.id == subscription_id)
             )
             s.commit()
-            return bool(done.rowcount)
+            return bool(rows_changed(done))
 
     def end(self, subscription_id: str, state: str) -> bool:
         """Stop an active subscription (`expired`, `gone` after a 410, `denied`)."""
@@ -208,7 +208,7 @@ class Registry:
                 .values(state=state, ended_at=time.time())
             )
             s.commit()
-            return bool(done.rowcount)
+            return bool(rows_changed(done))
 
     def expire_due(self, now: float) -> int:
         with self.db.session() as s:
@@ -220,7 +220,7 @@ class Registry:
                 .values(state="expired", ended_at=now)
             )
             s.commit()
-            return int(done.rowcount)
+            return rows_changed(done)
 
     # --- dead letters --------------------------------------------------------------------
 
@@ -250,4 +250,4 @@ class Registry:
         with self.db.session() as s:
             done = s.execute(delete(WebSubDeadLetter).where(WebSubDeadLetter.id == dead_id))
             s.commit()
-            return bool(done.rowcount)
+            return bool(rows_changed(done))

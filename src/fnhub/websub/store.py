@@ -18,9 +18,11 @@ from typing import Any, Protocol
 
 import redis.asyncio as aredis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from fnhub.config import Settings
 from fnhub.keys import Keys
+from fnhub.redis_replies import as_entries
 
 
 @dataclass(slots=True)
@@ -67,7 +69,9 @@ class StorageFull(RuntimeError):
     """The hub's notification storage is at `websub_storage_max_bytes`: the publish is refused."""
 
 
-def entry_fields(content_type: str, body: bytes, at: float | None = None) -> dict[str, object]:
+def entry_fields(
+    content_type: str, body: bytes, at: float | None = None
+) -> dict[FieldT, EncodableT]:
     return {"ct": content_type, "body": body, "ts": repr(at if at is not None else time.time())}
 
 
@@ -150,7 +154,7 @@ return {removed, more}
 
 def append_call(
     keys: Keys, settings: Settings, topic_hash: str, content_type: str, body: bytes
-) -> tuple[list[str], list[object]]:
+) -> tuple[list[str], list[EncodableT]]:
     """KEYS and ARGV of `APPEND_SCRIPT` (the hub's store and scripts' `publish` share it)."""
     return (
         [
@@ -185,9 +189,9 @@ def appended(result: list[Any], settings: Settings) -> str:
     return position.decode() if isinstance(position, bytes) else str(position)
 
 
-def parse_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Notification:
+def parse_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Notification:
     return Notification(
-        entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+        entry_id.decode(),
         fields[b"ct"].decode(),
         fields[b"body"],
         float(fields[b"ts"]),
@@ -258,7 +262,7 @@ class RedisStore:
         rows = await self.redis.xrange(
             self.keys.websub_topic(topic_hash), min=f"({after}", count=count
         )
-        return [parse_entry(entry_id, fields) for entry_id, fields in rows]
+        return [parse_entry(entry_id, fields) for entry_id, fields in as_entries(rows)]
 
     async def stats(self, topic_hash: str) -> dict[str, object]:
         try:
@@ -278,4 +282,4 @@ class RedisStore:
         rows = await self.redis.xrange(
             self.keys.websub_topic(topic_hash), min=f"({after}", count=limit
         )
-        return len(rows)
+        return len(as_entries(rows))

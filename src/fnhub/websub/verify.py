@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import httpx
 from redis.exceptions import ResponseError
 
+from fnhub.redis_replies import as_streams
 from fnhub.websub.policy import PolicyError, check_address, url_hash
 from fnhub.websub.reclaim import STARTING_SECONDS
 
@@ -68,7 +69,7 @@ class Verifier:
                 rows = await hub.redis.xreadgroup(
                     GROUP, self.consumer, {stream: ">"}, count=CONCURRENCY, block=1000
                 )
-                for _, entries in rows or []:
+                for _, entries in as_streams(rows):
                     for entry_id, fields in entries:
                         self._spawn(stream, entry_id, fields)
             except asyncio.CancelledError:

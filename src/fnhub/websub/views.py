@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 
 from fnhub.config import Settings
 from fnhub.keys import Keys
+from fnhub.redis_replies import as_entries, as_hash, as_optional_bytes
 from fnhub.websub.delivery import to_redeliver
 from fnhub.websub.models import WebSubDeadLetter, WebSubSubscription
 from fnhub.websub.registry import Registry
@@ -71,7 +72,7 @@ class Views:
         rows = self.redis.xrange(
             self.keys.websub_topic(sub.topic_hash), min=f"({cursor}", count=BACKLOG_LIMIT
         )
-        return len(rows)
+        return len(as_entries(rows))
 
     def topics(self, limit: int | None = None, after: str | None = None) -> list[dict[str, Any]]:
         """Oldest first; with `limit`, the page after topic hash `after`."""
@@ -96,10 +97,10 @@ class Views:
     def subscription(self, sub: WebSubSubscription) -> dict[str, Any]:
         stats = {
             k.decode(): v.decode()
-            for k, v in self.redis.hgetall(self.keys.websub_stats(sub.id)).items()
+            for k, v in as_hash(self.redis.hgetall(self.keys.websub_stats(sub.id))).items()
         }
-        cursor = self.redis.hget(self.keys.websub_cursors, sub.id)
-        owner = self.redis.get(self.keys.websub_owner(sub.id))
+        cursor = as_optional_bytes(self.redis.hget(self.keys.websub_cursors, sub.id))
+        owner = as_optional_bytes(self.redis.get(self.keys.websub_owner(sub.id)))
         last = stats.get("last_delivery_at")
         return {
             "id": sub.id,
@@ -204,7 +205,8 @@ class Views:
 
     def cluster_metrics(self) -> dict[str, Any]:
         counters = {
-            k.decode(): int(v) for k, v in self.redis.hgetall(self.keys.websub_metrics).items()
+            k.decode(): int(v)
+            for k, v in as_hash(self.redis.hgetall(self.keys.websub_metrics)).items()
         }
         servers = self.redis.zcard(self.keys.websub_servers)
         stored = int(self.redis.get(self.keys.websub_stored_total) or 0)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 import redis
+from redis.typing import KeyT, StreamIdT
 
 from fnhub import concurrency, runtime
 from fnhub.backoff import Backoff
@@ -41,6 +42,7 @@ from fnhub.queue import (
     ensure_groups,
 )
 from fnhub.redis_client import sync_redis
+from fnhub.redis_replies import as_streams
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
@@ -57,7 +59,7 @@ class Running(NamedTuple):
 
     stream: str
     entry_id: str
-    index: int
+    task_index: int  # not `index`: that is tuple.index
 
 
 _DEADLINE, _STARTED, _INDEX = 0, 1, 2  # Slot.times: the running task's deadline, start, index
@@ -133,7 +135,7 @@ class Settled(NamedTuple):
     task: Task
     outcome: Outcome
     bundle: Bundle | None
-    index: int
+    task_index: int  # not `index`: that is tuple.index
     last: bool
 
 
@@ -305,7 +307,7 @@ def child_main(
     )
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
-    streams = {keys.queue(q): ">" for q in queues}
+    streams: dict[KeyT, StreamIdT] = {keys.queue(q): ">" for q in queues}
     backoff = Backoff(initial=0.1, cap=5.0)
     read_size = ReadSize(settings.prefetch)
     prefetch = Prefetch()
@@ -343,7 +345,7 @@ def child_main(
                 continue
             started = time.monotonic()
             batch: list[Entry] = []
-            for raw_stream, entries in response or ():
+            for raw_stream, entries in as_streams(response):
                 stream = raw_stream.decode()
                 batch.extend((stream, raw_id.decode(), fields) for raw_id, fields in entries)
             tasks = prefetch.fill(batch)
@@ -395,7 +397,7 @@ def _outcome(
         return task, Retry(task, eta)
     slot.set(stream, entry_id, index, time.time() + task.timeout)
     if task.status_key:
-        _mark_running(finisher.redis, task)
+        _mark_running(finisher.redis, task, task.status_key)
     result = executor.run(task)
     if result.status == Status.FAILURE and task.attempt <= task.retries:
         eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
@@ -404,11 +406,11 @@ def _outcome(
     return task, result
 
 
-def _mark_running(client: redis.Redis, task: Task) -> None:
+def _mark_running(client: redis.Redis, task: Task, status_key: str) -> None:
     """Tell status readers the task started; XX so a finished (or expired) key is not revived."""
     running = result_for(task, Status.RUNNING, start_time=time.time())
     try:
-        client.set(task.status_key, encode(running), xx=True, keepttl=True)  # type: ignore[arg-type]
+        client.set(status_key, encode(running), xx=True, keepttl=True)
     except redis.RedisError as exc:
         log.warning("cannot mark task %s running: %s", task.id, exc)
 

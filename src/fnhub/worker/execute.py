@@ -141,7 +141,7 @@ class Executor:
         token = current_task.set(task)
         self.capture.sink = output
         saved = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = output  # type: ignore[assignment]
+        sys.stdout = sys.stderr = output
         try:
             value = fn(**task.kwargs)
             if value is not None and asyncio.iscoroutine(value):

@@ -17,6 +17,7 @@ import redis
 
 from fnhub.functions import API_ATTR, FunctionInfo
 from fnhub.keys import Keys
+from fnhub.redis_replies import as_optional_bytes
 from fnhub.scripts.modules import HASH_ATTR, build_module, forget_script_modules, install_finder
 from fnhub.scripts.registry import ActiveScripts, read_active
 
@@ -58,7 +59,7 @@ class WorkerScripts:
         return None if code is None else (code, script.hash)
 
     def _code(self, name: str, hash_: str) -> str | None:
-        raw = self.redis.get(self.keys.script_code(name, hash_))
+        raw = as_optional_bytes(self.redis.get(self.keys.script_code(name, hash_)))
         return None if raw is None else raw.decode()
 
     def function(self, ref: str, version: str) -> tuple[Callable[..., Any], FunctionInfo]:

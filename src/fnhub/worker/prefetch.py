@@ -68,7 +68,7 @@ class Item(NamedTuple):
     entry_id: str
     payload: Any  # the entry's fields, or the bundled task's envelope
     bundle: Bundle | None
-    index: int
+    task_index: int  # not `index`: that is tuple.index
 
 
 def items_of(entries: list[Entry]) -> list[Item]:

@@ -15,6 +15,7 @@ import redis
 import redis.asyncio as aredis
 
 from fnhub.keys import Keys
+from fnhub.redis_replies import as_hash
 
 Workers = dict[str, dict[str, Any]]
 
@@ -25,7 +26,7 @@ def _alive(raw: dict[bytes, bytes], ids: list[str], flags: list[Any]) -> Workers
 
 def live_workers(client: redis.Redis, keys: Keys) -> Workers:
     """Live workers' descriptions (queues, processes, host...) by worker id."""
-    raw = client.hgetall(keys.workers)
+    raw = as_hash(client.hgetall(keys.workers))
     ids = [w.decode() for w in raw]
     pipe = client.pipeline(transaction=False)
     for wid in ids:
@@ -35,7 +36,7 @@ def live_workers(client: redis.Redis, keys: Keys) -> Workers:
 
 async def live_workers_async(client: aredis.Redis, keys: Keys) -> Workers:
     """`live_workers` on an asyncio client."""
-    raw = await client.hgetall(keys.workers)
+    raw = as_hash(await client.hgetall(keys.workers))
     ids = [w.decode() for w in raw]
     pipe = client.pipeline(transaction=False)
     for wid in ids:

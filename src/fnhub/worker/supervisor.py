@@ -120,14 +120,14 @@ class Supervisor:
         consumer = child.consumer_for(pid)
         for queue in self.queues:
             stream = self.keys.queue(queue)
-            here = running is not None and running.stream == stream
+            here = running if running is not None and running.stream == stream else None
             for final in release_consumer(
                 self.redis,
                 self.keys,
                 stream,
                 consumer,
-                running_entry=running.entry_id if here else "",
-                running_index=running.index if here else 0,
+                running_entry=here.entry_id if here else "",
+                running_index=here.task_index if here else 0,
                 running_outcome=outcome,
                 running_detail=detail,
                 claimer=f"{self.worker_id}.supervisor",

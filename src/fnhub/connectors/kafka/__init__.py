@@ -55,7 +55,7 @@ async def _open_async(settings: KafkaSettings) -> AsyncKafkaPublisher:
     return await AsyncKafkaPublisher.open(settings, settings.request_timeout_ms / 1000)
 
 
-test_connection.__test__ = False  # type: ignore[attr-defined]
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
     name="kafka",

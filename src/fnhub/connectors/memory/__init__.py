@@ -46,7 +46,7 @@ async def _open_async(settings: MemorySettings) -> AsyncMemoryPublisher:
     return AsyncMemoryPublisher(settings)
 
 
-test_connection.__test__ = False  # type: ignore[attr-defined]
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
     name="memory",

@@ -9,10 +9,12 @@ from fnhub.connectors.memory.broker import broker
 from fnhub.connectors.memory.settings import MemorySettings
 
 
-class MemoryPublisher:
+class _OnBroker:
     def __init__(self, settings: MemorySettings) -> None:
         self.broker = broker(settings.broker)
 
+
+class MemoryPublisher(_OnBroker):
     def publish(self, topic: str, message: Any, **_options: Any) -> None:
         self.broker.publish(topic, encode_payload(message))
 
@@ -20,9 +22,9 @@ class MemoryPublisher:
         pass
 
 
-class AsyncMemoryPublisher(MemoryPublisher):
-    async def publish(self, topic: str, message: Any, **_options: Any) -> None:  # type: ignore[override]
+class AsyncMemoryPublisher(_OnBroker):
+    async def publish(self, topic: str, message: Any, **_options: Any) -> None:
         self.broker.publish(topic, encode_payload(message))
 
-    async def close(self) -> None:  # type: ignore[override]
+    async def close(self) -> None:
         pass

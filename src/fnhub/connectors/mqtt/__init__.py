@@ -86,7 +86,7 @@ def publish_options(target: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-test_connection.__test__ = False  # type: ignore[attr-defined]
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
     name="mqtt",

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -52,8 +52,13 @@ def _publish_properties(s: MqttSettings, opts: MqttPublishOptions) -> Properties
     }
     for key, value in opts.properties.items():
         if key == "user_properties":
-            items = value.items() if isinstance(value, dict) else value
-            props.UserProperty = [(str(k), str(v)) for k, v in items]  # type: ignore[union-attr]
+            if isinstance(value, dict):
+                pairs: Iterable[Any] = value.items()
+            elif isinstance(value, Iterable):
+                pairs = value
+            else:
+                raise ConnectorConfigError("properties: user_properties are name: value pairs")
+            props.UserProperty = [(str(k), str(v)) for k, v in pairs]
         elif key in names:
             if key == "correlation_data" and isinstance(value, str):
                 value = value.encode()
@@ -76,7 +81,7 @@ class PahoPublisher:
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
         self._lock = threading.Lock()
-        self._waiters: dict[int, Callable[[ReasonCode | None], None]] = {}
+        self._waiters: dict[int, Callable[[ReasonCode | None], object]] = {}
         self._early: collections.OrderedDict[int, ReasonCode | None] = collections.OrderedDict()
         self._connected = threading.Event()
         self._refused: str | None = None
@@ -137,7 +142,7 @@ class PahoPublisher:
             raise ConnectorError(f"MQTT publish to {topic!r} failed: {paho.error_string(info.rc)}")
         return info, opts
 
-    def register(self, mid: int, waiter: Callable[[ReasonCode | None], None]) -> None:
+    def register(self, mid: int, waiter: Callable[[ReasonCode | None], object]) -> None:
         with self._lock:
             if mid in self._early:
                 rc = self._early.pop(mid)

@@ -65,7 +65,7 @@ async def _open_async(settings: NatsSettings) -> AsyncNatsPublisher:
     return await AsyncNatsPublisher.open(settings)
 
 
-test_connection.__test__ = False  # type: ignore[attr-defined]
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
     name="nats",

@@ -183,7 +183,7 @@ class NatsSource(ReadingSource):
             topic=msg.subject,
             payload=msg.data,
             qos=1,
-            timestamp=meta.timestamp.timestamp() if meta.timestamp else time.time(),
+            timestamp=meta.timestamp.timestamp(),
             headers={k: v.encode() for k, v in (msg.headers or {}).items()},
             message_id=f"{meta.stream}:{meta.sequence.stream}",
             client_id=self.client_id,

@@ -66,7 +66,7 @@ async def _open_async(settings: RabbitmqSettings) -> AsyncRabbitmqPublisher:
     return await AsyncRabbitmqPublisher.open(settings)
 
 
-test_connection.__test__ = False  # type: ignore[attr-defined]
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
     name="rabbitmq",

@@ -97,7 +97,7 @@ def publish_options(target: Mapping[str, Any]) -> dict[str, Any]:
     return {**kind, **(target.get("options") or {})}
 
 
-test_connection.__test__ = False  # type: ignore[attr-defined]
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
     name="redis",

@@ -50,7 +50,7 @@ class RedisSourceOptions(SettingsModel):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, v: object) -> object:
-        return {"latest": "$", "earliest": "0", 0: "0"}.get(v, v)  # type: ignore[call-overload]
+        return {"latest": "$", "earliest": "0", 0: "0"}.get(v, v)
 
 
 class RedisPublishOptions(SettingsModel):

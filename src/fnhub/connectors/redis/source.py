@@ -7,10 +7,12 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError, ResponseError
+from redis.typing import KeyT, StreamIdT
 
 from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
@@ -26,6 +28,7 @@ from fnhub.connectors.redis.settings import (
     RedisSettings,
     RedisSourceOptions,
 )
+from fnhub.redis_replies import PendingEntry, as_pending_streams, as_streams
 from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors.redis")
@@ -207,7 +210,7 @@ class RedisStreamSource(_RedisSource):
         self._acker = spawn("redis-stream-acks", lambda: self._ack_loop(client), label=label)
         self._maintainer = spawn("redis-stream-upkeep", lambda: self._maintain(client), label=label)
         await self._read_own_pending(client)
-        per_stream_keys = {key: ">" for key in self.topics}
+        per_stream_keys: dict[KeyT, StreamIdT] = {key: ">" for key in self.topics}
         n = len(self.topics)
         while True:
             await self._window.wait_room(n=max(n, self._window.refill))
@@ -215,12 +218,12 @@ class RedisStreamSource(_RedisSource):
             resp = await client.xreadgroup(
                 self.group,
                 self.client_id,
-                per_stream_keys,  # type: ignore[arg-type]
+                per_stream_keys,
                 count=count,
                 block=self.options.block_ms,
             )
-            for key, entries in resp or []:
-                self._spawn_entries(as_text(key), entries)
+            for stream, entries in as_streams(resp):
+                self._spawn_entries(as_text(stream), entries)
 
     async def _read_own_pending(self, client: aredis.Redis) -> None:
         """After a restart or reconnect, entries delivered to us but never acked come first."""
@@ -228,16 +231,18 @@ class RedisStreamSource(_RedisSource):
             last = "0"
             while True:
                 await self._window.wait_room()
-                resp = await client.xreadgroup(
-                    self.group, self.client_id, {key: last}, count=self._window.free
+                pending = as_pending_streams(
+                    await client.xreadgroup(
+                        self.group, self.client_id, {key: last}, count=self._window.free
+                    )
                 )
-                entries = resp[0][1] if resp else []
+                entries = pending[0][1] if pending else []
                 if not entries:
                     break
                 last = as_text(entries[-1][0])
                 self._spawn_entries(key, entries)
 
-    def _spawn_entries(self, key: str, entries: list[Any]) -> None:
+    def _spawn_entries(self, key: str, entries: Sequence[PendingEntry]) -> None:
         inflight, done = self._inflight, self._done
         items: list[tuple[Message, Done]] = []
         for raw_id, fields in entries:
@@ -336,7 +341,7 @@ class RedisStreamSource(_RedisSource):
             await asyncio.sleep(tick)
 
     async def _touch_inflight(self, client: aredis.Redis) -> None:
-        by_key: dict[str, list[str]] = {}
+        by_key: dict[str, list[StreamIdT]] = {}
         for key, entry_id in self._inflight:
             by_key.setdefault(key, []).append(entry_id)
         for key, ids in by_key.items():

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 
 from fnhub import audit
+from fnhub.redis_replies import as_hash, as_list, as_optional_bytes
 from fnhub.server.access import actor
 from fnhub.server.context import context_of
 from fnhub.server.errors import ApiError, responses
@@ -37,10 +38,10 @@ async def _entry(request: Request, scope: str, key: str, with_value: bool) -> di
     }
     if with_value:
         if kind == "string":
-            raw = await ctx.redis.get(full)
+            raw = as_optional_bytes(await ctx.redis.get(full))
             entry["value"] = _load(raw)
         elif kind == "hash":
-            raw_hash = await ctx.redis.hgetall(full)
+            raw_hash = as_hash(await ctx.redis.hgetall(full))
             entry["value"] = {k.decode(errors="replace"): _load(v) for k, v in raw_hash.items()}
     return entry
 
@@ -75,7 +76,7 @@ async def list_cache(
         next_cursor, batch = await ctx.redis.scan(
             next_cursor, match=prefix + pattern, count=max(count, 1000)
         )
-        found.extend(batch)
+        found.extend(as_list(batch))
         if not next_cursor or len(found) >= count:
             break
     items = []

@@ -109,8 +109,8 @@ def fetch_page(
         rows = list(session.execute(query).scalars())
         total = None
         if counted:
-            total = session.execute(select(func.count()).select_from(entity).where(*conditions))
-            total = int(total.scalar() or 0)
+            counting = select(func.count()).select_from(entity).where(*conditions)
+            total = int(session.execute(counting).scalar() or 0)
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     next_cursor = _encode([getattr(rows[-1], c.key) for c in order]) if more else None

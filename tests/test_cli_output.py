@@ -54,3 +54,24 @@ def test_too_narrow_for_the_kept_columns_folds_but_never_cuts() -> None:
     text = render(fitted_table(console, columns, [("x" * 30, "enabled")]), 20)
     assert "…" not in text and text.replace("\n", "").count("x") == 30
     assert all(len(line) <= 20 for line in text.splitlines()), text
+
+
+def test_output_to_a_reader_that_left_ends_quietly_without_a_signal() -> None:
+    """`fnhub ... | head`: the reader closes the pipe before fnhub writes. fnhub ends with an
+    exit code and nothing on stderr, not a traceback and not killed by SIGPIPE (which a server
+    role must never restore: it would die on any connection its peer dropped)."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from fnhub.cli import main; main()", "--help"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write_end)
+    os.close(read_end)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode > 0, process.returncode  # < 0 would be a signal
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr, stderr.decode()

@@ -250,3 +250,38 @@ def test_the_stream_sends_heartbeats_and_ends_at_shutdown(tmp_path: Path) -> Non
         assert "timeout graceful shutdown exceeded" not in log, log[-2000:]
     finally:
         close_stack(own)
+
+
+def test_a_client_that_resets_its_stream_does_not_kill_the_server(tmp_path: Path) -> None:
+    """A browser tab closed mid-stream resets the connection; the server's next write to it
+    fails with EPIPE. It must be an error on that one connection, not a SIGPIPE that kills the
+    process (Python ignores SIGPIPE; a role must never put the default action back)."""
+    import socket
+    import struct
+
+    stack = make_stack(tmp_path, workers=False, console_heartbeat_seconds="0.2")
+    try:
+        port = int(stack.url.rsplit(":", 1)[1])
+        for abrupt in (False, True, False):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            request = (
+                "GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {stack.token}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            sock.sendall(request.encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            if abrupt:  # RST at once (linger 0); else FIN, and the peer's RST on the next write
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            time.sleep(1.0)
+        assert stack.server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+        ignored = next(
+            int(line.split()[1], 16)
+            for line in Path(f"/proc/{stack.server.pid}/status").read_text().splitlines()
+            if line.startswith("SigIgn:")
+        )
+        assert ignored & (1 << (signal.SIGPIPE - 1)), "the server must ignore SIGPIPE"
+        with stack.client() as c:
+            assert c.get("/healthz").status_code == 200
+    finally:
+        close_stack(stack)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fnhub import audit, env_refs
 from fnhub.config import Settings, load_project_file
+from fnhub.revisions import bump
 from fnhub.scripts.store import Published, ScriptStore
 
 if TYPE_CHECKING:
@@ -127,5 +128,5 @@ def apply_project(
     for section in _in_order(list(sections), features):
         done = appliers[section](settings, sections[section])
         changes.append(done if done is not None else SectionChanges(section, counted=False))
-    revision = int(store.redis.incr(store.keys.project_revision))
+    revision = int(bump(store.redis, store.keys.project_revision))
     return ApplyReport(published, removed, changes, revision)

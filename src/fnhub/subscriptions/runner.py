@@ -25,6 +25,7 @@ import msgspec
 import orjson
 import redis
 
+from fnhub.backoff import Backoff
 from fnhub.calling.caller import Caller
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import TaskMaker
@@ -265,13 +266,12 @@ class Runner:
         enqueues that fail (no worker, queue full, Redis down) are retried with backoff."""
         batch = _Batch(msgs, settle, time.time())
         todo = list(range(len(msgs)))
-        backoff = 0.2
+        backoff = Backoff(initial=0.2, cap=5.0)
         try:
             while todo:
                 todo = await self._call_function(batch, todo)
                 if todo:
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await asyncio.sleep(backoff.next())
             if batch.publishing:
                 await asyncio.gather(*batch.publishing)
         finally:
@@ -418,12 +418,12 @@ class Runner:
     async def _publish(self, target: PublishTarget, payload: bytes) -> None:
         """Publish with retries: the input is acknowledged only after this returns."""
         connector_name, topic = self.spec.output_target(target)
-        backoff = 0.2
+        backoff = Backoff(initial=0.2, cap=5.0)
         while True:
             config = self.connectors.get(connector_name)
-            if config is None:
+            if config is None:  # removed while in flight; the manager restarts this runner
                 self.stats.last_error = f"publish: no connector named '{connector_name}'"
-                await asyncio.sleep(min(backoff * 5, 5.0))
+                await asyncio.sleep(backoff.next())
                 continue
             try:
                 options = get_type(config.type).publish_options(msgspec.structs.asdict(target))
@@ -434,8 +434,7 @@ class Runner:
             except Exception as exc:
                 self.stats.last_error = f"publish to {connector_name}:{topic} failed: {exc}"
                 log.warning("subscription %s: %s", self.spec.name, self.stats.last_error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(backoff.next())
 
     async def _publish_output(self, target: PublishTarget | None, payload: bytes | None) -> None:
         if target is not None and payload is not None:

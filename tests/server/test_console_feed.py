@@ -125,7 +125,8 @@ def test_two_clients_share_one_producer_and_see_a_task_run(stack: Stack) -> None
         snap = wait_for(shows_the_task, timeout=10)
         row = next(r for r in snap["tail"] if r["id"] == task["id"])
         assert (row["function"], row["status"], row["origin"]) == ("ov.b", "success", "api")
-        assert snap["totals"]["calls_per_minute"][-1] >= 1
+        # this minute's bucket, or the one before if the minute turned since the call
+        assert sum(snap["totals"]["calls_per_minute"][-2:]) >= 1
         assert {w["id"] for w in snap["workers"]} and all(
             w["children"] for w in snap["workers"]
         )  # the worker's processes, from their consumers

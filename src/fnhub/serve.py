@@ -100,13 +100,16 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
             loops["serve-reload"] = functools.partial(ScriptReloader(settings, _say).run, watching)
         for loop, target in loops.items():
             threads.append(start_thread(loop, target, stopped=watching.is_set, counter=counter))
-        worker = ServeWorker(settings, counter)
-        worker.start()
-        if stop.is_set():
-            return 0
         from fnhub.server.run import build_server, url_of
 
         server = build_server(settings)
+        # a supervisor told to stop (Ctrl-C reaches the whole process group) stops us too
+        worker = ServeWorker(
+            settings, counter, on_stopped=lambda: setattr(server, "should_exit", True)
+        )
+        worker.start()
+        if stop.is_set():
+            return 0
         reloading = "; publishing scripts/ as files change" if reload else ""
         console.print(
             f"fnhub serving project [bold]{settings.project_dir.resolve()}[/bold] on "

@@ -1,10 +1,12 @@
 """`fnhub serve`'s worker supervisor, in a process of its own that is started again if it dies.
 
-A supervisor killed from outside (SIGKILL, the OOM killer) takes its children with it (they
-die with their parent, `fnhub.parent_death`); the new one's dead-worker release hands the
-tasks they held back to the queue once the old heartbeat expires. Restarts run under
+A supervisor that dies (SIGKILL, the OOM killer, a crash) takes its children with it (they die
+with their parent, `fnhub.parent_death`) and is started again under
 `fnhub.supervised.run_restarting` (logged, backed off, counted as loop `serve-worker` in
-`fnhub_loop_restarts_total`). The supervisor dies with `serve` in turn.
+`fnhub_loop_restarts_total`); the new one's dead-worker release hands the tasks they held back
+to the queue once the old heartbeat expires. One that exits with code 0 was told to stop
+(SIGTERM, or Ctrl-C, which reaches the whole process group): `on_stopped` is called and it is
+not started again. The supervisor dies with `serve` in turn.
 
 One thread starts, watches and stops every supervisor process: the kernel's parent-death
 signal follows the thread that started a process, so that thread must outlive it.
@@ -16,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from fnhub.config import Settings
@@ -45,9 +48,12 @@ def _worker_process(settings_json: str, serve_pid: int) -> None:
 class ServeWorker:
     """Keeps one worker supervisor process running until `stop()`."""
 
-    def __init__(self, settings: Settings, counter: RestartCounter) -> None:
+    def __init__(
+        self, settings: Settings, counter: RestartCounter, on_stopped: Callable[[], object]
+    ) -> None:
         self.settings = settings
         self.counter = counter
+        self.on_stopped = on_stopped
         self.process: BaseProcess | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,7 +64,7 @@ class ServeWorker:
         )
 
     def _run_one(self) -> None:
-        """Start a supervisor and watch it; raises SupervisorDied if it ends on its own."""
+        """Start a supervisor and watch it; raises SupervisorDied if it dies."""
         process = _ctx.Process(
             target=_worker_process,
             args=(self.settings.model_dump_json(), os.getpid()),
@@ -69,6 +75,10 @@ class ServeWorker:
         try:
             while not self._stopping.is_set():
                 process.join(_WATCH_SECONDS)
+                if process.exitcode == 0:
+                    log.info("worker supervisor %s stopped: stopping", process.pid)
+                    self.on_stopped()
+                    return
                 if process.exitcode is not None:
                     raise SupervisorDied(
                         f"worker supervisor {process.pid} exited with code {process.exitcode}"

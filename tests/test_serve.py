@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from fnhub.calling.queue_client import QueueClient
 from fnhub.config import load_settings
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
+from fnhub.worker.processes import descendants
 
 SLOW = """
 import time
@@ -25,6 +27,12 @@ import fnhub
 def slow(i: int):
     time.sleep(0.2)
     return i
+
+@fnhub.api("long")
+def long(started: str):
+    open(started, "a").close()
+    time.sleep(3)
+    return fnhub.context.attempt
 """
 
 
@@ -54,6 +62,15 @@ def _serve(project: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def _serve_work(tmp_path: Path) -> tuple[Path, dict[str, str], subprocess.Popen[bytes]]:
+    """A project with SLOW's functions, and `fnhub serve` started on it."""
+    env = _env(tmp_path)
+    project = tmp_path / "proj"
+    (project / "scripts").mkdir(parents=True)
+    (project / "scripts" / "work.py").write_text(SLOW)
+    return project, env, _serve(project, env)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -100,15 +117,10 @@ def test_cli_init_serve_call_tasks(tmp_path):
 
 
 def test_queued_tasks_survive_a_restart_of_serve(tmp_path):
-    env = _env(tmp_path)
-    project = tmp_path / "proj"
-    (project / "scripts").mkdir(parents=True)
-    (project / "scripts" / "work.py").write_text(SLOW)
-    serve = _serve(project, env)
+    project, env, serve = _serve_work(tmp_path)
     settings = load_settings(project)
-    client = QueueClient(settings)
     try:
-        wait_for(lambda: _quiet(lambda: client.queue_has_worker("sync")), timeout=30)
+        client = _client_once_serving(project)
         ids = [client.submit("work.slow", {"i": i}).id for i in range(10)]
         time.sleep(0.5)
         queued_before_stop = client.redis.xlen(client.keys.queue("sync"))
@@ -139,3 +151,74 @@ def _quiet(fn):
         return fn()
     except Exception:
         return False
+
+
+def _client_once_serving(project: Path) -> QueueClient:
+    """A client of the project's queue, once a worker takes its tasks."""
+    client = QueueClient(load_settings(project))
+    wait_for(lambda: _quiet(lambda: client.queue_has_worker("sync")), timeout=30)
+    return client
+
+
+def _start_long_task(client: QueueClient, tmp_path: Path) -> str:
+    """The id of a `work.long` task (its result waited for), once a worker child runs it."""
+    started = tmp_path / "started"
+    task_id = client.submit("work.long", {"started": str(started)}, wait=True).id
+    wait_for(started.exists, timeout=20)
+    return task_id
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie (reaped by whoever adopted it, or not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+def _supervisor_pids(client: QueueClient) -> set[int]:
+    """The pids of the worker supervisors heartbeating now."""
+    workers = client.redis.hgetall(client.keys.workers).values()
+    return {pid for w in workers if not _gone(pid := json.loads(w)["pid"])}
+
+
+def test_serve_restarts_a_killed_supervisor_and_leaves_no_child(tmp_path):
+    project, _, serve = _serve_work(tmp_path)
+    try:
+        client = _client_once_serving(project)
+        [old] = wait_for(lambda: _supervisor_pids(client), timeout=10)
+        held = _start_long_task(client, tmp_path)
+        old_children = [pid for pid, _ in descendants(old)]
+        assert old_children
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: all(_gone(pid) for pid in old_children), timeout=5)
+        new = wait_for(lambda: _supervisor_pids(client) - {old}, timeout=15)
+        assert new and serve.poll() is None
+        assert client.call("work.slow", {"i": 7}, timeout=20).result == 7
+        # the task the dead child held comes back once the old heartbeat expires
+        redelivered = client.wait(held, timeout=40)
+        assert redelivered is not None and redelivered.result == 2
+        restarts = client.redis.hget(client.keys.loop_restarts, "serve-worker")
+        assert restarts is not None and int(restarts) >= 1
+        client.close()
+    finally:
+        _stop(serve)
+    assert serve.returncode == 0
+    log = (project / "serve.log").read_text()
+    assert "loop serve-worker failed; restarting" in log
+    assert f"worker supervisor {old} exited with code -9" in log
+
+
+def test_a_killed_serve_leaves_no_process_behind(tmp_path):
+    project, _, serve = _serve_work(tmp_path)
+    try:
+        client = _client_once_serving(project)
+        _start_long_task(client, tmp_path)
+        client.close()
+        family = [pid for pid, _ in descendants(serve.pid)]
+        assert len(family) >= 3  # Redis, the supervisor, its child
+    finally:
+        serve.kill()
+        serve.wait()
+    wait_for(lambda: all(_gone(pid) for pid in family), timeout=5)

@@ -2,10 +2,12 @@
 
 Order matters: the embedded Redis starts first (queued tasks from the last run are still in its
 append-only file), or a configured Redis and database are waited for (they may come up after
-us), then the schema is migrated and the project applied, then the worker
-supervisor starts in its own process, then the HTTP server runs in this process. On SIGTERM/SIGINT
-the server stops accepting and finishes in-flight requests, then the supervisor gets its grace
-period to finish running tasks, then Redis is shut down (which persists what is still queued).
+us), then the schema is migrated and the project applied, then the worker supervisor starts in
+its own process (started again if it dies, `serve_worker.py`), then the HTTP server runs in this
+process. On SIGTERM/SIGINT the server stops accepting and finishes in-flight requests, then the
+supervisor gets its grace period to finish running tasks, then Redis is shut down (which
+persists what is still queued). Redis and the supervisor (and so its children) die with `serve`
+even when it is SIGKILLed (`parent_death.py`).
 
 While it runs, the console shows each failed task (rate-limited, `serve_console.py`) and, with
 `--reload`, what publishing a changed script did (`script_reload.py`); the last line says how
@@ -16,10 +18,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
 import signal
 import threading
-import time
 
 from rich.console import Console
 
@@ -31,19 +31,11 @@ from fnhub.keys import Keys
 from fnhub.project import apply_project
 from fnhub.redis_client import sync_redis
 from fnhub.script_reload import ScriptReloader
+from fnhub.serve_worker import ServeWorker
 from fnhub.supervised import start_thread, thread_counter
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
-
-
-def _worker_process(settings_json: str) -> None:
-    from fnhub.worker.supervisor import Supervisor
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    Supervisor(Settings.model_validate_json(settings_json)).run()
 
 
 def _console_hint(settings: Settings, url: str, *, when: str = "") -> str:
@@ -77,7 +69,7 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
         embedded = EmbeddedRedis(settings.data_dir)
         embedded.start()
         console.print(f"embedded Redis on [bold]{embedded.socket}[/bold] (persistent)")
-    worker: multiprocessing.process.BaseProcess | None = None
+    worker: ServeWorker | None = None
     watching = threading.Event()  # set: the console threads stop
     threads: list[threading.Thread] = []
     tally: Tally | None = None
@@ -108,27 +100,16 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
             loops["serve-reload"] = functools.partial(ScriptReloader(settings, _say).run, watching)
         for loop, target in loops.items():
             threads.append(start_thread(loop, target, stopped=watching.is_set, counter=counter))
-        worker = multiprocessing.get_context("spawn").Process(
-            target=_worker_process, args=(settings.model_dump_json(),), name="fnhub-worker"
+        from fnhub.server.run import build_server, url_of
+
+        server = build_server(settings)
+        # a supervisor told to stop (Ctrl-C reaches the whole process group) stops us too
+        worker = ServeWorker(
+            settings, counter, on_stopped=lambda: setattr(server, "should_exit", True)
         )
         worker.start()
         if stop.is_set():
             return 0
-        from fnhub.server.run import build_server, url_of
-
-        server = build_server(settings)
-        failed = threading.Event()
-
-        def watch_worker() -> None:  # a dead supervisor ends the server (and so `serve`)
-            while not server.should_exit:
-                if not worker.is_alive():
-                    log.error("worker supervisor exited with code %s", worker.exitcode)
-                    failed.set()
-                    server.should_exit = True
-                    return
-                time.sleep(0.5)
-
-        threading.Thread(target=watch_worker, name="fnhub-watch", daemon=True).start()
         reloading = "; publishing scripts/ as files change" if reload else ""
         console.print(
             f"fnhub serving project [bold]{settings.project_dir.resolve()}[/bold] on "
@@ -138,14 +119,10 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
         )
         console.print(_console_hint(settings, url_of(settings)), soft_wrap=True)
         server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
-        return 1 if failed.is_set() or not server.started else 0
+        return 0 if server.started else 1
     finally:
-        if worker is not None and worker.is_alive():
-            worker.terminate()
-            worker.join(settings.shutdown_grace_seconds + 10)
-            if worker.is_alive():
-                worker.kill()
-                worker.join()
+        if worker is not None:
+            worker.stop()
         watching.set()  # the feed prints what the worker's last tasks left, then ends
         for thread in threads:
             thread.join(5)

@@ -31,6 +31,7 @@ from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.parent_death import die_with_parent
 from fnhub.queue import (
     FINISH,
     ResultBatch,
@@ -287,6 +288,9 @@ def child_main(
     supervisor_pid: int,
 ) -> None:
     """Entry point of a worker child process (spawned)."""
+    # SIGKILLed with the supervisor, however it dies: a child busy with a long task would
+    # otherwise only notice at its next read, running on unsupervised until then
+    die_with_parent(supervisor_pid)
     # a session of our own: what tasks start stays in it, for the supervisor to kill with us
     # (`worker.processes`); it also keeps the terminal's Ctrl-C for the supervisor, which
     # decides when we stop (through `stop`)

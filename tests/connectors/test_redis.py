@@ -17,6 +17,7 @@ from fnhub.connectors import (
     get_publisher,
 )
 from fnhub.connectors.pool import close_async_publishers, close_publisher
+from fnhub.connectors.redis.liveness import ALIVE_TTL_MS, alive_key
 
 from .conftest import SHARED_REDIS_URL, Recorder, wait_for
 
@@ -166,6 +167,58 @@ async def test_stream_claims_entries_of_dead_consumer(conn_prefix, conn_redis_cl
     assert (await client.xpending(key, "g"))["pending"] == 0
 
 
+async def test_stream_claims_entries_of_killed_consumer_within_seconds(
+    conn_prefix, conn_redis_cleanup
+):
+    """A consumer whose liveness key lapsed (its server was SIGKILLed) loses its pending entries
+    to a live consumer at once, not after `claim_idle_ms` (60 s by default)."""
+    client = conn_redis_cleanup
+    key = conn_prefix + "killed"
+    dead = conn_prefix + "dead"
+    await client.xgroup_create(key, "g", id="0", mkstream=True)
+    await _xadd_burst(client, key, 30)
+    # A consumer that read 30 entries, renewed its liveness key one last time, and was killed.
+    await client.xreadgroup("g", dead, {key: ">"}, count=30)
+    await client.set(alive_key("g", dead), b"1", px=ALIVE_TTL_MS)
+    killed = time.monotonic()
+    source = _stream_source(key, window=30, client_id=conn_prefix + "alive")
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(each(rec)))
+    await wait_for(lambda: source.status.acked == 30, 10, "claimed and acked")
+    took = time.monotonic() - killed
+    await source.stop()
+    await runner
+    assert sorted(int(p) for p in rec.seen) == list(range(30))
+    assert (await client.xpending(key, "g"))["pending"] == 0
+    print(f"dead consumer's 30 entries handled {took:.1f}s after its last renewal")
+
+
+async def _slow_keeps_its_five(slow, other, delay: float) -> None:
+    """`slow` takes the stream's five entries and handles each for `delay` seconds while
+    `other` runs beside it: `slow` handles all five, `other` none."""
+    rec_slow, rec_other = Recorder(delay=delay), Recorder()
+    tasks = [asyncio.create_task(slow.run(each(rec_slow)))]
+    await wait_for(lambda: slow.status.in_flight == 5, 10, "slow holds all")
+    tasks.append(asyncio.create_task(other.run(each(rec_other))))
+    await wait_for(lambda: slow.status.acked == 5, delay + 8.5, "slow finished")
+    await slow.stop()
+    await other.stop()
+    await asyncio.gather(*tasks)
+    assert rec_other.seen == []
+    assert sorted(rec_slow.seen) == sorted(str(i).encode() for i in range(5))
+
+
+async def test_stream_live_slow_consumer_keeps_its_entries(conn_prefix, conn_redis_cleanup):
+    """A live consumer busy longer than the liveness TTL (no reads, idle in XINFO) keeps its
+    entries: its key is renewed, so the other consumer does not claim them."""
+    client = conn_redis_cleanup
+    key = conn_prefix + "alive"
+    await _xadd_burst(client, key, 5)
+    slow = _stream_source(key, window=5, client_id=conn_prefix + "slow")
+    other = _stream_source(key, window=5, client_id=conn_prefix + "other")
+    await _slow_keeps_its_five(slow, other, delay=ALIVE_TTL_MS / 1000 + 2.5)
+
+
 async def test_stream_slow_handler_not_stolen(conn_prefix, conn_redis_cleanup):
     """In-flight entries are touched, so another consumer's XAUTOCLAIM does not take them."""
     client = conn_redis_cleanup
@@ -173,16 +226,7 @@ async def test_stream_slow_handler_not_stolen(conn_prefix, conn_redis_cleanup):
     await _xadd_burst(client, key, 5)
     slow = _stream_source(key, window=5, client_id="slow", claim_idle_ms=300)
     other = _stream_source(key, window=5, client_id="other", claim_idle_ms=300)
-    rec_slow, rec_other = Recorder(delay=1.5), Recorder()
-    tasks = [asyncio.create_task(slow.run(each(rec_slow)))]
-    await wait_for(lambda: slow.status.in_flight == 5, 10, "slow holds all")
-    tasks.append(asyncio.create_task(other.run(each(rec_other))))
-    await wait_for(lambda: slow.status.acked == 5, 10, "slow finished")
-    await slow.stop()
-    await other.stop()
-    await asyncio.gather(*tasks)
-    assert rec_other.seen == []
-    assert sorted(rec_slow.seen) == sorted(str(i).encode() for i in range(5))
+    await _slow_keeps_its_five(slow, other, delay=1.5)
     assert (await client.xpending(key, "g"))["pending"] == 0
 
 

@@ -8,6 +8,8 @@ import time
 import pytest
 from tests.conftest import REDIS_URL, wait_for
 
+from fnhub.connectors.base import stable_client_id
+
 
 def _subscription(cluster_stream: str, window: int = 200) -> dict:
     return {
@@ -94,4 +96,46 @@ def test_the_function_sees_the_entry_id_as_message_id(make_cluster):
     for message, entry_id in ids.items():
         assert metas[message]["message_id"] == entry_id
         assert metas[message]["topic"] == stream
+    cluster.redis.delete(stream)
+
+
+def _pending_of(r, stream: str, group: str, consumer: str) -> int:
+    consumers = r.xinfo_consumers(stream, group)
+    return sum(c["pending"] for c in consumers if c["name"].decode() == consumer)
+
+
+@pytest.mark.timeout(120)
+def test_killed_server_in_flight_entries_handled_within_seconds(make_cluster):
+    """`multiple` mode: the entries a SIGKILLed server had in flight are claimed by the live
+    server once the dead one's liveness key lapses, seconds after the kill, not after
+    `claim_idle_ms` (60 s)."""
+    stream = f"in-{time.time_ns()}"
+    subscription = {**_subscription(stream, window=5), "mode": "multiple"}
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}}, {"reclaim": subscription}
+    )
+    group, n1 = "fnhub-reclaim", stable_client_id("local", "reclaim", "n1")
+    cluster.set_delay(2.0)
+    cluster.start_worker(processes=2)
+    cluster.start_server("n1")
+    cluster.start_server("n2")
+    wait_for(lambda: cluster.connected("reclaim") == 2, timeout=30, interval=0.2)
+    n = 10
+    _publish(cluster.redis, stream, n)
+    wait_for(lambda: _pending_of(cluster.redis, stream, group, n1) > 0, timeout=10, interval=0.05)
+    cluster.kill_server("n1")
+    killed = time.monotonic()
+    in_flight = _pending_of(cluster.redis, stream, group, n1)
+    cluster.set_delay(0.0)
+    wait_for(lambda: _pending_of(cluster.redis, stream, group, n1) == 0, timeout=10, interval=0.05)
+    claimed = time.monotonic() - killed
+    # n1 cannot ack any more: an empty pending list means n2 handled and acked them all
+    wait_for(lambda: cluster.redis.xpending(stream, group)["pending"] == 0, timeout=10)
+    handled = time.monotonic() - killed
+    assert handled < 10
+    assert cluster.seen().keys() == {f"m{i}" for i in range(n)}
+    print(
+        f"{in_flight} in flight on the killed server: claimed after {claimed:.1f}s, "
+        f"handled after {handled:.1f}s"
+    )
     cluster.redis.delete(stream)

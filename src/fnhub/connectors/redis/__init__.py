@@ -2,9 +2,9 @@
 
 `kind: stream` is the reliable one: a consumer group reads at most the free window slots
 (XREADGROUP COUNT), acks each entry after its handler (XACK, batched), re-reads its own pending
-entries first after a restart, and claims entries other consumers left idle (XAUTOCLAIM) so a
-dead server's messages are not stuck. Its in-flight entries are touched (XCLAIM JUSTID) so live
-slow handlers are not stolen.
+entries first after a restart, claims a dead consumer's entries seconds after its liveness key
+lapsed (`liveness.py`) and any entry left idle for `claim_idle_ms` (XAUTOCLAIM). Its
+in-flight entries are touched (XCLAIM JUSTID) so live slow handlers are not stolen.
 
 `kind: pubsub` cannot push back: messages that arrive while the window is full wait in a bounded
 buffer; when that overflows the newest message is dropped, counted in `status.dropped` and

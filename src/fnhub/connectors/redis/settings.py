@@ -41,7 +41,7 @@ class RedisSourceOptions(SettingsModel):
     buffer: int = Field(10000, ge=1)  # pubsub: messages held while the window is full
     start: Literal["$", "0"] = "$"  # stream: where a new consumer group starts
     field: str = "data"  # stream: the entry field holding the payload
-    claim_idle_ms: int = Field(60000, ge=100)  # stream: claim others' entries idle this long
+    claim_idle_ms: int = Field(60000, ge=100)  # stream: claim any entry idle this long
     block_ms: int = Field(1000, ge=10)  # stream: XREADGROUP BLOCK
     ack_interval_ms: int = Field(20, ge=0)  # stream: one XACK per interval for what finished
     drain_timeout: float = Field(10.0, ge=0)

@@ -24,6 +24,7 @@ from fnhub.connectors.base import (
     describe_error,
 )
 from fnhub.connectors.redis.client import as_text, async_client, where
+from fnhub.connectors.redis.liveness import RENEW_SECONDS, ConsumerLiveness
 from fnhub.connectors.redis.settings import (
     RedisSettings,
     RedisSourceOptions,
@@ -205,10 +206,14 @@ class RedisStreamSource(_RedisSource):
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        liveness = ConsumerLiveness(client, self.group, self.client_id)
+        await liveness.renew()  # before re-reading our own entries, so nobody claims them
         self.status.connected()
         label = self.client_id
         self._acker = spawn("redis-stream-acks", lambda: self._ack_loop(client), label=label)
-        self._maintainer = spawn("redis-stream-upkeep", lambda: self._maintain(client), label=label)
+        self._maintainer = spawn(
+            "redis-stream-upkeep", lambda: self._maintain(client, liveness), label=label
+        )
         await self._read_own_pending(client)
         per_stream_keys: dict[KeyT, StreamIdT] = {key: ">" for key in self.topics}
         n = len(self.topics)
@@ -323,14 +328,17 @@ class RedisStreamSource(_RedisSource):
             for entry_id in ids:
                 self._inflight.discard((key, entry_id))
 
-    async def _maintain(self, client: aredis.Redis) -> None:
-        """Keep our in-flight entries fresh, claim abandoned ones, and update lag (every 2 s)."""
+    async def _maintain(self, client: aredis.Redis, liveness: ConsumerLiveness) -> None:
+        """Keep ourselves alive and take over dead consumers' entries (every second), keep our
+        in-flight entries fresh and claim entries idle for `claim_idle_ms`, update lag."""
         period = min(max(self.options.claim_idle_ms / 3000, 0.05), 20.0)
-        tick = min(period, 2.0)
+        tick = min(period, RENEW_SECONDS)
         last_claim = -period
         loop = asyncio.get_running_loop()
         while True:
             try:
+                await liveness.renew()
+                await self._claim_from_dead(liveness)
                 if loop.time() - last_claim >= period:
                     last_claim = loop.time()
                     await self._touch_inflight(client)
@@ -374,6 +382,24 @@ class RedisStreamSource(_RedisSource):
                     self._spawn_entries(key, entries)
                 if start == "0-0":
                     break
+
+    async def _claim_from_dead(self, liveness: ConsumerLiveness) -> None:
+        for key in self.topics:
+            if self._window.free <= 0 or self._stopping:
+                return
+            for dead in await liveness.dead_consumers(key):
+                while self._window.free > 0 and not self._stopping:
+                    entries = await liveness.claim_from(key, dead, self._window.free)
+                    if not entries:
+                        break
+                    log.info(
+                        "redis stream source %s: claimed %d entries of %s from dead consumer %s",
+                        self.client_id,
+                        len(entries),
+                        key,
+                        dead,
+                    )
+                    self._spawn_entries(key, entries)
 
     async def _update_lag(self, client: aredis.Redis) -> None:
         lag = pending = 0

@@ -55,6 +55,14 @@ def _finish_batch(client: redis.Redis, keys: Keys, sizes: list[int]) -> None:
     assert stats[b"n|sync|success"] == str(len(sizes)).encode()
     assert stats[b"b|sync|0.005"] == str(len(sizes)).encode()
     assert float(stats[b"s|sync"]) == pytest.approx(0.002 * len(sizes), abs=1e-6)
+    # per function, in the same call: calls, run time, and queue wait (trigger → start)
+    assert stats[b"fn|s.f|success"] == str(len(sizes)).encode()
+    assert stats[b"fb|s.f|0.005"] == str(len(sizes)).encode()
+    assert float(stats[b"fs|s.f"]) == pytest.approx(0.002 * len(sizes), abs=1e-6)
+    waits = {k: int(v) for k, v in stats.items() if k.startswith(b"fw|s.f|")}
+    assert sum(waits.values()) == len(sizes)
+    waited = sum(now - task.trigger_time for task, _ in tasks)
+    assert float(stats[b"fws|s.f"]) == pytest.approx(waited, abs=1e-6)
 
 
 @pytest.mark.parametrize("sizes", [SMALL, LARGE], ids=["inline", "beside"])

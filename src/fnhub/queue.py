@@ -196,6 +196,10 @@ class ResultBatch:
         self.outcomes: dict[tuple[str, str, str, int], int] = {}
         self.buckets: dict[tuple[str, str, int, int], int] = {}
         self.run_seconds: dict[str, float] = {}  # queue → seconds
+        self.function_seconds: dict[str, float] = {}  # function → run seconds
+        # queue wait (trigger → start) per function: (function, RUN_BOUNDS index) → tasks
+        self.wait_buckets: dict[tuple[str, int], int] = {}
+        self.wait_seconds: dict[str, float] = {}  # function → wait seconds
         self.replies: dict[str, list[bytes]] = {}
         self.records: list[bytes] = []
         # bundle entries: `keys.bundles` fields to set (tasks done) and to delete (entry
@@ -229,15 +233,24 @@ class ResultBatch:
             )
 
     def counters(self) -> tuple[dict[str, int], dict[str, float]]:
-        """The `keys.stats` fields to add to: task counts, and run seconds per queue."""
+        """The `keys.stats` fields to add to: task counts and run-time buckets per queue
+        (`n|`, `b|`) and per function (`fn|`, `fb|`), queue-wait buckets per function (`fw|`),
+        and the seconds summed for each histogram (`s|`, `fs|`, `fws|`)."""
         counts: dict[str, int] = {}
-        for (queue, _function, status, _minute), n in self.outcomes.items():
-            name = f"n|{queue}|{status}"
+        for (queue, function, status, _minute), n in self.outcomes.items():
+            for name in (f"n|{queue}|{status}", f"fn|{function}|{status}"):
+                counts[name] = counts.get(name, 0) + n
+        for (queue, function, index, _minute), n in self.buckets.items():
+            bound = _QUEUE_BUCKET[index]
+            for name in (f"b|{queue}|{bound}", f"fb|{function}|{bound}"):
+                counts[name] = counts.get(name, 0) + n
+        for (function, index), n in self.wait_buckets.items():
+            name = f"fw|{function}|{_QUEUE_BUCKET[index]}"
             counts[name] = counts.get(name, 0) + n
-        for (queue, _function, index, _minute), n in self.buckets.items():
-            name = f"b|{queue}|{_QUEUE_BUCKET[index]}"
-            counts[name] = counts.get(name, 0) + n
-        return counts, {f"s|{q}": value for q, value in self.run_seconds.items()}
+        seconds = {f"s|{q}": value for q, value in self.run_seconds.items()}
+        seconds.update((f"fs|{f}", value) for f, value in self.function_seconds.items())
+        seconds.update((f"fws|{f}", value) for f, value in self.wait_seconds.items())
+        return counts, seconds
 
     def minute_counters(self, keys: Keys) -> dict[str, dict[str, int]]:
         """The per-minute hashes to add to (`fnhub.minute_stats`): key → field → tasks."""
@@ -406,7 +419,8 @@ def add_retrying(
 
 def add_stats(batch: ResultBatch, result: TaskResult) -> None:
     """Count the outcome and its run time's bucket, per queue, function and the minute it
-    ended in (one key each: the sums per queue and per function are made once per batch)."""
+    ended in (one key each: the sums per queue and per function are made once per batch), and
+    the function's queue wait."""
     queue, function, end = result.queue, result.function, result.end_time
     minute = int((end if end is not None else time.time()) // 60)
     key = (queue, function, result.status, minute)
@@ -416,6 +430,13 @@ def add_stats(batch: ResultBatch, result: TaskResult) -> None:
         bucket = (queue, function, bisect.bisect_left(RUN_BOUNDS, seconds), minute)
         batch.buckets[bucket] = batch.buckets.get(bucket, 0) + 1
         batch.run_seconds[queue] = batch.run_seconds.get(queue, 0.0) + seconds
+        batch.function_seconds[function] = batch.function_seconds.get(function, 0.0) + seconds
+    if result.start_time is not None and result.trigger_time:
+        # trigger → start of the final attempt; clocks of different hosts may disagree a little
+        wait = max(result.start_time - result.trigger_time, 0.0)
+        index = bisect.bisect_left(RUN_BOUNDS, wait)
+        batch.wait_buckets[function, index] = batch.wait_buckets.get((function, index), 0) + 1
+        batch.wait_seconds[function] = batch.wait_seconds.get(function, 0.0) + wait
 
 
 def add_ack(pipe: Any, stream: str, *entry_ids: str | bytes) -> None:

@@ -1,7 +1,8 @@
 """Operations: liveness, readiness (Redis, database, workers) and Prometheus metrics.
 
-Task counters and run-time histograms are cluster-wide: workers add them to `keys.stats` in the
-same atomic call that acknowledges each task, so any server's `/metrics` shows every worker's work.
+Task counters and run-time histograms, per queue and per function (and queue-wait histograms per
+function), are cluster-wide: workers add them to `keys.stats` in the same atomic call that
+acknowledges each task, so any server's `/metrics` shows every worker's work.
 Restarts of long-lived loops (`fnhub.supervised`) are cluster-wide the same way.
 """
 
@@ -79,6 +80,34 @@ async def readyz(request: Request) -> Response:
     )
 
 
+#: `keys.stats` fields holding seconds (the rest hold counts): `<kind>|<queue or function>`
+_SUM_KINDS = frozenset({"s", "fs", "fws"})
+
+
+def _histogram(
+    name: str,
+    documentation: str,
+    label: str,
+    counts: dict[str, dict[tuple[str, str], int]],
+    sums: dict[str, dict[str, float]],
+    bucket_kind: str,
+    sum_kind: str,
+) -> HistogramMetricFamily:
+    """A histogram over `RUN_BUCKETS` from the `keys.stats` fields of one bucket and sum kind."""
+    buckets: dict[str, dict[str, int]] = {}
+    for (owner, bound), n in counts.get(bucket_kind, {}).items():
+        buckets.setdefault(owner, {})[bound] = n
+    seconds = sums.get(sum_kind, {})
+    hist = HistogramMetricFamily(name, documentation, labels=[label])
+    for owner in sorted(set(buckets) | set(seconds)):
+        cumulative, total = [], 0
+        for bound in [*(str(b) for b in RUN_BUCKETS), "+Inf"]:
+            total += buckets.get(owner, {}).get(bound, 0)
+            cumulative.append((bound, total))
+        hist.add_metric([owner], cumulative, seconds.get(owner, 0.0))
+    return hist
+
+
 class _Snapshot:
     """A one-off collector over numbers read from Redis for this scrape."""
 
@@ -95,32 +124,50 @@ class _Snapshot:
         self.restarts = restarts
 
     def collect(self) -> Any:
+        counts: dict[str, dict[tuple[str, str], int]] = {}  # field kind → (name, label) → n
+        sums: dict[str, dict[str, float]] = {}  # field kind → name → seconds
+        for raw_key, raw_value in self.stats.items():
+            kind, _, rest = raw_key.decode().partition("|")
+            if kind in _SUM_KINDS:
+                sums.setdefault(kind, {})[rest] = float(raw_value)
+            else:
+                name, _, label = rest.rpartition("|")
+                counts.setdefault(kind, {})[name, label] = int(raw_value)
         tasks = CounterMetricFamily(
             "fnhub_tasks", "Finished tasks by queue and status", labels=["queue", "status"]
         )
-        buckets: dict[str, dict[str, int]] = {}
-        sums: dict[str, float] = {}
-        for raw_key, raw_value in self.stats.items():
-            kind, _, rest = raw_key.decode().partition("|")
-            queue, _, label = rest.rpartition("|") if kind != "s" else (rest, "", "")
-            if kind == "n":
-                tasks.add_metric([queue, label], int(raw_value))
-            elif kind == "b":
-                buckets.setdefault(queue, {})[label] = int(raw_value)
-            elif kind == "s":
-                sums[queue] = float(raw_value)
+        for (queue, status), n in sorted(counts.get("n", {}).items()):
+            tasks.add_metric([queue, status], n)
         yield tasks
-        hist = HistogramMetricFamily(
-            "fnhub_task_run_seconds", "Run time of finished tasks", labels=["queue"]
+        yield _histogram(
+            "fnhub_task_run_seconds", "Run time of finished tasks", "queue", counts, sums, "b", "s"
         )
-        for queue in sorted(set(buckets) | set(sums)):
-            counts = buckets.get(queue, {})
-            cumulative, total = [], 0
-            for bound in [*(str(b) for b in RUN_BUCKETS), "+Inf"]:
-                total += counts.get(bound, 0)
-                cumulative.append((bound, total))
-            hist.add_metric([queue], cumulative, sums.get(queue, 0.0))
-        yield hist
+        calls = CounterMetricFamily(
+            "fnhub_function_calls",
+            "Finished tasks by function and final status",
+            labels=["function", "status"],
+        )
+        for (function, status), n in sorted(counts.get("fn", {}).items()):
+            calls.add_metric([function, status], n)
+        yield calls
+        yield _histogram(
+            "fnhub_function_run_seconds",
+            "Run time of finished tasks per function",
+            "function",
+            counts,
+            sums,
+            "fb",
+            "fs",
+        )
+        yield _histogram(
+            "fnhub_function_wait_seconds",
+            "Time from trigger to the start of the final attempt, per function",
+            "function",
+            counts,
+            sums,
+            "fw",
+            "fws",
+        )
         lengths = GaugeMetricFamily(
             "fnhub_queue_length", "Tasks waiting or running per queue", labels=["queue"]
         )
@@ -157,8 +204,9 @@ async def metrics_access(
     dependencies=[Depends(metrics_access)],
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus text format: tasks by queue and status, run-time histograms, queue lengths,
-    live workers, restarts of long-lived loops."""
+    """Prometheus text format: tasks by queue and status, run-time histograms, the same per
+    function with queue-wait histograms, queue lengths, live workers, restarts of long-lived
+    loops."""
     ctx = context_of(request)
     caller = caller_of(request)
     await caller.refresh()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -438,25 +437,17 @@ for _feature in FEATURES:  # `fnhub cron ...`, `fnhub beat`, `fnhub websub ...`,
             app.command(_entry.name)(_entry.command)
 
 
-def _output_gone() -> NoReturn:
-    """Point stdout at /dev/null so the interpreter's last flush does not fail again, and exit
-    the way a process killed by SIGPIPE would report it (128 + 13)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(141)
-
-
 def main() -> None:  # pragma: no cover - console script entry
     import redis
 
     multiprocessing.freeze_support()
     # SIGPIPE stays ignored (Python's default): with the default action back, a server or worker
     # writing to a connection its peer dropped would die instead of failing that one write.
+    # A reader of our output that left (`fnhub tasks | head`) ends the command quietly through
+    # click's own EPIPE handling.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app()
-    except BrokenPipeError:  # `fnhub tasks | head`: the reader left; end quietly, as a pipe expects
-        _output_gone()
     except redis.ConnectionError as exc:
         err.print(f"[red]error:[/red] cannot reach Redis ({exc}); is `fnhub serve` running?")
         sys.exit(3)

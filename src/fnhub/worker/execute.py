@@ -18,16 +18,23 @@ import os
 import sys
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from fnhub.config import Settings
+from fnhub.node.packages import packages_hash
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, result_for
-from fnhub.worker.loader import ScriptLoadError, UnknownFunction, WorkerScripts
+from fnhub.worker.loader import JsFunction, ScriptLoadError, UnknownFunction, WorkerScripts
+
+if TYPE_CHECKING:
+    from fnhub.node.executor import NodeExecutor
 
 _SIMPLE = (str, int, float, bool, type(None))
+#: how long past a JavaScript task's deadline the supervisor waits before killing the child
+NODE_DEADLINE_SLACK_SECONDS = 3.0
 BYTES_MARKER = "$fnhub_bytes"
 
 
@@ -45,6 +52,25 @@ class ResultError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class NodeUnavailable(Exception):
+    """This worker cannot run JavaScript: no usable Node, or the npm packages do not install."""
+
+
+def _node_executor(settings: Settings, scripts: WorkerScripts) -> NodeExecutor:
+    """This child's Node executor, with the project's npm packages installed on this machine
+    (the first worker child to need them runs `npm ci`; the others wait on its lock)."""
+    from fnhub.node.executor import NodeExecutor
+    from fnhub.node.locate import NodeNotFound, find_node
+    from fnhub.node.packages import PackagesError, installed_modules
+
+    try:
+        find_node(settings.node_path)
+        modules = installed_modules(settings, scripts.redis, scripts.keys)
+    except (NodeNotFound, PackagesError) as exc:
+        raise NodeUnavailable(f"cannot run JavaScript on this worker: {exc}") from None
+    return NodeExecutor(settings, scripts.code, scripts.active_javascript, modules_dir=modules)
 
 
 class BoundedText(io.TextIOBase):
@@ -104,9 +130,19 @@ class _CaptureHandler(logging.Handler):
 class Executor:
     """Runs tasks in this process; one per worker child."""
 
-    def __init__(self, scripts: WorkerScripts, log_max_bytes: int, result_max_bytes: int) -> None:
+    def __init__(
+        self,
+        scripts: WorkerScripts,
+        log_max_bytes: int,
+        result_max_bytes: int,
+        settings: Settings | None = None,
+    ) -> None:
         self.pid = os.getpid()  # the worker child's: a forked copy of it has another
         self.scripts = scripts
+        self.settings = settings  # for the Node process JavaScript tasks run in
+        self.node: NodeExecutor | None = None
+        self.node_revision = -1  # the scripts revision when the packages were last checked
+        self.node_packages = ""  # the hash of the npm packages the Node process was given
         self.log_max_bytes = log_max_bytes
         self.result_max_bytes = result_max_bytes
         self.loop = asyncio.new_event_loop()
@@ -130,6 +166,9 @@ class Executor:
                 "past its expiry; it was not run",
             )
         try:
+            js = self.scripts.javascript(task.function, task.version)
+            if js is not None:
+                return self._run_javascript(task, js, start)
             fn, _info = self.scripts.function(task.function, task.version)
         except (UnknownFunction, ScriptLoadError) as exc:
             self._exit_if_forked(1)  # a script's top-level code forked
@@ -166,6 +205,38 @@ class Executor:
             return self._failure(task, start, exc, logs, with_traceback=False)
         return result_for(
             task, Status.SUCCESS, start_time=start, end_time=time.time(), result=value, logs=logs
+        )
+
+    def deadline_slack(self, task: Task) -> float:
+        """Seconds the supervisor waits past a task's deadline before it kills this child: a
+        JavaScript task's deadline is kept here (its Node process is killed and replaced,
+        the child lives on), so the supervisor only steps in if that fails."""
+        try:
+            js = self.scripts.javascript(task.function, task.version)
+        except UnknownFunction:
+            return 0.0
+        return NODE_DEADLINE_SLACK_SECONDS if js is not None else 0.0
+
+    def _run_javascript(self, task: Task, js: JsFunction, start: float) -> TaskResult:
+        """Run in this child's Node process (started on first use). NodeDied (the process
+        was killed from outside) goes up: the task is retried like one of a dead worker."""
+        if self.node is not None and self.node_revision != self.scripts.active.revision:
+            # scripts moved: the npm packages may have too (`fnhub apply` bumps the revision)
+            self.node_revision = self.scripts.active.revision
+            if packages_hash(self.scripts.redis, self.scripts.keys) != self.node_packages:
+                self.node.close()
+                self.node = None
+        if self.node is None:
+            if self.settings is None:
+                raise ScriptLoadError("this worker cannot run JavaScript (no settings given)")
+            self.node_revision = self.scripts.active.revision
+            self.node_packages = packages_hash(self.scripts.redis, self.scripts.keys)
+            try:
+                self.node = _node_executor(self.settings, self.scripts)
+            except NodeUnavailable as exc:
+                return self._failure(task, start, exc, "", with_traceback=False)
+        return self.node.run(
+            task, js.script, js.hash, js.name, js.info, deadline=start + task.timeout
         )
 
     def _exit_if_forked(self, code: int) -> None:
@@ -215,6 +286,8 @@ class Executor:
             error_type = exc.kind
         elif isinstance(exc, UnknownFunction):
             error_type = "UnknownFunction"
+        elif isinstance(exc, NodeUnavailable):
+            error_type = "NodeUnavailable"
         message = str(exc)
         tb = None
         if with_traceback:
@@ -236,6 +309,8 @@ class Executor:
         )
 
     def close(self) -> None:
+        if self.node is not None:
+            self.node.close()
         logging.getLogger().removeHandler(self.capture)
         with contextlib.suppress(Exception):
             self.loop.close()

@@ -108,7 +108,7 @@ def _npm_ci(settings: Settings, packages: Packages, target: Path) -> None:
                 f"`npm ci` took over {INSTALL_TIMEOUT_SECONDS:g}s and was stopped"
             ) from None
         if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip()[-2000:]
+            detail = _npm_error(done.stderr or done.stdout)
             raise PackagesError(f"`npm ci` failed (exit code {done.returncode}): {detail}")
         (work / DONE_MARKER).write_text(packages.hash)
         with contextlib.suppress(FileNotFoundError):
@@ -116,6 +116,22 @@ def _npm_ci(settings: Settings, packages: Packages, target: Path) -> None:
         work.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _npm_error(output: str) -> str:
+    """npm's reason: its error code and the paragraph after it (a usage text and the log
+    file's path follow)."""
+    lines = [line.removeprefix("npm error").strip() for line in output.strip().splitlines()]
+    code = next((line for line in lines if line.startswith("code ")), "")
+    reason: list[str] = []
+    for line in lines:
+        if line.startswith("code ") or (not line and not reason):
+            continue
+        if not line:
+            break  # the blank line before the usage text
+        reason.append(line)
+    text = " ".join(reason)
+    return (f"{text} ({code})" if code else text)[:2000]
 
 
 def _npm(settings: Settings) -> str:

@@ -13,39 +13,27 @@ Frames (see host.js): 4-byte big-endian length + UTF-8 JSON, bytes as `{"$fnhub_
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
 import logging
-import os
-import select
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
+from fnhub.node.host import Gone, HostProcess, encode_frame, from_wire
 from fnhub.node.locate import find_node
-from fnhub.parent_death import parent_death_hook
 from fnhub.tasks import Status, Task, TaskResult, result_for
 
 log = logging.getLogger(__name__)
 
-HOST = Path(__file__).with_name("host.js")
-BYTES_MARKER = "$fnhub_bytes"
 #: how often the active-scripts map is re-read when no task names an unknown version
 REFRESH_SECONDS = 2.0
 #: layouts (sets of script versions) one process may hold before it is replaced: every one
 #: keeps its modules loaded, and ES modules cannot be unloaded
 MAX_LAYOUTS = 64
-_READ_SIZE = 1 << 16
 _CACHE_OPS = frozenset(
     {
         "set",
@@ -68,149 +56,6 @@ _CACHE_OPTIONS = frozenset({"expires", "not_exists"})
 
 class NodeDied(Exception):
     """The Node process was killed from outside (SIGKILL) while a task ran."""
-
-
-class _Gone(Exception):
-    """The process's answer pipe closed: it ended."""
-
-
-def _wire_default(value: Any) -> Any:
-    """Bytes travel as the marker object, both ways (a Buffer in JavaScript)."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {BYTES_MARKER: base64.b64encode(value).decode()}
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _from_wire(value: Any) -> Any:
-    if isinstance(value, dict) and len(value) == 1 and BYTES_MARKER in value:
-        return base64.b64decode(value[BYTES_MARKER])
-    return value
-
-
-def _frame(obj: Any) -> bytes:
-    try:
-        payload = orjson.dumps(obj, default=_wire_default)
-    except TypeError:  # keys that are not strings (msgpack allows them)
-        payload = orjson.dumps(obj, default=_wire_default, option=orjson.OPT_NON_STR_KEYS)
-    return len(payload).to_bytes(4, "big") + payload
-
-
-class _Process:
-    """One Node host: its pipes, its folder, and what it was already sent."""
-
-    def __init__(self, settings: Settings, modules_dir: Path | None) -> None:
-        node = find_node(settings.node_path)
-        self.root = Path(tempfile.mkdtemp(prefix="fnhub-node-"))
-        self.log_path = self.root / "node.log"
-        to_node_r, to_node_w = os.pipe()
-        from_node_r, from_node_w = os.pipe()
-        config = {
-            "root": str(self.root / "run"),
-            "inFd": to_node_r,
-            "outFd": from_node_w,
-            "resultMax": settings.result_max_bytes,
-            "logMax": settings.log_max_bytes,
-            "modules": str(modules_dir) if modules_dir is not None else None,
-        }
-        try:
-            with open(self.log_path, "ab") as log_file:
-                self.proc = subprocess.Popen(
-                    [
-                        node.path,
-                        f"--max-old-space-size={settings.node_max_old_space_mb}",
-                        str(HOST),
-                        "serve",
-                        json.dumps(config),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=log_file,
-                    pass_fds=(to_node_r, from_node_w),
-                    preexec_fn=parent_death_hook(signal.SIGKILL),
-                )
-        finally:
-            os.close(to_node_r)
-            os.close(from_node_w)
-        self.wfd = to_node_w
-        self.rfd = from_node_r
-        os.set_blocking(self.wfd, False)
-        self.reader = select.poll()
-        self.reader.register(self.rfd, select.POLLIN)
-        self.writer = select.poll()
-        self.writer.register(self.wfd, select.POLLOUT)
-        self.buf = bytearray()
-        self.sent: set[tuple[str, str]] = set()  # script versions whose code it has
-        self.layouts: dict[frozenset[tuple[str, str]], int] = {}
-        self.killed = False  # by us: its end is no news
-        self.exit_code: int | None = None  # what process.exit() said, when it did
-
-    def write(self, data: bytes, deadline: float) -> bool:
-        """Write all of `data` before `deadline`; False when the deadline passed first."""
-        view = memoryview(data)
-        done = 0
-        while True:
-            try:
-                done += os.write(self.wfd, view[done:])
-            except BlockingIOError:
-                pass  # the pipe is full: Node reads it once it gets to it
-            except OSError as exc:  # BrokenPipeError: it ended
-                raise _Gone from exc
-            if done >= len(data):
-                return True
-            if not self.writer.poll(_ms_left(deadline)) and time.time() >= deadline:
-                return False
-
-    def read(self, deadline: float) -> Any:
-        """The next frame, or None once `deadline` passed; raises _Gone when the process ended."""
-        buf = self.buf
-        while True:
-            if len(buf) >= 4:
-                size = int.from_bytes(buf[:4], "big")
-                if len(buf) >= size + 4:
-                    frame = orjson.loads(buf[4 : size + 4])
-                    del buf[: size + 4]
-                    return frame
-            if not self.reader.poll(_ms_left(deadline)):
-                if time.time() >= deadline:
-                    return None
-                continue
-            chunk = os.read(self.rfd, _READ_SIZE)
-            if not chunk:
-                raise _Gone
-            if not buf and len(chunk) >= 4 and int.from_bytes(chunk[:4], "big") == len(chunk) - 4:
-                return orjson.loads(memoryview(chunk)[4:])  # the usual case: one whole frame
-            buf += chunk
-
-    def log_tail(self, size: int = 4000) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - size))
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def kill(self) -> None:
-        self.killed = True
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-
-    def close(self) -> None:
-        """End the process (closing its input ends it; a busy one is killed) and its folder."""
-        with contextlib.suppress(OSError):
-            os.close(self.wfd)
-        try:
-            self.proc.wait(0.5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.proc.wait()
-        with contextlib.suppress(OSError):
-            os.close(self.rfd)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _ms_left(deadline: float) -> int:
-    return max(0, int((deadline - time.time()) * 1000) + 1)
 
 
 class NodeExecutor:
@@ -237,7 +82,7 @@ class NodeExecutor:
         self.refreshed_at = -REFRESH_SECONDS
         self.base: int | None = None  # layout id of the active map in the current process
         self.next_layout = 1
-        self.process: _Process | None = None
+        self.process: HostProcess | None = None
         self.process_modules: Path | None = None
 
     # --- processes ---------------------------------------------------------------------------
@@ -248,14 +93,22 @@ class NodeExecutor:
             return found / "node_modules"
         return found
 
-    def _start(self) -> _Process:
+    def _start(self) -> HostProcess:
         self.process_modules = self._modules()
-        self.process = _Process(self.settings, self.process_modules)
+        settings = self.settings
+        self.process = HostProcess(
+            find_node(settings.node_path),
+            "serve",
+            heap_mb=settings.node_max_old_space_mb,
+            result_max_bytes=settings.result_max_bytes,
+            log_max_bytes=settings.log_max_bytes,
+            modules_dir=self.process_modules,
+        )
         self.base = None
         self.next_layout = 1
         return self.process
 
-    def _replace(self, process: _Process) -> None:
+    def _replace(self, process: HostProcess) -> None:
         """End `process` and start its replacement now, so the next task finds it booted."""
         if not process.killed:
             process.kill()
@@ -280,7 +133,7 @@ class NodeExecutor:
         if self.process is not None and self._modules() != self.process_modules:
             self._replace(self.process)
 
-    def _layout(self, process: _Process, script: str, hash_: str) -> tuple[int, bytes] | str:
+    def _layout(self, process: HostProcess, script: str, hash_: str) -> tuple[int, bytes] | str:
         """The layout id the task runs in and the frame creating it (b"" when it exists), or
         why the task cannot run."""
         versions = self.active
@@ -313,7 +166,7 @@ class NodeExecutor:
         process.layouts[key] = layout
         if versions is self.active:
             self.base = layout
-        return layout, _frame({"t": "layout", "id": layout, "files": files})
+        return layout, encode_frame({"t": "layout", "id": layout, "files": files})
 
     # --- running -----------------------------------------------------------------------------
 
@@ -371,7 +224,7 @@ class NodeExecutor:
         run = {"t": "run", "l": layout, "s": script, "h": hash_, "f": name, "k": task.kwargs}
         run["c"] = ctx
         try:
-            if not process.write(prelude + _frame(run), deadline):
+            if not process.write(prelude + encode_frame(run), deadline):
                 return self._timeout(process, task, start)
             while True:
                 frame = process.read(deadline)
@@ -385,7 +238,7 @@ class NodeExecutor:
                         return self._timeout(process, task, start)
                 elif kind == "exit":
                     process.exit_code = frame.get("code")
-        except _Gone:
+        except Gone:
             return self._ended(process, task, start)
         if frame["ok"]:
             return result_for(
@@ -409,7 +262,7 @@ class NodeExecutor:
             logs=frame["g"],
         )
 
-    def _timeout(self, process: _Process, task: Task, start: float) -> TaskResult:
+    def _timeout(self, process: HostProcess, task: Task, start: float) -> TaskResult:
         self._replace(process)
         return result_for(
             task,
@@ -421,7 +274,7 @@ class NodeExecutor:
             "and its process was killed",
         )
 
-    def _ended(self, process: _Process, task: Task, start: float) -> TaskResult:
+    def _ended(self, process: HostProcess, task: Task, start: float) -> TaskResult:
         """The process ended while `task` ran: say how, and start its replacement."""
         try:
             code = process.proc.wait(5)
@@ -470,7 +323,7 @@ class NodeExecutor:
         except Exception as exc:
             reply = {"t": "r", "c": frame["c"], "ok": False, "y": type(exc).__name__}
             reply["m"] = str(exc)
-        return _frame(reply)
+        return encode_frame(reply)
 
     def _sdk_call(self, op: str, args: list[Any], options: dict[str, Any], script: str) -> Any:
         kind, _, name = op.partition(".")
@@ -484,6 +337,6 @@ class NodeExecutor:
             from fnhub.connections import connector
 
             target, topic, message = args
-            connector(target).publish(topic, _from_wire(message), **options)
+            connector(target).publish(topic, from_wire(message), **options)
             return None
         raise ValueError(f"unknown fnhub SDK call {op!r}")

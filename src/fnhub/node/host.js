@@ -803,6 +803,7 @@ function loadProblem(layout, name, err) {
   const { name: kind, message } = describeError(err);
   let where = '';
   let line = null;
+  let column = null;
   const stack = err && typeof err.stack === 'string' ? err.stack : '';
   const framePattern = /(?:file:\/\/)?(\/[^\s():]+\.m?js):(\d+):(\d+)/g;
   for (const m of stack.matchAll(framePattern)) {
@@ -812,9 +813,12 @@ function loadProblem(layout, name, err) {
       const text = (codes.get(`${script}@${layout.files[script][0]}`).code.split('\n')[m[2] - 1] || '').trim();
       where = ` (${path.basename(m[1])} line ${m[2]}: ${text})`;
     }
-    if (script === name && line === null) line = parseInt(m[2], 10);
+    if (script === name && line === null) {
+      line = parseInt(m[2], 10);
+      column = parseInt(m[3], 10);
+    }
   }
-  return { message: `error while loading: ${kind}: ${message}${where}`, line };
+  return { message: `error while loading: ${kind}: ${message}${where}`, line, column };
 }
 
 async function describeScript(layout, name) {

@@ -171,6 +171,8 @@ function cleanStack(stack) {
     }
     kept.push(line);
   }
+  // the callback convention's Promise, when the stack ends there, is the host's too
+  if (kept.length > 1 && kept[kept.length - 1].trim() === 'at new Promise (<anonymous>)') kept.pop();
   return cleanText(kept.join('\n'));
 }
 

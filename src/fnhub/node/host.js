@@ -346,11 +346,6 @@ function setUpRoot() {
       }
     }
   }
-  // `import './other.js'` of a script that is an ES module (written as other.mjs), and an
-  // extensionless relative import, resolve as they would in the project folder
-  if (typeof Module.register === 'function') {
-    Module.register(pathToFileURL(path.join(__dirname, 'hooks.mjs')).href);
-  }
   const resolveFilename = Module._resolveFilename;
   Module._resolveFilename = function (request, parent, ...rest) {
     try {
@@ -368,6 +363,17 @@ function setUpRoot() {
   };
 }
 
+let hooked = false;
+
+/** `import './other.js'` of a script that is an ES module (written as other.mjs), and an
+ * extensionless relative import, resolve as they would in the project folder. Registered with
+ * the first ES module only: registering costs ~45 ms of start-up (a loader thread). */
+function hookResolution() {
+  if (hooked || typeof Module.register !== 'function') return;
+  hooked = true;
+  Module.register(pathToFileURL(path.join(__dirname, 'hooks.mjs')).href);
+}
+
 function addLayout(id, files) {
   const dir = path.join(ROOT, `L${id}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -378,6 +384,7 @@ function addLayout(id, files) {
       entry = { code, esm: isEsm(code, path.join(dir, `${name}.js`)) };
       codes.set(key, entry);
     }
+    if (entry.esm) hookResolution();
     fs.writeFileSync(path.join(dir, name + (entry.esm ? '.mjs' : '.js')), entry.code);
   }
   layouts.set(id, { dir, files });
@@ -911,6 +918,10 @@ function failCurrent(err) {
   return true;
 }
 
+// like the worker child, which catches them with a handler doing nothing: the host ends when
+// its input closes (its child is done) or by SIGKILL (deadline, parent death), never half-way
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
 process.on('unhandledRejection', (reason) => {
   if (!failCurrent(reason)) realWrite.err(`fnhub: unhandled rejection between tasks: ${describeError(reason).stack || describeError(reason).message}\n`);
 });

@@ -29,6 +29,23 @@ from fnhub.parent_death import parent_death_hook
 HOST_JS = Path(__file__).with_name("host.js")
 BYTES_MARKER = "$fnhub_bytes"
 _READ_SIZE = 1 << 16
+_FOLDER_PREFIX = "fnhub-node-"
+
+
+def _sweep() -> None:
+    """Remove the folders of processes whose owner died without cleaning up (a worker child
+    killed with SIGKILL runs no `finally`); the owner's pid is in the folder's name."""
+    base = Path(tempfile.gettempdir())
+    for folder in base.glob(f"{_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(_FOLDER_PREFIX) :].partition("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 class Gone(Exception):
@@ -69,7 +86,8 @@ class HostProcess:
         log_max_bytes: int = 64_000,
         modules_dir: Path | None = None,
     ) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="fnhub-node-"))
+        _sweep()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-"))
         self.log_path = self.root / "node.log"
         to_node_r, to_node_w = os.pipe()
         from_node_r, from_node_w = os.pipe()

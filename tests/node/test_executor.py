@@ -112,6 +112,11 @@ exports.stray = async () => {
 };
 exports.pid = () => process.pid;
 exports.exits = () => process.exit(3);
+exports.timer = async () => {
+  setTimeout(() => { throw new Error('thrown in a timer'); }, 1);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return 'not reached';
+};
 """
 
 
@@ -151,6 +156,22 @@ def test_unhandled_rejection_fails_the_task_and_replaces_the_process(
     assert ok(run(executor, "errors.pid")) != before
 
 
+def test_uncaught_exception_in_a_timer_fails_the_task_and_replaces_the_process(
+    js: JsScripts, make_executor
+) -> None:
+    js.publish(errors=ERRORS)
+    executor = make_executor()
+    before = ok(run(executor, "errors.pid"))
+    result = run(executor, "errors.timer")
+    assert (result.status, result.error_type, result.error_message) == (
+        "failure",
+        "Error",
+        "thrown in a timer",
+    )
+    assert "errors.js:18" in result.traceback
+    assert ok(run(executor, "errors.pid")) != before
+
+
 def test_process_exit_fails_the_task_and_the_next_runs(js: JsScripts, make_executor) -> None:
     js.publish(errors=ERRORS)
     executor = make_executor()
@@ -187,6 +208,8 @@ def test_busy_loop_times_out_and_the_next_task_runs_on_a_new_process(
     )
     with pytest.raises(ProcessLookupError):
         os.kill(before, 0)  # the spinning process is gone
+    # its replacement was started at once, so the next task does not wait for Node's start-up
+    assert executor.process is not None and executor.process.proc.poll() is None
     after = ok(run(executor, "loops.pid"))
     assert after != before
 
@@ -415,3 +438,15 @@ def test_npm_package_from_the_modules_folder(
     # the node_modules folder itself works as well as the folder holding it
     other = make_executor(modules_dir=modules_dir / "node_modules")
     assert ok(run(other, "cjs.f", {"s": "x"})) == "X!"
+
+
+def test_frames_larger_than_a_pipe_buffer_cross_both_ways(js: JsScripts, make_executor) -> None:
+    js.publish(
+        sizes="exports.echo = ({ text }) => text.length + ':' + text.slice(-3);\n"
+        "exports.big = ({ n }) => 'z'.repeat(n);\n"
+    )
+    executor = make_executor()
+    text = "a" * 3_000_000 + "end"
+    assert ok(run(executor, "sizes.echo", {"text": text})) == "3000003:end"
+    assert ok(run(executor, "sizes.big", {"n": 900_000})) == "z" * 900_000
+    assert ok(run(executor, "sizes.echo", {"text": "small"})) == "5:all"

@@ -89,12 +89,19 @@ function reviveBytes(key, value) {
   return value;
 }
 
-let pending = null; // bytes of a frame not complete yet
+// the chunks of a frame not complete yet, joined once it is (not at every chunk: a frame of
+// megabytes arrives in 64 KB pieces)
+let pending = [];
+let pendingSize = 0;
+let pendingNeeds = 0;
 
 function onData(chunk) {
-  if (pending !== null) {
-    chunk = Buffer.concat([pending, chunk]);
-    pending = null;
+  if (pending.length > 0) {
+    pending.push(chunk);
+    pendingSize += chunk.length;
+    if (pendingSize < pendingNeeds) return;
+    chunk = Buffer.concat(pending, pendingSize);
+    pending = [];
   }
   let offset = 0;
   while (chunk.length - offset >= 4) {
@@ -104,12 +111,17 @@ function onData(chunk) {
     offset += 4 + n;
     handle(JSON.parse(text, text.includes(BYTES) ? reviveBytes : undefined));
   }
-  if (offset < chunk.length) pending = chunk.subarray(offset);
+  if (offset < chunk.length) {
+    const rest = chunk.subarray(offset);
+    pending = [rest];
+    pendingSize = rest.length;
+    pendingNeeds = rest.length >= 4 ? rest.readUInt32BE(0) + 4 : 4;
+  }
 }
 
 // --- output capture -----------------------------------------------------------------------
 
-let current = null; // the running task: { ctx, parts, size, dropped, finished, replace }
+let current = null; // the running task: { ctx, parts, size, dropped, replace }
 let strayWritten = 0;
 const realWrite = {
   out: process.stdout.write.bind(process.stdout),

@@ -450,3 +450,26 @@ def test_frames_larger_than_a_pipe_buffer_cross_both_ways(js: JsScripts, make_ex
     assert ok(run(executor, "sizes.echo", {"text": text})) == "3000003:end"
     assert ok(run(executor, "sizes.big", {"n": 900_000})) == "z" * 900_000
     assert ok(run(executor, "sizes.echo", {"text": "small"})) == "5:all"
+
+
+def test_a_new_packages_folder_replaces_the_process(
+    js: JsScripts, settings, modules_dir: Path
+) -> None:
+    from fnhub.node.executor import NodeExecutor
+
+    js.publish(
+        cjs="const { shout } = require('tinypkg');\nexports.f = ({ s }) => shout(s);\n",
+        pids="exports.pid = () => process.pid;\n",
+    )
+    installed: list[Path | None] = [None]
+    executor = NodeExecutor(settings, js.code, js.active_js, modules_dir=lambda: installed[0])
+    try:
+        before = ok(run(executor, "pids.pid"))
+        missing = run(executor, "cjs.f", {"s": "a"})
+        assert "Cannot find module 'tinypkg'" in missing.error_message
+        installed[0] = modules_dir  # `npm ci` finished into a new folder
+        executor.refreshed_at = -1e9  # as if 2 s passed
+        assert ok(run(executor, "cjs.f", {"s": "a"})) == "A!"
+        assert ok(run(executor, "pids.pid")) != before
+    finally:
+        executor.close()

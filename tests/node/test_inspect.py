@@ -171,3 +171,11 @@ def test_node_not_found_says_what_was_tried(tmp_path: Path, monkeypatch) -> None
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(NodeNotFound, match="no `node` on PATH"):
         find_node()
+
+
+def test_a_script_that_never_finishes_loading_is_refused(node: NodeBinary, monkeypatch) -> None:
+    import fnhub.node.inspect as inspect_module
+
+    monkeypatch.setattr(inspect_module, "INSPECT_TIMEOUT_SECONDS", 1.0)
+    error = _error(node, {"forever": "while (true) {}\nexports.f = () => 1;\n"})
+    assert (error.script, error.detail) == ("forever", "loading took over 1s")

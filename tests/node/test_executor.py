@@ -305,9 +305,15 @@ def test_unknown_function_and_unpublished_version(js: JsScripts, make_executor) 
     assert (missing.status, missing.error_type) == ("failure", "UnknownFunction")
     gone = run(executor, "greet.greet", version="f" * 64)
     assert (gone.status, gone.error_type) == ("failure", "UnknownFunction")
-    assert "greet@ffffffff is not published" in gone.error_message
+    assert gone.error_message == (
+        "unknown function 'greet.greet' (script version greet@ffffffff is not published)"
+    )
     unknown = run(executor, "other.greet")
-    assert (unknown.status, unknown.error_type) == ("failure", "UnknownFunction")
+    assert (unknown.status, unknown.error_type, unknown.error_message) == (
+        "failure",
+        "UnknownFunction",
+        "unknown function 'other.greet' (no published JavaScript script 'other')",
+    )
 
 
 def test_throw_at_load_fails_the_task_as_a_load_error(js: JsScripts, make_executor) -> None:

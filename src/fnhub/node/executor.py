@@ -140,7 +140,7 @@ class NodeExecutor:
         if script not in versions or (hash_ and versions[script] != hash_):
             versions = dict(versions)
             if not hash_:
-                return f"unknown function in '{script}' (no published JavaScript script '{script}')"
+                return f"no published JavaScript script '{script}'"
             versions[script] = hash_
         elif self.base is not None:
             return self.base, b""
@@ -207,7 +207,7 @@ class NodeExecutor:
                 start_time=start,
                 end_time=time.time(),
                 error_type="UnknownFunction",
-                error_message=found,
+                error_message=f"unknown function '{task.function}' ({found})",
             )
         layout, prelude = found
         ctx: dict[str, Any] = {

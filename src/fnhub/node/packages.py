@@ -172,12 +172,6 @@ def publish(client: redis.Redis, keys: Keys, packages: Packages | None) -> bool:
     return True
 
 
-def packages_hash(client: redis.Redis, keys: Keys) -> str:
-    """The hash of the published packages ("" when none): what a worker compares."""
-    raw = client.hget(keys.node_packages, "hash")
-    return raw.decode() if isinstance(raw, bytes) else (raw or "")
-
-
 def published(client: redis.Redis, keys: Keys) -> Packages | None:
     """The packages workers install now, None when the project has none."""
     raw = as_hash(client.hgetall(keys.node_packages))

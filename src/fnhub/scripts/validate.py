@@ -50,9 +50,6 @@ def _inspect_js(
 ) -> dict[str, list[FunctionInfo]]:
     from fnhub.node.locate import NodeNotFound, find_node
 
-    for name in pending:  # called as `script.function`, like Python's: the same names
-        if not name.isidentifier() or name.startswith("_"):
-            raise ScriptError(name, "script names must be identifiers not starting with '_'")
     try:
         node = find_node(node_path)
     except NodeNotFound as exc:

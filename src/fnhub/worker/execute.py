@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fnhub.config import Settings
-from fnhub.node.packages import packages_hash
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, result_for
@@ -59,18 +58,20 @@ class NodeUnavailable(Exception):
 
 
 def _node_executor(settings: Settings, scripts: WorkerScripts) -> NodeExecutor:
-    """This child's Node executor, with the project's npm packages installed on this machine
-    (the first worker child to need them runs `npm ci`; the others wait on its lock)."""
+    """This child's Node executor. The project's npm packages are installed on this machine
+    when it starts, and looked up again as the scripts are (every few seconds): the first
+    worker child to need a new lock runs `npm ci`, the others wait on its file lock."""
     from fnhub.node.executor import NodeExecutor
-    from fnhub.node.locate import NodeNotFound, find_node
-    from fnhub.node.packages import PackagesError, installed_modules
+    from fnhub.node.locate import find_node
+    from fnhub.node.packages import installed_modules
 
-    try:
-        find_node(settings.node_path)
-        modules = installed_modules(settings, scripts.redis, scripts.keys)
-    except (NodeNotFound, PackagesError) as exc:
-        raise NodeUnavailable(f"cannot run JavaScript on this worker: {exc}") from None
-    return NodeExecutor(settings, scripts.code, scripts.active_javascript, modules_dir=modules)
+    find_node(settings.node_path)  # NodeNotFound now, not at the first task's start
+    return NodeExecutor(
+        settings,
+        scripts.code,
+        scripts.active_javascript,
+        modules_dir=lambda: installed_modules(settings, scripts.redis, scripts.keys),
+    )
 
 
 class BoundedText(io.TextIOBase):
@@ -141,8 +142,6 @@ class Executor:
         self.scripts = scripts
         self.settings = settings  # for the Node process JavaScript tasks run in
         self.node: NodeExecutor | None = None
-        self.node_revision = -1  # the scripts revision when the packages were last checked
-        self.node_packages = ""  # the hash of the npm packages the Node process was given
         self.log_max_bytes = log_max_bytes
         self.result_max_bytes = result_max_bytes
         self.loop = asyncio.new_event_loop()
@@ -220,24 +219,18 @@ class Executor:
     def _run_javascript(self, task: Task, js: JsFunction, start: float) -> TaskResult:
         """Run in this child's Node process (started on first use). NodeDied (the process
         was killed from outside) goes up: the task is retried like one of a dead worker."""
-        if self.node is not None and self.node_revision != self.scripts.active.revision:
-            # scripts moved: the npm packages may have too (`fnhub apply` bumps the revision)
-            self.node_revision = self.scripts.active.revision
-            if packages_hash(self.scripts.redis, self.scripts.keys) != self.node_packages:
-                self.node.close()
-                self.node = None
-        if self.node is None:
-            if self.settings is None:
-                raise ScriptLoadError("this worker cannot run JavaScript (no settings given)")
-            self.node_revision = self.scripts.active.revision
-            self.node_packages = packages_hash(self.scripts.redis, self.scripts.keys)
-            try:
+        from fnhub.node.locate import NodeNotFound
+        from fnhub.node.packages import PackagesError
+
+        if self.settings is None:
+            raise ScriptLoadError("this worker cannot run JavaScript (no settings given)")
+        try:
+            if self.node is None:
                 self.node = _node_executor(self.settings, self.scripts)
-            except NodeUnavailable as exc:
-                return self._failure(task, start, exc, "", with_traceback=False)
-        return self.node.run(
-            task, js.script, js.hash, js.name, js.info, deadline=start + task.timeout
-        )
+            return self.node.run(task, js.script, js.hash, js.name, js.info, start + task.timeout)
+        except (NodeNotFound, PackagesError, OSError) as exc:
+            unavailable = NodeUnavailable(f"cannot run JavaScript on this worker: {exc}")
+            return self._failure(task, start, unavailable, "", with_traceback=False)
 
     def _exit_if_forked(self, code: int) -> None:
         """End a copy of the child that user code forked (`os.fork()`) and that returned or

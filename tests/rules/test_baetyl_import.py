@@ -22,6 +22,7 @@ MANAGER = SEED / "function-manager-conf" / "service.yml"
 SQL = SEED / "function-filter-conf" / "service.yml"
 PY = SEED / "function-sayhi-conf" / "service.yml"
 NODE = SEED / "function-sayjs-conf" / "service.yml"
+NODE_CODE = SEED / "function-sayjs-code" / "index.js"
 HUB = SEED / "localhub-conf" / "service.yml"
 APP = SEED / "application.yml"
 
@@ -45,6 +46,7 @@ def test_guide_files_become_connector_rules_route_and_scripts():
         "func-python27-sayhi-1",
         "func-sql-filter-1",
         "func-python36-sayhi-1",
+        "func-node85-sayhi-1",
         "route-t-to-t_topic",
     ]
     assert subs["func-sql-filter-1"] == {
@@ -66,14 +68,35 @@ def test_guide_files_become_connector_rules_route_and_scripts():
         "options": {"qos": 0},
         "publish": {"topic": "t/topic", "qos": 0},
     }
+    assert subs["func-node85-sayhi-1"] == {
+        "connector": "baetyl",
+        "topics": ["t"],
+        "function": "node85_sayhi.handler",
+        "options": {"qos": 0, "client_id": "func-node85-sayhi-1"},
+        "publish": {"topic": "t/node8hi", "qos": 0},
+    }
     # the code found through Baetyl's volume layout, once; one wrapper per function
-    assert sorted(out.scripts) == ["index.py", "python27_sayhi.py", "python36_sayhi.py"]
+    assert sorted(out.scripts) == [
+        "index.py",
+        "index_js.js",
+        "node85_sayhi.js",
+        "python27_sayhi.py",
+        "python36_sayhi.py",
+    ]
     assert out.scripts["index.py"] == (SEED / "function-sayhi-code" / "index.py").read_text()
+    # the guide mounts function-sayjs-code at the same codedir as the Python code; index.js
+    # cannot keep the name index (index.py has it), so it is renamed and the wrapper says so
+    assert out.scripts["index_js.js"] == NODE_CODE.read_text()
+    assert "require('./index_js')" in out.scripts["node85_sayhi.js"]
     assert "concurrency=10" in out.scripts["python27_sayhi.py"]  # instance.max
     assert "concurrency" not in out.scripts["python36_sayhi.py"]
     assert "def handler(event, context):" in out.scripts["python36_sayhi.py"]
     notes = "\n".join(out.notes)
-    assert "node85-sayhi" in notes and "Node" in notes
+    assert "not supported" not in notes
+    assert (
+        "node85-sayhi: index.js written as scripts/index_js.js (scripts/index.py is Python code "
+        "of the same name); a file that requires './index' must require './index_js'"
+    ) in out.notes
     assert "Python 2" in notes and "localhub:1883" in notes
 
 
@@ -192,7 +215,8 @@ def test_cli_import_then_fnhub_apply_accepts_the_project(tmp_path):
     files = [str(p) for p in sorted(seed.glob("**/*.yml"))]
     done = fnhub_cmd(env, tmp_path, "import", "baetyl", *files, "--broker", "127.0.0.1:1883")
     assert done.returncode == 0, done.stderr
-    assert "manual:" in done.stdout and "Node functions are not supported" in done.stdout
+    assert "manual:" in done.stdout and "scripts/index_js.js" in done.stdout
+    assert (tmp_path / "scripts" / "node85_sayhi.js").is_file()
     bad = fnhub_cmd(env, tmp_path, "import", "baetyl", str(tmp_path / "nope.yml"))
     assert bad.returncode == 2 and "cannot read" in bad.stderr
     applied = fnhub_cmd(env, tmp_path, "apply")

@@ -338,8 +338,8 @@ def test_node_file_names_that_cannot_be_script_names_are_renamed(tmp_path):
     (code / "json.js").write_text("exports.x = 1;\n")  # a Python stdlib name: not a script name
     (code / "js.js").write_text("exports.y = 2;\n")  # the wrapper's name
     out = convert(files)
-    assert sorted(out.scripts) == ["js.js", "js_js.js", "json_js.js", "my_handler_js.js"]
-    assert "require('./my_handler_js')" in out.scripts["js.js"]
+    assert sorted(out.scripts) == ["js.js", "js_js.js", "json_js.js", "my_handler.js"]
+    assert "require('./my_handler')" in out.scripts["js.js"]
     assert out.scripts["js_js.js"] == "exports.y = 2;\n"
     assert len(out.notes) == 3 and all("must require" in n for n in out.notes)
 

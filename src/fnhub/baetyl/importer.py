@@ -369,13 +369,13 @@ def _node_function(
 
 
 def _js_name(stem: str, code: str, out: Conversion, taken: set[str]) -> str:
-    """`stem`, or `<stem>_js`, `<stem>_js2`... when a `.py` script, another file or a wrapper
-    holds it, or when it is not a valid script name (same rules as Python's)."""
+    """`stem` (`my-lib` → `my_lib`), or `<stem>_js`, `<stem>_js2`... when a `.py` script,
+    another file or a wrapper holds it, or when it is not a valid script name (same rules as
+    Python's: `json` → `json_js`)."""
     base = re.sub(r"\W", "_", stem).strip("_") or "code"
     if base[0].isdigit():
         base = f"js_{base}"
-    candidates = [stem] if base == stem else []
-    candidates += [f"{base}_js"] + [f"{base}_js{n}" for n in range(2, 100)]
+    candidates = [base, f"{base}_js"] + [f"{base}_js{n}" for n in range(2, 100)]
     for candidate in candidates:
         if (
             not check_name(candidate)

@@ -175,7 +175,7 @@ def _runtime(name: str, service: str, images: dict[str, str], entry: dict[str, A
         return "sql"
     raise BaetylImportError(
         f"function {name!r} (service {service!r}): unknown runtime; name it in the service "
-        "(python3, python27, sql) or give application.yml, whose image tells"
+        "(python3, python27, node, sql) or give application.yml, whose image tells"
     )
 
 

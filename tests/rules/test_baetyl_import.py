@@ -372,9 +372,30 @@ def test_two_node_functions_sharing_code_copy_it_once(tmp_path):
     code = tmp_path / "js-code"
     code.mkdir()
     shutil.copy(NODE_CODE, code / "index.js")
+    (code / "js2.js").write_text("exports.x = 1;\n")  # the second function's wrapper name
     out = convert(files)
-    assert sorted(out.scripts) == ["index.js", "js.js", "js2.js"]
+    assert sorted(out.scripts) == ["index.js", "js.js", "js2.js", "js2_js.js"]
     assert out.subscriptions["js-2"]["function"] == "js2.handler"
+    assert "_code.handler(event, context, callback)" in out.scripts["js2.js"]
+    assert out.scripts["js2_js.js"] == "exports.x = 1;\n"
+
+
+def test_node_wrapper_name_taken_by_python_code_is_refused(tmp_path):
+    files = _node_project(tmp_path, "functions: [{name: js, handler: index.handler}]\n")
+    text = files[0].read_text()
+    files[0].write_text(
+        text.replace(
+            "rules: [",
+            "rules: [{subscribe: {topic: p}, function: {name: py}, publish: {topic: q}}, ",
+        ).replace("functions: [", "functions: [{name: py, service: function-python3}, ")
+    )
+    py = tmp_path / "py.yml"
+    py.write_text("functions: [{name: py, handler: js.handler}]\n")  # its code: js.py
+    pycode = tmp_path / "pycode"
+    pycode.mkdir()
+    (pycode / "js.py").write_text("def handler(event, context):\n    return event\n")
+    with pytest.raises(BaetylImportError, match=r"scripts/js\.js would share its name with"):
+        convert([*files, py], code_dirs=[pycode])
 
 
 def test_write_project_refuses_a_js_beside_a_py_of_the_same_name(tmp_path):

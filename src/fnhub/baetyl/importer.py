@@ -302,9 +302,10 @@ def _node_function(
     retries: int,
     code_dirs: list[Path],
     out: Conversion,
+    wrappers: set[str],
 ) -> str:
     """The wrapper `<function>.js` and the code folder's `*.js`; run after the Python functions,
-    so a `.js` file whose name a `.py` script took is renamed here."""
+    so a `.js` file whose name a `.py` script or a Node wrapper (`wrappers`) takes is renamed."""
     if entry is None:
         raise BaetylImportError(
             f"function {name!r}: no runtime service.yml lists it (give the file with its handler)"
@@ -328,7 +329,7 @@ def _node_function(
     if found is not None:
         for source in sorted(found.parent.glob("*.js")):  # its sibling modules may be required
             code = source.read_text()
-            stem = _js_name(source.stem, code, out, taken={script})
+            stem = _js_name(source.stem, code, out, taken=wrappers)
             _add_script(out, f"{stem}.js", code)
             if stem != source.stem:
                 why = (
@@ -471,8 +472,9 @@ def convert(
         data["publish"] = {"topic": str(pub["topic"]), "qos": _qos(pub.get("qos"), where)}
         base = _slug(str(rule.get("clientid") or f"rule-{name}"))
         out.subscriptions[_unique(base, out.subscriptions)] = data
+    wrappers = {_script_name(n) for n, *_ in node}
     for name, fconf, entry, retries in node:
-        _node_function(name, fconf, entry, retries, code_dirs or [], out)
+        _node_function(name, fconf, entry, retries, code_dirs or [], out, wrappers)
     for i, route in enumerate((files.hub or {}).get("subscriptions") or []):
         where = f"hub subscriptions[{i}]"
         source = (route or {}).get("source") or {}

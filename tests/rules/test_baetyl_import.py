@@ -349,11 +349,22 @@ def test_node_package_json_is_a_note(tmp_path):
     code = tmp_path / "js-code"
     code.mkdir()
     shutil.copy(NODE_CODE, code / "index.js")
-    (code / "package.json").write_text('{"dependencies": {"lodash": "^4"}}\n')
+    (code / "node_modules" / "lodash").mkdir(parents=True)
     out = convert(files)
     assert "index.js" in out.scripts
-    [note] = out.notes
-    assert "package.json" in note and "npm ci" in note
+    assert out.notes == [
+        f"js: {code / 'node_modules'} holds npm packages: `npm install` them in the project "
+        "folder (it writes package.json and package-lock.json; fnhub installs them with `npm ci` "
+        "at apply)"
+    ]
+    (code / "package.json").write_text('{"dependencies": {"lodash": "^4"}}\n')
+    [note] = convert(files).notes
+    assert note.startswith(f"js: {code / 'package.json'} lists npm packages: copy package.json ")
+    assert "run `npm install` there once to make package-lock.json" in note
+    (code / "package-lock.json").write_text("{}\n")
+    [note] = convert(files).notes
+    assert "copy package.json and package-lock.json into the project folder" in note
+    assert "`npm ci` at apply" in note
 
 
 def test_two_node_functions_sharing_code_copy_it_once(tmp_path):

@@ -343,11 +343,7 @@ def _node_function(
                 )
             if source == found:
                 required = stem
-        if (found.parent / "package.json").is_file():
-            out.notes.append(
-                f"{name}: {found.parent / 'package.json'} lists npm packages: copy package.json "
-                "and package-lock.json into the project folder (fnhub runs `npm ci` at apply)"
-            )
+        _npm_note(name, found.parent, out)
     elif "/" in module:
         out.notes.append(f"{name}: handler module {module!r} is in a subfolder: copy it by hand")
     else:
@@ -367,6 +363,29 @@ def _node_function(
     )
     _add_script(out, f"{script}.js", code)
     return f"{script}.handler"
+
+
+def _npm_note(name: str, folder: Path, out: Conversion) -> None:
+    """Baetyl's Node code folders carry their packages (`node_modules`); fnhub installs them
+    from the project's package.json and lock file with `npm ci`."""
+    if (folder / "package.json").is_file():
+        if (folder / "package-lock.json").is_file():
+            todo = "copy package.json and package-lock.json into the project folder"
+        else:
+            todo = (
+                "copy package.json into the project folder and run `npm install` there once to "
+                "make package-lock.json"
+            )
+        out.notes.append(
+            f"{name}: {folder / 'package.json'} lists npm packages: {todo} "
+            "(fnhub installs them with `npm ci` at apply)"
+        )
+    elif (folder / "node_modules").is_dir():
+        out.notes.append(
+            f"{name}: {folder / 'node_modules'} holds npm packages: `npm install` them in the "
+            "project folder (it writes package.json and package-lock.json; fnhub installs them "
+            "with `npm ci` at apply)"
+        )
 
 
 def _js_name(stem: str, code: str, out: Conversion, taken: set[str]) -> str:

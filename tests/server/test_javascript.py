@@ -4,8 +4,10 @@ Node process is killed — the same queue, records and worker supervisor as Pyth
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,12 @@ exports.fails = () => { throw new TypeError('bad input'); };
 
 exports.rejects = async () => Promise.reject(new RangeError('too far'));
 
+// keeps everything it allocates: past node_max_old_space_mb, V8 gives up
+exports.hog = fnhub.api({ timeout: 60 }, () => {
+  const kept = [];
+  for (;;) kept.push(new Array(1e6).fill(kept.length));
+});
+
 // the first attempt waits (to be killed), the next answers
 exports.second = fnhub.api({ timeout: 60 }, async () => {
   if (fnhub.context.attempt === 1) await new Promise((resolve) => setTimeout(resolve, 50000));
@@ -41,13 +49,51 @@ exports.second = fnhub.api({ timeout: 60 }, async () => {
 """
 
 
+USES_DEP = """
+const { shout } = require('fnhub-test-dep');
+exports.loud = async ({ text }) => shout(text);
+"""
+
+
+def _npm_project(folder: Path) -> None:
+    """A project needing an npm package: package.json and its lock, the package a tarball made
+    here with `npm pack` (offline; a registry would serve the same file)."""
+    src = folder / "dep-src"
+    src.mkdir()
+    (src / "package.json").write_text(
+        json.dumps({"name": "fnhub-test-dep", "version": "1.0.0", "main": "index.js"})
+    )
+    (src / "index.js").write_text("exports.shout = (s) => s.toUpperCase() + '!';\n")
+    packed = subprocess.run(
+        ["npm", "pack", "--silent", "--pack-destination", str(folder)],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tarball = folder / packed.stdout.strip().splitlines()[-1]
+    dependencies = {"fnhub-test-dep": f"file:{tarball}"}
+    (folder / "package.json").write_text(json.dumps({"name": "p", "dependencies": dependencies}))
+    subprocess.run(
+        ["npm", "install", "--package-lock-only", "--no-audit", "--no-fund"],
+        cwd=folder,
+        capture_output=True,
+        check=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = make_stack(tmp_path_factory.mktemp("js"), processes="1")
+    tmp = tmp_path_factory.mktemp("js")
+    _npm_project(tmp)
+    s = make_stack(tmp, processes="1", node_max_old_space_mb="64")
     try:
         with s.admin() as c:
-            published = c.put("/api/v1/scripts/js", json={"code": JS, "language": "javascript"})
-            assert published.status_code == 200, published.text
+            for name, code in (("js", JS), ("usesdep", USES_DEP)):
+                published = c.put(
+                    f"/api/v1/scripts/{name}", json={"code": code, "language": "javascript"}
+                )
+                assert published.status_code == 200, published.text
         yield s
     finally:
         close_stack(s)
@@ -74,6 +120,7 @@ def test_published_with_its_language_and_functions(stack: Stack) -> None:
             "tick",
             "spin",
             "fails",
+            "hog",
             "rejects",
             "second",
         }
@@ -154,7 +201,7 @@ def test_a_killed_node_process_gives_the_task_a_second_attempt(stack: Stack) -> 
         assert pids, "no Node process found for this stack"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: c.get(f"/api/v1/tasks/{task_id}").json()["status"] == "success", 30)
+        wait_for(lambda: _record(c, task_id)["status"] == "success", 30)
         record = _record(c, task_id)
         assert record["result"] == "attempt 2"
         assert record["attempt"] == 2
@@ -172,3 +219,22 @@ def test_a_cron_job_fires_a_javascript_function(stack: Stack) -> None:
             c.delete("/api/v1/cron-jobs/js-tick")
         page = c.get("/api/v1/tasks", params={"origin": "cron", "function": "js.tick"}).json()
         assert page["items"] and all(t["status"] == "success" for t in page["items"])
+
+
+def test_a_heap_blow_up_fails_the_task_and_the_worker_keeps_serving(stack: Stack) -> None:
+    with stack.admin() as c:
+        answer = _call(c, "js.hog")
+        assert answer.status_code == 500, answer.text
+        record = _record(c, answer.headers["X-Task-Id"])
+        assert record["status"] == "failure"
+        assert record["error_type"] == "MemoryLimitExceeded"
+        assert "node_max_old_space_mb" in record["error_message"]
+        assert _call(c, "js.greet", name="still").json()["result"] == "hello still"
+
+
+def test_an_npm_package_installed_from_the_lock_at_apply_is_required(stack: Stack) -> None:
+    with stack.admin() as c:
+        answer = _call(c, "usesdep.loud", text="npm")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"] == "NPM!"
+    assert list((stack.dir / ".fnhub" / "node" / "packages").glob("*/node_modules/fnhub-test-dep"))

@@ -120,7 +120,17 @@ def _supervise(settings_json: str, processes: int) -> None:
     Supervisor(Settings.model_validate_json(settings_json), ["sync"], processes).run()
 
 
-def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, float]:
+def fnhub_run(
+    url: str,
+    n: int,
+    processes: int,
+    records: bool,
+    *,
+    function: str = "bench.noop",
+    code: str = SCRIPT,
+    language: str = "python",
+) -> dict[str, float]:
+    """Figures of fnhub running `function` (of the script `code`, published as "bench")."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -133,7 +143,7 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
         heartbeat_seconds=0.5,
     )
     services = open_services(settings)
-    services.scripts.publish({"bench": SCRIPT})
+    services.scripts.publish({"bench": code}, languages={"bench": language})
     client = QueueClient(settings)
     proc = multiprocessing.get_context("spawn").Process(
         target=_supervise, args=(settings.model_dump_json(), processes)
@@ -145,12 +155,12 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
         active = client.active()
         # warm every child (module load) before measuring
         for _ in range(processes * 4):
-            client.call("bench.noop", {})
+            client.call(function, {})
         # latency: one task at a time, idle worker
         latencies = []
         for i in range(300):
             t = time.perf_counter()
-            result = client.call("bench.noop", {"i": i})
+            result = client.call(function, {"i": i})
             latencies.append((time.perf_counter() - t) * 1000)
             assert result.ok
         # throughput: enqueue everything (pipelined), read replies
@@ -165,7 +175,7 @@ def fnhub_run(url: str, n: int, processes: int, records: bool) -> dict[str, floa
                     pipe,
                     client.keys,
                     make_task(
-                        settings, active, "bench.noop", {"i": i}, reply_to=reply, check_kwargs=False
+                        settings, active, function, {"i": i}, reply_to=reply, check_kwargs=False
                     ),
                 )
             pipe.execute()

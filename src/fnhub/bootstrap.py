@@ -46,7 +46,7 @@ def open_services(settings: Settings, *, migrate: bool = True) -> Services:
         db.migrate()
     client = sync_redis(settings)
     keys = Keys(settings.key_prefix)
-    return Services(settings, db, client, keys, ScriptStore(db, client, keys))
+    return Services(settings, db, client, keys, ScriptStore(db, client, keys, settings))
 
 
 def wait_for_redis(settings: Settings, stopped: Callable[[], bool] = lambda: False) -> bool:

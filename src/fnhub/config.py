@@ -177,6 +177,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = 10.0
     heartbeat_seconds: float = 2.0
 
+    # JavaScript functions (docs/node.md)
+    node_path: str | None = None  # the `node` to run (>= 18); default: the one on PATH
+    #: V8's heap limit of each worker child's Node process (`--max-old-space-size`), in MB
+    node_max_old_space_mb: int = 512
+
     # task records
     records_enabled: bool = True
     records_keep_per_origin: int = 1000

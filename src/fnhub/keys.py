@@ -80,7 +80,7 @@ class Keys:
 
     @property
     def scripts(self) -> str:
-        """Hash script name → JSON {version, hash, functions} of the active version."""
+        """Hash script name → JSON {version, hash, functions, language} of the active version."""
         return f"{self.prefix}:scripts"
 
     @property
@@ -91,6 +91,12 @@ class Keys:
     def script_code(self, name: str, hash_: str) -> str:
         """Code of one immutable script version."""
         return f"{self.prefix}:script:{name}:{hash_}"
+
+    @property
+    def node_packages(self) -> str:
+        """Hash {hash, package.json, package-lock.json}: the project's npm packages, which
+        every worker installs (`npm ci`) into its own data folder (`node.packages`)."""
+        return f"{self.prefix}:node:packages"
 
     def task_status(self, task_id: str) -> str:
         """Encoded TaskResult of a task submitted with a status key: queued, running, then final."""

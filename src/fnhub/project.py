@@ -1,7 +1,8 @@
 """A project folder (`fnhub.yaml` + `scripts/`) applied as provisioned resources.
 
-`apply_project` publishes every `scripts/*.py` (unchanged ones keep their version; a script it
-published before whose file is gone is removed) and hands each other section of `fnhub.yaml` to
+`apply_project` installs the project's npm packages (`node.packages`), publishes every
+`scripts/*.py` and `*.js` (unchanged ones keep their version; a script it published before
+whose file is gone is removed) and hands each other section of `fnhub.yaml` to
 the applier its feature names (`fnhub.features`: cron jobs, connectors, subscriptions,
 endpoints...), so this module knows nothing of them. `${NAME}` in a section's strings is read
 from the environment first (`env_refs`). Every change an apply makes is audited with the actor
@@ -18,7 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fnhub import audit, env_refs
 from fnhub.config import Settings, load_project_file
+from fnhub.node.packages import PackagesError, sync_project
 from fnhub.revisions import bump
+from fnhub.scripts.inspect import ScriptError
+from fnhub.scripts.languages import ScriptFileClash, read_folder
 from fnhub.scripts.store import Published, ScriptStore
 
 if TYPE_CHECKING:
@@ -70,18 +74,27 @@ class ApplyReport:
 SectionApplier = Callable[[Settings, Any], SectionChanges | None]
 
 
-def read_scripts(project_dir: Path) -> dict[str, str]:
+def read_scripts(project_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(name → code, name → language) of `scripts/*.py` and `scripts/*.js` (`.mjs`, `.cjs`)."""
     folder = project_dir / "scripts"
     if not folder.is_dir():
-        return {}
-    return {path.stem: path.read_text() for path in sorted(folder.glob("*.py"))}
+        return {}, {}
+    try:
+        return read_folder(folder)
+    except ScriptFileClash as exc:
+        raise ScriptError(exc.script, str(exc)) from None
 
 
 def publish_scripts(settings: Settings, store: ScriptStore) -> tuple[list[Published], list[str]]:
-    """Publish `scripts/` and remove the scripts an earlier apply published whose file is gone
-    (only when the folder exists: a project without one leaves published scripts alone)."""
-    scripts = read_scripts(settings.project_dir)
-    published = store.publish(scripts, provisioned=True, actor=audit.PROJECT)
+    """Install the project's npm packages (`package.json` + lock; `node.packages`), publish
+    `scripts/` and remove the scripts an earlier apply published whose file is gone (only when
+    the folder exists: a project without one leaves published scripts alone)."""
+    scripts, languages = read_scripts(settings.project_dir)
+    try:
+        sync_project(settings, store.redis, store.keys)
+    except PackagesError as exc:
+        raise ScriptError("package.json", str(exc)) from None
+    published = store.publish(scripts, languages=languages, provisioned=True, actor=audit.PROJECT)
     removed: list[str] = []
     if settings.scripts_dir.is_dir():
         for name in store.provisioned_names() - set(scripts):

@@ -18,6 +18,7 @@ from pathlib import Path
 from fnhub.bootstrap import open_services
 from fnhub.config import Settings
 from fnhub.revisions import bump
+from fnhub.scripts.languages import SUFFIXES
 
 #: milliseconds of quiet after a change before publishing (editors write files in steps)
 DEBOUNCE_MS = 50
@@ -31,7 +32,7 @@ class ScriptReloader:
 
     def _is_script(self, _change: object, path: str) -> bool:
         file = Path(path)
-        return file.suffix == ".py" and file.parent == self.folder
+        return file.suffix in SUFFIXES and file.parent == self.folder
 
     def run(self, stop: threading.Event) -> None:
         from watchfiles import watch

@@ -55,6 +55,27 @@ def _say(line: str) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _javascript_without_node(
+    settings: Settings, active: dict[str, tuple[str, str, str]]
+) -> str | None:
+    """What to tell when JavaScript scripts are published but this machine has no usable Node
+    (their tasks would fail here one by one), or None."""
+    from fnhub.node.locate import NodeNotFound, find_node
+    from fnhub.scripts.languages import JAVASCRIPT
+
+    scripts = sorted(name for name, (_, _, lang) in active.items() if lang == JAVASCRIPT)
+    if not scripts:
+        return None
+    try:
+        find_node(settings.node_path)
+    except NodeNotFound as exc:
+        return (
+            f"JavaScript scripts are published ({', '.join(scripts)}) but this machine cannot "
+            f"run them: {exc}. Their tasks fail here with NodeUnavailable."
+        )
+    return None
+
+
 def serve(settings: Settings, *, reload: bool = False) -> int:
     """Run until SIGTERM/SIGINT; `reload`: publish scripts/ whenever a file in it changes."""
     from fnhub.apply_cli import report_lines
@@ -81,12 +102,15 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
         services.scripts.sync_redis()
         try:
             report = apply_project(settings, services.scripts, FEATURES)
+            without_node = _javascript_without_node(settings, services.scripts.active_code())
         except (ScriptError, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
             console.print("fix it, then start `fnhub serve` again")
             return 1
         finally:
             services.close()
+        if without_node:
+            console.print(f"[yellow]warning:[/yellow] {without_node}", soft_wrap=True)
         for line in report_lines(report):
             console.print(line, soft_wrap=True, highlight=False)
         feed_redis = sync_redis(settings, socket_timeout=30)

@@ -160,3 +160,34 @@ def test_drafts_live_on_the_server_until_published(page: Page, console: Console,
         opened = api.get("/api/v1/scripts/notes").json()
     assert opened["active"]["version"] == 2 and opened["active"]["code"] == NOTES_AUTOSAVED
     assert opened["draft"] is None
+
+
+JS_V1 = """const fnhub = require('fnhub');
+
+exports.shout = fnhub.api({ title: 'Shout' }, async ({ text = 'hi' }) => text.toUpperCase());
+"""
+JS_BROKEN = JS_V1.replace("text.toUpperCase());", "text.toUpperCase(;\n")
+JS_V2 = JS_V1.replace("text.toUpperCase()", "text.toUpperCase() + '!'")
+
+
+def test_a_javascript_script_is_edited_and_published_as_javascript(page: Page, console: Console):
+    with console.api() as api:
+        ok = api.put("/api/v1/scripts/loud", json={"code": JS_V1, "language": "javascript"})
+        assert ok.status_code == 200, ok.text
+    page.goto(console.url + "/scripts/loud")
+    expect(page.locator(".tree-script.current")).to_contain_text("JS")
+    expect(page.locator(".editor-pane .toolbar")).to_contain_text("JavaScript")
+    replace_code(page, JS_BROKEN)
+    page.get_by_role("button", name="Publish…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish").click()
+    expect(page.locator(".publish-error")).to_contain_text("syntax error")
+    assert error_marker_line(page) == 3
+    replace_code(page, JS_V2)
+    page.get_by_role("button", name="Publish…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Publish").click()
+    expect(page.locator(".editor-pane .toolbar")).to_contain_text("active: v2")
+    with console.api() as api:
+        script = api.get("/api/v1/scripts/loud").json()["active"]
+        assert script["language"] == "javascript" and script["version"] == 2
+        called = api.post("/api/v1/functions/loud.shout/call", json={"kwargs": {"text": "ok"}})
+        assert called.json()["result"] == "OK!", called.text

@@ -180,7 +180,8 @@ def make_cluster(tmp_path: Path) -> Iterator:
         (tmp_path / "scripts").mkdir(exist_ok=True)
         (tmp_path / "scripts" / "handlers.py").write_text(HANDLERS)
         for name, code in (extra_scripts or {}).items():
-            (tmp_path / "scripts" / f"{name}.py").write_text(code)
+            filename = name if "." in name else f"{name}.py"  # "x.js": a JavaScript script
+            (tmp_path / "scripts" / filename).write_text(code)
         (tmp_path / "fnhub.yaml").write_text(
             yaml.safe_dump({"connectors": connectors, "subscriptions": subscriptions})
         )

@@ -1,5 +1,6 @@
 // CodeMirror 6, loaded only on the pages that edit or compare code (its own chunk).
 import { indentWithTab } from '@codemirror/commands';
+import { javascript } from '@codemirror/lang-javascript';
 import { python } from '@codemirror/lang-python';
 import { lintGutter, setDiagnostics } from '@codemirror/lint';
 import { MergeView } from '@codemirror/merge';
@@ -15,12 +16,17 @@ const theme = EditorView.theme({
   '.cm-scroller': { fontFamily: 'var(--mono)' },
 });
 
-/** An editable Python editor: line numbers, highlighting, search (Ctrl-F), error gutter. */
-export function createEditor(parent, { doc, onChange, onSave, readOnly = false }) {
+/** Highlighting for a script's language ("python" or "javascript", as the API names it). */
+function syntax(language) {
+  return language === 'javascript' ? javascript() : python();
+}
+
+/** An editable code editor: line numbers, highlighting, search (Ctrl-F), error gutter. */
+export function createEditor(parent, { doc, onChange, onSave, readOnly = false, language = 'python' }) {
   const extensions = [
     nonce,
     basicSetup,
-    python(),
+    syntax(language),
     lintGutter(),
     theme,
     keymap.of([
@@ -62,10 +68,10 @@ export function clearErrors(view) {
 }
 
 /** Two versions side by side, read-only, changes marked (older left). */
-export function createDiff(parent, { before, after }) {
+export function createDiff(parent, { before, after, language = 'python' }) {
   const side = (doc) => ({
     doc,
-    extensions: [nonce, basicSetup, python(), theme, EditorState.readOnly.of(true), EditorView.editable.of(false)],
+    extensions: [nonce, basicSetup, syntax(language), theme, EditorState.readOnly.of(true), EditorView.editable.of(false)],
   });
   return new MergeView({ parent, a: side(before), b: side(after), collapseUnchanged: { margin: 3, minSize: 6 } });
 }

@@ -18,14 +18,14 @@ def baetyl(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="Baetyl v1 service.yml files: function manager, runtimes (python/sql), hub, "
+            help="Baetyl v1 service.yml files: function manager, runtimes (python/node/sql), hub, "
             "application.yml; recognised by content"
         ),
     ],
     project: Annotated[Path, typer.Option("--project", "-p", help="project folder")] = Path("."),
     code: Annotated[
         list[Path] | None,
-        typer.Option("--code", help="folder holding a Python function's code (repeatable)"),
+        typer.Option("--code", help="folder holding a Python or Node function's code (repeatable)"),
     ] = None,
     connector: Annotated[str, typer.Option(help="name of the MQTT connector to create")] = "baetyl",
     broker: Annotated[

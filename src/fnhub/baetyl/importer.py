@@ -5,13 +5,18 @@ function pool sizes; one per runtime: handlers, SQL text, code folders; hub: rou
 file given is recognised by its content, not its name or order. The result is merged into the
 project's `fnhub.yaml`: one MQTT connector for the hub, one subscription per rule (function or
 SQL) and per hub route. A Python function becomes a small wrapper script exporting
-`handler(event, context)` with `@fnhub.api` (fnhub detects Baetyl's convention from that
-signature), and the handler's code is copied into `scripts/` when its folder is found. What
-cannot be converted (Node functions, TLS files, Python 2 code) is listed as notes, never guessed.
+`handler(event, context)` with `@fnhub.api`, a Node function a small JavaScript wrapper exporting
+`handler(event, context, callback)` through `fnhub.api(...)` (fnhub detects Baetyl's convention
+from either signature); the rule's retries and the function's timeout and `instance.max` become
+the wrapper's options. The handler's code folder (`*.py`, or `*.js`) is copied into `scripts/`
+when it is found. A `.js` file whose name a `.py` script already uses is renamed, since one name
+cannot be both. What cannot be converted (TLS files, Python 2 code, code not found, npm packages)
+is listed as notes, never guessed.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,21 +175,25 @@ def _runtime(name: str, service: str, images: dict[str, str], entry: dict[str, A
         return "sql"
     raise BaetylImportError(
         f"function {name!r} (service {service!r}): unknown runtime; name it in the service "
-        "(python3, python27, sql) or give application.yml, whose image tells"
+        "(python3, python27, node, sql) or give application.yml, whose image tells"
     )
 
 
-def _find_code(module: str, codedir: str, conf: Path, code_dirs: list[Path]) -> Path | None:
+def _find_code(
+    module: str, codedir: str, conf: Path, code_dirs: list[Path], ext: str = ".py"
+) -> Path | None:
     base = Path(codedir).name
+    file = f"{module}{ext}"
     candidates = []
     for d in code_dirs:
-        candidates += [d / f"{module}.py", d / base / f"{module}.py"]
+        candidates += [d / file, d / base / file]
     # Baetyl's own layout: <x>-conf/service.yml beside the <x>-code volume mounted as codedir
-    candidates += [
-        conf.parent / codedir / f"{module}.py",
-        conf.parent.parent / f"{base}-code" / f"{module}.py",
-        conf.parent.parent / base / f"{module}.py",
-    ]
+    # (the guide mounts function-sayjs-code at codedir .../function-sayhi, so the conf's name
+    # comes first, then the codedir's)
+    candidates.append(conf.parent / codedir / file)
+    if conf.parent.name.endswith("-conf"):
+        candidates.append(conf.parent.parent / f"{conf.parent.name[: -len('-conf')]}-code" / file)
+    candidates += [conf.parent.parent / f"{base}-code" / file, conf.parent.parent / base / file]
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -202,6 +211,22 @@ from {module} import {attr} as _handler
 def handler(event, context):
     return _handler(event, context)
 '''
+
+
+NODE_WRAPPER = """// Baetyl function {name} (handler {handler}), imported by `fnhub import baetyl`.
+//
+// fnhub calls handler(event, context, callback) the Baetyl way: event is the parsed JSON (a
+// Buffer when it is not JSON, {{}} when empty), context has messageQOS, messageTopic,
+// messageTimestamp, functionName, functionInvokeID and invokeid; callback(null, value) publishes
+// value (nothing for null, undefined or ""), callback(err) fails the call.
+const fnhub = require('fnhub');
+const _code = require('./{module}');
+
+exports.handler = fnhub.api(
+  {options},
+  (event, context, callback) => _code.{attr}(event, context, callback),
+);
+"""
 
 
 def _script_name(function: str) -> str:
@@ -231,15 +256,7 @@ def _python_function(
         raise BaetylImportError(f"{conf}: function {name!r}: handler must be 'module.function'")
     if "." in module:
         out.notes.append(f"{name}: handler module {module!r} is in a package: copy it by hand")
-    options = []
-    timeout = fconf.get("timeout")
-    if timeout:
-        options.append(f"timeout={_seconds(timeout, name)!r}")
-    if retries:
-        options.append(f"retries={retries}, retry_delay=0.1")
-    instance_max = (fconf.get("instance") or {}).get("max")
-    if instance_max:
-        options.append(f"concurrency={int(instance_max)}")
+    options = [f"{k}={v!r}" for k, v in _options(name, fconf, retries).items()]
     script = _script_name(name)
     code = WRAPPER.format(
         name=name,
@@ -262,6 +279,132 @@ def _python_function(
     if runtime == "python2":
         out.notes.append(f"{name}: written for Python 2; fnhub runs Python 3, check the code")
     return f"{script}.handler"
+
+
+def _options(name: str, fconf: dict[str, Any], retries: int) -> dict[str, Any]:
+    """Baetyl's timeout, retry.max and instance.max as fnhub.api options (snake_case)."""
+    options: dict[str, Any] = {}
+    timeout = fconf.get("timeout")
+    if timeout:
+        options["timeout"] = _seconds(timeout, name)
+    if retries:
+        options.update(retries=retries, retry_delay=0.1)
+    instance_max = (fconf.get("instance") or {}).get("max")
+    if instance_max:
+        options["concurrency"] = int(instance_max)
+    return options
+
+
+def _node_function(
+    name: str,
+    fconf: dict[str, Any],
+    entry: tuple[Path, dict[str, Any]] | None,
+    retries: int,
+    code_dirs: list[Path],
+    out: Conversion,
+    wrappers: set[str],
+) -> str:
+    """The wrapper `<function>.js` and the code folder's `*.js`; run after the Python functions,
+    so a `.js` file whose name a `.py` script or a Node wrapper (`wrappers`) takes is renamed."""
+    if entry is None:
+        raise BaetylImportError(
+            f"function {name!r}: no runtime service.yml lists it (give the file with its handler)"
+        )
+    conf, spec = entry
+    handler = str(spec.get("handler") or "")
+    module, _, attr = handler.partition(".")  # Baetyl's Node runtime: handler.split('.')
+    if not module or not re.fullmatch(r"[A-Za-z_$][\w$]*", attr):
+        raise BaetylImportError(f"{conf}: function {name!r}: handler must be 'module.function'")
+    script = _script_name(name)
+    if f"{script}.py" in out.scripts:
+        raise BaetylImportError(
+            f"function {name!r}: scripts/{script}.js would share its name with scripts/{script}.py"
+        )
+    found = (
+        None
+        if "/" in module
+        else _find_code(module, str(spec.get("codedir") or ""), conf, code_dirs, ".js")
+    )
+    required = module
+    if found is not None:
+        for source in sorted(found.parent.glob("*.js")):  # its sibling modules may be required
+            code = source.read_text()
+            stem = _js_name(source.stem, code, out, taken=wrappers)
+            _add_script(out, f"{stem}.js", code)
+            if stem != source.stem:
+                why = (
+                    f"scripts/{source.stem}.py is Python code of the same name"
+                    if f"{source.stem}.py" in out.scripts
+                    else "its name is taken or is not a valid script name"
+                )
+                out.notes.append(
+                    f"{name}: {source.name} written as scripts/{stem}.js ({why}); a file that "
+                    f"requires './{source.stem}' must require './{stem}'"
+                )
+            if source == found:
+                required = stem
+        _npm_note(name, found.parent, out)
+    elif "/" in module:
+        out.notes.append(f"{name}: handler module {module!r} is in a subfolder: copy it by hand")
+    else:
+        out.notes.append(
+            f"{name}: code of {module}.js not found (codedir {spec.get('codedir')!r}): copy it to "
+            f"scripts/{module}.js, or re-run with --code <folder holding {module}.js>"
+        )
+    options = {"title": f"{name} (Baetyl)"}
+    for key, value in _options(name, fconf, retries).items():
+        options[re.sub(r"_(\w)", lambda m: m.group(1).upper(), key)] = value  # camelCase
+    code = NODE_WRAPPER.format(
+        name=name,
+        handler=handler,
+        module=required,
+        attr=attr,
+        options=json.dumps(options, ensure_ascii=False),
+    )
+    _add_script(out, f"{script}.js", code)
+    return f"{script}.handler"
+
+
+def _npm_note(name: str, folder: Path, out: Conversion) -> None:
+    """Baetyl's Node code folders carry their packages (`node_modules`); fnhub installs them
+    from the project's package.json and lock file with `npm ci`."""
+    if (folder / "package.json").is_file():
+        if (folder / "package-lock.json").is_file():
+            todo = "copy package.json and package-lock.json into the project folder"
+        else:
+            todo = (
+                "copy package.json into the project folder and run `npm install` there once to "
+                "make package-lock.json"
+            )
+        out.notes.append(
+            f"{name}: {folder / 'package.json'} lists npm packages: {todo} "
+            "(fnhub installs them with `npm ci` at apply)"
+        )
+    elif (folder / "node_modules").is_dir():
+        out.notes.append(
+            f"{name}: {folder / 'node_modules'} holds npm packages: `npm install` them in the "
+            "project folder (it writes package.json and package-lock.json; fnhub installs them "
+            "with `npm ci` at apply)"
+        )
+
+
+def _js_name(stem: str, code: str, out: Conversion, taken: set[str]) -> str:
+    """`stem` (`my-lib` → `my_lib`), or `<stem>_js`, `<stem>_js2`... when a `.py` script,
+    another file or a wrapper holds it, or when it is not a valid script name (same rules as
+    Python's: `json` → `json_js`)."""
+    base = re.sub(r"\W", "_", stem).strip("_") or "code"
+    if base[0].isdigit():
+        base = f"js_{base}"
+    candidates = [base, f"{base}_js"] + [f"{base}_js{n}" for n in range(2, 100)]
+    for candidate in candidates:
+        if (
+            not check_name(candidate)
+            and candidate not in taken
+            and f"{candidate}.py" not in out.scripts
+            and out.scripts.get(f"{candidate}.js", code) == code
+        ):
+            return candidate
+    raise BaetylImportError(f"no free script name for {stem}.js")
 
 
 def _add_script(out: Conversion, filename: str, code: str) -> None:
@@ -304,6 +447,7 @@ def convert(
             raise BaetylImportError("function manager: every entry of `functions` needs a `name`")
         functions[str(f["name"])] = f
     refs: dict[str, str | None] = {}
+    node: list[tuple[str, dict[str, Any], tuple[Path, dict[str, Any]] | None, int]] = []
     for i, rule in enumerate(manager.get("rules") or []):
         where = f"rules[{i}]"
         if not isinstance(rule, dict):
@@ -322,9 +466,6 @@ def convert(
         entry = entries.get(name)
         runtime = _runtime(name, str(fconf.get("service", "")), files.images, entry and entry[1])
         data: dict[str, Any] = {"connector": connector, "topics": [str(sub["topic"])]}
-        if runtime == "node":
-            out.notes.append(f"{where} ({name}): Node functions are not supported; rule skipped")
-            continue
         if runtime == "sql":
             if entry is None or not entry[1].get("handler"):
                 raise BaetylImportError(
@@ -335,9 +476,13 @@ def convert(
         else:
             if name not in refs:
                 retries = max(int((rule.get("retry") or {}).get("max", 3)) - 1, 0)
-                refs[name] = _python_function(
-                    name, fconf, entry, runtime, retries, code_dirs or [], out
-                )
+                if runtime == "node":  # written after every Python script (see _node_function)
+                    node.append((name, fconf, entry, retries))
+                    refs[name] = f"{_script_name(name)}.handler"
+                else:
+                    refs[name] = _python_function(
+                        name, fconf, entry, runtime, retries, code_dirs or [], out
+                    )
             data["function"] = refs[name]
         options: dict[str, Any] = {"qos": _qos(sub.get("qos"), f"{where}.subscribe")}
         if rule.get("clientid"):
@@ -346,6 +491,9 @@ def convert(
         data["publish"] = {"topic": str(pub["topic"]), "qos": _qos(pub.get("qos"), where)}
         base = _slug(str(rule.get("clientid") or f"rule-{name}"))
         out.subscriptions[_unique(base, out.subscriptions)] = data
+    wrappers = {_script_name(n) for n, *_ in node}
+    for name, fconf, entry, retries in node:
+        _node_function(name, fconf, entry, retries, code_dirs or [], out, wrappers)
     for i, route in enumerate((files.hub or {}).get("subscriptions") or []):
         where = f"hub subscriptions[{i}]"
         source = (route or {}).get("source") or {}
@@ -383,6 +531,13 @@ def write_project(project: Path, out: Conversion, *, force: bool = False) -> lis
         target = scripts / filename
         if target.exists() and target.read_text() != code and not force:
             raise BaetylImportError(f"{target} exists with other content (use --force to replace)")
+        stem, ext = filename.rsplit(".", 1)
+        other = scripts / f"{stem}.{'js' if ext == 'py' else 'py'}"
+        if other.exists() and other.name not in out.scripts:
+            raise BaetylImportError(
+                f"scripts/{filename} would share its name with {other} (a script name is one "
+                "file, .py or .js): rename or remove it first"
+            )
     done = []
     for section in ("connectors", "subscriptions"):
         current = data.get(section) or {}

@@ -17,12 +17,14 @@ import redis.asyncio as aredis
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_hash
+from fnhub.scripts.languages import PYTHON
 
 
 class ActiveScript(msgspec.Struct):
     version: int
     hash: str
     functions: list[FunctionInfo]
+    language: str = PYTHON  # mirrors written before languages existed are Python
 
 
 _decoder = msgspec.json.Decoder(ActiveScript)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -19,10 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fnhub import audit
+from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.revisions import bump
-from fnhub.scripts.inspect import ScriptError, inspect_scripts
+from fnhub.scripts.inspect import ScriptError
+from fnhub.scripts.languages import LANGUAGES, PYTHON
+from fnhub.scripts.validate import inspect_all
 from fnhub.store.db import Database
 from fnhub.store.models import Script, ScriptVersion
 
@@ -38,33 +42,62 @@ class Published:
     hash: str
     changed: bool
     functions: list[FunctionInfo]
+    language: str = PYTHON
 
 
 class ScriptStore:
-    def __init__(self, db: Database, client: redis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, db: Database, client: redis.Redis, keys: Keys, settings: Settings | None = None
+    ) -> None:
         self.db = db
         self.redis = client
         self.keys = keys
+        self.settings = settings  # where Node and the project's npm packages are
 
-    def active_code(self) -> dict[str, tuple[str, str]]:
-        """name → (code, hash) of every active version."""
+    def active_code(self) -> dict[str, tuple[str, str, str]]:
+        """name → (code, hash, language) of every active version."""
         with self.db.session() as session:
             rows = session.execute(
-                select(ScriptVersion.script, ScriptVersion.code, ScriptVersion.hash).join(
+                select(
+                    ScriptVersion.script,
+                    ScriptVersion.code,
+                    ScriptVersion.hash,
+                    ScriptVersion.language,
+                ).join(
                     Script,
                     (Script.name == ScriptVersion.script)
                     & (Script.active_version == ScriptVersion.version),
                 )
             )
-            return {name: (code, hash_) for name, code, hash_ in rows}
+            return {name: (code, hash_, language) for name, code, hash_, language in rows}
 
     def publish(
-        self, scripts: dict[str, str], *, provisioned: bool = False, actor: str = audit.SYSTEM
+        self,
+        scripts: dict[str, str],
+        *,
+        languages: Mapping[str, str] | None = None,
+        provisioned: bool = False,
+        actor: str = audit.SYSTEM,
     ) -> list[Published]:
-        """Publish new versions of the scripts whose code changed; unchanged ones are kept."""
+        """Publish new versions of the scripts whose code (or language) changed; unchanged ones
+        are kept. `languages` names each script's language; a script it leaves out keeps its
+        active version's language (Python for a new one)."""
         active = self.active_code()
-        changed = {n: c for n, c in scripts.items() if active.get(n, ("", ""))[1] != code_hash(c)}
-        described = inspect_scripts(changed, active) if changed else {}
+        language = {
+            name: (languages or {}).get(name) or active.get(name, ("", "", PYTHON))[2]
+            for name in scripts
+        }
+        for name, lang in language.items():
+            if lang not in LANGUAGES:
+                raise ScriptError(
+                    name, f"unknown language '{lang}' (one of {', '.join(LANGUAGES)})"
+                )
+        changed = {
+            n: c
+            for n, c in scripts.items()
+            if active.get(n, ("", "", ""))[1:] != (code_hash(c), language[n])
+        }
+        described = self._inspect(changed, language, active) if changed else {}
         published: list[Published] = []
         with self.db.session() as session, session.begin():
             for name, code in scripts.items():
@@ -78,7 +111,9 @@ class ScriptStore:
                         )
                     ).scalar_one()
                     functions = [msgspec.convert(f, FunctionInfo) for f in row.functions]
-                    published.append(Published(name, row.version, row.hash, False, functions))
+                    published.append(
+                        Published(name, row.version, row.hash, False, functions, row.language)
+                    )
                     continue
                 latest = session.execute(
                     select(func.max(ScriptVersion.version)).where(ScriptVersion.script == name)
@@ -93,6 +128,7 @@ class ScriptStore:
                         hash=hash_,
                         code=code,
                         functions=[msgspec.to_builtins(f) for f in functions],
+                        language=language[name],
                     )
                 )
                 before = self._point(session, name, number, hash_, provisioned)
@@ -104,10 +140,24 @@ class ScriptStore:
                     before,
                     {"version": number, "hash": hash_, "functions": [f.name for f in functions]},
                 )
-                published.append(Published(name, number, hash_, True, functions))
+                published.append(Published(name, number, hash_, True, functions, language[name]))
         if changed:
             self.sync_redis()
         return published
+
+    def _inspect(
+        self,
+        changed: dict[str, str],
+        language: dict[str, str],
+        active: dict[str, tuple[str, str, str]],
+    ) -> dict[str, list[FunctionInfo]]:
+        node_path = modules_dir = None
+        if self.settings is not None:
+            from fnhub.node.packages import installed_modules
+
+            node_path = self.settings.node_path
+            modules_dir = installed_modules(self.settings, self.redis, self.keys)
+        return inspect_all(changed, language, active, node_path=node_path, modules_dir=modules_dir)
 
     def _point(
         self, session: Session, name: str, version: int, hash_: str, provisioned: bool
@@ -152,8 +202,9 @@ class ScriptStore:
                 {"version": version, "hash": row.hash},
             )
             functions = [msgspec.convert(f, FunctionInfo) for f in row.functions]
+            language = row.language
         self.sync_redis()
-        return Published(name, version, row.hash, True, functions)
+        return Published(name, version, row.hash, True, functions, language)
 
     def delete(self, name: str, *, actor: str = audit.SYSTEM) -> bool:
         """Deactivate a script (its versions stay for the records)."""
@@ -197,7 +248,12 @@ class ScriptStore:
             )
         entries: dict[FieldT, EncodableT] = {
             row.script: msgspec.json.encode(
-                {"version": row.version, "hash": row.hash, "functions": row.functions}
+                {
+                    "version": row.version,
+                    "hash": row.hash,
+                    "functions": row.functions,
+                    "language": row.language,
+                }
             )
             for row in rows
         }

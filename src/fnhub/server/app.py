@@ -100,7 +100,7 @@ def create_app(
             sync_redis=sync_client,
             admin_auth=AdminAuth(db),
             signin=SignIn(db, client, keys, settings),
-            scripts=ScriptStore(db, sync_client, keys),
+            scripts=ScriptStore(db, sync_client, keys, settings),
             endpoints=EndpointRegistry(ctx, box),
             overview=console_overview,
             feed=Feed(

@@ -205,6 +205,8 @@ class FunctionOut(BaseModel):
 
 class ScriptIn(Strict):
     code: str = Field(min_length=1, max_length=5_000_000)
+    #: the code's language; left out, a script keeps its active version's (Python if new)
+    language: Literal["python", "javascript"] | None = None
 
 
 class ScriptOut(BaseModel):
@@ -212,6 +214,7 @@ class ScriptOut(BaseModel):
     version: int
     hash: str
     functions: list[str]
+    language: str = "python"
     provisioned: bool = False
     updated_at: float | None = None
 
@@ -221,6 +224,7 @@ class ScriptVersionOut(BaseModel):
     version: int
     hash: str
     functions: list[str]
+    language: str = "python"
     created_at: float
     active: bool
     code: str | None = None

@@ -14,6 +14,8 @@ from sqlalchemy import JSON, Double, Index, Integer, String, Table, Text, Unique
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from fnhub.scripts.languages import PYTHON
+
 #: Text that may exceed MySQL's 64 KiB TEXT limit (code, logs, tracebacks, results).
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 #: JSON that may exceed 64 KiB on MySQL.
@@ -57,6 +59,7 @@ class ScriptVersion(Base):
     hash: Mapped[str] = mapped_column(String(64))
     code: Mapped[str] = mapped_column(LongText)
     functions: Mapped[list[dict[str, Any]]] = mapped_column(LongJSON)
+    language: Mapped[str] = mapped_column(String(16), default=PYTHON, server_default=PYTHON)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 

@@ -31,6 +31,7 @@ from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.node.executor import NodeDied
 from fnhub.parent_death import die_with_parent
 from fnhub.queue import (
     FINISH,
@@ -307,7 +308,7 @@ def child_main(
     client = sync_redis(settings)
     runtime.init(settings, client)
     executor = Executor(
-        WorkerScripts(client, keys), settings.log_max_bytes, settings.result_max_bytes
+        WorkerScripts(client, keys), settings.log_max_bytes, settings.result_max_bytes, settings
     )
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
@@ -399,15 +400,40 @@ def _outcome(
     if limit and not concurrency.acquire(finisher.redis, keys, task, limit):
         eta = time.time() + concurrency.RETRY_SECONDS  # every slot is taken: back, same attempt
         return task, Retry(task, eta)
-    slot.set(stream, entry_id, index, time.time() + task.timeout)
+    slot.set(stream, entry_id, index, time.time() + task.timeout + executor.deadline_slack(task))
     if task.status_key:
         _mark_running(finisher.redis, task, task.status_key)
-    result = executor.run(task)
+    try:
+        result = executor.run(task)
+    except NodeDied as exc:  # killed from outside: as if this worker had died with the task
+        return task, _after_node_died(task, str(exc))
     if result.status == Status.FAILURE and task.attempt <= task.retries:
         eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
         retry = msgspec.structs.replace(task, attempt=task.attempt + 1)
         return task, Retry(retry, eta, result)
     return task, result
+
+
+def _after_node_died(task: Task, why: str) -> Outcome:
+    """The task whose Node process was killed runs again as its next attempt, the way a task
+    of a dead worker child does (`queue._release_task`), until `max_attempts`."""
+    if task.attempt >= task.max_attempts:
+        return result_for(
+            task,
+            Status.FAILURE,
+            end_time=time.time(),
+            error_type="NodeDied",
+            error_message=f"{why}; attempt {task.attempt} of {task.max_attempts} was the last",
+        )
+    died = result_for(
+        task,
+        Status.RETRYING,
+        end_time=time.time(),
+        error_type="NodeDied",
+        error_message=f"{why} while attempt {task.attempt} of {task.max_attempts} ran; "
+        "it runs again",
+    )
+    return Retry(msgspec.structs.replace(task, attempt=task.attempt + 1), time.time(), died)
 
 
 def _mark_running(client: redis.Redis, task: Task, status_key: str) -> None:

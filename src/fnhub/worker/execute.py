@@ -18,16 +18,22 @@ import os
 import sys
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from fnhub.config import Settings
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, result_for
-from fnhub.worker.loader import ScriptLoadError, UnknownFunction, WorkerScripts
+from fnhub.worker.loader import JsFunction, ScriptLoadError, UnknownFunction, WorkerScripts
+
+if TYPE_CHECKING:
+    from fnhub.node.executor import NodeExecutor
 
 _SIMPLE = (str, int, float, bool, type(None))
+#: how long past a JavaScript task's deadline the supervisor waits before killing the child
+NODE_DEADLINE_SLACK_SECONDS = 3.0
 BYTES_MARKER = "$fnhub_bytes"
 
 
@@ -45,6 +51,27 @@ class ResultError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class NodeUnavailable(Exception):
+    """This worker cannot run JavaScript: no usable Node, or the npm packages do not install."""
+
+
+def _node_executor(settings: Settings, scripts: WorkerScripts) -> NodeExecutor:
+    """This child's Node executor. The project's npm packages are installed on this machine
+    when it starts, and looked up again as the scripts are (every few seconds): the first
+    worker child to need a new lock runs `npm ci`, the others wait on its file lock."""
+    from fnhub.node.executor import NodeExecutor
+    from fnhub.node.locate import find_node
+    from fnhub.node.packages import installed_modules
+
+    find_node(settings.node_path)  # NodeNotFound now, not at the first task's start
+    return NodeExecutor(
+        settings,
+        scripts.code,
+        scripts.active_javascript,
+        modules_dir=lambda: installed_modules(settings, scripts.redis, scripts.keys),
+    )
 
 
 class BoundedText(io.TextIOBase):
@@ -104,9 +131,17 @@ class _CaptureHandler(logging.Handler):
 class Executor:
     """Runs tasks in this process; one per worker child."""
 
-    def __init__(self, scripts: WorkerScripts, log_max_bytes: int, result_max_bytes: int) -> None:
+    def __init__(
+        self,
+        scripts: WorkerScripts,
+        log_max_bytes: int,
+        result_max_bytes: int,
+        settings: Settings | None = None,
+    ) -> None:
         self.pid = os.getpid()  # the worker child's: a forked copy of it has another
         self.scripts = scripts
+        self.settings = settings  # for the Node process JavaScript tasks run in
+        self.node: NodeExecutor | None = None
         self.log_max_bytes = log_max_bytes
         self.result_max_bytes = result_max_bytes
         self.loop = asyncio.new_event_loop()
@@ -130,6 +165,9 @@ class Executor:
                 "past its expiry; it was not run",
             )
         try:
+            js = self.scripts.javascript(task.function, task.version)
+            if js is not None:
+                return self._run_javascript(task, js, start)
             fn, _info = self.scripts.function(task.function, task.version)
         except (UnknownFunction, ScriptLoadError) as exc:
             self._exit_if_forked(1)  # a script's top-level code forked
@@ -167,6 +205,32 @@ class Executor:
         return result_for(
             task, Status.SUCCESS, start_time=start, end_time=time.time(), result=value, logs=logs
         )
+
+    def deadline_slack(self, task: Task) -> float:
+        """Seconds the supervisor waits past a task's deadline before it kills this child: a
+        JavaScript task's deadline is kept here (its Node process is killed and replaced,
+        the child lives on), so the supervisor only steps in if that fails."""
+        try:
+            js = self.scripts.javascript(task.function, task.version)
+        except UnknownFunction:
+            return 0.0
+        return NODE_DEADLINE_SLACK_SECONDS if js is not None else 0.0
+
+    def _run_javascript(self, task: Task, js: JsFunction, start: float) -> TaskResult:
+        """Run in this child's Node process (started on first use). NodeDied (the process
+        was killed from outside) goes up: the task is retried like one of a dead worker."""
+        from fnhub.node.locate import NodeNotFound
+        from fnhub.node.packages import PackagesError
+
+        if self.settings is None:
+            raise ScriptLoadError("this worker cannot run JavaScript (no settings given)")
+        try:
+            if self.node is None:
+                self.node = _node_executor(self.settings, self.scripts)
+            return self.node.run(task, js.script, js.hash, js.name, js.info, start + task.timeout)
+        except (NodeNotFound, PackagesError, OSError) as exc:
+            unavailable = NodeUnavailable(f"cannot run JavaScript on this worker: {exc}")
+            return self._failure(task, start, unavailable, "", with_traceback=False)
 
     def _exit_if_forked(self, code: int) -> None:
         """End a copy of the child that user code forked (`os.fork()`) and that returned or
@@ -215,6 +279,8 @@ class Executor:
             error_type = exc.kind
         elif isinstance(exc, UnknownFunction):
             error_type = "UnknownFunction"
+        elif isinstance(exc, NodeUnavailable):
+            error_type = "NodeUnavailable"
         message = str(exc)
         tb = None
         if with_traceback:
@@ -236,6 +302,8 @@ class Executor:
         )
 
     def close(self) -> None:
+        if self.node is not None:
+            self.node.close()
         logging.getLogger().removeHandler(self.capture)
         with contextlib.suppress(Exception):
             self.loop.close()

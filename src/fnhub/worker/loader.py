@@ -11,21 +11,31 @@ from __future__ import annotations
 import time
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from fnhub.functions import API_ATTR, FunctionInfo
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_optional_bytes
+from fnhub.scripts.languages import JAVASCRIPT, PYTHON
 from fnhub.scripts.modules import HASH_ATTR, build_module, forget_script_modules, install_finder
-from fnhub.scripts.registry import ActiveScripts, read_active
+from fnhub.scripts.registry import ActiveScript, ActiveScripts, read_active
 
 REFRESH_SECONDS = 2.0
 
 
 class UnknownFunction(LookupError):
     pass
+
+
+class JsFunction(NamedTuple):
+    """A JavaScript function a task names: which script version, which export."""
+
+    script: str
+    hash: str
+    name: str
+    info: FunctionInfo
 
 
 class ScriptLoadError(Exception):
@@ -40,6 +50,8 @@ class WorkerScripts:
         self.refreshed_at = 0.0
         self.modules: dict[tuple[str, str], types.ModuleType] = {}
         self.resolved: dict[tuple[str, str], tuple[Callable[..., Any], FunctionInfo]] = {}
+        #: (ref, version) → its JavaScript function, or None for a Python one
+        self.js_resolved: dict[tuple[str, str], JsFunction | None] = {}
         install_finder(self._lookup_import)
 
     def refresh(self) -> None:
@@ -49,16 +61,17 @@ class WorkerScripts:
             self.active = active
             self.modules.clear()
             self.resolved.clear()
+            self.js_resolved.clear()
             forget_script_modules()
 
     def _lookup_import(self, name: str) -> tuple[str, str] | None:
         script = self.active.scripts.get(name)
-        if script is None:
+        if script is None or script.language != PYTHON:  # Python imports Python scripts only
             return None
-        code = self._code(name, script.hash)
+        code = self.code(name, script.hash)
         return None if code is None else (code, script.hash)
 
-    def _code(self, name: str, hash_: str) -> str | None:
+    def code(self, name: str, hash_: str) -> str | None:
         raw = as_optional_bytes(self.redis.get(self.keys.script_code(name, hash_)))
         return None if raw is None else raw.decode()
 
@@ -71,7 +84,9 @@ class WorkerScripts:
         self.resolved[(ref, version)] = resolved
         return resolved
 
-    def _resolve(self, ref: str, version: str) -> tuple[Callable[..., Any], FunctionInfo]:
+    def _script(self, ref: str, version: str) -> tuple[str, ActiveScript, str, str]:
+        """(script name, its active entry, the version's hash, the function's name) of the
+        function a task names, re-reading the active scripts when they may be stale."""
         script_name, _, func_name = ref.rpartition(".")
         script = self.active.scripts.get(script_name)
         stale = time.monotonic() - self.refreshed_at > REFRESH_SECONDS
@@ -80,10 +95,35 @@ class WorkerScripts:
             script = self.active.scripts.get(script_name)
         if script is None:
             raise UnknownFunction(f"unknown function '{ref}' (no published script '{script_name}')")
-        hash_ = version or script.hash
+        return script_name, script, version or script.hash, func_name
+
+    def javascript(self, ref: str, version: str) -> JsFunction | None:
+        """The JavaScript function a task names, None when its script is Python. (A version
+        runs in the language its script has now: a script rewritten in the other language
+        keeps no task of its old versions running in the old one.)"""
+        key = (ref, version)
+        if key in self.js_resolved and time.monotonic() - self.refreshed_at <= REFRESH_SECONDS:
+            return self.js_resolved[key]
+        name, script, hash_, func_name = self._script(ref, version)
+        if script.language != JAVASCRIPT:
+            self.js_resolved[(ref, version)] = None
+            return None
+        info = self.active.function(ref)
+        if info is None:
+            raise UnknownFunction(f"unknown function '{ref}' (not exported by {name})")
+        found = JsFunction(name, hash_, func_name, info)
+        self.js_resolved[(ref, version)] = found
+        return found
+
+    def active_javascript(self) -> dict[str, str]:
+        """name → hash of every active JavaScript script (what a script may `require`)."""
+        return {n: s.hash for n, s in self.active.scripts.items() if s.language == JAVASCRIPT}
+
+    def _resolve(self, ref: str, version: str) -> tuple[Callable[..., Any], FunctionInfo]:
+        script_name, script, hash_, func_name = self._script(ref, version)
         module = self.modules.get((script_name, hash_))
         if module is None:
-            code = self._code(script_name, hash_)
+            code = self.code(script_name, hash_)
             if code is None:
                 raise UnknownFunction(f"script version {script_name}@{hash_[:8]} is not published")
             try:

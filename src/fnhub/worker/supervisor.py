@@ -298,6 +298,7 @@ class Supervisor:
         if not wait_for_redis(self.settings, lambda: self.stopping):
             return
         self.start()
+        threading.Thread(target=self._prepare_javascript, name="node-packages", daemon=True).start()
         freeze_startup_objects()
         log.info(
             "worker %s: %d processes on queues %s",
@@ -315,6 +316,31 @@ class Supervisor:
             )
         finally:
             self.shutdown()
+
+    def _prepare_javascript(self) -> None:
+        """Install the project's npm packages on this machine ahead of the first JavaScript
+        task (which would otherwise wait for `npm ci`), and say at once when published
+        JavaScript cannot run here; both are logged, never fatal."""
+        from fnhub.node.locate import NodeNotFound, find_node
+        from fnhub.node.packages import PackagesError, installed_modules
+        from fnhub.scripts.languages import JAVASCRIPT
+        from fnhub.scripts.registry import read_active
+
+        try:
+            active = read_active(self.redis, self.keys)
+            scripts = sorted(n for n, s in active.scripts.items() if s.language == JAVASCRIPT)
+            if not scripts:
+                return
+            find_node(self.settings.node_path)
+            installed_modules(self.settings, self.redis, self.keys)
+        except NodeNotFound as exc:
+            log.warning(
+                "JavaScript scripts are published (%s) but this worker cannot run them: %s",
+                ", ".join(scripts),
+                exc,
+            )
+        except (PackagesError, redis.RedisError) as exc:
+            log.warning("cannot install the project's npm packages on this worker: %s", exc)
 
     def _supervise(self) -> None:
         while not self.stopping:

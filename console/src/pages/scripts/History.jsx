@@ -106,7 +106,7 @@ export function History({ name, user, onRolledBack }) {
         {diff && <span class="muted">{diff.from ? `v${diff.from} (left) → v${diff.to} (right)` : 'first version'}</span>}
       </div>
       <ErrorBox error={diffError} />
-      {diff && <DiffView key={`${diff.from}-${diff.to}`} before={diff.before} after={diff.after} />}
+      {diff && <DiffView key={`${diff.from}-${diff.to}`} before={diff.before} after={diff.after} language={selected?.language} />}
     </div>
   );
 }

@@ -32,6 +32,8 @@ function DraftStatus({ draft, state, active }) {
 function Editor({ name, opened, user, onPublished, onDraftSaved }) {
   const writable = can(user, 'write');
   const [active, setActive] = useState(opened.active);
+  // a new script is Python; a published one keeps its language when edited here
+  const language = opened.active?.language ?? 'python';
   const initial = opened.draft?.code ?? opened.active?.code ?? STARTER;
   const [text, setText] = useState(initial);
   const [baseline, setBaseline] = useState(opened.active?.code ?? STARTER);
@@ -53,6 +55,7 @@ function Editor({ name, opened, user, onPublished, onDraftSaved }) {
     (cm, el) =>
       cm.createEditor(el, {
         doc: initial,
+        language,
         readOnly: !writable,
         onChange: setText,
         onSave: () => save.current(),
@@ -107,6 +110,7 @@ function Editor({ name, opened, user, onPublished, onDraftSaved }) {
     <div class="editor-pane">
       <div class="toolbar">
         <span class="muted">{active ? `active: v${active.version}` : 'not published yet'}</span>
+        <span class="badge" title="the script's language">{language === 'javascript' ? 'JavaScript' : 'Python'}</span>
         {writable && <DraftStatus draft={draft.draft} state={draft.state} active={active} />}
         <span class="spacer" />
         {writable && (
@@ -133,7 +137,7 @@ function Editor({ name, opened, user, onPublished, onDraftSaved }) {
       )}
       <div class="editor" ref={ref} />
       {reviewing && (
-        <PublishDialog name={name} before={active?.code ?? ''} after={text} version={active?.version} busy={busy} onPublish={publish} onClose={() => setReviewing(false)} />
+        <PublishDialog name={name} before={active?.code ?? ''} after={text} version={active?.version} language={language} busy={busy} onPublish={publish} onClose={() => setReviewing(false)} />
       )}
     </div>
   );

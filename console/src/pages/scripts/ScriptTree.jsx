@@ -58,6 +58,7 @@ export function ScriptTree({ scripts, current, currentFn }) {
               <a href={`/scripts/${s.name}`} class={s.name === current ? 'tree-script current' : 'tree-script'}>
                 <span class="tree-name">{s.name}</span>
                 <span class="tree-meta">
+                  {s.language === 'javascript' && <span class="badge" title="JavaScript">JS</span>}
                   {s.draft && <span class="badge badge-draft">draft</span>}
                   {s.version ? <span class="muted">v{s.version}</span> : null}
                 </span>

@@ -47,6 +47,7 @@ class ActiveVersionOut(BaseModel):
     version: int
     hash: str
     functions: list[str]
+    language: str
     code: str
     provisioned: bool
     updated_at: float
@@ -72,12 +73,15 @@ def invalid_script(exc: ScriptError) -> ApiError:
     return ApiError(422, "invalid_script", str(exc), script=exc.script, **exc.position)
 
 
-async def publish_code(request: Request, name: str, code: str) -> dict[str, Any]:
-    """Publish `code` as the script's next version; a draft holding exactly this code is
-    published with it, so it goes."""
+async def publish_code(
+    request: Request, name: str, code: str, language: str | None = None
+) -> dict[str, Any]:
+    """Publish `code` as the script's next version (in `language`, else the active version's);
+    a draft holding exactly this code is published with it, so it goes."""
+    languages = {name: language} if language else None
     try:
         published = await asyncio.to_thread(
-            _store(request).publish, {name: code}, actor=actor(request)
+            _store(request).publish, {name: code}, languages=languages, actor=actor(request)
         )
     except ScriptError as exc:
         raise invalid_script(exc) from None
@@ -89,6 +93,7 @@ async def publish_code(request: Request, name: str, code: str) -> dict[str, Any]
         "version": p.version,
         "hash": p.hash,
         "functions": [f.name for f in p.functions],
+        "language": p.language,
     }
 
 
@@ -106,6 +111,7 @@ def _list(store: ScriptStore) -> list[dict[str, Any]]:
                 ScriptVersion.version,
                 ScriptVersion.hash,
                 ScriptVersion.functions,
+                ScriptVersion.language,
             )
             .join(
                 ScriptVersion,
@@ -120,6 +126,7 @@ def _list(store: ScriptStore) -> list[dict[str, Any]]:
             "version": row.version,
             "hash": row.hash,
             "functions": _names(row.functions),
+            "language": row.language,
             "provisioned": row.provisioned,
             "updated_at": row.updated_at,
         }
@@ -144,7 +151,7 @@ async def publish_script(request: Request, body: ScriptIn, name: str = Name) -> 
     """Publish `code` as the script's next version (unchanged code keeps its version); a broken
     script is refused with 422 (`line`, `column`... say where) and the active version stays.
     A draft holding exactly this code is deleted."""
-    return await publish_code(request, name, body.code)
+    return await publish_code(request, name, body.code, body.language)
 
 
 def _detail(store: ScriptStore, drafts: DraftStore, name: str) -> dict[str, Any] | None:
@@ -168,6 +175,7 @@ def _detail(store: ScriptStore, drafts: DraftStore, name: str) -> dict[str, Any]
             "version": v.version,
             "hash": v.hash,
             "functions": _names(v.functions),
+            "language": v.language,
             "code": v.code,
             "provisioned": s.provisioned,
             "updated_at": s.updated_at,
@@ -190,6 +198,7 @@ _VERSION_COLUMNS = (
     ScriptVersion.version,
     ScriptVersion.hash,
     ScriptVersion.functions,
+    ScriptVersion.language,
     ScriptVersion.created_at,
 )
 
@@ -211,6 +220,7 @@ def _versions(store: ScriptStore, name: str, version: int | None = None) -> list
             "version": row.version,
             "hash": row.hash,
             "functions": _names(row.functions),
+            "language": row.language,
             "created_at": row.created_at,
             "active": row.version == active,
         }
@@ -262,6 +272,7 @@ async def rollback_script(request: Request, body: RollbackIn, name: str = Name) 
         "version": p.version,
         "hash": p.hash,
         "functions": [f.name for f in p.functions],
+        "language": p.language,
     }
 
 

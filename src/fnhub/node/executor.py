@@ -1,0 +1,342 @@
+"""Running JavaScript tasks: one long-lived Node process per worker child, driven over pipes.
+
+A process per task would cost Node's start-up (~40 ms) each time; one kept process costs a
+frame each way. The child enforces the task's deadline itself (poll on the answer pipe until
+the deadline), since Node cannot be interrupted from inside while a function spins: past it the
+process is SIGKILLed, the task ends as `timeout`, and a replacement starts at once so the next
+task does not wait for Node's start-up. A process that died otherwise (heap limit, crash,
+`process.exit()`) fails its task and is replaced the same way; one SIGKILLed from outside raises
+`NodeDied`, which the worker treats like a dead worker (the task runs again as attempt + 1).
+
+Frames (see host.js): 4-byte big-endian length + UTF-8 JSON, bytes as `{"$fnhub_bytes": b64}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fnhub.config import Settings
+from fnhub.functions import FunctionInfo
+from fnhub.node.host import Gone, HostProcess, encode_frame, from_wire
+from fnhub.node.locate import find_node
+from fnhub.tasks import Status, Task, TaskResult, result_for
+
+log = logging.getLogger(__name__)
+
+#: how often the active-scripts map is re-read when no task names an unknown version
+REFRESH_SECONDS = 2.0
+#: layouts (sets of script versions) one process may hold before it is replaced: every one
+#: keeps its modules loaded, and ES modules cannot be unloaded
+MAX_LAYOUTS = 64
+_CACHE_OPS = frozenset(
+    {
+        "set",
+        "get",
+        "delete",
+        "exists",
+        "ttl",
+        "expire",
+        "incr",
+        "keys",
+        "hset",
+        "hget",
+        "hgetall",
+        "hdel",
+        "hincr",
+    }
+)
+_CACHE_OPTIONS = frozenset({"expires", "not_exists"})
+
+
+class NodeDied(Exception):
+    """The Node process was killed from outside (SIGKILL) while a task ran."""
+
+
+class NodeExecutor:
+    """Runs JavaScript tasks of one worker child in a Node process of its own.
+
+    `code(name, hash)` gives a script version's code (None when not published), `active_js()`
+    the active JavaScript scripts (name → hash); `modules_dir()` (optional) the folder of the
+    project's installed npm packages (its `node_modules`, or the folder holding one), read when
+    a process starts and re-checked with the active map: a new install replaces the process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        code: Callable[[str, str], str | None],
+        active_js: Callable[[], dict[str, str]],
+        *,
+        modules_dir: Callable[[], Path | None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.code = code
+        self.active_js = active_js
+        self.modules_dir = modules_dir or (lambda: None)
+        self.active: dict[str, str] = {}
+        self.refreshed_at = -REFRESH_SECONDS
+        self.base: int | None = None  # layout id of the active map in the current process
+        self.next_layout = 1
+        self.process: HostProcess | None = None
+        self.process_modules: Path | None = None
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def _modules(self) -> Path | None:
+        found = self.modules_dir()
+        if found is not None and (found / "node_modules").is_dir():
+            return found / "node_modules"
+        return found
+
+    def _start(self) -> HostProcess:
+        self.process_modules = self._modules()
+        settings = self.settings
+        self.process = HostProcess(
+            find_node(settings.node_path),
+            "serve",
+            heap_mb=settings.node_max_old_space_mb,
+            result_max_bytes=settings.result_max_bytes,
+            log_max_bytes=settings.log_max_bytes,
+            modules_dir=self.process_modules,
+        )
+        self.base = None
+        self.next_layout = 1
+        return self.process
+
+    def _replace(self, process: HostProcess) -> None:
+        """End `process` and start its replacement now, so the next task finds it booted."""
+        if not process.killed:
+            process.kill()
+        process.close()
+        if self.process is process:
+            self.process = None
+            self._start()
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.close()
+            self.process = None
+
+    # --- script versions ---------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        active = self.active_js()
+        self.refreshed_at = time.monotonic()
+        if active != self.active:
+            self.active = dict(active)
+            self.base = None
+        if self.process is not None and self._modules() != self.process_modules:
+            self._replace(self.process)
+
+    def _layout(self, process: HostProcess, script: str, hash_: str) -> tuple[int, bytes] | str:
+        """The layout id the task runs in and the frame creating it (b"" when it exists), or
+        why the task cannot run."""
+        versions = self.active
+        if script not in versions or (hash_ and versions[script] != hash_):
+            versions = dict(versions)
+            if not hash_:
+                return f"no published JavaScript script '{script}'"
+            versions[script] = hash_
+        elif self.base is not None:
+            return self.base, b""
+        key = frozenset(versions.items())
+        known = process.layouts.get(key)
+        if known is not None:
+            return known, b""
+        files: dict[str, list[str | None]] = {}
+        for name, version in versions.items():
+            if (name, version) in process.sent:
+                files[name] = [version, None]
+                continue
+            text = self.code(name, version)
+            if text is None:
+                if name == script:
+                    return f"script version {script}@{version[:8]} is not published"
+                continue  # a sibling gone meanwhile: its importers say so when they load
+            files[name] = [version, text]
+        layout = self.next_layout
+        self.next_layout += 1
+        for name, entry in files.items():
+            process.sent.add((name, str(entry[0])))
+        process.layouts[key] = layout
+        if versions is self.active:
+            self.base = layout
+        return layout, encode_frame({"t": "layout", "id": layout, "files": files})
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        task: Task,
+        script: str,
+        hash_: str,
+        function: str,
+        info: FunctionInfo,
+        deadline: float,
+    ) -> TaskResult:
+        """Run one task; SUCCESS, FAILURE or TIMEOUT. Raises NodeDied when the process was
+        killed from outside while it ran (a replacement is started first)."""
+        start = time.time()
+        name = function.rpartition(".")[2]
+        if (
+            time.monotonic() - self.refreshed_at > REFRESH_SECONDS
+            or script not in self.active
+            or (hash_ and self.active[script] != hash_)
+        ):
+            self._refresh()
+        process = self.process
+        if process is not None and process.proc.poll() is not None:
+            # it ended between tasks (a stray timer's crash, a kill): not this task's doing
+            log.warning("the Node process ended between tasks: %s", process.log_tail(500))
+            process.close()
+            process = None
+        if process is None or len(process.layouts) >= MAX_LAYOUTS:
+            if process is not None:
+                process.close()
+            process = self._start()
+        found = self._layout(process, script, hash_)
+        if isinstance(found, str):
+            return result_for(
+                task,
+                Status.FAILURE,
+                start_time=start,
+                end_time=time.time(),
+                error_type="UnknownFunction",
+                error_message=f"unknown function '{task.function}' ({found})",
+            )
+        layout, prelude = found
+        ctx: dict[str, Any] = {
+            "taskId": task.id,
+            "function": task.function,
+            "origin": task.origin,
+            "originId": task.origin_id,
+            "triggerTime": task.trigger_time,
+            "attempt": task.attempt,
+            "queue": task.queue,
+        }
+        if task.meta:
+            ctx["meta"] = task.meta
+        run = {"t": "run", "l": layout, "s": script, "h": hash_, "f": name, "k": task.kwargs}
+        run["c"] = ctx
+        try:
+            if not process.write(prelude + encode_frame(run), deadline):
+                return self._timeout(process, task, start)
+            while True:
+                frame = process.read(deadline)
+                if frame is None:
+                    return self._timeout(process, task, start)
+                kind = frame["t"]
+                if kind == "done":
+                    break
+                if kind == "sdk":
+                    if not process.write(self._sdk(frame, script), deadline):
+                        return self._timeout(process, task, start)
+                elif kind == "exit":
+                    process.exit_code = frame.get("code")
+        except Gone:
+            return self._ended(process, task, start)
+        if frame["ok"]:
+            return result_for(
+                task,
+                Status.SUCCESS,
+                start_time=start,
+                end_time=time.time(),
+                result=frame["v"],
+                logs=frame["g"],
+            )
+        if frame.get("x"):  # an uncaught error or rejection: its state is suspect
+            self._replace(process)
+        return result_for(
+            task,
+            Status.FAILURE,
+            start_time=start,
+            end_time=time.time(),
+            error_type=frame["y"],
+            error_message=frame["m"],
+            traceback=frame.get("s"),
+            logs=frame["g"],
+        )
+
+    def _timeout(self, process: HostProcess, task: Task, start: float) -> TaskResult:
+        self._replace(process)
+        return result_for(
+            task,
+            Status.TIMEOUT,
+            start_time=start,
+            end_time=time.time(),
+            error_type="TimeoutError",
+            error_message=f"{task.function} ran longer than its {task.timeout:g}s timeout "
+            "and its process was killed",
+        )
+
+    def _ended(self, process: HostProcess, task: Task, start: float) -> TaskResult:
+        """The process ended while `task` ran: say how, and start its replacement."""
+        try:
+            code = process.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.proc.wait()
+        killed_by_us = process.killed
+        tail = process.log_tail()
+        exit_code = process.exit_code
+        self._replace(process)
+        if code == -signal.SIGKILL and not killed_by_us:
+            raise NodeDied(f"the Node process running {task.function} was killed (SIGKILL)")
+        if "heap out of memory" in tail or "Reached heap limit" in tail:
+            error_type = "MemoryLimitExceeded"
+            message = (
+                f"{task.function} used more than the JavaScript heap limit of "
+                f"{self.settings.node_max_old_space_mb} MB (node_max_old_space_mb); its Node "
+                "process was replaced"
+            )
+        elif exit_code is not None:
+            error_type = "ProcessExit"
+            message = (
+                f"{task.function} ended its Node process (process.exit({exit_code})); "
+                "the process was replaced"
+            )
+        else:
+            error_type = "NodeCrashed"
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            message = f"the Node process died ({how}) while running {task.function}; replaced"
+        return result_for(
+            task,
+            Status.FAILURE,
+            start_time=start,
+            end_time=time.time(),
+            error_type=error_type,
+            error_message=message,
+            traceback=tail.strip()[-2000:] or None,
+        )
+
+    # --- the SDK, answered here --------------------------------------------------------------
+
+    def _sdk(self, frame: dict[str, Any], script: str) -> bytes:
+        try:
+            value = self._sdk_call(frame["op"], frame.get("a") or [], frame.get("o") or {}, script)
+            reply: dict[str, Any] = {"t": "r", "c": frame["c"], "ok": True, "v": value}
+        except Exception as exc:
+            reply = {"t": "r", "c": frame["c"], "ok": False, "y": type(exc).__name__}
+            reply["m"] = str(exc)
+        return encode_frame(reply)
+
+    def _sdk_call(self, op: str, args: list[Any], options: dict[str, Any], script: str) -> Any:
+        kind, _, name = op.partition(".")
+        if kind == "cache" and name in _CACHE_OPS:
+            from fnhub.cache import cache
+
+            scope = options.get("scope") or script
+            extra = {k: v for k, v in options.items() if k in _CACHE_OPTIONS and v is not None}
+            return getattr(cache, name)(*args, scope=scope, **extra)
+        if op == "connector.publish" and len(args) == 3:
+            from fnhub.connections import connector
+
+            target, topic, message = args
+            connector(target).publish(topic, from_wire(message), **options)
+            return None
+        raise ValueError(f"unknown fnhub SDK call {op!r}")

@@ -1,0 +1,201 @@
+"""A Node host process (host.js) and the framed pipes Python drives it through.
+
+Two pipes besides stdout and stderr (which user code and Node's fatal errors write to, so they
+go to a log file in the process's folder): Python → Node and Node → Python, each frame a 4-byte
+big-endian length and UTF-8 JSON, written in one `write`. Bytes travel as
+`{"$fnhub_bytes": "<base64>"}` both ways (a Buffer in JavaScript), as in Python's results.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fnhub.node.locate import NodeBinary
+from fnhub.parent_death import parent_death_hook
+
+HOST_JS = Path(__file__).with_name("host.js")
+BYTES_MARKER = "$fnhub_bytes"
+_READ_SIZE = 1 << 16
+_FOLDER_PREFIX = "fnhub-node-"
+
+
+def _sweep() -> None:
+    """Remove the folders of processes whose owner died without cleaning up (a worker child
+    killed with SIGKILL runs no `finally`); the owner's pid is in the folder's name."""
+    base = Path(tempfile.gettempdir())
+    for folder in base.glob(f"{_FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(_FOLDER_PREFIX) :].partition("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
+
+
+class Gone(Exception):
+    """The process's answer pipe closed: it ended."""
+
+
+def wire_default(value: Any) -> Any:
+    """Bytes travel as the marker object, both ways (a Buffer in JavaScript)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {BYTES_MARKER: base64.b64encode(value).decode()}
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def from_wire(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1 and BYTES_MARKER in value:
+        return base64.b64decode(value[BYTES_MARKER])
+    return value
+
+
+def encode_frame(obj: Any) -> bytes:
+    try:
+        payload = orjson.dumps(obj, default=wire_default)
+    except TypeError:  # keys that are not strings (msgpack allows them)
+        payload = orjson.dumps(obj, default=wire_default, option=orjson.OPT_NON_STR_KEYS)
+    return len(payload).to_bytes(4, "big") + payload
+
+
+class HostProcess:
+    """One Node host: its pipes, its folder, and what it was already sent."""
+
+    def __init__(
+        self,
+        node: NodeBinary,
+        mode: str,
+        *,
+        heap_mb: int | None = None,
+        result_max_bytes: int = 1_000_000,
+        log_max_bytes: int = 64_000,
+        modules_dir: Path | None = None,
+    ) -> None:
+        _sweep()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-"))
+        self.log_path = self.root / "node.log"
+        to_node_r, to_node_w = os.pipe()
+        from_node_r, from_node_w = os.pipe()
+        config = {
+            "root": str(self.root / "run"),
+            "inFd": to_node_r,
+            "outFd": from_node_w,
+            "resultMax": result_max_bytes,
+            "logMax": log_max_bytes,
+            "modules": str(modules_dir) if modules_dir is not None else None,
+        }
+        try:
+            with open(self.log_path, "ab") as log_file:
+                self.proc = subprocess.Popen(
+                    [
+                        node.path,
+                        *([f"--max-old-space-size={heap_mb}"] if heap_mb else []),
+                        str(HOST_JS),
+                        mode,
+                        json.dumps(config),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    pass_fds=(to_node_r, from_node_w),
+                    preexec_fn=parent_death_hook(signal.SIGKILL),
+                )
+        finally:
+            os.close(to_node_r)
+            os.close(from_node_w)
+        self.wfd = to_node_w
+        self.rfd = from_node_r
+        os.set_blocking(self.wfd, False)
+        self.reader = select.poll()
+        self.reader.register(self.rfd, select.POLLIN)
+        self.writer = select.poll()
+        self.writer.register(self.wfd, select.POLLOUT)
+        self.buf = bytearray()
+        self.sent: set[tuple[str, str]] = set()  # script versions whose code it has
+        self.layouts: dict[frozenset[tuple[str, str]], int] = {}
+        self.killed = False  # by us: its end is no news
+        self.exit_code: int | None = None  # what process.exit() said, when it did
+
+    def write(self, data: bytes, deadline: float) -> bool:
+        """Write all of `data` before `deadline`; False when the deadline passed first."""
+        view = memoryview(data)
+        done = 0
+        while True:
+            try:
+                done += os.write(self.wfd, view[done:])
+            except BlockingIOError:
+                pass  # the pipe is full: Node reads it once it gets to it
+            except OSError as exc:  # BrokenPipeError: it ended
+                raise Gone from exc
+            if done >= len(data):
+                return True
+            if not self.writer.poll(ms_left(deadline)) and time.time() >= deadline:
+                return False
+
+    def read(self, deadline: float) -> Any:
+        """The next frame, or None once `deadline` passed; raises Gone when the process ended."""
+        buf = self.buf
+        while True:
+            if len(buf) >= 4:
+                size = int.from_bytes(buf[:4], "big")
+                if len(buf) >= size + 4:
+                    frame = orjson.loads(buf[4 : size + 4])
+                    del buf[: size + 4]
+                    return frame
+            if not self.reader.poll(ms_left(deadline)):
+                if time.time() >= deadline:
+                    return None
+                continue
+            chunk = os.read(self.rfd, _READ_SIZE)
+            if not chunk:
+                raise Gone
+            if not buf and len(chunk) >= 4 and int.from_bytes(chunk[:4], "big") == len(chunk) - 4:
+                return orjson.loads(memoryview(chunk)[4:])  # the usual case: one whole frame
+            buf += chunk
+
+    def log_tail(self, size: int = 4000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - size))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        self.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+    def close(self) -> None:
+        """End the process (closing its input ends it; a busy one is killed) and its folder."""
+        with contextlib.suppress(OSError):
+            os.close(self.wfd)
+        try:
+            self.proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            os.close(self.rfd)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def ms_left(deadline: float) -> int:
+    """Milliseconds to `deadline` for poll(), rounded up (0 once it passed)."""
+    return max(0, int((deadline - time.time()) * 1000) + 1)

@@ -1,0 +1,128 @@
+"""`/metrics` beyond tasks: failures by kind per function and HTTP requests by route template,
+after real traffic through a real server and worker."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .conftest import Stack, close_stack, make_stack
+
+#: a script whose functions fail in each way the platform names, and in user code
+SCRIPT = """
+import time
+import fnhub
+
+
+@fnhub.api("Fine")
+def fine():
+    return 1
+
+
+@fnhub.api("Raises")
+def raises():
+    raise KeyError("user code")
+
+
+@fnhub.api("Too slow", timeout=0.5)
+def sleepy():
+    time.sleep(5)
+
+
+@fnhub.api("Unserialisable result")
+def unserialisable():
+    return object()
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = make_stack(tmp_path_factory.mktemp("ops-metrics"), script=SCRIPT)
+    yield s
+    close_stack(s)
+
+
+def samples(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every sample of `name`: its labels → value."""
+    out = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match and match[1] == name:
+            out[frozenset(re.findall(r'(\w+)="([^"]*)"', match[2] or ""))] = float(match[3])
+    return out
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of the one sample `name{labels}` (labels in any order)."""
+    found = samples(text, name).get(frozenset(labels.items()))
+    if found is None:
+        raise AssertionError(f"no sample {name}{labels} in /metrics")
+    return found
+
+
+def scrape_until(c: httpx.Client, ready: object, seconds: float = 10) -> str:
+    """/metrics once `ready(text)` holds (counts land within the servers' flush period)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        text = c.get("/metrics").text
+        if ready(text) or time.monotonic() > deadline:  # type: ignore[operator]
+            return text
+        time.sleep(0.2)
+
+
+def test_failures_by_kind(stack: Stack) -> None:
+    with stack.admin() as c:
+        for name, status in [
+            ("fine", 200),
+            ("raises", 500),
+            ("raises", 500),
+            ("sleepy", 504),
+            ("unserialisable", 500),
+        ]:
+            r = c.post(f"/api/v1/functions/demo.{name}/call", json={"kwargs": {}})
+            assert r.status_code == status, r.text
+        text = c.get("/metrics").text
+    failures = "fnhub_function_failures_total"
+    assert sample(text, failures, function="demo.raises", kind="user") == 2
+    assert sample(text, failures, function="demo.sleepy", kind="TimeoutError") == 1
+    assert sample(text, failures, function="demo.unserialisable", kind="ResultNotSerializable") == 1
+    assert not [k for k in samples(text, failures) if ("function", "demo.fine") in k]
+    # the user's exception class never becomes a label
+    assert "KeyError" not in "".join(line for line in text.splitlines() if failures in line)
+
+
+def test_http_requests_by_route_template(stack: Stack) -> None:
+    with stack.admin() as c:
+        before = c.get("/metrics").text
+        for n in range(3):
+            assert c.get(f"/api/v1/tasks/no-such-task-{n}").status_code == 404
+        assert c.get("/healthz").status_code == 200
+        assert c.request("PURGE", "/healthz").status_code == 405
+        route = "/api/v1/tasks/{task_id}"
+
+        def landed(text: str) -> bool:
+            found = samples(text, "fnhub_http_requests_total")
+            tasks = frozenset({("route", route), ("method", "GET"), ("status", "4xx")})
+            other = frozenset({("route", "/healthz"), ("method", "other"), ("status", "4xx")})
+            return found.get(tasks, 0) >= 3 and other in found
+
+        text = scrape_until(c, landed)
+    requests = "fnhub_http_requests_total"
+    assert sample(text, requests, route=route, method="GET", status="4xx") == 3
+    assert sample(text, requests, route="/healthz", method="GET", status="2xx") >= 1
+    assert sample(text, requests, route="/healthz", method="other", status="4xx") == 1
+    # raw paths never become labels
+    assert "no-such-task" not in text
+    hist = "fnhub_http_request_seconds"
+    assert sample(text, f"{hist}_count", route=route) == 3
+    assert sample(text, f"{hist}_bucket", route=route, le="+Inf") == 3
+    assert 0 < sample(text, f"{hist}_sum", route=route) < 30
+    # moved since the first scrape
+    old = samples(before, requests).get(
+        frozenset({("route", "/metrics"), ("method", "GET"), ("status", "2xx")}), 0
+    )
+    assert sample(text, requests, route="/metrics", method="GET", status="2xx") > old

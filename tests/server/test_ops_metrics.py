@@ -36,12 +36,27 @@ def sleepy():
 @fnhub.api("Unserialisable result")
 def unserialisable():
     return object()
+
+
+@fnhub.api("Longer than a cron tick")
+def lingers():
+    time.sleep(2.5)
+"""
+
+#: cron jobs every second: one quick, one whose runs overlap (skipped), one paused
+CRON = """
+cron_jobs:
+  - {id: quick, function: demo.fine, expr: "* * * * * *"}
+  - {id: overlapping, function: demo.lingers, expr: "* * * * * *"}
+  - {id: held, function: demo.fine, expr: "* * * * * *"}
 """
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = make_stack(tmp_path_factory.mktemp("ops-metrics"), script=SCRIPT)
+    tmp = tmp_path_factory.mktemp("ops-metrics")
+    (tmp / "fnhub.yaml").write_text(CRON)
+    s = make_stack(tmp, script=SCRIPT)
     yield s
     close_stack(s)
 
@@ -126,3 +141,34 @@ def test_http_requests_by_route_template(stack: Stack) -> None:
         frozenset({("route", "/metrics"), ("method", "GET"), ("status", "2xx")}), 0
     )
     assert sample(text, requests, route="/metrics", method="GET", status="2xx") > old
+
+
+def test_cron_fired_skipped_and_delay(stack: Stack) -> None:
+    with stack.admin() as c:
+        assert c.post("/api/v1/cron-jobs/held/pause").status_code == 200
+
+        def ticked(text: str) -> bool:
+            fired = samples(text, "fnhub_cron_fired_total")
+            skipped = samples(text, "fnhub_cron_skipped_total")
+            return (
+                fired.get(frozenset({("job", "quick")}), 0) >= 3
+                and fired.get(frozenset({("job", "overlapping")}), 0) >= 1
+                and frozenset({("job", "overlapping"), ("reason", "overlap")}) in skipped
+                and frozenset({("job", "held"), ("reason", "paused")}) in skipped
+            )
+
+        first = scrape_until(c, ticked, 20)
+        assert ticked(first), [x for x in first.splitlines() if "cron" in x]
+        time.sleep(2.5)
+        text = c.get("/metrics").text
+    fired = sample(text, "fnhub_cron_fired_total", job="quick")
+    assert fired > sample(first, "fnhub_cron_fired_total", job="quick")  # moving
+    assert sample(text, "fnhub_cron_skipped_total", job="overlapping", reason="overlap") >= 1
+    assert sample(text, "fnhub_cron_skipped_total", job="held", reason="paused") >= 2
+    held = sample(first, "fnhub_cron_fired_total", job="held")  # it ran before the pause
+    assert sample(text, "fnhub_cron_fired_total", job="held") == held
+    # the delay of every fired tick: well under a second on an idle machine
+    delay = "fnhub_cron_delay_seconds"
+    assert sample(text, f"{delay}_count", job="quick") == fired
+    assert sample(text, f"{delay}_bucket", job="quick", le="+Inf") == fired
+    assert 0 <= sample(text, f"{delay}_sum", job="quick") < fired * 1.0

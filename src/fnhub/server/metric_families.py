@@ -62,7 +62,10 @@ def latency_histogram(
         buckets.setdefault(owner, {})[bound] = int(raw)
     sums = view.seconds(f"{kind}s")
     family = HistogramMetricFamily(name, documentation, labels=list(labels))
-    for owner in sorted(set(buckets) | set(sums)):
+    owners = set(buckets) | set(sums)
+    if not labels:
+        owners.add("")  # one series, there from the start
+    for owner in sorted(owners):
         values = owner.rsplit("|", len(labels) - 1) if labels else []
         if len(values) != len(labels):
             continue

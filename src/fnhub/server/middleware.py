@@ -131,15 +131,13 @@ class RequestMiddleware:
                 self.counts.add(f"hr|{route}|{method}|{status_class(status)}")
                 self.counts.observe("hl", route, time.perf_counter() - start)
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    orjson.dumps(
-                        {
-                            "request_id": request_id.decode(),
-                            "method": scope["method"],
-                            "path": scope["path"],
-                            "status": status,
-                            "ms": round((time.perf_counter() - start) * 1000, 3),
-                            "client": (scope.get("client") or ("", 0))[0],
-                        }
-                    ).decode()
-                )
+                fields = {
+                    "request_id": request_id.decode(),
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - start) * 1000, 3),
+                    "client": (scope.get("client") or ("", 0))[0],
+                }
+                # JSON logs (`fnhub.log_setup`) carry the fields themselves beside the message
+                access_log.info(orjson.dumps(fields).decode(), extra={"fields": fields})

@@ -3,9 +3,10 @@
 Counters are cluster-wide: each server's manager adds what its runners counted to `keys.stats`
 every second (`sub|<name>|received|handled|failed|dropped`), so a server that died keeps its
 share. Gauges come from the live servers' status snapshots (`keys.subscription_status`): in
-flight is summed over the servers (each reads its own share), lag is the largest any of them
-reports (it belongs to the broker's group, which they share), and absent where the connector
-cannot tell it. Labelled by subscription name: configured names only.
+flight is summed over the servers (each reads its own share); lag is summed where each server
+reports its own share (Kafka: its assigned partitions), else the largest any reports (a Redis
+Streams group's lag, the same from every member); absent where the connector cannot tell it.
+Labelled by subscription name: configured names only.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ async def metrics(ctx: ServerContext, view: StatsView) -> Iterable[Metric]:
     )
     lag = GaugeMetricFamily(
         "fnhub_subscription_lag",
-        "Messages in the broker not yet delivered to the subscription's group (Redis Streams, "
-        "Kafka); absent where the connector cannot tell",
+        "Messages in the broker not yet delivered to the subscription's handler (Redis "
+        "Streams, Kafka); absent where the connector cannot tell",
         labels=["subscription"],
     )
     now = time.time()
@@ -72,7 +73,8 @@ async def metrics(ctx: ServerContext, view: StatsView) -> Iterable[Metric]:
         ]
         in_flight.add_metric([name], sum(int(s.get("in_flight") or 0) for s in sources))
         lags = [int(s["lag"]) for s in sources if s.get("lag") is not None]
-        if lags:
-            lag.add_metric([name], max(lags))
+        if lags:  # a share per member (Kafka partitions) adds up; a group's lag is the same
+            shared = any(s.get("lag_per_member") for s in sources)
+            lag.add_metric([name], sum(lags) if shared else max(lags))
     families += [in_flight, lag]
     return families

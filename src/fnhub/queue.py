@@ -430,9 +430,10 @@ def add_stats(batch: ResultBatch, result: TaskResult) -> None:
     minute = int((end if end is not None else time.time()) // 60)
     key = (queue, function, result.status, minute)
     batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
-    kind = failure_kind(result)
-    if kind is not None:
-        batch.failure_kinds[function, kind] = batch.failure_kinds.get((function, kind), 0) + 1
+    if result.status != Status.SUCCESS:  # the common case pays one comparison
+        kind = failure_kind(result)
+        if kind is not None:
+            batch.failure_kinds[function, kind] = batch.failure_kinds.get((function, kind), 0) + 1
     if result.start_time is not None and end is not None:
         seconds = max(end - result.start_time, 0.0)
         bucket = (queue, function, bisect.bisect_left(RUN_BOUNDS, seconds), minute)

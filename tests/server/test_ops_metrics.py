@@ -172,3 +172,26 @@ def test_cron_fired_skipped_and_delay(stack: Stack) -> None:
     assert sample(text, f"{delay}_count", job="quick") == fired
     assert sample(text, f"{delay}_bucket", job="quick", le="+Inf") == fired
     assert 0 <= sample(text, f"{delay}_sum", job="quick") < fired * 1.0
+
+
+def test_route_template_of_included_and_unhashable_routes() -> None:
+    """The full template of a route included under prefixes, found again from the cache; a
+    route class without a hash (as a dataclass with eq) is fine too."""
+    from starlette.routing import compile_path
+
+    from fnhub.server.middleware import UNMATCHED, route_template
+
+    class Route:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __init__(self, path: str) -> None:
+            self.path = path
+            self.path_regex = compile_path(path)[0]
+
+    route = Route("/tasks/{task_id}")
+    for task in ("a", "b/c", "d"):
+        scope = {"route": route, "path": f"/api/v1/tasks/{task}"}
+        expected = "/api/v1/tasks/{task_id}" if "/" not in task else "/tasks/{task_id}"
+        assert route_template(scope) == expected
+    assert route_template({"path": "/nowhere"}) == UNMATCHED
+    assert route_template({"route": Route("/"), "path": "/"}) == "/"

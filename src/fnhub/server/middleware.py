@@ -45,12 +45,23 @@ def route_template(scope: Scope) -> str:
     if not isinstance(template, str) or not template or pattern is None:
         return UNMATCHED
     path: str = scope["path"]
+    known = _prefixes.get(id(route))
+    if known is not None and known[0] is route:
+        prefix = known[1]
+        if path.startswith(prefix) and pattern.match(path[len(prefix) :]):
+            return prefix + template
     start = 0
     while start != -1:
         if pattern.match(path[start:]):
+            _prefixes[id(route)] = (route, path[:start])
             return path[:start] + template
         start = path.find("/", start + 1)
     return template
+
+
+#: id(route) → the route and the prefix it was last found under (routes need not be hashable;
+#: kept alive here, so an id is never reused: as many entries as routes)
+_prefixes: dict[int, tuple[Any, str]] = {}
 
 
 class BodyTooLarge(StarletteHTTPException):

@@ -10,6 +10,7 @@ holds JSON lines only.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import time
@@ -61,3 +62,30 @@ def configure_logging(level: int, log_format: str = "text", text_format: str = T
     else:
         handler.setFormatter(logging.Formatter(text_format))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class LogLines(io.StringIO):
+    """A text stream whose lines become log records: what a command prints for people (rich
+    console output of `fnhub serve`) goes through the JSON handler in JSON mode."""
+
+    def __init__(self, logger: logging.Logger, level: int = logging.INFO) -> None:
+        super().__init__()
+        self.logger = logger
+        self.level = level
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.strip():
+                self.logger.log(self.level, line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial.strip():
+            self.logger.log(self.level, self._partial.rstrip())
+        self._partial = ""
+
+    def isatty(self) -> bool:
+        return False

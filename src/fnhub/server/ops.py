@@ -11,6 +11,7 @@ requests here, the features' series through their `ServerParts.metrics`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -34,6 +35,7 @@ from fnhub.server.metric_families import StatsView, counter, latency_histogram
 from fnhub.server.render import json_response
 from fnhub.server.state import state_of
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
@@ -225,7 +227,10 @@ async def metrics(request: Request) -> Response:
     view = StatsView(stats)
     features: list[Metric] = []
     for reader in state_of(request).metrics:
-        features.extend(await reader(ctx, view))
+        try:  # one feature's reads failing (the database away) leaves the others' series
+            features.extend(await reader(ctx, view))
+        except Exception as exc:
+            log.warning("/metrics: %s failed: %s", getattr(reader, "__module__", reader), exc)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         _Snapshot(view, dict(caller.queue_lengths), len(caller.workers), restarts, features)

@@ -171,3 +171,45 @@ def test_kafka_lag_moves_and_drains(make_cluster, conn_broker_factory):
     wait_for(drained, timeout=15)
     text = httpx.get(url, timeout=10).text
     assert _samples(text, "fnhub_subscription_received_total")["backlog"] == n
+
+
+@pytest.mark.timeout(90)
+def test_dropped_messages_counted(make_cluster):
+    """A Redis pub/sub source cannot push back: past its window and buffer it drops, and
+    /metrics counts each drop beside the messages received and handled."""
+    channel = f"lossy-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {
+            "lossy": {
+                "connector": "local",
+                "topics": [channel],
+                "function": "handlers.count",
+                "window": 1,
+                "options": {"kind": "pubsub", "buffer": 1},
+            }
+        },
+    )
+    cluster.set_delay(0.05)
+    cluster.start_worker(processes=1)
+    cluster.start_server()
+    wait_for(lambda: cluster.connected("lossy") == 1, timeout=30)
+    n = 30
+    pipe = cluster.redis.pipeline(transaction=False)
+    for i in range(n):
+        pipe.publish(channel, f"p{i}")
+    pipe.execute()
+    url = f"http://127.0.0.1:{cluster.ports['n1']}/metrics"
+
+    def counted() -> dict[str, float] | None:
+        text = httpx.get(url, timeout=10).text
+        got = {
+            what: _samples(text, f"fnhub_subscription_{what}").get("lossy", 0)
+            for what in ("received_total", "handled_total", "dropped_total", "in_flight")
+        }
+        done = got["received_total"] + got["dropped_total"] == n
+        return got if done and got["handled_total"] == got["received_total"] else None
+
+    got = wait_for(counted, timeout=30)
+    assert got["dropped_total"] > 0 and got["received_total"] >= 2
+    assert got["handled_total"] == len(cluster.seen())

@@ -4,6 +4,7 @@ after real traffic through a real server and worker."""
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Iterator
 
@@ -56,7 +57,7 @@ cron_jobs:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("ops-metrics")
     (tmp / "fnhub.yaml").write_text(CRON)
-    s = make_stack(tmp, script=SCRIPT)
+    s = make_stack(tmp, script=SCRIPT, cron_misfire_grace_seconds="1")
     yield s
     close_stack(s)
 
@@ -172,6 +173,29 @@ def test_cron_fired_skipped_and_delay(stack: Stack) -> None:
     assert sample(text, f"{delay}_count", job="quick") == fired
     assert sample(text, f"{delay}_bucket", job="quick", le="+Inf") == fired
     assert 0 <= sample(text, f"{delay}_sum", job="quick") < fired * 1.0
+
+
+def test_cron_ticks_missed_while_the_beat_stalled(stack: Stack) -> None:
+    """The server (and its beat) stopped for 3 s: the ticks it comes back to are later than
+    the grace period (1 s here) and counted as missed; ticks fire again afterwards."""
+    missed = frozenset({("job", "quick"), ("reason", "missed")})
+    with stack.admin() as c:
+        before = samples(c.get("/metrics").text, "fnhub_cron_skipped_total").get(missed, 0)
+        stack.server.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3)
+        finally:
+            stack.server.send_signal(signal.SIGCONT)
+        fired = sample(c.get("/metrics").text, "fnhub_cron_fired_total", job="quick")
+
+        def recovered(text: str) -> bool:
+            return (
+                samples(text, "fnhub_cron_skipped_total").get(missed, 0) > before
+                and sample(text, "fnhub_cron_fired_total", job="quick") > fired + 1
+            )
+
+        text = scrape_until(c, recovered, 20)
+    assert recovered(text), [x for x in text.splitlines() if "cron" in x and "quick" in x]
 
 
 def test_route_template_of_included_and_unhashable_routes() -> None:

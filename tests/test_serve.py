@@ -222,3 +222,28 @@ def test_a_killed_serve_leaves_no_process_behind(tmp_path):
         serve.kill()
         serve.wait()
     wait_for(lambda: all(_gone(pid) for pid in family), timeout=5)
+
+
+def test_serve_logs_json_lines(tmp_path):
+    """`log_format: json`: everything `fnhub serve` and its worker write is one JSON object per
+    line, its lines for people (embedded Redis, the console's address, failed tasks) included."""
+    env = {**_env(tmp_path), "FNHUB_LOG_FORMAT": "json"}
+    assert _fnhub("init", "demo", cwd=tmp_path, env=env).returncode == 0
+    project = tmp_path / "demo"
+    serve = _serve(project, env)
+    try:
+        client = QueueClient(load_settings(project))
+        wait_for(lambda: _quiet(lambda: client.queue_has_worker("sync")), timeout=30)
+        bad = _fnhub("call", "hello.add", "--kwargs", '{"a": "x", "b": 1}', cwd=project, env=env)
+        assert bad.returncode == 1
+        wait_for(lambda: "hello.add failure" in (project / "serve.log").read_text(), timeout=10)
+        client.close()
+    finally:
+        _stop(serve)
+    assert serve.returncode == 0, (project / "serve.log").read_text()
+    records = [json.loads(line) for line in (project / "serve.log").read_text().splitlines()]
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("embedded Redis on ") for m in messages)
+    assert any(m.startswith("web console: http://") for m in messages)
+    assert any("fnhub.worker" in r["logger"] for r in records)

@@ -53,11 +53,10 @@ def _settings(project: Path | None, *, role: bool = False, **overrides: Any) -> 
     return settings_or_exit(project, role=role, **overrides)
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _logging(verbose: bool, settings: Settings) -> None:
+    from fnhub.log_setup import configure_logging
+
+    configure_logging(logging.DEBUG if verbose else logging.INFO, settings.log_format)
 
 
 HELLO_SCRIPT = '''"""An example script: every function decorated with @fnhub.api can be called."""
@@ -175,12 +174,12 @@ def apply(
 
 
 def _run_worker(settings_json: str, queues: list[str] | None, processes: int | None) -> None:
+    from fnhub.log_setup import configure_logging
     from fnhub.worker.supervisor import Supervisor
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    Supervisor(Settings.model_validate_json(settings_json), queues, processes).run()
+    settings = Settings.model_validate_json(settings_json)
+    configure_logging(logging.INFO, settings.log_format)
+    Supervisor(settings, queues, processes).run()
 
 
 @app.command()
@@ -194,8 +193,8 @@ def worker(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a worker: a supervisor and N child processes consuming the given queues."""
-    _logging(verbose)
     settings = _settings(project, role=True, queues=queues, processes=processes, data_dir=data_dir)
+    _logging(verbose, settings)
     from fnhub.worker.supervisor import Supervisor
 
     Supervisor(settings).run()
@@ -216,10 +215,10 @@ def serve(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run everything on one machine: embedded Redis (if none configured), workers, records."""
-    _logging(verbose)
     settings = _settings(
         project, role=True, host=host, port=port, processes=processes, data_dir=data_dir
     )
+    _logging(verbose, settings)
     from fnhub.serve import serve as run_serve
 
     sys.exit(run_serve(settings, reload=reload))
@@ -234,13 +233,14 @@ def server(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the HTTP server only (API, endpoints, metrics); workers run apart."""
-    _logging(verbose)
     settings = _settings(project, role=True, host=host, port=port, data_dir=data_dir)
+    _logging(verbose, settings)
     from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of
 
     wait_for_services(settings)  # they may come up after us
-    err.print(f"fnhub server on [bold]{url_of(settings)}[/bold]")
+    if settings.log_format == "text":  # JSON logs: stderr holds JSON lines only
+        err.print(f"fnhub server on [bold]{url_of(settings)}[/bold]")
     run_server(settings)
 
 

@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic_settings
 import yaml
@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     port: int = 8090
     body_max_bytes: int = 10_000_000
     access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
+    #: every role's log lines: "text", or "json" (one object per line: time, level, logger,
+    #: message, exception; `fnhub.log_setup`)
+    log_format: Literal["text", "json"] = "text"
     metrics_auth: bool = False  # /metrics needs an API key or session (any role) when true
     #: headers and kwargs whose values task records show as "[redacted]" (case-insensitive,
     #: `_` = `-`); an endpoint's own credential field is always added (docs/http.md)

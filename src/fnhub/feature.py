@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from fnhub.project import SectionApplier
     from fnhub.server.context import ServerContext
+    from fnhub.server.metric_families import MetricsReader
 
 #: runs for the server's lifetime as an asyncio task, cancelled at shutdown
 Service = Callable[["ServerContext"], Coroutine[Any, Any, None]]
@@ -55,6 +56,8 @@ class ServerParts:
     #: mounted at the root without authentication (e.g. `/websub/hub`)
     public_routers: tuple[APIRouter, ...] = ()
     services: tuple[Service, ...] = ()
+    #: its series in `/metrics` (`fnhub.server.metric_families`), bounded label sets only
+    metrics: tuple[MetricsReader, ...] = ()
 
 
 def no_server_parts() -> ServerParts:

@@ -200,6 +200,8 @@ class ResultBatch:
         # queue wait (trigger → start) per function: (function, RUN_BOUNDS index) → tasks
         self.wait_buckets: dict[tuple[str, int], int] = {}
         self.wait_seconds: dict[str, float] = {}  # function → wait seconds
+        # final outcomes other than success and skipped, per (function, `failure_kind`)
+        self.failure_kinds: dict[tuple[str, str], int] = {}
         self.replies: dict[str, list[bytes]] = {}
         self.records: list[bytes] = []
         # bundle entries: `keys.bundles` fields to set (tasks done) and to delete (entry
@@ -235,7 +237,8 @@ class ResultBatch:
     def counters(self) -> tuple[dict[str, int], dict[str, float]]:
         """The `keys.stats` fields to add to: task counts and run-time buckets per queue
         (`n|`, `b|`) and per function (`fn|`, `fb|`), queue-wait buckets per function (`fw|`),
-        and the seconds summed for each histogram (`s|`, `fs|`, `fws|`)."""
+        failures per function and kind (`fk|`) and the seconds summed for each histogram (`s|`,
+        `fs|`, `fws|`)."""
         counts: dict[str, int] = {}
         for (queue, function, status, _minute), n in self.outcomes.items():
             for name in (f"n|{queue}|{status}", f"fn|{function}|{status}"):
@@ -247,6 +250,8 @@ class ResultBatch:
         for (function, index), n in self.wait_buckets.items():
             name = f"fw|{function}|{_QUEUE_BUCKET[index]}"
             counts[name] = counts.get(name, 0) + n
+        for (function, kind), n in self.failure_kinds.items():
+            counts[f"fk|{function}|{kind}"] = n
         seconds = {f"s|{q}": value for q, value in self.run_seconds.items()}
         seconds.update((f"fs|{f}", value) for f, value in self.function_seconds.items())
         seconds.update((f"fws|{f}", value) for f, value in self.wait_seconds.items())
@@ -425,6 +430,10 @@ def add_stats(batch: ResultBatch, result: TaskResult) -> None:
     minute = int((end if end is not None else time.time()) // 60)
     key = (queue, function, result.status, minute)
     batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
+    if result.status != Status.SUCCESS:  # the common case pays one comparison
+        kind = failure_kind(result)
+        if kind is not None:
+            batch.failure_kinds[function, kind] = batch.failure_kinds.get((function, kind), 0) + 1
     if result.start_time is not None and end is not None:
         seconds = max(end - result.start_time, 0.0)
         bucket = (queue, function, bisect.bisect_left(RUN_BOUNDS, seconds), minute)
@@ -437,6 +446,34 @@ def add_stats(batch: ResultBatch, result: TaskResult) -> None:
         index = bisect.bisect_left(RUN_BOUNDS, wait)
         batch.wait_buckets[function, index] = batch.wait_buckets.get((function, index), 0) + 1
         batch.wait_seconds[function] = batch.wait_seconds.get(function, 0.0) + wait
+
+
+#: error types the platform sets itself (the worker, its supervisor, the queue): a failure of one
+#: of these kinds is counted under its name; any other error type is an exception user code
+#: raised, counted as "user" (its class name is free-form: one series per class would grow
+#: without bound). A user exception named like one of these counts as that kind.
+PLATFORM_ERRORS = frozenset(
+    {
+        "TimeoutError",  # killed at its timeout (status timeout)
+        "MemoryLimitExceeded",  # killed past the memory limit
+        "DeadLetter",  # gave up after max_attempts (status dead)
+        "TaskExpired",  # not started before `expires` (status expired)
+        "UnknownFunction",  # no such function in the worker's scripts
+        "ResultTooLarge",
+        "ResultNotSerializable",
+    }
+)
+
+
+def failure_kind(result: TaskResult) -> str | None:
+    """The bounded kind a final outcome is counted under in `fnhub_function_failures_total`:
+    None for success and skipped, the platform's error type, else "user"."""
+    if result.status in (Status.SUCCESS, Status.SKIPPED):
+        return None
+    if result.status == Status.TIMEOUT:
+        return "TimeoutError"
+    error_type = result.error_type or ""
+    return error_type if error_type in PLATFORM_ERRORS else "user"
 
 
 def add_ack(pipe: Any, stream: str, *entry_ids: str | bytes) -> None:

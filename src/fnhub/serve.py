@@ -28,6 +28,7 @@ from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.features import FEATURES
 from fnhub.keys import Keys
+from fnhub.log_setup import LogLines
 from fnhub.project import apply_project
 from fnhub.redis_client import sync_redis
 from fnhub.script_reload import ScriptReloader
@@ -82,6 +83,9 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
     from fnhub.scripts.inspect import ScriptError
     from fnhub.serve_console import FailureFeed, Tally
 
+    if settings.log_format == "json":  # its lines for people become log records too, unwrapped
+        console.file = LogLines(log)
+        console.soft_wrap = True
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -36,13 +36,13 @@ class SupervisorDied(RuntimeError):
 
 
 def _worker_process(settings_json: str, serve_pid: int) -> None:
+    from fnhub.log_setup import configure_logging
     from fnhub.worker.supervisor import Supervisor
 
     die_with_parent(serve_pid)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    Supervisor(Settings.model_validate_json(settings_json)).run()
+    settings = Settings.model_validate_json(settings_json)
+    configure_logging(logging.INFO, settings.log_format)
+    Supervisor(settings).run()
 
 
 class ServeWorker:

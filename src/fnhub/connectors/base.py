@@ -67,6 +67,9 @@ class SourceStatus:
     in_flight: int = 0
     dropped: int = 0  # only buffers that cannot push back drop (redis pub/sub, MQTT QoS 0)
     lag: int | None = None  # where the broker reports it (redis streams XINFO GROUPS lag)
+    #: `lag` counts this member's share only (Kafka: its assigned partitions), so the group's
+    #: lag is the sum over members; else it is the whole group's, the same from every member
+    lag_per_member: bool = False
     pending: int | None = None  # redis streams: entries delivered to the group but not acked
     failed: int = 0  # handlers that raised (message left unacked)
     connected_since: float | None = None

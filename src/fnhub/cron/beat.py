@@ -7,6 +7,11 @@ builds that tick's task envelopes, then at the tick sends them to Redis in a few
 (`fnhub.cron.fire`) that check the lease and each job's watermark, so every (job, tick) is
 enqueued once even when leaders change or two deployments share Redis.
 
+What the leader decides is counted for `/metrics` in memory (`fnhub.ops_stats`) and added to
+`keys.stats` about once a second: `cron|<job>|fired`, `cron|<job>|skipped_<reason>` (overlap,
+paused, missed) and the delay of each fired tick (`cd`: send time - tick), so a standalone
+`fnhub beat` is counted like the server's (`fnhub.cron.metrics`).
+
 Missed ticks: a tick later than `cron_misfire_grace_seconds` (the beat was down or stalled) is
 missed; the job's `misfire` policy skips it (default) or runs the latest missed tick once. Ticks
 less late than that — e.g. during a leader change — still fire, late.
@@ -53,6 +58,7 @@ from fnhub.cron.schedule import CronExpressionError
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.lease import Lease
+from fnhub.ops_stats import Counts
 from fnhub.queue import add_result
 from fnhub.redis_replies import as_hash
 from fnhub.scripts.registry import ActiveScripts, read_active_async
@@ -65,6 +71,7 @@ LEAD = 0.25  # seconds before a tick its envelopes are built (more if building t
 MAX_LEAD = 0.9
 CHUNK = 500  # jobs per Lua call: short enough not to stall Redis, long enough to amortise
 REFRESH_EVERY = 0.5  # seconds between revision checks
+FLUSH_EVERY = 1.0  # seconds between additions of the counts to `keys.stats`
 
 
 @dataclass(slots=True)
@@ -130,6 +137,8 @@ class Beat:
         self.lease = Lease(client, self.keys.beat_leader, self.id, settings.cron_lease_seconds)
         self._fire_sha: str | None = None
         self._lead = LEAD
+        self.counts = Counts()
+        self._flush_at = 0.0
 
     # -- loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -149,6 +158,9 @@ class Beat:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):  # a shutdown must not wait on a dead Redis
                     await asyncio.shield(self.resign())
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await asyncio.shield(self.flush_counts())
 
     async def step(self) -> None:
         now = time.time()
@@ -162,6 +174,16 @@ class Beat:
             )
         if self.leading:
             await self._fire_due()
+        if now >= self._flush_at:
+            self._flush_at = now + FLUSH_EVERY
+            await self.flush_counts()
+
+    async def flush_counts(self) -> None:
+        """Add the counts to `keys.stats`; kept for the next try while Redis is away."""
+        try:
+            await self.counts.flush(self.redis, self.keys.stats)
+        except (redis.RedisError, OSError) as exc:
+            log.debug("beat %s: counts not flushed: %s", self.id, exc)
 
     def _sleep_time(self) -> float:
         wake = min(self._refresh_at, self._lease_at)
@@ -349,6 +371,7 @@ class Beat:
                 if job.spec.misfire == "run_once":
                     fire_at = job.clock.last_missed(cutoff, tick - 1) or tick
                 self.stats.missed += 1
+                self.counts.add(f"cron|{job_id}|skipped_missed")
                 resume_after = max(fire_at or tick, cutoff)
             if fire_at is not None:
                 tasks = self._tasks(job, fire_at)
@@ -381,11 +404,15 @@ class Beat:
                 self._last[job_id] = fired_tick
             if code == FIRED:
                 self.stats.fired += 1
+                self.counts.add(f"cron|{job_id}|fired")
+                self.counts.observe("cd", job_id, sent_at - fired_tick)
             elif code == SKIPPED:
                 self.stats.skipped += 1
+                self.counts.add(f"cron|{job_id}|skipped_overlap")
                 skipped.append(tasks[0])
             elif code == PAUSED:
                 self.stats.paused += 1
+                self.counts.add(f"cron|{job_id}|skipped_paused")
             else:
                 self.stats.already += 1
         if skipped:

@@ -275,15 +275,13 @@ def beat(
     from fnhub.bootstrap import wait_for_services
     from fnhub.cron.beat import Beat
     from fnhub.keys import Keys
+    from fnhub.log_setup import configure_logging
     from fnhub.redis_client import async_redis
     from fnhub.store.db import Database
     from fnhub.supervised import RestartCounter, supervise
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     settings = settings_or_exit(project, role=True, data_dir=data_dir)
+    configure_logging(logging.DEBUG if verbose else logging.INFO, settings.log_format)
     wait_for_services(settings)  # they may come up after us
 
     async def main() -> None:

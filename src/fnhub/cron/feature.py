@@ -7,9 +7,9 @@ from fnhub.feature import CliCommand, CliGroup, Feature, ServerParts
 
 
 def server() -> ServerParts:
-    from fnhub.cron import area
+    from fnhub.cron import area, metrics
 
-    return ServerParts(routers=(area.router,), services=(area.service,))
+    return ServerParts(routers=(area.router,), services=(area.service,), metrics=(metrics.metrics,))
 
 
 CRON = Feature(

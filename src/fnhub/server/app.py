@@ -18,6 +18,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
+import redis
 from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
@@ -31,6 +32,7 @@ from fnhub.feature import Feature
 from fnhub.features import FEATURES
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import Keys
+from fnhub.ops_stats import Counts
 from fnhub.redis_client import async_redis, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.secret_box import SecretBox, resolve_secret_key
@@ -71,6 +73,19 @@ def new_server_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+FLUSH_SECONDS = 1.0
+
+
+async def flush_counts(ctx: ServerContext) -> None:
+    """Add this process's counts to `keys.stats` once a second (kept while Redis is away)."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        try:
+            await ctx.counts.flush(ctx.redis, ctx.keys.stats)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("metrics not flushed (kept for the next try): %s", exc)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -82,6 +97,7 @@ def create_app(
     """`url`: where this server listens, as it announces itself (`presence`); `exiting`: true
     once the server began shutting down (the console's event streams end then)."""
     parts = [(feature.name, feature.server()) for feature in features]
+    counts = Counts()  # the middleware's and the features' counts for /metrics
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,7 +107,7 @@ def create_app(
         keys = Keys(settings.key_prefix)
         sid = server_id or new_server_id()
         caller = Caller(settings, client, keys, sid)
-        ctx = ServerContext(settings, client, db, keys, sid, caller)
+        ctx = ServerContext(settings, client, db, keys, sid, caller, counts)
         box = SecretBox(resolve_secret_key(settings))
         console_overview = Overview(ctx, caller)
         state = ServerState(
@@ -108,6 +124,7 @@ def create_app(
                 interval=settings.console_feed_seconds,
                 heartbeat=settings.console_heartbeat_seconds,
             ),
+            metrics=tuple(reader for _name, part in parts for reader in part.metrics),
         )
         if exiting is not None:
             state.exiting = exiting
@@ -129,11 +146,15 @@ def create_app(
             for service in part.services
         ]
         services.append(spawn("presence", presence.run))
+        services.append(spawn("metrics-flush", functools.partial(flush_counts, ctx)))
         freeze_startup_objects()
         try:
             yield
         finally:
             await cancel_and_wait(services)
+            with contextlib.suppress(Exception):  # the last second's counts, if Redis answers
+                async with asyncio.timeout(1):
+                    await counts.flush(client, keys.stats)
             await presence.leave()
             await caller.stop()
             await client.aclose()
@@ -149,7 +170,10 @@ def create_app(
     errors.install(app)
     json_body.install(app)  # wraps the validation handler errors.install set
     app.add_middleware(
-        RequestMiddleware, body_max_bytes=settings.body_max_bytes, log_requests=settings.access_log
+        RequestMiddleware,
+        body_max_bytes=settings.body_max_bytes,
+        log_requests=settings.access_log,
+        counts=counts,
     )
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
     routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)

@@ -6,7 +6,7 @@ dependency (typed, checked), services as their argument.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import redis.asyncio as aredis
@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fnhub.calling.caller import Caller
 from fnhub.config import Settings
 from fnhub.keys import Keys
+from fnhub.ops_stats import Counts
 from fnhub.store.db import Database
 
 
@@ -26,6 +27,8 @@ class ServerContext:
     keys: Keys
     server_id: str  # unique per server process (leases, reply streams)
     caller: Caller  # calls functions; its reply stream is named by `server_id`
+    #: counted for `/metrics` in memory, added to `keys.stats` once a second (`fnhub.ops_stats`)
+    counts: Counts = field(default_factory=Counts)
 
 
 def context_of(request: Request) -> ServerContext:

@@ -1,14 +1,17 @@
 """Operations: liveness, readiness (Redis, database, workers) and Prometheus metrics.
 
-Task counters and run-time histograms, per queue and per function (and queue-wait histograms per
-function), are cluster-wide: workers add them to `keys.stats` in the same atomic call that
-acknowledges each task, so any server's `/metrics` shows every worker's work.
-Restarts of long-lived loops (`fnhub.supervised`) are cluster-wide the same way.
+Task counters and run-time histograms, per queue and per function (and queue-wait histograms and
+failures by kind per function), are cluster-wide: workers add them to `keys.stats` in the same
+atomic call that acknowledges each task, so any server's `/metrics` shows every worker's work.
+Restarts of long-lived loops (`fnhub.supervised`) are cluster-wide the same way, and so are the
+counts servers keep in memory and add to `keys.stats` once a second (`fnhub.ops_stats`: HTTP
+requests here, the features' series through their `ServerParts.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,6 +22,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.responses import Response
@@ -27,8 +31,11 @@ from fnhub.queue import RUN_BUCKETS
 from fnhub.server.access import authorize, session_cookie
 from fnhub.server.auth import api_key_header, bearer
 from fnhub.server.context import caller_of, context_of
+from fnhub.server.metric_families import StatsView, counter, latency_histogram
 from fnhub.server.render import json_response
+from fnhub.server.state import state_of
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 
@@ -80,24 +87,14 @@ async def readyz(request: Request) -> Response:
     )
 
 
-#: `keys.stats` fields holding seconds (the rest hold counts): `<kind>|<queue or function>`
-_SUM_KINDS = frozenset({"s", "fs", "fws"})
-
-
 def _histogram(
-    name: str,
-    documentation: str,
-    label: str,
-    counts: dict[str, dict[tuple[str, str], int]],
-    sums: dict[str, dict[str, float]],
-    bucket_kind: str,
-    sum_kind: str,
+    name: str, documentation: str, label: str, view: StatsView, bucket_kind: str, sum_kind: str
 ) -> HistogramMetricFamily:
     """A histogram over `RUN_BUCKETS` from the `keys.stats` fields of one bucket and sum kind."""
     buckets: dict[str, dict[str, int]] = {}
-    for (owner, bound), n in counts.get(bucket_kind, {}).items():
+    for (owner, bound), n in view.counts(bucket_kind, 2).items():
         buckets.setdefault(owner, {})[bound] = n
-    seconds = sums.get(sum_kind, {})
+    seconds = view.seconds(sum_kind)
     hist = HistogramMetricFamily(name, documentation, labels=[label])
     for owner in sorted(set(buckets) | set(seconds)):
         cumulative, total = [], 0
@@ -113,49 +110,48 @@ class _Snapshot:
 
     def __init__(
         self,
-        stats: dict[bytes, bytes],
+        view: StatsView,
         lengths: dict[str, int],
         workers: int,
         restarts: dict[bytes, bytes],
+        features: list[Metric],
     ) -> None:
-        self.stats = stats
+        self.view = view
         self.lengths = lengths
         self.workers = workers
         self.restarts = restarts
+        self.features = features
 
     def collect(self) -> Any:
-        counts: dict[str, dict[tuple[str, str], int]] = {}  # field kind → (name, label) → n
-        sums: dict[str, dict[str, float]] = {}  # field kind → name → seconds
-        for raw_key, raw_value in self.stats.items():
-            kind, _, rest = raw_key.decode().partition("|")
-            if kind in _SUM_KINDS:
-                sums.setdefault(kind, {})[rest] = float(raw_value)
-            else:
-                name, _, label = rest.rpartition("|")
-                counts.setdefault(kind, {})[name, label] = int(raw_value)
-        tasks = CounterMetricFamily(
-            "fnhub_tasks", "Finished tasks by queue and status", labels=["queue", "status"]
+        view = self.view
+        yield counter(
+            "fnhub_tasks",
+            "Finished tasks by queue and status",
+            ["queue", "status"],
+            view.counts("n", 2),
         )
-        for (queue, status), n in sorted(counts.get("n", {}).items()):
-            tasks.add_metric([queue, status], n)
-        yield tasks
         yield _histogram(
-            "fnhub_task_run_seconds", "Run time of finished tasks", "queue", counts, sums, "b", "s"
+            "fnhub_task_run_seconds", "Run time of finished tasks", "queue", view, "b", "s"
         )
-        calls = CounterMetricFamily(
+        yield counter(
             "fnhub_function_calls",
             "Finished tasks by function and final status",
-            labels=["function", "status"],
+            ["function", "status"],
+            view.counts("fn", 2),
         )
-        for (function, status), n in sorted(counts.get("fn", {}).items()):
-            calls.add_metric([function, status], n)
-        yield calls
+        yield counter(
+            "fnhub_function_failures",
+            "Final outcomes other than success by function and kind: the platform's error type "
+            "(TimeoutError, MemoryLimitExceeded, DeadLetter, TaskExpired, UnknownFunction, "
+            "ResultTooLarge, ResultNotSerializable) or user (an exception the function raised)",
+            ["function", "kind"],
+            view.counts("fk", 2),
+        )
         yield _histogram(
             "fnhub_function_run_seconds",
             "Run time of finished tasks per function",
             "function",
-            counts,
-            sums,
+            view,
             "fb",
             "fs",
         )
@@ -163,8 +159,7 @@ class _Snapshot:
             "fnhub_function_wait_seconds",
             "Time from trigger to the start of the final attempt, per function",
             "function",
-            counts,
-            sums,
+            view,
             "fw",
             "fws",
         )
@@ -183,6 +178,20 @@ class _Snapshot:
         for loop, count in sorted(self.restarts.items()):
             restarts.add_metric([loop.decode()], int(count))
         yield restarts
+        yield counter(
+            "fnhub_http_requests",
+            "HTTP requests by route template (unmatched: no route), method and status class",
+            ["route", "method", "status"],
+            view.counts("hr", 3),
+        )
+        yield latency_histogram(
+            "fnhub_http_request_seconds",
+            "HTTP request latency by route template, until the response ended",
+            ["route"],
+            view,
+            "hl",
+        )
+        yield from self.features
 
 
 async def metrics_access(
@@ -205,8 +214,9 @@ async def metrics_access(
 )
 async def metrics(request: Request) -> Response:
     """Prometheus text format: tasks by queue and status, run-time histograms, the same per
-    function with queue-wait histograms, queue lengths, live workers, restarts of long-lived
-    loops."""
+    function with queue-wait histograms and failures by kind, queue lengths, live workers,
+    restarts of long-lived loops, HTTP requests, and the features' series (subscriptions, cron,
+    the WebSub hub)."""
     ctx = context_of(request)
     caller = caller_of(request)
     await caller.refresh()
@@ -214,6 +224,15 @@ async def metrics(request: Request) -> Response:
     pipe.hgetall(ctx.keys.stats)
     pipe.hgetall(ctx.keys.loop_restarts)
     stats, restarts = await pipe.execute()
+    view = StatsView(stats)
+    features: list[Metric] = []
+    for reader in state_of(request).metrics:
+        try:  # one feature's reads failing (the database away) leaves the others' series
+            features.extend(await reader(ctx, view))
+        except Exception as exc:
+            log.warning("/metrics: %s failed: %s", getattr(reader, "__module__", reader), exc)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(stats, dict(caller.queue_lengths), len(caller.workers), restarts))
+    registry.register(
+        _Snapshot(view, dict(caller.queue_lengths), len(caller.workers), restarts, features)
+    )
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")

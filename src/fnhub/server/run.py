@@ -29,6 +29,8 @@ def build_server(
         lifespan="on",
         access_log=False,  # ours is structured (fnhub.access)
         log_level="warning",
+        # JSON logs: uvicorn's own loggers go through the root logger's JSON handler
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         server_header=False,
     )

@@ -19,6 +19,7 @@ from fnhub.secret_box import SecretBox
 from fnhub.server.auth import AdminAuth
 from fnhub.server.context import ServerContext
 from fnhub.server.feed import Feed
+from fnhub.server.metric_families import MetricsReader
 from fnhub.server.overview import Overview
 from fnhub.server.revision_cache import RevisionCache
 
@@ -45,6 +46,8 @@ class ServerState:
     exiting: Callable[[], bool] = _never
     #: answers encoded once per scripts revision, by name (`revision_cache.cached_json`)
     revision_caches: dict[str, RevisionCache] = field(default_factory=dict)
+    #: the features' parts of `/metrics`
+    metrics: tuple[MetricsReader, ...] = ()
 
 
 def state_of(request: Request) -> ServerState:

@@ -7,9 +7,9 @@ from fnhub.subscriptions.project import apply_connectors, apply_subscriptions
 
 
 def server() -> ServerParts:
-    from fnhub.subscriptions import area
+    from fnhub.subscriptions import area, metrics
 
-    return ServerParts(routers=(area.router,), services=(area.service,))
+    return ServerParts(routers=(area.router,), services=(area.service,), metrics=(metrics.metrics,))
 
 
 SUBSCRIPTIONS = Feature(

@@ -5,7 +5,9 @@ a second, so a new subscription flows within a second or so, and re-reads everyt
 `FULL_RELOAD_SECONDS` anyway. A subscription whose definition or connector changed is restarted;
 one removed or disabled is stopped (its in-flight messages finish first). A runner that fails
 unexpectedly is restarted (`fnhub.supervised`). Status snapshots are written to Redis every
-second so any server can answer for all of them.
+second so any server can answer for all of them, and with them (same round trip) what each
+runner counted since the last write is added to the cluster-wide `keys.stats`
+(`sub|<name>|<counter>`, `fnhub.subscriptions.metrics`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fnhub.server.context import ServerContext
 from fnhub.subscriptions.models import Subscription
 from fnhub.subscriptions.runner import Runner
 from fnhub.subscriptions.spec import SpecError, SubscriptionSpec, parse_spec
+from fnhub.subscriptions.stats import SubscriptionStats
 from fnhub.supervised import spawn
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,10 @@ class SubscriptionManager:
         self.running: dict[str, _Running] = {}
         self.revision: bytes | None = None
         self._loaded_at = 0.0
+        # runner stats → their counters when last added to `keys.stats` (by identity: a
+        # restarted runner counts from zero)
+        self._counted: dict[str, tuple[SubscriptionStats, dict[str, int]]] = {}
+        self._uncounted: dict[str, int] = {}  # `keys.stats` field → not yet added
 
     async def run(self) -> None:
         status_at = 0.0
@@ -104,6 +111,9 @@ class SubscriptionManager:
                 await asyncio.sleep(POLL_SECONDS)
         finally:
             await self.stop_all()
+            with contextlib.suppress(Exception):  # the stopped runners' last counts
+                async with asyncio.timeout(1):
+                    await self._write_status()
 
     async def _maybe_reload(self) -> None:
         revision = as_optional_bytes(await self.ctx.redis.get(self.ctx.keys.subscriptions_revision))
@@ -155,6 +165,8 @@ class SubscriptionManager:
         running.task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await running.task
+        self._count(name, running.runner.stats)
+        self._counted.pop(name, None)
         with contextlib.suppress(redis.RedisError, OSError):
             await self.ctx.redis.hdel(self.ctx.keys.subscription_status(name), self.ctx.server_id)
         log.info("subscription %s stopped", name)
@@ -163,10 +175,27 @@ class SubscriptionManager:
         for name in list(self.running):
             await self._stop(name)
 
+    def _count(self, name: str, stats: SubscriptionStats) -> None:
+        """Move what `stats` counted since the last call into `_uncounted`."""
+        now = stats.counters()
+        before = self._counted.get(name)
+        base = before[1] if before is not None and before[0] is stats else {}
+        for counter, n in now.items():
+            delta = n - base.get(counter, 0)
+            if delta > 0:
+                field = f"sub|{name}|{counter}"
+                self._uncounted[field] = self._uncounted.get(field, 0) + delta
+        self._counted[name] = (stats, now)
+
     async def _write_status(self) -> None:
-        if not self.running:
+        for name, running in self.running.items():
+            self._count(name, running.runner.stats)
+        if not self.running and not self._uncounted:
             return
         pipe = self.ctx.redis.pipeline(transaction=False)
+        uncounted, self._uncounted = self._uncounted, {}
+        for field, n in uncounted.items():
+            pipe.hincrby(self.ctx.keys.stats, field, n)
         now = time.time()
         for name, running in self.running.items():
             runner = running.runner
@@ -187,7 +216,12 @@ class SubscriptionManager:
             key = self.ctx.keys.subscription_status(name)
             pipe.hset(key, self.ctx.server_id, data)
             pipe.expire(key, STATUS_TTL_SECONDS)
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except BaseException:  # counted again with the next write
+            for field, n in uncounted.items():
+                self._uncounted[field] = self._uncounted.get(field, 0) + n
+            raise
 
 
 async def read_status(ctx_redis: Any, keys: Any, name: str) -> list[dict[str, Any]]:

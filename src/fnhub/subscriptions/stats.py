@@ -12,6 +12,10 @@ from fnhub.connectors import Message, SourceStatus
 
 PREVIEW_BYTES = 2000
 RATE_WINDOW_SECONDS = 60
+#: outcomes of a handled message counted as failed in `/metrics`
+FAILED_OUTCOMES = frozenset({"failure", "timeout", "expired", "dead"})
+#: the source's counters summed over every source a runner had (one per lease held)
+_SOURCE_COUNTERS = ("received", "dropped", "failed")
 
 
 def _preview(payload: bytes) -> dict[str, Any]:
@@ -31,7 +35,8 @@ class SubscriptionStats:
     and the rate counts finished messages per second over the last minute."""
 
     def __init__(self) -> None:
-        self.source: SourceStatus | None = None
+        self._source: SourceStatus | None = None
+        self._earlier_sources = dict.fromkeys(_SOURCE_COUNTERS, 0)
         self.processed = 0
         self.published = 0
         self.by_outcome: dict[str, int] = {}
@@ -39,6 +44,37 @@ class SubscriptionStats:
         self.total_seconds = 0.0
         self._last: dict[str, tuple[float, Message, Any, str | None, str | None]] = {}
         self._per_second: deque[list[int]] = deque()  # [epoch second, messages finished]
+
+    @property
+    def source(self) -> SourceStatus | None:
+        return self._source
+
+    @source.setter
+    def source(self, status: SourceStatus | None) -> None:
+        """A new source (a lease taken again): what the old one counted stays counted."""
+        old = self._source
+        if old is not None and old is not status:
+            for name in _SOURCE_COUNTERS:
+                self._earlier_sources[name] += getattr(old, name)
+        self._source = status
+
+    def counters(self) -> dict[str, int]:
+        """Totals since this runner started, for `/metrics` (`subscriptions.metrics`):
+        messages received from the broker, handled (settled, whatever the outcome), failed
+        (handled with a failed outcome, or whose handler raised and left them unacked) and
+        dropped (buffers that cannot push back)."""
+        source = self._source
+        totals = {
+            name: self._earlier_sources[name] + (getattr(source, name) if source else 0)
+            for name in _SOURCE_COUNTERS
+        }
+        failed_outcomes = sum(n for s, n in self.by_outcome.items() if s in FAILED_OUTCOMES)
+        return {
+            "received": totals["received"],
+            "handled": self.processed,
+            "failed": failed_outcomes + totals["failed"],
+            "dropped": totals["dropped"],
+        }
 
     def outcome(
         self,

@@ -19,7 +19,7 @@ def hub_of(ctx: ServerContext) -> Hub | None:
 
 async def service(ctx: ServerContext) -> None:
     """Deliveries, verification queue and lease expiry for the server's lifetime."""
-    hub = Hub(ctx.settings, ctx.redis, ctx.db, ctx.keys, ctx.server_id)
+    hub = Hub(ctx.settings, ctx.redis, ctx.db, ctx.keys, ctx.server_id, counts=ctx.counts)
     _hubs[ctx] = hub
     try:
         await hub.run()

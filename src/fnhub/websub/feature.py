@@ -7,10 +7,13 @@ from fnhub.websub.cli import websub_app
 
 
 def server() -> ServerParts:
-    from fnhub.websub import admin, api, area
+    from fnhub.websub import admin, api, area, metrics
 
     return ServerParts(
-        routers=(admin.router,), public_routers=(api.public_router,), services=(area.service,)
+        routers=(admin.router,),
+        public_routers=(api.public_router,),
+        services=(area.service,),
+        metrics=(metrics.prometheus,),
     )
 
 

@@ -25,6 +25,7 @@ from fnhub.aio import wait_event
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.lease import Claims
+from fnhub.ops_stats import Counts
 from fnhub.redis_client import redis_url, sync_redis
 from fnhub.redis_replies import as_optional_bytes
 from fnhub.secret_box import SecretBox, resolve_secret_key
@@ -87,6 +88,7 @@ class Hub:
         keys: Keys,
         server_id: str,
         resolver: Resolver = system_resolver,
+        counts: Counts | None = None,
     ) -> None:
         check_algorithm(settings.websub_signature_algorithm)
         check_publisher_tokens(settings)
@@ -108,7 +110,7 @@ class Hub:
         self.views = Views(settings, self.registry, sync_redis(settings))
         self.store = make_store(settings, client, keys)
         self.hub_url = hub_url(settings)
-        self.metrics = Metrics()
+        self.metrics = Metrics(counts)
         self.limit = asyncio.Semaphore(settings.websub_concurrency)
         # deliveries spread over small pools (httpcore's per-request cost grows with pool size);
         # `limit` bounds the requests in flight across all of them

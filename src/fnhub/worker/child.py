@@ -31,6 +31,7 @@ from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.log_setup import configure_logging
 from fnhub.node.executor import NodeDied
 from fnhub.parent_death import die_with_parent
 from fnhub.queue import (
@@ -302,8 +303,8 @@ def child_main(
     # runs could then not be stopped with terminate() or Ctrl-C; a handler is reset by exec
     signal.signal(signal.SIGINT, _left_to_the_supervisor)
     signal.signal(signal.SIGTERM, _left_to_the_supervisor)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     settings = Settings.model_validate_json(settings_json)
+    configure_logging(logging.WARNING, settings.log_format, "%(asctime)s %(name)s: %(message)s")
     keys = Keys(settings.key_prefix)
     client = sync_redis(settings)
     runtime.init(settings, client)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
@@ -31,6 +31,8 @@ log = logging.getLogger("fnhub.connectors.kafka")
 #: an idle source asks the cluster for metadata this often, to notice (and show) an outage
 PROBE_SECONDS = 3.0
 PROBE_TIMEOUT_SECONDS = 5.0
+#: how often the lag of the assigned partitions is measured (one ListOffsets request)
+LAG_SECONDS = 1.0
 
 
 class _Partition:
@@ -87,8 +89,10 @@ class KafkaSource(ReadingSource):
         self.client_id = settings.client_id or client_id
         self.options = options
         super().__init__(window, options.drain_timeout)
+        self.status.lag_per_member = True
         self._consumer: AIOKafkaConsumer | None = None
         self._committer: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._overflow: collections.deque[ConsumerRecord] = collections.deque()
         self._paused = False
@@ -129,6 +133,9 @@ class KafkaSource(ReadingSource):
                     "kafka-commits",
                     functools.partial(self._commit_loop, consumer),
                     label=self.client_id,
+                )
+                self._lag_task = spawn(
+                    "kafka-lag", functools.partial(self._lag_loop, consumer), label=self.client_id
                 )
                 await self._consume(consumer)
             except (KafkaError, OSError) as exc:
@@ -274,7 +281,35 @@ class KafkaSource(ReadingSource):
             await asyncio.sleep(interval)
             await self._commit(consumer)
 
+    async def _lag_loop(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                    self.status.lag = await self._lag(consumer)
+            except (KafkaError, OSError, TimeoutError) as exc:  # the next round tries again
+                log.debug("kafka source %s: lag not measured: %s", self.client_id, exc)
+            await asyncio.sleep(LAG_SECONDS)
+
+    async def _lag(self, consumer: AIOKafkaConsumer) -> int | None:
+        """Messages of the assigned partitions not yet handed to the handler: each partition's
+        end offset less the consumer's fetch position, plus records fetched and kept back
+        while the window is full. None before any partition is assigned."""
+        assigned = consumer.assignment()
+        if not assigned:
+            return None
+        ends = await consumer.end_offsets(list(assigned))
+        lag = len(self._overflow)
+        for tp in assigned:
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile
+                lag += max(ends.get(tp, 0) - await consumer.position(tp), 0)
+        return lag
+
     async def _close_consumer(self, *, commit: bool) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._lag_task
+            self._lag_task = None
         if self._committer is not None:
             self._committer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

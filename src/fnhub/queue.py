@@ -461,6 +461,10 @@ PLATFORM_ERRORS = frozenset(
         "UnknownFunction",  # no such function in the worker's scripts
         "ResultTooLarge",
         "ResultNotSerializable",
+        "ScriptLoadError",  # the script version fails to load in the worker
+        "NodeDied",  # a JavaScript task's Node process was killed on its last attempt
+        "NodeUnavailable",  # no usable Node (or npm packages) on the worker
+        "ProcessExit",  # a JavaScript function ended its Node process
     }
 )
 

@@ -143,7 +143,8 @@ class _Snapshot:
             "fnhub_function_failures",
             "Final outcomes other than success by function and kind: the platform's error type "
             "(TimeoutError, MemoryLimitExceeded, DeadLetter, TaskExpired, UnknownFunction, "
-            "ResultTooLarge, ResultNotSerializable) or user (an exception the function raised)",
+            "ResultTooLarge, ResultNotSerializable, ScriptLoadError, NodeDied, NodeUnavailable, "
+            "ProcessExit) or user (an exception the function raised)",
             ["function", "kind"],
             view.counts("fk", 2),
         )

@@ -290,3 +290,17 @@ def from_task_state(state: dict[str, Any]) -> TaskFailed:
         error_type=state.get("error_type"),
         traceback=state.get("traceback"),
     )
+
+
+class UnknownEnv(KeyError):
+    """`fnhub.env(name)` for a name no env variable has, without a default (a KeyError, so
+    `except KeyError` code written for `os.environ` keeps working)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none"
+        super().__init__(name)
+        self.name = name
+        self.message = f"no env variable named '{name}' (known: {shown})"
+
+    def __str__(self) -> str:
+        return self.message

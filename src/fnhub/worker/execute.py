@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from fnhub.envs.masking import mask_result
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, result_for
@@ -118,6 +119,10 @@ class Executor:
             root.setLevel(logging.INFO)
 
     def run(self, task: Task) -> TaskResult:
+        """Run `task`; the passwords this process read (`fnhub.env`) masked in what it left."""
+        return mask_result(self._run(task))
+
+    def _run(self, task: Task) -> TaskResult:
         start = time.time()
         if task.expires_at is not None and start > task.expires_at:
             return result_for(

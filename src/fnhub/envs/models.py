@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import Boolean, Double, Index, String
+from sqlalchemy import Boolean, Dialect, Double, Index, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from fnhub.store.models import Base, LongText
 
-#: store keys are compared byte for byte: MySQL's default collation would make `A` and `a`
-#: (and `a` and `a `) one key
-StoreKey = String(256).with_variant(
-    mysql.VARCHAR(256, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
-)
-StoreScope = String(128).with_variant(
-    mysql.VARCHAR(128, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
-)
+
+class ExactText(TypeDecorator[str]):
+    """Text compared byte for byte everywhere: on MySQL/MariaDB a VARBINARY (4 bytes a
+    character), since their text collations ignore case or trailing spaces (`a`, `A` and `a `
+    would be one key), even `utf8mb4_bin`."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARBINARY(self.length * 4))
+        return dialect.type_descriptor(String(self.length))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name in ("mysql", "mariadb"):
+            return value.encode()
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if isinstance(value, bytes | bytearray):
+            return bytes(value).decode()
+        return value  # type: ignore[no-any-return]  # str or None from the other drivers
 
 
 class EnvVar(Base):
@@ -42,8 +63,8 @@ class StoreItem(Base):
     __tablename__ = "store_items"
     __table_args__ = (Index("ix_store_items_expires_at", "expires_at"),)
 
-    scope: Mapped[str] = mapped_column(StoreScope, primary_key=True)
-    key: Mapped[str] = mapped_column(StoreKey, primary_key=True)
+    scope: Mapped[str] = mapped_column(ExactText(128), primary_key=True)
+    key: Mapped[str] = mapped_column(ExactText(256), primary_key=True)
     value: Mapped[str] = mapped_column(LongText)
     expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     updated_at: Mapped[float] = mapped_column(Double, default=time.time)

@@ -20,8 +20,9 @@ LongText = (
 
 
 def _binary(length: int) -> sa.types.TypeEngine[str]:
-    """Compared byte for byte on MySQL too (its default collation ignores case)."""
-    exact = mysql.VARCHAR(charset="utf8mb4", collation="utf8mb4_bin", length=length)
+    """`envs.models.ExactText`: bytes on MySQL/MariaDB, whose collations ignore case or
+    trailing spaces."""
+    exact = mysql.VARBINARY(length=length * 4)
     return sa.String(length=length).with_variant(exact, "mariadb").with_variant(exact, "mysql")
 
 

@@ -103,11 +103,15 @@ def save_env(
     spec: EnvSpec,
     *,
     actor: str,
-    provisioned: bool = False,
+    provisioned: bool | None = None,
 ) -> tuple[EnvVar, Change]:
-    """Create or replace env variable `name` in `session`'s transaction (audited)."""
+    """Create or replace env variable `name` in `session`'s transaction (audited).
+    `provisioned` None keeps what it was (an API or CLI change to a variable fnhub.yaml
+    declares leaves it declared: the next apply puts it back)."""
     check_name(name)
     row = session.get(EnvVar, name)
+    if provisioned is None:
+        provisioned = row is not None and row.provisioned
     text = spec.value
     if spec.type == "password" and text == MASK:
         if row is None or row.type != "password":
@@ -145,6 +149,7 @@ def delete_env(session: Session, name: str, *, actor: str) -> bool:
         return False
     audit.record(session, actor, "env.delete", f"env:{name}", _audited(row, False))
     session.delete(row)
+    session.flush()  # gone for the rest of the transaction too (`session.get` included)
     return True
 
 

@@ -4,8 +4,8 @@ Every process keeps every env variable, parsed, labelled with the envs revision 
 it (`Keys.envs_revision`, bumped by every change: `envs.repo`). It looks at the revision at
 most once a second (`CHECK_SECONDS`), and reloads from the database only when it moved, so a
 read costs no round trip, and a change reaches running workers within about a second. A name
-it does not know makes it look again at once (at most every 0.1 s), so a variable created just
-before a call is found. Passwords are opened here and handed to `masking`, which keeps them
+it does not know makes it look again (at most every 0.1 s), so a variable created just before
+a call is found. Passwords are opened here and handed to `masking`, which keeps them
 out of the task's output, result and errors.
 """
 

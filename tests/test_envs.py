@@ -332,3 +332,46 @@ def test_fnhub_env_in_a_worker_each_type_cached_and_following_changes(
     assert "the password is ***** '*****'" in leaked.logs
     assert "logged *****" in leaked.logs
     assert leaked.error_message == "failed with ***** and '*****'"
+
+
+def test_values_every_database_refuses_are_refused_first():
+    with pytest.raises(InvalidEnv, match="not valid Unicode"):
+        spec_of("string", "\ud800")
+    with pytest.raises(InvalidEnv, match="the description holds a NUL character"):
+        spec_of("string", "ok", "bad\x00")
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(InvalidEnv, match="not valid JSON"):
+        spec_of("json", deep)
+    assert spec_of("json", {"a": [1]}).value == '{"a":[1]}'
+    assert spec_of("list", ["a", "b"]).value == "a,b"
+    assert spec_of("boolean", True).value == "true"
+    assert spec_of("float", 2).value == "2"
+    with pytest.raises(InvalidEnv, match="'true' is not an integer"):
+        spec_of("integer", True)
+
+
+def test_the_servers_purge_deletes_expired_store_rows(tmp_path):
+    import asyncio
+    from types import SimpleNamespace
+
+    from fnhub.envs.api import purge_service
+    from fnhub.envs.kv import Store
+    from fnhub.envs.models import StoreItem
+
+    database = Database(f"sqlite:///{tmp_path / 'purge.db'}")
+    database.migrate()
+    store = Store(database)
+    store.set("old", 1, expires=0.05, scope="s")
+    store.set("kept", 2, scope="s")
+    time.sleep(0.1)
+
+    async def run_briefly() -> None:
+        with pytest.raises(TimeoutError):  # it runs until cancelled, a pass a minute
+            await asyncio.wait_for(purge_service(SimpleNamespace(db=database)), 0.5)
+
+    asyncio.run(run_briefly())
+    with database.session() as session:
+        assert list(session.scalars(select(StoreItem.key))) == ["kept"]
+    database.dispose()

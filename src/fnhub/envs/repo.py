@@ -24,6 +24,7 @@ from fnhub.envs.values import (
     InvalidEnv,
     as_text,
     check_name,
+    check_text,
     check_type,
     parse,
 )
@@ -50,6 +51,7 @@ def spec_of(type_: str, value: Any, description: str = "") -> EnvSpec:
         parse(text, checked)
     if not isinstance(description, str) or len(description) > 2000:
         raise InvalidEnv("description: text of at most 2000 characters")
+    check_text(description, "the description")
     return EnvSpec(checked, text, description)
 
 

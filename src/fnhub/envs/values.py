@@ -52,7 +52,10 @@ def as_text(value: Any, type_: EnvType) -> str:
     if isinstance(value, str):
         return value
     if type_ == "json":
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError as exc:
+            raise InvalidEnv(f"not valid JSON: {exc}") from None
     if type_ == "list" and isinstance(value, list):
         return ",".join(str(item) for item in value)
     if isinstance(value, bool):
@@ -62,17 +65,23 @@ def as_text(value: Any, type_: EnvType) -> str:
     raise InvalidEnv(f"a {type_} value must be text, got {type(value).__name__}")
 
 
+def check_text(text: str, what: str = "the value") -> str:
+    """Text every database keeps: no NUL (PostgreSQL refuses it), valid Unicode."""
+    if "\x00" in text:
+        raise InvalidEnv(f"{what} holds a NUL character, which databases refuse")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidEnv(f"{what} is not valid Unicode (a lone surrogate)") from None
+    return text
+
+
 def parse(text: str, type_: EnvType) -> Any:
     """What a script gets for stored `text` of `type_`; InvalidEnv naming the reason if the
     text is not one."""
     if len(text) > MAX_VALUE_CHARS:
         raise InvalidEnv(f"the value is {len(text)} characters, over {MAX_VALUE_CHARS}")
-    if "\x00" in text:
-        raise InvalidEnv("the value holds a NUL character, which databases refuse")
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise InvalidEnv("the value is not valid Unicode (a lone surrogate)") from None
+    check_text(text)
     if type_ in ("string", "password"):
         return text
     stripped = text.strip()

@@ -24,7 +24,12 @@ SECRET = "Tr0ub4dor&3-horse-battery"
 ROTATED = "correct-staple-2"
 
 SCRIPT = """
+import sys
+
 import fnhub
+
+# top-level code runs as the script loads, outside any task: straight to the worker's stderr
+print("loading with", fnhub.env("DB_PASSWORD", "unset"), file=sys.stderr)
 
 
 @fnhub.api("Every env variable, typed")
@@ -259,6 +264,7 @@ def test_a_password_never_leaves_the_worker_in_clear(stack: Stack) -> None:
     # the worker logs the script's warning: masked there too
     worker_log = (stack.dir / "worker.log").read_text(errors="replace")
     assert "password in a log line: *****" in worker_log
+    assert "loading with *****" in worker_log
     seen += [worker_log, (stack.dir / "server.log").read_text(errors="replace")]
     for text in seen:
         for clear in (SECRET, ROTATED, json.dumps(SECRET)[1:-1], "Tr0ub4dor"):

@@ -11,9 +11,10 @@ per task.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO, cast
 
 import msgspec
 import orjson
@@ -81,6 +82,31 @@ def mask_result(result: TaskResult) -> TaskResult:
         error_message=None if result.error_message is None else mask_text(result.error_message),
         traceback=None if result.traceback is None else mask_text(result.traceback),
     )
+
+
+class _MaskedStream:
+    """A process's stdout or stderr, masking the known passwords in every write."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(mask_text(text) if _secrets else text)
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_process() -> None:
+    """Mask the passwords this process will read in its log records and in what reaches its
+    stdout and stderr (a worker child calls it once, before any task)."""
+    with _lock:
+        _install_log_masking()
+        if sys.stdout is not None and not isinstance(sys.stdout, _MaskedStream):
+            sys.stdout = cast(TextIO, _MaskedStream(sys.stdout))
+        if sys.stderr is not None and not isinstance(sys.stderr, _MaskedStream):
+            sys.stderr = cast(TextIO, _MaskedStream(sys.stderr))
 
 
 def _install_log_masking() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from fnhub.envs.masking import mask_result
+from fnhub.envs.masking import guard_process, mask_result
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, result_for
@@ -113,6 +113,7 @@ class Executor:
         self.loop = asyncio.new_event_loop()
         self.output = BoundedText(log_max_bytes)
         self.capture = _CaptureHandler()
+        guard_process()  # passwords a task reads stay out of this process's own output
         root = logging.getLogger()
         root.addHandler(self.capture)
         if root.level > logging.INFO or root.level == logging.NOTSET:

@@ -210,7 +210,8 @@ def test_fnhub_yaml_envs_and_the_env_commands(tmp_path):
             assert refused.returncode == 2 and reason in refused.stderr, (args, refused.stderr)
         declared = fnhub("env", "set", "REGION", "us-east", cwd=project, env=env)
         assert declared.returncode == 0 and "declared in fnhub.yaml" in declared.stderr
-        assert fnhub("env", "delete", "TIMEOUT", cwd=project, env=env).returncode == 0
+        deleted = fnhub("env", "delete", "TIMEOUT", "--json", cwd=project, env=env)
+        assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"deleted": True}
         again = fnhub("env", "delete", "TIMEOUT", cwd=project, env=env)
         assert again.returncode == 1 and "no env variable 'TIMEOUT'" in again.stderr
         outputs.append(fnhub("env", "list", "--json", cwd=project, env=env))

@@ -167,6 +167,7 @@ def set_env(
 def delete_env(
     name: Annotated[str, typer.Argument(help="env variable name")],
     project: ProjectOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete an env variable (scripts reading it get UnknownEnv, or their default)."""
     from fnhub import audit
@@ -181,4 +182,7 @@ def delete_env(
     finally:
         db.dispose()
     _tell_workers(settings)
+    if as_json:  # as DELETE /api/v1/envs/<name> answers
+        print_json({"deleted": True})
+        return
     console.print(f"deleted env [bold]{name}[/bold]")

@@ -137,3 +137,60 @@ def test_like_of_escapes_what_like_would_read():
     assert like_of("100%_/") == "100/%/_//"
     assert like_of("[ab]x") == "_x"
     assert like_of("[x") == "[x"
+
+
+STORE_SCRIPT = """
+import fnhub
+
+
+@fnhub.api("Use the store")
+def use(step: str):
+    if step == "write":
+        fnhub.store.mset({"a:1": 1, "a:2": {"x": [1]}, "b": "B"})
+        fnhub.store.set("brief", True, expires=0.3)
+        fnhub.store.set("team", "shared", scope="team")
+        return fnhub.store.set("b", "again", not_exists=True)
+    return {
+        "all": fnhub.store.getall(),
+        "pattern": fnhub.store.get_pattern("a:*"),
+        "team": fnhub.store.get("team", scope="team"),
+        "deleted": fnhub.store.delete_pattern("a:*"),
+        "left": fnhub.store.keys(),
+    }
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_scripts_use_the_store_in_a_real_worker(kind, settings, tmp_path):
+    """A worker's `fnhub.store` opens the installation's database (`runtime.database`) and
+    scopes keys to the script, on each database."""
+    from tests.conftest import WorkerHandle, call_ok
+
+    from fnhub.bootstrap import open_services
+    from fnhub.calling.queue_client import QueueClient
+
+    gen = fresh_database(kind, tmp_path)
+    own = settings.model_copy(update={"db_url": next(gen)})
+    services = open_services(own)
+    client = QueueClient(own)
+    worker = WorkerHandle(own, None, 1)
+    try:
+        services.scripts.publish({"kv": STORE_SCRIPT})
+        worker.wait_ready(client)
+        assert call_ok(client, "kv.use", {"step": "write"}).result is False
+        time.sleep(0.4)
+        assert call_ok(client, "kv.use", {"step": "read"}).result == {
+            "all": {"a:1": 1, "a:2": {"x": [1]}, "b": "B"},
+            "pattern": {"a:1": 1, "a:2": {"x": [1]}},
+            "team": "shared",
+            "deleted": 2,
+            "left": ["b"],
+        }
+        assert Store(services.db).getall(scope="kv") == {"b": "B"}
+        assert Store(services.db).getall(scope="team") == {"team": "shared"}
+    finally:
+        worker.stop()
+        client.close()
+        services.close()
+        services.db.dispose()
+        gen.close()

@@ -8,7 +8,8 @@ with (docs/http.md), so a caller catches what it can handle and lets the rest go
     except fnhub.errors.Unavailable:             # no worker, or the queue is full: retry later
         ...
 
-Every class derives from `CallError` (status, code, message, task_id). This module imports
+Every class derives from `CallError` (status, code, message, task_id), except `UnknownEnv`,
+what `fnhub.env(name)` raises in a script for a name no env variable has. This module imports
 nothing beyond the standard library: scripts and callers may import it cheaply.
 """
 

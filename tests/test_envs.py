@@ -376,3 +376,27 @@ def test_the_servers_purge_deletes_expired_store_rows(tmp_path):
     with database.session() as session:
         assert list(session.scalars(select(StoreItem.key))) == ["kept"]
     database.dispose()
+
+
+def test_a_reload_that_cannot_reach_the_database_keeps_the_copy_held(settings, services):
+    import sqlalchemy.exc
+
+    from fnhub import runtime
+    from fnhub.envs.script import Env
+    from fnhub.keys import Keys
+
+    saved = runtime._settings, runtime._redis, runtime._database
+    runtime.init(settings, services.redis)
+    try:
+        _save(services.db, settings, services.redis, A=("string", "one"))
+        env = Env()
+        assert env("A") == "one"
+        # the database refuses connections, and a change is announced meanwhile
+        runtime._database = Database("postgresql://postgres@127.0.0.1:1/gone")
+        bump(services.redis, Keys(settings.key_prefix).envs_revision)
+        time.sleep(1.1)
+        assert env("A") == "one"  # the copy held, not a failed task
+        with pytest.raises(sqlalchemy.exc.OperationalError):
+            Env()("A")  # a process that never read them has nothing to fall back on
+    finally:
+        runtime._settings, runtime._redis, runtime._database = saved

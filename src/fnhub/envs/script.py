@@ -1,22 +1,27 @@
 """`fnhub.env(name, default)`: env variables as scripts read them, cached in the process.
 
 Every process keeps every env variable, parsed, labelled with the envs revision read before
-it (`Keys.envs_revision`, bumped by every change: `envs.repo`). It looks at the revision at
-most once a second (`CHECK_SECONDS`), and reloads from the database only when it moved, so a
-read costs no round trip, and a change reaches running workers within about a second. A name
-it does not know makes it look again (at most every 0.1 s), so a variable created just before
-a call is found. Passwords are opened here and handed to `masking`, which keeps them
-out of the task's output, result and errors.
+it (`Keys.envs_revision`, bumped after every change by the API, the CLI and apply). It looks at
+the revision at most once a second (`CHECK_SECONDS`), and reloads from the database only when it
+moved, so a read costs no round trip, and a change reaches running workers within about a
+second. A name it does not know makes it look again (at most every 0.1 s), so a variable
+created just before a call is found. A reload that cannot reach Redis or the database keeps the
+copy held (logged), so a blip fails no task once a process has read its variables. Passwords
+are opened here and handed to `masking`, which keeps them out of the task's output, result and
+errors.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import redis.exceptions as redis_errors
+import sqlalchemy.exc as sql_errors
 from sqlalchemy import select
 
 from fnhub import runtime
@@ -25,9 +30,13 @@ from fnhub.envs.models import EnvVar
 from fnhub.envs.values import EnvType, InvalidEnv, check_type, parse
 from fnhub.errors import UnknownEnv
 
+log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0
 UNKNOWN_CHECK_SECONDS = 0.1
 _MISSING: Any = object()
+#: a reload that meets these keeps the copy held (a database or Redis blip fails no task)
+REDIS_UNAVAILABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+DATABASE_UNAVAILABLE = (sql_errors.OperationalError, sql_errors.InterfaceError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +90,16 @@ class Env:
             now = time.monotonic()
             due = CHECK_SECONDS if not unknown else UNKNOWN_CHECK_SECONDS
             if now - cache.checked_at >= due:
-                client = runtime.redis_client()
-                revision = int(client.get(runtime.keys().envs_revision) or 0)
-                if revision != cache.revision:
-                    cache.values = load_all()
-                    cache.revision = revision
+                try:
+                    client = runtime.redis_client()
+                    revision = int(client.get(runtime.keys().envs_revision) or 0)
+                    if revision != cache.revision:
+                        cache.values = load_all()
+                        cache.revision = revision
+                except (*REDIS_UNAVAILABLE, *DATABASE_UNAVAILABLE) as exc:
+                    if cache.revision < 0:
+                        raise  # nothing to fall back on: the script sees why
+                    log.warning("env variables not reloaded, using the copy held: %s", exc)
                 cache.checked_at = time.monotonic()
             return cache.values
 

@@ -127,6 +127,10 @@ def test_bad_input_is_refused_with_the_reason(db):
         store.get("", scope="s")
     with pytest.raises(ValueError, match="expires is seconds"):
         store.set("k", 1, expires=-1, scope="s")
+    with pytest.raises(ValueError, match="a key cannot hold a NUL character"):
+        store.set("a\x00b", 1, scope="s")
+    with pytest.raises(ValueError, match="a scope must be valid Unicode"):
+        store.get("k", scope="\ud800")
     with pytest.raises(ValueError, match="a scope is a string of 1-128"):
         store.set("k", 1, scope="s" * 129)
     assert store.getall(scope="s") == {}

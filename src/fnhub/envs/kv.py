@@ -13,6 +13,7 @@ database does, and is shared by every worker of the installation.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -48,7 +49,18 @@ def _dump(value: Any) -> str:
 def _check_key(key: str) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
         raise ValueError(f"fnhub.store: a key is a string of 1-{MAX_KEY_CHARS} characters")
+    _check_text(key, "key")
     return key
+
+
+def _check_text(text: str, what: str) -> None:
+    """What every database keeps as a key: no NUL (PostgreSQL refuses it), valid Unicode."""
+    if "\x00" in text:
+        raise ValueError(f"fnhub.store: a {what} cannot hold a NUL character")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"fnhub.store: a {what} must be valid Unicode") from None
 
 
 def _expires_at(expires: float | None, now: float) -> float | None:
@@ -84,6 +96,7 @@ def like_of(pattern: str) -> str:
     return "".join(out)
 
 
+@functools.cache
 def _upsert(dialect: str) -> Insert:
     table = table_of(StoreItem)
     replaced = ("value", "expires_at", "updated_at")
@@ -111,6 +124,7 @@ class Store:
         chosen = scope or context.script or "global"
         if not isinstance(chosen, str) or len(chosen) > MAX_SCOPE_CHARS:
             raise ValueError(f"fnhub.store: a scope is a string of 1-{MAX_SCOPE_CHARS} characters")
+        _check_text(chosen, "scope")
         return chosen
 
     def set(

@@ -400,3 +400,21 @@ def test_a_reload_that_cannot_reach_the_database_keeps_the_copy_held(settings, s
             Env()("A")  # a process that never read them has nothing to fall back on
     finally:
         runtime._settings, runtime._redis, runtime._database = saved
+
+
+def test_a_password_sealed_with_another_key_can_be_replaced_not_kept(db):
+    with db.session() as session, session.begin():
+        save_env(session, SecretBox("old key"), "PW", spec_of("password", SECRET), actor="cli")
+    new = SecretBox("new key")
+    with (
+        pytest.raises(InvalidEnv, match="sealed with another secret key; send the password"),
+        db.session() as session,
+        session.begin(),
+    ):
+        save_env(session, new, "PW", spec_of("password", "*****"), actor="cli")
+    with db.session() as session, session.begin():
+        _row, change = save_env(session, new, "PW", spec_of("password", SECRET), actor="cli")
+    assert change == "updated"
+    with db.session() as session:
+        row = session.get(EnvVar, "PW")
+        assert row is not None and new.decrypt(row.value) == SECRET

@@ -73,8 +73,14 @@ def spec_from_yaml(name: str, data: Any) -> EnvSpec:
         raise InvalidEnv(f"env '{name}': {exc}") from None
 
 
-def _clear(row: EnvVar, box: SecretBox) -> str:
-    return box.decrypt(row.value) if row.type == "password" else row.value
+def _clear(row: EnvVar, box: SecretBox) -> str | None:
+    """The stored value in clear; None for a password sealed with another secret key."""
+    if row.type != "password":
+        return row.value
+    try:
+        return box.decrypt(row.value)
+    except ValueError:
+        return None
 
 
 def env_out(row: EnvVar) -> dict[str, Any]:
@@ -118,7 +124,13 @@ def save_env(
     if spec.type == "password" and text == MASK:
         if row is None or row.type != "password":
             raise InvalidEnv(f"env '{name}': '{MASK}' keeps a stored password; there is none")
-        text = _clear(row, box)
+        kept = _clear(row, box)
+        if kept is None:
+            raise InvalidEnv(
+                f"env '{name}': the stored password was sealed with another secret key; "
+                "send the password itself"
+            )
+        text = kept
     created = row is None
     same_value = row is not None and row.type == spec.type and _clear(row, box) == text
     if (

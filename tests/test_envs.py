@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -274,6 +275,11 @@ def leak():
     raise RuntimeError(f"failed with {pw} and {pw!r}")
 
 
+@fnhub.api("Return the password as bytes")
+def leak_bytes():
+    return b"pw=" + fnhub.env("P").encode() + b";"
+
+
 @fnhub.api("Names")
 def names():
     return fnhub.env.keys()
@@ -333,6 +339,8 @@ def test_fnhub_env_in_a_worker_each_type_cached_and_following_changes(
     assert "the password is ***** '*****'" in leaked.logs
     assert "logged *****" in leaked.logs
     assert leaked.error_message == "failed with ***** and '*****'"
+    as_bytes = call_ok(client, "envs.leak_bytes").result
+    assert base64.b64decode(as_bytes["$fnhub_bytes"]) == b"pw=*****;"
 
 
 def test_values_every_database_refuses_are_refused_first():

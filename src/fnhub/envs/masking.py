@@ -10,6 +10,7 @@ per task.
 
 from __future__ import annotations
 
+import base64
 import logging
 import sys
 import threading
@@ -70,14 +71,29 @@ def mask_value(value: Any) -> Any:
     return value
 
 
+def _mask_bytes(encoded: str) -> str:
+    """Bytes a function returned (base64, as `worker.execute` carries them), masked."""
+    raw = base64.b64decode(encoded)
+    for secret in _secrets:
+        raw = raw.replace(secret.encode(), MASK.encode())
+    return base64.b64encode(raw).decode()
+
+
 def mask_result(result: TaskResult) -> TaskResult:
-    """The result with the passwords this process knows masked in its output, result, error
-    message and traceback; the same object when it knows none."""
+    """The result with the passwords this process knows masked in its output, result (bytes
+    included), error message and traceback; the same object when it knows none."""
     if not _secrets:
         return result
+    from fnhub.worker.execute import BYTES_MARKER
+
+    value = result.result
+    if isinstance(value, dict) and list(value) == [BYTES_MARKER]:
+        value = {BYTES_MARKER: _mask_bytes(value[BYTES_MARKER])}
+    else:
+        value = mask_value(value)
     return msgspec.structs.replace(
         result,
-        result=mask_value(result.result),
+        result=value,
         logs=mask_text(result.logs),
         error_message=None if result.error_message is None else mask_text(result.error_message),
         traceback=None if result.traceback is None else mask_text(result.traceback),

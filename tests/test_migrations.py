@@ -67,3 +67,28 @@ def test_task_attempts_migration_up_down_up_on_every_database(empty_database):
         )
         assert compare_metadata(context, metadata) == []
         assert conn.execute(sa.text("SELECT id FROM task_records")).scalars().all() == ["t1"]
+
+
+def test_envs_and_store_migration_up_down_up_on_every_database(empty_database):
+    """0011_envs_and_store goes up over a database of the other branches, down (its tables
+    gone, the others' rows kept) and up again to the models' schema; keys that differ only in
+    case or trailing spaces stay apart (MySQL's collations would merge them)."""
+    from fnhub.envs.kv import Store
+
+    db = empty_database
+    config = db.alembic_config()
+    db.migrate()
+    store = Store(db)
+    store.mset({"k": 1, "K": 2, "k ": 3}, scope="s")
+    assert store.getall(scope="s") == {"K": 2, "k": 1, "k ": 3}
+    command.downgrade(config, "0011_envs_and_store@-1")
+    tables = set(sa.inspect(db.engine).get_table_names())
+    assert "store_items" not in tables and "env_vars" not in tables
+    assert {"scripts", "task_records", "cron_jobs"} <= tables
+    db.migrate()
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": include_name}
+        )
+        assert compare_metadata(context, metadata) == []
+    assert store.getall(scope="s") == {}

@@ -16,7 +16,18 @@ from fnhub.functions import api
 from fnhub.response import Response
 
 __version__ = "0.1.0"
-__all__ = ["AsyncClient", "Client", "Response", "api", "cache", "context", "errors", "log"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Response",
+    "api",
+    "cache",
+    "context",
+    "env",
+    "errors",
+    "log",
+    "store",
+]
 
 import logging as _logging
 
@@ -25,13 +36,18 @@ log = _logging.getLogger("fnhub.script")
 
 
 def __getattr__(name: str) -> object:
-    """`fnhub.cron` and `fnhub.websub` (script-side APIs), `fnhub.errors` and the HTTP clients
-    (`fnhub.Client`, `fnhub.AsyncClient`, which import httpx) are imported on first use, not by
-    every script."""
+    """`fnhub.cron` and `fnhub.websub` (script-side APIs), `fnhub.errors`, `fnhub.env` and
+    `fnhub.store` (which import SQLAlchemy) and the HTTP clients (`fnhub.Client`,
+    `fnhub.AsyncClient`, which import httpx) are imported on first use, not by every script."""
     import importlib
 
-    if name in ("cron", "websub", "errors"):
+    if name in ("cron", "websub", "errors", "store"):
         return importlib.import_module(f"fnhub.{name}")
+    if name == "env":  # fnhub.env("NAME", default); kept, so later reads skip this function
+        from fnhub.envs.script import env
+
+        globals()["env"] = env
+        return env
     if name in ("Client", "AsyncClient"):
         return getattr(importlib.import_module("fnhub.client"), name)
     if name == "connector":  # fnhub.connector("name").publish(topic, message, **options)

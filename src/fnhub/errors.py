@@ -8,7 +8,8 @@ with (docs/http.md), so a caller catches what it can handle and lets the rest go
     except fnhub.errors.Unavailable:             # no worker, or the queue is full: retry later
         ...
 
-Every class derives from `CallError` (status, code, message, task_id). This module imports
+Every class derives from `CallError` (status, code, message, task_id), except `UnknownEnv`,
+what `fnhub.env(name)` raises in a script for a name no env variable has. This module imports
 nothing beyond the standard library: scripts and callers may import it cheaply.
 """
 
@@ -290,3 +291,17 @@ def from_task_state(state: dict[str, Any]) -> TaskFailed:
         error_type=state.get("error_type"),
         traceback=state.get("traceback"),
     )
+
+
+class UnknownEnv(KeyError):
+    """`fnhub.env(name)` for a name no env variable has, without a default (a KeyError, so
+    `except KeyError` code written for `os.environ` keeps working)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none"
+        super().__init__(name)
+        self.name = name
+        self.message = f"no env variable named '{name}' (known: {shown})"
+
+    def __str__(self) -> str:
+        return self.message

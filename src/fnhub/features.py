@@ -7,9 +7,10 @@ silently drops out. The server (`server.app.create_app`), `project.apply_project
 """
 
 from fnhub.cron.feature import CRON
+from fnhub.envs.feature import ENVS
 from fnhub.feature import Feature
 from fnhub.server.endpoints_feature import ENDPOINTS
 from fnhub.subscriptions.feature import SUBSCRIPTIONS
 from fnhub.websub.feature import WEBSUB
 
-FEATURES: tuple[Feature, ...] = (ENDPOINTS, CRON, WEBSUB, SUBSCRIPTIONS)
+FEATURES: tuple[Feature, ...] = (ENDPOINTS, CRON, WEBSUB, SUBSCRIPTIONS, ENVS)

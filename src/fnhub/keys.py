@@ -139,6 +139,11 @@ class Keys:
         """Counter bumped when an HTTP endpoint changes, so servers reload their copies."""
         return f"{self.prefix}:endpoints:rev"
 
+    @property
+    def envs_revision(self) -> str:
+        """Counter bumped when an env variable changes, so workers reload their copies."""
+        return f"{self.prefix}:envs:rev"
+
     def throttle(self, endpoint: str, unit: str, window: int) -> str:
         """Request counter of one endpoint in one fixed window (second, minute, hour, day)."""
         return f"{self.prefix}:throttle:{endpoint}:{unit}:{window}"

@@ -1,10 +1,10 @@
 """Revision counters: how a change reaches every running process.
 
 Each area that running processes cache (scripts, the project, endpoints, cron jobs, dynamic cron
-jobs, subscriptions) has a counter in Redis (`Keys.*_revision`). Whoever changes the area bumps
-its counter after the change is stored; servers, workers and beats poll the counters and
-reload what moved. Every bump goes through `bump`, so that is the one place to look for who
-tells whom.
+jobs, subscriptions, env variables) has a counter in Redis (`Keys.*_revision`). Whoever changes
+the area bumps its counter after the change is stored; servers, workers and beats poll the
+counters and reload what moved. Every bump goes through `bump`, so that is the one place to
+look for who tells whom.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ anything else `developer`. Two explicit overrides exist and nothing else:
 
 - a router that only admins may use at all (users, keys, audit) adds
   `dependencies=[Depends(needs(Role.ADMIN))]`, which can only raise the bar;
-- a route whose method says write but which only reads (a search sent as POST) declares
-  `openapi_extra=role(Role.VIEWER)`; the declared role replaces the method's, and shows in the
+- a route that needs another role than its method says declares it: one whose method says
+  write but which only reads (a search sent as POST) `openapi_extra=role(Role.VIEWER)`, one
+  only admins may use on a router open to others (env variables' writes)
+  `openapi_extra=role(Role.ADMIN)`; the declared role replaces the method's, and shows in the
   OpenAPI document as `x-fnhub-role`.
 """
 

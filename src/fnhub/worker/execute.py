@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fnhub.config import Settings
+from fnhub.envs.masking import guard_process, mask_result
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, result_for
@@ -147,12 +148,17 @@ class Executor:
         self.loop = asyncio.new_event_loop()
         self.output = BoundedText(log_max_bytes)
         self.capture = _CaptureHandler()
+        guard_process()  # passwords a task reads stay out of this process's own output
         root = logging.getLogger()
         root.addHandler(self.capture)
         if root.level > logging.INFO or root.level == logging.NOTSET:
             root.setLevel(logging.INFO)
 
     def run(self, task: Task) -> TaskResult:
+        """Run `task`; the passwords this process read (`fnhub.env`) masked in what it left."""
+        return mask_result(self._run(task))
+
+    def _run(self, task: Task) -> TaskResult:
         start = time.time()
         if task.expires_at is not None and start > task.expires_at:
             return result_for(

@@ -40,7 +40,19 @@ def _exec_into(module: types.ModuleType, code: str, hash_: str) -> None:
     module.__file__ = filename
     setattr(module, HASH_ATTR, hash_)
     setattr(module, SCRIPT_ATTR, True)
+    _add_dff(module, code)
     exec(compile(code, filename, "exec"), module.__dict__)
+
+
+def _add_dff(module: types.ModuleType, code: str) -> None:
+    """DataFlux Func's `DFF` (and `dff`, `print_var`) in every script, and its built-in
+    variables (`_DFF_TASK_ID`...) in those that name one, kept true per task (`fnhub.dff`)."""
+    from fnhub.dff import script_globals, variables
+    from fnhub.runtime import current_task
+
+    module.__dict__.update(script_globals())
+    if variables.MARK in code:
+        variables.register(module, current_task.get())
 
 
 class _ScriptLoader(importlib.abc.Loader):

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from fnhub.dff import variables as dff_variables
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, result_for
@@ -139,6 +140,8 @@ class Executor:
         output = self.output
         output.reset()
         token = current_task.set(task)
+        if dff_variables.modules:  # a script uses DataFlux Func's `_DFF_*` variables
+            dff_variables.set_for(task)
         self.capture.sink = output
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = output

@@ -73,6 +73,14 @@ def resp():
     return DFF.RESP({"ok": True}, status_code=201, content_type="json", headers={"X-A": "1"})
 
 
+@DFF.API("A response that cannot be sent")
+def bad_resp(spelling):
+    import fnhub
+    if spelling == "dff":
+        return DFF.RESP({"when": object()})
+    return fnhub.Response({"when": object()})
+
+
 @DFF.API("Unsupported")
 def unsupported(name):
     return getattr(DFF, name)
@@ -197,6 +205,19 @@ def test_resp_is_an_fnhub_response(dffdemo):
     assert marker["content_type"] == "application/json"
     assert marker["headers"] == {"X-A": "1"}
     assert marker["body"] == {"ok": True}
+
+
+@pytest.mark.parametrize("spelling", ["dff", "fnhub"])
+def test_a_response_that_cannot_be_encoded_fails_its_task_not_the_worker(dffdemo, spelling):
+    """It used to raise out of the executor: the child died, three times, and the task ended
+    as a dead letter ("worker process died")."""
+    result = dffdemo.call("dffdemo.bad_resp", {"spelling": spelling}, timeout=20)
+    assert (result.status, result.error_type, result.attempt) == (
+        "failure",
+        "ResultNotSerializable",
+        1,
+    )
+    assert "Response whose body is not JSON-serialisable" in (result.error_message or "")
 
 
 @pytest.mark.parametrize(

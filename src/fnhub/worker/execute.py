@@ -183,7 +183,13 @@ class Executor:
         if value is None:
             return None
         if isinstance(value, Response):
-            value = value.to_json()
+            try:
+                value = value.to_json()
+            except TypeError as exc:  # a body orjson cannot encode: the task fails, not the child
+                raise ResultError(
+                    "ResultNotSerializable",
+                    f"the function returned a Response whose body is not JSON-serialisable ({exc})",
+                ) from None
         elif isinstance(value, bytes | bytearray):  # rules publish bytes as they are
             return {BYTES_MARKER: base64.b64encode(value).decode()}
         elif isinstance(value, _SIMPLE) and not isinstance(value, str):

@@ -69,6 +69,8 @@ def test_save_query_delete_and_publish_to_kafka(worker_side, conn_broker_factory
     assert [c["id"] for c in DFF.CONN.query()] == ["cache"]
     with pytest.raises(UnknownConnector, match=r"no connector named 'events' \(known: cache\)"):
         DFF.CONN("events")
+    with pytest.raises(NotImplementedError, match="'mysql' is not supported by fnhub"):
+        DFF.CONN.save("db", "mysql", {"host": "127.0.0.1"})
 
 
 def test_redis_connector_publishes_and_runs_commands(worker_side, settings):

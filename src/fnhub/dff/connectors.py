@@ -114,14 +114,23 @@ class RedisConnectorClient(ConnectorClient):
 
 def get(connector_id: str, **_kwargs: Any) -> ConnectorClient:
     """The client of connector `connector_id` (its fnhub name)."""
-    from fnhub.connections import connector
+    from fnhub.connections import UnknownConnector, connector
 
-    handle = connector(connector_id)  # raises UnknownConnector naming the known ones
+    try:
+        handle = connector(connector_id)
+    except UnknownConnector as exc:
+        raise UnknownConnector(f"DFF.CONN: {exc}; {NOT_A_BROKER}") from None
     config = connector_configs()[connector_id]
     if config.type == "redis":
         return RedisConnectorClient(handle, config)
     return ConnectorClient(handle, config)
 
+
+#: what to do for DataFlux Func's connector types that are no broker (databases and others)
+NOT_A_BROKER = (
+    "fnhub's connectors are brokers (redis, mqtt, kafka, nats, rabbitmq): for a database or "
+    "another service, open its client in the script (credentials from DFF.ENV)"
+)
 
 #: DataFlux Func's connector config fields → fnhub's connector settings, per type
 FIELDS: dict[str, dict[str, str]] = {
@@ -188,8 +197,14 @@ class ConnectorHelper:
         """Create or replace a connector, with DataFlux Func's config field names; sealed,
         checked and audited like one saved through the API."""
         from fnhub.connectors import validate_settings
+        from fnhub.connectors.types import connector_types
         from fnhub.store.connectors import save_connector
 
+        if connector_type not in connector_types:
+            raise NotImplementedError(
+                f"DFF.CONN.save: connector type {connector_type!r} is not supported by fnhub: "
+                + NOT_A_BROKER
+            )
         if not isinstance(config, dict):
             raise ValueError("DFF.CONN.save: config must be a dict")
         settings = settings_from_dff(connector_type, config)

@@ -186,6 +186,18 @@ def test_dataflux_func_ids_resolve(dffdemo):
     assert result.function == "dffdemo.add"  # the task names the function, not the alias
 
 
+def test_dataflux_func_imports_of_other_scripts_resolve(services, client, start_worker):
+    """`import set__script`, as DataFlux Func scripts import each other, finds `script`."""
+    helper = "RATE = 3\n\ndef scale(x):\n    return x * RATE\n"
+    main = (
+        "import myset__helper\nfrom myset__helper import scale\n\n"
+        '@DFF.API("Scale")\ndef run(x):\n    return [myset__helper.scale(x), scale(x)]\n'
+    )
+    services.scripts.publish({"helper": helper, "mainscript": main})
+    start_worker(processes=1)
+    assert call_ok(client, "mainscript.run", {"x": 2}).result == [6, 6]
+
+
 def test_ctx_is_per_task_and_lower_case_spelling_works(dffdemo):
     assert call_ok(dffdemo, "dffdemo.ctx", {"value": 1}).result == {
         "before": None,

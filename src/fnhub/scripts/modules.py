@@ -80,9 +80,33 @@ class ScriptFinder(importlib.abc.MetaPathFinder):
             return None
         found = self.lookup(fullname)
         if found is None:
-            return None
+            return self._dff_alias(fullname)
         code, hash_ = found
         return importlib.util.spec_from_loader(fullname, _ScriptLoader(code, hash_))
+
+    def _dff_alias(self, fullname: str) -> importlib.machinery.ModuleSpec | None:
+        """DataFlux Func's `import set__script` of a script published as `script`: the same
+        module under both names (unless an installed module has that name)."""
+        prefix, sep, name = fullname.partition("__")
+        if not (prefix and sep and name.isidentifier()) or self.lookup(name) is None:
+            return None
+        if importlib.machinery.PathFinder.find_spec(fullname) is not None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(name))
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.own_spec: importlib.machinery.ModuleSpec | None = None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = importlib.import_module(self.name)
+        self.own_spec = module.__spec__
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__ = self.own_spec  # the import system gave it the alias's; executed already
 
 
 def install_finder(lookup: Lookup) -> ScriptFinder:

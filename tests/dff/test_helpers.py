@@ -94,3 +94,30 @@ def test_sign_config_and_task(in_task, settings, monkeypatch):
     }
     with pytest.raises(NotImplementedError, match=r"DFF\.TASK\.cache_db is not supported"):
         _ = DFF.TASK.cache_db
+
+
+def test_cron_job_helper_acts_on_the_running_job_or_the_one_named(in_task, settings):
+    import fnhub.cron
+
+    cron = DFF.CRON_JOB
+    assert cron.get_cron_expr() is None  # an endpoint task: no job of its own, nothing done
+    cron.set_cron_expr("*/5 * * * *")
+    assert cron.get_all_cron_expr() == {}
+    cron.set_cron_expr("*/5 * * * *", expires=60, entity_id="nightly")
+    cron.set_crontab("0 * * * *", entity_id="hourly")  # DataFlux Func's older name
+    assert fnhub.cron.get_expression("nightly") == "*/5 * * * *"
+    assert cron.get_all_cron_expr() == {"nightly": "*/5 * * * *", "hourly": "0 * * * *"}
+    cron.clear_cron_expr(entity_id="hourly")
+    assert cron.get_cron_expr(entity_id="hourly") is None
+    cron.pause(120, entity_id="nightly")
+    ttl = runtime.redis_client().ttl(runtime.keys().cron_pause("nightly"))
+    assert 100 < ttl <= 120
+    token = runtime.current_task.set(Task(function="site.tick", origin="cron", origin_id="own"))
+    try:
+        cron.set_cron_expr("*/3 * * * *")
+        assert cron.get_cron_expr() == "*/3 * * * *"
+        assert fnhub.cron.get_expression("own") == "*/3 * * * *"
+    finally:
+        runtime.current_task.reset(token)
+    with pytest.raises(NotImplementedError, match="fnhub cron run"):
+        cron.call("own")

@@ -138,8 +138,11 @@ def test_dff_api_refuses_what_fnhub_cannot_do(services):
     with pytest.raises(ScriptError, match="option `integration`: fnhub has no integrations"):
         services.scripts.publish({"dffbad": bad})
     typo = '@DFF.API("x", timeuot=3)\ndef f():\n    pass\n'
-    with pytest.raises(ScriptError, match="timeuot"):
+    with pytest.raises(ScriptError, match=r"unknown option `timeuot` \(did you mean `timeout`\?\)"):
         services.scripts.publish({"dffbad": typo})
+    bad_tags = '@DFF.API("x", tags="ab")\ndef f():\n    pass\n'
+    with pytest.raises(ScriptError, match=r"@DFF\.API option `tags`"):
+        services.scripts.publish({"dffbad": bad_tags})
     dup = '@DFF.API("x")\ndef f():\n    pass\n@DFF.API("y")\ndef f():\n    pass\n'
     with pytest.raises(ScriptError, match="duplicate function name 'f'"):
         services.scripts.publish({"dffbad": dup})

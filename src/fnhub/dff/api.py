@@ -7,6 +7,8 @@ exported with `@DFF.API` is found, checked and published exactly like one export
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,6 +36,10 @@ UNSUPPORTED = {
 }
 
 
+#: every option name `@DFF.API` takes: DataFlux Func's and fnhub's
+KNOWN = frozenset(inspect.signature(api).parameters) - {"title"} | set(RENAMED) | set(UNSUPPORTED)
+
+
 def queue_name(queue: int | str) -> str:
     """DataFlux Func numbers its queues (1..15); fnhub names them. Queue N becomes `qN`, so a
     function pinned to a queue keeps its own queue (start a worker with `--queues ...,qN`)."""
@@ -55,6 +61,10 @@ def options_for(title: str | None, options: dict[str, Any]) -> dict[str, Any]:
     for name, value in sorted(options.items(), key=lambda item: item[0] in LEGACY):
         if name in UNSUPPORTED:
             raise NotImplementedError(f"@DFF.API option `{name}`: {UNSUPPORTED[name]}")
+        if name not in KNOWN:
+            close = difflib.get_close_matches(name, sorted(KNOWN), n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise ValueError(f"@DFF.API: unknown option `{name}`{hint}")
         if value is None:
             continue  # DataFlux Func's "not given"
         target = RENAMED.get(name, name)
@@ -70,8 +80,8 @@ def API(title: str | None = None, **options: Any) -> Callable[[F], F]:
     """Export the decorated function: `@DFF.API("Add", timeout=10, cache_result=60)`."""
     try:
         mark = api(**options_for(title, options))
-    except TypeError as exc:  # an option neither fnhub nor DataFlux Func knows
-        raise ValueError(f"@DFF.API: {exc}".replace("api()", "DFF.API()")) from None
+    except ValueError as exc:  # a value fnhub refuses: say it of the decorator the script used
+        raise ValueError(str(exc).replace("@fnhub.api", "@DFF.API")) from None
 
     def decorate(fn: F) -> F:
         fn = mark(fn)

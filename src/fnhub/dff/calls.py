@@ -45,8 +45,6 @@ def call_func(
     func_id: str,
     kwargs: dict[str, Any] | None = None,
     queue: int | str | None = None,
-    *,
-    eta: float | None = None,
 ) -> str:
     """Queue `func_id` (`script.func`, or DataFlux Func's `set__script.func`) with `kwargs`;
     returns the child's task id (DataFlux Func returns nothing)."""
@@ -77,6 +75,6 @@ def call_func(
         options["origin"] = Origin.DIRECT
     task = make_task(runtime.settings(), active, ref, kwargs or {}, meta=meta, **options)
     pipe = runtime.redis_client().pipeline(transaction=False)
-    add_enqueue(pipe, runtime.keys(), task, eta=eta)
+    add_enqueue(pipe, runtime.keys(), task)
     pipe.execute()
     return task.id

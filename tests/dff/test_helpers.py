@@ -121,3 +121,17 @@ def test_cron_job_helper_acts_on_the_running_job_or_the_one_named(in_task, setti
         runtime.current_task.reset(token)
     with pytest.raises(NotImplementedError, match="fnhub cron run"):
         cron.call("own")
+
+
+def test_dff_func_chains_stop_at_five(in_task):
+    from fnhub.dff.calls import FuncCallChainTooLong
+    from fnhub.dff.variables import CHAIN_META
+
+    deep = Task(function="s.e", meta={CHAIN_META: ["s.a", "s.b", "s.c", "s.d"]})
+    token = runtime.current_task.set(deep)
+    try:
+        with pytest.raises(FuncCallChainTooLong) as raised:
+            DFF.FUNC("s.f")
+        assert str(raised.value) == "`s.a` -> `s.b` -> `s.c` -> `s.d` -> `s.e`"
+    finally:
+        runtime.current_task.reset(token)

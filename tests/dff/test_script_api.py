@@ -48,6 +48,16 @@ def parent(n):
     return _DFF_TASK_ID
 
 
+@DFF.API("Queue itself")
+def selfcall():
+    DFF.FUNC("dffdemo.selfcall")
+
+
+@DFF.API("Queue what does not exist")
+def call_missing():
+    DFF.FUNC("dffdemo.nope", {"a": 1})
+
+
 @DFF.API("The child")
 def child(n):
     DFF.CACHE.set("child:" + str(n), _DFF_TASK_ID + " " + _DFF_ROOT_TASK_ID + " "
@@ -181,6 +191,15 @@ def test_dff_func_queues_a_child_task_that_runs(dffdemo, settings):
     assert child_id != parent_id and root_id == parent_id
     assert chain == "dffdemo.parent,dffdemo.child"
     r.close()
+
+
+def test_dff_func_refuses_cycles_and_unknown_functions(dffdemo):
+    cycle = dffdemo.call("dffdemo.selfcall", {})
+    assert cycle.error_type == "FuncCircularCall"
+    assert cycle.error_message == "`dffdemo.selfcall` -> [`dffdemo.selfcall`]"
+    missing = dffdemo.call("dffdemo.call_missing", {})
+    assert missing.error_type == "CallError"
+    assert "unknown function 'dffdemo.nope'" in (missing.error_message or "")
 
 
 def test_dataflux_func_ids_resolve(dffdemo):

@@ -112,6 +112,7 @@ def test_mqtt_connector_publishes_with_qos_and_refuses_other_methods(
         listener.loop_stop()
         listener.disconnect()
     assert ("alerts/retained", b"kept", True) in got
+    DFF.CONN("plant").check()  # connects, or raises
     with pytest.raises(NotImplementedError, match="offers publish"):
         DFF.CONN("plant").subscribe("x")
 

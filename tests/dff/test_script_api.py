@@ -208,16 +208,27 @@ def test_dataflux_func_ids_resolve(dffdemo):
     assert result.function == "dffdemo.add"  # the task names the function, not the alias
 
 
-def test_dataflux_func_imports_of_other_scripts_resolve(services, client, start_worker):
-    """`import set__script`, as DataFlux Func scripts import each other, finds `script`."""
-    helper = "RATE = 3\n\ndef scale(x):\n    return x * RATE\n"
+def test_dataflux_func_imports_of_other_scripts_resolve(services, client, start_worker, settings):
+    """`import set__script` and `import __script` (the same set's), as DataFlux Func scripts
+    import each other, find `script`; its `DFF.CACHE` keeps its own scope, as each script's
+    `DFF` does in DataFlux Func."""
+    import redis
+
+    helper = "RATE = 3\n\ndef scale(x):\n    DFF.CACHE.set('last', x)\n    return x * RATE\n"
     main = (
-        "import myset__helper\nfrom myset__helper import scale\n\n"
-        '@DFF.API("Scale")\ndef run(x):\n    return [myset__helper.scale(x), scale(x)]\n'
+        "import myset__helper\nfrom __helper import scale\n\n"
+        '@DFF.API("Scale")\ndef run(x):\n'
+        "    DFF.CACHE.set('mine', x)\n"
+        "    return [myset__helper.scale(x), scale(x), DFF.CACHE.get('last', scope='helper')]\n"
     )
     services.scripts.publish({"helper": helper, "mainscript": main})
     start_worker(processes=1)
-    assert call_ok(client, "mainscript.run", {"x": 2}).result == [6, 6]
+    assert call_ok(client, "mainscript.run", {"x": 2}).result == [6, 6, "2"]
+    r = redis.Redis.from_url(settings.redis_url)
+    prefix = f"{settings.key_prefix}:cache"
+    assert r.get(f"{prefix}:helper:last") == b"2" and r.get(f"{prefix}:mainscript:mine") == b"2"
+    assert not r.exists(f"{prefix}:mainscript:last")
+    r.close()
 
 
 def test_ctx_is_per_task_and_lower_case_spelling_works(dffdemo):

@@ -69,6 +69,15 @@ class DFFObject:
     CRON_JOB = CRONTAB_CONFIG = CronJobHelper()
     TASK = TaskView()
 
+    def __init__(self, script: str | None = None) -> None:
+        """`script`: the script whose globals hold this object; its `CACHE` and `STORE` then
+        default to that script's scope, as each script's `DFF` does in DataFlux Func."""
+        if script is not None:
+            own: dict[str, object] = {"CACHE": DFFCache(script), "STORE": StoreHelper(script)}
+            for name, member in own.items():
+                setattr(self, name, member)
+                setattr(self, name.lower(), member)
+
     def __getattr__(self, name: str) -> Any:
         """Only names that are no member get here: an unsupported one raises
         NotImplementedError with its alternative, an unknown one an AttributeError naming
@@ -101,9 +110,10 @@ del _name
 DFF = DFFObject()
 
 
-def script_globals() -> dict[str, Any]:
-    """What every script module starts with: `DFF`, `dff` and `print_var`."""
-    return {"DFF": DFF, "dff": DFF, "print_var": print_var}
+def script_globals(script: str) -> dict[str, Any]:
+    """What script `script`'s module starts with: `DFF`, `dff` and `print_var`."""
+    own = DFFObject(script)
+    return {"DFF": own, "dff": own, "print_var": print_var}
 
 
 __all__ = ["DFF", "MEMBERS", "DFFObject", "script_globals"]

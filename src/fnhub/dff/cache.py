@@ -35,13 +35,19 @@ def _many(value: Any) -> list[Any]:
 
 
 class DFFCache:
-    """Every method takes `scope=` (default: the running script) like DataFlux Func's."""
+    """Every method takes `scope=` like DataFlux Func's; the default scope is the script whose
+    code calls it (a helper script's calls use the helper's scope, as in DataFlux Func)."""
 
     def __call__(self, key: str, scope: str | None = None) -> Any:
         return self.get(key, scope=scope)
 
+    def __init__(self, default_scope: str | None = None) -> None:
+        #: the script whose code holds this `DFF` (DataFlux Func's default scope); None: the
+        #: running task's script, as `fnhub.cache`
+        self.default_scope = default_scope
+
     def _key(self, key: str, scope: str | None) -> str:
-        return _fnhub_cache._key(key, scope)
+        return _fnhub_cache._key(key, scope or self.default_scope)
 
     def _prefix(self, scope: str | None) -> str:
         return self._key("", scope)

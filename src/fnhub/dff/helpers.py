@@ -182,6 +182,12 @@ class StoreHelper:
     """`DFF.STORE`: `fnhub.store` with DataFlux Func's argument order (`set(key, value,
     expires, not_exists)`, `scope=` everywhere)."""
 
+    def __init__(self, default_scope: str | None = None) -> None:
+        self.default_scope = default_scope  # as `DFFCache.default_scope`
+
+    def _scope(self, scope: str | None) -> str | None:
+        return scope or self.default_scope
+
     @staticmethod
     def _store() -> Any:
         import fnhub.store as store
@@ -200,7 +206,11 @@ class StoreHelper:
         scope: str | None = None,
     ) -> bool:
         store = self._store()
-        return bool(store.set(key, value, expires or expire, not_exists=not_exists, scope=scope))
+        return bool(
+            store.set(
+                key, value, expires or expire, not_exists=not_exists, scope=self._scope(scope)
+            )
+        )
 
     def mset(
         self,
@@ -218,25 +228,25 @@ class StoreHelper:
                     for k, v in key_values.items()
                 ]
             )
-        return bool(store.mset(key_values, expires or expire, scope=scope))
+        return bool(store.mset(key_values, expires or expire, scope=self._scope(scope)))
 
     def get(self, key: str, scope: str | None = None) -> Any:
-        return self._store().get(key, scope=scope)
+        return self._store().get(key, scope=self._scope(scope))
 
     def mget(self, keys: list[str], scope: str | None = None) -> dict[str, Any]:
-        return dict(self._store().mget(keys, scope=scope))
+        return dict(self._store().mget(keys, scope=self._scope(scope)))
 
     def getall(self, scope: str | None = None) -> dict[str, Any]:
-        return dict(self._store().getall(scope=scope))
+        return dict(self._store().getall(scope=self._scope(scope)))
 
     def keys(self, pattern: str = "*", scope: str | None = None) -> list[str]:
-        return list(self._store().keys(pattern, scope=scope))
+        return list(self._store().keys(pattern, scope=self._scope(scope)))
 
     def get_pattern(self, pattern: str = "*", scope: str | None = None) -> dict[str, Any]:
-        return dict(self._store().get_pattern(pattern, scope=scope))
+        return dict(self._store().get_pattern(pattern, scope=self._scope(scope)))
 
     def delete(self, key: str, scope: str | None = None) -> Any:
-        return self._store().delete(key, scope=scope)
+        return self._store().delete(key, scope=self._scope(scope))
 
     def delete_pattern(self, pattern: str = "*", scope: str | None = None) -> Any:
-        return self._store().delete_pattern(pattern, scope=scope)
+        return self._store().delete_pattern(pattern, scope=self._scope(scope))

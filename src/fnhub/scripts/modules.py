@@ -50,7 +50,7 @@ def _add_dff(module: types.ModuleType, code: str) -> None:
     from fnhub.dff import script_globals, variables
     from fnhub.runtime import current_task
 
-    module.__dict__.update(script_globals())
+    module.__dict__.update(script_globals(module.__name__))
     if variables.MARK in code:
         variables.register(module, current_task.get())
 
@@ -85,10 +85,13 @@ class ScriptFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _ScriptLoader(code, hash_))
 
     def _dff_alias(self, fullname: str) -> importlib.machinery.ModuleSpec | None:
-        """DataFlux Func's `import set__script` of a script published as `script`: the same
-        module under both names (unless an installed module has that name)."""
-        prefix, sep, name = fullname.partition("__")
-        if not (prefix and sep and name.isidentifier()) or self.lookup(name) is None:
+        """DataFlux Func's `import set__script` (or `import __script`, the same set's) of a
+        script published as `script`: the same module under both names (unless an installed
+        module has that name)."""
+        _set, sep, name = fullname.partition("__")  # `__script`: a script of the same set
+        if not (sep and name.isidentifier()) or name.endswith("__"):
+            return None
+        if self.lookup(name) is None:
             return None
         if importlib.machinery.PathFinder.find_spec(fullname) is not None:
             return None

@@ -89,6 +89,15 @@ def test_redis_connector_publishes_and_runs_commands(worker_side, settings):
     assert conn.query("SET", key, "v") is True
     assert conn.query("GET", key) == "v" and conn.get(key) == "v"
     assert conn.run("strlen", key) == 1
+    # DataFlux Func's Redis client methods, unscoped: its argument names and reply shapes
+    assert conn.set(f"{key}:2", "w", expires=60) is True and 0 < conn.ttl(f"{key}:2") <= 60
+    assert conn.mget([key, f"{key}:2", f"{key}:3"]) == {key: "v", f"{key}:2": "w", f"{key}:3": None}
+    assert conn.get_pattern(f"{key}*") == {key: "v", f"{key}:2": "w"}
+    assert conn.lpush(f"{key}:l", ["a", "b"]) == 2 and conn.lrange(f"{key}:l") == ["b", "a"]
+    assert conn.hset(f"{key}:h", "f", 1) == 1 and conn.hgetall(f"{key}:h") == {"f": "1"}
+    assert conn.delete_pattern(f"{key}*") == 4
+    assert conn.dbsize() >= 0 and conn.ping()
+    assert conn.echo("raw redis-py too") == "raw redis-py too"
 
 
 def test_mqtt_connector_publishes_with_qos_and_refuses_other_methods(

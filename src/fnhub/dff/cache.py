@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import redis
+
 from fnhub import runtime
 from fnhub.cache import cache as _fnhub_cache
 
@@ -34,20 +36,15 @@ def _many(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-class DFFCache:
-    """Every method takes `scope=` like DataFlux Func's; the default scope is the script whose
-    code calls it (a helper script's calls use the helper's scope, as in DataFlux Func)."""
+class RedisCommands:
+    """DataFlux Func's Redis methods (its cache helper's and its Redis connector client's), on
+    the client and key naming a subclass gives: `_client()`, `_key(key, scope)`."""
 
-    def __call__(self, key: str, scope: str | None = None) -> Any:
-        return self.get(key, scope=scope)
-
-    def __init__(self, default_scope: str | None = None) -> None:
-        #: the script whose code holds this `DFF` (DataFlux Func's default scope); None: the
-        #: running task's script, as `fnhub.cache`
-        self.default_scope = default_scope
+    def _client(self) -> redis.Redis:
+        raise NotImplementedError
 
     def _key(self, key: str, scope: str | None) -> str:
-        return _fnhub_cache._key(key, scope or self.default_scope)
+        return key
 
     def _prefix(self, scope: str | None) -> str:
         return self._key("", scope)
@@ -57,32 +54,32 @@ class DFFCache:
         return text[len(self._prefix(scope)) :]
 
     def _scan(self, pattern: str, scope: str | None) -> list[bytes]:
-        found = runtime.redis_client().scan_iter(match=self._key(pattern, scope), count=1000)
+        found = self._client().scan_iter(match=self._key(pattern, scope), count=1000)
         return list(dict.fromkeys(found))
 
     # generic
 
     def run(self, cmd: str, key: str, *args: Any, scope: str | None = None, **kwargs: Any) -> Any:
-        """Any redis-py command on a scoped key: `run("strlen", "name")`."""
-        return _text(getattr(runtime.redis_client(), cmd)(self._key(key, scope), *args, **kwargs))
+        """Any redis-py command on a (scoped) key: `run("strlen", "name")`."""
+        return _text(getattr(self._client(), cmd)(self._key(key, scope), *args, **kwargs))
 
     def ping(self) -> bool:
-        return bool(runtime.redis_client().ping())
+        return bool(self._client().ping())
 
     def info(self) -> Any:
-        return _text(runtime.redis_client().info())
+        return _text(self._client().info())
 
     def dbsize(self) -> int:
-        return int(runtime.redis_client().dbsize())
+        return int(self._client().dbsize())
 
     def type(self, key: str, scope: str | None = None) -> str:
-        return str(_text(runtime.redis_client().type(self._key(key, scope))))
+        return str(_text(self._client().type(self._key(key, scope))))
 
     def keys(self, pattern: str = "*", scope: str | None = None) -> list[str]:
         return [self._origin(k, scope) for k in self._scan(pattern, scope)]
 
     def exists(self, key: str, scope: str | None = None) -> bool:
-        return bool(runtime.redis_client().exists(self._key(key, scope)))
+        return bool(self._client().exists(self._key(key, scope)))
 
     def expire(
         self,
@@ -91,22 +88,20 @@ class DFFCache:
         expire: int | None = None,
         scope: str | None = None,
     ) -> bool:
-        return bool(
-            runtime.redis_client().expire(self._key(key, scope), int(expires or expire or 0))
-        )
+        return bool(self._client().expire(self._key(key, scope), int(expires or expire or 0)))
 
     def expireat(self, key: str, timestamp: int, scope: str | None = None) -> bool:
-        return bool(runtime.redis_client().expireat(self._key(key, scope), int(timestamp)))
+        return bool(self._client().expireat(self._key(key, scope), int(timestamp)))
 
     def ttl(self, key: str, scope: str | None = None) -> int:
-        return int(runtime.redis_client().ttl(self._key(key, scope)))
+        return int(self._client().ttl(self._key(key, scope)))
 
     def pttl(self, key: str, scope: str | None = None) -> int:
-        return int(runtime.redis_client().pttl(self._key(key, scope)))
+        return int(self._client().pttl(self._key(key, scope)))
 
     def delete(self, key: str | Iterable[str], scope: str | None = None) -> int:
         keys = [self._key(k, scope) for k in _many(key)]
-        return int(runtime.redis_client().delete(*keys)) if keys else 0
+        return int(self._client().delete(*keys)) if keys else 0
 
     # strings
 
@@ -121,7 +116,7 @@ class DFFCache:
         scope: str | None = None,
     ) -> bool | None:
         ex = expires or expire
-        done = runtime.redis_client().set(
+        done = self._client().set(
             self._key(key, scope), value, ex=ex or None, nx=not_exists, xx=exists
         )
         return None if done is None else bool(done)
@@ -130,23 +125,23 @@ class DFFCache:
         if not key_values:
             return False
         scoped = {self._key(k, scope): v for k, v in key_values.items()}
-        return bool(runtime.redis_client().mset(scoped))
+        return bool(self._client().mset(scoped))
 
     def get(self, key: str, scope: str | None = None) -> Any:
-        return _text(runtime.redis_client().get(self._key(key, scope)))
+        return _text(self._client().get(self._key(key, scope)))
 
     def mget(self, keys: str | Iterable[str], scope: str | None = None) -> dict[str, Any]:
         names = _many(keys)
         if not names:
             return {}
-        values = runtime.redis_client().mget([self._key(k, scope) for k in names])
+        values = self._client().mget([self._key(k, scope) for k in names])
         return dict(zip(names, _text(values), strict=True))
 
     def getset(self, key: str, value: Any, scope: str | None = None) -> Any:
-        return _text(runtime.redis_client().getset(self._key(key, scope), value))
+        return _text(self._client().getset(self._key(key, scope), value))
 
     def incr(self, key: str, step: int = 1, scope: str | None = None) -> int:
-        return int(runtime.redis_client().incrby(self._key(key, scope), step))
+        return int(self._client().incrby(self._key(key, scope), step))
 
     def incrby(self, key: str, step: int, scope: str | None = None) -> int:
         return self.incr(key, step, scope=scope)
@@ -157,7 +152,7 @@ class DFFCache:
         self, key: str, pattern: str = "*", with_values: bool = False, scope: str | None = None
     ) -> Any:
         found: dict[str, Any] = {}
-        client = runtime.redis_client()
+        client = self._client()
         for field, value in client.hscan_iter(self._key(key, scope), match=pattern, count=1000):
             found[_text(field)] = _text(value)
         return found if with_values else list(found)
@@ -165,7 +160,7 @@ class DFFCache:
     def hset(
         self, key: str, field: str, value: Any, not_exists: bool = False, scope: str | None = None
     ) -> int:
-        client = runtime.redis_client()
+        client = self._client()
         if not_exists:
             return int(client.hsetnx(self._key(key, scope), field, value))
         return int(client.hset(self._key(key, scope), field, value))
@@ -174,54 +169,54 @@ class DFFCache:
         if not field_values:
             return False
         mapping: dict[Any, Any] = dict(field_values)
-        runtime.redis_client().hset(self._key(key, scope), mapping=mapping)
+        self._client().hset(self._key(key, scope), mapping=mapping)
         return True
 
     def hsetnx(self, key: str, field: str, value: Any, scope: str | None = None) -> int:
         return self.hset(key, field, value, not_exists=True, scope=scope)
 
     def hget(self, key: str, field: str, scope: str | None = None) -> Any:
-        return _text(runtime.redis_client().hget(self._key(key, scope), field))
+        return _text(self._client().hget(self._key(key, scope), field))
 
     def hmget(self, key: str, fields: str | Iterable[str], scope: str | None = None) -> Any:
         names = _many(fields)
         if not names:
             return {}
-        values = runtime.redis_client().hmget(self._key(key, scope), names)
+        values = self._client().hmget(self._key(key, scope), names)
         return dict(zip(names, _text(values), strict=True))
 
     def hgetall(self, key: str, scope: str | None = None) -> dict[str, Any]:
-        return dict(_text(runtime.redis_client().hgetall(self._key(key, scope))))
+        return dict(_text(self._client().hgetall(self._key(key, scope))))
 
     def hincr(self, key: str, field: str, step: int = 1, scope: str | None = None) -> int:
-        return int(runtime.redis_client().hincrby(self._key(key, scope), field, step))
+        return int(self._client().hincrby(self._key(key, scope), field, step))
 
     def hincrby(self, key: str, field: str, step: int, scope: str | None = None) -> int:
         return self.hincr(key, field, step, scope=scope)
 
     def hdel(self, key: str, field: str | Iterable[str], scope: str | None = None) -> int:
         fields = _many(field)
-        return int(runtime.redis_client().hdel(self._key(key, scope), *fields)) if fields else 0
+        return int(self._client().hdel(self._key(key, scope), *fields)) if fields else 0
 
     # lists
 
     def lpush(self, key: str, value: Any, scope: str | None = None) -> int:
         values = _many(value)
-        return int(runtime.redis_client().lpush(self._key(key, scope), *values)) if values else 0
+        return int(self._client().lpush(self._key(key, scope), *values)) if values else 0
 
     def rpush(self, key: str, value: Any, scope: str | None = None) -> int:
         values = _many(value)
-        return int(runtime.redis_client().rpush(self._key(key, scope), *values)) if values else 0
+        return int(self._client().rpush(self._key(key, scope), *values)) if values else 0
 
     def lpop(self, key: str, scope: str | None = None) -> Any:
-        return _text(runtime.redis_client().lpop(self._key(key, scope)))
+        return _text(self._client().lpop(self._key(key, scope)))
 
     def rpop(self, key: str, scope: str | None = None) -> Any:
-        return _text(runtime.redis_client().rpop(self._key(key, scope)))
+        return _text(self._client().rpop(self._key(key, scope)))
 
     def _bpop(self, side: str, key: str, timeout: int, scope: str | None) -> list[Any] | None:
         keys = [self._key(k, scope) for k in _many(key)]
-        got = getattr(runtime.redis_client(), side)(keys, timeout=timeout)
+        got = getattr(self._client(), side)(keys, timeout=timeout)
         if not got:
             return None
         return [self._origin(got[0], scope), _text(got[1])]
@@ -241,7 +236,7 @@ class DFFCache:
     ) -> Any:
         source = self._key(key, scope)
         dest = self._key(dest_key or key, dest_scope or scope)
-        return _text(runtime.redis_client().rpoplpush(source, dest))
+        return _text(self._client().rpoplpush(source, dest))
 
     def brpoplpush(
         self,
@@ -253,16 +248,16 @@ class DFFCache:
     ) -> Any:
         source = self._key(key, scope)
         dest = self._key(dest_key or key, dest_scope or scope)
-        return _text(runtime.redis_client().brpoplpush(source, dest, timeout))
+        return _text(self._client().brpoplpush(source, dest, timeout))
 
     def llen(self, key: str, scope: str | None = None) -> int:
-        return int(runtime.redis_client().llen(self._key(key, scope)))
+        return int(self._client().llen(self._key(key, scope)))
 
     def lrange(self, key: str, start: int = 0, stop: int = -1, scope: str | None = None) -> Any:
-        return _text(runtime.redis_client().lrange(self._key(key, scope), start, stop))
+        return _text(self._client().lrange(self._key(key, scope), start, stop))
 
     def ltrim(self, key: str, start: int, stop: int, scope: str | None = None) -> bool:
-        return bool(runtime.redis_client().ltrim(self._key(key, scope), start, stop))
+        return bool(self._client().ltrim(self._key(key, scope), start, stop))
 
     def push(self, key: str, value: Any, scope: str | None = None) -> int:
         return self.lpush(key, value, scope=scope)
@@ -277,33 +272,33 @@ class DFFCache:
 
     def sadd(self, key: str, member: Any, scope: str | None = None) -> int:
         members = _many(member)
-        return int(runtime.redis_client().sadd(self._key(key, scope), *members)) if members else 0
+        return int(self._client().sadd(self._key(key, scope), *members)) if members else 0
 
     def srem(self, key: str, member: Any, scope: str | None = None) -> int:
         members = _many(member)
-        return int(runtime.redis_client().srem(self._key(key, scope), *members)) if members else 0
+        return int(self._client().srem(self._key(key, scope), *members)) if members else 0
 
     def scard(self, key: str, scope: str | None = None) -> int:
-        return int(runtime.redis_client().scard(self._key(key, scope)))
+        return int(self._client().scard(self._key(key, scope)))
 
     def smembers(self, key: str, scope: str | None = None) -> Any:
-        return _text(runtime.redis_client().smembers(self._key(key, scope)))
+        return _text(self._client().smembers(self._key(key, scope)))
 
     def sismember(self, key: str, member: Any, scope: str | None = None) -> bool:
-        return bool(runtime.redis_client().sismember(self._key(key, scope), member))
+        return bool(self._client().sismember(self._key(key, scope), member))
 
     # sorted sets
 
     def zadd(self, key: str, member_scores: dict[str, float], scope: str | None = None) -> int:
-        added: Any = runtime.redis_client().zadd(self._key(key, scope), member_scores)
+        added: Any = self._client().zadd(self._key(key, scope), member_scores)
         return int(added)
 
     def zrem(self, key: str, member: Any, scope: str | None = None) -> int:
         members = _many(member)
-        return int(runtime.redis_client().zrem(self._key(key, scope), *members)) if members else 0
+        return int(self._client().zrem(self._key(key, scope), *members)) if members else 0
 
     def zcard(self, key: str, scope: str | None = None) -> int:
-        return int(runtime.redis_client().zcard(self._key(key, scope)))
+        return int(self._client().zcard(self._key(key, scope)))
 
     def zrange(
         self,
@@ -313,9 +308,7 @@ class DFFCache:
         with_scores: bool = False,
         scope: str | None = None,
     ) -> Any:
-        found = runtime.redis_client().zrange(
-            self._key(key, scope), start, stop, withscores=with_scores
-        )
+        found = self._client().zrange(self._key(key, scope), start, stop, withscores=with_scores)
         return _text(found)
 
     def zrangebyscore(
@@ -326,26 +319,46 @@ class DFFCache:
         with_scores: bool = False,
         scope: str | None = None,
     ) -> Any:
-        found = runtime.redis_client().zrangebyscore(
+        found = self._client().zrangebyscore(
             self._key(key, scope), min_score, max_score, withscores=with_scores
         )
         return _text(found)
 
     # pub/sub and patterns
 
-    def publish(self, topic: str, message: Any, scope: str | None = None) -> int:
-        """Publish on the scoped channel `<prefix>:cache:<scope>:<topic>` (as DataFlux Func
-        scopes it): a Redis connector subscribed to that channel receives it."""
-        return int(runtime.redis_client().publish(self._key(topic, scope), message))
-
     def get_pattern(self, pattern: str = "*", scope: str | None = None) -> dict[str, Any] | None:
         """Keys matching `pattern` with their values; None when none match (as in DataFlux Func)."""
         keys = self._scan(pattern, scope)
         if not keys:
             return None
-        values = runtime.redis_client().mget(keys)
+        values = self._client().mget(keys)
         return {self._origin(k, scope): _text(v) for k, v in zip(keys, values, strict=True)}
 
     def delete_pattern(self, pattern: str = "*", scope: str | None = None) -> int | None:
         keys = self._scan(pattern, scope)
-        return int(runtime.redis_client().delete(*keys)) if keys else None
+        return int(self._client().delete(*keys)) if keys else None
+
+
+class DFFCache(RedisCommands):
+    """`DFF.CACHE`: every method takes `scope=` like DataFlux Func's; the default scope is the
+    script whose code calls it (a helper script's calls use the helper's scope, as in DataFlux
+    Func)."""
+
+    def __init__(self, default_scope: str | None = None) -> None:
+        #: the script whose code holds this `DFF` (DataFlux Func's default scope); None: the
+        #: running task's script, as `fnhub.cache`
+        self.default_scope = default_scope
+
+    def __call__(self, key: str, scope: str | None = None) -> Any:
+        return self.get(key, scope=scope)
+
+    def _client(self) -> redis.Redis:
+        return runtime.redis_client()
+
+    def _key(self, key: str, scope: str | None) -> str:
+        return _fnhub_cache._key(key, scope or self.default_scope)
+
+    def publish(self, topic: str, message: Any, scope: str | None = None) -> int:
+        """Publish on `topic`; `DFF.CACHE` scopes it, as DataFlux Func does
+        (`<prefix>:cache:<scope>:<topic>`): a Redis connector subscribed there receives it."""
+        return int(self._client().publish(self._key(topic, scope), message))

@@ -13,8 +13,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from fnhub import runtime
-from fnhub.dff.cache import _text
+from fnhub.dff.cache import RedisCommands, _text
 
 if TYPE_CHECKING:  # fnhub.connections imports SQLAlchemy: only when a connector is used
     from fnhub.connections import ConnectorConfig, ConnectorHandle
@@ -32,7 +34,7 @@ class ConnectorClient:
     def __init__(self, handle: ConnectorHandle, config: ConnectorConfig) -> None:
         self._handle = handle
         self.connector_id = config.name
-        self.type = config.type
+        self.connector_type = config.type
 
     def publish(
         self,
@@ -63,17 +65,19 @@ class ConnectorClient:
         if name.startswith("_"):
             raise AttributeError(name)
         raise NotImplementedError(
-            f"DFF.CONN('{self.connector_id}').{name}: a {self.type} connector's client offers "
-            "publish(topic, message, ...) only in fnhub; open your own client in the script "
-            "for anything else"
+            f"DFF.CONN('{self.connector_id}').{name}: a {self.connector_type} connector's "
+            "client offers publish(topic, message, ...) only in fnhub; open your own client in "
+            "the script for anything else"
         )
 
     def __repr__(self) -> str:
-        return f"<DFF.CONN {self.connector_id!r} ({self.type})>"
+        return f"<DFF.CONN {self.connector_id!r} ({self.connector_type})>"
 
 
-class RedisConnectorClient(ConnectorClient):
-    """A Redis connector: `publish`, `query(*args)` and redis-py's commands."""
+class RedisConnectorClient(ConnectorClient, RedisCommands):
+    """A Redis connector: `publish` (confirmed, through the pooled publisher), DataFlux Func's
+    Redis methods (`RedisCommands`: `set(key, value, expires)`, `mget` as a dict,
+    `get_pattern`...), `query(*args)`, and redis-py's other commands."""
 
     _lock = threading.Lock()
     _clients: dict[tuple[str, str], Any] = {}
@@ -82,8 +86,7 @@ class RedisConnectorClient(ConnectorClient):
         super().__init__(handle, config)
         self._settings = config.settings
 
-    def _client(self) -> Any:
-        import redis
+    def _client(self) -> redis.Redis:
 
         from fnhub.connectors.base import parse_model, settings_hash
         from fnhub.connectors.redis.client import client_kwargs
@@ -102,9 +105,6 @@ class RedisConnectorClient(ConnectorClient):
     def query(self, *args: Any, **kwargs: Any) -> Any:
         """Any Redis command: `query("get", "name")`."""
         return _text(self._client().execute_command(*args, **kwargs))
-
-    def run(self, command: str, *args: Any, **kwargs: Any) -> Any:
-        return _text(getattr(self._client(), command)(*args, **kwargs))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -98,6 +98,8 @@ def test_redis_connector_publishes_and_runs_commands(worker_side, settings):
     assert conn.delete_pattern(f"{key}*") == 4
     assert conn.dbsize() >= 0 and conn.ping()
     assert conn.echo("raw redis-py too") == "raw redis-py too"
+    with pytest.raises(NotImplementedError, match="time series"):
+        conn.ts_add("temp", 21)
 
 
 def test_mqtt_connector_publishes_with_qos_and_refuses_other_methods(

@@ -109,7 +109,13 @@ class RedisConnectorClient(ConnectorClient, RedisCommands):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self._client(), name)
+        try:
+            return getattr(self._client(), name)
+        except AttributeError:
+            raise NotImplementedError(
+                f"DFF.CONN('{self.connector_id}').{name} is not supported by fnhub (DataFlux "
+                "Func's time series `ts_*` included): use Redis commands (`query(...)`)"
+            ) from None
 
 
 def get(connector_id: str, **_kwargs: Any) -> ConnectorClient:

@@ -59,7 +59,8 @@ def call_func(
     meta: dict[str, Any] = {}
     options: dict[str, Any] = {}
     if parent is not None:
-        chain = [*(parent.meta.get(CHAIN_META) or []), parent.function]
+        earlier = parent.meta.get(CHAIN_META)
+        chain = [*(earlier if isinstance(earlier, list) else []), parent.function]
         shown = " -> ".join(f"`{f}`" for f in chain)
         if len(chain) >= CHAIN_LIMIT:
             raise FuncCallChainTooLong(shown)

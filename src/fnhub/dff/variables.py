@@ -59,7 +59,9 @@ def http_request(task: Task) -> dict[str, Any]:
     http = task.meta.get("http") if task.meta else None
     if not isinstance(http, dict):
         return {}
-    headers = http.get("headers") or {}
+    headers = http.get("headers")
+    if not isinstance(headers, dict):
+        headers = {}
     return {
         "method": str(http.get("method") or "").upper(),
         "url": http.get("path"),
@@ -71,6 +73,10 @@ def http_request(task: Task) -> dict[str, Any]:
     }
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def values_for(task: Task | None) -> dict[str, Any]:
     """Every built-in variable for `task` (None: outside a task)."""
     if task is None:
@@ -78,7 +84,7 @@ def values_for(task: Task | None) -> dict[str, Any]:
     meta = task.meta or {}
     cron = meta.get("cron") if isinstance(meta.get("cron"), dict) else None
     script, _, func_name = task.function.rpartition(".")
-    chain = [*(meta.get(CHAIN_META) or []), task.function]
+    chain = [*_list(meta.get(CHAIN_META)), task.function]
     now = time.time()
     cron_expr = cron.get("expr") if cron else None
     cron_delay = (cron.get("delay") or 0) if cron else 0

@@ -135,3 +135,17 @@ def test_dff_func_chains_stop_at_five(in_task):
         assert str(raised.value) == "`s.a` -> `s.b` -> `s.c` -> `s.d` -> `s.e`"
     finally:
         runtime.current_task.reset(token)
+
+
+def test_variables_of_a_task_with_odd_meta_do_not_raise():
+    """They are computed before the call, outside the function's error handling: a task whose
+    meta has unexpected shapes (a replayed or hand-made one) still runs."""
+    from fnhub.dff.variables import values_for
+
+    odd = Task(
+        function="a.b",
+        meta={"http": {"headers": [("a", "b")]}, "cron": "x", "dff_call_chain": "abc"},
+    )
+    values = values_for(odd)
+    assert values["_DFF_HTTP_REQUEST"]["headers"] == {}
+    assert values["_DFF_FUNC_CHAIN"] == ["a.b"] and values["_DFF_CRON_EXPR"] is None

@@ -50,15 +50,26 @@ class _ProcessCache:
         self.configs: dict[str, ConnectorConfig] = {}
         self.db: Database | None = None
 
+    def database(self) -> Database:
+        if self.db is None:
+            self.db = Database(runtime.settings().resolved_db_url())
+        return self.db
+
+    def all(self, refresh: bool = False) -> dict[str, ConnectorConfig]:
+        with self.lock:
+            if refresh or time.monotonic() - self.loaded_at > CACHE_SECONDS:
+                self._load()
+            return self.configs
+
+    def _load(self) -> None:
+        self.configs = load_connectors(self.database(), runtime.settings())
+        self.loaded_at = time.monotonic()
+
     def get(self, name: str) -> ConnectorConfig:
         with self.lock:
             stale = time.monotonic() - self.loaded_at > CACHE_SECONDS
             if stale or name not in self.configs:
-                settings = runtime.settings()
-                if self.db is None:
-                    self.db = Database(settings.resolved_db_url())
-                self.configs = load_connectors(self.db, settings)
-                self.loaded_at = time.monotonic()
+                self._load()
             try:
                 return self.configs[name]
             except KeyError:
@@ -89,3 +100,14 @@ def connector(name: str) -> ConnectorHandle:
     """A named connector for scripts: `fnhub.connector("plant").publish("alerts", {...}, qos=1)`."""
     _cache.get(name)  # fail early, with the list of known names
     return ConnectorHandle(name)
+
+
+def connector_configs(refresh: bool = False) -> dict[str, ConnectorConfig]:
+    """Every stored connector (secrets in clear), from the same per-process cache; `refresh`
+    reads them again now (after a script changed one)."""
+    return _cache.all(refresh)
+
+
+def database() -> Database:
+    """This process's handle on the database the connectors are read from."""
+    return _cache.database()

@@ -66,10 +66,10 @@ class TaskMaker:
         # every task starts as a copy of this one: msgspec copies a struct faster than it parses
         # a dozen keyword arguments, and a subscription makes thousands of tasks a second
         self.template = Task(
-            function=ref,
+            function=info.ref,  # `ref` may be an alias (DataFlux Func's `set__script.func`)
             version=active.scripts[info.script].hash,
             origin=origin,
-            origin_id=origin_id if origin_id is not None else ref,
+            origin_id=origin_id if origin_id is not None else info.ref,
             queue=queue or options.queue or DEFAULT_QUEUES.get(origin, "sync"),
             timeout=min(
                 timeout or options.timeout or settings.default_timeout, settings.max_timeout

@@ -303,7 +303,8 @@ class Beat:
     def _prepare(self, spec: CronJobSpec, now: float) -> BeatJob:
         old = self.jobs.get(spec.id)
         info = self._active.function(spec.function)
-        script = self._active.scripts.get(spec.function.rpartition(".")[0])
+        # by the function's script: `spec.function` may be an alias (`set__script.func`)
+        script = self._active.scripts.get(info.script) if info is not None else None
         dynamic = self._dynamic.get(spec.id)
         clock = clock_for(spec, info, dynamic, self.settings.cron_timezone, now)
         if (

@@ -111,9 +111,10 @@ def shadows_installed(name: str) -> bool:
 
 
 def _is_api_decorator(node: ast.expr) -> bool:
+    """`@fnhub.api(...)`, `@api`, and DataFlux Func's `@DFF.API(...)` / `@dff.api`."""
     target = node.func if isinstance(node, ast.Call) else node
     if isinstance(target, ast.Attribute):
-        return target.attr == "api"
+        return target.attr in ("api", "API")
     return isinstance(target, ast.Name) and target.id == "api"
 
 

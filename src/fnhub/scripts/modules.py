@@ -40,7 +40,19 @@ def _exec_into(module: types.ModuleType, code: str, hash_: str) -> None:
     module.__file__ = filename
     setattr(module, HASH_ATTR, hash_)
     setattr(module, SCRIPT_ATTR, True)
+    _add_dff(module, code)
     exec(compile(code, filename, "exec"), module.__dict__)
+
+
+def _add_dff(module: types.ModuleType, code: str) -> None:
+    """DataFlux Func's `DFF` (and `dff`, `print_var`) in every script, and its built-in
+    variables (`_DFF_TASK_ID`...) in those that name one, kept true per task (`fnhub.dff`)."""
+    from fnhub.dff import script_globals, variables
+    from fnhub.runtime import current_task
+
+    module.__dict__.update(script_globals(module.__name__))
+    if variables.MARK in code:
+        variables.register(module, current_task.get())
 
 
 class _ScriptLoader(importlib.abc.Loader):
@@ -68,9 +80,36 @@ class ScriptFinder(importlib.abc.MetaPathFinder):
             return None
         found = self.lookup(fullname)
         if found is None:
-            return None
+            return self._dff_alias(fullname)
         code, hash_ = found
         return importlib.util.spec_from_loader(fullname, _ScriptLoader(code, hash_))
+
+    def _dff_alias(self, fullname: str) -> importlib.machinery.ModuleSpec | None:
+        """DataFlux Func's `import set__script` (or `import __script`, the same set's) of a
+        script published as `script`: the same module under both names (unless an installed
+        module has that name)."""
+        _set, sep, name = fullname.partition("__")  # `__script`: a script of the same set
+        if not (sep and name.isidentifier()) or name.endswith("__"):
+            return None
+        if self.lookup(name) is None:
+            return None
+        if importlib.machinery.PathFinder.find_spec(fullname) is not None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(name))
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.own_spec: importlib.machinery.ModuleSpec | None = None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = importlib.import_module(self.name)
+        self.own_spec = module.__spec__
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__ = self.own_spec  # the import system gave it the alias's; executed already
 
 
 def install_finder(lookup: Lookup) -> ScriptFinder:

@@ -37,7 +37,13 @@ class ActiveScripts:
     revision: int = -1
 
     def function(self, ref: str) -> FunctionInfo | None:
-        return self.functions.get(ref)
+        """The function `script.func`, also under DataFlux Func's id `set__script.func`."""
+        info = self.functions.get(ref)
+        if info is None and "__" in ref:
+            script, dot, name = ref.rpartition(".")
+            if dot and "__" in script:
+                info = self.functions.get(f"{script.partition('__')[2]}.{name}")
+        return info
 
 
 def parse_active(raw: dict[bytes, bytes], revision: int) -> ActiveScripts:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fnhub.config import Settings
+from fnhub.dff import variables as dff_variables
 from fnhub.envs.masking import guard_process, mask_result
 from fnhub.response import Response
 from fnhub.runtime import current_task
@@ -183,6 +184,8 @@ class Executor:
         output = self.output
         output.reset()
         token = current_task.set(task)
+        if dff_variables.modules:  # a script uses DataFlux Func's `_DFF_*` variables
+            dff_variables.set_for(task)
         self.capture.sink = output
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = output
@@ -250,7 +253,13 @@ class Executor:
         if value is None:
             return None
         if isinstance(value, Response):
-            value = value.to_json()
+            try:
+                value = value.to_json()
+            except TypeError as exc:  # a body orjson cannot encode: the task fails, not the child
+                raise ResultError(
+                    "ResultNotSerializable",
+                    f"the function returned a Response whose body is not JSON-serialisable ({exc})",
+                ) from None
         elif isinstance(value, bytes | bytearray):  # rules publish bytes as they are
             return {BYTES_MARKER: base64.b64encode(value).decode()}
         elif isinstance(value, _SIMPLE) and not isinstance(value, str):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -92,3 +95,40 @@ def test_envs_and_store_migration_up_down_up_on_every_database(empty_database):
         )
         assert compare_metadata(context, metadata) == []
     assert store.getall(scope="s") == {}
+
+
+def _migrate_when_told(url: str, go: Any, answers: Any) -> None:
+    go.wait()
+    try:
+        Database(url).migrate()
+        answers.put("ok")
+    except Exception as exc:  # the answer is the test's evidence
+        answers.put(f"{type(exc).__name__}: {exc}"[:300])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_roles_starting_together_on_a_new_database_all_migrate_it(kind, tmp_path):
+    """A server, a beat and a worker's recorder started at once on a new database migrate it
+    one after the other (without a lock, all but one failed: duplicate tables)."""
+    gen = fresh_database(kind, tmp_path)
+    url = next(gen)
+    try:
+        spawn = multiprocessing.get_context("spawn")
+        go, answers = spawn.Event(), spawn.Queue()
+        racers = [spawn.Process(target=_migrate_when_told, args=(url, go, answers)) for _ in "abc"]
+        for racer in racers:
+            racer.start()
+        time.sleep(2)  # every process imported and waits at the line
+        go.set()
+        for racer in racers:
+            racer.join(120)
+        assert [answers.get(timeout=5) for _ in racers] == ["ok"] * 3
+        db = Database(url)
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": include_name}
+            )
+            assert compare_metadata(context, metadata) == []
+        db.dispose()
+    finally:
+        gen.close()

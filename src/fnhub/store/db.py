@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: the migration lock: PostgreSQL's advisory lock key (any fixed 64-bit number), MySQL's name
+MIGRATION_LOCK_KEY = 0x666E6875625F6D67  # "fnhub_mg"
+MIGRATION_LOCK_NAME = "fnhub-migrate"
+MIGRATION_LOCK_WAIT_SECONDS = 600
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -65,7 +72,49 @@ class Database:
         return config
 
     def migrate(self) -> None:
-        command.upgrade(self.alembic_config(), "heads")
+        """Bring the schema to the newest, one process at a time: roles started together on a
+        new database (server, beat, worker's recorder) would otherwise race to create the same
+        tables, and all but one fail."""
+        with self._migration_lock():
+            command.upgrade(self.alembic_config(), "heads")
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """A lock across processes and machines, held while migrating: PostgreSQL's advisory
+        lock, MySQL's GET_LOCK (both end with their session, so a killed migrator frees it),
+        a file lock beside a SQLite database."""
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            path = self.engine.url.database
+            if not path or path == ":memory:":
+                yield
+                return
+            with open(f"{path}.migrate-lock", "w") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                yield
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            else:
+                taken = conn.execute(
+                    text("SELECT GET_LOCK(:name, :wait)"),
+                    {"name": MIGRATION_LOCK_NAME, "wait": MIGRATION_LOCK_WAIT_SECONDS},
+                ).scalar()
+                if taken != 1:
+                    raise RuntimeError(
+                        f"another process held the migration lock {MIGRATION_LOCK_NAME!r} for "
+                        f"{MIGRATION_LOCK_WAIT_SECONDS} s"
+                    )
+            try:
+                yield
+            finally:
+                if dialect == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                else:
+                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": MIGRATION_LOCK_NAME})
 
     def dispose(self) -> None:
         self.engine.dispose()

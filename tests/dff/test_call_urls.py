@@ -282,6 +282,8 @@ def test_sync_api_unboxes_by_default(public: httpx.Client) -> None:
     query = {"kwargs": json.dumps({"a": 1, "b": 2})}
     raw = public.get("/api/v1/sync/sapi-add", params=query)
     assert raw.status_code == 200 and raw.content == b"3", raw.text
+    # DataFlux Func's URL before 5.0 (Auth Link)
+    assert public.get("/api/v1/al/sapi-add", params=query).content == b"3"
     for name in TRACE_HEADERS:
         assert raw.headers[name]
     boxed = public.post(
@@ -375,3 +377,7 @@ def test_async_api_queues_and_its_result_can_be_read(stack: Stack, public: httpx
     state = public.get(f"/e/aapi-add/tasks/{delayed['id']}", params={"wait": 10}).json()
     assert state["result"] == 2 and state["start_time"] - started >= 1.4
     _envelope_error(public.get("/api/v1/async/sapi-add"), 404, 404.41, "EClientNotFound")
+    # DataFlux Func's URL before 5.0 (Batch)
+    batch = _envelope_ok(public.get("/api/v1/bat/aapi-add/s", params={"a": "x", "b": "y"}))
+    state = public.get(f"/e/aapi-add/tasks/{batch['id']}", params={"wait": 10}).json()
+    assert state["result"] == "xy"

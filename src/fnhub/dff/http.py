@@ -431,7 +431,9 @@ async def _published(request: Request, mode: str, api_id: str, fmt: str | None) 
     return answer(trace, outcome.value, options, unbox=True, headers=outcome.headers)
 
 
-def _mount(mode: str) -> None:
+def _mount(mode: str, segment: str) -> None:
+    """The URLs `/api/v1/<segment>/<id>[/<format>[/...]]` of a published API of `mode`."""
+
     async def plain(request: Request, api_id: str) -> Response:
         return await _published(request, mode, api_id, None)
 
@@ -444,30 +446,33 @@ def _mount(mode: str) -> None:
     title = _TITLES[mode]
     for method in ("GET", "POST"):  # one route per method: each has its own operation id
         public_router.add_api_route(
-            f"/{mode}/{{api_id}}",
+            f"/{segment}/{{api_id}}",
             plain,
             methods=[method],
             response_model=None,
             summary=f"Call a {title} (an fnhub endpoint) the DataFlux Func way",
-            name=f"dff_{mode}_{method.lower()}",
+            name=f"dff_{segment}_{method.lower()}",
         )
         public_router.add_api_route(
-            f"/{mode}/{{api_id}}/{{fmt}}",
+            f"/{segment}/{{api_id}}/{{fmt}}",
             formatted,
             methods=[method],
             response_model=None,
             summary=f"Call a {title}: the whole query or body is the kwargs",
-            name=f"dff_{mode}_simplified_{method.lower()}",
+            name=f"dff_{segment}_simplified_{method.lower()}",
         )
         public_router.add_api_route(
-            f"/{mode}/{{api_id}}/{{fmt}}/{{rest:path}}",
+            f"/{segment}/{{api_id}}/{{fmt}}/{{rest:path}}",
             formatted_path,
             methods=[method],
             response_model=None,
             include_in_schema=False,
-            name=f"dff_{mode}_simplified_path_{method.lower()}",
+            name=f"dff_{segment}_simplified_path_{method.lower()}",
         )
 
 
-_mount("sync")
-_mount("async")
+_mount("sync", "sync")
+_mount("async", "async")
+# DataFlux Func's names before 5.0, still answered there: Auth Links and Batches
+_mount("sync", "al")
+_mount("async", "bat")

@@ -108,10 +108,11 @@ class PublishedRoute(DFFRoute):
     api_auth = True
 
 
-api_router = APIRouter(tags=["DataFlux Func"], route_class=DFFRoute)
-public_router = APIRouter(
-    prefix="/api/v1", tags=["DataFlux Func (published APIs)"], route_class=PublishedRoute
-)
+# Left out of the OpenAPI document, which describes fnhub's API and its error shape
+# (`ErrorBody`): these answer in DataFlux Func's envelope, with its statuses (599, a role that
+# may not call is 401), and are described in docs/dff.md.
+api_router = APIRouter(route_class=DFFRoute, include_in_schema=False)
+public_router = APIRouter(prefix="/api/v1", route_class=PublishedRoute, include_in_schema=False)
 
 
 # -- reading a call ------------------------------------------------------------------------
@@ -466,7 +467,6 @@ def _mount(mode: str, segment: str) -> None:
             formatted_path,
             methods=[method],
             response_model=None,
-            include_in_schema=False,
             name=f"dff_{segment}_simplified_path_{method.lower()}",
         )
 

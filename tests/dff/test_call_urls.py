@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import wait_for
 from tests.server.conftest import Stack, close_stack, make_stack
 
 # scripts/demo.py as a DataFlux Func user writes it (no imports of fnhub or DFF)
@@ -51,6 +52,16 @@ def slow(seconds=5):
 @DFF.API("Page")
 def page(name="world"):
     return DFF.RESP("<h1>hi " + name + "</h1>", status_code=203, content_type="html")
+
+
+@DFF.API("Leave a mark")
+def mark(key):
+    DFF.CACHE.set(key, "marked")
+
+
+@DFF.API("Read a mark")
+def seen(key):
+    return DFF.CACHE.get(key)
 
 
 @DFF.API("Who called")
@@ -273,6 +284,20 @@ def test_func_many_queues_every_call(admin: httpx.Client) -> None:
     _envelope_error(
         admin.post("/api/v1/func-many", json={"calls": {}}), 400, 400.43, "EClientBadRequest"
     )
+    # a queue nobody reads refuses the whole batch before any call is queued
+    calls = [
+        {"funcId": "demo.mark", "kwargs": {"key": "many-refused"}},
+        {"funcId": "demo.add", "kwargs": {"a": 1, "b": 1}, "options": {"queue": 12}},
+    ]
+    refused = admin.post("/api/v1/func-many", json={"calls": calls})
+    detail = _envelope_error(refused, 503, 503.1, "ESysLimitReached.NoWorker")
+    assert detail["code"] == "no_worker" and refused.headers["Retry-After"]
+    assert "'q12'" in refused.json()["message"]
+    time.sleep(1.0)  # a queued mark would have run by now
+    assert _envelope_ok(_func(admin, "demo.seen", {"key": "many-refused"})) == {"result": None}
+    _envelope_ok(admin.post("/api/v1/func-many", json={"calls": calls[:1]}))
+    marked = lambda: _func(admin, "demo.seen", {"key": "many-refused"}).json()["data"]  # noqa: E731
+    assert wait_for(lambda: marked()["result"] == "marked", timeout=10)
 
 
 # -- /api/v1/sync/<id>, /api/v1/async/<id> --------------------------------------------------

@@ -351,6 +351,8 @@ async def call_func_many(request: Request) -> Response:
             exc.detail = {**(exc.detail or {}), "index": i}
             raise
         tasks.append((task, options.eta))
+    for queue in {task.queue for task, _eta in tasks}:  # refused before any is queued
+        await caller.check_capacity(queue)
     for task, eta in tasks:
         if eta is not None and task.expires_at is not None:
             task.expires_at = max(task.expires_at, eta + (task.expires_at - task.trigger_time))

@@ -10,11 +10,13 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import wait_for
+from tests.private_redis import PrivateRedis
 from tests.server.conftest import Stack, close_stack, make_stack
 
 # scripts/demo.py as a DataFlux Func user writes it (no imports of fnhub or DFF)
@@ -406,3 +408,29 @@ def test_async_api_queues_and_its_result_can_be_read(stack: Stack, public: httpx
     batch = _envelope_ok(public.get("/api/v1/bat/aapi-add/s", params={"a": "x", "b": "y"}))
     state = public.get(f"/e/aapi-add/tasks/{batch['id']}", params={"wait": 10}).json()
     assert state["result"] == "xy"
+
+
+def test_redis_down_answers_in_the_envelope_and_recovers(tmp_path: Path) -> None:
+    """An outage is DataFlux Func's `ESysNetwork` 503 with `Retry-After`, never fnhub's own
+    shape or a 500, on both URL styles; once Redis is back the calls work again."""
+    own = PrivateRedis(tmp_path / "redis")
+    own.start()
+    stack = make_stack(tmp_path / "stack", script=SCRIPT, redis_url=own.url)
+    try:
+        with stack.admin() as admin, stack.client() as public:
+            assert admin.put("/api/v1/endpoints/sapi-add", json=ENDPOINTS["sapi-add"]).is_success
+            assert _func(admin, "demo.add", {"a": 1, "b": 2}, unbox=True).content == b"3"
+            own.stop()
+            time.sleep(1.5)  # past the endpoints' revision check
+            for answer in (
+                _func(admin, "demo.add", {"a": 1, "b": 2}),
+                public.get("/api/v1/sync/sapi-add/s"),
+            ):
+                _envelope_error(answer, 503, 503.22, "ESysNetwork")
+                assert answer.headers["Retry-After"] == "5"
+            own.start()
+            back = lambda: _func(admin, "demo.add", {"a": 2, "b": 2}, unbox=True)  # noqa: E731
+            assert wait_for(lambda: back().content == b"4", timeout=30)
+    finally:
+        close_stack(stack)
+        own.close()

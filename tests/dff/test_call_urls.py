@@ -85,6 +85,8 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
         "auth": {"type": "token", "field": "X-Token", "token": "s3cret-token"},
     },
     "sapi-fixed": {"function": "demo.add", "kwargs": {"a": 10, "b": "$caller"}},
+    "sapi-off": {"function": "demo.add", "enabled": False},
+    "aapi-old": {"function": "demo.add", "mode": "async", "expires_at": 1000000000},
     "aapi-add": {"function": "demo.add", "mode": "async"},
     "aapi-echo": {"function": "demo.echo", "mode": "async"},
 }
@@ -367,6 +369,13 @@ def test_sync_api_keeps_the_endpoints_rules(public: httpx.Client) -> None:
     )
     assert detail["code"] == "invalid_kwargs"
     _envelope_error(public.get("/api/v1/sync/nope"), 404, 404.41, "EClientNotFound")
+    off = _envelope_error(
+        public.get("/api/v1/sync/sapi-off"), 403, 403.21, "EBizCondition.SyncAPIDisabled"
+    )
+    assert off == {"id": "sapi-off", "code": "endpoint_disabled"}
+    _envelope_error(
+        public.post("/api/v1/async/aapi-old", json={}), 403, 403.21, "EBizCondition.AsyncAPIExpired"
+    )
     wrong_mode = _envelope_error(
         public.get("/api/v1/sync/aapi-add"), 404, 404.41, "EClientNotFound"
     )

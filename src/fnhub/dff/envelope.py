@@ -151,8 +151,6 @@ _BY_CODE = {
     "unknown_function": "EClientNotFound",
     "unknown_endpoint": "EClientNotFound",
     "unknown_task": "EClientNotFound",
-    "endpoint_disabled": "EBizCondition.APIDisabled",
-    "endpoint_expired": "EBizCondition.APIExpired",
     "throttled": "EClientRateLimit.APIThrottling",
     "no_worker": "ESysLimitReached.NoWorker",
     "queue_full": "ESysLimitReached.QueueFull",

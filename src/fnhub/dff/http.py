@@ -366,6 +366,8 @@ async def call_func_many(request: Request) -> Response:
 
 FORMATS = ("simplified", "s")
 _TITLES = {"sync": "Sync API", "async": "Async API"}
+#: an endpoint's conditions, in DataFlux Func's words (`EBizCondition.SyncAPIDisabled`...)
+_CONDITIONS = {"endpoint_disabled": "disabled", "endpoint_expired": "expired"}
 
 
 def _structured(media: str, body: bytes) -> bool:
@@ -403,7 +405,16 @@ async def _published(request: Request, mode: str, api_id: str, fmt: str | None) 
             "EClientNotFound", f"No such format '{fmt}'", {"allowed": [*FORMATS, "(none)"]}
         )
     ctx = context_of(request)
-    ep, body = await open_endpoint(request, api_id)
+    try:
+        ep, body = await open_endpoint(request, api_id)
+    except ApiError as exc:
+        state = _CONDITIONS.get(exc.code)
+        if state is None:
+            raise
+        reason = f"EBizCondition.{title.replace(' ', '')}{state.title()}"  # ...SyncAPIDisabled
+        raise DFFError(
+            reason, f"This {title} is {state}", {"id": api_id, "code": exc.code}
+        ) from None
     if ep.mode != mode:
         raise DFFError(
             "EClientNotFound",

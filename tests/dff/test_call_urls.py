@@ -86,6 +86,7 @@ ENDPOINTS: dict[str, dict[str, Any]] = {
     },
     "sapi-fixed": {"function": "demo.add", "kwargs": {"a": 10, "b": "$caller"}},
     "sapi-off": {"function": "demo.add", "enabled": False},
+    "sapi-rare": {"function": "demo.add", "throttle": {"minute": 1}},
     "aapi-old": {"function": "demo.add", "mode": "async", "expires_at": 1000000000},
     "aapi-add": {"function": "demo.add", "mode": "async"},
     "aapi-echo": {"function": "demo.echo", "mode": "async"},
@@ -369,6 +370,11 @@ def test_sync_api_keeps_the_endpoints_rules(public: httpx.Client) -> None:
     )
     assert detail["code"] == "invalid_kwargs"
     _envelope_error(public.get("/api/v1/sync/nope"), 404, 404.41, "EClientNotFound")
+    once = {"kwargs": {"a": 1, "b": 1}}
+    assert public.post("/api/v1/sync/sapi-rare", json=once).content == b"2"
+    throttled = public.post("/api/v1/sync/sapi-rare", json=once)
+    _envelope_error(throttled, 429, 429.46, "EClientRateLimit.APIThrottling")
+    assert int(throttled.headers["Retry-After"]) > 0
     off = _envelope_error(
         public.get("/api/v1/sync/sapi-off"), 403, 403.21, "EBizCondition.SyncAPIDisabled"
     )

@@ -7,10 +7,11 @@ silently drops out. The server (`server.app.create_app`), `project.apply_project
 """
 
 from fnhub.cron.feature import CRON
+from fnhub.dff.feature import DFF_URLS
 from fnhub.envs.feature import ENVS
 from fnhub.feature import Feature
 from fnhub.server.endpoints_feature import ENDPOINTS
 from fnhub.subscriptions.feature import SUBSCRIPTIONS
 from fnhub.websub.feature import WEBSUB
 
-FEATURES: tuple[Feature, ...] = (ENDPOINTS, CRON, WEBSUB, SUBSCRIPTIONS, ENVS)
+FEATURES: tuple[Feature, ...] = (ENDPOINTS, CRON, WEBSUB, SUBSCRIPTIONS, ENVS, DFF_URLS)

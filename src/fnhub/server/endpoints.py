@@ -28,7 +28,7 @@ from fnhub.server.models import Endpoint
 from fnhub.server.render import failure_response, json_response, render_value
 from fnhub.server.schemas import TaskState
 from fnhub.server.state import state_of
-from fnhub.tasks import Origin, Status
+from fnhub.tasks import Origin, Status, Task, TaskResult
 
 CHECK_SECONDS = 1.0
 
@@ -151,8 +151,9 @@ _ANSWERS = {
 Name = Path(pattern=NAME_PATTERN)
 
 
-async def _open(request: Request, name: str) -> tuple[LiveEndpoint, bytes]:
-    """The endpoint, if it exists, is enabled, has not expired and the caller passes its auth."""
+async def open_endpoint(request: Request, name: str) -> tuple[LiveEndpoint, bytes]:
+    """The endpoint, if it exists, is enabled, has not expired and the caller passes its auth
+    (also used by DataFlux Func's published-API URLs, `fnhub.dff.http`)."""
     ep = await state_of(request).endpoints.get(name)
     if ep is None:
         raise ApiError(404, "unknown_endpoint", f"no endpoint '{name}'")
@@ -166,13 +167,10 @@ async def _open(request: Request, name: str) -> tuple[LiveEndpoint, bytes]:
     return ep, body
 
 
-async def _serve(request: Request, name: str) -> Response:
+async def make_endpoint_task(request: Request, ep: LiveEndpoint, kwargs: dict[str, Any]) -> Task:
+    """The checked task of a call of `ep` with these (merged) kwargs; records see them with
+    the endpoint's credentials redacted."""
     caller: Caller = caller_of(request)
-    ctx: ServerContext = context_of(request)
-    ep, body = await _open(request, name)
-    await throttle.check(ctx.redis, ctx.keys, name, ep.throttle)
-    given = await request_kwargs.from_request(request, body, ep.credential_query)
-    kwargs = request_kwargs.merge(ep.kwargs, given)
     meta = {
         "request_id": request.state.request_id,
         "http": {
@@ -187,7 +185,7 @@ async def _serve(request: Request, name: str) -> Response:
         ep.function,
         kwargs,
         origin=Origin.ENDPOINT,
-        origin_id=name,
+        origin_id=ep.name,
         timeout=ep.timeout,
         queue="async" if ep.mode == "async" else None,
         reply_to=caller.reply_stream,
@@ -197,31 +195,69 @@ async def _serve(request: Request, name: str) -> Response:
     recorded = redaction.redact(kwargs, ep.redact)
     if recorded is not kwargs:  # the function gets the kwargs as sent; records do not
         task.record_kwargs = recorded
-    if ep.mode == "async":
-        task.status_key = ctx.keys.task_status(task.id)
-        await caller.submit(task)
-        url = f"/e/{name}/tasks/{task.id}"
-        return json_response(
-            {"id": task.id, "status": "queued", "url": url}, status=202, headers={"Location": url}
-        )
+    return task
+
+
+async def submit_endpoint_task(ctx: ServerContext, task: Task, eta: float | None = None) -> None:
+    """Queue an async endpoint's task with a status key, for its callers to poll."""
+    task.status_key = ctx.keys.task_status(task.id)
+    if eta is not None and task.expires_at is not None:
+        task.expires_at = max(task.expires_at, eta + (task.expires_at - task.trigger_time))
+    await ctx.caller.submit(task, eta=eta)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAnswer:
+    """A sync endpoint call's outcome: the task's result (None when served from the cache),
+    the value to answer with, and the headers saying which (`X-Task-Id`, `X-Cache`)."""
+
+    result: TaskResult | None
+    value: Any
+    headers: dict[str, str]
+
+
+async def call_endpoint_task(
+    ctx: ServerContext, ep: LiveEndpoint, task: Task, kwargs: dict[str, Any]
+) -> SyncAnswer:
+    """Run a sync endpoint's task and wait, through the endpoint's result cache."""
+    caller = ctx.caller
     info = caller.active.function(ep.function)
     ttl = ep.cache_result or (info.options.cache_result if info else None)
     cache_key = None
     if ttl:
         digest = hashlib.sha256(orjson.dumps(kwargs, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        cache_key = ctx.keys.cache(f"endpoint.{name}", f"{task.version[:12]}.{digest}")
+        cache_key = ctx.keys.cache(f"endpoint.{ep.name}", f"{task.version[:12]}.{digest}")
         cached = await ctx.redis.get(cache_key)
         if cached is not None:
-            return render_value(orjson.loads(cached), {"X-Cache": "hit"})
+            return SyncAnswer(None, orjson.loads(cached), {"X-Cache": "hit"})
     task.expires_at = task.trigger_time + task.timeout + 5.0
     result = await caller.call(task)
-    if result.status != Status.SUCCESS:
-        return failure_response(result, traceback=ep.show_traceback)
     headers = {"X-Task-Id": result.id}
+    if result.status != Status.SUCCESS:
+        return SyncAnswer(result, None, headers)
     if cache_key is not None and ttl:
         await ctx.redis.set(cache_key, orjson.dumps(result.result), px=int(ttl * 1000))
         headers["X-Cache"] = "miss"
-    return render_value(result.result, headers)
+    return SyncAnswer(result, result.result, headers)
+
+
+async def _serve(request: Request, name: str) -> Response:
+    ctx: ServerContext = context_of(request)
+    ep, body = await open_endpoint(request, name)
+    await throttle.check(ctx.redis, ctx.keys, name, ep.throttle)
+    given = await request_kwargs.from_request(request, body, ep.credential_query)
+    kwargs = request_kwargs.merge(ep.kwargs, given)
+    task = await make_endpoint_task(request, ep, kwargs)
+    if ep.mode == "async":
+        await submit_endpoint_task(ctx, task)
+        url = f"/e/{name}/tasks/{task.id}"
+        return json_response(
+            {"id": task.id, "status": "queued", "url": url}, status=202, headers={"Location": url}
+        )
+    answer = await call_endpoint_task(ctx, ep, task, kwargs)
+    if answer.result is not None and answer.result.status != Status.SUCCESS:
+        return failure_response(answer.result, traceback=ep.show_traceback)
+    return render_value(answer.value, answer.headers)
 
 
 _BODY = {"requestBody": {"required": False, "content": _BODY_TYPES}}
@@ -242,7 +278,7 @@ async def endpoint_task(
     callers can poll without an API key; tasks of other endpoints answer 404. The function's
     output and traceback show only if the endpoint allows it (`show_logs`, `show_traceback`):
     they are the function author's, not its callers'."""
-    ep, _body = await _open(request, name)
+    ep, _body = await open_endpoint(request, name)
     state = await task_state(context_of(request), task_id, wait)
     if state is None or (state["origin"], state["origin_id"]) != (Origin.ENDPOINT, name):
         raise ApiError(404, "unknown_task", f"no task '{task_id}' of endpoint '{name}'")

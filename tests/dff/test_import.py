@@ -1,0 +1,337 @@
+"""`fnhub import dff` on a DataFlux Func tree (tests/dff/import_seed: two script sets importing
+each other, a set file with a Redis and an MQTT connector, env variables with a password, a cron
+job, a sync and an async API), then the written project applied and run end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from tests.conftest import wait_for
+from tests.project_cli import drop_keys, fnhub, shared_redis_env, start_serve, stop, url, wait_ready
+
+from fnhub.dff.importer import DffImportError, convert, write_project
+
+SEED = Path(__file__).parent / "import_seed"
+
+
+def test_sample_tree_becomes_scripts_connectors_envs_cron_and_endpoints():
+    out = convert(SEED)
+    # scripts keep DataFlux Func's script ids, whichever way the file was named
+    assert sorted(out.scripts) == [
+        "common__settings.py",
+        "common__utils.py",
+        "shop__handlers.py",
+        "shop__orders.py",
+        "shop__pricing.py",
+    ]
+    orders = out.scripts["shop__orders.py"]
+    original = (SEED / "shop" / "orders.py").read_text()
+    # imports by full id stay; the same-set shorthand names the full id, binding the same names
+    assert "import common__utils\nfrom common__settings import CURRENCY\n" in orders
+    assert "from shop__pricing import price_of\n" in orders
+    assert "    import common__utils as __utils\n" in out.scripts["common__settings.py"]
+    # integration= taken out of @DFF.API, the other options kept, line numbers unchanged
+    assert "integration" not in orders
+    assert '@DFF.API("Count orders", fixed_cron_expr=None\n)\ndef nightly_count():' in orders
+    assert '@DFF.API("Order total", category="shop", timeout=10, cache_result=30)' in orders
+    assert orders.count("\n") == original.count("\n")
+    assert out.scripts["shop__pricing.py"] == (SEED / "shop" / "pricing.py").read_text()
+
+    assert out.connectors == {
+        "redis_local": {
+            "type": "redis",
+            "settings": {
+                "host": "127.0.0.1",
+                "port": 6379,
+                "db": 5,
+                "password": "${REDIS_LOCAL_PASSWORD}",
+            },
+            "description": "Local Redis",
+        },
+        "mqtt_broker": {
+            "type": "mqtt",
+            "settings": {
+                "host": "127.0.0.1",
+                "port": 1883,
+                "username": "shop",
+                "password": "${MQTT_BROKER_PASSWORD}",
+            },
+            "description": "Shop MQTT - sensors of the shop",
+        },
+    }
+    assert out.subscriptions == {
+        "mqtt_broker-shop-sensors": {
+            "connector": "mqtt_broker",
+            "topics": ["shop/sensors/+"],
+            "function": "shop__handlers.on_sensor",
+        }
+    }
+    assert out.envs == {
+        "ERP_USER": {"type": "string", "value": "shop-bot", "description": "ERP user"},
+        "ERP_PASSWORD": {
+            "type": "password",
+            "value": "${ERP_PASSWORD}",
+            "description": "ERP password",
+        },
+        "BATCH": {"type": "integer", "value": "50"},
+        "HOSTS": {"type": "list", "value": "a.example,b.example"},
+        "TEMPLATE": {"type": "string", "value": "Hello $${NAME}"},  # not an env reference
+    }
+    assert out.cron_jobs == [
+        {
+            "id": "autorun-shop__orders.nightly_count",
+            "function": "shop__orders.nightly_count",
+            "expr": "0 3 * * *",
+        },
+        {
+            "id": "cron-tick",
+            "function": "shop__orders.tick",
+            "expr": "*/5 * * * *",
+            "record_limit": 500,
+            "title": "counts ticks",
+        },
+    ]
+    assert out.endpoints == {
+        "sapi-total": {
+            "function": "shop__orders.total",
+            "mode": "sync",
+            "description": "order total",
+            "kwargs": {"item": "$caller", "quantity": "$caller"},
+            "throttle": {"second": 20, "minute": 600},
+        },
+        # an auth fnhub cannot express: never made public, disabled until given one
+        "sapi-receipt": {
+            "function": "shop__orders.receipt",
+            "mode": "sync",
+            "kwargs": {"order_id": "$caller"},
+            "enabled": False,
+        },
+        "aapi-place": {
+            "function": "shop__orders.place",
+            "mode": "async",
+            "kwargs": {"item": "$caller", "quantity": 1},
+            "record_limit": 100,
+        },
+    }
+    text = "\n".join(out.notes)
+    for secret in ("hunter2-erp", "redis-secret", "mqtt-secret"):
+        assert secret not in text and secret not in json.dumps(out.__dict__)
+    assert "env ERP_PASSWORD: a password; its value is not written: set ERP_PASSWORD" in text
+    assert "connector redis_local: its password is not written: set REDIS_LOCAL_PASSWORD" in text
+    assert "connector warehouse_db (mysql): not carried over" in text
+    assert "shop__orders: `import __pricing` (DataFlux Func's same-set shorthand)" in text
+    assert "integration='autoRun' taken out of @DFF.API" in text
+    assert "autoRun onSystemLaunch not carried over" in text
+    assert "queue=6 runs on fnhub's queue q6" in text
+    assert "throttling byMonth not carried over" in text
+    assert "cron job cron-tick: tags not carried over" in text
+    assert "API auth auth-digest (httpDigest) has no fnhub counterpart" in text
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "dff"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_missing_functions_and_unknown_sets_are_notes_not_guesses(tmp_path):
+    root = _tree(
+        tmp_path,
+        {
+            "s/a.py": "import other__lib\n\n@DFF.API('x', retries=2, colour='red')\ndef f():\n"
+            "    return 1\n",
+            "s/s.json": json.dumps(
+                {
+                    "cronJobs": [{"id": "c1", "funcId": "s__a.gone", "cronExpr": "* * * * *"}],
+                    "syncAPIs": [{"id": "bad id!", "funcId": "s__a.f", "apiAuthId": "nope"}],
+                    "envVariables": [{"id": "J", "autoTypeCasting": "json", "valueTEXT": "{}"}],
+                }
+            ),
+        },
+    )
+    out = convert(root)
+    assert out.cron_jobs == []
+    assert out.endpoints == {"bad-id-": {"function": "s__a.f", "mode": "sync", "enabled": False}}
+    assert out.envs == {"J": {"type": "json", "value": "{}"}}
+    text = "\n".join(out.notes)
+    assert "s__a: imports other__lib, whose script set is not in the imported folder" in text
+    assert "s__a.f: @DFF.API option `colour` is unknown to fnhub" in text
+    assert "retries" not in text  # fnhub's own options are fine under @DFF.API
+    assert "cron job c1: function s__a.gone is not a @DFF.API function" in text
+    assert "its API auth nope is not in the set file's apiAuths: written disabled" in text
+
+
+def test_api_auths_fnhub_can_express_become_endpoint_auth(tmp_path):
+    root = _tree(
+        tmp_path,
+        {
+            "s/a.py": "@DFF.API('x')\ndef f(a):\n    return a\n",
+            "s/s.yaml": yaml.safe_dump(
+                {
+                    "authLinks": [  # the name before 5.0
+                        {"id": "t", "funcId": "s__a.f", "apiAuthId": "tok"},
+                        {"id": "b", "funcId": "s__a.f", "apiAuthId": "basic"},
+                    ],
+                    "apiAuths": [
+                        {
+                            "id": "tok",
+                            "type": "fixedField",
+                            "configJSON": json.dumps(
+                                {"fields": [{"location": "header", "name": "X-Key", "value": "s"}]}
+                            ),
+                        },
+                        {
+                            "id": "basic",
+                            "type": "httpBasic",
+                            "configJSON": {"users": [{"username": "u", "passwordCipher": "zz"}]},
+                        },
+                    ],
+                }
+            ),
+        },
+    )
+    out = convert(root)
+    assert out.endpoints["t"]["auth"] == {
+        "type": "token",
+        "location": "header",
+        "field": "X-Key",
+        "token": "${T_TOKEN}",
+    }
+    assert out.endpoints["b"]["auth"] == {
+        "type": "basic",
+        "username": "u",
+        "password": "${B_PASSWORD}",
+    }
+    assert "enabled" not in out.endpoints["t"]
+
+
+@pytest.mark.parametrize(
+    ("files", "error"),
+    [
+        ({"a.py": "x = 1\n"}, "holds .py files"),
+        ({"s/a.py": "def (:\n"}, r"s__a.py: line 1"),
+        ({"s/a.py": "", "s/s.yaml": "cronJobs: [\n"}, "not valid YAML"),
+        ({"s/a.py": "", "s/s.json": "{"}, "not valid JSON"),
+        ({"s/a.py": "", "s/s.yaml": "scripts: []\n"}, "unknown section 'scripts'"),
+        ({"s/a.py": "", "s/s.yaml": "cronJobs: [{funcId: s__a.f}]\n"}, r"cronJobs\[0\] has no"),
+        ({"s/a.py": "", "s/x.yaml": "", "s/y.json": ""}, "one set file at most"),
+        ({"a__b/c.py": ""}, "a script set id is"),
+        ({"s/a.py": "", "s/s__a.py": ""}, "two files are script s__a"),
+        ({"empty/readme.txt": ""}, "no script set folders"),
+    ],
+)
+def test_bad_trees_are_refused_clearly(tmp_path, files, error):
+    with pytest.raises(DffImportError, match=error):
+        convert(_tree(tmp_path, files))
+
+
+def test_merge_never_overwrites_without_force(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "fnhub.yaml").write_text(
+        yaml.safe_dump({"settings": {"processes": 2}, "envs": {"BATCH": "7", "MINE": "x"}})
+    )
+    out = convert(SEED)
+    with pytest.raises(DffImportError, match=r"fnhub.yaml: envs.BATCH"):
+        write_project(project, out)
+    assert not (project / "scripts").exists()  # nothing written
+    done = write_project(project, out, force=True)
+    assert "envs BATCH replaced" in done and "endpoints sapi-total added" in done
+    data = yaml.safe_load((project / "fnhub.yaml").read_text())
+    assert data["settings"] == {"processes": 2}
+    assert data["envs"]["MINE"] == "x"
+    assert [j["id"] for j in data["cron_jobs"]] == ["autorun-shop__orders.nightly_count", "cron-tick"]
+    assert write_project(project, out) == []  # a second run changes nothing
+    (project / "scripts" / "shop__pricing.py").write_text("# mine\n")
+    with pytest.raises(DffImportError, match="shop__pricing.py"):
+        write_project(project, out)
+    assert (project / "scripts" / "shop__pricing.py").read_text() == "# mine\n"
+    assert "scripts/shop__pricing.py written" in write_project(project, out, force=True)
+
+
+def test_imported_project_applied_and_served(tmp_path):
+    """The CLI imports the tree; `fnhub apply` accepts the project; `fnhub serve` (server,
+    worker, beat) runs it: functions called across script sets, the cron job firing, the sync
+    API's URL answering, the async API queuing, the password masked."""
+    tree = tmp_path / "dff"
+    shutil.copytree(SEED, tree)
+    # the sample fires every five minutes; this copy every second (fnhub takes 6 fields)
+    set_file = tree / "shop" / "shop.yaml"
+    set_file.write_text(set_file.read_text().replace('"*/5 * * * *"', '"* * * * * *"'))
+    project = tmp_path / "proj"
+    env = shared_redis_env(project)
+    env.update(
+        ERP_PASSWORD="hunter2-erp",
+        REDIS_LOCAL_PASSWORD="",
+        MQTT_BROKER_PASSWORD="mqtt-secret",
+        FNHUB_QUEUES="sync,async,cron,sub,q6",
+    )
+    project.mkdir()
+    imported = fnhub("import", "dff", str(tree), "-p", str(project), cwd=tmp_path, env=env)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "scripts/shop__orders.py written" in imported.stdout
+    assert "manual:" in imported.stdout and "hunter2" not in imported.stdout
+    again = fnhub("import", "dff", str(tree), "-p", str(project), cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    serve = None
+    try:
+        applied = fnhub("apply", cwd=project, env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "shop__orders" in applied.stdout
+        serve = start_serve(project, env)
+        wait_ready(serve, env)
+
+        called = fnhub(
+            "call", "shop__orders.total", "--kwargs", '{"item": "apple", "quantity": 3}',
+            cwd=project, env=env,
+        )  # fmt: skip
+        assert called.returncode == 0, called.stderr
+        assert json.loads(called.stdout) == {"item": "apple", "total": "3.60", "currency": "EUR"}
+        currency = fnhub("call", "common__settings.currency", cwd=project, env=env)
+        assert json.loads(currency.stdout) == "1.00 EUR"  # `import __utils` rewritten
+
+        secret = fnhub("call", "shop__orders.erp_check", cwd=project, env=env)
+        assert secret.returncode == 0, secret.stderr
+        assert json.loads(secret.stdout) == {"user": "shop-bot", "batch": 50, "secret": "*****"}
+        assert "hunter2" not in secret.stdout + secret.stderr
+
+        def ticked() -> dict | None:
+            answer = fnhub("call", "shop__orders.ticks", cwd=project, env=env)
+            value = json.loads(answer.stdout)
+            return value if value["ticks"] >= 2 else None
+
+        fired = wait_for(ticked, timeout=30, interval=0.5)
+        assert fired["last"]["expr"] == "* * * * * *"
+
+        base = url(env)
+        total = httpx.get(f"{base}/e/sapi-total", params={"item": "pear"}, timeout=30)
+        assert total.status_code == 200, total.text
+        assert total.json() == {"item": "pear", "total": "0.95", "currency": "EUR"}
+        receipt = httpx.get(f"{base}/e/sapi-receipt", params={"order_id": "1"}, timeout=30)
+        assert receipt.status_code in (403, 404), receipt.text  # disabled: its auth was digest
+
+        queued = httpx.post(f"{base}/e/aapi-place", json={"item": "apple"}, timeout=30)
+        assert queued.status_code == 202, queued.text
+        poll = queued.json().get("poll") or f"/e/aapi-place/tasks/{queued.json()['task_id']}"
+        deadline = time.monotonic() + 30
+        while True:
+            state = httpx.get(f"{base}{poll}", timeout=30).json()
+            if state.get("status") == "success" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert state["status"] == "success", state
+        assert state["result"] == {"placed": "apple", "login": "shop-bot"}
+    finally:
+        if serve is not None:
+            stop(serve)
+        drop_keys(env)
+    log = (project / "serve.log").read_text()
+    assert "hunter2" not in log

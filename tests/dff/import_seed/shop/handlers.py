@@ -9,6 +9,6 @@ import common__utils
 def on_sensor(topic, message):
     data = common__utils.tag(message)
     data["topic"] = topic
-    DFF.CONN("mqtt_broker").publish("shop/sensors/tagged", json.dumps(data), qos=1)
+    DFF.CONN("mqtt_broker").publish("shop/tagged", json.dumps(data), qos=1)
     DFF.CONN("redis_local").set("last-sensor", json.dumps(data))
     return data

@@ -18,8 +18,12 @@ def place(item, quantity=1):
     return {"placed": item, "login": DFF.ENV("ERP_USER")}
 
 
-@DFF.API("Count orders", fixed_cron_expr=None, integration="autoRun",
-         integration_config={"cronExpr": "0 3 * * *", "onSystemLaunch": True})
+@DFF.API(
+    "Count orders",
+    fixed_cron_expr=None,
+    integration="autoRun",
+    integration_config={"cronExpr": "0 3 * * *", "onSystemLaunch": True},
+)
 def nightly_count():
     return DFF.CACHE.incr("nightly")
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import yaml
 from tests.conftest import wait_for
 from tests.project_cli import drop_keys, fnhub, shared_redis_env, start_serve, stop, url, wait_ready
+from tests.rules.conftest import Listener
 
 from fnhub.dff.importer import DffImportError, convert, write_project
 
@@ -260,12 +263,17 @@ def test_merge_never_overwrites_without_force(tmp_path):
 def test_imported_project_applied_and_served(tmp_path):
     """The CLI imports the tree; `fnhub apply` accepts the project; `fnhub serve` (server,
     worker, beat) runs it: functions called across script sets, the cron job firing, the sync
-    API's URL answering, the async API queuing, the password masked."""
+    API's URL answering, the async API queuing, the password masked, and the MQTT connector's
+    topic handler run by a real message, publishing through DFF.CONN."""
     tree = tmp_path / "dff"
     shutil.copytree(SEED, tree)
     # the sample fires every five minutes; this copy every second (fnhub takes 6 fields)
     set_file = tree / "shop" / "shop.yaml"
     set_file.write_text(set_file.read_text().replace('"*/5 * * * *"', '"* * * * * *"'))
+    # topics of this test's own on the machine's broker
+    topics = f"t{uuid.uuid4().hex[:8]}/shop/"
+    for path in (set_file, tree / "shop" / "handlers.py"):
+        path.write_text(path.read_text().replace('"shop/', f'"{topics}'))
     project = tmp_path / "proj"
     env = shared_redis_env(project)
     env.update(
@@ -275,6 +283,10 @@ def test_imported_project_applied_and_served(tmp_path):
         FNHUB_QUEUES="sync,async,cron,sub,q6",
     )
     project.mkdir()
+    dry = fnhub("import", "dff", str(tree), "-p", str(project), "--dry-run", cwd=tmp_path, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "would write scripts/shop__orders.py" in dry.stdout and "sapi-total:" in dry.stdout
+    assert not (project / "fnhub.yaml").exists()
     imported = fnhub("import", "dff", str(tree), "-p", str(project), cwd=tmp_path, env=env)
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert "scripts/shop__orders.py written" in imported.stdout
@@ -325,6 +337,28 @@ def test_imported_project_applied_and_served(tmp_path):
         state = httpx.get(f"{base}{queued.json()['url']}?wait=20", timeout=30).json()
         assert state["status"] == "success", state
         assert state["result"] == {"placed": "apple", "login": "shop-bot"}
+
+        # the connector's topic handler: an MQTT message runs it; it publishes through
+        # DFF.CONN to MQTT and writes through the Redis connector
+        listener = Listener(1883, f"{topics}tagged")
+        try:
+            reading = f"{topics}sensors/s1"
+            wait_for(
+                lambda: (
+                    listener.publish(reading, b'{"temp": 21}', qos=1)
+                    or listener.on(f"{topics}tagged")
+                ),
+                timeout=30,
+                interval=1,
+            )
+            tagged = json.loads(listener.on(f"{topics}tagged")[0])
+            assert tagged == {"temp": 21, "seen_by": "common__utils", "topic": reading}
+        finally:
+            listener.close()
+        connector_db = redis.Redis(db=5)  # the sample's Redis connector
+        stored = connector_db.getdel("last-sensor")
+        connector_db.close()
+        assert stored is not None and json.loads(stored)["topic"].startswith(topics)
     finally:
         if serve is not None:
             stop(serve)

@@ -215,6 +215,59 @@ def test_api_auths_fnhub_can_express_become_endpoint_auth(tmp_path):
     assert "enabled" not in out.endpoints["t"]
 
 
+def test_kafka_connector_and_secrets_encrypted_by_dataflux_func(tmp_path):
+    """A database dump has `passwordCipher` (AES with DataFlux Func's SECRET) and JSON text:
+    the secret is asked for from the environment, the rest mapped like `DFF.CONN.save`."""
+    config = {
+        "servers": "127.0.0.1:9092",
+        "user": "k",
+        "passwordCipher": "q1w2e3",
+        "groupId": "dff",
+        "multiSubClient": True,
+        "topicHandlers": [{"topic": "orders", "funcId": "s__a.f", "isDisabled": True}],
+    }
+    root = _tree(
+        tmp_path,
+        {
+            "s/a.py": "@DFF.API('x')\ndef f(topic, message):\n    return message\n",
+            "s/s.json": json.dumps(
+                {
+                    "connectors": [
+                        {"id": "bus", "type": "kafka", "configJSON": json.dumps(config)}
+                    ],
+                    "envVariables": [
+                        {"id": "no spaces please", "valueTEXT": "x"},
+                        {"id": "K", "autoTypeCasting": "password", "valueTEXTCipher": "zz"},
+                    ],
+                }
+            ),
+        },
+    )
+    out = convert(root)
+    assert out.connectors["bus"]["settings"] == {
+        "bootstrap_servers": "127.0.0.1:9092",
+        "sasl_username": "k",
+        "client_id": "dff",
+        "sasl_password": "${BUS_PASSWORD}",
+        "sasl_mechanism": "PLAIN",
+        "security_protocol": "SASL_PLAINTEXT",
+    }
+    assert out.subscriptions == {
+        "bus-orders": {
+            "connector": "bus",
+            "topics": ["orders"],
+            "function": "s__a.f",
+            "mode": "multiple",
+            "enabled": False,
+        }
+    }
+    assert out.envs == {"K": {"type": "password", "value": "${K}"}}
+    text = "\n".join(out.notes)
+    assert "q1w2e3" not in json.dumps(out.__dict__) and "zz" not in json.dumps(out.__dict__)
+    assert "env variable no spaces please: not carried over: env name" in text
+    assert "connector bus: its password is not written: set BUS_PASSWORD" in text
+
+
 @pytest.mark.parametrize(
     ("files", "error"),
     [

@@ -33,6 +33,7 @@ import yaml
 
 from fnhub.dff.api import KNOWN as API_OPTIONS
 from fnhub.dff.connectors import NOT_A_BROKER, settings_from_dff
+from fnhub.envs.values import check_name as check_env_name
 from fnhub.scripts.inspect import check_name
 
 
@@ -452,6 +453,11 @@ def _leftover(entity: dict[str, Any], used: set[str], where: str, out: Conversio
 
 def _env(entity: dict[str, Any], where: str, out: Conversion) -> None:
     name = str(entity["id"])
+    try:
+        check_env_name(name)
+    except ValueError as exc:
+        out.notes.append(f"{where}: not carried over: {exc}")
+        return
     kind = str(entity.get("autoTypeCasting") or "string")
     if kind not in ENV_TYPES:
         out.notes.append(f"{where}: type {kind!r} is unknown: not carried over")
@@ -500,18 +506,16 @@ def _connector(
     for secret in SECRET_FIELDS:
         if config.pop(f"{secret}Cipher", None) is not None and secret not in config:
             config[secret] = None  # encrypted with DataFlux Func's SECRET: ask for it
-    settings = settings_from_dff(kind, {k: v for k, v in config.items() if v is not None})
+    clear = {k: _literal(v) for k, v in config.items() if v is not None}
     for secret in SECRET_FIELDS:
         if secret in config:
-            target = settings_from_dff(kind, {secret: "x"})
-            key = next(iter(target), secret)
             ref = env_ref(name, secret)
-            settings[key] = f"${{{ref}}}"
+            clear[secret] = f"${{{ref}}}"  # mapped with the rest (Kafka: sasl_password...)
             out.notes.append(
                 f"connector {name}: its {secret} is not written: set {ref} in the environment "
                 "of `fnhub apply` / `fnhub serve`"
             )
-    settings = {k: (v if k in _secret_keys(kind) else _literal(v)) for k, v in settings.items()}
+    settings = settings_from_dff(kind, clear)
     try:
         validate_settings(kind, settings)
     except (ConnectorConfigError, ValueError) as exc:
@@ -525,10 +529,6 @@ def _connector(
     _leftover(entity, {"id", "type", "title", "description", "configJSON", "config"}, where, out)
     for i, handler in enumerate(handlers):
         _subscription(name, kind, handler, multiple, f"{where}.topicHandlers[{i}]", functions, out)
-
-
-def _secret_keys(kind: str) -> set[str]:
-    return {next(iter(settings_from_dff(kind, {s: "x"})), s) for s in SECRET_FIELDS}
 
 
 def _subscription(

@@ -40,7 +40,7 @@ def test_sample_tree_becomes_scripts_connectors_envs_cron_and_endpoints():
     assert "    import common__utils as __utils\n" in out.scripts["common__settings.py"]
     # integration= taken out of @DFF.API, the other options kept, line numbers unchanged
     assert "integration" not in orders
-    assert '    "Count orders",\n    fixed_cron_expr=None\n\n,\n)\ndef nightly_count():' in orders
+    assert '    "Count orders",\n    fixed_cron_expr=None\n\n\n)\ndef nightly_count():' in orders
     assert '@DFF.API("Order total", category="shop", timeout=10, cache_result=30)' in orders
     assert orders.count("\n") == original.count("\n")
     assert out.scripts["shop__pricing.py"] == (SEED / "shop" / "pricing.py").read_text()
@@ -134,6 +134,34 @@ def test_sample_tree_becomes_scripts_connectors_envs_cron_and_endpoints():
     assert "throttling byMonth not carried over" in text
     assert "cron job cron-tick: tags not carried over" in text
     assert "API auth auth-digest (httpDigest) has no fnhub counterpart" in text
+
+
+@pytest.mark.parametrize(
+    ("decorator", "expected", "note"),
+    [
+        ('@DFF.API("t", integration="signIn")', '@DFF.API("t")', "console users"),
+        (
+            '@DFF.API("t", integration="autoRun",\n'
+            '         integration_config={"cronExpr": "*/10 * * * *"}, timeout=5)',
+            '@DFF.API("t", timeout=5)',
+            "its cronExpr became the cron job autorun-s__a.f",
+        ),
+        ('@dff.api(integration="login")', "@dff.api()", "console users"),
+        ('@DFF.API("t", timeout=5, integration=KIND)', '@DFF.API("t", timeout=5)', "integration"),
+    ],
+)
+def test_integration_options_are_taken_out(tmp_path, decorator, expected, note):
+    code = f"{decorator}\ndef f(username=None, password=None):\n    return True\n"
+    out = convert(_tree(tmp_path, {"s/a.py": code}))
+    script = out.scripts["s__a.py"]
+    compile(script, "s__a.py", "exec")
+    assert script.count("\n") == code.count("\n")
+    assert script.replace("\n", "").startswith(expected + "def f(")
+    assert any(note in n for n in out.notes), out.notes
+    if "autoRun" in decorator:
+        assert out.cron_jobs == [
+            {"id": "autorun-s__a.f", "function": "s__a.f", "expr": "*/10 * * * *"}
+        ]
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:

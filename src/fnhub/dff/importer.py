@@ -400,8 +400,13 @@ def _removals(args: list[ast.expr | ast.keyword], drop: set[int], lines: list[st
             j += 1
         if j + 1 < len(args):
             edits.append(_Edit(start(args[i]), start(args[j + 1]), ""))
-        elif i > 0:
-            edits.append(_Edit(end(args[i - 1]), end(args[j]), ""))
+        elif i > 0:  # the last ones: their trailing comma too, so none is left alone
+            stop = end(args[j])
+            text = "".join(lines)
+            after = len(text[stop:]) - len(text[stop:].lstrip(" \t\n"))
+            if text[stop + after : stop + after + 1] == ",":
+                stop += after + 1
+            edits.append(_Edit(end(args[i - 1]), stop, ""))
         else:
             edits.append(_Edit(start(args[i]), end(args[j]), ""))
         i = j + 1

@@ -294,6 +294,7 @@ def test_kafka_connector_and_secrets_encrypted_by_dataflux_func(tmp_path):
     assert "q1w2e3" not in json.dumps(out.__dict__) and "zz" not in json.dumps(out.__dict__)
     assert "env variable no spaces please: not carried over: env name" in text
     assert "connector bus: its password is not written: set BUS_PASSWORD" in text
+    assert "valueTEXTCipher" not in text  # the password's own field: not a leftover
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,7 @@ class _Set:
 
 def _load(path: Path) -> Any:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DffImportError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
@@ -165,7 +165,8 @@ def _read_sets(root: Path) -> list[_Set]:
             f"{root} holds .py files: give the folder holding one folder per script set"
         )
     sets = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    folders = [p for p in root.iterdir() if p.is_dir() and p.name not in ("__pycache__",)]
+    for folder in sorted(p for p in folders if not p.name.startswith(".")):
         set_id = folder.name
         if not _SET_ID.match(set_id) or "__" in set_id:
             raise DffImportError(
@@ -184,7 +185,7 @@ def _read_sets(root: Path) -> list[_Set]:
             script_id = f"{set_id}__{name}"
             if script_id in scripts:
                 raise DffImportError(f"{folder}: two files are script {script_id}")
-            scripts[script_id] = path.read_text()
+            scripts[script_id] = path.read_text(encoding="utf-8")
         files = sorted(
             p for p in folder.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
         )
@@ -490,7 +491,8 @@ def _env(entity: dict[str, Any], where: str, out: Conversion) -> None:
     if name in out.envs and out.envs[name] != spec:
         raise DffImportError(f"{where}: env variable {name} is declared twice, differently")
     out.envs[name] = spec
-    _leftover(entity, {"id", "title", "description", "autoTypeCasting", "valueTEXT"}, where, out)
+    used = {"id", "title", "description", "autoTypeCasting", "valueTEXT", "valueTEXTCipher"}
+    _leftover(entity, used, where, out)
 
 
 def _connector(

@@ -182,7 +182,16 @@ def test_missing_functions_and_unknown_sets_are_notes_not_guesses(tmp_path):
                 {
                     "cronJobs": [{"id": "c1", "funcId": "s__a.gone", "cronExpr": "* * * * *"}],
                     "syncAPIs": [{"id": "bad id!", "funcId": "s__a.f", "apiAuthId": "nope"}],
-                    "envVariables": [{"id": "J", "autoTypeCasting": "json", "valueTEXT": "{}"}],
+                    "envVariables": [
+                        {
+                            "id": "J",
+                            "autoTypeCasting": "json",
+                            "valueTEXT": "{}",
+                            "createTime": 1700000000,  # DataFlux Func's bookkeeping
+                            "sset_title": "joined in by a listing",
+                            "colourCode": "red",
+                        }
+                    ],
                 }
             ),
         },
@@ -195,6 +204,8 @@ def test_missing_functions_and_unknown_sets_are_notes_not_guesses(tmp_path):
     assert "s__a: imports other__lib, whose script set is not in the imported folder" in text
     assert "s__a.f: @DFF.API option `colour` is unknown to fnhub" in text
     assert "retries" not in text  # fnhub's own options are fine under @DFF.API
+    assert "env variable J: colourCode not carried over (no fnhub counterpart)" in text
+    assert "createTime" not in text and "sset_title" not in text
     assert "cron job c1: function s__a.gone is not a @DFF.API function" in text
     assert "its API auth nope is not in the set file's apiAuths: written disabled" in text
 

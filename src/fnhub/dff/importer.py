@@ -81,7 +81,7 @@ ENV_TYPES = {
 
 #: fields DataFlux Func keeps for itself (bookkeeping): not carried over, not worth a note
 INTERNAL = {"seq", "createTime", "updateTime", "origin", "originId", "configMD5", "pinTime"}
-INTERNAL |= {"isBuiltin", "scope", "createUserId", "updateUserId"}
+INTERNAL |= {"isBuiltin", "scope", "createUserId", "updateUserId", "isPinned"}
 
 #: placeholders of `funcCallKwargsJSON` that the caller fills
 CALLER_FILLS = {"INPUT_BY_CALLER", "FROM_PARAMETER"}
@@ -451,7 +451,10 @@ def _leftover(entity: dict[str, Any], used: set[str], where: str, out: Conversio
     rest = sorted(
         k
         for k, v in entity.items()
-        if k not in used and k not in INTERNAL and v not in (None, "", [], {}, False)
+        if k not in used
+        and k not in INTERNAL
+        and "_" not in k  # fields a listing joins in (`func_title`, `sset_id`...)
+        and v not in (None, "", [], {}, False)
     )
     if rest:
         out.notes.append(f"{where}: {', '.join(rest)} not carried over (no fnhub counterpart)")

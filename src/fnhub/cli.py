@@ -413,7 +413,9 @@ def _time(ts: float | None) -> str:
 
 
 from fnhub.baetyl.cli import import_app  # noqa: E402
+from fnhub.dff.cli import dff as import_dff  # noqa: E402
 
+import_app.command("dff")(import_dff)
 app.add_typer(import_app, name="import")
 
 app.command("settings")(settings_command)

@@ -56,17 +56,24 @@ assert tracing.hooks is None
 prefixes = ("opentelemetry.sdk", "opentelemetry.exporter", "fnhub.tracing.")
 loaded = sorted(m for m in sys.modules if m.startswith(prefixes))
 assert not loaded, loaded
+tracing.check(Settings())
 try:
     tracing.configure(Settings(tracing="otlp"), "worker")
 except tracing.TracingUnavailable as exc:
     print(exc)
 else:
     raise AssertionError("configured without OpenTelemetry")
+try:
+    tracing.check(Settings(tracing="file"))  # a worker supervisor's, before its children
+except tracing.TracingUnavailable as exc:
+    print(exc)
+else:
+    raise AssertionError("checked without OpenTelemetry")
 """
     )
     done = _python(code)
     assert done.returncode == 0, done.stderr
-    assert "pip install 'fnhub[otel]'" in done.stdout
+    assert done.stdout.count("pip install 'fnhub[otel]'") == 2
 
 
 class _OldTask(msgspec.Struct, kw_only=True, omit_defaults=True):

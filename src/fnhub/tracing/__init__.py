@@ -24,6 +24,22 @@ class TracingUnavailable(RuntimeError):
     """`tracing` asks for OpenTelemetry, which is not installed."""
 
 
+def check(settings: Settings) -> None:
+    """TracingUnavailable now if `tracing` needs what is not installed: a worker supervisor
+    says so once, rather than through children that die at start, one after another."""
+    if settings.tracing != "none":
+        try:
+            import fnhub.tracing.otel  # noqa: F401
+        except ImportError as exc:
+            raise _unavailable(settings, exc) from exc
+
+
+def _unavailable(settings: Settings, exc: ImportError) -> TracingUnavailable:
+    return TracingUnavailable(
+        f"tracing: {settings.tracing} needs OpenTelemetry ({exc}): pip install 'fnhub[otel]'"
+    )
+
+
 def configure(settings: Settings, role: str) -> None:
     """Turn tracing on for this process (once; later calls keep the first configuration)."""
     global hooks
@@ -32,9 +48,7 @@ def configure(settings: Settings, role: str) -> None:
     try:
         from fnhub.tracing.otel import Hooks
     except ImportError as exc:
-        raise TracingUnavailable(
-            f"tracing: {settings.tracing} needs OpenTelemetry ({exc}): pip install 'fnhub[otel]'"
-        ) from exc
+        raise _unavailable(settings, exc) from exc
     hooks = Hooks.create(settings, role)
 
 
@@ -46,4 +60,4 @@ def shutdown() -> None:
         current.shutdown()
 
 
-__all__ = ["TracingUnavailable", "configure", "hooks", "shutdown"]
+__all__ = ["TracingUnavailable", "check", "configure", "hooks", "shutdown"]

@@ -84,20 +84,22 @@ class JsonLinesExporter(SpanExporter):
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self._fd: int | None = None
+        self._pid = 0  # whose file `_fd` is: a forked copy of this process opens its own
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         data = b"".join(orjson.dumps(span_record(s), default=str) + b"\n" for s in spans)
-        fd = os.open(
-            self.folder / f"spans-{os.getpid()}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        )
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:
+            path = self.folder / f"spans-{pid}.jsonl"
+            self._fd, self._pid = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), pid
+        os.write(self._fd, data)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        pass
+        fd, self._fd = self._fd, None
+        if fd is not None and self._pid == os.getpid():
+            os.close(fd)
 
 
 class Hooks:

@@ -31,15 +31,24 @@ def test_mqtt_message_to_published_output_is_one_trace(make_cluster, mosquitto, 
         "options": {"qos": 1, "client_id": f"traced-{uuid.uuid4().hex[:6]}"},
         "publish": {"topic": "out/double", "qos": 1},
     }
-    cluster = make_cluster({"broker": broker}, {"doubler": rule}, {"traced": SCRIPT})
+    forward = {  # a rule without a function: its message and its publish
+        "connector": "broker",
+        "topics": ["in/fwd"],
+        "options": {"qos": 1, "client_id": f"fwd-{uuid.uuid4().hex[:6]}"},
+        "publish": {"topic": "out/fwd", "qos": 1},
+    }
+    cluster = make_cluster(
+        {"broker": broker}, {"doubler": rule, "fwd": forward}, {"traced": SCRIPT}
+    )
     folder = cluster.dir / "traces"
     cluster.env.update({"FNHUB_TRACING": "file", "FNHUB_TRACING_DIR": str(folder)})
     cluster.start_worker(processes=2)
     cluster.start_server()
-    wait_connected(cluster, "doubler")
+    wait_connected(cluster, "doubler", "fwd")
     listener = listen()
     listener.publish("in/double", b'{"n": 21}', qos=1)
-    wait_for(lambda: listener.on("out/double"), timeout=30)
+    listener.publish("in/fwd", b"as it is", qos=1)
+    wait_for(lambda: listener.on("out/double") and listener.on("out/fwd"), timeout=30)
     assert listener.on("out/double") == [b'{"n":42}']
 
     names = {"doubler receive", "enqueue traced.double", "run traced.double", "out/double publish"}
@@ -86,3 +95,18 @@ def test_mqtt_message_to_published_output_is_one_trace(make_cluster, mosquitto, 
         "run traced.double": "worker",
         "out/double publish": "server",
     }
+
+    # the forwarding rule: its message's span and the publish under it, nothing queued
+    def forwarded() -> dict | None:
+        spans = read_spans(folder)
+        roots = [s for s in spans if s["name"] == "fwd receive"]
+        if len(roots) != 1:
+            return None
+        found = trace_of(spans, roots[0]["trace_id"])
+        return found if set(found) == {"fwd receive", "out/fwd publish"} else None
+
+    spans = wait_for(forwarded, timeout=20)
+    receive, publish = spans["fwd receive"], spans["out/fwd publish"]
+    assert receive["parent_id"] is None and publish["parent_id"] == receive["span_id"]
+    assert receive["attributes"]["fnhub.status"] == "success"
+    assert receive["start"] <= publish["start"] <= publish["end"] <= receive["end"]

@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     #: every role's log lines: "text", or "json" (one object per line: time, level, logger,
     #: message, exception; `fnhub.log_setup`)
     log_format: Literal["text", "json"] = "text"
+    #: OpenTelemetry traces (`fnhub.tracing`, the `otel` extra): "none" (nothing imported,
+    #: nothing recorded), "otlp" (the OTLP/HTTP exporter, configured by the standard
+    #: `OTEL_EXPORTER_OTLP_*` variables), or "file" (one JSON object per span, a file per
+    #: process under `tracing_dir`: for looking without a collector, and for tests)
+    tracing: Literal["none", "otlp", "file"] = "none"
+    tracing_dir: str = ""  # "file" tracing's folder; default: `<data_dir>/traces`
     metrics_auth: bool = False  # /metrics needs an API key or session (any role) when true
     #: headers and kwargs whose values task records show as "[redacted]" (case-insensitive,
     #: `_` = `-`); an endpoint's own credential field is always added (docs/http.md)

@@ -87,6 +87,9 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     #: the kwargs results and records show, when they must differ from what the function gets
     #: (credentials redacted by the server); None: `kwargs`
     record_kwargs: dict[str, Any] | None = None
+    #: W3C `traceparent` of the span that enqueued it, when tracing is on (`fnhub.tracing`);
+    #: left out of the encoding otherwise, and ignored by versions that do not know it
+    trace: str | None = None
 
 
 class TaskResult(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -9,16 +9,19 @@ errors everywhere.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from fnhub import json_values
+from fnhub import json_values, tracing
 from fnhub.calling.errors import CallError
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.tasks import Origin, Task, new_task_id
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 
 def resolve(active: ActiveScripts, ref: str) -> FunctionInfo:
@@ -56,8 +59,10 @@ class TaskMaker:
         record: bool | None = None,
         record_limit: int | None = None,
         check_kwargs: bool = True,
+        traced: bool = True,
     ) -> None:
         self.info = info = resolve(active, ref)
+        self.traced = traced  # False: a template copied later (cron), traced when copied
         options = info.options
         self.kwargs_max_bytes = settings.kwargs_max_bytes
         self.check_kwargs = check_kwargs and info.convention == "kwargs"
@@ -90,12 +95,14 @@ class TaskMaker:
         *,
         task_id: str | None = None,
         size_at_most: int | None = None,
+        parent: Span | None = None,
     ) -> Task:
         """A checked task: CallError when kwargs are not an object, cannot travel intact
         (`encode_kwargs`), are too large or (if asked) do not fit the function's signature.
         `task_id` comes from `new_task_ids` when the caller makes many; `size_at_most`, a
         bound on the kwargs' encoded size the caller knows because it built them from a
-        message's text, spares encoding them only to check them."""
+        message's text, spares encoding them only to check them. With tracing on, the task
+        gets an `enqueue` span under `parent` (else the current span)."""
         kwargs = kwargs or {}
         if not isinstance(kwargs, dict):
             raise CallError("invalid_kwargs", "kwargs must be a JSON object")
@@ -113,7 +120,7 @@ class TaskMaker:
         if self.concurrency:
             meta = {**(meta or {}), "concurrency": self.concurrency}
         now = time.time()
-        return msgspec.structs.replace(
+        task = msgspec.structs.replace(
             self.template,
             id=task_id or new_task_id(),
             kwargs=kwargs,
@@ -121,6 +128,9 @@ class TaskMaker:
             expires_at=now + self.expires,
             meta=meta or {},
         )
+        if tracing.hooks is not None and self.traced:
+            tracing.hooks.enqueue(task, parent)
+        return task
 
 
 def make_task(

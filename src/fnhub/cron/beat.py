@@ -36,6 +36,7 @@ import redis
 import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
+from fnhub import tracing
 from fnhub.aio import wait_event
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import make_task
@@ -326,6 +327,7 @@ class Beat:
             origin_id=spec.id,
             queue=spec.queue or None,
             record_limit=limit if limit is not None else self.settings.cron_record_limit,
+            traced=False,  # each tick's copies are (`_tasks`)
         )
         assert info is not None and script is not None  # make_task resolved it
         delays = sorted({float(d) for d in info.options.delayed_crontab} or {0.0})
@@ -438,6 +440,8 @@ class Beat:
             )
         if job.marker:
             tasks[-1].meta["running_marker"] = job.marker
+        if tracing.hooks is not None:
+            tracing.hooks.cron_tick(job.spec.id, tick, tasks)
         return tasks
 
     def _segment(self, job: BeatJob, tick: int, tasks: list[Task]) -> list[Any]:

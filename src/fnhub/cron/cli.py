@@ -272,6 +272,7 @@ def beat(
     import asyncio
     import signal
 
+    from fnhub import tracing
     from fnhub.bootstrap import wait_for_services
     from fnhub.cron.beat import Beat
     from fnhub.keys import Keys
@@ -282,6 +283,7 @@ def beat(
 
     settings = settings_or_exit(project, role=True, data_dir=data_dir)
     configure_logging(logging.DEBUG if verbose else logging.INFO, settings.log_format)
+    tracing.configure(settings, "beat")
     wait_for_services(settings)  # they may come up after us
 
     async def main() -> None:

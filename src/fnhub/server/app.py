@@ -22,7 +22,7 @@ import redis
 from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
-from fnhub import console
+from fnhub import console, tracing
 from fnhub.accounts.passwords import warm_up
 from fnhub.accounts.signin import SignIn
 from fnhub.aio import cancel_and_wait
@@ -175,6 +175,11 @@ def create_app(
         log_requests=settings.access_log,
         counts=counts,
     )
+    tracing.configure(settings, "server")
+    if tracing.hooks is not None:  # outermost: the span covers the whole answer
+        from fnhub.tracing.otel import HttpSpans
+
+        app.add_middleware(HttpSpans, tracer=tracing.hooks.tracer)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
     routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
     for module in (*routers, drafts, overview):

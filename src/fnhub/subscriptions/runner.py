@@ -19,12 +19,13 @@ import random
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
 import redis
 
+from fnhub import tracing
 from fnhub.backoff import Backoff
 from fnhub.calling.caller import Caller
 from fnhub.calling.errors import CallError
@@ -46,6 +47,9 @@ from fnhub.subscriptions.spec import PublishTarget, SubscriptionSpec
 from fnhub.subscriptions.stats import SubscriptionStats
 from fnhub.tasks import Origin, Status, Task, TaskResult, new_task_ids, result_for
 from fnhub.worker.execute import BYTES_MARKER
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,10 @@ class _Batch:
     settle: Settle
     started: float
     publishing: list[asyncio.Task[None]] = field(default_factory=list)  # rules' output sends
+    spans: list[Span] | None = None  # each message's span, while tracing is on
+
+    def span(self, i: int) -> Span | None:
+        return self.spans[i] if self.spans is not None else None
 
 
 class Runner:
@@ -237,6 +245,11 @@ class Runner:
     async def _pass_on(self, i: int, msg: Message, settle: Settle) -> None:
         """A rule without a function: filter with SQL (inline) or forward as it is."""
         started = time.time()
+        hooks = tracing.hooks
+        span = None
+        if hooks is not None:
+            span = hooks.receive(self.spec.name, self.connector.type, msg.topic)
+        status, error = "failure", "failed (see the server's log)"
         try:
             if self.spec.kind == "sql":
                 from fnhub.sql import SqlContext
@@ -247,11 +260,13 @@ class Runner:
                 )
                 if out is not None:
                     await self._publish_output(
-                        self.spec.publish, orjson.dumps(out, option=orjson.OPT_SORT_KEYS)
+                        self.spec.publish, orjson.dumps(out, option=orjson.OPT_SORT_KEYS), span
                     )
-                self.stats.outcome(msg, "success" if out is not None else "filtered", out, None)
+                status = "success" if out is not None else "filtered"
+                self.stats.outcome(msg, status, out, None)
             else:
-                await self._publish_output(self.spec.publish, msg.payload)
+                await self._publish_output(self.spec.publish, msg.payload, span)
+                status = "success"
                 self.stats.outcome(msg, "success", None, None)
         except Exception:
             log.exception("subscription %s: message on %s failed", self.spec.name, msg.topic)
@@ -260,11 +275,17 @@ class Runner:
             settle(i, True)
         finally:
             self.stats.done(time.time() - started)
+            if hooks is not None and span is not None:
+                hooks.settle(span, status, None if status != "failure" else error)
 
     async def _run_functions(self, msgs: list[Message], settle: Settle) -> None:
         """Run the function once per message, the whole batch enqueued and awaited together;
         enqueues that fail (no worker, queue full, Redis down) are retried with backoff."""
         batch = _Batch(msgs, settle, time.time())
+        hooks = tracing.hooks
+        if hooks is not None:
+            kind, name = self.connector.type, self.spec.name
+            batch.spans = [hooks.receive(name, kind, msg.topic) for msg in msgs]
         todo = list(range(len(msgs)))
         backoff = Backoff(initial=0.2, cap=5.0)
         try:
@@ -277,6 +298,9 @@ class Runner:
         finally:
             for task in batch.publishing:
                 task.cancel()
+            for span in batch.spans or ():
+                if span.is_recording():  # not settled: the server is stopping
+                    span.end()
 
     async def _call_function(self, batch: _Batch, todo: list[int]) -> list[int]:
         """One attempt for the messages `todo` of the batch; returns those to try again."""
@@ -319,6 +343,7 @@ class Runner:
                     meta,
                     task_id=task_id,
                     size_at_most=_kwargs_size_bound(convention, msg),
+                    parent=batch.span(i),
                 )
             except CallError as exc:  # too large: retrying cannot help either
                 self._finish(batch, i, self._refused(exc), enqueued=False)
@@ -372,9 +397,9 @@ class Runner:
             if spec.publish is not None:
                 payload = output_bytes(result.result)
                 if payload is not None:
-                    publish = self._publish(spec.publish, payload)
+                    publish = self._publish(spec.publish, payload, batch.span(i))
         elif spec.error_publish or spec.publish:
-            publish = self._publish_error(batch.msgs[i], result)
+            publish = self._publish_error(batch.msgs[i], result, batch.span(i))
         if publish is None:
             self._settle(batch, i, result, task_id)
         else:
@@ -399,6 +424,9 @@ class Runner:
         )
         self.stats.done(time.time() - batch.started)
         batch.settle(i, True)
+        span = batch.span(i)
+        if span is not None and tracing.hooks is not None:
+            tracing.hooks.settle(span, result.status, result.error_message)
 
     def _kwargs(self, convention: str, msg: Message, invoke_id: str) -> dict[str, Any]:
         if convention == "event_context":
@@ -415,8 +443,21 @@ class Runner:
             }
         return {"topic": msg.topic, "message": message_text(msg.payload)}
 
-    async def _publish(self, target: PublishTarget, payload: bytes) -> None:
-        """Publish with retries: the input is acknowledged only after this returns."""
+    async def _publish(
+        self, target: PublishTarget, payload: bytes, span: Span | None = None
+    ) -> None:
+        """Publish with retries: the input is acknowledged only after this returns. With
+        tracing on, in a `publish` span under the message's `span`."""
+        hooks = tracing.hooks
+        if span is None or hooks is None:
+            await self._send_output(target, payload)
+            return
+        connector_name, topic = self.spec.output_target(target)
+        config = self.connectors.get(connector_name)
+        system = config.type if config is not None else connector_name
+        await hooks.publish(span, system, topic, lambda: self._send_output(target, payload))
+
+    async def _send_output(self, target: PublishTarget, payload: bytes) -> None:
         connector_name, topic = self.spec.output_target(target)
         backoff = Backoff(initial=0.2, cap=5.0)
         while True:
@@ -436,11 +477,13 @@ class Runner:
                 log.warning("subscription %s: %s", self.spec.name, self.stats.last_error)
                 await asyncio.sleep(backoff.next())
 
-    async def _publish_output(self, target: PublishTarget | None, payload: bytes | None) -> None:
+    async def _publish_output(
+        self, target: PublishTarget | None, payload: bytes | None, span: Span | None
+    ) -> None:
         if target is not None and payload is not None:
-            await self._publish(target, payload)
+            await self._publish(target, payload, span)
 
-    async def _publish_error(self, msg: Message, result: TaskResult) -> None:
+    async def _publish_error(self, msg: Message, result: TaskResult, span: Span | None) -> None:
         target = self.spec.error_publish or self.spec.publish
         if target is None:
             return
@@ -454,4 +497,4 @@ class Runner:
             "topic": msg.topic,
             "input": base64.b64encode(msg.payload).decode(),
         }
-        await self._publish(target, orjson.dumps(error))
+        await self._publish(target, orjson.dumps(error), span)

@@ -26,7 +26,7 @@ import msgspec
 import redis
 from redis.typing import KeyT, StreamIdT
 
-from fnhub import concurrency, runtime
+from fnhub import concurrency, runtime, tracing
 from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
@@ -305,6 +305,7 @@ def child_main(
     signal.signal(signal.SIGTERM, _left_to_the_supervisor)
     settings = Settings.model_validate_json(settings_json)
     configure_logging(logging.WARNING, settings.log_format, "%(asctime)s %(name)s: %(message)s")
+    tracing.configure(settings, "worker")
     keys = Keys(settings.key_prefix)
     client = sync_redis(settings)
     runtime.init(settings, client)
@@ -367,6 +368,7 @@ def child_main(
         watch.stop()
         finisher.flush()
         executor.close()
+        tracing.shutdown()  # spans still buffered (OTLP) go out before the child exits
         # what our tasks started lives no longer than we do
         leftovers = kill_session(own_pid, spare=own_pid)
         if leftovers:
@@ -405,7 +407,8 @@ def _outcome(
     if task.status_key:
         _mark_running(finisher.redis, task, task.status_key)
     try:
-        result = executor.run(task)
+        hooks = tracing.hooks
+        result = executor.run(task) if hooks is None else hooks.run(task, executor.run)
     except NodeDied as exc:  # killed from outside: as if this worker had died with the task
         return task, _after_node_died(task, str(exc))
     if result.status == Status.FAILURE and task.attempt <= task.retries:

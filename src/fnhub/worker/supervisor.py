@@ -32,7 +32,7 @@ from multiprocessing.process import BaseProcess
 
 import redis
 
-from fnhub import lease
+from fnhub import lease, tracing
 from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
@@ -90,6 +90,7 @@ class Supervisor:
         self._chores_at: dict[str, float] = {}
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
+        tracing.check(settings)  # the children configure it
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, index: int, slot: Slot | None = None) -> Child:

@@ -39,6 +39,11 @@ MAX_LAYOUTS = 64
 #: that Node goes from one to the next without waiting on Python: one write and one wake-up for
 #: many tasks instead of one of each per task
 AHEAD = 32
+#: a function's tasks go ahead (and others go ahead behind it) once this many of its tasks in a
+#: row ended within FAST_SECONDS here: a task that turns out slow holds back at most the tasks
+#: sent ahead behind it, a function not known to be quick (a first task, one that spins) none
+FAST_RUNS = 3
+FAST_SECONDS = 0.05
 #: how long the running task may keep the tasks sent ahead behind it before they are taken
 #: back (the worker hands unstarted tasks back to the queue behind a task slow for 0.5 s)
 DROP_AFTER_SECONDS = 0.4
@@ -107,6 +112,7 @@ class NodeExecutor:
         self.head_since = 0.0
         self.dropping = False  # a drop was sent, its answer not read yet
         self.top_up: Callable[[int], bytes] | None = None
+        self.quick: dict[str, int] = {}  # function → its tasks in a row that were quick
         self.give_back: Callable[[int], None] | None = None
 
     # --- processes ---------------------------------------------------------------------------
@@ -265,11 +271,18 @@ class NodeExecutor:
         start = self.head_since
         return self._answer(process, task, self.inflight[0].script, start, start + task.timeout)
 
+    def is_quick(self, function: str) -> bool:
+        """Whether the tasks of `function` (a reference) were quick here of late."""
+        return self.quick.get(function, 0) >= FAST_RUNS
+
     def ahead_frame(self, task: Task, script: str, hash_: str, function: str) -> bytes | None:
         """The frame sending `task` ahead to the running process (None when it cannot go
-        ahead: it needs the active map re-read, or a new process)."""
+        ahead: its function is not known to be quick, it needs the active map re-read, or a
+        new process)."""
         process = self.process
         if process is None or self.dropping or not self.inflight:
+            return None
+        if not self.is_quick(task.function):
             return None
         if script not in self.active or (hash_ and self.active[script] != hash_):
             return None
@@ -312,7 +325,12 @@ class NodeExecutor:
         """Send `data` (with the next tasks of the batch, when it has some), then read until
         the running task's answer, past its deadline killing the process."""
         try:
-            if self.top_up is not None and not self.dropping and len(self.inflight) <= AHEAD // 2:
+            if (
+                self.top_up is not None
+                and not self.dropping
+                and len(self.inflight) <= AHEAD // 2
+                and self.is_quick(task.function)
+            ):
                 data += self.top_up(AHEAD + 1 - len(self.inflight))
             if data and not process.write(data, deadline):
                 return self._timeout(process, task, start)
@@ -342,6 +360,10 @@ class NodeExecutor:
             return self._ended(process, task, start)
         self.inflight.popleft()
         self.head_since = time.time()
+        if self.head_since - start < FAST_SECONDS:
+            self.quick[task.function] = self.quick.get(task.function, 0) + 1
+        else:
+            self.quick.pop(task.function, None)
         if frame.get("e"):
             return result_for(
                 task,
@@ -384,6 +406,7 @@ class NodeExecutor:
             self.give_back(n)
 
     def _timeout(self, process: HostProcess, task: Task, start: float) -> TaskResult:
+        self.quick.pop(task.function, None)
         self._replace(process)
         return result_for(
             task,
@@ -397,6 +420,7 @@ class NodeExecutor:
 
     def _ended(self, process: HostProcess, task: Task, start: float) -> TaskResult:
         """The process ended while `task` ran: say how, and start its replacement."""
+        self.quick.pop(task.function, None)
         try:
             code = process.proc.wait(5)
         except subprocess.TimeoutExpired:

@@ -166,6 +166,9 @@ class Executor:
         return mask_result(self._run(task))
 
     def _run(self, task: Task) -> TaskResult:
+        if self.node is not None and self.node.is_ahead(task):
+            # sent to Node ahead of its turn, which it may have started: Node checks its expiry
+            return self.node.run_ahead(task)
         start = time.time()
         if task.expires_at is not None and start > task.expires_at:
             return result_for(
@@ -177,8 +180,6 @@ class Executor:
                 error_message=f"task waited {start - task.trigger_time:.3f}s in the queue, "
                 "past its expiry; it was not run",
             )
-        if self.node is not None and self.node.is_ahead(task):
-            return self.node.run_ahead(task)
         try:
             js = self.scripts.javascript(task.function, task.version)
             if js is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+from tests.conftest import wait_for
+
 from fnhub.bootstrap import Services
 from fnhub.calling.queue_client import QueueClient
 from fnhub.queue import ENQUEUE_MANY, enqueue_many_args
@@ -57,6 +59,14 @@ def _runs(services: Services) -> dict[int, int]:
     return {int(k): int(v) for k, v in raw.items()}
 
 
+def _assert_clean(services: Services) -> None:
+    """Every entry acknowledged, no bundle progress or count of bundled tasks left behind."""
+    r, keys = services.redis, services.keys
+    wait_for(lambda: r.xlen(keys.queue("sync")) == 0, timeout=20)
+    wait_for(lambda: r.hlen(keys.bundles) == 0, timeout=20)
+    assert int(r.hget(keys.bundled, keys.queue("sync")) or 0) == 0
+
+
 def _check(client: QueueClient, tasks: list[Task], status: str = "success") -> None:
     for task in tasks:
         result = client.wait(task.id, 30)
@@ -83,6 +93,7 @@ def test_every_task_of_a_batch_runs_once_with_its_own_logs(client, services, sta
     _enqueue(services, tasks)
     _check(client, tasks)
     assert _runs(services) == {n: 1 for n in range(500)}
+    _assert_clean(services)
 
 
 def test_tasks_sent_ahead_behind_a_slow_task_go_back_to_the_queue(client, services, start_worker):
@@ -100,6 +111,7 @@ def test_tasks_sent_ahead_behind_a_slow_task_go_back_to_the_queue(client, servic
     assert time.monotonic() - started < 1.5
     _check(client, slow)
     assert _runs(services) == {n: 1 for n in range(21)}
+    _assert_clean(services)
 
 
 def test_tasks_sent_ahead_behind_a_timeout_run_once_in_the_next_process(
@@ -114,6 +126,7 @@ def test_tasks_sent_ahead_behind_a_timeout_run_once_in_the_next_process(
     _check(client, spins, "timeout")
     _check(client, after)
     assert _runs(services) == {n: 1 for n in range(21)}
+    _assert_clean(services)
 
 
 def test_tasks_sent_ahead_behind_an_uncaught_error_run_once_in_the_next_process(

@@ -6,7 +6,9 @@ where the Python reference loads its script from, under a key prefix of its own)
 times `run()` task by task (p50, p99) and in all (tasks per second); rounds alternate between
 the cases and the best round counts, so the comparison holds on a small, noisy machine. The
 Node figure is what a worker child adds per task for JavaScript: a frame each way over the
-pipes, the call, the result. Results go to ``bench/results/node_host.json``.
+pipes, the call, the result. The last case runs tasks as a worker child does a batch read from
+the queue (Prefetch, its Executor): the next tasks go to Node ahead of their turn, so one write
+and one wake-up serve many tasks. Results go to ``bench/results/node_host.json``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.node.executor import NodeExecutor
 from fnhub.node.locate import find_node
-from fnhub.tasks import Task, TaskResult
+from fnhub.tasks import Task, TaskResult, decode_task, encode
+from fnhub.worker.child import _ahead_taker
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
+from fnhub.worker.prefetch import Prefetch
 
 ROUNDS = 3
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -91,6 +95,26 @@ def main() -> None:
     settings.data_dir.mkdir(parents=True)
     services = open_services(settings)
     services.scripts.publish({"pybench": PY})
+    services.scripts.publish({"jsbatch": JS}, languages={"jsbatch": "javascript"})
+    # the worker child's own path for a batch: Prefetch, its Executor, tasks sent to Node ahead
+    worker = Executor(
+        WorkerScripts(services.redis, services.keys),
+        settings.log_max_bytes,
+        settings.result_max_bytes,
+        settings,
+    )
+    prefetch = Prefetch()
+    worker.lookahead(_ahead_taker(prefetch), prefetch.give_back)
+    batch = [("q", f"{i}-0", {b"e": encode(Task(function="jsbatch.noop"))}) for i in range(100)]
+
+    def batched() -> TaskResult:
+        item = prefetch.take()
+        if item is None:  # a new batch of 100, as a read of the queue gives it
+            prefetch.fill(batch)
+            item = prefetch.take()
+            assert item is not None
+        return worker.run(decode_task(item.payload[b"e"]))
+
     python = Executor(
         WorkerScripts(services.redis, services.keys),
         settings.log_max_bytes,
@@ -115,6 +139,7 @@ def main() -> None:
         "node noop (sync, kwargs)": node_case("noop", {}),
         "node hello (async, kwargs)": node_case("hello", {"name": "bench"}),
         "node handler (Baetyl callback)": node_case("handler", event),
+        "node noop, batches of 100 (ahead)": batched,
     }
     best: dict[str, dict[str, float]] = {}
     try:
@@ -125,6 +150,7 @@ def main() -> None:
                     best[name] = figures
     finally:
         executor.close()
+        worker.close()
         python.close()
         services.close()
         client = redis.Redis.from_url(REDIS_URL)

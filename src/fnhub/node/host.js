@@ -111,6 +111,7 @@ function onData(chunk) {
     offset += 4 + n;
     handle(JSON.parse(text, text.includes(BYTES) ? reviveBytes : undefined));
   }
+  startWaiting();
   if (offset < chunk.length) {
     const rest = chunk.subarray(offset);
     pending = [rest];
@@ -628,6 +629,11 @@ function isAsync(fn) {
 
 function finishOk(task, conv, value) {
   if (task !== current) return;
+  finishOkNow(task, conv, value);
+  startWaiting();
+}
+
+function finishOkNow(task, conv, value) {
   current = null;
   if (conv !== KWARGS) {
     // Baetyl's rule: null, undefined and anything `== ""` publish nothing
@@ -665,7 +671,10 @@ function finishOk(task, conv, value) {
 function sendFailure(task, type, message, stack) {
   current = null;
   const frame = { t: 'done', ok: false, y: type, m: message, s: stack, g: logsOf(task) };
-  if (task.replace) frame.x = true;
+  if (task.replace) {
+    frame.x = true;
+    waiting.length = 0; // the process is replaced: what was sent ahead runs in the next one
+  }
   sendText(JSON.stringify(frame));
 }
 
@@ -673,6 +682,7 @@ function finishError(task, err) {
   if (task !== current) return;
   const { name, message, stack } = describeError(err);
   sendFailure(task, name, message, stack);
+  startWaiting();
 }
 
 function invoke(task, entry, kwargs) {
@@ -725,9 +735,37 @@ function loadFailure(task, frame, err) {
   const { name, message, stack } = describeError(err);
   const version = frame.h ? `@${frame.h.slice(0, 8)}` : '';
   sendFailure(task, 'ScriptLoadError', `loading script ${frame.s}${version} failed: ${name}: ${message}`, stack);
+  startWaiting();
+}
+
+// Tasks Python sent ahead (the next ones of its batch) wait here and start, in order, as soon as
+// the one before ends, so Node does not wait for Python between tasks. One runs at a time.
+const waiting = [];
+let starting = false;
+
+function startWaiting() {
+  if (starting) return; // the loop below, further up the stack, starts the next one
+  starting = true;
+  try {
+    while (current === null && waiting.length > 0) onRun(waiting.shift());
+  } finally {
+    starting = false;
+  }
+}
+
+/** Python takes back what was sent ahead and not started (the running task is slow). */
+function onDrop() {
+  const n = waiting.length;
+  waiting.length = 0;
+  send({ t: 'dropped', n });
 }
 
 function onRun(frame) {
+  if (frame.e && Date.now() / 1000 > frame.e) {
+    // sent ahead, and its expiry passed while it waited: not run (Python says so)
+    sendText('{"t":"done","ok":false,"e":true}');
+    return;
+  }
   const task = { ctx: frame.c, parts: [], size: 0, dropped: 0, replace: false };
   current = task;
   const entry = resolved.get(`${frame.l}/${frame.s}/${frame.f}`);
@@ -752,6 +790,7 @@ function onRun(frame) {
         if (task !== current) return;
         const found = resolveIn(task, frame, ns);
         if (found !== null) invoke(task, found, frame.k);
+        startWaiting();
       },
       (err) => loadFailure(task, frame, err),
     );
@@ -904,7 +943,10 @@ async function onInspect(frame) {
 function handle(frame) {
   switch (frame.t) {
     case 'run':
-      onRun(frame);
+      waiting.push(frame);
+      break;
+    case 'drop':
+      onDrop();
       break;
     case 'r':
       onReply(frame);

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import RawArray
 from multiprocessing.synchronize import Event
@@ -326,6 +327,7 @@ def child_main(
         send_results=finisher.flush,
         alive=lambda: os.getppid() == supervisor_pid,
     )
+    executor.lookahead(_ahead_taker(prefetch), prefetch.give_back)
     freeze_startup_objects()
     watch.start()
     try:
@@ -360,7 +362,11 @@ def child_main(
                 _run_item(executor, finisher, slot, prefetch, keys, item)
                 finisher.flush_if_due()
                 # (Event.is_set takes a lock: while tasks are quick, once per read will do)
-                if time.monotonic() - started > ReadSize.SLOW_SECONDS and stop.is_set():
+                if (
+                    time.monotonic() - started > ReadSize.SLOW_SECONDS
+                    and not prefetch.ahead  # (those Node has: they run first)
+                    and stop.is_set()
+                ):
                     break  # the rest stays pending: the supervisor gives it back after we exit
             finisher.flush()
             read_size.update(len(batch), tasks, time.monotonic() - started)
@@ -373,6 +379,29 @@ def child_main(
         leftovers = kill_session(own_pid, spare=own_pid)
         if leftovers:
             log.warning("worker child %s killed %d leftover process(es)", own_pid, len(leftovers))
+
+
+def _ahead_taker(prefetch: Prefetch) -> Callable[[int, Callable[[Task], bool]], int]:
+    """How the executor takes the next tasks of the batch ahead (for its Node process): only
+    tasks that start as they are, with nothing done at their start (no concurrency slot, no
+    status key to mark running; Node checks their expiry when it starts them)."""
+
+    def take(limit: int, accept: Callable[[Task], bool]) -> int:
+        def ok(item: Item) -> bool:
+            _, _, payload, bundle, _ = item
+            try:
+                task = decode_task(payload if bundle is not None else payload[b"e"])
+            except (KeyError, msgspec.DecodeError):
+                return False
+            if task.status_key:
+                return False
+            if task.meta and concurrency.limit_of(task):
+                return False
+            return accept(task)
+
+        return prefetch.take_ahead(limit, ok)
+
+    return take
 
 
 def _run_item(

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,6 +33,9 @@ from fnhub.worker.loader import JsFunction, ScriptLoadError, UnknownFunction, Wo
 
 if TYPE_CHECKING:
     from fnhub.node.executor import NodeExecutor
+
+#: `take(n, accept)`: move up to n of the batch's next tasks that `accept` takes, in order
+TakeAhead = Callable[[int, Callable[[Task], bool]], int]
 
 _SIMPLE = (str, int, float, bool, type(None))
 #: how long past a JavaScript task's deadline the supervisor waits before killing the child
@@ -144,6 +148,8 @@ class Executor:
         self.scripts = scripts
         self.settings = settings  # for the Node process JavaScript tasks run in
         self.node: NodeExecutor | None = None
+        self._take_ahead: TakeAhead | None = None
+        self._give_back: Callable[[int], None] | None = None
         self.log_max_bytes = log_max_bytes
         self.result_max_bytes = result_max_bytes
         self.loop = asyncio.new_event_loop()
@@ -160,6 +166,9 @@ class Executor:
         return mask_result(self._run(task))
 
     def _run(self, task: Task) -> TaskResult:
+        if self.node is not None and self.node.is_ahead(task):
+            # sent to Node ahead of its turn, which it may have started: Node checks its expiry
+            return self.node.run_ahead(task)
         start = time.time()
         if task.expires_at is not None and start > task.expires_at:
             return result_for(
@@ -236,10 +245,44 @@ class Executor:
         try:
             if self.node is None:
                 self.node = _node_executor(self.settings, self.scripts)
+                if self._take_ahead is not None:
+                    self.node.top_up = self._top_up
+                    self.node.give_back = self._give_back
             return self.node.run(task, js.script, js.hash, js.name, js.info, start + task.timeout)
         except (NodeNotFound, PackagesError, OSError) as exc:
             unavailable = NodeUnavailable(f"cannot run JavaScript on this worker: {exc}")
             return self._failure(task, start, unavailable, "", with_traceback=False)
+
+    def lookahead(self, take: TakeAhead, give_back: Callable[[int], None]) -> None:
+        """Let the Node process get the next JavaScript tasks of the batch ahead of their turn:
+        `take(n, accept)` moves up to n next tasks that `accept` takes out of the batch's
+        unstarted ones (they run next, in order), `give_back(n)` returns the last n."""
+        self._take_ahead = take
+        self._give_back = give_back
+        if self.node is not None:
+            self.node.top_up = self._top_up
+            self.node.give_back = give_back
+
+    def _top_up(self, limit: int) -> bytes:
+        """The frames of up to `limit` next tasks, sent to Node ahead (`lookahead`)."""
+        node, take = self.node, self._take_ahead
+        if node is None or take is None:
+            return b""
+        frames: list[bytes] = []
+
+        def accept(task: Task) -> bool:
+            try:
+                js = self.scripts.javascript(task.function, task.version)
+            except Exception:  # it fails in its turn, saying why
+                return False
+            frame = None if js is None else node.ahead_frame(task, js.script, js.hash, js.name)
+            if frame is None:
+                return False
+            frames.append(frame)
+            return True
+
+        take(limit, accept)
+        return b"".join(frames)
 
     def _exit_if_forked(self, code: int) -> None:
         """End a copy of the child that user code forked (`os.fork()`) and that returned or

@@ -93,10 +93,16 @@ def items_of(entries: list[Entry]) -> list[Item]:
 
 
 class Prefetch:
-    """The unstarted tasks of the child's current batch."""
+    """The unstarted tasks of the child's current batch.
+
+    Some of them may be taken "ahead" (`take_ahead`): sent to the child's Node process before
+    their turn, so that it never waits on Python between JavaScript tasks. They run next, in
+    order, are out of the hand back's reach (Node may have started them), and come back with
+    `give_back` when Node says it did not start them."""
 
     def __init__(self) -> None:
         self._items: deque[Item] = deque()
+        self._ahead: deque[Item] = deque()
         self.lock = threading.Lock()
 
     def fill(self, entries: list[Entry]) -> int:
@@ -109,7 +115,31 @@ class Prefetch:
     def take(self) -> Item | None:
         """The next task to run here, or None when the batch is done (or was handed back)."""
         with self.lock:
+            if self._ahead:
+                return self._ahead.popleft()
             return self._items.popleft() if self._items else None
+
+    def take_ahead(self, limit: int, accept: Callable[[Item], bool]) -> int:
+        """Move up to `limit` of the next tasks, while `accept(item)` takes them, out of the
+        hand back's reach (they run next, in order); returns how many."""
+        with self.lock:
+            items = self._items
+            n = 0
+            while n < limit and items and accept(items[0]):
+                self._ahead.append(items.popleft())
+                n += 1
+            return n
+
+    def give_back(self, n: int) -> None:
+        """The last `n` tasks taken ahead were not started after all: unstarted again."""
+        with self.lock:
+            for _ in range(min(n, len(self._ahead))):
+                self._items.appendleft(self._ahead.pop())
+
+    @property
+    def ahead(self) -> int:
+        """How many tasks taken ahead are still to run."""
+        return len(self._ahead)
 
     def __len__(self) -> int:
         return len(self._items)

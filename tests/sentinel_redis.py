@@ -1,0 +1,127 @@
+"""A Redis primary, one replica and three Sentinels of a test's own (free ports, a temp dir):
+what a failover needs and the machine's shared Redis cannot do."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+from tests.conftest import free_port, wait_for
+
+SERVICE = "fnhub-test"
+
+
+class SentinelRedis:
+    def __init__(self, folder: Path, sentinels: int = 3) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.ports = [free_port(), free_port()]  # primary, replica (at the start)
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+
+    def start(self) -> None:
+        for i, port in enumerate(self.ports):
+            args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
+            args += ["--dbfilename", f"dump-{port}.rdb", "--save", "", "--appendonly", "no"]
+            if i:
+                args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
+            self._spawn(["redis-server", *args], f"redis-{port}.log")
+        for port in self.ports:
+            wait_for(lambda p=port: self._answers(p), timeout=10)  # type: ignore[misc]
+        quorum = max(1, len(self.sentinel_ports) // 2 + 1)
+        for port in self.sentinel_ports:
+            conf = self.folder / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.folder}\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.ports[0]} {quorum}\n"
+                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel failover-timeout {SERVICE} 5000\n"
+                f"sentinel parallel-syncs {SERVICE} 1\n"
+            )
+            self._spawn(["redis-server", str(conf), "--sentinel"], f"sentinel-{port}.log")
+        wait_for(self._replica_known, timeout=20)
+
+    def _spawn(self, argv: list[str], log: str) -> None:
+        with (self.folder / log).open("ab") as out:
+            self.processes.append(subprocess.Popen(argv, stdout=out, stderr=out))
+
+    @staticmethod
+    def _answers(port: int) -> bool:
+        client = redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def sentinel(self, i: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[i], socket_timeout=2, decode_responses=True)
+
+    def primary_port(self) -> int:
+        client = self.sentinel()
+        try:
+            _host, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+            return int(port)
+        finally:
+            client.close()
+
+    def _replica_known(self) -> bool:
+        """Every Sentinel knows the primary's replica, and it is in sync: a failover can go."""
+        for i in range(len(self.sentinel_ports)):
+            client = self.sentinel(i)
+            try:
+                replicas = client.execute_command("SENTINEL", "REPLICAS", SERVICE)
+                if not replicas:
+                    return False
+                flags = replicas[0] if isinstance(replicas[0], dict) else {}
+                if flags and "s_down" in str(flags.get("flags", "")):
+                    return False
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+        replica = redis.Redis(port=self.ports[1], decode_responses=True)
+        try:
+            info = replica.info("replication")
+            return bool(info.get("master_link_status") == "up")
+        finally:
+            replica.close()
+
+    def failover(self, timeout: float = 30) -> tuple[int, float]:
+        """`SENTINEL FAILOVER`; returns the new primary's port once Sentinels name it and it
+        answers as primary, and the seconds that took."""
+        before = self.primary_port()
+        started = time.monotonic()
+        client = self.sentinel()
+        try:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+        finally:
+            client.close()
+
+        def switched() -> bool:
+            port = self.primary_port()
+            if port == before:
+                return False
+            server = redis.Redis(port=port, decode_responses=True)
+            try:
+                return bool(server.info("replication").get("role") == "master")
+            finally:
+                server.close()
+
+        wait_for(switched, timeout=timeout)
+        return self.primary_port(), time.monotonic() - started
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        self.processes.clear()

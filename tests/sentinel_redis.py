@@ -3,6 +3,7 @@ what a failover needs and the machine's shared Redis cannot do."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ class SentinelRedis:
                 args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
             self._spawn(["redis-server", *args], f"redis-{port}.log")
         for port in self.ports:
-            wait_for(lambda p=port: self._answers(p), timeout=10)  # type: ignore[misc]
+            wait_for(functools.partial(self._answers, port), timeout=10)
         quorum = max(1, len(self.sentinel_ports) // 2 + 1)
         for port in self.sentinel_ports:
             conf = self.folder / f"sentinel-{port}.conf"

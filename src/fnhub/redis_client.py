@@ -90,8 +90,8 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     unknown = set(query) - {"sentinel_password"}
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} (sentinel_password)")
-    secret = query.get("sentinel_password")
-    return SentinelUrl(sentinels, path[0], db, username, password, secret[-1] if secret else None)
+    given = query.get("sentinel_password")
+    return SentinelUrl(sentinels, path[0], db, username, password, given[-1] if given else None)
 
 
 def _host_port(item: str) -> tuple[str, int]:

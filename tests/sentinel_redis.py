@@ -15,10 +15,15 @@ SERVICE = "fnhub-test"
 
 
 class SentinelRedis:
-    def __init__(self, folder: Path, sentinels: int = 3) -> None:
+    def __init__(
+        self, folder: Path, *, replicas: int = 1, min_replicas: int = 0, sentinels: int = 3
+    ) -> None:
+        """`min_replicas`: the servers' `min-replicas-to-write` (a primary refuses writes
+        with fewer replicas in touch: a demoted one stops taking them at once)."""
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.ports = [free_port(), free_port()]  # primary, replica (at the start)
+        self.ports = [free_port() for _ in range(1 + replicas)]  # primary first, at the start
+        self.min_replicas = min_replicas
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -31,6 +36,9 @@ class SentinelRedis:
         for i, port in enumerate(self.ports):
             args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
             args += ["--dbfilename", f"dump-{port}.rdb", "--save", "", "--appendonly", "no"]
+            if self.min_replicas:
+                args += ["--min-replicas-to-write", str(self.min_replicas)]
+                args += ["--min-replicas-max-lag", "10"]
             if i:
                 args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
             self._spawn(["redis-server", *args], f"redis-{port}.log")
@@ -74,6 +82,16 @@ class SentinelRedis:
         finally:
             client.close()
 
+    @staticmethod
+    def role(port: int) -> str:
+        server = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+        try:
+            return str(server.info("replication").get("role"))
+        except redis.RedisError as exc:
+            return f"error: {exc}"
+        finally:
+            server.close()
+
     def _replica_known(self) -> bool:
         """Every Sentinel knows the primary's replica, and it is in sync: a failover can go."""
         for i in range(len(self.sentinel_ports)):
@@ -89,12 +107,14 @@ class SentinelRedis:
                 return False
             finally:
                 client.close()
-        replica = redis.Redis(port=self.ports[1], decode_responses=True)
-        try:
-            info = replica.info("replication")
-            return bool(info.get("master_link_status") == "up")
-        finally:
-            replica.close()
+        for port in self.ports[1:]:
+            replica = redis.Redis(port=port, decode_responses=True)
+            try:
+                if replica.info("replication").get("master_link_status") != "up":
+                    return False
+            finally:
+                replica.close()
+        return True
 
     def failover(self, timeout: float = 30) -> tuple[int, float]:
         """`SENTINEL FAILOVER`; returns the new primary's port once Sentinels name it and it

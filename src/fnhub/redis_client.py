@@ -9,10 +9,24 @@ connects, and a connection that finds its server demoted (READONLY, or the UNBLO
 blocked XREADGROUP gets) is dropped and raises ConnectionError, so the next command, retried by
 the caller's own loop, goes to the new primary (redis-py's `SentinelConnectionPool`). The
 password is the data servers'; Sentinels that need one of their own take `?sentinel_password=`.
+
+redis-py asks the Sentinels only when it opens a connection, and a primary demoted while it is
+up (`SENTINEL FAILOVER`, a partition) keeps taking writes until the Sentinels reconfigure it,
+about 10 s later; whatever it took meanwhile is thrown away when it resyncs as a replica. So
+each process asks the Sentinels itself every `WATCH_SECONDS` (`_Watcher`, a daemon thread);
+once the primary moved, its pools close their idle connections and mark those in use to close
+when released, and the next command of every client goes to the new primary.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -30,6 +44,10 @@ SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
 #: how long one Sentinel may take to answer "who is the primary?" before the next is asked
 SENTINEL_TIMEOUT = 1.0
+#: how often each process asks the Sentinels where the primary is
+WATCH_SECONDS = 0.5
+
+log = logging.getLogger(__name__)
 
 
 class ClientOptions(TypedDict, total=False):
@@ -160,16 +178,165 @@ def sync_redis(settings: Settings, **options: Unpack[SyncClientOptions]) -> redi
         parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(parsed, dict(options))
     )
     client: redis.Redis = manager.master_for(
-        parsed.service, redis_class=redis.Redis, **_server_kwargs(parsed, dict(options))
+        parsed.service,
+        redis_class=redis.Redis,
+        connection_pool_class=SyncSentinelPool,
+        connection_class=_SyncConnection,
+        **_server_kwargs(parsed, dict(options)),
     )
+    _watcher().add(url, parsed, client.connection_pool)
     return client
 
 
-class BlockingSentinelConnectionPool(
-    asentinel.SentinelConnectionPool, aredis.BlockingConnectionPool
-):
+NO_REPLICAS = "NOREPLICAS"  # a primary with too few replicas (`min-replicas-to-write`) refusing
+
+
+class _SyncConnection(sentinel.SentinelManagedConnection):
+    """A write refused for want of replicas is what a primary just demoted by a failover says
+    under `min-replicas-to-write`: nothing ran, so it is a ConnectionError every loop retries
+    (on the new primary), like redis-py's READONLY."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if NO_REPLICAS not in str(exc):
+                raise
+            self.disconnect()
+            raise redis.ConnectionError(f"the primary refuses writes: {exc}") from exc
+
+
+class _AsyncConnection(asentinel.SentinelManagedConnection):
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if NO_REPLICAS not in str(exc):
+                raise
+            await self.disconnect()
+            raise redis.ConnectionError(f"the primary refuses writes: {exc}") from exc
+
+
+class SyncSentinelPool(sentinel.SentinelConnectionPool):
+    """Drops its connections to a primary the Sentinels no longer name (`_Watcher`)."""
+
+    moved = False  # set by the watcher thread; acted on by the pool's own user
+
+    def interrupt(self, primary: tuple[str, int]) -> None:
+        """From the watcher thread: end the reads in progress on the old primary (a blocked
+        XREADGROUP would wait out its timeout there); each user sees a ConnectionError."""
+        self.moved = True
+        for connection in list(self._in_use_connections):
+            sock = getattr(connection, "_sock", None)
+            if sock is not None and (connection.host, connection.port) != primary:
+                connection.mark_for_reconnect()
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # the owner closes it
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self.moved:
+            self.moved = False
+            self.disconnect(inuse_connections=False)
+            for connection in list(self._in_use_connections):
+                connection.mark_for_reconnect()  # closed when released
+        return super().get_connection(*args, **kwargs)
+
+
+class AsyncSentinelPool(asentinel.SentinelConnectionPool):
+    """The asyncio twin of `SyncSentinelPool`."""
+
+    moved = False
+    loop: asyncio.AbstractEventLoop | None = None  # where its connections live
+
+    def interrupt(self, primary: tuple[str, int]) -> None:
+        self.moved = True
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop just closed
+                loop.call_soon_threadsafe(self._abort_reads, primary)
+
+    def _abort_reads(self, primary: tuple[str, int]) -> None:
+        for connection in list(self._in_use_connections):
+            writer = getattr(connection, "_writer", None)
+            address = (getattr(connection, "host", None), getattr(connection, "port", None))
+            if writer is not None and address != primary:
+                connection.mark_for_reconnect()
+                writer.transport.abort()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self.loop = asyncio.get_running_loop()
+        if self.moved:
+            self.moved = False
+            await self.disconnect(inuse_connections=False)
+            for connection in list(self._in_use_connections):
+                connection.mark_for_reconnect()
+        return await super().get_connection(*args, **kwargs)
+
+
+class BlockingSentinelConnectionPool(AsyncSentinelPool, aredis.BlockingConnectionPool):
     """A Sentinel pool that waits for a free connection (`max_connections`, `timeout`) rather
     than failing, as `aredis.BlockingConnectionPool` does for a plain URL."""
+
+
+class _Watcher:
+    """This process's look at where each Sentinel URL's primary is, every WATCH_SECONDS."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.watched: dict[str, tuple[sentinel.Sentinel, str, weakref.WeakSet[Any]]] = {}
+        self.primary: dict[str, tuple[str, int] | None] = {}
+        self.thread: threading.Thread | None = None
+
+    def add(self, url: str, parsed: SentinelUrl, pool: Any) -> None:
+        with self.lock:
+            if url not in self.watched:
+                manager = sentinel.Sentinel(
+                    parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(parsed, {})
+                )
+                self.watched[url] = (manager, parsed.service, weakref.WeakSet())
+                self.primary[url] = None
+            self.watched[url][2].add(pool)
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self.run, name="fnhub-sentinel-watch", daemon=True
+                )
+                self.thread.start()
+
+    def run(self) -> None:
+        while True:
+            with self.lock:
+                watched = list(self.watched.items())
+            for url, (manager, service, pools) in watched:
+                try:
+                    address = manager.discover_master(service)
+                except redis.RedisError as exc:  # no Sentinel answers: ask again next time
+                    log.debug("Sentinels of %s: %s", redacted_url(url), exc)
+                    continue
+                before = self.primary[url]
+                self.primary[url] = address
+                if before is not None and address != before:
+                    log.warning(
+                        "Redis primary of %s moved from %s:%s to %s:%s",
+                        redacted_url(url),
+                        *before,
+                        *address,
+                    )
+                    for pool in list(pools):
+                        pool.interrupt(address)
+            threading.Event().wait(WATCH_SECONDS)
+
+
+_watchers: dict[int, _Watcher] = {}
+
+
+def _watcher() -> _Watcher:
+    """This process's watcher (a forked child starts its own)."""
+    pid = os.getpid()
+    if pid not in _watchers:
+        _watchers.clear()
+        _watchers[pid] = _Watcher()
+    return _watchers[pid]
 
 
 def async_redis(
@@ -194,12 +361,14 @@ def async_redis(
     manager = asentinel.Sentinel(
         parsed.sentinels, sentinel_kwargs=_sentinel_kwargs(parsed, dict(options))
     )
-    pool_class = BlockingSentinelConnectionPool if blocking else asentinel.SentinelConnectionPool
+    pool_class = BlockingSentinelConnectionPool if blocking else AsyncSentinelPool
     client: aredis.Redis = manager.master_for(
         parsed.service,
         redis_class=aredis.Redis,
         connection_pool_class=pool_class,
+        connection_class=_AsyncConnection,
         **_server_kwargs(parsed, dict(options)),
         **blocking,
     )
+    _watcher().add(url, parsed, client.connection_pool)
     return client

@@ -138,3 +138,15 @@ def test_a_killed_supervisor_leaves_no_http_process_behind(tmp_path: Path) -> No
         wait_for(lambda: not any(alive(pid) for pid in gone), timeout=20)
     finally:
         close_stack(stack)
+
+
+def test_each_slot_past_the_first_is_a_node_of_its_own() -> None:
+    """`multiple` subscriptions take their broker client id from the node name: one per slot,
+    the same for the slot's next process."""
+    from fnhub.config import Settings
+    from fnhub.server.processes import slot_settings
+
+    settings = Settings(node_name="web1")
+    names = [slot_settings(settings, slot).node_name for slot in range(3)]
+    assert names == ["web1", "web1-1", "web1-2"]
+    assert slot_settings(settings, 2) == slot_settings(settings, 2)

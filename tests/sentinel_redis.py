@@ -116,16 +116,20 @@ class SentinelRedis:
                 replica.close()
         return True
 
-    def failover(self, timeout: float = 30) -> tuple[int, float]:
-        """`SENTINEL FAILOVER`; returns the new primary's port once Sentinels name it and it
-        answers as primary, and the seconds that took."""
+    def failover(self, timeout: float = 30, *, crash: bool = False) -> tuple[int, float]:
+        """`SENTINEL FAILOVER` (or, `crash`, SIGKILL the primary and let the Sentinels find
+        it down); returns the new primary's port once Sentinels name it and it answers as
+        primary, and the seconds that took."""
         before = self.primary_port()
         started = time.monotonic()
-        client = self.sentinel()
-        try:
-            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
-        finally:
-            client.close()
+        if crash:
+            self.processes[self.ports.index(before)].kill()
+        else:
+            client = self.sentinel()
+            try:
+                client.execute_command("SENTINEL", "FAILOVER", SERVICE)
+            finally:
+                client.close()
 
         def switched() -> bool:
             port = self.primary_port()

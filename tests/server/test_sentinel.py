@@ -89,17 +89,18 @@ class Load:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("replicas", "min_replicas"),
-    [(1, 0), (2, 1)],
-    ids=["async-replication", "min-replicas-to-write"],
+    ("replicas", "min_replicas", "crash"),
+    [(1, 0, False), (2, 1, False), (1, 0, True)],
+    ids=["async-replication", "min-replicas-to-write", "primary-killed"],
 )
 def test_failover_under_load_recovers_and_loses_no_acknowledged_task(
-    tmp_path: Path, replicas: int, min_replicas: int
+    tmp_path: Path, replicas: int, min_replicas: int, crash: bool
 ) -> None:
     """Every process moves to the new primary by itself and calls succeed again within
     seconds. What the old primary took between the replica's promotion and the clients' move
     is lost with asynchronous replication: measured and printed, not asserted away
-    (docs/operations.md has the figures, with and without `min-replicas-to-write`)."""
+    (docs/operations.md has the figures, with and without `min-replicas-to-write`, and with
+    the primary SIGKILLed instead)."""
     redis = SentinelRedis(tmp_path / "redis", replicas=replicas, min_replicas=min_replicas)
     redis.start()
     stack = None
@@ -114,14 +115,15 @@ def test_failover_under_load_recovers_and_loses_no_acknowledged_task(
             assert load.call_times and load.acknowledged, "no traffic before the failover"
             old = redis.primary_port()
             started = time.monotonic()
-            new, switch_seconds = redis.failover()
+            new, switch_seconds = redis.failover(crash=crash)
             assert new != old
             # calls succeed again on their own
             wait_for(lambda: load.call_times[-1] > started + switch_seconds, timeout=30)
             recovered = load.call_times[-1] - started
             # the Sentinels turn the old primary into a replica (it resyncs: what it took
             # after the promotion is gone); calls keep succeeding past that
-            wait_for(lambda: redis.role(old) == "slave", timeout=30, interval=0.2)
+            if not crash:
+                wait_for(lambda: redis.role(old) == "slave", timeout=30, interval=0.2)
             demoted = time.monotonic() - started
             time.sleep(3)
         finally:
@@ -132,8 +134,9 @@ def test_failover_under_load_recovers_and_loses_no_acknowledged_task(
         gap = max(b - a for a, b in itertools.pairwise(times))
         print(
             f"failover: Sentinels switched in {switch_seconds:.2f}s; calls back "
-            f"{recovered:.2f}s after SENTINEL FAILOVER, old primary a replica after "
-            f"{demoted:.2f}s; longest gap between successful calls "
+            f"{recovered:.2f}s after {'the kill' if crash else 'SENTINEL FAILOVER'}"
+            f"{'' if crash else f', old primary a replica after {demoted:.2f}s'}; "
+            "longest gap between successful calls "
             f"{gap:.2f}s; {len(load.call_times)} calls ok, {load.failed_calls} failed; "
             f"{len(load.acknowledged)} submissions acknowledged, {load.refused} refused"
         )

@@ -4,6 +4,11 @@ the same ASGI stack (FastAPI on uvicorn + uvloop + httptools) answering the same
 queue: the framework's own limit. Results go to bench/results/http_call.json.
 
     python bench/http_call.py [--seconds 5] [--processes 2] [--client wrk|httpx]
+    python bench/http_call.py --compare-http-processes 1,2   # `fnhub server --workers N`
+
+`--compare-http-processes`: sync calls at concurrency 64 against `fnhub server --workers N` for
+each N in turn (one worker throughout), in one run, so the ratios compare like with like; to
+bench/results/http_processes.json.
 
 The load comes from wrk (`apt-get install wrk`; one thread, N keep-alive connections), whose own
 cost per request is small enough that the latencies are the server's; with `--client httpx` (or
@@ -134,11 +139,71 @@ def load_wrk(url: str, headers: dict, body: dict, concurrency: int, seconds: flo
     }
 
 
+def wait_ready(base: str) -> None:
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+
+
+def compare_http_processes(args: argparse.Namespace, env: dict, tmp: Path, token: str) -> None:
+    cli = [sys.executable, "-c", "from fnhub.cli import main; main()"]
+    worker = subprocess.Popen([*cli, "worker", "-p", str(tmp)], env=env)
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"kwargs": {"n": 1}}
+    rows = []
+    try:
+        for n in (int(v) for v in args.compare_http_processes.split(",")):
+            port = free_port()
+            server = subprocess.Popen(
+                [*cli, "server", "-p", str(tmp), "--workers", str(n)],
+                env={**env, "FNHUB_PORT": str(port)},
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_ready(base)
+                url = f"{base}/api/v1/functions/bench.ping/call"
+                time.sleep(2)  # every process up (readyz answers from the first)
+                for _ in range(200):
+                    httpx.post(url, headers=auth, json=body, timeout=10)
+                if args.client == "wrk":
+                    result = load_wrk(url, auth, body, 64, args.seconds)
+                else:
+                    result = asyncio.run(load(url, auth, body, 64, args.seconds))
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(60)
+            row = {"http_processes": n, "concurrency": 64, "sync_call": result}
+            rows.append(row)
+            print(json.dumps(row))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    first = rows[0]["sync_call"]["rps"]
+    for row in rows:
+        row["rps_ratio_to_first"] = round(row["sync_call"]["rps"] / first, 3)
+    out = {
+        "machine": f"{platform.node()} {os.cpu_count()} cpus, {platform.python_version()}",
+        "worker_processes": args.processes,
+        "seconds_per_run": args.seconds,
+        "client": f"{args.client} on the same machine",
+        "rows": rows,
+    }
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "http_processes.json").write_text(json.dumps(out, indent=2) + "\n")
+    print("rps ratios:", [(r["http_processes"], r["rps_ratio_to_first"]) for r in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
+    parser.add_argument("--compare-http-processes", default="", metavar="N,N...")
     args = parser.parse_args()
     if args.client == "wrk" and shutil.which("wrk") is None:
         print("wrk not found (apt-get install wrk): measuring with httpx instead", file=sys.stderr)
@@ -168,6 +233,15 @@ def main() -> None:
     services = open_services(settings)
     apply_project(settings, services.scripts, FEATURES)
     _row, token = create_key(services.db, "bench")
+    if args.compare_http_processes:
+        try:
+            compare_http_processes(args, env, tmp, token)
+        finally:
+            keys = list(services.redis.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                services.redis.delete(*keys)
+            services.close()
+        return
     procs = [
         subprocess.Popen([sys.executable, "-c", "from fnhub.cli import main; main()", "worker",
                           "-p", str(tmp)], env=env),

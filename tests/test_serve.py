@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 from sqlalchemy import select
 from tests.conftest import free_port, wait_for
 
@@ -247,3 +248,32 @@ def test_serve_logs_json_lines(tmp_path):
     assert any(m.startswith("embedded Redis on ") for m in messages)
     assert any(m.startswith("web console: http://") for m in messages)
     assert any("fnhub.worker" in r["logger"] for r in records)
+
+
+def test_serve_with_two_http_processes_serves_from_both_and_stops_them(tmp_path):
+    env = {**_env(tmp_path), "FNHUB_HTTP_PROCESSES": "2"}
+    project = tmp_path / "proj"
+    (project / "scripts").mkdir(parents=True)
+    (project / "scripts" / "work.py").write_text(SLOW)
+    serve = _serve(project, env)
+    url = f"http://127.0.0.1:{env['FNHUB_PORT']}"
+
+    def pids() -> set[int]:
+        found = set()
+        for _ in range(40):
+            answer = httpx.get(f"{url}/healthz", timeout=10)
+            found.add(int(answer.headers["x-fnhub-pid"]))
+        return found
+
+    try:
+        client = _client_once_serving(project)
+        assert client.call("work.slow", {"i": 3}, timeout=20).result == 3
+        client.close()
+        wait_for(lambda: len(_quiet(pids) or ()) == 2, timeout=30)
+        http = pids()
+        family = [pid for pid, _ in descendants(serve.pid)]
+        assert set(http) <= set(family)
+    finally:
+        _stop(serve)
+    assert serve.returncode == 0
+    wait_for(lambda: all(_gone(pid) for pid in family), timeout=10)

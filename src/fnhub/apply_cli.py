@@ -57,13 +57,13 @@ def section_line(changes: SectionChanges) -> str:
 
 def redis_is_up(settings: Settings) -> str | None:
     """None if the project's Redis answers, else why not (in words for the user)."""
-    from fnhub.redis_client import redis_url, sync_redis
+    from fnhub.redis_client import redacted_url, redis_url, sync_redis
 
     client = sync_redis(settings, socket_connect_timeout=3, socket_timeout=3)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
-        return f"{redis_url(settings)}: {exc}"
+        return f"{redacted_url(redis_url(settings))}: {exc}"
     finally:
         client.close()
     return None

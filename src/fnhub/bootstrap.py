@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from sqlalchemy import text
@@ -17,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.redis_client import redis_url, sync_redis
+from fnhub.redis_client import redacted_url, redis_url, sync_redis
 from fnhub.scripts.store import ScriptStore
 from fnhub.store.db import Database
 
@@ -59,7 +58,7 @@ def wait_for_redis(settings: Settings, stopped: Callable[[], bool] = lambda: Fal
         finally:
             client.close()
 
-    return _wait_until_up("Redis", _redacted_url(redis_url(settings)), ping, stopped)
+    return _wait_until_up("Redis", redacted_url(redis_url(settings)), ping, stopped)
 
 
 def wait_for_database(settings: Settings, stopped: Callable[[], bool] = lambda: False) -> bool:
@@ -117,17 +116,3 @@ def _reason(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc
     lines = str(cause).strip().splitlines()
     return lines[0].rstrip(".") if lines else type(cause).__name__
-
-
-def _redacted_url(url: str) -> str:
-    """`url` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -208,6 +208,9 @@ def serve(
     processes: Annotated[
         int | None, typer.Option(help="worker child processes (default 2)")
     ] = None,
+    http_processes: Annotated[
+        int | None, typer.Option("--http-processes", help="HTTP server processes (default 1)")
+    ] = None,
     data_dir: DataDirOpt = None,
     reload: Annotated[
         bool, typer.Option("--reload", help="publish scripts/ whenever a file in it changes")
@@ -216,7 +219,13 @@ def serve(
 ) -> None:
     """Run everything on one machine: embedded Redis (if none configured), workers, records."""
     settings = _settings(
-        project, role=True, host=host, port=port, processes=processes, data_dir=data_dir
+        project,
+        role=True,
+        host=host,
+        port=port,
+        processes=processes,
+        http_processes=http_processes,
+        data_dir=data_dir,
     )
     _logging(verbose, settings)
     from fnhub.serve import serve as run_serve
@@ -229,11 +238,19 @@ def server(
     project: ProjectOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "--http-processes", help="HTTP processes on the port (default 1)"
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the HTTP server only (API, endpoints, metrics); workers run apart."""
-    settings = _settings(project, role=True, host=host, port=port, data_dir=data_dir)
+    settings = _settings(
+        project, role=True, host=host, port=port, http_processes=workers, data_dir=data_dir
+    )
     _logging(verbose, settings)
     from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of

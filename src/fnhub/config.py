@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     # HTTP server
     host: str = "127.0.0.1"
     port: int = 8090
+    #: HTTP processes serving `host:port` (`fnhub server --workers N`, `fnhub serve
+    #: --http-processes N`): one process is the HTTP ceiling (`fnhub.server.processes`)
+    http_processes: int = Field(default=1, ge=1)
     body_max_bytes: int = 10_000_000
     access_log: bool = True  # one JSON line per request on the `fnhub.access` logger
     #: every role's log lines: "text", or "json" (one object per line: time, level, logger,

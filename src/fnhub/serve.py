@@ -128,24 +128,36 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
             loops["serve-reload"] = functools.partial(ScriptReloader(settings, _say).run, watching)
         for loop, target in loops.items():
             threads.append(start_thread(loop, target, stopped=watching.is_set, counter=counter))
+        from fnhub.server.processes import HttpProcesses
         from fnhub.server.run import build_server, url_of
 
-        server = build_server(settings)
+        server = build_server(settings) if settings.http_processes == 1 else None
+        processes = None if server else HttpProcesses(settings, settings.http_processes, counter)
+
+        def stop_serving() -> None:
+            if server is not None:
+                server.should_exit = True
+            if processes is not None:
+                processes.stop_soon()
+
         # a supervisor told to stop (Ctrl-C reaches the whole process group) stops us too
-        worker = ServeWorker(
-            settings, counter, on_stopped=lambda: setattr(server, "should_exit", True)
-        )
+        worker = ServeWorker(settings, counter, on_stopped=stop_serving)
         worker.start()
         if stop.is_set():
             return 0
         reloading = "; publishing scripts/ as files change" if reload else ""
+        http = f" ({settings.http_processes} HTTP processes)" if processes else ""
         console.print(
             f"fnhub serving project [bold]{settings.project_dir.resolve()}[/bold] on "
-            f"[bold]{url_of(settings)}[/bold] with {settings.processes} worker processes"
+            f"[bold]{url_of(settings)}[/bold]{http} with {settings.processes} worker processes"
             f"{reloading}; failed tasks show here; Ctrl-C to stop",
             soft_wrap=True,
         )
         console.print(_console_hint(settings, url_of(settings)), soft_wrap=True)
+        if processes is not None:
+            processes.run()  # SIGTERM/SIGINT: each process finishes its requests
+            return 0
+        assert server is not None
         server.run()  # uvicorn handles SIGTERM/SIGINT: stop accepting, finish in-flight
         return 0 if server.started else 1
     finally:

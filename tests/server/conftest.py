@@ -23,6 +23,7 @@ from fnhub.bootstrap import open_services
 from fnhub.config import load_settings
 from fnhub.features import FEATURES
 from fnhub.project import apply_project
+from fnhub.redis_client import sync_redis
 from fnhub.server.auth import create_key
 
 SCRIPT = """
@@ -197,7 +198,7 @@ def make_stack(
         token,
         server,
         worker,
-        redis.Redis.from_url(redis_url),
+        sync_redis(conf),  # a redis+sentinel:// URL too
     )
     deadline = time.monotonic() + 90  # generous: CI machines can be slow to spawn
     while True:

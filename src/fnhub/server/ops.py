@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -49,8 +50,9 @@ class Ready(BaseModel):
 
 
 @router.get("/healthz", response_model=Health)
-async def healthz() -> dict[str, str]:
-    """The process answers."""
+async def healthz(response: Response) -> dict[str, str]:
+    """The process answers; `X-Fnhub-Pid` says which one (`fnhub server --workers N`)."""
+    response.headers["X-Fnhub-Pid"] = str(os.getpid())
     return {"status": "ok"}
 
 

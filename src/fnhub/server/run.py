@@ -49,5 +49,14 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     db = Database(settings.resolved_db_url())
     db.migrate()
     db.dispose()
-    logging.getLogger("fnhub.server").info("serving on %s", url_of(settings, host, port))
-    build_server(settings, host=host, port=port).run()
+    log = logging.getLogger("fnhub.server")
+    log.info("serving on %s", url_of(settings, host, port))
+    if settings.http_processes == 1:
+        build_server(settings, host=host, port=port).run()
+        return
+    from fnhub.server.processes import HttpProcesses
+
+    address = {"host": host or settings.host, "port": settings.port if port is None else port}
+    settings = settings.model_copy(update=address)
+    log.info("with %d HTTP processes", settings.http_processes)
+    HttpProcesses(settings, settings.http_processes).run()

@@ -26,7 +26,7 @@ from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.lease import Claims
 from fnhub.ops_stats import Counts
-from fnhub.redis_client import redis_url, sync_redis
+from fnhub.redis_client import async_redis, sync_redis
 from fnhub.redis_replies import as_optional_bytes
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
@@ -97,10 +97,7 @@ class Hub:
         self.addresses = AddressPolicy(settings.websub_allow_networks)
         self.resolver = resolver
         # own pool that waits instead of failing: hundreds of deliverers share few connections
-        pool = aredis.BlockingConnectionPool.from_url(
-            redis_url(settings), max_connections=REDIS_CONNECTIONS, timeout=30
-        )
-        self.redis = aredis.Redis(connection_pool=pool)
+        self.redis = async_redis(settings, max_connections=REDIS_CONNECTIONS, pool_timeout=30)
         client = self.redis
         self.db = db
         self.keys = keys

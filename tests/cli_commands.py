@@ -43,6 +43,7 @@ ARGUMENTS: dict[tuple[str, ...], list[str]] = {
     ("websub", "retry"): ["1"],
     ("websub", "publish"): ["https://example.org/topic", "hello"],
     ("import", "baetyl"): ["missing-service.yml", "--dry-run"],
+    ("import", "dff"): ["missing-folder", "--dry-run"],
     ("tasks",): [],
     ("tasks", "show"): ["notask"],
     ("tasks", "dead"): [],

@@ -92,7 +92,7 @@ def test_every_command_refuses_a_misspelt_variable(
     _project(tmp_path / "proj")
     env = _clean_env(FNHUB_PROCESES="2", FNHUB_PROJECT_DIR=str(tmp_path / "proj"))
     for path, args in all_commands().items():
-        if path == ("import", "baetyl"):
+        if path in (("import", "baetyl"), ("import", "dff")):
             continue  # converts files into a project folder; reads no settings
         result = runner.invoke(app, [*path, *args], env=env)
         assert result.exit_code == 2, (path, result.output, result.exception)
@@ -199,7 +199,7 @@ def test_no_command_writes_files_outside_a_project(
     empty.mkdir()
     monkeypatch.chdir(empty)
     env = _clean_env()
-    works_anywhere = {("settings",), ("import", "baetyl")}
+    works_anywhere = {("settings",), ("import", "baetyl"), ("import", "dff")}
     for path, args in all_commands().items():
         if path == ("init",):
             continue  # makes a project: that is its job

@@ -156,3 +156,16 @@ def result_for(task: Task, status: Status, **fields: Any) -> TaskResult:
         meta=task.meta,
         **fields,
     )
+
+
+def expired_result(task: Task, at: float) -> TaskResult:
+    """The outcome of a task found past its expiry when its turn came (`at`): never run."""
+    return result_for(
+        task,
+        Status.EXPIRED,
+        start_time=at,
+        end_time=at,
+        error_type="TaskExpired",
+        error_message=f"task waited {at - task.trigger_time:.3f}s in the queue, "
+        "past its expiry; it was not run",
+    )

@@ -26,7 +26,7 @@ from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.node.host import Gone, HostProcess, encode_frame, from_wire
 from fnhub.node.locate import find_node
-from fnhub.tasks import Status, Task, TaskResult, result_for
+from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for
 
 log = logging.getLogger(__name__)
 
@@ -365,15 +365,7 @@ class NodeExecutor:
         else:
             self.quick.pop(task.function, None)
         if frame.get("e"):
-            return result_for(
-                task,
-                Status.EXPIRED,
-                start_time=start,
-                end_time=start,
-                error_type="TaskExpired",
-                error_message=f"task waited {start - task.trigger_time:.3f}s in the queue, "
-                "past its expiry; it was not run",
-            )
+            return expired_result(task, start)
         if frame["ok"]:
             return result_for(
                 task,

@@ -28,7 +28,7 @@ from fnhub.dff import variables as dff_variables
 from fnhub.envs.masking import guard_process, mask_result
 from fnhub.response import Response
 from fnhub.runtime import current_task
-from fnhub.tasks import Status, Task, TaskResult, result_for
+from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for
 from fnhub.worker.loader import JsFunction, ScriptLoadError, UnknownFunction, WorkerScripts
 
 if TYPE_CHECKING:
@@ -171,15 +171,7 @@ class Executor:
             return self.node.run_ahead(task)
         start = time.time()
         if task.expires_at is not None and start > task.expires_at:
-            return result_for(
-                task,
-                Status.EXPIRED,
-                start_time=start,
-                end_time=start,
-                error_type="TaskExpired",
-                error_message=f"task waited {start - task.trigger_time:.3f}s in the queue, "
-                "past its expiry; it was not run",
-            )
+            return expired_result(task, start)
         try:
             js = self.scripts.javascript(task.function, task.version)
             if js is not None:

@@ -23,7 +23,7 @@ from multiprocessing.process import BaseProcess
 
 from fnhub.config import Settings
 from fnhub.parent_death import die_with_parent
-from fnhub.supervised import RestartCounter, start_thread
+from fnhub.supervised import RestartCounter, end_process, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,7 @@ class ServeWorker:
 
     def _end(self, process: BaseProcess) -> None:
         """SIGTERM: its running tasks get the grace period; then SIGKILL."""
-        if not process.is_alive():
-            return
-        process.terminate()
-        process.join(self.settings.shutdown_grace_seconds + 10)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        end_process(process, self.settings.shutdown_grace_seconds)
 
     def stop(self) -> None:
         """Stop the supervisor (after its grace period) and wait for it."""

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import redis
@@ -215,3 +216,15 @@ def start_thread(
     )
     thread.start()
     return thread
+
+
+def end_process(process: BaseProcess, grace: float) -> None:
+    """SIGTERM a supervised child process, give it `grace` (+10 s) to finish what it runs,
+    then SIGKILL it; returns once it is gone."""
+    if not process.is_alive():
+        return
+    process.terminate()
+    process.join(grace + 10)
+    if process.is_alive():
+        process.kill()
+        process.join()

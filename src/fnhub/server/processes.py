@@ -34,7 +34,7 @@ from multiprocessing.process import BaseProcess
 
 from fnhub.config import Settings
 from fnhub.parent_death import die_with_parent
-from fnhub.supervised import RestartCounter, start_thread, thread_counter
+from fnhub.supervised import RestartCounter, end_process, start_thread, thread_counter
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +171,7 @@ class HttpProcesses:
     def _end(self, process: BaseProcess) -> None:
         """SIGTERM: it stops accepting and finishes its requests within the grace; then
         SIGKILL."""
-        if not process.is_alive():
-            return
-        process.terminate()
-        process.join(self.settings.shutdown_grace_seconds + 10)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        end_process(process, self.settings.shutdown_grace_seconds)
 
     def stop_soon(self) -> None:
         """Have `run()` stop them all (from any thread)."""

@@ -27,7 +27,7 @@ from tests.project_cli import (
 )
 
 from fnhub.bootstrap import open_services
-from fnhub.config import load_settings
+from fnhub.config import Settings, load_settings
 from fnhub.features import FEATURES
 from fnhub.project import apply_project
 from fnhub.server.models import Endpoint
@@ -150,6 +150,76 @@ def test_apply_reports_every_section_and_says_no_server_picked_it_up(shared):
     # the token came from the environment and is stored sealed, never in clear
     assert rows["orders"].auth["token"].startswith("enc:v1:")
     assert "orders-secret-1" not in json.dumps(rows["orders"].auth)
+
+
+def test_what_the_file_no_longer_declares_is_removed_and_a_used_connector_is_kept(shared):
+    project, env = shared
+    assert fnhub("apply", cwd=project, env=env).returncode == 0
+    with_api_made = open_services(_settings_of(project, env))
+    try:
+        from fnhub.subscriptions.area import save_subscription
+
+        # made through the API (not provisioned): it keeps `bus` in use
+        save_subscription(
+            with_api_made.db,
+            with_api_made.settings,
+            "by-hand",
+            {"connector": "bus", "topics": ["t-by-hand"], "function": "shop.echo"},
+            actor="test",
+        )
+    finally:
+        with_api_made.close()
+
+    # connectors and subscriptions dropped, cron jobs' section left out altogether
+    (project / "fnhub.yaml").write_text(
+        PROJECT.split("cron_jobs:")[0].split("connectors:")[0]
+        + "endpoints:"
+        + PROJECT.split("endpoints:")[1]
+    )
+    refused = fnhub("apply", cwd=project, env=env)
+    assert refused.returncode == 1
+    assert "connector 'bus' is no longer declared, but subscription 'by-hand'" in refused.stderr
+    # its section was refused whole (sections are applied one by one: the cron job, applied
+    # before it, is already gone)
+    assert _names(project, "subscriptions") == {"orders-in", "by-hand"}
+    assert _names(project, "connectors") == {"bus"}
+
+    services = open_services(_settings_of(project, env))
+    try:
+        from fnhub.subscriptions.area import remove_subscription
+
+        remove_subscription(services.db, "by-hand", actor="test")
+    finally:
+        services.close()
+    done = fnhub("apply", cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "connectors: 1 removed (bus)" in done.stdout
+    assert "subscriptions: 1 removed (orders-in)" in done.stdout
+    assert "envs:" not in done.stdout  # never declared, nothing removed: no line
+    assert _names(project, "connectors") == set()
+    assert _names(project, "subscriptions") == set()
+    assert _names(project, "cron_jobs") == set()
+
+
+def _settings_of(project: Path, env: dict[str, str]) -> Settings:
+    """The settings `fnhub apply` sees with `env` (shared_redis_env's variables)."""
+    return load_settings(
+        project,
+        redis_url=env["FNHUB_REDIS_URL"],
+        key_prefix=env["FNHUB_KEY_PREFIX"],
+        db_url=env["FNHUB_DB_URL"],
+    )
+
+
+def _names(project: Path, table: str) -> set[str]:
+    from sqlalchemy import text
+
+    db = Database(f"sqlite:///{project / 'fnhub.db'}")
+    column = "id" if table == "cron_jobs" else "name"
+    with db.session() as session:
+        names = {r[0] for r in session.execute(text(f"SELECT {column} FROM {table}"))}
+    db.dispose()
+    return names
 
 
 def test_a_secret_from_an_unset_variable_is_refused_naming_where(shared):

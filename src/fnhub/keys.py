@@ -123,6 +123,12 @@ class Keys:
         return f"{self.prefix}:project:rev"
 
     @property
+    def project_sections(self) -> str:
+        """Set of the `fnhub.yaml` sections the last apply declared: a later apply without one
+        of them applies it as empty, removing what it provisioned."""
+        return f"{self.prefix}:project:sections"
+
+    @property
     def servers(self) -> str:
         """Hash server id → JSON {host, pid, url, started, beat, project_rev}: the HTTP servers
         announcing themselves (a beat every second), so `fnhub apply` knows who picked it up."""

@@ -138,8 +138,22 @@ def apply_project(
     }
     published, removed = publish_scripts(settings, store)
     changes: list[SectionChanges] = []
-    for section in _in_order(list(sections), features):
-        done = appliers[section](settings, sections[section])
+    # a section an earlier apply declared and the file now leaves out is applied as empty: what
+    # it provisioned is removed (reported only when something was)
+    declared_before = {
+        s.decode() if isinstance(s, bytes) else s
+        for s in store.redis.smembers(store.keys.project_sections)
+    }
+    dropped = [name for name in appliers if name in declared_before and name not in sections]
+    for section in _in_order([*sections, *dropped], features):
+        done = appliers[section](settings, sections.get(section))
+        if section in dropped and (done is None or not done.changed):
+            continue
         changes.append(done if done is not None else SectionChanges(section, counted=False))
+    with store.redis.pipeline() as pipe:
+        pipe.delete(store.keys.project_sections)
+        if sections:
+            pipe.sadd(store.keys.project_sections, *sections)
+        pipe.execute()
     revision = int(bump(store.redis, store.keys.project_revision))
     return ApplyReport(published, removed, changes, revision)

@@ -43,10 +43,12 @@ def save_connector(
     settings: dict[str, Any],
     actor: str,
     validate: Validate,
+    provisioned: bool | None = None,
 ) -> tuple[Connector, dict[str, Any] | None, dict[str, Any]]:
     """Create or replace connector `name` in `session`'s transaction. Secret fields sent as the
     mask keep their stored value; `validate` sees the settings as they will be used. Returns the
-    row and its audited state before (None: created) and after."""
+    row and its audited state before (None: created) and after. `provisioned` (None: as it was)
+    marks it as `fnhub.yaml`'s."""
     row = session.get(Connector, name)
     before = connector_state(row, box) if row is not None else None
     sealed = box.seal(settings, row.settings if row is not None else None)
@@ -59,6 +61,8 @@ def save_connector(
     row.description = description
     row.settings = sealed
     row.updated_at = now
+    if provisioned is not None:
+        row.provisioned = provisioned
     after = connector_state(row, box)
     action = "connector.update" if before is not None else "connector.create"
     audit.record(session, actor, action, f"connector:{name}", before, after)

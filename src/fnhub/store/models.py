@@ -146,5 +146,7 @@ class Connector(Base):
     type: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text, default="")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: declared in fnhub.yaml: `fnhub apply` removes it once the file no longer declares it
+    provisioned: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
     updated_at: Mapped[float] = mapped_column(Double, default=time.time)

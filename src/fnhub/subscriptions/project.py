@@ -4,15 +4,24 @@ connectors:
   plant: {type: mqtt, settings: {host: 127.0.0.1, port: 1883}}
 subscriptions:
   temps: {connector: plant, topics: ["sensors/+/temp"], function: sensors.on_temp}
+
+Applying makes the provisioned connectors and subscriptions exactly the declared ones (those
+made through the API or CLI stay): one the file no longer declares is removed. A connector the
+file drops while a subscription that stays still uses it is refused, naming that subscription.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fnhub.config import Settings
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fnhub.config import Settings, load_project_file
 from fnhub.project import Change, SectionChanges
 from fnhub.store.db import Database
+from fnhub.store.models import Connector
+from fnhub.subscriptions.models import Subscription
 
 
 def _db(settings: Settings) -> Database:
@@ -29,8 +38,10 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
     from fnhub import audit
     from fnhub.connectors import validate_settings
     from fnhub.secret_box import SecretBox, resolve_secret_key
-    from fnhub.store.connectors import save_connector
+    from fnhub.store.connectors import delete_connector, save_connector
 
+    if value is None:
+        value = {}
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `connectors` must map names to {type, settings}")
     box = SecretBox(resolve_secret_key(settings))
@@ -51,10 +62,14 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
                         settings=spec.get("settings") or {},
                         actor=audit.PROJECT,
                         validate=validate_settings,
+                        provisioned=True,
                     )
                 except ValueError as exc:
                     raise ValueError(f"fnhub.yaml: connector {name!r}: {exc}") from None
                 changes.add(name, _change(before, after))
+            for name in _dropped_connectors(session, settings, set(value)):
+                delete_connector(session, box, name, actor=audit.PROJECT)
+                changes.removed.append(name)
     finally:
         db.dispose()
     _bump(settings)
@@ -63,14 +78,21 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
 
 def apply_subscriptions(settings: Settings, value: Any) -> SectionChanges:
     from fnhub import audit
-    from fnhub.subscriptions.area import save_subscription, subscription_out
-    from fnhub.subscriptions.models import Subscription
+    from fnhub.subscriptions.area import remove_subscription, save_subscription, subscription_out
 
+    if value is None:
+        value = {}
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `subscriptions` must map names to definitions")
     changes = SectionChanges("subscriptions")
     db = _db(settings)
     try:
+        # dropped ones go first: the cycle check of the declared ones must not see them
+        with db.session() as session:
+            dropped = _provisioned(session, Subscription) - set(value)
+        for name in sorted(dropped):
+            if remove_subscription(db, name, actor=audit.PROJECT):
+                changes.removed.append(name)
         for name, data in value.items():
             with db.session() as session:
                 row = session.get(Subscription, name)
@@ -83,6 +105,49 @@ def apply_subscriptions(settings: Settings, value: Any) -> SectionChanges:
         db.dispose()
     _bump(settings)
     return changes
+
+
+def _provisioned(session: Session, model: type[Connector] | type[Subscription]) -> set[str]:
+    return set(session.execute(select(model.name).where(model.provisioned.is_(True))).scalars())
+
+
+def _dropped_connectors(session: Session, settings: Settings, declared: set[str]) -> list[str]:
+    """Provisioned connectors the file no longer declares, once no subscription that stays
+    (declared in the file, or made through the API) uses them; raises naming such a user."""
+    dropped = _provisioned(session, Connector) - declared
+    if not dropped:
+        return []
+    declared_subs = load_project_file(settings.project_dir).get("subscriptions") or {}
+    staying = [(str(name), data) for name, data in declared_subs.items() if isinstance(data, dict)]
+    api_made = select(Subscription).where(Subscription.provisioned.is_(False))
+    staying += [
+        (
+            row.name,
+            {
+                "connector": row.connector,
+                "publish": row.publish,
+                "error_publish": row.error_publish,
+            },
+        )
+        for row in session.execute(api_made).scalars()
+    ]
+    for name, data in staying:
+        for connector in _connectors_used(data):
+            if connector in dropped:
+                raise ValueError(
+                    f"fnhub.yaml: connector {connector!r} is no longer declared, but subscription"
+                    f" {name!r} still uses it; remove or change that subscription too"
+                )
+    return sorted(dropped)
+
+
+def _connectors_used(data: dict[str, Any]) -> set[str]:
+    """The connectors a subscription definition reads from or publishes to."""
+    used = {data.get("connector")}
+    for target in ("publish", "error_publish"):
+        if isinstance(data.get(target), dict):
+            used.add(data[target].get("connector"))
+    return {c for c in used if isinstance(c, str)}
 
 
 def _change(before: dict[str, Any] | None, after: dict[str, Any]) -> Change:

@@ -87,6 +87,7 @@ def test_connector_secrets_are_encrypted_and_never_returned(stack: Stack) -> Non
             r = c.put("/api/v1/connectors/cache-redis", json=spec)
         assert r.status_code == 200, r.text
         assert r.json()["settings"]["password"] == "********"
+        assert r.json()["provisioned"] is False  # made through the API: apply leaves it alone
         assert "hunter2" not in c.get("/api/v1/connectors").text
     engine = sa.create_engine(stack.env["FNHUB_DB_URL"])
     with engine.connect() as conn:

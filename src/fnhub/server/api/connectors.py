@@ -41,6 +41,7 @@ class ConnectorOut(BaseModel):
     type: str
     description: str
     settings: dict[str, Any]
+    provisioned: bool = Field(description="declared in fnhub.yaml: `fnhub apply` owns it")
     created_at: float
     updated_at: float
 
@@ -69,6 +70,7 @@ def _out(row: Connector) -> dict[str, Any]:
         "type": row.type,
         "description": row.description,
         "settings": masked(row.settings),
+        "provisioned": row.provisioned,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }

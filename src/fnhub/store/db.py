@@ -6,12 +6,13 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: the migration lock: PostgreSQL's advisory lock key (any fixed 64-bit number), MySQL's name
@@ -66,6 +67,8 @@ class Database:
         return self.sessions()
 
     def alembic_config(self) -> Config:
+        from alembic.config import Config  # a third of a CLI command's start-up: only when used
+
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["engine"] = self.engine
@@ -75,6 +78,8 @@ class Database:
         """Bring the schema to the newest, one process at a time: roles started together on a
         new database (server, beat, worker's recorder) would otherwise race to create the same
         tables, and all but one fail."""
+        from alembic import command
+
         with self._migration_lock():
             command.upgrade(self.alembic_config(), "heads")
 

@@ -18,14 +18,15 @@
 # 3. The HEALTHCHECK command entered into each "container" (as `docker exec` would); a cluster
 #    round trip: `fnhub apply` (the compose `apply` service) of a project with a Python and a
 #    JavaScript function and a cron job every second, calls through both servers' HTTP API,
-#    cron ticks counted once each; then HEALTHCHECK must fail once a worker is killed.
+#    cron ticks counted once each; `fnhub serve` from the same image (embedded Redis, SQLite);
+#    HEALTHCHECK must fail while a worker or a server hangs (SIGSTOP); SIGTERM stops every role.
 # Prints one line per check, `ok` or `FAIL`, and exits non-zero on any failure.
 
 set -euo pipefail
 
 if [[ ${1:-} != --inner && ${1:-} != --runtime ]]; then
     [[ $(id -u) == 0 ]] || { echo "run as root (namespaces, a user)" >&2; exit 2; }
-    REPO=$(cd "$(dirname "$0")/.." && pwd)
+    REPO=${REPO:-$(cd "$(dirname "$0")/.." && pwd)}
     WORK=$(mktemp -d /tmp/fnhub-deploy-check.XXXXXX)
     chmod 755 "$WORK"
     created_user=0
@@ -205,15 +206,22 @@ check "server-2 (8091): sync call of a JavaScript function" call 8091 hello_js.g
 sleep 12  # cron ticks every second meanwhile, two beats competing
 records=$(curl -sf -m 10 -H "Authorization: Bearer $KEY" \
     "http://127.0.0.1:8090/api/v1/tasks?function=hello.tick&limit=500" || echo '{}')
-python3.11 - "$records" >>"$WORK/checks.log" 2>&1 <<'EOF' && ok "cron: ticks ran once each, none doubled (records of hello.tick)" || fail "cron ticks"
+python3.11 - "$records" >>"$WORK/checks.log" 2>&1 <<'EOF' && ok "cron: every tick ran once, none doubled or missing (records of hello.tick)" || fail "cron ticks"
 import json, sys
 page = json.loads(sys.argv[1])
 items = page.get("items", page if isinstance(page, list) else [])
 ticks = [round(t["trigger_time"]) for t in items if t.get("origin") == "cron"]
-print("cron records", len(ticks), "distinct seconds", len(set(ticks)))
+print("cron records", len(ticks), "distinct seconds", len(set(ticks)), "span", max(ticks) - min(ticks) + 1)
 assert len(ticks) >= 5, ticks
 assert len(ticks) == len(set(ticks)), "a tick ran twice"
+assert len(ticks) == max(ticks) - min(ticks) + 1, "a tick is missing"
 EOF
+
+# --- `fnhub serve` from the same image: embedded Redis and SQLite in its data folder ----------
+container serve FNHUB_PROJECT_DIR=/var/lib/project -- serve --port 8092 --processes 1
+if healthy_within serve 180; then ok "serve: HEALTHCHECK passes"; else fail "serve: HEALTHCHECK"; fi
+check "serve: /readyz answers 200 (its Redis, database and worker)" \
+    curl -sf -m 10 http://127.0.0.1:8092/readyz
 
 # --- what a role may write: only its data folder and /tmp (compose: read_only + tmpfs /tmp) ---
 check "no file owned by fnhub outside the data folders, /tmp and /dev/shm" sh -c \
@@ -241,10 +249,10 @@ done
 
 wait_exit() { for _ in $(seq 60); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.5; done; return 1; }
 # --- stop: SIGTERM to each PID 1 (docker stop), every role exits by itself within 30 s ------
-for name in server-1 server-2 worker-1 worker-2 beat-1 beat-2; do
+for name in server-1 server-2 worker-1 worker-2 beat-1 beat-2 serve; do
     kill -TERM "${INIT_PID[$name]}" 2>/dev/null || true
 done
-for name in server-1 server-2 worker-1 worker-2 beat-1 beat-2; do
+for name in server-1 server-2 worker-1 worker-2 beat-1 beat-2 serve; do
     check "$name: SIGTERM to PID 1 stops it" wait_exit "${INIT_PID[$name]}"
 done
 as_fnhub pg_ctl -D "$WORK/pg/data" -m fast stop >/dev/null

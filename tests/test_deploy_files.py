@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from tests.conftest import free_port, wait_for
 from typer.testing import CliRunner
@@ -202,7 +203,7 @@ def run_check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
         env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)},
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
     )
 
 
@@ -219,39 +220,53 @@ def start_role(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[b
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
-        process.wait(20)
+        process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
 
 
-def test_healthcheck_follows_a_real_server(settings: Settings, tmp_path: Path) -> None:
+@pytest.fixture
+def role_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The roles' environment, also set in this process so `healthcheck.main` polls cheaply
+    (the subprocess runs prove the `python -m` path)."""
     env = role_env(settings)
-    port = free_port()
-    down = run_check(env, "server", "--port", str(port))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.mark.timeout(300)  # a role's start-up takes a minute on a loaded 2-core machine
+def test_healthcheck_follows_a_real_server(role_settings: dict[str, str], tmp_path: Path) -> None:
+    port = str(free_port())
+    down = run_check(role_settings, "server", "--port", port)
     assert down.returncode == 1 and "unhealthy" in down.stderr
-    server = start_role(env, tmp_path, "server", "--port", str(port))
+    server = start_role(role_settings, tmp_path, "server", "--port", port)
     try:
-        wait_for(lambda: run_check(env, "server", "--port", str(port)).returncode == 0, 60)
+        wait_for(lambda: healthcheck.main(["server", "--port", port]) == 0, 120, 0.5)
+        assert run_check(role_settings, "server", "--port", port).returncode == 0
     finally:
         stop(server)
-    assert run_check(env, "server", "--port", str(port)).returncode == 1
+    assert healthcheck.main(["server", "--port", port]) == 1
 
 
-def test_healthcheck_follows_a_real_worker_and_beat(settings: Settings, tmp_path: Path) -> None:
-    env = role_env(settings)
-    assert run_check(env, "worker").returncode == 1
-    assert "no beat holds" in run_check(env, "beat").stderr
-    worker = start_role(env, tmp_path, "worker", "--processes", "1")
-    beat = start_role(env, tmp_path, "beat")
+@pytest.mark.timeout(300)
+def test_healthcheck_follows_a_real_worker_and_beat(
+    role_settings: dict[str, str], tmp_path: Path
+) -> None:
+    assert healthcheck.main(["worker"]) == 1
+    assert "no beat holds" in run_check(role_settings, "beat").stderr
+    worker = start_role(role_settings, tmp_path, "worker", "--processes", "1")
+    beat = start_role(role_settings, tmp_path, "beat")
     try:
-        wait_for(lambda: run_check(env, "worker").returncode == 0, 60)
-        wait_for(lambda: run_check(env, "beat").returncode == 0, 60)
+        wait_for(lambda: healthcheck.main(["worker"]) == 0, 120, 0.5)
+        wait_for(lambda: healthcheck.main(["beat"]) == 0, 120, 0.5)
+        assert run_check(role_settings, "worker").returncode == 0
     finally:
         stop(worker)
         stop(beat)
-    wait_for(lambda: run_check(env, "worker").returncode == 1, 30)  # its heartbeat lapsed
-    assert run_check(env, "beat").returncode == 1  # a stopping beat resigns its lease
+    wait_for(lambda: healthcheck.main(["worker"]) == 1, 30, 0.5)  # its heartbeat lapsed
+    assert healthcheck.main(["beat"]) == 1  # a stopping beat resigns its lease
 
 
 def test_healthcheck_without_a_role_is_unhealthy() -> None:

@@ -32,8 +32,8 @@ The CPU columns are microseconds of CPU per message: the consumer (FastStream's 
 Dramatiq's or Celery's process tree, fnhub's worker tree), fnhub's server, the bench process where
 it enqueues (queue group), and the broker (Redis, or Tansu). Every fnhub row carries its ratio to
 each peer of its group: the median over rounds of that round's ratio. `--only fnhub` skips the
-peers (a quick check that the runners work). Writes bench/results/peers.json. The peers come from
-the `bench` extra of pyproject.toml.
+peers (a quick check that the runners work; a drain needs a few thousand messages to time).
+Writes bench/results/peers.json. The peers come from the `bench` extra of pyproject.toml.
 """
 
 from __future__ import annotations
@@ -325,6 +325,11 @@ def faststream_rate(
         if mode != "ack_first":  # at-least-once: check the acks are in
             _wait(lambda: _acked(kind, port, topic, WARM + n), 10, f"FastStream {kind} acks")
         drained = c1 - c0
+        if drained < n // 2:  # the count moves once per batch
+            raise RuntimeError(
+                f"{c0 - WARM} of {n} messages were handled before the clock "
+                "started: too few messages to time a drain"
+            )
         return {
             "msgs_per_s": drained / elapsed,
             "cpu_us_consumer": (cpu1[0] - cpu0[0]) / drained * 1e6,
@@ -460,8 +465,9 @@ def main() -> None:
             kafka = sub.start_broker("kafka", tmp)
         for r in range(args.rounds):
             for g, rows in groups.items():
-                port, pid = (kafka[1], kafka[0].pid if kafka[0] else None) if g == "kafka" else (
-                    None, None)  # fmt: skip
+                port, pid = (
+                    (kafka[1], kafka[0].pid if kafka[0] else None) if g == "kafka" else (None, None)
+                )
                 for key, label, _kind in rows if r % 2 == 0 else rows[::-1]:
                     figures = measure(g, key, n, port, pid)
                     runs[(g, key)].append(figures)

@@ -547,6 +547,11 @@ def fnhub_rate(
                 time.sleep(0.002)
             elapsed, cpu1 = time.perf_counter() - t0, cpu_now()
             drained = warm + n - c0
+            if drained < n // 2:  # fnhub's counter moves once per settled batch
+                raise RuntimeError(
+                    f"{c0 - warm} of {n} messages were done before the clock "
+                    "started: too few messages to time a drain"
+                )
             return {"msgs_per_s": drained / elapsed} | per_message(cpu0, cpu1, drained)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # subscribed and connected

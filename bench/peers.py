@@ -179,7 +179,8 @@ def _task_peer(
             proc.wait()
         sys.path.remove(str(tmp))
         sys.modules.pop(module_name, None)
-        keys = list(r.scan_iter(match=f"{ns}*", count=1000))
+        # kombu also keeps each queue's exchange binding under a key of its own
+        keys = [k for m in (ns, f"_kombu.binding.{ns}") for k in r.scan_iter(match=f"{m}*")]
         if keys:
             r.delete(*keys)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,6 +24,9 @@ NATS (JetStream, a stream per run) and RabbitMQ (an exchange and a queue per run
 machine's, on 4222 and 5672. Their raw loops are nats-py pulling a durable consumer with an
 explicit ack per message, and aio-pika consuming with manual acks and prefetch = 500, timed
 like the fnhub rows (and MQTT's raw loop) from the first publish of the burst to the last ack.
+MQTT's raw loop (paho, QoS 1, a manual PUBACK after each call) has its publisher in a process of
+its own, as the fnhub rows have (their subscriber is fnhub's server), so its ceiling is the
+broker's and not that of one interpreter both publishing and consuming.
 Writes bench/results/subscribe.json.
 """
 
@@ -38,6 +41,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -166,12 +170,20 @@ def raw_mqtt(n: int, port: int) -> float:
     sub.connect("127.0.0.1", port)
     sub.subscribe("raw/#", qos=1)
     sub.loop_start()
-    time.sleep(0.3)
+    # the publisher is a process of its own (as it is for the fnhub rows, whose subscriber is
+    # fnhub's server): sharing this one's interpreter, it would set the ceiling, not the broker
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Event(), context.Event()
+    publisher = context.Process(target=mqtt_publish, args=(port, "raw/x", n, ready, go))
+    publisher.start()
+    if not ready.wait(60):  # the publisher is connected and waits for `go`
+        raise RuntimeError("the MQTT publisher process did not connect")
     t0 = time.perf_counter()
-    mqtt_publish(port, "raw/x", n)
+    go.set()
     while got < n:
         time.sleep(0.01)
     elapsed = time.perf_counter() - t0
+    publisher.join(30)
     sub.loop_stop()
     return n / elapsed
 
@@ -366,7 +378,9 @@ def _fill_stream(stream: str, n: int) -> None:
         pipe.execute()
 
 
-def mqtt_publish(port: int, topic: str, n: int) -> None:
+def mqtt_publish(port: int, topic: str, n: int, ready: Any = None, go: Any = None) -> None:
+    """Publish n QoS 1 messages and wait for their PUBACKs; in a process of its own, it sets
+    the event `ready` once connected and waits for `go` before the first publish."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -374,6 +388,9 @@ def mqtt_publish(port: int, topic: str, n: int) -> None:
     pub.max_inflight_messages_set(1000)
     pub.connect("127.0.0.1", port)
     pub.loop_start()
+    if ready is not None and go is not None:
+        ready.set()
+        go.wait(60)
     infos = [pub.publish(topic, f"m{i}".encode(), qos=1) for i in range(n)]
     for info in infos:
         info.wait_for_publish(60)
@@ -410,13 +427,19 @@ def fnhub_rate(
     window: int | None = None,
     serve: bool = False,
     record_limit: int | None = None,
+    extra_cpu: dict[str, int] | None = None,
+    backlog: bool = False,
 ) -> dict[str, float]:
     """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
     `src`), as bench/subscribe_ab.py does; `window` is the subscription's. `serve` runs
     `fnhub serve` on its embedded defaults (Valkey with append-only persistence on a unix
     socket, SQLite; the worker and the server in one process tree, 2 worker processes) instead
     of `fnhub worker` and `fnhub server` on the machine's Redis; its CPU is then one figure,
-    `cpu_us_serve`, its Valkey included."""
+    `cpu_us_serve`, its Valkey included. `extra_cpu` names other processes (the broker) whose
+    CPU per message is reported as `cpu_us_<name>`. `backlog` (Redis Streams and Kafka)
+    publishes the warm-up and the burst before fnhub starts and times the drain: from the first
+    reading of fnhub's counter past the warm-up to the last message, the rate over the messages
+    finished in between (as bench/peers.py times FastStream)."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -438,6 +461,10 @@ def fnhub_rate(
     }[kind]
     if kind == "nats":
         nats_stream(topic)
+    warm = 20  # messages that warm up the workers' module cache before the timed burst
+    if backlog:
+        assert kind in ("redis", "kafka"), "a backlog needs a broker that keeps it"
+        send(kind, port, topic, warm + n)
     subscription = {
         "connector": "c",
         "topics": [topic],
@@ -496,7 +523,36 @@ def fnhub_rate(
             raise RuntimeError(f"{failed} handler task(s) did not succeed")
         return int(stats.get(b"n|sub|success", 0))
 
+    redis_cpu = _queue_bench().redis_cpu
+
+    def cpu_now() -> dict[str, float]:
+        return (
+            {role: _cpu(proc.pid) for role, proc in procs.items()}
+            | {"redis": redis_cpu(machine)}
+            | {name: _cpu(pid) for name, pid in (extra_cpu or {}).items()}
+        )
+
+    def per_message(cpu0: dict[str, float], cpu1: dict[str, float], count: int) -> dict:
+        return {f"cpu_us_{role}": (cpu1[role] - cpu0[role]) / count * 1e6 for role in cpu0}
+
     try:
+        if backlog:
+            deadline = time.monotonic() + 120
+            while (c0 := finished()) < warm:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the backlog's warm-up was not drained in 120 s")
+                time.sleep(0.002)
+            cpu0, t0 = cpu_now(), time.perf_counter()
+            while finished() < warm + n:
+                time.sleep(0.002)
+            elapsed, cpu1 = time.perf_counter() - t0, cpu_now()
+            drained = warm + n - c0
+            if drained < n // 2:  # fnhub's counter moves once per settled batch
+                raise RuntimeError(
+                    f"{c0 - warm} of {n} messages were done before the clock "
+                    "started: too few messages to time a drain"
+                )
+            return {"msgs_per_s": drained / elapsed} | per_message(cpu0, cpu1, drained)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # subscribed and connected
             try:
@@ -507,27 +563,16 @@ def fnhub_rate(
                 break
             time.sleep(0.1)
         # warm up the workers' module cache with a few messages
-        warm = 20
         send(kind, port, topic, warm)
         while finished() < warm:
             time.sleep(0.05)
-        redis_cpu = _queue_bench().redis_cpu
-
-        def cpu_now() -> dict[str, float]:
-            return {role: _cpu(proc.pid) for role, proc in procs.items()} | {
-                "redis": redis_cpu(machine)
-            }
-
         cpu0 = cpu_now()
         t0 = time.perf_counter()
         send(kind, port, topic, n)
         while finished() < warm + n:
             time.sleep(0.02)
         rate = n / (time.perf_counter() - t0)
-        cpu1 = cpu_now()
-        return {"msgs_per_s": rate} | {
-            f"cpu_us_{role}": (cpu1[role] - cpu0[role]) / n * 1e6 for role in cpu0
-        }
+        return {"msgs_per_s": rate} | per_message(cpu0, cpu_now(), n)
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import CRASH_ONCE, call_ok, wait_for
 
 from fnhub.calling.errors import CallError
-from fnhub.queue import add_enqueue
+from fnhub.keys import WORKER_GROUP
+from fnhub.queue import add_enqueue, ensure_groups
 from fnhub.tasks import Task, decode_task
 
 SCRIPT = (
@@ -328,3 +329,60 @@ def _call_quietly(client):
     except CallError:
         return None
     return result if result.status == "success" else None
+
+
+def test_a_dead_workers_tasks_on_every_queue_come_back_at_once(
+    client, publish, start_worker, services
+):
+    """A worker's child reads every queue under one consumer name. Once the worker is dead,
+    each queue's entries come back at the next reclaim pass: the reclaim lock is per queue and
+    consumer (it was per consumer, so the second queue waited 60 s for the first's lock to
+    lapse; found by bench/cluster.py, a worker killed under load)."""
+    publish({"demo": SCRIPT})
+    keys = services.keys
+    queues = ["sync", "async"]
+    ensure_groups(services.redis, keys, queues)
+    tasks = [client.submit("demo.echo", {"value": q}, wait=True, queue=q) for q in queues]
+    dead = "gone-1-abcdef.0.4242"  # worker "gone-1-abcdef" (never heartbeats), child 0, pid
+    for queue in queues:
+        assert services.redis.xreadgroup(WORKER_GROUP, dead, {keys.queue(queue): ">"}, count=10)
+    started = time.monotonic()
+    start_worker(queues=queues, processes=1)
+    for task in tasks:
+        result = client.wait(task.id, 30)
+        assert result is not None, f"task on {task.queue} not released"
+        assert result.status == "success"
+    assert time.monotonic() - started < 20
+
+
+def test_entries_delivered_by_a_read_whose_reply_was_lost_are_run(
+    client, publish, start_worker, services
+):
+    """A read whose reply never arrived (connection cut, timeout) left its entries pending
+    for the child's consumer, and nobody releases a live worker's entries: they waited until
+    the worker died (found by bench/cluster.py, a worker cut off from Redis for 8 s). A child
+    re-reads its own pending entries between batches, every few seconds and after a failed
+    read (redis-py may retry the read itself, unseen)."""
+    publish({"demo": SCRIPT})
+    keys = services.keys
+    start_worker(queues=["sync"], processes=1)
+    call_ok(client, "demo.echo", {"value": "first"})  # the child's consumer exists now
+
+    def consumer() -> str | None:
+        found = services.redis.xinfo_consumers(keys.queue("sync"), WORKER_GROUP)
+        return found[0]["name"].decode() if len(found) == 1 else None
+
+    name = wait_for(consumer)
+    child = int(name.rsplit(".", 1)[1])
+    os.kill(child, signal.SIGSTOP)  # its blocking read (0.5 s) ends while it cannot read more
+    try:
+        time.sleep(1)
+        task = client.submit("demo.echo", {"value": "lost reply"}, wait=True)
+        # what a read whose reply was lost leaves: the entry delivered to the child's consumer
+        assert services.redis.xreadgroup(WORKER_GROUP, name, {keys.queue("sync"): ">"}, count=9)
+    finally:
+        os.kill(child, signal.SIGCONT)
+    result = client.wait(task.id, 15)
+    assert result is not None, "the entry stayed pending for a live consumer"
+    assert result.status == "success"
+    assert result.result == "lost reply"

@@ -75,8 +75,10 @@ class Keys:
         """Key with a short TTL, refreshed by a live worker's heartbeat."""
         return f"{self.prefix}:worker:{worker_id}:alive"
 
-    def reclaim_lock(self, consumer: str) -> str:
-        return f"{self.prefix}:lock:reclaim:{consumer}"
+    def reclaim_lock(self, queue: str, consumer: str) -> str:
+        """One per queue and consumer: a worker's consumer names are the same on every queue,
+        and each queue's entries are released on their own."""
+        return f"{self.prefix}:lock:reclaim:{queue}:{consumer}"
 
     @property
     def scripts(self) -> str:

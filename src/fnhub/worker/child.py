@@ -46,7 +46,7 @@ from fnhub.queue import (
     ensure_groups,
 )
 from fnhub.redis_client import sync_redis
-from fnhub.redis_replies import as_streams
+from fnhub.redis_replies import as_pending_streams
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
@@ -111,6 +111,10 @@ class Slot:
             return None
         stream, _, entry_id = self.entry.value.decode().partition(" ")
         return Running(stream, entry_id, int(self.times[_INDEX]))
+
+
+#: how often a child re-reads its own pending entries (those of a read whose reply was lost)
+OWN_PENDING_SECONDS = 5.0
 
 
 def consumer_name(worker_id: str, slot: int, pid: int) -> str:
@@ -316,6 +320,13 @@ def child_main(
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
     streams: dict[KeyT, StreamIdT] = {keys.queue(q): ">" for q in queues}
+    # this consumer's own pending entries, re-read between batches (where it holds none)
+    # after a failed read and every OWN_PENDING_SECONDS: a read whose reply was lost
+    # (connection cut, timeout, and redis-py retrying the command unseen) left its entries
+    # delivered to us, and nobody else releases the entries of a live worker
+    own_pending: dict[KeyT, StreamIdT] = {keys.queue(q): "0" for q in queues}
+    recheck = False
+    check_own_at = time.monotonic() + OWN_PENDING_SECONDS
     backoff = Backoff(initial=0.1, cap=5.0)
     read_size = ReadSize(settings.prefetch)
     prefetch = Prefetch()
@@ -336,13 +347,19 @@ def child_main(
         while not stop.is_set() and os.getppid() == supervisor_pid:
             if os.getpid() != own_pid:  # a copy user code forked: only the child reads
                 os._exit(1)
+            own = recheck or time.monotonic() >= check_own_at
             try:
                 response = client.xreadgroup(
-                    WORKER_GROUP, consumer, streams, count=read_size.count, block=500
+                    WORKER_GROUP,
+                    consumer,
+                    own_pending if own else streams,
+                    count=read_size.count,
+                    block=None if own else 500,
                 )
                 backoff.reset()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("worker child %s cannot read the queue: %s", consumer, exc)
+                recheck = True
                 time.sleep(backoff.next())
                 continue
             except redis.ResponseError as exc:  # a queue stream or its group was deleted
@@ -354,9 +371,17 @@ def child_main(
                 continue
             started = time.monotonic()
             batch: list[Entry] = []
-            for raw_stream, entries in as_streams(response):
+            # (re-read pending entries come back without fields once deleted: skipped)
+            for raw_stream, entries in as_pending_streams(response):
                 stream = raw_stream.decode()
-                batch.extend((stream, raw_id.decode(), fields) for raw_id, fields in entries)
+                batch.extend(
+                    (stream, raw_id.decode(), fields)
+                    for raw_id, fields in entries
+                    if fields is not None
+                )
+            if own:
+                check_own_at = time.monotonic() + OWN_PENDING_SECONDS
+                recheck = recheck and bool(batch)  # until nothing of ours is left pending
             tasks = prefetch.fill(batch)
             while (item := prefetch.take()) is not None:
                 _run_item(executor, finisher, slot, prefetch, keys, item)

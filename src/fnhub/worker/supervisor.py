@@ -241,7 +241,9 @@ class Supervisor:
                     self.keys.worker_alive(worker_id)
                 ):
                     continue
-                if not lease.take(self.redis, self.keys.reclaim_lock(name), self.worker_id, 60):
+                if not lease.take(
+                    self.redis, self.keys.reclaim_lock(queue, name), self.worker_id, 60
+                ):
                     continue
                 log.warning("releasing tasks of dead consumer %s", name)
                 release_consumer(

@@ -1,0 +1,292 @@
+"""Traffic into the cluster at fixed rates, and what the functions marked as run.
+
+Each flow records when it sent each item and whether the broker or server accepted it (`sent`
+means: HTTP 202 with a task id, MQTT PUBACK, XADD's id, Kafka's ack); the functions append
+`kind id time` to one marks file per run, so what ran (and how often) is known apart from
+Redis, whatever a failover loses."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Flow:
+    kind: str
+    rate: float
+    sent: dict[str, float] = field(default_factory=dict)  # id → time sent (accepted only)
+    refused: list[float] = field(default_factory=list)  # times of sends not accepted
+    ok: list[tuple[float, float]] = field(default_factory=list)  # sync calls: (sent, answered)
+    answered: dict[str, float] = field(default_factory=dict)  # id → accepted at (HTTP answer)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accepted(self, ident: str, at: float) -> None:
+        with self.lock:
+            self.sent[ident] = at
+            self.answered[ident] = time.time()
+
+
+def paced(rate: float, stop: threading.Event) -> itertools.count[int]:
+    """Yields 0, 1, 2... at `rate` a second (sleeping between), until `stop`."""
+    started = time.monotonic()
+    for n in itertools.count():
+        if stop.is_set():
+            return
+        delay = started + n / rate - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+        yield n
+    raise AssertionError  # pragma: no cover
+
+
+class Load:
+    def __init__(
+        self,
+        servers: list[str],
+        token: str,
+        mqtt: str,
+        streams: str,
+        kafka: str | None,
+        rates: dict[str, float],
+    ) -> None:
+        self.servers = servers
+        self.token = token
+        self.mqtt, self.streams, self.kafka = mqtt, streams, kafka
+        self.stop = threading.Event()
+        self.flows = {k: Flow(k, r) for k, r in rates.items() if r and (k != "kafka" or kafka)}
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        runners: dict[str, Callable[[], None]] = {
+            "http": lambda: asyncio.run(self._http_async()),
+            "sync": lambda: asyncio.run(self._http_sync()),
+            "mqtt": self._mqtt,
+            "stream": self._stream,
+            "kafka": lambda: asyncio.run(self._kafka()),
+        }
+        for kind in self.flows:
+            thread = threading.Thread(target=runners[kind], name=f"load-{kind}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(15)
+
+    # -- HTTP ------------------------------------------------------------------------------
+    async def _post(self, clients: list, n: int, path: str, body: dict) -> tuple[int, dict] | None:
+        """POST to server n % 2, and to the other one if the first cannot be connected to
+        (what a load balancer does); None if no answer came."""
+        import httpx
+
+        for i in (n, n + 1):
+            try:
+                r = await clients[i % len(clients)].post(path, json=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                continue  # never reached the server: safe to send to the other one
+            except httpx.HTTPError:
+                return None  # it may have been taken: sending it again would run it twice
+            return r.status_code, (r.json() if r.content else {})
+        return None
+
+    def _clients(self, timeout: float) -> list:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return [
+            httpx.AsyncClient(base_url=u, timeout=timeout, headers=headers) for u in self.servers
+        ]
+
+    async def _requests(
+        self,
+        kind: str,
+        timeout: float,
+        out: int,
+        path: str,
+        body: Callable[[int], dict],
+        ok: Callable[[int, tuple], bool],
+    ) -> None:
+        """POST `body(n)` to `path` at the flow's rate, at most `out` requests at once; an
+        answer `ok(n, answer)` accepted counts as sent (or, for calls, as a success)."""
+        flow = self.flows[kind]
+        clients = self._clients(timeout)
+        gate = asyncio.Semaphore(out)
+
+        async def one(n: int) -> None:
+            try:
+                at = time.time()
+                answer = await self._post(clients, n, path, body(n))
+                if answer is None or not ok(n, answer):
+                    flow.refused.append(at)
+                elif kind == "sync":
+                    flow.ok.append((at, time.time()))
+                else:
+                    flow.accepted(f"h{n}", at)
+            finally:
+                gate.release()
+
+        tasks = set()
+        for n in paced(flow.rate, self.stop):
+            await gate.acquire()
+            task = asyncio.ensure_future(one(n))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+
+    async def _http_async(self) -> None:
+        await self._requests(
+            "http",
+            5,
+            64,
+            "/api/v1/functions/load.job/tasks",
+            lambda n: {"kwargs": {"n": f"h{n}"}},
+            lambda _n, answer: answer[0] == 202,
+        )
+
+    async def _http_sync(self) -> None:
+        await self._requests(
+            "sync",
+            10,
+            32,
+            "/api/v1/functions/load.add/call",
+            lambda n: {"kwargs": {"a": n, "b": 1}},
+            lambda n, answer: answer[0] == 200 and answer[1].get("result") == n + 1,
+        )
+
+    # -- brokers ---------------------------------------------------------------------------
+    def _mqtt(self) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        flow = self.flows["mqtt"]
+        pending: dict[int, tuple[str, float]] = {}  # mid → (id, sent at), until PUBACK
+        # PUBACKs come on paho's thread, which holds paho's lock: a lock of ours taken there
+        # and around publish() would deadlock, so the callback only appends (deque is safe)
+        acked: collections.deque[int] = collections.deque()
+        early: set[int] = set()  # PUBACKs seen before their publish() returned
+
+        def on_publish(_c: object, _u: object, mid: int, _rc: object, _p: object) -> None:
+            acked.append(mid)
+
+        def settle() -> None:
+            while acked:
+                mid = acked.popleft()
+                item = pending.pop(mid, None)
+                if item:
+                    flow.accepted(*item)
+                else:
+                    early.add(mid)
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="cluster-load", protocol=mqtt.MQTTv5
+        )
+        client.on_publish = on_publish
+        client.max_inflight_messages_set(1000)
+        client.reconnect_delay_set(0.2, 2)
+        client.connect(self.mqtt, 1883)
+        client.loop_start()
+        try:
+            for n in paced(flow.rate, self.stop):
+                at = time.time()
+                info = client.publish(f"load/{n % 4}", f"q{n}", qos=1)
+                if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    if info.mid in early:
+                        early.discard(info.mid)
+                        flow.accepted(f"q{n}", at)
+                    else:
+                        pending[info.mid] = (f"q{n}", at)
+                else:
+                    flow.refused.append(at)
+                settle()
+            time.sleep(3)  # PUBACKs of the last ones
+            settle()
+        finally:
+            client.loop_stop()
+            client.disconnect()
+            flow.refused.extend(at for _i, at in pending.values())
+
+    def _stream(self) -> None:
+        import redis
+
+        flow = self.flows["stream"]
+        client = redis.Redis(self.streams, 6379, socket_timeout=2, socket_connect_timeout=1)
+        for n in paced(flow.rate, self.stop):
+            at = time.time()
+            try:
+                client.xadd("load", {"data": f"s{n}"})
+                flow.accepted(f"s{n}", at)
+            except redis.RedisError:
+                flow.refused.append(at)
+
+    async def _kafka(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        flow = self.flows["kafka"]
+        producer = AIOKafkaProducer(
+            bootstrap_servers=f"{self.kafka}:9092", acks="all", request_timeout_ms=5000
+        )
+        await producer.start()
+        try:
+            for n in paced(flow.rate, self.stop):
+                at = time.time()
+                try:
+                    await asyncio.wait_for(producer.send_and_wait("load", f"k{n}".encode()), 5)
+                    flow.accepted(f"k{n}", at)
+                except Exception:  # noqa: BLE001 - any failure is a refused send
+                    flow.refused.append(at)
+        finally:
+            await producer.stop()
+
+
+KIND_OF_MARK = {"http": "http", "mqtt": "mqtt", "stream": "stream", "kafka": "kafka"}
+
+
+class Marks:
+    """The marks file read incrementally: every run of every id, with its time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.runs: dict[str, dict[str, list[float]]] = collections.defaultdict(
+            lambda: collections.defaultdict(list)
+        )
+
+    def read(self) -> None:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                self.runs[parts[0]][parts[1]].append(float(parts[2]))
+
+    def dump(self, path: Path, flows: dict[str, Flow]) -> None:
+        """Everything sent and run, for a closer look at a run (`--keep`)."""
+        import json
+
+        path.write_text(
+            json.dumps(
+                {
+                    "sent": {k: f.sent for k, f in flows.items()},
+                    "answered": {k: f.answered for k, f in flows.items()},
+                    "refused": {k: f.refused for k, f in flows.items()},
+                    "sync_ok": flows["sync"].ok if "sync" in flows else [],
+                    "runs": self.runs,
+                }
+            )
+        )
+
+    def total(self) -> int:
+        """Runs of the load's items (cron ticks go on after the load stops: not counted)."""
+        return sum(len(v) for k, runs in self.runs.items() if k != "cron" for v in runs.values())

@@ -293,6 +293,29 @@ def test_dead_worker_tasks_are_released_by_another_worker(client, publish, start
     assert result.result == {"attempt": 2}
 
 
+def test_a_killed_workers_task_runs_on_a_live_worker_within_seconds(
+    client, publish, start_worker, services, settings
+):
+    """With the default heartbeat (1 s), a worker killed whole is found dead once its key
+    lapses (3.5 s) by the live worker's next check (every beat): its task runs again within
+    about 5 s (it took 10-15 s with a 2 s beat, a 10 s key and a check every 5 s). The bound
+    here is generous for a loaded machine; bench/cluster.py measures it."""
+    publish({"demo": SCRIPT})
+    defaults = settings.model_copy(update={"heartbeat_seconds": 1.0})
+    first = start_worker(processes=1, settings_override=defaults)
+    task = client.submit("demo.crash_once", wait=True)
+    wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
+    start_worker(processes=1, settings_override=defaults)
+    children = _children_of(first.process.pid)
+    os.kill(first.process.pid, signal.SIGKILL)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    result = client.wait(task.id, 30)
+    assert result is not None and result.result == {"attempt": 2}
+    assert time.monotonic() - killed < 7  # 4.5 s at most, plus room for a loaded machine
+
+
 def test_children_exit_when_their_supervisor_is_killed(client, publish, start_worker):
     publish({"demo": SCRIPT})
     handle = start_worker(processes=2)

@@ -175,7 +175,10 @@ class Settings(BaseSettings):
     #: 0: no limit
     child_memory_limit_mb: int = 1024
     shutdown_grace_seconds: float = 10.0
-    heartbeat_seconds: float = 2.0
+    #: a worker supervisor's heartbeat period; a worker whose heartbeat key lapses (3.5 beats,
+    #: at least 3 s) is dead, and the next supervisor's check (every beat) releases its tasks:
+    #: under 5 s from a kill -9 to the tasks running elsewhere
+    heartbeat_seconds: float = 1.0
 
     # JavaScript functions (docs/node.md)
     node_path: str | None = None  # the `node` to run (>= 18); default: the one on PATH

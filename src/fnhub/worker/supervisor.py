@@ -210,7 +210,7 @@ class Supervisor:
         return False
 
     def _heartbeat(self) -> None:
-        ttl = max(int(self.settings.heartbeat_seconds * 5), 5)
+        ttl_ms = int(1000 * max(self.settings.heartbeat_seconds * 3.5, 3.0))
         info = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -221,7 +221,7 @@ class Supervisor:
             "replaced": self.replaced,
         }
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.worker_alive(self.worker_id), "1", ex=ttl)
+        pipe.set(self.keys.worker_alive(self.worker_id), "1", px=ttl_ms)
         pipe.hset(self.keys.workers, self.worker_id, json.dumps(info))
         pipe.execute()
 
@@ -263,7 +263,7 @@ class Supervisor:
                 self._heartbeat()
             if self._due("delayed", 0.1):
                 move_due(self.redis, self.keys)
-            if self._due("reclaim", 5.0):
+            if self._due("reclaim", self.settings.heartbeat_seconds):
                 self._reclaim_dead_workers()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("worker chores cannot reach Redis: %s", exc)

@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fnhub.connectors.base import ConnectorConfigError, ConnectorType, SourceArgs, parse_model
+from fnhub.connectors.base import (
+    ConnectorConfigError,
+    ConnectorType,
+    SourceArgs,
+    parse_model,
+    trace_in_headers,
+)
 from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher, KafkaPublisher
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
 from fnhub.connectors.kafka.source import KafkaSource
@@ -78,5 +84,6 @@ TYPE = ConnectorType(
     test_connection=test_connection,
     create_publisher=KafkaPublisher,
     create_async_publisher=_open_async,
+    carry_trace=trace_in_headers,
     source_args=source_args,
 )

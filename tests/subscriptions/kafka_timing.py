@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,24 +59,36 @@ class Producer(threading.Thread):
 
 @dataclass
 class Timings:
-    first_message: float  # server healthy → first message handled
+    first_message: float  # the server started the subscription → first message handled
+    startup: float  # the server's process started → answering /healthz
     failover: float  # holder killed → every message sent in the next 0.2 s handled
     lost: list[str] = field(default_factory=list)
 
 
+def started_at(cluster: Cluster, node: str, name: str) -> float:
+    """When `node`'s server started subscription `name` (epoch seconds, from its log line)."""
+    wanted = f"subscription {name} started"
+    for line in cluster.log(f"server-{node}.log").splitlines():
+        if wanted in line:
+            stamp = " ".join(line.split(" ", 2)[:2])  # `2026-12-06 20:05:21,123`: local time
+            return datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise AssertionError(f"no {wanted!r} in the log of {node}")
+
+
 def measure(cluster: Cluster, port: int, name: str, topic: str) -> Timings:
-    """`cluster` has a subscription `name` on `topic` and nothing running. Starts a worker
-    and server n1 (timing the first message), server n2, keeps producing, kills -9 the
-    subscribed server with the oldest connection and times the resumption."""
+    """`cluster` has a subscription `name` on `topic` and nothing running. Starts a worker,
+    then server n1 (timing its first message from the subscription's start) and n2; keeps
+    producing, kills -9 the subscribed server connected longest and times the resumption."""
     from tests.subscriptions.test_mqtt_kafka import kafka_publish
 
     kafka_publish(port, topic, [b"before"])  # the topic exists, with a message waiting
     cluster.start_worker(processes=2)
     cluster.queue_client().close()  # a worker listens
+    spawned = time.monotonic()
     cluster.start_server("n1")
-    healthy = time.monotonic()
+    startup = time.monotonic() - spawned
     wait_for(lambda: "before" in cluster.seen(), timeout=60, interval=0.02)
-    first = time.monotonic() - healthy
+    first = time.time() - started_at(cluster, "n1", name)
     cluster.start_server("n2")
     wait_for(lambda: len(cluster.status(name)) == 2, timeout=20)
     producer = Producer(port, topic)
@@ -96,4 +109,4 @@ def measure(cluster: Cluster, port: int, name: str, topic: str) -> Timings:
     with contextlib.suppress(AssertionError):  # what is still missing then is lost
         wait_for(lambda: set(sent) <= cluster.seen().keys(), timeout=60, interval=0.2)
     lost = sorted(set(sent) - cluster.seen().keys())
-    return Timings(first, failover, lost)
+    return Timings(first, startup, failover, lost)

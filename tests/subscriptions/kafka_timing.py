@@ -65,6 +65,14 @@ class Timings:
     lost: list[str] = field(default_factory=list)
 
 
+def _reading(cluster: Cluster, name: str) -> list[dict] | None:
+    """The views of the servers subscribed, once each has partitions (its lag is measured)."""
+    subscribed = [s for s in cluster.status(name) if s.get("subscribed")]
+    if subscribed and all((s.get("source") or {}).get("lag") is not None for s in subscribed):
+        return subscribed
+    return None
+
+
 def started_at(cluster: Cluster, node: str, name: str) -> float:
     """When `node`'s server started subscription `name` (epoch seconds, from its log line)."""
     wanted = f"subscription {name} started"
@@ -94,8 +102,8 @@ def measure(cluster: Cluster, port: int, name: str, topic: str) -> Timings:
     producer = Producer(port, topic)
     producer.start()
     wait_for(lambda: len(producer.sent) > 20, timeout=20)
-    time.sleep(1.0)  # both servers settled (a group has rebalanced)
-    subscribed = [s for s in cluster.status(name) if s.get("subscribed")]
+    # every subscribed server reads partitions (a group has finished its rebalance)
+    subscribed = wait_for(lambda: _reading(cluster, name), timeout=60)
     victim = min(subscribed, key=lambda s: (s.get("source") or {}).get("connected_since") or 0)
     killed = time.monotonic()
     cluster.kill_server(victim["node"])

@@ -2,11 +2,13 @@
 on (`fnhub.tracing.configure`).
 
 One trace per trigger: an HTTP request (server span), a subscription's message (consumer span,
-ended when the message is settled) or a cron tick; under it one `enqueue` producer span per task,
-whose context travels in `Task.trace` as a W3C `traceparent`; the worker's `run` span is that
-span's child (attributes: function, task id, attempt, status, queue wait), and a rule's output
-goes out in a `publish` span under the message's span. Spans of the "file" setting are written as
-JSON lines, a file per process, as soon as they end (`JsonLinesExporter`).
+ended when the message is settled) or a cron tick, continuing the caller's or the message's own
+`traceparent` when it brings one; under it one `enqueue` producer span per task, whose context
+travels in `Task.trace` as a W3C `traceparent`; the worker's `run` span is that span's child
+(attributes: function, task id, attempt, status, queue wait), and a rule's output goes out in a
+`publish` span under the message's span, carrying that span's `traceparent`. Spans of the
+"file" setting are written as JSON lines, a file per process, as soon as they end
+(`JsonLinesExporter`).
 """
 
 from __future__ import annotations

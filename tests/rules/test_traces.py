@@ -21,16 +21,21 @@ def double(event, context):
 """
 
 
-@pytest.mark.timeout(120)
-def test_mqtt_message_to_published_output_is_one_trace(make_cluster, mosquitto, listen):  # noqa: F811
-    broker = {"type": "mqtt", "settings": {"host": "127.0.0.1", "port": mosquitto.port}}
-    rule = {
+def doubler() -> dict:
+    """The rule `in/double` → `traced.double` → `out/double`, QoS 1."""
+    return {
         "connector": "broker",
         "topics": ["in/double"],
         "function": "traced.double",
         "options": {"qos": 1, "client_id": f"traced-{uuid.uuid4().hex[:6]}"},
         "publish": {"topic": "out/double", "qos": 1},
     }
+
+
+@pytest.mark.timeout(120)
+def test_mqtt_message_to_published_output_is_one_trace(make_cluster, mosquitto, listen):  # noqa: F811
+    broker = {"type": "mqtt", "settings": {"host": "127.0.0.1", "port": mosquitto.port}}
+    rule = doubler()
     forward = {  # a rule without a function: its message and its publish
         "connector": "broker",
         "topics": ["in/fwd"],
@@ -110,3 +115,85 @@ def test_mqtt_message_to_published_output_is_one_trace(make_cluster, mosquitto, 
     assert receive["parent_id"] is None and publish["parent_id"] == receive["span_id"]
     assert receive["attributes"]["fnhub.status"] == "success"
     assert receive["start"] <= publish["start"] <= publish["end"] <= receive["end"]
+
+
+class Mqtt5:
+    """An MQTT 5 client that publishes with user properties and keeps what arrives on `out`,
+    with its user properties."""
+
+    def __init__(self, port: int, out: str) -> None:
+        import threading
+
+        import paho.mqtt.client as paho
+
+        self.got: list[tuple[bytes, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=f"mqtt5-{uuid.uuid4().hex[:8]}",
+            protocol=paho.MQTTv5,
+        )
+        self.client.on_connect = lambda c, *_: c.subscribe(out, qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "did not subscribe"
+
+    def _on_message(self, _c: object, _u: object, msg) -> None:  # type: ignore[no-untyped-def]
+        props = dict(getattr(msg.properties, "UserProperty", []) or [])
+        with self.lock:
+            self.got.append((msg.payload, props))
+
+    def publish(self, topic: str, payload: bytes, **user: str) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = list(user.items())
+        self.client.publish(topic, payload, qos=1, properties=props).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.mark.timeout(240)
+def test_a_traceparent_user_property_continues_into_the_output(make_cluster, mosquitto):  # noqa: F811
+    """An MQTT 5 message carrying a W3C traceparent: every span of its way (receive, enqueue,
+    run, publish) is in the sender's trace, under the sender's span, and the published output
+    carries a traceparent of that trace, naming the publish span."""
+    broker = {"type": "mqtt", "settings": {"host": "127.0.0.1", "port": mosquitto.port}}
+    rule = doubler()
+    cluster = make_cluster({"broker": broker}, {"doubler": rule}, {"traced": SCRIPT})
+    folder = cluster.dir / "traces"
+    cluster.env.update({"FNHUB_TRACING": "file", "FNHUB_TRACING_DIR": str(folder)})
+    cluster.start_worker(processes=1)
+    cluster.start_server()
+    wait_connected(cluster, "doubler")
+    client = Mqtt5(mosquitto.port, "out/double")
+    trace_id, sender_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    try:
+        client.publish("in/double", b'{"n": 4}', traceparent=f"00-{trace_id}-{sender_span}-01")
+        wait_for(lambda: client.got, timeout=30)
+    finally:
+        client.close()
+    [(payload, props)] = client.got
+    assert payload == b'{"n":8}'
+
+    names = {"doubler receive", "enqueue traced.double", "run traced.double", "out/double publish"}
+
+    def whole() -> dict | None:
+        found = trace_of(read_spans(folder), trace_id)
+        return found if set(found) == names else None
+
+    spans = wait_for(whole, timeout=20)
+    receive, enqueue = spans["doubler receive"], spans["enqueue traced.double"]
+    run, publish = spans["run traced.double"], spans["out/double publish"]
+    assert receive["parent_id"] == sender_span
+    assert enqueue["parent_id"] == receive["span_id"]
+    assert run["parent_id"] == enqueue["span_id"]
+    assert publish["parent_id"] == receive["span_id"]
+    version, out_trace, out_span, flags = props["traceparent"].split("-")
+    assert (version, out_trace, out_span, flags) == ("00", trace_id, publish["span_id"], "01")

@@ -171,45 +171,55 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
+def new_cluster(
+    tmp_path: Path, connectors: dict, subscriptions: dict, extra_scripts: dict | None = None
+) -> Cluster:
+    """A project in `tmp_path` applied to a fresh key prefix; nothing runs yet (close it after)."""
+    prefix = f"tsub{uuid.uuid4().hex[:10]}"
+    (tmp_path / "scripts").mkdir(exist_ok=True)
+    (tmp_path / "scripts" / "handlers.py").write_text(HANDLERS)
+    for name, code in (extra_scripts or {}).items():
+        filename = name if "." in name else f"{name}.py"  # "x.js": a JavaScript script
+        (tmp_path / "scripts" / filename).write_text(code)
+    (tmp_path / "fnhub.yaml").write_text(
+        yaml.safe_dump({"connectors": connectors, "subscriptions": subscriptions})
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FNHUB_")},
+        "FNHUB_REDIS_URL": REDIS_URL,
+        "FNHUB_KEY_PREFIX": prefix,
+        "FNHUB_DATA_DIR": str(tmp_path / ".fnhub"),
+        "FNHUB_DB_URL": f"sqlite:///{tmp_path / 'fnhub.db'}",
+        "FNHUB_HEARTBEAT_SECONDS": "0.5",
+        "FNHUB_ACCESS_LOG": "false",
+    }
+    cluster = Cluster(tmp_path, env, prefix, redis.Redis.from_url(REDIS_URL))
+    apply = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from fnhub.cli import main; main()",
+            "apply",
+            "-p",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if apply.returncode != 0:
+        cluster.close()
+        raise AssertionError(apply.stderr)
+    return cluster
+
+
 @pytest.fixture
 def make_cluster(tmp_path: Path) -> Iterator:
     clusters: list[Cluster] = []
 
     def make(connectors: dict, subscriptions: dict, extra_scripts: dict | None = None) -> Cluster:
-        prefix = f"tsub{uuid.uuid4().hex[:10]}"
-        (tmp_path / "scripts").mkdir(exist_ok=True)
-        (tmp_path / "scripts" / "handlers.py").write_text(HANDLERS)
-        for name, code in (extra_scripts or {}).items():
-            filename = name if "." in name else f"{name}.py"  # "x.js": a JavaScript script
-            (tmp_path / "scripts" / filename).write_text(code)
-        (tmp_path / "fnhub.yaml").write_text(
-            yaml.safe_dump({"connectors": connectors, "subscriptions": subscriptions})
-        )
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("FNHUB_")},
-            "FNHUB_REDIS_URL": REDIS_URL,
-            "FNHUB_KEY_PREFIX": prefix,
-            "FNHUB_DATA_DIR": str(tmp_path / ".fnhub"),
-            "FNHUB_DB_URL": f"sqlite:///{tmp_path / 'fnhub.db'}",
-            "FNHUB_HEARTBEAT_SECONDS": "0.5",
-            "FNHUB_ACCESS_LOG": "false",
-        }
-        cluster = Cluster(tmp_path, env, prefix, redis.Redis.from_url(REDIS_URL))
-        apply = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from fnhub.cli import main; main()",
-                "apply",
-                "-p",
-                str(tmp_path),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert apply.returncode == 0, apply.stderr
+        cluster = new_cluster(tmp_path, connectors, subscriptions, extra_scripts)
         clusters.append(cluster)
         return cluster
 

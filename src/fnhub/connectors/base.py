@@ -137,6 +137,25 @@ class SourceArgs:
     options: dict[str, Any]
 
 
+#: the message header (Kafka, NATS, RabbitMQ), MQTT 5 user property or Redis stream field that
+#: carries a message's W3C trace context in and out (docs/tracing.md)
+TRACEPARENT = "traceparent"
+
+
+def no_trace(
+    options: dict[str, Any], _traceparent: str, _settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Brokers whose messages have no headers (Redis pub/sub): the trace stops at the publish."""
+    return options
+
+
+def trace_in_headers(
+    options: dict[str, Any], traceparent: str, _settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Publish options whose `headers` carry `traceparent` (Kafka, NATS, RabbitMQ)."""
+    return {**options, "headers": {**(options.get("headers") or {}), TRACEPARENT: traceparent}}
+
+
 def exact_match(topic_filter: str, topic: str) -> bool:
     """Brokers without wildcards: a filter matches the topic of the same name only."""
     return topic_filter == topic
@@ -161,7 +180,9 @@ class ConnectorType:
     cycle check of routes and rules); `source_args` adapts a subscription's request (shared
     subscriptions, consumer names); `publish_options(target)` turns a rule's output target
     (`qos`, `retain`, `kind`, `options`, as written in fnhub.yaml) into keyword arguments for
-    the broker's publisher.
+    the broker's publisher; `carry_trace(options, traceparent, settings)` adds a W3C
+    `traceparent` to such options, where the broker's messages have headers (while tracing is
+    on: a rule's output continues the trace of the message it came from).
     """
 
     name: str
@@ -174,6 +195,7 @@ class ConnectorType:
     topic_matches: Callable[[str, str], bool] = exact_match
     source_args: Callable[[SourceArgs], SourceArgs] = same_args
     publish_options: Callable[[Mapping[str, Any]], dict[str, Any]] = target_options
+    carry_trace: Callable[[dict[str, Any], str, Mapping[str, Any]], dict[str, Any]] = no_trace
     #: offered in the console's connector forms (the in-memory test broker is not)
     in_console: bool = True
 

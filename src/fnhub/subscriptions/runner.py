@@ -248,7 +248,7 @@ class Runner:
         hooks = tracing.hooks
         span = None
         if hooks is not None:
-            span = hooks.receive(self.spec.name, self.connector.type, msg.topic)
+            span = hooks.receive(self.spec.name, self.connector.type, msg.topic, msg.headers)
         status, error = "failure", "failed (see the server's log)"
         try:
             if self.spec.kind == "sql":
@@ -285,7 +285,7 @@ class Runner:
         hooks = tracing.hooks
         if hooks is not None:
             kind, name = self.connector.type, self.spec.name
-            batch.spans = [hooks.receive(name, kind, msg.topic) for msg in msgs]
+            batch.spans = [hooks.receive(name, kind, msg.topic, msg.headers) for msg in msgs]
         todo = list(range(len(msgs)))
         backoff = Backoff(initial=0.2, cap=5.0)
         try:
@@ -447,7 +447,8 @@ class Runner:
         self, target: PublishTarget, payload: bytes, span: Span | None = None
     ) -> None:
         """Publish with retries: the input is acknowledged only after this returns. With
-        tracing on, in a `publish` span under the message's `span`."""
+        tracing on, in a `publish` span under the message's `span`, whose context the output
+        carries where its broker has headers (`ConnectorType.carry_trace`)."""
         hooks = tracing.hooks
         if span is None or hooks is None:
             await self._send_output(target, payload)
@@ -455,9 +456,13 @@ class Runner:
         connector_name, topic = self.spec.output_target(target)
         config = self.connectors.get(connector_name)
         system = config.type if config is not None else connector_name
-        await hooks.publish(span, system, topic, lambda: self._send_output(target, payload))
+        await hooks.publish(
+            span, system, topic, lambda parent: self._send_output(target, payload, parent)
+        )
 
-    async def _send_output(self, target: PublishTarget, payload: bytes) -> None:
+    async def _send_output(
+        self, target: PublishTarget, payload: bytes, traceparent: str | None = None
+    ) -> None:
         connector_name, topic = self.spec.output_target(target)
         backoff = Backoff(initial=0.2, cap=5.0)
         while True:
@@ -467,7 +472,10 @@ class Runner:
                 await asyncio.sleep(backoff.next())
                 continue
             try:
-                options = get_type(config.type).publish_options(msgspec.structs.asdict(target))
+                kind = get_type(config.type)
+                options = kind.publish_options(msgspec.structs.asdict(target))
+                if traceparent is not None:
+                    options = kind.carry_trace(options, traceparent, config.settings)
                 publisher = await get_async_publisher(config.name, config.type, config.settings)
                 await publisher.publish(topic, payload, **options)
                 self.stats.published += 1

@@ -2,11 +2,13 @@
 on (`fnhub.tracing.configure`).
 
 One trace per trigger: an HTTP request (server span), a subscription's message (consumer span,
-ended when the message is settled) or a cron tick; under it one `enqueue` producer span per task,
-whose context travels in `Task.trace` as a W3C `traceparent`; the worker's `run` span is that
-span's child (attributes: function, task id, attempt, status, queue wait), and a rule's output
-goes out in a `publish` span under the message's span. Spans of the "file" setting are written as
-JSON lines, a file per process, as soon as they end (`JsonLinesExporter`).
+ended when the message is settled) or a cron tick, continuing the caller's or the message's own
+`traceparent` when it brings one; under it one `enqueue` producer span per task, whose context
+travels in `Task.trace` as a W3C `traceparent`; the worker's `run` span is that span's child
+(attributes: function, task id, attempt, status, queue wait), and a rule's output goes out in a
+`publish` span under the message's span, carrying that span's `traceparent`. Spans of the
+"file" setting are written as JSON lines, a file per process, as soon as they end
+(`JsonLinesExporter`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,20 @@ def context_of(traceparent: str | None) -> Context | None:
     if not traceparent:
         return None
     return _propagator.extract({"traceparent": traceparent})
+
+
+def context_in(headers: Mapping[str, bytes]) -> Context:
+    """The trace context a broker message carries (`traceparent`, and `tracestate`, as headers,
+    MQTT 5 user properties or stream fields); an empty context, the start of a new trace,
+    when it carries none or an invalid one."""
+    raw = headers.get("traceparent")
+    if not raw:
+        return Context()
+    carrier = {"traceparent": raw.decode("latin-1")}
+    state = headers.get("tracestate")
+    if state:
+        carrier["tracestate"] = state.decode("latin-1")
+    return _propagator.extract(carrier, context=Context())
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
@@ -191,11 +207,14 @@ class Hooks:
         return result
 
     # -- triggers -----------------------------------------------------------------------------
-    def receive(self, subscription: str, system: str, topic: str) -> Span:
-        """A message of a subscription: a new trace, ended by `settle`."""
+    def receive(
+        self, subscription: str, system: str, topic: str, headers: Mapping[str, bytes]
+    ) -> Span:
+        """A message of a subscription, ended by `settle`: a child of the trace context the
+        message carries in its `headers` (`context_in`), else a new trace."""
         return self.tracer.start_span(
             f"{subscription} receive",
-            context=Context(),
+            context=context_in(headers),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": system,
@@ -213,9 +232,10 @@ class Hooks:
         span.end()
 
     async def publish(
-        self, parent: Span, system: str, topic: str, send: Callable[[], Awaitable[None]]
+        self, parent: Span, system: str, topic: str, send: Callable[[str], Awaitable[None]]
     ) -> None:
-        """`send()` (a rule's output, retried until the broker took it) in a producer span."""
+        """`send(traceparent)` (a rule's output, retried until the broker took it) in a
+        producer span, which `traceparent` names for the output message to carry."""
         span = self.tracer.start_span(
             f"{topic} publish",
             context=trace.set_span_in_context(parent),
@@ -227,7 +247,7 @@ class Hooks:
             },
         )
         try:
-            await send()
+            await send(traceparent(span))
         except BaseException as exc:
             span.record_exception(exc)
             span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")

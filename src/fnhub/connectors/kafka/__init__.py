@@ -1,6 +1,9 @@
 """Kafka source and publishers on aiokafka.
 
-The source is a consumer-group member with auto-commit off. Per partition it commits only the
+The source reads with auto-commit off, either as a consumer-group member (`multiple` mode) or
+with the partitions assigned by itself, committing under the group id (`single` mode, where the
+subscription's lease already guarantees one reader: no group join, so no rebalance delay when it
+starts or takes over from a killed holder). Per partition it commits only the
 contiguous completed offsets (offset + 1 of the highest offset below which every message's
 handler has finished), so a crash replays from the first unfinished message and never skips
 one. When the window is full it pauses its partitions (no fetching at all) and keeps polling so
@@ -16,7 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fnhub.connectors.base import ConnectorConfigError, ConnectorType, parse_model
+from fnhub.connectors.base import (
+    ConnectorConfigError,
+    ConnectorType,
+    SourceArgs,
+    parse_model,
+    trace_in_headers,
+)
 from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher, KafkaPublisher
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
 from fnhub.connectors.kafka.source import KafkaSource
@@ -45,6 +54,16 @@ def create_source(
     )
 
 
+def source_args(args: SourceArgs) -> SourceArgs:
+    """`single` mode reads every partition itself (`assignment: manual`): the subscription's
+    lease already makes it the only reader, and a group join costs seconds (Kafka's initial
+    rebalance delay, Tansu's half session) and, after a kill -9, the dead member's whole
+    session. `multiple` mode shares the partitions through the consumer group."""
+    if args.mode == "single":
+        args.options.setdefault("assignment", "manual")
+    return args
+
+
 async def test_connection(settings: KafkaSettings, timeout: float) -> None:
     s = settings.model_copy(update={"request_timeout_ms": max(int(timeout * 1000), 1000)})
     publisher = await AsyncKafkaPublisher.open(s, timeout)
@@ -65,4 +84,6 @@ TYPE = ConnectorType(
     test_connection=test_connection,
     create_publisher=KafkaPublisher,
     create_async_publisher=_open_async,
+    carry_trace=trace_in_headers,
+    source_args=source_args,
 )

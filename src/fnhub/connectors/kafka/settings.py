@@ -68,8 +68,16 @@ class KafkaSourceOptions(SettingsModel):
     # 'earliest' by default: a new group must not skip what was produced before it joined, and
     # Tansu's ListOffsets(latest) is wrong (it replays the tail of the last batch).
     start: Literal["earliest", "latest"] = "earliest"
-    session_timeout_ms: int = Field(10000, ge=500)
-    heartbeat_interval_ms: int = Field(3000, ge=100)
+    # How partitions reach this source. `manual`: it reads every partition of its topics
+    # itself (no group join, no rebalance: the subscription's lease makes it the only reader)
+    # and commits under the group id; `single` mode's default. `group`: a consumer-group
+    # member sharing the partitions with the other members; `multiple` mode's default.
+    assignment: Literal["manual", "group"] = "group"
+    # Group mode only. 6 s is the lowest session a Kafka broker accepts by default
+    # (group.min.session.timeout.ms): a killed member's partitions move after about that long,
+    # and Tansu's first assignment takes about half of it.
+    session_timeout_ms: int = Field(6000, ge=500)
+    heartbeat_interval_ms: int = Field(2000, ge=100)
     commit_interval_ms: int = Field(500, ge=10)
     # How long the broker may hold a fetch that found nothing. Kafka answers as soon as data
     # arrives; Tansu later, sooner the lower this is (a message after a quiet spell waited

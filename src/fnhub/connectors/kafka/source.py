@@ -33,6 +33,8 @@ PROBE_SECONDS = 3.0
 PROBE_TIMEOUT_SECONDS = 5.0
 #: how often the lag of the assigned partitions is measured (one ListOffsets request)
 LAG_SECONDS = 1.0
+#: manual assignment: while none of the topics has a partition yet, look again this often
+EMPTY_PROBE_SECONDS = 0.5
 
 
 class _Partition:
@@ -88,6 +90,8 @@ class KafkaSource(ReadingSource):
         self.group_id = group_id
         self.client_id = settings.client_id or client_id
         self.options = options
+        #: read every partition without joining the group (see `KafkaSourceOptions`)
+        self.manual = options.assignment == "manual"
         super().__init__(window, options.drain_timeout)
         self.status.lag_per_member = True
         self._consumer: AIOKafkaConsumer | None = None
@@ -126,8 +130,12 @@ class KafkaSource(ReadingSource):
             started = time.monotonic()
             try:
                 self._consumer = consumer = self._new_consumer()
-                consumer.subscribe(self.topics, listener=_Rebalance(self, consumer))
-                await consumer.start()
+                if self.manual:
+                    await consumer.start()
+                    await self._follow_partitions(consumer)
+                else:
+                    consumer.subscribe(self.topics, listener=_Rebalance(self, consumer))
+                    await consumer.start()
                 self.status.connected()
                 self._committer = spawn(
                     "kafka-commits",
@@ -155,6 +163,14 @@ class KafkaSource(ReadingSource):
         loop = asyncio.get_running_loop()
         alive_at = loop.time()  # last records, or the last probe
         while True:
+            if self.manual and loop.time() - alive_at >= self._probe_every(consumer):
+                # manual: the probe also finds new partitions, so it runs while busy too
+                await self._probe(consumer)
+                alive_at = loop.time()
+                continue
+            if self.manual and not consumer.assignment():  # no topic has partitions yet
+                await asyncio.sleep(EMPTY_PROBE_SECONDS)
+                continue
             if window.free < window.refill:  # busy: take more once a quarter window is free
                 if not self._paused:
                     self._paused = True
@@ -173,7 +189,8 @@ class KafkaSource(ReadingSource):
                 consumer.resume(*consumer.paused())
             batch = await consumer.getmany(timeout_ms=1000, max_records=window.free)
             if batch:
-                alive_at = loop.time()
+                if not self.manual:
+                    alive_at = loop.time()
                 if self.status.state != "connected":
                     self.status.connected()
                 self._take(batch)
@@ -181,12 +198,18 @@ class KafkaSource(ReadingSource):
                 await self._probe(consumer)
                 alive_at = loop.time()
 
+    def _probe_every(self, consumer: AIOKafkaConsumer) -> float:
+        return PROBE_SECONDS if consumer.assignment() else EMPTY_PROBE_SECONDS
+
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
         """Ask the cluster for its metadata. aiokafka reconnects by itself and an idle getmany
         looks the same whether the broker is up or gone, so this is what tells the status."""
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-                await consumer.topics()
+                if self.manual:
+                    await self._follow_partitions(consumer)
+                else:
+                    await consumer.topics()
         except (KafkaError, OSError, TimeoutError) as exc:
             text = f"kafka {where(self.settings)}: {describe_error(exc)}"
             if self.status.state == "connected":
@@ -196,6 +219,37 @@ class KafkaSource(ReadingSource):
         if self.status.state != "connected":
             log.info("kafka source %s: the cluster answers again", self.client_id)
             self.status.connected()
+
+    async def _follow_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """Manual assignment: read every partition the topics have now. One metadata request;
+        the assignment changes only when partitions appeared (a topic created after the start,
+        partitions added), and the partitions read before keep their fetch positions."""
+        # aiokafka has no public call that returns partitions from a fresh metadata request
+        cluster = await consumer._client.fetch_all_metadata()
+        wanted = {
+            TopicPartition(topic, p)
+            for topic in self.topics
+            for p in cluster.partitions_for_topic(topic) or ()
+        }
+        held = consumer.assignment()
+        if wanted <= held:
+            return
+        wanted |= held  # a partition is never taken away (Kafka cannot delete one)
+        positions = {}
+        for tp in held:
+            with contextlib.suppress(IllegalStateError):
+                positions[tp] = await consumer.position(tp)
+        consumer.assign(list(wanted))
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        if self._paused:
+            consumer.pause(*wanted)
+        log.info(
+            "kafka source %s: reading %d partition(s) of %s",
+            self.client_id,
+            len(wanted),
+            ", ".join(self.topics),
+        )
 
     def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Spawn what the window has room for, together; keep the rest, in order, for later."""

@@ -17,7 +17,13 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from fnhub.connectors.base import ConnectorError, ConnectorType, SourceArgs, parse_model
+from fnhub.connectors.base import (
+    TRACEPARENT,
+    ConnectorError,
+    ConnectorType,
+    SourceArgs,
+    parse_model,
+)
 from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher, MqttPublisher, PahoPublisher
 from fnhub.connectors.mqtt.settings import MqttSettings, MqttSourceOptions
 from fnhub.connectors.mqtt.source import MqttSource
@@ -86,6 +92,20 @@ def publish_options(target: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def carry_trace(
+    options: dict[str, Any], traceparent: str, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """MQTT 5: the trace context as a user property (3.1.1 messages have no properties)."""
+    if str(settings.get("protocol", "5")) != "5":
+        return options
+    properties = dict(options.get("properties") or {})
+    user = properties.get("user_properties") or []
+    pairs = list(user.items()) if isinstance(user, Mapping) else list(user)
+    pairs = [(k, v) for k, v in pairs if k != TRACEPARENT]
+    properties["user_properties"] = [*pairs, (TRACEPARENT, traceparent)]
+    return {**options, "properties": properties}
+
+
 test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
@@ -99,4 +119,5 @@ TYPE = ConnectorType(
     topic_matches=topic_matches,
     source_args=source_args,
     publish_options=publish_options,
+    carry_trace=carry_trace,
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fnhub.connectors.base import ConnectorType, parse_model
+from fnhub.connectors.base import ConnectorType, parse_model, trace_in_headers
 from fnhub.connectors.nats.publisher import AsyncNatsPublisher, NatsPublisher
 from fnhub.connectors.nats.settings import NatsSettings, NatsSourceOptions
 from fnhub.connectors.nats.source import NatsSource
@@ -75,5 +75,6 @@ TYPE = ConnectorType(
     test_connection=test_connection,
     create_publisher=NatsPublisher,
     create_async_publisher=_open_async,
+    carry_trace=trace_in_headers,
     topic_matches=topic_matches,
 )

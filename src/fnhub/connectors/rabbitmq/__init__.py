@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fnhub.connectors.base import ConnectorType, parse_model
+from fnhub.connectors.base import ConnectorType, parse_model, trace_in_headers
 from fnhub.connectors.rabbitmq.publisher import AsyncRabbitmqPublisher, RabbitmqPublisher
 from fnhub.connectors.rabbitmq.settings import RabbitmqSettings, RabbitmqSourceOptions
 from fnhub.connectors.rabbitmq.source import RabbitmqSource
@@ -76,5 +76,6 @@ TYPE = ConnectorType(
     test_connection=test_connection,
     create_publisher=RabbitmqPublisher,
     create_async_publisher=_open_async,
+    carry_trace=trace_in_headers,
     topic_matches=topic_matches,
 )

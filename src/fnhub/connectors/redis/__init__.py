@@ -27,6 +27,7 @@ from fnhub.connectors.base import (
     SourceArgs,
     describe_error,
     parse_model,
+    trace_in_headers,
 )
 from fnhub.connectors.redis.client import async_client, where
 from fnhub.connectors.redis.publisher import AsyncRedisPublisher, RedisPublisher
@@ -97,6 +98,16 @@ def publish_options(target: Mapping[str, Any]) -> dict[str, Any]:
     return {**kind, **(target.get("options") or {})}
 
 
+def carry_trace(
+    options: dict[str, Any], traceparent: str, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Streams: the trace context as a field beside the payload (the source reads other
+    fields as headers); a pub/sub message is the payload alone."""
+    if options.get("kind") != "stream":
+        return options
+    return trace_in_headers(options, traceparent, settings)
+
+
 test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
@@ -110,4 +121,5 @@ TYPE = ConnectorType(
     topic_matches=topic_matches,
     source_args=source_args,
     publish_options=publish_options,
+    carry_trace=carry_trace,
 )

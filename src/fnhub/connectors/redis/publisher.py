@@ -27,6 +27,13 @@ GLOB_CHARS = set("*?[")
 # --- publishers -----------------------------------------------------------------------------
 
 
+def _fields(opts: RedisPublishOptions, payload: bytes) -> dict[Any, Any]:
+    """A stream entry: the payload in its field, and the headers beside it."""
+    fields: dict[Any, Any] = dict(opts.headers or {})
+    fields[opts.field] = payload
+    return fields
+
+
 class RedisPublisher:
     """PUBLISH (kind 'pubsub', default) or XADD with the payload in field `data` ('stream')."""
 
@@ -40,7 +47,7 @@ class RedisPublisher:
         try:
             if opts.kind == "stream":
                 self._client.xadd(
-                    topic, {opts.field: payload}, maxlen=opts.maxlen, approximate=True
+                    topic, _fields(opts, payload), maxlen=opts.maxlen, approximate=True
                 )
             else:
                 self._client.publish(topic, payload)
@@ -64,7 +71,7 @@ class AsyncRedisPublisher:
         try:
             if opts.kind == "stream":
                 await self._client.xadd(
-                    topic, {opts.field: payload}, maxlen=opts.maxlen, approximate=True
+                    topic, _fields(opts, payload), maxlen=opts.maxlen, approximate=True
                 )
             else:
                 await self._client.publish(topic, payload)

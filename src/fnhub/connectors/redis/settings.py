@@ -57,3 +57,6 @@ class RedisPublishOptions(SettingsModel):
     kind: Literal["pubsub", "stream"] = "pubsub"
     maxlen: int | None = Field(None, ge=1)  # stream: approximate trim (XADD MAXLEN ~)
     field: str = "data"
+    # stream: more fields beside the payload's (a subscription reads them as headers);
+    # a pub/sub message has none
+    headers: dict[str, str] | None = None

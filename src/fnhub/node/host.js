@@ -126,7 +126,7 @@ function onData(size, buffer) {
 
 // --- output capture -----------------------------------------------------------------------
 
-let current = null; // the running task: { ctx, parts, size, dropped, replace }
+let current = null; // the running task: { ctx, parts (null until it writes), size, dropped, replace }
 let strayWritten = 0;
 const realWrite = {
   out: process.stdout.write.bind(process.stdout),
@@ -154,7 +154,8 @@ function capture(stream) {
       const room = LOG_MAX - task.size;
       if (room > 0) {
         const kept = text.length <= room ? text : text.slice(0, room);
-        task.parts.push(kept);
+        if (task.parts === null) task.parts = [kept];
+        else task.parts.push(kept);
         task.size += kept.length;
         task.dropped += text.length - kept.length;
       } else {
@@ -167,8 +168,8 @@ function capture(stream) {
 }
 
 function logsOf(task) {
-  if (task.parts.length === 0 && task.dropped === 0) return '';
-  let text = task.parts.join('');
+  if (task.parts === null && task.dropped === 0) return '';
+  let text = task.parts === null ? '' : task.parts.join('');
   if (task.dropped) text += `\n[... ${task.dropped} more characters of output not kept]`;
   return text;
 }
@@ -680,7 +681,8 @@ function finishOkNow(task, conv, value) {
       return sendFailure(task, 'ResultTooLarge', `the result is ${size} bytes as JSON, over the limit of ${RESULT_MAX} bytes`, null);
     }
   }
-  sendText('{"t":"done","ok":true,"v":' + json + ',"g":' + JSON.stringify(logsOf(task)) + '}');
+  const logs = task.parts === null && task.dropped === 0 ? '""' : JSON.stringify(logsOf(task));
+  sendText('{"t":"done","ok":true,"v":' + json + ',"g":' + logs + '}');
 }
 
 function sendFailure(task, type, message, stack) {
@@ -782,7 +784,7 @@ function onRun(frame) {
     sendText('{"t":"done","ok":false,"e":true}');
     return;
   }
-  const task = { ctx, parts: [], size: 0, dropped: 0, replace: false };
+  const task = { ctx, parts: null, size: 0, dropped: 0, replace: false }; // parts: at the first output
   current = task;
   const entry = resolved.get(`${frame.l}/${frame.s}/${frame.f}`);
   if (entry !== undefined) {

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
-from fnhub.node.host import Gone, HostProcess, encode_frame, from_wire
+from fnhub.node.host import Gone, HostProcess, encode_frame, from_wire, run_frame
 from fnhub.node.locate import find_node
 from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for
 
@@ -256,7 +256,7 @@ class NodeExecutor:
         layout, prelude = found
         self.inflight.append(Sent((task.id, task.attempt), script))
         self.head_since = start
-        frame = self._run_frame(task, layout, script, hash_, name)
+        frame = run_frame(task, layout, script, hash_, name)
         return self._answer(process, task, script, start, deadline, prelude + frame)
 
     def is_ahead(self, task: Task) -> bool:
@@ -293,25 +293,7 @@ class NodeExecutor:
             return None
         layout, prelude = found
         self.inflight.append(Sent((task.id, task.attempt), script))
-        return prelude + self._run_frame(task, layout, script, hash_, function.rpartition(".")[2])
-
-    def _run_frame(self, task: Task, layout: int, script: str, hash_: str, name: str) -> bytes:
-        ctx: dict[str, Any] = {
-            "taskId": task.id,
-            "function": task.function,
-            "origin": task.origin,
-            "originId": task.origin_id,
-            "triggerTime": task.trigger_time,
-            "attempt": task.attempt,
-            "queue": task.queue,
-        }
-        if task.meta:
-            ctx["meta"] = task.meta
-        run = {"t": "run", "l": layout, "s": script, "h": hash_, "f": name, "k": task.kwargs}
-        run["c"] = ctx
-        if task.expires_at is not None:  # checked again when Node starts it
-            run["e"] = task.expires_at
-        return encode_frame(run)
+        return prelude + run_frame(task, layout, script, hash_, function.rpartition(".")[2])
 
     def _answer(
         self,

@@ -90,15 +90,19 @@ function reviveBytes(key, value) {
 }
 
 // the chunks of a frame not complete yet, joined once it is (not at every chunk: a frame of
-// megabytes arrives in 64 KB pieces)
+// megabytes arrives in 64 KB pieces); copies, since the input buffer is reused for every read
 let pending = [];
 let pendingSize = 0;
 let pendingNeeds = 0;
 
-function onData(chunk) {
+/** `size` bytes arrived in `buffer` (the socket's one input buffer, overwritten by the next
+ * read: what is kept past this call is copied). Read this way, without the stream machinery
+ * (a 'data' event costs ticks, async hooks and a Buffer per read). */
+function onData(size, buffer) {
+  let chunk = buffer.subarray(0, size);
   if (pending.length > 0) {
-    pending.push(chunk);
-    pendingSize += chunk.length;
+    pending.push(Buffer.from(chunk));
+    pendingSize += size;
     if (pendingSize < pendingNeeds) return;
     chunk = Buffer.concat(pending, pendingSize);
     pending = [];
@@ -113,7 +117,7 @@ function onData(chunk) {
   }
   startWaiting();
   if (offset < chunk.length) {
-    const rest = chunk.subarray(offset);
+    const rest = Buffer.from(chunk.subarray(offset));
     pending = [rest];
     pendingSize = rest.length;
     pendingNeeds = rest.length >= 4 ? rest.readUInt32BE(0) + 4 : 4;
@@ -122,7 +126,7 @@ function onData(chunk) {
 
 // --- output capture -----------------------------------------------------------------------
 
-let current = null; // the running task: { ctx, parts, size, dropped, replace }
+let current = null; // the running task: { ctx, parts (null until it writes), size, dropped, replace }
 let strayWritten = 0;
 const realWrite = {
   out: process.stdout.write.bind(process.stdout),
@@ -150,7 +154,8 @@ function capture(stream) {
       const room = LOG_MAX - task.size;
       if (room > 0) {
         const kept = text.length <= room ? text : text.slice(0, room);
-        task.parts.push(kept);
+        if (task.parts === null) task.parts = [kept];
+        else task.parts.push(kept);
         task.size += kept.length;
         task.dropped += text.length - kept.length;
       } else {
@@ -163,8 +168,8 @@ function capture(stream) {
 }
 
 function logsOf(task) {
-  if (task.parts.length === 0 && task.dropped === 0) return '';
-  let text = task.parts.join('');
+  if (task.parts === null && task.dropped === 0) return '';
+  let text = task.parts === null ? '' : task.parts.join('');
   if (task.dropped) text += `\n[... ${task.dropped} more characters of output not kept]`;
   return text;
 }
@@ -261,26 +266,37 @@ const cache = Object.freeze({
     sdkCall('cache.hincr', [key, field, step], scopeOnly(options)),
 });
 
-function ctxField(name) {
+// a run frame's context is an array, in this order (host.py `run_frame`): no key names to
+// write and parse for every task
+const CTX_TASK_ID = 0;
+const CTX_FUNCTION = 1;
+const CTX_ORIGIN = 2;
+const CTX_ORIGIN_ID = 3;
+const CTX_TRIGGER_TIME = 4;
+const CTX_ATTEMPT = 5;
+const CTX_QUEUE = 6;
+const CTX_META = 7;
+
+function ctxField(index) {
   const task = current;
   if (task === null) return null;
-  const value = task.ctx[name];
+  const value = task.ctx[index];
   return value === undefined ? null : value;
 }
 
 const context = Object.freeze({
-  get taskId() { return ctxField('taskId'); },
-  get function() { return ctxField('function'); },
+  get taskId() { return ctxField(CTX_TASK_ID); },
+  get function() { return ctxField(CTX_FUNCTION); },
   get script() {
-    const ref = ctxField('function');
+    const ref = ctxField(CTX_FUNCTION);
     return ref === null ? null : ref.slice(0, ref.lastIndexOf('.'));
   },
-  get origin() { return ctxField('origin'); },
-  get originId() { return ctxField('originId'); },
-  get triggerTime() { return ctxField('triggerTime'); },
-  get attempt() { return ctxField('attempt'); },
-  get queue() { return ctxField('queue'); },
-  get meta() { return ctxField('meta') || {}; },
+  get origin() { return ctxField(CTX_ORIGIN); },
+  get originId() { return ctxField(CTX_ORIGIN_ID); },
+  get triggerTime() { return ctxField(CTX_TRIGGER_TIME); },
+  get attempt() { return ctxField(CTX_ATTEMPT); },
+  get queue() { return ctxField(CTX_QUEUE); },
+  get meta() { return ctxField(CTX_META) || {}; },
 });
 
 function connector(name) {
@@ -665,7 +681,8 @@ function finishOkNow(task, conv, value) {
       return sendFailure(task, 'ResultTooLarge', `the result is ${size} bytes as JSON, over the limit of ${RESULT_MAX} bytes`, null);
     }
   }
-  sendText('{"t":"done","ok":true,"v":' + json + ',"g":' + JSON.stringify(logsOf(task)) + '}');
+  const logs = task.parts === null && task.dropped === 0 ? '""' : JSON.stringify(logsOf(task));
+  sendText('{"t":"done","ok":true,"v":' + json + ',"g":' + logs + '}');
 }
 
 function sendFailure(task, type, message, stack) {
@@ -761,16 +778,17 @@ function onDrop() {
 }
 
 function onRun(frame) {
-  if (frame.e && Date.now() / 1000 > frame.e) {
+  const [kwargs, ctx, expires] = frame.a; // host.py `run_frame`
+  if (expires !== null && Date.now() / 1000 > expires) {
     // sent ahead, and its expiry passed while it waited: not run (Python says so)
     sendText('{"t":"done","ok":false,"e":true}');
     return;
   }
-  const task = { ctx: frame.c, parts: [], size: 0, dropped: 0, replace: false };
+  const task = { ctx, parts: null, size: 0, dropped: 0, replace: false }; // parts: at the first output
   current = task;
   const entry = resolved.get(`${frame.l}/${frame.s}/${frame.f}`);
   if (entry !== undefined) {
-    invoke(task, entry, frame.k);
+    invoke(task, entry, kwargs);
     return;
   }
   let loaded;
@@ -789,14 +807,14 @@ function onRun(frame) {
       (ns) => {
         if (task !== current) return;
         const found = resolveIn(task, frame, ns);
-        if (found !== null) invoke(task, found, frame.k);
+        if (found !== null) invoke(task, found, kwargs);
         startWaiting();
       },
       (err) => loadFailure(task, frame, err),
     );
   } else {
     const found = resolveIn(task, frame, loaded);
-    if (found !== null) invoke(task, found, frame.k);
+    if (found !== null) invoke(task, found, kwargs);
   }
 }
 
@@ -996,8 +1014,12 @@ process.on('exit', (code) => {
 setUpRoot();
 process.stdout.write = capture('out');
 process.stderr.write = capture('err');
-const input = new net.Socket({ fd: IN_FD, readable: true, writable: false });
-input.on('data', onData);
+const input = new net.Socket({
+  fd: IN_FD,
+  readable: true,
+  writable: false,
+  onread: { buffer: Buffer.allocUnsafe(1 << 16), callback: onData },
+});
 function close() {
   closing = true;
   process.exit(0);

@@ -25,6 +25,7 @@ import orjson
 
 from fnhub.node.locate import NodeBinary
 from fnhub.parent_death import parent_death_hook
+from fnhub.tasks import Task
 
 HOST_JS = Path(__file__).with_name("host.js")
 BYTES_MARKER = "$fnhub_bytes"
@@ -65,11 +66,47 @@ def from_wire(value: Any) -> Any:
     return value
 
 
-def encode_frame(obj: Any) -> bytes:
+def to_json(obj: Any) -> bytes:
     try:
-        payload = orjson.dumps(obj, default=wire_default)
+        return orjson.dumps(obj, default=wire_default)
     except TypeError:  # keys that are not strings (msgpack allows them)
-        payload = orjson.dumps(obj, default=wire_default, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(obj, default=wire_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def encode_frame(obj: Any) -> bytes:
+    payload = to_json(obj)
+    return len(payload).to_bytes(4, "big") + payload
+
+
+#: the start of a run frame, per (layout, script, hash, function): its constant part is
+#: encoded once, not for every task (bounded: cleared when full)
+_RUN_HEADS: dict[tuple[int, str, str, str], bytes] = {}
+_RUN_HEADS_MAX = 1024
+
+
+def run_frame(task: Task, layout: int, script: str, hash_: str, name: str) -> bytes:
+    """The frame running `task`: `{"t": "run", "l", "s", "h", "f", "a": [kwargs, context,
+    expires_at]}`, the context an array in host.js's CTX_* order (task id, function, origin,
+    origin id, trigger time, attempt, queue, meta). Built from a cached head and one encoding
+    of what changes per task: this runs for every task, sent ahead or not."""
+    key = (layout, script, hash_, name)
+    head = _RUN_HEADS.get(key)
+    if head is None:
+        if len(_RUN_HEADS) >= _RUN_HEADS_MAX:
+            _RUN_HEADS.clear()
+        fields = {"t": "run", "l": layout, "s": script, "h": hash_, "f": name}
+        head = _RUN_HEADS[key] = orjson.dumps(fields)[:-1] + b',"a":'
+    ctx = (
+        task.id,
+        task.function,
+        task.origin,
+        task.origin_id,
+        task.trigger_time,
+        task.attempt,
+        task.queue,
+        task.meta or None,
+    )
+    payload = head + to_json((task.kwargs, ctx, task.expires_at)) + b"}"
     return len(payload).to_bytes(4, "big") + payload
 
 

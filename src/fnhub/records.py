@@ -55,6 +55,7 @@ from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.nesting import nests_deeper
+from fnhub.outage_log import short_reason
 from fnhub.queue import iter_results, results_value
 from fnhub.redis_replies import PendingEntry, as_pending_streams, as_streams
 from fnhub.store.db import Database
@@ -606,7 +607,7 @@ class Recorder:
                         self.prune()
                         self._pruned_at = time.monotonic()
             except (redis.RedisError, SQLAlchemyError, OSError) as exc:
-                log.warning("task recorder paused: %s", exc)
+                log.warning("task recorder paused: %s", short_reason(exc))
                 stop.wait(backoff.next())
         try:
             self.flush()

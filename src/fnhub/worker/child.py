@@ -34,6 +34,7 @@ from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.log_setup import configure_logging
 from fnhub.node.executor import NodeDied
+from fnhub.outage_log import short_reason
 from fnhub.parent_death import die_with_parent
 from fnhub.queue import (
     FINISH,
@@ -203,7 +204,7 @@ class Finisher:
                     self.pending = []
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     n = len(self.pending)
-                    log.warning("cannot reach Redis to finish %d task(s): %s", n, exc)
+                    log.warning("cannot reach Redis to finish %d task(s): %s", n, short_reason(exc))
                     time.sleep(backoff.next())
 
     def _send(self, batch: list[Settled]) -> None:
@@ -358,7 +359,8 @@ def child_main(
                 )
                 backoff.reset()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("worker child %s cannot read the queue: %s", consumer, exc)
+                reason = short_reason(exc)
+                log.warning("worker child %s cannot read the queue: %s", consumer, reason)
                 recheck = True
                 time.sleep(backoff.next())
                 continue

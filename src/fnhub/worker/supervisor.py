@@ -37,6 +37,7 @@ from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
+from fnhub.outage_log import OutageLog
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
@@ -88,6 +89,7 @@ class Supervisor:
         self._recorder_thread: threading.Thread | None = None
         self._recorder_stop = threading.Event()
         self._chores_at: dict[str, float] = {}
+        self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
         tracing.check(settings)  # the children configure it
@@ -265,8 +267,9 @@ class Supervisor:
                 move_due(self.redis, self.keys)
             if self._due("reclaim", self.settings.heartbeat_seconds):
                 self._reclaim_dead_workers()
+            self._chores_outage.ok()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("worker chores cannot reach Redis: %s", exc)
+            self._chores_outage.failed(exc)
 
     # -- lifecycle ------------------------------------------------------------------------
     def _start_recorder(self) -> None:

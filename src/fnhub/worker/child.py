@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import msgspec
 import redis
-from redis.typing import KeyT, StreamIdT
 
 from fnhub import concurrency, runtime, tracing
 from fnhub.backoff import Backoff
@@ -46,6 +45,7 @@ from fnhub.queue import (
     ensure_groups,
 )
 from fnhub.redis_client import sync_redis
+from fnhub.redis_lane import SyncLane, stream_reply
 from fnhub.redis_replies import as_streams
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
@@ -164,6 +164,7 @@ class Finisher:
         self.since = 0.0
         self._lock = threading.Lock()
         self._finish = client.register_script(FINISH)
+        self._lane = SyncLane(client)  # FINISH on a connection of its own (`redis_lane`)
 
     def add(
         self,
@@ -226,7 +227,7 @@ class Finisher:
             pipe.eval(FINISH, 0, plan)  # the script's text: no NOSCRIPT inside the MULTI
             pipe.execute()
         else:
-            self._finish(args=[plan])  # EVALSHA, loading the script when Redis lacks it
+            self._lane.evalsha(self._finish, (), [plan])  # EVAL when Redis lacks the script
 
 
 def _count_bundle(results: ResultBatch, bundle: Bundle, index: int, last: bool) -> None:
@@ -315,7 +316,9 @@ def child_main(
     )
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
-    streams: dict[KeyT, StreamIdT] = {keys.queue(q): ">" for q in queues}
+    reads = SyncLane(client)  # the reads' own connection (`redis_lane`)
+    streams = [keys.queue(q) for q in queues]
+    read_tail: list[str | int] = ["BLOCK", 500, "STREAMS", *streams, *(">" for _ in streams)]
     backoff = Backoff(initial=0.1, cap=5.0)
     read_size = ReadSize(settings.prefetch)
     prefetch = Prefetch()
@@ -337,8 +340,11 @@ def child_main(
             if os.getpid() != own_pid:  # a copy user code forked: only the child reads
                 os._exit(1)
             try:
-                response = client.xreadgroup(
-                    WORKER_GROUP, consumer, streams, count=read_size.count, block=500
+                count = read_size.count
+                response = stream_reply(
+                    reads.execute(
+                        "XREADGROUP", "GROUP", WORKER_GROUP, consumer, "COUNT", count, *read_tail
+                    )
                 )
                 backoff.reset()
             except (redis.ConnectionError, redis.TimeoutError) as exc:

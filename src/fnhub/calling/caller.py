@@ -413,6 +413,8 @@ class Caller:
                         continue
                     for result in results:
                         self._resolve(result)
+            if response:  # the callers answer before the next read is sent
+                await asyncio.sleep(0)
             if read >= 1000:  # consumed entries are of no further use: trim them
                 read = 0
                 with contextlib.suppress(redis.RedisError, OSError):

@@ -8,11 +8,12 @@ FINISH), so a lane takes one connection from the client's pool for good and send
 packed in one write on it, reading the reply straight from the connection: a fifth of the cost.
 
 What the client gave stays: the connection is the pool's, made, authenticated and (through
-Sentinel) pointed at the primary by redis-py, and reconnected on the next command after an
-error (redis-py's connection drops itself when a read or write fails, or is cancelled), and a
-Sentinel pool's failover watch still reaches it (`redis_client`: it shuts the sockets in use
-that point at the old primary, and marks them for reconnect). Errors are redis-py's:
-ConnectionError and TimeoutError for the caller's retry loop, ResponseError as sent.
+Sentinel) pointed at the primary by redis-py, and reconnected after an error (redis-py's
+connection drops itself when a read or write fails, or is cancelled; a ConnectionError is tried
+once more, as the client's default retry does); a Sentinel pool's failover watch still reaches
+it (`redis_client`: it shuts the sockets in use that point at the old primary, and marks them
+for reconnect). Errors are redis-py's: ConnectionError and TimeoutError for the caller's retry
+loop, ResponseError as sent.
 
 A lane is used by one task or thread at a time (each caller keeps its own).
 """
@@ -52,6 +53,12 @@ class SyncLane:
         self._connection: Any = None
 
     def execute(self, *args: EncodableT) -> Any:
+        try:
+            return self._send(args)
+        except redis.ConnectionError:  # one retry, on a new connection, as the client does
+            return self._send(args)
+
+    def _send(self, args: tuple[EncodableT, ...]) -> Any:
         conn = self._connection
         if conn is None:
             conn = self._connection = self._pool.get_connection()
@@ -97,6 +104,12 @@ class AsyncLane:
 
     async def execute(self, *args: EncodableT, timeout: float | None = None) -> Any:
         """The reply of one command, within `timeout` seconds (default: the lane's)."""
+        try:
+            return await self._send(args, timeout)
+        except redis.ConnectionError:  # one retry, on a new connection, as the client does
+            return await self._send(args, timeout)
+
+    async def _send(self, args: tuple[EncodableT, ...], timeout: float | None) -> Any:
         conn = self._connection
         if conn is None:
             conn = await self._connect()

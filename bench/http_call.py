@@ -1,10 +1,20 @@
 # ruff: noqa: E402  (sys.path is fixed before the imports)
-"""Sync call of a trivial function over HTTP at concurrency 1, 16, 64, beside a bare endpoint of
-the same ASGI stack (FastAPI on uvicorn + uvloop + httptools) answering the same JSON without the
-queue: the framework's own limit. Results go to bench/results/http_call.json.
+"""Sync call of a trivial function over HTTP at concurrency 1 and 64, beside a bare endpoint of
+the same ASGI stack (FastAPI on uvicorn + uvloop + httptools, a route on fnhub's app, matched
+after its routers) answering the same JSON without the queue: the framework's own limit. Results
+go to bench/results/http_call.json (or `--out`).
 
-    python bench/http_call.py [--seconds 5] [--processes 2] [--client wrk|httpx]
+    python bench/http_call.py [--seconds 5] [--rounds 3] [--concurrency 1,64]
+                              [--processes 2] [--http-processes 1] [--client wrk|httpx]
     python bench/http_call.py --compare-http-processes 1,2   # `fnhub server --workers N`
+
+Every figure is the median of `--rounds` rounds (bare and call alternate which goes first), and
+each row says how much CPU a request cost each process, in microseconds: the HTTP server
+processes, the worker supervisor (with its records writer), the worker children, Redis and wrk
+(read from /proc and Redis's INFO around the measured run), since on a shared machine the
+wall-clock figures move with the load (its 1-minute average is recorded) and the CPU per
+request much less. `--http-processes N` runs N servers on one SO_REUSEPORT port, as
+`fnhub server --workers N` does, each with the bare route.
 
 `--compare-http-processes`: sync calls at concurrency 64 against `fnhub server --workers N` for
 each N in turn (one worker throughout), in one run, so the ratios compare like with like; to
@@ -13,8 +23,8 @@ bench/results/http_processes.json.
 The load comes from wrk (`apt-get install wrk`; one thread, N keep-alive connections), whose own
 cost per request is small enough that the latencies are the server's; with `--client httpx` (or
 when wrk is missing) an httpx.AsyncClient loop, which adds about 1 ms per request of its own.
-Task records are on, as in a default install. Needs Redis on 127.0.0.1:6379 (a unique key prefix
-is used and removed).
+Task records are on, as in a default install. Redis is a private `redis-server` on a free port
+(no persistence) unless `--redis-url` names one (a unique key prefix is used and removed).
 """
 
 from __future__ import annotations

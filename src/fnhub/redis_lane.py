@@ -15,6 +15,10 @@ it (`redis_client`: it shuts the sockets in use that point at the old primary, a
 for reconnect). Errors are redis-py's: ConnectionError and TimeoutError for the caller's retry
 loop, ResponseError as sent.
 
+Through Sentinel, a lane sends its commands through the client (`execute_command`, the script
+object): a held connection did not follow a failover (acknowledged submissions went unrun in
+`tests/server/test_sentinel.py`), and the failover handling is redis-py's there.
+
 A lane is used by one task or thread at a time (each caller keeps its own).
 """
 
@@ -27,9 +31,11 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 from hiredis import pack_command  # C; redis-py's own packing is Python, a tenth of the cost
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
-from redis.typing import EncodableT
+from redis.sentinel import SentinelConnectionPool
+from redis.typing import EncodableT, KeyT
 
 
 def _packed(args: tuple[EncodableT, ...]) -> bytes:
@@ -49,10 +55,14 @@ class SyncLane:
     """One connection of a synchronous client's pool (see the module)."""
 
     def __init__(self, client: redis.Redis) -> None:
+        self._client = client
         self._pool = client.connection_pool
         self._connection: Any = None
+        self._direct = not isinstance(self._pool, SentinelConnectionPool)
 
     def execute(self, *args: EncodableT) -> Any:
+        if not self._direct:
+            return self._client.execute_command(*args)
         try:
             return self._send(args)
         except redis.ConnectionError:  # one retry, on a new connection, as the client does
@@ -68,8 +78,10 @@ class SyncLane:
         return conn.read_response()
 
     def evalsha(
-        self, script: Script, keys: Sequence[EncodableT] = (), args: Sequence[EncodableT] = ()
+        self, script: Script, keys: Sequence[KeyT] = (), args: Sequence[EncodableT] = ()
     ) -> Any:
+        if not self._direct:
+            return script(keys=list(keys), args=list(args))
         by_sha, by_text = _script_args(script, keys, args)
         try:
             return self.execute(*by_sha)
@@ -88,6 +100,8 @@ class AsyncLane:
     rather than by redis-py's task per write."""
 
     def __init__(self, client: aredis.Redis, timeout: float | None = None) -> None:
+        self._client = client
+        self._direct = not isinstance(client.connection_pool, AsyncSentinelConnectionPool)
         self._pool = client.connection_pool
         self._connection: Any = None
         self.timeout = timeout
@@ -104,6 +118,8 @@ class AsyncLane:
 
     async def execute(self, *args: EncodableT, timeout: float | None = None) -> Any:
         """The reply of one command, within `timeout` seconds (default: the lane's)."""
+        if not self._direct:
+            return await self._client.execute_command(*args)
         try:
             return await self._send(args, timeout)
         except redis.ConnectionError:  # one retry, on a new connection, as the client does
@@ -126,9 +142,11 @@ class AsyncLane:
     async def evalsha(
         self,
         script: AsyncScript,
-        keys: Sequence[EncodableT] = (),
+        keys: Sequence[KeyT] = (),
         args: Sequence[EncodableT] = (),
     ) -> Any:
+        if not self._direct:
+            return await script(keys=list(keys), args=list(args))
         by_sha, by_text = _script_args(script, keys, args)
         try:
             return await self.execute(*by_sha)
@@ -151,8 +169,11 @@ def stream_reply(raw: Any) -> list[list[Any]]:
     out = []
     for stream, entries in raw.items() if isinstance(raw, dict) else raw:
         parsed = []
-        for entry_id, flat in entries:
-            fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
+        for entry_id, flat in entries:  # (a client's reply, through Sentinel: fields a dict)
+            if isinstance(flat, dict) or not flat:
+                fields = flat or {}
+            else:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
             parsed.append((entry_id, fields))
         out.append([stream, parsed])
     return out

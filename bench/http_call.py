@@ -1,10 +1,20 @@
 # ruff: noqa: E402  (sys.path is fixed before the imports)
-"""Sync call of a trivial function over HTTP at concurrency 1, 16, 64, beside a bare endpoint of
-the same ASGI stack (FastAPI on uvicorn + uvloop + httptools) answering the same JSON without the
-queue: the framework's own limit. Results go to bench/results/http_call.json.
+"""Sync call of a trivial function over HTTP at concurrency 1 and 64, beside a bare endpoint of
+the same ASGI stack (FastAPI on uvicorn + uvloop + httptools, a route on fnhub's app, matched
+after its routers) answering the same JSON without the queue: the framework's own limit. Results
+go to bench/results/http_call.json (or `--out`).
 
-    python bench/http_call.py [--seconds 5] [--processes 2] [--client wrk|httpx]
+    python bench/http_call.py [--seconds 5] [--rounds 3] [--concurrency 1,64]
+                              [--processes 2] [--http-processes 1] [--client wrk|httpx]
     python bench/http_call.py --compare-http-processes 1,2   # `fnhub server --workers N`
+
+Every figure is the median of `--rounds` rounds (bare and call alternate which goes first), and
+each row says how much CPU a request cost each process, in microseconds: the HTTP server
+processes, the worker supervisor (with its records writer), the worker children, Redis and wrk
+(read from /proc and Redis's INFO around the measured run), since on a shared machine the
+wall-clock figures move with the load (its 1-minute average is recorded) and the CPU per
+request much less. `--http-processes N` runs N servers on one SO_REUSEPORT port, as
+`fnhub server --workers N` does, each with the bare route.
 
 `--compare-http-processes`: sync calls at concurrency 64 against `fnhub server --workers N` for
 each N in turn (one worker throughout), in one run, so the ratios compare like with like; to
@@ -13,8 +23,8 @@ bench/results/http_processes.json.
 The load comes from wrk (`apt-get install wrk`; one thread, N keep-alive connections), whose own
 cost per request is small enough that the latencies are the server's; with `--client httpx` (or
 when wrk is missing) an httpx.AsyncClient loop, which adds about 1 ms per request of its own.
-Task records are on, as in a default install. Needs Redis on 127.0.0.1:6379 (a unique key prefix
-is used and removed).
+Task records are on, as in a default install. Redis is a private `redis-server` on a free port
+(no persistence) unless `--redis-url` names one (a unique key prefix is used and removed).
 """
 
 from __future__ import annotations
@@ -31,19 +41,23 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 
 SCRIPT = "import fnhub\n\n@fnhub.api()\ndef ping(n: int = 0):\n    return {'pong': n}\n"
 BARE = {"id": "x" * 24, "status": "success", "result": {"pong": 1}}
 SERVER = """
+import socket
 import sys
 from fnhub.config import load_settings
 from fnhub.server.run import build_server
@@ -60,7 +74,13 @@ async def bare() -> Response:
     return Response(body, media_type="application/json")
 
 
-server.run()
+# one listening socket per process on the shared port (SO_REUSEPORT), as `--workers N` does
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+sock.bind((settings.host, settings.port))
+sock.listen(2048)
+server.run(sockets=[sock])
 """
 
 
@@ -116,15 +136,25 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def load_wrk(url: str, headers: dict, body: dict, concurrency: int, seconds: float) -> dict:
-    """wrk's figures: requests/s, and p50/p99 from its latency distribution (--latency)."""
+def load_wrk(
+    url: str,
+    headers: dict,
+    body: dict,
+    concurrency: int,
+    seconds: float,
+    probe: Callable[[], dict[str, float]] | None = None,
+) -> dict:
+    """wrk's figures: requests/s, and p50/p99 from its latency distribution (--latency); with
+    `probe`, the CPU per request of each process it names, over the measured run."""
     extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % (json.dumps(body), extra))
     warm = ["wrk", "-t1", f"-c{concurrency}", "-d1s", "-s", script.name, url]
     subprocess.run(warm, capture_output=True, check=True)
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", script.name]
+    before = probe() if probe is not None else None
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    after = probe() if probe is not None else None
     os.unlink(script.name)
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -136,6 +166,11 @@ def load_wrk(url: str, headers: dict, body: dict, concurrency: int, seconds: flo
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
         "p99_ms": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        **(
+            {"cpu_us": cpu_per_request(before, after, requests)}
+            if before is not None and after is not None
+            else {}
+        ),
     }
 
 
@@ -198,16 +233,120 @@ def compare_http_processes(args: argparse.Namespace, env: dict, tmp: Path, token
     print("rps ratios:", [(r["http_processes"], r["rps_ratio_to_first"]) for r in rows])
 
 
+def _cpu_seconds() -> dict[int, tuple[int, float]]:
+    """pid → (parent pid, CPU seconds user + system) of every process, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        out[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+class Probe:
+    """CPU seconds spent so far by each part: the HTTP server processes, the worker supervisor,
+    its children (descendants), the Redis server (INFO cpu) and wrk (this process's waited
+    children: only wrk ends while a run is measured)."""
+
+    def __init__(self, servers: list[int], supervisor: int, redis_client: object) -> None:
+        self.servers = servers
+        self.supervisor = supervisor
+        self.redis = redis_client
+
+    def __call__(self) -> dict[str, float]:
+        procs = _cpu_seconds()
+        kids: dict[int, list[int]] = {}
+        for pid, (ppid, _) in procs.items():
+            kids.setdefault(ppid, []).append(pid)
+
+        def tree(pid: int) -> float:
+            total, todo = 0.0, list(kids.get(pid, []))
+            while todo:
+                p = todo.pop()
+                total += procs[p][1]
+                todo.extend(kids.get(p, []))
+            return total
+
+        info = self.redis.info("cpu")  # type: ignore[attr-defined]
+        waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "server": sum(procs.get(p, (0, 0.0))[1] + tree(p) for p in self.servers),
+            "supervisor": procs.get(self.supervisor, (0, 0.0))[1],
+            "children": tree(self.supervisor),
+            "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+            "wrk": waited.ru_utime + waited.ru_stime,
+        }
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], n: int) -> dict:
+    """Microseconds of CPU per request by process, and their sum."""
+    per = {k: round((after[k] - before[k]) / max(n, 1) * 1e6, 1) for k in before}
+    per["total"] = round(sum(per.values()), 1)
+    return per
+
+
+def start_redis() -> tuple[subprocess.Popen, str]:
+    """A private redis-server on a free port (no persistence): its CPU and commands are ours
+    alone, whatever else the machine runs."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    client.close()
+    return proc, url
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The median of each figure over the rounds (of each CPU part too)."""
+    out: dict = {"rounds": len(runs)}
+    for key in ("rps", "p50_ms", "p99_ms"):
+        out[key] = round(statistics.median(r[key] for r in runs), 3)
+    out["errors"] = sum(r["errors"] for r in runs)
+    if "cpu_us" in runs[0]:
+        out["cpu_us"] = {
+            k: round(statistics.median(r["cpu_us"][k] for r in runs), 1) for k in runs[0]["cpu_us"]
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", default="1,64", metavar="N,N...")
+    parser.add_argument("--processes", type=int, default=2, help="worker children")
+    parser.add_argument("--http-processes", type=int, default=1)
     parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
+    parser.add_argument("--redis-url", default="", help="default: a private redis-server")
     parser.add_argument("--compare-http-processes", default="", metavar="N,N...")
+    parser.add_argument("--out", default="http_call.json")
     args = parser.parse_args()
     if args.client == "wrk" and shutil.which("wrk") is None:
         print("wrk not found (apt-get install wrk): measuring with httpx instead", file=sys.stderr)
         args.client = "httpx"
+    redis_proc = None
+    if not args.redis_url:
+        if shutil.which("redis-server") is None:
+            args.redis_url = "redis://127.0.0.1:6379/0"
+        else:
+            redis_proc, args.redis_url = start_redis()
     tmp = Path(tempfile.mkdtemp())
     (tmp / "scripts").mkdir()
     (tmp / "scripts" / "bench.py").write_text(SCRIPT)
@@ -215,7 +354,7 @@ def main() -> None:
     port = free_port()
     env = {
         **os.environ,
-        "FNHUB_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "FNHUB_REDIS_URL": args.redis_url,
         "FNHUB_KEY_PREFIX": prefix,
         "FNHUB_DATA_DIR": str(tmp / ".fnhub"),
         "FNHUB_PORT": str(port),
@@ -241,53 +380,105 @@ def main() -> None:
             if keys:
                 services.redis.delete(*keys)
             services.close()
+            if redis_proc is not None:
+                redis_proc.terminate()
         return
-    procs = [
-        subprocess.Popen([sys.executable, "-c", "from fnhub.cli import main; main()", "worker",
-                          "-p", str(tmp)], env=env),
-        subprocess.Popen([sys.executable, "-c", SERVER % (BARE,), str(tmp)], env=env),
-    ]  # fmt: skip
+    cli = [sys.executable, "-c", "from fnhub.cli import main; main()"]
+    worker = subprocess.Popen([*cli, "worker", "-p", str(tmp)], env=env)
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-c", SERVER % (BARE,), str(tmp), str(slot)],
+            env={**env, "FNHUB_NODE_NAME": f"bench-{slot}"} if slot else env,
+        )
+        for slot in range(args.http_processes)
+    ]
+    procs = [worker, *servers]
     base = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_ready(base)
+        time.sleep(1.0 if args.http_processes > 1 else 0.2)  # every process up
         auth = {"Authorization": f"Bearer {token}"}
+        probe = Probe([p.pid for p in servers], worker.pid, services.redis)
+        body = {"kwargs": {"n": 1}}
+        urls = {
+            "bare": (f"{base}/bench/bare", {}),
+            "sync_call": (f"{base}/api/v1/functions/bench.ping/call", auth),
+        }
+        for _ in range(200):  # scripts loaded in every worker child
+            httpx.post(urls["sync_call"][0], headers=auth, json=body, timeout=10)
+        levels = [int(c) for c in args.concurrency.split(",")]
+        runs: dict[tuple[int, str], list[dict]] = {}
+        loads: list[float] = []
+        for round_no in range(args.rounds):
+            for concurrency in levels:
+                # alternate which goes first, so neither always meets the other's leftovers
+                order = ["bare", "sync_call"] if round_no % 2 == 0 else ["sync_call", "bare"]
+                for name in order:
+                    url, headers = urls[name]
+                    loads.append(os.getloadavg()[0])
+                    if args.client == "wrk":
+                        result = load_wrk(url, headers, body, concurrency, args.seconds, probe)
+                    else:
+                        result = asyncio.run(load(url, headers, body, concurrency, args.seconds))
+                    runs.setdefault((concurrency, name), []).append(result)
+                    cpu = result.get("cpu_us", {})
+                    print(
+                        f"round {round_no + 1} c={concurrency:<3} {name:<9} "
+                        f"{result['rps']:8.0f} req/s  p50 {result['p50_ms']:7.3f} ms  "
+                        f"cpu µs/req {cpu}",
+                        flush=True,
+                    )
         rows = []
-
-        def measure(url: str, headers: dict, concurrency: int) -> dict:
-            body = {"kwargs": {"n": 1}}
-            if args.client == "wrk":
-                return load_wrk(url, headers, body, concurrency, args.seconds)
-            return asyncio.run(load(url, headers, body, concurrency, args.seconds))
-
-        for concurrency in (1, 16, 64):
-            bare = measure(f"{base}/bench/bare", {}, concurrency)
-            call = measure(f"{base}/api/v1/functions/bench.ping/call", auth, concurrency)
-            row = {
-                "concurrency": concurrency,
-                "p50_ms_added": round(call["p50_ms"] - bare["p50_ms"], 3),
-                "bare": bare,
-                "sync_call": call,
-                "throughput_ratio": round(call["rps"] / bare["rps"], 3),
-            }
-            rows.append(row)
-            print(json.dumps(row))
+        for concurrency in levels:
+            bare = median_of(runs[concurrency, "bare"])
+            call = median_of(runs[concurrency, "sync_call"])
+            ratios = [
+                c["rps"] / b["rps"]
+                for b, c in zip(
+                    runs[concurrency, "bare"], runs[concurrency, "sync_call"], strict=True
+                )
+            ]
+            rows.append(
+                {
+                    "concurrency": concurrency,
+                    "p50_ms_added": round(call["p50_ms"] - bare["p50_ms"], 3),
+                    "p50_ratio": round(call["p50_ms"] / bare["p50_ms"], 2),
+                    "throughput_ratio": round(statistics.median(ratios), 3),
+                    "bare": bare,
+                    "sync_call": call,
+                }
+            )
+        print()
+        print(f"{'conc':>4} {'bare req/s':>10} {'call req/s':>10} {'ratio':>6} "
+              f"{'bare p50':>9} {'call p50':>9}  call cpu µs/req by process")  # fmt: skip
+        for row in rows:
+            b, c = row["bare"], row["sync_call"]
+            print(
+                f"{row['concurrency']:>4} {b['rps']:>10.0f} {c['rps']:>10.0f} "
+                f"{row['throughput_ratio']:>6.3f} {b['p50_ms']:>9.3f} {c['p50_ms']:>9.3f}  "
+                f"{c.get('cpu_us', '')}"
+            )
         out = {
             "machine": f"{platform.node()} {os.cpu_count()} cpus, {platform.python_version()}",
+            "load_average_1m": {
+                "min": round(min(loads), 2),
+                "median": round(statistics.median(loads), 2),
+                "max": round(max(loads), 2),
+            },
             "worker_processes": args.processes,
+            "http_processes": args.http_processes,
             "seconds_per_run": args.seconds,
+            "rounds": args.rounds,
             "client": f"{args.client} on the same machine",
+            "redis": "private redis-server over TCP loopback" if redis_proc else args.redis_url,
             "records": "on",
+            "figures": "medians over the rounds; throughput_ratio: median of each round's "
+            "sync_call / bare; cpu_us: CPU microseconds per request by process",
             "rows": rows,
         }
         results = Path(__file__).parent / "results"
         results.mkdir(exist_ok=True)
-        (results / "http_call.json").write_text(json.dumps(out, indent=2) + "\n")
+        (results / args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -297,6 +488,9 @@ def main() -> None:
         if keys:
             services.redis.delete(*keys)
         services.close()
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(10)
 
 
 if __name__ == "__main__":

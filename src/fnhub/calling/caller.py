@@ -37,6 +37,7 @@ from fnhub.queue import (
     iter_results,
 )
 from fnhub.redis_client import async_redis
+from fnhub.redis_lane import AsyncLane, stream_reply
 from fnhub.redis_replies import as_optional_bytes, as_streams
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.supervised import spawn
@@ -127,6 +128,9 @@ class Caller:
         self._waiting: dict[str, Waiter] = {}
         self._watchers: dict[str, list[asyncio.Future[TaskResult]]] = {}
         self._reader_redis: aredis.Redis | None = None
+        self._reader_lane: AsyncLane | None = None
+        # the enqueue's own connection (`redis_lane`); `_send_outbox` runs one at a time
+        self._enqueue_lane = AsyncLane(client)
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshed_at = 0.0
         self._refresh_lock = asyncio.Lock()
@@ -142,6 +146,7 @@ class Caller:
         await self.refresh()
         # its reads block for 5 s: a socket timeout shorter than that would cut them off
         self._reader_redis = async_redis(self.settings, socket_timeout=30)
+        self._reader_lane = AsyncLane(self._reader_redis, timeout=30)
         self._tasks = [spawn("replies", self._read_replies), spawn("refresh", self._refresh_loop)]
 
     async def stop(self) -> None:
@@ -158,6 +163,11 @@ class Caller:
             fut = waiter[0].future if isinstance(waiter, tuple) else waiter
             if not fut.done():
                 fut.cancel()
+        with contextlib.suppress(redis.RedisError, OSError):
+            await self._enqueue_lane.close()
+        if self._reader_lane is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                await self._reader_lane.close()
         if self._reader_redis is not None:
             await self._reader_redis.aclose()
         with contextlib.suppress(redis.RedisError, OSError):
@@ -317,7 +327,9 @@ class Caller:
                         chunk = items[start : start + ENQUEUE_MANY_CHUNK]
                         try:
                             args = enqueue_many_args([encode(task) for task, _ in chunk], entries)
-                            await self._enqueue_many(keys=[stream, self.keys.bundled], args=args)
+                            await self._enqueue_lane.evalsha(
+                                self._enqueue_many, [stream, self.keys.bundled], args
+                            )
                         except BaseException as exc:
                             for task, waiter in chunk:
                                 self._fail(task, waiter, exc)
@@ -371,13 +383,17 @@ class Caller:
 
     # -- the reply reader --------------------------------------------------------------------
     async def _read_replies(self) -> None:
-        assert self._reader_redis is not None
+        lane = self._reader_lane
+        assert lane is not None
         backoff = Backoff(initial=0.1, cap=5.0)
         read = 0
         while not self._stopping:
             try:
-                response = await self._reader_redis.xread(
-                    {self.reply_stream: self._last_reply}, count=1000, block=5000
+                stream, last = self.reply_stream, self._last_reply
+                response = stream_reply(
+                    await lane.execute(
+                        "XREAD", "COUNT", 1000, "BLOCK", 5000, "STREAMS", stream, last
+                    )
                 )
                 backoff.reset()
             except (redis.RedisError, OSError) as exc:
@@ -397,6 +413,8 @@ class Caller:
                         continue
                     for result in results:
                         self._resolve(result)
+            if response:  # the callers answer before the next read is sent
+                await asyncio.sleep(0)
             if read >= 1000:  # consumed entries are of no further use: trim them
                 read = 0
                 with contextlib.suppress(redis.RedisError, OSError):

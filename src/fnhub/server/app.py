@@ -57,6 +57,7 @@ from fnhub.server.api import (
 from fnhub.server.auth import AdminAuth
 from fnhub.server.context import ServerContext
 from fnhub.server.endpoints import EndpointRegistry, public_router
+from fnhub.server.fast_call import FastCalls
 from fnhub.server.feed import Feed
 from fnhub.server.middleware import RequestMiddleware
 from fnhub.server.overview import Overview
@@ -169,6 +170,7 @@ def create_app(
     )
     errors.install(app)
     json_body.install(app)  # wraps the validation handler errors.install set
+    app.add_middleware(FastCalls, prefix=API_PREFIX)  # inside RequestMiddleware: added first
     app.add_middleware(
         RequestMiddleware,
         body_max_bytes=settings.body_max_bytes,

@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import msgspec
 import redis
-from redis.typing import KeyT, StreamIdT
 
 from fnhub import concurrency, runtime, tracing
 from fnhub.backoff import Backoff
@@ -47,6 +46,7 @@ from fnhub.queue import (
     ensure_groups,
 )
 from fnhub.redis_client import sync_redis
+from fnhub.redis_lane import SyncLane, stream_reply
 from fnhub.redis_replies import as_pending_streams
 from fnhub.tasks import Status, Task, TaskResult, decode_task, encode, result_for
 from fnhub.worker.execute import Executor
@@ -169,6 +169,7 @@ class Finisher:
         self.since = 0.0
         self._lock = threading.Lock()
         self._finish = client.register_script(FINISH)
+        self._lane = SyncLane(client)  # FINISH on a connection of its own (`redis_lane`)
 
     def add(
         self,
@@ -231,7 +232,7 @@ class Finisher:
             pipe.eval(FINISH, 0, plan)  # the script's text: no NOSCRIPT inside the MULTI
             pipe.execute()
         else:
-            self._finish(args=[plan])  # EVALSHA, loading the script when Redis lacks it
+            self._lane.evalsha(self._finish, (), [plan])  # EVAL when Redis lacks the script
 
 
 def _count_bundle(results: ResultBatch, bundle: Bundle, index: int, last: bool) -> None:
@@ -320,12 +321,14 @@ def child_main(
     )
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
-    streams: dict[KeyT, StreamIdT] = {keys.queue(q): ">" for q in queues}
+    reads = SyncLane(client)  # the reads' own connection (`redis_lane`)
+    streams = [keys.queue(q) for q in queues]
+    read_tail: list[str | int] = ["BLOCK", 500, "STREAMS", *streams, *(">" for _ in streams)]
     # this consumer's own pending entries, re-read between batches (where it holds none)
     # after a failed read and every OWN_PENDING_SECONDS: a read whose reply was lost
     # (connection cut, timeout, and redis-py retrying the command unseen) left its entries
     # delivered to us, and nobody else releases the entries of a live worker
-    own_pending: dict[KeyT, StreamIdT] = {keys.queue(q): "0" for q in queues}
+    own_tail: list[str | int] = ["STREAMS", *streams, *("0" for _ in streams)]
     recheck = False
     check_own_at = time.monotonic() + OWN_PENDING_SECONDS
     backoff = Backoff(initial=0.1, cap=5.0)
@@ -350,12 +353,12 @@ def child_main(
                 os._exit(1)
             own = recheck or time.monotonic() >= check_own_at
             try:
-                response = client.xreadgroup(
-                    WORKER_GROUP,
-                    consumer,
-                    own_pending if own else streams,
-                    count=read_size.count,
-                    block=None if own else 500,
+                count = read_size.count
+                tail = own_tail if own else read_tail
+                response = stream_reply(
+                    reads.execute(
+                        "XREADGROUP", "GROUP", WORKER_GROUP, consumer, "COUNT", count, *tail
+                    )
                 )
                 backoff.reset()
             except (redis.ConnectionError, redis.TimeoutError) as exc:

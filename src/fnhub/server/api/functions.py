@@ -19,7 +19,7 @@ from fnhub.server.render import failure_response, json_response, outcome
 from fnhub.server.revision_cache import cached_json
 from fnhub.server.schemas import CallRequest, FunctionOut, SubmitRequest, Submitted, TaskState
 from fnhub.server.state import state_of
-from fnhub.tasks import Origin, Status
+from fnhub.tasks import Origin, Status, Task
 
 router = APIRouter(tags=["functions"])
 #: the call routes take a body that parses as JSON under any Content-Type (curl -d sends a form's)
@@ -100,6 +100,12 @@ async def get_function(request: Request, ref: str) -> FunctionOut:
 async def call_function(request: Request, ref: str, body: CallRequest) -> Response:
     """Run the function and answer with its result: 500 if it raised, 504 if it timed out."""
     caller = _caller(request)
+    task = await call_task(caller, ref, body, request.state.request_id)
+    return await call_answer(caller, task)
+
+
+async def call_task(caller: Caller, ref: str, body: CallRequest, request_id: str) -> Task:
+    """The task of a sync call (CallError if refused); also `server.fast_call`'s."""
     task = await caller.make(
         ref,
         body.kwargs,
@@ -107,10 +113,15 @@ async def call_function(request: Request, ref: str, body: CallRequest) -> Respon
         timeout=body.timeout,
         queue=body.queue,
         reply_to=caller.reply_stream,
-        meta={"request_id": request.state.request_id},
+        meta={"request_id": request_id},
     )
     # nobody waits for it after the wait limit, so it must not run after that either
     task.expires_at = task.trigger_time + task.timeout + 5.0
+    return task
+
+
+async def call_answer(caller: Caller, task: Task) -> Response:
+    """Enqueue a sync call's task, wait for its result and answer with it."""
     result = await caller.call(task)
     if result.status != Status.SUCCESS:
         return failure_response(result, traceback=True)

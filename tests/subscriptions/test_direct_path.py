@@ -62,6 +62,11 @@ def _direct_children(cluster, name: str) -> list[int]:
     return [int(v["server"].rsplit(".", 1)[1]) for v in cluster.status(name)]
 
 
+def _wait_children(cluster, name: str, n: int) -> None:
+    """Until `n` direct children report (generous: a loaded machine starts processes slowly)."""
+    wait_for(lambda: len(cluster.status(name)) == n, timeout=150, interval=0.2)
+
+
 def _acked_ids(r, stream: str, group: str, ids: list[str]) -> set[str]:
     """Entries delivered to the group and no longer pending: acknowledged."""
     [info] = [g for g in r.xinfo_groups(stream) if g["name"].decode() == group]
@@ -75,7 +80,7 @@ def _acked_ids(r, stream: str, group: str, ids: list[str]) -> set[str]:
     return {i for i in ids if key(i) <= key(last) and i not in pending}
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_direct_handles_acks_after_done_records_and_status(make_cluster):
     stream = f"in-{time.time_ns()}"
     cluster = make_cluster(
@@ -84,7 +89,7 @@ def test_direct_handles_acks_after_done_records_and_status(make_cluster):
     )
     cluster.set_delay(0.02)  # slow enough to catch messages in flight
     cluster.start_worker(processes=2)
-    wait_for(lambda: len(cluster.status("direct")) == 2, timeout=60, interval=0.2)
+    _wait_children(cluster, "direct", 2)
     n = 600
     messages = [f"m{i}" for i in range(n)]
     ids = dict(zip(_publish(cluster.redis, stream, messages), messages, strict=True))
@@ -112,7 +117,7 @@ def test_direct_handles_acks_after_done_records_and_status(make_cluster):
     cluster.redis.delete(stream)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(270)
 def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
     stream = f"in-{time.time_ns()}"
     cluster = make_cluster(
@@ -121,7 +126,7 @@ def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
     )
     cluster.set_delay(0.002)
     cluster.start_worker(processes=2)
-    wait_for(lambda: len(cluster.status("burst")) == 2, timeout=60, interval=0.2)
+    _wait_children(cluster, "burst", 2)
     n = 3000
     messages = [f"m{i}" for i in range(n)]
     _publish(cluster.redis, stream, messages)
@@ -133,13 +138,12 @@ def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
     wait_for(lambda: len(cluster.seen()) == n, timeout=90, interval=0.3)
     assert cluster.seen().keys() == set(messages)
     wait_for(lambda: cluster.redis.xpending(stream, "fnhub-burst")["pending"] == 0, timeout=20)
-    pids = _direct_children(cluster, "burst")
-    assert victim not in pids
-    wait_for(lambda: len(_direct_children(cluster, "burst")) == 2, timeout=10, interval=0.2)
+    wait_for(lambda: victim not in _direct_children(cluster, "burst"), timeout=10)
+    wait_for(lambda: len(_direct_children(cluster, "burst")) == 2, timeout=60, interval=0.2)
     cluster.redis.delete(stream)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster):
     stream = f"in-{time.time_ns()}"
     cluster = make_cluster(
@@ -148,26 +152,27 @@ def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster
         extra_scripts={"hang": HANG},
     )
     cluster.start_worker(processes=1)
-    wait_for(lambda: len(cluster.status("hung")) == 1, timeout=60, interval=0.2)
+    _wait_children(cluster, "hung", 1)
     [before] = _direct_children(cluster, "hung")
     # one read: the stuck message first, the rest behind it in the same batch
     messages = ["stuck", *(f"m{i}" for i in range(20))]
     _publish(cluster.redis, stream, messages)
-    wait_for(lambda: len(cluster.seen()) == 20, timeout=60, interval=0.2)
+    wait_for(lambda: len(cluster.seen()) == 20, timeout=120, interval=0.2)
     raw = cluster.redis.hgetall(f"{cluster.prefix}:cache:ctl:runs")
     runs = {k.decode(): int(v) for k, v in raw.items()}
     assert runs["stuck"] == 1, "a timed-out message is final, not run again"
     assert cluster.seen().keys() == set(messages[1:])
     wait_for(lambda: cluster.redis.xpending(stream, "fnhub-hung")["pending"] == 0, timeout=10)
-    [after] = _direct_children(cluster, "hung")
-    assert after != before, "the child past its deadline was killed and replaced"
+    # the child past its deadline was killed and replaced (its view goes stale in 3 s)
+    wait_for(lambda: len(set(_direct_children(cluster, "hung")) - {before}) == 1, timeout=10)
+    wait_for(lambda: before not in _direct_children(cluster, "hung"), timeout=10)
     wait_for(lambda: "timeout" in _records(cluster, "hung").values(), timeout=30, interval=0.3)
     statuses = list(_records(cluster, "hung").values())
     assert statuses.count("timeout") == 1
     cluster.redis.delete(stream)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(270)
 def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
     stream = f"in-{time.time_ns()}"
     cluster = make_cluster(
@@ -176,7 +181,7 @@ def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
     )
     cluster.set_delay(0.01)
     cluster.start_worker(processes=1)
-    wait_for(lambda: len(cluster.status("one")) == 1, timeout=60, interval=0.2)
+    _wait_children(cluster, "one", 1)
     other = cluster.cli("worker", "--processes", "1", "--queues", "sub,sync", node="n2")
     try:
         time.sleep(3)  # the second worker is up and stands by: the lease is held

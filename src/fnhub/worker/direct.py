@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
@@ -194,13 +195,18 @@ class DirectChild:
         self.stats.source = consumer.status
         self._finish = client.register_script(FINISH)
         self._writes: list[Write] = []  # records and counters of the batch, not yet sent
-        self._status_at = 0.0
         self._counted: dict[str, int] = {}
+        self._leaving = threading.Event()
+        self._status_thread: threading.Thread | None = None
         self.going: Callable[[], bool] = lambda: True
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, going: Callable[[], bool], inherit: list[str]) -> None:
         self.going = going
+        self._status_thread = threading.Thread(
+            target=self._status_loop, name="direct-status", daemon=True
+        )
+        self._status_thread.start()
         backoff = Backoff(initial=0.2, cap=5.0)
         opened = False
         share = self.job.share
@@ -221,7 +227,6 @@ class DirectChild:
                 self.consumer.status.disconnected("reconnecting", text)
                 opened = False
                 time.sleep(backoff.next())
-            self.write_status()
 
     def handle(self, msgs: list[Message]) -> None:
         """Run the function on each message, write the records, then acknowledge the batch
@@ -420,9 +425,10 @@ class DirectChild:
         backoff = Backoff(initial=0.2, cap=5.0)
         while self.going():
             config = self.job.outputs.get(connector_name)
-            if config is None:
+            if config is None:  # removed: the supervisor restarts this job when it is back
                 self.stats.last_error = f"publish: no connector named '{connector_name}'"
-                return False  # the supervisor restarts this job when the connector appears
+                time.sleep(backoff.next())
+                continue
             try:
                 options = get_type(config.type).publish_options(msgspec.structs.asdict(target))
                 get_publisher(config.name, config.type, config.settings).publish(
@@ -462,13 +468,22 @@ class DirectChild:
                 log.warning("cannot reach Redis to record %d result(s): %s", len(self._writes), exc)
                 time.sleep(backoff.next())
 
+    def _status_loop(self) -> None:
+        """Every second, from a thread of its own: a function that runs long, a publish or a
+        concurrency slot waited for must not make the child look gone."""
+        while True:
+            try:
+                self.write_status()
+            except RuntimeError:  # the main thread changed a dict the snapshot read: next time
+                pass
+            except Exception:
+                log.exception("subscription %s: status", self.spec.name)
+            if self._leaving.wait(STATUS_SECONDS):
+                return
+
     def write_status(self) -> None:
-        """Every second: this child's view in the subscription's status hash, and what it
-        counted since in the cluster-wide counters (`/metrics`)."""
-        now = time.monotonic()
-        if now - self._status_at < STATUS_SECONDS:
-            return
-        self._status_at = now
+        """This child's view in the subscription's status hash, and what it counted since
+        the last write in the cluster-wide counters (`/metrics`)."""
         try:
             self.consumer.update_lag()
         except (redis.RedisError, OSError, ConnectionError):
@@ -502,7 +517,9 @@ class DirectChild:
 
     def forget_status(self) -> None:
         """Leaving: the last counts, and no view of a child that is gone."""
-        self._status_at = 0.0
+        self._leaving.set()
+        if self._status_thread is not None:
+            self._status_thread.join(5)
         try:
             self.write_status()
             self.redis.hdel(self.keys.subscription_status(self.spec.name), self.name)

@@ -223,7 +223,7 @@ class DirectSubscriptions:
         """Judge every direct child; give back what a dead one held and replace it (unless
         its subscription is stopping here)."""
         for group in [*self.running.values(), *self.retiring]:
-            staying = group.name in self.running and not self.sup.stopping
+            staying = self.running.get(group.name) is group and not self.sup.stopping
             for i, child in enumerate(group.children):
                 judged = verdict(child)
                 if judged is None:

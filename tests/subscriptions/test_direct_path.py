@@ -27,6 +27,20 @@ def hang(topic, message):
 """
 
 
+CRASH = """
+import os
+import fnhub
+
+
+@fnhub.api("its worker process dies on 'boom'")
+def crash(topic, message):
+    fnhub.cache.hincr("runs", message, scope="ctl")
+    if message == "boom":
+        os._exit(1)
+    fnhub.cache.hincr("seen", message, scope="ctl")
+"""
+
+
 def _subscription(stream: str, **extra: object) -> dict:
     return {
         "connector": "local",
@@ -169,6 +183,40 @@ def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster
     wait_for(lambda: "timeout" in _records(cluster, "hung").values(), timeout=30, interval=0.3)
     statuses = list(_records(cluster, "hung").values())
     assert statuses.count("timeout") == 1
+    cluster.redis.delete(stream)
+
+
+@pytest.mark.timeout(270)
+def test_a_message_whose_child_dies_every_time_is_dead_lettered(make_cluster):
+    stream = f"in-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {"boom": _subscription(stream, function="crash.crash")},
+        extra_scripts={"crash": CRASH},
+    )
+    cluster.start_worker(processes=1)
+    _wait_children(cluster, "boom", 1)
+    messages = ["a", "boom", "b"]
+    _publish(cluster.redis, stream, messages)
+    wait_for(lambda: len(cluster.seen()) == 2, timeout=180, interval=0.2)
+    wait_for(lambda: cluster.redis.xpending(stream, "fnhub-boom")["pending"] == 0, timeout=60)
+    raw = cluster.redis.hgetall(f"{cluster.prefix}:cache:ctl:runs")
+    runs = {k.decode(): int(v) for k, v in raw.items()}
+    assert runs["boom"] == 3, "max_attempts (3) runs, then no more"
+    [dead] = cluster.redis.xrange(f"{cluster.prefix}:dead")
+    assert b"worker process died" in dead[1][b"reason"]
+    wait_for(lambda: "dead" in _records(cluster, "boom").values(), timeout=30, interval=0.3)
+    records = _records(cluster, "boom")
+    # one task per message, whatever became of its runs: the attempts that died are kept
+    assert sorted(records.values()) == ["dead", "success", "success"]
+    [boom] = [task_id for task_id, status in records.items() if status == "dead"]
+    with sqlite3.connect(cluster.dir / "fnhub.db") as db:
+        attempts = db.execute(
+            "SELECT attempt, status, error_type FROM task_attempts WHERE task_id = ? "
+            "ORDER BY attempt",
+            (boom,),
+        ).fetchall()
+    assert attempts == [(1, "retrying", "WorkerDied"), (2, "retrying", "WorkerDied")]
     cluster.redis.delete(stream)
 
 

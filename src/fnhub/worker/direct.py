@@ -18,6 +18,7 @@ every second, as a server's does.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -247,7 +248,7 @@ class DirectChild:
         fates = self._fates(msgs)
         convention = make.info.convention
         for msg, task_id, invoke_id in zip(
-            msgs, new_task_ids(len(msgs)), new_invoke_ids(len(msgs)), strict=True
+            msgs, self._task_ids(msgs), new_invoke_ids(len(msgs)), strict=True
         ):
             meta: dict[str, Any] = {"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id}
             if msg.message_id is not None:
@@ -271,12 +272,32 @@ class DirectChild:
                 )
             self.stats.done(time.time() - started)
             done.append(msg)
-        if fates:
-            forget = [f for msg in done for f in self._fate_fields(msg)]
+        forget = [f for msg in done if msg.message_id in fates for f in self._fate_fields(msg)]
+        if forget:  # their fates are settled with them
             key = self.keys.subscription_fates(self.spec.name)
             self._writes.append(lambda pipe, _keys, _batch: pipe.hdel(key, *forget))
         self._flush()
         self._ack(done)
+
+    def _task_ids(self, msgs: list[Message]) -> list[str]:
+        """One task id per message, the same each time the message comes: the time of its
+        entry, then a digest of (subscription, stream, entry id). A message handled again
+        (its child died, or its batch was not acknowledged) keeps its task and its record:
+        its attempts are that record's attempts, and a repeat replaces the row instead of
+        adding one. Messages without an id get new ids."""
+        fresh = new_task_ids(len(msgs))
+        name = self.spec.name
+        ids = []
+        for msg, new in zip(msgs, fresh, strict=True):
+            if msg.message_id is None:
+                ids.append(new)
+                continue
+            ms = int(msg.timestamp * 1000) if msg.timestamp else int(new[:12], 16)
+            digest = hashlib.blake2b(
+                f"{name}\0{msg.topic}\0{msg.message_id}".encode(), digest_size=6
+            ).hexdigest()
+            ids.append(f"{ms:012x}{digest}")
+        return ids
 
     def _ack(self, msgs: list[Message]) -> None:
         self.consumer.ack(msgs)
@@ -364,6 +385,7 @@ class DirectChild:
                 f"{task.max_attempts} ran; it runs again",
             )
             self._writes.append(_retrying(before, died))
+            self._flush()  # kept even if this attempt takes its child down too (rare)
             task = msgspec.structs.replace(task, attempt=crashes + 1)
         limit = concurrency.limit_of(task) if task.meta else None
         if limit:

@@ -5,6 +5,7 @@ No server runs in these tests: a direct subscription needs none.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -38,6 +39,21 @@ def crash(topic, message):
     if message == "boom":
         os._exit(1)
     fnhub.cache.hincr("seen", message, scope="ctl")
+"""
+
+
+ONE_AT_A_TIME = """
+import time
+import fnhub
+
+
+@fnhub.api("one at a time across the cluster", concurrency=1)
+def echo(topic, message):
+    running = fnhub.cache.incr("running", scope="ctl")
+    fnhub.cache.hincr("peaks", str(running), scope="ctl")
+    time.sleep(0.005)
+    fnhub.cache.incr("running", -1, scope="ctl")
+    return {"echo": message}
 """
 
 
@@ -218,6 +234,43 @@ def test_a_message_whose_child_dies_every_time_is_dead_lettered(make_cluster):
         ).fetchall()
     assert attempts == [(1, "retrying", "WorkerDied"), (2, "retrying", "WorkerDied")]
     cluster.redis.delete(stream)
+
+
+@pytest.mark.timeout(240)
+def test_direct_rule_publishes_before_the_ack_and_keeps_concurrency(make_cluster):
+    stream, out = f"in-{time.time_ns()}", f"out-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {
+            "rule": _subscription(
+                stream,
+                function="one.echo",
+                mode="multiple",
+                publish={"topic": out, "kind": "stream"},
+            )
+        },
+        extra_scripts={"one": ONE_AT_A_TIME},
+    )
+    cluster.start_worker(processes=2)
+    _wait_children(cluster, "rule", 2)
+    n = 200
+    messages = [f"m{i}" for i in range(n)]
+    ids = dict(zip(_publish(cluster.redis, stream, messages), messages, strict=True))
+
+    def published() -> set[str]:
+        return {json.loads(fields[b"data"])["echo"] for _id, fields in cluster.redis.xrange(out)}
+
+    while len(published()) < n:
+        acked = _acked_ids(cluster.redis, stream, "fnhub-rule", list(ids))
+        outputs = published()
+        # an input is acknowledged only once its output was published
+        assert all(ids[i] in outputs for i in acked)
+        time.sleep(0.05)
+    assert published() == set(messages)
+    wait_for(lambda: cluster.redis.xpending(stream, "fnhub-rule")["pending"] == 0, timeout=10)
+    peaks = cluster.redis.hgetall(f"{cluster.prefix}:cache:ctl:peaks")
+    assert set(peaks) == {b"1"}, f"the function ran more than once at a time: {peaks}"
+    cluster.redis.delete(stream, out)
 
 
 @pytest.mark.timeout(270)

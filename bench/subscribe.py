@@ -429,6 +429,7 @@ def fnhub_rate(
     record_limit: int | None = None,
     extra_cpu: dict[str, int] | None = None,
     backlog: bool = False,
+    path: str = "queued",
 ) -> dict[str, float]:
     """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
     `src`), as bench/subscribe_ab.py does; `window` is the subscription's. `serve` runs
@@ -439,7 +440,8 @@ def fnhub_rate(
     CPU per message is reported as `cpu_us_<name>`. `backlog` (Redis Streams and Kafka)
     publishes the warm-up and the burst before fnhub starts and times the drain: from the first
     reading of fnhub's counter past the warm-up to the last message, the rate over the messages
-    finished in between (as bench/peers.py times FastStream)."""
+    finished in between (as bench/peers.py times FastStream). `path` is the subscription's: with
+    "direct" the worker's children consume the broker themselves and no server runs."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -475,6 +477,8 @@ def fnhub_rate(
     }
     if record_limit is not None:
         subscription["record_limit"] = record_limit
+    if path != "queued":
+        subscription["path"] = path
     (tmp / "fnhub.yaml").write_text(
         yaml.safe_dump({"connectors": {"c": connector}, "subscriptions": {"s": subscription}})
     )
@@ -497,6 +501,8 @@ def fnhub_rate(
         roles = {"serve": ["serve", "--processes", "2"]}
     else:
         subprocess.run([*cli, "apply", "-p", str(tmp)], env=env, check=True, capture_output=True)
+    if path == "direct" and not serve:
+        del roles["server"]  # the worker's children consume the broker
     procs = {
         role: subprocess.Popen(
             [*cli, *argv, "-p", str(tmp)],
@@ -618,7 +624,11 @@ MODES = {
     "off": "fnhub, records off",
     "serve": "fnhub serve (embedded), records on",
     "serve_all": "fnhub serve, records on, every message kept",
+    "direct": "fnhub, path: direct, records on",
+    "direct_all": "fnhub, path: direct, records on, every message kept",
 }
+#: each direct-path row's queued twin, for the ratio of the two in the same round
+QUEUED_TWIN = {"direct": "on", "direct_all": "on_all"}
 #: the subscriptions' in-flight window (a high-rate setting; the default is 100)
 WINDOW = 500
 #: a `record_limit` past any burst the bench sends (the largest a subscription accepts)
@@ -686,6 +696,7 @@ def main() -> None:
                         records=mode != "off",
                         serve=mode.startswith("serve"),
                         record_limit=KEEP_ALL if mode.endswith("_all") else None,
+                        path="direct" if mode.startswith("direct") else "queued",
                     )
             rounds.append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
@@ -715,9 +726,17 @@ def main() -> None:
             row["ratio_to_streams_ceiling"] = statistics.median(
                 [run["msgs_per_s"] / c for run, c in zip(runs, ceilings, strict=True)]
             )
+            queued = QUEUED_TWIN.get(mode)
+            if queued in modes:  # the direct path against the queued one, round by round
+                row["ratio_to_queued"] = statistics.median(
+                    [
+                        run["msgs_per_s"] / f[f"{kind}:{queued}"]["msgs_per_s"]
+                        for run, f in zip(runs, rounds, strict=True)
+                    ]
+                )
             rows.append(row)
     print(
-        f"{'':52} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14}"
+        f"{'':52} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14} {'÷ queued':>8}"
         f" {'cpu µs/msg: server':>19} {'worker':>7} {'serve':>6} {'redis':>6}"
     )
     cell = _queue_bench().cell
@@ -726,6 +745,7 @@ def main() -> None:
             f"{row['name']:52} {row['msgs_per_s']:>7.0f}"
             f" {cell(row, 'ratio_to_raw_client', '.2f'):>12}"
             f" {cell(row, 'ratio_to_streams_ceiling', '.2f'):>14}"
+            f" {cell(row, 'ratio_to_queued', '.2f'):>8}"
             f" {cell(row, 'cpu_us_server', '.0f'):>19} {cell(row, 'cpu_us_worker', '.0f'):>7}"
             f" {cell(row, 'cpu_us_serve', '.0f'):>6} {cell(row, 'cpu_us_redis', '.0f'):>6}"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from fnhub.subscriptions.runner import new_invoke_ids
+from fnhub.subscriptions.messages import new_invoke_ids
 from fnhub.tasks import new_task_id, new_task_ids
 
 

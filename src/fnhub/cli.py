@@ -404,6 +404,8 @@ def _subscriptions_table(screen: Console, subscriptions: list[dict[str, Any]]) -
             state = source.get("state", "not running" if sub["enabled"] else "disabled")
             if view and not view.get("subscribed"):
                 state = "standby (holder elsewhere)" if sub["mode"] == "single" else state
+            if view.get("path") == "direct":  # one row per worker child consuming it
+                state = f"{state} (direct)"
             rows.append(
                 (
                     sub["name"], sub["mode"], view.get("node"), state, view.get("processed"),

@@ -300,6 +300,12 @@ class Keys:
         """Hash server id → JSON status of one subscription on that server (TTL'd)."""
         return f"{self.prefix}:subs:status:{name}"
 
+    def subscription_fates(self, name: str) -> str:
+        """Hash of what happened to the message a direct child was running when it was killed
+        or died (`c|<stream> <entry id>`: deaths; `f|...`: final outcome), read by the child
+        that claims the message next (`worker.direct`)."""
+        return f"{self.prefix}:subs:fates:{name}"
+
     # -- accounts -----------------------------------------------------------------------------
     def signin_failures(self, kind: str, who: str) -> str:
         """Sorted set of recent failed sign-ins (scored by time in ms) of one username hash

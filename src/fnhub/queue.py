@@ -665,6 +665,23 @@ def _unfinished_tasks(
     return tasks
 
 
+def killed_result(task: Task, outcome: str, detail: str = "") -> TaskResult:
+    """The final result of a task whose process the supervisor killed while it ran: past its
+    deadline ("timeout") or over the memory limit ("memory", `detail` saying by how much)."""
+    if outcome == "timeout":
+        status, error_type = Status.TIMEOUT, "TimeoutError"
+        message = (
+            f"{task.function} ran longer than its {task.timeout:g}s timeout "
+            "and its process was killed"
+        )
+    else:
+        status, error_type = Status.FAILURE, "MemoryLimitExceeded"
+        message = f"{task.function} {detail}"
+    return result_for(
+        task, status, end_time=time.time(), error_type=error_type, error_message=message
+    )
+
+
 def _release_task(
     pipe: Any, keys: Keys, task: Task, running: bool, outcome: str, detail: str = ""
 ) -> list[TaskResult]:
@@ -674,18 +691,7 @@ def _release_task(
         add_enqueue(pipe, keys, task)
         return []
     if outcome in ("timeout", "memory"):
-        if outcome == "timeout":
-            status, error_type = Status.TIMEOUT, "TimeoutError"
-            message = (
-                f"{task.function} ran longer than its {task.timeout:g}s timeout "
-                "and its process was killed"
-            )
-        else:
-            status, error_type = Status.FAILURE, "MemoryLimitExceeded"
-            message = f"{task.function} {detail}"
-        result = result_for(
-            task, status, end_time=time.time(), error_type=error_type, error_message=message
-        )
+        result = killed_result(task, outcome, detail)
         add_result(pipe, keys, task, result)
         return [result]
     if task.attempt >= task.max_attempts:

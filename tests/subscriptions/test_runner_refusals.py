@@ -18,7 +18,8 @@ from fnhub.keys import Keys
 from fnhub.redis_client import async_redis
 from fnhub.server.context import ServerContext
 from fnhub.store.db import Database
-from fnhub.subscriptions.runner import Runner, _kwargs_size_bound, message_text
+from fnhub.subscriptions.messages import kwargs_size_bound, message_text
+from fnhub.subscriptions.runner import Runner
 from fnhub.subscriptions.spec import parse_spec
 from fnhub.task_history import record_detail
 
@@ -118,6 +119,6 @@ def test_the_kwargs_size_bound_is_never_below_the_encoded_size(size: int, topic:
     for payload in (b"a" * size, b"\xff" * size):  # text, and bytes that are not UTF-8
         msg = Message(topic=topic, payload=payload)
         encoded = msgspec.msgpack.encode({"topic": topic, "message": message_text(payload)})
-        bound = _kwargs_size_bound("kwargs", msg)
+        bound = kwargs_size_bound("kwargs", msg)
         assert bound is not None and len(encoded) <= bound
-    assert _kwargs_size_bound("event_context", Message(topic=topic, payload=b"{}")) is None
+    assert kwargs_size_bound("event_context", Message(topic=topic, payload=b"{}")) is None

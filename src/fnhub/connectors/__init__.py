@@ -20,6 +20,7 @@ from fnhub.connectors.base import (
     ConnectorConfigError,
     ConnectorError,
     ConnectorType,
+    DirectConsumer,
     Handler,
     Message,
     Publisher,
@@ -46,6 +47,7 @@ __all__ = [
     "ConnectorConfigError",
     "ConnectorError",
     "ConnectorType",
+    "DirectConsumer",
     "Handler",
     "Message",
     "Publisher",
@@ -56,6 +58,7 @@ __all__ = [
     "close_async_publishers",
     "close_publishers",
     "connector_types",
+    "create_direct_consumer",
     "create_source",
     "each",
     "get_async_publisher",
@@ -95,6 +98,30 @@ def create_source(
         group=group,
         client_id=client_id,
         options=dict(options or {}),
+    )
+
+
+def create_direct_consumer(
+    connector_type: str,
+    settings: dict[str, Any],
+    *,
+    topics: list[str],
+    group: str,
+    consumer: str,
+    options: dict[str, Any],
+) -> DirectConsumer:
+    """A worker child's consumer of `topics` (a subscription's direct path); nothing connects
+    until `open()`. ConnectorConfigError when the broker (or these options) has no direct path."""
+    ct = get_type(connector_type)
+    if ct.create_direct_consumer is None:
+        raise ConnectorConfigError(
+            f"path: direct is not available for {connector_type} subscriptions yet "
+            "(Redis Streams only); use path: queued"
+        )
+    model = parse_model(ct.settings_model, settings, f"{connector_type} settings")
+    opts = parse_model(ct.source_options, options, f"{connector_type} source options")
+    return ct.create_direct_consumer(
+        model, topics=list(topics), group=group, consumer=consumer, options=opts
     )
 
 

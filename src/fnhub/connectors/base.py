@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -110,6 +110,36 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class DirectConsumer(Protocol):
+    """A broker consumer for a worker child (a subscription's direct path): synchronous, read
+    and acknowledged a batch at a time, never acknowledging what was not handed back to `ack`."""
+
+    status: SourceStatus
+
+    def open(self) -> None:
+        """Connect (and create the group or consumer where the broker needs one)."""
+        ...
+
+    def inherit(self, consumers: Sequence[str]) -> None:
+        """Take over what these consumers (known dead) held unacknowledged."""
+        ...
+
+    def read(self, count: int, block_ms: int) -> list[Message]:
+        """Up to `count` messages, waiting up to `block_ms` for the first."""
+        ...
+
+    def ack(self, msgs: Sequence[Message]) -> None:
+        """Acknowledge these messages (handled), in as few round trips as the broker allows."""
+        ...
+
+    def update_lag(self) -> None:
+        """Refresh `status.lag` and `status.pending` where the broker tells them."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class Publisher(Protocol):
     def publish(self, topic: str, message: Any, **options: Any) -> None: ...
 
@@ -182,7 +212,8 @@ class ConnectorType:
     (`qos`, `retain`, `kind`, `options`, as written in fnhub.yaml) into keyword arguments for
     the broker's publisher; `carry_trace(options, traceparent, settings)` adds a W3C
     `traceparent` to such options, where the broker's messages have headers (while tracing is
-    on: a rule's output continues the trace of the message it came from).
+    on: a rule's output continues the trace of the message it came from);
+    `create_direct_consumer` makes a worker child's own consumer.
     """
 
     name: str
@@ -198,6 +229,10 @@ class ConnectorType:
     carry_trace: Callable[[dict[str, Any], str, Mapping[str, Any]], dict[str, Any]] = no_trace
     #: offered in the console's connector forms (the in-memory test broker is not)
     in_console: bool = True
+    #: a worker child's own consumer (`path: direct`), called with the parsed settings and
+    #: `topics`, `group`, `consumer` and `options` (the source options); None: the broker
+    #: has no direct path yet
+    create_direct_consumer: Callable[..., DirectConsumer] | None = None
 
 
 def parse_model(model: type[M], data: dict[str, Any] | None, what: str) -> M:

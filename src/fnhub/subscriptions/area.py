@@ -20,9 +20,11 @@ from fnhub.server.errors import ApiError, responses
 from fnhub.server.schemas import Deleted, Strict
 from fnhub.store.db import Database
 from fnhub.subscriptions.cycles import check_cycles
-from fnhub.subscriptions.manager import SubscriptionManager, read_status, row_to_dict
+from fnhub.subscriptions.direct import check_direct
+from fnhub.subscriptions.manager import SubscriptionManager, read_status
 from fnhub.subscriptions.models import Subscription
 from fnhub.subscriptions.spec import SpecError, parse_spec
+from fnhub.subscriptions.stored import row_to_dict
 
 router = APIRouter(tags=["subscriptions"])
 Name = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -53,6 +55,7 @@ class SubscriptionIn(Strict):
     record: bool = True
     record_limit: int | None = Field(None, ge=0, le=1_000_000)
     enabled: bool = True
+    path: Literal["queued", "direct"] = "queued"
 
 
 class SubscriptionOut(BaseModel):
@@ -70,6 +73,7 @@ class SubscriptionOut(BaseModel):
     record: bool
     record_limit: int | None
     enabled: bool
+    path: str
     provisioned: bool
 
 
@@ -104,6 +108,8 @@ def save_subscription(
             raise SpecError(
                 f"subscription {name!r}: {label}: no connector named {connector!r} (known: {known})"
             )
+    if spec.path == "direct":
+        check_direct(spec, connectors[spec.connector])
     with db.session() as session, session.begin():
         others = [
             parse_spec(row_to_dict(r))

@@ -22,16 +22,15 @@ from typing import Any
 
 import orjson
 import redis
-from sqlalchemy import select
 
 from fnhub.calling.caller import Caller
-from fnhub.connections import ConnectorConfig, load_connectors
+from fnhub.connections import ConnectorConfig
 from fnhub.redis_replies import as_optional_bytes
 from fnhub.server.context import ServerContext
-from fnhub.subscriptions.models import Subscription
 from fnhub.subscriptions.runner import Runner
-from fnhub.subscriptions.spec import SpecError, SubscriptionSpec, parse_spec
+from fnhub.subscriptions.spec import SubscriptionSpec
 from fnhub.subscriptions.stats import SubscriptionStats
+from fnhub.subscriptions.stored import load_stored
 from fnhub.supervised import spawn
 
 log = logging.getLogger(__name__)
@@ -43,36 +42,8 @@ STATUS_TTL_SECONDS = 30
 STATUS_STALE_SECONDS = 5  # a view not refreshed for this long belongs to a dead server
 
 
-def row_to_dict(row: Subscription) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "connector": row.connector,
-        "topics": row.topics,
-        "function": row.function,
-        "sql": row.sql,
-        "mode": row.mode,
-        "window": row.window,
-        "options": row.options or {},
-        "publish": row.publish,
-        "error_publish": row.error_publish,
-        "queue": row.queue,
-        "record": row.record,
-        "record_limit": row.record_limit,
-        "enabled": row.enabled,
-    }
-
-
 def load_specs(ctx: ServerContext) -> tuple[list[SubscriptionSpec], dict[str, ConnectorConfig]]:
-    connectors = load_connectors(ctx.db, ctx.settings)
-    with ctx.db.session() as session:
-        rows = session.execute(select(Subscription)).scalars().all()
-        specs = []
-        for row in rows:
-            try:
-                specs.append(parse_spec(row_to_dict(row)))
-            except SpecError as exc:  # stored before a rule changed: show it, skip it
-                log.error("%s", exc)
-    return specs, connectors
+    return load_stored(ctx.db, ctx.settings)
 
 
 class _Running:
@@ -130,7 +101,7 @@ class SubscriptionManager:
     ) -> None:
         wanted: dict[str, tuple[SubscriptionSpec, str]] = {}
         for spec in specs:
-            if not spec.enabled:
+            if not spec.enabled or spec.path == "direct":  # direct: the workers consume it
                 continue
             connector = connectors.get(spec.connector)
             if connector is None:

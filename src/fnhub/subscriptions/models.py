@@ -28,6 +28,7 @@ class Subscription(Base):
     record: Mapped[bool] = mapped_column(Boolean, default=True)
     record_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    path: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
     provisioned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
     updated_at: Mapped[float] = mapped_column(Double, default=time.time)

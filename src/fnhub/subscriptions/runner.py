@@ -12,10 +12,8 @@ stops reading from the broker. A batch of function calls is enqueued and awaited
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -43,10 +41,16 @@ from fnhub.connectors import (
 )
 from fnhub.lease import Lease
 from fnhub.server.context import ServerContext
+from fnhub.subscriptions.messages import (
+    error_message,
+    kwargs_size_bound,
+    message_kwargs,
+    new_invoke_ids,
+    output_bytes,
+)
 from fnhub.subscriptions.spec import PublishTarget, SubscriptionSpec
 from fnhub.subscriptions.stats import SubscriptionStats
 from fnhub.tasks import Origin, Status, Task, TaskResult, new_task_ids, result_for
-from fnhub.worker.execute import BYTES_MARKER
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -55,58 +59,6 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 3.0
 POLL_SECONDS = 0.5
-
-
-def new_invoke_ids(n: int) -> list[str]:
-    """`n` version-4 UUID strings like Baetyl's invoke ids, from one draw of the PRNG: a
-    subscription makes them a batch at a time, and `uuid4()` reads os.urandom (a system call)
-    for each, at several times the cost."""
-    raw = bytearray(random.randbytes(16 * n))
-    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # the RFC 4122 variant
-    h = raw.hex()
-    return [
-        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
-        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
-        for i in range(0, 32 * n, 32)
-    ]
-
-
-def _kwargs_size_bound(convention: str, msg: Message) -> int | None:
-    """An upper bound on the msgpack size of `{"topic": ..., "message": ...}` (two short keys,
-    two headers of at most 5 bytes, the text as many bytes as the payload); None for other
-    conventions: Baetyl's parsed event may encode larger than it came."""
-    if convention != "kwargs":
-        return None
-    return len(msg.payload) + 4 * len(msg.topic) + 32
-
-
-def message_text(payload: bytes) -> str | bytes:
-    try:
-        return payload.decode()
-    except UnicodeDecodeError:
-        return payload
-
-
-def baetyl_event(payload: bytes) -> Any:
-    """Parsed JSON, `{}` for an empty payload, bytes when it is not JSON (Baetyl's rules)."""
-    if not payload.strip():
-        return {}
-    try:
-        return orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return payload
-
-
-def output_bytes(value: Any) -> bytes | None:
-    """How a function's return value is published: see docs/rules.md."""
-    if value is None:
-        return None
-    if isinstance(value, dict) and set(value) == {BYTES_MARKER}:
-        return base64.b64decode(value[BYTES_MARKER])
-    if isinstance(value, str):
-        return value.encode()
-    return orjson.dumps(value)
 
 
 @dataclass(slots=True)
@@ -339,10 +291,10 @@ class Runner:
                 meta["message_id"] = msg.message_id
             try:
                 task = make(
-                    self._kwargs(convention, msg, invoke_id),
+                    message_kwargs(convention, msg, invoke_id, spec.function),
                     meta,
                     task_id=task_id,
-                    size_at_most=_kwargs_size_bound(convention, msg),
+                    size_at_most=kwargs_size_bound(convention, msg),
                     parent=batch.span(i),
                 )
             except CallError as exc:  # too large: retrying cannot help either
@@ -428,21 +380,6 @@ class Runner:
         if span is not None and tracing.hooks is not None:
             tracing.hooks.settle(span, result.status, result.error_message)
 
-    def _kwargs(self, convention: str, msg: Message, invoke_id: str) -> dict[str, Any]:
-        if convention == "event_context":
-            return {
-                "event": baetyl_event(msg.payload),
-                "context": {
-                    "messageQOS": msg.qos,
-                    "messageTopic": msg.topic,
-                    "messageTimestamp": int(msg.timestamp or time.time()),
-                    "functionName": self.spec.function,
-                    "functionInvokeID": invoke_id,
-                    "invokeid": invoke_id,
-                },
-            }
-        return {"topic": msg.topic, "message": message_text(msg.payload)}
-
     async def _publish(
         self, target: PublishTarget, payload: bytes, span: Span | None = None
     ) -> None:
@@ -495,14 +432,5 @@ class Runner:
         target = self.spec.error_publish or self.spec.publish
         if target is None:
             return
-        error = {
-            "error": {"type": result.error_type, "message": result.error_message},
-            "status": result.status,
-            "function": self.spec.function,
-            "invoke_id": (result.meta or {}).get("invoke_id"),
-            "task_id": result.id,
-            "subscription": self.spec.name,
-            "topic": msg.topic,
-            "input": base64.b64encode(msg.payload).decode(),
-        }
-        await self._publish(target, orjson.dumps(error), span)
+        error = error_message(self.spec, msg, result)
+        await self._publish(target, error, span)

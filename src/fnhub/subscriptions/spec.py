@@ -43,6 +43,9 @@ class SubscriptionSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     record: bool = True
     record_limit: int | None = None
     enabled: bool = True
+    #: queued: the server consumes and each message crosses the task queue to a worker child;
+    #: direct: the function's worker children consume the broker themselves (docs/subscriptions.md)
+    path: Literal["queued", "direct"] = "queued"
 
     @property
     def kind(self) -> str:
@@ -71,6 +74,8 @@ def parse_spec(data: dict[str, Any]) -> SubscriptionSpec:
         raise SpecError(f"{where}: give either `function` or `sql`, not both")
     if spec.kind == "route" and spec.publish is None:
         raise SpecError(f"{where}: a route (no function, no sql) needs a `publish` target")
+    if spec.path == "direct" and spec.kind != "function":
+        raise SpecError(f"{where}: path: direct runs a function; SQL rules and routes are queued")
     if not 1 <= spec.window <= 65535:
         raise SpecError(f"{where}: window must be between 1 and 65535")
     for label, target in (("publish", spec.publish), ("error_publish", spec.error_publish)):

@@ -110,7 +110,7 @@ class Slot:
         """Where the running task is, or None between tasks."""
         if self.times[_DEADLINE] <= 0:
             return None
-        stream, _, entry_id = self.entry.value.decode().partition(" ")
+        stream, _, entry_id = self.entry.value.decode().rpartition(" ")  # (ids hold no space)
         return Running(stream, entry_id, int(self.times[_INDEX]))
 
 
@@ -287,16 +287,17 @@ def _left_to_the_supervisor(signum: int, _frame: object) -> None:
     """A worker child stops when its supervisor says so (or dies), not on a signal."""
 
 
-def child_main(
-    worker_id: str,
-    index: int,
-    settings_json: str,
-    queues: list[str],
-    slot: Slot,
-    stop: Event,
-    supervisor_pid: int,
-) -> None:
-    """Entry point of a worker child process (spawned)."""
+class ChildRuntime(NamedTuple):
+    """What a worker child runs tasks with."""
+
+    settings: Settings
+    keys: Keys
+    redis: redis.Redis
+    executor: Executor
+
+
+def begin_child(settings_json: str, supervisor_pid: int) -> ChildRuntime:
+    """What every worker child (queue or direct) does first, in its own process."""
     # SIGKILLed with the supervisor, however it dies: a child busy with a long task would
     # otherwise only notice at its next read, running on unsupervised until then
     die_with_parent(supervisor_pid)
@@ -304,7 +305,6 @@ def child_main(
     # (`worker.processes`); it also keeps the terminal's Ctrl-C for the supervisor, which
     # decides when we stop (through `stop`)
     os.setsid()
-    own_pid = os.getpid()
     # SIGINT and SIGTERM (e.g. systemd's, sent to every process of the service) are caught and
     # dropped, not ignored: an ignored signal stays ignored across exec, so every program a task
     # runs could then not be stopped with terminate() or Ctrl-C; a handler is reset by exec
@@ -319,6 +319,21 @@ def child_main(
     executor = Executor(
         WorkerScripts(client, keys), settings.log_max_bytes, settings.result_max_bytes, settings
     )
+    return ChildRuntime(settings, keys, client, executor)
+
+
+def child_main(
+    worker_id: str,
+    index: int,
+    settings_json: str,
+    queues: list[str],
+    slot: Slot,
+    stop: Event,
+    supervisor_pid: int,
+) -> None:
+    """Entry point of a worker child process (spawned)."""
+    settings, keys, client, executor = begin_child(settings_json, supervisor_pid)
+    own_pid = os.getpid()
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
     reads = SyncLane(client)  # the reads' own connection (`redis_lane`)
@@ -469,7 +484,7 @@ def _outcome(
         hooks = tracing.hooks
         result = executor.run(task) if hooks is None else hooks.run(task, executor.run)
     except NodeDied as exc:  # killed from outside: as if this worker had died with the task
-        return task, _after_node_died(task, str(exc))
+        return task, after_node_died(task, str(exc))
     if result.status == Status.FAILURE and task.attempt <= task.retries:
         eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
         retry = msgspec.structs.replace(task, attempt=task.attempt + 1)
@@ -477,7 +492,7 @@ def _outcome(
     return task, result
 
 
-def _after_node_died(task: Task, why: str) -> Outcome:
+def after_node_died(task: Task, why: str) -> Outcome:
     """The task whose Node process was killed runs again as its next attempt, the way a task
     of a dead worker child does (`queue._release_task`), until `max_attempts`."""
     if task.attempt >= task.max_attempts:

@@ -42,6 +42,7 @@ from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
 from fnhub.worker.child import Slot, child_main, consumer_name
+from fnhub.worker.direct_subs import DirectSubscriptions
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Supervisor:
         self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
+        self.direct = DirectSubscriptions(self)
         tracing.check(settings)  # the children configure it
 
     # -- children -------------------------------------------------------------------------
@@ -138,27 +140,35 @@ class Supervisor:
                 log.warning("task %s of %s ended as %s", final.id, final.function, final.status)
 
     def _check_children(self) -> None:
-        now = time.time()
         for i, child in enumerate(self.children):
-            process = child.process
-            pid = process.pid
-            assert pid is not None
-            deadline = child.slot.deadline
-            if not process.is_alive():
-                process.join()
-                kill_session(pid)  # what its tasks started dies with it
-                log.warning(
-                    "worker child %s exited with code %s: replacing it", pid, process.exitcode
-                )
-                self._replace(i, "crash")
-            elif deadline and now > deadline:
-                log.warning("worker child %s passed its task deadline: killing it", pid)
-                self._kill(process)
-                self._replace(i, "timeout")
-            # (between tasks only once it ran one: a child that starts over the limit would
-            # be replaced over and over)
-            elif (deadline or child.ran_a_task()) and (used := self._used_over_limit(pid)):
-                self._over_memory(i, used)
+            verdict = self._verdict(child)
+            if verdict is not None:
+                self._replace(i, *verdict)
+        self.direct.check(self._verdict)
+
+    def _verdict(self, child: Child) -> tuple[str, str] | None:
+        """None while the child may go on; else how it ended (killed here if it had to be):
+        "crash" (it died), "timeout", "memory" (its running task is to blame) or "release"
+        (over the memory limit between tasks), and what went wrong."""
+        process = child.process
+        pid = process.pid
+        assert pid is not None
+        deadline = child.slot.deadline
+        if not process.is_alive():
+            process.join()
+            kill_session(pid)  # what its tasks started dies with it
+            if process.exitcode != 0 or not self.stopping:
+                log.warning("worker child %s exited with code %s", pid, process.exitcode)
+            return "crash", ""
+        if deadline and time.time() > deadline:
+            log.warning("worker child %s passed its task deadline: killing it", pid)
+            self._kill(process)
+            return "timeout", ""
+        # (between tasks only once it ran one: a child that starts over the limit would
+        # be replaced over and over)
+        if (deadline or child.ran_a_task()) and (used := self._used_over_limit(pid)):
+            return self._over_memory(child, used)
+        return None
 
     def _used_over_limit(self, pid: int) -> int:
         """Resident bytes of a child and its descendants when over the limit, else 0."""
@@ -167,12 +177,12 @@ class Supervisor:
         used = resident_bytes(pid)
         return used if used > self.memory_limit else 0
 
-    def _over_memory(self, i: int, used: int) -> None:
+    def _over_memory(self, child: Child, used: int) -> tuple[str, str]:
         """Kill a child (and what its task started) holding more than the memory limit; the
         running task fails, and between tasks (what a task left behind) the child is replaced,
         so the next task is not blamed for it."""
-        process = self.children[i].process
-        running = self.children[i].slot.deadline > 0
+        process = child.process
+        running = child.slot.deadline > 0
         limit_mb = self.settings.child_memory_limit_mb
         log.warning(
             "worker child %s holds %d MB, over the memory limit of %d MB: killing it%s",
@@ -186,7 +196,7 @@ class Supervisor:
             f"used {used >> 20} MB, over the memory limit of {limit_mb} MB "
             "(child_memory_limit_mb); its worker process was killed"
         )
-        self._replace(i, "memory" if running else "release", detail)
+        return ("memory" if running else "release"), detail
 
     @staticmethod
     def _kill(process: BaseProcess) -> None:
@@ -267,6 +277,8 @@ class Supervisor:
                 move_due(self.redis, self.keys)
             if self._due("reclaim", self.settings.heartbeat_seconds):
                 self._reclaim_dead_workers()
+            if self._due("direct", 0.5):
+                self.direct.tick()
             self._chores_outage.ok()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._chores_outage.failed(exc)
@@ -291,6 +303,7 @@ class Supervisor:
         self._heartbeat()
         self.children = [self._spawn(i) for i in range(self.processes)]
         self._start_recorder()
+        self.direct.start()
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -358,9 +371,15 @@ class Supervisor:
         """Let running tasks finish within the grace period, then release what is left."""
         self.stopping = True
         self.stop_event.set()
+        self.direct.stop()
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds
-        for child in self.children:
+        for child in [*self.children, *self.direct.children()]:
             child.process.join(max(deadline - time.monotonic(), 0))
+        for child in self.direct.children():  # their messages: claimed by the next holder
+            if child.process.is_alive():
+                self._kill(child.process)
+            if child.process.pid is not None:
+                kill_session(child.process.pid)
         for child in self.children:
             process = child.process
             if process.is_alive():

@@ -64,6 +64,7 @@ export function SubscriptionForm({ subscription: s, onSaved, onClose }) {
     record: s?.record ?? true,
     record_limit: s?.record_limit ?? null,
     enabled: s?.enabled ?? true,
+    path: s?.path ?? 'queued',
   });
   const set = (k) => (v) => setForm((f) => ({ ...f, [k]: v }));
   const connectorType = connectors.find((c) => c.name === form.connector)?.type;
@@ -81,7 +82,10 @@ export function SubscriptionForm({ subscription: s, onSaved, onClose }) {
       record: form.record,
       enabled: form.enabled,
     };
-    if (kind === 'function') body.function = form.function.trim();
+    if (kind === 'function') {
+      body.function = form.function.trim();
+      body.path = form.path;
+    }
     if (kind === 'sql') body.sql = form.sql;
     if (form.publish) body.publish = form.publish;
     if (form.error_publish) body.error_publish = form.error_publish;
@@ -105,6 +109,7 @@ export function SubscriptionForm({ subscription: s, onSaved, onClose }) {
         <>
           <TextField label="Function" name="function" value={form.function} onValue={set('function')} list="subscription-functions" placeholder="script.function" required />
           <FunctionList id="subscription-functions" refs={refs} />
+          <SelectField label="Path" name="path" value={form.path} onValue={set('path')} options={[['queued', 'queued: the server reads, workers run tasks'], ['direct', 'direct: workers read the broker (Redis Streams)']]} />
         </>
       )}
       {kind === 'sql' && <TextField label="SQL" name="sql" value={form.sql} onValue={set('sql')} multiline rows={4} mono placeholder="SELECT temp, topic() AS source FROM 'sensors/+' WHERE temp > 30" required />}

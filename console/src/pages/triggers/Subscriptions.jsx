@@ -12,7 +12,7 @@ import { useLive } from '../../live.js';
 import { can } from '../../session.js';
 import { SubscriptionForm } from './SubscriptionForm.jsx';
 
-const EDITABLE = ['connector', 'topics', 'function', 'sql', 'mode', 'window', 'options', 'publish', 'error_publish', 'queue', 'record', 'record_limit', 'enabled'];
+const EDITABLE = ['connector', 'topics', 'function', 'sql', 'mode', 'window', 'options', 'publish', 'error_publish', 'queue', 'record', 'record_limit', 'enabled', 'path'];
 const bodyOf = (s) => Object.fromEntries(EDITABLE.filter((k) => s[k] !== undefined && s[k] !== null).map((k) => [k, s[k]]));
 
 function kind(s) {

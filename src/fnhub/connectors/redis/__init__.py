@@ -5,6 +5,7 @@
 entries first after a restart, claims a dead consumer's entries seconds after its liveness key
 lapsed (`liveness.py`) and any entry left idle for `claim_idle_ms` (XAUTOCLAIM). Its
 in-flight entries are touched (XCLAIM JUSTID) so live slow handlers are not stolen.
+`direct.py` is the same group read by worker children themselves (`path: direct`).
 
 `kind: pubsub` cannot push back: messages that arrive while the window is full wait in a bounded
 buffer; when that overflows the newest message is dropped, counted in `status.dropped` and
@@ -30,6 +31,7 @@ from fnhub.connectors.base import (
     trace_in_headers,
 )
 from fnhub.connectors.redis.client import async_client, where
+from fnhub.connectors.redis.direct import RedisDirectConsumer
 from fnhub.connectors.redis.publisher import AsyncRedisPublisher, RedisPublisher
 from fnhub.connectors.redis.settings import RedisSettings, RedisSourceOptions
 from fnhub.connectors.redis.source import (
@@ -122,4 +124,5 @@ TYPE = ConnectorType(
     source_args=source_args,
     publish_options=publish_options,
     carry_trace=carry_trace,
+    create_direct_consumer=RedisDirectConsumer,
 )

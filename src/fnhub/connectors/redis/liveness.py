@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 
 from fnhub.connectors.redis.client import as_text
@@ -53,11 +54,7 @@ class ConsumerLiveness:
     async def dead_consumers(self, stream: str) -> list[str]:
         """Consumers of `stream` other than us with pending entries and no sign of life:
         neither their key nor any command of theirs within `ALIVE_TTL_MS`."""
-        candidates = [
-            as_text(c["name"])
-            for c in await self.client.xinfo_consumers(stream, self.group)
-            if c["pending"] and c["idle"] > ALIVE_TTL_MS and as_text(c["name"]) != self.consumer
-        ]
+        candidates = _silent(await self.client.xinfo_consumers(stream, self.group), self.consumer)
         if not candidates:
             return []
         async with self.client.pipeline(transaction=False) as pipe:
@@ -74,6 +71,48 @@ class ConsumerLiveness:
             args=[self.group, dead, self.consumer, min(count, CLAIM_BATCH)],
         )
         return [(entry_id, _fields(flat)) for entry_id, flat in reply if flat is not None]
+
+
+class SyncConsumerLiveness:
+    """`ConsumerLiveness` for a synchronous client: a worker child consuming the stream
+    itself (the direct path, `connectors.redis.direct`)."""
+
+    def __init__(self, client: redis.Redis, group: str, consumer: str) -> None:
+        self.client = client
+        self.group = group
+        self.consumer = consumer
+        self._claim_if_dead = client.register_script(CLAIM_IF_DEAD)
+
+    def renew(self) -> None:
+        self.client.set(alive_key(self.group, self.consumer), b"1", px=ALIVE_TTL_MS)
+
+    def dead_consumers(self, stream: str) -> list[str]:
+        """As `ConsumerLiveness.dead_consumers`."""
+        candidates = _silent(self.client.xinfo_consumers(stream, self.group), self.consumer)
+        if not candidates:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name in candidates:
+            pipe.exists(alive_key(self.group, name))
+        answers = pipe.execute()
+        return [name for name, exists in zip(candidates, answers, strict=True) if not exists]
+
+    def claim_from(self, stream: str, dead: str, count: int) -> list[PendingEntry]:
+        """As `ConsumerLiveness.claim_from`."""
+        reply: list[Any] = self._claim_if_dead(
+            keys=[stream, alive_key(self.group, dead)],
+            args=[self.group, dead, self.consumer, min(count, CLAIM_BATCH)],
+        )
+        return [(entry_id, _fields(flat)) for entry_id, flat in reply if flat is not None]
+
+
+def _silent(consumers: Any, me: str) -> list[str]:
+    """Consumers (XINFO CONSUMERS) other than `me` holding entries and silent for the TTL."""
+    return [
+        as_text(c["name"])
+        for c in consumers
+        if c["pending"] and c["idle"] > ALIVE_TTL_MS and as_text(c["name"]) != me
+    ]
 
 
 def _fields(flat: list[bytes]) -> dict[bytes, bytes]:

@@ -182,6 +182,46 @@ class RedisPubSubSource(_RedisSource):
 # --- streams --------------------------------------------------------------------------------
 
 
+def entry_message(
+    key: str, entry_id: str, fields: dict[Any, Any], field: str, client_id: str
+) -> Message:
+    """A stream entry as a message. The usual entry holds the payload field alone. Other
+    fields become headers, and an entry without the payload field is handed over as a JSON
+    object of its fields."""
+    payload = fields.get(field.encode())
+    headers: dict[str, bytes] = {}
+    if payload is None or len(fields) != 1:
+        headers = {as_text(k): v for k, v in fields.items() if as_text(k) != field}
+        if payload is None:
+            payload = json.dumps(
+                {k: v.decode(errors="replace") for k, v in headers.items()}
+            ).encode()
+    return Message(
+        topic=key,
+        payload=payload,
+        timestamp=int(entry_id.partition("-")[0]) / 1000,
+        headers=headers,
+        message_id=entry_id,
+        client_id=client_id,
+    )
+
+
+def group_lag(groups_per_stream: list[Any], group: str) -> tuple[int, int | None]:
+    """The group's pending entries and lag (entries not yet delivered to it) over its streams,
+    from each stream's XINFO GROUPS; lag None where Redis cannot tell it."""
+    lag = pending = 0
+    known = True
+    for groups in groups_per_stream:
+        for g in groups:
+            if as_text(g["name"]) == group:
+                pending += g.get("pending") or 0
+                if g.get("lag") is None:
+                    known = False
+                else:
+                    lag += g["lag"]
+    return pending, lag if known else None
+
+
 class RedisStreamSource(_RedisSource):
     def __init__(self, *args: Any, group: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -190,7 +230,6 @@ class RedisStreamSource(_RedisSource):
                 f"window: must be at least the number of streams ({len(self.topics)})"
             )
         self.group = group
-        self._field = self.options.field.encode()  # the entry field holding the payload
         self._client: aredis.Redis | None = None
         self._inflight: set[tuple[str, str]] = set()  # spawned and not yet XACKed
         self._to_ack: dict[str, list[str]] = {}
@@ -263,24 +302,7 @@ class RedisStreamSource(_RedisSource):
         self._window.spawn_many(items)
 
     def _message(self, key: str, entry_id: str, fields: dict[Any, Any]) -> Message:
-        """The usual entry holds the payload field alone. Other fields become headers, and an
-        entry without the payload field is handed over as a JSON object of its fields."""
-        payload = fields.get(self._field)
-        headers: dict[str, bytes] = {}
-        if payload is None or len(fields) != 1:
-            headers = {as_text(k): v for k, v in fields.items() if as_text(k) != self.options.field}
-            if payload is None:
-                payload = json.dumps(
-                    {k: v.decode(errors="replace") for k, v in headers.items()}
-                ).encode()
-        return Message(
-            topic=key,
-            payload=payload,
-            timestamp=int(entry_id.partition("-")[0]) / 1000,
-            headers=headers,
-            message_id=entry_id,
-            client_id=self.client_id,
-        )
+        return entry_message(key, entry_id, fields, self.options.field, self.client_id)
 
     def _done(self, msg: Message, ok: bool) -> None:
         assert msg.message_id is not None
@@ -402,18 +424,8 @@ class RedisStreamSource(_RedisSource):
                     self._spawn_entries(key, entries)
 
     async def _update_lag(self, client: aredis.Redis) -> None:
-        lag = pending = 0
-        known = True
-        for key in self.topics:
-            for g in await client.xinfo_groups(key):
-                if as_text(g["name"]) == self.group:
-                    pending += g.get("pending") or 0
-                    if g.get("lag") is None:
-                        known = False
-                    else:
-                        lag += g["lag"]
-        self.status.pending = pending
-        self.status.lag = lag if known else None
+        groups = [await client.xinfo_groups(key) for key in self.topics]
+        self.status.pending, self.status.lag = group_lag(groups, self.group)
 
     async def _disconnect(self) -> None:
         for task in (self._maintainer, self._acker):

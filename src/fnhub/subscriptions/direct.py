@@ -1,0 +1,67 @@
+"""`path: direct`: what a subscription whose worker children consume the broker themselves is.
+
+The server runs no runner for it (`manager`); every worker serving the function's queue runs
+children that read the broker, run the function, write the records and acknowledge a batch at
+a time (`fnhub.worker.direct`, supervised by `fnhub.worker.direct_subs`). This module holds
+what both sides agree on: the job a child is handed, and the check made when one is saved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from fnhub.connections import ConnectorConfig
+from fnhub.connectors import ConnectorConfigError, create_direct_consumer
+from fnhub.subscriptions.spec import SpecError, SubscriptionSpec
+
+
+@dataclass(frozen=True)
+class DirectJob:
+    """One subscription as a worker's direct children run it (pickled to each child)."""
+
+    spec_json: bytes
+    connector: ConnectorConfig
+    #: every connector a rule's `publish` or `error_publish` names, by name
+    outputs: dict[str, ConnectorConfig]
+    #: how many children of this worker share the subscription's window
+    children: int
+
+    @property
+    def spec(self) -> SubscriptionSpec:
+        return msgspec.json.decode(self.spec_json, type=SubscriptionSpec)
+
+    @property
+    def share(self) -> int:
+        """The messages one child holds at most: its part of the window."""
+        spec = self.spec
+        return max(1, -(-spec.window // self.children))
+
+
+def consumer_args(spec: SubscriptionSpec) -> tuple[str, dict[str, Any]]:
+    """The group and the source options of a direct consumer: the group as the queued path
+    names it (so a subscription moved between paths keeps its place), without the options
+    that name a server's own consumer."""
+    options = dict(spec.options)
+    group = options.pop("group", None) or f"fnhub-{spec.name}"
+    options.pop("client_id", None)
+    options.pop("consumer", None)
+    return str(group), options
+
+
+def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
+    """SpecError when the connector (or its options) has no direct path."""
+    group, options = consumer_args(spec)
+    try:
+        create_direct_consumer(
+            connector.type,
+            connector.settings,
+            topics=list(spec.topics),
+            group=group,
+            consumer="check",
+            options=options,
+        )
+    except ConnectorConfigError as exc:
+        raise SpecError(f"subscription {spec.name!r}: {exc}") from None

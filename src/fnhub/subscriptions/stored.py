@@ -1,0 +1,54 @@
+"""Subscriptions as stored: a row as a definition, and every definition with the connectors,
+read by the servers' manager (queued path) and the workers (direct path)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from fnhub.config import Settings
+from fnhub.connections import ConnectorConfig, load_connectors
+from fnhub.store.db import Database
+from fnhub.subscriptions.models import Subscription
+from fnhub.subscriptions.spec import SpecError, SubscriptionSpec, parse_spec
+
+log = logging.getLogger(__name__)
+
+
+def row_to_dict(row: Subscription) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "connector": row.connector,
+        "topics": row.topics,
+        "function": row.function,
+        "sql": row.sql,
+        "mode": row.mode,
+        "window": row.window,
+        "options": row.options or {},
+        "publish": row.publish,
+        "error_publish": row.error_publish,
+        "queue": row.queue,
+        "record": row.record,
+        "record_limit": row.record_limit,
+        "enabled": row.enabled,
+        "path": row.path or "queued",
+    }
+
+
+def load_stored(
+    db: Database, settings: Settings
+) -> tuple[list[SubscriptionSpec], dict[str, ConnectorConfig]]:
+    """Every subscription that parses (one stored before a rule changed is logged and
+    skipped), and every connector with its secrets in clear."""
+    connectors = load_connectors(db, settings)
+    with db.session() as session:
+        rows = session.execute(select(Subscription)).scalars().all()
+        specs = []
+        for row in rows:
+            try:
+                specs.append(parse_spec(row_to_dict(row)))
+            except SpecError as exc:
+                log.error("%s", exc)
+    return specs, connectors

@@ -1,0 +1,549 @@
+"""A worker child consuming a subscription's broker itself (`path: direct`).
+
+No hop through the server, the task queue and a reply: the child reads up to its share of the
+window (`DirectJob.share`), runs the function on each message in turn, publishes a rule's
+output, writes the batch's records and counters in one call (`queue.FINISH`, with no queue
+entry to acknowledge) and only then acknowledges the batch on the broker, once.
+
+The guarantees of the queued path hold here by the same means: the child names the message it
+runs in its shared-memory slot, so the supervisor kills it past the deadline (or the memory
+limit) and notes the message's fate (`record_fate`: `timeout`, `memory`, or one more death);
+its replacement claims the dead consumer's messages at once (`DirectConsumer.inherit`) and
+finishes the noted one as its fate says (a timeout record, not another run), runs the others
+again, and dead-letters a message whose child died `max_attempts` times. Retries of raised
+exceptions run in place (the message is held meanwhile), a function's concurrency limit is
+waited for, and the status goes to `keys.subscription_status` under the child's consumer name
+every second, as a server's does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import msgspec
+import orjson
+import redis
+
+from fnhub import concurrency, tracing
+from fnhub.backoff import Backoff
+from fnhub.calling.errors import CallError
+from fnhub.calling.maker import TaskMaker
+from fnhub.config import Settings
+from fnhub.connectors import (
+    DirectConsumer,
+    Message,
+    create_direct_consumer,
+    get_publisher,
+    get_type,
+)
+from fnhub.connectors.base import describe_error
+from fnhub.heap import freeze_startup_objects
+from fnhub.keys import Keys
+from fnhub.node.executor import NodeDied
+from fnhub.queue import (
+    FINISH,
+    ResultBatch,
+    add_dead_letter,
+    add_result,
+    add_retrying,
+    killed_result,
+)
+from fnhub.redis_replies import as_optional_list
+from fnhub.subscriptions.direct import DirectJob, consumer_args
+from fnhub.subscriptions.messages import (
+    error_message,
+    kwargs_size_bound,
+    message_kwargs,
+    new_invoke_ids,
+    output_bytes,
+)
+from fnhub.subscriptions.spec import PublishTarget
+from fnhub.subscriptions.stats import SubscriptionStats
+from fnhub.tasks import Origin, Status, Task, TaskResult, new_task_ids, result_for
+from fnhub.worker.child import Retry, Slot, after_node_died, begin_child
+from fnhub.worker.execute import Executor
+from fnhub.worker.loader import WorkerScripts
+from fnhub.worker.processes import kill_session
+
+log = logging.getLogger(__name__)
+
+FATE_TTL_SECONDS = 86400
+STATUS_SECONDS = 1.0
+STATUS_TTL_SECONDS = 30
+SCRIPTS_REFRESH_SECONDS = 2.0
+#: one of the batch's records (or dead letters, slot releases): added to its FINISH call
+Write = Callable[[Any, Keys, ResultBatch], object]
+
+
+def direct_consumer_name(worker_id: str, index: int, pid: int) -> str:
+    return f"{worker_id}.d{index}.{pid}"
+
+
+def _fate_field(kind: str, stream: str, entry_id: str) -> str:
+    return f"{kind}|{stream} {entry_id}"
+
+
+def record_fate(
+    client: redis.Redis,
+    keys: Keys,
+    name: str,
+    stream: str,
+    entry_id: str,
+    outcome: str,
+    detail: str,
+) -> None:
+    """The supervisor's note on the message a killed or dead direct child was running:
+    "crash" counts a death (its next run is the next attempt), "timeout" and "memory" are final
+    (the next holder writes that outcome instead of running it again)."""
+    key = keys.subscription_fates(name)
+    pipe = client.pipeline(transaction=False)
+    if outcome == "crash":
+        pipe.hincrby(key, _fate_field("c", stream, entry_id), 1)
+    else:
+        pipe.hset(key, _fate_field("f", stream, entry_id), f"{outcome}|{detail}")
+    pipe.expire(key, FATE_TTL_SECONDS)
+    pipe.execute()
+
+
+def _retrying(task: Task, failed: TaskResult) -> Write:
+    """The record of an attempt that runs again."""
+    return lambda pipe, keys, batch: add_retrying(pipe, keys, task, failed, batch)
+
+
+def direct_main(
+    worker_id: str,
+    index: int,
+    settings_json: str,
+    job: DirectJob,
+    slot: Slot,
+    stop: Event,
+    job_stop: Event,
+    supervisor_pid: int,
+    inherit: list[str],
+) -> None:
+    """Entry point of a direct child (spawned): `stop` ends the worker, `job_stop` this
+    subscription here; `inherit` names dead children's consumers whose messages come first."""
+    settings, keys, client, executor = begin_child(settings_json, supervisor_pid)
+    own_pid = os.getpid()
+    scripts = executor.scripts
+    spec = job.spec
+    name = direct_consumer_name(worker_id, index, own_pid)
+    group, options = consumer_args(spec)
+    consumer = create_direct_consumer(
+        job.connector.type,
+        job.connector.settings,
+        topics=list(spec.topics),
+        group=group,
+        consumer=name,
+        options=options,
+    )
+    handler = DirectChild(settings, keys, client, scripts, executor, slot, job, consumer, name)
+    handler.holder = worker_id
+    freeze_startup_objects()
+
+    def going() -> bool:
+        if os.getpid() != own_pid:  # a copy user code forked: only the child reads
+            os._exit(1)
+        return not stop.is_set() and not job_stop.is_set() and os.getppid() == supervisor_pid
+
+    try:
+        handler.run(going, inherit)
+    finally:
+        consumer.close()
+        handler.forget_status()
+        executor.close()
+        tracing.shutdown()
+        leftovers = kill_session(own_pid, spare=own_pid)
+        if leftovers:
+            log.warning("direct child %s killed %d leftover process(es)", own_pid, len(leftovers))
+
+
+class DirectChild:
+    """The read → run → write → acknowledge loop of one direct child."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: Keys,
+        client: redis.Redis,
+        scripts: WorkerScripts,
+        executor: Executor,
+        slot: Slot,
+        job: DirectJob,
+        consumer: DirectConsumer,
+        name: str,
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.redis = client
+        self.scripts = scripts
+        self.executor = executor
+        self.slot = slot
+        self.job = job
+        self.spec = job.spec
+        self.consumer = consumer
+        self.name = name
+        self.holder = ""
+        self.stats = SubscriptionStats()
+        self.stats.source = consumer.status
+        self._finish = client.register_script(FINISH)
+        self._writes: list[Write] = []  # records and counters of the batch, not yet sent
+        self._counted: dict[str, int] = {}
+        self._leaving = threading.Event()
+        self._status_thread: threading.Thread | None = None
+        self.going: Callable[[], bool] = lambda: True
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, going: Callable[[], bool], inherit: list[str]) -> None:
+        self.going = going
+        self._status_thread = threading.Thread(
+            target=self._status_loop, name="direct-status", daemon=True
+        )
+        self._status_thread.start()
+        backoff = Backoff(initial=0.2, cap=5.0)
+        opened = False
+        share = self.job.share
+        while going():
+            try:
+                if not opened:
+                    self.consumer.open()
+                    self.consumer.inherit(inherit)
+                    inherit, opened = [], True
+                msgs = self.consumer.read(share, 500)
+                if msgs:
+                    self.handle(msgs)
+                backoff.reset()
+            except (redis.RedisError, OSError) as exc:  # the broker (fnhub's Redis retries)
+                text = describe_error(exc)
+                log.warning("subscription %s: %s", self.spec.name, text)
+                self.consumer.close()
+                self.consumer.status.disconnected("reconnecting", text)
+                opened = False
+                time.sleep(backoff.next())
+
+    def handle(self, msgs: list[Message]) -> None:
+        """Run the function on each message, write the records, then acknowledge the batch
+        (what a stop left unstarted stays unacknowledged, for the next holder)."""
+        status = self.consumer.status
+        status.in_flight = len(msgs)
+        status.max_in_flight = max(status.max_in_flight, len(msgs))
+        started = time.time()
+        done: list[Message] = []
+        try:
+            make = self._maker()
+        except CallError as exc:  # unknown function: every message fails, visibly
+            for msg in msgs:
+                self.stats.outcome(msg, Status.FAILURE, None, str(exc))
+                self.stats.done(time.time() - started)
+            self._ack(msgs)
+            return
+        fates = self._fates(msgs)
+        convention = make.info.convention
+        for msg, task_id, invoke_id in zip(
+            msgs, self._task_ids(msgs), new_invoke_ids(len(msgs)), strict=True
+        ):
+            meta: dict[str, Any] = {"topic": msg.topic, "qos": msg.qos, "invoke_id": invoke_id}
+            if msg.message_id is not None:
+                meta["message_id"] = msg.message_id
+            try:
+                task = make(
+                    message_kwargs(convention, msg, invoke_id, self.spec.function),
+                    meta,
+                    task_id=task_id,
+                    size_at_most=kwargs_size_bound(convention, msg),
+                )
+            except CallError as exc:  # too large: no retry can help
+                self.stats.outcome(msg, Status.FAILURE, None, str(exc))
+            else:
+                result = self._run(task, msg, fates)
+                if result is None or not self._publish_outcome(msg, result):
+                    break  # stopping: this and the rest stay unacknowledged
+                task_id_shown = result.id if self.spec.record else None
+                self.stats.outcome(
+                    msg, result.status, result.result, result.error_message, task_id_shown
+                )
+            self.stats.done(time.time() - started)
+            done.append(msg)
+        forget = [f for msg in done if msg.message_id in fates for f in self._fate_fields(msg)]
+        if forget:  # their fates are settled with them
+            key = self.keys.subscription_fates(self.spec.name)
+            self._writes.append(lambda pipe, _keys, _batch: pipe.hdel(key, *forget))
+        self._flush()
+        self._ack(done)
+
+    def _task_ids(self, msgs: list[Message]) -> list[str]:
+        """One task id per message, the same each time the message comes: the time of its
+        entry, then a digest of (subscription, stream, entry id). A message handled again
+        (its child died, or its batch was not acknowledged) keeps its task and its record:
+        its attempts are that record's attempts, and a repeat replaces the row instead of
+        adding one. Messages without an id get new ids."""
+        fresh = new_task_ids(len(msgs))
+        name = self.spec.name
+        ids = []
+        for msg, new in zip(msgs, fresh, strict=True):
+            if msg.message_id is None:
+                ids.append(new)
+                continue
+            ms = int(msg.timestamp * 1000) if msg.timestamp else int(new[:12], 16)
+            digest = hashlib.blake2b(
+                f"{name}\0{msg.topic}\0{msg.message_id}".encode(), digest_size=6
+            ).hexdigest()
+            ids.append(f"{ms:012x}{digest}")
+        return ids
+
+    def _ack(self, msgs: list[Message]) -> None:
+        self.consumer.ack(msgs)
+        self.consumer.status.in_flight = 0
+
+    def _maker(self) -> TaskMaker:
+        scripts = self.scripts
+        if time.monotonic() - scripts.refreshed_at > SCRIPTS_REFRESH_SECONDS:
+            scripts.refresh()
+        spec = self.spec
+        assert spec.function is not None
+        if scripts.active.function(spec.function) is None:
+            scripts.refresh()  # maybe just published
+        return TaskMaker(
+            self.settings,
+            scripts.active,
+            spec.function,
+            origin=Origin.SUBSCRIPTION,
+            origin_id=spec.name,
+            queue=spec.queue,
+            record=spec.record,
+            record_limit=spec.record_limit,
+            check_kwargs=False,
+        )
+
+    # -- one message ------------------------------------------------------------------------
+    def _fate_fields(self, msg: Message) -> tuple[str, str]:
+        assert msg.message_id is not None
+        return (
+            _fate_field("c", msg.topic, msg.message_id),
+            _fate_field("f", msg.topic, msg.message_id),
+        )
+
+    def _fates(self, msgs: list[Message]) -> dict[str, tuple[int, str | None]]:
+        """Deaths and final outcome noted for the messages that come again (one HMGET)."""
+        again = [msg for msg in msgs if msg.redelivered]
+        if not again:
+            return {}
+        fields = [f for msg in again for f in self._fate_fields(msg)]
+        values = as_optional_list(
+            self.redis.hmget(self.keys.subscription_fates(self.spec.name), fields)
+        )
+        fates: dict[str, tuple[int, str | None]] = {}
+        for i, msg in enumerate(again):
+            crashes, final = values[2 * i], values[2 * i + 1]
+            if crashes is not None or final is not None:
+                assert msg.message_id is not None
+                fates[msg.message_id] = (
+                    int(crashes or 0),
+                    final.decode() if final is not None else None,
+                )
+        return fates
+
+    def _run(
+        self, task: Task, msg: Message, fates: dict[str, tuple[int, str | None]]
+    ) -> TaskResult | None:
+        """The message's final result (its records queued in `_writes`); None when the
+        worker stops before it could run (a concurrency slot never came free)."""
+        crashes, final = fates.get(msg.message_id or "", (0, None))
+        if final is not None:  # killed on purpose while it ran: final, not run again
+            kind, _, detail = final.partition("|")
+            return self._final(task, killed_result(task, kind, detail))
+        if crashes:
+            if crashes >= task.max_attempts:
+                dead = msgspec.structs.replace(task, attempt=crashes)
+                self._writes.append(
+                    lambda pipe, keys, _batch: add_dead_letter(
+                        pipe, keys, dead, "worker process died"
+                    )
+                )
+                return result_for(
+                    dead,
+                    Status.DEAD,
+                    end_time=time.time(),
+                    error_type="DeadLetter",
+                    error_message=f"gave up after {crashes} attempt(s): worker process died",
+                )
+            before = msgspec.structs.replace(task, attempt=crashes)
+            died = result_for(
+                before,
+                Status.RETRYING,
+                end_time=time.time(),
+                error_type="WorkerDied",
+                error_message=f"the worker process died while attempt {crashes} of "
+                f"{task.max_attempts} ran; it runs again",
+            )
+            self._writes.append(_retrying(before, died))
+            self._flush()  # kept even if this attempt takes its child down too (rare)
+            task = msgspec.structs.replace(task, attempt=crashes + 1)
+        limit = concurrency.limit_of(task) if task.meta else None
+        if limit:
+            self._flush()  # finished messages of this batch may hold the slots this one needs
+            while not concurrency.acquire(self.redis, self.keys, task, limit):
+                if not self.going():
+                    return None
+                time.sleep(concurrency.RETRY_SECONDS)
+        while True:
+            outcome = self._attempt(task, msg)
+            if isinstance(outcome, TaskResult):
+                return self._final(task, outcome)
+            failed, retry = outcome.failed, outcome.task
+            if failed is not None:
+                self._writes.append(_retrying(task, failed))
+            time.sleep(max(outcome.eta - time.time(), 0))
+            task = retry
+
+    def _attempt(self, task: Task, msg: Message) -> TaskResult | Retry:
+        """Run one attempt: its result, or the Retry its failure asks for."""
+        executor = self.executor
+        deadline = time.time() + task.timeout + executor.deadline_slack(task)
+        self.slot.set(msg.topic, msg.message_id or "", 0, deadline)
+        try:
+            hooks = tracing.hooks
+            result = executor.run(task) if hooks is None else hooks.run(task, executor.run)
+        except NodeDied as exc:
+            outcome = after_node_died(task, str(exc))
+            assert outcome is not None
+            return outcome
+        finally:
+            self.slot.clear()
+        if result.status == Status.FAILURE and task.attempt <= task.retries:
+            eta = time.time() + task.retry_delay * (2 ** (task.attempt - 1))
+            return Retry(msgspec.structs.replace(task, attempt=task.attempt + 1), eta, result)
+        return result
+
+    def _final(self, task: Task, result: TaskResult) -> TaskResult:
+        self._writes.append(lambda pipe, keys, batch: add_result(pipe, keys, task, result, batch))
+        return result
+
+    # -- a rule's output ----------------------------------------------------------------------
+    def _publish_outcome(self, msg: Message, result: TaskResult) -> bool:
+        """Publish what the rule says for this result; False if the worker stopped first."""
+        spec = self.spec
+        if result.status == Status.SUCCESS:
+            if spec.publish is None:
+                return True
+            payload = output_bytes(result.result)
+            return payload is None or self._publish(spec.publish, payload)
+        target = spec.error_publish or spec.publish
+        if target is None:
+            return True
+        return self._publish(target, error_message(spec, msg, result))
+
+    def _publish(self, target: PublishTarget, payload: bytes) -> bool:
+        """Publish with retries until the broker took it (the input is acknowledged after)."""
+        connector_name, topic = self.spec.output_target(target)
+        backoff = Backoff(initial=0.2, cap=5.0)
+        while self.going():
+            config = self.job.outputs.get(connector_name)
+            if config is None:  # removed: the supervisor restarts this job when it is back
+                self.stats.last_error = f"publish: no connector named '{connector_name}'"
+                time.sleep(backoff.next())
+                continue
+            try:
+                options = get_type(config.type).publish_options(msgspec.structs.asdict(target))
+                get_publisher(config.name, config.type, config.settings).publish(
+                    topic, payload, **options
+                )
+                self.stats.published += 1
+                return True
+            except Exception as exc:
+                self.stats.last_error = f"publish to {connector_name}:{topic} failed: {exc}"
+                log.warning("subscription %s: %s", self.spec.name, self.stats.last_error)
+                time.sleep(backoff.next())
+        return False
+
+    # -- records and status -----------------------------------------------------------------
+    def _flush(self) -> None:
+        """Send the batch's records, counters, dead letters and slot releases (one FINISH,
+        in a MULTI with the rarer commands); retried until fnhub's Redis takes them, since
+        the messages are acknowledged only after."""
+        if not self._writes:
+            return
+        backoff = Backoff(initial=0.05, cap=2.0)
+        while True:
+            try:
+                pipe = self.redis.pipeline(transaction=True)
+                batch = ResultBatch()
+                for write in self._writes:
+                    write(pipe, self.keys, batch)
+                plan = batch.finish_plan(pipe, self.keys, {})
+                if len(pipe):
+                    pipe.eval(FINISH, 0, plan)
+                    pipe.execute()
+                else:
+                    self._finish(args=[plan])
+                self._writes = []
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("cannot reach Redis to record %d result(s): %s", len(self._writes), exc)
+                time.sleep(backoff.next())
+
+    def _status_loop(self) -> None:
+        """Every second, from a thread of its own: a function that runs long, a publish or a
+        concurrency slot waited for must not make the child look gone."""
+        while True:
+            try:
+                self.write_status()
+            except RuntimeError:  # the main thread changed a dict the snapshot read: next time
+                pass
+            except Exception:
+                log.exception("subscription %s: status", self.spec.name)
+            if self._leaving.wait(STATUS_SECONDS):
+                return
+
+    def write_status(self) -> None:
+        """This child's view in the subscription's status hash, and what it counted since
+        the last write in the cluster-wide counters (`/metrics`)."""
+        try:
+            self.consumer.update_lag()
+        except (redis.RedisError, OSError, ConnectionError):
+            pass
+        spec = self.spec
+        snapshot = self.stats.snapshot()
+        snapshot.update(
+            server=self.name,
+            node=socket.gethostname(),
+            mode=spec.mode,
+            holder=self.holder,
+            subscribed=True,
+            path="direct",
+            at=time.time(),
+        )
+        counters = self.stats.counters()
+        pipe = self.redis.pipeline(transaction=False)
+        for counter, n in counters.items():
+            delta = n - self._counted.get(counter, 0)
+            if delta > 0:
+                pipe.hincrby(self.keys.stats, f"sub|{spec.name}|{counter}", delta)
+        key = self.keys.subscription_status(spec.name)
+        pipe.hset(key, self.name, orjson.dumps(snapshot, default=str))
+        pipe.expire(key, STATUS_TTL_SECONDS)
+        try:
+            pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("subscription %s: cannot write status: %s", spec.name, exc)
+            return
+        self._counted = counters
+
+    def forget_status(self) -> None:
+        """Leaving: the last counts, and no view of a child that is gone."""
+        self._leaving.set()
+        if self._status_thread is not None:
+            self._status_thread.join(5)
+        try:
+            self.write_status()
+            self.redis.hdel(self.keys.subscription_status(self.spec.name), self.name)
+        except redis.RedisError:
+            pass

@@ -1,0 +1,306 @@
+"""`path: direct` on Redis Streams, end to end: worker children consume the stream themselves.
+
+No server runs in these tests: a direct subscription needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+from tests.conftest import REDIS_URL, wait_for
+
+HANG = """
+import time
+import fnhub
+
+
+@fnhub.api("hang on 'stuck'", timeout=1)
+def hang(topic, message):
+    fnhub.cache.hincr("runs", message, scope="ctl")
+    if message == "stuck":
+        time.sleep(60)
+    fnhub.cache.hincr("seen", message, scope="ctl")
+"""
+
+
+CRASH = """
+import os
+import fnhub
+
+
+@fnhub.api("its worker process dies on 'boom'")
+def crash(topic, message):
+    fnhub.cache.hincr("runs", message, scope="ctl")
+    if message == "boom":
+        os._exit(1)
+    fnhub.cache.hincr("seen", message, scope="ctl")
+"""
+
+
+ONE_AT_A_TIME = """
+import time
+import fnhub
+
+
+@fnhub.api("one at a time across the cluster", concurrency=1)
+def echo(topic, message):
+    running = fnhub.cache.incr("running", scope="ctl")
+    fnhub.cache.hincr("peaks", str(running), scope="ctl")
+    time.sleep(0.005)
+    fnhub.cache.incr("running", -1, scope="ctl")
+    return {"echo": message}
+"""
+
+
+def _subscription(stream: str, **extra: object) -> dict:
+    return {
+        "connector": "local",
+        "topics": [stream],
+        "function": "handlers.count",
+        "window": 50,
+        "options": {"kind": "stream", "start": "0"},
+        "path": "direct",
+        "record_limit": 100_000,
+        **extra,
+    }
+
+
+def _publish(r, stream: str, messages: list[str]) -> list[str]:
+    pipe = r.pipeline(transaction=False)
+    for m in messages:
+        pipe.xadd(stream, {"data": m})
+    return [i.decode() for i in pipe.execute()]
+
+
+def _records(cluster, name: str) -> dict[str, str]:
+    """task id → status of the subscription's records in the cluster's database."""
+    with sqlite3.connect(cluster.dir / "fnhub.db") as db:
+        rows = db.execute(
+            "SELECT id, status FROM task_records WHERE origin = 'subscription' AND origin_id = ?",
+            (name,),
+        ).fetchall()
+    return dict(rows)
+
+
+def _direct_children(cluster, name: str) -> list[int]:
+    """The pids of the live direct children, from their status views (`<worker>.d<k>.<pid>`)."""
+    return [int(v["server"].rsplit(".", 1)[1]) for v in cluster.status(name)]
+
+
+def _wait_children(cluster, name: str, n: int) -> None:
+    """Until `n` direct children report (generous: a loaded machine starts processes slowly)."""
+    wait_for(lambda: len(cluster.status(name)) == n, timeout=150, interval=0.2)
+
+
+def _acked_ids(r, stream: str, group: str, ids: list[str]) -> set[str]:
+    """Entries delivered to the group and no longer pending: acknowledged."""
+    [info] = [g for g in r.xinfo_groups(stream) if g["name"].decode() == group]
+    last = info["last-delivered-id"].decode()
+    pending = {p["message_id"].decode() for p in r.xpending_range(stream, group, "-", "+", 10_000)}
+
+    def key(entry_id: str) -> tuple[int, int]:
+        a, b = entry_id.split("-")
+        return int(a), int(b)
+
+    return {i for i in ids if key(i) <= key(last) and i not in pending}
+
+
+@pytest.mark.timeout(240)
+def test_direct_handles_acks_after_done_records_and_status(make_cluster):
+    stream = f"in-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {"direct": _subscription(stream)},
+    )
+    cluster.set_delay(0.02)  # slow enough to catch messages in flight
+    cluster.start_worker(processes=2)
+    _wait_children(cluster, "direct", 2)
+    n = 600
+    messages = [f"m{i}" for i in range(n)]
+    ids = dict(zip(_publish(cluster.redis, stream, messages), messages, strict=True))
+    samples = 0
+    while len(cluster.seen()) < n:
+        acked = _acked_ids(cluster.redis, stream, "fnhub-direct", list(ids))
+        seen = cluster.seen()
+        # every acknowledged message was handled before (the ack comes after the function)
+        assert all(ids[i] in seen for i in acked)
+        samples += 1 + (0 < len(acked) < n)
+        time.sleep(0.05)
+    assert samples > 5
+    seen = cluster.seen()
+    assert seen == dict.fromkeys(messages, 1)
+    wait_for(lambda: cluster.redis.xpending(stream, "fnhub-direct")["pending"] == 0, timeout=10)
+    wait_for(lambda: len(_records(cluster, "direct")) == n, timeout=30, interval=0.3)
+    assert set(_records(cluster, "direct").values()) == {"success"}
+    views = cluster.status("direct")
+    assert {v["path"] for v in views} == {"direct"}
+    assert all(v["source"]["state"] == "connected" for v in views)
+    wait_for(
+        lambda: sum(v["processed"] for v in cluster.status("direct")) == n, timeout=5, interval=0.2
+    )
+    assert max(v["source"]["max_in_flight"] for v in cluster.status("direct")) <= 25  # 50 / 2
+    cluster.redis.delete(stream)
+
+
+@pytest.mark.timeout(270)
+def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
+    stream = f"in-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {"burst": _subscription(stream)},
+    )
+    cluster.set_delay(0.002)
+    cluster.start_worker(processes=2)
+    _wait_children(cluster, "burst", 2)
+    n = 3000
+    messages = [f"m{i}" for i in range(n)]
+    _publish(cluster.redis, stream, messages)
+    wait_for(lambda: len(cluster.seen()) > 300, timeout=60, interval=0.05)
+    victim = _direct_children(cluster, "burst")[0]
+    os.kill(victim, signal.SIGKILL)
+    killed_at = len(cluster.seen())
+    assert killed_at < n
+    wait_for(lambda: len(cluster.seen()) == n, timeout=90, interval=0.3)
+    assert cluster.seen().keys() == set(messages)
+    wait_for(lambda: cluster.redis.xpending(stream, "fnhub-burst")["pending"] == 0, timeout=20)
+    wait_for(lambda: victim not in _direct_children(cluster, "burst"), timeout=10)
+    wait_for(lambda: len(_direct_children(cluster, "burst")) == 2, timeout=60, interval=0.2)
+    cluster.redis.delete(stream)
+
+
+@pytest.mark.timeout(240)
+def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster):
+    stream = f"in-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {"hung": _subscription(stream, function="hang.hang")},
+        extra_scripts={"hang": HANG},
+    )
+    cluster.start_worker(processes=1)
+    _wait_children(cluster, "hung", 1)
+    [before] = _direct_children(cluster, "hung")
+    # one read: the stuck message first, the rest behind it in the same batch
+    messages = ["stuck", *(f"m{i}" for i in range(20))]
+    _publish(cluster.redis, stream, messages)
+    wait_for(lambda: len(cluster.seen()) == 20, timeout=120, interval=0.2)
+    raw = cluster.redis.hgetall(f"{cluster.prefix}:cache:ctl:runs")
+    runs = {k.decode(): int(v) for k, v in raw.items()}
+    assert runs["stuck"] == 1, "a timed-out message is final, not run again"
+    assert cluster.seen().keys() == set(messages[1:])
+    wait_for(lambda: cluster.redis.xpending(stream, "fnhub-hung")["pending"] == 0, timeout=10)
+    # the child past its deadline was killed and replaced (its view goes stale in 3 s)
+    wait_for(lambda: len(set(_direct_children(cluster, "hung")) - {before}) == 1, timeout=10)
+    wait_for(lambda: before not in _direct_children(cluster, "hung"), timeout=10)
+    wait_for(lambda: "timeout" in _records(cluster, "hung").values(), timeout=30, interval=0.3)
+    statuses = list(_records(cluster, "hung").values())
+    assert statuses.count("timeout") == 1
+    cluster.redis.delete(stream)
+
+
+@pytest.mark.timeout(270)
+def test_a_message_whose_child_dies_every_time_is_dead_lettered(make_cluster):
+    stream = f"in-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {"boom": _subscription(stream, function="crash.crash")},
+        extra_scripts={"crash": CRASH},
+    )
+    cluster.start_worker(processes=1)
+    _wait_children(cluster, "boom", 1)
+    messages = ["a", "boom", "b"]
+    _publish(cluster.redis, stream, messages)
+    wait_for(lambda: len(cluster.seen()) == 2, timeout=180, interval=0.2)
+    wait_for(lambda: cluster.redis.xpending(stream, "fnhub-boom")["pending"] == 0, timeout=60)
+    raw = cluster.redis.hgetall(f"{cluster.prefix}:cache:ctl:runs")
+    runs = {k.decode(): int(v) for k, v in raw.items()}
+    assert runs["boom"] == 3, "max_attempts (3) runs, then no more"
+    [dead] = cluster.redis.xrange(f"{cluster.prefix}:dead")
+    assert b"worker process died" in dead[1][b"reason"]
+    wait_for(lambda: "dead" in _records(cluster, "boom").values(), timeout=30, interval=0.3)
+    records = _records(cluster, "boom")
+    # one task per message, whatever became of its runs: the attempts that died are kept
+    assert sorted(records.values()) == ["dead", "success", "success"]
+    [boom] = [task_id for task_id, status in records.items() if status == "dead"]
+    with sqlite3.connect(cluster.dir / "fnhub.db") as db:
+        attempts = db.execute(
+            "SELECT attempt, status, error_type FROM task_attempts WHERE task_id = ? "
+            "ORDER BY attempt",
+            (boom,),
+        ).fetchall()
+    assert attempts == [(1, "retrying", "WorkerDied"), (2, "retrying", "WorkerDied")]
+    cluster.redis.delete(stream)
+
+
+@pytest.mark.timeout(240)
+def test_direct_rule_publishes_before_the_ack_and_keeps_concurrency(make_cluster):
+    stream, out = f"in-{time.time_ns()}", f"out-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {
+            "rule": _subscription(
+                stream,
+                function="one.echo",
+                mode="multiple",
+                publish={"topic": out, "kind": "stream"},
+            )
+        },
+        extra_scripts={"one": ONE_AT_A_TIME},
+    )
+    cluster.start_worker(processes=2)
+    _wait_children(cluster, "rule", 2)
+    n = 200
+    messages = [f"m{i}" for i in range(n)]
+    ids = dict(zip(_publish(cluster.redis, stream, messages), messages, strict=True))
+
+    def published() -> set[str]:
+        return {json.loads(fields[b"data"])["echo"] for _id, fields in cluster.redis.xrange(out)}
+
+    while len(published()) < n:
+        acked = _acked_ids(cluster.redis, stream, "fnhub-rule", list(ids))
+        outputs = published()
+        # an input is acknowledged only once its output was published
+        assert all(ids[i] in outputs for i in acked)
+        time.sleep(0.05)
+    assert published() == set(messages)
+    wait_for(lambda: cluster.redis.xpending(stream, "fnhub-rule")["pending"] == 0, timeout=10)
+    peaks = cluster.redis.hgetall(f"{cluster.prefix}:cache:ctl:peaks")
+    assert set(peaks) == {b"1"}, f"the function ran more than once at a time: {peaks}"
+    cluster.redis.delete(stream, out)
+
+
+@pytest.mark.timeout(270)
+def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
+    stream = f"in-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {"one": _subscription(stream, mode="single")},
+    )
+    cluster.set_delay(0.01)
+    cluster.start_worker(processes=1)
+    _wait_children(cluster, "one", 1)
+    other = cluster.cli("worker", "--processes", "1", "--queues", "sub,sync", node="n2")
+    try:
+        time.sleep(3)  # the second worker is up and stands by: the lease is held
+        assert len(cluster.status("one")) == 1
+        n = 1000
+        messages = [f"m{i}" for i in range(n)]
+        _publish(cluster.redis, stream, messages)
+        wait_for(lambda: len(cluster.seen()) > 100, timeout=60, interval=0.05)
+        assert cluster.worker is not None
+        cluster.worker.send_signal(signal.SIGKILL)  # the holder, its children with it
+        cluster.worker.wait()
+        killed = time.monotonic()
+        assert len(cluster.seen()) < n
+        wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.2)
+        print(f"failover: every message handled {time.monotonic() - killed:.1f}s after the kill")
+        assert cluster.seen().keys() == set(messages)
+        wait_for(lambda: cluster.redis.xpending(stream, "fnhub-one")["pending"] == 0, timeout=20)
+    finally:
+        other.send_signal(signal.SIGTERM)
+        other.wait(20)
+    cluster.redis.delete(stream)

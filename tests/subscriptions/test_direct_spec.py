@@ -1,0 +1,57 @@
+"""Which subscriptions may take `path: direct`: refused, with the reason, where it cannot run."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from tests.conftest import REDIS_URL
+
+from fnhub.connections import ConnectorConfig
+from fnhub.subscriptions.direct import DirectJob, check_direct, consumer_args
+from fnhub.subscriptions.spec import SpecError, parse_spec
+
+REDIS = ConnectorConfig("local", "redis", {"url": REDIS_URL})
+MQTT = ConnectorConfig("plant", "mqtt", {"host": "127.0.0.1", "port": 1883})
+
+
+def _spec(**extra: object):
+    return parse_spec(
+        {
+            "name": "s",
+            "connector": "local",
+            "topics": ["in"],
+            "function": "handlers.count",
+            "options": {"kind": "stream"},
+            "path": "direct",
+            **extra,
+        }
+    )
+
+
+def test_a_redis_stream_subscription_may_go_direct():
+    check_direct(_spec(), REDIS)
+
+
+def test_pubsub_and_other_brokers_are_refused_with_the_reason():
+    with pytest.raises(SpecError, match=r"options\.kind: stream"):
+        check_direct(_spec(options={"kind": "pubsub"}), REDIS)
+    with pytest.raises(SpecError, match="not available for mqtt"):
+        check_direct(_spec(options={"qos": 1}), MQTT)
+
+
+def test_sql_rules_and_routes_stay_queued():
+    with pytest.raises(SpecError, match="path: direct runs a function"):
+        _spec(function=None, sql="SELECT * FROM 'in'", publish={"topic": "out"})
+
+
+def test_the_group_is_the_queued_paths_and_server_consumer_names_are_dropped():
+    spec = _spec(options={"kind": "stream", "consumer": "mine", "group": "g1"}, mode="single")
+    assert consumer_args(spec) == ("g1", {"kind": "stream"})
+    assert consumer_args(_spec())[0] == "fnhub-s"
+
+
+def test_children_share_the_window():
+    spec = _spec(window=100)
+    job = DirectJob(msgspec.json.encode(spec), REDIS, {}, 3)
+    assert job.share == 34  # every message of the window has a child to hold it
+    assert DirectJob(msgspec.json.encode(_spec(window=1)), REDIS, {}, 2).share == 1

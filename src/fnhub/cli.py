@@ -227,8 +227,10 @@ def serve(
         http_processes=http_processes,
         data_dir=data_dir,
     )
-    _logging(verbose, settings)
+    from fnhub.log_setup import configure_logging, serve_level
     from fnhub.serve import serve as run_serve
+
+    configure_logging(serve_level(settings.log_format, verbose), settings.log_format)
 
     sys.exit(run_serve(settings, reload=reload))
 

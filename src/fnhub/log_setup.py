@@ -64,6 +64,16 @@ def configure_logging(level: int, log_format: str = "text", text_format: str = T
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
+def serve_level(log_format: str, verbose: bool) -> int:
+    """The roles' log level inside `fnhub serve`: a person's terminal, where serve's own lines
+    say what happens (scripts published, failed tasks, where the console is), so the roles
+    add warnings and errors only; debug with `--verbose`; everything (INFO) with JSON logs,
+    which a collector reads rather than a person."""
+    if verbose:
+        return logging.DEBUG
+    return logging.INFO if log_format == "json" else logging.WARNING
+
+
 class LogLines(io.StringIO):
     """A text stream whose lines become log records: what a command prints for people (rich
     console output of `fnhub serve`) goes through the JSON handler in JSON mode."""

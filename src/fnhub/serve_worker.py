@@ -35,13 +35,13 @@ class SupervisorDied(RuntimeError):
     """The worker supervisor process ended while nobody asked it to."""
 
 
-def _worker_process(settings_json: str, serve_pid: int) -> None:
+def _worker_process(settings_json: str, serve_pid: int, level: int) -> None:
     from fnhub.log_setup import configure_logging
     from fnhub.worker.supervisor import Supervisor
 
     die_with_parent(serve_pid)
     settings = Settings.model_validate_json(settings_json)
-    configure_logging(logging.INFO, settings.log_format)
+    configure_logging(level, settings.log_format)  # serve's own (`log_setup.serve_level`)
     Supervisor(settings).run()
 
 
@@ -67,7 +67,7 @@ class ServeWorker:
         """Start a supervisor and watch it; raises SupervisorDied if it dies."""
         process = _ctx.Process(
             target=_worker_process,
-            args=(self.settings.model_dump_json(), os.getpid()),
+            args=(self.settings.model_dump_json(), os.getpid(), logging.getLogger().level),
             name="fnhub-worker",
         )
         process.start()

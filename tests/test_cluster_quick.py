@@ -40,7 +40,6 @@ def _why_not() -> str | None:
     return None
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_quick_fault_run_loses_nothing_acknowledged(tmp_path: Path) -> None:
     reason = _why_not()

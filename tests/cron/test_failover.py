@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from fnhub.bootstrap import Services
 
 from .conftest import REDIS_URL, add_job, queued, ticks_of
@@ -44,7 +42,6 @@ def leader_pid(services: Services, timeout: float = 10.0) -> int:
     raise AssertionError("no beat took the lease")
 
 
-@pytest.mark.slow
 def test_leader_killed_mid_run_loses_and_doubles_nothing(
     services: Services, tmp_path: Path
 ) -> None:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from tests.conftest import wait_for
 
 from fnhub.keys import Keys
@@ -57,7 +56,6 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.mark.slow
 def test_two_http_processes_share_the_port_survive_a_kill_and_stop_together(
     tmp_path: Path,
 ) -> None:
@@ -125,7 +123,6 @@ def test_two_http_processes_share_the_port_survive_a_kill_and_stop_together(
         close_stack(stack)
 
 
-@pytest.mark.slow
 def test_a_killed_supervisor_leaves_no_http_process_behind(tmp_path: Path) -> None:
     stack = make_stack(tmp_path, workers=False, http_processes="2")
     try:

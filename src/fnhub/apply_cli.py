@@ -9,7 +9,7 @@ import redis
 from rich.console import Console
 
 from fnhub.config import Settings
-from fnhub.project import ApplyReport, SectionChanges
+from fnhub.project import ApplyReport, PartlyApplied, SectionChanges
 
 #: unchanged resources are named only when there are at most this many (else counted)
 NAMED_UNCHANGED = 5
@@ -34,6 +34,14 @@ def report_lines(report: ApplyReport) -> Iterator[str]:
         yield f"  {name} [yellow]removed[/yellow] (its file is gone from scripts/)"
     for section in report.sections:
         yield section_line(section)
+
+
+def refusal_lines(exc: PartlyApplied) -> Iterator[str]:
+    """What was applied before a section was refused, the reason, and what was not applied."""
+    yield from report_lines(exc.report)
+    yield f"[red]error:[/red] {exc}"
+    sections = ", ".join(s.replace("_", " ") for s in exc.not_applied)
+    yield f"not applied: {sections} (what is listed above was applied)"
 
 
 def section_line(changes: SectionChanges) -> str:
@@ -99,6 +107,10 @@ def apply_command(settings: Settings, console: Console, err: Console, wait: floa
         try:
             with err.status("applying the project..."):
                 report = apply_project(settings, services.scripts, FEATURES)
+        except PartlyApplied as exc:
+            for line in refusal_lines(exc):
+                err.print(line, soft_wrap=True, highlight=False)
+            return 1
         except (ScriptError, ValueError) as exc:
             err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
             return 1

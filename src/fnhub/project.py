@@ -70,6 +70,17 @@ class ApplyReport:
     revision: int  # the project revision this apply set; servers acknowledge it
 
 
+class PartlyApplied(ValueError):
+    """A section was refused after the scripts and the sections before it were applied (each
+    section is applied on its own). `report` holds what was applied, and the revision was bumped
+    so servers serve it; `not_applied` lists the refused section and those after it."""
+
+    def __init__(self, reason: str, report: ApplyReport, not_applied: list[str]) -> None:
+        super().__init__(reason)
+        self.report = report
+        self.not_applied = not_applied
+
+
 #: applies one `fnhub.yaml` section: function(settings, section value); a feature names it
 SectionApplier = Callable[[Settings, Any], SectionChanges | None]
 
@@ -145,15 +156,28 @@ def apply_project(
         for s in store.redis.smembers(store.keys.project_sections)
     }
     dropped = [name for name in appliers if name in declared_before and name not in sections]
-    for section in _in_order([*sections, *dropped], features):
-        done = appliers[section](settings, sections.get(section))
+    order = _in_order([*sections, *dropped], features)
+    refused: ValueError | None = None
+    not_applied: list[str] = []
+    for at, section in enumerate(order):
+        try:
+            done = appliers[section](settings, sections.get(section))
+        except ValueError as exc:
+            refused, not_applied = exc, order[at:]
+            break
         if section in dropped and (done is None or not done.changed):
             continue
         changes.append(done if done is not None else SectionChanges(section, counted=False))
+    # sections left out of the file stay recorded until an apply got to remove what they made
+    remembered = set(sections) | (set(dropped) & set(not_applied))
     with store.redis.pipeline() as pipe:
         pipe.delete(store.keys.project_sections)
-        if sections:
-            pipe.sadd(store.keys.project_sections, *sections)
+        if remembered:
+            pipe.sadd(store.keys.project_sections, *remembered)
         pipe.execute()
+    # bumped even after a refusal: servers must serve what was applied before it
     revision = int(bump(store.redis, store.keys.project_revision))
-    return ApplyReport(published, removed, changes, revision)
+    report = ApplyReport(published, removed, changes, revision)
+    if refused is not None:
+        raise PartlyApplied(str(refused), report, not_applied) from refused
+    return report

@@ -29,7 +29,7 @@ from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.features import FEATURES
 from fnhub.keys import Keys
 from fnhub.log_setup import LogLines
-from fnhub.project import apply_project
+from fnhub.project import PartlyApplied, apply_project
 from fnhub.redis_client import sync_redis
 from fnhub.script_reload import ScriptReloader
 from fnhub.serve_worker import ServeWorker
@@ -79,7 +79,7 @@ def _javascript_without_node(
 
 def serve(settings: Settings, *, reload: bool = False) -> int:
     """Run until SIGTERM/SIGINT; `reload`: publish scripts/ whenever a file in it changes."""
-    from fnhub.apply_cli import report_lines
+    from fnhub.apply_cli import refusal_lines, report_lines
     from fnhub.scripts.inspect import ScriptError
     from fnhub.serve_console import FailureFeed, Tally
 
@@ -108,7 +108,13 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
             report = apply_project(settings, services.scripts, FEATURES)
             without_node = _javascript_without_node(settings, services.scripts.active_code())
         except (ScriptError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+            lines = (
+                refusal_lines(exc)
+                if isinstance(exc, PartlyApplied)
+                else [f"[red]error:[/red] {exc}"]
+            )
+            for line in lines:
+                console.print(line, soft_wrap=True, highlight=False)
             console.print("fix it, then start `fnhub serve` again")
             return 1
         finally:

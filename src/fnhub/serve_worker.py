@@ -79,7 +79,9 @@ class ServeWorker:
                     log.info("worker supervisor %s stopped: stopping", process.pid)
                     self.on_stopped()
                     return
-                if process.exitcode is not None:
+                if process.exitcode is not None and not self._stopping.is_set():
+                    # (a stop that raced the join: a signal to the whole group can end a
+                    # supervisor still starting, before its own handler is in place)
                     raise SupervisorDied(
                         f"worker supervisor {process.pid} exited with code {process.exitcode}"
                     )

@@ -1,0 +1,139 @@
+"""A task that Redis lost in a failover, while a subscription's batch waited for it, is
+enqueued again and runs within seconds (`fnhub.calling.lost`), instead of the message waiting
+for the task's expiry and being acknowledged as `expired`.
+
+A Redis primary, its replica and three Sentinels of the test's own (`tests/sentinel_redis.py`),
+a real worker, and `Caller.call_many` (the path of a subscription's messages). The loss is
+made by hand: the queue entry of a task waited for is deleted (as asynchronous replication
+loses what the old primary had not yet passed on), then Sentinel fails over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import running_caller
+from tests.sentinel_redis import SentinelRedis
+
+from fnhub.calling.caller import Caller
+from fnhub.calling.maker import make_task
+from fnhub.config import Settings
+from fnhub.keys import Keys
+from fnhub.queue import bundle_envelopes
+from fnhub.redis_client import sync_redis
+from fnhub.tasks import Task, TaskResult, decode_task
+
+SCRIPT = """
+import time
+import fnhub
+
+@fnhub.api("slow")
+def slow(seconds):
+    time.sleep(seconds)
+    return "slow"
+
+@fnhub.api("mark")
+def mark(path, n):
+    with open(path, "a") as out:
+        out.write(f"{n}\\n")
+    return n
+"""
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelRedis]:
+    r = SentinelRedis(tmp_path / "redis")
+    r.start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def settings(settings: Settings, sentinels: SentinelRedis) -> Settings:
+    """The suite's settings on the test's own Redis behind Sentinels; one worker child that
+    reads one entry at a time, so the tasks after a slow one wait in the queue."""
+    return settings.model_copy(update={"redis_url": sentinels.url, "processes": 1, "prefetch": 1})
+
+
+@pytest.fixture
+async def caller(settings, publish, start_worker) -> AsyncIterator[Caller]:  # type: ignore[no-untyped-def]
+    publish({"m": SCRIPT})
+    start_worker(processes=1)
+    async with running_caller(settings, "lost-tasks-test") as c:
+        yield c
+
+
+def _task(caller: Caller, ref: str, kwargs: dict) -> Task:
+    return make_task(caller.settings, caller.active, ref, kwargs, reply_to=caller.reply_stream)
+
+
+def _delete_entry(settings: Settings, task: Task) -> None:
+    """Delete the queue entry that holds `task`, as if Redis had never had it."""
+    client = sync_redis(settings)
+    stream = Keys(settings.key_prefix).queue(task.queue)
+    try:
+        for entry_id, fields in client.xrange(stream):
+            envelopes = [fields[b"e"]] if b"e" in fields else list(bundle_envelopes(fields[b"b"]))
+            if any(decode_task(bytes(e)).id == task.id for e in envelopes):
+                assert len(envelopes) == 1, "the task shares its entry: the test needs it alone"
+                assert client.xdel(stream, entry_id) == 1
+                return
+        raise AssertionError(f"task {task.id} is not in {stream}")
+    finally:
+        client.close()
+
+
+def _enqueued(caller: Caller, task: Task) -> bool:
+    waiter = caller._waiting.get(task.id)
+    return isinstance(waiter, tuple) and waiter[0].enqueued_at is not None
+
+
+async def _wait(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_task_lost_in_a_failover_is_enqueued_again_and_runs(
+    caller: Caller, sentinels: SentinelRedis, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks.txt"
+    results: dict[str, list[tuple[TaskResult, float]]] = {}
+
+    def on_result(batch: list[Task]):  # type: ignore[no-untyped-def]
+        return lambda i, result: results.setdefault(batch[i].id, []).append(
+            (result, time.monotonic())
+        )
+
+    # the worker's only child busy for a while; behind it, two tasks in the queue
+    slow = [_task(caller, "m.slow", {"seconds": 4})]
+    running = asyncio.ensure_future(caller.call_many(slow, on_result(slow), wait=120))
+    await asyncio.sleep(1.0)  # the child took the slow task
+    lost = [_task(caller, "m.mark", {"path": str(marks), "n": 1})]
+    kept = [_task(caller, "m.mark", {"path": str(marks), "n": 2})]
+    waiting = []
+    for batch in (lost, kept):  # one after the other: each in a queue entry of its own
+        waiting.append(asyncio.ensure_future(caller.call_many(batch, on_result(batch), 120)))
+        await _wait(lambda b=batch: _enqueued(caller, b[0]), 5)
+
+    _delete_entry(caller.settings, lost[0])  # what the old primary had not passed on
+    _port, switched = await asyncio.to_thread(sentinels.failover)
+    failed_over = time.monotonic()
+
+    await asyncio.wait_for(asyncio.gather(running, *waiting), 30)
+    (result, at), *again = results[lost[0].id]
+    assert (result.status, result.result) == ("success", 1)
+    assert not again
+    # handled within seconds of the failover: the slow task's 4 s, the detection (the refresh
+    # loop's second), the search
+    assert at - failed_over < 12, f"the lost task ran {at - failed_over:.1f}s after the failover"
+    assert results[kept[0].id][0][0].result == 2
+    assert results[slow[0].id][0][0].result == "slow"
+    # only the lost task was enqueued again: the slow and the kept one each ran once
+    assert caller.resent == 1
+    assert sorted(marks.read_text().split()) == ["1", "2"]
+    print(f"failover in {switched:.2f}s; the lost task ran {at - failed_over:.2f}s after it")

@@ -5,8 +5,9 @@ The full run, with every fault and its figures, is `python bench/cluster.py`
 (docs/operations.md, "A cluster, faults on purpose"). Here the figures that must hold: nothing
 acknowledged is lost (except what asynchronous replication can lose in a Redis failover,
 bounded), nothing runs twice but a known few, no cron tick is doubled, and every role runs at
-the end without anyone's help. Kafka is left out: after a lease move its consumer can loop in
-rejoins on Tansu and consume nothing (docs/operations.md), which would fail this test."""
+the end without anyone's help. The same holds for WebSub notifications published through the
+hub (delivered, lost, delivered twice). Kafka is left out: after a lease move its consumer can
+loop in rejoins on Tansu and consume nothing (docs/operations.md), which would fail this test."""
 
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def test_quick_fault_run_loses_nothing_acknowledged(tmp_path: Path) -> None:
     for fault in report["faults"]:
         where = fault["fault"]
         assert not fault["roles_down_at_stop"], where
+        assert set(fault["flows"]) == {"http", "mqtt", "stream", "websub"}, where
         for kind, flow in fault["flows"].items():
             assert flow["sent"] > 0, (where, kind)
             if fault["kind"] == "failover":

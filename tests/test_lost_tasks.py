@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import running_caller
+import redis.asyncio as aredis
+from tests.conftest import REDIS_URL, running_caller
 from tests.sentinel_redis import SentinelRedis
 
+from fnhub.calling import lost
 from fnhub.calling.caller import Caller
 from fnhub.calling.maker import make_task
 from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.queue import bundle_envelopes
+from fnhub.queue import bundle_envelopes, queue_entry, results_entry
 from fnhub.redis_client import sync_redis
-from fnhub.tasks import Task, TaskResult, decode_task
+from fnhub.tasks import Task, TaskResult, decode_task, encode, result_for
 
 SCRIPT = """
 import time
@@ -137,3 +140,32 @@ async def test_a_task_lost_in_a_failover_is_enqueued_again_and_runs(
     assert caller.resent == 1
     assert sorted(marks.read_text().split()) == ["1", "2"]
     print(f"failover in {switched:.2f}s; the lost task ran {at - failed_over:.2f}s after it")
+
+
+async def test_the_search_finds_tasks_in_bundles_and_replies_and_skips_malformed_entries(
+    tmp_path: Path,
+) -> None:
+    """`lost.queued` reads single entries and bundles (past one XRANGE page), `lost.replied`
+    only replies after the given entry; a malformed entry is skipped, not a failure."""
+    prefix = f"fnhub-test-lost-{uuid.uuid4().hex[:8]}"
+    stream, replies = f"{prefix}:q:default", f"{prefix}:reply"
+    client = aredis.Redis.from_url(REDIS_URL)
+    try:
+        tasks = [Task(function="m.f") for _ in range(lost.PAGE + 10)]
+        # a bundle of two, then one entry each: more entries than one XRANGE page holds
+        for group in [tasks[:2], *([t] for t in tasks[2:])]:
+            entry = queue_entry([encode(t) for t in group])
+            await client.xadd(stream, {entry.field: entry.value})
+        await client.xadd(stream, {"b": b"not msgpack"})
+        wanted = {tasks[1].id, tasks[-1].id, "nobody"}
+        assert await lost.queued(client, stream, wanted) == {tasks[1].id, tasks[-1].id}
+
+        first = await client.xadd(replies, results_entry([encode(result_for(tasks[0], "success"))]))
+        await client.xadd(replies, {"rs": b"not msgpack"})
+        await client.xadd(replies, results_entry([encode(result_for(tasks[1], "success"))]))
+        ids = {tasks[0].id, tasks[1].id}
+        assert await lost.replied(client, replies, "0-0", ids) == ids
+        assert await lost.replied(client, replies, first.decode(), ids) == {tasks[1].id}
+    finally:
+        await client.delete(stream, replies)
+        await client.aclose()

@@ -73,8 +73,9 @@ def _task(caller: Caller, ref: str, kwargs: dict) -> Task:
     return make_task(caller.settings, caller.active, ref, kwargs, reply_to=caller.reply_stream)
 
 
-def _delete_entry(settings: Settings, task: Task) -> None:
-    """Delete the queue entry that holds `task`, as if Redis had never had it."""
+def _delete_entry(settings: Settings, task: Task) -> bytes:
+    """Delete the queue entry that holds `task`, as if Redis had never had it; returns the
+    task's envelope."""
     client = sync_redis(settings)
     stream = Keys(settings.key_prefix).queue(task.queue)
     try:
@@ -83,7 +84,7 @@ def _delete_entry(settings: Settings, task: Task) -> None:
             if any(decode_task(bytes(e)).id == task.id for e in envelopes):
                 assert len(envelopes) == 1, "the task shares its entry: the test needs it alone"
                 assert client.xdel(stream, entry_id) == 1
-                return
+                return bytes(envelopes[0])
         raise AssertionError(f"task {task.id} is not in {stream}")
     finally:
         client.close()
@@ -140,6 +141,39 @@ async def test_a_task_lost_in_a_failover_is_enqueued_again_and_runs(
     assert caller.resent == 1
     assert sorted(marks.read_text().split()) == ["1", "2"]
     print(f"failover in {switched:.2f}s; the lost task ran {at - failed_over:.2f}s after it")
+
+
+async def test_a_task_in_the_delayed_set_is_not_taken_for_lost(
+    caller: Caller, settings: Settings, tmp_path: Path
+) -> None:
+    """A retry waiting for its time (or a task that found its concurrency slots taken) sits in
+    the delayed set, not in its queue: the search leaves it alone; once it is gone from there
+    too, it is enqueued again and runs."""
+    marks = tmp_path / "marks.txt"
+    slow = [_task(caller, "m.slow", {"seconds": 3})]
+    running = asyncio.ensure_future(caller.call_many(slow, lambda i, r: None, wait=60))
+    await asyncio.sleep(1.0)  # the child took the slow task
+    parked = [_task(caller, "m.mark", {"path": str(marks), "n": 3})]
+    results: list[TaskResult] = []
+    waiting = asyncio.ensure_future(
+        caller.call_many(parked, lambda i, r: results.append(r), wait=60)
+    )
+    await _wait(lambda: _enqueued(caller, parked[0]), 5)
+    envelope = _delete_entry(settings, parked[0])
+    keys = Keys(settings.key_prefix)
+    client = sync_redis(settings)
+    try:  # as the worker parks a task: its envelope in the hash, due far ahead in the set
+        client.hset(keys.delayed_tasks, parked[0].id, envelope)
+        client.zadd(keys.delayed, {f"{parked[0].queue}|{parked[0].id}": time.time() + 3600})
+        assert await caller.resend_lost(time.monotonic()) == 0
+        client.hdel(keys.delayed_tasks, parked[0].id)
+        client.zrem(keys.delayed, f"{parked[0].queue}|{parked[0].id}")
+    finally:
+        client.close()
+    assert await caller.resend_lost(time.monotonic()) == 1
+    await asyncio.wait_for(asyncio.gather(running, waiting), 30)
+    assert [(r.status, r.result) for r in results] == [("success", 3)]
+    assert marks.read_text().split() == ["3"]
 
 
 async def test_the_search_finds_tasks_in_bundles_and_replies_and_skips_malformed_entries(

@@ -265,11 +265,19 @@ class Caller:
                 continue
             task = batch.tasks[i]
             by_stream.setdefault(self.keys.queue(task.queue), {})[task_id] = (task, waiter)
+        if not by_stream:
+            return 0
+        waited = {task_id for tasks in by_stream.values() for task_id in tasks}
+        held = await lost.delayed(self.redis, self.keys.delayed_tasks, waited)
         missing: dict[str, tuple[Task, Waiter]] = {}
         for stream, tasks in by_stream.items():
-            found = await lost.queued(self.redis, stream, set(tasks))
+            found = held | await lost.queued(self.redis, stream, set(tasks) - held)
             missing.update((i, item) for i, item in tasks.items() if i not in found)
-        if missing:  # finished between their enqueue and the search: answered, not lost
+        # moved to the delayed set while the stream was read, or finished and answered
+        if missing:
+            for task_id in await lost.delayed(self.redis, self.keys.delayed_tasks, set(missing)):
+                del missing[task_id]
+        if missing:
             for task_id in await lost.replied(self.redis, self.reply_stream, after, set(missing)):
                 del missing[task_id]
         again = [

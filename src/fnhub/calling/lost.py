@@ -7,11 +7,14 @@ until the task's expiry and then settle the message as `expired`, its function n
 
 A primary that is not the one it was shows a new replication id (`master_replid`: a promoted
 replica, or a Redis restarted without its data, draws a new one). After such a change the
-caller looks for each task it waits for: in its queue stream (an entry stays there, in a
-bundle or alone, until the task finished: acknowledging deletes it) and, for tasks that
-finished meanwhile, in its reply stream past what its reader has read. A task in neither is
-gone and is enqueued again, with the same id, so at most its result comes twice (the second
-finds nobody waiting).
+caller looks for each task it waits for: in the delayed set (a retry waiting for its time, a
+task that found its function's concurrency slots taken), in its queue stream (an entry stays
+there, in a bundle or alone, until the task finished: acknowledging deletes it), in the delayed
+set again (a task may move there while the stream is read), and, for tasks that finished
+meanwhile, in its reply stream past what its reader has read. A task in none of them is gone
+and is enqueued again, with the same id, so at most its result comes twice (the second finds
+nobody waiting). A task that moves between the delayed set and its queue more than once during
+the search can be taken for lost and run twice: at-least-once, as a crash allows.
 """
 
 from __future__ import annotations
@@ -85,11 +88,22 @@ async def queued(client: aredis.Redis, stream: str, wanted: set[str]) -> set[str
     """Those of `wanted` that an entry of queue stream `stream` holds (waiting, read by a
     worker, or running: an entry leaves only once its tasks finished)."""
     found: set[str] = set()
+    if not wanted:
+        return found
     async for _entry_id, fields in _pages(client, stream, "0-0"):
         found.update(i for i in _entry_task_ids(fields) if i in wanted)
         if len(found) == len(wanted):
             break
     return found
+
+
+async def delayed(client: aredis.Redis, key: str, wanted: set[str]) -> set[str]:
+    """Those of `wanted` waiting in the delayed set (`keys.delayed_tasks`, task id → envelope)."""
+    ids = sorted(wanted)
+    pipe = client.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hexists(key, task_id)
+    return {task_id for task_id, held in zip(ids, await pipe.execute(), strict=True) if held}
 
 
 async def replied(client: aredis.Redis, stream: str, after: str, wanted: set[str]) -> set[str]:

@@ -105,7 +105,7 @@ def main() -> int:
         rates = (
             {"http": 40, "sync": 10, "mqtt": 20, "stream": 20, "kafka": 20, "websub": 10}
             if args.quick
-            else {"http": 150, "sync": 20, "mqtt": 60, "stream": 60, "kafka": 40, "websub": 20}
+            else {"http": 150, "sync": 20, "mqtt": 60, "stream": 60, "kafka": 40, "websub": 5}
         )
         if args.no_kafka:
             rates.pop("kafka")

@@ -86,7 +86,14 @@ def test_quick_fault_run_loses_nothing_acknowledged(tmp_path: Path) -> None:
             if fault["kind"] == "failover":
                 # asynchronous replication: what reached the old primary after the promotion
                 # and before the clients moved (about a second) can be gone
-                assert flow["lost"] <= max(3, flow["sent"] // 20), (where, kind, flow)
+                bound = max(3, flow["sent"] // 20)
+                if kind == "websub":
+                    # a task written there mostly ran anyway (workers still read the old
+                    # primary); a notification is delivered later than that, so up to the
+                    # ~2 s until every publishing connection moved (1, 10, 2, 0, 2, 1 lost at
+                    # 10/s in the runs of the day)
+                    bound = max(bound, round(2 * flow["sent"] / (fault["stop"] - fault["start"])))
+                assert flow["lost"] <= bound, (where, kind, flow)
             else:
                 assert flow["lost"] == 0, (where, kind, flow["lost_ids"])
             # a crash repeats at most what was in flight (a window of 100 at most)

@@ -3,9 +3,10 @@
 Test hosts are network namespaces on one bridge (`bench/clusterlib/net.py`): Redis primary +
 replica + three Sentinels, PostgreSQL, Mosquitto, a Redis Streams broker, Tansu (Kafka), two
 `fnhub server`, three `fnhub worker`, two `fnhub beat`, every role on a `redis+sentinel://` URL
-and the PostgreSQL. Under load (HTTP async and sync calls, MQTT QoS 1, Redis Streams, Kafka, a
-cron job every second) each fault runs in turn; then the load stops, the cluster drains, and
-for each fault: sent, handled, lost, run twice, cron ticks missed or doubled, time to recover.
+and the PostgreSQL. Under load (HTTP async and sync calls, MQTT QoS 1, Redis Streams, Kafka,
+WebSub notifications to a subscriber on a host of its own, a cron job every second) each fault
+runs in turn; then the load stops, the cluster drains, and for each fault: sent, handled (for
+WebSub: delivered), lost, run (delivered) twice, cron ticks missed or doubled, time to recover.
 Killed roles are restarted 1 s later by this tool's supervisor (as systemd would).
 
     python bench/cluster.py            # every fault: ~10 minutes, writes bench/results/cluster.json
@@ -42,7 +43,6 @@ from bench.clusterlib.net import Net  # noqa: E402
 from bench.clusterlib.report import markdown  # noqa: E402
 
 NOT_RUN = [
-    "WebSub deliveries (no WebSub load in this run)",
     "kill -9 of the infrastructure other than the Redis primary (Sentinels, replica, "
     "PostgreSQL, brokers: restarted cleanly instead)",
 ]
@@ -103,9 +103,9 @@ def main() -> int:
         cluster.start_roles(project)
         print(f"cluster up in {time.monotonic() - started:.1f}s ({folder})", flush=True)
         rates = (
-            {"http": 40, "sync": 10, "mqtt": 20, "stream": 20, "kafka": 20}
+            {"http": 40, "sync": 10, "mqtt": 20, "stream": 20, "kafka": 20, "websub": 10}
             if args.quick
-            else {"http": 150, "sync": 20, "mqtt": 60, "stream": 60, "kafka": 40}
+            else {"http": 150, "sync": 20, "mqtt": 60, "stream": 60, "kafka": 40, "websub": 5}
         )
         if args.no_kafka:
             rates.pop("kafka")
@@ -116,6 +116,7 @@ def main() -> int:
             cluster.addr("streams"),
             cluster.addr("kafka") if cluster.kafka else None,
             rates,
+            cluster.websub_topic,
         )
         marks = Marks(cluster.marks)
         load.start()
@@ -207,15 +208,17 @@ def _drain(marks: Marks, quiet: float = 20, limit: float = 120) -> float:
 
 def _table(results: list[dict]) -> None:
     print(
-        f"{'fault':44} {'sent':>6} {'lost':>5} {'twice':>5} {'cron miss/dbl':>13} "
-        f"{'recover s':>9} {'person':>6}"
+        f"{'fault':44} {'sent':>6} {'lost':>5} {'twice':>5} {'websub s/d/l/2':>16} "
+        f"{'cron miss/dbl':>13} {'recover s':>9} {'person':>6}"
     )
     for r in results:
         sent = sum(f["sent"] for f in r["flows"].values())
+        w = r["flows"].get("websub")
+        websub = f"{w['sent']}/{w['handled']}/{w['lost']}/{w['run_twice']}" if w else "-"
         cron = f"{r['cron']['missed']}/{r['cron']['doubled']}"
         print(
-            f"{r['fault'][:44]:44} {sent:6} {r['lost']:5} {r['run_twice']:5} {cron:>13} "
-            f"{r['recovery_s']:9.1f} {'yes' if r['needed_a_person'] else 'no':>6}"
+            f"{r['fault'][:44]:44} {sent:6} {r['lost']:5} {r['run_twice']:5} {websub:>16} "
+            f"{cron:>13} {r['recovery_s']:9.1f} {'yes' if r['needed_a_person'] else 'no':>6}"
         )
 
 

@@ -6,6 +6,7 @@ depend on what an earlier run left behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -13,7 +14,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,11 @@ import redis
 import sqlalchemy as sa
 
 from fnhub.bootstrap import Services, open_services
+from fnhub.calling.caller import Caller
 from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
+from fnhub.keys import Keys
+from fnhub.redis_client import async_redis
 from fnhub.store.db import Database
 from fnhub.tasks import TaskResult
 
@@ -196,3 +200,16 @@ def call_ok(client: QueueClient, ref: str, kwargs: dict | None = None, **options
     result = client.call(ref, kwargs or {}, **options)
     assert result.status == "success", (result.error_type, result.error_message, result.traceback)
     return result
+
+
+@contextlib.asynccontextmanager
+async def running_caller(settings: Settings, caller_id: str) -> AsyncIterator[Caller]:
+    """A started `Caller` (a server's calling side) on its own client, stopped afterwards."""
+    client = async_redis(settings)
+    c = Caller(settings, client, Keys(settings.key_prefix), caller_id)
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop()
+        await client.aclose()

@@ -8,11 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from tests.conftest import running_caller
 
 from fnhub.calling.caller import Caller
 from fnhub.calling.maker import make_task
-from fnhub.keys import Keys
-from fnhub.redis_client import async_redis
 from fnhub.tasks import Task, TaskResult
 
 SCRIPT = """
@@ -36,12 +35,8 @@ def slow(seconds):
 async def caller(settings, publish, start_worker) -> AsyncIterator[Caller]:  # type: ignore[no-untyped-def]
     publish({"m": SCRIPT})
     start_worker(processes=2)
-    client = async_redis(settings)
-    c = Caller(settings, client, Keys(settings.key_prefix), "call-many-test")
-    await c.start()
-    yield c
-    await c.stop()
-    await client.aclose()
+    async with running_caller(settings, "call-many-test") as c:
+        yield c
 
 
 def _tasks(caller: Caller, ref: str, kwargs: list[dict]) -> list[Task]:

@@ -2,8 +2,8 @@
 
 Hosts (last octet of each address): Redis primary and replica, three Sentinels, PostgreSQL,
 Mosquitto, a Redis that serves as the Redis Streams broker (the `redis` connector takes no
-Sentinel URL), Tansu (Kafka), two `fnhub server`, three `fnhub worker`, two `fnhub beat`, and
-`ctl`, where this tool itself and its load run."""
+Sentinel URL), Tansu (Kafka), two `fnhub server`, three `fnhub worker`, two `fnhub beat`, a
+WebSub subscriber, and `ctl`, where this tool itself and its load run."""
 
 from __future__ import annotations
 
@@ -41,10 +41,12 @@ HOSTS = {
     "worker3": 63,
     "beat1": 71,
     "beat2": 72,
+    "subscriber": 81,  # the WebSub subscriber (`subscriber.py`)
 }
 SERVICE = "fnhub"
 PREFIX = "fnc"
 PORT = 8090
+WEBSUB_PORT = 8099  # the WebSub subscriber's, on host subscriber
 CLI = [sys.executable, "-c", "from fnhub.cli import main; main()"]
 
 SCRIPT = """
@@ -140,6 +142,14 @@ class Cluster:
     @property
     def marks(self) -> Path:
         return self.dir / "marks.txt"
+
+    @property
+    def websub_topic(self) -> str:
+        return f"http://{self.addr('subscriber')}:{WEBSUB_PORT}/topic"
+
+    @property
+    def websub_callback(self) -> str:
+        return f"http://{self.addr('subscriber')}:{WEBSUB_PORT}/callback"
 
     def server_urls(self) -> list[str]:
         return [f"http://{self.addr(h)}:{PORT}" for h in ("server1", "server2")]
@@ -420,6 +430,11 @@ class Cluster:
             "FNHUB_ACCESS_LOG": "false",
             "FNHUB_PROCESSES": str(self.worker_processes),
             "FNHUB_RECORDS_KEEP_PER_ORIGIN": "1000000",  # every task's record, to explain a loss
+            # the WebSub load: any topic, a subscriber on host ctl (a private address), and no
+            # rate limit on the load's publishes
+            "FNHUB_WEBSUB_OPEN": "true",
+            "FNHUB_WEBSUB_ALLOW_NETWORKS": f"{self.net.subnet}.0/24",
+            "FNHUB_WEBSUB_PUBLISH_PER_MINUTE": "0",
         }
 
     def apply(self, project: Path) -> None:
@@ -454,6 +469,17 @@ class Cluster:
         self.supervisor.start()
         for url in self.server_urls():
             self.wait_ready(url)
+        self._start_websub_subscriber()
+
+    def _start_websub_subscriber(self) -> None:
+        from bench.clusterlib import subscriber
+
+        argv = [sys.executable, subscriber.__file__, self.addr("subscriber"), str(WEBSUB_PORT)]
+        self._proc("subscriber", "subscriber", [*argv, str(self.marks)])
+        wait_port(self.addr("subscriber"), WEBSUB_PORT)
+        subscriber.subscribe(
+            self.server_urls()[0], self.token, self.websub_topic, self.websub_callback
+        )
 
     def wait_ready(self, url: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

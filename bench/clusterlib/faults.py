@@ -20,7 +20,7 @@ from bench.clusterlib.load import Load, Marks
 #: an item handled later than this after it was sent (a tick after its second) counts as "not
 #: yet recovered"; the normal figure here is tens of milliseconds
 LATE = 1.0
-FLOWS = ("http", "mqtt", "stream", "kafka")
+FLOWS = ("http", "mqtt", "stream", "kafka", "websub")
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Traffic into the cluster at fixed rates, and what the functions marked as run.
 
 Each flow records when it sent each item and whether the broker or server accepted it (`sent`
-means: HTTP 202 with a task id, MQTT PUBACK, XADD's id, Kafka's ack); the functions append
-`kind id time` to one marks file per run, so what ran (and how often) is known apart from
-Redis, whatever a failover loses."""
+means: HTTP 202 with a task id, MQTT PUBACK, XADD's id, Kafka's ack, the WebSub hub's 202
+"published to 1 topic(s)"); the functions, and the WebSub subscriber (`subscriber.py`) for
+each delivery, append `kind id time` to one marks file per run, so what ran (and how often) is
+known apart from Redis, whatever a failover loses."""
 
 from __future__ import annotations
 
@@ -55,12 +56,18 @@ class Load:
         streams: str,
         kafka: str | None,
         rates: dict[str, float],
+        websub_topic: str | None = None,
     ) -> None:
         self.servers = servers
         self.token = token
         self.mqtt, self.streams, self.kafka = mqtt, streams, kafka
+        self.websub_topic = websub_topic
         self.stop = threading.Event()
-        self.flows = {k: Flow(k, r) for k, r in rates.items() if r and (k != "kafka" or kafka)}
+        self.flows = {
+            k: Flow(k, r)
+            for k, r in rates.items()
+            if r and (k != "kafka" or kafka) and (k != "websub" or websub_topic)
+        }
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -70,6 +77,7 @@ class Load:
             "mqtt": self._mqtt,
             "stream": self._stream,
             "kafka": lambda: asyncio.run(self._kafka()),
+            "websub": lambda: asyncio.run(self._websub()),
         }
         for kind in self.flows:
             thread = threading.Thread(target=runners[kind], name=f"load-{kind}", daemon=True)
@@ -82,19 +90,25 @@ class Load:
             thread.join(15)
 
     # -- HTTP ------------------------------------------------------------------------------
-    async def _post(self, clients: list, n: int, path: str, body: dict) -> tuple[int, dict] | None:
-        """POST to server n % 2, and to the other one if the first cannot be connected to
-        (what a load balancer does); None if no answer came."""
+    async def _post(
+        self, clients: list, n: int, path: str, body: dict, form: bool = False
+    ) -> tuple[int, dict] | None:
+        """POST (JSON, or a form) to server n % 2, and to the other one if the first cannot be
+        connected to (what a load balancer does); None if no answer came. A plain-text answer
+        comes as `{"text": ...}`."""
         import httpx
 
         for i in (n, n + 1):
             try:
-                r = await clients[i % len(clients)].post(path, json=body)
+                client = clients[i % len(clients)]
+                r = await (client.post(path, data=body) if form else client.post(path, json=body))
             except (httpx.ConnectError, httpx.ConnectTimeout):
                 continue  # never reached the server: safe to send to the other one
             except httpx.HTTPError:
                 return None  # it may have been taken: sending it again would run it twice
-            return r.status_code, (r.json() if r.content else {})
+            if r.headers.get("content-type", "").startswith("application/json"):
+                return r.status_code, (r.json() if r.content else {})
+            return r.status_code, {"text": r.text}
         return None
 
     def _clients(self, timeout: float) -> list:
@@ -113,6 +127,7 @@ class Load:
         path: str,
         body: Callable[[int], dict],
         ok: Callable[[int, tuple], bool],
+        form: bool = False,
     ) -> None:
         """POST `body(n)` to `path` at the flow's rate, at most `out` requests at once; an
         answer `ok(n, answer)` accepted counts as sent (or, for calls, as a success)."""
@@ -123,13 +138,13 @@ class Load:
         async def one(n: int) -> None:
             try:
                 at = time.time()
-                answer = await self._post(clients, n, path, body(n))
+                answer = await self._post(clients, n, path, body(n), form)
                 if answer is None or not ok(n, answer):
                     flow.refused.append(at)
                 elif kind == "sync":
                     flow.ok.append((at, time.time()))
                 else:
-                    flow.accepted(f"h{n}", at)
+                    flow.accepted(f"{kind[0]}{n}", at)
             finally:
                 gate.release()
 
@@ -160,6 +175,25 @@ class Load:
             "/api/v1/functions/load.add/call",
             lambda n: {"kwargs": {"a": n, "b": 1}},
             lambda n, answer: answer[0] == 200 and answer[1].get("result") == n + 1,
+        )
+
+    async def _websub(self) -> None:
+        """Fat pings to the hub: the content `w<n>` is the notification's id."""
+        topic = self.websub_topic
+        await self._requests(
+            "websub",
+            5,
+            32,
+            "/websub/hub",
+            lambda n: {
+                "hub.mode": "publish",
+                "hub.topic": topic,
+                "hub.content": f"w{n}",
+                "hub.content_type": "text/plain",
+            },
+            # 202 without a subscriber stores nothing: the hub said so, not a loss
+            lambda _n, answer: answer[0] == 202 and "published to 1 " in answer[1]["text"],
+            form=True,
         )
 
     # -- brokers ---------------------------------------------------------------------------
@@ -247,7 +281,13 @@ class Load:
             await producer.stop()
 
 
-KIND_OF_MARK = {"http": "http", "mqtt": "mqtt", "stream": "stream", "kafka": "kafka"}
+KIND_OF_MARK = {
+    "http": "http",
+    "mqtt": "mqtt",
+    "stream": "stream",
+    "kafka": "kafka",
+    "websub": "websub",
+}
 
 
 class Marks:

@@ -8,6 +8,10 @@ waiting request costs no Redis round trip. What every call needs to decide befor
 refreshed by a background loop about once a second, and at once when a call would be refused
 because of it (a just-published script, a just-started worker). A call refused, or left
 without a result, raises `CallError`; what it means to an HTTP client is the server's business.
+
+The same loop watches the primary's replication id: after a failover the tasks of batches
+(`call_many`, a subscription's messages) that the new primary never got are enqueued again
+(`fnhub.calling.lost`), so their messages are handled instead of waiting for expiry.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import redis
 import redis.asyncio as aredis
 
 from fnhub.backoff import Backoff
+from fnhub.calling import lost
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import make_task
 from fnhub.config import Settings
@@ -52,6 +57,9 @@ FORCED_REFRESH_MIN_SECONDS = 0.2
 WAIT_MARGIN_SECONDS = 5.0
 #: seconds a refused caller is asked to wait before calling again (no worker, queue full)
 RETRY_AFTER_SECONDS = 5.0
+#: after a new primary, its tasks are looked for at once and once more this much later (a
+#: connection that still reached the old primary may have enqueued on it meanwhile)
+LOST_RECHECK_SECONDS = 5.0
 
 
 def _no_result(fut: asyncio.Future[TaskResult], task_id: str, limit: float) -> None:
@@ -73,7 +81,7 @@ class CallBatch:
     batch is done when every call has a result, or failed to enqueue (`unsent`, with `error`
     saying why, for the owner to retry)."""
 
-    __slots__ = ("error", "future", "left", "on_result", "tasks", "unsent")
+    __slots__ = ("enqueued_at", "error", "future", "left", "on_result", "tasks", "unsent")
 
     def __init__(
         self,
@@ -87,6 +95,8 @@ class CallBatch:
         self.left = len(tasks)
         self.unsent: list[int] = []
         self.error: BaseException | None = None
+        #: when (monotonic) Redis last took tasks of this batch
+        self.enqueued_at: float | None = None
 
     def resolve(self, i: int, result: TaskResult) -> None:
         try:
@@ -140,10 +150,14 @@ class Caller:
         self._stopping = False
         self._enqueue_many = self.redis.register_script(ENQUEUE_MANY)
         self._queue_lengths = self.redis.register_script(QUEUE_LENGTHS)
+        self._replid: str | None = None  # the primary's replication id, as last seen
+        self._lost_search: asyncio.Task[None] | None = None
+        self.resent = 0  # tasks enqueued again after a failover lost them
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.refresh()
+        await self._watch_primary()  # the replication id a later failover is told apart from
         # its reads block for 5 s: a socket timeout shorter than that would cut them off
         self._reader_redis = async_redis(self.settings, socket_timeout=30)
         self._reader_lane = AsyncLane(self._reader_redis, timeout=30)
@@ -151,6 +165,8 @@ class Caller:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._lost_search is not None:
+            self._lost_search.cancel()
         for task in self._tasks:
             task.cancel()
         _done, pending = await asyncio.wait(self._tasks, timeout=0.5) if self._tasks else ((), ())
@@ -200,8 +216,84 @@ class Caller:
             await asyncio.sleep(REFRESH_SECONDS)
             try:
                 await self.refresh()
+                await self._watch_primary()
             except (redis.RedisError, OSError) as exc:
                 log.warning("cannot refresh scripts/workers from Redis: %s", exc)
+
+    # -- tasks a failover lost ---------------------------------------------------------------
+    async def _watch_primary(self) -> None:
+        """Start a search for lost tasks when the primary's replication id changed."""
+        replid = await lost.primary_replid(self.redis)
+        if replid is None:
+            return
+        before, self._replid = self._replid, replid
+        if before is None or before == replid:
+            return
+        log.warning("Redis has a new primary (replication id %s, was %s)", replid, before)
+        if self._lost_search is not None:
+            self._lost_search.cancel()
+        self._lost_search = asyncio.ensure_future(self._search_lost(time.monotonic()))
+
+    async def _search_lost(self, changed_at: float) -> None:
+        """Look for the tasks waited for, now and once more a little later; each search takes
+        the tasks Redis had taken before it began (later ones went to the new primary)."""
+        backoff = Backoff(initial=0.5, cap=5.0)
+        until = changed_at
+        while True:
+            try:
+                await self.resend_lost(until)
+            except (redis.RedisError, OSError) as exc:  # the new primary not there yet
+                log.warning("cannot look for tasks lost in a failover: %s", exc)
+                await asyncio.sleep(backoff.next())
+                continue
+            if until > changed_at:
+                return
+            await asyncio.sleep(LOST_RECHECK_SECONDS)
+            until = time.monotonic() - 1.0
+
+    async def resend_lost(self, enqueued_before: float) -> int:
+        """Enqueue again the tasks of batches waited for, enqueued before `enqueued_before`
+        (monotonic), that are neither in their queue nor answered: what Redis lost. Returns
+        how many; the same task ids, so their results resolve the same waiters."""
+        after = self._last_reply  # replies read from here on are looked at below
+        by_stream: dict[str, dict[str, tuple[Task, Waiter]]] = {}
+        for task_id, waiter in self._waiting.items():
+            if not isinstance(waiter, tuple):
+                continue
+            batch, i = waiter
+            if batch.enqueued_at is None or batch.enqueued_at >= enqueued_before:
+                continue
+            task = batch.tasks[i]
+            by_stream.setdefault(self.keys.queue(task.queue), {})[task_id] = (task, waiter)
+        if not by_stream:
+            return 0
+        waited = {task_id for tasks in by_stream.values() for task_id in tasks}
+        held = await lost.delayed(self.redis, self.keys.delayed_tasks, waited)
+        missing: dict[str, tuple[Task, Waiter]] = {}
+        for stream, tasks in by_stream.items():
+            found = held | await lost.queued(self.redis, stream, set(tasks) - held)
+            missing.update((i, item) for i, item in tasks.items() if i not in found)
+        # moved to the delayed set while the stream was read, or finished and answered
+        if missing:
+            for task_id in await lost.delayed(self.redis, self.keys.delayed_tasks, set(missing)):
+                del missing[task_id]
+        if missing:
+            for task_id in await lost.replied(self.redis, self.reply_stream, after, set(missing)):
+                del missing[task_id]
+        again = [
+            (task, waiter)
+            for task_id, (task, waiter) in missing.items()
+            if self._waiting.get(task_id) is waiter
+        ]
+        if again:
+            log.warning(
+                "%d task(s) waited for were lost with the old Redis primary: enqueued again",
+                len(again),
+            )
+            self.resent += len(again)
+            self._outbox.extend(again)
+            self._send()
+        return len(again)
 
     async def _refresh_if_stale(self) -> bool:
         if time.monotonic() - self._refreshed_at < FORCED_REFRESH_MIN_SECONDS:
@@ -330,6 +422,10 @@ class Caller:
                             await self._enqueue_lane.evalsha(
                                 self._enqueue_many, [stream, self.keys.bundled], args
                             )
+                            taken = time.monotonic()
+                            for _task, waiter in chunk:
+                                if isinstance(waiter, tuple):
+                                    waiter[0].enqueued_at = taken
                         except BaseException as exc:
                             for task, waiter in chunk:
                                 self._fail(task, waiter, exc)

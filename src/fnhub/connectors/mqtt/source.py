@@ -22,6 +22,7 @@ from fnhub.backoff import Backoff
 from fnhub.connectors.base import (
     BatchHandler,
     ConnectorConfigError,
+    Done,
     Message,
     RateLimitedLog,
     SourceStatus,
@@ -97,6 +98,10 @@ class MqttSource:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._backlog: collections.deque[_Delivery] = collections.deque()
+        #: PUBLISHes the network thread received and the event loop has not taken yet: one
+        #: wake-up of the loop per burst instead of a call_soon_threadsafe per message
+        self._inbox: list[tuple[paho.MQTTMessage, int]] = []
+        self._inbox_lock = threading.Lock()
         self._qos0_backlog = 0
         self._by_mid: dict[int, _Delivery] = {}  # in-flight QoS>=1 deliveries of this session
         self._drop_log = RateLimitedLog()
@@ -135,6 +140,13 @@ class MqttSource:
             await asyncio.to_thread(self._thread.join, 10)
         self.status.disconnected("stopped")
         self._stopped.set()
+
+    def _take_inbox(self) -> None:
+        with self._inbox_lock:
+            received, self._inbox = self._inbox, []
+        for pm, gen in received:
+            self._deliver(pm, gen)
+        self._pump()
 
     def _deliver(self, pm: paho.MQTTMessage, gen: int) -> None:
         if self._stopping:
@@ -177,14 +189,19 @@ class MqttSource:
                 return
             self._qos0_backlog += 1
         self._backlog.append(d)
-        self._pump()
 
     def _pump(self) -> None:
-        while self._backlog and self._window.free > 0 and not self._stopping:
+        """Hand what the window has room for to it, in one batch."""
+        room = self._window.free
+        if self._stopping or room <= 0 or not self._backlog:
+            return
+        batch: list[tuple[Message, Done]] = []
+        while self._backlog and len(batch) < room:
             d = self._backlog.popleft()
             if not d.qos:
                 self._qos0_backlog -= 1
-            self._window.spawn(d.msg, functools.partial(self._done, d))
+            batch.append((d.msg, functools.partial(self._done, d)))
+        self._window.spawn_many(batch)
 
     def _done(self, d: _Delivery, _msg: Message, ok: bool) -> None:
         if d.qos and self._by_mid.get(d.mid) is d:
@@ -292,7 +309,11 @@ class MqttSource:
             self._net_error = f"disconnected: {reason_text(rc)}"
 
     def _net_on_message(self, _c: Any, _u: Any, pm: paho.MQTTMessage) -> None:
-        self._call(self._deliver, pm, self._gen)
+        with self._inbox_lock:
+            self._inbox.append((pm, self._gen))
+            first = len(self._inbox) == 1
+        if first:
+            self._call(self._take_inbox)
 
 
 def _no_op(*_args: Any) -> None:

@@ -1,7 +1,8 @@
 """The deployment files (Dockerfile, deploy/compose.yaml, deploy/systemd/) name commands, options
 and settings that exist, and the image's HEALTHCHECK (`fnhub.healthcheck`) tells a live role from
-a dead one, against real processes. Building and running the image itself is not possible on the
-development machine (no Docker engine): docs/deploy.md says what was verified and how."""
+a dead one, against real processes. Building and running the image is deploy/check-image.sh
+(minutes, and a Docker engine): not part of the suite; docs/deploy.md says what was verified and
+how."""
 
 from __future__ import annotations
 

@@ -180,9 +180,13 @@ class KafkaDirectConsumer:
         self.status.connected()
 
     async def _start(self) -> None:
+        o = self.options
         self._consumer = consumer = AIOKafkaConsumer(
             group_id=self.group_id,
             max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+            # how long the group waits for this member to rejoin: its revocation may first
+            # wait for the batch in hand (`drain_timeout`)
+            rebalance_timeout_ms=o.session_timeout_ms + int(o.drain_timeout * 1000),
             **consumer_kwargs(self.settings, self.options, self.client_id),
         )
         if not self.manual:

@@ -249,3 +249,34 @@ def test_direct_kafka_single_mode_fails_over_to_another_worker(make_cluster, kaf
     finally:
         other.send_signal(signal.SIGTERM)
         other.wait(20)
+
+
+@pytest.mark.timeout(240)
+def test_direct_kafka_status_shows_the_cluster_gone_and_back(make_cluster, conn_broker_factory):
+    broker = conn_broker_factory("tansu")
+    kafka = Kafka(broker.port)
+    try:
+        # multiple mode: a group member, whose reads do not look at the cluster's metadata
+        # (single mode's manual assignment does, every 3 s)
+        topic, cluster = _cluster(make_cluster, kafka, "away", 2, mode="multiple")
+        cluster.start_worker(processes=1)
+        _wait_children(cluster, "away", 1)
+        kafka.produce(topic, ["before"])
+        wait_for(lambda: cluster.seen() == {"before": 1}, timeout=60, interval=0.2)
+        kafka.close()
+        broker.stop()
+
+        def state() -> str | None:
+            views = cluster.status("away")
+            return views[0]["source"]["state"] if views else None
+
+        wait_for(lambda: state() == "reconnecting", timeout=30, interval=0.2)
+        [view] = cluster.status("away")
+        assert "kafka 127.0.0.1" in view["source"]["last_error"]
+        broker.start()  # memory storage: the topic comes back empty when written again
+        wait_for(lambda: state() == "connected", timeout=60, interval=0.2)
+        kafka = Kafka(broker.port)
+        kafka.produce(topic, ["after"])
+        wait_for(lambda: cluster.seen() == {"before": 1, "after": 1}, timeout=60, interval=0.2)
+    finally:
+        kafka.close()

@@ -68,6 +68,8 @@ EMPTY_FOLLOW_SECONDS = 0.5
 #: is settled, and a child stuck in a function is killed by its supervisor at the deadline
 #: (its session then ends), so aiokafka's poll-interval check could only drop live members
 MAX_POLL_INTERVAL_MS = 86_400_000
+#: the lag lookup (once a second, from the child's status thread) gives up after this long
+LAG_TIMEOUT_SECONDS = 5.0
 #: a newly assigned partition: the next read marks as many of its messages as it asks for
 _FROM_NEXT_READ = -1
 
@@ -334,10 +336,21 @@ class KafkaDirectConsumer:
 
     def update_lag(self) -> None:
         """Messages of this child's partitions not yet read (end offset less fetch position;
-        Tansu's end offsets are approximate), and those in hand."""
+        Tansu's end offsets are approximate), and those in hand. Also the status's probe:
+        aiokafka reconnects by itself and an idle read looks the same whether the cluster is
+        up or gone, so a lookup that fails (or succeeds again) is what tells the state."""
         if self._consumer is None:
             return
-        self.status.lag = self._call(self._lag(), 5.0)
+        try:
+            self.status.lag = self._call(self._lag(), LAG_TIMEOUT_SECONDS)
+        except ConnectionError as exc:
+            if self.status.state == "connected":
+                log.warning("kafka direct %s: %s", self.client_id, exc)
+            self.status.disconnected("reconnecting", str(exc))
+            raise
+        if self.status.state == "reconnecting":
+            log.info("kafka direct %s: the cluster answers again", self.client_id)
+            self.status.connected()
         self.status.pending = sum(len(h) for h in list(self._handed.values()))
 
     async def _lag(self) -> int | None:

@@ -24,7 +24,9 @@ reverses every other round):
   `max_records=500`: one XACK or commit per batch) and, on Kafka, on its default `ACK_FIRST`
   (auto-commit on receipt: at-most-once; shown for reference, no ratio against it); then an fnhub
   subscription (bench/subscribe.py's runner: `fnhub server` + `fnhub worker --processes 2`, window
-  500, its finished count read from fnhub's task counters). FastStream's handler counts messages
+  500, its finished count read from fnhub's task counters) and, on Kafka, the same subscription
+  with `path: direct` (`fnhub worker --processes 2` alone: its children read Tansu themselves;
+  its ratios include one to the queued fnhub row). FastStream's handler counts messages
   and tells the bench; the bench then checks the broker: nothing pending in the group (Redis),
   every offset committed (Kafka).
 
@@ -397,6 +399,7 @@ GROUPS: dict[str, list[tuple[str, str, str]]] = {
         ("fs_batch", f"FastStream Kafka, batch {BATCH}, commit per batch", "peer"),
         ("fs_ack_first", "FastStream Kafka, ACK_FIRST (at-most-once)", "at-most-once"),
         ("fnhub", "fnhub Kafka subscription, records on", "fnhub"),
+        ("fnhub_direct", "fnhub Kafka subscription, path: direct, records on", "fnhub"),
     ],
 }
 
@@ -427,15 +430,17 @@ def measure(group: str, key: str, n: int, port: int | None, broker_pid: int | No
             "cpu_us_broker": f["cpu_us_redis"],
             "p50_ms": f["p50_ms"],
         }
-    if key == "fnhub":
+    if key in ("fnhub", "fnhub_direct"):
         extra = {"broker": broker_pid} if broker_pid else None
-        f = sub.fnhub_rate(group, n, port, records=True, extra_cpu=extra, backlog=True)
+        path = "direct" if key == "fnhub_direct" else "queued"
+        f = sub.fnhub_rate(group, n, port, records=True, extra_cpu=extra, backlog=True, path=path)
         out = {
             "msgs_per_s": f["msgs_per_s"],
             "cpu_us_consumer": f["cpu_us_worker"],
-            "cpu_us_server": f["cpu_us_server"],
             "cpu_us_redis": f["cpu_us_redis"],
         }
+        if "cpu_us_server" in f:  # the direct path runs no server
+            out["cpu_us_server"] = f["cpu_us_server"]
         out["cpu_us_broker"] = f["cpu_us_broker"] if broker_pid else f["cpu_us_redis"]
         return out
     mode = {"fs_one": "one", "fs_batch": "batch", "fs_ack_first": "ack_first"}[key]
@@ -511,6 +516,7 @@ def _rows(groups: dict[str, list[tuple[str, str, str]]], runs: dict) -> list[dic
                     )
                     for other, _l, other_kind in rows
                     if other_kind in ("peer", "reference")
+                    or (other_kind == "fnhub" and other != key and key.startswith(other))
                 }
             row["rounds"] = rounds
             table.append(row)

@@ -87,6 +87,19 @@ def _records(cluster, name: str) -> dict[str, str]:
     return dict(rows)
 
 
+def _check_records_and_views(cluster, name: str, n: int, share: int) -> None:
+    """n successful records, and live views of connected direct children that processed n
+    messages together, none holding more than its `share` of the window at once."""
+    wait_for(lambda: len(_records(cluster, name)) == n, timeout=30, interval=0.3)
+    assert set(_records(cluster, name).values()) == {"success"}
+    views = cluster.status(name)
+    assert {v["path"] for v in views} == {"direct"}
+    assert all(v["source"]["state"] == "connected" for v in views)
+    processed = lambda: sum(v["processed"] for v in cluster.status(name))  # noqa: E731
+    wait_for(lambda: processed() == n, timeout=5, interval=0.2)
+    assert max(v["source"]["max_in_flight"] for v in cluster.status(name)) <= share
+
+
 def _direct_children(cluster, name: str) -> list[int]:
     """The pids of the live direct children, from their status views (`<worker>.d<k>.<pid>`)."""
     return [int(v["server"].rsplit(".", 1)[1]) for v in cluster.status(name)]
@@ -135,15 +148,7 @@ def test_direct_handles_acks_after_done_records_and_status(make_cluster):
     seen = cluster.seen()
     assert seen == dict.fromkeys(messages, 1)
     wait_for(lambda: cluster.redis.xpending(stream, "fnhub-direct")["pending"] == 0, timeout=10)
-    wait_for(lambda: len(_records(cluster, "direct")) == n, timeout=30, interval=0.3)
-    assert set(_records(cluster, "direct").values()) == {"success"}
-    views = cluster.status("direct")
-    assert {v["path"] for v in views} == {"direct"}
-    assert all(v["source"]["state"] == "connected" for v in views)
-    wait_for(
-        lambda: sum(v["processed"] for v in cluster.status("direct")) == n, timeout=5, interval=0.2
-    )
-    assert max(v["source"]["max_in_flight"] for v in cluster.status("direct")) <= 25  # 50 / 2
+    _check_records_and_views(cluster, "direct", n, share=25)  # 50 / 2
     cluster.redis.delete(stream)
 
 

@@ -12,6 +12,7 @@ from fnhub.subscriptions.spec import SpecError, parse_spec
 
 REDIS = ConnectorConfig("local", "redis", {"url": REDIS_URL})
 MQTT = ConnectorConfig("plant", "mqtt", {"host": "127.0.0.1", "port": 1883})
+KAFKA = ConnectorConfig("log", "kafka", {"bootstrap_servers": "127.0.0.1:9092"})
 
 
 def _spec(**extra: object):
@@ -30,6 +31,20 @@ def _spec(**extra: object):
 
 def test_a_redis_stream_subscription_may_go_direct():
     check_direct(_spec(), REDIS)
+
+
+def test_a_kafka_subscription_may_go_direct_in_either_mode():
+    check_direct(_spec(options={}), KAFKA)
+    check_direct(_spec(options={"session_timeout_ms": 3000}, mode="multiple"), KAFKA)
+    check_direct(_spec(options={"assignment": "group"}, mode="single"), KAFKA)
+
+
+def test_kafka_manual_assignment_in_multiple_mode_is_refused_with_the_reason():
+    """Every worker would read every partition: each message handled once per worker."""
+    with pytest.raises(SpecError, match="in multiple mode every worker would read every message"):
+        check_direct(_spec(options={"assignment": "manual"}, mode="multiple"), KAFKA)
+    with pytest.raises(SpecError, match="heartbeat_interval_ms must be below"):
+        check_direct(_spec(options={"heartbeat_interval_ms": 9000}), KAFKA)
 
 
 def test_pubsub_and_other_brokers_are_refused_with_the_reason():

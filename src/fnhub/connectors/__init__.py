@@ -21,6 +21,7 @@ from fnhub.connectors.base import (
     ConnectorError,
     ConnectorType,
     DirectConsumer,
+    DirectPlace,
     Handler,
     Message,
     Publisher,
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorType",
     "DirectConsumer",
+    "DirectPlace",
     "Handler",
     "Message",
     "Publisher",
@@ -109,6 +111,7 @@ def create_direct_consumer(
     group: str,
     consumer: str,
     options: dict[str, Any],
+    place: DirectPlace | None = None,
 ) -> DirectConsumer:
     """A worker child's consumer of `topics` (a subscription's direct path); nothing connects
     until `open()`. ConnectorConfigError when the broker (or these options) has no direct path."""
@@ -116,12 +119,17 @@ def create_direct_consumer(
     if ct.create_direct_consumer is None:
         raise ConnectorConfigError(
             f"path: direct is not available for {connector_type} subscriptions yet "
-            "(Redis Streams only); use path: queued"
+            "(Redis Streams and Kafka only); use path: queued"
         )
     model = parse_model(ct.settings_model, settings, f"{connector_type} settings")
     opts = parse_model(ct.source_options, options, f"{connector_type} source options")
     return ct.create_direct_consumer(
-        model, topics=list(topics), group=group, consumer=consumer, options=opts
+        model,
+        topics=list(topics),
+        group=group,
+        consumer=consumer,
+        options=opts,
+        place=place or DirectPlace(),
     )
 
 

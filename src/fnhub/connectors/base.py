@@ -109,6 +109,18 @@ class Source(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DirectPlace:
+    """Where a direct consumer stands among the children of one worker consuming the same
+    subscription: a broker that hands out work itself (a Redis Streams or Kafka group) needs
+    none of it; one whose reader picks its own share (Kafka without a group join, in `single`
+    mode) splits by `index` of `children`."""
+
+    mode: str = "multiple"  # the subscription's: single | multiple
+    index: int = 0
+    children: int = 1
+
+
 @runtime_checkable
 class DirectConsumer(Protocol):
     """A broker consumer for a worker child (a subscription's direct path): synchronous, read
@@ -230,8 +242,8 @@ class ConnectorType:
     #: offered in the console's connector forms (the in-memory test broker is not)
     in_console: bool = True
     #: a worker child's own consumer (`path: direct`), called with the parsed settings and
-    #: `topics`, `group`, `consumer` and `options` (the source options); None: the broker
-    #: has no direct path yet
+    #: `topics`, `group`, `consumer`, `options` (the source options) and `place` (a
+    #: `DirectPlace`); None: the broker has no direct path yet
     create_direct_consumer: Callable[..., DirectConsumer] | None = None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from fnhub.connections import ConnectorConfig
-from fnhub.connectors import ConnectorConfigError, create_direct_consumer
+from fnhub.connectors import ConnectorConfigError, DirectPlace, create_direct_consumer
 from fnhub.subscriptions.spec import SpecError, SubscriptionSpec
 
 
@@ -62,6 +62,7 @@ def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
             group=group,
             consumer="check",
             options=options,
+            place=DirectPlace(spec.mode),
         )
     except ConnectorConfigError as exc:
         raise SpecError(f"subscription {spec.name!r}: {exc}") from None

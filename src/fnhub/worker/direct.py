@@ -39,6 +39,7 @@ from fnhub.calling.maker import TaskMaker
 from fnhub.config import Settings
 from fnhub.connectors import (
     DirectConsumer,
+    DirectPlace,
     Message,
     create_direct_consumer,
     get_publisher,
@@ -144,6 +145,7 @@ def direct_main(
         group=group,
         consumer=name,
         options=options,
+        place=DirectPlace(spec.mode, index, job.children),
     )
     handler = DirectChild(settings, keys, client, scripts, executor, slot, job, consumer, name)
     handler.holder = worker_id

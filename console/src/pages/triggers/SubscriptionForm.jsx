@@ -109,7 +109,7 @@ export function SubscriptionForm({ subscription: s, onSaved, onClose }) {
         <>
           <TextField label="Function" name="function" value={form.function} onValue={set('function')} list="subscription-functions" placeholder="script.function" required />
           <FunctionList id="subscription-functions" refs={refs} />
-          <SelectField label="Path" name="path" value={form.path} onValue={set('path')} options={[['queued', 'queued: the server reads, workers run tasks'], ['direct', 'direct: workers read the broker (Redis Streams)']]} />
+          <SelectField label="Path" name="path" value={form.path} onValue={set('path')} options={[['queued', 'queued: the server reads, workers run tasks'], ['direct', 'direct: workers read the broker (Redis Streams, Kafka)']]} />
         </>
       )}
       {kind === 'sql' && <TextField label="SQL" name="sql" value={form.sql} onValue={set('sql')} multiline rows={4} mono placeholder="SELECT temp, topic() AS source FROM 'sensors/+' WHERE temp > 30" required />}

@@ -11,6 +11,9 @@ the group does not think it is dead; on rebalance it commits what is done for th
 loses. A new group starts at `earliest` by default (Tansu's `latest` is wrong: it replays the
 tail of the last batch), so nothing produced before the first join is skipped.
 
+`direct.py` is the consumer of worker children that read the topics themselves (`path:
+direct`): the same group, the same per-partition commit rule, one commit per settled batch.
+
 The sync publisher runs an aiokafka producer on a private event-loop thread: worker processes
 get the same client and behaviour as the server, and each publish waits for the broker's ack.
 """
@@ -26,6 +29,7 @@ from fnhub.connectors.base import (
     parse_model,
     trace_in_headers,
 )
+from fnhub.connectors.kafka.direct import KafkaDirectConsumer
 from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher, KafkaPublisher
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
 from fnhub.connectors.kafka.source import KafkaSource
@@ -86,4 +90,5 @@ TYPE = ConnectorType(
     create_async_publisher=_open_async,
     carry_trace=trace_in_headers,
     source_args=source_args,
+    create_direct_consumer=KafkaDirectConsumer,
 )

@@ -22,7 +22,7 @@ from fnhub.connectors.base import (
     ReadingSource,
     describe_error,
 )
-from fnhub.connectors.kafka.client import where
+from fnhub.connectors.kafka.client import consumer_kwargs, where
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
 from fnhub.supervised import spawn
 
@@ -35,6 +35,30 @@ PROBE_TIMEOUT_SECONDS = 5.0
 LAG_SECONDS = 1.0
 #: manual assignment: while none of the topics has a partition yet, look again this often
 EMPTY_PROBE_SECONDS = 0.5
+
+
+def record_message(r: ConsumerRecord, client_id: str) -> Message:
+    """A fetched record as a Message (also read by worker children: `direct.py`); its id,
+    `topic:partition:offset`, is the same each time the record is read."""
+    topic, partition, offset, ts, value, headers = (
+        r.topic,
+        r.partition,
+        r.offset,
+        r.timestamp,
+        r.value,
+        r.headers,
+    )
+    return Message(
+        topic=topic,
+        payload=value if value is not None else b"",
+        timestamp=ts / 1000 if ts and ts > 0 else time.time(),
+        key=r.key,
+        headers={k: bytes(v) if v is not None else b"" for k, v in headers} if headers else {},
+        partition=partition,
+        offset=offset,
+        message_id=f"{topic}:{partition}:{offset}",
+        client_id=client_id,
+    )
 
 
 class _Partition:
@@ -108,19 +132,10 @@ class KafkaSource(ReadingSource):
         await self._close_consumer(commit=True)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
-        o = self.options
-        kw = self.settings.client_kwargs()
-        kw["client_id"] = self.client_id or "fnhub"
         return AIOKafkaConsumer(
             group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset=o.start,
-            session_timeout_ms=o.session_timeout_ms,
-            heartbeat_interval_ms=o.heartbeat_interval_ms,
-            metadata_max_age_ms=o.metadata_max_age_ms,
             max_poll_records=self._window.size,
-            fetch_max_wait_ms=o.fetch_max_wait_ms,
-            **kw,
+            **consumer_kwargs(self.settings, self.options, self.client_id),
         )
 
     async def _read_forever(self) -> None:
@@ -282,17 +297,7 @@ class KafkaSource(ReadingSource):
         return part
 
     def _message(self, r: ConsumerRecord) -> Message:
-        return Message(
-            topic=r.topic,
-            payload=r.value if r.value is not None else b"",
-            timestamp=r.timestamp / 1000 if r.timestamp and r.timestamp > 0 else time.time(),
-            key=r.key,
-            headers={k: bytes(v) if v is not None else b"" for k, v in (r.headers or ())},
-            partition=r.partition,
-            offset=r.offset,
-            message_id=f"{r.topic}:{r.partition}:{r.offset}",
-            client_id=self.client_id,
-        )
+        return record_message(r, self.client_id)
 
     def _done(self, part: _Partition, msg: Message, ok: bool) -> None:
         # A failed message stays in `order`: commits for its partition stop below it.

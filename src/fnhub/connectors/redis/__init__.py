@@ -25,6 +25,7 @@ from fnhub.connectors.base import (
     ConnectorConfigError,
     ConnectorError,
     ConnectorType,
+    DirectPlace,
     SourceArgs,
     describe_error,
     parse_model,
@@ -110,6 +111,13 @@ def carry_trace(
     return trace_in_headers(options, traceparent, settings)
 
 
+def create_direct_consumer(
+    settings: RedisSettings, *, place: DirectPlace, **kw: Any
+) -> RedisDirectConsumer:
+    """A stream group hands each entry to one consumer itself: a child's place is not needed."""
+    return RedisDirectConsumer(settings, **kw)
+
+
 test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported
 
 TYPE = ConnectorType(
@@ -124,5 +132,5 @@ TYPE = ConnectorType(
     source_args=source_args,
     publish_options=publish_options,
     carry_trace=carry_trace,
-    create_direct_consumer=RedisDirectConsumer,
+    create_direct_consumer=create_direct_consumer,
 )

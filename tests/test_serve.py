@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 from tests.conftest import free_port, wait_for
 
@@ -277,3 +279,30 @@ def test_serve_with_two_http_processes_serves_from_both_and_stops_them(tmp_path)
         _stop(serve)
     assert serve.returncode == 0
     wait_for(lambda: all(_gone(pid) for pid in family), timeout=10)
+
+
+def test_serve_on_a_read_only_data_folder_says_so(tmp_path):
+    """As in a container with a read-only root and no volume: one clear line, no traceback."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a read-only bind mount")
+    env = _env(tmp_path)
+    project = tmp_path / "proj"
+    data = project / ".fnhub"
+    data.mkdir(parents=True)
+    (project / "fnhub.yaml").write_text("settings: {}\n")
+    # a mount namespace of its own: the read-only mount never shows outside this process
+    script = f'mount --bind -o ro "{data}" "{data}" && exec "$@"'
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "fnhub.cli", "serve"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if "mount" in result.stderr and "permission denied" in result.stderr.lower():
+        pytest.skip(f"no read-only bind mount here: {result.stderr.strip()}")
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, out
+    assert f"the data folder {data} is not writable" in out
+    assert "mount a volume there" in out and "Traceback" not in out

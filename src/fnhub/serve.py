@@ -92,7 +92,11 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
     embedded: EmbeddedRedis | None = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir)
-        embedded.start()
+        try:
+            embedded.start()
+        except RuntimeError as exc:
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+            return 1
         console.print(f"embedded Redis on [bold]{embedded.socket}[/bold] (persistent)")
     worker: ServeWorker | None = None
     watching = threading.Event()  # set: the console threads stop

@@ -133,6 +133,9 @@ class NodeExecutor:
         self.head_since = 0.0
         self.dropping = False  # a drop was sent, its answer not read yet
         self.top_up: Callable[[int], bytes] | None = None
+        # a top-up gave nothing: none will until the next task that runs in `run` (the batch's
+        # next task is not one that goes ahead, or there is none), so none is asked for
+        self.topped_out = False
         self.quick: dict[str, int] = {}  # function → its tasks in a row that were quick
         self.give_back: Callable[[int], None] | None = None
 
@@ -291,6 +294,7 @@ class NodeExecutor:
             )
         self.inflight.append((task.id, task.attempt, script))
         self.head_since = start
+        self.topped_out = False
         return self._answer(process, task, script, start, deadline, prelude + frame)
 
     def _send_alone(self, process: HostProcess, data: bytes, deadline: float) -> None:
@@ -365,11 +369,16 @@ class NodeExecutor:
         try:
             if (
                 self.top_up is not None
+                and not self.topped_out
                 and not self.dropping
                 and len(self.inflight) <= AHEAD // 2
                 and self.is_quick(task.function)
             ):
-                data += self.top_up(AHEAD + 1 - len(self.inflight))
+                more = self.top_up(AHEAD + 1 - len(self.inflight))
+                if more:
+                    data += more
+                else:
+                    self.topped_out = True
             if data and not process.write(data, deadline):
                 return self._timeout(process, task, start)
             while True:

@@ -32,6 +32,7 @@ import redis
 from fnhub.keys import Keys
 from fnhub.queue import add_ack, add_bundle, bundle_envelopes, bundle_field
 from fnhub.supervised import RestartCounter, run_restarting
+from fnhub.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Item(NamedTuple):
     payload: Any  # the entry's fields, or the bundled task's envelope
     bundle: Bundle | None
     task_index: int  # not `index`: that is tuple.index
-    task: Any = None  # decoded when it was taken ahead: not decoded again in its turn
+    task: Task | None = None  # decoded when it was taken ahead: not decoded again in its turn
 
 
 def items_of(entries: list[Entry]) -> list[Item]:
@@ -120,7 +121,7 @@ class Prefetch:
                 return self._ahead.popleft()
             return self._items.popleft() if self._items else None
 
-    def take_ahead(self, limit: int, accept: Callable[[Item], Any]) -> int:
+    def take_ahead(self, limit: int, accept: Callable[[Item], Task | None]) -> int:
         """Move up to `limit` of the next tasks, while `accept(item)` takes them, out of the
         hand back's reach (they run next, in order); returns how many. `accept` gives the
         item's decoded task (kept with it) or None to stop."""

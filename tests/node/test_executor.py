@@ -334,10 +334,13 @@ def test_arguments_json_cannot_carry_fail_the_task_and_the_next_runs(
 
 
 def test_throw_at_load_fails_the_task_as_a_load_error(js: JsScripts, make_executor) -> None:
-    js.publish(broken="const x = 1;\nthrow new Error('cannot start');\nexports.f = () => 1;\n")
+    hashes = js.publish(
+        broken="const x = 1;\nthrow new Error('cannot start');\nexports.f = () => 1;\n"
+    )
     result = run(make_executor(), "broken.f")
     assert (result.status, result.error_type) == ("failure", "ScriptLoadError")
-    assert "loading script broken" in result.error_message
+    # the version it loaded, from its layout (the task named none)
+    assert f"loading script broken@{hashes['broken'][:8]} failed" in result.error_message
     assert "Error: cannot start" in result.error_message
     assert "broken.js:2" in result.traceback
 

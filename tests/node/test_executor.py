@@ -316,11 +316,31 @@ def test_unknown_function_and_unpublished_version(js: JsScripts, make_executor) 
     )
 
 
+def test_arguments_json_cannot_carry_fail_the_task_and_the_next_runs(
+    js: JsScripts, make_executor
+) -> None:
+    """msgpack allows bytes as a map key, JSON does not: the task fails saying so (it used to
+    raise out of the executor), and the same process runs the next one."""
+    js.publish(greet=GREET)
+    executor = make_executor()
+    pid = ok(run(executor, "greet.pid"))
+    bad = run(executor, "greet.whole", {"x": {b"raw": 1}})
+    assert (bad.status, bad.error_type) == ("failure", "ArgumentsNotSerializable")
+    assert bad.error_message.startswith(
+        "the arguments of greet.whole cannot be passed to JavaScript as JSON ("
+    )
+    assert ok(run(executor, "greet.whole", {"x": 1})) == {"x": 1}
+    assert ok(run(executor, "greet.pid")) == pid
+
+
 def test_throw_at_load_fails_the_task_as_a_load_error(js: JsScripts, make_executor) -> None:
-    js.publish(broken="const x = 1;\nthrow new Error('cannot start');\nexports.f = () => 1;\n")
+    hashes = js.publish(
+        broken="const x = 1;\nthrow new Error('cannot start');\nexports.f = () => 1;\n"
+    )
     result = run(make_executor(), "broken.f")
     assert (result.status, result.error_type) == ("failure", "ScriptLoadError")
-    assert "loading script broken" in result.error_message
+    # the version it loaded, from its layout (the task named none)
+    assert f"loading script broken@{hashes['broken'][:8]} failed" in result.error_message
     assert "Error: cannot start" in result.error_message
     assert "broken.js:2" in result.traceback
 

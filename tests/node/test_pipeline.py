@@ -159,3 +159,24 @@ def test_a_task_sent_ahead_whose_expiry_passed_is_not_run(client, services, star
     first, last = (client.wait(t.id, 30) for t in pids)
     assert first is not None and last is not None
     assert first.result == last.result  # the same Node process: nothing went out of turn
+
+
+def test_a_task_json_cannot_carry_fails_alone_and_the_batch_runs_once(
+    client, services, start_worker
+):
+    """A task among those sent ahead whose kwargs do not encode as JSON (a bytes map key, which
+    msgpack allows): the tasks of its frame go back to the batch, run in their turn, and only
+    that one fails."""
+    _worker(services, start_worker)
+    quick = _quick(client)
+    bad = _tasks(client, range(10, 11), extra={b"raw": 1})
+    after = _tasks(client, range(11, 21))
+    _enqueue(services, [*quick, *bad, *after])
+    _check(client, quick + after)
+    result = client.wait(bad[0].id, 30)
+    assert result is not None and (result.status, result.error_type) == (
+        "failure",
+        "ArgumentsNotSerializable",
+    )
+    assert _runs(services) == {n: 1 for n in [*range(10), *range(11, 21)]}
+    _assert_clean(services)

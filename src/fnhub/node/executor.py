@@ -24,7 +24,15 @@ from typing import Any, NamedTuple
 
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
-from fnhub.node.host import Gone, HostProcess, encode_frame, from_wire, run_frame
+from fnhub.node.host import (
+    Gone,
+    HostProcess,
+    RunEntry,
+    encode_frame,
+    from_wire,
+    run_entry,
+    run_frame,
+)
 from fnhub.node.locate import find_node
 from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for
 
@@ -67,15 +75,28 @@ _CACHE_OPS = frozenset(
 _CACHE_OPTIONS = frozenset({"expires", "not_exists"})
 
 
+class AheadPlan(NamedTuple):
+    """How the tasks of one function (and version) go ahead to the running process: the
+    layout they run in, and the frame creating it (b"" when the process has it)."""
+
+    layout: int
+    script: str
+    name: str
+    prelude: bytes
+
+
 class NodeDied(Exception):
     """The Node process was killed from outside (SIGKILL) while a task ran."""
 
 
-class Sent(NamedTuple):
-    """A task sent to the Node process whose answer has not come yet."""
-
-    task: tuple[str, int]  # id and attempt
-    script: str
+#: the first item of a task's answer (host.js sends an array: [1, value, logs], [0, error
+#: type, message, stack, logs, replace], [2])
+ANSWER_FAILED = 0
+ANSWER_RETURNED = 1
+ANSWER_EXPIRED = 2
+#: a task sent to the Node process whose answer has not come yet: its id, attempt and script
+#: (a plain tuple: one is made for every task, and a NamedTuple's constructor costs more)
+Sent = tuple[str, int, str]
 
 
 class NodeExecutor:
@@ -106,12 +127,15 @@ class NodeExecutor:
         self.process_modules: Path | None = None
         # tasks sent and not answered, in the order Node runs them: the first runs (since
         # `head_since`), the others wait in Node; `top_up(n)` (set by the worker child) gives the
-        # frames of up to n next tasks of the batch (`ahead_frame`), `give_back(n)` returns the
-        # last n of them to the batch when Node did not start them
+        # frames of up to n next tasks of the batch (`ahead_plan`, `ahead`), `give_back(n)`
+        # returns the last n of them to the batch when Node did not start them
         self.inflight: deque[Sent] = deque()
         self.head_since = 0.0
         self.dropping = False  # a drop was sent, its answer not read yet
         self.top_up: Callable[[int], bytes] | None = None
+        # a top-up gave nothing: none will until the next task that runs in `run` (the batch's
+        # next task is not one that goes ahead, or there is none), so none is asked for
+        self.topped_out = False
         self.quick: dict[str, int] = {}  # function → its tasks in a row that were quick
         self.give_back: Callable[[int], None] | None = None
 
@@ -254,14 +278,40 @@ class NodeExecutor:
                 error_message=f"unknown function '{task.function}' ({found})",
             )
         layout, prelude = found
-        self.inflight.append(Sent((task.id, task.attempt), script))
+        try:
+            frame = run_frame([run_entry(task, layout, script, name)])
+        except TypeError as exc:  # e.g. a nested map with bytes keys (msgpack allows them)
+            if prelude:  # the layout counts as sent from now on: it must be
+                self._send_alone(process, prelude, deadline)
+            return result_for(
+                task,
+                Status.FAILURE,
+                start_time=start,
+                end_time=time.time(),
+                error_type="ArgumentsNotSerializable",
+                error_message=f"the arguments of {task.function} cannot be passed to "
+                f"JavaScript as JSON ({exc})",
+            )
+        self.inflight.append((task.id, task.attempt, script))
         self.head_since = start
-        frame = run_frame(task, layout, script, hash_, name)
+        self.topped_out = False
         return self._answer(process, task, script, start, deadline, prelude + frame)
+
+    def _send_alone(self, process: HostProcess, data: bytes, deadline: float) -> None:
+        """Write `data` with no task: a process that does not take it is replaced."""
+        try:
+            if process.write(data, deadline):
+                return
+        except Gone:
+            pass
+        self._replace(process)
 
     def is_ahead(self, task: Task) -> bool:
         """Whether `task` was sent ahead and is the one Node runs now (or next)."""
-        return bool(self.inflight) and self.inflight[0].task == (task.id, task.attempt)
+        if not self.inflight:
+            return False
+        head = self.inflight[0]
+        return head[0] == task.id and head[1] == task.attempt
 
     def run_ahead(self, task: Task) -> TaskResult:
         """Run a task sent ahead (`is_ahead`): its answer, within its deadline from when Node
@@ -269,20 +319,21 @@ class NodeExecutor:
         process = self.process
         assert process is not None
         start = self.head_since
-        return self._answer(process, task, self.inflight[0].script, start, start + task.timeout)
+        return self._answer(process, task, self.inflight[0][2], start, start + task.timeout)
 
     def is_quick(self, function: str) -> bool:
         """Whether the tasks of `function` (a reference) were quick here of late."""
         return self.quick.get(function, 0) >= FAST_RUNS
 
-    def ahead_frame(self, task: Task, script: str, hash_: str, function: str) -> bytes | None:
-        """The frame sending `task` ahead to the running process (None when it cannot go
-        ahead: its function is not known to be quick, it needs the active map re-read, or a
-        new process)."""
+    def ahead_plan(self, function: str, script: str, hash_: str, name: str) -> AheadPlan | None:
+        """How tasks of `function` (a reference; its script version and function name) go
+        ahead to the running process, or None when they cannot: the function is not known to
+        be quick, its script needs the active map re-read, or a new process. Asked once per
+        function for the tasks of one top-up, which then go with `ahead`."""
         process = self.process
         if process is None or self.dropping or not self.inflight:
             return None
-        if not self.is_quick(task.function):
+        if not self.is_quick(function):
             return None
         if script not in self.active or (hash_ and self.active[script] != hash_):
             return None
@@ -291,9 +342,18 @@ class NodeExecutor:
         found = self._layout(process, script, hash_)
         if isinstance(found, str):
             return None
-        layout, prelude = found
-        self.inflight.append(Sent((task.id, task.attempt), script))
-        return prelude + run_frame(task, layout, script, hash_, function.rpartition(".")[2])
+        return AheadPlan(found[0], script, name, found[1])
+
+    def ahead(self, task: Task, plan: AheadPlan) -> RunEntry:
+        """`task` sent ahead as `plan` says: counted as sent, its entry for the run frame."""
+        self.inflight.append((task.id, task.attempt, plan.script))
+        return run_entry(task, plan.layout, plan.script, plan.name)
+
+    def unsend(self, n: int) -> None:
+        """The last `n` tasks counted as sent ahead were not sent after all (their frame did
+        not encode): they go back to the batch (the caller gives them back)."""
+        for _ in range(min(n, len(self.inflight) - 1)):
+            self.inflight.pop()
 
     def _answer(
         self,
@@ -309,11 +369,16 @@ class NodeExecutor:
         try:
             if (
                 self.top_up is not None
+                and not self.topped_out
                 and not self.dropping
                 and len(self.inflight) <= AHEAD // 2
                 and self.is_quick(task.function)
             ):
-                data += self.top_up(AHEAD + 1 - len(self.inflight))
+                more = self.top_up(AHEAD + 1 - len(self.inflight))
+                if more:
+                    data += more
+                else:
+                    self.topped_out = True
             if data and not process.write(data, deadline):
                 return self._timeout(process, task, start)
             while True:
@@ -328,9 +393,9 @@ class NodeExecutor:
                             return self._timeout(process, task, start)
                         continue
                     return self._timeout(process, task, start)
-                kind = frame["t"]
-                if kind == "done":
+                if type(frame) is list:  # the task's answer (host.js: an array)
                     break
+                kind = frame["t"]
                 if kind == "sdk":
                     if not process.write(self._sdk(frame, script), deadline):
                         return self._timeout(process, task, start)
@@ -341,33 +406,31 @@ class NodeExecutor:
         except Gone:
             return self._ended(process, task, start)
         self.inflight.popleft()
-        self.head_since = time.time()
-        if self.head_since - start < FAST_SECONDS:
-            self.quick[task.function] = self.quick.get(task.function, 0) + 1
+        end = self.head_since = time.time()
+        quick = self.quick
+        if end - start < FAST_SECONDS:
+            quick[task.function] = quick.get(task.function, 0) + 1
         else:
-            self.quick.pop(task.function, None)
-        if frame.get("e"):
-            return expired_result(task, start)
-        if frame["ok"]:
+            quick.pop(task.function, None)
+        outcome = frame[0]
+        if outcome == ANSWER_RETURNED:
             return result_for(
-                task,
-                Status.SUCCESS,
-                start_time=start,
-                end_time=time.time(),
-                result=frame["v"],
-                logs=frame["g"],
+                task, Status.SUCCESS, start_time=start, end_time=end, result=frame[1], logs=frame[2]
             )
-        if frame.get("x"):  # an uncaught error or rejection: its state is suspect
+        if outcome == ANSWER_EXPIRED:
+            return expired_result(task, start)
+        _, error_type, message, stack, logs, replace = frame
+        if replace:  # an uncaught error or rejection: its state is suspect
             self._replace(process)
         return result_for(
             task,
             Status.FAILURE,
             start_time=start,
-            end_time=time.time(),
-            error_type=frame["y"],
-            error_message=frame["m"],
-            traceback=frame.get("s"),
-            logs=frame["g"],
+            end_time=end,
+            error_type=error_type,
+            error_message=message,
+            traceback=stack,
+            logs=logs,
         )
 
     def _dropped(self, n: int) -> None:

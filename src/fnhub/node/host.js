@@ -40,6 +40,11 @@ const ROOT_PATTERN = new RegExp(
 );
 
 // --- wire ---------------------------------------------------------------------------------
+//
+// A task's answer is an array, not an object (one for every task: no key names to write and
+// parse): [1, value, logs] when it returned, [0, error type, message, stack, logs, replace]
+// when it failed (replace: an uncaught error, the process is to be replaced), [2] when its
+// expiry passed before it started. Every other frame is an object with its kind in "t".
 
 let out = Buffer.allocUnsafe(1 << 16); // reused for every frame: one write per frame
 
@@ -266,7 +271,7 @@ const cache = Object.freeze({
     sdkCall('cache.hincr', [key, field, step], scopeOnly(options)),
 });
 
-// a run frame's context is an array, in this order (host.py `run_frame`): no key names to
+// a run frame's context is an array, in this order (host.py `run_entry`): no key names to
 // write and parse for every task
 const CTX_TASK_ID = 0;
 const CTX_FUNCTION = 1;
@@ -682,17 +687,13 @@ function finishOkNow(task, conv, value) {
     }
   }
   const logs = task.parts === null && task.dropped === 0 ? '""' : JSON.stringify(logsOf(task));
-  sendText('{"t":"done","ok":true,"v":' + json + ',"g":' + logs + '}');
+  sendText('[1,' + json + ',' + logs + ']');
 }
 
 function sendFailure(task, type, message, stack) {
   current = null;
-  const frame = { t: 'done', ok: false, y: type, m: message, s: stack, g: logsOf(task) };
-  if (task.replace) {
-    frame.x = true;
-    waiting.length = 0; // the process is replaced: what was sent ahead runs in the next one
-  }
-  sendText(JSON.stringify(frame));
+  if (task.replace) waiting.length = 0; // the process is replaced: what was sent ahead runs in the next one
+  sendText(JSON.stringify([0, type, message, stack, logsOf(task), task.replace]));
 }
 
 function finishError(task, err) {
@@ -734,30 +735,42 @@ function invoke(task, entry, kwargs) {
   }
 }
 
-function resolveIn(task, frame, exportsOf) {
+function resolveIn(task, run, exportsOf) {
+  const script = run[RUN_SCRIPT];
+  const name = run[RUN_FUNCTION];
   if (exportsOf !== null && (typeof exportsOf === 'object' || typeof exportsOf === 'function')) {
-    const fn = exportsOf[frame.f];
-    if (typeof fn === 'function' && !frame.f.startsWith('_')) {
+    const fn = exportsOf[name];
+    if (typeof fn === 'function' && !name.startsWith('_')) {
       const entry = { fn, conv: conventionOf(fn).conv };
-      resolved.set(`${frame.l}/${frame.s}/${frame.f}`, entry);
+      resolved.set(`${run[RUN_LAYOUT]}/${script}/${name}`, entry);
       return entry;
     }
   }
-  sendFailure(task, 'UnknownFunction', `unknown function '${frame.s}.${frame.f}' (not exported by ${frame.s})`, null);
+  sendFailure(task, 'UnknownFunction', `unknown function '${script}.${name}' (not exported by ${script})`, null);
   return null;
 }
 
-function loadFailure(task, frame, err) {
+function loadFailure(task, run, err) {
   if (task !== current) return;
   const { name, message, stack } = describeError(err);
-  const version = frame.h ? `@${frame.h.slice(0, 8)}` : '';
-  sendFailure(task, 'ScriptLoadError', `loading script ${frame.s}${version} failed: ${name}: ${message}`, stack);
+  const layout = layouts.get(run[RUN_LAYOUT]);
+  const file = layout && layout.files[run[RUN_SCRIPT]];
+  const version = file && file[0] ? `@${String(file[0]).slice(0, 8)}` : '';
+  sendFailure(task, 'ScriptLoadError', `loading script ${run[RUN_SCRIPT]}${version} failed: ${name}: ${message}`, stack);
   startWaiting();
 }
 
 // Tasks Python sent ahead (the next ones of its batch) wait here and start, in order, as soon as
-// the one before ends, so Node does not wait for Python between tasks. One runs at a time.
+// the one before ends, so Node does not wait for Python between tasks. One runs at a time. A run
+// frame carries one or more tasks (those sent ahead together), each an array (host.py
+// `run_entry`): no key names to write and parse for every task.
 const waiting = [];
+const RUN_LAYOUT = 0;
+const RUN_SCRIPT = 1;
+const RUN_FUNCTION = 2;
+const RUN_KWARGS = 3;
+const RUN_CTX = 4;
+const RUN_EXPIRES = 5;
 let starting = false;
 
 function startWaiting() {
@@ -777,28 +790,31 @@ function onDrop() {
   send({ t: 'dropped', n });
 }
 
-function onRun(frame) {
-  const [kwargs, ctx, expires] = frame.a; // host.py `run_frame`
+function onRun(run) {
+  const kwargs = run[RUN_KWARGS];
+  const ctx = run[RUN_CTX];
+  const expires = run[RUN_EXPIRES];
   if (expires !== null && Date.now() / 1000 > expires) {
     // sent ahead, and its expiry passed while it waited: not run (Python says so)
-    sendText('{"t":"done","ok":false,"e":true}');
+    sendText('[2]');
     return;
   }
   const task = { ctx, parts: null, size: 0, dropped: 0, replace: false }; // parts: at the first output
   current = task;
-  const entry = resolved.get(`${frame.l}/${frame.s}/${frame.f}`);
+  const script = run[RUN_SCRIPT];
+  const entry = resolved.get(`${run[RUN_LAYOUT]}/${script}/${run[RUN_FUNCTION]}`);
   if (entry !== undefined) {
     invoke(task, entry, kwargs);
     return;
   }
   let loaded;
   try {
-    loaded = loadModule(frame.l, frame.s);
+    loaded = loadModule(run[RUN_LAYOUT], script);
   } catch (err) {
     if (err && err.unknown) {
-      sendFailure(task, 'UnknownFunction', `unknown function '${frame.s}.${frame.f}' (no script '${frame.s}')`, null);
+      sendFailure(task, 'UnknownFunction', `unknown function '${script}.${run[RUN_FUNCTION]}' (no script '${script}')`, null);
     } else {
-      loadFailure(task, frame, err);
+      loadFailure(task, run, err);
     }
     return;
   }
@@ -806,14 +822,14 @@ function onRun(frame) {
     loaded.then(
       (ns) => {
         if (task !== current) return;
-        const found = resolveIn(task, frame, ns);
+        const found = resolveIn(task, run, ns);
         if (found !== null) invoke(task, found, kwargs);
         startWaiting();
       },
-      (err) => loadFailure(task, frame, err),
+      (err) => loadFailure(task, run, err),
     );
   } else {
-    const found = resolveIn(task, frame, loaded);
+    const found = resolveIn(task, run, loaded);
     if (found !== null) invoke(task, found, kwargs);
   }
 }
@@ -961,7 +977,7 @@ async function onInspect(frame) {
 function handle(frame) {
   switch (frame.t) {
     case 'run':
-      waiting.push(frame);
+      for (const run of frame.r) waiting.push(run);
       break;
     case 'drop':
       onDrop();

@@ -429,20 +429,21 @@ def child_main(
 def _ahead_taker(prefetch: Prefetch) -> Callable[[int, Callable[[Task], bool]], int]:
     """How the executor takes the next tasks of the batch ahead (for its Node process): only
     tasks that start as they are, with nothing done at their start (no concurrency slot, no
-    status key to mark running; Node checks their expiry when it starts them)."""
+    status key to mark running; Node checks their expiry when it starts them). Each keeps its
+    decoded task, which `_outcome` then uses."""
 
     def take(limit: int, accept: Callable[[Task], bool]) -> int:
-        def ok(item: Item) -> bool:
-            _, _, payload, bundle, _ = item
+        def ok(item: Item) -> Task | None:
+            _, _, payload, bundle, _, _ = item
             try:
                 task = decode_task(payload if bundle is not None else payload[b"e"])
             except (KeyError, msgspec.DecodeError):
-                return False
+                return None
             if task.status_key:
-                return False
+                return None
             if task.meta and concurrency.limit_of(task):
-                return False
-            return accept(task)
+                return None
+            return task if accept(task) else None
 
         return prefetch.take_ahead(limit, ok)
 
@@ -453,7 +454,7 @@ def _run_item(
     executor: Executor, finisher: Finisher, slot: Slot, prefetch: Prefetch, keys: Keys, item: Item
 ) -> None:
     """Run one task and hand its outcome to the finisher."""
-    stream, entry_id, _, bundle, index = item
+    stream, entry_id, _, bundle, index, _ = item
     task, outcome = _outcome(executor, finisher, slot, keys, item)
     with prefetch.lock:  # the hand back reads the slot and the bundle under it
         slot.clear()
@@ -465,9 +466,10 @@ def _outcome(
     executor: Executor, finisher: Finisher, slot: Slot, keys: Keys, item: Item
 ) -> tuple[Task, Outcome]:
     """Decode and run the task of `item` (a crash inside leaves the slot naming it)."""
-    stream, entry_id, payload, bundle, index = item
+    stream, entry_id, payload, bundle, index, task = item
     try:
-        task = decode_task(payload if bundle is not None else payload[b"e"])
+        if task is None:  # (one taken ahead was decoded then)
+            task = decode_task(payload if bundle is not None else payload[b"e"])
     except (KeyError, msgspec.DecodeError) as exc:
         log.error("discarding malformed task %s %s #%d: %s", stream, entry_id, index, exc)
         return Task(function="?"), None

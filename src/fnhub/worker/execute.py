@@ -26,13 +26,14 @@ import orjson
 from fnhub.config import Settings
 from fnhub.dff import variables as dff_variables
 from fnhub.envs.masking import guard_process, mask_result
+from fnhub.node.host import RunEntry, run_frame
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for
 from fnhub.worker.loader import JsFunction, ScriptLoadError, UnknownFunction, WorkerScripts
 
 if TYPE_CHECKING:
-    from fnhub.node.executor import NodeExecutor
+    from fnhub.node.executor import AheadPlan, NodeExecutor
 
 #: `take(n, accept)`: move up to n of the batch's next tasks that `accept` takes, in order
 TakeAhead = Callable[[int, Callable[[Task], bool]], int]
@@ -256,25 +257,48 @@ class Executor:
             self.node.give_back = give_back
 
     def _top_up(self, limit: int) -> bytes:
-        """The frames of up to `limit` next tasks, sent to Node ahead (`lookahead`)."""
+        """The frames of up to `limit` next tasks, sent to Node ahead (`lookahead`): one run
+        frame for all of them, after the frames of the layouts new to Node (a layout frame only
+        adds a layout: it may go before tasks that do not use it). Each function's script is
+        looked up and its plan made once per top-up, not for every task."""
         node, take = self.node, self._take_ahead
         if node is None or take is None:
             return b""
-        frames: list[bytes] = []
+        plans: dict[tuple[str, str], AheadPlan | None] = {}
+        preludes: list[bytes] = []
+        entries: list[RunEntry] = []
 
         def accept(task: Task) -> bool:
-            try:
-                js = self.scripts.javascript(task.function, task.version)
-            except Exception:  # it fails in its turn, saying why
+            key = (task.function, task.version)
+            if key in plans:
+                plan = plans[key]
+            else:
+                plan = plans[key] = self._ahead_plan(node, task)
+                if plan is not None and plan.prelude:
+                    preludes.append(plan.prelude)
+            if plan is None:
                 return False
-            frame = None if js is None else node.ahead_frame(task, js.script, js.hash, js.name)
-            if frame is None:
-                return False
-            frames.append(frame)
+            entries.append(node.ahead(task, plan))
             return True
 
         take(limit, accept)
-        return b"".join(frames)
+        if entries:
+            try:
+                preludes.append(run_frame(entries))
+            except TypeError:  # a task whose kwargs JSON cannot carry: all run in their turn
+                node.unsend(len(entries))
+                if self._give_back is not None:
+                    self._give_back(len(entries))
+        return b"".join(preludes)
+
+    def _ahead_plan(self, node: NodeExecutor, task: Task) -> AheadPlan | None:
+        try:
+            js = self.scripts.javascript(task.function, task.version)
+        except Exception:  # it fails in its turn, saying why
+            return None
+        if js is None:
+            return None
+        return node.ahead_plan(task.function, js.script, js.hash, js.name)
 
     def _exit_if_forked(self, code: int) -> None:
         """End a copy of the child that user code forked (`os.fork()`) and that returned or

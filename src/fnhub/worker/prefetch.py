@@ -32,6 +32,7 @@ import redis
 from fnhub.keys import Keys
 from fnhub.queue import add_ack, add_bundle, bundle_envelopes, bundle_field
 from fnhub.supervised import RestartCounter, run_restarting
+from fnhub.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Item(NamedTuple):
     payload: Any  # the entry's fields, or the bundled task's envelope
     bundle: Bundle | None
     task_index: int  # not `index`: that is tuple.index
+    task: Task | None = None  # decoded when it was taken ahead: not decoded again in its turn
 
 
 def items_of(entries: list[Entry]) -> list[Item]:
@@ -119,14 +121,23 @@ class Prefetch:
                 return self._ahead.popleft()
             return self._items.popleft() if self._items else None
 
-    def take_ahead(self, limit: int, accept: Callable[[Item], bool]) -> int:
+    def take_ahead(self, limit: int, accept: Callable[[Item], Task | None]) -> int:
         """Move up to `limit` of the next tasks, while `accept(item)` takes them, out of the
-        hand back's reach (they run next, in order); returns how many."""
+        hand back's reach (they run next, in order); returns how many. `accept` gives the
+        item's decoded task (kept with it) or None to stop."""
         with self.lock:
             items = self._items
+            ahead = self._ahead
             n = 0
-            while n < limit and items and accept(items[0]):
-                self._ahead.append(items.popleft())
+            while n < limit and items:
+                item = items[0]
+                task = accept(item)
+                if task is None:
+                    break
+                items.popleft()
+                # (tuple.__new__: a NamedTuple's own constructor costs more, for every task)
+                kept = (item[0], item[1], item[2], item[3], item[4], task)
+                ahead.append(tuple.__new__(Item, kept))
                 n += 1
             return n
 
@@ -167,7 +178,7 @@ class Prefetch:
             kept: list[tuple[Bundle, int]] = []
             rest: list[Any] = []
             items = list(self._items)
-            for n, (stream, entry_id, payload, bundle, index) in enumerate(items):
+            for n, (stream, entry_id, payload, bundle, index, _) in enumerate(items):
                 if bundle is None:
                     pipe.xadd(stream, payload)  # read with ">": never without fields
                     acks.setdefault(stream, []).append(entry_id)

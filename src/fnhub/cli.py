@@ -6,6 +6,7 @@ import json
 import logging
 import multiprocessing
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -338,9 +339,12 @@ def call(
     kwargs: Annotated[str, typer.Option(help="keyword arguments as a JSON object")] = "{}",
     timeout: Annotated[float | None, typer.Option(help="seconds to wait for the result")] = None,
     queue: Annotated[str | None, typer.Option(help="run on this queue")] = None,
+    wait_worker: Annotated[
+        float,
+        typer.Option(help="seconds to wait for a worker on the queue if none is listening yet"),
+    ] = 30.0,
 ) -> None:
     """Call a function through the queue and print its result (exit code 1 if it failed)."""
-    from fnhub.calling.errors import CallError
     from fnhub.calling.queue_client import QueueClient
 
     try:
@@ -349,9 +353,7 @@ def call(
         raise _fail(f"--kwargs is not valid JSON: {exc}", 2) from exc
     client = QueueClient(_settings(project))
     try:
-        result = client.call(function, parsed, timeout=timeout, queue=queue)
-    except CallError as exc:
-        raise _fail(str(exc), 2) from exc
+        result = _call_when_a_worker_listens(client, function, parsed, timeout, queue, wait_worker)
     finally:
         client.close()
     if result.logs:
@@ -363,6 +365,27 @@ def call(
     if result.traceback:
         err.print(result.traceback.rstrip())
     raise typer.Exit(1)
+
+
+def _call_when_a_worker_listens(
+    client: Any, function: str, kwargs: Any, timeout: float | None, queue: str | None, wait: float
+) -> Any:
+    """The call's result; while no worker listens on its queue (a `fnhub serve` still starting
+    its workers), it tries again for up to `wait` seconds. Nothing is queued until one does."""
+    from fnhub.calling.errors import CallError
+
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            return client.call(function, kwargs, timeout=timeout, queue=queue)
+        except CallError as exc:
+            if exc.kind != "no_worker" or time.monotonic() >= deadline:
+                raise _fail(str(exc), 2) from exc
+            if not said:
+                err.print(f"[dim]{exc}: waiting up to {wait:g} s for one[/dim]")
+                said = True
+            time.sleep(0.25)
 
 
 @app.command()

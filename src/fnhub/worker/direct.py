@@ -252,6 +252,7 @@ class DirectChild:
         fn = self._python_function(make)
         base = result_for(make.template, Status.SUCCESS)  # what every result here shares
         outcome = self.stats.outcome
+        publishes = self.spec.publish is not None or self.spec.error_publish is not None
         seconds = 0.0
         for msg, task_id, invoke_id in zip(
             msgs, self._task_ids(msgs), new_invoke_ids(len(msgs)), strict=True
@@ -272,7 +273,7 @@ class DirectChild:
                 ended = time.time()
             else:
                 result = self._run(task, msg, fates, fn, base)
-                if result is None or not self._publish_outcome(msg, result):
+                if result is None or (publishes and not self._publish_outcome(msg, result)):
                     break  # stopping: this and the rest stay unacknowledged
                 task_id_shown = result.id if self.spec.record else None
                 outcome(msg, result.status, result.result, result.error_message, task_id_shown)
@@ -386,7 +387,7 @@ class DirectChild:
         worker stops before it could run (a concurrency slot never came free). `fn`: the
         task's Python function, resolved for the batch (`_python_function`); `base`: the
         result of the batch's task template (`tasks.result_from`)."""
-        crashes, final = fates.get(msg.message_id or "", (0, None))
+        crashes, final = fates.get(msg.message_id or "", (0, None)) if fates else (0, None)
         if final is not None:  # killed on purpose while it ran: final, not run again
             kind, _, detail = final.partition("|")
             return self._final(task, killed_result(task, kind, detail))

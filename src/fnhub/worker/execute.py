@@ -254,11 +254,12 @@ class Executor:
             self.capture.sink = None
         self._exit_if_forked(0)
         current_task.reset(token)
-        logs = output.getvalue()
-        try:
-            value = self._jsonable(value)
-        except ResultError as exc:
-            return self._failure(task, start, exc, logs, with_traceback=False)
+        logs = output.getvalue() if output.parts or output.dropped else ""
+        if value is not None:
+            try:
+                value = self._jsonable(value)
+            except ResultError as exc:
+                return self._failure(task, start, exc, logs, with_traceback=False)
         if base is not None:
             return result_from(
                 base, task, Status.SUCCESS, start_time=start, end_time=time.time(), result=value,

@@ -24,9 +24,10 @@ reverses every other round):
   `max_records=500`: one XACK or commit per batch) and, on Kafka, on its default `ACK_FIRST`
   (auto-commit on receipt: at-most-once; shown for reference, no ratio against it); then an fnhub
   subscription (bench/subscribe.py's runner: `fnhub server` + `fnhub worker --processes 2`, window
-  500, its finished count read from fnhub's task counters), on the queued path and, as a second
-  fnhub row, on `path: direct` (no server: the worker's 2 children read the stream, 250 messages
-  each, and acknowledge a batch after its functions returned and its records were written).
+  500, its finished count read from fnhub's task counters) and, on Redis Streams and Kafka, the
+  same subscription with `path: direct` (`fnhub worker --processes 2` alone: its children read
+  the broker themselves, 250 messages a batch each, and acknowledge a batch after its functions
+  returned and its records were written; its ratios include one to the queued fnhub row).
   FastStream's handler counts messages
   and tells the bench; the bench then checks the broker: nothing pending in the group (Redis),
   every offset committed (Kafka).
@@ -435,7 +436,7 @@ def measure(group: str, key: str, n: int, port: int | None, broker_pid: int | No
             "cpu_us_broker": f["cpu_us_redis"],
             "p50_ms": f["p50_ms"],
         }
-    if key.startswith("fnhub"):
+    if key in ("fnhub", "fnhub_direct"):
         extra = {"broker": broker_pid} if broker_pid else None
         path = "direct" if key == "fnhub_direct" else "queued"
         f = sub.fnhub_rate(group, n, port, records=True, extra_cpu=extra, backlog=True, path=path)
@@ -527,6 +528,7 @@ def _rows(groups: dict[str, list[tuple[str, str, str]]], runs: dict) -> list[dic
                     )
                     for other, _l, other_kind in rows
                     if other_kind in ("peer", "reference")
+                    or (other_kind == "fnhub" and other != key and key.startswith(other))
                 }
             row["rounds"] = rounds
             table.append(row)

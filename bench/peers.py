@@ -1,7 +1,7 @@
 """fnhub beside its peers on the same brokers, in the same run: FastStream, Dramatiq and Celery.
 
     python bench/peers.py [--messages 20000] [--rounds 3] [--groups queue,redis,kafka]
-                          [--only fnhub] [--out PATH]
+                          [--only fnhub] [--rows fs_batch,fnhub_direct] [--out PATH]
 
 Every row moves `--messages` messages through a trivial function and acknowledges each one only
 after the function returned (at-least-once); fnhub's rows have task records on. Three groups,
@@ -24,9 +24,11 @@ reverses every other round):
   `max_records=500`: one XACK or commit per batch) and, on Kafka, on its default `ACK_FIRST`
   (auto-commit on receipt: at-most-once; shown for reference, no ratio against it); then an fnhub
   subscription (bench/subscribe.py's runner: `fnhub server` + `fnhub worker --processes 2`, window
-  500, its finished count read from fnhub's task counters) and, on Kafka, the same subscription
-  with `path: direct` (`fnhub worker --processes 2` alone: its children read Tansu themselves;
-  its ratios include one to the queued fnhub row). FastStream's handler counts messages
+  500, its finished count read from fnhub's task counters) and, on Redis Streams and Kafka, the
+  same subscription with `path: direct` (`fnhub worker --processes 2` alone: its children read
+  the broker themselves, 250 messages a batch each, and acknowledge a batch after its functions
+  returned and its records were written; its ratios include one to the queued fnhub row).
+  FastStream's handler counts messages
   and tells the bench; the bench then checks the broker: nothing pending in the group (Redis),
   every offset committed (Kafka).
 
@@ -34,7 +36,8 @@ The CPU columns are microseconds of CPU per message: the consumer (FastStream's 
 Dramatiq's or Celery's process tree, fnhub's worker tree), fnhub's server, the bench process where
 it enqueues (queue group), and the broker (Redis, or Tansu). Every fnhub row carries its ratio to
 each peer of its group: the median over rounds of that round's ratio. `--only fnhub` skips the
-peers (a quick check that the runners work; a drain needs a few thousand messages to time).
+peers (a quick check that the runners work; a drain needs a few thousand messages to time);
+`--rows` keeps the rows of those keys (fnhub rows carry ratios to the peers kept).
 Writes bench/results/peers.json. The peers come from the `bench` extra of pyproject.toml.
 """
 
@@ -228,8 +231,10 @@ def _faststream_child(
     conn: Connection, kind: str, mode: str, port: int | None, topic: str, total: int
 ) -> None:
     """The FastStream app: one subscriber on `topic`, its handler calling the trivial function;
-    sends ("warm", count) and ("done", count) to the parent as the handled count passes WARM and
-    `total`, and stops when the parent writes to `conn`."""
+    sends ("warm", count, clock, cpu) and ("done", count, clock, cpu) to the parent as the
+    handled count passes WARM and `total` (its own monotonic clock and CPU seconds then: on a
+    loaded machine the parent may read the two messages late, or both at once, so its own
+    clock would time its reading, not the drain), and stops when the parent writes to `conn`."""
     from faststream import AckPolicy
 
     count = 0
@@ -240,9 +245,9 @@ def _faststream_child(
         nonlocal count
         before, count = count, count + k
         if before < WARM <= count:
-            conn.send(("warm", count))
+            conn.send(("warm", count, time.monotonic(), time.process_time()))
         if before < total <= count:
-            conn.send(("done", count))
+            conn.send(("done", count, time.monotonic(), time.process_time()))
 
     async def main() -> None:
         broker: Any
@@ -291,14 +296,14 @@ def _faststream_child(
     asyncio.run(main())
 
 
-def _recv(conn: Connection, expect: str, timeout: float) -> int:
-    """The handled count the child sent with `expect`."""
+def _recv(conn: Connection, expect: str, timeout: float) -> tuple[int, float, float]:
+    """The handled count, the child's clock and its CPU seconds it sent with `expect`."""
     if not conn.poll(timeout):
         raise RuntimeError(f"FastStream child: no {expect!r} after {timeout} s")
-    said, count = conn.recv()
+    said, count, clock, cpu = conn.recv()
     if said != expect:
         raise RuntimeError(f"FastStream child said {said!r}, expected {expect!r}")
-    return int(count)
+    return int(count), float(clock), float(cpu)
 
 
 def faststream_rate(
@@ -321,10 +326,10 @@ def faststream_rate(
         return _redis_cpu() if kind == "redis" else _cpu_tree(broker_pid or 0)
 
     try:
-        c0 = _recv(parent, "warm", 120)
-        cpu0, t0 = (_cpu_tree(proc.pid), broker_cpu()), time.perf_counter()
-        c1 = _recv(parent, "done", 600)
-        elapsed, cpu1 = time.perf_counter() - t0, (_cpu_tree(proc.pid), broker_cpu())
+        c0, t0, consumer0 = _recv(parent, "warm", 120)
+        broker0 = broker_cpu()
+        c1, t1, consumer1 = _recv(parent, "done", 600)
+        elapsed, broker1 = t1 - t0, broker_cpu()
         if mode != "ack_first":  # at-least-once: check the acks are in
             _wait(lambda: _acked(kind, port, topic, WARM + n), 10, f"FastStream {kind} acks")
         drained = c1 - c0
@@ -335,8 +340,9 @@ def faststream_rate(
             )
         return {
             "msgs_per_s": drained / elapsed,
-            "cpu_us_consumer": (cpu1[0] - cpu0[0]) / drained * 1e6,
-            "cpu_us_broker": (cpu1[1] - cpu0[1]) / drained * 1e6,
+            "cpu_us_consumer": (consumer1 - consumer0) / drained * 1e6,
+            # read as the parent gets the child's word: late by as much at both ends
+            "cpu_us_broker": (broker1 - broker0) / drained * 1e6,
         }
     finally:
         parent.send("stop")
@@ -393,6 +399,7 @@ GROUPS: dict[str, list[tuple[str, str, str]]] = {
         ("fs_one", "FastStream Redis Streams, XACK per message", "peer"),
         ("fs_batch", f"FastStream Redis Streams, batch {BATCH}, XACK per batch", "peer"),
         ("fnhub", "fnhub Redis Streams subscription, records on", "fnhub"),
+        ("fnhub_direct", "fnhub Redis Streams subscription, path: direct, records on", "fnhub"),
     ],
     "kafka": [
         ("fs_one", "FastStream Kafka, commit per message", "peer"),
@@ -453,11 +460,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--groups", default=",".join(GROUPS))
     parser.add_argument("--only", choices=("fnhub",), help="skip the peers")
+    parser.add_argument("--rows", help="only these rows of each group, by key (fs_batch,fnhub)")
     parser.add_argument("--out", default=str(Path(HERE_DIR) / "results" / "peers.json"))
     args = parser.parse_args()
     n = args.messages
     groups = {
-        g: [row for row in GROUPS[g] if not args.only or row[2] in ("fnhub", "reference")]
+        g: [
+            row
+            for row in GROUPS[g]
+            if (not args.only or row[2] in ("fnhub", "reference"))
+            and (not args.rows or row[0] in args.rows.split(","))
+        ]
         for g in args.groups.split(",")
     }
     runs: dict[tuple[str, str], list[dict[str, float]]] = {

@@ -2,12 +2,14 @@
 
     python bench/subscribe_ab.py --base <git rev> [--brokers redis,kafka] [--rounds 4]
                                  [--messages 20000] [--records on|off] [--window 500]
+                                 [--path queued|direct] [--out PATH]
 
 On this shared machine a whole bench run can be a third slower than the one before it, more than
 most changes are worth, so a change is judged by rounds that run A and B back to back (the order
 alternating from round to round) and by the median of each round's B ÷ A. A is a temporary git
 worktree of `--base`, run through PYTHONPATH; both use this checkout's bench and brokers.
-Writes bench/results/subscribe_ab.json.
+`--path direct` measures the subscriptions' direct path (no server: its CPU column is "-").
+Writes bench/results/subscribe_ab.json (or `--out`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--records", choices=("on", "off"), default="on")
     parser.add_argument("--window", type=int, default=500, help="the subscription's window")
+    parser.add_argument("--path", choices=("queued", "direct"), default="queued")
+    parser.add_argument("--out", default=str(HERE / "results" / "subscribe_ab.json"))
     args = parser.parse_args()
     kinds = args.brokers.split(",")
     tmp = Path(tempfile.mkdtemp())
@@ -66,6 +70,7 @@ def main() -> None:
                         args.records == "on",
                         paths[side],
                         window=args.window,
+                        path=args.path,
                     )
                     runs[(kind, side)].append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
@@ -87,8 +92,9 @@ def main() -> None:
                 row[f"{side}_{key}"] = statistics.median(f[key] for f in figures)
         row |= {"b_over_a_rounds": ratios, "a_rounds": a, "b_rounds": b}
         rows.append(row)
+        cell = bench._queue_bench().cell
         cpu = "".join(
-            f"  {row[f'{side}_cpu_us_server']:>{9 if side == 'b' else 20}.1f}"
+            f"  {cell(row, f'{side}_cpu_us_server', '.1f'):>{9 if side == 'b' else 20}}"
             f" {row[f'{side}_cpu_us_worker']:>6.1f} {row[f'{side}_cpu_us_redis']:>6.1f}"
             for side in "ab"
         )
@@ -96,8 +102,14 @@ def main() -> None:
             f"{kind:8} {row['a_msgs_per_s']:>9.0f} {row['b_msgs_per_s']:>9.0f}"
             f" {row['b_over_a']:>6.2f}{cpu}   {' '.join(f'{x:.2f}' for x in ratios)}"
         )
-    out = HERE / "results" / "subscribe_ab.json"
-    result = {"base": args.base, "messages": args.messages, "records": args.records, "rows": rows}
+    out = Path(args.out)
+    result = {
+        "base": args.base,
+        "messages": args.messages,
+        "records": args.records,
+        "path": args.path,
+        "rows": rows,
+    }
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 

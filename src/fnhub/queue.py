@@ -425,27 +425,38 @@ def add_retrying(
 def add_stats(batch: ResultBatch, result: TaskResult) -> None:
     """Count the outcome and its run time's bucket, per queue, function and the minute it
     ended in (one key each: the sums per queue and per function are made once per batch), and
-    the function's queue wait."""
-    queue, function, end = result.queue, result.function, result.end_time
+    the function's queue wait. (Names bound locally: a busy worker counts every task here.)"""
+    queue, function, status = result.queue, result.function, result.status
+    start, end, trigger = result.start_time, result.end_time, result.trigger_time
     minute = int((end if end is not None else time.time()) // 60)
-    key = (queue, function, result.status, minute)
-    batch.outcomes[key] = batch.outcomes.get(key, 0) + 1
-    if result.status != Status.SUCCESS:  # the common case pays one comparison
+    outcomes = batch.outcomes
+    key = (queue, function, status, minute)
+    outcomes[key] = outcomes.get(key, 0) + 1
+    if status != _SUCCESS:  # the common case pays one comparison
         kind = failure_kind(result)
         if kind is not None:
             batch.failure_kinds[function, kind] = batch.failure_kinds.get((function, kind), 0) + 1
-    if result.start_time is not None and end is not None:
-        seconds = max(end - result.start_time, 0.0)
-        bucket = (queue, function, bisect.bisect_left(RUN_BOUNDS, seconds), minute)
-        batch.buckets[bucket] = batch.buckets.get(bucket, 0) + 1
-        batch.run_seconds[queue] = batch.run_seconds.get(queue, 0.0) + seconds
-        batch.function_seconds[function] = batch.function_seconds.get(function, 0.0) + seconds
-    if result.start_time is not None and result.trigger_time:
+    if start is None:
+        return
+    if end is not None:
+        seconds = end - start if end > start else 0.0
+        buckets, run_seconds = batch.buckets, batch.run_seconds
+        function_seconds = batch.function_seconds
+        bucket = (queue, function, _bisect_left(RUN_BOUNDS, seconds), minute)
+        buckets[bucket] = buckets.get(bucket, 0) + 1
+        run_seconds[queue] = run_seconds.get(queue, 0.0) + seconds
+        function_seconds[function] = function_seconds.get(function, 0.0) + seconds
+    if trigger:
         # trigger → start of the final attempt; clocks of different hosts may disagree a little
-        wait = max(result.start_time - result.trigger_time, 0.0)
-        index = bisect.bisect_left(RUN_BOUNDS, wait)
-        batch.wait_buckets[function, index] = batch.wait_buckets.get((function, index), 0) + 1
-        batch.wait_seconds[function] = batch.wait_seconds.get(function, 0.0) + wait
+        wait = start - trigger if start > trigger else 0.0
+        wait_buckets, wait_seconds = batch.wait_buckets, batch.wait_seconds
+        index = (function, _bisect_left(RUN_BOUNDS, wait))
+        wait_buckets[index] = wait_buckets.get(index, 0) + 1
+        wait_seconds[function] = wait_seconds.get(function, 0.0) + wait
+
+
+_SUCCESS = Status.SUCCESS
+_bisect_left = bisect.bisect_left
 
 
 #: error types the platform sets itself (the worker, its supervisor, the queue): a failure of one

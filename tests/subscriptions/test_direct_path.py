@@ -173,6 +173,10 @@ def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
     wait_for(lambda: len(cluster.seen()) == n, timeout=90, interval=0.3)
     assert cluster.seen().keys() == set(messages)
     wait_for(lambda: cluster.redis.xpending(stream, "fnhub-burst")["pending"] == 0, timeout=20)
+    # one record per message, whether it ran once or again after the kill (its task id is
+    # derived from the entry, so a second run replaces the row), and each a success
+    wait_for(lambda: len(_records(cluster, "burst")) == n, timeout=30, interval=0.3)
+    assert set(_records(cluster, "burst").values()) == {"success"}
     wait_for(lambda: victim not in _direct_children(cluster, "burst"), timeout=10)
     wait_for(lambda: len(_direct_children(cluster, "burst")) == 2, timeout=60, interval=0.2)
     cluster.redis.delete(stream)

@@ -96,13 +96,15 @@ class TaskMaker:
         task_id: str | None = None,
         size_at_most: int | None = None,
         parent: Span | None = None,
+        now: float | None = None,
     ) -> Task:
         """A checked task: CallError when kwargs are not an object, cannot travel intact
         (`encode_kwargs`), are too large or (if asked) do not fit the function's signature.
         `task_id` comes from `new_task_ids` when the caller makes many; `size_at_most`, a
         bound on the kwargs' encoded size the caller knows because it built them from a
         message's text, spares encoding them only to check them. With tracing on, the task
-        gets an `enqueue` span under `parent` (else the current span)."""
+        gets an `enqueue` span under `parent` (else the current span). `now`: the trigger
+        time, when the caller makes many tasks of one moment (a subscription's batch)."""
         kwargs = kwargs or {}
         if not isinstance(kwargs, dict):
             raise CallError("invalid_kwargs", "kwargs must be a JSON object")
@@ -119,7 +121,8 @@ class TaskMaker:
                 raise CallError("invalid_kwargs", problem)
         if self.concurrency:
             meta = {**(meta or {}), "concurrency": self.concurrency}
-        now = time.time()
+        if now is None:
+            now = time.time()
         task = msgspec.structs.replace(
             self.template,
             id=task_id or new_task_id(),

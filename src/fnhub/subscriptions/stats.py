@@ -88,14 +88,16 @@ class SubscriptionStats:
         self.by_outcome[status] = self.by_outcome.get(status, 0) + 1
         self._last[status] = (time.time(), msg, result, error, task_id)
 
-    def done(self, seconds: float) -> None:
-        self.processed += 1
+    def done(self, seconds: float, n: int = 1) -> None:
+        """`n` messages finished now, `seconds` their time from receipt to end summed (a
+        batch counts once: the direct path settles hundreds at a time)."""
+        self.processed += n
         self.total_seconds += seconds
         second = int(time.time())
         if self._per_second and self._per_second[-1][0] == second:
-            self._per_second[-1][1] += 1
+            self._per_second[-1][1] += n
         else:
-            self._per_second.append([second, 1])
+            self._per_second.append([second, n])
             self._forget_old(second)
 
     def _forget_old(self, now: int) -> None:

@@ -83,13 +83,17 @@ class Slot:
     def create(cls) -> Slot:
         return cls(RawArray(ctypes.c_double, 3), RawArray(ctypes.c_char, ENTRY_SIZE))
 
-    def set(self, stream: str, entry_id: str, index: int, deadline: float) -> None:
+    def set(
+        self, stream: str, entry_id: str, index: int, deadline: float, now: float | None = None
+    ) -> None:
+        """The task running from `now` (default: the time now) until `deadline`."""
         if (stream, entry_id) != self.written:  # ids are unique per stream only
             self.entry.value = f"{stream} {entry_id}".encode()[: ENTRY_SIZE - 1]
             self.written = (stream, entry_id)
-        self.times[_INDEX] = index
-        self.times[_STARTED] = time.time()
-        self.times[_DEADLINE] = deadline
+        times = self.times
+        times[_INDEX] = index
+        times[_STARTED] = time.time() if now is None else now
+        times[_DEADLINE] = deadline
 
     def clear(self) -> None:
         self.times[_DEADLINE] = 0.0

@@ -194,6 +194,7 @@ class DirectChild:
         self.consumer = consumer
         self.name = name
         self.holder = ""
+        self.pid = os.getpid()
         self.stats = SubscriptionStats()
         self.stats.source = consumer.status
         self._finish = client.register_script(FINISH)
@@ -244,11 +245,17 @@ class DirectChild:
         except CallError as exc:  # unknown function: every message fails, visibly
             for msg in msgs:
                 self.stats.outcome(msg, Status.FAILURE, None, str(exc))
-                self.stats.done(time.time() - started)
+            self.stats.done((time.time() - started) * len(msgs), len(msgs))
             self._ack(msgs)
             return
         fates = self._fates(msgs)
         convention = make.info.convention
+        function = self.spec.function
+        fn = self._python_function(make)
+        base = result_for(make.template, Status.SUCCESS)  # what every result here shares
+        outcome = self.stats.outcome
+        publishes = self.spec.publish is not None or self.spec.error_publish is not None
+        seconds = 0.0
         for msg, task_id, invoke_id in zip(
             msgs, self._task_ids(msgs), new_invoke_ids(len(msgs)), strict=True
         ):
@@ -257,23 +264,27 @@ class DirectChild:
                 meta["message_id"] = msg.message_id
             try:
                 task = make(
-                    message_kwargs(convention, msg, invoke_id, self.spec.function),
+                    message_kwargs(convention, msg, invoke_id, function),
                     meta,
                     task_id=task_id,
                     size_at_most=kwargs_size_bound(convention, msg),
+                    now=started,  # the batch came in then
                 )
             except CallError as exc:  # too large: no retry can help
-                self.stats.outcome(msg, Status.FAILURE, None, str(exc))
+                outcome(msg, Status.FAILURE, None, str(exc))
+                ended = time.time()
             else:
-                result = self._run(task, msg, fates)
-                if result is None or not self._publish_outcome(msg, result):
+                result = self._run(task, msg, fates, fn, base)
+                if result is None or (publishes and not self._publish_outcome(msg, result)):
                     break  # stopping: this and the rest stay unacknowledged
                 task_id_shown = result.id if self.spec.record else None
-                self.stats.outcome(
-                    msg, result.status, result.result, result.error_message, task_id_shown
-                )
-            self.stats.done(time.time() - started)
+                outcome(msg, result.status, result.result, result.error_message, task_id_shown)
+                ended = result.end_time or time.time()
+            seconds += ended - started
             done.append(msg)
+        self.stats.done(seconds, len(done))
+        if os.getpid() != self.pid:  # a copy user code forked (by C code: `Executor.forks`)
+            os._exit(1)
         forget = [f for msg in done if msg.message_id in fates for f in self._fate_fields(msg)]
         if forget:  # their fates are settled with them
             key = self.keys.subscription_fates(self.spec.name)
@@ -289,16 +300,22 @@ class DirectChild:
         adding one. Messages without an id get new ids."""
         fresh = new_task_ids(len(msgs))
         name = self.spec.name
+        # the digest's common start hashed once per topic, each message's id added to a copy
+        started: dict[str, Any] = {}
         ids = []
         for msg, new in zip(msgs, fresh, strict=True):
             if msg.message_id is None:
                 ids.append(new)
                 continue
             ms = int(msg.timestamp * 1000) if msg.timestamp else int(new[:12], 16)
-            digest = hashlib.blake2b(
-                f"{name}\0{msg.topic}\0{msg.message_id}".encode(), digest_size=6
-            ).hexdigest()
-            ids.append(f"{ms:012x}{digest}")
+            head = started.get(msg.topic)
+            if head is None:
+                head = started[msg.topic] = hashlib.blake2b(
+                    f"{name}\0{msg.topic}\0".encode(), digest_size=6
+                )
+            digest = head.copy()
+            digest.update(msg.message_id.encode())
+            ids.append(f"{ms:012x}{digest.hexdigest()}")
         return ids
 
     def _ack(self, msgs: list[Message]) -> None:
@@ -324,6 +341,13 @@ class DirectChild:
             record_limit=spec.record_limit,
             check_kwargs=False,
         )
+
+    def _python_function(self, make: TaskMaker) -> Callable[..., Any] | None:
+        """The batch's function, looked up once, when it is Python and no tracing wraps each
+        run; None sends every message through the executor's own lookup."""
+        if tracing.hooks is not None:
+            return None
+        return self.executor.python_function(make.template)
 
     # -- one message ------------------------------------------------------------------------
     def _fate_fields(self, msg: Message) -> tuple[str, str]:
@@ -354,11 +378,18 @@ class DirectChild:
         return fates
 
     def _run(
-        self, task: Task, msg: Message, fates: dict[str, tuple[int, str | None]]
+        self,
+        task: Task,
+        msg: Message,
+        fates: dict[str, tuple[int, str | None]],
+        fn: Callable[..., Any] | None = None,
+        base: TaskResult | None = None,
     ) -> TaskResult | None:
         """The message's final result (its records queued in `_writes`); None when the
-        worker stops before it could run (a concurrency slot never came free)."""
-        crashes, final = fates.get(msg.message_id or "", (0, None))
+        worker stops before it could run (a concurrency slot never came free). `fn`: the
+        task's Python function, resolved for the batch (`_python_function`); `base`: the
+        result of the batch's task template (`tasks.result_from`)."""
+        crashes, final = fates.get(msg.message_id or "", (0, None)) if fates else (0, None)
         if final is not None:  # killed on purpose while it ran: final, not run again
             kind, _, detail = final.partition("|")
             return self._final(task, killed_result(task, kind, detail))
@@ -397,7 +428,7 @@ class DirectChild:
                     return None
                 time.sleep(concurrency.RETRY_SECONDS)
         while True:
-            outcome = self._attempt(task, msg)
+            outcome = self._attempt(task, msg, fn, base)
             if isinstance(outcome, TaskResult):
                 return self._final(task, outcome)
             failed, retry = outcome.failed, outcome.task
@@ -406,14 +437,29 @@ class DirectChild:
             time.sleep(max(outcome.eta - time.time(), 0))
             task = retry
 
-    def _attempt(self, task: Task, msg: Message) -> TaskResult | Retry:
+    def _attempt(
+        self,
+        task: Task,
+        msg: Message,
+        fn: Callable[..., Any] | None = None,
+        base: TaskResult | None = None,
+    ) -> TaskResult | Retry:
         """Run one attempt: its result, or the Retry its failure asks for."""
         executor = self.executor
-        deadline = time.time() + task.timeout + executor.deadline_slack(task)
-        self.slot.set(msg.topic, msg.message_id or "", 0, deadline)
+        if fn is not None:  # Python: no slack past the deadline (that is for Node's own)
+            now = time.time()
+            self.slot.set(msg.topic, msg.message_id or "", 0, now + task.timeout, now)
+        else:
+            deadline = time.time() + task.timeout + executor.deadline_slack(task)
+            self.slot.set(msg.topic, msg.message_id or "", 0, deadline)
         try:
             hooks = tracing.hooks
-            result = executor.run(task) if hooks is None else hooks.run(task, executor.run)
+            if fn is not None:
+                result = executor.run_python(task, fn, base, now)
+            elif hooks is None:
+                result = executor.run(task)
+            else:
+                result = hooks.run(task, executor.run)
         except NodeDied as exc:
             outcome = after_node_died(task, str(exc))
             assert outcome is not None

@@ -29,7 +29,7 @@ from fnhub.envs.masking import guard_process, mask_result
 from fnhub.node.host import RunEntry, run_frame
 from fnhub.response import Response
 from fnhub.runtime import current_task
-from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for
+from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for, result_from
 from fnhub.worker.loader import JsFunction, ScriptLoadError, UnknownFunction, WorkerScripts
 
 if TYPE_CHECKING:
@@ -135,6 +135,18 @@ class _CaptureHandler(logging.Handler):
                 self.handleError(record)
 
 
+#: how many times this process was forked into (os.fork() in it or an ancestor since import)
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+
 class Executor:
     """Runs tasks in this process; one per worker child."""
 
@@ -146,6 +158,7 @@ class Executor:
         settings: Settings | None = None,
     ) -> None:
         self.pid = os.getpid()  # the worker child's: a forked copy of it has another
+        self.forks = _forks  # os.fork() calls before this executor: a copy counts one more
         self.scripts = scripts
         self.settings = settings  # for the Node process JavaScript tasks run in
         self.node: NodeExecutor | None = None
@@ -182,7 +195,41 @@ class Executor:
             self._exit_if_forked(1)  # a script's top-level code forked
             return self._failure(task, start, exc, "", with_traceback=False)
         self._exit_if_forked(0)
+        return self._call(task, fn, start)
 
+    def python_function(self, task: Task) -> Callable[..., Any] | None:
+        """The Python function `task` names, resolved ahead of a batch of its tasks (loaded if
+        need be); None when it is JavaScript, unknown or fails to load: `run` handles those."""
+        try:
+            if self.scripts.javascript(task.function, task.version) is not None:
+                return None
+            fn, _info = self.scripts.function(task.function, task.version)
+        except (UnknownFunction, ScriptLoadError):
+            fn = None
+        self._exit_if_forked(0 if fn is not None else 1)  # a script's top-level code forked
+        return fn
+
+    def run_python(
+        self,
+        task: Task,
+        fn: Callable[..., Any],
+        base: TaskResult | None = None,
+        start: float | None = None,
+    ) -> TaskResult:
+        """`run` for a task whose Python function `python_function` resolved: a batch of tasks
+        of one function looks it up once (`worker.direct`). `base`: the result of the template
+        the batch's tasks were copied from, which a success result is copied from
+        (`tasks.result_from`); `start`: the time now, if the caller just read it."""
+        if start is None:
+            start = time.time()
+        if task.expires_at is not None and start > task.expires_at:
+            return expired_result(task, start)
+        return mask_result(self._call(task, fn, start, base))
+
+    def _call(
+        self, task: Task, fn: Callable[..., Any], start: float, base: TaskResult | None = None
+    ) -> TaskResult:
+        """Call the function with the task's output captured; its result or failure."""
         output = self.output
         output.reset()
         token = current_task.set(task)
@@ -208,11 +255,17 @@ class Executor:
             self.capture.sink = None
         self._exit_if_forked(0)
         current_task.reset(token)
-        logs = output.getvalue()
-        try:
-            value = self._jsonable(value)
-        except ResultError as exc:
-            return self._failure(task, start, exc, logs, with_traceback=False)
+        logs = output.getvalue() if output.parts or output.dropped else ""
+        if value is not None:
+            try:
+                value = self._jsonable(value)
+            except ResultError as exc:
+                return self._failure(task, start, exc, logs, with_traceback=False)
+        if base is not None:
+            return result_from(
+                base, task, Status.SUCCESS, start_time=start, end_time=time.time(), result=value,
+                logs=logs,
+            )  # fmt: skip
         return result_for(
             task, Status.SUCCESS, start_time=start, end_time=time.time(), result=value, logs=logs
         )
@@ -304,8 +357,11 @@ class Executor:
         """End a copy of the child that user code forked (`os.fork()`) and that returned or
         raised into us: it must never answer the task or read the queue, which only the child
         does. `os._exit` skips the child's `finally` blocks and exit handlers, which are the
-        child's, not the copy's."""
-        if os.getpid() != self.pid:
+        child's, not the copy's. The check is the fork count `os.register_at_fork` keeps, not
+        a getpid() system call per task (costly in sandboxed kernels); a copy forked by C
+        code, which runs no fork hooks, is caught by the getpid() check the batch loops make
+        before they write or read anything (`worker.child`, `worker.direct`)."""
+        if _forks != self.forks:
             os._exit(code)
 
     def _jsonable(self, value: Any) -> Any:

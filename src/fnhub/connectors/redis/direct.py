@@ -25,12 +25,43 @@ from fnhub.connectors.redis.client import as_text, sync_client
 from fnhub.connectors.redis.liveness import RENEW_SECONDS, SyncConsumerLiveness
 from fnhub.connectors.redis.settings import RedisSettings, RedisSourceOptions
 from fnhub.connectors.redis.source import entry_message, group_lag
-from fnhub.redis_replies import PendingEntry, as_pending_streams, as_streams
+from fnhub.redis_replies import PendingEntry
 
 log = logging.getLogger("fnhub.connectors.redis")
 
 #: how often the reader looks for dead consumers' entries (their keys lapse after 3 s)
 DEAD_CHECK_SECONDS = 1.0
+
+#: XACK of a batch with its ids in one argument. KEYS: the stream; ARGV: the group, the ids
+#: separated by spaces. A plain XACK costs redis-py a Python call per id to encode; this is
+#: four arguments for the whole batch (Lua's unpack takes at most a few thousand at a time).
+ACK_JOINED = """
+local ids = {}
+for id in string.gmatch(ARGV[2], '%S+') do ids[#ids + 1] = id end
+local n = 0
+for i = 1, #ids, 1000 do
+  n = n + redis.call('XACK', KEYS[1], ARGV[1], unpack(ids, i, math.min(i + 999, #ids)))
+end
+return n
+"""
+
+
+def _raw_reply(response: Any, **_options: Any) -> Any:
+    """XREADGROUP's reply as Redis sent it: redis-py's own parsing builds a dict per entry,
+    which the direct path would take apart again at once."""
+    return response
+
+
+def _stream_items(reply: Any) -> list[Any]:
+    """[(stream, [(id, flat fields or None), ...]), ...] of a raw XREADGROUP reply (RESP2
+    sends a list of pairs, RESP3 a map; None when the block timed out)."""
+    if not reply:
+        return []
+    return list(reply.items()) if isinstance(reply, dict) else reply
+
+
+def _fields(flat: list[bytes] | None) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
 
 
 class RedisDirectConsumer:
@@ -57,6 +88,10 @@ class RedisDirectConsumer:
         self.group = group
         self.consumer = consumer
         self.options = options
+        self._field = options.field.encode()
+        self._unsent: dict[str, list[str]] = {}  # acknowledged, sent with the next read
+        self._unsent_count = 0
+        self._ack_sha = ""
         self.status = SourceStatus()
         self._client: redis.Redis | None = None
         self._liveness: SyncConsumerLiveness | None = None
@@ -75,6 +110,11 @@ class RedisDirectConsumer:
         """Connect, make sure the group exists, announce ourselves and re-read our own pending
         entries (none for a new consumer name)."""
         self._client = client = sync_client(self.settings, retries=0)
+        client.set_response_callback("XREADGROUP", _raw_reply)  # this client's own reads
+        # loaded here, sent by its digest: a pipeline holding a Script object asks Redis
+        # whether it is loaded on every execute, a round trip per batch (NOSCRIPT after a
+        # Redis restart fails the call, and the reconnection that follows loads it again)
+        self._ack_sha = str(client.script_load(ACK_JOINED))
         for key in self.topics:
             try:
                 client.xgroup_create(key, self.group, id=self.options.start, mkstream=True)
@@ -83,22 +123,24 @@ class RedisDirectConsumer:
                     raise
         self._liveness = SyncConsumerLiveness(client, self.group, self.consumer)
         self._liveness.renew()
-        if self._renewer is None:
+        if self._renewer is None or self._closed.is_set():  # new, or closed to reconnect
+            self._closed = threading.Event()
             self._renewer = threading.Thread(
-                target=self._renew, name="stream-liveness", daemon=True
+                target=self._renew, args=(self._closed,), name="stream-liveness", daemon=True
             )
             self._renewer.start()
         for key in self.topics:
             reply = client.xreadgroup(self.group, self.consumer, {key: "0"}, count=100_000)
-            for _stream, entries in as_pending_streams(reply):
-                self._take(key, entries)
+            for _stream, entries in _stream_items(reply):
+                self._take(key, [(entry_id, _fields(flat)) for entry_id, flat in entries])
         self.status.connected()
 
-    def _renew(self) -> None:
-        """Keep our liveness key while the child lives, even while a function runs long."""
+    def _renew(self, closed: threading.Event) -> None:
+        """Keep our liveness key while the child lives, even while a function runs long,
+        until `closed` (each opening has its own: a reconnection starts a new renewer)."""
         client = sync_client(self.settings, retries=0)
         liveness = SyncConsumerLiveness(client, self.group, self.consumer)
-        while not self._closed.wait(RENEW_SECONDS):
+        while not closed.wait(RENEW_SECONDS):
             try:
                 liveness.renew()
             except (redis.RedisError, OSError) as exc:
@@ -135,20 +177,35 @@ class RedisDirectConsumer:
             self._dead_checked = now
             self._claim_dead(count)
         if self._backlog:
+            if self._unsent:
+                self._send_acks(client.pipeline(transaction=False)).execute()
+                self._sent()
             batch, self._backlog = self._backlog[:count], self._backlog[count:]
             return batch
         streams: dict[KeyT, StreamIdT] = {key: ">" for key in self.topics}
-        reply = client.xreadgroup(
+        pipe = self._send_acks(client.pipeline(transaction=False))
+        pipe.xreadgroup(
             self.group,
             self.consumer,
             streams,
             count=max(1, count // len(self.topics)),
             block=block_ms,
         )
+        reply = pipe.execute()[-1]
+        self._sent()
         out: list[Message] = []
-        for raw_stream, entries in as_streams(reply):
+        field = self._field
+        consumer = self.consumer
+        for raw_stream, entries in _stream_items(reply):
             key = as_text(raw_stream)
-            out += [self._message(key, as_text(eid), fields, False) for eid, fields in entries]
+            for raw_id, flat in entries:
+                entry_id = raw_id.decode()
+                if len(flat) == 2 and flat[0] == field:  # the usual entry: the payload alone
+                    ms = int(entry_id.partition("-")[0])
+                    out.append(Message(key, flat[1], 0, ms / 1000, None, {}, None, None, entry_id,
+                                       consumer))  # fmt: skip
+                else:
+                    out.append(self._message(key, entry_id, _fields(flat), False))
         self.status.received += len(out)
         return out
 
@@ -186,18 +243,26 @@ class RedisDirectConsumer:
         return msg
 
     def ack(self, msgs: Sequence[Message]) -> None:
-        """One XACK per stream for the batch, in one round trip."""
-        by_key: dict[str, list[str]] = {}
+        """Acknowledge the batch with the next read, in its round trip: one XACK per stream
+        (`ACK_JOINED`) ahead of the XREADGROUP. The child reads again as soon as it acked,
+        so an acknowledgement waits no longer than that; one left unsent when the child dies
+        only means its batch is handled again (at-least-once); `close` sends what is left."""
+        unsent = self._unsent
         for msg in msgs:
             assert msg.message_id is not None
-            by_key.setdefault(msg.topic, []).append(msg.message_id)
-        if not by_key:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for key, ids in by_key.items():
-            pipe.xack(key, self.group, *ids)
-        pipe.execute()
-        self.status.acked += len(msgs)
+            unsent.setdefault(msg.topic, []).append(msg.message_id)
+        self._unsent_count += len(msgs)
+
+    def _send_acks(self, pipe: Any) -> Any:
+        """Queue the acknowledgements not sent yet on `pipe` (kept until `_sent`: a failed
+        round trip sends them again after the reconnection)."""
+        for key, ids in self._unsent.items():
+            pipe.evalsha(self._ack_sha, 1, key, self.group, " ".join(ids))
+        return pipe
+
+    def _sent(self) -> None:
+        self.status.acked += self._unsent_count
+        self._unsent, self._unsent_count = {}, 0
 
     def update_lag(self) -> None:
         """The group's pending and not-yet-delivered entries, for the status."""
@@ -208,6 +273,12 @@ class RedisDirectConsumer:
         """Stop renewing (the key lapses on its own) and disconnect; what was read and not
         acknowledged stays pending for the next holder."""
         self._closed.set()
+        if self._client is not None and self._unsent:
+            try:
+                self._send_acks(self._client.pipeline(transaction=False)).execute()
+                self._sent()
+            except (redis.RedisError, OSError) as exc:  # handled again by their next holder
+                log.warning("stream consumer %s: acknowledgement failed: %s", self.consumer, exc)
         if self._client is not None:
             self._client.close()
             self._client = None

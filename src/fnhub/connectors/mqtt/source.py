@@ -30,6 +30,7 @@ from fnhub.connectors.base import (
     describe_error,
 )
 from fnhub.connectors.mqtt.client import make_client, reason_text
+from fnhub.connectors.mqtt.received import Received, ReceivingClient
 from fnhub.connectors.mqtt.settings import (
     MqttSettings,
     MqttSourceOptions,
@@ -78,17 +79,20 @@ class MqttSource:
         self.status = SourceStatus()
         self._window = Window(window, self.status)
         self._window.on_release = self._pump
-        self._client = make_client(
+        self._client = client = make_client(
             settings,
             self.client_id,
             manual_ack=True,
             persistent=True,
             receive_maximum=window,
+            client_class=ReceivingClient,
         )
+        assert isinstance(client, ReceivingClient)
+        client.on_received = self._net_on_received  # QoS 0 and 1
         self._client.on_socket_register_write = _no_op  # never write from a foreign thread
         self._client.on_connect = self._net_on_connect
         self._client.on_disconnect = self._net_on_disconnect
-        self._client.on_message = self._net_on_message
+        self._client.on_message = self._net_on_message  # QoS 2
         self._client.on_subscribe = self._net_on_subscribe
         self._gen = 0  # connection generation, owned by the network thread
         self._ack_lock = threading.Lock()
@@ -100,7 +104,7 @@ class MqttSource:
         self._backlog: collections.deque[_Delivery] = collections.deque()
         #: PUBLISHes the network thread received and the event loop has not taken yet: one
         #: wake-up of the loop per burst instead of a call_soon_threadsafe per message
-        self._inbox: list[tuple[paho.MQTTMessage, int]] = []
+        self._inbox: list[tuple[Received, int]] = []
         self._inbox_lock = threading.Lock()
         self._qos0_backlog = 0
         self._by_mid: dict[int, _Delivery] = {}  # in-flight QoS>=1 deliveries of this session
@@ -148,11 +152,11 @@ class MqttSource:
             self._deliver(pm, gen)
         self._pump()
 
-    def _deliver(self, pm: paho.MQTTMessage, gen: int) -> None:
+    def _deliver(self, pm: Received, gen: int) -> None:
         if self._stopping:
             return
         headers: dict[str, bytes] = {}
-        props = getattr(pm, "properties", None)
+        props = pm.properties
         if props is not None:
             for k, v in getattr(props, "UserProperty", []) or []:
                 headers[k] = v.encode() if isinstance(v, str) else bytes(v)
@@ -161,12 +165,12 @@ class MqttSource:
                 headers.setdefault("content-type", ct.encode())
         msg = Message(
             topic=pm.topic,
-            payload=bytes(pm.payload),
+            payload=pm.payload,
             qos=pm.qos,
             timestamp=time.time(),
             headers=headers,
             client_id=self.client_id,
-            redelivered=bool(pm.dup),
+            redelivered=pm.dup,
         )
         d = _Delivery(pm.mid, pm.qos, gen, msg)
         if d.qos:
@@ -309,6 +313,10 @@ class MqttSource:
             self._net_error = f"disconnected: {reason_text(rc)}"
 
     def _net_on_message(self, _c: Any, _u: Any, pm: paho.MQTTMessage) -> None:
+        payload, props = bytes(pm.payload), getattr(pm, "properties", None)
+        self._net_on_received(Received(pm.topic, payload, pm.qos, pm.mid, bool(pm.dup), props))
+
+    def _net_on_received(self, pm: Received) -> None:
         with self._inbox_lock:
             self._inbox.append((pm, self._gen))
             first = len(self._inbox) == 1

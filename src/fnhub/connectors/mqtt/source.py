@@ -7,6 +7,8 @@ import collections
 import contextlib
 import functools
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +98,14 @@ class MqttSource:
         self._client.on_subscribe = self._net_on_subscribe
         self._gen = 0  # connection generation, owned by the network thread
         self._ack_lock = threading.Lock()
+        #: QoS >= 1 deliveries whose handler finished, PUBACKed together once per loop turn
+        self._acks: list[_Delivery] = []
+        #: wakes the network thread once per batch of acks (paho's own wake-up socket, made by
+        #: `loop()`, would take a byte per ack; this source runs its own loop and never has it)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._received = 0  # PUBLISHes read, counted by the network thread
         self._stop_evt = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,9 +149,14 @@ class MqttSource:
         self._stop_evt.set()  # the network thread will not reconnect any more
         self._backlog.clear()  # never handed out: the broker redelivers them
         await self._window.drain(drain_timeout)
+        self._flush_acks()
         self._client.disconnect()  # queued after the acks of the handlers that finished
+        self._wake()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 10)
+        if self._thread is None or not self._thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
         self.status.disconnected("stopped")
         self._stopped.set()
 
@@ -216,12 +231,32 @@ class MqttSource:
             self._ack(one)
 
     def _ack(self, d: _Delivery) -> None:
-        if d.qos:
-            with self._ack_lock:
-                if d.gen != self._gen:
-                    return  # connection gone; the broker will redeliver it
-                self._client.ack(d.mid, d.qos)
-        self.status.acked += 1
+        if not d.qos:
+            self.status.acked += 1
+            return
+        self._acks.append(d)
+        if len(self._acks) == 1 and self._loop is not None:
+            self._loop.call_soon(self._flush_acks)  # after the rest of the settled batch
+
+    def _flush_acks(self) -> None:
+        """Queue the PUBACKs of every handler that finished since the last flush, then wake the
+        network thread once to write them."""
+        acks, self._acks = self._acks, []
+        if not acks:
+            return
+        sent = 0
+        with self._ack_lock:
+            for d in acks:
+                if d.gen == self._gen:  # else the connection is gone; the broker redelivers it
+                    self._client.ack(d.mid, d.qos)
+                    sent += 1
+        self.status.acked += sent
+        if sent:
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # a wake-up is already pending
+            self._wake_w.send(b"\0")
 
     def _on_session(self, session_present: bool) -> None:
         # Deliveries of an older connection that were never handed out will be resent.
@@ -257,11 +292,8 @@ class MqttSource:
             self._connected_at = 0.0
             try:
                 self._client.reconnect()
-                while True:
-                    rc = self._client.loop(timeout=0.5)
-                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        error = self._net_error or f"connection lost: {paho.error_string(rc)}"
-                        break
+                rc = self._net_serve()
+                error = self._net_error or f"connection lost: {paho.error_string(rc)}"
             except Exception as exc:  # OSError, ssl errors, socket timeouts
                 error = f"cannot connect to {self.settings.host}:{self.settings.port}: " + (
                     describe_error(exc)
@@ -279,6 +311,41 @@ class MqttSource:
 
     _net_error: str | None = None
     _connected_at: float = 0.0
+
+    def _net_serve(self) -> MQTTErrorCode:
+        """Run the connection until it ends, through paho's public loop API; its end code.
+
+        paho's `loop()` reads one packet per select (`loop_read` ignores its packet count), so
+        this loop reads on while packets keep coming: up to `READS_PER_WAKE` PUBLISHes per
+        wake-up. Acks queued by the event loop wake it once per batch (`_flush_acks`)."""
+        client, wake = self._client, self._wake_r
+        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
+        while True:
+            sock = client.socket()
+            if sock is None:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but not yet read
+            buffered = pending is not None and pending() > 0
+            wlist = [sock] if client.want_write() else []
+            try:
+                readable, _w, _x = select.select([sock, wake], wlist, [], 0 if buffered else 0.5)
+            except (OSError, ValueError, TypeError):  # the socket was closed under us
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if wake in readable:
+                with contextlib.suppress(BlockingIOError):
+                    wake.recv(4096)
+            if buffered or sock in readable:
+                for _ in range(READS_PER_WAKE):
+                    before = self._received
+                    rc = client.loop_read()
+                    if rc != ok:
+                        return rc
+                    if self._received == before:  # nothing more (or not a PUBLISH): select
+                        break
+            if client.want_write() and (rc := client.loop_write()) != ok:
+                return rc
+            if (rc := client.loop_misc()) != ok:
+                return rc
 
     def _net_on_connect(
         self, client: paho.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any
@@ -317,11 +384,16 @@ class MqttSource:
         self._net_on_received(Received(pm.topic, payload, pm.qos, pm.mid, bool(pm.dup), props))
 
     def _net_on_received(self, pm: Received) -> None:
+        self._received += 1
         with self._inbox_lock:
             self._inbox.append((pm, self._gen))
             first = len(self._inbox) == 1
         if first:
             self._call(self._take_inbox)
+
+
+#: PUBLISHes read per wake-up of the network thread at most, so writes and keepalive get a turn
+READS_PER_WAKE = 64
 
 
 def _no_op(*_args: Any) -> None:

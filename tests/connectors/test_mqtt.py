@@ -21,7 +21,7 @@ from fnhub.connectors import (
 )
 from fnhub.connectors.pool import close_async_publishers, close_publisher
 
-from .conftest import Recorder, free_port, wait_for
+from .conftest import Broker, Recorder, free_port, wait_for
 
 
 def _raw_client(port: int, client_id: str = "") -> paho.Client:
@@ -377,3 +377,69 @@ def test_decode_matches_paho_for_mqtt311_and_5():
             assert ours.properties is None
     with pytest.raises(MalformedPacket):  # MQTT 3.1.1 has no empty topics
         decode_publish(0x32, bytearray(b"\x00\x00\x00\x01x"), paho.MQTTv311)
+
+
+async def test_burst_over_tls_every_message_once(tmp_path):
+    """The source's own network loop over TLS (SSL sockets raise want-read/want-write where
+    plain ones block, and keep decrypted bytes where select cannot see them): a QoS 1 burst
+    arrives whole, once, acked."""
+    import os
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("mosquitto") or not shutil.which("openssl"):
+        pytest.skip("mosquitto or openssl not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"certfile {cert}\nkeyfile {key}\nmax_inflight_messages 1000\n"
+        # as root, mosquitto would read the key as its own user, which cannot enter tmp_path
+        + ("user root\n" if os.geteuid() == 0 else "")
+    )
+    broker = Broker("mosquitto-tls", lambda: ["mosquitto", "-c", str(conf)], port, tmp_path)
+    broker.start()
+    try:
+        n, window = 3000, 200
+        source = create_source(
+            "mqtt",
+            {"host": "127.0.0.1", "port": port, "tls": {"insecure": True}},
+            topics=["tls/#"],
+            window=window,
+            group=None,
+            client_id="tls-sub",
+            options={},
+        )
+        rec = Recorder()
+        runner = asyncio.create_task(source.run(each(rec)))
+        await wait_for(lambda: source.status.state == "connected", 10, "connected")
+
+        def publish() -> None:
+            c = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            c.tls_set_context(ctx)
+            c.max_inflight_messages_set(1000)
+            c.connect("127.0.0.1", port)
+            c.loop_start()
+            infos = [c.publish("tls/a", str(i).encode(), qos=1) for i in range(n)]
+            for info in infos:
+                info.wait_for_publish(30)
+            c.disconnect()
+            c.loop_stop()
+
+        await asyncio.to_thread(publish)
+        await wait_for(lambda: source.status.acked == n, 30, f"{n} acked over TLS")
+        await source.stop()
+        await runner
+        assert len(rec.seen) == n and set(rec.seen) == {str(i).encode() for i in range(n)}
+        assert rec.max_running <= window
+    finally:
+        broker.stop()

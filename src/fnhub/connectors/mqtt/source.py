@@ -7,6 +7,8 @@ import collections
 import contextlib
 import functools
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from fnhub.connectors.base import (
     describe_error,
 )
 from fnhub.connectors.mqtt.client import make_client, reason_text
+from fnhub.connectors.mqtt.received import Received, ReceivingClient
 from fnhub.connectors.mqtt.settings import (
     MqttSettings,
     MqttSourceOptions,
@@ -78,20 +81,31 @@ class MqttSource:
         self.status = SourceStatus()
         self._window = Window(window, self.status)
         self._window.on_release = self._pump
-        self._client = make_client(
+        self._client = client = make_client(
             settings,
             self.client_id,
             manual_ack=True,
             persistent=True,
             receive_maximum=window,
+            client_class=ReceivingClient,
         )
+        assert isinstance(client, ReceivingClient)
+        client.on_received = self._net_on_received  # QoS 0 and 1
         self._client.on_socket_register_write = _no_op  # never write from a foreign thread
         self._client.on_connect = self._net_on_connect
         self._client.on_disconnect = self._net_on_disconnect
-        self._client.on_message = self._net_on_message
+        self._client.on_message = self._net_on_message  # QoS 2
         self._client.on_subscribe = self._net_on_subscribe
         self._gen = 0  # connection generation, owned by the network thread
         self._ack_lock = threading.Lock()
+        #: QoS >= 1 deliveries whose handler finished, PUBACKed together once per loop turn
+        self._acks: list[_Delivery] = []
+        #: wakes the network thread once per batch of acks (paho's own wake-up socket, made by
+        #: `loop()`, would take a byte per ack; this source runs its own loop and never has it)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._received = 0  # PUBLISHes read, counted by the network thread
         self._stop_evt = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,7 +114,7 @@ class MqttSource:
         self._backlog: collections.deque[_Delivery] = collections.deque()
         #: PUBLISHes the network thread received and the event loop has not taken yet: one
         #: wake-up of the loop per burst instead of a call_soon_threadsafe per message
-        self._inbox: list[tuple[paho.MQTTMessage, int]] = []
+        self._inbox: list[tuple[Received, int]] = []
         self._inbox_lock = threading.Lock()
         self._qos0_backlog = 0
         self._by_mid: dict[int, _Delivery] = {}  # in-flight QoS>=1 deliveries of this session
@@ -135,9 +149,14 @@ class MqttSource:
         self._stop_evt.set()  # the network thread will not reconnect any more
         self._backlog.clear()  # never handed out: the broker redelivers them
         await self._window.drain(drain_timeout)
+        self._flush_acks()
         self._client.disconnect()  # queued after the acks of the handlers that finished
+        self._wake()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 10)
+        if self._thread is None or not self._thread.is_alive():
+            self._wake_r.close()
+            self._wake_w.close()
         self.status.disconnected("stopped")
         self._stopped.set()
 
@@ -148,11 +167,11 @@ class MqttSource:
             self._deliver(pm, gen)
         self._pump()
 
-    def _deliver(self, pm: paho.MQTTMessage, gen: int) -> None:
+    def _deliver(self, pm: Received, gen: int) -> None:
         if self._stopping:
             return
         headers: dict[str, bytes] = {}
-        props = getattr(pm, "properties", None)
+        props = pm.properties
         if props is not None:
             for k, v in getattr(props, "UserProperty", []) or []:
                 headers[k] = v.encode() if isinstance(v, str) else bytes(v)
@@ -161,12 +180,12 @@ class MqttSource:
                 headers.setdefault("content-type", ct.encode())
         msg = Message(
             topic=pm.topic,
-            payload=bytes(pm.payload),
+            payload=pm.payload,
             qos=pm.qos,
             timestamp=time.time(),
             headers=headers,
             client_id=self.client_id,
-            redelivered=bool(pm.dup),
+            redelivered=pm.dup,
         )
         d = _Delivery(pm.mid, pm.qos, gen, msg)
         if d.qos:
@@ -212,12 +231,32 @@ class MqttSource:
             self._ack(one)
 
     def _ack(self, d: _Delivery) -> None:
-        if d.qos:
-            with self._ack_lock:
-                if d.gen != self._gen:
-                    return  # connection gone; the broker will redeliver it
-                self._client.ack(d.mid, d.qos)
-        self.status.acked += 1
+        if not d.qos:
+            self.status.acked += 1
+            return
+        self._acks.append(d)
+        if len(self._acks) == 1 and self._loop is not None:
+            self._loop.call_soon(self._flush_acks)  # after the rest of the settled batch
+
+    def _flush_acks(self) -> None:
+        """Queue the PUBACKs of every handler that finished since the last flush, then wake the
+        network thread once to write them."""
+        acks, self._acks = self._acks, []
+        if not acks:
+            return
+        sent = 0
+        with self._ack_lock:
+            for d in acks:
+                if d.gen == self._gen:  # else the connection is gone; the broker redelivers it
+                    self._client.ack(d.mid, d.qos)
+                    sent += 1
+        self.status.acked += sent
+        if sent:
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # a wake-up is already pending
+            self._wake_w.send(b"\0")
 
     def _on_session(self, session_present: bool) -> None:
         # Deliveries of an older connection that were never handed out will be resent.
@@ -253,11 +292,8 @@ class MqttSource:
             self._connected_at = 0.0
             try:
                 self._client.reconnect()
-                while True:
-                    rc = self._client.loop(timeout=0.5)
-                    if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                        error = self._net_error or f"connection lost: {paho.error_string(rc)}"
-                        break
+                rc = self._net_serve()
+                error = self._net_error or f"connection lost: {paho.error_string(rc)}"
             except Exception as exc:  # OSError, ssl errors, socket timeouts
                 error = f"cannot connect to {self.settings.host}:{self.settings.port}: " + (
                     describe_error(exc)
@@ -275,6 +311,41 @@ class MqttSource:
 
     _net_error: str | None = None
     _connected_at: float = 0.0
+
+    def _net_serve(self) -> MQTTErrorCode:
+        """Run the connection until it ends, through paho's public loop API; its end code.
+
+        paho's `loop()` reads one packet per select (`loop_read` ignores its packet count), so
+        this loop reads on while packets keep coming: up to `READS_PER_WAKE` PUBLISHes per
+        wake-up. Acks queued by the event loop wake it once per batch (`_flush_acks`)."""
+        client, wake = self._client, self._wake_r
+        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
+        while True:
+            sock = client.socket()
+            if sock is None:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but not yet read
+            buffered = pending is not None and pending() > 0
+            wlist = [sock] if client.want_write() else []
+            try:
+                readable, _w, _x = select.select([sock, wake], wlist, [], 0 if buffered else 0.5)
+            except (OSError, ValueError, TypeError):  # the socket was closed under us
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if wake in readable:
+                with contextlib.suppress(BlockingIOError):
+                    wake.recv(4096)
+            if buffered or sock in readable:
+                for _ in range(READS_PER_WAKE):
+                    before = self._received
+                    rc = client.loop_read()
+                    if rc != ok:
+                        return rc
+                    if self._received == before:  # nothing more (or not a PUBLISH): select
+                        break
+            if client.want_write() and (rc := client.loop_write()) != ok:
+                return rc
+            if (rc := client.loop_misc()) != ok:
+                return rc
 
     def _net_on_connect(
         self, client: paho.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any
@@ -309,11 +380,20 @@ class MqttSource:
             self._net_error = f"disconnected: {reason_text(rc)}"
 
     def _net_on_message(self, _c: Any, _u: Any, pm: paho.MQTTMessage) -> None:
+        payload, props = bytes(pm.payload), getattr(pm, "properties", None)
+        self._net_on_received(Received(pm.topic, payload, pm.qos, pm.mid, bool(pm.dup), props))
+
+    def _net_on_received(self, pm: Received) -> None:
+        self._received += 1
         with self._inbox_lock:
             self._inbox.append((pm, self._gen))
             first = len(self._inbox) == 1
         if first:
             self._call(self._take_inbox)
+
+
+#: PUBLISHes read per wake-up of the network thread at most, so writes and keepalive get a turn
+READS_PER_WAKE = 64
 
 
 def _no_op(*_args: Any) -> None:

@@ -239,7 +239,7 @@ class KafkaDirectConsumer:
         batch = await consumer.getmany(timeout_ms=block_ms, max_records=count)
         out: list[Message] = []
         client_id = self.client_id
-        handed_all = self._handed
+        handed_all = self._handed  # after the wait: a rebalance in it replaces the dict
         for tp, records in batch.items():
             msgs = partition_messages(tp.topic, tp.partition, records, client_id)
             handed = handed_all.get(tp)

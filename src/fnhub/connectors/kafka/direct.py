@@ -4,9 +4,7 @@ The child is synchronous and blocks in the function for as long as it runs, whil
 consumer must keep talking to the cluster (heartbeats of a group member, fetching ahead). So
 the aiokafka consumer lives on an event loop of its own, on a thread of the child, and the
 child's calls (`read`, `ack`) hop onto it; everything that tracks offsets runs on that loop, so
-the rebalance listener and the child never race over it. A batch costs the child one wait on
-that thread: `ack` hands the commit over and returns, and the next `read` (or `close`) waits
-for it before reading on (its error is that call's).
+the rebalance listener and the child never race over it.
 
 Offsets: `ack` commits, per partition, the lowest offset handed out and not yet settled (or
 one past the last settled): what is committed was handled. What a child read and did not
@@ -141,8 +139,6 @@ class KafkaDirectConsumer:
         #: set while no batch is in hand (a revocation waits for it)
         self._idle = threading.Event()
         self._idle.set()
-        #: the last ack's settle and commit, running on the loop (the next read awaits it)
-        self._settling: concurrent.futures.Future[None] | None = None
 
     # -- the loop thread ----------------------------------------------------------------------
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -222,19 +218,12 @@ class KafkaDirectConsumer:
             if not consumer.assignment():  # no topic has partitions yet
                 time.sleep(min(block_ms / 1000, EMPTY_FOLLOW_SECONDS))
                 return []
-        settling, self._settling = self._settling, None
-        msgs = self._call(
-            self._fetch(count, block_ms, settling), block_ms / 1000 + self._request_seconds
-        )
+        msgs = self._call(self._fetch(count, block_ms), block_ms / 1000 + self._request_seconds)
         self.status.received += len(msgs)
         return msgs
 
-    async def _fetch(
-        self, count: int, block_ms: int, settling: concurrent.futures.Future[None] | None
-    ) -> list[Message]:
+    async def _fetch(self, count: int, block_ms: int) -> list[Message]:
         consumer = self._require()
-        if settling is not None:  # the previous batch's commit, confirmed before reading on
-            await asyncio.wrap_future(settling)
         self._rewind(consumer)
         batch = await consumer.getmany(timeout_ms=block_ms, max_records=count)
         out: list[Message] = []
@@ -274,34 +263,16 @@ class KafkaDirectConsumer:
 
     def ack(self, msgs: Sequence[Message]) -> None:
         """Commit, per partition, up to the lowest offset still unsettled: one commit for the
-        batch. The commit is handed to the loop without waiting for it: the next `read` (in
-        the same hand-off) or `close` waits for it first, and raises what it raised, so the
-        child crosses threads once per batch instead of twice."""
-        if not msgs:
-            if not self._handed:
-                self._idle.set()
-            return
-        loop = self._loop
-        if loop is None or self._consumer is None:
-            raise ConnectionError("not open")
-        previous = self._settling
-        self._settling = asyncio.run_coroutine_threadsafe(self._settle(msgs, previous), loop)
-
-    async def _settle(
-        self, msgs: Sequence[Message], previous: concurrent.futures.Future[None] | None = None
-    ) -> None:
-        """Settle `msgs` and commit; then, with nothing else in hand, let a waiting
-        revocation go on."""
+        batch."""
         try:
-            if previous is not None:  # two acks without a read between: commit in order
-                await asyncio.wrap_future(previous)
-            await self._commit_settled(msgs)
-            self.status.acked += len(msgs)
+            if msgs:
+                self._call(self._settle(msgs), self._request_seconds)
+                self.status.acked += len(msgs)
         finally:
             if not self._handed:
                 self._idle.set()
 
-    async def _commit_settled(self, msgs: Sequence[Message]) -> None:
+    async def _settle(self, msgs: Sequence[Message]) -> None:
         consumer = self._require()
         # grouped by (topic, partition): a TopicPartition is that tuple, and finds its key
         settled: dict[tuple[str, int | None], set[int | None]] = {}
@@ -412,10 +383,6 @@ class KafkaDirectConsumer:
         loop, thread = self._loop, self._thread
         if loop is None:
             return
-        settling, self._settling = self._settling, None
-        if settling is not None:  # the last batch's commit goes out before the consumer stops
-            with contextlib.suppress(Exception):
-                settling.result(self._request_seconds)
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 self._call(self._stop(), 15.0)

@@ -39,7 +39,7 @@ import threading
 import time
 import zlib
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -53,8 +53,8 @@ from fnhub.connectors.base import (
     describe_error,
 )
 from fnhub.connectors.kafka.client import consumer_kwargs, where
+from fnhub.connectors.kafka.convert import partition_messages
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
-from fnhub.connectors.kafka.source import record_message
 
 log = logging.getLogger("fnhub.connectors.kafka")
 
@@ -228,20 +228,23 @@ class KafkaDirectConsumer:
         batch = await consumer.getmany(timeout_ms=block_ms, max_records=count)
         out: list[Message] = []
         client_id = self.client_id
+        handed_all = self._handed  # after the wait: a rebalance in it replaces the dict
         for tp, records in batch.items():
-            handed = self._handed.setdefault(tp, [])
+            msgs = partition_messages(tp.topic, tp.partition, records, client_id)
+            handed = handed_all.get(tp)
+            if handed is None:
+                handed_all[tp] = [r.offset for r in records]
+            else:
+                handed.extend([r.offset for r in records])
             suspect = self._suspect.pop(tp, 0)
-            if suspect == _FROM_NEXT_READ:
-                suspect = count
-            for r in records:
-                msg = record_message(r, client_id)
-                if suspect > 0:
+            if suspect:
+                if suspect == _FROM_NEXT_READ:
+                    suspect = count
+                for msg in msgs[:suspect]:
                     msg.redelivered = True
-                    suspect -= 1
-                handed.append(r.offset)
-                out.append(msg)
-            if suspect > 0:
-                self._suspect[tp] = suspect
+                if suspect > len(msgs):
+                    self._suspect[tp] = suspect - len(msgs)
+            out.extend(msgs)
         if out:
             self._idle.clear()  # on the loop: a revocation from now on waits for the ack
         return out
@@ -271,15 +274,24 @@ class KafkaDirectConsumer:
 
     async def _settle(self, msgs: Sequence[Message]) -> None:
         consumer = self._require()
-        settled: dict[TopicPartition, set[int]] = {}
+        # grouped by (topic, partition): a TopicPartition is that tuple, and finds its key
+        settled: dict[tuple[str, int | None], set[int | None]] = {}
         for msg in msgs:
-            assert msg.partition is not None and msg.offset is not None
-            settled.setdefault(TopicPartition(msg.topic, msg.partition), set()).add(msg.offset)
+            key = (msg.topic, msg.partition)
+            group = settled.get(key)
+            if group is None:
+                settled[key] = {msg.offset}
+            else:
+                group.add(msg.offset)
         assigned = consumer.assignment()
         offsets: dict[TopicPartition, int] = {}
-        for tp, done in settled.items():
+        for (topic, partition), offsets_done in settled.items():
+            if partition is None or None in offsets_done:
+                raise ValueError(f"kafka direct: message of {topic} without partition/offset")
+            done = cast("set[int]", offsets_done)
+            tp = TopicPartition(topic, partition)
             handed = self._handed.pop(tp, [])
-            left = [o for o in handed if o not in done]
+            left = [] if done.issuperset(handed) else [o for o in handed if o not in done]
             position = left[0] if left else max(done) + 1
             if left:
                 self._handed[tp] = left

@@ -23,6 +23,7 @@ from fnhub.connectors.base import (
     describe_error,
 )
 from fnhub.connectors.kafka.client import consumer_kwargs, where
+from fnhub.connectors.kafka.convert import record_message
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
 from fnhub.supervised import spawn
 
@@ -35,30 +36,6 @@ PROBE_TIMEOUT_SECONDS = 5.0
 LAG_SECONDS = 1.0
 #: manual assignment: while none of the topics has a partition yet, look again this often
 EMPTY_PROBE_SECONDS = 0.5
-
-
-def record_message(r: ConsumerRecord, client_id: str) -> Message:
-    """A fetched record as a Message (also read by worker children: `direct.py`); its id,
-    `topic:partition:offset`, is the same each time the record is read."""
-    topic, partition, offset, ts, value, headers = (
-        r.topic,
-        r.partition,
-        r.offset,
-        r.timestamp,
-        r.value,
-        r.headers,
-    )
-    return Message(
-        topic=topic,
-        payload=value if value is not None else b"",
-        timestamp=ts / 1000 if ts and ts > 0 else time.time(),
-        key=r.key,
-        headers={k: bytes(v) if v is not None else b"" for k, v in headers} if headers else {},
-        partition=partition,
-        offset=offset,
-        message_id=f"{topic}:{partition}:{offset}",
-        client_id=client_id,
-    )
 
 
 class _Partition:

@@ -118,7 +118,7 @@ export function EnvForm({ env, onSaved, onClose }) {
     try {
       await put(`/envs/${enc(name)}`, body);
     } catch (exc) {
-      setInvalid(exc.code === 'invalid_env' || exc.status === 422);
+      setInvalid(exc.code === 'invalid_env' && !exc.message.includes('description')); // else it is not the value's fault
       throw exc;
     }
     onSaved();

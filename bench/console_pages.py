@@ -21,6 +21,7 @@ PAGES = [
     ("scripts: run form", "/scripts/hello/run/greet", True),
     ("tasks", "/tasks", True),
     ("dead letters", "/dead-letters", True),
+    ("env variables", "/envs", True),
     ("connectors", "/connectors", True),
     ("subscriptions", "/subscriptions", True),
     ("cron jobs", "/cron", True),

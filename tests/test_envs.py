@@ -131,6 +131,19 @@ def test_passwords_are_sealed_and_audit_entries_hold_no_values(db):
     ]  # fmt: skip
 
 
+def test_the_last_change_says_who_made_it_and_a_no_op_keeps_it(db):
+    box = SecretBox("k")
+    with db.session() as session, session.begin():
+        row, _ = save_env(session, box, "REGION", spec_of("string", "eu"), actor="user:ann")
+        assert env_out(row)["updated_by"] == "user:ann"
+        row, change = save_env(session, box, "REGION", spec_of("string", "eu"), actor="cli")
+        assert change == "unchanged" and env_out(row)["updated_by"] == "user:ann"
+        row, _ = save_env(session, box, "REGION", spec_of("string", "us"), actor="key:k1")
+    with db.session() as session:
+        row = session.get(EnvVar, "REGION")
+        assert row is not None and env_out(row)["updated_by"] == "key:k1"
+
+
 def test_provisioned_envs_become_exactly_the_declared_ones(db):
     box = SecretBox("k")
     with db.session() as session, session.begin():

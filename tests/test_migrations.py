@@ -73,7 +73,8 @@ def test_task_attempts_migration_up_down_up_on_every_database(empty_database):
 
 
 def test_envs_and_store_migration_up_down_up_on_every_database(empty_database):
-    """0011_envs_and_store goes up over a database of the other branches, down (its tables
+    """0011_envs_and_store goes up over a database of the other branches, 0013_env_updated_by
+    down (its column gone, the rows kept), 0011 down (its tables
     gone, the others' rows kept) and up again to the models' schema; keys that differ only in
     case or trailing spaces stay apart (MySQL's collations would merge them)."""
     from fnhub.envs.kv import Store
@@ -84,6 +85,19 @@ def test_envs_and_store_migration_up_down_up_on_every_database(empty_database):
     store = Store(db)
     store.mset({"k": 1, "K": 2, "k ": 3}, scope="s")
     assert store.getall(scope="s") == {"K": 2, "k": 1, "k ": 3}
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO env_vars (name, type, value, description, provisioned, created_at,"
+                " updated_at, updated_by) VALUES ('A', 'string', 'x', '', false, 1, 2, 'cli')"
+            )
+        )
+    # 0013_env_updated_by down: the column goes, the variable stays
+    command.downgrade(config, "0011_envs_and_store")
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("env_vars")}
+    assert "updated_by" not in columns and "updated_at" in columns
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM env_vars")).scalars().all() == ["A"]
     command.downgrade(config, "0011_envs_and_store@-1")
     tables = set(sa.inspect(db.engine).get_table_names())
     assert "store_items" not in tables and "env_vars" not in tables

@@ -14,6 +14,7 @@ import { useStore } from './store.js';
 const Audit = lazy(() => import('./pages/admin/Audit.jsx').then((m) => m.Audit));
 const Keys = lazy(() => import('./pages/admin/Keys.jsx').then((m) => m.Keys));
 const Users = lazy(() => import('./pages/admin/Users.jsx').then((m) => m.Users));
+const Envs = lazy(() => import('./pages/envs/Envs.jsx').then((m) => m.Envs));
 const DeadLetters = lazy(() => import('./pages/deadletters/DeadLetters.jsx').then((m) => m.DeadLetters));
 const ScriptsPage = lazy(() => import('./pages/scripts/ScriptsPage.jsx').then((m) => m.ScriptsPage));
 const TaskDetail = lazy(() => import('./pages/tasks/TaskDetail.jsx').then((m) => m.TaskDetail));
@@ -43,6 +44,7 @@ export function App() {
             <Route path="/tasks" component={TasksPage} />
             <Route path="/tasks/:id" component={TaskDetail} user={user} />
             <Route path="/dead-letters" component={DeadLetters} user={user} />
+            <Route path="/envs" component={Envs} user={user} />
             <Route path="/connectors/:name?" component={Connectors} user={user} />
             <Route path="/subscriptions/:name?" component={Subscriptions} user={user} />
             <Route path="/cron" component={Cron} user={user} />

@@ -12,6 +12,7 @@ PAGES = [
     ("/scripts/hello/run/greet", "Scripts", "scripts-run-form"),
     ("/tasks", "Tasks", "tasks"),
     ("/dead-letters", "Dead letters", "dead-letters-page"),
+    ("/envs", "Env variables", "env-variables"),
     ("/connectors", "Connectors", "connectors"),
     ("/subscriptions", "Subscriptions, rules and routes", "subscriptions"),
     ("/cron", "Cron jobs", "cron-jobs"),

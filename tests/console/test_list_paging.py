@@ -1,6 +1,6 @@
-"""The named listings (connectors, subscriptions, endpoints, cron jobs, API keys, users) come a
-page at a time with a name filter, in the task list's shape, and the console pages through
-them."""
+"""The named listings (connectors, subscriptions, endpoints, cron jobs, API keys, users, env
+variables) come a page at a time with a name filter, in the task list's shape, and the console
+pages through them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 
 from .conftest import Console, Screens
 
-LISTINGS = ("connectors", "subscriptions", "endpoints", "cron-jobs", "keys", "users")
+LISTINGS = ("connectors", "subscriptions", "endpoints", "cron-jobs", "keys", "users", "envs")
 KEYS = [f"paged-key-{i:03d}" for i in range(105)]
 
 

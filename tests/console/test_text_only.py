@@ -1,5 +1,6 @@
 """Data is rendered as text: markup in a function's title and doc, its logs, its result, a task
-list and a connector's description never becomes elements or runs."""
+list, a connector's description and an env variable's value and description never becomes
+elements or runs."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def test_markup_in_data_renders_as_text(page: Page, console: Console, screens: S
             "settings": {"host": "127.0.0.1"},
         }
         assert api.put("/api/v1/connectors/xss-broker", json=connector).status_code == 200
+        env = {
+            "value": '<img src=x onerror="window.__pwned = 7">',
+            "description": "<script>window.__pwned = 8</script>",
+        }
+        assert api.put("/api/v1/envs/XSS_ENV", json=env).status_code == 200
     page.goto(console.url + "/scripts/xss/run/shout")
     expect(page.get_by_text("<script>window.__pwned = 1</script> title")).to_be_visible()
     expect(page.get_by_text('<img src=x onerror="window.__pwned = 3"> doc')).to_be_visible()
@@ -38,6 +44,9 @@ def test_markup_in_data_renders_as_text(page: Page, console: Console, screens: S
     screens.shot(page, "text-only-run")
     page.goto(console.url + "/connectors")
     expect(page.get_by_text("<script>window.__pwned = 6</script>")).to_be_visible()
+    page.goto(console.url + "/envs")
+    expect(page.get_by_text('<img src=x onerror="window.__pwned = 7">')).to_be_visible()
+    expect(page.get_by_text("<script>window.__pwned = 8</script>")).to_be_visible()
     page.goto(console.url + "/tasks?function=xss.shout")
     expect(page.locator("table.tasks")).to_contain_text("xss.shout")
     assert page.evaluate("window.__pwned") is None

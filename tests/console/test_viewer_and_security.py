@@ -33,7 +33,11 @@ def test_a_viewer_cannot_change_anything(browser: Browser, console: Console, scr
     expect(page.get_by_role("button", name="New script")).to_have_count(0)
     page.goto(console.url + "/scripts/hello/run/greet")
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_disabled()
-    for path, button in (("/cron", "New cron job"), ("/connectors", "New connector")):
+    for path, button in (
+        ("/cron", "New cron job"),
+        ("/connectors", "New connector"),
+        ("/envs", "New variable"),
+    ):
         page.goto(console.url + path)
         expect(page.get_by_role("heading", level=1)).to_be_visible()
         expect(page.get_by_role("button", name=button)).to_have_count(0)

@@ -10,6 +10,7 @@ const NAV = [
       ['/scripts', 'Scripts'],
       ['/tasks', 'Tasks'],
       ['/dead-letters', 'Dead letters'],
+      ['/envs', 'Env variables'],
     ],
   },
   {

@@ -6,10 +6,10 @@ export function Status({ status }) {
   return <span class={`badge badge-${status}`}>{status}</span>;
 }
 
-export function ErrorBox({ error, title }) {
+export function ErrorBox({ error, title, id }) {
   if (!error) return null;
   return (
-    <div class="error-box" role="alert">
+    <div class="error-box" role="alert" id={id}>
       {title && <strong>{title}: </strong>}
       {error.message || String(error)}
     </div>

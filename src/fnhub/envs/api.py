@@ -55,6 +55,7 @@ class EnvOut(BaseModel):
     provisioned: bool = Field(description="declared in fnhub.yaml")
     created_at: float
     updated_at: float
+    updated_by: str = Field(description="who changed it last: user:<name>, key:<id>, cli, project")
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""The `env_vars` and `store_items` tables (migration `0011_envs_and_store`)."""
+"""The `env_vars` and `store_items` tables (migrations `0011_envs_and_store`,
+`0013_env_updated_by`)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ class EnvVar(Base):
     provisioned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
     updated_at: Mapped[float] = mapped_column(Double, default=time.time)
+    #: who made the last change, as the audit log names actors (user:<name>, key:<id>, cli,
+    #: project); "" for a row written before migration 0013
+    updated_by: Mapped[str] = mapped_column(String(140), default="")
 
 
 class StoreItem(Base):

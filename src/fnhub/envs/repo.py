@@ -93,6 +93,7 @@ def env_out(row: EnvVar) -> dict[str, Any]:
         "provisioned": row.provisioned,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
+        "updated_by": row.updated_by,
     }
 
 
@@ -150,6 +151,7 @@ def save_env(
     row.description = spec.description
     row.provisioned = provisioned
     row.updated_at = now
+    row.updated_by = actor
     action = "env.create" if created else "env.update"
     after = _audited(row, value_changed=not created and not same_value)
     audit.record(session, actor, action, f"env:{name}", before, after)

@@ -151,3 +151,24 @@ async def test_a_behind_subscriber_keeps_what_it_has_not_received(start_hub, sub
     assert slow.bodies() == [f"n{i}".encode() for i in range(4)]
     await eventually(lambda: stored.total_bytes() == 0, timeout=15)
     stored.client.close()
+
+
+async def test_a_reclaim_that_frees_nothing_is_no_error(settings):
+    """Reclaiming up to a position before a topic's first entry frees 0 bytes: Lua's -0 is sent
+    to Redis as "-0", which HINCRBY refuses, and the error failed the whole reclaim pass."""
+    from fnhub.keys import Keys
+    from fnhub.redis_client import async_redis
+    from fnhub.websub.store import RedisStore
+
+    client = async_redis(settings)
+    try:
+        store = RedisStore(client, Keys(settings.key_prefix), settings)
+        first = await store.append("t1", "text/plain", b"kept")
+        await store.append("t2", "text/plain", b"gone")
+        before = "0-1"  # older than anything stored: nothing to free in t1
+        assert store.order(before) < store.order(first)
+        assert await store.reclaim({"t1": before, "t2": await store.end("t2")}) == 1
+        assert [n.body for n in await store.read("t1", "0-0", 10)] == [b"kept"]
+        assert await client.hget(f"{settings.key_prefix}:websub:stored", "t1") == b"4"
+    finally:
+        await client.aclose()

@@ -178,8 +178,7 @@ async def _owners(hub, topic: str):
 
 
 async def test_window_delivers_a_backlog_concurrently_to_a_slow_subscriber(hub, subscribers):
-    """The default window (4): a 50 ms callback gets 4 requests at once, so 60 notifications
-    take ~0.8 s instead of the 3 s one at a time needs at the least."""
+    """The default window (4): a 50 ms callback gets 4 requests at once."""
     assert hub.settings.websub_delivery_window == 4
     topic = topic_url(subscribers)
     cb = await subscribe(hub, subscribers, "slow", topic)
@@ -191,7 +190,8 @@ async def test_window_delivers_a_backlog_concurrently_to_a_slow_subscriber(hub, 
     elapsed = time.monotonic() - started
     assert sorted(cb.bodies()) == sorted(f"w{i}".encode() for i in range(total))
     assert max(cb.arrivals) == 4  # the window, never more
-    assert elapsed < total * cb.delay / 2, elapsed  # one at a time cannot beat total * delay
+    # one at a time needs total * delay (3 s) at the least; the window ~0.8 s, more under load
+    assert elapsed < total * cb.delay * 0.75, elapsed
 
     async def cursor_at_end() -> bool:
         subs = await hub.subscriptions(topic=topic)
@@ -206,10 +206,10 @@ async def test_failing_callback_is_retried_one_attempt_at_a_time(start_hub, subs
     hub = await start_hub(websub_retry_max_attempts=50, websub_retry_deadline=30.0)
     topic = topic_url(subscribers)
     cb = await subscribe(hub, subscribers, "flaky", topic)
-    cb.delay = 0.1
+    cb.delay = 0.3  # long enough for all 4 first attempts to overlap even if read in 2 batches
     cb.down = True
     script_publish(hub.settings, topic, [f"f{i}" for i in range(4)])
-    await eventually(lambda: cb.attempts >= 12, timeout=20)
+    await eventually(lambda: cb.attempts >= 10, timeout=20)
     assert max(cb.arrivals[:4]) > 1  # the first attempts went out together
     assert max(cb.arrivals[4:]) == 1  # then one at a time while failing
     cb.down = False

@@ -198,6 +198,8 @@ class Deliverer:
                 return Outcome.STOPPED, 0
             attempt += 1
             async with self.window.attempt():
+                if not self.owned():  # released while waiting for its turn
+                    return Outcome.STOPPED, 0
                 status, error = await self.attempt(note)
                 if status is not None and (200 <= status < 300 or status == 410):
                     await self.window.succeeded()

@@ -13,8 +13,12 @@ it. Lost counts messages sent and never handled. Setups:
 - `single` with default settings (the lease holder assigns itself every partition);
 - `single, group` — the same subscription as a consumer-group member with the previous
   defaults (10 s session, 3 s heartbeats): the baseline, measured in the same run;
-- `multiple` with default settings (a consumer group, 6 s session): both servers read; the
-  killed one's partitions move once its session expires.
+- `multiple` with default settings (a consumer group, 6 s session, 1 s heartbeats): both
+  servers read; the killed one's partitions move once its session expires;
+- `multiple, 2 s heartbeats` — its defaults before heartbeats went to 1 s.
+
+`--setup NAME` (repeatable) runs only those, `--baseline NAME` divides by another, `--out FILE`
+writes another file in bench/results.
 
 Rounds are interleaved; the table gives medians (and ranges) and each figure's median ratio to
 the baseline of the same round. Writes bench/results/kafka_failover.json. The measurement is
@@ -55,6 +59,10 @@ SETUPS: dict[str, dict] = {
         },
     },
     "multiple": {"mode": "multiple"},
+    "multiple, 2 s heartbeats": {  # multiple's defaults before heartbeats went to 1 s
+        "mode": "multiple",
+        "options": {"heartbeat_interval_ms": 2000},
+    },
 }
 BASELINE = "single, group"
 
@@ -104,13 +112,18 @@ def _fmt(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--setup", action="append", choices=SETUPS, help="repeatable; all by default"
+    )
+    parser.add_argument("--baseline", default=BASELINE)
+    parser.add_argument("--out", default="kafka_failover.json", help="file in bench/results")
     args = parser.parse_args()
     # SIGTERM ends the run through its `finally`s: no server, worker or broker left behind
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    runs: dict[str, list[Timings]] = {name: [] for name in SETUPS}
+    runs: dict[str, list[Timings]] = {name: [] for name in args.setup or SETUPS}
     for r in range(args.rounds):
-        for name, setup in SETUPS.items():
-            t = one(setup)
+        for name in runs:
+            t = one(SETUPS[name])
             runs[name].append(t)
             print(
                 f"round {r + 1} {name:>14}: first message {t.first_message:.2f}s "
@@ -118,12 +131,12 @@ def main() -> None:
                 f"failover {t.failover:.2f}s, lost {len(t.lost)}",
                 flush=True,
             )
-    base = runs[BASELINE]
+    base = runs[args.baseline]
     result: dict[str, dict] = {}
     print()
     print(
-        f"| setup | first message, s | server start-up, s | ÷ {BASELINE} "
-        f"| failover, s | ÷ {BASELINE} | lost |"
+        f"| setup | first message, s | server start-up, s | ÷ {args.baseline} "
+        f"| failover, s | ÷ {args.baseline} | lost |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, ts in runs.items():
@@ -152,10 +165,9 @@ def main() -> None:
             "failover_ratio_to_baseline": failover_ratio,
             "lost": lost,
         }
-    out = Path(__file__).parent / "results" / "kafka_failover.json"
-    out.write_text(
-        json.dumps({"rounds": args.rounds, "baseline": BASELINE, "setups": result}, indent=2) + "\n"
-    )
+    out = Path(__file__).parent / "results" / args.out
+    summary = {"rounds": args.rounds, "baseline": args.baseline, "setups": result}
+    out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nwrote {out}")
 
 

@@ -245,6 +245,7 @@ class Settings(BaseSettings):
     websub_delivery_timeout: float = 10.0
     websub_verify_timeout: float = 10.0
     websub_concurrency: int = 256  # HTTP requests in flight per hub server
+    websub_delivery_window: int = Field(default=4, ge=1)  # per subscription, see websub.md
     websub_allowed_schemes: NameList = Field(default_factory=lambda: ["http", "https"])
     #: the hub connects to global unicast addresses only; these networks are allowed besides
     #: (e.g. ["127.0.0.0/8"] for tests, an intranet's range)

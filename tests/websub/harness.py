@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis as sync_redis
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from fnhub import runtime
 from fnhub.config import Settings
 from fnhub.server.app import create_app
 from fnhub.server.auth import create_key
@@ -105,6 +107,8 @@ class Callback:
     verifications: list[dict[str, str]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     attempts: int = 0
+    in_flight: int = 0  # notification requests being answered now
+    arrivals: list[int] = field(default_factory=list)  # in_flight as each request arrived
     event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def bodies(self) -> list[bytes]:
@@ -132,9 +136,14 @@ class Subscribers:
         async def notify(name: str, request: Request) -> Response:
             cb = self.cb(name)
             cb.attempts += 1
-            body = await request.body()
-            if cb.delay:
-                await asyncio.sleep(cb.delay)
+            cb.in_flight += 1
+            cb.arrivals.append(cb.in_flight)
+            try:
+                body = await request.body()
+                if cb.delay:
+                    await asyncio.sleep(cb.delay)
+            finally:
+                cb.in_flight -= 1
             status = cb.statuses.pop(0) if cb.statuses else (503 if cb.down else 200)
             if 200 <= status < 300:
                 cb.notices.append(
@@ -173,3 +182,16 @@ async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.
             return value
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def script_publish(settings: Settings, topic: str, contents: list[str]) -> list[str]:
+    """Publish as a script does (`fnhub.websub.publish`, straight to Redis); returns positions."""
+    client = sync_redis.Redis.from_url(settings.redis_url)
+    runtime.init(settings, client)
+    try:
+        import fnhub.websub
+
+        return [fnhub.websub.publish(topic, c) for c in contents]
+    finally:
+        runtime.init(None, None)  # type: ignore[arg-type]
+        client.close()

@@ -9,7 +9,7 @@ import pytest
 
 from fnhub.websub.signing import ALGORITHMS, verify
 
-from .harness import eventually
+from .harness import eventually, script_publish
 from .test_conformance import subscribe, topic_url
 
 
@@ -121,7 +121,10 @@ async def test_secret_is_encrypted_at_rest(hub, subscribers):
     assert stored and "plain-secret-value" not in stored
 
 
-async def test_order_kept_and_slow_subscriber_does_not_stall_others(hub, subscribers):
+async def test_order_kept_with_a_window_of_one_and_slow_subscriber_does_not_stall_others(
+    start_hub, subscribers
+):
+    hub = await start_hub(websub_delivery_window=1)
     topic = topic_url(subscribers)
     slow = await subscribe(hub, subscribers, "slow", topic)
     fast = await subscribe(hub, subscribers, "fast", topic)
@@ -162,11 +165,53 @@ async def test_two_servers_share_without_double_sending(start_hub, subscribers):
         await fat_publish(b if i % 2 else a, topic, f"x{i}")
     await eventually(lambda: all(len(cb.notices) >= 15 for cb in cbs), timeout=10)
     await asyncio.sleep(0.5)
-    for cb in cbs:
-        assert cb.bodies() == [f"x{i}".encode() for i in range(15)]
+    for cb in cbs:  # each once (a window of 4 may deliver them out of order)
+        assert sorted(cb.bodies(), key=lambda b: int(b[1:])) == [
+            f"x{i}".encode() for i in range(15)
+        ]
 
 
 async def _owners(hub, topic: str):
     subs = await hub.subscriptions(topic=topic)
     owners = {s["owner"] for s in subs}
     return owners if None not in owners and len(owners) == 2 else None
+
+
+async def test_window_delivers_a_backlog_concurrently_to_a_slow_subscriber(hub, subscribers):
+    """The default window (4): a 50 ms callback gets 4 requests at once."""
+    assert hub.settings.websub_delivery_window == 4
+    topic = topic_url(subscribers)
+    cb = await subscribe(hub, subscribers, "slow", topic)
+    cb.delay = 0.05
+    total = 60
+    script_publish(hub.settings, topic, [f"w{i}" for i in range(total)])
+    started = time.monotonic()
+    await eventually(lambda: len(cb.notices) >= total, timeout=30)
+    elapsed = time.monotonic() - started
+    assert sorted(cb.bodies()) == sorted(f"w{i}".encode() for i in range(total))
+    assert max(cb.arrivals) == 4  # the window, never more
+    # one at a time needs total * delay (3 s) at the least; the window ~0.8 s, more under load
+    assert elapsed < total * cb.delay * 0.75, elapsed
+
+    async def cursor_at_end() -> bool:
+        subs = await hub.subscriptions(topic=topic)
+        return subs[0]["backlog"] == 0
+
+    await eventually(cursor_at_end)  # the cursor moved over the whole finished backlog
+
+
+async def test_failing_callback_is_retried_one_attempt_at_a_time(start_hub, subscribers):
+    """After a failure the window's attempts drop to one at a time (a dead callback holds one
+    connection, as without a window); the first success opens it again."""
+    hub = await start_hub(websub_retry_max_attempts=50, websub_retry_deadline=30.0)
+    topic = topic_url(subscribers)
+    cb = await subscribe(hub, subscribers, "flaky", topic)
+    cb.delay = 0.3  # long enough for all 4 first attempts to overlap even if read in 2 batches
+    cb.down = True
+    script_publish(hub.settings, topic, [f"f{i}" for i in range(4)])
+    await eventually(lambda: cb.attempts >= 10, timeout=20)
+    assert max(cb.arrivals[:4]) > 1  # the first attempts went out together
+    assert max(cb.arrivals[4:]) == 1  # then one at a time while failing
+    cb.down = False
+    await eventually(lambda: len(cb.notices) == 4, timeout=20)
+    assert sorted(cb.bodies()) == [f"f{i}".encode() for i in range(4)]

@@ -12,13 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis as sync_redis
 from tests.conftest import free_port
 
-from fnhub import runtime
-from fnhub.config import Settings
-
-from .harness import eventually
+from .harness import eventually, script_publish
 from .test_conformance import subscribe, topic_url
 from .test_restart import HubProcess
 
@@ -46,19 +42,6 @@ def tansu(tmp_path: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def script_publish(settings: Settings, topic: str, contents: list[str]) -> None:
-    client = sync_redis.Redis.from_url(settings.redis_url)
-    runtime.init(settings, client)
-    try:
-        import fnhub.websub
-
-        for c in contents:
-            fnhub.websub.publish(topic, c)
-    finally:
-        runtime.init(None, None)  # type: ignore[arg-type]
-        client.close()
-
-
 async def fat(hub: HubProcess, topic: str, body: str) -> None:
     r = await hub.http.post(
         "/websub/hub",
@@ -73,7 +56,11 @@ async def test_kafka_store_orders_resumes_and_starts_new_subscribers_at_the_end(
     hub_settings, subscribers, tansu
 ):
     settings = hub_settings.model_copy(
-        update={"websub_store": "kafka", "websub_kafka": {"bootstrap_servers": tansu}}
+        update={
+            "websub_store": "kafka",
+            "websub_kafka": {"bootstrap_servers": tansu},
+            "websub_delivery_window": 1,  # order per subscriber holds with a window of 1
+        }
     )
     hub = HubProcess(settings)
     await hub.start()

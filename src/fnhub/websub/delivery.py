@@ -1,14 +1,17 @@
-"""One subscription's deliverer: reads the topic from its cursor and POSTs each notification, in
-order, retrying with exponential backoff until delivered, dead-lettered or told to stop.
+"""One subscription's deliverer: reads the topic from its cursor and POSTs the notifications,
+up to `websub_delivery_window` at once, each retried with exponential backoff until delivered,
+dead-lettered or told to stop.
 
-Exactly one hub server runs the deliverer of a subscription (see `hub.Ownership`), so order per
-subscriber holds and nothing is sent twice unless a server dies between a 2xx and the cursor
-write. Each subscription is its own task, so a slow or dead callback only delays itself.
+Exactly one hub server runs the deliverer of a subscription (see `hub.Ownership`), so nothing is
+sent twice unless a server dies with notifications in flight (they are resent: the cursor only
+moves over a finished prefix, see `window`). Each subscription is its own task, so a slow or dead
+callback only delays itself. Order per subscriber holds with a window of 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import time
@@ -18,13 +21,14 @@ from typing import TYPE_CHECKING
 import httpx
 import orjson
 
-from fnhub.aio import wait_event
+from fnhub.aio import cancel_and_wait, wait_event
 from fnhub.backoff import Backoff
 from fnhub.redis_replies import as_popped
 from fnhub.supervised import current_counter
 from fnhub.websub.models import WebSubDeadLetter
 from fnhub.websub.signing import link_header, signature
 from fnhub.websub.store import Notification
+from fnhub.websub.window import Window
 
 if TYPE_CHECKING:
     from fnhub.websub.hub import Hub
@@ -58,21 +62,30 @@ class Deliverer:
     def __init__(self, hub: Hub, sub: Sub) -> None:
         self.hub = hub
         self.sub = sub
-        self.wake = asyncio.Event()
+        self.wake = asyncio.Event()  # new notifications, a finished one, or stop
         self.valid_until = time.monotonic() + hub.settings.websub_owner_ttl
-        self.releasing = False  # finish the current notification, then hand the claim back
-        self.stopping = asyncio.Event()  # cuts a backoff sleep short when releasing or lost
+        self.releasing = False  # finish the notifications in flight, then hand the claim back
+        self.halted = False  # lost the claim, 410, or an error: start nothing more
+        self.gone = False
+        self.error: Exception | None = None
+        self.stopping = asyncio.Event()  # cuts backoff sleeps short when releasing or lost
         self.task: asyncio.Task[None] | None = None
         self.check_redeliver = True  # dead letters queued again by an operator
-        self.status = 0  # of the last successful attempt
         self.http = hub.client_for(sub.id)
         self.link = link_header(hub.hub_url, sub.topic)
+        self.window = Window(hub.settings.websub_delivery_window, "")
+        self._commit = asyncio.Lock()  # cursor writes in order, so the cursor never moves back
 
     def owned(self) -> bool:
-        return time.monotonic() < self.valid_until and not self.releasing
+        return time.monotonic() < self.valid_until and not self.releasing and not self.halted
 
     def release(self) -> None:
         self.releasing = True
+        self.stopping.set()
+        self.wake.set()
+
+    def halt(self) -> None:
+        self.halted = True
         self.stopping.set()
         self.wake.set()
 
@@ -88,46 +101,92 @@ class Deliverer:
             await self.hub.deliverer_exited(self)
 
     async def _loop(self) -> None:
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            await self._dispatch(in_flight)
+        except BaseException:
+            await cancel_and_wait(in_flight)
+            raise
+        self.stopping.set()  # what is in flight finishes its current attempt, sleeps no more
+        if in_flight:
+            await asyncio.gather(*in_flight)
+        if self.error is not None:
+            raise self.error
+        if self.gone:
+            await self.hub.gone(self.sub)
+
+    async def _dispatch(self, in_flight: set[asyncio.Task[None]]) -> None:
+        """Start notifications in cursor order while the window has room."""
         hub = self.hub
         cursor = await hub.cursor(self.sub)
+        self.window = window = Window(hub.settings.websub_delivery_window, cursor)
+        read: collections.deque[Notification] = collections.deque()
         while self.owned():
             self.wake.clear()
             if self.check_redeliver:  # only when told (`r:<id>`), at start and on idle polls
                 self.check_redeliver = False
-                again = as_popped(await hub.redis.lpop(hub.keys.websub_redeliver(self.sub.id)))
-                if again is not None:
+                if await self._redeliver_one():
                     self.check_redeliver = True  # there may be more
-                    outcome = await self.deliver(_from_redeliver(again))
-                    if outcome is Outcome.DELIVERED:
-                        await hub.record_success(self.sub, self.status)
-                    if outcome is Outcome.GONE:
-                        await hub.gone(self.sub)
-                        return
-                    if outcome is Outcome.STOPPED:  # keep it queued for the next owner
-                        await hub.redis.lpush(hub.keys.websub_redeliver(self.sub.id), again)
-                        return
-                    continue
-            batch = await hub.read(self.sub.topic_hash, cursor, READ_BATCH)
-            if not batch:
-                if not await wait_event(self.wake, IDLE_POLL_SECONDS):
-                    self.check_redeliver = True
                 continue
-            for note in batch:
-                outcome = await self.deliver(note)
-                if outcome is Outcome.STOPPED:
-                    return
-                # cursor, counters and the ownership check in one round trip
-                if not await hub.advance(
-                    self, note, self.status if outcome is Outcome.DELIVERED else None
-                ):
-                    return  # another server owns it now
-                cursor = note.id
-                if outcome is Outcome.GONE:
-                    await hub.gone(self.sub)
-                    return
+            if window.free() <= 0:
+                await wait_event(self.wake, IDLE_POLL_SECONDS)
+                continue
+            if not read:
+                read.extend(await hub.read(self.sub.topic_hash, cursor, READ_BATCH))
+                if not read:
+                    if not await wait_event(self.wake, IDLE_POLL_SECONDS):
+                        self.check_redeliver = True
+                    continue
+            while read and window.free() > 0:
+                note = read.popleft()
+                window.start(note.id)
+                cursor = note.id  # read position (the stored cursor is the window's)
+                task = asyncio.create_task(self._one(note), name=f"websub-note-{self.sub.id}")
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
 
-    async def deliver(self, note: Notification) -> Outcome:
-        """Attempt with backoff until 2xx, 410, or the limits (attempts, deadline, lease)."""
+    async def _redeliver_one(self) -> bool:
+        """Send one dead letter an operator queued again; False when there was none."""
+        hub = self.hub
+        key = hub.keys.websub_redeliver(self.sub.id)
+        again = as_popped(await hub.redis.lpop(key))
+        if again is None:
+            return False
+        outcome, status = await self.deliver(_from_redeliver(again))
+        if outcome is Outcome.DELIVERED:
+            await hub.record_success(self.sub, status)
+        elif outcome is Outcome.GONE:
+            self.gone = True
+            self.halt()
+        elif outcome is Outcome.STOPPED:  # keep it queued for the next owner
+            await hub.redis.lpush(key, again)
+        return True
+
+    async def _one(self, note: Notification) -> None:
+        """Deliver one notification, then count it and move the cursor over the finished prefix
+        (one round trip that also checks this server still owns the subscription)."""
+        try:
+            outcome, status = await self.deliver(note)
+            if outcome is Outcome.STOPPED:
+                return  # the cursor stays before it: the next owner sends it
+            async with self._commit:
+                cursor = self.window.finish(note.id)
+                delivered = status if outcome is Outcome.DELIVERED else None
+                if not await self.hub.advance(self, cursor, delivered):
+                    self.halt()  # another server owns it now
+                    return
+            if outcome is Outcome.GONE:
+                self.gone = True
+                self.halt()
+        except Exception as exc:
+            self.error = self.error or exc
+            self.halt()
+        finally:
+            self.wake.set()  # room in the window
+
+    async def deliver(self, note: Notification) -> tuple[Outcome, int]:
+        """Attempt with backoff until 2xx, 410, or the limits (attempts, deadline, lease);
+        returns the outcome and the status of the successful attempt (0 otherwise)."""
         s = self.hub.settings
         first = time.monotonic()
         backoff = Backoff(
@@ -136,15 +195,21 @@ class Deliverer:
         attempt = 0
         while True:
             if not self.owned() or time.time() >= self.sub.lease_expires:
-                return Outcome.STOPPED
+                return Outcome.STOPPED, 0
             attempt += 1
-            status, error = await self.attempt(note)
+            async with self.window.attempt():
+                if not self.owned():  # released while waiting for its turn
+                    return Outcome.STOPPED, 0
+                status, error = await self.attempt(note)
+                if status is not None and (200 <= status < 300 or status == 410):
+                    await self.window.succeeded()
+                else:
+                    self.window.failed()
             if status is not None and 200 <= status < 300:
-                self.status = status
                 self.hub.metrics.delivered(note.published_at)
-                return Outcome.DELIVERED
+                return Outcome.DELIVERED, status
             if status == 410:
-                return Outcome.GONE
+                return Outcome.GONE, 0
             await self.hub.record_failure(self.sub, status, error)
             elapsed = time.monotonic() - first
             delay = backoff.next()
@@ -154,7 +219,7 @@ class Deliverer:
                 or time.time() + delay >= self.sub.lease_expires
             ):
                 await self.dead_letter(note, attempt, error)
-                return Outcome.DEAD
+                return Outcome.DEAD, 0
             await wait_event(self.stopping, delay)  # a lost claim or a release wakes us early
 
     async def attempt(self, note: Notification) -> tuple[int | None, str]:

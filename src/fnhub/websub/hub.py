@@ -3,7 +3,7 @@ deliverers, listens for wake-up events and keeps counters.
 
 Ownership: a server delivers a subscription only while it holds `owner:<id>` (SET NX with a short
 TTL, renewed every TTL/3). Servers heartbeat into a sorted set and each claims at most its fair
-share (ceil(active / live servers)), releasing extras after the current notification, so load
+share (ceil(active / live servers)), releasing extras after the notifications in flight, so load
 spreads when servers join and a dead server's subscriptions are taken over after one TTL.
 """
 
@@ -401,9 +401,10 @@ class Hub:
         raw = as_optional_bytes(await self.redis.hget(self.keys.websub_cursors, sub.id))
         return raw.decode() if raw is not None else end
 
-    async def advance(self, d: Deliverer, note: Notification, status: int | None) -> bool:
-        """Move the cursor past `note` (and count it when `status` says delivered) in one round
-        trip; False when this server no longer owns the subscription."""
+    async def advance(self, d: Deliverer, cursor: str, status: int | None) -> bool:
+        """Set the cursor (the end of the subscription's finished prefix) and count one delivery
+        when `status` says delivered, in one round trip; False when this server no longer owns
+        the subscription."""
         sid = d.sub.id
         ok = await self._advance(
             keys=[
@@ -415,7 +416,7 @@ class Hub:
             args=[
                 self.server_id,
                 sid,
-                note.id,
+                cursor,
                 "" if status is None else status,
                 repr(time.time()),
             ],

@@ -145,7 +145,9 @@ if removed > 0 then
   redis.call('DECRBY', KEYS[3], freed)
   redis.call('HINCRBY', KEYS[4], 'reclaimed', removed)
 end
-local left = redis.call('HINCRBY', KEYS[2], ARGV[1], -freed)
+-- not HINCRBY by -freed when it is 0: Lua's -0 reaches Redis as "-0", not an integer to it
+local left = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if freed > 0 then left = redis.call('HINCRBY', KEYS[2], ARGV[1], -freed) end
 if left <= 0 and redis.call('XLEN', KEYS[1]) == 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
 return {removed, more}
 """

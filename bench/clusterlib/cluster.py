@@ -346,10 +346,17 @@ class Cluster:
         self._proc("tansu", "kafka", tansu_argv(9092, self.addr("kafka")))
         wait_port(self.addr("kafka"), 9092)
 
-    def restart(self, name: str, *, port: tuple[str, int] | None = None) -> None:
-        """SIGTERM a service, wait for it, start it again (and wait for its port)."""
+    def restart(
+        self, name: str, *, port: tuple[str, int] | None = None, crash: bool = False
+    ) -> None:
+        """SIGTERM a service (or, with `crash`, kill -9 its process group and wait 1 s, as
+        systemd's `RestartSec=1` would), start it again and wait for its port."""
         proc = self.procs[name]
-        proc.stop()
+        if crash:
+            proc.crash()
+            time.sleep(1.0)
+        else:
+            proc.stop()
         proc.start()
         if port:
             wait_port(*port)

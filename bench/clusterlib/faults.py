@@ -7,6 +7,7 @@ drains; then `analyse` compares what was sent with what ran."""
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -26,7 +27,7 @@ FLOWS = ("http", "mqtt", "stream", "kafka", "websub")
 @dataclass
 class Fault:
     name: str
-    kind: str  # kill, kill-two, partition, netem, failover, database, broker
+    kind: str  # kill, kill-two, partition, netem, failover, database, broker, sentinel, replica
     inject: Callable[[Cluster], str]  # returns what it did, for the record
     undo: Callable[[Cluster], None] | None = None
     hold: float = 0.0
@@ -115,13 +116,24 @@ def _pg(c: Cluster) -> str:
     return f"PostgreSQL fast shutdown and start: {time.monotonic() - started:.2f}s down"
 
 
-def _broker(name: str, host: str, port: int) -> Callable[[Cluster], str]:
+def _broker(name: str, host: str, port: int, *, crash: bool = False) -> Callable[[Cluster], str]:
+    """Restart a service: SIGTERM, or (`crash`) kill -9 of its process group, 1 s, start."""
+
     def inject(c: Cluster) -> str:
         started = time.monotonic()
-        c.restart(name, port=(c.addr(host), port))
-        return f"{name} SIGTERM and start: {time.monotonic() - started:.2f}s down"
+        c.restart(name, port=(c.addr(host), port), crash=crash)
+        how = "kill -9" if crash else "SIGTERM"
+        return f"{name} {how} and start: {time.monotonic() - started:.2f}s down"
 
     return inject
+
+
+def _kill_replica(c: Cluster) -> str:
+    """kill -9 the Redis host that is not the primary; it starts again 1 s later and syncs."""
+    replica = "redis2" if c.primary() == "redis1" else "redis1"
+    started = time.monotonic()
+    c.restart(replica, port=(c.addr(replica), 6379), crash=True)
+    return f"kill -9 Redis replica {replica} and start: {time.monotonic() - started:.2f}s down"
 
 
 def catalogue(quick: bool, kafka: bool) -> list[Fault]:
@@ -151,6 +163,14 @@ def catalogue(quick: bool, kafka: bool) -> list[Fault]:
         quick_set[5],
         quick_set[6],
         Fault("Redis Streams broker restart", "broker", _broker("streams", "streams", 6379)),
+    ]
+    crash = functools.partial(_broker, crash=True)  # as a host crash would, not stopped cleanly
+    full += [
+        Fault("kill -9 a Sentinel", "sentinel", crash("sentinel1", "sentinel1", 26379)),
+        Fault("kill -9 Redis replica", "replica", _kill_replica),
+        Fault("PostgreSQL kill -9", "database", crash("postgres", "pg", 5432)),
+        Fault("Mosquitto kill -9", "broker", crash("mosquitto", "mqtt", 1883)),
+        Fault("Redis Streams broker kill -9", "broker", crash("streams", "streams", 6379)),
     ]
     if kafka:
         full.append(Fault("Tansu (Kafka) restart", "broker", _broker("tansu", "kafka", 9092)))

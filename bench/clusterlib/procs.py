@@ -5,6 +5,7 @@ as systemd's `Restart=always` with `RestartSec=1` would."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -56,6 +57,17 @@ class Proc:
     def kill9(self) -> None:
         """SIGKILL, as a crash: the Supervisor restarts a supervised role afterwards."""
         self.signal(signal.SIGKILL)
+
+    def crash(self) -> None:
+        """SIGKILL to the whole process group (PostgreSQL's backends die with their
+        postmaster, as on a host crash), then wait for it; held: not restarted."""
+        self.held = True
+        if not self.alive():
+            return
+        assert self.popen is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM and wait (SIGKILL past `timeout`); held: not restarted."""

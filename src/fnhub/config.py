@@ -260,7 +260,9 @@ class Settings(BaseSettings):
     websub_storage_max_bytes: int = 256_000_000
     websub_store: str = "redis"  # redis | kafka
     websub_kafka: dict[str, Any] = Field(default_factory=dict)  # KafkaSettings fields
-    websub_owner_ttl: float = 10.0  # seconds a server's claim on a subscription lasts
+    #: seconds a server's claim on a subscription lasts (renewed every third of it): a dead
+    #: server's subscriptions move to the others within about this, like a dead worker's tasks
+    websub_owner_ttl: float = 4.0
 
     # cron beat (fnhub.cron; docs/cron.md)
     cron_timezone: str = "UTC"  # jobs without their own timezone

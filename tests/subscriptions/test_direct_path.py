@@ -10,6 +10,8 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from tests.conftest import REDIS_URL, wait_for
@@ -55,6 +57,9 @@ def echo(topic, message):
     fnhub.cache.incr("running", -1, scope="ctl")
     return {"echo": message}
 """
+
+
+T = TypeVar("T")
 
 
 def _subscription(stream: str, **extra: object) -> dict:
@@ -282,23 +287,23 @@ def test_direct_rule_publishes_before_the_ack_and_keeps_concurrency(make_cluster
     cluster.redis.delete(stream, out)
 
 
-@pytest.mark.timeout(270)
-def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"one": _subscription(stream, mode="single")},
-    )
+def fail_over_single_mode(
+    cluster, name: str, publish: Callable[[list[str]], T], settled: Callable[[T], None]
+) -> None:
+    """A single-mode subscription's one direct child handles part of a burst, its worker is
+    killed (children with it), and the worker standing by takes the lease and handles every
+    message; `publish` sends the burst, `settled` waits until the broker has it all
+    acknowledged (what each broker shows of it differs)."""
     cluster.set_delay(0.01)
     cluster.start_worker(processes=1)
-    _wait_children(cluster, "one", 1)
+    _wait_children(cluster, name, 1)
     other = cluster.cli("worker", "--processes", "1", "--queues", "sub,sync", node="n2")
     try:
         time.sleep(3)  # the second worker is up and stands by: the lease is held
-        assert len(cluster.status("one")) == 1
+        assert len(cluster.status(name)) == 1
         n = 1000
         messages = [f"m{i}" for i in range(n)]
-        _publish(cluster.redis, stream, messages)
+        sent = publish(messages)
         wait_for(lambda: len(cluster.seen()) > 100, timeout=60, interval=0.05)
         assert cluster.worker is not None
         cluster.worker.send_signal(signal.SIGKILL)  # the holder, its children with it
@@ -308,8 +313,25 @@ def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
         wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.2)
         print(f"failover: every message handled {time.monotonic() - killed:.1f}s after the kill")
         assert cluster.seen().keys() == set(messages)
-        wait_for(lambda: cluster.redis.xpending(stream, "fnhub-one")["pending"] == 0, timeout=20)
+        settled(sent)
     finally:
         other.send_signal(signal.SIGTERM)
         other.wait(20)
+
+
+@pytest.mark.timeout(270)
+def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
+    stream = f"in-{time.time_ns()}"
+    cluster = make_cluster(
+        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
+        {"one": _subscription(stream, mode="single")},
+    )
+    fail_over_single_mode(
+        cluster,
+        "one",
+        lambda messages: _publish(cluster.redis, stream, messages),
+        lambda _ids: wait_for(
+            lambda: cluster.redis.xpending(stream, "fnhub-one")["pending"] == 0, timeout=20
+        ),
+    )
     cluster.redis.delete(stream)

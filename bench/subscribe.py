@@ -400,16 +400,32 @@ def mqtt_publish(port: int, topic: str, n: int, ready: Any = None, go: Any = Non
 
 
 def kafka_publish(port: int, topic: str, n: int) -> None:
+    asyncio.run(kafka_send(port, topic, n))
+
+
+async def kafka_send(
+    port: int,
+    topic: str,
+    n: int,
+    keyed: bool = False,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Produce `m0` … `m<n-1>` to Tansu and wait for every ack; `keyed` gives them keys spread
+    over 97 values (so over every partition), `headers` the same headers each."""
     from aiokafka import AIOKafkaProducer
 
-    async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", linger_ms=5)
-        await producer.start()
-        futures = [await producer.send(topic, f"m{i}".encode()) for i in range(n)]
+    producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topic, f"m{i}".encode(), key=b"k%d" % (i % 97) if keyed else None, headers=headers
+            )
+            for i in range(n)
+        ]
         await asyncio.gather(*futures)
+    finally:
         await producer.stop()
-
-    asyncio.run(run())
 
 
 # -- fnhub ------------------------------------------------------------------------------------

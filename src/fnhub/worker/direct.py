@@ -318,16 +318,19 @@ class DirectChild:
         (its child died, or its batch was not acknowledged) keeps its task and its record:
         its attempts are that record's attempts, and a repeat replaces the row instead of
         adding one. Messages without an id get new ids."""
-        fresh = new_task_ids(len(msgs))
+        if all(msg.message_id is not None and msg.timestamp for msg in msgs):
+            fresh: list[str] = []  # not needed (Redis Streams, Kafka): not drawn
+        else:
+            fresh = new_task_ids(len(msgs))
         name = self.spec.name
         # the digest's common start hashed once per topic, each message's id added to a copy
         started: dict[str, Any] = {}
         ids = []
-        for msg, new in zip(msgs, fresh, strict=True):
+        for i, msg in enumerate(msgs):
             if msg.message_id is None:
-                ids.append(new)
+                ids.append(fresh[i])
                 continue
-            ms = int(msg.timestamp * 1000) if msg.timestamp else int(new[:12], 16)
+            ms = int(msg.timestamp * 1000) if msg.timestamp else int(fresh[i][:12], 16)
             head = started.get(msg.topic)
             if head is None:
                 head = started[msg.topic] = hashlib.blake2b(

@@ -27,7 +27,8 @@ reverses every other round):
   500, its finished count read from fnhub's task counters) and, on Redis Streams and Kafka, the
   same subscription with `path: direct` (`fnhub worker --processes 2` alone: its children read
   the broker themselves, 250 messages a batch each, and acknowledge a batch after its functions
-  returned and its records were written; its ratios include one to the queued fnhub row).
+  returned and its records were written; its clock starts once both children have started, as
+  FastStream's once its one process counts; its ratios include one to the queued fnhub row).
   FastStream's handler counts messages
   and tells the bench; the bench then checks the broker: nothing pending in the group (Redis),
   every offset committed (Kafka).

@@ -456,9 +456,11 @@ def fnhub_rate(
     `cpu_us_serve`, its Valkey included. `extra_cpu` names other processes (the broker) whose
     CPU per message is reported as `cpu_us_<name>`. `backlog` (Redis Streams and Kafka)
     publishes the warm-up and the burst before fnhub starts and times the drain: from the first
-    reading of fnhub's counter past the warm-up to the last message, the rate over the messages
-    finished in between (as bench/peers.py times FastStream). `path` is the subscription's: with
-    "direct" the worker's children consume the broker themselves and no server runs."""
+    reading of fnhub's counter past the warm-up (on the direct path, once both children have
+    started: `consumers_up`) to the last message, the rate over the messages finished in
+    between (as bench/peers.py times FastStream, whose one process is up once it counts).
+    `path` is the subscription's: with "direct" the worker's children consume the broker
+    themselves and no server runs."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -546,6 +548,14 @@ def fnhub_rate(
             raise RuntimeError(f"{failed} handler task(s) did not succeed")
         return int(stats.get(b"n|sub|success", 0))
 
+    def consumers_up() -> bool:
+        """Whether every consumer has started: on the direct path, each of the worker's two
+        children has written its status view (at the start of its loop, its imports done).
+        They start a second or two after the worker, seldom together on a loaded machine:
+        timed from the first one's warm-up, a drain of 20,000 messages was often one child's
+        alone, and the other's start-up CPU counted in the worker's µs per message."""
+        return path != "direct" or r.hlen(f"{prefix}:subs:status:s") >= 2
+
     redis_cpu = _queue_bench().redis_cpu
 
     def cpu_now() -> dict[str, float]:
@@ -561,7 +571,7 @@ def fnhub_rate(
     try:
         if backlog:
             deadline = time.monotonic() + 120
-            while (c0 := finished()) < warm:
+            while (c0 := finished()) < warm or not consumers_up():
                 if time.monotonic() > deadline:
                     raise RuntimeError("the backlog's warm-up was not drained in 120 s")
                 time.sleep(0.002)

@@ -75,6 +75,14 @@ def _subscription(stream: str, **extra: object) -> dict:
     }
 
 
+def _cluster(make_cluster, name: str, scripts: dict[str, str] | None = None, **extra: object):
+    """A new stream and a project subscribing `name` to it (`extra`: the subscription's)."""
+    stream = f"in-{time.time_ns()}"
+    local = {"local": {"type": "redis", "settings": {"url": REDIS_URL}}}
+    subscription = _subscription(stream, **extra)
+    return stream, make_cluster(local, {name: subscription}, extra_scripts=scripts)
+
+
 def _publish(r, stream: str, messages: list[str]) -> list[str]:
     pipe = r.pipeline(transaction=False)
     for m in messages:
@@ -130,11 +138,7 @@ def _acked_ids(r, stream: str, group: str, ids: list[str]) -> set[str]:
 
 @pytest.mark.timeout(240)
 def test_direct_handles_acks_after_done_records_and_status(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"direct": _subscription(stream)},
-    )
+    stream, cluster = _cluster(make_cluster, "direct")
     cluster.set_delay(0.02)  # slow enough to catch messages in flight
     cluster.start_worker(processes=2)
     _wait_children(cluster, "direct", 2)
@@ -159,11 +163,7 @@ def test_direct_handles_acks_after_done_records_and_status(make_cluster):
 
 @pytest.mark.timeout(270)
 def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"burst": _subscription(stream)},
-    )
+    stream, cluster = _cluster(make_cluster, "burst")
     cluster.set_delay(0.002)
     cluster.start_worker(processes=2)
     _wait_children(cluster, "burst", 2)
@@ -189,12 +189,7 @@ def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
 
 @pytest.mark.timeout(240)
 def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"hung": _subscription(stream, function="hang.hang")},
-        extra_scripts={"hang": HANG},
-    )
+    stream, cluster = _cluster(make_cluster, "hung", {"hang": HANG}, function="hang.hang")
     cluster.start_worker(processes=1)
     _wait_children(cluster, "hung", 1)
     [before] = _direct_children(cluster, "hung")
@@ -218,12 +213,7 @@ def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster
 
 @pytest.mark.timeout(270)
 def test_a_message_whose_child_dies_every_time_is_dead_lettered(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"boom": _subscription(stream, function="crash.crash")},
-        extra_scripts={"crash": CRASH},
-    )
+    stream, cluster = _cluster(make_cluster, "boom", {"crash": CRASH}, function="crash.crash")
     cluster.start_worker(processes=1)
     _wait_children(cluster, "boom", 1)
     messages = ["a", "boom", "b"]
@@ -252,18 +242,14 @@ def test_a_message_whose_child_dies_every_time_is_dead_lettered(make_cluster):
 
 @pytest.mark.timeout(240)
 def test_direct_rule_publishes_before_the_ack_and_keeps_concurrency(make_cluster):
-    stream, out = f"in-{time.time_ns()}", f"out-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {
-            "rule": _subscription(
-                stream,
-                function="one.echo",
-                mode="multiple",
-                publish={"topic": out, "kind": "stream"},
-            )
-        },
-        extra_scripts={"one": ONE_AT_A_TIME},
+    out = f"out-{time.time_ns()}"
+    stream, cluster = _cluster(
+        make_cluster,
+        "rule",
+        {"one": ONE_AT_A_TIME},
+        function="one.echo",
+        mode="multiple",
+        publish={"topic": out, "kind": "stream"},
     )
     cluster.start_worker(processes=2)
     _wait_children(cluster, "rule", 2)
@@ -321,11 +307,7 @@ def fail_over_single_mode(
 
 @pytest.mark.timeout(270)
 def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"one": _subscription(stream, mode="single")},
-    )
+    stream, cluster = _cluster(make_cluster, "one", mode="single")
     fail_over_single_mode(
         cluster,
         "one",

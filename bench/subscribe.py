@@ -584,9 +584,12 @@ def fnhub_rate(
             elapsed, cpu1 = time.perf_counter() - t0, cpu_now()
             drained = warm + n - c0
             if drained < n // 2:  # fnhub's counter moves once per settled batch
+                hint = (
+                    " (the direct children started apart: try 100000)" if path == "direct" else ""
+                )
                 raise RuntimeError(
                     f"{c0 - warm} of {n} messages were done before the clock "
-                    "started: too few messages to time a drain"
+                    f"started: too few messages to time a drain{hint}"
                 )
             return {"msgs_per_s": drained / elapsed} | per_message(cpu0, cpu1, drained)
         deadline = time.monotonic() + 60

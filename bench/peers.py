@@ -37,7 +37,8 @@ The CPU columns are microseconds of CPU per message: the consumer (FastStream's 
 Dramatiq's or Celery's process tree, fnhub's worker tree), fnhub's server, the bench process where
 it enqueues (queue group), and the broker (Redis, or Tansu). Every fnhub row carries its ratio to
 each peer of its group: the median over rounds of that round's ratio. `--only fnhub` skips the
-peers (a quick check that the runners work; a drain needs a few thousand messages to time);
+peers (a quick check that the runners work; a drain needs a few thousand messages to time,
+the direct rows' about 100,000 on a loaded machine: `--messages 100000`);
 `--rows` keeps the rows of those keys (fnhub rows carry ratios to the peers kept).
 Writes bench/results/peers.json. The peers come from the `bench` extra of pyproject.toml.
 """

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.subscribe import _free_port, _wait_port  # noqa: E402
+from bench.subscribe import _free_port, _wait_port, kafka_send  # noqa: E402
 from tests.connectors.conftest import tansu_argv  # noqa: E402
 
 BATCH = 500
@@ -32,7 +32,6 @@ def _cpu() -> float:
 
 
 def publish(port: int, topic: str, n: int, headers: bool) -> None:
-    from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     async def run() -> None:
@@ -40,15 +39,8 @@ def publish(port: int, topic: str, n: int, headers: bool) -> None:
         await admin.start()
         await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
         await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", linger_ms=5)
-        await producer.start()
         hs = [("trace", b"abc"), ("kind", b"x")] if headers else None
-        futures = [
-            await producer.send(topic, f"m{i}".encode(), key=b"k%d" % (i % 97), headers=hs)
-            for i in range(n)
-        ]
-        await asyncio.gather(*futures)
-        await producer.stop()
+        await kafka_send(port, topic, n, keyed=True, headers=hs)
 
     asyncio.run(run())
 

@@ -27,7 +27,8 @@ reverses every other round):
   500, its finished count read from fnhub's task counters) and, on Redis Streams and Kafka, the
   same subscription with `path: direct` (`fnhub worker --processes 2` alone: its children read
   the broker themselves, 250 messages a batch each, and acknowledge a batch after its functions
-  returned and its records were written; its ratios include one to the queued fnhub row).
+  returned and its records were written; its clock starts once both children have started, as
+  FastStream's once its one process counts; its ratios include one to the queued fnhub row).
   FastStream's handler counts messages
   and tells the bench; the bench then checks the broker: nothing pending in the group (Redis),
   every offset committed (Kafka).
@@ -36,7 +37,8 @@ The CPU columns are microseconds of CPU per message: the consumer (FastStream's 
 Dramatiq's or Celery's process tree, fnhub's worker tree), fnhub's server, the bench process where
 it enqueues (queue group), and the broker (Redis, or Tansu). Every fnhub row carries its ratio to
 each peer of its group: the median over rounds of that round's ratio. `--only fnhub` skips the
-peers (a quick check that the runners work; a drain needs a few thousand messages to time);
+peers (a quick check that the runners work; a drain needs a few thousand messages to time,
+the direct rows' about 100,000 on a loaded machine: `--messages 100000`);
 `--rows` keeps the rows of those keys (fnhub rows carry ratios to the peers kept).
 Writes bench/results/peers.json. The peers come from the `bench` extra of pyproject.toml.
 """

@@ -400,16 +400,32 @@ def mqtt_publish(port: int, topic: str, n: int, ready: Any = None, go: Any = Non
 
 
 def kafka_publish(port: int, topic: str, n: int) -> None:
+    asyncio.run(kafka_send(port, topic, n))
+
+
+async def kafka_send(
+    port: int,
+    topic: str,
+    n: int,
+    keyed: bool = False,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Produce `m0` … `m<n-1>` to Tansu and wait for every ack; `keyed` gives them keys spread
+    over 97 values (so over every partition), `headers` the same headers each."""
     from aiokafka import AIOKafkaProducer
 
-    async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", linger_ms=5)
-        await producer.start()
-        futures = [await producer.send(topic, f"m{i}".encode()) for i in range(n)]
+    producer = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{port}", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topic, f"m{i}".encode(), key=b"k%d" % (i % 97) if keyed else None, headers=headers
+            )
+            for i in range(n)
+        ]
         await asyncio.gather(*futures)
+    finally:
         await producer.stop()
-
-    asyncio.run(run())
 
 
 # -- fnhub ------------------------------------------------------------------------------------
@@ -440,9 +456,11 @@ def fnhub_rate(
     `cpu_us_serve`, its Valkey included. `extra_cpu` names other processes (the broker) whose
     CPU per message is reported as `cpu_us_<name>`. `backlog` (Redis Streams and Kafka)
     publishes the warm-up and the burst before fnhub starts and times the drain: from the first
-    reading of fnhub's counter past the warm-up to the last message, the rate over the messages
-    finished in between (as bench/peers.py times FastStream). `path` is the subscription's: with
-    "direct" the worker's children consume the broker themselves and no server runs."""
+    reading of fnhub's counter past the warm-up (on the direct path, once both children have
+    started: `consumers_up`) to the last message, the rate over the messages finished in
+    between (as bench/peers.py times FastStream, whose one process is up once it counts).
+    `path` is the subscription's: with "direct" the worker's children consume the broker
+    themselves and no server runs."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -530,6 +548,14 @@ def fnhub_rate(
             raise RuntimeError(f"{failed} handler task(s) did not succeed")
         return int(stats.get(b"n|sub|success", 0))
 
+    def consumers_up() -> bool:
+        """Whether every consumer has started: on the direct path, each of the worker's two
+        children has written its status view (at the start of its loop, its imports done).
+        They start a second or two after the worker, seldom together on a loaded machine:
+        timed from the first one's warm-up, a drain of 20,000 messages was often one child's
+        alone, and the other's start-up CPU counted in the worker's µs per message."""
+        return path != "direct" or r.hlen(f"{prefix}:subs:status:s") >= 2
+
     redis_cpu = _queue_bench().redis_cpu
 
     def cpu_now() -> dict[str, float]:
@@ -545,7 +571,7 @@ def fnhub_rate(
     try:
         if backlog:
             deadline = time.monotonic() + 120
-            while (c0 := finished()) < warm:
+            while (c0 := finished()) < warm or not consumers_up():
                 if time.monotonic() > deadline:
                     raise RuntimeError("the backlog's warm-up was not drained in 120 s")
                 time.sleep(0.002)
@@ -558,9 +584,12 @@ def fnhub_rate(
             elapsed, cpu1 = time.perf_counter() - t0, cpu_now()
             drained = warm + n - c0
             if drained < n // 2:  # fnhub's counter moves once per settled batch
+                hint = (
+                    " (the direct children started apart: try 100000)" if path == "direct" else ""
+                )
                 raise RuntimeError(
                     f"{c0 - warm} of {n} messages were done before the clock "
-                    "started: too few messages to time a drain"
+                    f"started: too few messages to time a drain{hint}"
                 )
             return {"msgs_per_s": drained / elapsed} | per_message(cpu0, cpu1, drained)
         deadline = time.monotonic() + 60

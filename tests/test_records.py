@@ -13,11 +13,11 @@ from tests.conftest import call_ok, fresh_database, wait_for
 
 from fnhub import record_search, records, task_history
 from fnhub.keys import RECORDER_GROUP, Keys
-from fnhub.queue import ResultBatch, add_result, add_retrying
+from fnhub.queue import ResultBatch, add_result, add_retrying, results_value
 from fnhub.records import Recorder
 from fnhub.store.db import Database
 from fnhub.store.models import TaskAttempt, TaskRecord
-from fnhub.tasks import Status, Task, TaskResult, result_for
+from fnhub.tasks import Status, Task, TaskResult, encode, result_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
@@ -126,6 +126,31 @@ def test_malformed_records_entries_are_skipped_and_acknowledged(database, settin
     assert [p[b"poison_entry"] for p in poison] == [first, second]
     assert poison[0][b"x"] == b"no results field"
     assert all(b"DecodeError" in p[b"poison_reason"] for p in poison)
+
+
+def test_a_record_that_does_not_decode_is_set_aside_alone(database, settings, services):
+    """The recorder decodes a record whole only when it writes it (its origin, limit and
+    trigger time first): one that does not decode is moved to the poison stream by itself,
+    and the records beside it in its entry are written."""
+    keys = services.keys
+    good = Task(function="s.f")
+    good_result = result_for(good, Status.SUCCESS, result=1)
+    bad = msgspec.msgpack.encode({"id": "bad-kwargs", "function": "s.f", "status": "success",
+                                  "kwargs": 5})  # fmt: skip
+    entry = services.redis.xadd(
+        keys.records, {"rs": results_value([encode(good_result), bad, encode(good_result)])}
+    )
+    recorder = Recorder(database, services.redis, keys, settings, "t1")
+    recorder.ensure_group()
+    assert recorder.run_once(block_ms=200) == 3
+    with database.session() as session:
+        assert session.get(TaskRecord, good.id).result == 1
+        assert session.get(TaskRecord, "bad-kwargs") is None
+    assert services.redis.xlen(keys.records) == 0
+    [(_id, poison)] = services.redis.xrange(keys.records_poison)
+    assert (poison[b"poison_entry"], poison[b"poison_task"]) == (entry, b"bad-kwargs")
+    assert poison[b"poison_reason"].startswith(b"ValidationError: Expected `object`")
+    assert msgspec.msgpack.decode(poison[b"rs"]) == [msgspec.msgpack.decode(bad)]
 
 
 def test_retention_keeps_last_n_per_origin(database, settings, services):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -372,10 +372,15 @@ def results_entry(results: list[bytes]) -> dict[str, bytes]:
 
 def iter_results(fields: dict[bytes, bytes]) -> Iterator[TaskResult]:
     """The results in a reply or records entry; raises msgspec.DecodeError on a malformed one."""
+    yield from _results_decoder.decode(results_data(fields))
+
+
+def results_data(fields: dict[bytes, bytes]) -> bytes:
+    """The `rs` field of a reply or records entry (msgspec.DecodeError if it has none)."""
     data = fields.get(b"rs")
     if data is None:
         raise msgspec.DecodeError("entry has no results field 'rs'")
-    yield from _results_decoder.decode(data)
+    return data
 
 
 def add_result(
@@ -425,34 +430,52 @@ def add_retrying(
 def add_stats(batch: ResultBatch, result: TaskResult) -> None:
     """Count the outcome and its run time's bucket, per queue, function and the minute it
     ended in (one key each: the sums per queue and per function are made once per batch), and
-    the function's queue wait. (Names bound locally: a busy worker counts every task here.)"""
-    queue, function, status = result.queue, result.function, result.status
-    start, end, trigger = result.start_time, result.end_time, result.trigger_time
-    minute = int((end if end is not None else time.time()) // 60)
-    outcomes = batch.outcomes
-    key = (queue, function, status, minute)
-    outcomes[key] = outcomes.get(key, 0) + 1
-    if status != _SUCCESS:  # the common case pays one comparison
-        kind = failure_kind(result)
-        if kind is not None:
-            batch.failure_kinds[function, kind] = batch.failure_kinds.get((function, kind), 0) + 1
-    if start is None:
-        return
-    if end is not None:
-        seconds = end - start if end > start else 0.0
-        buckets, run_seconds = batch.buckets, batch.run_seconds
-        function_seconds = batch.function_seconds
-        bucket = (queue, function, _bisect_left(RUN_BOUNDS, seconds), minute)
-        buckets[bucket] = buckets.get(bucket, 0) + 1
-        run_seconds[queue] = run_seconds.get(queue, 0.0) + seconds
-        function_seconds[function] = function_seconds.get(function, 0.0) + seconds
-    if trigger:
-        # trigger → start of the final attempt; clocks of different hosts may disagree a little
-        wait = start - trigger if start > trigger else 0.0
-        wait_buckets, wait_seconds = batch.wait_buckets, batch.wait_seconds
-        index = (function, _bisect_left(RUN_BOUNDS, wait))
-        wait_buckets[index] = wait_buckets.get(index, 0) + 1
-        wait_seconds[function] = wait_seconds.get(function, 0.0) + wait
+    the function's queue wait."""
+    add_stats_many(batch, (result,))
+
+
+def add_successes(batch: ResultBatch, results: Sequence[TaskResult]) -> None:
+    """`add_result` for successes whose tasks need nothing but their record and counters: no
+    caller waiting (`reply_to`), no status key, no concurrency slot and no trigger marker to
+    give back (a direct subscription's batch, `worker.direct`). One pass over the batch
+    instead of a call (and a closure) per task: a direct child settles hundreds at a time."""
+    records = batch.records
+    records.extend([encode(result) for result in results if result.record])
+    add_stats_many(batch, results)
+
+
+def add_stats_many(batch: ResultBatch, results: Iterable[TaskResult]) -> None:
+    """`add_stats` of each result, with the names bound once for the lot (a busy worker counts
+    every task here)."""
+    outcomes, failure_kinds = batch.outcomes, batch.failure_kinds
+    buckets, run_seconds = batch.buckets, batch.run_seconds
+    function_seconds = batch.function_seconds
+    wait_buckets, wait_seconds = batch.wait_buckets, batch.wait_seconds
+    bounds, bisect_left, success = RUN_BOUNDS, _bisect_left, _SUCCESS
+    for result in results:
+        queue, function, status = result.queue, result.function, result.status
+        start, end, trigger = result.start_time, result.end_time, result.trigger_time
+        minute = int((end if end is not None else time.time()) // 60)
+        key = (queue, function, status, minute)
+        outcomes[key] = outcomes.get(key, 0) + 1
+        if status != success:  # the common case pays one comparison
+            kind = failure_kind(result)
+            if kind is not None:
+                failure_kinds[function, kind] = failure_kinds.get((function, kind), 0) + 1
+        if start is None:
+            continue
+        if end is not None:
+            seconds = end - start if end > start else 0.0
+            bucket = (queue, function, bisect_left(bounds, seconds), minute)
+            buckets[bucket] = buckets.get(bucket, 0) + 1
+            run_seconds[queue] = run_seconds.get(queue, 0.0) + seconds
+            function_seconds[function] = function_seconds.get(function, 0.0) + seconds
+        if trigger:
+            # trigger → start of the final attempt; clocks of different hosts may disagree
+            wait = start - trigger if start > trigger else 0.0
+            index = (function, bisect_left(bounds, wait))
+            wait_buckets[index] = wait_buckets.get(index, 0) + 1
+            wait_seconds[function] = wait_seconds.get(function, 0.0) + wait
 
 
 _SUCCESS = Status.SUCCESS

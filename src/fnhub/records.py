@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import orjson
 import redis
 from redis.typing import EncodableT, FieldT
@@ -56,11 +57,11 @@ from fnhub.config import Settings
 from fnhub.keys import RECORDER_GROUP, Keys
 from fnhub.nesting import nests_deeper
 from fnhub.outage_log import short_reason
-from fnhub.queue import iter_results, results_value
+from fnhub.queue import results_data, results_value
 from fnhub.redis_replies import PendingEntry, as_pending_streams, as_streams
 from fnhub.store.db import Database
 from fnhub.store.models import TaskAttempt, TaskRecord, table_of
-from fnhub.tasks import Status, TaskResult, encode
+from fnhub.tasks import Origin, Status, TaskResult, decode_result, encode
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +225,28 @@ def _compiled(statement: Insert, dialect: Dialect, order: tuple[str, ...]) -> tu
     return str(compiled), compiled.positional
 
 
-def _trigger_time(result: TaskResult) -> float:
-    return result.trigger_time
+class RecordHead(msgspec.Struct, kw_only=True):
+    """What the recorder decodes of every record it reads: its origin, retention limit and
+    trigger time, by which it picks the newest its origin keeps (`TaskResult`'s fields and
+    defaults; msgpack skips the rest). The whole record is decoded only when it is written: a
+    burst past its origin's limit (a subscription draining a backlog) is mostly dropped, and
+    decoding its kwargs, meta and output cost the supervisor more than the rows it writes."""
+
+    id: str
+    origin: str = Origin.DIRECT
+    origin_id: str = ""
+    trigger_time: float = 0.0
+    record_limit: int | None = None
+
+
+#: a record read and held: its head, and its bytes to decode when it is written
+Held = tuple[RecordHead, msgspec.Raw]
+_heads_decoder = msgspec.msgpack.Decoder(list[RecordHead])
+_raws_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+
+
+def _trigger_time(held: Held) -> float:
+    return held[0].trigger_time
 
 
 def upsert_records(db: Database, rows: list[tuple[Any, ...]]) -> None:
@@ -328,14 +349,14 @@ class Recorder:
         self.consumer = consumer
         self.limits: dict[tuple[str, str], int] = {}
         self._pruned_at = time.monotonic()
-        # read but not yet written: per origin its results, the entries that carried them
-        # (acknowledged once written), how many results, and since when
-        self._held: dict[tuple[str, str], list[TaskResult]] = {}
+        # read but not yet written: per origin its records, the entries that carried them
+        # (acknowledged once written), how many records, and since when
+        self._held: dict[tuple[str, str], list[Held]] = {}
         self._held_ids: list[bytes] = []
         self._held_count = 0
         self._held_since = 0.0
         self._entry_of: dict[str, bytes] = {}  # task id → the entry its result came in
-        self._poison: list[PoisonFields] = []  # held entries that could not be decoded
+        self._poison: list[PoisonFields] = []  # held entries (records) that could not be decoded
         self._reread_pending = True  # at (re)start: entries read before, never acknowledged
 
     def ensure_group(self) -> None:
@@ -391,20 +412,22 @@ class Recorder:
             if not fields:  # deleted while pending: nothing to write
                 continue
             try:
-                results = list(iter_results(fields))
+                data = results_data(fields)
+                records = zip(_heads_decoder.decode(data), _raws_decoder.decode(data), strict=True)
             except Exception as exc:  # garbage, or nested too deep to decode here
                 self._set_entry_aside(entry_id, fields, exc)
                 continue
-            handled += len(results)
-            for result in results:
-                entry_of[result.id] = entry_id
-                origin = (result.origin, result.origin_id)
+            for record in records:
+                head = record[0]
+                entry_of[head.id] = entry_id
+                origin = (head.origin, head.origin_id)
                 kept = held.get(origin)
                 if kept is None:
                     kept = held[origin] = []
-                kept.append(result)
-                if result.record_limit is not None:
-                    self.limits[origin] = result.record_limit
+                kept.append(record)
+                handled += 1
+                if head.record_limit is not None:
+                    self.limits[origin] = head.record_limit
                 else:
                     self.limits.setdefault(origin, -1)
         for origin, kept in held.items():  # past twice the limit, drop what will not be written
@@ -420,9 +443,14 @@ class Recorder:
         if not self._held_ids:
             return
         poison = list(self._poison)  # and the records set aside below, moved with the acks
-        results = [
-            result for origin, held in self._held.items() for result in self._newest(origin, held)
-        ]
+        results = self._decoded(
+            [
+                record
+                for origin, held in self._held.items()
+                for record in self._newest(origin, held)
+            ],
+            poison,
+        )
         try:
             rows = [to_row(result) for result in results]
         except Exception:  # a value no JSON column holds: find it, write the others
@@ -440,6 +468,37 @@ class Recorder:
             pipe.xdel(self.keys.records, *chunk)
         pipe.execute()
         self._forget_held()
+
+    def _decoded(self, held: list[Held], poison: list[PoisonFields]) -> list[TaskResult]:
+        """The records to write, decoded whole; one that does not decode (its head did) is
+        moved to the poison stream as a records entry of its own."""
+        try:
+            return [decode_result(raw) for _head, raw in held]
+        except Exception:  # rare: find it, decode the others
+            pass
+        results = []
+        for head, raw in held:
+            try:
+                results.append(decode_result(raw))
+            except Exception as exc:
+                entry = self._entry_of.get(head.id, b"")
+                reason = _reason(exc)
+                log.error(
+                    "record of task %s (records entry %s) cannot be decoded (%s); moved to %s",
+                    head.id,
+                    entry.decode(),
+                    reason,
+                    self.keys.records_poison,
+                )
+                poison.append(
+                    {
+                        b"rs": results_value([bytes(raw)]),
+                        b"poison_reason": reason,
+                        b"poison_entry": entry,
+                        b"poison_task": _text(head.id, 200),
+                    }
+                )
+        return results
 
     def _forget_held(self) -> None:
         self._held, self._held_ids, self._held_count = {}, [], 0
@@ -539,7 +598,7 @@ class Recorder:
         limit = self.limits.get(origin, -1)
         return self.settings.records_keep_per_origin if limit < 0 else limit
 
-    def _newest(self, origin: tuple[str, str], results: list[TaskResult]) -> list[TaskResult]:
+    def _newest(self, origin: tuple[str, str], results: list[Held]) -> list[Held]:
         """The results of one origin worth writing: past its limit, only the newest (by trigger
         time, as `prune` counts), since `prune` would delete the others unread. A burst of a
         subscription with the default limit of 1000 writes 1000 rows per write, not one per

@@ -20,6 +20,7 @@ from tests.subscriptions.test_direct_path import (
     _direct_children,
     _records,
     _wait_children,
+    fail_over_single_mode,
 )
 
 T = TypeVar("T")
@@ -225,30 +226,14 @@ def test_direct_kafka_multiple_mode_children_share_the_group(make_cluster, kafka
 @pytest.mark.timeout(270)
 def test_direct_kafka_single_mode_fails_over_to_another_worker(make_cluster, kafka):
     topic, cluster = _cluster(make_cluster, kafka, "one", 4, mode="single")
-    cluster.set_delay(0.01)
-    cluster.start_worker(processes=1)
-    _wait_children(cluster, "one", 1)
-    other = cluster.cli("worker", "--processes", "1", "--queues", "sub,sync", node="n2")
-    try:
-        time.sleep(3)  # the second worker is up and stands by: the lease is held
-        assert len(cluster.status("one")) == 1
-        n = 1000
-        messages = [f"m{i}" for i in range(n)]
-        where = kafka.produce(topic, messages)
-        wait_for(lambda: len(cluster.seen()) > 100, timeout=60, interval=0.05)
-        assert cluster.worker is not None
-        cluster.worker.send_signal(signal.SIGKILL)  # the holder, its children with it
-        cluster.worker.wait()
-        killed = time.monotonic()
-        assert len(cluster.seen()) < n
-        wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.2)
-        print(f"failover: every message handled {time.monotonic() - killed:.1f}s after the kill")
-        assert cluster.seen().keys() == set(messages)
-        ends = _ends(where, 4)
-        wait_for(lambda: kafka.committed("fnhub-one", topic, 4) == ends, timeout=20)
-    finally:
-        other.send_signal(signal.SIGTERM)
-        other.wait(20)
+    fail_over_single_mode(
+        cluster,
+        "one",
+        lambda messages: kafka.produce(topic, messages),
+        lambda where: wait_for(
+            lambda: kafka.committed("fnhub-one", topic, 4) == _ends(where, 4), timeout=20
+        ),
+    )
 
 
 @pytest.mark.timeout(240)

@@ -10,6 +10,8 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from tests.conftest import REDIS_URL, wait_for
@@ -57,6 +59,9 @@ def echo(topic, message):
 """
 
 
+T = TypeVar("T")
+
+
 def _subscription(stream: str, **extra: object) -> dict:
     return {
         "connector": "local",
@@ -68,6 +73,14 @@ def _subscription(stream: str, **extra: object) -> dict:
         "record_limit": 100_000,
         **extra,
     }
+
+
+def _cluster(make_cluster, name: str, scripts: dict[str, str] | None = None, **extra: object):
+    """A new stream and a project subscribing `name` to it (`extra`: the subscription's)."""
+    stream = f"in-{time.time_ns()}"
+    local = {"local": {"type": "redis", "settings": {"url": REDIS_URL}}}
+    subscription = _subscription(stream, **extra)
+    return stream, make_cluster(local, {name: subscription}, extra_scripts=scripts)
 
 
 def _publish(r, stream: str, messages: list[str]) -> list[str]:
@@ -125,11 +138,7 @@ def _acked_ids(r, stream: str, group: str, ids: list[str]) -> set[str]:
 
 @pytest.mark.timeout(240)
 def test_direct_handles_acks_after_done_records_and_status(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"direct": _subscription(stream)},
-    )
+    stream, cluster = _cluster(make_cluster, "direct")
     cluster.set_delay(0.02)  # slow enough to catch messages in flight
     cluster.start_worker(processes=2)
     _wait_children(cluster, "direct", 2)
@@ -154,11 +163,7 @@ def test_direct_handles_acks_after_done_records_and_status(make_cluster):
 
 @pytest.mark.timeout(270)
 def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"burst": _subscription(stream)},
-    )
+    stream, cluster = _cluster(make_cluster, "burst")
     cluster.set_delay(0.002)
     cluster.start_worker(processes=2)
     _wait_children(cluster, "burst", 2)
@@ -184,12 +189,7 @@ def test_direct_child_killed_mid_burst_loses_nothing(make_cluster):
 
 @pytest.mark.timeout(240)
 def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"hung": _subscription(stream, function="hang.hang")},
-        extra_scripts={"hang": HANG},
-    )
+    stream, cluster = _cluster(make_cluster, "hung", {"hang": HANG}, function="hang.hang")
     cluster.start_worker(processes=1)
     _wait_children(cluster, "hung", 1)
     [before] = _direct_children(cluster, "hung")
@@ -213,12 +213,7 @@ def test_direct_timeout_kills_the_child_and_the_rest_is_redelivered(make_cluster
 
 @pytest.mark.timeout(270)
 def test_a_message_whose_child_dies_every_time_is_dead_lettered(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"boom": _subscription(stream, function="crash.crash")},
-        extra_scripts={"crash": CRASH},
-    )
+    stream, cluster = _cluster(make_cluster, "boom", {"crash": CRASH}, function="crash.crash")
     cluster.start_worker(processes=1)
     _wait_children(cluster, "boom", 1)
     messages = ["a", "boom", "b"]
@@ -247,18 +242,14 @@ def test_a_message_whose_child_dies_every_time_is_dead_lettered(make_cluster):
 
 @pytest.mark.timeout(240)
 def test_direct_rule_publishes_before_the_ack_and_keeps_concurrency(make_cluster):
-    stream, out = f"in-{time.time_ns()}", f"out-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {
-            "rule": _subscription(
-                stream,
-                function="one.echo",
-                mode="multiple",
-                publish={"topic": out, "kind": "stream"},
-            )
-        },
-        extra_scripts={"one": ONE_AT_A_TIME},
+    out = f"out-{time.time_ns()}"
+    stream, cluster = _cluster(
+        make_cluster,
+        "rule",
+        {"one": ONE_AT_A_TIME},
+        function="one.echo",
+        mode="multiple",
+        publish={"topic": out, "kind": "stream"},
     )
     cluster.start_worker(processes=2)
     _wait_children(cluster, "rule", 2)
@@ -282,23 +273,23 @@ def test_direct_rule_publishes_before_the_ack_and_keeps_concurrency(make_cluster
     cluster.redis.delete(stream, out)
 
 
-@pytest.mark.timeout(270)
-def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
-    stream = f"in-{time.time_ns()}"
-    cluster = make_cluster(
-        {"local": {"type": "redis", "settings": {"url": REDIS_URL}}},
-        {"one": _subscription(stream, mode="single")},
-    )
+def fail_over_single_mode(
+    cluster, name: str, publish: Callable[[list[str]], T], settled: Callable[[T], None]
+) -> None:
+    """A single-mode subscription's one direct child handles part of a burst, its worker is
+    killed (children with it), and the worker standing by takes the lease and handles every
+    message; `publish` sends the burst, `settled` waits until the broker has it all
+    acknowledged (what each broker shows of it differs)."""
     cluster.set_delay(0.01)
     cluster.start_worker(processes=1)
-    _wait_children(cluster, "one", 1)
+    _wait_children(cluster, name, 1)
     other = cluster.cli("worker", "--processes", "1", "--queues", "sub,sync", node="n2")
     try:
         time.sleep(3)  # the second worker is up and stands by: the lease is held
-        assert len(cluster.status("one")) == 1
+        assert len(cluster.status(name)) == 1
         n = 1000
         messages = [f"m{i}" for i in range(n)]
-        _publish(cluster.redis, stream, messages)
+        sent = publish(messages)
         wait_for(lambda: len(cluster.seen()) > 100, timeout=60, interval=0.05)
         assert cluster.worker is not None
         cluster.worker.send_signal(signal.SIGKILL)  # the holder, its children with it
@@ -308,8 +299,21 @@ def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
         wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.2)
         print(f"failover: every message handled {time.monotonic() - killed:.1f}s after the kill")
         assert cluster.seen().keys() == set(messages)
-        wait_for(lambda: cluster.redis.xpending(stream, "fnhub-one")["pending"] == 0, timeout=20)
+        settled(sent)
     finally:
         other.send_signal(signal.SIGTERM)
         other.wait(20)
+
+
+@pytest.mark.timeout(270)
+def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
+    stream, cluster = _cluster(make_cluster, "one", mode="single")
+    fail_over_single_mode(
+        cluster,
+        "one",
+        lambda messages: _publish(cluster.redis, stream, messages),
+        lambda _ids: wait_for(
+            lambda: cluster.redis.xpending(stream, "fnhub-one")["pending"] == 0, timeout=20
+        ),
+    )
     cluster.redis.delete(stream)

@@ -83,9 +83,11 @@ class SubscriptionStats:
         result: Any,
         error: str | None,
         task_id: str | None = None,
+        n: int = 1,
     ) -> None:
-        """Count one message's outcome; `task_id` names the task whose record tells more."""
-        self.by_outcome[status] = self.by_outcome.get(status, 0) + 1
+        """Count one message's outcome (or `n` of them, `msg` the last); `task_id` names the
+        task whose record tells more."""
+        self.by_outcome[status] = self.by_outcome.get(status, 0) + n
         self._last[status] = (time.time(), msg, result, error, task_id)
 
     def done(self, seconds: float, n: int = 1) -> None:

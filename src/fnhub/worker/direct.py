@@ -55,6 +55,7 @@ from fnhub.queue import (
     add_dead_letter,
     add_result,
     add_retrying,
+    add_successes,
     killed_result,
 )
 from fnhub.redis_replies import as_optional_list
@@ -199,6 +200,10 @@ class DirectChild:
         self.stats.source = consumer.status
         self._finish = client.register_script(FINISH)
         self._writes: list[Write] = []  # records and counters of the batch, not yet sent
+        # successes that need only their record and counters (`queue.add_successes`): the
+        # batch's common case, gathered without a closure each
+        self._successes: list[TaskResult] = []
+        self._plain = False  # whether this batch's tasks hold no slot, key or caller
         self._counted: dict[str, int] = {}
         self._leaving = threading.Event()
         self._status_thread: threading.Thread | None = None
@@ -252,10 +257,16 @@ class DirectChild:
         convention = make.info.convention
         function = self.spec.function
         fn = self._python_function(make)
-        base = result_for(make.template, Status.SUCCESS)  # what every result here shares
+        template = make.template
+        base = result_for(template, Status.SUCCESS)  # what every result here shares
+        limit = int(make.concurrency) if make.concurrency else None  # `concurrency.limit_of`
+        self._plain = limit is None and template.reply_to is None and template.status_key is None
         outcome = self.stats.outcome
         publishes = self.spec.publish is not None or self.spec.error_publish is not None
+        record = self.spec.record
         seconds = 0.0
+        successes = 0  # counted in the stats once, after the loop
+        last_success: tuple[Message, TaskResult] | None = None
         for msg, task_id, invoke_id in zip(
             msgs, self._task_ids(msgs), new_invoke_ids(len(msgs)), strict=True
         ):
@@ -274,14 +285,23 @@ class DirectChild:
                 outcome(msg, Status.FAILURE, None, str(exc))
                 ended = time.time()
             else:
-                result = self._run(task, msg, fates, fn, base)
+                result = self._run(task, msg, fates, fn, base, limit)
                 if result is None or (publishes and not self._publish_outcome(msg, result)):
                     break  # stopping: this and the rest stay unacknowledged
-                task_id_shown = result.id if self.spec.record else None
-                outcome(msg, result.status, result.result, result.error_message, task_id_shown)
+                if result.status == Status.SUCCESS:
+                    successes += 1
+                    last_success = msg, result
+                else:
+                    task_id_shown = result.id if record else None
+                    outcome(msg, result.status, result.result, result.error_message, task_id_shown)
                 ended = result.end_time or time.time()
             seconds += ended - started
             done.append(msg)
+        if last_success is not None:
+            msg, result = last_success
+            outcome(
+                msg, Status.SUCCESS, result.result, None, result.id if record else None, successes
+            )
         self.stats.done(seconds, len(done))
         if os.getpid() != self.pid:  # a copy user code forked (by C code: `Executor.forks`)
             os._exit(1)
@@ -298,16 +318,19 @@ class DirectChild:
         (its child died, or its batch was not acknowledged) keeps its task and its record:
         its attempts are that record's attempts, and a repeat replaces the row instead of
         adding one. Messages without an id get new ids."""
-        fresh = new_task_ids(len(msgs))
+        if all(msg.message_id is not None and msg.timestamp for msg in msgs):
+            fresh: list[str] = []  # not needed (Redis Streams, Kafka): not drawn
+        else:
+            fresh = new_task_ids(len(msgs))
         name = self.spec.name
         # the digest's common start hashed once per topic, each message's id added to a copy
         started: dict[str, Any] = {}
         ids = []
-        for msg, new in zip(msgs, fresh, strict=True):
+        for i, msg in enumerate(msgs):
             if msg.message_id is None:
-                ids.append(new)
+                ids.append(fresh[i])
                 continue
-            ms = int(msg.timestamp * 1000) if msg.timestamp else int(new[:12], 16)
+            ms = int(msg.timestamp * 1000) if msg.timestamp else int(fresh[i][:12], 16)
             head = started.get(msg.topic)
             if head is None:
                 head = started[msg.topic] = hashlib.blake2b(
@@ -384,11 +407,13 @@ class DirectChild:
         fates: dict[str, tuple[int, str | None]],
         fn: Callable[..., Any] | None = None,
         base: TaskResult | None = None,
+        limit: int | None = None,
     ) -> TaskResult | None:
         """The message's final result (its records queued in `_writes`); None when the
         worker stops before it could run (a concurrency slot never came free). `fn`: the
         task's Python function, resolved for the batch (`_python_function`); `base`: the
-        result of the batch's task template (`tasks.result_from`)."""
+        result of the batch's task template (`tasks.result_from`); `limit`: the function's
+        concurrency limit, read once for the batch."""
         crashes, final = fates.get(msg.message_id or "", (0, None)) if fates else (0, None)
         if final is not None:  # killed on purpose while it ran: final, not run again
             kind, _, detail = final.partition("|")
@@ -420,7 +445,6 @@ class DirectChild:
             self._writes.append(_retrying(before, died))
             self._flush()  # kept even if this attempt takes its child down too (rare)
             task = msgspec.structs.replace(task, attempt=crashes + 1)
-        limit = concurrency.limit_of(task) if task.meta else None
         if limit:
             self._flush()  # finished messages of this batch may hold the slots this one needs
             while not concurrency.acquire(self.redis, self.keys, task, limit):
@@ -472,7 +496,12 @@ class DirectChild:
         return result
 
     def _final(self, task: Task, result: TaskResult) -> TaskResult:
-        self._writes.append(lambda pipe, keys, batch: add_result(pipe, keys, task, result, batch))
+        if self._plain and result.status == Status.SUCCESS:
+            self._successes.append(result)
+        else:
+            self._writes.append(
+                lambda pipe, keys, batch: add_result(pipe, keys, task, result, batch)
+            )
         return result
 
     # -- a rule's output ----------------------------------------------------------------------
@@ -517,13 +546,14 @@ class DirectChild:
         """Send the batch's records, counters, dead letters and slot releases (one FINISH,
         in a MULTI with the rarer commands); retried until fnhub's Redis takes them, since
         the messages are acknowledged only after."""
-        if not self._writes:
+        if not self._writes and not self._successes:
             return
         backoff = Backoff(initial=0.05, cap=2.0)
         while True:
             try:
                 pipe = self.redis.pipeline(transaction=True)
                 batch = ResultBatch()
+                add_successes(batch, self._successes)
                 for write in self._writes:
                     write(pipe, self.keys, batch)
                 plan = batch.finish_plan(pipe, self.keys, {})
@@ -532,10 +562,11 @@ class DirectChild:
                     pipe.execute()
                 else:
                     self._finish(args=[plan])
-                self._writes = []
+                self._writes, self._successes = [], []
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("cannot reach Redis to record %d result(s): %s", len(self._writes), exc)
+                n = len(self._writes) + len(self._successes)
+                log.warning("cannot reach Redis to record %d result(s): %s", n, exc)
                 time.sleep(backoff.next())
 
     def _status_loop(self) -> None:

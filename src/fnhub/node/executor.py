@@ -280,7 +280,7 @@ class NodeExecutor:
         ):
             self._refresh()
         process = self.process
-        if process is not None and process.proc.poll() is not None:
+        if process is not None and process.ended():
             # it ended between tasks (a stray timer's crash, a kill): not this task's doing
             log.warning("the Node process ended between tasks: %s", process.log_tail(500))
             process.close()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import wait_for
 
 from fnhub.node.executor import NodeDied
 
@@ -234,6 +235,18 @@ def test_sigkill_from_outside_raises_node_died(js: JsScripts, make_executor) -> 
     with pytest.raises(NodeDied):
         run(executor, "loops.sleep", {"ms": 5000})
     assert ok(run(executor, "loops.sleep", {"ms": 1})) == "woke"  # a replacement serves
+
+
+def test_a_process_killed_between_tasks_is_replaced_before_the_next(
+    js: JsScripts, make_executor
+) -> None:
+    js.publish(loops=LOOPS)
+    executor = make_executor()
+    pid = ok(run(executor, "loops.pid"))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: executor.process is not None and executor.process.ended(), timeout=5)
+    # not this task's doing: it runs (no NodeDied, no failure) in a replacement
+    assert ok(run(executor, "loops.pid")) != pid
 
 
 OUTPUT = """

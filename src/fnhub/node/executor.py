@@ -99,6 +99,28 @@ ANSWER_EXPIRED = 2
 Sent = tuple[str, int, str]
 
 
+def _failed(
+    task: Task,
+    start: float,
+    error_type: str,
+    message: str,
+    *,
+    traceback: str | None = None,
+    status: Status = Status.FAILURE,
+) -> TaskResult:
+    """The result of a task that did not return, ending now: every way the executor itself
+    ends one (unknown function, arguments JSON cannot carry, deadline, the process's end)."""
+    return result_for(
+        task,
+        status,
+        start_time=start,
+        end_time=time.time(),
+        error_type=error_type,
+        error_message=message,
+        traceback=traceback,
+    )
+
+
 class NodeExecutor:
     """Runs JavaScript tasks of one worker child in a Node process of its own.
 
@@ -258,7 +280,7 @@ class NodeExecutor:
         ):
             self._refresh()
         process = self.process
-        if process is not None and process.proc.poll() is not None:
+        if process is not None and process.ended():
             # it ended between tasks (a stray timer's crash, a kill): not this task's doing
             log.warning("the Node process ended between tasks: %s", process.log_tail(500))
             process.close()
@@ -269,13 +291,8 @@ class NodeExecutor:
             process = self._start()
         found = self._layout(process, script, hash_)
         if isinstance(found, str):
-            return result_for(
-                task,
-                Status.FAILURE,
-                start_time=start,
-                end_time=time.time(),
-                error_type="UnknownFunction",
-                error_message=f"unknown function '{task.function}' ({found})",
+            return _failed(
+                task, start, "UnknownFunction", f"unknown function '{task.function}' ({found})"
             )
         layout, prelude = found
         try:
@@ -283,14 +300,11 @@ class NodeExecutor:
         except TypeError as exc:  # e.g. a nested map with bytes keys (msgpack allows them)
             if prelude:  # the layout counts as sent from now on: it must be
                 self._send_alone(process, prelude, deadline)
-            return result_for(
+            return _failed(
                 task,
-                Status.FAILURE,
-                start_time=start,
-                end_time=time.time(),
-                error_type="ArgumentsNotSerializable",
-                error_message=f"the arguments of {task.function} cannot be passed to "
-                f"JavaScript as JSON ({exc})",
+                start,
+                "ArgumentsNotSerializable",
+                f"the arguments of {task.function} cannot be passed to JavaScript as JSON ({exc})",
             )
         self.inflight.append((task.id, task.attempt, script))
         self.head_since = start
@@ -445,14 +459,13 @@ class NodeExecutor:
     def _timeout(self, process: HostProcess, task: Task, start: float) -> TaskResult:
         self.quick.pop(task.function, None)
         self._replace(process)
-        return result_for(
+        return _failed(
             task,
-            Status.TIMEOUT,
-            start_time=start,
-            end_time=time.time(),
-            error_type="TimeoutError",
-            error_message=f"{task.function} ran longer than its {task.timeout:g}s timeout "
-            "and its process was killed",
+            start,
+            "TimeoutError",
+            f"{task.function} ran longer than its {task.timeout:g}s timeout and its process "
+            "was killed",
+            status=Status.TIMEOUT,
         )
 
     def _ended(self, process: HostProcess, task: Task, start: float) -> TaskResult:
@@ -486,15 +499,7 @@ class NodeExecutor:
             error_type = "NodeCrashed"
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             message = f"the Node process died ({how}) while running {task.function}; replaced"
-        return result_for(
-            task,
-            Status.FAILURE,
-            start_time=start,
-            end_time=time.time(),
-            error_type=error_type,
-            error_message=message,
-            traceback=tail.strip()[-2000:] or None,
-        )
+        return _failed(task, start, error_type, message, traceback=tail.strip()[-2000:] or None)
 
     # --- the SDK, answered here --------------------------------------------------------------
 

@@ -361,7 +361,7 @@ def child_main(
         send_results=finisher.flush,
         alive=lambda: os.getppid() == supervisor_pid,
     )
-    executor.lookahead(_ahead_taker(prefetch), prefetch.give_back)
+    executor.lookahead(_ahead_taker(prefetch), prefetch.give_back, prefetch.unstarted)
     freeze_startup_objects()
     watch.start()
     try:

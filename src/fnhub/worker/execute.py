@@ -27,6 +27,8 @@ from fnhub.config import Settings
 from fnhub.dff import variables as dff_variables
 from fnhub.envs.masking import guard_process, mask_result
 from fnhub.node.host import RunEntry, run_frame
+from fnhub.node.locate import NodeNotFound
+from fnhub.node.packages import PackagesError
 from fnhub.response import Response
 from fnhub.runtime import current_task
 from fnhub.tasks import Status, Task, TaskResult, expired_result, result_for, result_from
@@ -164,6 +166,7 @@ class Executor:
         self.node: NodeExecutor | None = None
         self._take_ahead: TakeAhead | None = None
         self._give_back: Callable[[int], None] | None = None
+        self._unstarted: Callable[[], int] = lambda: 0
         self.log_max_bytes = log_max_bytes
         self.result_max_bytes = result_max_bytes
         self.loop = asyncio.new_event_loop()
@@ -283,9 +286,6 @@ class Executor:
     def _run_javascript(self, task: Task, js: JsFunction, start: float) -> TaskResult:
         """Run in this child's Node process (started on first use). NodeDied (the process
         was killed from outside) goes up: the task is retried like one of a dead worker."""
-        from fnhub.node.locate import NodeNotFound
-        from fnhub.node.packages import PackagesError
-
         if self.settings is None:
             raise ScriptLoadError("this worker cannot run JavaScript (no settings given)")
         try:
@@ -299,12 +299,16 @@ class Executor:
             unavailable = NodeUnavailable(f"cannot run JavaScript on this worker: {exc}")
             return self._failure(task, start, unavailable, "", with_traceback=False)
 
-    def lookahead(self, take: TakeAhead, give_back: Callable[[int], None]) -> None:
+    def lookahead(
+        self, take: TakeAhead, give_back: Callable[[int], None], unstarted: Callable[[], int]
+    ) -> None:
         """Let the Node process get the next JavaScript tasks of the batch ahead of their turn:
         `take(n, accept)` moves up to n next tasks that `accept` takes out of the batch's
-        unstarted ones (they run next, in order), `give_back(n)` returns the last n."""
+        unstarted ones (they run next, in order), `give_back(n)` returns the last n,
+        `unstarted()` says how many there are (a lone task's top-up then costs one call)."""
         self._take_ahead = take
         self._give_back = give_back
+        self._unstarted = unstarted
         if self.node is not None:
             self.node.top_up = self._top_up
             self.node.give_back = give_back
@@ -315,7 +319,7 @@ class Executor:
         adds a layout: it may go before tasks that do not use it). Each function's script is
         looked up and its plan made once per top-up, not for every task."""
         node, take = self.node, self._take_ahead
-        if node is None or take is None:
+        if node is None or take is None or not self._unstarted():
             return b""
         plans: dict[tuple[str, str], AheadPlan | None] = {}
         preludes: list[bytes] = []

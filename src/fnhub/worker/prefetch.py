@@ -147,6 +147,12 @@ class Prefetch:
             for _ in range(min(n, len(self._ahead))):
                 self._items.appendleft(self._ahead.pop())
 
+    def unstarted(self) -> int:
+        """How many tasks of the batch are not started nor taken ahead. No lock: only the
+        child's own thread adds tasks, so a count the watchdog's hand back makes stale is too
+        high, never too low, and `take_ahead` (locked) then finds fewer."""
+        return len(self._items)
+
     @property
     def ahead(self) -> int:
         """How many tasks taken ahead are still to run."""

@@ -15,6 +15,7 @@ import msgspec
 
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import ConnectorConfigError, DirectPlace, create_direct_consumer
+from fnhub.connectors.base import stable_client_id
 from fnhub.subscriptions.spec import SpecError, SubscriptionSpec
 
 
@@ -62,7 +63,9 @@ def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
             group=group,
             consumer="check",
             options=options,
-            place=DirectPlace(spec.mode),
+            place=DirectPlace(
+                spec.mode, window=spec.window, client_id=stable_client_id(connector.name, spec.name)
+            ),
         )
     except ConnectorConfigError as exc:
         raise SpecError(f"subscription {spec.name!r}: {exc}") from None

@@ -45,7 +45,7 @@ from fnhub.connectors import (
     get_publisher,
     get_type,
 )
-from fnhub.connectors.base import describe_error
+from fnhub.connectors.base import describe_error, stable_client_id
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import Keys
 from fnhub.node.executor import NodeDied
@@ -145,7 +145,13 @@ def direct_main(
         group=group,
         consumer=name,
         options=options,
-        place=DirectPlace(spec.mode, index, job.children),
+        place=DirectPlace(
+            spec.mode,
+            index,
+            job.children,
+            job.share,
+            stable_client_id(job.connector.name, spec.name),
+        ),
     )
     handler = DirectChild(settings, keys, client, scripts, executor, slot, job, consumer, name)
     handler.holder = worker_id

@@ -30,6 +30,7 @@ from fnhub.connectors.base import (
     SourceArgs,
     parse_model,
 )
+from fnhub.connectors.mqtt.direct import MqttDirectConsumer
 from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher, MqttPublisher, PahoPublisher
 from fnhub.connectors.mqtt.settings import MqttSettings, MqttSourceOptions
 from fnhub.connectors.mqtt.source import MqttSource
@@ -126,4 +127,6 @@ TYPE = ConnectorType(
     source_args=source_args,
     publish_options=publish_options,
     carry_trace=carry_trace,
+    create_direct_consumer=MqttDirectConsumer,
+    direct_one_child=True,
 )

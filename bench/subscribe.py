@@ -29,10 +29,12 @@ like the fnhub rows (and MQTT's raw loop) from the first publish of the burst to
 MQTT's raw loop (paho, QoS 1, a manual PUBACK after each call) has its publisher in a process of
 its own, as the fnhub rows have (their subscriber is fnhub's server), so its ceiling is the
 broker's and not that of one interpreter both publishing and consuming.
-The `direct` rows (Redis Streams and Kafka only) run the subscription with `path: direct`:
+The `direct` rows (Redis Streams, Kafka and MQTT) run the subscription with `path: direct`:
 `fnhub worker` alone, its children reading the broker, running the function, writing the records
-and acknowledging (Kafka: committing) once per batch; `÷ queued` is their ratio to the queued
-row with the same records setting in the same round.
+and acknowledging (Kafka: committing; MQTT: the batch's PUBACKs) once per batch; `÷ queued` is
+their ratio to the queued row with the same records setting in the same round. MQTT's direct
+path is `single` mode's (one child on the lease holder), so its `worker` CPU is that one child
+and the supervisor beside the raw loop's one subscriber process.
 Writes bench/results/subscribe.json.
 """
 
@@ -480,6 +482,8 @@ def fnhub_rate(
         subscription["record_limit"] = record_limit
     if path != "queued":
         subscription["path"] = path
+        if kind == "mqtt":  # MQTT's direct path is `single` mode's: the holder's one child
+            subscription["mode"] = "single"
     (tmp / "fnhub.yaml").write_text(
         yaml.safe_dump({"connectors": {"c": connector}, "subscriptions": {"s": subscription}})
     )
@@ -632,7 +636,7 @@ MODES = {
     "direct_all": "fnhub, path: direct, records on, every message kept",
 }
 #: the brokers with a direct path (`path: direct`); the others get no direct rows
-DIRECT_KINDS = ("redis", "kafka")
+DIRECT_KINDS = ("redis", "kafka", "mqtt")
 #: each direct-path row's queued twin, for the ratio of the two in the same round
 QUEUED_TWIN = {"direct": "on", "direct_all": "on_all"}
 #: the subscriptions' in-flight window (a high-rate setting; the default is 100)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -99,7 +100,7 @@ class MqttDirectConsumer:
         self.status = SourceStatus()
         self._client: ReceivingClient | None = None
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = wake_pair()
+        self._wake: tuple[socket.socket, socket.socket] | None = None  # made by open()
         self._cond = threading.Condition()
         self._inbox: list[Received] = []  # read by the network thread, not yet handed out
         self._received = 0
@@ -108,9 +109,9 @@ class MqttDirectConsumer:
         self._handed = 0  # messages handed out and not acknowledged
 
     # -- the network thread -------------------------------------------------------------------
-    def _serve(self, client: ReceivingClient) -> None:
+    def _serve(self, client: ReceivingClient, wake_r: socket.socket) -> None:
         try:
-            rc = serve_connection(client, self._wake_r, lambda: self._received)
+            rc = serve_connection(client, wake_r, lambda: self._received)
             why = self._lost or f"connection lost: {paho.error_string(rc)}"
         except Exception as exc:  # a bug or an ssl error: the child reconnects
             why = f"connection failed: {describe_error(exc)}"
@@ -181,8 +182,9 @@ class MqttDirectConsumer:
                 f"cannot connect to MQTT broker {s.host}:{s.port}: {describe_error(exc)}"
             ) from exc
         self._client = client
+        self._wake = wake_r, _w = wake_pair()
         self._thread = threading.Thread(
-            target=self._serve, args=(client,), name="mqtt-direct", daemon=True
+            target=self._serve, args=(client, wake_r), name="mqtt-direct", daemon=True
         )
         self._thread.start()
         if not self._subscribed.wait(s.connect_timeout) or self._lost:
@@ -230,8 +232,12 @@ class MqttDirectConsumer:
         for msg in msgs:
             assert msg.message_id is not None
             client.ack(int(msg.message_id.partition(":")[0]), 1)
-        wake(self._wake_w)
+        self._wake_thread()
         self.status.acked += len(msgs)
+
+    def _wake_thread(self) -> None:
+        if self._wake is not None:
+            wake(self._wake[1])
 
     def update_lag(self) -> None:
         """MQTT tells no lag; what this child holds unacknowledged, and whether it is connected."""
@@ -247,7 +253,11 @@ class MqttDirectConsumer:
             if self._lost is None:
                 self._lost = "closed"
                 client.disconnect()  # queued after the last PUBACKs
-                wake(self._wake_w)
+                self._wake_thread()
             if thread is not None:
                 thread.join(5)
+            pair, self._wake = self._wake, None
+            if pair is not None and (thread is None or not thread.is_alive()):
+                for end in pair:
+                    end.close()
         self.status.disconnected("stopped")

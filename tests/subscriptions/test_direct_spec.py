@@ -7,7 +7,8 @@ import pytest
 from tests.conftest import REDIS_URL
 
 from fnhub.connections import ConnectorConfig
-from fnhub.subscriptions.direct import DirectJob, check_direct, consumer_args
+from fnhub.connectors.base import stable_client_id
+from fnhub.subscriptions.direct import DirectJob, check_direct, consumer_args, session_client_id
 from fnhub.subscriptions.spec import SpecError, parse_spec
 
 REDIS = ConnectorConfig("local", "redis", {"url": REDIS_URL})
@@ -89,3 +90,9 @@ def test_children_share_the_window():
     job = DirectJob(msgspec.json.encode(spec), REDIS, {}, 3)
     assert job.share == 34  # every message of the window has a child to hold it
     assert DirectJob(msgspec.json.encode(_spec(window=1)), REDIS, {}, 2).share == 1
+
+
+def test_the_mqtt_session_is_the_queued_single_modes():
+    """Moved between the paths, a subscription resumes its broker session (and what it held)."""
+    assert session_client_id(_spec(options={}), "plant") == stable_client_id("plant", "s")
+    assert session_client_id(_spec(options={"client_id": "mine"}), "plant") == "mine"

@@ -45,7 +45,7 @@ from fnhub.connectors import (
     get_publisher,
     get_type,
 )
-from fnhub.connectors.base import describe_error, stable_client_id
+from fnhub.connectors.base import describe_error
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import Keys
 from fnhub.node.executor import NodeDied
@@ -58,7 +58,7 @@ from fnhub.queue import (
     killed_result,
 )
 from fnhub.redis_replies import as_optional_list
-from fnhub.subscriptions.direct import DirectJob, consumer_args
+from fnhub.subscriptions.direct import DirectJob, consumer_args, session_client_id
 from fnhub.subscriptions.messages import (
     error_message,
     kwargs_size_bound,
@@ -150,7 +150,7 @@ def direct_main(
             index,
             job.children,
             job.share,
-            stable_client_id(job.connector.name, spec.name),
+            session_client_id(spec, job.connector.name),
         ),
     )
     handler = DirectChild(settings, keys, client, scripts, executor, slot, job, consumer, name)

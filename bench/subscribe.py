@@ -2,6 +2,7 @@
 
     python bench/subscribe.py [--messages 10000] [--brokers redis,mqtt,kafka,nats,rabbitmq]
                               [--rounds 3] [--modes on,on_all,off,serve,serve_all]
+                              [--paused]  (MQTT: the drain of a backlog)
 
 For each broker: (1) a raw client loop that receives, calls the same function in-process and
 acks after it (the broker's practical limit); (2) fnhub — `fnhub worker` (2 processes) and
@@ -26,13 +27,26 @@ NATS (JetStream, a stream per run) and RabbitMQ (an exchange and a queue per run
 machine's, on 4222 and 5672. Their raw loops are nats-py pulling a durable consumer with an
 explicit ack per message, and aio-pika consuming with manual acks and prefetch = 500, timed
 like the fnhub rows (and MQTT's raw loop) from the first publish of the burst to the last ack.
-MQTT's raw loop (paho, QoS 1, a manual PUBACK after each call) has its publisher in a process of
-its own, as the fnhub rows have (their subscriber is fnhub's server), so its ceiling is the
-broker's and not that of one interpreter both publishing and consuming.
-The `direct` rows (Redis Streams and Kafka only) run the subscription with `path: direct`:
+MQTT's raw loop (paho, QoS 1, a manual PUBACK after each call) and the fnhub MQTT rows all
+publish from a process of their own (`ApartPublisher`), connected before the clock starts, so
+the raw loop's ceiling is the broker's and not that of one interpreter both publishing and
+consuming, and no row's publisher shares the bench's process (where it published far slower:
+before, the fnhub rows published from it).
+With `--paused` (MQTT only) every subscriber (the raw loop's, in a process of its own; fnhub's
+server, or its direct child) is stopped with SIGSTOP while the burst is published into its broker
+session, and timed from SIGCONT to the last message: the subscriber's own capacity, where the
+default measures a burst published while it runs, which a subscriber that keeps up finishes at
+the publisher's pace (the queued row then runs in `multiple` mode: a stopped server would lose
+`single` mode's lease).
+`behind_publisher_s` (in the json) is how long an fnhub row took past the moment its
+publisher's last message was acknowledged by the broker: near 0, fnhub kept up and its rate is
+the publisher's.
+The `direct` rows (Redis Streams, Kafka and MQTT) run the subscription with `path: direct`:
 `fnhub worker` alone, its children reading the broker, running the function, writing the records
-and acknowledging (Kafka: committing) once per batch; `÷ queued` is their ratio to the queued
-row with the same records setting in the same round.
+and acknowledging (Kafka: committing; MQTT: the batch's PUBACKs) once per batch; `÷ queued` is
+their ratio to the queued row with the same records setting in the same round. MQTT's direct
+path is `single` mode's (one child on the lease holder), so its `worker` CPU is that one child
+and the supervisor beside the raw loop's one subscriber process.
 Writes bench/results/subscribe.json.
 """
 
@@ -149,44 +163,122 @@ def raw_redis(n: int) -> float:
     return n / elapsed
 
 
+def _raw_mqtt_client(client_id: str, n: int = 0, done: Any = None) -> tuple[Any, list[int]]:
+    """The raw loop's paho client (MQTT 5, manual acks): each message handled, then its PUBACK;
+    the count of messages so far in the list returned; `done` set at the n-th."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got = [0]
+    sub = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+    )
+
+    def on_message(client, _u, msg) -> None:  # type: ignore[no-untyped-def]
+        handle(msg.topic, msg.payload)
+        client.ack(msg.mid, msg.qos)
+        got[0] += 1
+        if got[0] == n and done is not None:
+            done.set()
+
+    sub.on_message = on_message
+    return sub, got
+
+
 def raw_mqtt(n: int, port: int) -> dict[str, float]:
     """paho subscribing at QoS 1, a manual PUBACK after each call; its rate and the CPU µs per
     message of this process (the subscriber: the publisher runs in a process of its own), the
     figure to set beside fnhub's server."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    got = 0
-    sub = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id="raw-sub", protocol=mqtt.MQTTv5, manual_ack=True
-    )
-
-    def on_message(client, _u, msg) -> None:  # type: ignore[no-untyped-def]
-        nonlocal got
-        handle(msg.topic, msg.payload)
-        client.ack(msg.mid, msg.qos)
-        got += 1
-
-    sub.on_message = on_message
+    sub, got = _raw_mqtt_client("raw-sub")
     sub.connect("127.0.0.1", port)
     sub.subscribe("raw/#", qos=1)
     sub.loop_start()
-    # the publisher is a process of its own (as it is for the fnhub rows, whose subscriber is
-    # fnhub's server): sharing this one's interpreter, it would set the ceiling, not the broker
-    context = multiprocessing.get_context("spawn")
-    ready, go = context.Event(), context.Event()
-    publisher = context.Process(target=mqtt_publish, args=(port, "raw/x", n, ready, go))
-    publisher.start()
-    if not ready.wait(60):  # the publisher is connected and waits for `go`
-        raise RuntimeError("the MQTT publisher process did not connect")
+    # the publisher is a process of its own, as for the fnhub rows: sharing this one's
+    # interpreter, it would set the ceiling, not the broker
+    publisher = ApartPublisher(port, "raw/x", n)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    go.set()
-    while got < n:
+    publisher.go.set()
+    while got[0] < n:
         time.sleep(0.01)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    publisher.join(30)
+    behind = publisher.behind(time.time())
     sub.loop_stop()
+    return {
+        "msgs_per_s": n / elapsed,
+        "cpu_us_subscriber": cpu / n * 1e6,
+        "behind_publisher_s": behind,
+    }
+
+
+def _raw_mqtt_subscriber(port: int, topic: str, n: int, ready: Any, done: Any, leave: Any) -> None:
+    """`raw_mqtt_paused`'s subscriber process: the raw loop's client in a persistent session;
+    sets `ready` once subscribed, `done` once it acknowledged n messages, ends on `leave`."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    sub, _got = _raw_mqtt_client("raw-paused", n, done)
+    sub.on_subscribe = lambda *_a: ready.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 600
+    props.ReceiveMaximum = WINDOW  # the fnhub rows' window
+    sub.connect("127.0.0.1", port, clean_start=True, properties=props)
+    sub.subscribe(topic, qos=1)
+    sub.loop_start()
+    leave.wait(600)
+    sub.loop_stop()
+
+
+def raw_mqtt_paused(n: int, port: int) -> dict[str, float]:
+    """The raw loop's drain of a backlog: its subscriber (a process of its own) is stopped
+    (SIGSTOP) while n messages are published, then timed from SIGCONT to its n-th ack."""
+    context = multiprocessing.get_context("spawn")
+    ready, done, leave = context.Event(), context.Event(), context.Event()
+    proc = context.Process(
+        target=_raw_mqtt_subscriber, args=(port, "rawp/x", n, ready, done, leave)
+    )
+    proc.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the raw MQTT subscriber did not subscribe")
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            mqtt_publish(port, "rawp/x", n)
+            cpu0, t0 = _cpu(proc.pid), time.perf_counter()
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        if not done.wait(600):
+            raise RuntimeError("the raw MQTT subscriber did not drain the backlog")
+        elapsed, cpu = time.perf_counter() - t0, _cpu(proc.pid) - cpu0
+    finally:
+        leave.set()
+        proc.join(30)
     return {"msgs_per_s": n / elapsed, "cpu_us_subscriber": cpu / n * 1e6}
+
+
+class ApartPublisher:
+    """`mqtt_publish` in a process of its own, connected before the clock starts: it publishes
+    once `go` is set. Every MQTT row (the raw loop's and fnhub's) publishes this way, so their
+    publishers run alike: the fnhub rows' publisher in the bench's own process was measured
+    far slower than the raw loop's apart (2,990 against 7,800 msgs/s in one round)."""
+
+    def __init__(self, port: int, topic: str, n: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.go, self.done_at = context.Event(), context.Value("d", 0.0)
+        ready = context.Event()
+        self.process = context.Process(
+            target=mqtt_publish, args=(port, topic, n, ready, self.go, self.done_at)
+        )
+        self.process.start()
+        if not ready.wait(60):  # the publisher is connected and waits for `go`
+            self.process.kill()
+            raise RuntimeError("the MQTT publisher process did not connect")
+
+    def behind(self, ended: float) -> float:
+        """Seconds from the publisher's last PUBACK to `ended` (`time.time()` when the
+        subscriber had every message), once the publisher ended."""
+        self.process.join(30)
+        return max(ended - self.done_at.value, 0.0) if self.done_at.value else float("nan")
 
 
 def raw_kafka(n: int, port: int) -> float:
@@ -379,9 +471,12 @@ def _fill_stream(stream: str, n: int) -> None:
         pipe.execute()
 
 
-def mqtt_publish(port: int, topic: str, n: int, ready: Any = None, go: Any = None) -> None:
+def mqtt_publish(
+    port: int, topic: str, n: int, ready: Any = None, go: Any = None, done_at: Any = None
+) -> None:
     """Publish n QoS 1 messages and wait for their PUBACKs; in a process of its own, it sets
-    the event `ready` once connected and waits for `go` before the first publish."""
+    the event `ready` once connected and waits for `go` before the first publish, and puts
+    the time its last PUBACK came (`time.time()`) in the shared value `done_at`."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -395,6 +490,8 @@ def mqtt_publish(port: int, topic: str, n: int, ready: Any = None, go: Any = Non
     infos = [pub.publish(topic, f"m{i}".encode(), qos=1) for i in range(n)]
     for info in infos:
         info.wait_for_publish(60)
+    if done_at is not None:
+        done_at.value = time.time()
     pub.loop_stop()
     pub.disconnect()
 
@@ -447,6 +544,7 @@ def fnhub_rate(
     extra_cpu: dict[str, int] | None = None,
     backlog: bool = False,
     path: str = "queued",
+    paused: bool = False,
 ) -> dict[str, float]:
     """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
     `src`), as bench/subscribe_ab.py does; `window` is the subscription's. `serve` runs
@@ -460,7 +558,9 @@ def fnhub_rate(
     started: `consumers_up`) to the last message, the rate over the messages finished in
     between (as bench/peers.py times FastStream, whose one process is up once it counts).
     `path` is the subscription's: with "direct" the worker's children consume the broker
-    themselves and no server runs."""
+    themselves and no server runs. `paused` (MQTT): the subscriber (the server, or the direct
+    child) is stopped (SIGSTOP) while the burst is published and timed from SIGCONT: a drain of
+    what its broker session kept."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     (tmp / "scripts").mkdir()
@@ -498,6 +598,10 @@ def fnhub_rate(
         subscription["record_limit"] = record_limit
     if path != "queued":
         subscription["path"] = path
+        if kind == "mqtt":  # MQTT's direct path is `single` mode's: the holder's one child
+            subscription["mode"] = "single"
+    elif paused:  # a stopped server would lose `single` mode's lease (3 s) and resubscribe
+        subscription["mode"] = "multiple"
     (tmp / "fnhub.yaml").write_text(
         yaml.safe_dump({"connectors": {"c": connector}, "subscriptions": {"s": subscription}})
     )
@@ -605,13 +709,28 @@ def fnhub_rate(
         send(kind, port, topic, warm)
         while finished() < warm:
             time.sleep(0.05)
+        if paused:
+            return _drain_paused(kind, port, topic, n, procs, views, finished, warm, cpu_now)
+        apart = ApartPublisher(port, topic, n) if kind == "mqtt" and port else None
         cpu0 = cpu_now()
         t0 = time.perf_counter()
-        send(kind, port, topic, n)
+        if apart is not None:
+            apart.go.set()
+        else:
+            send(kind, port, topic, n)
+        published = time.perf_counter() - t0
         while finished() < warm + n:
             time.sleep(0.02)
-        rate = n / (time.perf_counter() - t0)
-        return {"msgs_per_s": rate} | per_message(cpu0, cpu_now(), n)
+        elapsed, ended = time.perf_counter() - t0, time.time()
+        cpu1 = cpu_now()
+        # how long fnhub took past the publisher's last acknowledged message: about 0 when it
+        # kept up (the rate is then the publisher's, not fnhub's ceiling)
+        behind = apart.behind(ended) if apart is not None else max(elapsed - published, 0.0)
+        return (
+            {"msgs_per_s": n / elapsed}
+            | per_message(cpu0, cpu1, n)
+            | {"behind_publisher_s": behind}
+        )
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -630,6 +749,37 @@ def fnhub_rate(
         elif kind == "rabbitmq":
             amqp_cleanup(f"b-{topic}", f"b-{topic}")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drain_paused(
+    kind: str,
+    port: int | None,
+    topic: str,
+    n: int,
+    procs: dict[str, subprocess.Popen[bytes]],
+    views: list[dict[str, Any]],
+    finished: Any,
+    warm: int,
+    cpu_now: Any,
+) -> dict[str, float]:
+    """`fnhub_rate(paused=True)`: stop the subscriber, publish n, time the drain from SIGCONT."""
+    if "server" in procs:
+        stopped = procs["server"].pid
+    else:  # the direct child, named `<worker>.d<k>.<pid>` in its status view
+        [view] = [v for v in views if (v.get("source") or {}).get("state") == "connected"]
+        stopped = int(view["server"].rsplit(".", 1)[1])
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        send(kind, port, topic, n)
+        cpu0, t0 = cpu_now(), time.perf_counter()
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    while finished() < warm + n:
+        time.sleep(0.005)
+    elapsed, cpu1 = time.perf_counter() - t0, cpu_now()
+    return {"msgs_per_s": n / elapsed} | {
+        f"cpu_us_{role}": (cpu1[role] - cpu0[role]) / n * 1e6 for role in cpu0
+    }
 
 
 def send(kind: str, port: int | None, topic: str, n: int) -> None:
@@ -661,7 +811,7 @@ MODES = {
     "direct_all": "fnhub, path: direct, records on, every message kept",
 }
 #: the brokers with a direct path (`path: direct`); the others get no direct rows
-DIRECT_KINDS = ("redis", "kafka")
+DIRECT_KINDS = ("redis", "kafka", "mqtt")
 #: each direct-path row's queued twin, for the ratio of the two in the same round
 QUEUED_TWIN = {"direct": "on", "direct_all": "on_all"}
 #: the subscriptions' in-flight window (a high-rate setting; the default is 100)
@@ -712,6 +862,11 @@ def main() -> None:
     parser.add_argument("--brokers", default="redis,mqtt,kafka")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES), help="which fnhub rows to measure")
+    parser.add_argument(
+        "--paused",
+        action="store_true",
+        help="MQTT: time the drain of a backlog published while each subscriber was stopped",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "subscribe.json"))
     args = parser.parse_args()
     n = args.messages
@@ -728,7 +883,11 @@ def main() -> None:
             figures: dict[str, Any] = {"ceiling": _raw_stream_task_loop(n)}
             for kind in kinds:
                 port = brokers[kind][1]
-                figures[f"{kind}:raw"] = _raw_client(kind, n, port)
+                if args.paused:
+                    assert kind == "mqtt" and port is not None, "--paused is for MQTT"
+                    figures[f"{kind}:raw"] = raw_mqtt_paused(n, port)
+                else:
+                    figures[f"{kind}:raw"] = _raw_client(kind, n, port)
                 for mode in _modes_of(kind, modes):
                     figures[f"{kind}:{mode}"] = fnhub_rate(
                         kind,
@@ -738,6 +897,7 @@ def main() -> None:
                         serve=mode.startswith("serve"),
                         record_limit=KEEP_ALL if mode.endswith("_all") else None,
                         path="direct" if mode.startswith("direct") else "queued",
+                        paused=args.paused,
                     )
             rounds.append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)

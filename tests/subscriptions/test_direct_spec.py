@@ -7,11 +7,13 @@ import pytest
 from tests.conftest import REDIS_URL
 
 from fnhub.connections import ConnectorConfig
-from fnhub.subscriptions.direct import DirectJob, check_direct, consumer_args
+from fnhub.connectors.base import stable_client_id
+from fnhub.subscriptions.direct import DirectJob, check_direct, consumer_args, session_client_id
 from fnhub.subscriptions.spec import SpecError, parse_spec
 
 REDIS = ConnectorConfig("local", "redis", {"url": REDIS_URL})
 MQTT = ConnectorConfig("plant", "mqtt", {"host": "127.0.0.1", "port": 1883})
+NATS = ConnectorConfig("bus", "nats", {"servers": ["nats://127.0.0.1:4222"]})
 KAFKA = ConnectorConfig("log", "kafka", {"bootstrap_servers": "127.0.0.1:9092"})
 
 
@@ -50,8 +52,26 @@ def test_kafka_manual_assignment_in_multiple_mode_is_refused_with_the_reason():
 def test_pubsub_and_other_brokers_are_refused_with_the_reason():
     with pytest.raises(SpecError, match=r"options\.kind: stream"):
         check_direct(_spec(options={"kind": "pubsub"}), REDIS)
-    with pytest.raises(SpecError, match="not available for mqtt"):
-        check_direct(_spec(options={"qos": 1}), MQTT)
+    with pytest.raises(SpecError, match="not available for nats"):
+        check_direct(_spec(options={}), NATS)
+
+
+def test_mqtt_goes_direct_in_single_mode_with_qos_1_and_a_persistent_session():
+    check_direct(_spec(options={"qos": 1}, mode="single"), MQTT)
+    check_direct(_spec(options={}, mode="single"), MQTT)  # qos 1 is the default
+
+
+def test_mqtt_direct_refusals_say_why():
+    """Mosquitto keeps a shared subscription's messages in a gone member's session; QoS 0 has
+    no acknowledgement; a clean session forgets what a killed child held."""
+    with pytest.raises(SpecError, match="needs mode: single"):
+        check_direct(_spec(options={"qos": 1}, mode="multiple"), MQTT)
+    with pytest.raises(SpecError, match="needs qos 1"):
+        check_direct(_spec(options={"qos": 0}, mode="single"), MQTT)
+    for settings in ({"clean_start": True}, {"protocol": "3.1.1"}, {"session_expiry": 0}):
+        mqtt = ConnectorConfig("plant", "mqtt", {**MQTT.settings, **settings})
+        with pytest.raises(SpecError, match="persistent session"):
+            check_direct(_spec(options={}, mode="single"), mqtt)
 
 
 def test_sql_rules_and_routes_stay_queued():
@@ -70,3 +90,9 @@ def test_children_share_the_window():
     job = DirectJob(msgspec.json.encode(spec), REDIS, {}, 3)
     assert job.share == 34  # every message of the window has a child to hold it
     assert DirectJob(msgspec.json.encode(_spec(window=1)), REDIS, {}, 2).share == 1
+
+
+def test_the_mqtt_session_is_the_queued_single_modes():
+    """Moved between the paths, a subscription resumes its broker session (and what it held)."""
+    assert session_client_id(_spec(options={}), "plant") == stable_client_id("plant", "s")
+    assert session_client_id(_spec(options={"client_id": "mine"}), "plant") == "mine"

@@ -119,7 +119,7 @@ def create_direct_consumer(
     if ct.create_direct_consumer is None:
         raise ConnectorConfigError(
             f"path: direct is not available for {connector_type} subscriptions yet "
-            "(Redis Streams and Kafka only); use path: queued"
+            "(Redis Streams, Kafka and MQTT only); use path: queued"
         )
     model = parse_model(ct.settings_model, settings, f"{connector_type} settings")
     opts = parse_model(ct.source_options, options, f"{connector_type} source options")

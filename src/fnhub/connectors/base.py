@@ -114,11 +114,18 @@ class DirectPlace:
     """Where a direct consumer stands among the children of one worker consuming the same
     subscription: a broker that hands out work itself (a Redis Streams or Kafka group) needs
     none of it; one whose reader picks its own share (Kafka without a group join, in `single`
-    mode) splits by `index` of `children`."""
+    mode) splits by `index` of `children`; one whose session a client holds (MQTT) resumes it
+    under `client_id`."""
 
     mode: str = "multiple"  # the subscription's: single | multiple
     index: int = 0
     children: int = 1
+    #: the messages this child holds at most (its share of the window; 0: not told)
+    window: int = 0
+    #: the subscription's stable client id (`stable_client_id` of connector and subscription,
+    #: as the queued path's `single` mode names it), for brokers whose sessions a client id
+    #: names (MQTT: a replaced child resumes the session and gets its messages again)
+    client_id: str = ""
 
 
 @runtime_checkable
@@ -245,6 +252,9 @@ class ConnectorType:
     #: `topics`, `group`, `consumer`, `options` (the source options) and `place` (a
     #: `DirectPlace`); None: the broker has no direct path yet
     create_direct_consumer: Callable[..., DirectConsumer] | None = None
+    #: the direct path's `single` mode runs one child on the holder, not `processes` of them:
+    #: the broker splits nothing among them (an MQTT subscription is one client's session)
+    direct_one_child: bool = False
 
 
 def parse_model(model: type[M], data: dict[str, Any] | None, what: str) -> M:

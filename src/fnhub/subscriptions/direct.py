@@ -15,6 +15,7 @@ import msgspec
 
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import ConnectorConfigError, DirectPlace, create_direct_consumer
+from fnhub.connectors.base import stable_client_id
 from fnhub.subscriptions.spec import SpecError, SubscriptionSpec
 
 
@@ -51,6 +52,13 @@ def consumer_args(spec: SubscriptionSpec) -> tuple[str, dict[str, Any]]:
     return str(group), options
 
 
+def session_client_id(spec: SubscriptionSpec, connector: str) -> str:
+    """The client id a broker session of this subscription goes by, as the queued path's
+    `single` mode names it (`options.client_id`, else derived from connector + subscription),
+    so a subscription moved between the paths resumes its session (MQTT)."""
+    return str(spec.options.get("client_id") or stable_client_id(connector, spec.name))
+
+
 def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
     """SpecError when the connector (or its options) has no direct path."""
     group, options = consumer_args(spec)
@@ -62,7 +70,9 @@ def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
             group=group,
             consumer="check",
             options=options,
-            place=DirectPlace(spec.mode),
+            place=DirectPlace(
+                spec.mode, window=spec.window, client_id=session_client_id(spec, connector.name)
+            ),
         )
     except ConnectorConfigError as exc:
         raise SpecError(f"subscription {spec.name!r}: {exc}") from None

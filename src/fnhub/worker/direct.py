@@ -59,7 +59,7 @@ from fnhub.queue import (
     killed_result,
 )
 from fnhub.redis_replies import as_optional_list
-from fnhub.subscriptions.direct import DirectJob, consumer_args
+from fnhub.subscriptions.direct import DirectJob, consumer_args, session_client_id
 from fnhub.subscriptions.messages import (
     error_message,
     kwargs_size_bound,
@@ -146,7 +146,13 @@ def direct_main(
         group=group,
         consumer=name,
         options=options,
-        place=DirectPlace(spec.mode, index, job.children),
+        place=DirectPlace(
+            spec.mode,
+            index,
+            job.children,
+            job.share,
+            session_client_id(spec, job.connector.name),
+        ),
     )
     handler = DirectChild(settings, keys, client, scripts, executor, slot, job, consumer, name)
     handler.holder = worker_id

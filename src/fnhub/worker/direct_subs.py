@@ -104,6 +104,7 @@ class DirectSubscriptions:
             db.dispose()
 
     def _load(self, db: object) -> dict[str, tuple[DirectJob, str]]:
+        from fnhub.connectors import get_type
         from fnhub.store.db import Database
         from fnhub.subscriptions.direct import DirectJob
         from fnhub.subscriptions.stored import load_stored
@@ -132,7 +133,10 @@ class DirectSubscriptions:
                 )
                 if name in connectors
             }
-            job = DirectJob(msgspec.json.encode(spec), connector, outputs, self.sup.processes)
+            children = self.sup.processes
+            if spec.mode == "single" and get_type(connector.type).direct_one_child:
+                children = 1
+            job = DirectJob(msgspec.json.encode(spec), connector, outputs, children)
             digest = hashlib.sha256(
                 msgspec.json.encode([job.spec_json, connector, sorted(outputs.items())])
             ).hexdigest()

@@ -9,9 +9,12 @@ wait in a bounded buffer whose overflow is counted in `status.dropped`.
 paho runs its network loop in a private thread (one per source or publisher); callbacks are
 bridged to asyncio with `call_soon_threadsafe`. Writes from other threads only queue packets and
 wake that thread, so one thread owns the socket. The source's thread runs its own loop on paho's
-public API (`loop_read`/`loop_write`/`loop_misc` around its own select): it reads up to 64
-PUBLISHes per wake-up where paho's `loop()` reads one, and the PUBACKs of a settled batch are
-queued together and wake it once, where paho writes a wake-up byte per ack.
+public API (`netloop.py`: `loop_read`/`loop_write`/`loop_misc` around its own select): it reads
+up to 64 PUBLISHes per wake-up where paho's `loop()` reads one, and the PUBACKs of a settled
+batch are queued together and wake it once, where paho writes a wake-up byte per ack.
+
+`direct.py` is the consumer of a worker child that holds the subscription itself (`path:
+direct`, `single` mode): the same session, decoding and loop, PUBACKs after the batch.
 
 The source's client decodes QoS 0/1 PUBLISHes itself (`received.py`): paho's own decoding builds
 objects per message that cost more CPU than the rest of the message's path in the server.
@@ -30,6 +33,7 @@ from fnhub.connectors.base import (
     SourceArgs,
     parse_model,
 )
+from fnhub.connectors.mqtt.direct import MqttDirectConsumer
 from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher, MqttPublisher, PahoPublisher
 from fnhub.connectors.mqtt.settings import MqttSettings, MqttSourceOptions
 from fnhub.connectors.mqtt.source import MqttSource
@@ -126,4 +130,6 @@ TYPE = ConnectorType(
     source_args=source_args,
     publish_options=publish_options,
     carry_trace=carry_trace,
+    create_direct_consumer=MqttDirectConsumer,
+    direct_one_child=True,
 )

@@ -91,3 +91,14 @@ def decode_publish(header: int, packet: bytes | bytearray, protocol: int) -> Rec
             raise
         raise MalformedPacket(f"bad PUBLISH packet: {exc}") from exc
     return Received(topic, payload, qos, mid, bool(header & 0x08), properties)
+
+
+def headers_of(props: Properties) -> dict[str, bytes]:
+    """A PUBLISH's user properties (and its content type) as a message's headers."""
+    headers: dict[str, bytes] = {}
+    for k, v in getattr(props, "UserProperty", []) or []:
+        headers[k] = v.encode() if isinstance(v, str) else bytes(v)
+    ct = getattr(props, "ContentType", None)
+    if ct:
+        headers.setdefault("content-type", ct.encode())
+    return headers

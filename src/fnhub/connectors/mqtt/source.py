@@ -7,8 +7,6 @@ import collections
 import contextlib
 import functools
 import logging
-import select
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +30,8 @@ from fnhub.connectors.base import (
     describe_error,
 )
 from fnhub.connectors.mqtt.client import make_client, reason_text
-from fnhub.connectors.mqtt.received import Received, ReceivingClient
+from fnhub.connectors.mqtt.netloop import no_op, serve_connection, wake, wake_pair
+from fnhub.connectors.mqtt.received import Received, ReceivingClient, headers_of
 from fnhub.connectors.mqtt.settings import (
     MqttSettings,
     MqttSourceOptions,
@@ -91,7 +90,7 @@ class MqttSource:
         )
         assert isinstance(client, ReceivingClient)
         client.on_received = self._net_on_received  # QoS 0 and 1
-        self._client.on_socket_register_write = _no_op  # never write from a foreign thread
+        self._client.on_socket_register_write = no_op  # never write from a foreign thread
         self._client.on_connect = self._net_on_connect
         self._client.on_disconnect = self._net_on_disconnect
         self._client.on_message = self._net_on_message  # QoS 2
@@ -102,9 +101,7 @@ class MqttSource:
         self._acks: list[_Delivery] = []
         #: wakes the network thread once per batch of acks (paho's own wake-up socket, made by
         #: `loop()`, would take a byte per ack; this source runs its own loop and never has it)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._wake_r, self._wake_w = wake_pair()
         self._received = 0  # PUBLISHes read, counted by the network thread
         self._stop_evt = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,14 +167,7 @@ class MqttSource:
     def _deliver(self, pm: Received, gen: int) -> None:
         if self._stopping:
             return
-        headers: dict[str, bytes] = {}
-        props = pm.properties
-        if props is not None:
-            for k, v in getattr(props, "UserProperty", []) or []:
-                headers[k] = v.encode() if isinstance(v, str) else bytes(v)
-            ct = getattr(props, "ContentType", None)
-            if ct:
-                headers.setdefault("content-type", ct.encode())
+        headers = headers_of(pm.properties) if pm.properties is not None else {}
         msg = Message(
             topic=pm.topic,
             payload=pm.payload,
@@ -255,8 +245,7 @@ class MqttSource:
             self._wake()
 
     def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):  # a wake-up is already pending
-            self._wake_w.send(b"\0")
+        wake(self._wake_w)
 
     def _on_session(self, session_present: bool) -> None:
         # Deliveries of an older connection that were never handed out will be resent.
@@ -313,39 +302,12 @@ class MqttSource:
     _connected_at: float = 0.0
 
     def _net_serve(self) -> MQTTErrorCode:
-        """Run the connection until it ends, through paho's public loop API; its end code.
+        """Run the connection until it ends (`netloop`); acks queued by the event loop wake it
+        once per batch (`_flush_acks`)."""
+        return serve_connection(self._client, self._wake_r, self._received_count)
 
-        paho's `loop()` reads one packet per select (`loop_read` ignores its packet count), so
-        this loop reads on while packets keep coming: up to `READS_PER_WAKE` PUBLISHes per
-        wake-up. Acks queued by the event loop wake it once per batch (`_flush_acks`)."""
-        client, wake = self._client, self._wake_r
-        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
-        while True:
-            sock = client.socket()
-            if sock is None:
-                return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but not yet read
-            buffered = pending is not None and pending() > 0
-            wlist = [sock] if client.want_write() else []
-            try:
-                readable, _w, _x = select.select([sock, wake], wlist, [], 0 if buffered else 0.5)
-            except (OSError, ValueError, TypeError):  # the socket was closed under us
-                return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            if wake in readable:
-                with contextlib.suppress(BlockingIOError):
-                    wake.recv(4096)
-            if buffered or sock in readable:
-                for _ in range(READS_PER_WAKE):
-                    before = self._received
-                    rc = client.loop_read()
-                    if rc != ok:
-                        return rc
-                    if self._received == before:  # nothing more (or not a PUBLISH): select
-                        break
-            if client.want_write() and (rc := client.loop_write()) != ok:
-                return rc
-            if (rc := client.loop_misc()) != ok:
-                return rc
+    def _received_count(self) -> int:
+        return self._received
 
     def _net_on_connect(
         self, client: paho.Client, _u: Any, flags: Any, rc: ReasonCode, _p: Any
@@ -390,11 +352,3 @@ class MqttSource:
             first = len(self._inbox) == 1
         if first:
             self._call(self._take_inbox)
-
-
-#: PUBLISHes read per wake-up of the network thread at most, so writes and keepalive get a turn
-READS_PER_WAKE = 64
-
-
-def _no_op(*_args: Any) -> None:
-    return None

@@ -22,6 +22,7 @@ from fnhub.cli_settings import DataDirOpt, ProjectOpt, settings_command, setting
 from fnhub.config import Settings, load_settings
 from fnhub.feature import CliGroup
 from fnhub.features import FEATURES
+from fnhub.heap import pause_for_startup
 
 TASKS_HELP = "Task records and dead letters. Without a command: list the newest records."
 USERS_HELP = "Console users: create, list, passwd, remove."
@@ -216,6 +217,7 @@ def worker(
 ) -> None:
     """Run a worker: a supervisor and N child processes consuming the given queues."""
     settings = _settings(project, role=True, queues=queues, processes=processes, data_dir=data_dir)
+    pause_for_startup()  # until the supervisor froze what start-up made (fnhub.heap)
     _logging(verbose, settings)
     from fnhub.worker.supervisor import Supervisor
 
@@ -275,6 +277,7 @@ def server(
     settings = _settings(
         project, role=True, host=host, port=port, http_processes=workers, data_dir=data_dir
     )
+    pause_for_startup()  # until the server's lifespan froze what start-up made (fnhub.heap)
     _logging(verbose, settings)
     from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of

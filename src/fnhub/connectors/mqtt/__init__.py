@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnhub.connectors.base import (
     TRACEPARENT,
@@ -30,9 +30,11 @@ from fnhub.connectors.base import (
     SourceArgs,
     parse_model,
 )
-from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher, MqttPublisher, PahoPublisher
 from fnhub.connectors.mqtt.settings import MqttSettings, MqttSourceOptions
-from fnhub.connectors.mqtt.source import MqttSource
+
+if TYPE_CHECKING:  # the driver: imported when a source or publisher is made, not by every server
+    from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher, MqttPublisher
+    from fnhub.connectors.mqtt.source import MqttSource
 
 
 def create_source(
@@ -44,11 +46,15 @@ def create_source(
     client_id: str,
     options: dict[str, Any],
 ) -> MqttSource:
+    from fnhub.connectors.mqtt.source import MqttSource
+
     opts = parse_model(MqttSourceOptions, options, "mqtt source options")
     return MqttSource(settings, topics=topics, window=window, client_id=client_id, options=opts)
 
 
 async def test_connection(settings: MqttSettings, timeout: float) -> None:
+    from fnhub.connectors.mqtt.publisher import PahoPublisher
+
     s = settings.model_copy(update={"connect_timeout": timeout})
 
     def probe() -> None:
@@ -64,7 +70,15 @@ async def test_connection(settings: MqttSettings, timeout: float) -> None:
         ) from None
 
 
+def _publisher(settings: MqttSettings) -> MqttPublisher:
+    from fnhub.connectors.mqtt.publisher import MqttPublisher
+
+    return MqttPublisher(settings)
+
+
 async def _open_async(settings: MqttSettings) -> AsyncMqttPublisher:
+    from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher
+
     return await AsyncMqttPublisher.open(settings)
 
 
@@ -120,7 +134,7 @@ TYPE = ConnectorType(
     source_options=MqttSourceOptions,
     create_source=create_source,
     test_connection=test_connection,
-    create_publisher=MqttPublisher,
+    create_publisher=_publisher,
     create_async_publisher=_open_async,
     topic_matches=topic_matches,
     source_args=source_args,

@@ -253,6 +253,10 @@ def main() -> None:
                 runs[src]["help"].append({"cpu": help_cpu(src)})
         print(f"round {i + 1}/{args.repeat} done, load {os.getloadavg()[0]:.2f}", file=sys.stderr)
     load_after = os.getloadavg()
+    client = redis.Redis.from_url(args.redis)
+    for key in client.scan_iter(match=f"{env['FNHUB_KEY_PREFIX']}:*", count=1000):
+        client.delete(key)
+    client.close()
 
     medians = {
         src: {

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from typer import _click as click
 
 from fnhub.cli import app
 
@@ -77,11 +78,14 @@ def command_tree() -> dict[tuple[str, ...], Any]:
     found: dict[tuple[str, ...], Any] = {}
 
     def walk(command: Any, path: tuple[str, ...]) -> None:
-        subcommands = getattr(command, "commands", None)
-        if subcommands is None or (path and command.invoke_without_command):
+        if not hasattr(command, "commands"):
             found[path] = command
-        for name, sub in (subcommands or {}).items():
-            walk(sub, (*path, name))
+            return
+        if path and command.invoke_without_command:
+            found[path] = command
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):  # the root's lazy groups too (fnhub.cli_lazy)
+            walk(command.get_command(ctx, name), (*path, name))
 
     walk(typer.main.get_command(app), ())
     return found

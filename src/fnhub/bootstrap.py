@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from fnhub import heap
 from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.keys import Keys
@@ -96,6 +97,7 @@ def _wait_until_up(
         try:
             check()
         except (redis.RedisError, SQLAlchemyError, OSError) as exc:
+            heap.resume()  # a start-up that waits may wait long: not without the collector
             pause = backoff.next()
             log.warning(
                 "waiting for %s at %s: %s; retrying in %.1fs", what, where, _reason(exc), pause

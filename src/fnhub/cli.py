@@ -15,12 +15,34 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from fnhub.cli_lazy import LazyGroup
 from fnhub.cli_output import Column, JsonOpt, cell, fitted_table, hide_flag_types, out, print_json
 from fnhub.cli_output import show as show_table
 from fnhub.cli_settings import DataDirOpt, ProjectOpt, settings_command, settings_or_exit
 from fnhub.config import Settings, load_settings
+from fnhub.feature import CliGroup
+from fnhub.features import FEATURES
+from fnhub.heap import pause_for_startup
 
-app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+TASKS_HELP = "Task records and dead letters. Without a command: list the newest records."
+USERS_HELP = "Console users: create, list, passwd, remove."
+
+
+class Commands(LazyGroup):
+    """The root: the commands below, and these groups, each imported only when it runs."""
+
+    entries = (
+        CliGroup(
+            "import", "fnhub.import_cli:import_app", "Import configurations of other systems."
+        ),
+        CliGroup("tasks", "fnhub.tasks_cli:tasks_app", TASKS_HELP),
+        CliGroup("users", "fnhub.accounts.cli:users_app", USERS_HELP),
+        # `fnhub cron ...`, `fnhub beat`, `fnhub websub ...`, ...
+        *(entry for feature in FEATURES for entry in feature.cli),
+    )
+
+
+app = typer.Typer(cls=Commands, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 hide_flag_types()
 console = Console()
 err = Console(stderr=True)
@@ -195,6 +217,7 @@ def worker(
 ) -> None:
     """Run a worker: a supervisor and N child processes consuming the given queues."""
     settings = _settings(project, role=True, queues=queues, processes=processes, data_dir=data_dir)
+    pause_for_startup()  # until the supervisor froze what start-up made (fnhub.heap)
     _logging(verbose, settings)
     from fnhub.worker.supervisor import Supervisor
 
@@ -254,6 +277,7 @@ def server(
     settings = _settings(
         project, role=True, host=host, port=port, http_processes=workers, data_dir=data_dir
     )
+    pause_for_startup()  # until the server's lifespan froze what start-up made (fnhub.heap)
     _logging(verbose, settings)
     from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of
@@ -456,31 +480,7 @@ def _time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S") if ts else "-"
 
 
-from fnhub.baetyl.cli import import_app  # noqa: E402
-from fnhub.dff.cli import dff as import_dff  # noqa: E402
-
-import_app.command("dff")(import_dff)
-app.add_typer(import_app, name="import")
-
 app.command("settings")(settings_command)
-
-from fnhub.tasks_cli import tasks_app  # noqa: E402
-
-app.add_typer(tasks_app, name="tasks")
-
-from fnhub.accounts.cli import users_app  # noqa: E402
-
-app.add_typer(users_app, name="users")
-
-from fnhub.feature import CliGroup  # noqa: E402
-from fnhub.features import FEATURES  # noqa: E402
-
-for _feature in FEATURES:  # `fnhub cron ...`, `fnhub beat`, `fnhub websub ...`, ...
-    for _entry in _feature.cli:
-        if isinstance(_entry, CliGroup):
-            app.add_typer(_entry.app, name=_entry.name)
-        else:
-            app.command(_entry.name)(_entry.command)
 
 
 def main() -> None:  # pragma: no cover - console script entry

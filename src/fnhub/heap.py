@@ -16,6 +16,12 @@ is all of FastAPI, SQLAlchemy, pydantic and the users' modules, alive as long as
   defaults, 0.5 µs with `GC_THRESHOLDS`.
 - Cyclic garbage still goes: young cycles within 5,000 allocations, the rest at the next full
   collection, which CPython also runs only once the survivors grew by a quarter.
+- A role (`fnhub server`, `worker`, `beat`) starts with the collector paused
+  (`pause_for_startup`): while it imports and builds its ~300,000 objects, each collection
+  rescans all that survived so far, and what it finds is garbage of a few thousand objects
+  (2,700 of 310,000 in a server). Paused, the server's imports and app took 0.25-0.5 s less
+  (load 7-9), and the final collection before freezing (0.17-0.35 s) is skipped: those few
+  thousand objects are frozen with the rest, once.
 """
 
 from __future__ import annotations
@@ -25,9 +31,22 @@ import gc
 GC_THRESHOLDS = (5000, 20, 100)
 
 
+def pause_for_startup() -> None:
+    """No collections until `freeze_startup_objects` (or `resume`): the start-up of a role."""
+    gc.disable()
+
+
+def resume() -> None:
+    """The collector on again, for a process that will not call `freeze_startup_objects`."""
+    gc.enable()
+
+
 def freeze_startup_objects() -> None:
-    """Collect once, exempt everything alive now from future collections, and collect the
-    objects made from now on less often (`GC_THRESHOLDS`)."""
-    gc.collect()
+    """Collect once (unless start-up ran with the collector paused), exempt everything alive
+    now from future collections, and collect the objects made from now on less often
+    (`GC_THRESHOLDS`)."""
+    if gc.isenabled():
+        gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    gc.enable()

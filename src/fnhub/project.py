@@ -137,7 +137,7 @@ def apply_project(
     names, in the file's order; an unknown section refuses the whole file before anything
     changes."""
     data = load_project_file(settings.project_dir)
-    appliers = {name: apply for f in features for name, apply in f.sections}
+    appliers = {name: apply for f in features for name, apply in f.appliers().items()}
     known = sorted(["settings", *appliers])
     for section in data:
         if section != "settings" and section not in appliers:

@@ -11,14 +11,14 @@ import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-import redis
-
-from fnhub.config import Settings
 from fnhub.keys import Keys
-from fnhub.tasks import Task
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the SDK (`import fnhub`) stays light: Redis comes with the first use
+    import redis
+
+    from fnhub.config import Settings
     from fnhub.store.db import Database
+    from fnhub.tasks import Task
 
 current_task: ContextVar[Task | None] = ContextVar("fnhub_current_task", default=None)
 

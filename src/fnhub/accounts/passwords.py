@@ -7,6 +7,7 @@ hash of a random password, so the time an answer takes says nothing about which 
 from __future__ import annotations
 
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -16,6 +17,7 @@ MAX_LENGTH = 1024  # hashing cost grows with the input; refuse absurd ones befor
 
 _hasher = PasswordHasher()
 _dummy_hash: str | None = None
+_dummy_lock = threading.Lock()  # a sign-in during the warm-up waits for its hash
 
 
 def hash_password(password: str) -> str:
@@ -32,9 +34,10 @@ def check_strength(password: str) -> None:
 
 def _dummy() -> str:
     global _dummy_hash
-    if _dummy_hash is None:
-        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
-    return _dummy_hash
+    with _dummy_lock:
+        if _dummy_hash is None:
+            _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+        return _dummy_hash
 
 
 def verify(password_hash: str | None, password: str) -> bool:
@@ -59,3 +62,9 @@ def random_password() -> str:
 def warm_up() -> None:
     """Compute the dummy hash now, so the first sign-in of an unknown user is not faster."""
     _dummy()
+
+
+def warm_up_in_background() -> None:
+    """`warm_up` in a thread (argon2 runs without the GIL), so a starting server does not wait
+    the ~0.2-0.5 s it takes; a sign-in meanwhile waits for it rather than hashing twice."""
+    threading.Thread(target=warm_up, name="argon2-warm-up", daemon=True).start()

@@ -275,6 +275,7 @@ def beat(
     from fnhub import tracing
     from fnhub.bootstrap import wait_for_services
     from fnhub.cron.beat import Beat
+    from fnhub.heap import freeze_startup_objects, pause_for_startup
     from fnhub.keys import Keys
     from fnhub.log_setup import configure_logging
     from fnhub.redis_client import async_redis
@@ -282,6 +283,7 @@ def beat(
     from fnhub.supervised import RestartCounter, supervise
 
     settings = settings_or_exit(project, role=True, data_dir=data_dir)
+    pause_for_startup()  # until the beat froze what start-up made (fnhub.heap)
     configure_logging(logging.DEBUG if verbose else logging.INFO, settings.log_format)
     tracing.configure(settings, "beat")
     wait_for_services(settings)  # they may come up after us
@@ -295,6 +297,7 @@ def beat(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         counter = RestartCounter(Keys(settings.key_prefix).loop_restarts, client)
+        freeze_startup_objects()
         try:
             await supervise("cron", lambda: Beat(settings, client, db).run(stop), counter=counter)
         finally:

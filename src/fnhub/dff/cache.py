@@ -10,12 +10,13 @@ the same from both; a string written by one is read by the other with its JSON q
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from fnhub import runtime
 from fnhub.cache import cache as _fnhub_cache
+
+if TYPE_CHECKING:
+    import redis
 
 
 def _text(value: Any) -> Any:

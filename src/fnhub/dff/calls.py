@@ -10,12 +10,14 @@ parent's origin and origin id and runs on the function's queue, else the parent'
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnhub import runtime
 from fnhub.dff.variables import CHAIN_META, ROOT_META
-from fnhub.scripts.registry import ActiveScripts, read_active
 from fnhub.tasks import Origin
+
+if TYPE_CHECKING:
+    from fnhub.scripts.registry import ActiveScripts
 
 #: DataFlux Func's `_FUNC_TASK_CALL_CHAIN_LIMIT`
 CHAIN_LIMIT = 5
@@ -35,6 +37,8 @@ _active: ActiveScripts | None = None
 
 def _read_active() -> ActiveScripts:
     """The active scripts, read again only when their revision moved (one GET per call)."""
+    from fnhub.scripts.registry import read_active  # Redis: not for every import of `DFF`
+
     global _active
     with _lock:
         _active = read_active(runtime.redis_client(), runtime.keys(), _active)

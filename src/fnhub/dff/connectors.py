@@ -13,12 +13,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from fnhub import runtime
 from fnhub.dff.cache import RedisCommands, _text
 
 if TYPE_CHECKING:  # fnhub.connections imports SQLAlchemy: only when a connector is used
+    import redis
+
     from fnhub.connections import ConnectorConfig, ConnectorHandle
 
 
@@ -87,6 +87,7 @@ class RedisConnectorClient(ConnectorClient, RedisCommands):
         self._settings = config.settings
 
     def _client(self) -> redis.Redis:
+        import redis
 
         from fnhub.connectors.base import parse_model, settings_hash
         from fnhub.connectors.redis.client import client_kwargs

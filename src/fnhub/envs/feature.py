@@ -1,8 +1,5 @@
 """Env variables and the store as a feature: `/envs`, `envs:`, `fnhub env`, the store's purge."""
 
-from fnhub.envs import models
-from fnhub.envs.cli import env_app
-from fnhub.envs.project import apply_envs
 from fnhub.feature import CliGroup, Feature, ServerParts
 
 
@@ -12,10 +9,12 @@ def server() -> ServerParts:
     return ServerParts(routers=(api.router,), services=(api.purge_service,))
 
 
+ENV_HELP = "Env variables scripts read with fnhub.env: list, get, set, delete."
+
 ENVS = Feature(
     name="envs",
     server=server,
-    sections=(("envs", apply_envs),),
-    models=(models,),
-    cli=(CliGroup("env", env_app),),
+    sections=(("envs", "fnhub.envs.project:apply_envs"),),
+    models=("fnhub.envs.models",),
+    cli=(CliGroup("env", "fnhub.envs.cli:env_app", ENV_HELP),),
 )

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
 from fnhub import console, tracing
-from fnhub.accounts.passwords import warm_up
+from fnhub.accounts.passwords import warm_up_in_background
 from fnhub.accounts.signin import SignIn
 from fnhub.aio import cancel_and_wait
 from fnhub.calling.caller import Caller
@@ -131,7 +131,6 @@ def create_app(
             state.exiting = exiting
         app.state.ctx = ctx
         app.state.server = state
-        await asyncio.to_thread(warm_up)
         # every loop started from here on counts its restarts into Redis, for /metrics
         restart_counter.set(RestartCounter(keys.loop_restarts, client))
         await caller.start()
@@ -149,6 +148,7 @@ def create_app(
         services.append(spawn("presence", presence.run))
         services.append(spawn("metrics-flush", functools.partial(flush_counts, ctx)))
         freeze_startup_objects()
+        warm_up_in_background()
         try:
             yield
         finally:

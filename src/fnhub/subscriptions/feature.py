@@ -2,8 +2,6 @@
 `connectors:` and `subscriptions:` sections (connectors first: subscriptions name them)."""
 
 from fnhub.feature import Feature, ServerParts
-from fnhub.subscriptions import models
-from fnhub.subscriptions.project import apply_connectors, apply_subscriptions
 
 
 def server() -> ServerParts:
@@ -15,6 +13,9 @@ def server() -> ServerParts:
 SUBSCRIPTIONS = Feature(
     name="subscriptions",
     server=server,
-    sections=(("connectors", apply_connectors), ("subscriptions", apply_subscriptions)),
-    models=(models,),
+    sections=(
+        ("connectors", "fnhub.subscriptions.project:apply_connectors"),
+        ("subscriptions", "fnhub.subscriptions.project:apply_subscriptions"),
+    ),
+    models=("fnhub.subscriptions.models",),
 )

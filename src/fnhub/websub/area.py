@@ -3,7 +3,10 @@ hub it made for this server's routes to find (`hub_of`)."""
 
 from __future__ import annotations
 
+import asyncio
 import weakref
+
+import httpx
 
 from fnhub.server.context import ServerContext
 from fnhub.websub.hub import Hub
@@ -19,7 +22,9 @@ def hub_of(ctx: ServerContext) -> Hub | None:
 
 async def service(ctx: ServerContext) -> None:
     """Deliveries, verification queue and lease expiry for the server's lifetime."""
-    hub = Hub(ctx.settings, ctx.redis, ctx.db, ctx.keys, ctx.server_id, counts=ctx.counts)
+    # loading the CA bundle blocks for 50-300 ms: in a thread, so a starting server listens
+    tls = await asyncio.to_thread(httpx.create_ssl_context)
+    hub = Hub(ctx.settings, ctx.redis, ctx.db, ctx.keys, ctx.server_id, counts=ctx.counts, tls=tls)
     _hubs[ctx] = hub
     try:
         await hub.run()

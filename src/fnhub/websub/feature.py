@@ -2,8 +2,6 @@
 service, `fnhub websub`."""
 
 from fnhub.feature import CliGroup, Feature, ServerParts
-from fnhub.websub import models
-from fnhub.websub.cli import websub_app
 
 
 def server() -> ServerParts:
@@ -17,9 +15,11 @@ def server() -> ServerParts:
     )
 
 
+WEBSUB_HELP = "The WebSub hub: topics, subscribers, dead letters."
+
 WEBSUB = Feature(
     name="websub",
     server=server,
-    models=(models,),
-    cli=(CliGroup("websub", websub_app),),
+    models=("fnhub.websub.models",),
+    cli=(CliGroup("websub", "fnhub.websub.cli:websub_app", WEBSUB_HELP),),
 )

@@ -15,6 +15,7 @@ import functools
 import logging
 import math
 import random
+import ssl
 import time
 from typing import Any
 
@@ -89,7 +90,9 @@ class Hub:
         server_id: str,
         resolver: Resolver = system_resolver,
         counts: Counts | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: the context verifying subscribers' certificates (made here if not given)."""
         check_algorithm(settings.websub_signature_algorithm)
         check_publisher_tokens(settings)
         self.settings = settings
@@ -113,7 +116,7 @@ class Hub:
         # `limit` bounds the requests in flight across all of them
         shards = max(1, math.ceil(settings.websub_concurrency / HTTP_SHARD_CONNECTIONS))
         per_shard = math.ceil(settings.websub_concurrency / shards)
-        tls = httpx.create_ssl_context()  # one for all pools: each costs ~30 ms of CA loading
+        tls = tls or httpx.create_ssl_context()  # one for all pools: CA loading costs each ~30 ms
         self.clients = [
             guarded_client(
                 self.addresses,

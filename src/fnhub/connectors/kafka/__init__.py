@@ -20,7 +20,7 @@ get the same client and behaviour as the server, and each publish waits for the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnhub.connectors.base import (
     ConnectorConfigError,
@@ -29,10 +29,12 @@ from fnhub.connectors.base import (
     parse_model,
     trace_in_headers,
 )
-from fnhub.connectors.kafka.direct import KafkaDirectConsumer
-from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher, KafkaPublisher
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
-from fnhub.connectors.kafka.source import KafkaSource
+
+if TYPE_CHECKING:  # the driver: imported when a source or publisher is made, not by every server
+    from fnhub.connectors.kafka.direct import KafkaDirectConsumer
+    from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher, KafkaPublisher
+    from fnhub.connectors.kafka.source import KafkaSource
 
 
 def create_source(
@@ -44,6 +46,8 @@ def create_source(
     client_id: str,
     options: dict[str, Any],
 ) -> KafkaSource:
+    from fnhub.connectors.kafka.source import KafkaSource
+
     opts = parse_model(KafkaSourceOptions, options, "kafka source options")
     group_id = opts.group_id or group
     if not group_id:
@@ -69,12 +73,28 @@ def source_args(args: SourceArgs) -> SourceArgs:
 
 
 async def test_connection(settings: KafkaSettings, timeout: float) -> None:
+    from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher
+
     s = settings.model_copy(update={"request_timeout_ms": max(int(timeout * 1000), 1000)})
     publisher = await AsyncKafkaPublisher.open(s, timeout)
     await publisher.close()
 
 
+def _publisher(settings: KafkaSettings) -> KafkaPublisher:
+    from fnhub.connectors.kafka.publisher import KafkaPublisher
+
+    return KafkaPublisher(settings)
+
+
+def _direct(*args: Any, **kwargs: Any) -> KafkaDirectConsumer:
+    from fnhub.connectors.kafka.direct import KafkaDirectConsumer
+
+    return KafkaDirectConsumer(*args, **kwargs)
+
+
 async def _open_async(settings: KafkaSettings) -> AsyncKafkaPublisher:
+    from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher
+
     return await AsyncKafkaPublisher.open(settings, settings.request_timeout_ms / 1000)
 
 
@@ -86,9 +106,9 @@ TYPE = ConnectorType(
     source_options=KafkaSourceOptions,
     create_source=create_source,
     test_connection=test_connection,
-    create_publisher=KafkaPublisher,
+    create_publisher=_publisher,
     create_async_publisher=_open_async,
     carry_trace=trace_in_headers,
     source_args=source_args,
-    create_direct_consumer=KafkaDirectConsumer,
+    create_direct_consumer=_direct,
 )

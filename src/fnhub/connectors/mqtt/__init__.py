@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnhub.connectors.base import (
     TRACEPARENT,
@@ -33,10 +33,12 @@ from fnhub.connectors.base import (
     SourceArgs,
     parse_model,
 )
-from fnhub.connectors.mqtt.direct import MqttDirectConsumer
-from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher, MqttPublisher, PahoPublisher
 from fnhub.connectors.mqtt.settings import MqttSettings, MqttSourceOptions
-from fnhub.connectors.mqtt.source import MqttSource
+
+if TYPE_CHECKING:  # the driver: imported when a source or publisher is made, not by every server
+    from fnhub.connectors.mqtt.direct import MqttDirectConsumer
+    from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher, MqttPublisher
+    from fnhub.connectors.mqtt.source import MqttSource
 
 
 def create_source(
@@ -48,11 +50,15 @@ def create_source(
     client_id: str,
     options: dict[str, Any],
 ) -> MqttSource:
+    from fnhub.connectors.mqtt.source import MqttSource
+
     opts = parse_model(MqttSourceOptions, options, "mqtt source options")
     return MqttSource(settings, topics=topics, window=window, client_id=client_id, options=opts)
 
 
 async def test_connection(settings: MqttSettings, timeout: float) -> None:
+    from fnhub.connectors.mqtt.publisher import PahoPublisher
+
     s = settings.model_copy(update={"connect_timeout": timeout})
 
     def probe() -> None:
@@ -68,7 +74,21 @@ async def test_connection(settings: MqttSettings, timeout: float) -> None:
         ) from None
 
 
+def _publisher(settings: MqttSettings) -> MqttPublisher:
+    from fnhub.connectors.mqtt.publisher import MqttPublisher
+
+    return MqttPublisher(settings)
+
+
+def _direct(*args: Any, **kwargs: Any) -> MqttDirectConsumer:
+    from fnhub.connectors.mqtt.direct import MqttDirectConsumer
+
+    return MqttDirectConsumer(*args, **kwargs)
+
+
 async def _open_async(settings: MqttSettings) -> AsyncMqttPublisher:
+    from fnhub.connectors.mqtt.publisher import AsyncMqttPublisher
+
     return await AsyncMqttPublisher.open(settings)
 
 
@@ -124,12 +144,12 @@ TYPE = ConnectorType(
     source_options=MqttSourceOptions,
     create_source=create_source,
     test_connection=test_connection,
-    create_publisher=MqttPublisher,
+    create_publisher=_publisher,
     create_async_publisher=_open_async,
     topic_matches=topic_matches,
     source_args=source_args,
     publish_options=publish_options,
     carry_trace=carry_trace,
-    create_direct_consumer=MqttDirectConsumer,
+    create_direct_consumer=_direct,
     direct_one_child=True,
 )

@@ -11,12 +11,14 @@ JetStream publish that returns once the stream stored the message.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnhub.connectors.base import ConnectorType, parse_model, trace_in_headers
-from fnhub.connectors.nats.publisher import AsyncNatsPublisher, NatsPublisher
 from fnhub.connectors.nats.settings import NatsSettings, NatsSourceOptions
-from fnhub.connectors.nats.source import NatsSource
+
+if TYPE_CHECKING:  # the driver: imported when a source or publisher is made, not by every server
+    from fnhub.connectors.nats.publisher import AsyncNatsPublisher, NatsPublisher
+    from fnhub.connectors.nats.source import NatsSource
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -39,6 +41,8 @@ def create_source(
     client_id: str,
     options: dict[str, Any],
 ) -> NatsSource:
+    from fnhub.connectors.nats.source import NatsSource
+
     opts = parse_model(NatsSourceOptions, options, "nats source options")
     durable = opts.durable or group or "fnhub"
     durable = "".join(c if c.isalnum() or c in "-_" else "_" for c in durable)
@@ -53,6 +57,8 @@ def create_source(
 
 
 async def test_connection(settings: NatsSettings, timeout: float) -> None:
+    from fnhub.connectors.nats.publisher import AsyncNatsPublisher
+
     s = settings.model_copy(update={"connect_timeout": timeout})
     publisher = await AsyncNatsPublisher.open(s)
     try:
@@ -61,7 +67,15 @@ async def test_connection(settings: NatsSettings, timeout: float) -> None:
         await publisher.close()
 
 
+def _publisher(settings: NatsSettings) -> NatsPublisher:
+    from fnhub.connectors.nats.publisher import NatsPublisher
+
+    return NatsPublisher(settings)
+
+
 async def _open_async(settings: NatsSettings) -> AsyncNatsPublisher:
+    from fnhub.connectors.nats.publisher import AsyncNatsPublisher
+
     return await AsyncNatsPublisher.open(settings)
 
 
@@ -73,7 +87,7 @@ TYPE = ConnectorType(
     source_options=NatsSourceOptions,
     create_source=create_source,
     test_connection=test_connection,
-    create_publisher=NatsPublisher,
+    create_publisher=_publisher,
     create_async_publisher=_open_async,
     carry_trace=trace_in_headers,
     topic_matches=topic_matches,

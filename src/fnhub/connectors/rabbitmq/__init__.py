@@ -13,12 +13,14 @@ exchange with the topic as routing key, waiting for the publisher confirm.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnhub.connectors.base import ConnectorType, parse_model, trace_in_headers
-from fnhub.connectors.rabbitmq.publisher import AsyncRabbitmqPublisher, RabbitmqPublisher
 from fnhub.connectors.rabbitmq.settings import RabbitmqSettings, RabbitmqSourceOptions
-from fnhub.connectors.rabbitmq.source import RabbitmqSource
+
+if TYPE_CHECKING:  # the driver: imported when a source or publisher is made, not by every server
+    from fnhub.connectors.rabbitmq.publisher import AsyncRabbitmqPublisher, RabbitmqPublisher
+    from fnhub.connectors.rabbitmq.source import RabbitmqSource
 
 
 def topic_matches(binding_key: str, routing_key: str) -> bool:
@@ -45,6 +47,8 @@ def create_source(
     client_id: str,
     options: dict[str, Any],
 ) -> RabbitmqSource:
+    from fnhub.connectors.rabbitmq.source import RabbitmqSource
+
     opts = parse_model(RabbitmqSourceOptions, options, "rabbitmq source options")
     return RabbitmqSource(
         settings,
@@ -57,12 +61,22 @@ def create_source(
 
 
 async def test_connection(settings: RabbitmqSettings, timeout: float) -> None:
+    from fnhub.connectors.rabbitmq.publisher import AsyncRabbitmqPublisher
+
     s = settings.model_copy(update={"connect_timeout": timeout})
     publisher = await AsyncRabbitmqPublisher.open(s)
     await publisher.close()
 
 
+def _publisher(settings: RabbitmqSettings) -> RabbitmqPublisher:
+    from fnhub.connectors.rabbitmq.publisher import RabbitmqPublisher
+
+    return RabbitmqPublisher(settings)
+
+
 async def _open_async(settings: RabbitmqSettings) -> AsyncRabbitmqPublisher:
+    from fnhub.connectors.rabbitmq.publisher import AsyncRabbitmqPublisher
+
     return await AsyncRabbitmqPublisher.open(settings)
 
 
@@ -74,7 +88,7 @@ TYPE = ConnectorType(
     source_options=RabbitmqSourceOptions,
     create_source=create_source,
     test_connection=test_connection,
-    create_publisher=RabbitmqPublisher,
+    create_publisher=_publisher,
     create_async_publisher=_open_async,
     carry_trace=trace_in_headers,
     topic_matches=topic_matches,

@@ -147,17 +147,22 @@ class HostProcess:
                     stderr=log_file,
                     pass_fds=(to_node_r, from_node_w),
                     preexec_fn=parent_death_hook(signal.SIGKILL),
+                    start_new_session=True,  # its group: the processes its functions start
                 )
         finally:
             os.close(to_node_r)
             os.close(from_node_w)
         self.wfd = to_node_w
         self.rfd = from_node_r
+        # readable once the process ended, whoever else holds its pipes' ends
+        self.pidfd = os.pidfd_open(self.proc.pid)
         os.set_blocking(self.wfd, False)
         self.reader = select.poll()
         self.reader.register(self.rfd, select.POLLIN)
+        self.reader.register(self.pidfd, select.POLLIN)
         self.writer = select.poll()
         self.writer.register(self.wfd, select.POLLOUT)
+        self.writer.register(self.pidfd, select.POLLIN)
         self.buf = bytearray()
         self.sent: set[tuple[str, str]] = set()  # script versions whose code it has
         self.layouts: dict[frozenset[tuple[str, str]], int] = {}
@@ -177,8 +182,12 @@ class HostProcess:
                 raise Gone from exc
             if done >= len(data):
                 return True
-            if not self.writer.poll(ms_left(deadline)) and time.time() >= deadline:
-                return False
+            ready = self.writer.poll(ms_left(deadline))
+            if not ready:
+                if time.time() >= deadline:
+                    return False
+            elif len(ready) == 1 and ready[0][0] == self.pidfd:
+                raise Gone  # the pipe is full and its reader ended (a grandchild holds it)
 
     def read(self, deadline: float) -> Any:
         """The next frame, or None once `deadline` passed; raises Gone when the process ended."""
@@ -190,10 +199,15 @@ class HostProcess:
                     frame = orjson.loads(buf[4 : size + 4])
                     del buf[: size + 4]
                     return frame
-            if not self.reader.poll(ms_left(deadline)):
+            ready = self.reader.poll(ms_left(deadline))
+            if not ready:
                 if time.time() >= deadline:
                     return None
                 continue
+            if len(ready) == 1 and ready[0][0] == self.pidfd:
+                # it ended and wrote nothing more (poll names the pipe too when it has bytes):
+                # the pipe's EOF may never come, a process it started may hold its write end
+                raise Gone
             chunk = os.read(self.rfd, _READ_SIZE)
             if not chunk:
                 raise Gone
@@ -219,22 +233,42 @@ class HostProcess:
         except OSError:
             return ""
 
+    def wait_ended(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the process to end, without reaping it."""
+        return bool(select.select([self.pidfd], [], [], timeout)[0])
+
+    def exit_status(self) -> int:
+        """How the ended (not yet reaped) process ended, as `Popen.returncode` says it: the
+        exit code, or minus the signal that killed it."""
+        info = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED | os.WNOWAIT)
+        assert info is not None  # it ended: waitid does not block
+        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
     def kill(self) -> None:
+        """SIGKILL the process and every process of its group (those its functions started
+        and did not detach), alive or not: a process group outlives its leader, and its id is
+        not reused while the leader is unreaped, which `close` does last."""
         self.killed = True
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def close(self) -> None:
-        """End the process (closing its input ends it; a busy one is killed) and its folder."""
+        """End the process (closing its input ends it; a busy one is killed), the processes
+        left in its group, and its folder."""
         with contextlib.suppress(OSError):
             os.close(self.wfd)
-        try:
-            self.proc.wait(0.5)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.proc.returncode is None:
+            ended = self.wait_ended(0.5)
+            if not ended:
+                self.killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its grandchildren, before reaping
             self.proc.wait()
         with contextlib.suppress(OSError):
             os.close(self.rfd)
+        with contextlib.suppress(OSError):
+            os.close(self.pidfd)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

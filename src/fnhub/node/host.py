@@ -4,6 +4,10 @@ Two pipes besides stdout and stderr (which user code and Node's fatal errors wri
 go to a log file in the process's folder): Python → Node and Node → Python, each frame a 4-byte
 big-endian length and UTF-8 JSON, written in one `write`. Bytes travel as
 `{"$fnhub_bytes": "<base64>"}` both ways (a Buffer in JavaScript), as in Python's results.
+
+The process runs in a session (and process group) of its own, holding the processes its
+functions start; its end is seen on a pidfd polled beside the answer pipe, since such a process
+may hold the pipe's write end (no end of file), and the group is killed before it is reaped.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ import contextlib
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -215,3 +217,50 @@ def test_grandchild_output_never_reaches_the_protocol(
     if how == "inherit":
         wait_for(lambda: "garbage 1999" in executor.process.log_tail(200), timeout=10)
     assert ok(run(executor, "spawns.echo", {"n": -1})) == -1
+
+
+OWNER = """
+import hashlib, os, sys, time
+from fnhub.config import Settings
+from fnhub.functions import FunctionInfo
+from fnhub.node.executor import NodeExecutor
+from fnhub.tasks import Task
+
+code = open(sys.argv[1]).read()
+active = {"spawns": hashlib.sha256(code.encode()).hexdigest()}
+executor = NodeExecutor(Settings(), lambda name, version: code, lambda: active)
+kwargs = {"how": "nested", "secs": os.environ["SECS"]}
+task = Task(function="spawns.leave", kwargs=kwargs, timeout=10)
+info = FunctionInfo(script="spawns", name="leave")
+result = executor.run(task, "spawns", "", "leave", info, time.time() + 10)
+print(result.result, flush=True)
+time.sleep(60)
+"""
+
+
+def test_grandchildren_of_a_sigkilled_worker_child_end_with_the_next_node_start(
+    js: JsScripts, make_executor, tmp_path: Path, token: str
+) -> None:
+    """A worker child killed with SIGKILL takes its Node process along (the parent-death
+    signal) but cannot kill the group; the next Node process started on the machine does, from
+    the folder the dead one left."""
+    (tmp_path / "spawns.js").write_text(SPAWNS)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(tmp_path / "spawns.js")],
+        env={**os.environ, "SECS": token},  # not in its command line, which `_running` reads
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        node = int(owner.stdout.readline())
+        wait_for(lambda: len(_running(token)) == 3, timeout=5)  # the shell and its two sleeps
+    finally:
+        owner.kill()
+        owner.wait()
+    wait_for(lambda: not Path(f"/proc/{node}").exists(), timeout=5)
+    time.sleep(0.2)
+    assert len(_running(token)) == 3  # orphans, until:
+    js.publish(spawns=SPAWNS)
+    assert ok(run(make_executor(), "spawns.echo", {"n": 3})) == 3
+    wait_for(lambda: not _running(token), timeout=3)

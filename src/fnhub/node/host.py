@@ -35,6 +35,8 @@ HOST_JS = Path(__file__).with_name("host.js")
 BYTES_MARKER = "$fnhub_bytes"
 _READ_SIZE = 1 << 16
 _FOLDER_PREFIX = "fnhub-node-"
+#: the environment variable naming a Node process's folder, inherited by what it starts
+_MARKER = "FNHUB_NODE_HOST"
 
 
 def _sweep() -> None:
@@ -48,9 +50,32 @@ def _sweep() -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
+            _end_left(folder)
             shutil.rmtree(folder, ignore_errors=True)
         except PermissionError:
             pass  # another user's live process
+
+
+def _end_left(folder: Path) -> None:
+    """SIGKILL what the Node process of a dead owner left in its session (its functions'
+    processes: the owner that would have killed its group is gone). A process counts when its
+    session is the Node process's pid and its environment carries the folder's name, since
+    that pid may be another process's by now."""
+    try:
+        session = (folder / "pid").read_text()
+    except OSError:
+        return
+    marker = f"{_MARKER}={folder.name}\0".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "stat").read_text().rpartition(")")[2].split()[3] != session:
+                continue
+            if marker in (entry / "environ").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or another user's
 
 
 class Gone(Exception):
@@ -147,6 +172,7 @@ class HostProcess:
                         json.dumps(config),
                     ],
                     stdin=subprocess.DEVNULL,
+                    env={**os.environ, _MARKER: self.root.name},
                     stdout=log_file,
                     stderr=log_file,
                     pass_fds=(to_node_r, from_node_w),
@@ -156,6 +182,7 @@ class HostProcess:
         finally:
             os.close(to_node_r)
             os.close(from_node_w)
+        (self.root / "pid").write_text(str(self.proc.pid))  # its session's id, for `_sweep`
         self.wfd = to_node_w
         self.rfd = from_node_r
         # readable once the process ended, whoever else holds its pipes' ends

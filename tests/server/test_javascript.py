@@ -209,6 +209,70 @@ def test_a_killed_node_process_gives_the_task_a_second_attempt(stack: Stack) -> 
         assert first["error_type"] == "NodeDied"
 
 
+# the first attempt starts a grandchild holding the protocol pipes' ends (the worst a function
+# can do to them) and one that does not, then waits to be killed; the next answers
+KIDS = r"""
+const cp = require('child_process');
+const fnhub = require('fnhub');
+const CONFIG = JSON.parse(process.argv[process.argv.length - 1]);
+
+exports.second = fnhub.api({ timeout: 60 }, async ({ secs }) => {
+  if (fnhub.context.attempt === 1) {
+    cp.spawn('sleep', [secs], { stdio: ['ignore', 'ignore', 'ignore', CONFIG.inFd, CONFIG.outFd] });
+    cp.spawn('sleep', [secs]);
+    await new Promise((resolve) => setTimeout(resolve, 50000));
+  }
+  return `attempt ${fnhub.context.attempt}`;
+});
+"""
+
+
+def _sleeping(secs: str) -> list[int]:
+    """Live `sleep <secs>` processes (`secs` unique to the test)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and secs in (entry / "cmdline").read_text()
+                and (entry / "stat").read_text().rpartition(")")[2].split()[0] != "Z"
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_killed_node_process_with_grandchildren_gives_a_prompt_second_attempt(
+    stack: Stack,
+) -> None:
+    """Its grandchildren keep the answer pipe open: the death is seen on the process, not the
+    pipe, and they go with it (not a 60 s wait for the timeout, nor orphans)."""
+    secs = f"{os.getpid() % 500 + 300}.{time.time_ns() % 10**9}"
+    with stack.admin() as c:
+        put = c.put("/api/v1/scripts/kids", json={"code": KIDS, "language": "javascript"})
+        assert put.status_code == 200, put.text
+        submitted = c.post("/api/v1/functions/kids.second/tasks", json={"kwargs": {"secs": secs}})
+        assert submitted.status_code == 202, submitted.text
+        task_id = submitted.json()["id"]
+        try:
+            wait_for(lambda: len(_sleeping(secs)) == 2, 20)
+            pids = _node_processes(stack.prefix)
+            assert pids, "no Node process found for this stack"
+            killed = time.monotonic()
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: _record(c, task_id)["status"] == "success", 30)
+            assert time.monotonic() - killed < 10
+            record = _record(c, task_id)
+            assert (record["result"], record["attempt"]) == ("attempt 2", 2)
+            assert record["attempts"][0]["error_type"] == "NodeDied"
+            wait_for(lambda: not _sleeping(secs), 5)
+        finally:
+            for pid in _sleeping(secs):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_a_cron_job_fires_a_javascript_function(stack: Stack) -> None:
     job = {"id": "js-tick", "function": "js.tick", "expr": "* * * * * *"}
     with stack.admin() as c:

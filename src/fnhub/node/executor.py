@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
@@ -471,11 +470,10 @@ class NodeExecutor:
     def _ended(self, process: HostProcess, task: Task, start: float) -> TaskResult:
         """The process ended while `task` ran: say how, and start its replacement."""
         self.quick.pop(task.function, None)
-        try:
-            code = process.proc.wait(5)
-        except subprocess.TimeoutExpired:
+        if not process.wait_ended(5):
             process.kill()
-            code = process.proc.wait()
+            process.wait_ended(5)
+        code = process.exit_status()  # unreaped: its group is still there to kill
         killed_by_us = process.killed
         tail = process.log_tail()
         exit_code = process.exit_code

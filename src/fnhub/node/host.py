@@ -4,6 +4,10 @@ Two pipes besides stdout and stderr (which user code and Node's fatal errors wri
 go to a log file in the process's folder): Python → Node and Node → Python, each frame a 4-byte
 big-endian length and UTF-8 JSON, written in one `write`. Bytes travel as
 `{"$fnhub_bytes": "<base64>"}` both ways (a Buffer in JavaScript), as in Python's results.
+
+The process runs in a session (and process group) of its own, holding the processes its
+functions start; its end is seen on a pidfd polled beside the answer pipe, since such a process
+may hold the pipe's write end (no end of file), and the group is killed before it is reaped.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ HOST_JS = Path(__file__).with_name("host.js")
 BYTES_MARKER = "$fnhub_bytes"
 _READ_SIZE = 1 << 16
 _FOLDER_PREFIX = "fnhub-node-"
+#: the environment variable naming a Node process's folder, inherited by what it starts
+_MARKER = "FNHUB_NODE_HOST"
 
 
 def _sweep() -> None:
@@ -44,9 +50,32 @@ def _sweep() -> None:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
+            _end_left(folder)
             shutil.rmtree(folder, ignore_errors=True)
         except PermissionError:
             pass  # another user's live process
+
+
+def _end_left(folder: Path) -> None:
+    """SIGKILL what the Node process of a dead owner left in its session (its functions'
+    processes: the owner that would have killed its group is gone). A process counts when its
+    session is the Node process's pid and its environment carries the folder's name, since
+    that pid may be another process's by now."""
+    try:
+        session = (folder / "pid").read_text()
+    except OSError:
+        return
+    marker = f"{_MARKER}={folder.name}\0".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "stat").read_text().rpartition(")")[2].split()[3] != session:
+                continue
+            if marker in (entry / "environ").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or another user's
 
 
 class Gone(Exception):
@@ -143,21 +172,28 @@ class HostProcess:
                         json.dumps(config),
                     ],
                     stdin=subprocess.DEVNULL,
+                    env={**os.environ, _MARKER: self.root.name},
                     stdout=log_file,
                     stderr=log_file,
                     pass_fds=(to_node_r, from_node_w),
                     preexec_fn=parent_death_hook(signal.SIGKILL),
+                    start_new_session=True,  # its group: the processes its functions start
                 )
         finally:
             os.close(to_node_r)
             os.close(from_node_w)
+        (self.root / "pid").write_text(str(self.proc.pid))  # its session's id, for `_sweep`
         self.wfd = to_node_w
         self.rfd = from_node_r
+        # readable once the process ended, whoever else holds its pipes' ends
+        self.pidfd = os.pidfd_open(self.proc.pid)
         os.set_blocking(self.wfd, False)
         self.reader = select.poll()
         self.reader.register(self.rfd, select.POLLIN)
+        self.reader.register(self.pidfd, select.POLLIN)
         self.writer = select.poll()
         self.writer.register(self.wfd, select.POLLOUT)
+        self.writer.register(self.pidfd, select.POLLIN)
         self.buf = bytearray()
         self.sent: set[tuple[str, str]] = set()  # script versions whose code it has
         self.layouts: dict[frozenset[tuple[str, str]], int] = {}
@@ -177,8 +213,12 @@ class HostProcess:
                 raise Gone from exc
             if done >= len(data):
                 return True
-            if not self.writer.poll(ms_left(deadline)) and time.time() >= deadline:
-                return False
+            ready = self.writer.poll(ms_left(deadline))
+            if not ready:
+                if time.time() >= deadline:
+                    return False
+            elif len(ready) == 1 and ready[0][0] == self.pidfd:
+                raise Gone  # the pipe is full and its reader ended (a grandchild holds it)
 
     def read(self, deadline: float) -> Any:
         """The next frame, or None once `deadline` passed; raises Gone when the process ended."""
@@ -190,10 +230,15 @@ class HostProcess:
                     frame = orjson.loads(buf[4 : size + 4])
                     del buf[: size + 4]
                     return frame
-            if not self.reader.poll(ms_left(deadline)):
+            ready = self.reader.poll(ms_left(deadline))
+            if not ready:
                 if time.time() >= deadline:
                     return None
                 continue
+            if len(ready) == 1 and ready[0][0] == self.pidfd:
+                # it ended and wrote nothing more (poll names the pipe too when it has bytes):
+                # the pipe's EOF may never come, a process it started may hold its write end
+                raise Gone
             chunk = os.read(self.rfd, _READ_SIZE)
             if not chunk:
                 raise Gone
@@ -219,22 +264,42 @@ class HostProcess:
         except OSError:
             return ""
 
+    def wait_ended(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the process to end, without reaping it."""
+        return bool(select.select([self.pidfd], [], [], timeout)[0])
+
+    def exit_status(self) -> int:
+        """How the ended (not yet reaped) process ended, as `Popen.returncode` says it: the
+        exit code, or minus the signal that killed it."""
+        info = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED | os.WNOWAIT)
+        assert info is not None  # it ended: waitid does not block
+        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
     def kill(self) -> None:
+        """SIGKILL the process and every process of its group (those its functions started
+        and did not detach), alive or not: a process group outlives its leader, and its id is
+        not reused while the leader is unreaped, which `close` does last."""
         self.killed = True
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def close(self) -> None:
-        """End the process (closing its input ends it; a busy one is killed) and its folder."""
+        """End the process (closing its input ends it; a busy one is killed), the processes
+        left in its group, and its folder."""
         with contextlib.suppress(OSError):
             os.close(self.wfd)
-        try:
-            self.proc.wait(0.5)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.proc.returncode is None:
+            ended = self.wait_ended(0.5)
+            if not ended:
+                self.killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its grandchildren, before reaping
             self.proc.wait()
         with contextlib.suppress(OSError):
             os.close(self.rfd)
+        with contextlib.suppress(OSError):
+            os.close(self.pidfd)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -104,7 +104,7 @@ def main() -> None:
         settings,
     )
     prefetch = Prefetch()
-    worker.lookahead(_ahead_taker(prefetch), prefetch.give_back)
+    worker.lookahead(_ahead_taker(prefetch), prefetch.give_back, prefetch.unstarted)
     batch = [("q", f"{i}-0", {b"e": encode(Task(function="jsbatch.noop"))}) for i in range(100)]
 
     def batched() -> TaskResult:

@@ -26,10 +26,11 @@ Who reads which partition:
   rebalance takes partitions away, the listener waits (at most `drain_timeout`) for the batch
   in hand to settle, so its commit lands before the partitions go.
 
-A message is marked `redelivered` when it may have been handled before: the first 2 × `count`
-messages read from a partition after it was assigned (a dead child handled at most two batches
-past the committed offset: one whose commit was still in flight, and the one in hand). The child then looks up the supervisor's note on it (a timeout or
-memory kill is final; deaths are counted towards `max_attempts`).
+A message is marked `redelivered` when it may have been handled before: the first twice
+`count` messages read from a partition after it was assigned (a dead child handled at most two
+batches past the committed offset: one whose commit was still in flight, and the one in hand).
+The child then looks up the supervisor's note on it (a timeout or memory kill is final; deaths
+are counted towards `max_attempts`).
 """
 
 from __future__ import annotations

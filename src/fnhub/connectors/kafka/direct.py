@@ -7,11 +7,8 @@ child's calls (`read`, `ack`) hop onto it; everything that tracks offsets runs o
 the rebalance listener and the child never race over it.
 
 Offsets: `ack` commits, per partition, the lowest offset handed out and not yet settled (or
-one past the last settled): what is committed was handled. The child does not wait for the
-commit to land: it goes on with the next batch while the commit travels (commits are sent in
-order, one after the other; a failed one is raised by the next `read` or `ack`, and the child
-reconnects). A revocation and `close` wait for the commit in flight. What a child read and did
-not settle is read again: by the same child after a rewind (its fetch position is moved back to
+one past the last settled): what is committed was handled. What a child read and did not
+settle is read again: by the same child after a rewind (its fetch position is moved back to
 the first unsettled offset before the next read), by its successor (a killed child's
 partitions are read again from the committed offset), or by the partition's next owner.
 
@@ -26,11 +23,10 @@ Who reads which partition:
   rebalance takes partitions away, the listener waits (at most `drain_timeout`) for the batch
   in hand to settle, so its commit lands before the partitions go.
 
-A message is marked `redelivered` when it may have been handled before: the first twice
-`count` messages read from a partition after it was assigned (a dead child handled at most two
-batches past the committed offset: one whose commit was still in flight, and the one in hand).
-The child then looks up the supervisor's note on it (a timeout or memory kill is final; deaths
-are counted towards `max_attempts`).
+A message is marked `redelivered` when it may have been handled before: the first `count`
+messages read from a partition after it was assigned (a dead child handled at most one batch
+past the committed offset). The child then looks up the supervisor's note on it (a timeout or
+memory kill is final; deaths are counted towards `max_attempts`).
 """
 
 from __future__ import annotations
@@ -74,8 +70,7 @@ EMPTY_FOLLOW_SECONDS = 0.5
 MAX_POLL_INTERVAL_MS = 86_400_000
 #: the lag lookup (once a second, from the child's status thread) gives up after this long
 LAG_TIMEOUT_SECONDS = 5.0
-#: a newly assigned partition: the next reads mark twice as many of its messages as one asks
-#: for (a dead child's last commit may not have landed: the batch before the one in hand)
+#: a newly assigned partition: the next read marks as many of its messages as it asks for
 _FROM_NEXT_READ = -1
 
 
@@ -95,8 +90,6 @@ class _Rebalance(ConsumerRebalanceListener):
         if revoked and not owner._idle.is_set():
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, owner._idle.wait, owner.options.drain_timeout)
-        if revoked:  # and its commit lands before its partitions go
-            await owner._commit_sent(owner.options.drain_timeout)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.owner._assigned(assigned)
@@ -141,10 +134,7 @@ class KafkaDirectConsumer:
         self._handed: dict[TopicPartition, list[int]] = {}
         #: per newly assigned partition, how many of its next messages to mark redelivered
         self._suspect: dict[TopicPartition, int] = {}
-        #: offsets sent in a commit (in flight or landed), per partition (loop thread)
         self._committed: dict[TopicPartition, int] = {}
-        #: the last batch's commit, in flight while the child runs the next batch (loop thread)
-        self._committing: asyncio.Future[None] | None = None
         self._followed_at = -FOLLOW_SECONDS
         #: set while no batch is in hand (a revocation waits for it)
         self._idle = threading.Event()
@@ -234,7 +224,6 @@ class KafkaDirectConsumer:
 
     async def _fetch(self, count: int, block_ms: int) -> list[Message]:
         consumer = self._require()
-        self._check_commit()
         self._rewind(consumer)
         batch = await consumer.getmany(timeout_ms=block_ms, max_records=count)
         out: list[Message] = []
@@ -250,7 +239,7 @@ class KafkaDirectConsumer:
             suspect = self._suspect.pop(tp, 0)
             if suspect:
                 if suspect == _FROM_NEXT_READ:
-                    suspect = 2 * count
+                    suspect = count
                 for msg in msgs[:suspect]:
                     msg.redelivered = True
                 if suspect > len(msgs):
@@ -274,8 +263,7 @@ class KafkaDirectConsumer:
 
     def ack(self, msgs: Sequence[Message]) -> None:
         """Commit, per partition, up to the lowest offset still unsettled: one commit for the
-        batch, sent in order after the one before and not waited for (it lands while the
-        child runs the next batch; its error is raised by the next read or ack)."""
+        batch."""
         try:
             if msgs:
                 self._call(self._settle(msgs), self._request_seconds)
@@ -286,71 +274,39 @@ class KafkaDirectConsumer:
 
     async def _settle(self, msgs: Sequence[Message]) -> None:
         consumer = self._require()
-        self._check_commit()
-        # grouped by (topic, partition): a TopicPartition is that tuple, and finds its key;
-        # in the order settled, so the common case (the whole batch handed out, in order)
-        # is one list comparison per partition
-        settled: dict[tuple[str, int | None], list[int | None]] = {}
+        # grouped by (topic, partition): a TopicPartition is that tuple, and finds its key
+        settled: dict[tuple[str, int | None], set[int | None]] = {}
         for msg in msgs:
             key = (msg.topic, msg.partition)
             group = settled.get(key)
             if group is None:
-                settled[key] = [msg.offset]
+                settled[key] = {msg.offset}
             else:
-                group.append(msg.offset)
+                group.add(msg.offset)
         assigned = consumer.assignment()
         offsets: dict[TopicPartition, int] = {}
-        for (topic, partition), offsets_settled in settled.items():
-            if partition is None or None in offsets_settled:
+        for (topic, partition), offsets_done in settled.items():
+            if partition is None or None in offsets_done:
                 raise ValueError(f"kafka direct: message of {topic} without partition/offset")
+            done = cast("set[int]", offsets_done)
             tp = TopicPartition(topic, partition)
             handed = self._handed.pop(tp, [])
-            if offsets_settled == handed:  # all of it
-                position = handed[-1] + 1
-            else:
-                done = set(cast("list[int]", offsets_settled))
-                left = [] if done.issuperset(handed) else [o for o in handed if o not in done]
-                position = left[0] if left else max(done) + 1
-                if left:
-                    self._handed[tp] = left
+            left = [] if done.issuperset(handed) else [o for o in handed if o not in done]
+            position = left[0] if left else max(done) + 1
+            if left:
+                self._handed[tp] = left
             if tp in assigned and position > self._committed.get(tp, -1):
                 offsets[tp] = position
         if not offsets:
             return
-        self._committed.update(offsets)  # sent: a later settle commits only past them
-        previous = self._committing
-        self._committing = asyncio.ensure_future(self._commit(consumer, offsets, previous))
-
-    async def _commit(
-        self,
-        consumer: AIOKafkaConsumer,
-        offsets: dict[TopicPartition, int],
-        previous: asyncio.Future[None] | None,
-    ) -> None:
-        """One batch's commit, after the one before it (in order); its failure is raised by
-        the child's next read or acknowledgement."""
-        if previous is not None:
-            await previous
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # the partitions went to another member, which reads them again from the last
             # commit: at least once, the records replaced (the task ids are the messages')
             log.warning("kafka direct %s: commit refused (%s)", self.client_id, exc)
-
-    def _check_commit(self) -> None:
-        """The last commit, if it has landed: a Kafka error it met is raised (the cluster went
-        away; the child reconnects, and reads again from the last commit that landed)."""
-        committing = self._committing
-        if committing is not None and committing.done():
-            self._committing = None
-            committing.result()
-
-    async def _commit_sent(self, timeout: float | None = None) -> None:
-        """Wait (at most `timeout`) for the commit in flight to land or fail."""
-        committing = self._committing
-        if committing is not None:
-            await asyncio.wait([committing], timeout=timeout)
+            return
+        self._committed.update(offsets)
 
     def _assigned(self, assigned: set[TopicPartition]) -> None:
         """Partitions (re)assigned: their first messages may have been handled before."""
@@ -439,14 +395,10 @@ class KafkaDirectConsumer:
         self._handed.clear()
         self._suspect.clear()
         self._committed.clear()
-        self._committing = None
         self._idle.set()
         self.status.disconnected("stopped")
 
     async def _stop(self) -> None:
-        await self._commit_sent(10.0)  # the last batch's commit
-        with contextlib.suppress(Exception):
-            self._check_commit()  # its error: nothing more to do with it when leaving
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()

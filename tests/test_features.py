@@ -37,7 +37,13 @@ def _import_copy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PYTHONPATH": f"{tmp_path}:{PACKAGE.parent}", "PATH": "/usr/bin:/bin"},
+        # no bytecode: the misspelt copy has the same size, and written within the same second
+        # as the first its cached bytecode would pass for it
+        env={
+            "PYTHONPATH": f"{tmp_path}:{PACKAGE.parent}",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
     )
 
 

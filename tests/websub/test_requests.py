@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import httpx
 import pytest
 import redis as sync_redis
 
@@ -12,6 +14,21 @@ from fnhub import runtime
 from .harness import eventually
 from .test_conformance import subscribe, topic_url
 from .test_delivery import fat_publish
+
+
+async def test_a_request_while_the_hub_is_starting_waits_for_it(start_hub, monkeypatch):
+    """The hub loads its CA bundle in a thread while the server already listens: a request
+    then waits for the hub instead of being told it does not run (503)."""
+    real = httpx.create_ssl_context
+
+    def slow_ca_bundle(*args, **kwargs):
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", slow_ca_bundle)
+    hub = await start_hub()
+    r = await hub.post(**{"hub.mode": "bogus"})
+    assert r.status_code == 400 and "unsupported hub.mode" in r.text, r.text
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,9 @@ class PublishIn(BaseModel):
     content_type: str | None = None
 
 
-def _hub(request: Request) -> Hub:
+async def _hub(request: Request) -> Hub:
     try:
-        return current_hub(request)
+        return await current_hub(request)
     except HubError as exc:
         raise HTTPException(exc.status, str(exc)) from None
 
@@ -77,12 +77,12 @@ async def list_topics(
     after: str | None = Query(None, max_length=64, description="the last topic hash of a page"),
 ) -> list[dict[str, Any]]:
     """Topics oldest first (a page with `limit`, the next one `after` its last hash)."""
-    return await _run(_hub(request).views.topics, limit, after)
+    return await _run((await _hub(request)).views.topics, limit, after)
 
 
 @router.post("/topics", status_code=201)
 async def register_topic(body: TopicIn, request: Request) -> dict[str, Any]:
-    hub = _hub(request)
+    hub = await _hub(request)
     try:
         check_url(body.url, "url", hub.settings)
     except PolicyError as exc:
@@ -98,7 +98,7 @@ async def register_topic(body: TopicIn, request: Request) -> dict[str, Any]:
 @router.delete("/topics/{topic_hash}", status_code=204)
 async def deregister_topic(topic_hash: str, request: Request) -> None:
     """New subscriptions and publishes are refused (closed hub); existing ones run out."""
-    if not await asyncio.to_thread(_hub(request).registry.deregister_topic, topic_hash):
+    if not await asyncio.to_thread((await _hub(request)).registry.deregister_topic, topic_hash):
         raise HTTPException(404, f"no topic {topic_hash}")
     resource = f"websub_topic:{topic_hash}"
     await _audited(request, "websub_topic.deregister", resource, None, {"registered": False})
@@ -113,17 +113,17 @@ async def list_subscriptions(
     after: str | None = Query(None, max_length=64, description="the last id of a page"),
 ) -> list[dict[str, Any]]:
     """Subscriptions oldest first (a page with `limit`, the next one `after` its last id)."""
-    return await _run(_hub(request).views.subscriptions, state, topic, limit, after)
+    return await _run((await _hub(request)).views.subscriptions, state, topic, limit, after)
 
 
 @router.get("/subscriptions/{subscription_id}")
 async def get_subscription(subscription_id: str, request: Request) -> dict[str, Any]:
-    return await _run(_hub(request).views.get_subscription, subscription_id)
+    return await _run((await _hub(request)).views.get_subscription, subscription_id)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204)
 async def remove_subscription(subscription_id: str, request: Request) -> None:
-    hub = _hub(request)
+    hub = await _hub(request)
     sub = await asyncio.to_thread(hub.registry.subscription, subscription_id)
     await _run(hub.views.remove_subscription, subscription_id)
     before = None if sub is None else {"topic": sub.topic, "callback": sub.callback}
@@ -141,18 +141,18 @@ async def list_dead_letters(
     ),
 ) -> list[dict[str, Any]]:
     """Dead letters newest first, a page at a time."""
-    return await _run(_hub(request).views.dead_letters, subscription_id, limit, before)
+    return await _run((await _hub(request)).views.dead_letters, subscription_id, limit, before)
 
 
 @router.get("/dead-letters/{dead_id}")
 async def get_dead_letter(request: Request, dead_id: int = DeadId) -> dict[str, Any]:
-    return await _run(_hub(request).views.get_dead_letter, dead_id)
+    return await _run((await _hub(request)).views.get_dead_letter, dead_id)
 
 
 @router.post("/dead-letters/{dead_id}/retry", status_code=202, responses=responses(409))
 async def retry_dead_letter(request: Request, dead_id: int = DeadId) -> dict[str, Any]:
     """Queue it again in front of its subscription's notifications."""
-    queued = await _run(_hub(request).views.retry_dead_letter, dead_id)
+    queued = await _run((await _hub(request)).views.retry_dead_letter, dead_id)
     await _audited(
         request, "websub_dead_letter.retry", f"websub_dead_letter:{dead_id}", None, queued
     )
@@ -161,13 +161,13 @@ async def retry_dead_letter(request: Request, dead_id: int = DeadId) -> dict[str
 
 @router.delete("/dead-letters/{dead_id}", status_code=204)
 async def delete_dead_letter(request: Request, dead_id: int = DeadId) -> None:
-    await _run(_hub(request).views.delete_dead_letter, dead_id)
+    await _run((await _hub(request)).views.delete_dead_letter, dead_id)
     await _audited(request, "websub_dead_letter.delete", f"websub_dead_letter:{dead_id}")
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> dict[str, Any]:
-    hub = _hub(request)
+    hub = await _hub(request)
     cluster = await _run(hub.views.cluster_metrics)
     return {
         "server": {
@@ -183,7 +183,7 @@ async def metrics(request: Request) -> dict[str, Any]:
 async def publish(body: PublishIn, request: Request) -> dict[str, Any]:
     """Like a publish to `/websub/hub` by an admin: any topic, nothing stored without
     subscribers (`position` is then null), 503 when the storage is full."""
-    hub = _hub(request)
+    hub = await _hub(request)
     try:
         check_url(body.topic, "topic", hub.settings)
         data, ctype = encode(body.content, body.content_type, hub.settings.websub_content_max_bytes)

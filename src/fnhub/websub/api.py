@@ -53,9 +53,9 @@ class HubError(Exception):
         self.headers = headers
 
 
-def current_hub(request: Request) -> Hub:
+async def current_hub(request: Request) -> Hub:
     """The hub of this server process (run by `area.service`)."""
-    hub = hub_of(context_of(request))
+    hub = await hub_of(context_of(request))
     if hub is None:
         raise HubError(503, "the WebSub hub is not running on this server")
     return hub
@@ -126,7 +126,7 @@ async def hub_endpoint(
     x_api_key: str | None = Depends(api_key_header),
 ) -> Response:
     try:
-        hub = current_hub(request)
+        hub = await current_hub(request)
         limit = hub.settings.websub_content_max_bytes + FORM_OVERHEAD
         body = await _read_limited(request, limit)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()

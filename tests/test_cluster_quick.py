@@ -98,7 +98,12 @@ def test_quick_fault_run_loses_nothing_acknowledged(tmp_path: Path) -> None:
                 assert flow["lost"] == 0, (where, kind, flow["lost_ids"])
             # a crash repeats at most what was in flight (a window of 100 at most)
             assert flow["run_twice"] <= 100, (where, kind)
-        assert fault["cron"]["doubled"] == 0, where
-        if fault["kind"] != "failover":
+        if fault["kind"] == "failover":
+            # the watermark of the last tick or two can be lost with the old primary, like any
+            # write of that moment; a beat leading again starts after what it fired itself
+            # (tests/cron/test_beat.py), but the other beat, taking over, cannot know it
+            assert fault["cron"]["doubled"] <= 2, (where, fault["cron"])
+        else:
+            assert fault["cron"]["doubled"] == 0, where
             assert fault["cron"]["missed"] == 0, (where, fault["cron"])
     print(run.stdout)

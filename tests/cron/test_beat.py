@@ -101,6 +101,23 @@ async def test_deposed_leader_cannot_enqueue_and_a_tick_is_decided_once(
     await client.aclose()
 
 
+async def test_a_leader_back_after_a_failover_does_not_fire_again_what_it_fired(
+    services: Services,
+) -> None:
+    add_job(services, id="again", function="jobs.tick", expr="* * * * * *", overlap="allow")
+    async with running_beat(services.settings, services) as beat:
+        await wait_for(lambda: beat.stats.fired >= 3, 6)
+        # a failover: the new primary lacks the last seconds' watermark writes, and the beat
+        # stood down meanwhile (its lease renewal failed); it leads again at its next step
+        fired = int(services.redis.hget(services.keys.cron_fired, "again"))
+        services.redis.hset(services.keys.cron_fired, "again", fired - 3)
+        beat._stand_down()
+        await wait_for(lambda: beat.leading and beat.stats.fired >= 5, 6)
+    ticks = ticks_of(queued(services), "again")
+    assert len(ticks) >= 5
+    assert ticks == sorted(set(ticks)), "a tick was fired twice"
+
+
 async def test_overlap_skip_records_skipped_and_allow_runs_anyway(services: Services) -> None:
     add_job(services, id="one-at-a-time", function="jobs.tick", expr="* * * * * *")
     add_job(services, id="overlapping", function="jobs.tick", expr="* * * * * *", overlap="allow")

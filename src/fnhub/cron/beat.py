@@ -209,9 +209,11 @@ class Beat:
             )
 
     async def _take_over(self) -> None:
-        """Start leading from each job's watermark: nothing decided is fired again."""
+        """Start leading from each job's watermark: nothing decided is fired again. A Redis
+        failover can roll the watermarks back (asynchronous replication): a beat leading
+        again also starts after what it fired itself while it led before."""
         ids = list(self.jobs)
-        self._last = {}
+        remembered, self._last = self._last, {}
         for start in range(0, len(ids), 5000):
             part = ids[start : start + 5000]
             for job_id, value in zip(
@@ -219,6 +221,9 @@ class Beat:
             ):
                 if value is not None:
                     self._last[job_id] = int(value)
+        for job_id, tick in remembered.items():
+            if job_id in self.jobs and tick > self._last.get(job_id, tick - 1):
+                self._last[job_id] = tick
         self._next = {}
         for job_id, job in self.jobs.items():
             after = self._last.get(job_id, int(job.created_at))

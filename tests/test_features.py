@@ -29,6 +29,17 @@ PACKAGE = Path(fnhub.__file__).parent
 FEATURES_SOURCE = (PACKAGE / "features.py").read_text()
 
 
+def _fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by a new interpreter that sees only fnhub (what it imports is its own)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"},
+    )
+
+
 def _import_copy(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "copied_features.py").write_text(source)
     return subprocess.run(
@@ -162,13 +173,7 @@ def test_a_misspelt_server_side_fails_before_the_server_starts(settings) -> None
 
 def test_the_command_line_does_not_load_the_server() -> None:
     """Every `fnhub` command imports the feature list; the server side stays out of it."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import sys, fnhub.cli; print('fastapi' in sys.modules)"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"},
-    )
+    done = _fresh_python("import sys, fnhub.cli; print('fastapi' in sys.modules)")
     assert done.stdout.strip() == "False", done.stderr
 
 
@@ -177,13 +182,7 @@ def test_the_root_help_imports_no_command_group_nor_sqlalchemy() -> None:
     other group's CLI module, no SQLAlchemy (0.3 s of CPU on its own)."""
     wanted = "m == 'sqlalchemy' or m.startswith('fnhub') and m.endswith(('.cli', '_cli'))"
     code = f"import sys, fnhub.cli\nprint(sorted(m for m in sys.modules if {wanted}))"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"},
-    )
+    done = _fresh_python(code)
     assert done.stdout.strip() == "['fnhub.cli']", done.stdout + done.stderr
 
 
@@ -194,11 +193,5 @@ def test_calling_does_not_import_the_http_server() -> None:
         "import sys, fnhub.calling.caller, fnhub.calling.queue_client, fnhub.calling.maker\n"
         "print(sorted(m for m in sys.modules if m.startswith('fnhub.server') or m == 'fastapi'))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(PACKAGE.parent), "PATH": "/usr/bin:/bin"},
-    )
+    done = _fresh_python(code)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from tests.conftest import REDIS_URL, wait_for
@@ -274,15 +274,20 @@ def test_direct_rule_publishes_before_the_ack_and_keeps_concurrency(make_cluster
 
 
 def fail_over_single_mode(
-    cluster, name: str, publish: Callable[[list[str]], T], settled: Callable[[T], None]
+    cluster,
+    name: str,
+    publish: Callable[[list[str]], T],
+    settled: Callable[[T], None],
+    ready: Callable[[Any, str], None] | None = None,
 ) -> None:
     """A single-mode subscription's one direct child handles part of a burst, its worker is
     killed (children with it), and the worker standing by takes the lease and handles every
     message; `publish` sends the burst, `settled` waits until the broker has it all
-    acknowledged (what each broker shows of it differs)."""
+    acknowledged (what each broker shows of it differs); `ready` waits until the holder's child
+    is there (by default: until it reports its status)."""
     cluster.set_delay(0.01)
     cluster.start_worker(processes=1)
-    _wait_children(cluster, name, 1)
+    (ready or (lambda c, n: _wait_children(c, n, 1)))(cluster, name)
     other = cluster.cli("worker", "--processes", "1", "--queues", "sub,sync", node="n2")
     try:
         time.sleep(3)  # the second worker is up and stands by: the lease is held

@@ -221,9 +221,9 @@ class Beat:
             ):
                 if value is not None:
                     self._last[job_id] = int(value)
-        for job_id, tick in remembered.items():
-            if job_id in self.jobs and tick > self._last.get(job_id, tick - 1):
-                self._last[job_id] = tick
+        for job_id, fired in remembered.items():
+            if job_id in self.jobs and fired > self._last.get(job_id, fired - 1):
+                self._last[job_id] = fired
         self._next = {}
         for job_id, job in self.jobs.items():
             after = self._last.get(job_id, int(job.created_at))

@@ -189,8 +189,7 @@ def apply(
         float, typer.Option(help="seconds to wait for running servers to pick it up")
     ] = 5.0,
 ) -> None:
-    """Publish the project's scripts and apply fnhub.yaml; say what changed in each section and
-    which running servers picked it up."""
+    """Publish the scripts and apply fnhub.yaml; say what changed and which servers took it."""
     from fnhub.apply_cli import apply_command
 
     raise typer.Exit(apply_command(_settings(project), console, err, wait))

@@ -154,7 +154,7 @@ def publish(
     from fnhub import audit, runtime
     from fnhub.store.db import Database
     from fnhub.websub.policy import url_hash
-    from fnhub.websub.publish import publish as do_publish
+    from fnhub.websub.script_publish import publish as do_publish
 
     settings = settings_or_exit(project)
     runtime.init(settings)

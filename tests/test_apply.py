@@ -236,6 +236,37 @@ def test_a_secret_from_an_unset_variable_is_refused_naming_where(shared):
     assert endpoint_rows(project) == {}
 
 
+DIRECT_ON_MQTT = """
+connectors:
+  plant: {type: mqtt, settings: {host: 127.0.0.1, port: 1883, clean_start: CLEAN}}
+subscriptions:
+  on-plant:
+    {connector: plant, topics: ["apply/#"], function: shop.echo, path: PATH, enabled: false}
+"""
+
+
+def test_connector_settings_a_direct_subscription_cannot_run_on_are_refused(shared):
+    """Checked against the subscriptions as the file leaves them: the same file may move the
+    subscription to the queued path and change the connector at once."""
+    project, env = shared
+
+    def apply(clean: str, path: str):
+        text = DIRECT_ON_MQTT.replace("CLEAN", clean).replace("PATH", path)
+        (project / "fnhub.yaml").write_text(text)
+        return fnhub("apply", cwd=project, env=env)
+
+    assert apply("false", "direct").returncode == 0
+    refused = apply("true", "direct")
+    assert refused.returncode == 1
+    assert (
+        "connector 'plant': subscription 'on-plant' reads this connector on path: direct, which"
+        " these settings refuse (path: direct on MQTT needs protocol 5 with a persistent session"
+    ) in " ".join(refused.stderr.split())
+    both = apply("true", "queued")
+    assert both.returncode == 0, both.stderr
+    assert "connectors: 1 updated (plant)" in both.stdout
+
+
 BAD_ENDPOINTS = [
     (("throttle: {minute: 600}", "thottle: {minute: 600}"), "thottle: unknown option"),
     (("mode: sync", "mode: fast"), "mode: Input should be 'sync' or 'async'"),

@@ -8,15 +8,20 @@ what both sides agree on: the job a child is handed, and the check made when one
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import ConnectorConfigError, DirectPlace, create_direct_consumer
 from fnhub.connectors.base import stable_client_id
-from fnhub.subscriptions.spec import SpecError, SubscriptionSpec
+from fnhub.subscriptions.models import Subscription
+from fnhub.subscriptions.spec import SpecError, SubscriptionSpec, parse_spec
+from fnhub.subscriptions.stored import row_to_dict
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,49 @@ def session_client_id(spec: SubscriptionSpec, connector: str) -> str:
 
 def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
     """SpecError when the connector (or its options) has no direct path."""
+    reason = direct_refusal(spec, connector)
+    if reason is not None:
+        raise SpecError(f"subscription {spec.name!r}: {reason}")
+
+
+def check_direct_readers(
+    session: Session, connector: ConnectorConfig, declared: Mapping[str, Any] | None = None
+) -> None:
+    """ValueError when `connector`'s new settings would strand a subscription that reads it on
+    the direct path (its children could no longer make their consumer, so it would stop reading
+    while its definition still looked fine). `declared` (fnhub.yaml's subscriptions, when the
+    project is applied) stands for the provisioned ones it will replace."""
+    for spec in _subscriptions(session, declared):
+        if spec.path != "direct" or spec.connector != connector.name:
+            continue
+        reason = direct_refusal(spec, connector)
+        if reason is not None:
+            raise ValueError(
+                f"subscription {spec.name!r} reads this connector on path: direct, which these "
+                f"settings refuse ({reason}); change the subscription first (path: queued)"
+            )
+
+
+def _subscriptions(session: Session, declared: Mapping[str, Any] | None) -> list[SubscriptionSpec]:
+    specs = {}
+    stored = (
+        row_to_dict(row)
+        for row in session.execute(select(Subscription)).scalars()
+        if declared is None or not (row.provisioned or row.name in declared)
+    )
+    declared_ones = (
+        {"name": name, **data} for name, data in (declared or {}).items() if isinstance(data, dict)
+    )
+    for data in (*stored, *declared_ones):
+        try:
+            specs[data["name"]] = parse_spec(data)
+        except (SpecError, TypeError):  # loading or applying the subscriptions says why
+            continue
+    return list(specs.values())
+
+
+def direct_refusal(spec: SubscriptionSpec, connector: ConnectorConfig) -> str | None:
+    """Why `connector` (or the subscription's options) has no direct path; None if it has."""
     group, options = consumer_args(spec)
     try:
         create_direct_consumer(
@@ -75,4 +123,5 @@ def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
             ),
         )
     except ConnectorConfigError as exc:
-        raise SpecError(f"subscription {spec.name!r}: {exc}") from None
+        return str(exc)
+    return None

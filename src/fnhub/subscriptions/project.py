@@ -12,6 +12,7 @@ file drops while a subscription that stays still uses it is refused, naming that
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +23,7 @@ from fnhub.project import Change, SectionChanges
 from fnhub.store.db import Database
 from fnhub.store.models import Connector
 from fnhub.subscriptions.models import Subscription
+from fnhub.subscriptions.stored import connectors_used
 
 
 def _db(settings: Settings) -> Database:
@@ -36,7 +38,6 @@ def _bump(settings: Settings) -> None:
 
 def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
     from fnhub import audit
-    from fnhub.connectors import validate_settings
     from fnhub.secret_box import SecretBox, resolve_secret_key
     from fnhub.store.connectors import delete_connector, save_connector
 
@@ -45,6 +46,7 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
     if not isinstance(value, dict):
         raise ValueError("fnhub.yaml: `connectors` must map names to {type, settings}")
     box = SecretBox(resolve_secret_key(settings))
+    declared_subs = load_project_file(settings.project_dir).get("subscriptions") or {}
     changes = SectionChanges("connectors")
     db = _db(settings)
     try:
@@ -61,7 +63,7 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
                         description=spec.get("description", ""),
                         settings=spec.get("settings") or {},
                         actor=audit.PROJECT,
-                        validate=validate_settings,
+                        validate=partial(validate, session, name, declared_subs),
                         provisioned=True,
                     )
                 except ValueError as exc:
@@ -74,6 +76,19 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
         db.dispose()
     _bump(settings)
     return changes
+
+
+def validate(
+    session: Session, name: str, declared_subs: dict[str, Any], type_: str, values: dict[str, Any]
+) -> None:
+    """A connector's settings as `fnhub.yaml` gives them, checked against the subscriptions
+    that will read it once the file is applied."""
+    from fnhub.connections import ConnectorConfig
+    from fnhub.connectors import validate_settings
+    from fnhub.subscriptions.direct import check_direct_readers
+
+    validate_settings(type_, values)
+    check_direct_readers(session, ConnectorConfig(name, type_, values), declared_subs)
 
 
 def apply_subscriptions(settings: Settings, value: Any) -> SectionChanges:
@@ -132,22 +147,13 @@ def _dropped_connectors(session: Session, settings: Settings, declared: set[str]
         for row in session.execute(api_made).scalars()
     ]
     for name, data in staying:
-        for connector in _connectors_used(data):
+        for connector in connectors_used(data):
             if connector in dropped:
                 raise ValueError(
                     f"fnhub.yaml: connector {connector!r} is no longer declared, but subscription"
                     f" {name!r} still uses it; remove or change that subscription too"
                 )
     return sorted(dropped)
-
-
-def _connectors_used(data: dict[str, Any]) -> set[str]:
-    """The connectors a subscription definition reads from or publishes to."""
-    used = {data.get("connector")}
-    for target in ("publish", "error_publish"):
-        if isinstance(data.get(target), dict):
-            used.add(data[target].get("connector"))
-    return {c for c in used if isinstance(c, str)}
 
 
 def _change(before: dict[str, Any] | None, after: dict[str, Any]) -> Change:

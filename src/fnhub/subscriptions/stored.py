@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fnhub.config import Settings
 from fnhub.connections import ConnectorConfig, load_connectors
@@ -52,3 +53,18 @@ def load_stored(
             except SpecError as exc:
                 log.error("%s", exc)
     return specs, connectors
+
+
+def connectors_used(data: dict[str, Any]) -> set[str]:
+    """The connectors a subscription definition reads from or publishes to."""
+    used = {data.get("connector")}
+    for target in ("publish", "error_publish"):
+        if isinstance(data.get(target), dict):
+            used.add(data[target].get("connector"))
+    return {c for c in used if isinstance(c, str)}
+
+
+def users_of(session: Session, connector: str) -> list[str]:
+    """The stored subscriptions that read from or publish to `connector`, by name."""
+    rows = session.execute(select(Subscription)).scalars()
+    return sorted(r.name for r in rows if connector in connectors_used(row_to_dict(r)))

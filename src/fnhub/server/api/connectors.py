@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
+from fnhub.connections import ConnectorConfig
 from fnhub.connectors import test_connection, validate_settings
 from fnhub.connectors.forms import type_forms
 from fnhub.json_values import PortableObject
@@ -117,7 +118,17 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
     who = actor(request)
 
     def save() -> Connector:
+        from fnhub.subscriptions.direct import check_direct_readers
+
         with context_of(request).db.session() as session, session.begin():
+
+            def validate(type_: str, settings: dict[str, Any]) -> None:
+                _validate(type_, settings)
+                try:
+                    check_direct_readers(session, ConnectorConfig(name, type_, settings))
+                except ValueError as exc:
+                    raise ApiError(422, "invalid_settings", str(exc)) from None
+
             row, _before, _after = stored.save_connector(
                 session,
                 box,
@@ -126,20 +137,30 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
                 description=body.description,
                 settings=body.settings,
                 actor=who,
-                validate=_validate,
+                validate=validate,
             )
             return row
 
     return _out(await asyncio.to_thread(save))
 
 
-@router.delete("/connectors/{name}", response_model=Deleted, responses=responses(401, 404))
+@router.delete("/connectors/{name}", response_model=Deleted, responses=responses(401, 404, 409))
 async def delete_connector(request: Request, name: str = Name) -> dict[str, bool]:
     box = _box(request)
     who = actor(request)
 
     def remove() -> bool:
+        from fnhub.subscriptions.stored import users_of
+
         with context_of(request).db.session() as session, session.begin():
+            users = users_of(session, name)
+            if users:  # they would fail at their next start, their messages left unread
+                raise ApiError(
+                    409,
+                    "connector_in_use",
+                    f"connector '{name}' is used by subscription(s) {', '.join(users)}; "
+                    "delete them or move them to another connector first",
+                )
             return stored.delete_connector(session, box, name, actor=who)
 
     if not await asyncio.to_thread(remove):

@@ -78,18 +78,22 @@ def check_direct_readers(
     the direct path (its children could no longer make their consumer, so it would stop reading
     while its definition still looked fine). `declared` (fnhub.yaml's subscriptions, when the
     project is applied) stands for the provisioned ones it will replace."""
-    for spec in _subscriptions(session, declared):
+    for spec in _subscriptions_after(session, declared):
         if spec.path != "direct" or spec.connector != connector.name:
             continue
         reason = direct_refusal(spec, connector)
         if reason is not None:
             raise ValueError(
                 f"subscription {spec.name!r} reads this connector on path: direct, which these "
-                f"settings refuse ({reason}); change the subscription first (path: queued)"
+                f"settings refuse ({reason}); move it to path: queued first, or with this change"
             )
 
 
-def _subscriptions(session: Session, declared: Mapping[str, Any] | None) -> list[SubscriptionSpec]:
+def _subscriptions_after(
+    session: Session, declared: Mapping[str, Any] | None
+) -> list[SubscriptionSpec]:
+    """The subscriptions there will be: the stored ones, with fnhub.yaml's in place of the
+    provisioned ones when `declared` is given."""
     specs = {}
     stored = (
         row_to_dict(row)

@@ -517,6 +517,19 @@ class Cluster:
                 return proc.name
         return None
 
+    def websub_owner(self) -> str | None:
+        """The server host whose process holds the claim of the (one) WebSub subscription."""
+        try:
+            client = self.data_redis()
+            keys = list(client.scan_iter(match=f"{PREFIX}:websub:owner:*", count=100))
+            owners = [raw.decode() for raw in client.mget(keys) if raw] if keys else []
+        except redis.RedisError:
+            return None
+        for proc in self.roles("server"):
+            if proc.alive() and any(f"-{proc.pid}-" in owner for owner in owners):
+                return proc.name
+        return None
+
     def records_of(self, ident: str) -> list[dict[str, Any]]:
         """The task records whose kwargs hold this load id: what happened to a lost item."""
         import psycopg

@@ -61,6 +61,14 @@ def _kill_beat_leader(c: Cluster) -> str:
     return f"kill -9 {leader} (the leading beat, pid {c.procs[leader].pid})"
 
 
+def _kill_websub_owner(c: Cluster) -> str:
+    """The server delivering the WebSub subscription: its claim must lapse before the other
+    server takes over (`kill -9 server1` hits it only when server1 happens to hold it)."""
+    owner = c.websub_owner() or "server1"
+    c.procs[owner].kill9()
+    return f"kill -9 {owner} (the WebSub subscription's deliverer, pid {c.procs[owner].pid})"
+
+
 def _partition(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster], None]]:
     def inject(c: Cluster) -> str:
         c.net.link(host, up=False)
@@ -155,6 +163,7 @@ def catalogue(quick: bool, kafka: bool) -> list[Fault]:
         Fault("kill -9 worker1", "kill", _kill("worker1")),
         Fault("kill -9 server1", "kill", _kill("server1")),
         Fault("kill -9 leading beat", "kill", _kill_beat_leader),
+        Fault("kill -9 the WebSub deliverer's server", "kill", _kill_websub_owner),
         Fault("kill -9 server1 + worker2", "kill-two", _kill("server1", "worker2")),
         Fault("kill -9 worker1 + worker3", "kill-two", _kill("worker1", "worker3")),
         Fault("kill -9 server2 + both beats", "kill-two", _kill("server2", "beat1", "beat2")),

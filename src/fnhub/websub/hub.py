@@ -4,7 +4,9 @@ deliverers, listens for wake-up events and keeps counters.
 Ownership: a server delivers a subscription only while it holds `owner:<id>` (SET NX with a short
 TTL, renewed every TTL/3). Servers heartbeat into a sorted set and each claims at most its fair
 share (ceil(active / live servers)), releasing extras after the notifications in flight, so load
-spreads when servers join and a dead server's subscriptions are taken over after one TTL.
+spreads when servers join and a dead server's subscriptions are taken over after one TTL: the
+other servers schedule their next pass for the moment a claim they want lapses, or a silent
+server's heartbeat goes stale, rather than finding out up to a pass later.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ from fnhub.websub.views import Views
 log = logging.getLogger("fnhub.websub")
 
 SCHEDULE_SECONDS = 1.0
+STALE_PASSES = 2  # a server whose heartbeat is this many passes old counts as gone (or the TTL)
+PASS_LATE = 0.01  # a pass due when a claim lapses comes this much after it
+PASS_GAP = 0.02  # the shortest pause between passes
 ACTIVE_REFRESH_SECONDS = 5.0  # re-read active subscriptions at least this often (else on events)
 REDIS_CONNECTIONS = 32
 EXPIRE_EVERY_SECONDS = 1.0
@@ -190,25 +195,34 @@ class Hub:
 
     async def _schedule_loop(self) -> None:
         while True:
+            pause = SCHEDULE_SECONDS
             try:
-                await self.schedule_once()
+                pause = await self.schedule_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("websub scheduling pass failed")
-            await wait_event(self.reschedule, SCHEDULE_SECONDS)
+            await wait_event(self.reschedule, pause)
             if self.reschedule.is_set():
                 self._active_at = 0.0  # subscriptions changed: read them again
             self.reschedule.clear()
 
-    async def schedule_once(self) -> None:
+    async def schedule_once(self) -> float:
+        """Heartbeat, then release or claim subscriptions towards this server's fair share.
+        Returns the seconds until the next pass is due: SCHEDULE_SECONDS, or less when a claim
+        this server wants lapses sooner, or a silent server's heartbeat goes stale (its share
+        is then free to take): a dead server's subscriptions move at once, not a pass later."""
         now = time.time()
-        ttl = self.settings.websub_owner_ttl
+        stale = heartbeat_stale(self.settings.websub_owner_ttl)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.keys.websub_servers, {self.server_id: now})
-            pipe.zremrangebyscore(self.keys.websub_servers, 0, now - max(3.0, ttl))
+            pipe.zremrangebyscore(self.keys.websub_servers, 0, now - stale)
             pipe.zcard(self.keys.websub_servers)
-            _, _, servers = await pipe.execute()
+            pipe.zrange(self.keys.websub_servers, 0, 0, withscores=True)
+            _, _, servers, oldest = await pipe.execute()
+        due = SCHEDULE_SECONDS
+        if oldest:
+            due = min(due, float(oldest[0][1]) + stale - now)
         expired = 0
         if now - self._last_expire >= EXPIRE_EVERY_SECONDS:
             self._last_expire = now
@@ -230,7 +244,7 @@ class Hub:
         if len(mine) > share:
             for d in mine[share:]:
                 d.release()
-            return
+            return pass_due(due)
         need = share - len(mine)
         candidates = [sid for sid in active if sid not in self.deliverers]
         random.shuffle(candidates)
@@ -239,11 +253,17 @@ class Hub:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for sid in batch:
                     self.claims.take(pipe, self.keys.websub_owner(sid))
-                claimed = await pipe.execute()
+                    pipe.pttl(self.keys.websub_owner(sid))
+                answers = await pipe.execute()
+            claimed, left_ms = answers[0::2], answers[1::2]
+            for ok, ms in zip(claimed, left_ms, strict=True):
+                if not ok and ms != -1:  # held: look again when it lapses (-2: it just did)
+                    due = min(due, max(ms, 0) / 1000)
             for sid, ok in zip(batch, claimed, strict=True):
                 if ok:
                     self._start(active[sid])
                     need -= 1
+        return pass_due(due)
 
     def _sub(self, row: Any) -> Sub:
         secret = None
@@ -473,6 +493,19 @@ class Hub:
         await self.redis.hdel(self.keys.websub_cursors, sub.id)
         await self.announce(f"u:{sub.id}")
         log.info("subscription %s ended by its callback (410)", sub.id)
+
+
+def heartbeat_stale(ttl: float) -> float:
+    """Seconds after which a server that has not heartbeaten counts as gone: a few passes (a
+    busy server's pass can be late), and never less than a claim's TTL (its claims lapse
+    then too)."""
+    return max(STALE_PASSES * SCHEDULE_SECONDS, ttl)
+
+
+def pass_due(seconds: float) -> float:
+    """The pause before the next scheduling pass: `seconds` past the moment it is due (a claim
+    lapsing, a heartbeat going stale), so Redis has expired it by then; at least PASS_GAP."""
+    return max(seconds + PASS_LATE, PASS_GAP)
 
 
 def quiet_httpx() -> None:

@@ -87,8 +87,11 @@ def _facts(data: dict[str, Any]) -> Text:
     lines = Text()
     lines.append(f"Redis {r.get('version')} {r.get('role')} at {r['address']}{via}, ")
     lines.append(f"{memory} used, {r.get('replicas')} replicas, {r.get('clients')} clients\n")
-    revision = ",".join(d["revision"]) or "none"
-    lines.append(f"database {d['dialect']} {d['server_version']} ({d['url']}), schema {revision}")
-    if not d["current"]:
-        lines.append(f" (newest: {','.join(d['head'])})", style="red")
+    lines.append(f"database {d['dialect']} {d['server_version']}, ")
+    if d["current"]:
+        lines.append(f"schema up to date ({len(d['head'])} migration heads)")
+    else:  # a newer fnhub migrated it, or nobody did yet
+        at = ", ".join(d["revision"]) or "none"
+        lines.append(f"schema at {at}, newest {', '.join(d['head'])}", style="red")
+    lines.append(f"\n{d['url']}")
     return lines

@@ -1,7 +1,7 @@
 """`GET /api/v1/cluster` and `fnhub cluster` against real processes: a server, a worker and two
-`fnhub beat`s around one Redis. Every role is listed with its facts; a clean stop leaves the
-list at once; a beat killed with SIGKILL is shown stale, then gone after the presence TTL, while
-another beat leads."""
+`fnhub beat`s around one Redis. Every role is listed with its facts (the server's subscription
+among them); a clean stop leaves the list at once; a beat killed with SIGKILL is shown stale,
+then gone after the presence TTL, while another beat leads."""
 
 from __future__ import annotations
 
@@ -87,8 +87,24 @@ def test_every_role_listed_stale_then_gone_and_another_beat_leads(stack: Stack) 
     stack.server = _cli("server", "-p", str(stack.dir), env=stack.env, log=stack.dir / "s2.log")
     ready(stack, stack.server)
 
+    connector = {"type": "redis", "settings": {"url": "redis://127.0.0.1:6379/0"}}
+    subscription = {
+        "connector": "local",
+        "topics": [f"{stack.prefix}:in"],
+        "function": "demo.echo",
+        "options": {"kind": "stream"},
+    }
     with stack.admin() as c:
-        wait_for(lambda: len(c.get("/api/v1/cluster").json()["beats"]) == 3, timeout=15)
+        assert c.put("/api/v1/connectors/local", json=connector).status_code == 200
+        answer = c.put("/api/v1/subscriptions/orders-in", json=subscription)
+        assert answer.status_code == 200, answer.text
+
+        def settled() -> bool:
+            now = c.get("/api/v1/cluster").json()
+            held = [s["subscriptions"] for s in now["servers"]]
+            return len(now["beats"]) == 3 and held == [["orders-in"]]
+
+        wait_for(settled, timeout=15)
         answer = c.get("/api/v1/cluster")
         assert answer.status_code == 200, answer.text
         data = answer.json()
@@ -96,7 +112,7 @@ def test_every_role_listed_stale_then_gone_and_another_beat_leads(stack: Stack) 
     [server] = data["servers"]
     assert server["pid"] == stack.server.pid and server["url"] == stack.url
     assert server["http_processes"] == 1 and server["version"] and not server["stale"]
-    assert server["subscriptions"] == [] and server["websub_claims"] == 0
+    assert server["subscriptions"] == ["orders-in"] and server["websub_claims"] == 0
     [worker] = data["workers"]
     assert worker["pid"] == stack.worker.pid and worker["queues"] and not worker["stale"]
     leader = next(b for b in data["beats"] if b["id"] == data["beat_leader"])

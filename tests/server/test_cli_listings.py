@@ -91,7 +91,7 @@ EXPECTED = {
     ("tasks",): "rec.cracked",
     ("tasks", "dead"): "rec.cracked",
     ("status",): "workers",
-    ("cluster",): "standing by",
+    ("cluster",): "leading",
     ("settings",): "redis_url",
 }
 

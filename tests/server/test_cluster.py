@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import wait_for
+from tests.sentinel_redis import SentinelRedis
 
 from fnhub.bootstrap import open_services
 from fnhub.cluster import gather
@@ -167,3 +169,31 @@ def test_every_role_listed_stale_then_gone_and_another_beat_leads(stack: Stack) 
     assert TTL - 2.5 < gone_after < TTL + 3, gone_after
     new_leader = next(b for b in data["beats"] if b["id"] == data["beat_leader"])
     assert new_leader["leading"] and not new_leader["stale"] and len(data["beats"]) == 2
+
+
+def test_through_sentinel_redis_is_the_primary_the_sentinels_name(tmp_path: Path) -> None:
+    """After a failover the cluster shows the new primary, with its replica."""
+    redis = SentinelRedis(tmp_path / "redis", replicas=1)
+    redis.start()
+    stack = None
+    try:
+        stack = make_stack(tmp_path / "stack", redis_url=redis.url)
+        with stack.admin() as c:
+            facts = c.get("/api/v1/cluster").json()["redis"]
+            assert facts["sentinel"] and facts["role"] == "master" and facts["replicas"] == 1
+            assert facts["address"] == f"127.0.0.1:{redis.primary_port()}"
+            assert "redis+sentinel://" in facts["url"]
+            new, _seconds = redis.failover()
+
+            def moved() -> bool:
+                answer = c.get("/api/v1/cluster")
+                return answer.status_code == 200 and answer.json()["redis"]["address"].endswith(
+                    f":{new}"
+                )
+
+            wait_for(moved, timeout=30, interval=0.2)
+            assert c.get("/api/v1/cluster").json()["redis"]["role"] == "master"
+    finally:
+        if stack is not None:
+            close_stack(stack)
+        redis.close()

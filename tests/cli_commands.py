@@ -21,6 +21,7 @@ ARGUMENTS: dict[tuple[str, ...], list[str]] = {
     ("beat",): [],
     ("call",): ["hello.greet"],
     ("status",): [],
+    ("cluster",): [],
     ("settings",): [],
     ("keys", "create"): ["ci"],
     ("keys", "list"): [],
@@ -60,6 +61,7 @@ ARGUMENTS: dict[tuple[str, ...], list[str]] = {
 #: the commands that list things: each takes --json
 LISTINGS = {
     ("status",),
+    ("cluster",),
     ("settings",),
     ("keys", "list"),
     ("users", "list"),

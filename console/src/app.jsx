@@ -19,6 +19,7 @@ const DeadLetters = lazy(() => import('./pages/deadletters/DeadLetters.jsx').the
 const ScriptsPage = lazy(() => import('./pages/scripts/ScriptsPage.jsx').then((m) => m.ScriptsPage));
 const TaskDetail = lazy(() => import('./pages/tasks/TaskDetail.jsx').then((m) => m.TaskDetail));
 const TasksPage = lazy(() => import('./pages/tasks/TasksPage.jsx').then((m) => m.TasksPage));
+const Cluster = lazy(() => import('./pages/operate/Cluster.jsx').then((m) => m.Cluster));
 const Connectors = lazy(() => import('./pages/triggers/Connectors.jsx').then((m) => m.Connectors));
 const Cron = lazy(() => import('./pages/triggers/Cron.jsx').then((m) => m.Cron));
 const Endpoints = lazy(() => import('./pages/triggers/Endpoints.jsx').then((m) => m.Endpoints));
@@ -50,6 +51,7 @@ export function App() {
             <Route path="/cron" component={Cron} user={user} />
             <Route path="/endpoints/:name?" component={Endpoints} user={user} />
             <Route path="/hub/:tab?" component={Hub} user={user} />
+            <Route path="/cluster" component={Cluster} />
             <Route path="/keys" component={Keys} user={user} />
             <Route path="/users" component={Users} user={user} />
             <Route path="/audit" component={Audit} user={user} />

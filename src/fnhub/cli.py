@@ -20,12 +20,13 @@ from fnhub.cli_output import Column, JsonOpt, cell, fitted_table, hide_flag_type
 from fnhub.cli_output import show as show_table
 from fnhub.cli_settings import DataDirOpt, ProjectOpt, settings_command, settings_or_exit
 from fnhub.config import Settings, load_settings
-from fnhub.feature import CliGroup
+from fnhub.feature import CliCommand, CliGroup
 from fnhub.features import FEATURES
 from fnhub.heap import pause_for_startup
 
 TASKS_HELP = "Task records and dead letters. Without a command: list the newest records."
 USERS_HELP = "Console users: create, list, passwd, remove."
+CLUSTER_HELP = "Servers, beats and workers running, and the Redis and database they share."
 
 
 class Commands(LazyGroup):
@@ -37,6 +38,7 @@ class Commands(LazyGroup):
         ),
         CliGroup("tasks", "fnhub.tasks_cli:tasks_app", TASKS_HELP),
         CliGroup("users", "fnhub.accounts.cli:users_app", USERS_HELP),
+        CliCommand("cluster", "fnhub.cluster_cli:cluster", CLUSTER_HELP),
         # `fnhub cron ...`, `fnhub beat`, `fnhub websub ...`, ...
         *(entry for feature in FEATURES for entry in feature.cli),
     )

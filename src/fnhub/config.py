@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     #: at least 3 s) is dead, and the next supervisor's check (every beat) releases its tasks:
     #: under 5 s from a kill -9 to the tasks running elsewhere
     heartbeat_seconds: float = 1.0
+    #: a server, beat or worker that stopped heartbeating is shown stale after 3 beats, and
+    #: gone from `fnhub cluster` and the console after this long (`fnhub.presence`)
+    presence_ttl_seconds: float = Field(default=60.0, gt=0)
 
     # JavaScript functions (docs/node.md)
     node_path: str | None = None  # the `node` to run (>= 18); default: the one on PATH

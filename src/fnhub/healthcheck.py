@@ -9,8 +9,9 @@ role was started: `server --port 9000`), else on PID 1's command line (the conta
   the same command line's `--port` / `--host`, else the settings).
 - `worker`: a worker of this host name heartbeats in Redis (`worker.presence`), so the
   supervisor runs and reaches Redis; a worker that lost Redis is unhealthy until it is back.
-- `beat`: Redis answers and some beat holds the leader lease: a cluster-wide signal (cron
-  fires), since a standby beat keeps no state of its own to look at.
+- `beat`: a `fnhub beat` of this host name heartbeats in Redis and is not stale
+  (`fnhub.presence`: it runs and reaches Redis, leading or standing by), and some beat holds
+  the leader lease (cron fires).
 
 Settings come from the environment as for the role itself (`FNHUB_REDIS_URL`, `FNHUB_PORT`...).
 Each check is bounded by `TIMEOUT` seconds; the reason is printed on failure.
@@ -94,19 +95,34 @@ def check_worker() -> str | None:
 
 
 def check_beat() -> str | None:
-    """None when Redis answers and some beat holds the leader lease, else the reason."""
+    """None when a beat of this host name heartbeats and some beat leads, else the reason."""
+    import time
+
     from fnhub.config import load_settings
     from fnhub.keys import Keys
+    from fnhub.presence import members
     from fnhub.redis_client import sync_redis
+    from fnhub.redis_replies import as_hash
 
     settings = load_settings()
+    keys = Keys(settings.key_prefix)
     client = sync_redis(settings, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
     try:
-        leader = client.get(Keys(settings.key_prefix).beat_leader)
+        pipe = client.pipeline(transaction=False)
+        pipe.hgetall(keys.beats)
+        pipe.get(keys.beat_leader)
+        raw, leader = pipe.execute()
     except Exception as exc:
         return f"Redis: {type(exc).__name__}: {exc}"
     finally:
         client.close()
+    host = socket.gethostname()
+    beats = members(as_hash(raw), settings.presence_ttl_seconds, time.time())
+    # a server's own beat (`server` set) does not stand for a `fnhub beat` of this host
+    mine = [b for b in beats if b.entry.get("host") == host and not b.entry.get("server")]
+    if not any(not b.stale for b in mine):
+        stale = f", {len(mine)} stale" if mine else ""
+        return f"no live beat of host {host} in Redis{stale} ({len(beats) - len(mine)} elsewhere)"
     return None if leader else "no beat holds the leader lease"
 
 

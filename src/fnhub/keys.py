@@ -132,8 +132,9 @@ class Keys:
 
     @property
     def servers(self) -> str:
-        """Hash server id → JSON {host, pid, url, started, beat, project_rev}: the HTTP servers
-        announcing themselves (a beat every second), so `fnhub apply` knows who picked it up."""
+        """Hash server id → JSON {host, pid, url, started, beat, project_rev, ...}: the HTTP
+        servers announcing themselves (a beat every second, `fnhub.presence`), so `fnhub apply`
+        knows who picked it up and `fnhub cluster` who runs."""
         return f"{self.prefix}:servers"
 
     @property
@@ -248,6 +249,12 @@ class Keys:
     @property
     def running_marker_prefix(self) -> str:
         return f"{self.prefix}:running:"
+
+    @property
+    def beats(self) -> str:
+        """Hash beat id → JSON {host, pid, version, started, beat, every, leading}: the cron
+        beats announcing themselves (`fnhub.presence`), for `fnhub cluster` and the console."""
+        return f"{self.prefix}:beats"
 
     @property
     def beat_leader(self) -> str:

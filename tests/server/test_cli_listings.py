@@ -91,6 +91,7 @@ EXPECTED = {
     ("tasks",): "rec.cracked",
     ("tasks", "dead"): "rec.cracked",
     ("status",): "workers",
+    ("cluster",): "leading",
     ("settings",): "redis_url",
 }
 

@@ -23,6 +23,7 @@ const NAV = [
       ['/hub', 'WebSub hub'],
     ],
   },
+  { group: 'Operate', items: [['/cluster', 'Cluster']] },
   {
     group: 'Admin',
     admin: true, // shown to admins only (the pages say so to others)

@@ -70,3 +70,13 @@ export function PageHead({ title, children }) {
     </div>
   );
 }
+
+/** A figure with its label, in a row of `.stats` (the overview's, the cluster's). */
+export function Stat({ value, label, warn = false }) {
+  return (
+    <div class="stat card">
+      <div class={warn ? 'stat-value warn' : 'stat-value'}>{value}</div>
+      <div class="muted">{label}</div>
+    </div>
+  );
+}

@@ -60,6 +60,7 @@ from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.lease import Lease
 from fnhub.ops_stats import Counts
+from fnhub.presence import Announcer
 from fnhub.queue import add_result
 from fnhub.redis_replies import as_hash
 from fnhub.scripts.registry import ActiveScripts, read_active_async
@@ -73,6 +74,7 @@ MAX_LEAD = 0.9
 CHUNK = 500  # jobs per Lua call: short enough not to stall Redis, long enough to amortise
 REFRESH_EVERY = 0.5  # seconds between revision checks
 FLUSH_EVERY = 1.0  # seconds between additions of the counts to `keys.stats`
+ANNOUNCE_EVERY = 2.0  # seconds between the beat's presence heartbeats (`fnhub.presence`)
 
 
 @dataclass(slots=True)
@@ -115,7 +117,9 @@ class Beat:
         client: aredis.Redis,
         db: Database,
         beat_id: str | None = None,
+        server_id: str | None = None,
     ) -> None:
+        """`server_id`: the server process this beat runs in (none: a `fnhub beat`)."""
         self.settings = settings
         self.redis = client
         self.keys = Keys(settings.key_prefix)
@@ -140,6 +144,11 @@ class Beat:
         self._lead = LEAD
         self.counts = Counts()
         self._flush_at = 0.0
+        self.server_id = server_id
+        self.announcer = Announcer(
+            client, self.keys.beats, self.id, ANNOUNCE_EVERY, settings.presence_ttl_seconds
+        )
+        self._announce_at = 0.0
 
     # -- loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -162,6 +171,9 @@ class Beat:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await asyncio.shield(self.flush_counts())
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await asyncio.shield(self.announcer.leave())
 
     async def step(self) -> None:
         now = time.time()
@@ -175,6 +187,9 @@ class Beat:
             )
         if self.leading:
             await self._fire_due()
+        if now >= self._announce_at:
+            self._announce_at = now + ANNOUNCE_EVERY
+            await self.announce()
         if now >= self._flush_at:
             self._flush_at = now + FLUSH_EVERY
             await self.flush_counts()
@@ -186,8 +201,13 @@ class Beat:
         except (redis.RedisError, OSError) as exc:
             log.debug("beat %s: counts not flushed: %s", self.id, exc)
 
+    async def announce(self) -> None:
+        """This beat's presence entry: leading or standing by, and for how many jobs."""
+        facts = {"leading": self.leading, "jobs": len(self.jobs), "server": self.server_id}
+        await self.announcer.beat(facts)
+
     def _sleep_time(self) -> float:
-        wake = min(self._refresh_at, self._lease_at)
+        wake = min(self._refresh_at, self._lease_at, self._announce_at)
         if self.leading and self._heap:
             wake = min(wake, self._heap[0][0] - self._lead)
         return max(wake - time.time(), 0.0)
@@ -233,9 +253,12 @@ class Beat:
         self._heap = [(tick, job_id) for job_id, tick in self._next.items()]
         heapq.heapify(self._heap)
         self.leading = True
+        self._announce_at = 0.0  # say so now
         log.info("beat %s is the leader (%d jobs)", self.id, len(self.jobs))
 
     def _stand_down(self) -> None:
+        if self.leading:
+            self._announce_at = 0.0  # say so now
         self.leading = False
         self._heap, self._next = [], {}
 

@@ -41,6 +41,7 @@ from fnhub.server.access import authorize
 from fnhub.server.api import (
     audit,
     cache,
+    cluster,
     connectors,
     dead_letters,
     drafts,
@@ -184,7 +185,7 @@ def create_app(
         app.add_middleware(HttpSpans, tracer=tracing.hooks.tracer)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
     routers = (functions, tasks, dead_letters, scripts, endpoints, connectors, cache, keys, workers)
-    for module in (*routers, drafts, overview):
+    for module in (*routers, cluster, drafts, overview):
         api.include_router(module.router)
     for _name, part in parts:
         for router in part.routers:

@@ -6,8 +6,9 @@ dependency (typed, checked), services as their argument.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis.asyncio as aredis
 from fastapi import Depends, Request
@@ -29,6 +30,9 @@ class ServerContext:
     caller: Caller  # calls functions; its reply stream is named by `server_id`
     #: counted for `/metrics` in memory, added to `keys.stats` once a second (`fnhub.ops_stats`)
     counts: Counts = field(default_factory=Counts)
+    #: what this process holds, by name, as its presence entry says it (`server.presence`):
+    #: features add theirs while running (subscribed subscriptions, WebSub delivery claims)
+    facts: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
 
 def context_of(request: Request) -> ServerContext:

@@ -1,21 +1,19 @@
 """Servers announce themselves, and acknowledge each project revision once they reloaded it.
 
-Every HTTP server process writes `{host, pid, url, started, beat, project_rev}` under its id in
-`keys.servers` once a second. It polls `keys.project_revision` (bumped by `fnhub apply` and
-`serve --reload`) five times a second; when it moves, the server reloads its active scripts and
-endpoints at once and then writes the revision it loaded. So `fnhub apply` can say which running
-servers picked a change up, and how fast, instead of hoping (`wait_for_pickup`). Subscriptions
-and cron beats follow their own revisions within a second.
+Every HTTP server process writes `{host, pid, version, url, started, beat, project_rev, ...}`
+under its id in `keys.servers` once a second (`fnhub.presence`), with what its features hold
+(`ServerContext.facts`: the subscriptions it is subscribed to, its WebSub delivery claims).
+It polls `keys.project_revision` (bumped by `fnhub apply` and `serve --reload`) five times a
+second; when it moves, the server reloads its active scripts and endpoints at once and then writes
+the revision it loaded. So `fnhub apply` can say which running servers picked a change up, and how
+fast, instead of hoping (`wait_for_pickup`). Subscriptions and cron beats follow their own
+revisions within a second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Any
 import redis
 
 from fnhub.keys import Keys
+from fnhub.presence import Announcer, entries
 from fnhub.redis_replies import as_hash
 from fnhub.server.context import ServerContext
 
@@ -31,10 +30,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 BEAT_SECONDS = 1.0
-#: a server whose last beat is older than this is not running (its entry is left for pruning)
+#: a server whose last beat is older than this is not running (for `fnhub apply`'s pickup)
 STALE_SECONDS = 5.0
-#: entries older than this are removed by the next server that beats (crashed servers)
-PRUNE_SECONDS = 300.0
 
 
 class Presence:
@@ -45,18 +42,13 @@ class Presence:
     ) -> None:
         self.ctx = ctx
         self.reload = reload
-        self.info: dict[str, Any] = {
-            "id": ctx.server_id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "url": url,
-            "started": time.time(),
-        }
+        self.url = url
+        ttl = ctx.settings.presence_ttl_seconds
+        self.announcer = Announcer(ctx.redis, ctx.keys.servers, ctx.server_id, BEAT_SECONDS, ttl)
         self.loaded: int | None = None
 
     async def run(self) -> None:
         last_beat = 0.0
-        pruned = 0.0
         while True:
             try:
                 revision = int(await self.ctx.redis.get(self.ctx.keys.project_revision) or 0)
@@ -68,48 +60,33 @@ class Presence:
                 if now - last_beat >= BEAT_SECONDS:
                     await self._beat()
                     last_beat = now
-                if now - pruned >= PRUNE_SECONDS / 10:
-                    await self._prune()
-                    pruned = now
             except (redis.RedisError, OSError) as exc:
                 log.warning("cannot announce this server in Redis: %s", exc)
             await asyncio.sleep(POLL_SECONDS)
 
     async def _beat(self) -> None:
-        entry = {**self.info, "beat": time.time(), "project_rev": self.loaded}
-        await self.ctx.redis.hset(self.ctx.keys.servers, self.ctx.server_id, json.dumps(entry))
-
-    async def _prune(self) -> None:
-        raw = as_hash(await self.ctx.redis.hgetall(self.ctx.keys.servers))
-        old = [sid for sid, entry in _entries(raw) if time.time() - entry["beat"] > PRUNE_SECONDS]
-        if old:
-            await self.ctx.redis.hdel(self.ctx.keys.servers, *old)
+        facts: dict[str, Any] = {
+            "url": self.url,
+            "http_processes": self.ctx.settings.http_processes,
+            "project_rev": self.loaded,
+        }
+        for name, fact in self.ctx.facts.items():
+            try:
+                facts[name] = fact()
+            except Exception:  # a feature's bad fact must not stop the server announcing
+                log.exception("presence fact %s failed", name)
+        await self.announcer.beat(facts)
 
     async def leave(self) -> None:
         """At shutdown: this server no longer runs."""
-        with contextlib.suppress(redis.RedisError, OSError):
-            await self.ctx.redis.hdel(self.ctx.keys.servers, self.ctx.server_id)
-
-
-def _entries(raw: dict[bytes, bytes]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for sid, value in raw.items():
-        try:
-            entry = json.loads(value)
-            float(entry["beat"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        out.append((sid.decode(), entry))
-    return out
+        await self.announcer.leave()
 
 
 def live_servers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """The servers that beat within the last few seconds, oldest first."""
     now = time.time()
-    entries = [e for _sid, e in _entries(as_hash(client.hgetall(keys.servers)))]
-    return sorted(
-        (e for e in entries if now - e["beat"] < STALE_SECONDS), key=lambda e: e["started"]
-    )
+    found = [e for _sid, e in entries(as_hash(client.hgetall(keys.servers)))]
+    return sorted((e for e in found if now - e["beat"] < STALE_SECONDS), key=lambda e: e["started"])
 
 
 @dataclass

@@ -274,6 +274,76 @@ class WorkerOut(BaseModel):
     info: dict[str, Any]
 
 
+class MemberOut(BaseModel):
+    """One process of the cluster (`fnhub.presence`): `last_seen` is its last heartbeat, `age`
+    how long ago that was; `stale` once it missed three (it is gone from the list after
+    `presence_ttl_seconds`)."""
+
+    id: str
+    host: str | None = None
+    pid: int | None = None
+    version: str | None = None
+    started: float | None = None
+    last_seen: float
+    age: float
+    stale: bool
+    every: float | None = Field(None, description="heartbeat period, seconds")
+
+
+class ServerMemberOut(MemberOut):
+    url: str | None = Field(None, description="where it listens")
+    http_processes: int | None = Field(None, description="HTTP processes of its `fnhub server`")
+    project_rev: int | None = Field(None, description="project revision it loaded")
+    subscriptions: list[str] = Field(default_factory=list, description="subscribed here now")
+    websub_claims: int | None = Field(None, description="WebSub subscriptions it delivers")
+
+
+class BeatMemberOut(MemberOut):
+    leading: bool = False
+    jobs: int | None = Field(None, description="cron jobs it keeps ready")
+    server: str | None = Field(None, description="the server process it runs in, if any")
+
+
+class WorkerMemberOut(MemberOut):
+    queues: list[str] = Field(default_factory=list)
+    processes: int | None = None
+    replaced: int | None = Field(None, description="children replaced since it started")
+
+
+class RedisOut(BaseModel):
+    url: str = Field(description="without passwords")
+    sentinel: bool
+    address: str = Field(description="the server answering: the primary, through Sentinel")
+    role: str | None = None
+    version: str | None = None
+    used_memory: int | None = None
+    used_memory_human: str | None = None
+    maxmemory: int | None = None
+    replicas: int | None = None
+    clients: int | None = None
+    uptime_seconds: int | None = None
+
+
+class DatabaseOut(BaseModel):
+    dialect: str
+    url: str = Field(description="without password")
+    server_version: str
+    revision: list[str] = Field(description="the schema's migration revision(s)")
+    head: list[str] = Field(description="the newest revision(s) this fnhub knows")
+    current: bool
+
+
+class ClusterOut(BaseModel):
+    at: float
+    presence_ttl_seconds: float
+    servers: list[ServerMemberOut]
+    beats: list[BeatMemberOut]
+    beat_leader: str | None = Field(None, description="the beat holding the cron lease")
+    workers: list[WorkerMemberOut]
+    redis: RedisOut
+    database: DatabaseOut
+
+
 class QueueOut(BaseModel):
     name: str
     length: int

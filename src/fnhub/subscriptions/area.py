@@ -220,4 +220,9 @@ async def subscription_status(request: Request, name: str = Name) -> dict[str, A
 
 
 async def service(ctx: ServerContext) -> None:
-    await SubscriptionManager(ctx, ctx.caller).run()
+    manager = SubscriptionManager(ctx, ctx.caller)
+    ctx.facts["subscriptions"] = manager.subscribed
+    try:
+        await manager.run()
+    finally:
+        ctx.facts.pop("subscriptions", None)

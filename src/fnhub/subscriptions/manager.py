@@ -86,6 +86,11 @@ class SubscriptionManager:
                 async with asyncio.timeout(1):
                     await self._write_status()
 
+    def subscribed(self) -> list[str]:
+        """The subscriptions this server reads now (a `single` one only while it holds the
+        lease), for its presence entry."""
+        return sorted(name for name, r in self.running.items() if r.runner.source is not None)
+
     async def _maybe_reload(self) -> None:
         revision = as_optional_bytes(await self.ctx.redis.get(self.ctx.keys.subscriptions_revision))
         stale = time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS

@@ -44,8 +44,10 @@ async def service(ctx: ServerContext) -> None:
         _hubs[ctx] = hub
     finally:
         made.set()
+    ctx.facts["websub_claims"] = lambda: len(hub.deliverers)  # for its presence entry
     try:
         await hub.run()
     finally:
+        ctx.facts.pop("websub_claims", None)
         if _hubs.get(ctx) is hub:
             del _hubs[ctx]

@@ -38,6 +38,7 @@ from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.outage_log import OutageLog
+from fnhub.presence import process_facts
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
@@ -224,12 +225,11 @@ class Supervisor:
     def _heartbeat(self) -> None:
         ttl_ms = int(1000 * max(self.settings.heartbeat_seconds * 3.5, 3.0))
         info = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
+            **process_facts(self._started),  # host, pid, version (`fnhub.presence`)
             "queues": self.queues,
             "processes": self.processes,
-            "started": self._started,
             "beat": time.time(),
+            "every": self.settings.heartbeat_seconds,
             "replaced": self.replaced,
         }
         pipe = self.redis.pipeline(transaction=False)

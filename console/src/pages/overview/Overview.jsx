@@ -2,7 +2,7 @@
 // their processes, queue depths, calls and failures per minute over the last hour, the
 // busiest functions with run-time percentiles, and the newest tasks.
 import { useRef } from 'preact/hooks';
-import { ErrorBox, Loading, PageHead, Status } from '../../components/bits.jsx';
+import { ErrorBox, Loading, PageHead, Stat, Status } from '../../components/bits.jsx';
 import { ago, dateTime, duration } from '../../format.js';
 import { useLive } from '../../live.js';
 import { Chart } from './Chart.jsx';
@@ -26,15 +26,6 @@ function useDepthHistory(snapshot) {
     points.current = [...points.current, [snapshot.at, depth]].filter(([t]) => t > snapshot.at - DEPTH_KEEP);
   }
   return points.current;
-}
-
-function Stat({ value, label, warn = false }) {
-  return (
-    <div class="stat card">
-      <div class={warn ? 'stat-value warn' : 'stat-value'}>{value}</div>
-      <div class="muted">{label}</div>
-    </div>
-  );
 }
 
 function Tail({ tail }) {

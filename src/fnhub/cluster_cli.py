@@ -1,0 +1,97 @@
+"""`fnhub cluster`: every server, beat and worker process, and the Redis and database they share.
+
+Reads Redis and the database directly, through the same code as `GET /api/cluster`
+(`fnhub.cluster`), so `--json` prints what the API answers. One table per role, fitted to the
+terminal like every listing (`fnhub.cli_output`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from fnhub.cli_output import Column, JsonOpt, cell, fitted_table, out, print_json, show
+from fnhub.cli_settings import ProjectOpt, settings_or_exit
+
+
+def cluster(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Servers, beats (which leads) and workers, when each was last seen; Redis and database."""
+    from fnhub.bootstrap import open_services
+    from fnhub.cluster import gather
+
+    settings = settings_or_exit(project)
+    services = open_services(settings, migrate=False)
+    try:
+        data = gather(services.redis, services.keys, services.db, settings)
+    finally:
+        services.close()
+    if as_json:
+        print_json(data)
+        return
+    screen = out()
+    print_cluster(screen, data)
+
+
+def seen(member: dict[str, Any]) -> Text:
+    """ "3 s ago", red and marked when the member missed its heartbeats."""
+    age = f"{member['age']:.0f} s ago"
+    return Text(f"{age} (stale)", style="red") if member["stale"] else Text(age)
+
+
+def print_cluster(screen: Console, data: dict[str, Any]) -> None:
+    servers = [
+        (s["id"], s.get("host"), s.get("url"), ", ".join(s.get("subscriptions") or []) or None,
+         s.get("websub_claims"), s.get("version"), seen(s))
+        for s in data["servers"]
+    ]  # fmt: skip
+    columns = [
+        Column("server"), Column("host", 3), Column("address", 1), Column("subscriptions", 2),
+        Column("hub claims", 4, "right"), Column("version", 5), Column("last seen"),
+    ]  # fmt: skip
+    show(screen, fitted_table(screen, columns, servers, "servers"))
+    beats = [
+        (b["id"], b.get("host"), _beat_state(b, data["beat_leader"]), b.get("jobs"),
+         b.get("version"), seen(b))
+        for b in data["beats"]
+    ]  # fmt: skip
+    columns = [
+        Column("beat"), Column("host", 2), Column("state"), Column("jobs", 3, "right"),
+        Column("version", 4), Column("last seen"),
+    ]  # fmt: skip
+    show(screen, fitted_table(screen, columns, beats, "beats"))
+    workers = [
+        (w["id"], w.get("host"), ",".join(w.get("queues") or []), w.get("processes"),
+         w.get("version"), seen(w))
+        for w in data["workers"]
+    ]  # fmt: skip
+    columns = [
+        Column("worker"), Column("host", 3), Column("queues", 1),
+        Column("processes", 2, "right"), Column("version", 4), Column("last seen"),
+    ]  # fmt: skip
+    show(screen, fitted_table(screen, columns, workers, "workers"))
+    show(screen, _facts(data))
+
+
+def _beat_state(beat: dict[str, Any], leader: str | None) -> Text:
+    if beat["id"] == leader:
+        return Text("leading", style="green")
+    return cell("standing by")
+
+
+def _facts(data: dict[str, Any]) -> Text:
+    r, d = data["redis"], data["database"]
+    via = f" via Sentinel ({r['url']})" if r["sentinel"] else ""
+    memory = r.get("used_memory_human") or "?"
+    lines = Text()
+    lines.append(f"Redis {r.get('version')} {r.get('role')} at {r['address']}{via}, ")
+    lines.append(f"{memory} used, {r.get('replicas')} replicas, {r.get('clients')} clients\n")
+    lines.append(f"database {d['dialect']} {d['server_version']}, ")
+    if d["current"]:
+        lines.append(f"schema up to date ({len(d['head'])} migration heads)")
+    else:  # a newer fnhub migrated it, or nobody did yet
+        at = ", ".join(d["revision"]) or "none"
+        lines.append(f"schema at {at}, newest {', '.join(d['head'])}", style="red")
+    lines.append(f"\n{d['url']}")
+    return lines

@@ -1,0 +1,170 @@
+"""Writes acknowledged only once a Redis replica has them (`WAIT`), for Sentinel deployments.
+
+Redis replicates asynchronously. `SENTINEL FAILOVER` promotes the replica first and demotes
+the old primary about 10 s later; clients move when the Sentinels name the new primary (about
+1 s after the promotion, plus up to `redis_client.WATCH_SECONDS`). Whatever the old primary took
+in between is dropped when it resyncs as a replica: an async call answered 202 in that second
+never ran (docs/operations.md, "Redis Sentinel", has the trace and the figures).
+
+`WAIT n timeout` on the connection that wrote answers how many replicas have everything that
+connection wrote. A write a replica has survives that replica's promotion (Sentinel promotes
+the replica that has the most); once promoted, the replica stops replicating from the old
+primary, so a write taken there afterwards is confirmed by nobody, WAIT times out, and the
+caller is told the task was not accepted (`CallError("not_replicated")`, HTTP 503) instead of
+being answered 202 for a task about to vanish.
+
+After the failover the new primary has no replica until the old one has resynced (about 10 s
+with one replica). Refusing every submission meanwhile would turn each failover into ten
+seconds of outage, so a primary without enough replicas is trusted alone when it is the
+successor of one seen with them: its `master_replid2` (the history it was promoted from) is
+that primary's replication id. The old primary, whose id did not change, never qualifies. The
+price: until a replica has synced, what it takes is on that one server (a second failure then
+loses it, as asynchronous replication would); logged.
+
+WAIT must follow the writes on the same connection, and redis-py's transaction pipeline cannot
+send a command after its EXEC: so MULTI, the pipeline's commands, EXEC and WAIT go in one write
+on one connection of the client's pool, and `INFO replication` after them when WAIT fell short.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+
+from fnhub.calling.errors import CallError
+from fnhub.config import Settings
+from fnhub.redis_client import is_sentinel_url, redis_url
+
+#: seconds a refused write's caller is asked to wait (the clients move within about 1.5 s)
+RETRY_AFTER_SECONDS = 2.0
+
+log = logging.getLogger(__name__)
+
+
+def replicas_to_confirm(settings: Settings) -> int:
+    """`enqueue_replicas`, or by default 1 behind Sentinel (what a failover promotes) and 0
+    on a single Redis (the embedded one included): no replica to wait for."""
+    if settings.enqueue_replicas is not None:
+        return settings.enqueue_replicas
+    return 1 if is_sentinel_url(redis_url(settings)) else 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_info(raw: Any) -> dict[str, str]:
+    """An INFO reply's `key:value` lines."""
+    pairs = (line.partition(":") for line in _text(raw).splitlines() if ":" in line)
+    return {key: value.strip() for key, _, value in pairs}
+
+
+class ReplicaConfirm:
+    """One per caller: runs transactions that `replicas` replicas confirm (see the module)."""
+
+    def __init__(self, replicas: int, timeout: float) -> None:
+        self.replicas = replicas
+        self.timeout = timeout
+        #: the replication id of the last primary seen with enough replicas (`observe`)
+        self.confirmed_replid: str | None = None
+        self.alone: str | None = None  # the successor primary trusted alone, for now
+
+    def observe(self, info: dict[str, Any]) -> None:
+        """Note the primary's `INFO replication` (read once a second by the caller)."""
+        if _text(info.get("role", "")) != "master":
+            return
+        if int(info.get("connected_slaves", 0)) >= self.replicas:
+            self.confirmed_replid = _text(info.get("master_replid", "")) or None
+            if self.alone is not None:
+                log.warning("Redis primary has %d replica(s) again", self.replicas)
+                self.alone = None
+
+    async def execute(self, client: aredis.Redis, pipe: aredis.client.Pipeline) -> list[Any]:
+        """Run `pipe`'s commands as one transaction, confirmed; its replies. CallError
+        `not_replicated` when the primary took them but neither enough replicas confirmed
+        within `timeout` nor is it a successor trusted alone: a failover may drop them."""
+        commands = [args for args, _options in pipe.command_stack]
+        pipe.command_stack.clear()
+        try:
+            return await self._send(client, commands)
+        except redis.ConnectionError:  # a demoted primary (READONLY), a dropped connection
+            return await self._send(client, commands)
+
+    async def _send(self, client: aredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pool = client.connection_pool
+        conn = await pool.get_connection()
+        try:
+            wait = ("WAIT", self.replicas, max(1, round(self.timeout * 1000)))
+            check = ("INFO", "replication")
+            # trusted alone: whether it still is comes first (WAIT would time out each time)
+            tail = [check] if self.alone is not None else [wait]
+            replies, (answer,) = await _transaction(conn, commands, tail)
+            if self.alone is not None:
+                info = parse_info(answer)
+                if self._trusted_alone(info):
+                    return replies
+                (answer,) = await _commands(conn, [wait])
+            if int(answer) >= self.replicas:
+                return replies
+            (raw,) = await _commands(conn, [check])
+            if self._trusted_alone(parse_info(raw)):
+                return replies
+        except BaseException:
+            await conn.disconnect()  # its replies may be out of step with what was sent
+            raise
+        finally:
+            await pool.release(conn)
+        raise CallError(
+            "not_replicated",
+            f"Redis took the task but fewer than {self.replicas} replica(s) confirmed it "
+            f"within {self.timeout:g}s (a failover under way, or a replica down): it may be "
+            "lost, or may still run",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+
+    def _trusted_alone(self, info: dict[str, str]) -> bool:
+        """A primary short of replicas that took over from the last one seen with them."""
+        if info.get("role") != "master":
+            return False
+        if int(info.get("connected_slaves", "0")) >= self.replicas:
+            return False  # its replicas are there: WAIT decides
+        replid = info.get("master_replid")
+        if self.alone is not None and replid == self.alone:
+            return True
+        if self.confirmed_replid is None or info.get("master_replid2") != self.confirmed_replid:
+            return False
+        log.warning(
+            "Redis primary %s took over with %s replica(s): submissions are acknowledged "
+            "without a replica's confirmation until %d replica(s) have synced",
+            replid,
+            info.get("connected_slaves"),
+            self.replicas,
+        )
+        self.alone = replid
+        return True
+
+
+async def _transaction(
+    conn: Any, commands: list[tuple[Any, ...]], tail: list[tuple[Any, ...]]
+) -> tuple[list[Any], list[Any]]:
+    """MULTI, `commands`, EXEC, then `tail` in one write; EXEC's replies and the tail's."""
+    packed = conn.pack_commands([("MULTI",), *commands, ("EXEC",), *tail])
+    await conn.send_packed_command(packed, check_health=False)
+    for _ in range(len(commands) + 1):  # OK, then QUEUED for each command
+        await conn.read_response()
+    replies = await conn.read_response()
+    after = [await conn.read_response() for _ in tail]
+    if replies is None:
+        raise redis.ResponseError("the transaction was aborted (EXEC answered nil)")
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies, after
+
+
+async def _commands(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+    return [await conn.read_response() for _ in commands]

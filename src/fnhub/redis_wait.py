@@ -17,7 +17,8 @@ After the failover the new primary has no replica until the old one has resynced
 with one replica). Refusing every submission meanwhile would turn each failover into ten
 seconds of outage, so a primary without enough replicas is trusted alone when it is the
 successor of one seen with them: its `master_replid2` (the history it was promoted from) is
-that primary's replication id. The old primary, whose id did not change, never qualifies. The
+that primary's replication id (learnt on a confirmed write's connection, at most once a
+second). The old primary, whose id did not change, never qualifies. The
 price: until a replica has synced, what it takes is on that one server (a second failure then
 loses it, as asynchronous replication would); logged.
 
@@ -29,6 +30,7 @@ on one connection of the client's pool, and `INFO replication` after them when W
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -40,8 +42,16 @@ from fnhub.redis_client import is_sentinel_url, redis_url
 
 #: seconds a refused write's caller is asked to wait (the clients move within about 1.5 s)
 RETRY_AFTER_SECONDS = 2.0
+#: how often a confirmed write's connection is also asked which primary it is on
+LEARN_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
+
+
+def confirmer(settings: Settings) -> ReplicaConfirm | None:
+    """The process part's `ReplicaConfirm`, or None when no replica is to be waited for."""
+    replicas = replicas_to_confirm(settings)
+    return ReplicaConfirm(replicas, settings.enqueue_replicas_timeout) if replicas else None
 
 
 def replicas_to_confirm(settings: Settings) -> int:
@@ -63,31 +73,38 @@ def parse_info(raw: Any) -> dict[str, str]:
 
 
 class ReplicaConfirm:
-    """One per caller: runs transactions that `replicas` replicas confirm (see the module)."""
+    """One per user (the caller's submissions, the hub's publishes): runs transactions that
+    `replicas` replicas confirm (see the module)."""
 
     def __init__(self, replicas: int, timeout: float) -> None:
         self.replicas = replicas
         self.timeout = timeout
-        #: the replication id of the last primary seen with enough replicas (`observe`)
+        #: the replication id of the last primary seen confirming (`_learn`)
         self.confirmed_replid: str | None = None
+        self.learnt_at = -LEARN_SECONDS
         self.alone: str | None = None  # the successor primary trusted alone, for now
 
-    def observe(self, info: dict[str, Any]) -> None:
-        """Note the primary's `INFO replication` (read once a second by the caller)."""
-        if _text(info.get("role", "")) != "master":
+    async def _learn(self, conn: Any) -> None:
+        """Note which primary just confirmed a write (at most once every LEARN_SECONDS)."""
+        if time.monotonic() - self.learnt_at < LEARN_SECONDS:
             return
-        if int(info.get("connected_slaves", 0)) >= self.replicas:
-            self.confirmed_replid = _text(info.get("master_replid", "")) or None
-            if self.alone is not None:
-                log.warning("Redis primary has %d replica(s) again", self.replicas)
-                self.alone = None
+        (raw,) = await _commands(conn, [("INFO", "replication")])
+        info = parse_info(raw)
+        self.learnt_at = time.monotonic()
+        if info.get("role") == "master" and info.get("master_replid"):
+            self.confirmed_replid = info["master_replid"]
+        if self.alone is not None:
+            log.warning("Redis primary has %d replica(s) again", self.replicas)
+            self.alone = None
 
     async def execute(self, client: aredis.Redis, pipe: aredis.client.Pipeline) -> list[Any]:
         """Run `pipe`'s commands as one transaction, confirmed; its replies. CallError
         `not_replicated` when the primary took them but neither enough replicas confirmed
         within `timeout` nor is it a successor trusted alone: a failover may drop them."""
-        commands = [args for args, _options in pipe.command_stack]
+        scripts = {script.sha: script.script for script in pipe.scripts}
+        commands = [_by_text(args, scripts) for args, _options in pipe.command_stack]
         pipe.command_stack.clear()
+        pipe.scripts.clear()
         try:
             return await self._send(client, commands)
         except redis.ConnectionError:  # a demoted primary (READONLY), a dropped connection
@@ -108,6 +125,7 @@ class ReplicaConfirm:
                     return replies
                 (answer,) = await _commands(conn, [wait])
             if int(answer) >= self.replicas:
+                await self._learn(conn)
                 return replies
             (raw,) = await _commands(conn, [check])
             if self._trusted_alone(parse_info(raw)):
@@ -145,6 +163,14 @@ class ReplicaConfirm:
         )
         self.alone = replid
         return True
+
+
+def _by_text(args: tuple[Any, ...], scripts: dict[str, Any]) -> tuple[Any, ...]:
+    """A pipeline's EVALSHA as EVAL with the script's text: inside MULTI a script the server
+    does not hold (a new primary, a restarted one) would fail the command, not the pipeline."""
+    if args and args[0] == "EVALSHA" and args[1] in scripts:
+        return ("EVAL", scripts[args[1]], *args[2:])
+    return args
 
 
 async def _transaction(

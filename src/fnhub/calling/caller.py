@@ -44,7 +44,7 @@ from fnhub.queue import (
 from fnhub.redis_client import async_redis
 from fnhub.redis_lane import AsyncLane, stream_reply
 from fnhub.redis_replies import as_optional_bytes, as_streams
-from fnhub.redis_wait import ReplicaConfirm, replicas_to_confirm
+from fnhub.redis_wait import confirmer
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.supervised import spawn
 from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
@@ -155,10 +155,7 @@ class Caller:
         self._lost_search: asyncio.Task[None] | None = None
         self.resent = 0  # tasks enqueued again after a failover lost them
         # replicas a submission waits for before it is acknowledged (`redis_wait`): None, none
-        replicas = replicas_to_confirm(settings)
-        self.confirm = (
-            ReplicaConfirm(replicas, settings.enqueue_replicas_timeout) if replicas else None
-        )
+        self.confirm = confirmer(settings)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -228,12 +225,8 @@ class Caller:
 
     # -- tasks a failover lost ---------------------------------------------------------------
     async def _watch_primary(self) -> None:
-        """Start a search for lost tasks when the primary's replication id changed; tell
-        `confirm` what the primary is."""
-        info = await lost.replication_info(self.redis)
-        if self.confirm is not None:
-            self.confirm.observe(info)
-        replid = lost.primary_replid(info)
+        """Start a search for lost tasks when the primary's replication id changed."""
+        replid = await lost.primary_replid(self.redis)
         if replid is None:
             return
         before, self._replid = self._replid, replid

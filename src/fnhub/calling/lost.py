@@ -42,18 +42,13 @@ class _TaskId(msgspec.Struct):
 _id_decoder = msgspec.msgpack.Decoder(_TaskId)
 
 
-async def replication_info(client: aredis.Redis) -> dict[str, Any]:
-    """`INFO replication` of the server `client` reaches; {} if not permitted (an ACL)."""
+async def primary_replid(client: aredis.Redis) -> str | None:
+    """The replication id of the primary `client` reaches; None if it does not say (INFO not
+    permitted, or answered without it, or by a replica)."""
     try:
         info: dict[str, Any] = await client.info("replication")
     except redis.ResponseError:  # e.g. an ACL without INFO: failovers go unnoticed here
-        return {}
-    return info
-
-
-def primary_replid(info: dict[str, Any]) -> str | None:
-    """The replication id in `info` (`replication_info`) if it is a primary's; None if it does
-    not say (INFO not permitted, or answered without it, or by a replica)."""
+        return None
     if info.get("role") != "master":
         return None
     replid = info.get("master_replid")

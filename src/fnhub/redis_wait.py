@@ -72,6 +72,14 @@ def parse_info(raw: Any) -> dict[str, str]:
     return {key: value.strip() for key, _, value in pairs}
 
 
+def online_replicas(info: dict[str, str]) -> int:
+    """Replicas in `info` that are streaming (`state=online`): one still loading its full
+    resync counts in `connected_slaves` but confirms nothing until it is done."""
+    return sum(
+        1 for key, value in info.items() if key.startswith("slave") and "state=online" in value
+    )
+
+
 class ReplicaConfirm:
     """One per user (the caller's submissions, the hub's publishes): runs transactions that
     `replicas` replicas confirm (see the module)."""
@@ -147,7 +155,7 @@ class ReplicaConfirm:
         """A primary short of replicas that took over from the last one seen with them."""
         if info.get("role") != "master":
             return False
-        if int(info.get("connected_slaves", "0")) >= self.replicas:
+        if online_replicas(info) >= self.replicas:
             return False  # its replicas are there: WAIT decides
         replid = info.get("master_replid")
         if self.alone is not None and replid == self.alone:
@@ -158,7 +166,7 @@ class ReplicaConfirm:
             "Redis primary %s took over with %s replica(s): submissions are acknowledged "
             "without a replica's confirmation until %d replica(s) have synced",
             replid,
-            info.get("connected_slaves"),
+            online_replicas(info),
             self.replicas,
         )
         self.alone = replid

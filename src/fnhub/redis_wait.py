@@ -30,6 +30,7 @@ on one connection of the client's pool, and `INFO replication` after them when W
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -48,10 +49,19 @@ LEARN_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
+_confirmers: dict[tuple[int, str, int, float], ReplicaConfirm] = {}
+
+
 def confirmer(settings: Settings) -> ReplicaConfirm | None:
-    """The process part's `ReplicaConfirm`, or None when no replica is to be waited for."""
+    """This process's `ReplicaConfirm` for the settings' Redis (one, so that what the caller
+    and the hub learn about the primaries is shared), or None when no replica is waited for."""
     replicas = replicas_to_confirm(settings)
-    return ReplicaConfirm(replicas, settings.enqueue_replicas_timeout) if replicas else None
+    if not replicas:
+        return None
+    key = (os.getpid(), redis_url(settings), replicas, settings.enqueue_replicas_timeout)
+    if key not in _confirmers:
+        _confirmers[key] = ReplicaConfirm(replicas, settings.enqueue_replicas_timeout)
+    return _confirmers[key]
 
 
 def replicas_to_confirm(settings: Settings) -> int:
@@ -72,11 +82,15 @@ def parse_info(raw: Any) -> dict[str, str]:
     return {key: value.strip() for key, _, value in pairs}
 
 
-def online_replicas(info: dict[str, str]) -> int:
+def online_replicas(info: dict[str, Any]) -> int:
     """Replicas in `info` that are streaming (`state=online`): one still loading its full
-    resync counts in `connected_slaves` but confirms nothing until it is done."""
+    resync counts in `connected_slaves` but confirms nothing until it is done. (`slaveN` is a
+    string here, a dict in redis-py's parsed INFO.)"""
     return sum(
-        1 for key, value in info.items() if key.startswith("slave") and "state=online" in value
+        1
+        for key, value in info.items()
+        if key.startswith("slave")
+        and (value.get("state") == "online" if isinstance(value, dict) else "state=online" in value)
     )
 
 
@@ -92,6 +106,23 @@ class ReplicaConfirm:
         self.learnt_at = -LEARN_SECONDS
         self.alone: str | None = None  # the successor primary trusted alone, for now
 
+    async def refresh(self, client: aredis.Redis) -> None:
+        """Note the primary `client` reaches if it has its replicas (the caller's refresh, once
+        a second: a server that submitted nothing since the last resync still knows it)."""
+        try:
+            info: dict[str, Any] = await client.info("replication")
+        except redis.ResponseError:  # INFO not permitted: learnt from confirmed writes only
+            return
+        if info.get("role") == "master" and online_replicas(info) >= self.replicas:
+            self._confirmed_by(_text(info.get("master_replid", "")))
+
+    def _confirmed_by(self, replid: str) -> None:
+        if replid:
+            self.confirmed_replid = replid
+        if self.alone is not None:
+            log.warning("Redis primary has %d replica(s) again", self.replicas)
+            self.alone = None
+
     async def _learn(self, conn: Any) -> None:
         """Note which primary just confirmed a write (at most once every LEARN_SECONDS)."""
         if time.monotonic() - self.learnt_at < LEARN_SECONDS:
@@ -99,11 +130,8 @@ class ReplicaConfirm:
         (raw,) = await _commands(conn, [("INFO", "replication")])
         info = parse_info(raw)
         self.learnt_at = time.monotonic()
-        if info.get("role") == "master" and info.get("master_replid"):
-            self.confirmed_replid = info["master_replid"]
-        if self.alone is not None:
-            log.warning("Redis primary has %d replica(s) again", self.replicas)
-            self.alone = None
+        if info.get("role") == "master":
+            self._confirmed_by(info.get("master_replid", ""))
 
     async def execute(self, client: aredis.Redis, pipe: aredis.client.Pipeline) -> list[Any]:
         """Run `pipe`'s commands as one transaction, confirmed; its replies. CallError
@@ -124,10 +152,11 @@ class ReplicaConfirm:
         try:
             wait = ("WAIT", self.replicas, max(1, round(self.timeout * 1000)))
             check = ("INFO", "replication")
-            # trusted alone: whether it still is comes first (WAIT would time out each time)
-            tail = [check] if self.alone is not None else [wait]
-            replies, (answer,) = await _transaction(conn, commands, tail)
-            if self.alone is not None:
+            # trusted alone: whether it still is comes first (WAIT would time out each time);
+            # read once, as another submission may change it while this one waits
+            alone = self.alone is not None
+            replies, (answer,) = await _transaction(conn, commands, [check if alone else wait])
+            if alone:
                 info = parse_info(answer)
                 if self._trusted_alone(info):
                     return replies

@@ -225,7 +225,10 @@ class Caller:
 
     # -- tasks a failover lost ---------------------------------------------------------------
     async def _watch_primary(self) -> None:
-        """Start a search for lost tasks when the primary's replication id changed."""
+        """Start a search for lost tasks when the primary's replication id changed (and tell
+        `confirm` which primary has its replicas)."""
+        if self.confirm is not None:
+            await self.confirm.refresh(self.redis)
         replid = await lost.primary_replid(self.redis)
         if replid is None:
             return

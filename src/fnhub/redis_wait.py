@@ -13,14 +13,15 @@ primary, so a write taken there afterwards is confirmed by nobody, WAIT times ou
 caller is told the task was not accepted (`CallError("not_replicated")`, HTTP 503) instead of
 being answered 202 for a task about to vanish.
 
-After the failover the new primary has no replica until the old one has resynced (about 10 s
-with one replica). Refusing every submission meanwhile would turn each failover into ten
-seconds of outage, so a primary without enough replicas is trusted alone when it is the
-successor of one seen with them: its `master_replid2` (the history it was promoted from) is
-that primary's replication id (learnt on a confirmed write's connection, at most once a
-second). The old primary, whose id did not change, never qualifies. The
-price: until a replica has synced, what it takes is on that one server (a second failure then
-loses it, as asynchronous replication would); logged.
+After the failover the new primary has no replica until the old one has resynced (16 s after
+the promotion, with one replica, in the trace). Refusing every submission meanwhile would turn
+each failover into that long an outage, so a primary without enough streaming replicas is
+trusted alone when it is the successor of one seen with them: its `master_replid2` (the history
+it was promoted from) is that primary's replication id (learnt by the caller's refresh once a
+second, and on a confirming connection). The old primary, whose id did not change, never
+qualifies. The price: until a replica has synced, what it takes is on that one server (a second
+failure, or a second failover before the resync, then loses it, as asynchronous replication
+would); logged.
 
 WAIT must follow the writes on the same connection, and redis-py's transaction pipeline cannot
 send a command after its EXEC: so MULTI, the pipeline's commands, EXEC and WAIT go in one write

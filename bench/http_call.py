@@ -304,7 +304,7 @@ def start_redis(replica_of: int | None = None) -> tuple[subprocess.Popen, str]:
     follow = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--loglevel", "warning", *follow],
+         "--appendonly", "no", "--loglevel", "warning", "--dir", tempfile.mkdtemp(), *follow],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"

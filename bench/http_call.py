@@ -7,6 +7,7 @@ go to bench/results/http_call.json (or `--out`).
     python bench/http_call.py [--seconds 5] [--rounds 3] [--concurrency 1,64]
                               [--processes 2] [--http-processes 1] [--client wrk|httpx]
     python bench/http_call.py --compare-http-processes 1,2   # `fnhub server --workers N`
+    python bench/http_call.py --confirm --concurrency 1,16   # async calls, WAIT 1 or not
 
 Every figure is the median of `--rounds` rounds (bare and call alternate which goes first), and
 each row says how much CPU a request cost each process, in microseconds: the HTTP server
@@ -19,6 +20,12 @@ request much less. `--http-processes N` runs N servers on one SO_REUSEPORT port,
 `--compare-http-processes`: sync calls at concurrency 64 against `fnhub server --workers N` for
 each N in turn (one worker throughout), in one run, so the ratios compare like with like; to
 bench/results/http_processes.json.
+
+`--confirm`: the private Redis gets a replica, and async submissions (`POST .../tasks`, 202) are
+measured beside the bare route and the sync call twice: on the server as configured by default
+for a single Redis (`enqueue_replicas` 0) and on a second server of the same project with
+`enqueue_replicas` 1, which answers 202 only once the replica has the task (`fnhub.redis_wait`,
+what a `redis+sentinel://` URL turns on); to bench/results/http_confirm.json by default.
 
 The load comes from wrk (`apt-get install wrk`; one thread, N keep-alive connections), whose own
 cost per request is small enough that the latencies are the server's; with `--client httpx` (or
@@ -105,7 +112,7 @@ async def load(url: str, headers: dict, body: dict, concurrency: int, seconds: f
                 t0 = time.perf_counter()
                 r = await client.post(url, json=body)
                 latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
+                if r.status_code >= 300:
                     errors += 1
 
         start = time.perf_counter()
@@ -290,13 +297,14 @@ def cpu_per_request(before: dict[str, float], after: dict[str, float], n: int) -
     return per
 
 
-def start_redis() -> tuple[subprocess.Popen, str]:
+def start_redis(replica_of: int | None = None) -> tuple[subprocess.Popen, str]:
     """A private redis-server on a free port (no persistence): its CPU and commands are ours
-    alone, whatever else the machine runs."""
+    alone, whatever else the machine runs. `replica_of`: the port of its primary."""
     port = free_port()
+    follow = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--loglevel", "warning"],
+         "--appendonly", "no", "--loglevel", "warning", "--dir", tempfile.mkdtemp(), *follow],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
@@ -336,8 +344,10 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "httpx"], default="wrk")
     parser.add_argument("--redis-url", default="", help="default: a private redis-server")
     parser.add_argument("--compare-http-processes", default="", metavar="N,N...")
-    parser.add_argument("--out", default="http_call.json")
+    parser.add_argument("--confirm", action="store_true", help="async calls, WAIT 1 or not")
+    parser.add_argument("--out", default="")
     args = parser.parse_args()
+    args.out = args.out or ("http_confirm.json" if args.confirm else "http_call.json")
     if args.client == "wrk" and shutil.which("wrk") is None:
         print("wrk not found (apt-get install wrk): measuring with httpx instead", file=sys.stderr)
         args.client = "httpx"
@@ -347,6 +357,12 @@ def main() -> None:
             args.redis_url = "redis://127.0.0.1:6379/0"
         else:
             redis_proc, args.redis_url = start_redis()
+    replica_proc = None
+    if args.confirm:
+        if redis_proc is None:
+            parser.error("--confirm starts its own Redis and replica: no --redis-url")
+        primary_port = int(args.redis_url.rsplit(":", 1)[1].split("/")[0])
+        replica_proc, _replica_url = start_redis(replica_of=primary_port)
     tmp = Path(tempfile.mkdtemp())
     (tmp / "scripts").mkdir()
     (tmp / "scripts" / "bench.py").write_text(SCRIPT)
@@ -360,6 +376,7 @@ def main() -> None:
         "FNHUB_PORT": str(port),
         "FNHUB_PROCESSES": str(args.processes),
         "FNHUB_ACCESS_LOG": "false",
+        "FNHUB_ENQUEUE_REPLICAS": "0",
     }
     os.environ.update(env)
     from fnhub.bootstrap import open_services
@@ -392,10 +409,21 @@ def main() -> None:
         )
         for slot in range(args.http_processes)
     ]
+    confirm_port = free_port()
+    if args.confirm:  # the same project, answering 202 once the replica has the task
+        confirm_env = {"FNHUB_PORT": str(confirm_port), "FNHUB_ENQUEUE_REPLICAS": "1"}
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", SERVER % (BARE,), str(tmp), "0"],
+                env={**env, **confirm_env, "FNHUB_NODE_NAME": "bench-confirm"},
+            )
+        )
     procs = [worker, *servers]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base)
+        if args.confirm:
+            wait_ready(f"http://127.0.0.1:{confirm_port}")
         time.sleep(1.0 if args.http_processes > 1 else 0.2)  # every process up
         auth = {"Authorization": f"Bearer {token}"}
         probe = Probe([p.pid for p in servers], worker.pid, services.redis)
@@ -404,6 +432,10 @@ def main() -> None:
             "bare": (f"{base}/bench/bare", {}),
             "sync_call": (f"{base}/api/v1/functions/bench.ping/call", auth),
         }
+        if args.confirm:
+            submit = "/api/v1/functions/bench.ping/tasks"
+            urls["async"] = (f"{base}{submit}", auth)
+            urls["async_wait1"] = (f"http://127.0.0.1:{confirm_port}{submit}", auth)
         for _ in range(200):  # scripts loaded in every worker child
             httpx.post(urls["sync_call"][0], headers=auth, json=body, timeout=10)
         levels = [int(c) for c in args.concurrency.split(",")]
@@ -412,7 +444,7 @@ def main() -> None:
         for round_no in range(args.rounds):
             for concurrency in levels:
                 # alternate which goes first, so neither always meets the other's leftovers
-                order = ["bare", "sync_call"] if round_no % 2 == 0 else ["sync_call", "bare"]
+                order = list(urls) if round_no % 2 == 0 else list(reversed(urls))
                 for name in order:
                     url, headers = urls[name]
                     loads.append(os.getloadavg()[0])
@@ -431,23 +463,19 @@ def main() -> None:
         rows = []
         for concurrency in levels:
             bare = median_of(runs[concurrency, "bare"])
-            call = median_of(runs[concurrency, "sync_call"])
-            ratios = [
-                c["rps"] / b["rps"]
-                for b, c in zip(
-                    runs[concurrency, "bare"], runs[concurrency, "sync_call"], strict=True
-                )
-            ]
-            rows.append(
-                {
-                    "concurrency": concurrency,
-                    "p50_ms_added": round(call["p50_ms"] - bare["p50_ms"], 3),
-                    "p50_ratio": round(call["p50_ms"] / bare["p50_ms"], 2),
-                    "throughput_ratio": round(statistics.median(ratios), 3),
-                    "bare": bare,
-                    "sync_call": call,
-                }
-            )
+            row: dict = {"concurrency": concurrency, "bare": bare}
+            for name in list(urls)[1:]:
+                call = median_of(runs[concurrency, name])
+                ratios = [
+                    c["rps"] / b["rps"]
+                    for b, c in zip(runs[concurrency, "bare"], runs[concurrency, name], strict=True)
+                ]
+                suffix = "" if name == "sync_call" else f"_{name}"
+                row[f"p50_ms_added{suffix}"] = round(call["p50_ms"] - bare["p50_ms"], 3)
+                row[f"p50_ratio{suffix}"] = round(call["p50_ms"] / bare["p50_ms"], 2)
+                row[f"throughput_ratio{suffix}"] = round(statistics.median(ratios), 3)
+                row[name] = call
+            rows.append(row)
         print()
         print(f"{'conc':>4} {'bare req/s':>10} {'call req/s':>10} {'ratio':>6} "
               f"{'bare p50':>9} {'call p50':>9}  call cpu µs/req by process")  # fmt: skip
@@ -458,6 +486,14 @@ def main() -> None:
                 f"{row['throughput_ratio']:>6.3f} {b['p50_ms']:>9.3f} {c['p50_ms']:>9.3f}  "
                 f"{c.get('cpu_us', '')}"
             )
+        for row in rows if args.confirm else []:
+            for name in ("async", "async_wait1"):
+                c = row[name]
+                print(
+                    f"{row['concurrency']:>4} {name:<11} {c['rps']:>8.0f} req/s "
+                    f"(x{row[f'throughput_ratio_{name}']:.3f} of bare), p50 {c['p50_ms']:.3f} ms, "
+                    f"errors {c['errors']}"
+                )
         out = {
             "machine": f"{platform.node()} {os.cpu_count()} cpus, {platform.python_version()}",
             "load_average_1m": {
@@ -470,10 +506,11 @@ def main() -> None:
             "seconds_per_run": args.seconds,
             "rounds": args.rounds,
             "client": f"{args.client} on the same machine",
-            "redis": "private redis-server over TCP loopback" if redis_proc else args.redis_url,
+            "redis": ("private redis-server over TCP loopback" if redis_proc else args.redis_url)
+            + (", with a replica (async_wait1: enqueue_replicas 1)" if args.confirm else ""),
             "records": "on",
             "figures": "medians over the rounds; throughput_ratio: median of each round's "
-            "sync_call / bare; cpu_us: CPU microseconds per request by process",
+            "<route> / bare; cpu_us: CPU microseconds per request by process",
             "rows": rows,
         }
         results = Path(__file__).parent / "results"
@@ -488,9 +525,10 @@ def main() -> None:
         if keys:
             services.redis.delete(*keys)
         services.close()
-        if redis_proc is not None:
-            redis_proc.terminate()
-            redis_proc.wait(10)
+        for proc in (redis_proc, replica_proc):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def test_every_form_parses() -> None:
         ("redis+sentinel://h:x/svc", "not a number"),
         ("redis+sentinel://h/svc/0/more", "/service_name"),
         ("redis+sentinel://h/svc?ssl=1", "unknown option"),
+        ("rediss+sentinel://h/svc", "TLS to the Sentinels and the servers. is not supported"),
     ],
 )
 def test_bad_urls_say_why(url: str, reason: str) -> None:

@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     result_max_bytes: int = 1_000_000
     log_max_bytes: int = 64_000
     queue_max_length: int = 100_000
+    #: replicas that must have a submitted task before it is answered 202 (Redis `WAIT`; a
+    #: failover then cannot drop it, `fnhub.redis_wait`); unset: 1 on a `redis+sentinel://`
+    #: URL, 0 otherwise. 0: answered as soon as the primary has it
+    enqueue_replicas: int | None = Field(default=None, ge=0)
+    #: seconds a submission waits for those replicas before it is refused (503 `not_replicated`)
+    enqueue_replicas_timeout: float = Field(default=1.0, gt=0)
 
     # worker
     queues: NameList = Field(default_factory=lambda: list(DEFAULT_QUEUES))

@@ -179,6 +179,14 @@ class QueueFull(Unavailable):
     code = "queue_full"
 
 
+class NotReplicated(Unavailable):
+    """503: Redis took the task but no replica confirmed it in time (a failover under way, or a
+    replica down): it may be lost, or may still run. Not retried by `Client`: a retry may run
+    it twice."""
+
+    code = "not_replicated"
+
+
 class TaskFailed(ApiError):
     """The task was queued and ended without a result (`task_id` names it)."""
 
@@ -230,7 +238,8 @@ class NoResult(TaskFailed):
 _ANSWERS: tuple[type[ApiError], ...] = (
     BadRequest, Unauthorized, Forbidden, NotFound, UnknownFunction, UnknownTask, Conflict,
     TooLarge, InvalidRequest, InvalidKwargs, Throttled, ServerError, Unavailable, NoWorker,
-    QueueFull, FunctionFailed, TaskDead, TaskSkipped, FunctionTimeout, TaskExpired, NoResult,
+    QueueFull, NotReplicated, FunctionFailed, TaskDead, TaskSkipped, FunctionTimeout, TaskExpired,
+    NoResult,
 )  # fmt: skip
 #: the class of each error code the server answers with, and of each status as a fallback
 BY_CODE: dict[str, type[ApiError]] = {c.code: c for c in _ANSWERS}

@@ -41,6 +41,7 @@ from fnhub.config import Settings
 from fnhub.embedded_redis import embedded_url
 
 SENTINEL_SCHEME = "redis+sentinel"
+TLS_SENTINEL_SCHEME = "rediss+sentinel"  # refused with the reason: not supported
 SENTINEL_PORT = 26379
 #: how long one Sentinel may take to answer "who is the primary?" before the next is asked
 SENTINEL_TIMEOUT = 1.0
@@ -78,13 +79,18 @@ def redis_url(settings: Settings) -> str:
 
 
 def is_sentinel_url(url: str) -> bool:
-    return url.lower().startswith(SENTINEL_SCHEME + "://")
+    return url.lower().startswith((SENTINEL_SCHEME + "://", TLS_SENTINEL_SCHEME + "://"))
 
 
 def parse_sentinel_url(url: str) -> SentinelUrl:
     """`redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]`;
     ValueError says what is wrong."""
     parts = urlsplit(url)
+    if parts.scheme.lower() == TLS_SENTINEL_SCHEME:
+        raise ValueError(
+            f"{TLS_SENTINEL_SCHEME}:// (TLS to the Sentinels and the servers) is not supported: "
+            f"use {SENTINEL_SCHEME}:// on a network you trust, or rediss:// to one server"
+        )
     if parts.scheme.lower() != SENTINEL_SCHEME:
         raise ValueError(f"not a {SENTINEL_SCHEME}:// URL")
     credentials, _, hosts = parts.netloc.rpartition("@")

@@ -44,6 +44,7 @@ from fnhub.queue import (
 from fnhub.redis_client import async_redis
 from fnhub.redis_lane import AsyncLane, stream_reply
 from fnhub.redis_replies import as_optional_bytes, as_streams
+from fnhub.redis_wait import confirmer
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.supervised import spawn
 from fnhub.tasks import FINAL_STATUSES, Status, Task, TaskResult, decode_result, encode, result_for
@@ -153,6 +154,8 @@ class Caller:
         self._replid: str | None = None  # the primary's replication id, as last seen
         self._lost_search: asyncio.Task[None] | None = None
         self.resent = 0  # tasks enqueued again after a failover lost them
+        # replicas a submission waits for before it is acknowledged (`redis_wait`): None, none
+        self.confirm = confirmer(settings)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -222,7 +225,10 @@ class Caller:
 
     # -- tasks a failover lost ---------------------------------------------------------------
     async def _watch_primary(self) -> None:
-        """Start a search for lost tasks when the primary's replication id changed."""
+        """Start a search for lost tasks when the primary's replication id changed (and tell
+        `confirm` which primary has its replicas)."""
+        if self.confirm is not None:
+            await self.confirm.refresh(self.redis)
         replid = await lost.primary_replid(self.redis)
         if replid is None:
             return
@@ -435,7 +441,9 @@ class Caller:
             self._outbox_sending = False
 
     async def submit(self, task: Task, *, eta: float | None = None) -> None:
-        """Enqueue a task built with a status key; the key says `queued` from now on."""
+        """Enqueue a task built with a status key; the key says `queued` from now on. Behind
+        Sentinel, once enough replicas have it (CallError `not_replicated` if not
+        in time: a failover may drop it)."""
         await self.check_capacity(task.queue)
         pipe = self.redis.pipeline(transaction=True)
         if task.status_key:
@@ -443,7 +451,10 @@ class Caller:
                 task.status_key, encode(result_for(task, Status.QUEUED)), ex=STATUS_TTL_SECONDS
             )
         add_enqueue(pipe, self.keys, task, eta=eta)
-        await pipe.execute()
+        if self.confirm is not None:
+            await self.confirm.execute(self.redis, pipe)
+        else:
+            await pipe.execute()
 
     # -- status of submitted tasks -----------------------------------------------------------
     async def status(self, task_id: str) -> TaskResult | None:

@@ -10,6 +10,7 @@ CallErrorKind = Literal[
     "too_large",  # kwargs over `kwargs_max_bytes`
     "no_worker",  # no live worker reads the task's queue
     "queue_full",  # the queue is at `queue_max_length`
+    "not_replicated",  # no replica confirmed the enqueue in time (`fnhub.redis_wait`)
     "no_result",  # enqueued, but no result came in time (it may still run)
 ]
 

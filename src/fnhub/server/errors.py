@@ -104,6 +104,7 @@ CALL_STATUS: dict[CallErrorKind, int] = {
     "too_large": 413,
     "no_worker": 503,
     "queue_full": 503,
+    "not_replicated": 503,
     "no_result": 504,
 }
 

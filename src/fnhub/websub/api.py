@@ -19,6 +19,7 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from redis.typing import EncodableT, FieldT
 
+from fnhub.calling.errors import CallError
 from fnhub.server import throttle
 from fnhub.server.auth import api_key_header, bearer
 from fnhub.server.context import context_of
@@ -274,6 +275,8 @@ async def _publish(
         except StorageFull as exc:
             retry = {"Retry-After": str(STORAGE_FULL_RETRY_SECONDS)}
             raise HubError(503, str(exc), retry) from None
+        except CallError as exc:  # no replica confirmed it (`fnhub.redis_wait`)
+            raise HubError(503, str(exc), {"Retry-After": f"{exc.retry_after:g}"}) from None
     return len(wanted), len(topics) - len(wanted)
 
 

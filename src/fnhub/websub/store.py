@@ -23,6 +23,7 @@ from redis.typing import EncodableT, FieldT
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_entries
+from fnhub.redis_wait import confirmer
 
 
 @dataclass(slots=True)
@@ -213,6 +214,8 @@ class RedisStore:
         self.settings = settings
         self._append = client.register_script(APPEND_SCRIPT)
         self._reclaim = client.register_script(RECLAIM_SCRIPT)
+        # behind Sentinel, a publish is answered 202 once a replica has it (`redis_wait`)
+        self.confirm = confirmer(settings)
 
     async def start(self) -> None:
         return None
@@ -226,7 +229,12 @@ class RedisStore:
 
     async def append(self, topic_hash: str, content_type: str, body: bytes) -> str:
         keys, args = append_call(self.keys, self.settings, topic_hash, content_type, body)
-        return appended(await self._append(keys=keys, args=args), self.settings)
+        if self.confirm is None:
+            return appended(await self._append(keys=keys, args=args), self.settings)
+        pipe = self.redis.pipeline(transaction=True)
+        await self._append(keys=keys, args=args, client=pipe)
+        (result,) = await self.confirm.execute(self.redis, pipe)
+        return appended(result, self.settings)
 
     async def reclaim(self, upto: dict[str, str]) -> int:
         """Remove every notification at or before `upto[topic hash]`; returns how many.

@@ -21,14 +21,17 @@ import sys
 sys.path[:] = [p for p in sys.path if not p.endswith("bench")]
 
 import argparse
+import contextlib
 import json
 import multiprocessing
+import multiprocessing.process
 import os
 import statistics
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,17 +123,13 @@ def _supervise(settings_json: str, processes: int) -> None:
     Supervisor(Settings.model_validate_json(settings_json), ["sync"], processes).run()
 
 
-def fnhub_run(
-    url: str,
-    n: int,
-    processes: int,
-    records: bool,
-    *,
-    function: str = "bench.noop",
-    code: str = SCRIPT,
-    language: str = "python",
-) -> dict[str, float]:
-    """Figures of fnhub running `function` (of the script `code`, published as "bench")."""
+@contextlib.contextmanager
+def worker_stack(
+    url: str, processes: int, records: bool, scripts: dict[str, str], languages: dict[str, str]
+) -> Iterator[tuple[Settings, QueueClient, multiprocessing.process.BaseProcess]]:
+    """`scripts` published under a key prefix of their own and a worker of `processes` children
+    listening on "sync" (started by `_supervise`), up; the worker stopped and the prefix's keys
+    deleted after."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings(
@@ -143,7 +142,7 @@ def fnhub_run(
         heartbeat_seconds=0.5,
     )
     services = open_services(settings)
-    services.scripts.publish({"bench": code}, languages={"bench": language})
+    services.scripts.publish(scripts, languages=languages)
     client = QueueClient(settings)
     proc = multiprocessing.get_context("spawn").Process(
         target=_supervise, args=(settings.model_dump_json(), processes)
@@ -152,6 +151,30 @@ def fnhub_run(
     try:
         while not client.queue_has_worker("sync"):
             time.sleep(0.05)
+        yield settings, client, proc
+    finally:
+        proc.terminate()
+        proc.join(20)
+        keys = list(client.redis.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.redis.delete(*keys)
+        client.close()
+        services.close()
+
+
+def fnhub_run(
+    url: str,
+    n: int,
+    processes: int,
+    records: bool,
+    *,
+    function: str = "bench.noop",
+    code: str = SCRIPT,
+    language: str = "python",
+) -> dict[str, float]:
+    """Figures of fnhub running `function` (of the script `code`, published as "bench")."""
+    stack = worker_stack(url, processes, records, {"bench": code}, {"bench": language})
+    with stack as (settings, client, proc):
         active = client.active()
         # warm every child (module load) before measuring
         for _ in range(processes * 4):
@@ -202,14 +225,6 @@ def fnhub_run(
             "p50_ms": statistics.median(latencies),
             "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         }
-    finally:
-        proc.terminate()
-        proc.join(20)
-        keys = list(client.redis.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.redis.delete(*keys)
-        client.close()
-        services.close()
 
 
 def cell(row: dict, key: str, spec: str) -> str:

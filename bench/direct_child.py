@@ -104,6 +104,7 @@ def drain(n: int, rounds: int, profile: str | None) -> list[dict[str, float]]:
 
     from fnhub import runtime
     from fnhub.config import Settings
+    from fnhub.heap import freeze_startup_objects
     from fnhub.keys import Keys
     from fnhub.redis_client import sync_redis
     from fnhub.store.db import Database
@@ -140,6 +141,7 @@ def drain(n: int, rounds: int, profile: str | None) -> list[dict[str, float]]:
     child = direct.DirectChild(
         settings, keys, client, executor.scripts, executor, Slot.create(), job, consumer, name
     )
+    freeze_startup_objects()  # as `direct_main` does: the collector spares what start-up made
     out = []
     try:
         consumer.open()

@@ -532,6 +532,26 @@ def _cpu(pid: int) -> float:
     return own + children
 
 
+def write_project(tmp: Path, connector: dict[str, Any], subscription: dict[str, Any]) -> None:
+    """A project in `tmp`: the bench's handler script, connector `c` and subscription `s`."""
+    (tmp / "scripts").mkdir()
+    (tmp / "scripts" / "handlers.py").write_text(HANDLER)
+    (tmp / "fnhub.yaml").write_text(
+        yaml.safe_dump({"connectors": {"c": connector}, "subscriptions": {"s": subscription}})
+    )
+
+
+def project_env(tmp: Path, prefix: str, records: bool) -> dict[str, str]:
+    """fnhub's settings for a project in `tmp`: the machine's Redis under `prefix`, SQLite."""
+    return {
+        "FNHUB_REDIS_URL": REDIS_URL,
+        "FNHUB_KEY_PREFIX": prefix,
+        "FNHUB_DATA_DIR": str(tmp / ".fnhub"),
+        "FNHUB_DB_URL": f"sqlite:///{tmp}/f.db",
+        "FNHUB_RECORDS_ENABLED": "true" if records else "false",
+    }
+
+
 def fnhub_rate(
     kind: str,
     n: int,
@@ -563,8 +583,6 @@ def fnhub_rate(
     what its broker session kept."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
-    (tmp / "scripts").mkdir()
-    (tmp / "scripts" / "handlers.py").write_text(HANDLER)
     topic = f"in-{uuid.uuid4().hex[:6]}"
     connector = {
         "redis": {"type": "redis", "settings": {"url": REDIS_URL}},
@@ -602,18 +620,12 @@ def fnhub_rate(
             subscription["mode"] = "single"
     elif paused:  # a stopped server would lose `single` mode's lease (3 s) and resubscribe
         subscription["mode"] = "multiple"
-    (tmp / "fnhub.yaml").write_text(
-        yaml.safe_dump({"connectors": {"c": connector}, "subscriptions": {"s": subscription}})
-    )
+    write_project(tmp, connector, subscription)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FNHUB_")},
-        "FNHUB_REDIS_URL": REDIS_URL,
-        "FNHUB_KEY_PREFIX": prefix,
-        "FNHUB_DATA_DIR": str(tmp / ".fnhub"),
-        "FNHUB_DB_URL": f"sqlite:///{tmp}/f.db",
+        **project_env(tmp, prefix, records),
         "FNHUB_PORT": str(_free_port()),
         "FNHUB_ACCESS_LOG": "false",
-        "FNHUB_RECORDS_ENABLED": "true" if records else "false",
     }
     if pythonpath:
         env["PYTHONPATH"] = pythonpath

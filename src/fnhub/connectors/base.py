@@ -17,9 +17,10 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import msgspec
 from pydantic import BaseModel, ValidationError
 
 from fnhub.aio import wait_event
@@ -38,14 +39,16 @@ class ConnectorConfigError(ConnectorError, ValueError):
     """Connector settings or source options are invalid; the message names the field."""
 
 
-@dataclass(slots=True)
-class Message:
+class Message(msgspec.Struct):
+    """One message from a broker. A msgspec struct, not a dataclass: a direct child builds
+    one per message read, and a struct is built in half the time."""
+
     topic: str
     payload: bytes
     qos: int = 0
     timestamp: float = 0.0  # epoch seconds (broker timestamp if any, else receipt)
     key: bytes | None = None  # kafka
-    headers: dict[str, bytes] = field(default_factory=dict)
+    headers: dict[str, bytes] = {}  # a new dict for each message (msgspec copies it)
     partition: int | None = None  # kafka
     offset: int | None = None  # kafka offset
     #: a stable id the broker gives the message (redis stream entry id, "topic:partition:offset"

@@ -31,13 +31,16 @@ def new_invoke_ids(n: int) -> list[str]:
     ]
 
 
-def kwargs_size_bound(convention: str, msg: Message) -> int | None:
+def kwargs_size_bound(convention: str, msgs: Message | list[Message]) -> int | None:
     """An upper bound on the msgpack size of `{"topic": ..., "message": ...}` (two short keys,
     two headers of at most 5 bytes, the text as many bytes as the payload); None for other
-    conventions: Baetyl's parsed event may encode larger than it came."""
+    conventions: Baetyl's parsed event may encode larger than it came. Given a batch, one
+    bound that holds for each of its messages (a direct child checks a batch at once)."""
     if convention != "kwargs":
         return None
-    return len(msg.payload) + 4 * len(msg.topic) + 32
+    if isinstance(msgs, Message):
+        return len(msgs.payload) + 4 * len(msgs.topic) + 32
+    return max([len(m.payload) for m in msgs]) + 4 * max([len(m.topic) for m in msgs]) + 32
 
 
 def message_text(payload: bytes) -> str | bytes:

@@ -250,7 +250,6 @@ class DirectChild:
         status.in_flight = len(msgs)
         status.max_in_flight = max(status.max_in_flight, len(msgs))
         started = time.time()
-        done: list[Message] = []
         try:
             make = self._maker()
         except CallError as exc:  # unknown function: every message fails, visibly
@@ -270,7 +269,10 @@ class DirectChild:
         outcome = self.stats.outcome
         publishes = self.spec.publish is not None or self.spec.error_publish is not None
         record = self.spec.record
+        size_bound = kwargs_size_bound(convention, msgs)
+        success = Status.SUCCESS
         seconds = 0.0
+        ran = 0  # the messages done: always the batch's first ones
         successes = 0  # counted in the stats once, after the loop
         last_success: tuple[Message, TaskResult] | None = None
         for msg, task_id, invoke_id in zip(
@@ -284,7 +286,7 @@ class DirectChild:
                     message_kwargs(convention, msg, invoke_id, function),
                     meta,
                     task_id=task_id,
-                    size_at_most=kwargs_size_bound(convention, msg),
+                    size_at_most=size_bound,
                     now=started,  # the batch came in then
                 )
             except CallError as exc:  # too large: no retry can help
@@ -294,7 +296,7 @@ class DirectChild:
                 result = self._run(task, msg, fates, fn, base, limit)
                 if result is None or (publishes and not self._publish_outcome(msg, result)):
                     break  # stopping: this and the rest stay unacknowledged
-                if result.status == Status.SUCCESS:
+                if result.status == success:
                     successes += 1
                     last_success = msg, result
                 else:
@@ -302,7 +304,8 @@ class DirectChild:
                     outcome(msg, result.status, result.result, result.error_message, task_id_shown)
                 ended = result.end_time or time.time()
             seconds += ended - started
-            done.append(msg)
+            ran += 1
+        done = msgs[:ran]
         if last_success is not None:
             msg, result = last_success
             outcome(

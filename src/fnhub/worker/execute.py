@@ -234,7 +234,8 @@ class Executor:
     ) -> TaskResult:
         """Call the function with the task's output captured; its result or failure."""
         output = self.output
-        output.reset()
+        if output.parts or output.dropped:  # the last task wrote: empty it (most never do)
+            output.reset()
         token = current_task.set(task)
         if dff_variables.modules:  # a script uses DataFlux Func's `_DFF_*` variables
             dff_variables.set_for(task)
@@ -256,7 +257,8 @@ class Executor:
         finally:
             sys.stdout, sys.stderr = saved
             self.capture.sink = None
-        self._exit_if_forked(0)
+        if _forks != self.forks:  # `_exit_if_forked(0)`, its call spared on every task
+            os._exit(0)
         current_task.reset(token)
         logs = output.getvalue() if output.parts or output.dropped else ""
         if value is not None:

@@ -26,7 +26,7 @@ from fnhub.heap import pause_for_startup
 
 TASKS_HELP = "Task records and dead letters. Without a command: list the newest records."
 USERS_HELP = "Console users: create, list, passwd, remove."
-CLUSTER_HELP = "Servers, beats and workers running, and the Redis and database they share."
+CLUSTER_HELP = "Every server, beat and worker; Redis and the database."
 
 
 class Commands(LazyGroup):

@@ -17,7 +17,7 @@ from fnhub.cli_settings import ProjectOpt, settings_or_exit
 
 
 def cluster(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Servers, beats (which leads) and workers, when each was last seen; Redis and database."""
+    """Every server, beat and worker; Redis and the database."""
     from fnhub.bootstrap import open_services
     from fnhub.cluster import gather
 

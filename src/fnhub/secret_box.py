@@ -25,7 +25,12 @@ _SECRET_NAMES = ("password", "secret", "token", "api_key", "private_key", "keyfi
 
 
 def resolve_secret_key(settings: Settings) -> str:
-    """The configured secret key, or the generated one persisted under the data folder."""
+    """The configured secret key, or the generated one persisted under the data folder.
+
+    Several processes of one installation may start at once: the key is written whole to a
+    private temporary file and linked into place, so the first link wins and the others read
+    the winner's key instead of failing or reading a half-written file.
+    """
     if settings.secret_key:
         return settings.secret_key
     path = Path(settings.data_dir) / "secret_key"
@@ -33,9 +38,16 @@ def resolve_secret_key(settings: Settings) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
+    tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 

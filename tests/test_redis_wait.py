@@ -101,3 +101,33 @@ async def test_after_a_promotion_the_successor_alone_is_trusted(pair: tuple[int,
     with pytest.raises(CallError):
         await _write(stranger, new, 6)
     promoted.close()
+
+
+def _write_sync(confirm: ReplicaConfirm, port: int, n: int) -> list:
+    client = redis.Redis(port=port)
+    try:
+        pipe = client.pipeline(transaction=True)
+        pipe.set("k", n)
+        client.register_script(SCRIPT)(keys=["s", "count"], args=[n], client=pipe)
+        return confirm.execute_sync(client, pipe, "the write")
+    finally:
+        client.close()
+
+
+def test_a_synchronous_client_is_confirmed_and_refused_alike(pair: tuple[int, int]) -> None:
+    """`execute_sync` (the CLI, scripts in a worker) drives the same exchange."""
+    old, new = pair
+    confirm = ReplicaConfirm(1, 0.3)
+    replies = _write_sync(confirm, old, 1)
+    assert int(replies[1]) == 1  # the script ran
+    assert confirm.confirmed_replid == _info(redis.Redis(port=old))["master_replid"]
+    promoted = redis.Redis(port=new)
+    assert promoted.get("k") == b"1"  # confirmed means there
+    promoted.execute_command("REPLICAOF", "NO", "ONE")
+    with pytest.raises(CallError) as refused:  # the old primary, which nobody follows now
+        _write_sync(confirm, old, 2)
+    assert refused.value.kind == "not_replicated"
+    assert "Redis took the write but fewer than 1 replica(s)" in str(refused.value)
+    _write_sync(confirm, new, 3)  # the successor, alone: accepted
+    assert confirm.alone == _info(promoted)["master_replid"]
+    promoted.close()

@@ -26,6 +26,15 @@ would); logged.
 WAIT must follow the writes on the same connection, and redis-py's transaction pipeline cannot
 send a command after its EXEC: so MULTI, the pipeline's commands, EXEC and WAIT go in one write
 on one connection of the client's pool, and `INFO replication` after them when WAIT fell short.
+That exchange is written once (`ReplicaConfirm._steps`, a generator of requests) and driven by
+an asyncio and a synchronous sender.
+
+What is confirmed: every write whose caller is told it was accepted before it takes effect:
+async calls and endpoints (`Caller.submit`), WebSub publishes (hub and `fnhub.websub.publish`)
+and subscription intents, a script's `DFF.FUNC`, a cron job's run-now (API and CLI), and
+`QueueClient`'s enqueue (the CLI's calls). A synchronous process learns the primary only from
+its own confirmed writes (no refresh loop), so right after a failover one that confirmed
+nothing before is refused until the new primary's replica has synced.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Generator
 from typing import Any
 
 import redis
@@ -48,6 +58,13 @@ RETRY_AFTER_SECONDS = 2.0
 LEARN_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
+
+Command = tuple[Any, ...]
+#: what `ReplicaConfirm._steps` asks to send: a transaction's commands (None: no transaction)
+#: and the commands after it
+Request = tuple[list[Command] | None, list[Command]]
+#: what it is sent back: EXEC's replies ([] without a transaction) and the tail's replies
+Answers = tuple[list[Any], list[Any]]
 
 
 _confirmers: dict[tuple[int, str, int, float], ReplicaConfirm] = {}
@@ -71,6 +88,27 @@ def replicas_to_confirm(settings: Settings) -> int:
     if settings.enqueue_replicas is not None:
         return settings.enqueue_replicas
     return 1 if is_sentinel_url(redis_url(settings)) else 0
+
+
+async def run_confirmed(
+    settings: Settings, client: aredis.Redis, pipe: aredis.client.Pipeline, what: str
+) -> list[Any]:
+    """Run `pipe`, an acknowledged write: confirmed by the replicas the settings wait for
+    (`ReplicaConfirm.execute`, as one transaction), else plainly. Its replies."""
+    confirm = confirmer(settings)
+    if confirm is None:
+        return await pipe.execute()
+    return await confirm.execute(client, pipe, what)
+
+
+def run_confirmed_sync(
+    settings: Settings, client: redis.Redis, pipe: redis.client.Pipeline, what: str
+) -> list[Any]:
+    """`run_confirmed` for a synchronous client (the CLI, scripts in a worker)."""
+    confirm = confirmer(settings)
+    if confirm is None:
+        return pipe.execute()
+    return confirm.execute_sync(client, pipe, what)
 
 
 def _text(value: Any) -> str:
@@ -102,7 +140,7 @@ class ReplicaConfirm:
     def __init__(self, replicas: int, timeout: float) -> None:
         self.replicas = replicas
         self.timeout = timeout
-        #: the replication id of the last primary seen confirming (`_learn`)
+        #: the replication id of the last primary seen confirming (`_steps`, `refresh`)
         self.confirmed_replid: str | None = None
         self.learnt_at = -LEARN_SECONDS
         self.alone: str | None = None  # the successor primary trusted alone, for now
@@ -124,62 +162,103 @@ class ReplicaConfirm:
             log.warning("Redis primary has %d replica(s) again", self.replicas)
             self.alone = None
 
-    async def _learn(self, conn: Any) -> None:
-        """Note which primary just confirmed a write (at most once every LEARN_SECONDS)."""
-        if time.monotonic() - self.learnt_at < LEARN_SECONDS:
-            return
-        (raw,) = await _commands(conn, [("INFO", "replication")])
-        info = parse_info(raw)
-        self.learnt_at = time.monotonic()
-        if info.get("role") == "master":
-            self._confirmed_by(info.get("master_replid", ""))
-
-    async def execute(self, client: aredis.Redis, pipe: aredis.client.Pipeline) -> list[Any]:
+    async def execute(
+        self, client: aredis.Redis, pipe: aredis.client.Pipeline, what: str = "the task"
+    ) -> list[Any]:
         """Run `pipe`'s commands as one transaction, confirmed; its replies. CallError
-        `not_replicated` when the primary took them but neither enough replicas confirmed
-        within `timeout` nor is it a successor trusted alone: a failover may drop them."""
-        scripts = {script.sha: script.script for script in pipe.scripts}
-        commands = [_by_text(args, scripts) for args, _options in pipe.command_stack]
-        pipe.command_stack.clear()
-        pipe.scripts.clear()
+        `not_replicated` (naming `what`) when the primary took them but neither enough replicas
+        confirmed within `timeout` nor is it a successor trusted alone: a failover may drop
+        them."""
+        commands = _commands_of(pipe)
         try:
-            return await self._send(client, commands)
+            replies = await self._send(client, commands)
         except redis.ConnectionError:  # a demoted primary (READONLY), a dropped connection
-            return await self._send(client, commands)
+            replies = await self._send(client, commands)
+        return self._confirmed(replies, what)
 
-    async def _send(self, client: aredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def execute_sync(
+        self, client: redis.Redis, pipe: redis.client.Pipeline, what: str = "the task"
+    ) -> list[Any]:
+        """`execute` for a synchronous client (the CLI, a worker's scripts)."""
+        commands = _commands_of(pipe)
+        try:
+            replies = self._send_sync(client, commands)
+        except redis.ConnectionError:
+            replies = self._send_sync(client, commands)
+        return self._confirmed(replies, what)
+
+    def _confirmed(self, replies: list[Any] | None, what: str) -> list[Any]:
+        if replies is not None:
+            return replies
+        raise CallError(
+            "not_replicated",
+            f"Redis took {what} but fewer than {self.replicas} replica(s) confirmed it "
+            f"within {self.timeout:g}s (a failover under way, or a replica down): it may be "
+            "lost, or may still take effect",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+
+    async def _send(self, client: aredis.Redis, commands: list[Command]) -> list[Any] | None:
         pool = client.connection_pool
         conn = await pool.get_connection()
         try:
-            wait = ("WAIT", self.replicas, max(1, round(self.timeout * 1000)))
-            check = ("INFO", "replication")
-            # trusted alone: whether it still is comes first (WAIT would time out each time);
-            # read once, as another submission may change it while this one waits
-            alone = self.alone is not None
-            replies, (answer,) = await _transaction(conn, commands, [check if alone else wait])
-            if alone:
-                info = parse_info(answer)
-                if self._trusted_alone(info):
-                    return replies
-                (answer,) = await _commands(conn, [wait])
-            if int(answer) >= self.replicas:
-                await self._learn(conn)
-                return replies
-            (raw,) = await _commands(conn, [check])
-            if self._trusted_alone(parse_info(raw)):
-                return replies
+            steps = self._steps(commands)
+            request = next(steps)
+            while True:
+                answers = await _exchange(conn, request)
+                try:
+                    request = steps.send(answers)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
         except BaseException:
             await conn.disconnect()  # its replies may be out of step with what was sent
             raise
         finally:
             await pool.release(conn)
-        raise CallError(
-            "not_replicated",
-            f"Redis took the task but fewer than {self.replicas} replica(s) confirmed it "
-            f"within {self.timeout:g}s (a failover under way, or a replica down): it may be "
-            "lost, or may still run",
-            retry_after=RETRY_AFTER_SECONDS,
-        )
+
+    def _send_sync(self, client: redis.Redis, commands: list[Command]) -> list[Any] | None:
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        try:
+            steps = self._steps(commands)
+            request = next(steps)
+            while True:
+                answers = _exchange_sync(conn, request)
+                try:
+                    request = steps.send(answers)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def _steps(self, commands: list[Command]) -> Generator[Request, Answers, list[Any] | None]:
+        """The exchange with the primary, apart from its I/O (`_send`, `_send_sync` do it):
+        yields each request (a transaction and what follows it on the connection, or plain
+        commands), is sent its answers; returns the transaction's replies, None if refused."""
+        wait = ("WAIT", self.replicas, max(1, round(self.timeout * 1000)))
+        check = ("INFO", "replication")
+        # trusted alone: whether it still is comes first (WAIT would time out each time);
+        # read once, as another submission may change it while this one waits
+        alone = self.alone is not None
+        replies, (answer,) = yield commands, [check if alone else wait]
+        if alone:
+            if self._trusted_alone(parse_info(answer)):
+                return replies
+            _, (answer,) = yield None, [wait]
+        if int(answer) >= self.replicas:
+            # note which primary just confirmed a write (at most once every LEARN_SECONDS)
+            if time.monotonic() - self.learnt_at >= LEARN_SECONDS:
+                _, (raw,) = yield None, [check]
+                self.learnt_at = time.monotonic()
+                info = parse_info(raw)
+                if info.get("role") == "master":
+                    self._confirmed_by(info.get("master_replid", ""))
+            return replies
+        _, (raw,) = yield None, [check]
+        return replies if self._trusted_alone(parse_info(raw)) else None
 
     def _trusted_alone(self, info: dict[str, str]) -> bool:
         """A primary short of replicas that took over from the last one seen with them."""
@@ -211,24 +290,43 @@ def _by_text(args: tuple[Any, ...], scripts: dict[str, Any]) -> tuple[Any, ...]:
     return args
 
 
-async def _transaction(
-    conn: Any, commands: list[tuple[Any, ...]], tail: list[tuple[Any, ...]]
-) -> tuple[list[Any], list[Any]]:
-    """MULTI, `commands`, EXEC, then `tail` in one write; EXEC's replies and the tail's."""
-    packed = conn.pack_commands([("MULTI",), *commands, ("EXEC",), *tail])
-    await conn.send_packed_command(packed, check_health=False)
-    for _ in range(len(commands) + 1):  # OK, then QUEUED for each command
-        await conn.read_response()
-    replies = await conn.read_response()
-    after = [await conn.read_response() for _ in tail]
+def _commands_of(pipe: Any) -> list[Command]:
+    """A pipeline's queued commands (taken off it), its scripts' EVALSHAs as EVALs."""
+    scripts = {script.sha: script.script for script in pipe.scripts}
+    commands = [_by_text(args, scripts) for args, _options in pipe.command_stack]
+    pipe.command_stack.clear()
+    pipe.scripts.clear()
+    return commands
+
+
+def _framed(request: Request) -> list[Command]:
+    """What a request sends in one write: MULTI, the commands, EXEC, then the tail (or the
+    tail alone)."""
+    commands, tail = request
+    return tail if commands is None else [("MULTI",), *commands, ("EXEC",), *tail]
+
+
+def _answers(request: Request, read: list[Any]) -> Answers:
+    """EXEC's replies (empty without a transaction) and the tail's, from all replies read."""
+    commands, tail = request
+    if commands is None:
+        return [], read
+    replies = read[len(commands) + 1]  # after OK, then QUEUED for each command
     if replies is None:
         raise redis.ResponseError("the transaction was aborted (EXEC answered nil)")
     for reply in replies:
         if isinstance(reply, redis.ResponseError):
             raise reply
-    return replies, after
+    return replies, read[len(read) - len(tail) :]
 
 
-async def _commands(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-    return [await conn.read_response() for _ in commands]
+async def _exchange(conn: Any, request: Request) -> Answers:
+    sent = _framed(request)
+    await conn.send_packed_command(conn.pack_commands(sent), check_health=False)
+    return _answers(request, [await conn.read_response() for _ in sent])
+
+
+def _exchange_sync(conn: Any, request: Request) -> Answers:
+    sent = _framed(request)
+    conn.send_packed_command(conn.pack_commands(sent), check_health=False)
+    return _answers(request, [conn.read_response() for _ in sent])

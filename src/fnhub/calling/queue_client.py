@@ -16,6 +16,7 @@ from fnhub.keys import Keys
 from fnhub.queue import add_enqueue, iter_results
 from fnhub.redis_client import sync_redis
 from fnhub.redis_replies import as_streams
+from fnhub.redis_wait import run_confirmed_sync
 from fnhub.scripts.registry import ActiveScripts, read_active
 from fnhub.tasks import Task, TaskResult
 from fnhub.worker.presence import live_workers
@@ -63,9 +64,11 @@ class QueueClient:
         return task
 
     def enqueue(self, task: Task, *, eta: float | None = None) -> None:
+        """Behind Sentinel, returns once a replica has the task (CallError `not_replicated`
+        if none confirmed it in time: a failover may drop it)."""
         pipe = self.redis.pipeline(transaction=False)
         add_enqueue(pipe, self.keys, task, eta=eta)
-        pipe.execute()
+        run_confirmed_sync(self.settings, self.redis, pipe, "the task")
 
     def wait(self, task_id: str, timeout: float) -> TaskResult | None:
         """The result of a task submitted with `wait=True`, or None after `timeout` seconds."""

@@ -17,6 +17,7 @@ from fnhub.cron import control
 from fnhub.cron.beat import Beat
 from fnhub.cron.jobs import CronJobError, CronJobSpec, JobStore, check, row_json, spec_of
 from fnhub.cron.models import CronJob
+from fnhub.redis_wait import run_confirmed
 from fnhub.revisions import bump
 from fnhub.scripts.registry import ActiveScripts, read_active_async
 from fnhub.server.access import current_actor
@@ -140,7 +141,8 @@ async def run_job(ctx: Ctx, job_id: str, who: Actor) -> dict[str, Any]:
         task = control.run_now(ctx.settings, await _active(ctx), spec, pipe)
     except CallError as exc:
         raise _error(exc) from exc
-    await pipe.execute()
+    # answered 202: behind Sentinel once a replica has it (503 `not_replicated` if not)
+    await run_confirmed(ctx.settings, ctx.redis, pipe, "the run")
     queued = {"task_id": task.id, "queue": task.queue}
     await asyncio.to_thread(control.audited, ctx.db, who, job_id, "run", queued)
     return queued

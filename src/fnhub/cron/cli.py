@@ -194,13 +194,14 @@ def run(job_id: str, project: ProjectOpt = None) -> None:
     from fnhub.calling.errors import CallError
     from fnhub.cron.control import audited, run_now
     from fnhub.cron.jobs import CronJobError, JobStore, spec_of
+    from fnhub.redis_wait import run_confirmed_sync
 
     services = _services(project)
     try:
         spec = spec_of(JobStore(services.db).get(job_id))
         pipe = services.redis.pipeline(transaction=False)
         task = run_now(services.settings, _active(services), spec, pipe)
-        pipe.execute()
+        run_confirmed_sync(services.settings, services.redis, pipe, "the run")
         queued = {"task_id": task.id, "queue": task.queue}
         audited(services.db, audit.CLI, job_id, "run", queued)
     except (CronJobError, CallError) as exc:

@@ -55,6 +55,7 @@ def call_func(
     from fnhub.calling.maker import make_task
     from fnhub.dff.api import queue_name
     from fnhub.queue import add_enqueue
+    from fnhub.redis_wait import run_confirmed_sync
 
     parent = runtime.current_task.get()
     active = _read_active()
@@ -79,7 +80,9 @@ def call_func(
     else:
         options["origin"] = Origin.DIRECT
     task = make_task(runtime.settings(), active, ref, kwargs or {}, meta=meta, **options)
-    pipe = runtime.redis_client().pipeline(transaction=False)
+    client = runtime.redis_client()
+    pipe = client.pipeline(transaction=False)
     add_enqueue(pipe, runtime.keys(), task)
-    pipe.execute()
+    # behind Sentinel, once a replica has it (CallError `not_replicated` if not)
+    run_confirmed_sync(runtime.settings(), client, pipe, "the task")
     return task.id

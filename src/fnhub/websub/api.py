@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from redis.typing import EncodableT, FieldT
 
 from fnhub.calling.errors import CallError
+from fnhub.redis_wait import run_confirmed
 from fnhub.server import throttle
 from fnhub.server.auth import api_key_header, bearer
 from fnhub.server.context import context_of
@@ -236,7 +237,13 @@ async def _subscription(hub: Hub, mode: str, params: list[tuple[str, str]]) -> N
         "lease": str(lease),
         "secret": hub.box.encrypt(secret) if secret else "",
     }
-    await hub.redis.xadd(hub.keys.websub_intents, intent)
+    # answered 202: behind Sentinel once a replica has the intent (a failover cannot drop it)
+    pipe = hub.redis.pipeline(transaction=False)
+    pipe.xadd(hub.keys.websub_intents, intent)
+    try:
+        await run_confirmed(hub.settings, hub.redis, pipe, f"the {mode} request")
+    except CallError as exc:
+        raise _not_replicated(exc) from None
 
 
 async def _publish(
@@ -275,9 +282,14 @@ async def _publish(
         except StorageFull as exc:
             retry = {"Retry-After": str(STORAGE_FULL_RETRY_SECONDS)}
             raise HubError(503, str(exc), retry) from None
-        except CallError as exc:  # no replica confirmed it (`fnhub.redis_wait`)
-            raise HubError(503, str(exc), {"Retry-After": f"{exc.retry_after:g}"}) from None
+        except CallError as exc:
+            raise _not_replicated(exc) from None
     return len(wanted), len(topics) - len(wanted)
+
+
+def _not_replicated(exc: CallError) -> HubError:
+    """No replica confirmed the write in time (`fnhub.redis_wait`): 503, try again shortly."""
+    return HubError(503, str(exc), {"Retry-After": f"{exc.retry_after:g}"})
 
 
 async def fetch_topic(hub: Hub, topic: str) -> tuple[bytes, str]:

@@ -14,6 +14,7 @@ from redis.commands.core import Script
 from redis.typing import EncodableT, FieldT
 
 from fnhub import runtime
+from fnhub.redis_wait import confirmer, run_confirmed_sync
 from fnhub.websub.content import encode
 from fnhub.websub.policy import PolicyError, url_hash
 from fnhub.websub.store import APPEND_SCRIPT, append_call, appended, entry_fields
@@ -35,13 +36,20 @@ def publish(topic: str, content: Any, content_type: str | None = None) -> str:
     body, ctype = encode(content, content_type, settings.websub_content_max_bytes)
     topic_hash = url_hash(topic)
     client = runtime.redis_client()
+    # returned: behind Sentinel once a replica has it (CallError `not_replicated` if not)
     if settings.websub_store == "kafka":  # the hub forwards the ingest stream to Kafka
         with client.pipeline(transaction=False) as pipe:
             fields: dict[FieldT, EncodableT] = {"topic": topic, **entry_fields(ctype, body)}
             pipe.xadd(keys.websub_ingest, fields)
             pipe.publish(keys.websub_events, "i")
             pipe.hincrby(keys.websub_metrics, "published", 1)
-            entry_id: bytes = pipe.execute()[0]
+            entry_id: bytes = run_confirmed_sync(settings, client, pipe, "the notification")[0]
         return entry_id.decode()
     script_keys, args = append_call(keys, settings, topic_hash, ctype, body)
-    return appended(_APPEND(keys=script_keys, args=args, client=client), settings)
+    confirm = confirmer(settings)
+    if confirm is None:
+        return appended(_APPEND(keys=script_keys, args=args, client=client), settings)
+    with client.pipeline(transaction=True) as pipe:
+        _APPEND(keys=script_keys, args=args, client=pipe)
+        (result,) = confirm.execute_sync(client, pipe, "the notification")
+    return appended(result, settings)

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from paho.mqtt.enums import CallbackAPIVersion
 from tests.conftest import wait_for
 from tests.connectors.conftest import conn_broker_factory  # noqa: F401  (fixture)
+from tests.server.test_connector_edits import DIRECT
 
 from fnhub import connections, runtime
 from fnhub.bootstrap import Services
@@ -147,3 +148,40 @@ def test_dataflux_func_config_fields_become_fnhub_settings():
         "db": 2,
         "tls": True,
     }
+
+
+def test_edits_that_would_strand_a_direct_subscription_are_refused(
+    worker_side, settings: Settings, services: Services
+) -> None:
+    """`DFF.CONN.save/delete` go through the same check as the API's PUT and DELETE
+    (`store.connectors`): settings a `path: direct` reader cannot make its consumer with, and
+    deleting a connector in use, are refused in DFF.CONN's words, the stored one unchanged."""
+    from fnhub.store.connectors import ConnectorRefused
+    from fnhub.subscriptions.area import remove_subscription, save_subscription
+
+    DFF.CONN.save("plant", "mqtt", {"host": "127.0.0.1", "port": 1883})
+    direct = DIRECT  # the API's test's subscription (disabled: the check needs no run)
+    save_subscription(services.db, settings, "on-plant", direct, actor="tests")
+    with pytest.raises(ConnectorRefused) as refused:
+        DFF.CONN.save("plant", "mqtt", {"host": "127.0.0.1", "port": 1883, "clean_start": True})
+    assert refused.value.kind == "invalid_settings"
+    assert str(refused.value).startswith(
+        "DFF.CONN.save: subscription 'on-plant' reads this connector on path: direct"
+    )
+    assert "persistent session" in str(refused.value)
+    assert "clean_start" not in connections.connector_configs(refresh=True)["plant"].settings
+
+    with pytest.raises(ConnectorRefused) as in_use:
+        DFF.CONN.delete("plant")
+    assert in_use.value.kind == "connector_in_use"
+    assert str(in_use.value).startswith(
+        "DFF.CONN.delete: connector 'plant' is used by subscription(s) on-plant"
+    )
+    assert [c["id"] for c in DFF.CONN.query()] == ["plant"]
+
+    # queued, the subscription takes the settings; deleted, the connector may go
+    save_subscription(services.db, settings, "on-plant", {**direct, "path": "queued"}, actor="t")
+    DFF.CONN.save("plant", "mqtt", {"host": "127.0.0.1", "port": 1883, "clean_start": True})
+    assert remove_subscription(services.db, "on-plant", actor="tests")
+    DFF.CONN.delete("plant")
+    assert DFF.CONN.query() == []

@@ -202,10 +202,12 @@ class ConnectorHelper:
         description: str | None = None,
     ) -> None:
         """Create or replace a connector, with DataFlux Func's config field names; sealed,
-        checked and audited like one saved through the API."""
+        checked and audited like one saved through the API: `ConnectorRefused` ("DFF.CONN.save:
+        subscription ... reads this connector on path: direct ...") for settings a subscription
+        reading it on the direct path could not run on."""
         from fnhub.connectors import validate_settings
         from fnhub.connectors.types import connector_types
-        from fnhub.store.connectors import save_connector
+        from fnhub.store.connectors import ConnectorRefused, save_connector
 
         if connector_type not in connector_types:
             raise NotImplementedError(
@@ -215,24 +217,32 @@ class ConnectorHelper:
         if not isinstance(config, dict):
             raise ValueError("DFF.CONN.save: config must be a dict")
         settings = settings_from_dff(connector_type, config)
-        with _database().session() as session, session.begin():
-            save_connector(
-                session,
-                _box(),
-                connector_id,
-                type_=connector_type,
-                description=description or title or "",
-                settings=settings,
-                actor=_actor(),
-                validate=validate_settings,
-            )
+        try:
+            with _database().session() as session, session.begin():
+                save_connector(
+                    session,
+                    _box(),
+                    connector_id,
+                    type_=connector_type,
+                    description=description or title or "",
+                    settings=settings,
+                    actor=_actor(),
+                    validate=validate_settings,
+                )
+        except ConnectorRefused as exc:
+            raise ConnectorRefused(exc.kind, f"DFF.CONN.save: {exc}", exc.users) from None
         connector_configs(refresh=True)
 
     def delete(self, connector_id: str) -> None:
-        from fnhub.store.connectors import delete_connector
+        """Remove a connector; `ConnectorRefused` ("DFF.CONN.delete: connector ... is used by
+        subscription(s) ...") while a subscription uses it, as through the API."""
+        from fnhub.store.connectors import ConnectorRefused, delete_connector
 
-        with _database().session() as session, session.begin():
-            delete_connector(session, _box(), connector_id, actor=_actor())
+        try:
+            with _database().session() as session, session.begin():
+                delete_connector(session, _box(), connector_id, actor=_actor())
+        except ConnectorRefused as exc:
+            raise ConnectorRefused(exc.kind, f"DFF.CONN.delete: {exc}", exc.users) from None
         connector_configs(refresh=True)
 
 

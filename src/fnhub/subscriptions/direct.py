@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fnhub.connections import ConnectorConfig
 from fnhub.connectors import ConnectorConfigError, DirectPlace, create_direct_consumer
 from fnhub.connectors.base import stable_client_id
-from fnhub.subscriptions.models import Subscription
+from fnhub.store.connectors import ConnectorRefused
 from fnhub.subscriptions.spec import SpecError, SubscriptionSpec, parse_spec
-from fnhub.subscriptions.stored import row_to_dict
+from fnhub.subscriptions.stored import definitions_after
 
 
 @dataclass(frozen=True)
@@ -74,36 +73,30 @@ def check_direct(spec: SubscriptionSpec, connector: ConnectorConfig) -> None:
 def check_direct_readers(
     session: Session, connector: ConnectorConfig, declared: Mapping[str, Any] | None = None
 ) -> None:
-    """ValueError when `connector`'s new settings would strand a subscription that reads it on
-    the direct path (its children could no longer make their consumer, so it would stop reading
-    while its definition still looked fine). `declared` (fnhub.yaml's subscriptions, when the
-    project is applied) stands for the provisioned ones it will replace."""
+    """`ConnectorRefused` (a ValueError) when `connector`'s new settings would strand a
+    subscription that reads it on the direct path (its children could no longer make their
+    consumer, so it would stop reading while its definition still looked fine). `declared`
+    (fnhub.yaml's subscriptions, when the project is applied) stands for the provisioned ones
+    it will replace. Called by `store.connectors.save_connector`, which every edit goes
+    through."""
     for spec in _subscriptions_after(session, declared):
         if spec.path != "direct" or spec.connector != connector.name:
             continue
         reason = direct_refusal(spec, connector)
         if reason is not None:
-            raise ValueError(
+            raise ConnectorRefused(
+                "invalid_settings",
                 f"subscription {spec.name!r} reads this connector on path: direct, which these "
-                f"settings refuse ({reason}); move it to path: queued first, or with this change"
+                f"settings refuse ({reason}); move it to path: queued first, or with this change",
             )
 
 
 def _subscriptions_after(
     session: Session, declared: Mapping[str, Any] | None
 ) -> list[SubscriptionSpec]:
-    """The subscriptions there will be: the stored ones, with fnhub.yaml's in place of the
-    provisioned ones when `declared` is given."""
+    """The subscriptions there will be (`stored.definitions_after`) that parse."""
     specs = {}
-    stored = (
-        row_to_dict(row)
-        for row in session.execute(select(Subscription)).scalars()
-        if declared is None or not (row.provisioned or row.name in declared)
-    )
-    declared_ones = (
-        {"name": name, **data} for name, data in (declared or {}).items() if isinstance(data, dict)
-    )
-    for data in (*stored, *declared_ones):
+    for data in definitions_after(session, declared):
         try:
             specs[data["name"]] = parse_spec(data)
         except (SpecError, TypeError):  # loading or applying the subscriptions says why

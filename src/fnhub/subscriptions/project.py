@@ -12,7 +12,6 @@ file drops while a subscription that stays still uses it is refused, naming that
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +22,6 @@ from fnhub.project import Change, SectionChanges
 from fnhub.store.db import Database
 from fnhub.store.models import Connector
 from fnhub.subscriptions.models import Subscription
-from fnhub.subscriptions.stored import connectors_used
 
 
 def _db(settings: Settings) -> Database:
@@ -38,8 +36,9 @@ def _bump(settings: Settings) -> None:
 
 def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
     from fnhub import audit
+    from fnhub.connectors import validate_settings
     from fnhub.secret_box import SecretBox, resolve_secret_key
-    from fnhub.store.connectors import delete_connector, save_connector
+    from fnhub.store.connectors import ConnectorRefused, delete_connector, save_connector
 
     if value is None:
         value = {}
@@ -63,32 +62,28 @@ def apply_connectors(settings: Settings, value: Any) -> SectionChanges:
                         description=spec.get("description", ""),
                         settings=spec.get("settings") or {},
                         actor=audit.PROJECT,
-                        validate=partial(validate, session, name, declared_subs),
+                        validate=validate_settings,
                         provisioned=True,
+                        declared=declared_subs,  # the subscriptions it will have
                     )
                 except ValueError as exc:
                     raise ValueError(f"fnhub.yaml: connector {name!r}: {exc}") from None
                 changes.add(name, _change(before, after))
-            for name in _dropped_connectors(session, settings, set(value)):
-                delete_connector(session, box, name, actor=audit.PROJECT)
+            for name in sorted(_provisioned(session, Connector) - set(value)):
+                try:
+                    delete_connector(
+                        session, box, name, actor=audit.PROJECT, declared=declared_subs
+                    )
+                except ConnectorRefused as exc:
+                    raise ValueError(
+                        f"fnhub.yaml: connector {name!r} is no longer declared, but subscription "
+                        f"{exc.users[0]!r} still uses it; remove or change that subscription too"
+                    ) from None
                 changes.removed.append(name)
     finally:
         db.dispose()
     _bump(settings)
     return changes
-
-
-def validate(
-    session: Session, name: str, declared_subs: dict[str, Any], type_: str, values: dict[str, Any]
-) -> None:
-    """A connector's settings as `fnhub.yaml` gives them, checked against the subscriptions
-    that will read it once the file is applied."""
-    from fnhub.connections import ConnectorConfig
-    from fnhub.connectors import validate_settings
-    from fnhub.subscriptions.direct import check_direct_readers
-
-    validate_settings(type_, values)
-    check_direct_readers(session, ConnectorConfig(name, type_, values), declared_subs)
 
 
 def apply_subscriptions(settings: Settings, value: Any) -> SectionChanges:
@@ -124,36 +119,6 @@ def apply_subscriptions(settings: Settings, value: Any) -> SectionChanges:
 
 def _provisioned(session: Session, model: type[Connector] | type[Subscription]) -> set[str]:
     return set(session.execute(select(model.name).where(model.provisioned.is_(True))).scalars())
-
-
-def _dropped_connectors(session: Session, settings: Settings, declared: set[str]) -> list[str]:
-    """Provisioned connectors the file no longer declares, once no subscription that stays
-    (declared in the file, or made through the API) uses them; raises naming such a user."""
-    dropped = _provisioned(session, Connector) - declared
-    if not dropped:
-        return []
-    declared_subs = load_project_file(settings.project_dir).get("subscriptions") or {}
-    staying = [(str(name), data) for name, data in declared_subs.items() if isinstance(data, dict)]
-    api_made = select(Subscription).where(Subscription.provisioned.is_(False))
-    staying += [
-        (
-            row.name,
-            {
-                "connector": row.connector,
-                "publish": row.publish,
-                "error_publish": row.error_publish,
-            },
-        )
-        for row in session.execute(api_made).scalars()
-    ]
-    for name, data in staying:
-        for connector in connectors_used(data):
-            if connector in dropped:
-                raise ValueError(
-                    f"fnhub.yaml: connector {connector!r} is no longer declared, but subscription"
-                    f" {name!r} still uses it; remove or change that subscription too"
-                )
-    return sorted(dropped)
 
 
 def _change(before: dict[str, Any] | None, after: dict[str, Any]) -> Change:

@@ -4,6 +4,7 @@ read by the servers' manager (queued path) and the workers (direct path)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -64,7 +65,27 @@ def connectors_used(data: dict[str, Any]) -> set[str]:
     return {c for c in used if isinstance(c, str)}
 
 
-def users_of(session: Session, connector: str) -> list[str]:
-    """The stored subscriptions that read from or publish to `connector`, by name."""
-    rows = session.execute(select(Subscription)).scalars()
-    return sorted(r.name for r in rows if connector in connectors_used(row_to_dict(r)))
+def definitions_after(
+    session: Session, declared: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The subscriptions there will be, as definitions: the stored ones, with fnhub.yaml's in
+    place of the provisioned ones when `declared` (its `subscriptions:`, being applied) is
+    given."""
+    stored = [
+        row_to_dict(row)
+        for row in session.execute(select(Subscription)).scalars()
+        if declared is None or not (row.provisioned or row.name in declared)
+    ]
+    declared_ones = [
+        {"name": name, **data} for name, data in (declared or {}).items() if isinstance(data, dict)
+    ]
+    return [*stored, *declared_ones]
+
+
+def users_of(
+    session: Session, connector: str, declared: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The subscriptions (`definitions_after`) that read from or publish to `connector`, by
+    name."""
+    definitions = definitions_after(session, declared)
+    return sorted({str(d["name"]) for d in definitions if connector in connectors_used(d)})

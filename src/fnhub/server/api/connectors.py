@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from fnhub.connections import ConnectorConfig
 from fnhub.connectors import test_connection, validate_settings
 from fnhub.connectors.forms import type_forms
 from fnhub.json_values import PortableObject
@@ -63,6 +62,11 @@ def _validate(type_: str, settings: dict[str, Any]) -> None:
         validate_settings(type_, settings)
     except (ValueError, KeyError, TypeError) as exc:
         raise ApiError(422, "invalid_settings", str(exc)) from None
+
+
+def _refused(exc: stored.ConnectorRefused) -> ApiError:
+    """An edit the connector's subscriptions could not survive (`store.connectors`)."""
+    return ApiError(422 if exc.kind == "invalid_settings" else 409, exc.kind, str(exc))
 
 
 def _out(row: Connector) -> dict[str, Any]:
@@ -118,17 +122,7 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
     who = actor(request)
 
     def save() -> Connector:
-        from fnhub.subscriptions.direct import check_direct_readers
-
         with context_of(request).db.session() as session, session.begin():
-
-            def validate(type_: str, settings: dict[str, Any]) -> None:
-                _validate(type_, settings)
-                try:
-                    check_direct_readers(session, ConnectorConfig(name, type_, settings))
-                except ValueError as exc:
-                    raise ApiError(422, "invalid_settings", str(exc)) from None
-
             row, _before, _after = stored.save_connector(
                 session,
                 box,
@@ -137,11 +131,14 @@ async def put_connector(request: Request, body: ConnectorIn, name: str = Name) -
                 description=body.description,
                 settings=body.settings,
                 actor=who,
-                validate=validate,
+                validate=_validate,
             )
             return row
 
-    return _out(await asyncio.to_thread(save))
+    try:
+        return _out(await asyncio.to_thread(save))
+    except stored.ConnectorRefused as exc:
+        raise _refused(exc) from None
 
 
 @router.delete("/connectors/{name}", response_model=Deleted, responses=responses(401, 404, 409))
@@ -150,20 +147,14 @@ async def delete_connector(request: Request, name: str = Name) -> dict[str, bool
     who = actor(request)
 
     def remove() -> bool:
-        from fnhub.subscriptions.stored import users_of
-
         with context_of(request).db.session() as session, session.begin():
-            users = users_of(session, name)
-            if users:  # they would fail at their next start, their messages left unread
-                raise ApiError(
-                    409,
-                    "connector_in_use",
-                    f"connector '{name}' is used by subscription(s) {', '.join(users)}; "
-                    "delete them or move them to another connector first",
-                )
             return stored.delete_connector(session, box, name, actor=who)
 
-    if not await asyncio.to_thread(remove):
+    try:
+        removed = await asyncio.to_thread(remove)
+    except stored.ConnectorRefused as exc:
+        raise _refused(exc) from None
+    if not removed:
         raise ApiError(404, "unknown_connector", f"no connector '{name}'")
     return {"deleted": True}
 

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.private_redis import PrivateRedis
 from tests.server.conftest import Stack, close_stack, make_stack
+from tests.server.test_connector_edits import DIRECT
 
 # scripts/demo.py as a DataFlux Func user writes it (no imports of fnhub or DFF)
 SCRIPT = """
@@ -69,6 +70,13 @@ def seen(key):
 @DFF.API("Who called")
 def origin():
     return {"origin": _DFF_ORIGIN, "origin_id": _DFF_ORIGIN_ID, "func": _DFF_FUNC_ID}
+
+
+@DFF.API("Edit a connector")
+def reconnect(name, delete=False):
+    if delete:
+        return DFF.CONN.delete(name)
+    DFF.CONN.save(name, "mqtt", {"host": "127.0.0.1", "port": 1883, "clean_start": True})
 """
 
 TRACE_HEADERS = ("X-Trace-Id", "X-Request-Time", "X-Response-Time", "X-Request-Cost")
@@ -250,6 +258,34 @@ def test_func_errors_in_dataflux_funcs_words(admin: httpx.Client) -> None:
     timeout = _func(admin, "demo.slow", {"seconds": 5})
     detail = _envelope_error(timeout, 599, 599.2, "EFuncTimeout")
     assert detail["taskId"]
+
+
+def test_connector_edits_a_direct_subscription_refuses_fail_the_call(
+    admin: httpx.Client,
+) -> None:
+    """A script's `DFF.CONN.save/delete` meet the API's check (`store.connectors`): the call
+    fails with DFF.CONN's words, and the connector stays."""
+    mqtt = {"type": "mqtt", "settings": {"host": "127.0.0.1", "port": 1883}}
+    assert admin.put("/api/v1/connectors/plant", json=mqtt).status_code == 200
+    assert admin.put("/api/v1/subscriptions/on-plant", json=DIRECT).status_code == 200
+    try:
+        saved = _func(admin, "demo.reconnect", {"name": "plant"})
+        detail = _envelope_error(saved, 599, 599.1, "EFuncFailed")
+        assert detail["exceptionType"] == "ConnectorRefused", detail
+        assert detail["exception"].startswith(
+            "ConnectorRefused: DFF.CONN.save: subscription 'on-plant' reads this connector on "
+            "path: direct"
+        ), detail
+        deleted = _func(admin, "demo.reconnect", {"name": "plant", "delete": True})
+        detail = _envelope_error(deleted, 599, 599.1, "EFuncFailed")
+        assert (
+            "DFF.CONN.delete: connector 'plant' is used by subscription(s) on-plant"
+            in (detail["exception"])
+        )
+        assert admin.get("/api/v1/connectors/plant").json()["settings"] == mqtt["settings"]
+    finally:
+        admin.delete("/api/v1/subscriptions/on-plant")
+        admin.delete("/api/v1/connectors/plant")
 
 
 def test_func_needs_fnhub_authentication(stack: Stack, admin: httpx.Client) -> None:

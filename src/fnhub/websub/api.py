@@ -1,7 +1,8 @@
 """The public hub endpoint `/websub/hub` (§5.1 subscribe/unsubscribe, §6 publish).
 
 Bad requests get a 400 with a plain-text reason and change nothing. Accepted (un)subscriptions
-are queued for verification and answered 202 before any callback is contacted (§5.1.2).
+are queued for verification and answered 202 before any callback is contacted (§5.1.2); behind
+Redis Sentinel only once a replica has the intent (`fnhub.redis_wait`; 503 if none confirmed).
 Publishing needs a credential unless the hub is open (`publishers`); both kinds of request are
 rate-limited per client (429 with `Retry-After`); a topic without subscribers is neither fetched
 nor stored; a publish the storage cannot take is refused with 503.

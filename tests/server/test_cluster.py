@@ -1,7 +1,8 @@
 """`GET /api/v1/cluster` and `fnhub cluster` against real processes: a server, a worker and two
 `fnhub beat`s around one Redis. Every role is listed with its facts (the server's subscription
 among them); a clean stop leaves the list at once; a beat killed with SIGKILL is shown stale,
-then gone after the presence TTL, while another beat leads."""
+then gone after the presence TTL, while another beat leads. A server, a beat and a worker killed
+with SIGKILL stay listed as stale (the worker's tasks released meanwhile) until the TTL."""
 
 from __future__ import annotations
 
@@ -169,6 +170,55 @@ def test_every_role_listed_stale_then_gone_and_another_beat_leads(stack: Stack) 
     assert TTL - 2.5 < gone_after < TTL + 3, gone_after
     new_leader = next(b for b in data["beats"] if b["id"] == data["beat_leader"])
     assert new_leader["leading"] and not new_leader["stale"] and len(data["beats"]) == 2
+
+
+def test_members_killed_with_sigkill_stay_listed_stale_until_the_ttl(stack: Stack) -> None:
+    """A server, a beat and a worker supervisor SIGKILLed while another worker runs: each is
+    shown stale, with when it was last seen, for the presence TTL; the dead worker's tasks are
+    released meanwhile (its entry used to go with them, about 4 s after the kill)."""
+    worker = _cli("worker", "-p", str(stack.dir), env=stack.env, log=stack.dir / "w2.log")
+    beat = _cli("beat", "-p", str(stack.dir), env=stack.env, log=stack.dir / "beat.log")
+    stack.extra.extend([worker, beat])
+    victims = {"servers": stack.server, "beats": beat, "workers": worker}
+
+    def entries() -> dict[str, dict[str, Any] | None]:
+        now = cluster_now(stack)
+        return {
+            role: next((m for m in now[role] if m["pid"] == p.pid), None)
+            for role, p in victims.items()
+        }
+
+    wait_for(lambda: all(e and not e["stale"] for e in entries().values()), timeout=30)
+    [worker_id] = [e["id"] for role, e in entries().items() if role == "workers" and e]
+
+    def consumers() -> list[str]:
+        stream = f"{stack.prefix}:q:sync"
+        return [str(c["name"]) for c in stack.redis.xinfo_consumers(stream, "workers")]
+
+    wait_for(lambda: sum(worker_id in c for c in consumers()) == 2, timeout=30)  # its children
+    for process in victims.values():
+        process.send_signal(signal.SIGKILL)
+    for process in victims.values():
+        process.wait()
+    killed, killed_at = time.monotonic(), time.time()
+
+    wait_for(lambda: all(e and e["stale"] for e in entries().values()), timeout=TTL - 3)
+    # the live worker released the dead one's consumers: its entry is still there, stale
+    released = f"releasing tasks of dead consumer {worker_id}."
+    wait_for(lambda: released in (stack.dir / "worker.log").read_text(), timeout=TTL - 3)
+    seen = entries()
+    for role, entry in seen.items():
+        assert entry is not None and entry["stale"], (role, seen)
+        assert killed_at - 3 < entry["last_seen"] <= killed_at, (role, entry, killed_at)
+    assert time.monotonic() - killed < TTL - 2, "too slow to tell stale from gone"
+
+    wait_for(lambda: not any(entries().values()), timeout=TTL + 2)
+    gone_after = time.monotonic() - killed
+    assert TTL - 3 < gone_after < TTL + 3, gone_after
+    # only the survivor is listed
+    now = cluster_now(stack)
+    assert [w["pid"] for w in now["workers"]] == [stack.worker.pid], now["workers"]
+    assert now["servers"] == [] and now["beats"] == [], now
 
 
 def test_through_sentinel_redis_is_the_primary_the_sentinels_name(tmp_path: Path) -> None:

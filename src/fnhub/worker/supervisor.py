@@ -38,7 +38,7 @@ from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.outage_log import OutageLog
-from fnhub.presence import process_facts
+from fnhub.presence import process_facts, prune
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
@@ -236,6 +236,8 @@ class Supervisor:
         pipe.set(self.keys.worker_alive(self.worker_id), "1", px=ttl_ms)
         pipe.hset(self.keys.workers, self.worker_id, json.dumps(info))
         pipe.execute()
+        if self._due("prune", self.settings.presence_ttl_seconds):
+            prune(self.redis, self.keys.workers, self.settings.presence_ttl_seconds)
 
     def _reclaim_dead_workers(self) -> None:
         """Release pending entries of consumers whose worker stopped heartbeating."""
@@ -267,7 +269,6 @@ class Supervisor:
                     running_outcome="crash",
                     claimer=f"{self.worker_id}.supervisor",
                 )
-                self.redis.hdel(self.keys.workers, worker_id)
 
     def _chores(self) -> None:
         try:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +44,36 @@ def _why_not() -> str | None:
     return None
 
 
+#: bench/cluster.py's default /24, which a bench run on this machine uses
+BENCH_SUBNET = "10.231.0"
+
+
+def _subnets_in_use() -> set[str]:
+    """The /24s (first three octets) of every IPv4 address in every network namespace."""
+    out = subprocess.run(
+        ["ip", "-all", "netns", "exec", "ip", "-4", "-o", "addr"], capture_output=True, text=True
+    ).stdout
+    here = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    return {m.group(1) for m in re.finditer(r"inet (\d+\.\d+\.\d+)\.\d+/", out + here)}
+
+
+def own_subnet(in_use: set[str] | None = None) -> str:
+    """A /24 of 10.192-254.x that no namespace uses now (`in_use`: these instead) and that is
+    not the bench's default, so this run cannot collide with a bench run or another test run."""
+    taken = (_subnets_in_use() if in_use is None else in_use) | {BENCH_SUBNET}
+    while True:
+        subnet = f"10.{random.randint(192, 254)}.{random.randint(0, 255)}"
+        if subnet not in taken:
+            return subnet
+
+
+def test_own_subnet_is_neither_the_bench_default_nor_one_in_use() -> None:
+    every = {f"10.{b}.{c}" for b in range(192, 255) for c in range(256)}
+    assert own_subnet(every - {"10.201.5"}) == "10.201.5"
+    assert own_subnet(every - {BENCH_SUBNET, "10.254.255"}) == "10.254.255"
+    assert re.fullmatch(r"10\.(19[2-9]|2[0-4]\d|25[0-4])\.\d{1,3}", own_subnet())
+
+
 @pytest.mark.timeout(420)
 def test_quick_fault_run_loses_nothing_acknowledged(tmp_path: Path) -> None:
     reason = _why_not()
@@ -58,6 +90,8 @@ def test_quick_fault_run_loses_nothing_acknowledged(tmp_path: Path) -> None:
             "--no-kafka",  # the Tansu rejoin stall (docs/operations.md) would fail it
             "--name",
             name,
+            "--subnet",
+            own_subnet(),  # not the bench's default: a bench run may be on at the same time
             "--out",
             str(out),
         ],

@@ -132,3 +132,28 @@ def test_hand_back_passes_a_malformed_entry_on_unchanged(services):
         {b"other": b"not an envelope"},
         {b"b": b"\xc1 not a bundle"},
     ]
+
+
+def test_the_slot_names_a_running_task_only_once_described_and_never_a_torn_one():
+    """What the supervisor's heartbeat reads of a child's task (`Slot.described`): nothing
+    until the watchdog's `describe`, nothing once another task started, nothing torn."""
+    from fnhub.worker.child import Slot
+
+    slot = Slot.create()
+    first = Task(function="demo.slow", queue="sync")
+    slot.set("t:q:sync", "1-0", 0, time.time() + 30, task=first)
+    assert slot.described() is None  # a task that started a moment ago: not named yet
+    slot.describe()
+    since = slot.running_since()
+    assert slot.described() == (since, first.id, "demo.slow")
+    second = Task(function="demo.echo", queue="sync")
+    slot.set("t:q:sync", "2-0", 0, time.time() + 30, task=second)
+    assert slot.described() is None  # still the first task's words: refused
+    slot.describe()
+    assert slot.described() == (slot.running_since(), second.id, "demo.echo")
+    # a read that caught the next write halfway: new start, old end
+    stamp = repr(slot.running_since()).encode()
+    slot.what.value = stamp + b" " + second.id.encode() + b" demo.echo 123.5"
+    assert slot.described() is None
+    slot.clear()
+    assert slot.described() is None  # between tasks

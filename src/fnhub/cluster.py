@@ -1,6 +1,6 @@
 """What `GET /api/cluster`, `fnhub cluster` and the console's Cluster page show: every server,
-beat and worker process with its facts (`fnhub.presence`), the beat leader, and the Redis and
-database everything shares.
+beat and worker process with its facts (`fnhub.presence`; a worker's busy children and the
+tasks they run), the beat leader, and the Redis and database everything shares.
 
 Synchronous: the CLI calls it directly, the server in a thread (it also asks the database).
 """
@@ -41,10 +41,19 @@ def gather(client: redis.Redis, keys: Keys, db: Database, settings: Settings) ->
         "servers": [m.as_dict() for m in members(as_hash(servers), ttl, now)],
         "beats": [m.as_dict() for m in members(as_hash(beats), ttl, now)],
         "beat_leader": holder.decode() if holder is not None else None,
-        "workers": [m.as_dict() for m in members(workers, ttl, now, alive)],
+        "workers": [with_running_for(m.as_dict(), now) for m in members(workers, ttl, now, alive)],
         "redis": redis_facts(client, settings),
         "database": database_facts(db),
     }
+
+
+def with_running_for(worker: dict[str, Any], now: float) -> dict[str, Any]:
+    """A worker's running tasks with how long each has run: until now, or until its last
+    heartbeat when it is stale (a dead worker's tasks ran no further, as far as it can tell)."""
+    until = worker["last_seen"] if worker["stale"] else now
+    for task in worker.get("running") or ():
+        task["running_for"] = round(max(0.0, until - float(task.get("since") or until)), 1)
+    return worker
 
 
 def redis_facts(client: redis.Redis, settings: Settings) -> dict[str, Any]:

@@ -62,16 +62,40 @@ def print_cluster(screen: Console, data: dict[str, Any]) -> None:
     ]  # fmt: skip
     show(screen, fitted_table(screen, columns, beats, "beats"))
     workers = [
-        (w["id"], w.get("host"), ",".join(w.get("queues") or []), w.get("processes"),
+        (w["id"], w.get("host"), ",".join(w.get("queues") or []), _busy(w),
          w.get("version"), seen(w))
         for w in data["workers"]
     ]  # fmt: skip
     columns = [
         Column("worker"), Column("host", 3), Column("queues", 1),
-        Column("processes", 2, "right"), Column("version", 4), Column("last seen"),
+        Column("busy", 2, "right"), Column("version", 4), Column("last seen"),
     ]  # fmt: skip
     show(screen, fitted_table(screen, columns, workers, "workers"))
+    running = [
+        (w["id"], t.get("pid"), t.get("function"), t.get("task") or t.get("subscription"),
+         t.get("queue"), _ran(t, w))
+        for w in data["workers"] for t in w.get("running") or ()
+    ]  # fmt: skip
+    if running:
+        columns = [
+            Column("worker", 3), Column("pid"), Column("function"),
+            Column("task / subscription", 1), Column("queue", 2), Column("for", 0, "right"),
+        ]  # fmt: skip
+        show(screen, fitted_table(screen, columns, running, "running for over 0.1 s"))
     show(screen, _facts(data))
+
+
+def _ran(task: dict[str, Any], worker: dict[str, Any]) -> Text:
+    """ "4.2 s"; "4.2 s lost" in red when its worker is stale (the task was released)."""
+    ran = f"{task['running_for']:.1f} s"
+    return Text(f"{ran} lost", style="red") if worker["stale"] else Text(ran)
+
+
+def _busy(worker: dict[str, Any]) -> str | None:
+    """ "1/2": children running a task, of its processes (an older worker says no busy)."""
+    processes = worker.get("processes")
+    busy = worker.get("busy")
+    return str(processes) if busy is None else f"{busy}/{processes}"
 
 
 def _beat_state(beat: dict[str, Any], leader: str | None) -> Text:

@@ -11,7 +11,9 @@ heartbeat period) and its role's own facts. Nobody needs a key per process or a 
   it and the role's live processes `prune` it, so a hash holds at most what one TTL left behind.
 
 Workers write theirs the same way (`worker.supervisor`), plus their alive key, whose lapse also
-releases a dead worker's tasks; their entries are removed by that release, never pruned here.
+releases a dead worker's tasks and makes its entry stale; live workers `prune` gone ones like
+the other roles, so a worker killed with SIGKILL stays listed as stale, with when it was last
+seen, until the TTL.
 """
 
 from __future__ import annotations
@@ -72,6 +74,19 @@ def gone(entry: dict[str, Any], ttl: float, now: float) -> bool:
     return bool(now - entry["beat"] > ttl)
 
 
+def gone_ids(raw: dict[bytes, bytes], ttl: float, now: float) -> list[str]:
+    """The entries of a role hash to delete: gone, and stale too (a TTL shorter than three
+    heartbeats must not delete a live process's entry between two of them)."""
+    return [mid for mid, e in entries(raw) if gone(e, max(ttl, stale_after(e)), now)]
+
+
+def prune(client: redis.Redis, key: str, ttl: float) -> None:
+    """Delete a role hash's gone entries (the worker's supervisor, once per TTL)."""
+    old = gone_ids(as_hash(client.hgetall(key)), ttl, time.time())
+    if old:
+        client.hdel(key, *old)
+
+
 class Announcer:
     """One process's entry in its role's hash, for asyncio processes (server, beat)."""
 
@@ -96,8 +111,7 @@ class Announcer:
             await self.prune(now)
 
     async def prune(self, now: float) -> None:
-        raw = as_hash(await self.client.hgetall(self.key))
-        old = [mid for mid, entry in entries(raw) if gone(entry, self.ttl, now)]
+        old = gone_ids(as_hash(await self.client.hgetall(self.key)), self.ttl, now)
         if old:
             await self.client.hdel(self.key, *old)
 

@@ -1,5 +1,7 @@
-"""The Cluster page: `fnhub serve`'s server, worker and beat plus two `fnhub beat`s, one of them
-killed with SIGKILL: every role listed, the leader marked, the dead beat marked stale, the Redis
+"""The Cluster page: `fnhub serve`'s server, worker and beat plus two `fnhub beat`s and two
+`fnhub worker`s, each worker running a long task, one beat and one worker killed with SIGKILL:
+every role listed, the leader marked, the dead beat and worker marked stale with when they were
+last seen, which child runs which task for how long (the dead worker's marked lost), the Redis
 and database facts shown (docs/console/cluster.png is this page)."""
 
 from __future__ import annotations
@@ -35,23 +37,79 @@ def beats(console: Console) -> Iterator[list[subprocess.Popen[bytes]]]:
             beat.wait(30)
 
 
-def test_cluster_page_shows_every_role_the_leader_and_a_stale_beat(
-    page: Page, console: Console, screens: Screens, beats: list[subprocess.Popen[bytes]]
+NAP = """import time
+
+import fnhub
+
+
+@fnhub.api("Sleep", timeout=120)
+def sleep(seconds: float = 30):
+    time.sleep(seconds)
+    return seconds
+"""
+QUEUES = ("night", "batch")  # one `fnhub worker` on each
+
+
+@pytest.fixture
+def workers(console: Console) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fnhub.cli", "worker", "--queues", queue, "--processes", "1"],
+            cwd=console.project,
+            env=console.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for queue in QUEUES
+    ]
+    yield started
+    for worker in started:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+
+
+def test_cluster_page_shows_every_role_what_runs_and_the_dead_as_stale(
+    page: Page,
+    console: Console,
+    screens: Screens,
+    beats: list[subprocess.Popen[bytes]],
+    workers: list[subprocess.Popen[bytes]],
 ) -> None:
+    pids = {w.pid for w in workers}
     with console.api() as api:
+        assert api.put("/api/v1/scripts/nap", json={"code": NAP}).status_code == 200
 
         def listed() -> dict:
             data = api.get("/api/v1/cluster").json()
-            return data if {b.pid for b in beats} <= {m["pid"] for m in data["beats"]} else {}
+            ready = {b.pid for b in beats} <= {m["pid"] for m in data["beats"]}
+            return data if ready and pids <= {m["pid"] for m in data["workers"]} else {}
 
         data = wait_for(listed, timeout=30)
         standby = next(
             b for b in beats if b.pid not in {m["pid"] for m in data["beats"] if m["leading"]}
         )
         dead = next(m for m in data["beats"] if m["pid"] == standby.pid)
+        tasks = {}
+        for queue in QUEUES:
+            body = {"kwargs": {"seconds": 30}, "queue": queue}
+            answer = api.post("/api/v1/functions/nap.sleep/tasks", json=body)
+            assert answer.status_code == 202, answer.text
+            tasks[queue] = answer.json()["id"]
+
+        def running() -> dict:
+            data = api.get("/api/v1/cluster").json()
+            ran = {t["task"] for w in data["workers"] for t in w["running"]}
+            return data if set(tasks.values()) <= ran else {}
+
+        data = wait_for(running, timeout=30)
+        victim = workers[1]
+        lost = next(m for m in data["workers"] if m["pid"] == victim.pid)
     standby.send_signal(signal.SIGKILL)
+    victim.send_signal(signal.SIGKILL)
     standby.wait()
-    page.set_viewport_size({"width": 1280, "height": 920})
+    victim.wait()
+    page.set_viewport_size({"width": 1280, "height": 1220})
     page.goto(console.url + "/cluster")
     expect(page.get_by_role("heading", name="Cluster", exact=True)).to_be_visible()
     for heading in ("Servers", "Beats", "Workers", "Redis", "Database"):
@@ -64,7 +122,18 @@ def test_cluster_page_shows_every_role_the_leader_and_a_stale_beat(
     # the killed beat misses three 2-second heartbeats: marked stale at the next refresh
     dead_row = page.get_by_role("row").filter(has_text=dead["id"])
     expect(dead_row.get_by_text("stale", exact=True)).to_be_visible(timeout=15_000)
-    expect(page.locator(".stat", has_text="stale members")).to_contain_text("1")
+    expect(dead_row).to_contain_text("leaves in")
+    workers_table = page.locator("table").nth(2)
+    lost_row = workers_table.get_by_role("row").filter(has_text=lost["id"])
+    expect(lost_row.get_by_text("stale", exact=True)).to_be_visible(timeout=15_000)
+    expect(page.locator(".stat", has_text="stale members")).to_contain_text("2")
+    expect(page.locator(".stat", has_text="workers")).to_contain_text("of 3 processes busy")
+    running = page.locator("table").nth(3)
+    for queue, task_id in tasks.items():
+        row = running.get_by_role("row").filter(has_text=task_id)
+        expect(row).to_contain_text("nap.sleep")
+        expect(row).to_contain_text(queue)
+        expect(row.get_by_text("lost", exact=True)).to_have_count(int(queue == QUEUES[1]))
     expect(page.locator("dl.facts").first).to_contain_text("master")
     expect(page.locator("dl.facts").nth(1)).to_contain_text("sqlite")
     expect(page.locator("dl.facts").nth(1).get_by_text("newest", exact=True)).to_be_visible()

@@ -322,3 +322,35 @@ def test_direct_single_mode_fails_over_to_another_worker(make_cluster):
         ),
     )
     cluster.redis.delete(stream)
+
+
+DOZE = """
+import time
+import fnhub
+
+
+@fnhub.api("dozes on 'slow'", timeout=60)
+def doze(topic, message):
+    if message == "slow":
+        time.sleep(30)
+"""
+
+
+@pytest.mark.timeout(240)
+def test_the_cluster_view_shows_what_a_direct_child_runs(make_cluster):
+    """A worker's heartbeat names its direct children's running messages too: subscription,
+    function, child and since when (`fnhub cluster`'s running table)."""
+    stream, cluster = _cluster(make_cluster, "dozy", {"doze": DOZE}, function="doze.doze")
+    cluster.start_worker(processes=1)
+    _wait_children(cluster, "dozy", 1)
+    [child] = _direct_children(cluster, "dozy")
+    _publish(cluster.redis, stream, ["slow"])
+
+    def running() -> list[dict[str, Any]]:
+        entries = cluster.redis.hgetall(f"{cluster.prefix}:workers").values()
+        return [t for e in entries for t in json.loads(e).get("running", [])]
+
+    [task] = wait_for(running, timeout=30, interval=0.2)
+    assert task["subscription"] == "dozy" and task["function"] == "doze.doze", task
+    assert task["pid"] == child and time.time() - 30 < task["since"] <= time.time(), task
+    cluster.redis.delete(stream)

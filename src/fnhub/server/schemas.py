@@ -304,10 +304,28 @@ class BeatMemberOut(MemberOut):
     server: str | None = Field(None, description="the server process it runs in, if any")
 
 
+class RunningTaskOut(BaseModel):
+    """A task a worker child runs (`worker.supervisor`: named once it ran about 0.1 s)."""
+
+    child: int = Field(description="the child's index in its worker (or its subscription's)")
+    pid: int | None = None
+    task: str | None = Field(None, description="the task's id (none for a direct child's)")
+    function: str | None = None
+    queue: str | None = None
+    subscription: str | None = Field(None, description="a direct child's subscription")
+    since: float = Field(description="when it started")
+    running_for: float = Field(description="seconds, until the worker's last heartbeat if stale")
+
+
 class WorkerMemberOut(MemberOut):
     queues: list[str] = Field(default_factory=list)
     processes: int | None = None
     replaced: int | None = Field(None, description="children replaced since it started")
+    busy: int | None = Field(None, description="of its `processes`, how many run a task")
+    running: list[RunningTaskOut] = Field(
+        default_factory=list,
+        description="tasks running past 0.1 s, the longest first (at most 10)",
+    )
 
 
 class RedisOut(BaseModel):

@@ -2,7 +2,10 @@
 
 The child tells its supervisor what it runs through a shared-memory slot (entry, task index in
 a bundle, deadline), so the supervisor can kill it past the deadline and knows which task was
-running if it dies.
+running if it dies. Which task and function that is (`Slot.what`) is written only for a task
+that runs past the watchdog's first look (`prefetch.CHECK_SECONDS`), by the watchdog: the
+supervisor's heartbeat tells the cluster view, and nothing per task costs more than keeping a
+reference to the task.
 
 Finished tasks are acknowledged (XACK + XDEL + reply + record, in one atomic call,
 `queue.FINISH`) a batch at a time by a `Finisher`; nothing is acknowledged before its task
@@ -57,6 +60,9 @@ from fnhub.worker.processes import kill_session
 log = logging.getLogger(__name__)
 
 ENTRY_SIZE = 256
+#: b"<started> <task id> <function> <started>": the started time twice, so a read torn by
+#: the watchdog's next write is refused (the function name is cut to fit)
+WHAT_SIZE = 256
 
 
 class Running(NamedTuple):
@@ -77,23 +83,67 @@ class Slot:
 
     times: Any  # RawArray('d', 3)
     entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id>"
+    what: Any  # RawArray('c', WHAT_SIZE): which task runs, once it ran a while (`describe`)
     written: tuple[str, str] = ("", "")  # the stream and entry last written (child's copy)
+    #: (started, task) of the running task (child's copy, for the watchdog's `describe`)
+    current: tuple[float, Task] | None = None
 
     @classmethod
     def create(cls) -> Slot:
-        return cls(RawArray(ctypes.c_double, 3), RawArray(ctypes.c_char, ENTRY_SIZE))
+        return cls(
+            RawArray(ctypes.c_double, 3),
+            RawArray(ctypes.c_char, ENTRY_SIZE),
+            RawArray(ctypes.c_char, WHAT_SIZE),
+        )
 
     def set(
-        self, stream: str, entry_id: str, index: int, deadline: float, now: float | None = None
+        self,
+        stream: str,
+        entry_id: str,
+        index: int,
+        deadline: float,
+        now: float | None = None,
+        task: Task | None = None,
     ) -> None:
-        """The task running from `now` (default: the time now) until `deadline`."""
+        """The task running from `now` (default: the time now) until `deadline`; `task`, kept
+        for `describe`, says which one it is."""
         if (stream, entry_id) != self.written:  # ids are unique per stream only
             self.entry.value = f"{stream} {entry_id}".encode()[: ENTRY_SIZE - 1]
             self.written = (stream, entry_id)
         times = self.times
         times[_INDEX] = index
-        times[_STARTED] = time.time() if now is None else now
+        started = time.time() if now is None else now
+        times[_STARTED] = started
         times[_DEADLINE] = deadline
+        if task is not None:
+            self.current = (started, task)  # one store: `describe` never pairs two tasks
+
+    def describe(self) -> None:
+        """Write which task runs into `what` (the watchdog's call, once a task runs a while):
+        the supervisor's heartbeat reads it (`described`)."""
+        current = self.current
+        if current is None or self.times[_DEADLINE] <= 0:
+            return
+        started, task = current
+        if started != self.times[_STARTED]:
+            return  # a task the child has not marked started yet
+        stamp = repr(started)
+        if self.what.value.startswith(stamp.encode()):
+            return  # written already
+        function = task.function[: WHAT_SIZE - 3 * len(stamp) - len(task.id)]
+        self.what.value = f"{stamp} {task.id} {function} {stamp}".encode()[: WHAT_SIZE - 1]
+
+    def described(self) -> tuple[float, str, str] | None:
+        """(started, task id, function) of the running task when `describe` wrote it, else
+        None (between tasks, a task that started a moment ago, or a read torn by a write)."""
+        since = self.running_since()
+        if since is None:
+            return None
+        parts = self.what.value.decode(errors="replace").split(" ")
+        stamp = repr(since)
+        if len(parts) != 4 or parts[0] != stamp or parts[3] != stamp:
+            return None
+        return since, parts[1], parts[2]
 
     def clear(self) -> None:
         self.times[_DEADLINE] = 0.0
@@ -359,6 +409,7 @@ def child_main(
         keys,
         slot.running_since,
         send_results=finisher.flush,
+        describe=slot.describe,
         alive=lambda: os.getppid() == supervisor_pid,
     )
     executor.lookahead(_ahead_taker(prefetch), prefetch.give_back, prefetch.unstarted)
@@ -483,7 +534,8 @@ def _outcome(
     if limit and not concurrency.acquire(finisher.redis, keys, task, limit):
         eta = time.time() + concurrency.RETRY_SECONDS  # every slot is taken: back, same attempt
         return task, Retry(task, eta)
-    slot.set(stream, entry_id, index, time.time() + task.timeout + executor.deadline_slack(task))
+    deadline = time.time() + task.timeout + executor.deadline_slack(task)
+    slot.set(stream, entry_id, index, deadline, task=task)
     if task.status_key:
         _mark_running(finisher.redis, task, task.status_key)
     try:

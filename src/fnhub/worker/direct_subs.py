@@ -61,6 +61,7 @@ class _Group:
     fingerprint: str
     stop: Event
     children: list[Child] = field(default_factory=list)
+    function: str = ""  # what its tasks run: the function, or the rule's kind ("(sql)")
 
 
 class DirectSubscriptions:
@@ -178,7 +179,8 @@ class DirectSubscriptions:
         return False
 
     def _start(self, name: str, job: DirectJob, digest: str) -> None:
-        group = _Group(name, job, digest, _ctx.Event())
+        spec = job.spec
+        group = _Group(name, job, digest, _ctx.Event(), function=spec.function or f"({spec.kind})")
         group.children = [self._spawn(group, k, []) for k in range(job.children)]
         self.running[name] = group
         log.info("subscription %s: %d direct children (%s mode)", name, job.children, job.spec.mode)
@@ -272,6 +274,11 @@ class DirectSubscriptions:
 
     def children(self) -> list[Child]:
         return [c for g in [*self.running.values(), *self.retiring] for c in g.children]
+
+    def named_children(self) -> list[tuple[str, str, Child]]:
+        """(subscription, what it runs, child) of every direct child."""
+        groups = [*self.running.values(), *self.retiring]
+        return [(g.name, g.function, c) for g in groups for c in g.children]
 
     def stop(self) -> None:
         """The worker stops: no more loading; children stop through the supervisor's event."""

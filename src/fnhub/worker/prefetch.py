@@ -9,7 +9,8 @@ at the queue's tail and acknowledges and deletes the entries they came from, so 
 (or this one, later) runs each of them exactly once. A bundle whose first tasks already ran
 here stays this child's: the hand back records in `keys.bundles` how many of its tasks it kept.
 Sooner, after `CHECK_SECONDS`, the watchdog sends the results of the tasks that finished before
-the slow one, which would otherwise wait for it.
+the slow one, which would otherwise wait for it, and names the slow one in the child's slot for
+the supervisor's heartbeat (`fnhub cluster` shows which child runs what).
 
 The child and the watchdog share one lock: the child takes a task, and clears its slot and
 settles the task, under it, so a task is either started here or handed back, never both, and a
@@ -227,6 +228,7 @@ class SlowTaskWatch(threading.Thread):
         running_since: Callable[[], float | None],
         send_results: Callable[[], None],
         alive: Callable[[], bool],
+        describe: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(name="fnhub-slow-task-watch", daemon=True)
         self.prefetch = prefetch
@@ -235,6 +237,7 @@ class SlowTaskWatch(threading.Thread):
         self.running_since = running_since
         self.send_results = send_results
         self.alive = alive
+        self.describe = describe
         self.stopped = threading.Event()
         self.restarts = RestartCounter(keys.loop_restarts, client)
 
@@ -260,6 +263,7 @@ class SlowTaskWatch(threading.Thread):
                 return
             if not self._running_for(CHECK_SECONDS):
                 continue
+            self.describe()  # which task runs, for the cluster view (`child.Slot.describe`)
             self.send_results()
             if not len(self.prefetch) or not self._slow():
                 continue

@@ -2,9 +2,9 @@
 
 A worker's supervisor heartbeats (`worker.supervisor`): its description in the `keys.workers`
 hash, and `keys.worker_alive(id)` with a TTL. A worker that died leaves its description behind
-until another supervisor releases its entries, so only entries whose heartbeat key still
-exists count. The server's caller, `fnhub status`, `fnhub cluster` (`fnhub.cluster`, which shows
-the lapsed ones as stale) and `QueueClient` all read through here.
+for `presence_ttl_seconds` (live supervisors prune it after), so only entries whose heartbeat
+key still exists count. The server's caller, `fnhub status`, `fnhub cluster` (`fnhub.cluster`,
+which shows the lapsed ones as stale meanwhile) and `QueueClient` all read through here.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import redis
 
@@ -38,12 +39,13 @@ from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.outage_log import OutageLog
-from fnhub.presence import process_facts
+from fnhub.presence import process_facts, prune
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
+from fnhub.worker.prefetch import CHECK_SECONDS
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 _ctx = multiprocessing.get_context("spawn")
 #: the supervising loop enforces deadlines: after an error it is back within seconds
 SUPERVISOR_MAX_DELAY_SECONDS = 2.0
+#: the most running tasks a heartbeat names (the longest-running; `busy` counts them all)
+RUNNING_LISTED = 10
 
 
 @dataclass
@@ -231,11 +235,46 @@ class Supervisor:
             "beat": time.time(),
             "every": self.settings.heartbeat_seconds,
             "replaced": self.replaced,
+            **self._running(time.time()),
         }
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.keys.worker_alive(self.worker_id), "1", px=ttl_ms)
         pipe.hset(self.keys.workers, self.worker_id, json.dumps(info))
         pipe.execute()
+        if self._due("prune", self.settings.presence_ttl_seconds):
+            prune(self.redis, self.keys.workers, self.settings.presence_ttl_seconds)
+
+    def _running(self, now: float) -> dict[str, Any]:
+        """What the children run, read from their slots (no Redis command per task): `busy`,
+        the queue children running a task, and `running`, the tasks (direct children's too)
+        running past the watchdog's first look (`prefetch.CHECK_SECONDS`: a child names its
+        task then), the longest-running first, at most `RUNNING_LISTED`."""
+        busy = 0
+        running: list[dict[str, Any]] = []
+        queues = {self.keys.queue(q): q for q in self.queues}
+        for child in self.children:
+            slot = child.slot
+            if slot.running_since() is None:
+                continue
+            busy += 1
+            described = slot.described()
+            where = slot.running()
+            if described is None or where is None:
+                continue
+            started, task_id, function = described
+            running.append(
+                {"child": child.index, "pid": child.process.pid, "task": task_id,
+                 "function": function, "queue": queues.get(where.stream), "since": started}
+            )  # fmt: skip
+        for subscription, function, child in self.direct.named_children():
+            since = child.slot.running_since()
+            if since is not None and now - since >= CHECK_SECONDS:
+                running.append(
+                    {"child": child.index, "pid": child.process.pid, "function": function,
+                     "subscription": subscription, "since": since}
+                )  # fmt: skip
+        running.sort(key=lambda r: r["since"])
+        return {"busy": busy, "running": running[:RUNNING_LISTED]}
 
     def _reclaim_dead_workers(self) -> None:
         """Release pending entries of consumers whose worker stopped heartbeating."""
@@ -267,7 +306,6 @@ class Supervisor:
                     running_outcome="crash",
                     claimer=f"{self.worker_id}.supervisor",
                 )
-                self.redis.hdel(self.keys.workers, worker_id)
 
     def _chores(self) -> None:
         try:

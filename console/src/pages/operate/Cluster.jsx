@@ -1,23 +1,27 @@
 // The cluster: every server, beat and worker process with when it was last seen (a stale one
-// missed its heartbeats and goes from the list after the presence TTL), which beat leads, and
-// the Redis and database they all share. Refreshed every 2 s while the page is visible.
+// missed its heartbeats: it stays listed, marked, until the presence TTL), which beat leads,
+// what each worker's children run, and the Redis and database they all share. Refreshed every
+// 2 s while the page is visible.
 import { ErrorBox, Loading, PageHead, Stat } from '../../components/bits.jsx';
 import { DataTable } from '../../components/DataTable.jsx';
-import { ago } from '../../format.js';
+import { ago, dateTime } from '../../format.js';
 import { useApi } from '../../hooks.js';
 
 const EVERY_MS = 2000;
 
-/** "3 s ago" as the server measured it when it answered (no browser clock skew), and stale. */
-function Seen({ m }) {
+/** "3 s ago" as the server measured it when it answered (no browser clock skew); a stale one
+ * also says at what time, and when it leaves the list. */
+function Seen({ m, ttl }) {
+  if (!m.stale) return <span class="seen">{Math.round(m.age)} s ago</span>;
   return (
     <span class="seen">
-      {Math.round(m.age)} s ago{' '}
-      {m.stale && (
-        <span class="badge badge-failure" title="missed three heartbeats: stuck, cut off or dead">
-          stale
-        </span>
-      )}
+      <span class="badge badge-failure" title="missed three heartbeats: killed, stuck or cut off from Redis">
+        stale
+      </span>{' '}
+      {Math.round(m.age)} s ago
+      <div class="muted">
+        at {dateTime(m.last_seen).slice(11)} · leaves in {Math.max(0, Math.round(ttl - m.age))} s
+      </div>
     </span>
   );
 }
@@ -33,11 +37,11 @@ function Who({ m }) {
   );
 }
 
-const seenColumn = { label: 'Last seen', render: (m) => <Seen m={m} /> };
+const seenColumn = (ttl) => ({ label: 'Last seen', render: (m) => <Seen m={m} ttl={ttl} /> });
 const startedColumn = { label: 'Started', render: (m) => ago(m.started) };
 const versionColumn = { label: 'Version', key: 'version' };
 
-function Servers({ servers }) {
+function Servers({ servers, ttl }) {
   return (
     <DataTable
       rows={servers}
@@ -50,13 +54,13 @@ function Servers({ servers }) {
         { label: 'Hub claims', num: true, render: (m) => m.websub_claims ?? 0 },
         versionColumn,
         startedColumn,
-        seenColumn,
+        seenColumn(ttl),
       ]}
     />
   );
 }
 
-function Beats({ beats, leader }) {
+function Beats({ beats, leader, ttl }) {
   return (
     <DataTable
       rows={beats}
@@ -71,13 +75,23 @@ function Beats({ beats, leader }) {
         { label: 'Cron jobs', num: true, key: 'jobs' },
         versionColumn,
         startedColumn,
-        seenColumn,
+        seenColumn(ttl),
       ]}
     />
   );
 }
 
-function Workers({ workers }) {
+/** "1 of 2": children running a task, of the worker's processes (an older worker: its processes). */
+function Busy({ m }) {
+  if (m.busy === null || m.busy === undefined) return m.processes;
+  return (
+    <span title="children running a task now, of its processes">
+      {m.busy} of {m.processes}
+    </span>
+  );
+}
+
+function Workers({ workers, ttl }) {
   return (
     <DataTable
       rows={workers}
@@ -85,11 +99,52 @@ function Workers({ workers }) {
       columns={[
         { label: 'Worker', render: (m) => <Who m={m} /> },
         { label: 'Queues', render: (m) => m.queues.join(', ') },
-        { label: 'Processes', num: true, key: 'processes' },
+        { label: 'Busy', num: true, render: (m) => <Busy m={m} /> },
         { label: 'Replaced', num: true, render: (m) => m.replaced ?? 0 },
         versionColumn,
         startedColumn,
-        seenColumn,
+        seenColumn(ttl),
+      ]}
+    />
+  );
+}
+
+/** Seconds → "4.2 s", "3 min 12 s". */
+function runTime(seconds) {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+}
+
+/** The tasks the workers' children run past 0.1 s, longest first; a stale worker's as it last
+ * said (its children died with it, their tasks released to the live workers). */
+function Running({ workers }) {
+  const rows = workers
+    .flatMap((w) => (w.running || []).map((t) => ({ ...t, worker: w })))
+    .sort((a, b) => b.running_for - a.running_for);
+  return (
+    <DataTable
+      rows={rows}
+      rowKey={(t) => `${t.worker.id} ${t.pid} ${t.since}`}
+      empty="No task running for over 0.1 s."
+      columns={[
+        {
+          label: 'Worker',
+          render: (t) => (
+            <>
+              <span class="mono">{t.worker.id}</span>{' '}
+              {t.worker.stale && <span class="badge badge-failure" title="its worker is stale: this task was released">lost</span>}
+            </>
+          ),
+        },
+        { label: 'Child', render: (t) => <span class="mono">#{t.child} · pid {t.pid}</span> },
+        { label: 'Function', render: (t) => <span class="mono">{t.function}</span> },
+        {
+          label: 'Task',
+          render: (t) =>
+            t.task ? <span class="mono">{t.task}</span> : <span class="muted">subscription {t.subscription}</span>,
+        },
+        { label: 'Queue', render: (t) => t.queue ?? <span class="muted">direct</span> },
+        { label: 'Running for', num: true, render: (t) => runTime(t.running_for) },
       ]}
     />
   );
@@ -155,6 +210,9 @@ export function Cluster() {
   }
   const stale = [...data.servers, ...data.beats, ...data.workers].filter((m) => m.stale).length;
   const leading = data.beats.some((b) => b.id === data.beat_leader);
+  const ttl = data.presence_ttl_seconds;
+  const live = data.workers.filter((w) => !w.stale);
+  const busy = live.reduce((n, w) => n + (w.busy || 0), 0);
   return (
     <div class="page cluster">
       <PageHead title="Cluster">
@@ -164,15 +222,17 @@ export function Cluster() {
       <div class="stats">
         <Stat value={data.servers.length} label="servers" warn={data.servers.length === 0} />
         <Stat value={data.beats.length} label={leading ? 'beats · one leading' : 'beats · none leading'} warn={!leading} />
-        <Stat value={data.workers.length} label={`workers · ${data.workers.reduce((n, w) => n + (w.processes || 0), 0)} processes`} warn={data.workers.length === 0} />
+        <Stat value={live.length} label={`workers · ${busy} of ${live.reduce((n, w) => n + (w.processes || 0), 0)} processes busy`} warn={live.length === 0} />
         <Stat value={stale} label="stale members" warn={stale > 0} />
       </div>
       <h2>Servers</h2>
-      <Servers servers={data.servers} />
+      <Servers servers={data.servers} ttl={ttl} />
       <h2>Beats</h2>
-      <Beats beats={data.beats} leader={data.beat_leader} />
+      <Beats beats={data.beats} leader={data.beat_leader} ttl={ttl} />
       <h2>Workers</h2>
-      <Workers workers={data.workers} />
+      <Workers workers={data.workers} ttl={ttl} />
+      <h2>Running now</h2>
+      <Running workers={data.workers} />
       <div class="two-columns even">
         <section>
           <h2>Redis</h2>

@@ -131,7 +131,9 @@ def test_timeout_kills_code_stuck_in_python_or_c(client, worker, function):
     result = client.call(function, timeout=15)
     assert result.status == "timeout"
     assert result.error_type == "TimeoutError"
-    assert time.monotonic() - started < 5
+    # the 1 s deadline ended it, not the caller's 15 s wait (the bound leaves room for a
+    # loaded 2-core machine: it failed at load 15 with 5 s)
+    assert time.monotonic() - started < 10
     # the pool was restored: a new child serves the next call
     assert call_ok(client, "demo.echo", {"value": 7}).result == 7
 

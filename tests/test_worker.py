@@ -316,6 +316,68 @@ def test_a_killed_workers_task_runs_on_a_live_worker_within_seconds(
     assert time.monotonic() - killed < 7  # 4.5 s at most, plus room for a loaded machine
 
 
+def test_a_killed_workers_task_runs_elsewhere_long_before_its_key_lapses(
+    client, publish, start_worker, services, settings
+):
+    """A worker killed whole has its connections closed by the kernel: once it missed 1.5
+    beats and Redis lists no connection of it, a live worker releases its tasks without
+    waiting for its heartbeat key to lapse. The killed worker beats every 3 s (its key lives
+    10.5 s: its task would come back 7.5-11 s after the kill), the live one every 0.5 s; by
+    its connections it is found dead 1.5-5 s after the kill."""
+    publish({"demo": SCRIPT})
+    slow_beat = settings.model_copy(update={"heartbeat_seconds": 3.0})
+    first = start_worker(queues=["sync"], processes=1, settings_override=slow_beat)
+    task = client.submit("demo.crash_once", wait=True)
+    wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
+    fast_beat = settings.model_copy(update={"heartbeat_seconds": 0.5})
+    start_worker(queues=["sync"], processes=1, settings_override=fast_beat)
+    time.sleep(2)  # its own connections outlive QUIET_BEATS (1.5 s here)
+    children = _children_of(first.process.pid)
+    os.kill(first.process.pid, signal.SIGKILL)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    result = client.wait(task.id, 30)
+    assert result is not None and result.result == {"attempt": 2}
+    assert time.monotonic() - killed < 7  # 5 s at most, plus room for a loaded machine
+
+
+def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_lapses(
+    client, publish, start_worker, services
+):
+    """Missed beats alone are no death: a worker that is slow (CPU-starved, stopped) keeps its
+    connections, and its tasks stay its own while its key lives. Once its connection closes,
+    its tasks come back within seconds, its key still alive for a minute."""
+    import json
+
+    import redis
+
+    from fnhub.worker.presence import connection_name
+
+    publish({"demo": SCRIPT})
+    keys = services.keys
+    ensure_groups(services.redis, keys, ["sync"])
+    slow = "slow-1-abcdef"  # beats every second; its last beat was 2 s ago, its key lives 60 s
+    services.redis.set(keys.worker_alive(slow), "1", px=60_000)
+    services.redis.hset(keys.workers, slow, json.dumps({"queues": [], "every": 1.0, "ttl_ms": 62_000}))
+    held = redis.Redis.from_url(services.settings.redis_url)
+    held.client_setname(connection_name(slow))
+    task = client.submit("demo.echo", {"value": "held"}, wait=True)
+    assert services.redis.xreadgroup(WORKER_GROUP, f"{slow}.0.4242", {keys.queue("sync"): ">"})
+    beat = services.settings.model_copy(update={"heartbeat_seconds": 0.5})
+    start_worker(queues=["sync"], processes=1, settings_override=beat)
+    time.sleep(4)  # the live worker checked it several times, its own connections old enough
+    assert client.wait(task.id, 0.1) is None
+    pending = services.redis.xpending(keys.queue("sync"), WORKER_GROUP)
+    assert pending["pending"] == 1
+    held.close()  # as the kernel does for a process that died
+    closed = time.monotonic()
+    result = client.wait(task.id, 20)
+    assert result is not None and result.result == "held"
+    assert time.monotonic() - closed < 5  # about 1 s; the key would live another 55 s
+    assert services.redis.pttl(keys.worker_alive(slow)) > 40_000
+
+
 def test_children_exit_when_their_supervisor_is_killed(client, publish, start_worker):
     publish({"demo": SCRIPT})
     handle = start_worker(processes=2)

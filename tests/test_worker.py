@@ -359,7 +359,9 @@ def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_laps
     ensure_groups(services.redis, keys, ["sync"])
     slow = "slow-1-abcdef"  # beats every second; its last beat was 2 s ago, its key lives 60 s
     services.redis.set(keys.worker_alive(slow), "1", px=60_000)
-    services.redis.hset(keys.workers, slow, json.dumps({"queues": [], "every": 1.0, "ttl_ms": 62_000}))
+    services.redis.hset(
+        keys.workers, slow, json.dumps({"queues": [], "every": 1.0, "ttl_ms": 62_000})
+    )
     held = redis.Redis.from_url(services.settings.redis_url)
     held.client_setname(connection_name(slow))
     task = client.submit("demo.echo", {"value": "held"}, wait=True)
@@ -376,6 +378,44 @@ def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_laps
     assert result is not None and result.result == "held"
     assert time.monotonic() - closed < 5  # about 1 s; the key would live another 55 s
     assert services.redis.pttl(keys.worker_alive(slow)) > 40_000
+
+
+def test_a_worker_whose_acl_refuses_client_names_runs_and_finds_the_dead_by_their_key(
+    client, publish, start_worker, services, settings
+):
+    """An ACL user without CLIENT (SETNAME, LIST): the worker starts and runs tasks with
+    unnamed connections, and a dead worker's tasks still come back once its key lapsed."""
+    import json
+    import uuid
+
+    publish({"demo": SCRIPT})
+    keys = services.keys
+    user, password = f"fnhub-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    services.redis.acl_setuser(
+        user,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["~*"],
+        channels=["&*"],
+        commands=["+@all", "-client"],
+    )
+    try:
+        url = settings.redis_url.replace("redis://", f"redis://{user}:{password}@", 1)
+        limited = settings.model_copy(update={"redis_url": url, "heartbeat_seconds": 0.5})
+        ensure_groups(services.redis, keys, ["sync"])
+        stale = "stale-1-abcdef"  # missed its beats, connections unknown: its key decides
+        services.redis.set(keys.worker_alive(stale), "1", px=3000)
+        services.redis.hset(keys.workers, stale, json.dumps({"queues": [], "ttl_ms": 5000}))
+        task = client.submit("demo.echo", {"value": "held"}, wait=True)
+        assert services.redis.xreadgroup(WORKER_GROUP, f"{stale}.0.1", {keys.queue("sync"): ">"})
+        worker = start_worker(queues=["sync"], processes=1, settings_override=limited)
+        result = client.wait(task.id, 20)
+        assert result is not None and result.result == "held"
+        assert services.redis.pttl(keys.worker_alive(stale)) == -2  # not before its key lapsed
+        assert call_ok(client, "demo.echo", {"value": 7}).result == 7
+        worker.stop()
+    finally:
+        services.redis.acl_deluser(user)
 
 
 def test_children_exit_when_their_supervisor_is_killed(client, publish, start_worker):

@@ -346,8 +346,10 @@ def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_laps
     client, publish, start_worker, services
 ):
     """Missed beats alone are no death: a worker that is slow (CPU-starved, stopped) keeps its
-    connections, and its tasks stay its own while its key lives. Once its connection closes,
-    its tasks come back within seconds, its key still alive for a minute."""
+    connections, and its tasks stay its own while its key lives; so do those of a worker that
+    does not name its connections (an older version, an ACL refusing CLIENT SETNAME), which has
+    none to find. Once the named worker's connection closes, its tasks come back within
+    seconds, its key still alive for a minute."""
     import json
 
     import redis
@@ -357,27 +359,32 @@ def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_laps
     publish({"demo": SCRIPT})
     keys = services.keys
     ensure_groups(services.redis, keys, ["sync"])
-    slow = "slow-1-abcdef"  # beats every second; its last beat was 2 s ago, its key lives 60 s
-    services.redis.set(keys.worker_alive(slow), "1", px=60_000)
-    services.redis.hset(
-        keys.workers, slow, json.dumps({"queues": [], "every": 1.0, "ttl_ms": 62_000})
-    )
+    # both beat every second, their last beat was 2 s ago, their keys live 60 s
+    slow, unnamed = "slow-1-abcdef", "unnamed-2-abcdef"
+    tasks = {}
+    for worker_id, named in ((slow, True), (unnamed, False)):
+        services.redis.set(keys.worker_alive(worker_id), "1", px=60_000)
+        info = {"queues": [], "every": 1.0, "ttl_ms": 62_000, "named": named}
+        services.redis.hset(keys.workers, worker_id, json.dumps(info))
+        tasks[worker_id] = client.submit("demo.echo", {"value": worker_id}, wait=True)
+        stream = {keys.queue("sync"): ">"}
+        assert services.redis.xreadgroup(WORKER_GROUP, f"{worker_id}.0.42", stream, count=1)
     held = redis.Redis.from_url(services.settings.redis_url)
     held.client_setname(connection_name(slow))
-    task = client.submit("demo.echo", {"value": "held"}, wait=True)
-    assert services.redis.xreadgroup(WORKER_GROUP, f"{slow}.0.4242", {keys.queue("sync"): ">"})
+    task = tasks[slow]
     beat = services.settings.model_copy(update={"heartbeat_seconds": 0.5})
     start_worker(queues=["sync"], processes=1, settings_override=beat)
-    time.sleep(4)  # the live worker checked it several times, its own connections old enough
+    time.sleep(4)  # the live worker checked them several times, its own connections old enough
     assert client.wait(task.id, 0.1) is None
     pending = services.redis.xpending(keys.queue("sync"), WORKER_GROUP)
-    assert pending["pending"] == 1
+    assert pending["pending"] == 2
     held.close()  # as the kernel does for a process that died
     closed = time.monotonic()
     result = client.wait(task.id, 20)
-    assert result is not None and result.result == "held"
+    assert result is not None and result.result == slow
     assert time.monotonic() - closed < 5  # about 1 s; the key would live another 55 s
     assert services.redis.pttl(keys.worker_alive(slow)) > 40_000
+    assert client.wait(tasks[unnamed].id, 0.1) is None  # its key decides
 
 
 def test_a_worker_whose_acl_refuses_client_names_runs_and_finds_the_dead_by_their_key(

@@ -103,6 +103,7 @@ class Supervisor:
         self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
         self._unnamed_since: dict[str, float] = {}  # stale workers seen without connections
         self._check_connections = True  # CLIENT LIST allowed
+        self._named = False  # our connections carry our name
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
         self.direct = DirectSubscriptions(self)
@@ -242,6 +243,7 @@ class Supervisor:
             "beat": time.time(),
             "every": self.settings.heartbeat_seconds,
             "ttl_ms": ttl_ms,  # how old its last beat is: this less its key's PTTL
+            "named": self._named,  # its connections carry its name (`_name_connections`)
             "replaced": self.replaced,
         }
         pipe = self.redis.pipeline(transaction=False)
@@ -265,6 +267,7 @@ class Supervisor:
             )
             return
         self.redis.connection_pool.connection_kwargs["client_name"] = name
+        self._named = True
 
     def _reclaim_dead_workers(self) -> None:
         """Release pending entries of consumers whose worker is dead: its heartbeat key lapsed,
@@ -317,9 +320,11 @@ class Supervisor:
         """Of these workers (id → their heartbeat key's PTTL and description), the ones dead
         though their key has not lapsed yet: no beat for STALE_BEATS of their beats, and no
         connection under their name (`presence.connected_workers`) on two checks CONFIRM_BEATS
-        apart. Never while this supervisor's own connections are younger than QUIET_BEATS (a
-        restarted or new primary, which every live worker is still reconnecting to), and never
-        for a worker whose connections stay open: a slow worker is found dead by its key only."""
+        apart. Only workers that say they name their connections (an older version, or one
+        whose ACL refused the name, has none to find). Never while this supervisor's own
+        connections are younger than QUIET_BEATS (a restarted or new primary, which every live
+        worker is still reconnecting to), and never for a worker whose connections stay open:
+        a slow worker is found dead by its key only."""
         now = time.monotonic()
         every = self.settings.heartbeat_seconds
         stale = set()
@@ -327,6 +332,8 @@ class Supervisor:
             if pttl < 0 or not raw:
                 continue
             info = json.loads(raw)
+            if not info.get("named"):
+                continue
             theirs = float(info.get("every") or every)
             age_ms = int(info.get("ttl_ms") or heartbeat_ttl_ms(theirs)) - pttl
             if age_ms >= STALE_BEATS * theirs * 1000:

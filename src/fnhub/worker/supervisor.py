@@ -276,6 +276,7 @@ class Supervisor:
         for queue in self.queues:
             pipe.xinfo_consumers(self.keys.queue(queue), WORKER_GROUP)
         held: list[tuple[str, str, str]] = []  # (queue, consumer, worker id)
+        holding: set[str] = set()  # workers with pending entries: worth a CLIENT LIST
         for queue, consumers in zip(self.queues, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(consumers, Exception):  # no such stream or group (yet)
                 continue
@@ -285,6 +286,8 @@ class Supervisor:
                 worker_id = name.rsplit(".", 2)[0]
                 if worker_id != self.worker_id:
                     held.append((queue, name, worker_id))
+                    if consumer.get("pending"):
+                        holding.add(worker_id)
         others = sorted({w for _q, _c, w in held})
         if not others:
             self._unnamed_since.clear()
@@ -296,7 +299,9 @@ class Supervisor:
         *ttls, infos = pipe.execute()
         lapsed = {w for w, ttl in zip(others, ttls, strict=True) if ttl == -2}
         beats = {w: (ttl, info) for w, ttl, info in zip(others, ttls, infos, strict=True)}
-        dead = lapsed | self._closed_workers({w: b for w, b in beats.items() if w not in lapsed})
+        dead = lapsed | self._closed_workers(
+            {w: b for w, b in beats.items() if w in holding and w not in lapsed}
+        )
         for queue, name, worker_id in held:
             if worker_id not in dead:
                 continue

@@ -318,6 +318,115 @@ def test_a_killed_workers_task_runs_on_a_live_worker_within_seconds(
     assert time.monotonic() - killed < 7  # 4.5 s at most, plus room for a loaded machine
 
 
+def test_a_killed_workers_task_runs_elsewhere_long_before_its_key_lapses(
+    client, publish, start_worker, services, settings
+):
+    """A worker killed whole has its connections closed by the kernel: once it missed 1.5
+    beats and Redis lists no connection of it, a live worker releases its tasks without
+    waiting for its heartbeat key to lapse. The killed worker beats every 3 s (its key lives
+    10.5 s: its task would come back 7.5-11 s after the kill), the live one every 0.5 s; by
+    its connections it is found dead 1.5-5 s after the kill."""
+    publish({"demo": SCRIPT})
+    slow_beat = settings.model_copy(update={"heartbeat_seconds": 3.0})
+    first = start_worker(queues=["sync"], processes=1, settings_override=slow_beat)
+    task = client.submit("demo.crash_once", wait=True)
+    wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
+    fast_beat = settings.model_copy(update={"heartbeat_seconds": 0.5})
+    start_worker(queues=["sync"], processes=1, settings_override=fast_beat)
+    time.sleep(2)  # its own connections outlive QUIET_BEATS (1.5 s here)
+    children = _children_of(first.process.pid)
+    os.kill(first.process.pid, signal.SIGKILL)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    result = client.wait(task.id, 30)
+    assert result is not None and result.result == {"attempt": 2}
+    assert time.monotonic() - killed < 7  # 5 s at most, plus room for a loaded machine
+
+
+def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_lapses(
+    client, publish, start_worker, services
+):
+    """Missed beats alone are no death: a worker that is slow (CPU-starved, stopped) keeps its
+    connections, and its tasks stay its own while its key lives; so do those of a worker that
+    does not name its connections (an older version, an ACL refusing CLIENT SETNAME), which has
+    none to find. Once the named worker's connection closes, its tasks come back within
+    seconds, its key still alive for a minute."""
+    import json
+
+    import redis
+
+    from fnhub.worker.presence import connection_name
+
+    publish({"demo": SCRIPT})
+    keys = services.keys
+    ensure_groups(services.redis, keys, ["sync"])
+    # both beat every second, their last beat was 2 s ago, their keys live 60 s
+    slow, unnamed = "slow-1-abcdef", "unnamed-2-abcdef"
+    tasks = {}
+    for worker_id, named in ((slow, True), (unnamed, False)):
+        services.redis.set(keys.worker_alive(worker_id), "1", px=60_000)
+        info = {"queues": [], "every": 1.0, "ttl_ms": 62_000, "named": named}
+        services.redis.hset(keys.workers, worker_id, json.dumps(info))
+        tasks[worker_id] = client.submit("demo.echo", {"value": worker_id}, wait=True)
+        stream = {keys.queue("sync"): ">"}
+        assert services.redis.xreadgroup(WORKER_GROUP, f"{worker_id}.0.42", stream, count=1)
+    held = redis.Redis.from_url(services.settings.redis_url)
+    held.client_setname(connection_name(slow))
+    task = tasks[slow]
+    beat = services.settings.model_copy(update={"heartbeat_seconds": 0.5})
+    start_worker(queues=["sync"], processes=1, settings_override=beat)
+    time.sleep(4)  # the live worker checked them several times, its own connections old enough
+    assert client.wait(task.id, 0.1) is None
+    pending = services.redis.xpending(keys.queue("sync"), WORKER_GROUP)
+    assert pending["pending"] == 2
+    held.close()  # as the kernel does for a process that died
+    closed = time.monotonic()
+    result = client.wait(task.id, 20)
+    assert result is not None and result.result == slow
+    assert time.monotonic() - closed < 5  # about 1 s; the key would live another 55 s
+    assert services.redis.pttl(keys.worker_alive(slow)) > 40_000
+    assert client.wait(tasks[unnamed].id, 0.1) is None  # its key decides
+
+
+def test_a_worker_whose_acl_refuses_client_names_runs_and_finds_the_dead_by_their_key(
+    client, publish, start_worker, services, settings
+):
+    """An ACL user without CLIENT (SETNAME, LIST): the worker starts and runs tasks with
+    unnamed connections, and a dead worker's tasks still come back once its key lapsed."""
+    import json
+    import uuid
+
+    publish({"demo": SCRIPT})
+    keys = services.keys
+    user, password = f"fnhub-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    services.redis.acl_setuser(
+        user,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["~*"],
+        channels=["&*"],
+        commands=["+@all", "-client"],
+    )
+    try:
+        url = settings.redis_url.replace("redis://", f"redis://{user}:{password}@", 1)
+        limited = settings.model_copy(update={"redis_url": url, "heartbeat_seconds": 0.5})
+        ensure_groups(services.redis, keys, ["sync"])
+        stale = "stale-1-abcdef"  # missed its beats, connections unknown: its key decides
+        services.redis.set(keys.worker_alive(stale), "1", px=3000)
+        services.redis.hset(keys.workers, stale, json.dumps({"queues": [], "ttl_ms": 5000}))
+        task = client.submit("demo.echo", {"value": "held"}, wait=True)
+        assert services.redis.xreadgroup(WORKER_GROUP, f"{stale}.0.1", {keys.queue("sync"): ">"})
+        worker = start_worker(queues=["sync"], processes=1, settings_override=limited)
+        result = client.wait(task.id, 20)
+        assert result is not None and result.result == "held"
+        assert services.redis.pttl(keys.worker_alive(stale)) == -2  # not before its key lapsed
+        assert call_ok(client, "demo.echo", {"value": 7}).result == 7
+        worker.stop()
+    finally:
+        services.redis.acl_deluser(user)
+
+
 def test_children_exit_when_their_supervisor_is_killed(client, publish, start_worker):
     publish({"demo": SCRIPT})
     handle = start_worker(processes=2)

@@ -252,6 +252,7 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
     latencies = sorted(runs[i][0] - t for i, t in window.items() if runs.get(i))
     late_done = [runs[i][0] for i, t in window.items() if runs.get(i) and runs[i][0] - t > LATE]
     refused = sum(phase.start <= t < phase.stop for t in flow.refused)
+    lags = [late for t, late in flow.lags if phase.start <= t < phase.stop]
     return {
         "sent": len(window),
         "handled": len(window) - len(lost),
@@ -264,6 +265,9 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
         "latency_max_s": round(latencies[-1], 3) if latencies else None,
         "late": len(late_done),
         "normal_again_at": max(late_done) if late_done else None,
+        # the load generator's own stalls (HTTP flows): its requests went out that much late
+        "own_lag_max_s": round(max(lags), 3) if lags else None,
+        "own_lag_total_s": round(sum(lags), 2) if lags else None,
     }
 
 

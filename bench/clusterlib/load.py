@@ -26,12 +26,30 @@ class Flow:
     refused: list[float] = field(default_factory=list)  # times of sends not accepted
     ok: list[tuple[float, float]] = field(default_factory=list)  # sync calls: (sent, answered)
     answered: dict[str, float] = field(default_factory=dict)  # id → accepted at (HTTP answer)
+    # (when, seconds late) of the flow's own event loop, past LAG_NOTED: the load generator's
+    # stalls, which delay its requests as a slow server would (`_watch_lag`)
+    lags: list[tuple[float, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def accepted(self, ident: str, at: float) -> None:
         with self.lock:
             self.sent[ident] = at
             self.answered[ident] = time.time()
+
+
+#: the HTTP flows' loops are checked every LAG_TICK seconds; a wake-up later than LAG_NOTED is kept
+LAG_TICK = 0.05
+LAG_NOTED = 0.05
+
+
+async def _watch_lag(flow: Flow, stop: threading.Event) -> None:
+    """Note when this event loop woke up late (the load process starved, or busy elsewhere)."""
+    while not stop.is_set():
+        started = time.monotonic()
+        await asyncio.sleep(LAG_TICK)
+        late = time.monotonic() - started - LAG_TICK
+        if late > LAG_NOTED:
+            flow.lags.append((time.time(), late))
 
 
 def _schedule(rate: float, stop: threading.Event) -> Iterator[tuple[int, float]]:
@@ -166,6 +184,7 @@ class Load:
                 gate.release()
 
         tasks = set()
+        watch = asyncio.ensure_future(_watch_lag(flow, self.stop))
         async for n in paced_async(flow.rate, self.stop):
             await gate.acquire()
             task = asyncio.ensure_future(one(n))
@@ -173,6 +192,7 @@ class Load:
             task.add_done_callback(tasks.discard)
             await asyncio.sleep(0)
         await asyncio.gather(*tasks)
+        watch.cancel()
 
     async def _http_async(self) -> None:
         await self._requests(
@@ -337,6 +357,7 @@ class Marks:
                 {
                     "sent": {k: f.sent for k, f in flows.items()},
                     "answered": {k: f.answered for k, f in flows.items()},
+                    "lags": {k: f.lags for k, f in flows.items() if f.lags},
                     "refused": {k: f.refused for k, f in flows.items()},
                     "sync_ok": flows["sync"].ok if "sync" in flows else [],
                     "runs": self.runs,

@@ -5,6 +5,12 @@ hash, and `keys.worker_alive(id)` with a TTL. A worker that died leaves its desc
 for `presence_ttl_seconds` (live supervisors prune it after), so only entries whose heartbeat
 key still exists count. The server's caller, `fnhub status`, `fnhub cluster` (`fnhub.cluster`,
 which shows the lapsed ones as stale meanwhile) and `QueueClient` all read through here.
+
+A supervisor's Redis connections also carry its name (`connection_name`), so that a worker
+whose process died is seen dead before its key lapses: the kernel closed its connections, and
+Redis lists none under its name (`connected_workers`). A worker that is merely slow keeps its
+connections; one cut off from Redis keeps them too (on Redis' side, until TCP gives up), and is
+found dead by its key alone.
 """
 
 from __future__ import annotations
@@ -19,6 +25,31 @@ from fnhub.keys import Keys
 from fnhub.redis_replies import as_hash
 
 Workers = dict[str, dict[str, Any]]
+
+#: what a worker supervisor's Redis connections are named (CLIENT SETNAME): this and its id
+CONNECTION_PREFIX = "fnhub-worker:"
+
+
+def heartbeat_ttl_ms(every: float) -> int:
+    """The TTL of a worker's heartbeat key, beating every `every` seconds: 3.5 beats, and at
+    least 3 s."""
+    return int(1000 * max(every * 3.5, 3.0))
+
+
+def connection_name(worker_id: str) -> str:
+    return CONNECTION_PREFIX + worker_id
+
+
+def connected_workers(client: redis.Redis) -> dict[str, int]:
+    """Worker id → age in seconds of its oldest connection open to this Redis (CLIENT LIST);
+    redis.ResponseError where CLIENT LIST is not allowed (an ACL)."""
+    ages: dict[str, int] = {}
+    for conn in client.client_list(_type="normal"):
+        name = str(conn.get("name") or "")
+        if name.startswith(CONNECTION_PREFIX):
+            worker_id = name[len(CONNECTION_PREFIX) :]
+            ages[worker_id] = max(ages.get(worker_id, 0), int(conn.get("age") or 0))
+    return ages
 
 
 def _alive(raw: dict[bytes, bytes], ids: list[str], flags: list[Any]) -> Workers:

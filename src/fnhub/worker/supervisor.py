@@ -8,7 +8,9 @@
 - A child that dies (os._exit, segfault, OOM kill) is replaced; the task it was running is
   retried with attempt + 1, the ones it had prefetched go back as they were.
 - Heartbeats announce the worker and its queues; delayed tasks are moved when due; the pending
-  entries of consumers whose worker stopped heartbeating are released (a whole machine died).
+  entries of consumers whose worker is dead are released: its heartbeat key lapsed (a whole
+  machine died, or was cut off), or it missed beats and Redis lists no connection of it any
+  more (its process died: `_closed_workers`).
 - Task records are written to the database in batches by a recorder thread.
 - An unexpected error restarts the supervising loop or the recorder after a backoff (counted in
   `keys.loop_restarts`, see `fnhub.supervised`) instead of ending the worker.
@@ -46,6 +48,7 @@ from fnhub.supervised import run_restarting, start_thread, thread_counter
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
 from fnhub.worker.prefetch import CHECK_SECONDS
+from fnhub.worker.presence import connected_workers, connection_name, heartbeat_ttl_ms
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,12 @@ _ctx = multiprocessing.get_context("spawn")
 SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 #: the most running tasks a heartbeat names (the longest-running; `busy` counts them all)
 RUNNING_LISTED = 10
+#: a worker whose key has not lapsed is dead once it missed its beats for this many of them
+#: and Redis listed no connection of it on two checks this many beats apart, provided our own
+#: connections are this many beats old (`Supervisor._closed_workers`)
+STALE_BEATS = 1.5
+CONFIRM_BEATS = 0.5
+QUIET_BEATS = 3.0
 
 
 @dataclass
@@ -96,6 +105,9 @@ class Supervisor:
         self._recorder_stop = threading.Event()
         self._chores_at: dict[str, float] = {}
         self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
+        self._unnamed_since: dict[str, float] = {}  # stale workers seen without connections
+        self._check_connections = True  # CLIENT LIST allowed
+        self._named = False  # our connections carry our name
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
         self.direct = DirectSubscriptions(self)
@@ -227,13 +239,15 @@ class Supervisor:
         return False
 
     def _heartbeat(self) -> None:
-        ttl_ms = int(1000 * max(self.settings.heartbeat_seconds * 3.5, 3.0))
+        ttl_ms = heartbeat_ttl_ms(self.settings.heartbeat_seconds)
         info = {
             **process_facts(self._started),  # host, pid, version (`fnhub.presence`)
             "queues": self.queues,
             "processes": self.processes,
             "beat": time.time(),
             "every": self.settings.heartbeat_seconds,
+            "ttl_ms": ttl_ms,  # how old its last beat is: this less its key's PTTL
+            "named": self._named,  # its connections carry its name (`_name_connections`)
             "replaced": self.replaced,
             **self._running(time.time()),
         }
@@ -276,36 +290,120 @@ class Supervisor:
         running.sort(key=lambda r: r["since"])
         return {"busy": busy, "running": running[:RUNNING_LISTED]}
 
+    def _name_connections(self) -> None:
+        """Name this supervisor's Redis connections after the worker (CLIENT SETNAME now, and
+        at every connection the pool makes), so that others see at once when they are gone
+        (`_closed_workers`). An ACL without CLIENT SETNAME leaves them unnamed: the worker is
+        then found dead by its heartbeat key alone."""
+        name = connection_name(self.worker_id)
+        try:
+            self.redis.client_setname(name)
+        except redis.ResponseError as exc:
+            log.info(
+                "cannot name this worker's Redis connections (%s): dead workers are "
+                "found by their heartbeat alone",
+                exc,
+            )
+            return
+        self.redis.connection_pool.connection_kwargs["client_name"] = name
+        self._named = True
+
     def _reclaim_dead_workers(self) -> None:
-        """Release pending entries of consumers whose worker stopped heartbeating."""
+        """Release pending entries of consumers whose worker is dead: its heartbeat key lapsed,
+        or its connections closed (`_closed_workers`)."""
+        pipe = self.redis.pipeline(transaction=False)
         for queue in self.queues:
-            stream = self.keys.queue(queue)
-            try:
-                consumers = self.redis.xinfo_consumers(stream, WORKER_GROUP)
-            except redis.ResponseError:
+            pipe.xinfo_consumers(self.keys.queue(queue), WORKER_GROUP)
+        held: list[tuple[str, str, str]] = []  # (queue, consumer, worker id)
+        holding: set[str] = set()  # workers with pending entries: worth a CLIENT LIST
+        for queue, consumers in zip(self.queues, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(consumers, Exception):  # no such stream or group (yet)
                 continue
             for consumer in consumers:
                 name = consumer["name"]
                 name = name.decode() if isinstance(name, bytes) else name
                 worker_id = name.rsplit(".", 2)[0]
-                if worker_id == self.worker_id or self.redis.exists(
-                    self.keys.worker_alive(worker_id)
-                ):
-                    continue
-                if not lease.take(
-                    self.redis, self.keys.reclaim_lock(queue, name), self.worker_id, 60
-                ):
-                    continue
-                log.warning("releasing tasks of dead consumer %s", name)
-                release_consumer(
-                    self.redis,
-                    self.keys,
-                    stream,
-                    name,
-                    running_entry=None,
-                    running_outcome="crash",
-                    claimer=f"{self.worker_id}.supervisor",
-                )
+                if worker_id != self.worker_id:
+                    held.append((queue, name, worker_id))
+                    if consumer.get("pending"):
+                        holding.add(worker_id)
+        others = sorted({w for _q, _c, w in held})
+        if not others:
+            self._unnamed_since.clear()
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for worker_id in others:
+            pipe.pttl(self.keys.worker_alive(worker_id))
+        pipe.hmget(self.keys.workers, others)
+        *ttls, infos = pipe.execute()
+        lapsed = {w for w, ttl in zip(others, ttls, strict=True) if ttl == -2}
+        beats = {w: (ttl, info) for w, ttl, info in zip(others, ttls, infos, strict=True)}
+        dead = lapsed | self._closed_workers(
+            {w: b for w, b in beats.items() if w in holding and w not in lapsed}
+        )
+        for queue, name, worker_id in held:
+            if worker_id not in dead:
+                continue
+            if not lease.take(self.redis, self.keys.reclaim_lock(queue, name), self.worker_id, 60):
+                continue
+            why = "its heartbeat lapsed" if worker_id in lapsed else "its connections closed"
+            log.warning("releasing tasks of dead consumer %s (%s)", name, why)
+            release_consumer(
+                self.redis,
+                self.keys,
+                self.keys.queue(queue),
+                name,
+                running_entry=None,
+                running_outcome="crash",
+                claimer=f"{self.worker_id}.supervisor",
+            )
+
+    def _closed_workers(self, beats: dict[str, tuple[int, bytes | None]]) -> set[str]:
+        """Of these workers (id → their heartbeat key's PTTL and description), the ones dead
+        though their key has not lapsed yet: no beat for STALE_BEATS of their beats, and no
+        connection under their name (`presence.connected_workers`) on two checks CONFIRM_BEATS
+        apart. Only workers that say they name their connections (an older version, or one
+        whose ACL refused the name, has none to find). Never while this supervisor's own
+        connections are younger than QUIET_BEATS (a restarted or new primary, which every live
+        worker is still reconnecting to), and never for a worker whose connections stay open:
+        a slow worker is found dead by its key only."""
+        now = time.monotonic()
+        every = self.settings.heartbeat_seconds
+        stale = set()
+        for worker_id, (pttl, raw) in beats.items():
+            if pttl < 0 or not raw:
+                continue
+            info = json.loads(raw)
+            if not info.get("named"):
+                continue
+            theirs = float(info.get("every") or every)
+            age_ms = int(info.get("ttl_ms") or heartbeat_ttl_ms(theirs)) - pttl
+            if age_ms >= STALE_BEATS * theirs * 1000:
+                stale.add(worker_id)
+        for worker_id in set(self._unnamed_since) - stale:
+            del self._unnamed_since[worker_id]
+        if not stale or not self._check_connections:
+            return set()
+        try:
+            connected = connected_workers(self.redis)
+        except redis.ResponseError as exc:  # an ACL without CLIENT LIST
+            log.info(
+                "cannot list Redis connections (%s): dead workers are found by their "
+                "heartbeat alone",
+                exc,
+            )
+            self._check_connections = False
+            return set()
+        if connected.get(self.worker_id, 0) < QUIET_BEATS * every:
+            self._unnamed_since.clear()
+            return set()
+        closed = set()
+        for worker_id in stale:
+            if worker_id in connected:
+                self._unnamed_since.pop(worker_id, None)
+            elif now - self._unnamed_since.setdefault(worker_id, now) >= CONFIRM_BEATS * every:
+                closed.add(worker_id)
+        return closed
 
     def _chores(self) -> None:
         try:
@@ -313,7 +411,7 @@ class Supervisor:
                 self._heartbeat()
             if self._due("delayed", 0.1):
                 move_due(self.redis, self.keys)
-            if self._due("reclaim", self.settings.heartbeat_seconds):
+            if self._due("reclaim", self.settings.heartbeat_seconds / 2):
                 self._reclaim_dead_workers()
             if self._due("direct", 0.5):
                 self.direct.tick()
@@ -337,6 +435,7 @@ class Supervisor:
 
     def start(self) -> None:
         self._started = time.time()
+        self._name_connections()
         ensure_groups(self.redis, self.keys, self.queues)
         self._heartbeat()
         self.children = [self._spawn(i) for i in range(self.processes)]

@@ -14,6 +14,9 @@ from fnhub.calling.errors import CallError
 from fnhub.keys import WORKER_GROUP
 from fnhub.queue import add_enqueue, ensure_groups
 from fnhub.tasks import Task, decode_task
+from fnhub.worker.child import consumer_name
+from fnhub.worker.direct import direct_consumer_name
+from fnhub.worker.presence import split_consumer, supervisor_consumer
 
 SCRIPT = (
     textwrap.dedent(
@@ -520,3 +523,13 @@ def test_entries_delivered_by_a_read_whose_reply_was_lost_are_run(
     assert result is not None, "the entry stayed pending for a live consumer"
     assert result.status == "success"
     assert result.result == "lost reply"
+
+
+@pytest.mark.parametrize("host", ["vm", "ip-10-0-0-7.ec2.internal"])
+def test_a_consumer_names_its_worker_whatever_dots_the_host_name_has(host):
+    worker_id = f"{host}-4242-abc123"
+    assert split_consumer(consumer_name(worker_id, 3, 99)) == (worker_id, "3", "99")
+    assert split_consumer(direct_consumer_name(worker_id, 1, 98)) == (worker_id, "d1", "98")
+    # a supervisor's own consumer is its worker's: read as "ip-10-0-0-7" it would look dead
+    # to every other worker, which would release what it holds
+    assert split_consumer(supervisor_consumer(worker_id)) == (worker_id, "supervisor", "")

@@ -26,6 +26,7 @@ from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
 from fnhub.subscriptions.manager import STATUS_STALE_SECONDS
 from fnhub.subscriptions.models import Subscription
+from fnhub.worker.presence import split_consumer
 
 TAIL_ROWS = 20
 TOP_FUNCTIONS = 10  # by calls, and as many by failures
@@ -123,7 +124,7 @@ def _children(infos: list[Any], queues: list[str]) -> dict[str, list[dict[str, A
         for consumer in consumers:
             name = consumer["name"]
             name = name.decode() if isinstance(name, bytes) else name
-            worker_id, _slot, pid = [*name.rsplit(".", 2), "", ""][:3]
+            worker_id, _slot, pid = split_consumer(name)
             children.setdefault(worker_id, []).append(
                 {
                     "consumer": name,

@@ -81,3 +81,18 @@ async def live_workers_async(client: aredis.Redis, keys: Keys) -> Workers:
     for wid in ids:
         pipe.exists(keys.worker_alive(wid))
     return _alive(raw, ids, await pipe.execute() if ids else [])
+
+
+def supervisor_consumer(worker_id: str) -> str:
+    """The consumer a supervisor claims released entries as (`queue.release_consumer`)."""
+    return f"{worker_id}.supervisor"
+
+
+def split_consumer(name: str) -> tuple[str, str, str]:
+    """A consumer's (worker id, slot, pid): `<id>.<slot>.<pid>` for a child (`d<n>` slots for a
+    direct child) or `<id>.supervisor`, the slot "supervisor" and no pid. A worker id holds
+    its host name, which may have dots, so the name is split from the right."""
+    if name.endswith(".supervisor"):
+        return name[: -len(".supervisor")], "supervisor", ""
+    parts = name.rsplit(".", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else (name, "", "")

@@ -48,7 +48,13 @@ from fnhub.supervised import run_restarting, start_thread, thread_counter
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
 from fnhub.worker.prefetch import CHECK_SECONDS
-from fnhub.worker.presence import connected_workers, connection_name, heartbeat_ttl_ms
+from fnhub.worker.presence import (
+    connected_workers,
+    connection_name,
+    heartbeat_ttl_ms,
+    split_consumer,
+    supervisor_consumer,
+)
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
 log = logging.getLogger(__name__)
@@ -152,7 +158,7 @@ class Supervisor:
                 running_index=here.task_index if here else 0,
                 running_outcome=outcome,
                 running_detail=detail,
-                claimer=f"{self.worker_id}.supervisor",
+                claimer=supervisor_consumer(self.worker_id),
             ):
                 log.warning("task %s of %s ended as %s", final.id, final.function, final.status)
 
@@ -322,7 +328,7 @@ class Supervisor:
             for consumer in consumers:
                 name = consumer["name"]
                 name = name.decode() if isinstance(name, bytes) else name
-                worker_id = name.rsplit(".", 2)[0]
+                worker_id = split_consumer(name)[0]
                 if worker_id != self.worker_id:
                     held.append((queue, name, worker_id))
                     if consumer.get("pending"):
@@ -355,7 +361,7 @@ class Supervisor:
                 name,
                 running_entry=None,
                 running_outcome="crash",
-                claimer=f"{self.worker_id}.supervisor",
+                claimer=supervisor_consumer(self.worker_id),
             )
 
     def _closed_workers(self, beats: dict[str, tuple[int, bytes | None]]) -> set[str]:

@@ -87,8 +87,10 @@ def create_source(
     group: str | None,
     client_id: str,
     options: dict[str, Any],
+    shares: Any = None,
 ) -> Source:
-    """A source for `topics`; nothing connects until `run()`."""
+    """A source for `topics`; nothing connects until `run()`. `shares` (a `fnhub.shares.Shares`,
+    `multiple` mode) goes to the types that take it (`ConnectorType.takes_shares`)."""
     if window < 1:
         raise ConnectorConfigError("window: must be at least 1")
     ct = get_type(connector_type)
@@ -100,6 +102,7 @@ def create_source(
         group=group,
         client_id=client_id,
         options=dict(options or {}),
+        **({"shares": shares} if shares is not None and ct.takes_shares else {}),
     )
 
 

@@ -113,6 +113,11 @@ class KafkaDirectConsumer:
         assignment = options.assignment
         if "assignment" not in options.model_fields_set:  # as the queued path: `source_args`
             assignment = "manual" if place.mode == "single" else "group"
+        if assignment == "lease":
+            raise ConnectorConfigError(
+                "assignment: lease (partitions shared among servers through Redis) is the "
+                "queued path's; the direct path shares them by the group (assignment: group)"
+            )
         if assignment == "manual" and place.mode != "single":
             raise ConnectorConfigError(
                 "assignment: manual reads partitions without the group; in multiple mode every "

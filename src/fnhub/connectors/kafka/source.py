@@ -336,12 +336,19 @@ class KafkaSource(ReadingSource):
                 self._leaving[tp] = now
                 self._drop_overflow({tp})
                 changed = True
-        for item in wanted & asking:
-            tp = known[item]
-            if shares.holds(item) and tp not in self._reading and tp not in self._leaving:
+        stray: list[str] = []  # taken by the view before this tick, not ours by this one
+        for item in asking:
+            tp = known.get(item)
+            if tp is None or not shares.holds(item) or tp in self._reading or tp in self._leaving:
+                continue
+            if item in wanted:
                 self._reading[tp] = item
                 self._fresh.add(tp)
                 changed = True
+            else:
+                stray.append(item)
+        if stray:  # nothing was read from them
+            await shares.release(stray)
         changed = await self._hand_over(shares, now) or changed
         if changed:
             self._share_changes += 1
@@ -358,14 +365,18 @@ class KafkaSource(ReadingSource):
         """Partitions leaving this member: once nothing of them is in flight (at most
         `drain_timeout`), commit what finished and give their leases up."""
         done: list[TopicPartition] = []
+        lapsed: set[TopicPartition] = set()
         for tp, since in self._leaving.items():
             part = self._partitions.get(tp)
             if not shares.holds(_item(tp)):
-                self._partitions.pop(tp, None)  # lapsed: no commit
+                lapsed.add(tp)  # no commit: its next reader may have committed since
             elif part is None or part.inflight <= 0 or now - since >= self.options.drain_timeout:
                 done.append(tp)
+        for tp in lapsed:
+            del self._leaving[tp]
+        self._forget(lapsed)
         if not done:
-            return False
+            return bool(lapsed)
         consumer = self._consumer
         if consumer is not None:
             await self._commit(consumer, only=set(done))
@@ -373,9 +384,6 @@ class KafkaSource(ReadingSource):
             self._leaving.pop(tp, None)
         self._forget(set(done))
         await shares.release([_item(tp) for tp in done])
-        for tp in list(self._leaving):
-            if not shares.holds(_item(tp)):
-                del self._leaving[tp]
         return True
 
     async def _apply_shares(self, consumer: AIOKafkaConsumer) -> None:
@@ -478,14 +486,16 @@ class KafkaSource(ReadingSource):
                 counted.append((part, part.ready))
         if not offsets:
             return
+        for part, n in counted:  # taken before the wait: a commit running alongside (the
+            part.ready -= n  # loop's, a hand-over's) does not count them again
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:
+            for part, n in counted:
+                part.ready += n
             log.warning("kafka source %s: commit failed (%s); will retry", self.client_id, exc)
             return
-        for part, n in counted:
-            part.ready -= n
-            self.status.acked += n
+        self.status.acked += sum(n for _, n in counted)
 
     async def _commit_loop(self, consumer: AIOKafkaConsumer) -> None:
         interval = self.options.commit_interval_ms / 1000

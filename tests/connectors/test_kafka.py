@@ -357,7 +357,7 @@ async def test_lease_assignment_a_joining_member_takes_its_share_without_redeliv
     rec_a, rec_b = Recorder(delay=0.02), Recorder(delay=0.02)  # b joins mid-stream
     tasks = [asyncio.create_task(a.run(each(rec_a)))]
     try:
-        sa, sb = a.shares, b.shares  # type: ignore[attr-defined]
+        sa, sb = a.share.shares, b.share.shares  # type: ignore[attr-defined]
         await wait_for(lambda: len(sa.held()) == 4 and len(rec_a.seen) > 50, 10, "a reads")
         tasks.append(asyncio.create_task(b.run(each(rec_b))))
         await wait_for(lambda: len(sa.held()) == len(sb.held()) == 2, 10, "2 and 2")

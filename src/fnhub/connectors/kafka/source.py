@@ -25,6 +25,7 @@ from fnhub.connectors.base import (
 from fnhub.connectors.kafka.client import consumer_kwargs, where
 from fnhub.connectors.kafka.convert import record_message
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
+from fnhub.connectors.kafka.sharing import PartitionShare
 from fnhub.shares import Shares
 from fnhub.supervised import spawn
 
@@ -39,11 +40,6 @@ LAG_SECONDS = 1.0
 EMPTY_PROBE_SECONDS = 0.5
 #: lease assignment: the reader applies the partitions held this soon after they changed
 LEASE_READ_MS = 250
-
-
-def _item(tp: TopicPartition) -> str:
-    """A partition as a shared item (`fnhub.shares`): Kafka topic names have no colon."""
-    return f"{tp.topic}:{tp.partition}"
 
 
 class _Partition:
@@ -108,8 +104,6 @@ class KafkaSource(ReadingSource):
         self.options = options
         #: read every partition without joining the group (see `KafkaSourceOptions`)
         self.manual = options.assignment in ("manual", "lease")
-        #: lease assignment: the partitions of this member's share (`fnhub.shares`)
-        self.shares = shares if options.assignment == "lease" else None
         super().__init__(window, options.drain_timeout)
         self.status.lag_per_member = True
         self._consumer: AIOKafkaConsumer | None = None
@@ -118,14 +112,20 @@ class KafkaSource(ReadingSource):
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._overflow: collections.deque[ConsumerRecord] = collections.deque()
         self._paused = False
-        # lease assignment (the share loop decides, the reader applies):
-        self._known: dict[str, TopicPartition] = {}  # every partition of the topics, by item
-        self._reading: dict[TopicPartition, str] = {}  # held and handed out, → item
-        self._fresh: set[TopicPartition] = set()  # (re)gained: read from the committed offset
-        self._leaving: dict[TopicPartition, float] = {}  # handed over once settled, since
+        #: lease assignment: this member's share of the partitions (the share loop decides,
+        #: the reader applies)
+        self.share: PartitionShare | None = None
+        if options.assignment == "lease" and shares is not None:
+            self.share = PartitionShare(
+                shares,
+                f"source {self.client_id}",
+                self.status,
+                drain_timeout=options.drain_timeout,
+                settled=self._settled,
+                commit=self._commit_some,
+                forget=self._forget,
+            )
         self._share_task: asyncio.Task[None] | None = None
-        self._share_changes = 0  # counts changes of the three above, for the reader
-        self._share_wake = asyncio.Event()
 
     def _before_drain(self) -> None:
         self._overflow.clear()
@@ -137,10 +137,8 @@ class KafkaSource(ReadingSource):
                 await self._share_task
             self._share_task = None
         await self._close_consumer(commit=True)
-        if self.shares is not None:
-            await self.shares.leave()
-            self._reading.clear()
-            self._leaving.clear()
+        if self.share is not None:
+            await self.share.leave()
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -151,9 +149,9 @@ class KafkaSource(ReadingSource):
 
     async def _read_forever(self) -> None:
         backoff = Backoff(cap=self.options.reconnect_max)
-        if self.shares is not None and self._share_task is None:
+        if self.share is not None and self._share_task is None:
             # for the source's life, across reconnects: leases are kept while Kafka is away
-            self._share_task = spawn("kafka-shares", self._share_loop, label=self.client_id)
+            self._share_task = spawn("kafka-shares", self.share.run, label=self.client_id)
         while not self._stopping:
             self.status.state = "connecting" if self.status.state == "idle" else "reconnecting"
             started = time.monotonic()
@@ -191,20 +189,20 @@ class KafkaSource(ReadingSource):
         window = self._window
         loop = asyncio.get_running_loop()
         alive_at = loop.time()  # last records, or the last probe
-        shared = self.shares is not None
-        read_ms = LEASE_READ_MS if shared else 1000
+        share = self.share
+        read_ms = LEASE_READ_MS if share is not None else 1000
         applied = -1
         while True:
-            if shared and applied != self._share_changes:
-                applied = self._share_changes
-                await self._apply_shares(consumer)
+            if share is not None and applied != share.changes:
+                applied = share.changes
+                self._forget(await share.apply(consumer, self._paused))
             if self.manual and loop.time() - alive_at >= self._probe_every(consumer):
                 # manual: the probe also finds new partitions, so it runs while busy too
                 await self._probe(consumer)
                 alive_at = loop.time()
                 continue
             if self.manual and not consumer.assignment():  # no topic has partitions yet
-                if shared:  # or none is ours yet
+                if share is not None:  # or none is ours yet
                     await asyncio.sleep(LEASE_READ_MS / 1000 / 5)
                 else:
                     await asyncio.sleep(EMPTY_PROBE_SECONDS)
@@ -224,7 +222,8 @@ class KafkaSource(ReadingSource):
                 continue
             if self._paused:
                 self._paused = False
-                consumer.resume(*(consumer.paused() - self._leaving.keys()))
+                leaving = share.leaving.keys() if share is not None else set()
+                consumer.resume(*(consumer.paused() - leaving))
             batch = await consumer.getmany(timeout_ms=read_ms, max_records=window.free)
             if batch:
                 if not self.manual:
@@ -237,8 +236,8 @@ class KafkaSource(ReadingSource):
                 alive_at = loop.time()
 
     def _probe_every(self, consumer: AIOKafkaConsumer) -> float:
-        if self.shares is not None:
-            return PROBE_SECONDS if self._known else EMPTY_PROBE_SECONDS
+        if self.share is not None:
+            return PROBE_SECONDS if self.share.known else EMPTY_PROBE_SECONDS
         return PROBE_SECONDS if consumer.assignment() else EMPTY_PROBE_SECONDS
 
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
@@ -271,10 +270,8 @@ class KafkaSource(ReadingSource):
             for topic in self.topics
             for p in cluster.partitions_for_topic(topic) or ()
         }
-        if self.shares is not None:  # the share loop takes its share of them
-            if not wanted.issubset(self._known.values()):
-                self._known.update((_item(tp), tp) for tp in wanted)
-                self._share_wake.set()
+        if self.share is not None:  # the share loop takes its share of them
+            self.share.learn(wanted)
             return
         held = consumer.assignment()
         if wanted <= held:
@@ -296,126 +293,22 @@ class KafkaSource(ReadingSource):
             ", ".join(self.topics),
         )
 
-    # -- lease assignment: the share loop decides, the reader applies ------------------------
-    async def _share_loop(self) -> None:
-        """Every `ttl / 6` (and at once when the partitions or the members seen change): renew
-        the membership and the leases held, take the partitions of this member's share that
-        are free, hand over those no longer in it once their messages in flight settled."""
-        shares = self.shares
-        assert shares is not None
-        while True:
-            await self._share_tick(shares)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(shares.renew_in()):
-                    await self._share_wake.wait()
-            self._share_wake.clear()
+    # -- lease assignment: what the share asks of the reader ---------------------------------
+    def _settled(self, tp: TopicPartition) -> bool:
+        part = self._partitions.get(tp)
+        return part is None or part.inflight <= 0
 
-    async def _share_tick(self, shares: Shares) -> None:
-        known = self._known
-        members = shares.members
-        asking = shares.wanted(known) | {_item(tp) for tp in self._leaving}
-        await shares.tick(asking)
-        if shares.error is not None:
-            self.status.error(f"partition leases: {shares.error}")
-        if shares.members != members:  # the view moved: ask for the share it gives, at once
-            self._share_wake.set()
-        changed = False
-        for tp, item in list(self._reading.items()):
-            if not shares.holds(item):  # lapsed, or another member holds it: no commit
-                log.warning(
-                    "kafka source %s: lease of %s lost; not reading it", self.client_id, item
-                )
-                del self._reading[tp]
-                self._forget({tp})
-                changed = True
-        wanted = shares.wanted(known)
-        now = time.monotonic()
-        for tp, item in list(self._reading.items()):
-            if item not in wanted:  # another member's share now: hand it over once settled
-                del self._reading[tp]
-                self._leaving[tp] = now
-                self._drop_overflow({tp})
-                changed = True
-        stray: list[str] = []  # taken by the view before this tick, not ours by this one
-        for item in asking:
-            tp = known.get(item)
-            if tp is None or not shares.holds(item) or tp in self._reading or tp in self._leaving:
-                continue
-            if item in wanted:
-                self._reading[tp] = item
-                self._fresh.add(tp)
-                changed = True
-            else:
-                stray.append(item)
-        if stray:  # nothing was read from them
-            await shares.release(stray)
-        changed = await self._hand_over(shares, now) or changed
-        if changed:
-            self._share_changes += 1
-            log.info(
-                "kafka source %s: reading %d of %d partition(s) of %s (%d member(s))",
-                self.client_id,
-                len(self._reading),
-                len(known),
-                ", ".join(self.topics),
-                len(shares.members),
-            )
-
-    async def _hand_over(self, shares: Shares, now: float) -> bool:
-        """Partitions leaving this member: once nothing of them is in flight (at most
-        `drain_timeout`), commit what finished and give their leases up."""
-        done: list[TopicPartition] = []
-        lapsed: set[TopicPartition] = set()
-        for tp, since in self._leaving.items():
-            part = self._partitions.get(tp)
-            if not shares.holds(_item(tp)):
-                lapsed.add(tp)  # no commit: its next reader may have committed since
-            elif part is None or part.inflight <= 0 or now - since >= self.options.drain_timeout:
-                done.append(tp)
-        for tp in lapsed:
-            del self._leaving[tp]
-        self._forget(lapsed)
-        if not done:
-            return bool(lapsed)
-        consumer = self._consumer
-        if consumer is not None:
-            await self._commit(consumer, only=set(done))
-        for tp in done:
-            self._leaving.pop(tp, None)
-        self._forget(set(done))
-        await shares.release([_item(tp) for tp in done])
-        return True
-
-    async def _apply_shares(self, consumer: AIOKafkaConsumer) -> None:
-        """Read the partitions held now: those kept go on from their fetch positions, those
-        (re)gained from the committed offsets; those leaving stay assigned (their commit needs
-        it) and paused until handed over."""
-        target = set(self._reading)
-        fresh, self._fresh = self._fresh & target, set()
-        leaving = set(self._leaving)
-        target |= leaving
-        held = consumer.assignment()
-        positions = {}
-        for tp in (held & target) - fresh:
-            with contextlib.suppress(IllegalStateError):
-                positions[tp] = await consumer.position(tp)
-        self._forget(fresh)
-        if target != held or fresh:
-            consumer.assign(list(target))
-            for tp, offset in positions.items():
-                consumer.seek(tp, offset)
-        if self._paused and target:
-            consumer.pause(*target)
-        elif leaving:
-            consumer.pause(*leaving)
+    async def _commit_some(self, tps: set[TopicPartition]) -> None:
+        if self._consumer is not None:
+            await self._commit(self._consumer, only=tps)
 
     def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Spawn what the window has room for, together; keep the rest, in order, for later."""
         items: list[tuple[Message, Done]] = []
         room = self._window.free
-        shares = self.shares
+        share = self.share
         for tp, records in batch.items():
-            if shares is not None and not self._ours(shares, tp):
+            if share is not None and not share.ours(tp):
                 continue  # handed over or lapsed since the fetch: its next reader has them
             part: _Partition | None = None
             for record in records:
@@ -427,13 +320,9 @@ class KafkaSource(ReadingSource):
                     self._overflow.append(record)
         self._window.spawn_many(items)
 
-    def _ours(self, shares: Shares, tp: TopicPartition) -> bool:
-        item = self._reading.get(tp)
-        return item is not None and tp not in self._fresh and shares.holds(item)
-
     def _spawn(self, r: ConsumerRecord) -> None:
         tp = TopicPartition(r.topic, r.partition)
-        if self.shares is not None and not self._ours(self.shares, tp):
+        if self.share is not None and not self.share.ours(tp):
             return
         part = self._partition(tp)
         self._window.spawn(*self._hand_out(part, r))
@@ -464,9 +353,6 @@ class KafkaSource(ReadingSource):
         """Partitions given to another member: their late completions no longer commit."""
         for tp in revoked:
             self._partitions.pop(tp, None)
-        self._drop_overflow(revoked)
-
-    def _drop_overflow(self, revoked: set[TopicPartition]) -> None:
         if self._overflow:
             self._overflow = collections.deque(
                 r for r in self._overflow if TopicPartition(r.topic, r.partition) not in revoked
@@ -477,9 +363,9 @@ class KafkaSource(ReadingSource):
     ) -> None:
         offsets: dict[TopicPartition, int] = {}
         counted: list[tuple[_Partition, int]] = []
-        shares = self.shares
+        share = self.share
         for tp, part in self._partitions.items():
-            if shares is not None and not shares.holds(_item(tp)):
+            if share is not None and not share.holds(tp):
                 continue  # lapsed: its next reader commits
             if part.ready and part.position is not None and (only is None or tp in only):
                 offsets[tp] = part.position

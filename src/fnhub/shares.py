@@ -96,6 +96,7 @@ class Shares:
         ttl: float = 3.0,
         margin: float | None = None,
     ) -> None:
+        self.client = client
         self.members_key = members_key
         self.item_prefix = item_prefix  # an item's lease key is this + the item
         self.member = member

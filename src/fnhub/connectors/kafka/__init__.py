@@ -15,7 +15,8 @@ A new group starts at `earliest` by default (Tansu's `latest` is wrong: it repla
 the last batch), so nothing produced before the first join is skipped.
 
 `direct.py` is the consumer of worker children that read the topics themselves (`path:
-direct`): the same group, the same per-partition commit rule, one commit per settled batch.
+direct`): the same group id and assignments (`sharing.py`: the partitions' leases for both),
+the same per-partition commit rule, one commit per settled batch.
 
 The sync publisher runs an aiokafka producer on a private event-loop thread: worker processes
 get the same client and behaviour as the server, and each publish waits for the broker's ack.

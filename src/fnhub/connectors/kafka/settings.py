@@ -73,9 +73,9 @@ class KafkaSourceOptions(SettingsModel):
     # and commits under the group id; `single` mode's default. `lease`: the servers reading
     # the subscription share its partitions through Redis, each partition read under a lease
     # by one of them (`fnhub.shares`), assigned by hand and committed under the group id;
-    # `multiple` mode's default on the queued path (a killed server's partitions move within
+    # `multiple` mode's default (a killed server's or direct child's partitions move within
     # about 3.5 s). `group`: a consumer-group member sharing the partitions with the other
-    # members through the broker (the direct path's `multiple` mode).
+    # members through the broker.
     assignment: Literal["manual", "lease", "group"] = "group"
     # Group mode only. 6 s is the lowest session a Kafka broker accepts by default
     # (group.min.session.timeout.ms): a killed member's partitions move after about that long,

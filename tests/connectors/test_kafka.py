@@ -16,6 +16,7 @@ import redis.asyncio as aredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.conftest import REDIS_URL
+from tests.private_redis import PrivateRedis
 
 from fnhub.connectors import (
     ConnectorError,
@@ -382,3 +383,47 @@ async def test_lease_assignment_a_joining_member_takes_its_share_without_redeliv
         await b.stop()
         await asyncio.gather(*tasks)
         await client.aclose()
+
+
+async def test_lease_assignment_stops_reading_while_redis_is_away_and_resumes(conn_tansu, tmp_path):
+    """A Redis outage longer than the leases: the source stops handing out its partitions'
+    records once the leases lapsed by its clock (another member could hold them), and reads
+    on from the committed offsets when Redis is back: nothing lost, nothing twice."""
+    port = conn_tansu.port
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    client = aredis.Redis.from_url(server.url, socket_connect_timeout=0.3, socket_timeout=0.5)
+    await _create_topic(port, "away", partitions=2)
+    source = create_source(
+        "kafka",
+        {"bootstrap_servers": _bootstrap(port)},
+        topics=["away"],
+        window=10,
+        group="away",
+        client_id="fnhub-away",
+        options={"assignment": "lease", "commit_interval_ms": 50},
+        shares=_shares(client, "away", "a"),
+    )
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(each(rec)))
+    try:
+        first = [f"a{i}".encode() for i in range(30)]
+        await _produce(port, "away", first)
+        await wait_for(lambda: sorted(rec.seen) == sorted(first), 15, "read")
+        await wait_for(lambda: source.status.acked == len(first), 5, "committed")
+        await asyncio.to_thread(server.stop)
+        share = source.share  # type: ignore[attr-defined]
+        await wait_for(lambda: not share.reading, 5, "leases lapsed")
+        assert "partition leases" in (source.status.last_error or "")
+        during = [f"b{i}".encode() for i in range(10)]
+        await _produce(port, "away", during)
+        await asyncio.sleep(1.0)
+        assert not set(during) & set(rec.seen), "read without a lease"
+        await asyncio.to_thread(server.start)
+        await wait_for(lambda: set(during) <= set(rec.seen), 15, "read again")
+        assert sorted(rec.seen) == sorted(first + during)  # nothing twice
+    finally:
+        await source.stop()
+        await runner
+        await client.aclose()
+        server.close()

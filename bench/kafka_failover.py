@@ -13,9 +13,11 @@ it. Lost counts messages sent and never handled. Setups:
 - `single` with default settings (the lease holder assigns itself every partition);
 - `single, group` — the same subscription as a consumer-group member with the previous
   defaults (10 s session, 3 s heartbeats): the baseline, measured in the same run;
-- `multiple` with default settings (a consumer group, 6 s session, 1 s heartbeats): both
-  servers read; the killed one's partitions move once its session expires;
-- `multiple, 2 s heartbeats` — its defaults before heartbeats went to 1 s.
+- `multiple` with default settings (`assignment: lease`): both servers read, sharing the
+  partitions under Redis leases; the killed one's partitions move once their leases lapse;
+- `multiple, group` — `assignment: group`, multiple's default before: a consumer group (6 s
+  session, 1 s heartbeats); the killed one's partitions move once its session expires;
+- `multiple, 2 s heartbeats` — the group with its defaults before heartbeats went to 1 s.
 
 `--setup NAME` (repeatable) runs only those, `--baseline NAME` divides by another, `--out FILE`
 writes another file in bench/results.
@@ -36,6 +38,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.par
 
 import argparse
 import json
+import os
 import signal
 import socket
 import statistics
@@ -59,9 +62,10 @@ SETUPS: dict[str, dict] = {
         },
     },
     "multiple": {"mode": "multiple"},
-    "multiple, 2 s heartbeats": {  # multiple's defaults before heartbeats went to 1 s
+    "multiple, group": {"mode": "multiple", "options": {"assignment": "group"}},
+    "multiple, 2 s heartbeats": {  # the group's defaults before heartbeats went to 1 s
         "mode": "multiple",
-        "options": {"heartbeat_interval_ms": 2000},
+        "options": {"assignment": "group", "heartbeat_interval_ms": 2000},
     },
 }
 BASELINE = "single, group"
@@ -121,6 +125,7 @@ def main() -> None:
     # SIGTERM ends the run through its `finally`s: no server, worker or broker left behind
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     runs: dict[str, list[Timings]] = {name: [] for name in args.setup or SETUPS}
+    load = [os.getloadavg()[0]]
     for r in range(args.rounds):
         for name in runs:
             t = one(SETUPS[name])
@@ -131,6 +136,7 @@ def main() -> None:
                 f"failover {t.failover:.2f}s, lost {len(t.lost)}",
                 flush=True,
             )
+            load.append(os.getloadavg()[0])
     base = runs[args.baseline]
     result: dict[str, dict] = {}
     print()
@@ -165,8 +171,14 @@ def main() -> None:
             "failover_ratio_to_baseline": failover_ratio,
             "lost": lost,
         }
+    print(f"\nload average (1 min) over the run: {min(load):.1f}-{max(load):.1f}")
     out = Path(__file__).parent / "results" / args.out
-    summary = {"rounds": args.rounds, "baseline": args.baseline, "setups": result}
+    summary = {
+        "rounds": args.rounds,
+        "baseline": args.baseline,
+        "load_average": [min(load), max(load)],
+        "setups": result,
+    }
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nwrote {out}")
 

@@ -303,6 +303,16 @@ class Keys:
         """Holder (server id) of a `single` subscription, with a short TTL renewed while alive."""
         return f"{self.prefix}:subs:lease:{name}"
 
+    def subscription_members(self, name: str) -> str:
+        """Sorted set of the members sharing a `multiple` subscription's partitions under
+        leases (Kafka `assignment: lease`), scored by when each lapses (`fnhub.shares`)."""
+        return f"{self.prefix}:subs:members:{name}"
+
+    def subscription_share(self, name: str) -> str:
+        """Prefix of the leases of a subscription's partitions: + `<topic>:<partition>`, the
+        holder's member id, with a short TTL renewed while it reads (`fnhub.shares`)."""
+        return f"{self.prefix}:subs:share:{name}:"
+
     def subscription_status(self, name: str) -> str:
         """Hash server id → JSON status of one subscription on that server (TTL'd)."""
         return f"{self.prefix}:subs:status:{name}"

@@ -5,7 +5,9 @@ when ours, in one atomic call; `RELEASE` deletes it only if ours; `RENEW_MANY` r
 once (the WebSub hub's claims). Every lease in fnhub goes through this module: subscriptions'
 `single` mode, the cron beat's leadership and the WebSub ingest forwarder (`Lease`), the WebSub
 delivery claims (`Claims`), and leases taken once and left to lapse (`take`: the WebSub
-reclaim pass, the supervisor's release of a dead worker's consumer).
+reclaim pass, the supervisor's release of a dead worker's consumer). Items shared among the
+members of a group, each under a lease of this kind (a Kafka subscription's partitions in
+`multiple` mode), are `fnhub.shares`'.
 
 `Lease` is one owner's view of one lease, by its own clock: it holds the lease until `ttl`
 minus a safety margin after it *sent* the last call that took or renewed it. Redis counts the

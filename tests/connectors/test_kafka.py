@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
+import redis.asyncio as aredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from tests.conftest import REDIS_URL
+from tests.private_redis import PrivateRedis
 
 from fnhub.connectors import (
     ConnectorError,
@@ -22,6 +26,7 @@ from fnhub.connectors import (
     get_publisher,
 )
 from fnhub.connectors.pool import close_async_publishers, close_publisher
+from fnhub.shares import Shares
 
 from .conftest import Recorder, wait_for
 
@@ -319,3 +324,106 @@ async def test_manual_assignment_reads_every_partition_at_once_and_resumes(conn_
     await second.stop()
     await runner
     assert sorted(rec2.seen) == sorted(more)
+
+
+def _shares(client, name: str, member: str) -> Shares:
+    return Shares(client, f"{name}:members", f"{name}:share:", member, ttl=3.0)
+
+
+async def test_lease_assignment_a_joining_member_takes_its_share_without_redelivery(conn_tansu):
+    """`assignment: lease` (multiple mode's): a member joining gets half the partitions from the
+    one reading them all; the partitions handed over are settled and committed first, so no
+    message is handled twice, and the member giving them up never stops the others. A member
+    that stops releases its leases: the other reads everything at once."""
+    port = conn_tansu.port
+    n, window = 3000, 10
+    await _create_topic(port, "ls", partitions=4)
+    payloads = [str(i).encode() for i in range(n)]
+    await _produce(port, "ls", payloads)
+    client = aredis.Redis.from_url(REDIS_URL)
+    name = f"tshare{uuid.uuid4().hex[:8]}"
+    a, b = (
+        create_source(
+            "kafka",
+            {"bootstrap_servers": _bootstrap(port)},
+            topics=["ls"],
+            window=window,
+            group=name,
+            client_id=f"fnhub-{member}",
+            options={"assignment": "lease", "commit_interval_ms": 100},
+            shares=_shares(client, name, member),
+        )
+        for member in ("a", "b")
+    )
+    rec_a, rec_b = Recorder(delay=0.02), Recorder(delay=0.02)  # b joins mid-stream
+    tasks = [asyncio.create_task(a.run(each(rec_a)))]
+    try:
+        sa, sb = a.share.shares, b.share.shares  # type: ignore[attr-defined]
+        await wait_for(lambda: len(sa.held()) == 4 and len(rec_a.seen) > 50, 10, "a reads")
+        tasks.append(asyncio.create_task(b.run(each(rec_b))))
+        await wait_for(lambda: len(sa.held()) == len(sb.held()) == 2, 10, "2 and 2")
+        joined = len(rec_a.seen)
+        later = [f"later{i}".encode() for i in range(200)]
+        await _produce(port, "ls", later)
+        everything = set(payloads) | set(later)
+        await wait_for(lambda: set(rec_a.seen) | set(rec_b.seen) == everything, 60, "all")
+        both = rec_a.seen + rec_b.seen
+        assert len(both) == len(set(both)), "handled twice across the hand-over"
+        # each read its two partitions after the split
+        assert {m.partition for m in rec_b.messages} == {int(i[3:]) for i in sb.held()}
+        assert {m.partition for m in rec_a.messages[joined:]} == {int(i[3:]) for i in sa.held()}
+        await a.stop()
+        stopped = time.monotonic()
+        more = [f"more{i}".encode() for i in range(40)]
+        await _produce(port, "ls", more)
+        await wait_for(lambda: set(more) <= set(rec_b.seen), 10, "b reads everything")
+        assert time.monotonic() - stopped < 2.5  # released, not lapsed (3 s)
+    finally:
+        await a.stop()
+        await b.stop()
+        await asyncio.gather(*tasks)
+        await client.aclose()
+
+
+async def test_lease_assignment_stops_reading_while_redis_is_away_and_resumes(conn_tansu, tmp_path):
+    """A Redis outage longer than the leases: the source stops handing out its partitions'
+    records once the leases lapsed by its clock (another member could hold them), and reads
+    on from the committed offsets when Redis is back: nothing lost, nothing twice."""
+    port = conn_tansu.port
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    client = aredis.Redis.from_url(server.url, socket_connect_timeout=0.3, socket_timeout=0.5)
+    await _create_topic(port, "away", partitions=2)
+    source = create_source(
+        "kafka",
+        {"bootstrap_servers": _bootstrap(port)},
+        topics=["away"],
+        window=10,
+        group="away",
+        client_id="fnhub-away",
+        options={"assignment": "lease", "commit_interval_ms": 50},
+        shares=_shares(client, "away", "a"),
+    )
+    rec = Recorder()
+    runner = asyncio.create_task(source.run(each(rec)))
+    try:
+        first = [f"a{i}".encode() for i in range(30)]
+        await _produce(port, "away", first)
+        await wait_for(lambda: sorted(rec.seen) == sorted(first), 15, "read")
+        await wait_for(lambda: source.status.acked == len(first), 5, "committed")
+        await asyncio.to_thread(server.stop)
+        share = source.share  # type: ignore[attr-defined]
+        await wait_for(lambda: not share.reading, 5, "leases lapsed")
+        assert "partition leases" in (source.status.last_error or "")
+        during = [f"b{i}".encode() for i in range(10)]
+        await _produce(port, "away", during)
+        await asyncio.sleep(1.0)
+        assert not set(during) & set(rec.seen), "read without a lease"
+        await asyncio.to_thread(server.start)
+        await wait_for(lambda: set(during) <= set(rec.seen), 15, "read again")
+        assert sorted(rec.seen) == sorted(first + during)  # nothing twice
+    finally:
+        await source.stop()
+        await runner
+        await client.aclose()
+        server.close()

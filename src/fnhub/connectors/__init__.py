@@ -87,8 +87,10 @@ def create_source(
     group: str | None,
     client_id: str,
     options: dict[str, Any],
+    shares: Any = None,
 ) -> Source:
-    """A source for `topics`; nothing connects until `run()`."""
+    """A source for `topics`; nothing connects until `run()`. `shares` (a `fnhub.shares.Shares`,
+    `multiple` mode) goes to the types that take it (`ConnectorType.takes_shares`)."""
     if window < 1:
         raise ConnectorConfigError("window: must be at least 1")
     ct = get_type(connector_type)
@@ -100,6 +102,7 @@ def create_source(
         group=group,
         client_id=client_id,
         options=dict(options or {}),
+        **({"shares": shares} if shares is not None and ct.takes_shares else {}),
     )
 
 
@@ -112,9 +115,12 @@ def create_direct_consumer(
     consumer: str,
     options: dict[str, Any],
     place: DirectPlace | None = None,
+    shares: Any = None,
 ) -> DirectConsumer:
     """A worker child's consumer of `topics` (a subscription's direct path); nothing connects
-    until `open()`. ConnectorConfigError when the broker (or these options) has no direct path."""
+    until `open()`. ConnectorConfigError when the broker (or these options) has no direct path.
+    `shares` (`multiple` mode: a function making the child's `fnhub.shares.Shares`, called on
+    the thread that uses it) goes to the types that take it (`ConnectorType.takes_shares`)."""
     ct = get_type(connector_type)
     if ct.create_direct_consumer is None:
         raise ConnectorConfigError(
@@ -130,6 +136,7 @@ def create_direct_consumer(
         consumer=consumer,
         options=opts,
         place=place or DirectPlace(),
+        **({"shares": shares} if shares is not None and ct.takes_shares else {}),
     )
 
 

@@ -258,6 +258,10 @@ class ConnectorType:
     #: the direct path's `single` mode runs one child on the holder, not `processes` of them:
     #: the broker splits nothing among them (an MQTT subscription is one client's session)
     direct_one_child: bool = False
+    #: `multiple` mode's servers (and direct children) may share the source's partitions
+    #: through fnhub's Redis (`fnhub.shares`; Kafka's `assignment: lease`): `create_source`
+    #: also gets `shares`, `create_direct_consumer` a function making one
+    takes_shares: bool = False
 
 
 def parse_model(model: type[M], data: dict[str, Any] | None, what: str) -> M:

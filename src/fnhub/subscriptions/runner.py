@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from fnhub.connectors import (
 )
 from fnhub.lease import Lease
 from fnhub.server.context import ServerContext
+from fnhub.shares import Shares
 from fnhub.subscriptions.messages import (
     error_message,
     kwargs_size_bound,
@@ -165,9 +167,20 @@ class Runner:
         client_id = options.pop("client_id", None) or stable_client_id(
             self.connector.name, spec.name, node
         )
-        args = get_type(self.connector.type).source_args(
+        ct = get_type(self.connector.type)
+        args = ct.source_args(
             SourceArgs(spec.name, spec.mode, list(spec.topics), group, client_id, options)
         )
+        shares = None
+        if spec.mode == "multiple" and ct.takes_shares:  # used if the options ask for it
+            keys = self.ctx.keys
+            shares = Shares(
+                self.ctx.redis,
+                keys.subscription_members(spec.name),
+                keys.subscription_share(spec.name),
+                f"{self.ctx.server_id}/{secrets.token_hex(3)}",  # this run of the source
+                LEASE_SECONDS,
+            )
         self.source = create_source(
             self.connector.type,
             self.connector.settings,
@@ -176,6 +189,7 @@ class Runner:
             group=args.group,
             client_id=args.client_id,
             options=args.options,
+            shares=shares,
         )
         self.stats.source = self.source.status
         await self.source.run(self.handle_batch)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -58,7 +59,9 @@ from fnhub.queue import (
     add_successes,
     killed_result,
 )
+from fnhub.redis_client import async_redis
 from fnhub.redis_replies import as_optional_list
+from fnhub.shares import Shares
 from fnhub.subscriptions.direct import DirectJob, consumer_args, session_client_id
 from fnhub.subscriptions.messages import (
     error_message,
@@ -78,6 +81,8 @@ from fnhub.worker.processes import kill_session
 log = logging.getLogger(__name__)
 
 FATE_TTL_SECONDS = 86400
+#: a child's partition leases in multiple mode (`fnhub.shares`): as a server's (runner.py)
+SHARE_SECONDS = 3.0
 STATUS_SECONDS = 1.0
 STATUS_TTL_SECONDS = 30
 SCRIPTS_REFRESH_SECONDS = 2.0
@@ -139,6 +144,16 @@ def direct_main(
     spec = job.spec
     name = direct_consumer_name(worker_id, index, own_pid)
     group, options = consumer_args(spec)
+
+    def shares() -> Shares:  # multiple mode: this child's share of the partitions, if leased
+        return Shares(
+            async_redis(settings),
+            keys.subscription_members(spec.name),
+            keys.subscription_share(spec.name),
+            f"{name}/{secrets.token_hex(3)}",
+            SHARE_SECONDS,
+        )
+
     consumer = create_direct_consumer(
         job.connector.type,
         job.connector.settings,
@@ -153,6 +168,7 @@ def direct_main(
             job.share,
             session_client_id(spec, job.connector.name),
         ),
+        shares=shares if spec.mode == "multiple" else None,
     )
     handler = DirectChild(settings, keys, client, scripts, executor, slot, job, consumer, name)
     handler.holder = worker_id

@@ -1,18 +1,22 @@
 """Kafka source and publishers on aiokafka.
 
-The source reads with auto-commit off, either as a consumer-group member (`multiple` mode) or
-with the partitions assigned by itself, committing under the group id (`single` mode, where the
-subscription's lease already guarantees one reader: no group join, so no rebalance delay when it
-starts or takes over from a killed holder). Per partition it commits only the
-contiguous completed offsets (offset + 1 of the highest offset below which every message's
-handler has finished), so a crash replays from the first unfinished message and never skips
-one. When the window is full it pauses its partitions (no fetching at all) and keeps polling so
-the group does not think it is dead; on rebalance it commits what is done for the partitions it
-loses. A new group starts at `earliest` by default (Tansu's `latest` is wrong: it replays the
-tail of the last batch), so nothing produced before the first join is skipped.
+The source reads with auto-commit off, with the partitions assigned by itself and committed
+under the group id: all of them (`single` mode, `assignment: manual`, where the subscription's
+lease already guarantees one reader), or its share of them, each held under a Redis lease
+(`multiple` mode, `assignment: lease`, `fnhub.shares`). No group join, so no rebalance delay
+when it starts or takes over from a killed holder. `assignment: group` makes it a consumer-group
+member instead. Per partition it commits only the contiguous completed offsets (offset + 1 of
+the highest offset below which every message's handler has finished), so a crash replays from
+the first unfinished message and never skips one. When the window is full it pauses its
+partitions (no fetching at all) and keeps polling so the group does not think it is dead; on
+rebalance it commits what is done for the partitions it loses (with leases: it pauses a
+partition leaving it, lets its messages in flight settle, commits, then releases the lease).
+A new group starts at `earliest` by default (Tansu's `latest` is wrong: it replays the tail of
+the last batch), so nothing produced before the first join is skipped.
 
 `direct.py` is the consumer of worker children that read the topics themselves (`path:
-direct`): the same group, the same per-partition commit rule, one commit per settled batch.
+direct`): the same group id and assignments (`sharing.py`: the partitions' leases for both),
+the same per-partition commit rule, one commit per settled batch.
 
 The sync publisher runs an aiokafka producer on a private event-loop thread: worker processes
 get the same client and behaviour as the server, and each publish waits for the broker's ack.
@@ -35,6 +39,7 @@ if TYPE_CHECKING:  # the driver: imported when a source or publisher is made, no
     from fnhub.connectors.kafka.direct import KafkaDirectConsumer
     from fnhub.connectors.kafka.publisher import AsyncKafkaPublisher, KafkaPublisher
     from fnhub.connectors.kafka.source import KafkaSource
+    from fnhub.shares import Shares
 
 
 def create_source(
@@ -45,6 +50,7 @@ def create_source(
     group: str | None,
     client_id: str,
     options: dict[str, Any],
+    shares: Shares | None = None,
 ) -> KafkaSource:
     from fnhub.connectors.kafka.source import KafkaSource
 
@@ -59,6 +65,7 @@ def create_source(
         group_id=group_id,
         client_id=client_id,
         options=opts,
+        shares=shares,
     )
 
 
@@ -66,9 +73,10 @@ def source_args(args: SourceArgs) -> SourceArgs:
     """`single` mode reads every partition itself (`assignment: manual`): the subscription's
     lease already makes it the only reader, and a group join costs seconds (Kafka's initial
     rebalance delay, Tansu's half session) and, after a kill -9, the dead member's whole
-    session. `multiple` mode shares the partitions through the consumer group."""
-    if args.mode == "single":
-        args.options.setdefault("assignment", "manual")
+    session. `multiple` mode shares the partitions among the servers through Redis, each
+    partition under a lease (`assignment: lease`, `fnhub.shares`), for the same reasons;
+    `assignment: group` shares them through the consumer group instead."""
+    args.options.setdefault("assignment", "manual" if args.mode == "single" else "lease")
     return args
 
 
@@ -111,4 +119,5 @@ TYPE = ConnectorType(
     carry_trace=trace_in_headers,
     source_args=source_args,
     create_direct_consumer=_direct,
+    takes_shares=True,
 )

@@ -18,7 +18,14 @@ Who reads which partition:
   whose (topic digest + partition number) falls to it. No group join: a replacement child
   reads its partitions at once, from the committed offset, and the lease is the one-reader
   guarantee across workers. Partitions that appear later are picked up (metadata every 3 s).
-- `multiple` mode (`assignment: group`): every child is a member of the group. A killed
+- `multiple` mode (`assignment: lease`, its default, as the queued path's): every child
+  (of every worker) reads its share of the partitions, each under a Redis lease
+  (`sharing.PartitionShare`, `fnhub.shares`; the share loop runs on the consumer's loop with a
+  Redis client of its own). A killed child's partitions are taken once their leases lapse
+  (3 s); a partition leaving a child is paused and released once the batch in hand settled
+  (its commit is made at the settling), at most `drain_timeout`. Records of a partition not
+  held (by the child's clock) are not handed out, and its commits are not sent.
+- `multiple` mode with `assignment: group`: every child is a member of the group. A killed
   child's partitions move after its session timed out (`session_timeout_ms`). When a
   rebalance takes partitions away, the listener waits (at most `drain_timeout`) for the batch
   in hand to settle, so its commit lands before the partitions go.
@@ -38,7 +45,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -55,6 +62,9 @@ from fnhub.connectors.base import (
 from fnhub.connectors.kafka.client import consumer_kwargs, where
 from fnhub.connectors.kafka.convert import partition_messages
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
+from fnhub.connectors.kafka.sharing import PartitionShare
+from fnhub.shares import Shares
+from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors.kafka")
 
@@ -72,6 +82,8 @@ MAX_POLL_INTERVAL_MS = 86_400_000
 LAG_TIMEOUT_SECONDS = 5.0
 #: a newly assigned partition: the next read marks as many of its messages as it asks for
 _FROM_NEXT_READ = -1
+#: lease assignment: a read waits at most this long, so a change of the share applies soon
+LEASE_READ_MS = 250
 
 
 def owns(place: DirectPlace, topic: str, partition: int) -> bool:
@@ -107,12 +119,18 @@ class KafkaDirectConsumer:
         consumer: str,
         options: KafkaSourceOptions,
         place: DirectPlace,
+        shares: Callable[[], Shares] | None = None,
     ) -> None:
         if not topics:
             raise ConnectorConfigError("topics: at least one topic is required")
         assignment = options.assignment
         if "assignment" not in options.model_fields_set:  # as the queued path: `source_args`
-            assignment = "manual" if place.mode == "single" else "group"
+            assignment = "manual" if place.mode == "single" else "lease"
+        if assignment == "lease" and place.mode == "single":
+            raise ConnectorConfigError(
+                "assignment: lease shares the partitions among every reader: multiple mode's "
+                "(single mode's holder reads them all: assignment: manual)"
+            )
         if assignment == "manual" and place.mode != "single":
             raise ConnectorConfigError(
                 "assignment: manual reads partitions without the group; in multiple mode every "
@@ -124,7 +142,13 @@ class KafkaDirectConsumer:
         self.client_id = settings.client_id or consumer
         self.options = options
         self.place = place
-        self.manual = assignment == "manual"
+        self.manual = assignment in ("manual", "lease")
+        self.lease = assignment == "lease"
+        #: lease assignment: makes this child's `Shares` (on the consumer's loop thread)
+        self._make_shares = shares
+        self._share: PartitionShare | None = None
+        self._share_task: asyncio.Task[None] | None = None
+        self._applied = -1  # the share's changes applied to the consumer
         self.status = SourceStatus()
         self.status.lag_per_member = True
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,15 +217,33 @@ class KafkaDirectConsumer:
         )
         if not self.manual:
             consumer.subscribe(self.topics, listener=_Rebalance(self))
+        if self.lease:
+            if self._make_shares is None:
+                raise ConnectorConfigError("assignment: lease needs fnhub's Redis (a worker's)")
+            self._share = PartitionShare(
+                self._make_shares(),
+                f"direct {self.client_id}",
+                self.status,
+                drain_timeout=o.drain_timeout,
+                settled=lambda tp: not self._handed.get(tp),
+                commit=self._committed_already,
+                forget=lambda tps: None,  # what is in hand settles; its commit is refused
+            )
+            self._applied = -1
         try:
             await consumer.start()
             if self.manual:
                 await self._follow()
         except BaseException:
-            self._consumer = None
+            self._consumer = self._share = None
             with contextlib.suppress(Exception):
                 await consumer.stop()
             raise
+        if self._share is not None:
+            self._share_task = spawn("kafka-direct-shares", self._share.run, label=self.client_id)
+
+    async def _committed_already(self, tps: set[TopicPartition]) -> None:
+        """A partition handed over: its last batch was committed when it was settled."""
 
     def inherit(self, consumers: Sequence[str]) -> None:
         """Nothing to claim: a dead child's uncommitted messages are read again from the
@@ -215,21 +257,33 @@ class KafkaDirectConsumer:
             every = FOLLOW_SECONDS if consumer.assignment() else EMPTY_FOLLOW_SECONDS
             if time.monotonic() - self._followed_at >= every:
                 self._call(self._follow(), self._request_seconds)
-            if not consumer.assignment():  # no topic has partitions yet
+            if not self.lease and not consumer.assignment():  # no topic has partitions yet
                 time.sleep(min(block_ms / 1000, EMPTY_FOLLOW_SECONDS))
                 return []
+        if self.lease:
+            block_ms = min(block_ms, LEASE_READ_MS)
         msgs = self._call(self._fetch(count, block_ms), block_ms / 1000 + self._request_seconds)
         self.status.received += len(msgs)
         return msgs
 
     async def _fetch(self, count: int, block_ms: int) -> list[Message]:
         consumer = self._require()
+        share = self._share
+        if share is not None:
+            if self._applied != share.changes:
+                self._applied = share.changes
+                self._gained(await share.apply(consumer, False))
+            if not consumer.assignment():  # none of the partitions is ours yet
+                await asyncio.sleep(block_ms / 1000)
+                return []
         self._rewind(consumer)
         batch = await consumer.getmany(timeout_ms=block_ms, max_records=count)
         out: list[Message] = []
         client_id = self.client_id
         handed_all = self._handed  # after the wait: a rebalance in it replaces the dict
         for tp, records in batch.items():
+            if share is not None and not share.ours(tp):
+                continue  # handed over or lapsed since the fetch: its next reader has them
             msgs = partition_messages(tp.topic, tp.partition, records, client_id)
             handed = handed_all.get(tp)
             if handed is None:
@@ -295,6 +349,9 @@ class KafkaDirectConsumer:
             position = left[0] if left else max(done) + 1
             if left:
                 self._handed[tp] = left
+            share = self._share
+            if share is not None and not share.holds(tp):
+                continue  # lapsed: its next reader commits
             if tp in assigned and position > self._committed.get(tp, -1):
                 offsets[tp] = position
         if not offsets:
@@ -315,6 +372,13 @@ class KafkaDirectConsumer:
             self._committed.pop(tp, None)
         self._handed = {tp: h for tp, h in self._handed.items() if tp in assigned}
 
+    def _gained(self, fresh: set[TopicPartition]) -> None:
+        """Lease assignment: partitions (re)gained, read from the committed offsets; their
+        first messages may have been handled before."""
+        for tp in fresh:
+            self._suspect[tp] = _FROM_NEXT_READ
+            self._committed.pop(tp, None)
+
     async def _follow(self) -> None:
         """Manual assignment: take this child's partitions of the topics (new ones added;
         those held keep their fetch positions)."""
@@ -326,8 +390,11 @@ class KafkaDirectConsumer:
             TopicPartition(topic, p)
             for topic in self.topics
             for p in cluster.partitions_for_topic(topic) or ()
-            if owns(self.place, topic, p)
+            if self.lease or owns(self.place, topic, p)
         }
+        if self._share is not None:  # the share loop takes this child's share of them
+            self._share.learn(wanted)
+            return
         held = consumer.assignment()
         if wanted <= held:
             return
@@ -399,6 +466,15 @@ class KafkaDirectConsumer:
         self.status.disconnected("stopped")
 
     async def _stop(self) -> None:
+        task, self._share_task = self._share_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        share, self._share = self._share, None
+        if share is not None:
+            await share.leave()
+            await share.shares.client.aclose()  # this child's own
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()

@@ -70,9 +70,13 @@ class KafkaSourceOptions(SettingsModel):
     start: Literal["earliest", "latest"] = "earliest"
     # How partitions reach this source. `manual`: it reads every partition of its topics
     # itself (no group join, no rebalance: the subscription's lease makes it the only reader)
-    # and commits under the group id; `single` mode's default. `group`: a consumer-group
-    # member sharing the partitions with the other members; `multiple` mode's default.
-    assignment: Literal["manual", "group"] = "group"
+    # and commits under the group id; `single` mode's default. `lease`: the servers reading
+    # the subscription share its partitions through Redis, each partition read under a lease
+    # by one of them (`fnhub.shares`), assigned by hand and committed under the group id;
+    # `multiple` mode's default (a killed server's or direct child's partitions move within
+    # about 3.5 s). `group`: a consumer-group member sharing the partitions with the other
+    # members through the broker.
+    assignment: Literal["manual", "lease", "group"] = "group"
     # Group mode only. 6 s is the lowest session a Kafka broker accepts by default
     # (group.min.session.timeout.ms): a killed member's partitions move after about that long,
     # and Tansu's first assignment takes about half of it. Heartbeats every second, not every

@@ -25,6 +25,8 @@ from fnhub.connectors.base import (
 from fnhub.connectors.kafka.client import consumer_kwargs, where
 from fnhub.connectors.kafka.convert import record_message
 from fnhub.connectors.kafka.settings import KafkaSettings, KafkaSourceOptions
+from fnhub.connectors.kafka.sharing import PartitionShare
+from fnhub.shares import Shares
 from fnhub.supervised import spawn
 
 log = logging.getLogger("fnhub.connectors.kafka")
@@ -36,12 +38,14 @@ PROBE_TIMEOUT_SECONDS = 5.0
 LAG_SECONDS = 1.0
 #: manual assignment: while none of the topics has a partition yet, look again this often
 EMPTY_PROBE_SECONDS = 0.5
+#: lease assignment: the reader applies the partitions held this soon after they changed
+LEASE_READ_MS = 250
 
 
 class _Partition:
     """Offsets handed out for one assigned partition, and the commit position they allow."""
 
-    __slots__ = ("ack", "done", "order", "position", "ready")
+    __slots__ = ("ack", "done", "inflight", "order", "position", "ready")
 
     def __init__(self, ack: Callable[[_Partition, Message, bool], None]) -> None:
         self.ack: Done = functools.partial(ack, self)  # the window's done(msg, ok), made once
@@ -49,6 +53,7 @@ class _Partition:
         self.done: set[int] = set()
         self.position: int | None = None  # next offset to commit (all below are finished)
         self.ready = 0  # finished messages below `position` not yet committed
+        self.inflight = 0  # handed out, not settled yet (failed ones settled too)
 
     def finish(self, offset: int) -> None:
         self.done.add(offset)
@@ -83,16 +88,22 @@ class KafkaSource(ReadingSource):
         group_id: str,
         client_id: str,
         options: KafkaSourceOptions,
+        shares: Shares | None = None,
     ) -> None:
         if not topics:
             raise ConnectorConfigError("topics: at least one topic is required")
+        if options.assignment == "lease" and shares is None:
+            raise ConnectorConfigError(
+                "assignment: lease shares partitions through fnhub's Redis: a subscription's "
+                "source only (not available here)"
+            )
         self.settings = settings
         self.topics = topics
         self.group_id = group_id
         self.client_id = settings.client_id or client_id
         self.options = options
         #: read every partition without joining the group (see `KafkaSourceOptions`)
-        self.manual = options.assignment == "manual"
+        self.manual = options.assignment in ("manual", "lease")
         super().__init__(window, options.drain_timeout)
         self.status.lag_per_member = True
         self._consumer: AIOKafkaConsumer | None = None
@@ -101,12 +112,33 @@ class KafkaSource(ReadingSource):
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._overflow: collections.deque[ConsumerRecord] = collections.deque()
         self._paused = False
+        #: lease assignment: this member's share of the partitions (the share loop decides,
+        #: the reader applies)
+        self.share: PartitionShare | None = None
+        if options.assignment == "lease" and shares is not None:
+            self.share = PartitionShare(
+                shares,
+                f"source {self.client_id}",
+                self.status,
+                drain_timeout=options.drain_timeout,
+                settled=self._settled,
+                commit=self._commit_some,
+                forget=self._forget,
+            )
+        self._share_task: asyncio.Task[None] | None = None
 
     def _before_drain(self) -> None:
         self._overflow.clear()
 
     async def _close(self) -> None:
+        if self._share_task is not None:
+            self._share_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._share_task
+            self._share_task = None
         await self._close_consumer(commit=True)
+        if self.share is not None:
+            await self.share.leave()
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -117,6 +149,9 @@ class KafkaSource(ReadingSource):
 
     async def _read_forever(self) -> None:
         backoff = Backoff(cap=self.options.reconnect_max)
+        if self.share is not None and self._share_task is None:
+            # for the source's life, across reconnects: leases are kept while Kafka is away
+            self._share_task = spawn("kafka-shares", self.share.run, label=self.client_id)
         while not self._stopping:
             self.status.state = "connecting" if self.status.state == "idle" else "reconnecting"
             started = time.monotonic()
@@ -154,14 +189,23 @@ class KafkaSource(ReadingSource):
         window = self._window
         loop = asyncio.get_running_loop()
         alive_at = loop.time()  # last records, or the last probe
+        share = self.share
+        read_ms = LEASE_READ_MS if share is not None else 1000
+        applied = -1
         while True:
+            if share is not None and applied != share.changes:
+                applied = share.changes
+                self._forget(await share.apply(consumer, self._paused))
             if self.manual and loop.time() - alive_at >= self._probe_every(consumer):
                 # manual: the probe also finds new partitions, so it runs while busy too
                 await self._probe(consumer)
                 alive_at = loop.time()
                 continue
             if self.manual and not consumer.assignment():  # no topic has partitions yet
-                await asyncio.sleep(EMPTY_PROBE_SECONDS)
+                if share is not None:  # or none is ours yet
+                    await asyncio.sleep(LEASE_READ_MS / 1000 / 5)
+                else:
+                    await asyncio.sleep(EMPTY_PROBE_SECONDS)
                 continue
             if window.free < window.refill:  # busy: take more once a quarter window is free
                 if not self._paused:
@@ -178,8 +222,9 @@ class KafkaSource(ReadingSource):
                 continue
             if self._paused:
                 self._paused = False
-                consumer.resume(*consumer.paused())
-            batch = await consumer.getmany(timeout_ms=1000, max_records=window.free)
+                leaving = share.leaving.keys() if share is not None else set()
+                consumer.resume(*(consumer.paused() - leaving))
+            batch = await consumer.getmany(timeout_ms=read_ms, max_records=window.free)
             if batch:
                 if not self.manual:
                     alive_at = loop.time()
@@ -191,6 +236,8 @@ class KafkaSource(ReadingSource):
                 alive_at = loop.time()
 
     def _probe_every(self, consumer: AIOKafkaConsumer) -> float:
+        if self.share is not None:
+            return PROBE_SECONDS if self.share.known else EMPTY_PROBE_SECONDS
         return PROBE_SECONDS if consumer.assignment() else EMPTY_PROBE_SECONDS
 
     async def _probe(self, consumer: AIOKafkaConsumer) -> None:
@@ -223,6 +270,9 @@ class KafkaSource(ReadingSource):
             for topic in self.topics
             for p in cluster.partitions_for_topic(topic) or ()
         }
+        if self.share is not None:  # the share loop takes its share of them
+            self.share.learn(wanted)
+            return
         held = consumer.assignment()
         if wanted <= held:
             return
@@ -243,11 +293,23 @@ class KafkaSource(ReadingSource):
             ", ".join(self.topics),
         )
 
+    # -- lease assignment: what the share asks of the reader ---------------------------------
+    def _settled(self, tp: TopicPartition) -> bool:
+        part = self._partitions.get(tp)
+        return part is None or part.inflight <= 0
+
+    async def _commit_some(self, tps: set[TopicPartition]) -> None:
+        if self._consumer is not None:
+            await self._commit(self._consumer, only=tps)
+
     def _take(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Spawn what the window has room for, together; keep the rest, in order, for later."""
         items: list[tuple[Message, Done]] = []
         room = self._window.free
+        share = self.share
         for tp, records in batch.items():
+            if share is not None and not share.ours(tp):
+                continue  # handed over or lapsed since the fetch: its next reader has them
             part: _Partition | None = None
             for record in records:
                 if room > 0 and not self._overflow:
@@ -259,12 +321,16 @@ class KafkaSource(ReadingSource):
         self._window.spawn_many(items)
 
     def _spawn(self, r: ConsumerRecord) -> None:
-        part = self._partition(TopicPartition(r.topic, r.partition))
+        tp = TopicPartition(r.topic, r.partition)
+        if self.share is not None and not self.share.ours(tp):
+            return
+        part = self._partition(tp)
         self._window.spawn(*self._hand_out(part, r))
 
     def _hand_out(self, part: _Partition, r: ConsumerRecord) -> tuple[Message, Done]:
         """The window's item for a record; its offset now waits in the partition's commit order."""
         part.order.append(r.offset)
+        part.inflight += 1
         return self._message(r), part.ack
 
     def _partition(self, tp: TopicPartition) -> _Partition:
@@ -278,6 +344,7 @@ class KafkaSource(ReadingSource):
 
     def _done(self, part: _Partition, msg: Message, ok: bool) -> None:
         # A failed message stays in `order`: commits for its partition stop below it.
+        part.inflight -= 1
         if ok:
             assert msg.offset is not None
             part.finish(msg.offset)
@@ -296,20 +363,25 @@ class KafkaSource(ReadingSource):
     ) -> None:
         offsets: dict[TopicPartition, int] = {}
         counted: list[tuple[_Partition, int]] = []
+        share = self.share
         for tp, part in self._partitions.items():
+            if share is not None and not share.holds(tp):
+                continue  # lapsed: its next reader commits
             if part.ready and part.position is not None and (only is None or tp in only):
                 offsets[tp] = part.position
                 counted.append((part, part.ready))
         if not offsets:
             return
+        for part, n in counted:  # taken before the wait: a commit running alongside (the
+            part.ready -= n  # loop's, a hand-over's) does not count them again
         try:
             await consumer.commit(offsets)
         except KafkaError as exc:
+            for part, n in counted:
+                part.ready += n
             log.warning("kafka source %s: commit failed (%s); will retry", self.client_id, exc)
             return
-        for part, n in counted:
-            part.ready -= n
-            self.status.acked += n
+        self.status.acked += sum(n for _, n in counted)
 
     async def _commit_loop(self, consumer: AIOKafkaConsumer) -> None:
         interval = self.options.commit_interval_ms / 1000

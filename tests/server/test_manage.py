@@ -113,6 +113,10 @@ def test_connector_types_describe_their_settings_for_a_form(stack: Stack) -> Non
     nats = types["nats"]["settings"]["properties"]
     assert nats["password"]["writeOnly"] is True and nats["token"]["writeOnly"] is True
     assert types["nats"]["source_options"]["properties"]["ack_wait"]["default"] == 30.0
+    # Kafka's assignment defaults per mode (manual in single, lease in multiple): the form
+    # must not offer the model's fallback as if it were the default
+    assignment = types["kafka"]["source_options"]["properties"]["assignment"]
+    assert assignment["default"] is None and "lease" in assignment["description"]
     rabbitmq = types["rabbitmq"]["settings"]["properties"]
     assert rabbitmq["password"]["writeOnly"] is True and "writeOnly" not in rabbitmq["username"]
     assert types["rabbitmq"]["settings"]["properties"]["exchange"]["default"] == "fnhub"

@@ -76,7 +76,13 @@ class KafkaSourceOptions(SettingsModel):
     # `multiple` mode's default (a killed server's or direct child's partitions move within
     # about 3.5 s). `group`: a consumer-group member sharing the partitions with the other
     # members through the broker.
-    assignment: Literal["manual", "lease", "group"] = "group"
+    # The default is per mode (`source_args`), so the schema shows none: `group` is only what a
+    # caller building these options without a mode gets.
+    assignment: Literal["manual", "lease", "group"] = Field(
+        "group",
+        description="manual (single mode's default), lease (multiple mode's) or group",
+        json_schema_extra={"default": None},
+    )
     # Group mode only. 6 s is the lowest session a Kafka broker accepts by default
     # (group.min.session.timeout.ms): a killed member's partitions move after about that long,
     # and Tansu's first assignment takes about half of it. Heartbeats every second, not every

@@ -15,14 +15,19 @@ from fnhub.subscriptions.spec import SubscriptionSpec
 from fnhub.tasks import TaskResult
 from fnhub.worker.execute import BYTES_MARKER
 
+#: a random byte → the same with a UUID's version (4) or variant (RFC 4122) bits set, for
+#: `bytes.translate`: a batch's bytes at once instead of a generator step per id
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))
+_RFC_4122 = bytes(b & 0x3F | 0x80 for b in range(256))
+
 
 def new_invoke_ids(n: int) -> list[str]:
     """`n` version-4 UUID strings like Baetyl's invoke ids, from one draw of the PRNG: a
     subscription makes them a batch at a time, and `uuid4()` reads os.urandom (a system call)
     for each, at several times the cost."""
     raw = bytearray(random.randbytes(16 * n))
-    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # the RFC 4122 variant
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_RFC_4122)
     h = raw.hex()
     return [
         f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"

@@ -144,3 +144,29 @@ def test_the_inline_batch_records_what_the_general_path_does(settings, services,
     assert by_message["bad"][0]["status"] == "failure"
     assert by_message["bad"][0]["error_message"] == "bad message"
     assert child.stats.snapshot()["processed"] == 6
+
+
+def test_task_ids_derive_from_the_entry_whatever_the_batch():
+    """A message's task id is its millisecond in hex and a digest of (subscription, stream,
+    entry id), the same in any batch (a redelivery keeps its record); messages of one
+    millisecond share the prefix, and a message without an id gets a fresh one."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from fnhub.connectors import Message
+
+    def expected(stream: str, entry: str, ms: int) -> str:
+        digest = hashlib.blake2b(f"s\0{stream}\0{entry}".encode(), digest_size=6).hexdigest()
+        return f"{ms:012x}{digest}"
+
+    child = SimpleNamespace(spec=SimpleNamespace(name="s"))
+    ms = [1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_000]
+    msgs = [
+        Message(f"in-{i % 2}", b"x", timestamp=t / 1000, message_id=f"{t}-{i}")
+        for i, t in enumerate(ms)
+    ]
+    ids = DirectChild._task_ids(child, msgs)  # type: ignore[arg-type]
+    assert ids == [expected(m.topic, m.message_id, t) for m, t in zip(msgs, ms, strict=True)]
+    assert DirectChild._task_ids(child, msgs[2:]) == ids[2:]  # another batch, the same ids
+    fresh = DirectChild._task_ids(child, [Message("in-0", b"x"), msgs[0]])  # type: ignore[arg-type]
+    assert fresh[1] == ids[0] and len(fresh[0]) == 24 and fresh[0] not in ids

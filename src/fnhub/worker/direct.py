@@ -378,6 +378,7 @@ class DirectChild:
         # the digest's common start hashed once per topic, each message's id added to a copy
         started: dict[str, Any] = {}
         ids = []
+        stamp_ms, stamp = -1, ""  # the last millisecond's hex: a burst's messages share it
         for i, msg in enumerate(msgs):
             if msg.message_id is None:
                 ids.append(fresh[i])
@@ -390,7 +391,9 @@ class DirectChild:
                 )
             digest = head.copy()
             digest.update(msg.message_id.encode())
-            ids.append(f"{ms:012x}{digest.hexdigest()}")
+            if ms != stamp_ms:
+                stamp_ms, stamp = ms, f"{ms:012x}"
+            ids.append(stamp + digest.hexdigest())
         return ids
 
     def _ack(self, msgs: list[Message]) -> None:

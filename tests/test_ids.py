@@ -27,3 +27,5 @@ def test_invoke_ids_in_bulk_are_distinct_version_4_uuids() -> None:
         value = uuid.UUID(text)
         assert (value.version, value.variant, str(value)) == (4, uuid.RFC_4122, text)
     assert new_invoke_ids(0) == []
+    (one,) = new_invoke_ids(1)
+    assert str(uuid.UUID(one)) == one

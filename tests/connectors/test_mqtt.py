@@ -446,3 +446,115 @@ async def test_burst_over_tls_every_message_once(tmp_path):
         assert rec.max_running <= window
     finally:
         broker.stop()
+
+
+class _CountingSocket:
+    """A socket pair's end whose `recv` calls are counted."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.recvs, self.sends = sock, 0, 0
+
+    def recv(self, n: int) -> bytes:
+        self.recvs += 1
+        return self.sock.recv(n)
+
+    def send(self, data: bytes) -> int:
+        self.sends += 1
+        return self.sock.send(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _publish_packet(topic: str, mid: int, payload: bytes) -> bytes:
+    """A QoS 1 MQTT 5 PUBLISH without properties."""
+    body = len(topic).to_bytes(2, "big") + topic.encode() + mid.to_bytes(2, "big") + b"\0"
+    body += payload
+    n, length = len(body), b""
+    while True:
+        n, digit = divmod(n, 128)
+        length += bytes([digit | (128 if n else 0)])
+        if not n:
+            return b"\x32" + length + body
+
+
+def _read_all(client) -> None:
+    from paho.mqtt.enums import MQTTErrorCode
+
+    while client._packet_read() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+        pass
+
+
+def test_receiving_client_reads_many_packets_per_recv():
+    """paho reads a packet's first byte, its length bytes and its body apart, a recv each;
+    ReceivingClient serves those reads from one recv of what the socket holds, packets cut
+    between two recvs included, and a new socket (a reconnection) starts afresh."""
+    from fnhub.connectors.mqtt.received import ReceivingClient
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    client = ReceivingClient(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.manual_ack_set(True)
+    got: list = []
+    client.on_received = got.append
+    counting = _CountingSocket(a)
+    client._sock = counting
+    big = b"x" * 300  # two bytes of remaining length
+    packets = [_publish_packet("t/a", i + 1, big if i % 7 == 0 else b"m%d" % i) for i in range(50)]
+    b.sendall(b"".join(packets))
+    _read_all(client)
+    assert [(m.topic, m.mid) for m in got] == [("t/a", i + 1) for i in range(50)]
+    assert [m.payload for m in got][:2] == [big, b"m1"]
+    assert counting.recvs <= 3  # the data, then nothing more (paho: 150 and more)
+    assert not client.buffered()
+
+    cut = _publish_packet("t/b", 99, b"tail")
+    b.sendall(cut[:5])  # a packet cut in two
+    _read_all(client)
+    assert len(got) == 50
+    b.sendall(cut[5:] + _publish_packet("t/b", 100, b"next"))
+    _read_all(client)
+    assert [(m.topic, m.mid, m.payload) for m in got[50:]] == [
+        ("t/b", 99, b"tail"),
+        ("t/b", 100, b"next"),
+    ]
+
+    b.sendall(_publish_packet("t/c", 1, b"old") * 2)
+    client._read, client._read_at = b"", 0
+    counting.sock.setblocking(False)
+    assert client._sock_recv(1) == b"\x32"  # one byte handed out, the rest kept
+    assert client.buffered()
+    c, d = socket.socketpair()
+    c.setblocking(False)
+    client._sock = c  # reconnected: what the old socket left is not the new one's
+    assert not client.buffered()
+    d.sendall(b"\x40")
+    assert client._sock_recv(1) == b"\x40"
+    for s in (a, b, c, d):
+        s.close()
+
+
+def test_receiving_client_writes_a_batch_of_pubacks_at_once():
+    """A settled batch's PUBACKs leave in one send (paho: one each), in order, and whatever
+    follows them (another kind of packet) after."""
+    from fnhub.connectors.mqtt.netloop import no_op
+    from fnhub.connectors.mqtt.received import ReceivingClient
+
+    a, b = socket.socketpair()
+    client = ReceivingClient(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.manual_ack_set(True)
+    client.on_socket_register_write = no_op  # queued, as the network thread's owner does
+    counting = _CountingSocket(a)
+    client._sock = counting
+    for mid in range(1, 51):
+        client.ack(mid, 1)
+    client._send_pingreq()
+    assert client.loop_write() == paho.MQTT_ERR_SUCCESS
+    expected = b"".join(b"\x40\x02" + mid.to_bytes(2, "big") for mid in range(1, 51))
+    data = b""
+    while len(data) < len(expected) + 2:
+        data += b.recv(4096)
+    assert data == expected + b"\xc0\x00"
+    assert counting.sends == 2
+    a.close()
+    b.close()

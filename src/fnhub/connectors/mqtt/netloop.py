@@ -4,7 +4,8 @@ paho's `loop()` reads one packet per select (`loop_read` ignores its packet coun
 loop reads on while packets keep coming: up to `READS_PER_WAKE` PUBLISHes per wake-up. Other
 threads queue packets (PUBACKs) and wake it once per batch through a socket pair of its own,
 where paho's `loop()` would take a wake-up byte per packet. The server's source and a worker
-child's direct consumer both run it.
+child's direct consumer both run it. A `ReceivingClient` holds bytes it read off the socket
+that select() cannot see: the loop reads on without waiting while it does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
+
+from fnhub.connectors.mqtt.received import ReceivingClient
 
 #: PUBLISHes read per wake-up of the network thread at most, so writes and keepalive get a turn
 READS_PER_WAKE = 64
@@ -34,6 +37,8 @@ def serve_connection(
             return MQTTErrorCode.MQTT_ERR_CONN_LOST
         pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but not yet read
         buffered = pending is not None and pending() > 0
+        if not buffered and isinstance(client, ReceivingClient):  # read off the socket
+            buffered = client.buffered()
         wlist = [sock] if client.want_write() else []
         try:
             readable, _w, _x = select.select([sock, wake], wlist, [], 0 if buffered else 0.5)

@@ -38,10 +38,54 @@ class Received(NamedTuple):
     properties: Properties | None
 
 
+_PUBACK = PacketTypes.PUBACK << 4  # a PUBACK packet's first byte
+#: bytes taken off the socket per `recv` at most (`ReceivingClient._sock_recv`)
+READ_BYTES = 65536
+
+
 class ReceivingClient(paho.Client):
-    """A paho client whose QoS 0/1 PUBLISHes go to `on_received` as `Received` tuples."""
+    """A paho client whose QoS 0/1 PUBLISHes go to `on_received` as `Received` tuples, read
+    from the socket a buffer at a time: paho asks for a packet's first byte, each byte of its
+    length and then the rest, a `recv` system call each (three or more per PUBLISH); here one
+    `recv` takes whatever the socket holds (up to `READ_BYTES`) and paho's reads are served
+    from it. Whoever runs the client's loop must read on while `buffered()` says bytes are
+    waiting here, where select() cannot see them (`netloop.serve_connection` does)."""
 
     on_received: Callable[[Received], None] | None = None
+    _read: bytes = b""  # taken off the socket, not yet handed to paho from `_read_at` on
+    _read_at = 0
+    _read_sock: object = None  # the socket `_read` came from (a reconnection drops the rest)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        at, data = self._read_at, self._read
+        if at >= len(data) or self._read_sock is not self._sock:
+            data = super()._sock_recv(max(bufsize, READ_BYTES))  # BlockingIOError if none
+            self._read, self._read_at, self._read_sock = data, 0, self._sock
+            if len(data) <= bufsize:  # all of it (b"": the connection ended)
+                self._read_at = len(data)
+                return data
+            at = 0
+        self._read_at = end = at + bufsize
+        return data[at:end]
+
+    def buffered(self) -> bool:
+        """Whether bytes read off the socket wait for paho here."""
+        return self._read_at < len(self._read) and self._read_sock is self._sock
+
+    def _packet_write(self) -> MQTTErrorCode:
+        """paho's, with the PUBACKs queued one after another (a settled batch's) joined into
+        one write: paho sends each queued packet with a `send` of its own."""
+        out = self._out_packet
+        if len(out) > 1 and out[0]["command"] == _PUBACK and out[0]["pos"] == 0:
+            acks = []
+            while out and out[0]["command"] == _PUBACK and out[0]["pos"] == 0:
+                acks.append(out.popleft()["packet"])
+            data = b"".join(acks)
+            out.appendleft(
+                {"command": _PUBACK, "mid": 0, "qos": 1, "pos": 0, "to_process": len(data),
+                 "packet": data, "info": None}
+            )  # fmt: skip
+        return super()._packet_write()
 
     def _handle_publish(self) -> MQTTErrorCode:
         header: int = self._in_packet["command"]

@@ -29,18 +29,21 @@ explicit ack per message, and aio-pika consuming with manual acks and prefetch =
 like the fnhub rows (and MQTT's raw loop) from the first publish of the burst to the last ack.
 MQTT's raw loop (paho, QoS 1, a manual PUBACK after each call) and the fnhub MQTT rows all
 publish from a process of their own (`ApartPublisher`), connected before the clock starts, so
-the raw loop's ceiling is the broker's and not that of one interpreter both publishing and
-consuming, and no row's publisher shares the bench's process (where it published far slower:
-before, the fnhub rows published from it).
+no row's publisher shares its subscriber's interpreter. That publisher (`--publisher
+pipelined`, the default) writes pre-encoded QoS 1 PUBLISHes on a plain socket with up to 60,000
+unacknowledged, at 40-80k msgs/s on this machine, several times what any subscriber here takes:
+the burst measures the subscriber (and the bench's own mosquitto, on a free port, which queues
+up to a million messages per client), not the publisher. `--publisher paho` publishes with
+paho (max_inflight 1000), about 7.5k msgs/s alone, slower than the raw subscriber: every row
+then finishes at the publisher's pace (the burst's figures before session 32's last change).
+Each MQTT row reports `behind_publisher_s` (`behind s`), how long past its publisher's last
+PUBACK it finished (near 0: the publisher set the pace), and `publisher_msgs_per_s`.
 With `--paused` (MQTT only) every subscriber (the raw loop's, in a process of its own; fnhub's
 server, or its direct child) is stopped with SIGSTOP while the burst is published into its broker
 session, and timed from SIGCONT to the last message: the subscriber's own capacity, where the
 default measures a burst published while it runs, which a subscriber that keeps up finishes at
 the publisher's pace (the queued row then runs in `multiple` mode: a stopped server would lose
 `single` mode's lease).
-`behind_publisher_s` (in the json) is how long an fnhub row took past the moment its
-publisher's last message was acknowledged by the broker: near 0, fnhub kept up and its rate is
-the publisher's.
 The `direct` rows (Redis Streams, Kafka and MQTT) run the subscription with `path: direct`:
 `fnhub worker` alone, its children reading the broker, running the function, writing the records
 and acknowledging (Kafka: committing; MQTT: the batch's PUBACKs) once per batch; `÷ queued` is
@@ -185,17 +188,17 @@ def _raw_mqtt_client(client_id: str, n: int = 0, done: Any = None) -> tuple[Any,
     return sub, got
 
 
-def raw_mqtt(n: int, port: int) -> dict[str, float]:
+def raw_mqtt(n: int, port: int, publisher: str = "pipelined") -> dict[str, float]:
     """paho subscribing at QoS 1, a manual PUBACK after each call; its rate and the CPU µs per
-    message of this process (the subscriber: the publisher runs in a process of its own), the
-    figure to set beside fnhub's server."""
+    message of this process (the subscriber: the publisher, of kind `publisher`, runs in a
+    process of its own: `ApartPublisher`), the figure to set beside fnhub's server."""
     sub, got = _raw_mqtt_client("raw-sub")
     sub.connect("127.0.0.1", port)
     sub.subscribe("raw/#", qos=1)
     sub.loop_start()
     # the publisher is a process of its own, as for the fnhub rows: sharing this one's
     # interpreter, it would set the ceiling, not the broker
-    publisher = ApartPublisher(port, "raw/x", n)
+    publisher = ApartPublisher(port, "raw/x", n, publisher)
     cpu0, t0 = time.process_time(), time.perf_counter()
     publisher.go.set()
     while got[0] < n:
@@ -203,11 +206,7 @@ def raw_mqtt(n: int, port: int) -> dict[str, float]:
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     behind = publisher.behind(time.time())
     sub.loop_stop()
-    return {
-        "msgs_per_s": n / elapsed,
-        "cpu_us_subscriber": cpu / n * 1e6,
-        "behind_publisher_s": behind,
-    }
+    return {"msgs_per_s": n / elapsed, "cpu_us_subscriber": cpu / n * 1e6} | behind
 
 
 def _raw_mqtt_subscriber(port: int, topic: str, n: int, ready: Any, done: Any, leave: Any) -> None:
@@ -256,29 +255,55 @@ def raw_mqtt_paused(n: int, port: int) -> dict[str, float]:
     return {"msgs_per_s": n / elapsed, "cpu_us_subscriber": cpu / n * 1e6}
 
 
-class ApartPublisher:
-    """`mqtt_publish` in a process of its own, connected before the clock starts: it publishes
-    once `go` is set. Every MQTT row (the raw loop's and fnhub's) publishes this way, so their
-    publishers run alike: the fnhub rows' publisher in the bench's own process was measured
-    far slower than the raw loop's apart (2,990 against 7,800 msgs/s in one round)."""
+class PublishClock:
+    """What an MQTT publisher in a process of its own shares with the bench: `ready` once it is
+    connected, `go` to start, and the times (`time.time()`) of its first publish and its last
+    PUBACK."""
 
-    def __init__(self, port: int, topic: str, n: int) -> None:
+    def __init__(self, context: Any) -> None:
+        self.ready, self.go = context.Event(), context.Event()
+        self.started_at, self.done_at = context.Value("d", 0.0), context.Value("d", 0.0)
+
+    def start(self) -> None:
+        """In the publisher, connected: say so, wait for `go`, note the start."""
+        self.ready.set()
+        self.go.wait(60)
+        self.started_at.value = time.time()
+
+
+class ApartPublisher:
+    """The burst's MQTT publisher in a process of its own, connected before the clock starts:
+    it publishes once `go` is set. Every MQTT row (the raw loop's and fnhub's) publishes this
+    way, so their publishers run alike. `kind` "pipelined" (the default) is
+    `mqtt_publish_pipelined`, a publisher whose own CPU per message is near nothing, so that
+    the subscriber under test, not the publisher, is the ceiling; "paho" is `mqtt_publish`,
+    about as slow as the raw subscriber (the burst then measures the publisher: each row ended
+    within 0.03 s of it)."""
+
+    def __init__(self, port: int, topic: str, n: int, kind: str = "pipelined") -> None:
         context = multiprocessing.get_context("spawn")
-        self.go, self.done_at = context.Event(), context.Value("d", 0.0)
-        ready = context.Event()
-        self.process = context.Process(
-            target=mqtt_publish, args=(port, topic, n, ready, self.go, self.done_at)
-        )
+        self.n, self.clock = n, PublishClock(context)
+        self.go = self.clock.go
+        target = mqtt_publish_pipelined if kind == "pipelined" else mqtt_publish
+        self.process = context.Process(target=target, args=(port, topic, n, self.clock))
         self.process.start()
-        if not ready.wait(60):  # the publisher is connected and waits for `go`
+        if not self.clock.ready.wait(60):  # the publisher is connected and waits for `go`
             self.process.kill()
             raise RuntimeError("the MQTT publisher process did not connect")
 
-    def behind(self, ended: float) -> float:
-        """Seconds from the publisher's last PUBACK to `ended` (`time.time()` when the
-        subscriber had every message), once the publisher ended."""
+    def behind(self, ended: float) -> dict[str, float]:
+        """Once the publisher ended: `behind_publisher_s`, the seconds from its last PUBACK to
+        `ended` (`time.time()` when the subscriber had every message; near 0, the subscriber
+        kept up and its rate is the publisher's), and `publisher_msgs_per_s`, its own rate from
+        its first publish to its last PUBACK."""
         self.process.join(30)
-        return max(ended - self.done_at.value, 0.0) if self.done_at.value else float("nan")
+        start, done = self.clock.started_at.value, self.clock.done_at.value
+        if not done:
+            return {"behind_publisher_s": float("nan"), "publisher_msgs_per_s": float("nan")}
+        return {
+            "behind_publisher_s": max(ended - done, 0.0),
+            "publisher_msgs_per_s": self.n / (done - start),
+        }
 
 
 def raw_kafka(n: int, port: int) -> float:
@@ -471,12 +496,10 @@ def _fill_stream(stream: str, n: int) -> None:
         pipe.execute()
 
 
-def mqtt_publish(
-    port: int, topic: str, n: int, ready: Any = None, go: Any = None, done_at: Any = None
-) -> None:
-    """Publish n QoS 1 messages and wait for their PUBACKs; in a process of its own, it sets
-    the event `ready` once connected and waits for `go` before the first publish, and puts
-    the time its last PUBACK came (`time.time()`) in the shared value `done_at`."""
+def mqtt_publish(port: int, topic: str, n: int, clock: PublishClock | None = None) -> None:
+    """Publish n QoS 1 messages with paho and wait for their PUBACKs; in a process of its own,
+    connected, it waits for its `clock`'s `go` and notes the times of its first publish and
+    last PUBACK there."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -484,16 +507,96 @@ def mqtt_publish(
     pub.max_inflight_messages_set(1000)
     pub.connect("127.0.0.1", port)
     pub.loop_start()
-    if ready is not None and go is not None:
-        ready.set()
-        go.wait(60)
+    if clock is not None:
+        clock.start()
     infos = [pub.publish(topic, f"m{i}".encode(), qos=1) for i in range(n)]
     for info in infos:
         info.wait_for_publish(60)
-    if done_at is not None:
-        done_at.value = time.time()
+    if clock is not None:
+        clock.done_at.value = time.time()
     pub.loop_stop()
     pub.disconnect()
+
+
+#: packet ids the pipelined publisher leaves unacknowledged at most (MQTT has 65,535)
+PIPELINE = 60_000
+
+
+def _mqtt_packet(kind: int, body: bytes) -> bytes:
+    """An MQTT packet: its fixed header (type and flags, variable-length size), then `body`."""
+    size, length = len(body), bytearray()
+    while True:
+        size, digit = size >> 7, size & 0x7F
+        length.append(digit | (0x80 if size else 0))
+        if not size:
+            return bytes([kind]) + bytes(length) + body
+
+
+def mqtt_publish_pipelined(
+    port: int, topic: str, n: int, clock: PublishClock | None = None
+) -> None:
+    """`mqtt_publish`'s burst (QoS 1, `m0` … `m<n-1>`, the same `clock`), from an
+    MQTT 3.1.1 client on a plain socket: every PUBLISH is encoded before `go`, then written in
+    chunks of 1,000 with up to `PIPELINE` unacknowledged, while a thread counts the PUBACKs
+    (4 bytes each). Its CPU per message is a small fraction of a paho publisher's (which
+    builds a message object, a packet and a wake-up per publish), so the broker and the
+    subscriber under test set the pace. Mosquitto acknowledges a 3.1.1 client's QoS 1 PUBLISH
+    on arrival, with no receive maximum."""
+    import threading
+
+    name = topic.encode()
+    packets = [
+        _mqtt_packet(
+            0x32,  # PUBLISH, QoS 1
+            len(name).to_bytes(2, "big")
+            + name
+            + (i % 65535 + 1).to_bytes(2, "big")
+            + f"m{i}".encode(),
+        )
+        for i in range(n)
+    ]
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client_id = f"pub-{uuid.uuid4().hex[:8]}".encode()
+    sock.sendall(
+        _mqtt_packet(
+            0x10,  # CONNECT: MQTT 3.1.1, clean session, keep-alive 600 s
+            b"\x00\x04MQTT\x04\x02"
+            + (600).to_bytes(2, "big")
+            + len(client_id).to_bytes(2, "big")
+            + client_id,
+        )
+    )
+    connack = sock.recv(4)
+    if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
+        raise RuntimeError(f"the broker refused the publisher: {connack!r}")
+    acked = [0]
+    moved = threading.Condition()
+
+    def count_pubacks() -> None:
+        received = 0
+        while received < 4 * n:
+            data = sock.recv(1 << 16)
+            if not data:
+                raise RuntimeError("the broker closed the publisher's connection")
+            received += len(data)
+            with moved:
+                acked[0] = received // 4
+                moved.notify()
+
+    reader = threading.Thread(target=count_pubacks, daemon=True)
+    reader.start()
+    if clock is not None:
+        clock.start()
+    for at in range(0, n, 1000):
+        with moved:
+            moved.wait_for(lambda at=at: at - acked[0] <= PIPELINE - 1000, 60)
+        sock.sendall(b"".join(packets[at : at + 1000]))
+    reader.join(120)
+    if clock is not None and acked[0] == n:
+        clock.done_at.value = time.time()
+    sock.sendall(b"\xe0\x00")  # DISCONNECT
+    sock.close()
 
 
 def kafka_publish(port: int, topic: str, n: int) -> None:
@@ -565,6 +668,7 @@ def fnhub_rate(
     backlog: bool = False,
     path: str = "queued",
     paused: bool = False,
+    publisher: str = "pipelined",
 ) -> dict[str, float]:
     """fnhub's msgs/s and CPU per message; `pythonpath` runs another checkout's fnhub (its
     `src`), as bench/subscribe_ab.py does; `window` is the subscription's. `serve` runs
@@ -580,7 +684,7 @@ def fnhub_rate(
     `path` is the subscription's: with "direct" the worker's children consume the broker
     themselves and no server runs. `paused` (MQTT): the subscriber (the server, or the direct
     child) is stopped (SIGSTOP) while the burst is published and timed from SIGCONT: a drain of
-    what its broker session kept."""
+    what its broker session kept. `publisher`: the MQTT burst's (`ApartPublisher`)."""
     tmp = Path(tempfile.mkdtemp())
     prefix = f"bench-sub-{uuid.uuid4().hex[:6]}"
     topic = f"in-{uuid.uuid4().hex[:6]}"
@@ -723,7 +827,7 @@ def fnhub_rate(
             time.sleep(0.05)
         if paused:
             return _drain_paused(kind, port, topic, n, procs, views, finished, warm, cpu_now)
-        apart = ApartPublisher(port, topic, n) if kind == "mqtt" and port else None
+        apart = ApartPublisher(port, topic, n, publisher) if kind == "mqtt" and port else None
         cpu0 = cpu_now()
         t0 = time.perf_counter()
         if apart is not None:
@@ -737,12 +841,12 @@ def fnhub_rate(
         cpu1 = cpu_now()
         # how long fnhub took past the publisher's last acknowledged message: about 0 when it
         # kept up (the rate is then the publisher's, not fnhub's ceiling)
-        behind = apart.behind(ended) if apart is not None else max(elapsed - published, 0.0)
-        return (
-            {"msgs_per_s": n / elapsed}
-            | per_message(cpu0, cpu1, n)
-            | {"behind_publisher_s": behind}
+        behind = (
+            apart.behind(ended)
+            if apart is not None
+            else {"behind_publisher_s": max(elapsed - published, 0.0)}
         )
+        return {"msgs_per_s": n / elapsed} | per_message(cpu0, cpu1, n) | behind
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -856,7 +960,7 @@ def _raw_stream_task_loop(n: int) -> float:
     return _queue_bench().raw_loop(REDIS_URL, n)["tasks_per_s"]
 
 
-def _raw_client(kind: str, n: int, port: int | None) -> dict[str, float]:
+def _raw_client(kind: str, n: int, port: int | None, publisher: str) -> dict[str, float]:
     """A broker's raw loop: its rate, and (MQTT) its subscriber's CPU µs per message."""
     if kind == "redis":
         return {"msgs_per_s": raw_redis(n)}
@@ -865,7 +969,7 @@ def _raw_client(kind: str, n: int, port: int | None) -> dict[str, float]:
     if kind == "rabbitmq":
         return {"msgs_per_s": raw_rabbitmq(n)}
     assert port is not None
-    return raw_mqtt(n, port) if kind == "mqtt" else {"msgs_per_s": raw_kafka(n, port)}
+    return raw_mqtt(n, port, publisher) if kind == "mqtt" else {"msgs_per_s": raw_kafka(n, port)}
 
 
 def main() -> None:
@@ -879,12 +983,20 @@ def main() -> None:
         action="store_true",
         help="MQTT: time the drain of a backlog published while each subscriber was stopped",
     )
+    parser.add_argument(
+        "--publisher",
+        choices=("pipelined", "paho"),
+        default="pipelined",
+        help="MQTT burst: the publisher process (`ApartPublisher`); paho is about as slow as the"
+        " raw subscriber, so the burst then measures the publisher",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "subscribe.json"))
     args = parser.parse_args()
     n = args.messages
     kinds = args.brokers.split(",")
     modes = {m: MODES[m] for m in args.modes.split(",")}
     tmp = Path(tempfile.mkdtemp())
+    load0 = os.getloadavg()
     brokers: dict[str, tuple[subprocess.Popen[bytes] | None, int | None]] = {}
     # per round: the ceiling, then per broker its raw client and fnhub with records on and off
     rounds: list[dict[str, Any]] = []
@@ -899,7 +1011,7 @@ def main() -> None:
                     assert kind == "mqtt" and port is not None, "--paused is for MQTT"
                     figures[f"{kind}:raw"] = raw_mqtt_paused(n, port)
                 else:
-                    figures[f"{kind}:raw"] = _raw_client(kind, n, port)
+                    figures[f"{kind}:raw"] = _raw_client(kind, n, port, args.publisher)
                 for mode in _modes_of(kind, modes):
                     figures[f"{kind}:{mode}"] = fnhub_rate(
                         kind,
@@ -910,6 +1022,7 @@ def main() -> None:
                         record_limit=KEEP_ALL if mode.endswith("_all") else None,
                         path="direct" if mode.startswith("direct") else "queued",
                         paused=args.paused,
+                        publisher=args.publisher,
                     )
             rounds.append(figures)
             print(f"round {r + 1}/{args.rounds} done", flush=True)
@@ -955,6 +1068,7 @@ def main() -> None:
     print(
         f"{'':52} {'msgs/s':>7} {'÷ raw client':>12} {'÷ Streams loop':>14} {'÷ queued':>8}"
         f" {'cpu µs/msg: server':>19} {'worker':>7} {'serve':>6} {'redis':>6} {'raw sub':>7}"
+        f" {'behind s':>8} {'pub msgs/s':>10}"
     )
     cell = _queue_bench().cell
     for row in rows:
@@ -966,11 +1080,29 @@ def main() -> None:
             f" {cell(row, 'cpu_us_server', '.0f'):>19} {cell(row, 'cpu_us_worker', '.0f'):>7}"
             f" {cell(row, 'cpu_us_serve', '.0f'):>6} {cell(row, 'cpu_us_redis', '.0f'):>6}"
             f" {cell(row, 'cpu_us_subscriber', '.0f'):>7}"
+            f" {cell(row, 'behind_publisher_s', '.2f'):>8}"
+            f" {cell(row, 'publisher_msgs_per_s', '.0f'):>10}"
         )
     print(f"(fnhub subscriptions with window {WINDOW}; the default is 100)")
+    if "mqtt" in kinds and not args.paused:
+        print(
+            f"(MQTT: `behind s`, how long past its {args.publisher} publisher's last PUBACK a row"
+            " finished: near 0, the publisher set the pace; `pub msgs/s`, the publisher's own)"
+        )
+    load = [os.getloadavg(), load0]
     out = Path(args.out)
     out.write_text(
-        json.dumps({"messages": n, "rounds": args.rounds, "window": WINDOW, "rows": rows}, indent=2)
+        json.dumps(
+            {
+                "messages": n,
+                "rounds": args.rounds,
+                "window": WINDOW,
+                "publisher": args.publisher if "mqtt" in kinds and not args.paused else None,
+                "load_average_start_end": load[::-1],
+                "rows": rows,
+            },
+            indent=2,
+        )
     )
     print(f"wrote {out}")
 

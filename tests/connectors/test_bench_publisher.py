@@ -7,9 +7,8 @@ import threading
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from bench import subscribe
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 def test_pipelined_publisher_delivers_every_message_in_order(tmp_path: Path) -> None:

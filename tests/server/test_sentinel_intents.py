@@ -8,13 +8,15 @@ are dropped. The row is in SQL, which keeps it; before this change its cursor wa
 old primary only, so the new primary held an active subscription without a cursor (a deliverer
 started there begins at the topic's end of that moment, skipping what was published since the
 verification). Now the unconfirmed cursor is written again once the clients moved, and the row
-is written only after it: the new primary never lacks the cursor of an active subscription."""
+is written only after it: the new primary never lacks the cursor of an active subscription.
+With the replica stopped instead, the subscription waits for it."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -32,10 +34,12 @@ TOPIC = "http://topics.example/failover"
 
 
 class Subscriber:
-    """A callback that fails the Redis primary over on the first verification, then agrees."""
+    """A callback that fails the Redis primary over (or runs `first`) on the first
+    verification, then agrees."""
 
-    def __init__(self, sentinel: SentinelRedis) -> None:
+    def __init__(self, sentinel: SentinelRedis, first: Callable[[], None] | None = None) -> None:
         self.sentinel = sentinel
+        self.first = first or self.fail_over
         self.verifications: list[str] = []
         self.promoted = threading.Event()
         self.port = free_port()
@@ -47,7 +51,7 @@ class Subscriber:
                 challenge = query.get("hub.challenge", [""])[0]
                 subscriber.verifications.append(query.get("hub.mode", [""])[0])
                 if len(subscriber.verifications) == 1:
-                    subscriber.fail_over()
+                    subscriber.first()
                 body = challenge.encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -149,4 +153,42 @@ def test_a_verified_subscription_keeps_its_cursor_through_a_failover(
         assert active, "the verified subscription never became active on the new primary"
         assert subscriber.verifications[0] == "subscribe"
     finally:
+        subscriber.close()
+
+
+def _active(stack: Stack) -> list[str]:
+    with stack.admin() as c:
+        rows = c.get("/api/v1/websub/subscriptions", params={"state": "active"})
+    assert rows.status_code == 200, rows.text
+    return [row["id"] for row in rows.json()]
+
+
+def test_a_verified_subscription_waits_for_a_replica(stack: Stack, sentinel: SentinelRedis) -> None:
+    """The replica stopped (SIGSTOP: connected, confirming nothing) as the subscriber echoes the
+    challenge: the subscription is not active while no replica can have its cursor (before this
+    change it was at once), and is once the replica is back (the cursor written again)."""
+    replica = sentinel.processes[1]
+    subscriber = Subscriber(sentinel, lambda: replica.send_signal(signal.SIGSTOP))
+    try:
+        with stack.client() as c:
+            form = {"hub.mode": "subscribe", "hub.callback": subscriber.url, "hub.topic": TOPIC}
+            r = c.post("/websub/hub", data=form)
+            assert r.status_code == 202, r.text
+        wait_for(lambda: subscriber.verifications, timeout=20)
+        try:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                assert not _active(stack), "active although no replica confirmed its cursor"
+                time.sleep(0.1)
+        finally:
+            replica.send_signal(signal.SIGCONT)
+        active = wait_for(lambda: _active(stack), timeout=15)
+        primary = redis.Redis(port=sentinel.ports[0], socket_timeout=2)
+        try:
+            assert primary.hexists(Keys(stack.prefix).websub_cursors, active[0])
+        finally:
+            primary.close()
+        assert subscriber.verifications == ["subscribe"]  # applied, not verified again
+    finally:
+        replica.send_signal(signal.SIGCONT)
         subscriber.close()

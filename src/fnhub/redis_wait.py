@@ -30,11 +30,12 @@ That exchange is written once (`ReplicaConfirm._steps`, a generator of requests)
 an asyncio and a synchronous sender.
 
 What is confirmed: every write whose caller is told it was accepted before it takes effect:
-async calls and endpoints (`Caller.submit`), WebSub publishes (hub and `fnhub.websub.publish`)
-and subscription intents, a script's `DFF.FUNC`, a cron job's run-now (API and CLI), and
-`QueueClient`'s enqueue (the CLI's calls). A synchronous process learns the primary only from
-its own confirmed writes (no refresh loop), so right after a failover one that confirmed
-nothing before is refused until the new primary's replica has synced.
+async calls and endpoints (`Caller.submit`), WebSub publishes (hub and `fnhub.websub.publish`),
+subscription intents and a verified subscription's cursor (`websub.verify`), a script's
+`DFF.FUNC`, a cron job's run-now (API and CLI), and `QueueClient`'s enqueue (the CLI's calls).
+A synchronous process learns the primary only from its own confirmed writes (no refresh loop),
+so right after a failover one that confirmed nothing before is refused until the new primary's
+replica has synced.
 """
 
 from __future__ import annotations

@@ -86,14 +86,28 @@ def _refused_503(r: httpx.Response, what: str) -> None:
     assert f"Redis took {what} but fewer than 1 replica(s) confirmed it within 0.5s" in r.text
 
 
+def _runs_audited(stack: Stack, actor: str) -> list[dict[str, object]]:
+    """The audit log's `cron_job.run` entries by an actor starting with `actor`, newest first:
+    what each says."""
+    with stack.admin() as c:
+        page = c.get("/api/v1/audit", params={"action": "cron_job.run", "limit": 100})
+    assert page.status_code == 200, page.text
+    return [item["after"] for item in page.json()["items"] if item["actor"].startswith(actor)]
+
+
 def test_run_now_is_refused_without_a_replica(stack: Stack, sentinel: SentinelRedis) -> None:
     with stack.admin() as c:
         r = c.post("/api/v1/cron-jobs/nightly/run")
         assert r.status_code == 202, r.text
+        assert _runs_audited(stack, "key:")[0] == r.json()  # no outcome: confirmed
         with replica_stopped(sentinel):
             r = c.post("/api/v1/cron-jobs/nightly/run")
         _refused_503(r, "the run")
         assert r.json()["error"]["code"] == "not_replicated"
+    # refused, yet Redis took it and a worker may run it: the audit log has it all the same
+    refused = _runs_audited(stack, "key:")[0]
+    assert refused["outcome"] == "not confirmed", refused
+    assert set(refused) == {"task_id", "queue", "outcome"}, refused
 
 
 def test_subscription_intents_are_refused_without_a_replica(
@@ -170,7 +184,11 @@ def test_cli_cron_run_is_refused_without_a_replica(stack: Stack, sentinel: Senti
 
     done = cron_run()
     assert done.returncode == 0, done.stderr
+    confirmed = _runs_audited(stack, "cli")[0]
+    assert "outcome" not in confirmed and confirmed["task_id"] in done.stdout, confirmed
     with replica_stopped(sentinel):
         done = cron_run()
     assert done.returncode != 0
     assert "fewer than 1 replica(s) confirmed" in " ".join(done.stderr.split()), done.stderr
+    refused = _runs_audited(stack, "cli")[0]
+    assert refused["outcome"] == "not confirmed" and refused != confirmed, refused

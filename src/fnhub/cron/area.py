@@ -141,9 +141,15 @@ async def run_job(ctx: Ctx, job_id: str, who: Actor) -> dict[str, Any]:
         task = control.run_now(ctx.settings, await _active(ctx), spec, pipe)
     except CallError as exc:
         raise _error(exc) from exc
-    # answered 202: behind Sentinel once a replica has it (503 `not_replicated` if not)
-    await run_confirmed(ctx.settings, ctx.redis, pipe, "the run")
     queued = {"task_id": task.id, "queue": task.queue}
+    # answered 202: behind Sentinel once a replica has it (503 `not_replicated` if not)
+    try:
+        await run_confirmed(ctx.settings, ctx.redis, pipe, "the run")
+    except CallError as exc:  # refused, yet it may run: audited as "not confirmed"
+        refused = control.refused_run(exc, queued)
+        if refused is not None:
+            await asyncio.to_thread(control.audited, ctx.db, who, job_id, "run", refused)
+        raise
     await asyncio.to_thread(control.audited, ctx.db, who, job_id, "run", queued)
     return queued
 

@@ -192,7 +192,7 @@ def run(job_id: str, project: ProjectOpt = None) -> None:
     """Queue one run of a job now (ignores schedule, pause and overlap)."""
     from fnhub import audit
     from fnhub.calling.errors import CallError
-    from fnhub.cron.control import audited, run_now
+    from fnhub.cron.control import audited, refused_run, run_now
     from fnhub.cron.jobs import CronJobError, JobStore, spec_of
     from fnhub.redis_wait import run_confirmed_sync
 
@@ -201,8 +201,14 @@ def run(job_id: str, project: ProjectOpt = None) -> None:
         spec = spec_of(JobStore(services.db).get(job_id))
         pipe = services.redis.pipeline(transaction=False)
         task = run_now(services.settings, _active(services), spec, pipe)
-        run_confirmed_sync(services.settings, services.redis, pipe, "the run")
         queued = {"task_id": task.id, "queue": task.queue}
+        try:
+            run_confirmed_sync(services.settings, services.redis, pipe, "the run")
+        except CallError as exc:  # refused, yet it may run: audited as "not confirmed"
+            refused = refused_run(exc, queued)
+            if refused is not None:
+                audited(services.db, audit.CLI, job_id, "run", refused)
+            raise
         audited(services.db, audit.CLI, job_id, "run", queued)
     except (CronJobError, CallError) as exc:
         raise _fail(exc) from exc

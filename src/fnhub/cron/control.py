@@ -3,7 +3,8 @@
 Like `fnhub.queue`, the `add_*` helpers only queue commands on a pipeline, so the API (asyncio)
 and the CLI (sync) share them; pauses live in Redis keys whose TTL is the pause's expiry, and the
 fire script checks them atomically with each tick. Once the pipeline ran, both call `audited`
-(these changes have no SQL transaction to share).
+(these changes have no SQL transaction to share); a run-now refused after Redis took it
+(`not_replicated`) is audited too, as "not confirmed" (`refused_run`): it may still run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from fnhub import audit
+from fnhub.calling.errors import CallError
 from fnhub.calling.maker import make_task
 from fnhub.config import Settings
 from fnhub.cron.clock import clock_for, decode_dynamic
@@ -70,6 +72,20 @@ def run_now(settings: Settings, active: ActiveScripts, spec: CronJobSpec, pipe: 
     )
     add_enqueue(pipe, Keys(settings.key_prefix), task)
     return task
+
+
+#: the audit outcome of a run-now that Redis took but no replica confirmed (`fnhub.redis_wait`):
+#: its caller was refused (503 `not_replicated`), yet a worker may still run the task
+NOT_CONFIRMED = "not confirmed"
+
+
+def refused_run(exc: CallError, queued: dict[str, Any]) -> dict[str, Any] | None:
+    """What the audit log says of a run-now refused with `exc`: `queued` with the outcome
+    "not confirmed" when Redis took it (`not_replicated`: it may run, so it is logged like
+    one that was confirmed), None for a refusal before anything was queued."""
+    if exc.kind != "not_replicated":
+        return None
+    return {**queued, "outcome": NOT_CONFIRMED}
 
 
 def audited(

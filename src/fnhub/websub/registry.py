@@ -159,9 +159,16 @@ class Registry:
         return out
 
     def verified_subscribe(
-        self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
+        self,
+        topic: str,
+        callback: str,
+        secret: str | None,
+        lease: int,
+        verified_at: float,
+        new_id: str | None = None,
     ) -> Verified:
-        """Apply a verified subscription: update the pair's row in place, or create it."""
+        """Apply a verified subscription: update the pair's row in place, or create it (with
+        the id `new_id`, when its cursor was written first)."""
         with self.db.session() as s:
             row = s.execute(
                 select(WebSubSubscription).where(
@@ -172,7 +179,7 @@ class Registry:
             fresh = row is None or row.state != "active" or row.lease_expires <= verified_at
             if row is None:
                 row = WebSubSubscription(
-                    id=uuid.uuid4().hex,
+                    id=new_id or uuid.uuid4().hex,
                     topic_hash=url_hash(topic),
                     topic=topic,
                     callback_hash=url_hash(callback),

@@ -4,6 +4,19 @@ The hub endpoint only validates syntax and appends the request to the `intents` 
 server verifies it (consumer group, so a request survives a server restart, and entries idle on a
 dead server are claimed by another). State changes only after the subscriber echoed the challenge,
 so a failed re-subscription leaves the existing subscription untouched (§5.1).
+
+Behind Redis Sentinel (`fnhub.redis_wait`) a failover drops what the old primary took after the
+replica's promotion. The subscription's row is in SQL, which no failover touches, but where it
+starts reading (its cursor) is in Redis: so a new (or re-activated) subscription's cursor is
+written, and confirmed by a replica, before its row makes it active. A cursor no replica
+confirmed is written again (`APPLY_ATTEMPTS`, once the clients moved to the new primary); if it
+never is, the intent stays unacknowledged and is verified again once claimed as stale. Never an
+active subscription without its cursor, which a deliverer would start at the topic's end of its
+own start, skipping what was published in between. The rest is not confirmed, as losing it is
+harmless: the intent's acknowledgement (lost, the intent is verified again: the subscriber echoes
+a second challenge, or refuses it, and the subscription stands either way, §5.3), an
+unsubscription's cursor and counters (of an id never used again), the `s`/`u` announcements
+(the schedulers re-read SQL every 5 s).
 """
 
 from __future__ import annotations
@@ -13,13 +26,16 @@ import contextlib
 import logging
 import secrets
 import time
+import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
+from fnhub.calling.errors import CallError
 from fnhub.redis_replies import as_streams
+from fnhub.redis_wait import RETRY_AFTER_SECONDS, run_confirmed
 from fnhub.websub.policy import PolicyError, check_address, url_hash
 from fnhub.websub.reclaim import STARTING_SECONDS
 
@@ -32,6 +48,14 @@ GROUP = "verifiers"
 CONCURRENCY = 32
 CLAIM_IDLE_MS = 60_000
 CHALLENGE_MAX_BYTES = 1024
+#: writes of a verified subscription tried this often, RETRY_AFTER_SECONDS apart, before the
+#: intent is left unacknowledged for another verification (a failover's switch takes ~1.5 s)
+APPLY_ATTEMPTS = 10
+
+
+class Unapplied(Exception):
+    """A verified intent whose Redis writes no replica confirmed: left unacknowledged, so it is
+    verified again rather than acknowledged and lost with the primary that took it."""
 
 
 def with_query(callback: str, params: dict[str, str]) -> str:
@@ -100,6 +124,9 @@ class Verifier:
         try:
             async with self.slots, lock:  # requests for one pair are applied in order
                 await self.process(intent)
+        except Unapplied as exc:
+            log.warning("%s; verified again once claimed as stale", exc)
+            return  # unacknowledged
         except Exception:
             log.exception("verification of %s for %s failed", intent["mode"], intent["callback"])
         finally:
@@ -136,7 +163,21 @@ class Verifier:
             hub.metrics.counters["verification_failed"] += 1
             return
         if mode == "subscribe":
-            await self.subscribed(topic, callback, intent.get("secret") or None, lease, started)
+            secret = intent.get("secret") or None
+            for attempt in range(1, APPLY_ATTEMPTS + 1):
+                try:
+                    await self.subscribed(topic, callback, secret, lease, started)
+                    return
+                except (CallError, RedisError) as exc:
+                    if isinstance(exc, CallError) and exc.kind != "not_replicated":
+                        raise
+                    if attempt == APPLY_ATTEMPTS:
+                        raise Unapplied(
+                            f"subscription of {callback} to {topic} verified but not applied "
+                            f"after {attempt} attempts: {exc}"
+                        ) from exc
+                    log.warning("verified subscription of %s not applied yet: %s", callback, exc)
+                    await asyncio.sleep(RETRY_AFTER_SECONDS)
         else:
             await self.unsubscribed(topic, callback)
 
@@ -205,22 +246,33 @@ class Verifier:
     async def _apply_subscription(
         self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
     ) -> None:
+        """A fresh (new or re-activated) subscription's cursor first, confirmed, then its row:
+        an active row always has its cursor (see the module). A renewal keeps its cursor."""
         hub = self.hub
-        end = None
         existing = await asyncio.to_thread(hub.registry.find, topic, callback)
-        if existing is None or existing.state != "active":
-            end = await hub.store.end(existing.topic_hash if existing else url_hash(topic))
-        result = await asyncio.to_thread(
-            hub.registry.verified_subscribe, topic, callback, secret, lease, verified_at
+        fresh = (
+            existing is None or existing.state != "active" or existing.lease_expires <= verified_at
         )
-        if result.fresh:
-            sub = result.subscription
-            if end is None:  # the lease had just lapsed: still a fresh start
-                end = await hub.store.end(sub.topic_hash)
-            async with hub.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(hub.keys.websub_cursors, sub.id, end)
-                pipe.delete(hub.keys.websub_stats(sub.id), hub.keys.websub_redeliver(sub.id))
-                await pipe.execute()
+        sid = existing.id if existing is not None else uuid.uuid4().hex
+        if fresh:
+            await self._start_at_end(sid, url_hash(topic))
+        result = await asyncio.to_thread(
+            hub.registry.verified_subscribe, topic, callback, secret, lease, verified_at, sid
+        )
+        sub = result.subscription
+        if result.fresh and not (fresh and sub.id == sid):  # changed by another server meanwhile
+            await self._start_at_end(sub.id, sub.topic_hash)
+
+    async def _start_at_end(self, subscription_id: str, topic_hash: str) -> None:
+        """The subscription's cursor at the topic's end and its counters cleared, confirmed
+        behind Sentinel (CallError `not_replicated` if no replica has them)."""
+        hub = self.hub
+        end = await hub.store.end(topic_hash)
+        pipe = hub.redis.pipeline(transaction=False)
+        pipe.hset(hub.keys.websub_cursors, subscription_id, end)
+        keys = hub.keys
+        pipe.delete(keys.websub_stats(subscription_id), keys.websub_redeliver(subscription_id))
+        await run_confirmed(hub.settings, hub.redis, pipe, "the subscription's cursor")
 
     async def unsubscribed(self, topic: str, callback: str) -> None:
         hub = self.hub

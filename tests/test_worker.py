@@ -298,6 +298,16 @@ def test_dead_worker_tasks_are_released_by_another_worker(client, publish, start
     assert result.result == {"attempt": 2}
 
 
+def _kill_whole(supervisor_pid: int) -> float:
+    """SIGKILL a worker's supervisor and its children, as an OOM kill or a host crash would;
+    returns when (`time.monotonic()`)."""
+    children = _children_of(supervisor_pid)
+    os.kill(supervisor_pid, signal.SIGKILL)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    return time.monotonic()
+
+
 def test_a_killed_workers_task_runs_on_a_live_worker_within_seconds(
     client, publish, start_worker, services, settings
 ):
@@ -311,11 +321,7 @@ def test_a_killed_workers_task_runs_on_a_live_worker_within_seconds(
     task = client.submit("demo.crash_once", wait=True)
     wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
     start_worker(processes=1, settings_override=defaults)
-    children = _children_of(first.process.pid)
-    os.kill(first.process.pid, signal.SIGKILL)
-    for pid in children:
-        os.kill(pid, signal.SIGKILL)
-    killed = time.monotonic()
+    killed = _kill_whole(first.process.pid)
     result = client.wait(task.id, 30)
     assert result is not None and result.result == {"attempt": 2}
     assert time.monotonic() - killed < 7  # 4.5 s at most, plus room for a loaded machine
@@ -337,11 +343,7 @@ def test_a_killed_workers_task_runs_elsewhere_long_before_its_key_lapses(
     fast_beat = settings.model_copy(update={"heartbeat_seconds": 0.5})
     start_worker(queues=["sync"], processes=1, settings_override=fast_beat)
     time.sleep(2)  # its own connections outlive QUIET_BEATS (1.5 s here)
-    children = _children_of(first.process.pid)
-    os.kill(first.process.pid, signal.SIGKILL)
-    for pid in children:
-        os.kill(pid, signal.SIGKILL)
-    killed = time.monotonic()
+    killed = _kill_whole(first.process.pid)
     result = client.wait(task.id, 30)
     assert result is not None and result.result == {"attempt": 2}
     assert time.monotonic() - killed < 7  # 5 s at most, plus room for a loaded machine

@@ -73,6 +73,13 @@ class PrivateRedis:
         finally:
             os.kill(self.process.pid, signal.SIGCONT)
 
+    def __enter__(self) -> PrivateRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGCONT)

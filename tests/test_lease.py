@@ -20,10 +20,8 @@ TTL = 3.0
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    s = PrivateRedis(tmp_path / "redis")
-    s.start()
-    yield s
-    s.close()
+    with PrivateRedis(tmp_path / "redis") as s:
+        yield s
 
 
 def _client(server: PrivateRedis) -> aredis.Redis:

@@ -36,10 +36,8 @@ def test_divide_spreads_evenly_and_moves_little():
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    s = PrivateRedis(tmp_path / "redis")
-    s.start()
-    yield s
-    s.close()
+    with PrivateRedis(tmp_path / "redis") as s:
+        yield s
 
 
 @pytest.fixture

@@ -27,10 +27,8 @@ from fnhub.subscriptions.spec import parse_spec
 
 @pytest.fixture
 async def fnhub_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.close()
+    with PrivateRedis(tmp_path / "redis") as server:
+        yield server
 
 
 async def _blip_keeps_the_subscription(tmp_path: Path, fnhub_redis: PrivateRedis, blip) -> None:

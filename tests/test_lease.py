@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
-from tests.private_redis import PrivateRedis
+from tests.private_redis import PrivateRedis, SwallowingRedis, stops_when_cancelled_mid_call
 
 from fnhub.lease import Claims, Lease, take
 
@@ -151,4 +151,19 @@ async def test_claims_renew_only_what_is_still_ours_and_release_one(
     await mine.release("c2")
     assert await client.get("c1") == b"a" and await client.get("c2") is None
     assert await mine.renew(["c1", "c2"]) == [True, False]
+    await client.aclose()
+
+
+async def test_a_cancellation_its_redis_call_swallowed_still_stops_the_holder(
+    server: PrivateRedis,
+) -> None:
+    """The task renewing the lease is cancelled while its call hangs, and the call returns the
+    answer instead of raising: `hold` raises the cancellation, so the loop stops (it renewed
+    forever before, as `Shares.tick` did)."""
+    client = SwallowingRedis.from_url(server.url, socket_connect_timeout=0.5)
+    lease = Lease(client, "lease", "a", TTL)
+    assert await lease.hold()  # held: a call hanging through the freeze is not given up
+    assert await stops_when_cancelled_mid_call(server, client, lease.hold), (
+        "the holder renewed on, cancelled"
+    )
     await client.aclose()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
-from tests.private_redis import PrivateRedis
+from tests.private_redis import PrivateRedis, SwallowingRedis, stops_when_cancelled_mid_call
 
 from fnhub.shares import Shares, divide
 
@@ -134,3 +134,19 @@ async def test_a_freeze_shorter_than_the_leases_keeps_every_item(server, redis_c
     assert low == len(ITEMS)
     assert a.shares.error is None  # answering again
     await a.stop()
+
+
+async def test_a_cancellation_its_redis_call_swallowed_still_stops_the_member(
+    server: PrivateRedis,
+) -> None:
+    """A member cancelled while its tick hangs, the call returning the answer instead of
+    raising: `tick` raises the cancellation, so the member stops (CI: it ticked on)."""
+    client = SwallowingRedis.from_url(server.url, socket_connect_timeout=0.5)
+    a = Member(client, "a", ttl=3.0)
+    await a.step()  # a member
+    await a.step()  # holding items: a call hanging through the freeze is not given up
+    assert a.shares.held() == set(ITEMS)
+    assert await stops_when_cancelled_mid_call(server, client, a.step), (
+        "the member ticked on, cancelled"
+    )
+    await client.aclose()

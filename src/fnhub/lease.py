@@ -50,6 +50,17 @@ RENEWALS_PER_TTL = 6  # a renewal every ttl/6: five can fail before the lease is
 RETRIES_PER_TTL = 15  # after a failed renewal, retry every ttl/15 while we still hold it
 
 
+def raise_if_cancelled() -> None:
+    """Raise a cancellation that a Redis call swallowed. A task cancelled while its call was
+    under way sometimes saw the call return, or fail, instead of the CancelledError, and went on
+    renewing with `cancelling()` still 1, forever (tests/test_shares.py hung about one run in
+    ten). Every renewal loop's Redis call is followed by this, answered or failed: `Lease` and
+    `fnhub.shares.Shares`."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Lease:
     """One owner's hold on one lease key; see the module docstring."""
 
@@ -94,7 +105,9 @@ class Lease:
         try:
             async with asyncio.timeout(patience):
                 answer = await self._hold(keys=[self.key], args=[self.owner, int(self.ttl * 1000)])
+            raise_if_cancelled()
         except (RedisError, OSError, TimeoutError) as exc:
+            raise_if_cancelled()
             self.error = exc if str(exc) else TimeoutError(f"no answer in {patience:.1f}s")
             if not self.held:
                 self.holder = None  # unknown
@@ -116,6 +129,7 @@ class Lease:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._release(keys=[self.key], args=[self.owner])
+        raise_if_cancelled()
 
 
 def take(client: Any, key: str, owner: str, ttl: float) -> Any:

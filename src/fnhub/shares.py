@@ -26,7 +26,7 @@ from collections.abc import Collection, Iterable
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
-from fnhub.lease import RENEWALS_PER_TTL, RETRIES_PER_TTL
+from fnhub.lease import RENEWALS_PER_TTL, RETRIES_PER_TTL, raise_if_cancelled
 
 # KEYS[1]: the members (sorted set, score = expiry in ms); KEYS[2..]: the items' leases
 # ARGV[1]: this member; ARGV[2]: the TTL in ms. Returns {members, {1|0 per item}}.
@@ -55,15 +55,6 @@ end
 if ARGV[2] == '1' then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 0
 """
-
-
-def _raise_if_cancelled() -> None:
-    """Raise a cancellation that a Redis call swallowed: a task cancelled while its call was
-    under way sometimes saw the call return, or fail, instead of the CancelledError, and went on
-    ticking with `cancelling()` still 1 (tests/test_shares.py, about one run in ten)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _rank(member: str, item: str) -> bytes:
@@ -151,9 +142,9 @@ class Shares:
         try:
             async with asyncio.timeout(patience):
                 answer = await self._tick(keys=keys, args=[self.member, int(self.ttl * 1000)])
-            _raise_if_cancelled()
+            raise_if_cancelled()
         except (RedisError, OSError, TimeoutError) as exc:
-            _raise_if_cancelled()
+            raise_if_cancelled()
             self.error = exc if str(exc) else TimeoutError(f"no answer in {patience:.1f}s")
             return
         self.error = None
@@ -180,9 +171,9 @@ class Shares:
         try:
             async with asyncio.timeout(1.0):
                 await self._leave(keys=keys, args=[self.member, "1" if leave else "0"])
-            _raise_if_cancelled()
+            raise_if_cancelled()
         except (RedisError, OSError, TimeoutError):
-            _raise_if_cancelled()
+            raise_if_cancelled()
 
     async def leave(self) -> None:
         """Give up every item held and the membership."""

@@ -49,6 +49,7 @@ class Sub:
     callback: str
     secret: str | None
     lease_expires: float
+    verified_at: float  # when its last verification began (where a lost cursor resumes)
 
 
 class Outcome(enum.Enum):

@@ -31,6 +31,7 @@ from fnhub.lease import Claims
 from fnhub.ops_stats import Counts
 from fnhub.redis_client import async_redis, sync_redis
 from fnhub.redis_replies import as_optional_bytes
+from fnhub.redis_wait import run_confirmed
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
 from fnhub.websub.addresses import AddressPolicy, Resolver, system_resolver
@@ -271,7 +272,15 @@ class Hub:
             secret = self._secrets.get(row.secret)
             if secret is None:
                 secret = self._secrets[row.secret] = self.box.decrypt(row.secret)
-        return Sub(row.id, row.topic, row.topic_hash, row.callback, secret, row.lease_expires)
+        return Sub(
+            row.id,
+            row.topic,
+            row.topic_hash,
+            row.callback,
+            secret,
+            row.lease_expires,
+            row.verified_at,
+        )
 
     def client_for(self, subscription_id: str) -> httpx.AsyncClient:
         return self.clients[hash(subscription_id) % len(self.clients)]
@@ -416,13 +425,44 @@ class Hub:
     # --- cursors and counters ------------------------------------------------------------
 
     async def cursor(self, sub: Sub) -> str:
+        """Where the subscription's deliveries resume; one without a cursor gets it repaired
+        (`repair_cursor`) if its row is still active."""
         raw = as_optional_bytes(await self.redis.hget(self.keys.websub_cursors, sub.id))
         if raw is not None:
             return raw.decode()
-        end = await self.store.end(sub.topic_hash)
-        await self.redis.hsetnx(self.keys.websub_cursors, sub.id, end)
-        raw = as_optional_bytes(await self.redis.hget(self.keys.websub_cursors, sub.id))
-        return raw.decode() if raw is not None else end
+        row = await asyncio.to_thread(self.registry.subscription, sub.id)
+        if row is None or row.state != "active":  # ended meanwhile: its deliverer is released
+            return await self.store.end(sub.topic_hash)
+        return await self.repair_cursor(sub.id, sub.topic_hash, row.verified_at)
+
+    async def repair_cursor(self, subscription_id: str, topic_hash: str, since: float) -> str:
+        """Give an active subscription that has no cursor one, and return it.
+
+        A verifier writes the cursor (confirmed) before the row makes a subscription active,
+        so this is one made before it did (a failover lost its cursor), or one whose cursor
+        went with Redis's data. Its cursor goes at `since`, the start of its last verification
+        (`store.since`), not at the topic's end: from the moment its row was active, publishes
+        to the topic were stored for it (`has_subscribers`), and the reclaimer removes nothing
+        of a topic with an active subscription without a cursor, so what it missed is still
+        stored (but what the topic's caps dropped), and it gets it now; the end would skip all
+        of it. Something published a little before its verification may come too: a notification
+        too many rather than lost ones. Logged as a warning, with the position; HSETNX, so a
+        cursor written meanwhile (another server's repair) stands; confirmed behind Sentinel,
+        so a failover cannot lose it again."""
+        start = await self.store.since(topic_hash, since)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(self.keys.websub_cursors, subscription_id, start)
+        await run_confirmed(self.settings, self.redis, pipe, "the subscription's repaired cursor")
+        raw = as_optional_bytes(await self.redis.hget(self.keys.websub_cursors, subscription_id))
+        cursor = raw.decode() if raw is not None else start
+        log.warning(
+            "active subscription %s had no delivery cursor: it resumes at %s, the position at "
+            "its last verification (%s)",
+            subscription_id,
+            cursor,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since)),
+        )
+        return cursor
 
     async def advance(self, d: Deliverer, cursor: str, status: int | None) -> bool:
         """Set the cursor (the end of the subscription's finished prefix) and count one delivery

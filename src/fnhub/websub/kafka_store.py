@@ -163,6 +163,11 @@ class KafkaStore:
     async def end(self, topic_hash: str) -> str:
         return str(await self._end(topic_hash) - 1)  # the last written offset: read after it
 
+    async def since(self, topic_hash: str, when: float) -> str:
+        """The end: brokers like Tansu cannot find an offset by time (ListOffsets, see the
+        module), so a repaired cursor resumes here (`Hub.repair_cursor` logs where)."""
+        return await self.end(topic_hash)
+
     async def read(self, topic_hash: str, after: str, count: int) -> list[Notification]:
         start = int(after) + 1
         end = await self._end(topic_hash)

@@ -47,6 +47,11 @@ class NotificationStore(Protocol):
         """The cursor of a subscription that should receive only what comes next."""
         ...
 
+    async def since(self, topic_hash: str, when: float) -> str:
+        """The cursor of a subscription that should receive what was published from `when`
+        (a Unix time) on: a lost cursor's repair (`Hub.repair_cursor`)."""
+        ...
+
     async def read(self, topic_hash: str, after: str, count: int) -> list[Notification]:
         """Up to `count` notifications after the cursor `after`, oldest first."""
         ...
@@ -267,6 +272,15 @@ class RedisStore:
             return "0-0"
         last = info["last-generated-id"]
         return last.decode() if isinstance(last, bytes) else str(last)
+
+    async def since(self, topic_hash: str, when: float) -> str:
+        """The last entry before `when` (entry ids begin with the primary's clock in ms), or
+        "0-0" when there is none: everything stored from `when` on comes after it."""
+        rows = await self.redis.xrevrange(
+            self.keys.websub_topic(topic_hash), max=f"({int(when * 1000)}-0", min="-", count=1
+        )
+        found = as_entries(rows)
+        return found[0][0].decode() if found else "0-0"
 
     async def read(self, topic_hash: str, after: str, count: int) -> list[Notification]:
         rows = await self.redis.xrange(

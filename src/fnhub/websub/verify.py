@@ -247,7 +247,8 @@ class Verifier:
         self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
     ) -> None:
         """A fresh (new or re-activated) subscription's cursor first, confirmed, then its row:
-        an active row always has its cursor (see the module). A renewal keeps its cursor."""
+        an active row always has its cursor (see the module). A renewal keeps its cursor, or
+        gets one if it has none (`Hub.repair_cursor`, before its row's `verified_at` moves on)."""
         hub = self.hub
         existing = await asyncio.to_thread(hub.registry.find, topic, callback)
         fresh = (
@@ -256,6 +257,8 @@ class Verifier:
         sid = existing.id if existing is not None else uuid.uuid4().hex
         if fresh:
             await self._start_at_end(sid, url_hash(topic))
+        elif existing is not None and not await hub.redis.hexists(hub.keys.websub_cursors, sid):
+            await hub.repair_cursor(sid, existing.topic_hash, existing.verified_at)
         result = await asyncio.to_thread(
             hub.registry.verified_subscribe, topic, callback, secret, lease, verified_at, sid
         )

@@ -12,6 +12,7 @@ import asyncio
 import io
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,8 @@ class Callback:
     statuses: list[int] = field(default_factory=list)  # answers to notifications, then 200
     down: bool = False  # answer every notification with 503
     delay: float = 0.0
+    #: run when a subscribe verification comes, before the answer (the first such one only)
+    on_verify: Callable[[], Awaitable[None]] | None = None
     verifications: list[dict[str, str]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     attempts: int = 0
@@ -128,6 +131,9 @@ class Subscribers:
             params = dict(request.query_params)
             cb.verifications.append(params)
             cb.event.set()
+            if cb.on_verify is not None and params.get("hub.mode") == "subscribe":
+                hook, cb.on_verify = cb.on_verify, None
+                await hook()
             if params.get("hub.mode") == "denied" or not cb.confirm:
                 return Response(status_code=404 if not cb.confirm else 200)
             return PlainTextResponse(cb.echo.format(params.get("hub.challenge", "")))

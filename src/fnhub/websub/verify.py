@@ -5,18 +5,24 @@ server verifies it (consumer group, so a request survives a server restart, and 
 dead server are claimed by another). State changes only after the subscriber echoed the challenge,
 so a failed re-subscription leaves the existing subscription untouched (§5.1).
 
+An intent is acknowledged only on a definitive outcome: applied, refused (by the subscriber, the
+address policy, the topic's registration) or nothing to do. A passing failure (Redis or the
+database away, a write no replica confirmed: `PASSING`) is retried in place, step by step, so
+the subscriber answers one challenge however the stores fail around it; after `APPLY_ATTEMPTS`
+the intent stays unacknowledged and is verified again once claimed as stale. Before, any error
+after the subscriber's answer (the database down) acknowledged it, and the subscription was lost.
+
 Behind Redis Sentinel (`fnhub.redis_wait`) a failover drops what the old primary took after the
 replica's promotion. The subscription's row is in SQL, which no failover touches, but where it
 starts reading (its cursor) is in Redis: so a new (or re-activated) subscription's cursor is
 written, and confirmed by a replica, before its row makes it active. A cursor no replica
-confirmed is written again (`APPLY_ATTEMPTS`, once the clients moved to the new primary); if it
-never is, the intent stays unacknowledged and is verified again once claimed as stale. Never an
-active subscription without its cursor, which a deliverer would start at the topic's end of its
-own start, skipping what was published in between. The rest is not confirmed, as losing it is
-harmless: the intent's acknowledgement (lost, the intent is verified again: the subscriber echoes
-a second challenge, or refuses it, and the subscription stands either way, §5.3), an
+confirmed is written again (`APPLY_ATTEMPTS`, once the clients moved to the new primary). Never
+an active subscription without its cursor, which a deliverer would start at the topic's end of
+its own start, skipping what was published in between. The rest is not confirmed, as losing it
+is harmless: the intent's acknowledgement (lost, the intent is verified again: the subscriber
+echoes a second challenge, or refuses it, and the subscription stands either way, §5.3), an
 unsubscription's cursor and counters (of an id never used again), the `s`/`u` announcements
-(the schedulers re-read SQL every 5 s).
+(the schedulers re-read SQL every 5 s), the marker's removal (it lapses).
 """
 
 from __future__ import annotations
@@ -27,15 +33,18 @@ import logging
 import secrets
 import time
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
+from sqlalchemy.exc import IntegrityError
 
 from fnhub.calling.errors import CallError
 from fnhub.redis_replies import as_streams
 from fnhub.redis_wait import RETRY_AFTER_SECONDS, run_confirmed
+from fnhub.server.errors import DATABASE_UNAVAILABLE, REDIS_UNAVAILABLE
 from fnhub.websub.policy import PolicyError, check_address, url_hash
 from fnhub.websub.reclaim import STARTING_SECONDS
 
@@ -48,14 +57,21 @@ GROUP = "verifiers"
 CONCURRENCY = 32
 CLAIM_IDLE_MS = 60_000
 CHALLENGE_MAX_BYTES = 1024
-#: writes of a verified subscription tried this often, RETRY_AFTER_SECONDS apart, before the
-#: intent is left unacknowledged for another verification (a failover's switch takes ~1.5 s)
+#: a step of a verification that failed for a passing reason (`PASSING`) is tried this often,
+#: RETRY_AFTER_SECONDS apart, before the intent is left unacknowledged for another verification
+#: (a failover's switch takes ~1.5 s; a database restart a few seconds)
 APPLY_ATTEMPTS = 10
+#: failures that pass: Redis or the database away or refusing, a write no replica confirmed
+#: (CallError `not_replicated`), two servers creating one subscription's row at once
+PASSING = (*REDIS_UNAVAILABLE, *DATABASE_UNAVAILABLE, IntegrityError, CallError, OSError)
+
+T = TypeVar("T")
 
 
 class Unapplied(Exception):
-    """A verified intent whose Redis writes no replica confirmed: left unacknowledged, so it is
-    verified again rather than acknowledged and lost with the primary that took it."""
+    """An intent not carried out for a passing reason (Redis or the database away, a write no
+    replica confirmed): left unacknowledged, so it is verified again once claimed as stale
+    rather than acknowledged and lost."""
 
 
 def with_query(callback: str, params: dict[str, str]) -> str:
@@ -127,7 +143,7 @@ class Verifier:
         except Unapplied as exc:
             log.warning("%s; verified again once claimed as stale", exc)
             return  # unacknowledged
-        except Exception:
+        except Exception:  # not a passing failure: it would fail again, so it ends here
             log.exception("verification of %s for %s failed", intent["mode"], intent["callback"])
         finally:
             if not lock.locked():
@@ -138,10 +154,22 @@ class Verifier:
             await pipe.execute()
 
     async def process(self, intent: dict[str, str]) -> None:
+        """Carry the intent out, or raise `Unapplied` (leave it for another verification).
+
+        Only a definitive outcome returns, so that the intent is acknowledged: the subscription
+        applied, or refused (by the subscriber, the address policy, the topic's registration),
+        or nothing to do. A passing failure (`PASSING`) is retried here, each step on its own
+        (`_until_done`), so the subscriber is asked once however often the database or Redis
+        fails around its answer; only after `APPLY_ATTEMPTS` is the intent left, and the next
+        verification asks again (the pair's state may have moved meanwhile: the subscriber's
+        answer then is the one that counts)."""
         hub = self.hub
         mode, topic, callback = intent["mode"], intent["topic"], intent["callback"]
         if mode == "unsubscribe":
-            existing = await asyncio.to_thread(hub.registry.find, topic, callback)
+            existing = await self._until_done(
+                "reading the subscription",
+                lambda: asyncio.to_thread(hub.registry.find, topic, callback),
+            )
             if existing is None or existing.state != "active":
                 return  # nothing to verify (w3c/websub#120)
         else:
@@ -150,7 +178,7 @@ class Verifier:
             except PolicyError as exc:
                 await self.deny(callback, topic, str(exc), contact=False)
                 return
-            reason = await self.denial(topic)
+            reason = await self._until_done("reading the topic", lambda: self.denial(topic))
             if reason is not None:
                 await self.deny(callback, topic, reason)
                 return
@@ -162,24 +190,34 @@ class Verifier:
         if not await self.confirm(callback, params):
             hub.metrics.counters["verification_failed"] += 1
             return
-        if mode == "subscribe":
-            secret = intent.get("secret") or None
-            for attempt in range(1, APPLY_ATTEMPTS + 1):
-                try:
-                    await self.subscribed(topic, callback, secret, lease, started)
-                    return
-                except (CallError, RedisError) as exc:
-                    if isinstance(exc, CallError) and exc.kind != "not_replicated":
-                        raise
-                    if attempt == APPLY_ATTEMPTS:
-                        raise Unapplied(
-                            f"subscription of {callback} to {topic} verified but not applied "
-                            f"after {attempt} attempts: {exc}"
-                        ) from exc
-                    log.warning("verified subscription of %s not applied yet: %s", callback, exc)
-                    await asyncio.sleep(RETRY_AFTER_SECONDS)
-        else:
-            await self.unsubscribed(topic, callback)
+        if mode == "unsubscribe":
+            await self._until_done(
+                f"unsubscription of {callback} from {topic}",
+                lambda: self.unsubscribed(topic, callback),
+            )
+            return
+        await self._until_done(
+            f"subscription of {callback} to {topic} (verified)",
+            lambda: self.subscribed(intent, started),
+        )
+        hub.metrics.counters["subscribed"] += 1
+        with contextlib.suppress(*PASSING):  # the schedulers re-read SQL every 5 s anyway
+            await hub.announce("s")
+
+    async def _until_done(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """`step()`, tried again after a passing failure, `APPLY_ATTEMPTS` times in all; then
+        `Unapplied`. Any other error is raised at once."""
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                return await step()
+            except PASSING as exc:
+                if isinstance(exc, CallError) and exc.kind != "not_replicated":
+                    raise
+                if attempt == APPLY_ATTEMPTS:
+                    raise Unapplied(f"{what} not done after {attempt} attempts: {exc}") from exc
+                log.warning("%s not done yet (attempt %d), retrying: %s", what, attempt, exc)
+                await asyncio.sleep(RETRY_AFTER_SECONDS)
+        raise AssertionError("unreachable")
 
     async def denial(self, topic: str) -> str | None:
         """Why the hub refuses this subscription, or None (§5.2 validation)."""
@@ -224,11 +262,9 @@ class Verifier:
             log.info("subscriber %s did not confirm (%s)", callback, response.status_code)
         return ok
 
-    async def subscribed(
-        self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
-    ) -> None:
+    async def subscribed(self, intent: dict[str, str], verified_at: float) -> None:
         hub = self.hub
-        marker = hub.keys.websub_starting(url_hash(topic))
+        marker = hub.keys.websub_starting(url_hash(intent["topic"]))
         token = secrets.token_hex(8)
         # before reading where it starts, until its cursor is set: publishes to the topic store
         # and the reclaimer keeps what comes (`reclaim`), so nothing after that start is lost
@@ -237,18 +273,17 @@ class Verifier:
             pipe.expire(marker, STARTING_SECONDS)  # outlives a verifier that dies meanwhile
             await pipe.execute()
         try:
-            await self._apply_subscription(topic, callback, secret, lease, verified_at)
+            await self._apply_subscription(intent, verified_at)
         finally:
-            await hub.redis.srem(marker, token)
-        hub.metrics.counters["subscribed"] += 1
-        await hub.announce("s")
+            with contextlib.suppress(*PASSING):  # else it lapses (STARTING_SECONDS)
+                await hub.redis.srem(marker, token)
 
-    async def _apply_subscription(
-        self, topic: str, callback: str, secret: str | None, lease: int, verified_at: float
-    ) -> None:
+    async def _apply_subscription(self, intent: dict[str, str], verified_at: float) -> None:
         """A fresh (new or re-activated) subscription's cursor first, confirmed, then its row:
         an active row always has its cursor (see the module). A renewal keeps its cursor, or
         gets one if it has none (`Hub.repair_cursor`, before its row's `verified_at` moves on)."""
+        topic, callback, lease = intent["topic"], intent["callback"], int(intent["lease"])
+        secret = intent.get("secret") or None
         hub = self.hub
         existing = await asyncio.to_thread(hub.registry.find, topic, callback)
         fresh = (
@@ -283,9 +318,14 @@ class Verifier:
         if existing is None:
             return
         await asyncio.to_thread(hub.registry.remove, existing.id)
-        async with hub.redis.pipeline(transaction=False) as pipe:
-            pipe.hdel(hub.keys.websub_cursors, existing.id)
-            pipe.delete(hub.keys.websub_stats(existing.id), hub.keys.websub_redeliver(existing.id))
-            await pipe.execute()
         hub.metrics.counters["unsubscribed"] += 1
-        await hub.announce(f"u:{existing.id}")
+        # the row is gone, which is what counts: the rest is tidying (a cursor and counters of
+        # an id never used again; the schedulers re-read SQL every 5 s)
+        with contextlib.suppress(*PASSING):
+            async with hub.redis.pipeline(transaction=False) as pipe:
+                pipe.hdel(hub.keys.websub_cursors, existing.id)
+                pipe.delete(
+                    hub.keys.websub_stats(existing.id), hub.keys.websub_redeliver(existing.id)
+                )
+                await pipe.execute()
+            await hub.announce(f"u:{existing.id}")

@@ -41,6 +41,7 @@ class Subscriber:
         self.sentinel = sentinel
         self.first = first or self.fail_over
         self.verifications: list[str] = []
+        self.notifications: list[bytes] = []
         self.promoted = threading.Event()
         self.port = free_port()
         subscriber = self
@@ -59,6 +60,8 @@ class Subscriber:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                subscriber.notifications.append(self.rfile.read(length))
                 self.send_response(204)
                 self.end_headers()
 
@@ -119,6 +122,22 @@ def stack(sentinel: SentinelRedis, tmp_path: Path) -> Iterator[Stack]:
         close_stack(s)
 
 
+def _subscribe_through_a_failover(
+    stack: Stack, sentinel: SentinelRedis, subscriber: Subscriber
+) -> None:
+    """Ask for a subscription (the callback fails the primary over when verified); return once
+    the Sentinels name the promoted replica."""
+    new = sentinel.ports[1]
+    # the replica confirms the intent (the 202), as the SENTINEL FAILOVER starts later
+    wait_for(lambda: sentinel.role(new) == "slave", timeout=10)
+    with stack.client() as c:
+        form = {"hub.mode": "subscribe", "hub.callback": subscriber.url, "hub.topic": TOPIC}
+        r = c.post("/websub/hub", data=form)
+        assert r.status_code == 202, r.text
+    assert subscriber.promoted.wait(20), "no verification GET, or no promotion"
+    wait_for(lambda: sentinel.primary_port() == new, timeout=10)
+
+
 def test_a_verified_subscription_keeps_its_cursor_through_a_failover(
     stack: Stack, sentinel: SentinelRedis
 ) -> None:
@@ -126,14 +145,7 @@ def test_a_verified_subscription_keeps_its_cursor_through_a_failover(
     old, new = sentinel.ports
     cursors = Keys(stack.prefix).websub_cursors
     try:
-        # the replica confirms the intent (the 202), as the SENTINEL FAILOVER starts later
-        wait_for(lambda: sentinel.role(new) == "slave", timeout=10)
-        with stack.client() as c:
-            form = {"hub.mode": "subscribe", "hub.callback": subscriber.url, "hub.topic": TOPIC}
-            r = c.post("/websub/hub", data=form)
-            assert r.status_code == 202, r.text
-        assert subscriber.promoted.wait(20), "no verification GET, or no promotion"
-        wait_for(lambda: sentinel.primary_port() == new, timeout=10)
+        _subscribe_through_a_failover(stack, sentinel, subscriber)
         primary = redis.Redis(port=new, socket_timeout=2)
         without: list[str] = []
         active: list[str] = []
@@ -191,4 +203,36 @@ def test_a_verified_subscription_waits_for_a_replica(stack: Stack, sentinel: Sen
         assert subscriber.verifications == ["subscribe"]  # applied, not verified again
     finally:
         replica.send_signal(signal.SIGCONT)
+        subscriber.close()
+
+
+def test_a_publish_before_the_failed_over_subscription_is_applied_reaches_it(
+    stack: Stack, sentinel: SentinelRedis
+) -> None:
+    """The subscriber agrees once the replica is primary; the hub's first write of the cursor
+    goes to the old primary, unconfirmed, and is tried again 2 s later. A publish on the new
+    primary meanwhile was answered "without subscribers" (the topic's `starting` marker was
+    written after the answer, to the old primary, and the row is not active yet), or stored
+    before the cursor the retry put at the topic's end of its own time: either way never
+    delivered. Now the marker is confirmed before the subscriber is asked and the cursor
+    starts where the topic ended then, so the publish is stored and delivered."""
+    subscriber = Subscriber(sentinel)
+    try:
+        _subscribe_through_a_failover(stack, sentinel, subscriber)
+        with stack.client() as c:
+            publish = {"hub.mode": "publish", "hub.url": TOPIC, "hub.content": "in the gap"}
+            deadline = time.monotonic() + 5
+            while True:  # 503 while the hub's clients move to the new primary
+                r = c.post("/websub/hub", data=publish)
+                if r.status_code != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert r.status_code == 202, r.text
+        # the publish came before the subscription was applied (else this proves nothing)
+        assert not _active(stack), "the subscription was applied before the publish"
+        assert "without subscribers" not in r.text, r.text
+        wait_for(lambda: subscriber.notifications, timeout=20)
+        assert subscriber.notifications == [b"in the gap"]
+        assert subscriber.verifications == ["subscribe"]
+    finally:
         subscriber.close()

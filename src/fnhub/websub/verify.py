@@ -14,15 +14,16 @@ after the subscriber's answer (the database down) acknowledged it, and the subsc
 
 Behind Redis Sentinel (`fnhub.redis_wait`) a failover drops what the old primary took after the
 replica's promotion. The subscription's row is in SQL, which no failover touches, but where it
-starts reading (its cursor) is in Redis: so a new (or re-activated) subscription's cursor is
-written, and confirmed by a replica, before its row makes it active. A cursor no replica
-confirmed is written again (`APPLY_ATTEMPTS`, once the clients moved to the new primary). Never
-an active subscription without its cursor, which a deliverer would start at the topic's end of
-its own start, skipping what was published in between. The rest is not confirmed, as losing it
-is harmless: the intent's acknowledgement (lost, the intent is verified again: the subscriber
-echoes a second challenge, or refuses it, and the subscription stands either way, §5.3), an
-unsubscription's cursor and counters (of an id never used again), the `s`/`u` announcements
-(the schedulers re-read SQL every 5 s), the marker's removal (it lapses).
+starts reading (its cursor) is in Redis: so before the subscriber is asked, the topic is marked
+as having a subscription starting (confirmed by a replica), which makes publishes to it stored
+and kept, and the start is read; once the subscriber agreed, a new (or re-activated)
+subscription's cursor is written at that start, confirmed, before its row makes it active. A
+failover at any point leaves the new primary storing the topic's publishes for it and, once the
+subscription is applied there, an active row only with its cursor. The rest is not confirmed, as
+losing it is harmless: the intent's acknowledgement (lost, the intent is verified again: the
+subscriber echoes a second challenge, or refuses it, and the subscription stands either way,
+§5.3), an unsubscription's cursor and counters (of an id never used again), the `s`/`u`
+announcements (the schedulers re-read SQL every 5 s), the marker's removal (it lapses).
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ class Verifier:
         answer then is the one that counts)."""
         hub = self.hub
         mode, topic, callback = intent["mode"], intent["topic"], intent["callback"]
+        topic_hash = url_hash(topic)
         if mode == "unsubscribe":
             existing = await self._until_done(
                 "reading the subscription",
@@ -185,21 +187,31 @@ class Verifier:
         lease = int(intent["lease"])
         started = time.time()
         params = {"hub.mode": mode, "hub.topic": topic, "hub.challenge": secrets.token_urlsafe(24)}
-        if mode == "subscribe":
-            params["hub.lease_seconds"] = str(lease)
-        if not await self.confirm(callback, params):
-            hub.metrics.counters["verification_failed"] += 1
-            return
         if mode == "unsubscribe":
+            if not await self.confirm(callback, params):
+                hub.metrics.counters["verification_failed"] += 1
+                return
             await self._until_done(
                 f"unsubscription of {callback} from {topic}",
                 lambda: self.unsubscribed(topic, callback),
             )
             return
-        await self._until_done(
-            f"subscription of {callback} to {topic} (verified)",
-            lambda: self.subscribed(intent, started),
+        params["hub.lease_seconds"] = str(lease)
+        # before the subscriber is asked: a failover while it answers keeps the marker
+        token, start = await self._until_done(
+            "marking the topic as starting", lambda: self._starting(topic_hash)
         )
+        try:
+            if not await self.confirm(callback, params):
+                hub.metrics.counters["verification_failed"] += 1
+                return
+            await self._until_done(
+                f"subscription of {callback} to {topic} (verified)",
+                lambda: self._apply_subscription(intent, started, start),
+            )
+        finally:
+            with contextlib.suppress(*PASSING):  # else it lapses (STARTING_SECONDS)
+                await hub.redis.srem(hub.keys.websub_starting(topic_hash), token)
         hub.metrics.counters["subscribed"] += 1
         with contextlib.suppress(*PASSING):  # the schedulers re-read SQL every 5 s anyway
             await hub.announce("s")
@@ -262,26 +274,34 @@ class Verifier:
             log.info("subscriber %s did not confirm (%s)", callback, response.status_code)
         return ok
 
-    async def subscribed(self, intent: dict[str, str], verified_at: float) -> None:
-        hub = self.hub
-        marker = hub.keys.websub_starting(url_hash(intent["topic"]))
-        token = secrets.token_hex(8)
-        # before reading where it starts, until its cursor is set: publishes to the topic store
-        # and the reclaimer keeps what comes (`reclaim`), so nothing after that start is lost
-        async with hub.redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(marker, token)
-            pipe.expire(marker, STARTING_SECONDS)  # outlives a verifier that dies meanwhile
-            await pipe.execute()
-        try:
-            await self._apply_subscription(intent, verified_at)
-        finally:
-            with contextlib.suppress(*PASSING):  # else it lapses (STARTING_SECONDS)
-                await hub.redis.srem(marker, token)
+    async def _starting(self, topic_hash: str) -> tuple[str, str]:
+        """Before the subscriber is asked: mark the topic as having a subscription starting,
+        confirmed behind Sentinel, then read where it starts (the topic's end now). Returns the
+        marker's token and that position.
 
-    async def _apply_subscription(self, intent: dict[str, str], verified_at: float) -> None:
-        """A fresh (new or re-activated) subscription's cursor first, confirmed, then its row:
-        an active row always has its cursor (see the module). A renewal keeps its cursor, or
-        gets one if it has none (`Hub.repair_cursor`, before its row's `verified_at` moves on)."""
+        While the marker stands, publishes to the topic are stored (`Hub.has_subscribers`) and
+        the reclaimer keeps them (`reclaim`), so nothing after the start is lost until the
+        cursor is written. Confirmed, it survives a failover during the verification: the new
+        primary stores what is published while the subscription is still being applied there
+        (before, the marker was written after the subscriber's answer, to the old primary, and
+        the new one answered publishes with "without subscribers" until a retry applied it)."""
+        hub = self.hub
+        marker = hub.keys.websub_starting(topic_hash)
+        token = secrets.token_hex(8)
+        pipe = hub.redis.pipeline(transaction=False)
+        pipe.sadd(marker, token)
+        # outlives a verifier that dies meanwhile, and one verification with its retries
+        pipe.expire(marker, STARTING_SECONDS + int(hub.settings.websub_verify_timeout))
+        await run_confirmed(hub.settings, hub.redis, pipe, "the subscription's start")
+        return token, await hub.store.end(topic_hash)
+
+    async def _apply_subscription(
+        self, intent: dict[str, str], verified_at: float, start: str
+    ) -> None:
+        """A fresh (new or re-activated) subscription's cursor first, at `start`, confirmed,
+        then its row: an active row always has its cursor (see the module). A renewal keeps
+        its cursor, or gets one if it has none (`Hub.repair_cursor`, before its row's
+        `verified_at` moves on)."""
         topic, callback, lease = intent["topic"], intent["callback"], int(intent["lease"])
         secret = intent.get("secret") or None
         hub = self.hub
@@ -291,7 +311,7 @@ class Verifier:
         )
         sid = existing.id if existing is not None else uuid.uuid4().hex
         if fresh:
-            await self._start_at_end(sid, url_hash(topic))
+            await self._start_at(sid, start)
         elif existing is not None and not await hub.redis.hexists(hub.keys.websub_cursors, sid):
             await hub.repair_cursor(sid, existing.topic_hash, existing.verified_at)
         result = await asyncio.to_thread(
@@ -299,15 +319,14 @@ class Verifier:
         )
         sub = result.subscription
         if result.fresh and not (fresh and sub.id == sid):  # changed by another server meanwhile
-            await self._start_at_end(sub.id, sub.topic_hash)
+            await self._start_at(sub.id, start)
 
-    async def _start_at_end(self, subscription_id: str, topic_hash: str) -> None:
-        """The subscription's cursor at the topic's end and its counters cleared, confirmed
-        behind Sentinel (CallError `not_replicated` if no replica has them)."""
+    async def _start_at(self, subscription_id: str, start: str) -> None:
+        """The subscription's cursor at `start` and its counters cleared, confirmed behind
+        Sentinel (CallError `not_replicated` if no replica has them)."""
         hub = self.hub
-        end = await hub.store.end(topic_hash)
         pipe = hub.redis.pipeline(transaction=False)
-        pipe.hset(hub.keys.websub_cursors, subscription_id, end)
+        pipe.hset(hub.keys.websub_cursors, subscription_id, start)
         keys = hub.keys
         pipe.delete(keys.websub_stats(subscription_id), keys.websub_redeliver(subscription_id))
         await run_confirmed(hub.settings, hub.redis, pipe, "the subscription's cursor")

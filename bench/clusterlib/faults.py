@@ -29,7 +29,7 @@ class Fault:
     name: str
     kind: str  # kill, kill-two, partition, netem, failover, database, broker, sentinel, replica
     inject: Callable[[Cluster], str]  # returns what it did, for the record
-    undo: Callable[[Cluster], None] | None = None
+    undo: Callable[[Cluster], str | None] | None = None  # what it saw, if anything
     hold: float = 0.0
 
 
@@ -77,11 +77,15 @@ def _partition(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster],
     return inject, lambda c: c.net.link(host, up=True)
 
 
-def _netem(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster], None]]:
+def _netem(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster], str | None]]:
     def inject(c: Cluster) -> str:
         return f"{host}'s eth0: {c.net.netem(host, 200, 5)}"
 
-    return inject, lambda c: c.net.clear_netem(host)
+    def undo(c: Cluster) -> str | None:
+        counts = c.net.clear_netem(host)  # the link emulator's, if it ran
+        return f"frames {counts}" if counts else None
+
+    return inject, undo
 
 
 def _failover(c: Cluster) -> str:
@@ -208,8 +212,8 @@ def _normal(load: Load, marks: Marks, c: Cluster, since: float) -> bool:
             if not runs.get(ident) or runs[ident][0] - sent > LATE:
                 return False
     for tick in range(math.ceil(lo), math.floor(hi)):
-        runs = marks.runs["cron"].get(str(tick))
-        if not runs or runs[0] - tick > LATE:
+        ran = marks.runs["cron"].get(str(tick))
+        if not ran or ran[0] - tick > LATE:
             return False
     sync = load.flows.get("sync")
     if sync and (not sync.ok or sync.ok[-1][1] < now - 1.5):
@@ -226,7 +230,8 @@ def run_phase(
     did = fault.inject(c)
     if fault.undo:
         time.sleep(max(0.0, fault.hold - (time.time() - inject)))
-        fault.undo(c)
+        if saw := fault.undo(c):
+            did = f"{did}; {saw}"
     phase = Phase(fault.name, fault.kind, did, start, inject, time.time())
     print(f"  {fault.name}: {did}", flush=True)
     while time.time() - phase.end < settle:

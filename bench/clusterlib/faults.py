@@ -258,6 +258,11 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
     late_done = [runs[i][0] for i, t in window.items() if runs.get(i) and runs[i][0] - t > LATE]
     refused = sum(phase.start <= t < phase.stop for t in flow.refused)
     lags = [late for t, late in flow.lags if phase.start <= t < phase.stop]
+    behind = [
+        flow.answered[i] - t
+        for i, t in flow.sent.items()
+        if phase.inject - 2 <= flow.answered.get(i, 0) < phase.inject
+    ]
     return {
         "sent": len(window),
         "handled": len(window) - len(lost),
@@ -273,6 +278,10 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
         # the load generator's own stalls (HTTP flows): its requests went out that much late
         "own_lag_max_s": round(max(lags), 3) if lags else None,
         "own_lag_total_s": round(sum(lags), 2) if lags else None,
+        # how far behind its schedule the flow was when the fault began (the answers of its 2 s
+        # before came this long after their items were due: HTTP's in-flight limit full, the
+        # load starved): lateness the fault found, not its own
+        "behind_at_inject_s": round(max(behind), 2) if behind else None,
     }
 
 

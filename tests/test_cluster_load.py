@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
-from bench.clusterlib.load import Load
+from bench.clusterlib.faults import Phase, _flow_result
+from bench.clusterlib.load import Load, Marks
 
 DELAY = 0.5  # the server's answer time
 RATE = 20.0  # requests a second
@@ -59,3 +61,23 @@ async def test_a_request_held_by_the_limit_is_timed_when_it_was_due() -> None:
         # due at first + n / RATE; timed after the wait, the 5th (n = 4, due 0.2 s) was
         # stamped at ~0.5 s and later ones later still
         assert abs(at - (first + n / RATE)) < 0.1, (n, at - first)
+    # when it left is kept apart: the 5th waited ~0.3 s for the first answer
+    assert flow.left["h4"] - sent[4] > 0.2, flow.left["h4"] - sent[4]
+
+
+def test_an_item_counts_in_the_phase_it_left_in_late_from_when_it_was_due(tmp_path: Path) -> None:
+    """Due in one phase, held by the limit into the next: the next fault's (what that fault
+    does to it is its doing), and as late as it was from when it was due."""
+    load = Load(["http://127.0.0.1:1"], "t", "", "", None, {"http": RATE})
+    flow = load.flows["http"]
+    flow.accepted("h1", 100.0, 100.1)  # due and left in the first phase
+    flow.accepted("h2", 109.0, 111.0)  # due in the first, left in the second
+    marks = Marks(tmp_path / "marks")
+    marks.runs["http"]["h1"].append(100.2)
+    marks.runs["http"]["h2"].extend([111.5, 111.6])  # run twice, in the second phase
+    first = Phase("a", "kill", "", start=95, inject=98, end=98, stop=110)
+    second = Phase("b", "kill", "", start=110, inject=113, end=113, stop=125)
+    one, two = (_flow_result(p, load, marks, "http") for p in (first, second))
+    assert one is not None and two is not None
+    assert (one["sent"], one["run_twice"]) == (1, 0)
+    assert (two["sent"], two["run_twice"], two["latency_max_s"]) == (1, 1, 2.5)

@@ -2,8 +2,9 @@
 
 A phase: `pre` seconds of plain load, the fault, its undoing after `hold` seconds (a cut
 link, netem), then load until every flow is back to normal (or `settle` seconds). Items are
-counted in the phase they were sent in. After the last phase the load stops and the cluster
-drains; then `analyse` compares what was sent with what ran."""
+counted in the phase they were sent in (an HTTP request held by the load's limit: when it left),
+late from when they were due. After the last phase the load stops and the cluster drains; then
+`analyse` compares what was sent with what ran."""
 
 from __future__ import annotations
 
@@ -250,7 +251,8 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
     flow = load.flows.get(kind)
     if flow is None:
         return None
-    window = {i: t for i, t in flow.sent.items() if phase.start <= t < phase.stop}
+    # by when each item left; its lateness from when it was due (`Flow.left`)
+    window = {i: t for i, t in flow.sent.items() if phase.start <= flow.left.get(i, t) < phase.stop}
     runs = marks.runs[kind]
     lost = sorted(i for i in window if not runs.get(i))
     twice = sorted(i for i in window if len(runs.get(i, ())) > 1)

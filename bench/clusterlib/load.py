@@ -27,15 +27,21 @@ class Flow:
     refused: list[float] = field(default_factory=list)  # times of sends not accepted
     ok: list[tuple[float, float]] = field(default_factory=list)  # sync calls: (sent, answered)
     answered: dict[str, float] = field(default_factory=dict)  # id → accepted at (HTTP answer)
+    # id → when it left, where that is later than `sent` (an HTTP request held by the limit):
+    # a phase counts it as its own by this, so what a later fault does to it is not put on
+    # the fault of the moment it was due
+    left: dict[str, float] = field(default_factory=dict)
     # (when, seconds late) of the flow's own event loop, past LAG_NOTED: the load generator's
     # stalls, which delay its requests as a slow server would (`_watch_lag`)
     lags: list[tuple[float, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def accepted(self, ident: str, at: float) -> None:
+    def accepted(self, ident: str, at: float, left: float | None = None) -> None:
         with self.lock:
             self.sent[ident] = at
             self.answered[ident] = time.time()
+            if left is not None:
+                self.left[ident] = left
 
 
 #: the HTTP flows' loops are checked every LAG_TICK seconds; a wake-up later than LAG_NOTED is kept
@@ -176,13 +182,14 @@ class Load:
 
         async def one(n: int, at: float) -> None:
             try:
+                left = time.time()
                 answer = await self._post(clients, n, path, body(n), form)
                 if answer is None or not ok(n, answer):
                     flow.refused.append(at)
                 elif kind == "sync":
                     flow.ok.append((at, time.time()))
                 else:
-                    flow.accepted(f"{kind[0]}{n}", at)
+                    flow.accepted(f"{kind[0]}{n}", at, left)
             finally:
                 gate.release()
 

@@ -32,6 +32,7 @@ import shutil
 import signal
 import tempfile
 import time
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,6 +62,14 @@ def main() -> int:
     parser.add_argument("--only", help="run only faults whose name contains this (several: a|b)")
     parser.add_argument("--repeat", type=int, default=1, help="run each fault this many times")
     parser.add_argument("--work", type=float, default=0.01, help="seconds each function takes")
+    parser.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="KIND=N",
+        help="a flow's rate a second instead of the default (http, sync, mqtt, stream, kafka, "
+        "websub), e.g. --rate http=20 where the machine cannot carry 150",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results file")
     parser.add_argument("--table", type=Path, help="print a results file as markdown and exit")
     parser.add_argument("--keep", action="store_true", help="leave the run folder (logs)")
@@ -101,11 +110,13 @@ def main() -> int:
         cluster.apply(project)
         cluster.start_roles(project)
         print(f"cluster up in {time.monotonic() - started:.1f}s ({folder})", flush=True)
-        rates = (
+        rates: dict[str, float] = (
             {"http": 40, "sync": 10, "mqtt": 20, "stream": 20, "kafka": 20, "websub": 10}
             if args.quick
             else {"http": 150, "sync": 20, "mqtt": 60, "stream": 60, "kafka": 40, "websub": 5}
         )
+        for kind, _, n in (r.partition("=") for r in args.rate):
+            rates[kind] = float(n)
         if args.no_kafka:
             rates.pop("kafka")
         load = Load(
@@ -177,7 +188,7 @@ def main() -> int:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _accepted(results: list[dict]) -> dict[str, float]:
+def _accepted(results: list[dict[str, Any]]) -> dict[str, float]:
     """Items accepted per second over the phases: less than asked when the servers or brokers
     answered slowly (the HTTP load has at most 64 requests out)."""
     seconds = sum(r["stop"] - r["start"] for r in results) or 1.0
@@ -185,7 +196,7 @@ def _accepted(results: list[dict]) -> dict[str, float]:
     return {k: round(sum(r["flows"][k]["sent"] for r in results) / seconds, 1) for k in kinds}
 
 
-def _records(cluster: Cluster, ident: str) -> list[dict] | str:
+def _records(cluster: Cluster, ident: str) -> list[dict[str, Any]] | str:
     try:
         return cluster.records_of(ident)
     except Exception as exc:  # noqa: BLE001 - a diagnosis, never the reason a run fails
@@ -206,7 +217,7 @@ def _drain(marks: Marks, quiet: float = 20, limit: float = 120) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def _table(results: list[dict]) -> None:
+def _table(results: list[dict[str, Any]]) -> None:
     print(
         f"{'fault':44} {'sent':>6} {'lost':>5} {'twice':>5} {'websub s/d/l/2':>16} "
         f"{'cron miss/dbl':>13} {'recover s':>9} {'person':>6}"

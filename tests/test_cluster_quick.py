@@ -36,6 +36,11 @@ def _why_not() -> str | None:
             return f"{tool} not installed"
     if not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
         return "no PostgreSQL under /usr/lib/postgresql"
+    return netns_refused()
+
+
+def netns_refused() -> str | None:
+    """Why `ip netns add` fails here (a container without the right), or None."""
     probe = f"fnhp{uuid.uuid4().hex[:6]}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:

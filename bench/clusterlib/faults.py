@@ -2,8 +2,9 @@
 
 A phase: `pre` seconds of plain load, the fault, its undoing after `hold` seconds (a cut
 link, netem), then load until every flow is back to normal (or `settle` seconds). Items are
-counted in the phase they were sent in. After the last phase the load stops and the cluster
-drains; then `analyse` compares what was sent with what ran."""
+counted in the phase they were sent in (an HTTP request held by the load's limit: when it left),
+late from when they were due. After the last phase the load stops and the cluster drains; then
+`analyse` compares what was sent with what ran."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class Fault:
     name: str
     kind: str  # kill, kill-two, partition, netem, failover, database, broker, sentinel, replica
     inject: Callable[[Cluster], str]  # returns what it did, for the record
-    undo: Callable[[Cluster], None] | None = None
+    undo: Callable[[Cluster], str | None] | None = None  # what it saw, if anything
     hold: float = 0.0
 
 
@@ -77,11 +78,15 @@ def _partition(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster],
     return inject, lambda c: c.net.link(host, up=True)
 
 
-def _netem(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster], None]]:
+def _netem(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster], str | None]]:
     def inject(c: Cluster) -> str:
         return f"{host}'s eth0: {c.net.netem(host, 200, 5)}"
 
-    return inject, lambda c: c.net.clear_netem(host)
+    def undo(c: Cluster) -> str | None:
+        counts = c.net.clear_netem(host)  # the link emulator's, if it ran
+        return f"frames {counts}" if counts else None
+
+    return inject, undo
 
 
 def _failover(c: Cluster) -> str:
@@ -208,8 +213,8 @@ def _normal(load: Load, marks: Marks, c: Cluster, since: float) -> bool:
             if not runs.get(ident) or runs[ident][0] - sent > LATE:
                 return False
     for tick in range(math.ceil(lo), math.floor(hi)):
-        runs = marks.runs["cron"].get(str(tick))
-        if not runs or runs[0] - tick > LATE:
+        ran = marks.runs["cron"].get(str(tick))
+        if not ran or ran[0] - tick > LATE:
             return False
     sync = load.flows.get("sync")
     if sync and (not sync.ok or sync.ok[-1][1] < now - 1.5):
@@ -226,7 +231,8 @@ def run_phase(
     did = fault.inject(c)
     if fault.undo:
         time.sleep(max(0.0, fault.hold - (time.time() - inject)))
-        fault.undo(c)
+        if saw := fault.undo(c):
+            did = f"{did}; {saw}"
     phase = Phase(fault.name, fault.kind, did, start, inject, time.time())
     print(f"  {fault.name}: {did}", flush=True)
     while time.time() - phase.end < settle:
@@ -245,7 +251,8 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
     flow = load.flows.get(kind)
     if flow is None:
         return None
-    window = {i: t for i, t in flow.sent.items() if phase.start <= t < phase.stop}
+    # by when each item left; its lateness from when it was due (`Flow.left`)
+    window = {i: t for i, t in flow.sent.items() if phase.start <= flow.left.get(i, t) < phase.stop}
     runs = marks.runs[kind]
     lost = sorted(i for i in window if not runs.get(i))
     twice = sorted(i for i in window if len(runs.get(i, ())) > 1)
@@ -253,6 +260,11 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
     late_done = [runs[i][0] for i, t in window.items() if runs.get(i) and runs[i][0] - t > LATE]
     refused = sum(phase.start <= t < phase.stop for t in flow.refused)
     lags = [late for t, late in flow.lags if phase.start <= t < phase.stop]
+    behind = [
+        flow.answered[i] - t
+        for i, t in flow.sent.items()
+        if phase.inject - 2 <= flow.answered.get(i, 0) < phase.inject
+    ]
     return {
         "sent": len(window),
         "handled": len(window) - len(lost),
@@ -268,6 +280,10 @@ def _flow_result(phase: Phase, load: Load, marks: Marks, kind: str) -> dict[str,
         # the load generator's own stalls (HTTP flows): its requests went out that much late
         "own_lag_max_s": round(max(lags), 3) if lags else None,
         "own_lag_total_s": round(sum(lags), 2) if lags else None,
+        # how far behind its schedule the flow was when the fault began (the answers of its 2 s
+        # before came this long after their items were due: HTTP's in-flight limit full, the
+        # load starved): lateness the fault found, not its own
+        "behind_at_inject_s": round(max(behind), 2) if behind else None,
     }
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -26,15 +27,21 @@ class Flow:
     refused: list[float] = field(default_factory=list)  # times of sends not accepted
     ok: list[tuple[float, float]] = field(default_factory=list)  # sync calls: (sent, answered)
     answered: dict[str, float] = field(default_factory=dict)  # id → accepted at (HTTP answer)
+    # id → when it left, where that is later than `sent` (an HTTP request held by the limit):
+    # a phase counts it as its own by this, so what a later fault does to it is not put on
+    # the fault of the moment it was due
+    left: dict[str, float] = field(default_factory=dict)
     # (when, seconds late) of the flow's own event loop, past LAG_NOTED: the load generator's
     # stalls, which delay its requests as a slow server would (`_watch_lag`)
     lags: list[tuple[float, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def accepted(self, ident: str, at: float) -> None:
+    def accepted(self, ident: str, at: float, left: float | None = None) -> None:
         with self.lock:
             self.sent[ident] = at
             self.answered[ident] = time.time()
+            if left is not None:
+                self.left[ident] = left
 
 
 #: the HTTP flows' loops are checked every LAG_TICK seconds; a wake-up later than LAG_NOTED is kept
@@ -52,34 +59,35 @@ async def _watch_lag(flow: Flow, stop: threading.Event) -> None:
             flow.lags.append((time.time(), late))
 
 
-def _schedule(rate: float, stop: threading.Event) -> Iterator[tuple[int, float]]:
-    """(n, seconds to wait before sending n) at `rate` a second, until `stop`."""
-    started = time.monotonic()
+def _schedule(rate: float, stop: threading.Event) -> Iterator[tuple[int, float, float]]:
+    """(n, seconds to wait before sending n, the time n is due) at `rate` a second, until
+    `stop`."""
+    started, wall = time.monotonic(), time.time()
     for n in itertools.count():
         if stop.is_set():
             return
-        yield n, started + n / rate - time.monotonic()
+        yield n, started + n / rate - time.monotonic(), wall + n / rate
 
 
 def paced(rate: float, stop: threading.Event) -> Iterator[int]:
     """Yields 0, 1, 2... at `rate` a second (sleeping between), until `stop`; for the flows on
     threads of their own (`paced_async` for those on an event loop)."""
-    for n, delay in _schedule(rate, stop):
+    for n, delay, _due in _schedule(rate, stop):
         if delay > 0:
             stop.wait(delay)
         yield n
 
 
-async def paced_async(rate: float, stop: threading.Event) -> AsyncIterator[int]:
-    """`paced` for a flow on an event loop: it sleeps with `asyncio.sleep`, so the flow's
-    requests in flight go on between sends. (`paced`'s blocking wait there froze the loop between
-    sends: at WebSub's 5 a second each request advanced one step every 0.2 s, 0.6 s of a
-    notification's "latency" was the load's own, and much more when a request needed a new
-    connection or its other server after a kill.)"""
-    for n, delay in _schedule(rate, stop):
+async def paced_async(rate: float, stop: threading.Event) -> AsyncIterator[tuple[int, float]]:
+    """`paced` for a flow on an event loop, with the time each n was due: it sleeps with
+    `asyncio.sleep`, so the flow's requests in flight go on between sends. (`paced`'s blocking
+    wait there froze the loop between sends: at WebSub's 5 a second each request advanced one
+    step every 0.2 s, 0.6 s of a notification's "latency" was the load's own, and much more
+    when a request needed a new connection or its other server after a kill.)"""
+    for n, delay, due in _schedule(rate, stop):
         if delay > 0:
             await asyncio.sleep(delay)
-        yield n
+        yield n, due
 
 
 class Load:
@@ -126,8 +134,8 @@ class Load:
 
     # -- HTTP ------------------------------------------------------------------------------
     async def _post(
-        self, clients: list, n: int, path: str, body: dict, form: bool = False
-    ) -> tuple[int, dict] | None:
+        self, clients: list[Any], n: int, path: str, body: dict[str, Any], form: bool = False
+    ) -> tuple[int, dict[str, Any]] | None:
         """POST (JSON, or a form) to server n % 2, and to the other one if the first cannot be
         connected to (what a load balancer does); None if no answer came. A plain-text answer
         comes as `{"text": ...}`."""
@@ -146,7 +154,7 @@ class Load:
             return r.status_code, {"text": r.text}
         return None
 
-    def _clients(self, timeout: float) -> list:
+    def _clients(self, timeout: float) -> list[Any]:
         import httpx
 
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -160,34 +168,36 @@ class Load:
         timeout: float,
         out: int,
         path: str,
-        body: Callable[[int], dict],
-        ok: Callable[[int, tuple], bool],
+        body: Callable[[int], dict[str, Any]],
+        ok: Callable[[int, tuple[int, dict[str, Any]]], bool],
         form: bool = False,
     ) -> None:
         """POST `body(n)` to `path` at the flow's rate, at most `out` requests at once; an
-        answer `ok(n, answer)` accepted counts as sent (or, for calls, as a success)."""
+        answer `ok(n, answer)` accepted counts as sent (or, for calls, as a success) at the
+        time it was due: one waiting for the limit is late already, as one a slow server
+        answers late (timed after the wait, an item delayed there looked on time)."""
         flow = self.flows[kind]
         clients = self._clients(timeout)
         gate = asyncio.Semaphore(out)
 
-        async def one(n: int) -> None:
+        async def one(n: int, at: float) -> None:
             try:
-                at = time.time()
+                left = time.time()
                 answer = await self._post(clients, n, path, body(n), form)
                 if answer is None or not ok(n, answer):
                     flow.refused.append(at)
                 elif kind == "sync":
                     flow.ok.append((at, time.time()))
                 else:
-                    flow.accepted(f"{kind[0]}{n}", at)
+                    flow.accepted(f"{kind[0]}{n}", at, left)
             finally:
                 gate.release()
 
         tasks = set()
         watch = asyncio.ensure_future(_watch_lag(flow, self.stop))
-        async for n in paced_async(flow.rate, self.stop):
+        async for n, due in paced_async(flow.rate, self.stop):
             await gate.acquire()
-            task = asyncio.ensure_future(one(n))
+            task = asyncio.ensure_future(one(n, due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             await asyncio.sleep(0)
@@ -262,7 +272,7 @@ class Load:
         )
         client.on_publish = on_publish
         client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(0.2, 2)
+        client.reconnect_delay_set(0.2, 2)  # type: ignore[arg-type]  # typed int, sleeps a float
         client.connect(self.mqtt, 1883)
         client.loop_start()
         try:
@@ -307,7 +317,7 @@ class Load:
         )
         await producer.start()
         try:
-            async for n in paced_async(flow.rate, self.stop):
+            async for n, _due in paced_async(flow.rate, self.stop):
                 at = time.time()
                 try:
                     await asyncio.wait_for(producer.send_and_wait("load", f"k{n}".encode()), 5)

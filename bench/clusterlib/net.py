@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from bench.clusterlib.linkemu import LinkEmulator
 
 CLONE_NEWNET = 0x40000000
 
@@ -30,6 +33,8 @@ class Net:
 
     name: str
     subnet: str
+    #: host → its link emulator while `netem` is on without the kernel's netem
+    emulators: dict[str, LinkEmulator] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def switch(self) -> str:
@@ -79,25 +84,40 @@ class Net:
     def link(self, host: str, up: bool) -> None:
         ip("-n", self.ns(host), "link", "set", "eth0", "up" if up else "down")
 
+    def outer(self, host: str) -> str:
+        """The host's veth end in the switch namespace (eth0's peer), a port of br0."""
+        peer = json.loads(ip("-n", self.ns(host), "-j", "link", "show", "eth0").stdout)[0]
+        links = json.loads(ip("-n", self.switch, "-j", "link", "show").stdout)
+        return str(next(x["ifname"] for x in links if x["ifindex"] == peer["link_index"]))
+
     def netem(self, host: str, delay_ms: int, loss_pct: float) -> str:
         """`tc netem` delay and loss on the host's eth0 (its egress). Where the kernel has no
-        netem (`sch_netem`, as on this test machine), a token bucket instead: 100 kbit/s with
-        packets queued up to `delay_ms` and dropped past it, a congested link (delay and tail
-        drops, not random loss). Returns what was applied."""
+        netem (`sch_netem`, as on this test machine), the same done to the frames eth0 sends by
+        a relay in the switch namespace (`linkemu`). Returns what was applied."""
+        self.clear_netem(host)
         tc = ["ip", "netns", "exec", self.ns(host), "tc", "qdisc", "replace", "dev", "eth0", "root"]
         netem = [*tc, "netem", "delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
         if subprocess.run(netem, capture_output=True).returncode == 0:
             return f"tc netem delay {delay_ms}ms loss {loss_pct}%"
-        tbf = [*tc, "tbf", "rate", "100kbit", "burst", "4kb", "latency", f"{delay_ms}ms"]
-        subprocess.run(tbf, check=True, capture_output=True)
-        return f"no netem in this kernel: tc tbf rate 100kbit latency {delay_ms}ms instead"
+        emulator = LinkEmulator(self.switch, self.ns(host), self.outer(host), delay_ms, loss_pct)
+        emulator.start()
+        self.emulators[host] = emulator
+        return (
+            f"no netem in this kernel: userspace link emulator, delay {delay_ms}ms loss "
+            f"{loss_pct}% on the frames eth0 sends"
+        )
 
-    def clear_netem(self, host: str) -> None:
+    def clear_netem(self, host: str) -> dict[str, int]:
+        """Undo `netem`; returns the link emulator's counts of frames (empty for tc netem)."""
+        emulator = self.emulators.pop(host, None)
+        if emulator is not None:
+            return emulator.stop()
         subprocess.run(
             ["ip", "netns", "exec", self.ns(host), "tc", "qdisc", "del", "dev", "eth0", "root"],
             check=False,
             capture_output=True,
         )
+        return {}
 
     # -- teardown ------------------------------------------------------------------------
     def teardown(self) -> list[str]:

@@ -1,0 +1,83 @@
+"""The cluster bench's HTTP load (bench/clusterlib/load.py, issue 23) times each request when it
+was due, not when its limit of requests in flight let it out: a request that waited for a slow
+server's answers to others is late by that wait, and the bench must count it so."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from bench.clusterlib.faults import Phase, _flow_result
+from bench.clusterlib.load import Load, Marks
+
+DELAY = 0.5  # the server's answer time
+RATE = 20.0  # requests a second
+OUT = 4  # at most this many in flight: from the 5th on, each waits for an answer
+CONNECTIONS: list[asyncio.StreamWriter] = []
+
+
+async def _slow_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """HTTP/1.1 keep-alive: every request answered 202 `{}` after DELAY."""
+    CONNECTIONS.append(writer)
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.decode().split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            await asyncio.sleep(DELAY)
+            writer.write(
+                b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 2\r\n\r\n{}"
+            )
+            await writer.drain()
+    writer.close()
+
+
+async def test_a_request_held_by_the_limit_is_timed_when_it_was_due() -> None:
+    server = await asyncio.start_server(_slow_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    load = Load([f"http://127.0.0.1:{port}"], "t", "", "", None, {"http": RATE})
+    flow = load.flows["http"]
+    run = asyncio.ensure_future(
+        load._requests("http", 5, OUT, "/x", lambda n: {"n": n}, lambda _n, a: a[0] == 202)
+    )
+    await asyncio.sleep(1.5)
+    load.stop.set()
+    await asyncio.wait_for(run, 10)
+    server.close()
+    for writer in CONNECTIONS:  # the load's clients keep theirs open
+        writer.close()
+
+    sent = {int(i[1:]): t for i, t in flow.sent.items()}
+    # 4 answered a DELAY: the limit let through ~8 a second of the 20 due; some waited for it
+    assert max(sent) > OUT, sent
+    first = sent[0]
+    for n, at in sent.items():
+        # due at first + n / RATE; timed after the wait, the 5th (n = 4, due 0.2 s) was
+        # stamped at ~0.5 s and later ones later still
+        assert abs(at - (first + n / RATE)) < 0.1, (n, at - first)
+    # when it left is kept apart: the 5th waited ~0.3 s for the first answer
+    assert flow.left["h4"] - sent[4] > 0.2, flow.left["h4"] - sent[4]
+
+
+def test_an_item_counts_in_the_phase_it_left_in_late_from_when_it_was_due(tmp_path: Path) -> None:
+    """Due in one phase, held by the limit into the next: the next fault's (what that fault
+    does to it is its doing), and as late as it was from when it was due."""
+    load = Load(["http://127.0.0.1:1"], "t", "", "", None, {"http": RATE})
+    flow = load.flows["http"]
+    flow.accepted("h1", 100.0, 100.1)  # due and left in the first phase
+    flow.accepted("h2", 109.0, 111.0)  # due in the first, left in the second
+    marks = Marks(tmp_path / "marks")
+    marks.runs["http"]["h1"].append(100.2)
+    marks.runs["http"]["h2"].extend([111.5, 111.6])  # run twice, in the second phase
+    first = Phase("a", "kill", "", start=95, inject=98, end=98, stop=110)
+    second = Phase("b", "kill", "", start=110, inject=113, end=113, stop=125)
+    one, two = (_flow_result(p, load, marks, "http") for p in (first, second))
+    assert one is not None and two is not None
+    assert (one["sent"], one["run_twice"]) == (1, 0)
+    assert (two["sent"], two["run_twice"], two["latency_max_s"]) == (1, 1, 2.5)

@@ -18,6 +18,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
+import fastapi.routing
 import redis
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -88,6 +89,22 @@ async def flush_counts(ctx: ServerContext) -> None:
             log.warning("metrics not flushed (kept for the next try): %s", exc)
 
 
+def build_routes(app: FastAPI) -> int:
+    """Build every route now, as FastAPI would in the first requests; the routes built.
+
+    FastAPI resolves the routes of an included router lazily: the first request whose path
+    walks a router analyses the dependencies and parameters of every route in it and builds
+    their pydantic validators, on the event loop. Matching `/websub/hub` walks nearly every
+    router of the app (about 270 analyses, 0.1 s of CPU on an idle machine); a server restarted
+    under load in the cluster bench stalled 1.25 s on it, with its first second of requests
+    waiting (issue 23). Walking every route's context (as the OpenAPI document does) builds
+    and keeps them all; a FastAPI without `iter_route_contexts` built them when included."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:
+        return 0
+    return sum(1 for _context in contexts(app.routes))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -103,6 +120,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        build_routes(app)  # before the port is bound: no request waits for it
         db = Database(settings.resolved_db_url())
         client = async_redis(settings)
         sync_client = sync_redis(settings)

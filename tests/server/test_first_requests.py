@@ -9,12 +9,15 @@ and every request it had accepted waited (p50 0.9 s against 0.24 s on the other 
 
 So the lifespan builds them before the server binds its port. The test counts FastAPI's
 dependency analyses (`get_dependant`, as its router calls it): some during the start-up, none
-in the first requests, whichever routes they hit (an unmatched path walks every router)."""
+in the first requests, whichever routes they hit (an unmatched path walks every router).
+Likewise the threads of the loop's default executor: started before the port opens."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import fastapi.dependencies.utils
@@ -22,8 +25,10 @@ import fastapi.routing
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from tests.conftest import free_port
 
+from fnhub.aio import default_threads
 from fnhub.config import Settings
 from fnhub.server.app import create_app
 from fnhub.server.auth import create_key
@@ -50,13 +55,9 @@ def analyses(monkeypatch: pytest.MonkeyPatch) -> _Analyses:
     return spy
 
 
-def test_the_first_requests_find_every_route_built(settings: Settings, analyses: _Analyses) -> None:
-    db = Database(settings.resolved_db_url())
-    db.migrate()
-    _row, token = create_key(db, "first-requests")
-    db.dispose()
-    app = create_app(settings)
-    analyses.counts.clear()  # what create_app itself analysed is not the point
+@contextlib.contextmanager
+def _serving(app: FastAPI) -> Iterator[str]:
+    """`app` on uvicorn in a thread, from when it serves (its lifespan started, port bound)."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -66,9 +67,23 @@ def test_the_first_requests_find_every_route_built(settings: Settings, analyses:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.05)
     try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def test_the_first_requests_find_every_route_built(settings: Settings, analyses: _Analyses) -> None:
+    db = Database(settings.resolved_db_url())
+    db.migrate()
+    _row, token = create_key(db, "first-requests")
+    db.dispose()
+    app = create_app(settings)
+    analyses.counts.clear()  # what create_app itself analysed is not the point
+    with _serving(app) as url:
         analyses.phase = "requests"
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        with httpx.Client(base_url=url, timeout=10) as http:
             answers = [
                 http.post("/websub/hub", data={"hub.mode": "publish"}),
                 http.post("/api/v1/functions/nope.nothing/tasks", json={}, headers=headers),
@@ -77,8 +92,17 @@ def test_the_first_requests_find_every_route_built(settings: Settings, analyses:
                 http.get("/readyz"),  # 503 here: no worker runs
             ]
         assert all(a.status_code != 500 for a in answers), [a.text for a in answers]
-    finally:
-        server.should_exit = True
-        thread.join(20)
     assert analyses.counts.get("start-up", 0) > 100  # the routes were built while starting
     assert analyses.counts.get("requests", 0) == 0  # and none while answering
+
+
+def test_the_default_executors_threads_run_before_the_port_opens(settings: Settings) -> None:
+    """`asyncio.to_thread` (API key and session lookups, most SQL) finds its threads started:
+    a request never waits on the event loop for a new thread to be scheduled."""
+    Database(settings.resolved_db_url()).migrate()
+    before = set(threading.enumerate())
+    with _serving(create_app(settings)):
+        started = [t for t in threading.enumerate() if t not in before]
+        executor = [t for t in started if t.name.startswith("fnhub-io")]
+        assert len(executor) == default_threads(), [t.name for t in started]
+        assert all(t.is_alive() for t in executor)

@@ -26,7 +26,7 @@ import fnhub
 from fnhub import console, tracing
 from fnhub.accounts.passwords import warm_up_in_background
 from fnhub.accounts.signin import SignIn
-from fnhub.aio import cancel_and_wait
+from fnhub.aio import cancel_and_wait, start_default_executor
 from fnhub.calling.caller import Caller
 from fnhub.config import Settings
 from fnhub.feature import Feature
@@ -120,7 +120,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        build_routes(app)  # before the port is bound: no request waits for it
+        build_routes(app)  # before the port is bound: no request waits for these two
+        await start_default_executor()
         db = Database(settings.resolved_db_url())
         client = async_redis(settings)
         sync_client = sync_redis(settings)

@@ -10,11 +10,13 @@ and every request it had accepted waited (p50 0.9 s against 0.24 s on the other 
 So the lifespan builds them before the server binds its port. The test counts FastAPI's
 dependency analyses (`get_dependant`, as its router calls it): some during the start-up, none
 in the first requests, whichever routes they hit (an unmatched path walks every router).
-Likewise the threads of the loop's default executor: started before the port opens."""
+Likewise the threads of the loop's default executor and argon2's dummy hash: made before the
+port opens."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ import uvicorn
 from fastapi import FastAPI
 from tests.conftest import free_port
 
+from fnhub.accounts import passwords
 from fnhub.aio import default_threads
 from fnhub.config import Settings
 from fnhub.server.app import create_app
@@ -56,10 +59,10 @@ def analyses(monkeypatch: pytest.MonkeyPatch) -> _Analyses:
 
 
 @contextlib.contextmanager
-def _serving(app: FastAPI) -> Iterator[str]:
+def _serving(app: FastAPI, kind: type[uvicorn.Server] = uvicorn.Server) -> Iterator[uvicorn.Server]:
     """`app` on uvicorn in a thread, from when it serves (its lifespan started, port bound)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    server = kind(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -67,10 +70,14 @@ def _serving(app: FastAPI) -> Iterator[str]:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+def _url(server: uvicorn.Server) -> str:
+    return f"http://{server.config.host}:{server.config.port}"
 
 
 def test_the_first_requests_find_every_route_built(settings: Settings, analyses: _Analyses) -> None:
@@ -80,10 +87,10 @@ def test_the_first_requests_find_every_route_built(settings: Settings, analyses:
     db.dispose()
     app = create_app(settings)
     analyses.counts.clear()  # what create_app itself analysed is not the point
-    with _serving(app) as url:
+    with _serving(app) as server:
         analyses.phase = "requests"
         headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url, timeout=10) as http:
+        with httpx.Client(base_url=_url(server), timeout=10) as http:
             answers = [
                 http.post("/websub/hub", data={"hub.mode": "publish"}),
                 http.post("/api/v1/functions/nope.nothing/tasks", json={}, headers=headers),
@@ -106,3 +113,32 @@ def test_the_default_executors_threads_run_before_the_port_opens(settings: Setti
         executor = [t for t in started if t.name.startswith("fnhub-io")]
         assert len(executor) == default_threads(), [t.name for t in started]
         assert all(t.is_alive() for t in executor)
+
+
+class _BindWatch(uvicorn.Server):
+    """Notes whether argon2's dummy hash exists once the app's lifespan started, when uvicorn
+    goes on to open the port (`Server.startup`: the lifespan, then the listening sockets)."""
+
+    hash_ready: bool | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        lifespan_startup = self.lifespan.startup
+
+        async def then_note() -> None:
+            await lifespan_startup()
+            self.hash_ready = passwords._dummy_hash is not None
+
+        self.lifespan.startup = then_note
+        await super().startup(sockets)
+
+
+def test_the_dummy_password_hash_is_made_before_the_port_opens(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 (0.2 s of CPU on four threads) made after the port opened competed with the
+    first requests; made while the lifespan starts the rest, it is done before."""
+    monkeypatch.setattr(passwords, "_dummy_hash", None)  # as in a process that just started
+    Database(settings.resolved_db_url()).migrate()
+    with _serving(create_app(settings), _BindWatch) as server:
+        assert isinstance(server, _BindWatch)
+        assert server.hash_ready is True

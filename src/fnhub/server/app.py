@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
 from fnhub import console, tracing
-from fnhub.accounts.passwords import warm_up_in_background
+from fnhub.accounts.passwords import warm_up
 from fnhub.accounts.signin import SignIn
 from fnhub.aio import cancel_and_wait, start_default_executor
 from fnhub.calling.caller import Caller
@@ -120,8 +120,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        build_routes(app)  # before the port is bound: no request waits for these two
+        # before the port is bound, so that no request waits for them: the default executor's
+        # threads, argon2's dummy hash (0.2 s of CPU on four threads, in one of them while the
+        # rest starts; made after the port opened, it competed with the first requests) and
+        # every route
         await start_default_executor()
+        hashing = asyncio.get_running_loop().run_in_executor(None, warm_up)
+        build_routes(app)
         db = Database(settings.resolved_db_url())
         client = async_redis(settings)
         sync_client = sync_redis(settings)
@@ -168,7 +173,7 @@ def create_app(
         services.append(spawn("presence", presence.run))
         services.append(spawn("metrics-flush", functools.partial(flush_counts, ctx)))
         freeze_startup_objects()
-        warm_up_in_background()
+        await hashing
         try:
             yield
         finally:

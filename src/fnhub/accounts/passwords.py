@@ -60,11 +60,9 @@ def random_password() -> str:
 
 
 def warm_up() -> None:
-    """Compute the dummy hash now, so the first sign-in of an unknown user is not faster."""
+    """Compute the dummy hash now, so the first sign-in of an unknown user is not faster.
+
+    A server does it in a thread while its lifespan starts the rest (argon2 runs without the
+    GIL), done before the port opens: started as the port opened, its ~0.2 s of CPU on four
+    threads competed with the first requests (issue 23)."""
     _dummy()
-
-
-def warm_up_in_background() -> None:
-    """`warm_up` in a thread (argon2 runs without the GIL), so a starting server does not wait
-    the ~0.2-0.5 s it takes; a sign-in meanwhile waits for it rather than hashing twice."""
-    threading.Thread(target=warm_up, name="argon2-warm-up", daemon=True).start()

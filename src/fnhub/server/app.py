@@ -18,14 +18,15 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 
+import fastapi.routing
 import redis
 from fastapi import APIRouter, Depends, FastAPI
 
 import fnhub
 from fnhub import console, tracing
-from fnhub.accounts.passwords import warm_up_in_background
+from fnhub.accounts.passwords import warm_up
 from fnhub.accounts.signin import SignIn
-from fnhub.aio import cancel_and_wait
+from fnhub.aio import cancel_and_wait, start_default_executor
 from fnhub.calling.caller import Caller
 from fnhub.config import Settings
 from fnhub.feature import Feature
@@ -88,6 +89,22 @@ async def flush_counts(ctx: ServerContext) -> None:
             log.warning("metrics not flushed (kept for the next try): %s", exc)
 
 
+def build_routes(app: FastAPI) -> int:
+    """Build every route now, as FastAPI would in the first requests; the routes built.
+
+    FastAPI resolves the routes of an included router lazily: the first request whose path
+    walks a router analyses the dependencies and parameters of every route in it and builds
+    their pydantic validators, on the event loop. Matching `/websub/hub` walks nearly every
+    router of the app (about 270 analyses, 0.1 s of CPU on an idle machine); a server restarted
+    under load in the cluster bench stalled 1.25 s on it, with its first second of requests
+    waiting (issue 23). Walking every route's context (as the OpenAPI document does) builds
+    and keeps them all; a FastAPI without `iter_route_contexts` built them when included."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:
+        return 0
+    return sum(1 for _context in contexts(app.routes))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -103,6 +120,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # before the port is bound, so that no request waits for them: the default executor's
+        # threads, argon2's dummy hash (0.2 s of CPU on four threads, in one of them while the
+        # rest starts; made after the port opened, it competed with the first requests) and
+        # every route
+        await start_default_executor()
+        hashing = asyncio.get_running_loop().run_in_executor(None, warm_up)
+        build_routes(app)
         db = Database(settings.resolved_db_url())
         client = async_redis(settings)
         sync_client = sync_redis(settings)
@@ -149,7 +173,7 @@ def create_app(
         services.append(spawn("presence", presence.run))
         services.append(spawn("metrics-flush", functools.partial(flush_counts, ctx)))
         freeze_startup_objects()
-        warm_up_in_background()
+        await hashing
         try:
             yield
         finally:

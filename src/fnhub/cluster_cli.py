@@ -72,14 +72,13 @@ def print_cluster(screen: Console, data: dict[str, Any]) -> None:
     ]  # fmt: skip
     show(screen, fitted_table(screen, columns, workers, "workers"))
     running = [
-        (w["id"], t.get("pid"), t.get("function"), t.get("task") or t.get("subscription"),
-         t.get("queue"), _ran(t, w))
+        (w["id"], t.get("pid"), t.get("function"), t.get("task"), _source(t), _ran(t, w))
         for w in data["workers"] for t in w.get("running") or ()
     ]  # fmt: skip
     if running:
         columns = [
             Column("worker", 3), Column("pid"), Column("function"),
-            Column("task / subscription", 1), Column("queue", 2), Column("for", 0, "right"),
+            Column("task", 1), Column("from", 2), Column("for", 0, "right"),
         ]  # fmt: skip
         show(screen, fitted_table(screen, columns, running, "running for over 0.1 s"))
     show(screen, _facts(data))
@@ -91,11 +90,20 @@ def _ran(task: dict[str, Any], worker: dict[str, Any]) -> Text:
     return Text(f"{ran} lost", style="red") if worker["stale"] else Text(ran)
 
 
+def _source(task: dict[str, Any]) -> str | None:
+    """Its queue, or "<subscription> (direct)" for a direct child's."""
+    subscription = task.get("subscription")
+    return f"{subscription} (direct)" if subscription else task.get("queue")
+
+
 def _busy(worker: dict[str, Any]) -> str | None:
-    """ "1/2": children running a task, of its processes (an older worker says no busy)."""
+    """ "1/3": children running a task, of its processes and direct children (an older worker
+    says no busy)."""
     processes = worker.get("processes")
     busy = worker.get("busy")
-    return str(processes) if busy is None else f"{busy}/{processes}"
+    if busy is None:
+        return str(processes)
+    return f"{busy}/{(processes or 0) + (worker.get('direct') or 0)}"
 
 
 def _beat_state(beat: dict[str, Any], leader: str | None) -> Text:

@@ -203,7 +203,7 @@ def test_a_workers_busy_children_say_which_task_runs_for_how_long(stack: Stack) 
     assert later["since"] == first["since"] and later["pid"] == first["pid"]
     with stack.admin() as c:
         [worker] = c.get("/api/v1/cluster").json()["workers"]
-    assert worker["busy"] == 1 and worker["processes"] == 2, worker
+    assert worker["busy"] == 1 and worker["processes"] == 2 and worker["direct"] == 0, worker
     [task] = worker["running"]
     assert task["task"] == task_id and task["running_for"] >= 1, task
 

@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -332,25 +334,44 @@ import fnhub
 @fnhub.api("dozes on 'slow'", timeout=60)
 def doze(topic, message):
     if message == "slow":
-        time.sleep(30)
+        time.sleep(8)
 """
 
 
 @pytest.mark.timeout(240)
 def test_the_cluster_view_shows_what_a_direct_child_runs(make_cluster):
     """A worker's heartbeat names its direct children's running messages too: subscription,
-    function, child and since when (`fnhub cluster`'s running table)."""
+    function, the task id its record gets, child and since when (`fnhub cluster`'s running
+    table), and counts the direct child among its busy ones (its queue child is idle)."""
     stream, cluster = _cluster(make_cluster, "dozy", {"doze": DOZE}, function="doze.doze")
     cluster.start_worker(processes=1)
     _wait_children(cluster, "dozy", 1)
     [child] = _direct_children(cluster, "dozy")
     _publish(cluster.redis, stream, ["slow"])
 
-    def running() -> list[dict[str, Any]]:
-        entries = cluster.redis.hgetall(f"{cluster.prefix}:workers").values()
-        return [t for e in entries for t in json.loads(e).get("running", [])]
+    def beat() -> dict[str, Any]:
+        [entry] = cluster.redis.hgetall(f"{cluster.prefix}:workers").values()
+        return json.loads(entry)
 
-    [task] = wait_for(running, timeout=30, interval=0.2)
+    busy = wait_for(lambda: (b := beat()).get("running") and b, timeout=30, interval=0.2)
+    [task] = busy["running"]
     assert task["subscription"] == "dozy" and task["function"] == "doze.doze", task
     assert task["pid"] == child and time.time() - 30 < task["since"] <= time.time(), task
+    assert busy["busy"] == 1 and busy["processes"] == 1 and busy["direct"] == 1, busy
+    listing = subprocess.run(
+        [sys.executable, "-m", "fnhub.cli", "cluster", "-p", str(cluster.dir)],
+        env={**cluster.env, "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    row = next(line for line in listing.stdout.splitlines() if "doze.doze" in line)
+    assert task["task"] in row and "dozy (direct)" in row, listing.stdout
+    assert "1/2" in listing.stdout, listing.stdout  # busy: of its process and direct child
+    # the task id is the one its record gets, once the message is done
+    wait_for(lambda: _records(cluster, "dozy"), timeout=30, interval=0.3)
+    assert _records(cluster, "dozy") == {task["task"]: "success"}
+    idle = wait_for(lambda: (b := beat())["busy"] == 0 and b, timeout=10, interval=0.2)
+    assert idle["running"] == [] and idle["direct"] == 1, idle
     cluster.redis.delete(stream)

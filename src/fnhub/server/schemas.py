@@ -309,7 +309,7 @@ class RunningTaskOut(BaseModel):
 
     child: int = Field(description="the child's index in its worker (or its subscription's)")
     pid: int | None = None
-    task: str | None = Field(None, description="the task's id (none for a direct child's)")
+    task: str | None = Field(None, description="the task's id (its record's)")
     function: str | None = None
     queue: str | None = None
     subscription: str | None = Field(None, description="a direct child's subscription")
@@ -321,7 +321,13 @@ class WorkerMemberOut(MemberOut):
     queues: list[str] = Field(default_factory=list)
     processes: int | None = None
     replaced: int | None = Field(None, description="children replaced since it started")
-    busy: int | None = Field(None, description="of its `processes`, how many run a task")
+    direct: int | None = Field(
+        None, description="its direct children (`path: direct` subscriptions), besides `processes`"
+    )
+    busy: int | None = Field(
+        None,
+        description="children running a task now, of its `processes` and `direct` children",
+    )
     running: list[RunningTaskOut] = Field(
         default_factory=list,
         description="tasks running past 0.1 s, the longest first (at most 10)",

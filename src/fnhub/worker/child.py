@@ -85,8 +85,8 @@ class Slot:
     entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id>"
     what: Any  # RawArray('c', WHAT_SIZE): which task runs, once it ran a while (`describe`)
     written: tuple[str, str] = ("", "")  # the stream and entry last written (child's copy)
-    #: (started, task) of the running task (child's copy, for the watchdog's `describe`)
-    current: tuple[float, Task] | None = None
+    #: the running task (child's copy, for the watchdog's `describe`)
+    current: Task | None = None
 
     @classmethod
     def create(cls) -> Slot:
@@ -106,27 +106,28 @@ class Slot:
         task: Task | None = None,
     ) -> None:
         """The task running from `now` (default: the time now) until `deadline`; `task`, kept
-        for `describe`, says which one it is."""
+        for `describe`, says which one it is (kept before its start is written: `describe`
+        pairs the two by that order, with no tuple made per task)."""
+        self.current = task
         if (stream, entry_id) != self.written:  # ids are unique per stream only
             self.entry.value = f"{stream} {entry_id}".encode()[: ENTRY_SIZE - 1]
             self.written = (stream, entry_id)
         times = self.times
         times[_INDEX] = index
-        started = time.time() if now is None else now
-        times[_STARTED] = started
+        times[_STARTED] = time.time() if now is None else now
         times[_DEADLINE] = deadline
-        if task is not None:
-            self.current = (started, task)  # one store: `describe` never pairs two tasks
 
     def describe(self) -> None:
         """Write which task runs into `what` (the watchdog's call, once a task runs a while):
         the supervisor's heartbeat reads it (`described`)."""
-        current = self.current
-        if current is None or self.times[_DEADLINE] <= 0:
+        task = self.current
+        if task is None or self.times[_DEADLINE] <= 0:
             return
-        started, task = current
-        if started != self.times[_STARTED]:
-            return  # a task the child has not marked started yet
+        started = float(self.times[_STARTED])
+        # `set` keeps the task, then writes its start, and the child clears the slot between
+        # tasks: a start read with a deadline set and the task read still kept is its own
+        if self.current is not task:
+            return
         stamp = repr(started)
         if self.what.value.startswith(stamp.encode()):
             return  # written already

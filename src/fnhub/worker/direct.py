@@ -10,7 +10,9 @@ runs in its shared-memory slot, so the supervisor kills it past the deadline (or
 limit) and notes the message's fate (`record_fate`: `timeout`, `memory`, or one more death);
 its replacement claims the dead consumer's messages at once (`DirectConsumer.inherit`) and
 finishes the noted one as its fate says (a timeout record, not another run), runs the others
-again, and dead-letters a message whose child died `max_attempts` times. Retries of raised
+again, and dead-letters a message whose child died `max_attempts` times. A watchdog thread
+names the task of a message running past 0.1 s in the slot too, for the supervisor's heartbeat
+(the cluster view's running tasks, task id included, as a queue child's). Retries of raised
 exceptions run in place (the message is held meanwhile), a function's concurrency limit is
 waited for, and the status goes to `keys.subscription_status` under the child's consumer name
 every second, as a server's does.
@@ -76,6 +78,7 @@ from fnhub.tasks import Origin, Status, Task, TaskResult, new_task_ids, result_f
 from fnhub.worker.child import Retry, Slot, after_node_died, begin_child
 from fnhub.worker.execute import Executor
 from fnhub.worker.loader import WorkerScripts
+from fnhub.worker.prefetch import CHECK_SECONDS
 from fnhub.worker.processes import kill_session
 
 log = logging.getLogger(__name__)
@@ -229,6 +232,7 @@ class DirectChild:
         self._counted: dict[str, int] = {}
         self._leaving = threading.Event()
         self._status_thread: threading.Thread | None = None
+        self._watch_thread: threading.Thread | None = None
         self.going: Callable[[], bool] = lambda: True
 
     # -- the loop -----------------------------------------------------------------------------
@@ -238,6 +242,10 @@ class DirectChild:
             target=self._status_loop, name="direct-status", daemon=True
         )
         self._status_thread.start()
+        self._watch_thread = threading.Thread(
+            target=self._watch_loop, name="direct-watch", daemon=True
+        )
+        self._watch_thread.start()
         backoff = Backoff(initial=0.2, cap=5.0)
         opened = False
         share = self.job.share
@@ -329,7 +337,7 @@ class DirectChild:
                     meta=meta,
                 )
                 now = now_of()
-                slot.set(msg.topic, msg.message_id or "", 0, now + timeout, now)
+                slot.set(msg.topic, msg.message_id or "", 0, now + timeout, now, task)
                 try:
                     result = run_python(task, fn, base, now)
                 finally:
@@ -543,10 +551,10 @@ class DirectChild:
         executor = self.executor
         if fn is not None:  # Python: no slack past the deadline (that is for Node's own)
             now = time.time()
-            self.slot.set(msg.topic, msg.message_id or "", 0, now + task.timeout, now)
+            self.slot.set(msg.topic, msg.message_id or "", 0, now + task.timeout, now, task)
         else:
             deadline = time.time() + task.timeout + executor.deadline_slack(task)
-            self.slot.set(msg.topic, msg.message_id or "", 0, deadline)
+            self.slot.set(msg.topic, msg.message_id or "", 0, deadline, task=task)
         try:
             hooks = tracing.hooks
             if fn is not None:
@@ -653,6 +661,16 @@ class DirectChild:
             if self._leaving.wait(STATUS_SECONDS):
                 return
 
+    def _watch_loop(self) -> None:
+        """The child's watchdog: names the running message's task in the slot once it ran
+        `CHECK_SECONDS` (`Slot.describe`: the task the loop handed `Slot.set`), for the
+        supervisor's heartbeat, as a queue child's does (`prefetch.SlowTaskWatch`)."""
+        slot = self.slot
+        while not self._leaving.wait(CHECK_SECONDS):
+            since = slot.running_since()
+            if since is not None and time.time() - since >= CHECK_SECONDS:
+                slot.describe()
+
     def write_status(self) -> None:
         """This child's view in the subscription's status hash, and what it counted since
         the last write in the cluster-wide counters (`/metrics`)."""
@@ -690,8 +708,9 @@ class DirectChild:
     def forget_status(self) -> None:
         """Leaving: the last counts, and no view of a child that is gone."""
         self._leaving.set()
-        if self._status_thread is not None:
-            self._status_thread.join(5)
+        for thread in (self._status_thread, self._watch_thread):
+            if thread is not None:
+                thread.join(5)
         try:
             self.write_status()
             self.redis.hdel(self.keys.subscription_status(self.spec.name), self.name)

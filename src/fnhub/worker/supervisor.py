@@ -47,7 +47,6 @@ from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
-from fnhub.worker.prefetch import CHECK_SECONDS
 from fnhub.worker.presence import (
     connected_workers,
     connection_name,
@@ -255,7 +254,7 @@ class Supervisor:
             "ttl_ms": ttl_ms,  # how old its last beat is: this less its key's PTTL
             "named": self._named,  # its connections carry its name (`_name_connections`)
             "replaced": self.replaced,
-            **self._running(time.time()),
+            **self._running(),
         }
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.keys.worker_alive(self.worker_id), "1", px=ttl_ms)
@@ -264,9 +263,10 @@ class Supervisor:
         if self._due("prune", self.settings.presence_ttl_seconds):
             prune(self.redis, self.keys.workers, self.settings.presence_ttl_seconds)
 
-    def _running(self, now: float) -> dict[str, Any]:
+    def _running(self) -> dict[str, Any]:
         """What the children run, read from their slots (no Redis command per task): `busy`,
-        the queue children running a task, and `running`, the tasks (direct children's too)
+        the children running a task (queue children and direct children alike), `direct`, how
+        many direct children it has (besides its `processes`), and `running`, the tasks
         running past the watchdog's first look (`prefetch.CHECK_SECONDS`: a child names its
         task then), the longest-running first, at most `RUNNING_LISTED`."""
         busy = 0
@@ -286,15 +286,21 @@ class Supervisor:
                 {"child": child.index, "pid": child.process.pid, "task": task_id,
                  "function": function, "queue": queues.get(where.stream), "since": started}
             )  # fmt: skip
-        for subscription, function, child in self.direct.named_children():
-            since = child.slot.running_since()
-            if since is not None and now - since >= CHECK_SECONDS:
-                running.append(
-                    {"child": child.index, "pid": child.process.pid, "function": function,
-                     "subscription": subscription, "since": since}
-                )  # fmt: skip
+        direct = self.direct.named_children()
+        for subscription, function, child in direct:
+            if child.slot.running_since() is None:
+                continue
+            busy += 1
+            described = child.slot.described()
+            if described is None:
+                continue
+            started, task_id, _ = described
+            running.append(
+                {"child": child.index, "pid": child.process.pid, "task": task_id,
+                 "function": function, "subscription": subscription, "since": started}
+            )  # fmt: skip
         running.sort(key=lambda r: r["since"])
-        return {"busy": busy, "running": running[:RUNNING_LISTED]}
+        return {"busy": busy, "direct": len(direct), "running": running[:RUNNING_LISTED]}
 
     def _name_connections(self) -> None:
         """Name this supervisor's Redis connections after the worker (CLIENT SETNAME now, and

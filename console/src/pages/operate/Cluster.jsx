@@ -81,12 +81,16 @@ function Beats({ beats, leader, ttl }) {
   );
 }
 
-/** "1 of 2": children running a task, of the worker's processes (an older worker: its processes). */
+/** Its processes and its direct children (`path: direct` subscriptions'). */
+const children = (m) => (m.processes || 0) + (m.direct || 0);
+
+/** "1 of 3": children running a task (queue or direct), of the worker's processes and direct
+ * children (an older worker: its processes). */
 function Busy({ m }) {
   if (m.busy === null || m.busy === undefined) return m.processes;
   return (
-    <span title="children running a task now, of its processes">
-      {m.busy} of {m.processes}
+    <span title="children running a task now (queue or direct), of its processes and direct children">
+      {m.busy} of {children(m)}
     </span>
   );
 }
@@ -138,12 +142,18 @@ function Running({ workers }) {
         },
         { label: 'Child', render: (t) => <span class="mono">#{t.child} · pid {t.pid}</span> },
         { label: 'Function', render: (t) => <span class="mono">{t.function}</span> },
+        { label: 'Task', render: (t) => <span class="mono">{t.task}</span> },
         {
-          label: 'Task',
+          label: 'From',
           render: (t) =>
-            t.task ? <span class="mono">{t.task}</span> : <span class="muted">subscription {t.subscription}</span>,
+            t.subscription ? (
+              <>
+                {t.subscription} <span class="muted">(direct)</span>
+              </>
+            ) : (
+              t.queue
+            ),
         },
-        { label: 'Queue', render: (t) => t.queue ?? <span class="muted">direct</span> },
         { label: 'Running for', num: true, render: (t) => runTime(t.running_for) },
       ]}
     />
@@ -222,7 +232,7 @@ export function Cluster() {
       <div class="stats">
         <Stat value={data.servers.length} label="servers" warn={data.servers.length === 0} />
         <Stat value={data.beats.length} label={leading ? 'beats · one leading' : 'beats · none leading'} warn={!leading} />
-        <Stat value={live.length} label={`workers · ${busy} of ${live.reduce((n, w) => n + (w.processes || 0), 0)} processes busy`} warn={live.length === 0} />
+        <Stat value={live.length} label={`workers · ${busy} of ${live.reduce((n, w) => n + children(w), 0)} processes busy`} warn={live.length === 0} />
         <Stat value={stale} label="stale members" warn={stale > 0} />
       </div>
       <h2>Servers</h2>

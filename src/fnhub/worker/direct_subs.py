@@ -105,17 +105,24 @@ class DirectSubscriptions:
             db.dispose()
 
     def _load(self, db: object) -> dict[str, tuple[DirectJob, str]]:
-        from fnhub.connectors import get_type
         from fnhub.store.db import Database
-        from fnhub.subscriptions.direct import DirectJob
-        from fnhub.subscriptions.stored import load_stored
+        from fnhub.subscriptions.stored import load_specs
 
         assert isinstance(db, Database)
-        specs, connectors = load_stored(db, self.sup.settings)
+        specs = load_specs(db)
+        direct = [s for s in specs if s.enabled and s.path == "direct"]
+        if not direct:
+            return {}
+        # the connectors, their modules and the secrets' cipher: only where one is read directly
+        from fnhub.connections import load_connectors
+        from fnhub.connectors import get_type
+        from fnhub.subscriptions.direct import DirectJob
+
+        connectors = load_connectors(db, self.sup.settings)
         active = read_active(self.sup.redis, self.keys)
         wanted: dict[str, tuple[DirectJob, str]] = {}
-        for spec in specs:
-            if not spec.enabled or spec.path != "direct" or spec.function is None:
+        for spec in direct:
+            if spec.function is None:
                 continue
             connector = connectors.get(spec.connector)
             if connector is None:

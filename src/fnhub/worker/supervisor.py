@@ -36,7 +36,6 @@ from typing import Any
 import redis
 
 from fnhub import lease, tracing
-from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
@@ -45,6 +44,7 @@ from fnhub.presence import process_facts, prune
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
+from fnhub.waiting import wait_for_redis
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
 from fnhub.worker.prefetch import CHECK_SECONDS

@@ -1,0 +1,94 @@
+"""What a worker loads on its way to its first task: after a process death the restarted workers
+are the capacity that is missing, so a module pulled in by mistake (SQLAlchemy, the HTTP server,
+the connectors, the command line in every child) delays every recovery. Checked by what is in
+`sys.modules`, never by timing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import fnhub
+from fnhub.config import Settings
+
+PACKAGE_PARENT = Path(fnhub.__file__).parent.parent
+
+#: what neither a worker supervisor (until its children run) nor a worker child needs
+NOT_FOR_A_WORKER = (
+    "sqlalchemy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "fnhub.server.app",
+    "fnhub.audit",
+    "fnhub.secret_box",
+    "fnhub.connectors",
+    "fnhub.scripts.store",
+    "fnhub.store",
+)
+#: a child's own: not the command line either (typer, rich), nor the console's
+NOT_FOR_A_CHILD = (*NOT_FOR_A_WORKER, "typer", "rich", "fnhub.cli", "fnhub.console")
+
+
+def _loaded(code: str, prefixes: tuple[str, ...]) -> list[str]:
+    """The modules under `prefixes` that `code` leaves imported in a new interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{code}\nprint('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(PACKAGE_PARENT), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    return sorted(m for m in done.stdout.split() if _under(m, prefixes))
+
+
+def _under(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def test_the_worker_command_imports_no_database_server_nor_connectors() -> None:
+    """`fnhub worker` up to its children's start: the command line and the supervisor. The
+    recorder and the direct subscriptions' reader open the database after the children
+    started."""
+    assert _loaded("import fnhub.cli, fnhub.worker.supervisor", NOT_FOR_A_WORKER) == []
+
+
+def test_a_worker_child_module_imports_no_database_server_nor_command_line() -> None:
+    assert _loaded("import fnhub.worker.child", NOT_FOR_A_CHILD) == []
+
+
+def test_a_supervisor_without_direct_subscriptions_imports_no_connector(
+    settings: Settings, services
+) -> None:
+    """The direct subscriptions' reader finds none: no connector module, no secrets' cipher."""
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from fnhub.config import Settings
+        from fnhub.worker.supervisor import Supervisor
+
+        sup = Supervisor(Settings.model_validate_json({settings.model_dump_json()!r}), processes=1)
+        sup.start()
+        deadline = time.monotonic() + 30
+        while sup.direct._wanted is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(sup.direct._wanted)
+        print(sorted(m for m in sys.modules if m.startswith(("fnhub.connectors", "fnhub.secret_box",
+                                                             "cryptography.fernet"))))
+        sup.shutdown()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE_PARENT)},
+    )
+    assert done.returncode == 0, done.stderr
+    wanted, loaded = done.stdout.strip().splitlines()[-2:]
+    assert (wanted, loaded) == ("{}", "[]"), done.stdout + done.stderr

@@ -11,7 +11,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.conftest import REDIS_URL, call_ok, wait_for
+from tests.project_cli import stop
+
 import fnhub
+from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
 
 PACKAGE_PARENT = Path(fnhub.__file__).parent.parent
@@ -31,6 +35,19 @@ NOT_FOR_A_WORKER = (
 )
 #: a child's own: not the command line either (typer, rich), nor the console's
 NOT_FOR_A_CHILD = (*NOT_FOR_A_WORKER, "typer", "rich", "fnhub.cli", "fnhub.console")
+
+PROBE = textwrap.dedent(
+    """
+    import sys
+
+    import fnhub
+
+
+    @fnhub.api()
+    def modules():
+        return sorted(sys.modules)
+    """
+)
 
 
 def _loaded(code: str, prefixes: tuple[str, ...]) -> list[str]:
@@ -59,6 +76,36 @@ def test_the_worker_command_imports_no_database_server_nor_connectors() -> None:
 
 def test_a_worker_child_module_imports_no_database_server_nor_command_line() -> None:
     assert _loaded("import fnhub.worker.child", NOT_FOR_A_CHILD) == []
+
+
+def test_a_worker_child_of_fnhub_worker_runs_without_the_command_line(
+    settings: Settings, services, publish, client: QueueClient, tmp_path: Path
+) -> None:
+    """A child spawned by `python -m fnhub.cli worker` (or the `fnhub` console script) does not
+    run the command line again as its `__mp_main__` (`fnhub.spawning`), and what its first
+    task loads stays out of the database and the server."""
+    publish({"probe": PROBE})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FNHUB_")}
+    env.update(
+        FNHUB_REDIS_URL=REDIS_URL,
+        FNHUB_KEY_PREFIX=settings.key_prefix,
+        FNHUB_DB_URL=settings.db_url,
+        FNHUB_DATA_DIR=str(settings.data_dir),
+        PYTHONPATH=os.pathsep.join([str(PACKAGE_PARENT), env.get("PYTHONPATH", "")]),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "fnhub.cli", "worker", "-p", str(tmp_path), "--processes", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "worker.log", "ab"),  # noqa: SIM115 - the worker holds it
+    )
+    try:
+        wait_for(client.workers, timeout=60)
+        modules = call_ok(client, "probe.modules", timeout=60).result
+    finally:
+        stop(worker)
+    assert "fnhub.worker.child" in modules  # (the child answered)
+    assert [m for m in modules if _under(m, NOT_FOR_A_CHILD)] == []
 
 
 def test_a_supervisor_without_direct_subscriptions_imports_no_connector(

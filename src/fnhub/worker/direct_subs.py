@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import redis
 
-from fnhub import lease
+from fnhub import lease, spawning
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_optional_bytes
 from fnhub.scripts.registry import read_active
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ctx = multiprocessing.get_context("spawn")
+_ctx = spawning.SPAWN
 POLL_SECONDS = 0.5
 FULL_RELOAD_SECONDS = 10.0
 LEASE_SECONDS = 3.0  # as a server's runner holds it
@@ -216,7 +215,7 @@ class DirectSubscriptions:
             name=f"fnhub-direct-{group.name}-{index}",
             daemon=False,
         )
-        process.start()
+        spawning.start(process)
         return Child(self.sup.worker_id, index, slot, process, spawned_at=time.time())
 
     def _retire(self, name: str, why: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -35,7 +34,7 @@ from typing import Any
 
 import redis
 
-from fnhub import lease, tracing
+from fnhub import lease, spawning, tracing
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
@@ -59,7 +58,7 @@ from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
 log = logging.getLogger(__name__)
 
-_ctx = multiprocessing.get_context("spawn")
+_ctx = spawning.SPAWN
 #: the supervising loop enforces deadlines: after an error it is back within seconds
 SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 #: the most running tasks a heartbeat names (the longest-running; `busy` counts them all)
@@ -137,7 +136,7 @@ class Supervisor:
             name=f"fnhub-worker-{index}",
             daemon=False,
         )
-        process.start()
+        spawning.start(process)
         return Child(self.worker_id, index, slot, process, spawned_at=time.time())
 
     def _release(self, child: Child, pid: int, outcome: str, detail: str = "") -> None:

@@ -108,22 +108,28 @@ def test_a_worker_child_of_fnhub_worker_runs_without_the_command_line(
     assert [m for m in modules if _under(m, NOT_FOR_A_CHILD)] == []
 
 
-def test_a_supervisor_without_direct_subscriptions_imports_no_connector(
+def test_a_supervisor_opens_the_database_after_its_children_and_no_connector(
     settings: Settings, services
 ) -> None:
-    """The direct subscriptions' reader finds none: no connector module, no secrets' cipher."""
+    """Spawning the children imports no SQLAlchemy; the recorder and the direct subscriptions'
+    reader start once the children read (the supervising loop's `_set_up_after_children`), and
+    the reader, finding no direct subscription, imports no connector module nor the secrets'
+    cipher."""
     code = textwrap.dedent(
         f"""
         import sys, time
         from fnhub.config import Settings
         from fnhub.worker.supervisor import Supervisor
 
-        sup = Supervisor(Settings.model_validate_json({settings.model_dump_json()!r}), processes=1)
+        sup = Supervisor(Settings.model_validate_json({settings.model_dump_json()!r}), processes=2)
         sup.start()
+        print("sqlalchemy" in sys.modules)
         deadline = time.monotonic() + 30
         while sup.direct._wanted is None and time.monotonic() < deadline:
+            sup._check_children()
+            sup._set_up_after_children()
             time.sleep(0.05)
-        print(sup.direct._wanted)
+        print(all(child.slot.reading for child in sup.children), sup.direct._wanted)
         print(sorted(m for m in sys.modules if m.startswith(("fnhub.connectors", "fnhub.secret_box",
                                                              "cryptography.fernet"))))
         sup.shutdown()
@@ -137,5 +143,5 @@ def test_a_supervisor_without_direct_subscriptions_imports_no_connector(
         env={**os.environ, "PYTHONPATH": str(PACKAGE_PARENT)},
     )
     assert done.returncode == 0, done.stderr
-    wanted, loaded = done.stdout.strip().splitlines()[-2:]
-    assert (wanted, loaded) == ("{}", "[]"), done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()[-3:]
+    assert lines == ["False", "True {}", "[]"], done.stdout + done.stderr

@@ -11,7 +11,9 @@
   entries of consumers whose worker is dead are released: its heartbeat key lapsed (a whole
   machine died, or was cut off), or it missed beats and Redis lists no connection of it any
   more (its process died: `_closed_workers`).
-- Task records are written to the database in batches by a recorder thread.
+- Task records are written to the database in batches by a recorder thread, started (with the
+  direct subscriptions' reader) once the children read their queues: a restarted worker's
+  CPU goes to its children first.
 - An unexpected error restarts the supervising loop or the recorder after a backoff (counted in
   `keys.loop_restarts`, see `fnhub.supervised`) instead of ending the worker.
 - SIGTERM: children stop taking tasks, running ones get `shutdown_grace_seconds` to finish, the
@@ -69,6 +71,10 @@ RUNNING_LISTED = 10
 STALE_BEATS = 1.5
 CONFIRM_BEATS = 0.5
 QUIET_BEATS = 3.0
+#: the recorder and the direct subscriptions' reader (SQLAlchemy and the database: ~0.3 s of
+#: CPU) start once every child reads its queues, or at the latest this long after they were
+#: spawned: on a busy machine, a restarted worker's CPU goes to the children it waits for first
+SET_UP_AFTER_CHILDREN_SECONDS = 2.0
 
 
 @dataclass
@@ -116,12 +122,14 @@ class Supervisor:
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
         self.direct = DirectSubscriptions(self)
+        self._set_up = False  # the recorder and direct subscriptions started
+        self._set_up_by = 0.0  # (monotonic) when they start even if a child is still starting
         tracing.check(settings)  # the children configure it
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, index: int, slot: Slot | None = None) -> Child:
         slot = slot or Slot.create()
-        slot.clear()
+        slot.for_new_child()
         process = _ctx.Process(
             target=child_main,
             args=(
@@ -444,8 +452,19 @@ class Supervisor:
         ensure_groups(self.redis, self.keys, self.queues)
         self._heartbeat()
         self.children = [self._spawn(i) for i in range(self.processes)]
+        self._set_up_by = time.monotonic() + SET_UP_AFTER_CHILDREN_SECONDS
+
+    def _set_up_after_children(self) -> None:
+        """Start the recorder and the direct subscriptions once the children read their queues
+        (`SET_UP_AFTER_CHILDREN_SECONDS`): the supervising loop's, until it did."""
+        if self._set_up or self.stopping:
+            return
+        reading = all(child.slot.reading for child in self.children)
+        if not reading and time.monotonic() < self._set_up_by:
+            return
         self._start_recorder()
         self.direct.start()
+        self._set_up = True
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -507,6 +526,7 @@ class Supervisor:
         while not self.stopping:
             self._check_children()
             self._chores()
+            self._set_up_after_children()
             time.sleep(0.05)
 
     def shutdown(self) -> None:

@@ -32,7 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -57,6 +57,9 @@ from fnhub.worker.presence import (
     supervisor_consumer,
 )
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
+
+if TYPE_CHECKING:
+    from fnhub.records import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,7 @@ class Supervisor:
         self.stopping = False
         self.record = record
         self._recorder_thread: threading.Thread | None = None
+        self._made_recorder: Recorder | None = None
         self._recorder_stop = threading.Event()
         self._chores_at: dict[str, float] = {}
         self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
@@ -436,15 +440,25 @@ class Supervisor:
     def _start_recorder(self) -> None:
         if not self.record:
             return
-        from fnhub.records import Recorder
-        from fnhub.store.db import Database
-
-        db = Database(self.settings.resolved_db_url())
-        recorder = Recorder(db, sync_redis(self.settings), self.keys, self.settings, self.worker_id)
         stop = self._recorder_stop
         self._recorder_thread = start_thread(
-            "recorder", lambda: recorder.run(stop), stopped=stop.is_set, counter=self.restarts
+            "recorder",
+            lambda: self._recorder().run(stop),
+            stopped=stop.is_set,
+            counter=self.restarts,
         )
+
+    def _recorder(self) -> Recorder:
+        """The recorder, made on its own thread the first time: importing SQLAlchemy there (a
+        second of a busy machine's time, or more) keeps the supervising loop's heartbeats going."""
+        if self._made_recorder is None:
+            from fnhub.records import Recorder
+            from fnhub.store.db import Database
+
+            db = Database(self.settings.resolved_db_url())
+            client = sync_redis(self.settings)
+            self._made_recorder = Recorder(db, client, self.keys, self.settings, self.worker_id)
+        return self._made_recorder
 
     def start(self) -> None:
         self._started = time.time()

@@ -8,13 +8,18 @@ a same-run baseline), repeated `--repeat` times, interleaved so load drifts hit 
   authenticated API route, then the first pass over every parameterless GET route of the API
   (the lazy per-route costs) against a second pass; the server is then SIGKILLed, as a
   process death would be;
-- worker: exec of `fnhub worker` → its heartbeat in Redis → a call answered by a child;
+- worker (`--processes` children, default 2): exec of `fnhub worker` → its heartbeat in Redis
+  → a call (sent then) answered by a child, with the CPU the supervisor and its children used
+  until then (`cpu_to_first_call`); then every child is SIGKILLed → a call sent then answered by
+  one of their replacements (`children_killed_to_call`), with the CPU the replacements used;
 - beat: exec of `fnhub beat` → it holds the leader lease;
 - `fnhub --help`: user+system CPU seconds.
 
-Redis on 127.0.0.1:6379 (unique key prefix), SQLite in a temp dir, migrated once beforehand;
-each tree is byte-compiled first, as pip does on install (without `.pyc` files, each start
-compiles fnhub's ~260 modules again: about 1 s more).
+Roles start as `python -m fnhub.cli` (`--entry module`: as the `fnhub` console script, whose
+`__main__` is the command line) or `python -c "from fnhub.cli import main; main()"` (`--entry
+code`: as bench/cluster.py starts them). Redis on 127.0.0.1:6379 (unique key prefix), SQLite
+in a temp dir, migrated once beforehand; each tree is byte-compiled first, as pip does on
+install (without `.pyc` files, each start compiles fnhub's ~260 modules again: about 1 s more).
 Prints a table of medians and writes bench/results/startup.json.
 
     python bench/startup.py --src /path/to/old/src --src src --repeat 5
@@ -109,10 +114,19 @@ def prepare(project: Path, env: dict[str, str]) -> tuple[Any, str]:
     return settings, token
 
 
+#: how a role is started: as the `fnhub` console script runs it (its `__main__` is the command
+#: line's module) or as bench/cluster.py does (`python -c`: no main module)
+ENTRIES = {
+    "module": ["-m", "fnhub.cli"],
+    "code": ["-c", "from fnhub.cli import main; main()"],
+}
+ENTRY = ENTRIES["module"]
+
+
 def spawn(src: str, env: dict[str, str], project: Path, *args: str) -> subprocess.Popen[bytes]:
     env = {**env, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
     return subprocess.Popen(
-        [sys.executable, "-m", "fnhub.cli", *args, "-p", str(project)],
+        [sys.executable, *ENTRY, *args, "-p", str(project)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(project / "role.log", "ab"),  # noqa: SIM115 - the child holds it
@@ -160,7 +174,53 @@ def server_run(src: str, env: dict[str, str], project: Path, token: str, paths: 
         kill(process)
 
 
-def worker_run(src: str, env: dict[str, str], project: Path, settings: Any) -> dict:
+def tree_cpu(pid: int) -> float:
+    """CPU of a process, of its live descendants and of the children it reaped (/proc; Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for child in children(pid):
+        try:
+            total += tree_cpu(child)
+        except FileNotFoundError:  # exited meanwhile
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def worker_children(pid: int) -> list[int]:
+    """The worker children of a supervisor (spawned by multiprocessing: not its resource
+    tracker)."""
+    found = []
+    for child in children(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def answered(calls: Any, process: subprocess.Popen[bytes], cpu: Any) -> tuple[float, float]:
+    """When a call sent now is answered, and `cpu()` then."""
+    task = calls.submit("demo.echo", {"x": 1}, wait=True)
+    if calls.wait(task.id, 60) is None:
+        raise TimeoutError("no answer in time")
+    return time.monotonic(), cpu()
+
+
+def worker_run(src: str, env: dict[str, str], project: Path, settings: Any, processes: int) -> dict:
+    """Exec of `fnhub worker` → its heartbeat, → a call (sent then) answered, with the CPU its
+    supervisor and children used until then; then every child SIGKILLed → a call answered by
+    one of their replacements, with the CPU the replacements used."""
     from fnhub.calling.queue_client import QueueClient
     from fnhub.keys import Keys
 
@@ -168,15 +228,29 @@ def worker_run(src: str, env: dict[str, str], project: Path, settings: Any) -> d
     keys = Keys(env["FNHUB_KEY_PREFIX"])
     client.delete(keys.workers)
     started = time.monotonic()
-    process = spawn(src, env, project, "worker", "--processes", "1")
+    process = spawn(src, env, project, "worker", "--processes", str(processes))
+    calls = QueueClient(settings)
     try:
         beat = until(lambda: client.hlen(keys.workers) > 0)
-        calls = QueueClient(settings)
-        calls.call("demo.echo", {"x": 1}, timeout=60)
-        answered = time.monotonic()
-        calls.close()
-        return {"heartbeat": beat - started, "first_call": answered - started}
+        first, cpu = answered(calls, process, lambda: tree_cpu(process.pid))
+        old = worker_children(process.pid)
+        killed = time.monotonic()
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        again, child_cpu = answered(
+            calls,
+            process,
+            lambda: sum(cpu_seconds(p) for p in worker_children(process.pid) if p not in old),
+        )
+        return {
+            "heartbeat": beat - started,
+            "first_call": first - started,
+            "cpu_to_first_call": cpu,
+            "children_killed_to_call": again - killed,
+            "children_cpu": child_cpu,
+        }
     finally:
+        calls.close()
         kill(process)
         client.close()
 
@@ -213,8 +287,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--roles", default="server,worker,beat,help")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--processes", type=int, default=2, help="worker children")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/startup.json")
+    parser.add_argument("--entry", choices=ENTRIES, default="module", help="how roles start")
     args = parser.parse_args()
+    global ENTRY
+    ENTRY = ENTRIES[args.entry]
     sources = [str(Path(s).resolve()) for s in args.src or [str(ROOT / "src")]]
     roles = args.roles.split(",")
     for src in sources:  # as an installed wheel has them (PYTHONDONTWRITEBYTECODE stops writes)
@@ -246,7 +324,7 @@ def main() -> None:
                     kill(process)
                 runs[src]["server"].append(server_run(src, env, project, token, paths))
             if "worker" in roles:
-                runs[src]["worker"].append(worker_run(src, env, project, settings))
+                runs[src]["worker"].append(worker_run(src, env, project, settings, args.processes))
             if "beat" in roles:
                 runs[src]["beat"].append(beat_run(src, env, project))
             if "help" in roles:
@@ -269,13 +347,13 @@ def main() -> None:
     names = list(medians[sources[0]])
     print(f"\nmedians of {args.repeat} runs, seconds; {len(paths)} GET routes per pass")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
-    print("measure".ljust(22) + "".join(Path(s).parent.name[-18:].rjust(20) for s in sources))
+    print("measure".ljust(30) + "".join(Path(s).parent.name[-18:].rjust(20) for s in sources))
     for name in names:
-        print(name.ljust(22) + "".join(f"{medians[s][name]:20.3f}" for s in sources))
+        print(name.ljust(30) + "".join(f"{medians[s][name]:20.3f}" for s in sources))
     if len(sources) > 1:
-        print("ratio last/first".ljust(22))
+        print("ratio last/first".ljust(30))
         for name in names:
-            print(f"  {name.ljust(20)}{medians[sources[-1]][name] / medians[sources[0]][name]:.2f}")
+            print(f"  {name.ljust(28)}{medians[sources[-1]][name] / medians[sources[0]][name]:.2f}")
     result = {
         "load_average": {"before": load_before, "after": load_after},
         "repeat": args.repeat,

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import free_port
 
 from fnhub import heap
-from fnhub.bootstrap import wait_for_redis
 from fnhub.config import Settings
+from fnhub.waiting import wait_for_redis
 
 
 @pytest.fixture

@@ -15,19 +15,19 @@ signal follows the thread that started a process, so that thread must outlive it
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
+from fnhub import spawning
 from fnhub.config import Settings
 from fnhub.parent_death import die_with_parent
 from fnhub.supervised import RestartCounter, end_process, start_thread
 
 log = logging.getLogger(__name__)
 
-_ctx = multiprocessing.get_context("spawn")
+_ctx = spawning.SPAWN
 _WATCH_SECONDS = 0.2
 
 
@@ -70,7 +70,7 @@ class ServeWorker:
             args=(self.settings.model_dump_json(), os.getpid(), logging.getLogger().level),
             name="fnhub-worker",
         )
-        process.start()
+        spawning.start(process)
         self.process = process
         try:
             while not self._stopping.is_set():

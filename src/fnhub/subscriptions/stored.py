@@ -42,9 +42,15 @@ def row_to_dict(row: Subscription) -> dict[str, Any]:
 def load_stored(
     db: Database, settings: Settings
 ) -> tuple[list[SubscriptionSpec], dict[str, ConnectorConfig]]:
-    """Every subscription that parses (one stored before a rule changed is logged and
-    skipped), and every connector with its secrets in clear."""
+    """Every subscription that parses (`load_specs`), and every connector with its secrets in
+    clear."""
     connectors = load_connectors(db, settings)
+    return load_specs(db), connectors
+
+
+def load_specs(db: Database) -> list[SubscriptionSpec]:
+    """Every subscription that parses (one stored before a rule changed is logged and
+    skipped)."""
     with db.session() as session:
         rows = session.execute(select(Subscription)).scalars().all()
         specs = []
@@ -53,7 +59,7 @@ def load_stored(
                 specs.append(parse_spec(row_to_dict(row)))
             except SpecError as exc:
                 log.error("%s", exc)
-    return specs, connectors
+    return specs
 
 
 def connectors_used(data: dict[str, Any]) -> set[str]:

@@ -73,7 +73,8 @@ class Running(NamedTuple):
     task_index: int  # not `index`: that is tuple.index
 
 
-_DEADLINE, _STARTED, _INDEX = 0, 1, 2  # Slot.times: the running task's deadline, start, index
+#: Slot.times: the running task's deadline, start and index; when the child began reading
+_DEADLINE, _STARTED, _INDEX, _READING = 0, 1, 2, 3
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Slot:
     """Shared memory between a child and its supervisor: [deadline, started, index in the
     entry] and the entry (written only when it changes: a bundle's tasks share one)."""
 
-    times: Any  # RawArray('d', 3)
+    times: Any  # RawArray('d', 4)
     entry: Any  # RawArray('c', ENTRY_SIZE): b"<stream> <entry id>"
     what: Any  # RawArray('c', WHAT_SIZE): which task runs, once it ran a while (`describe`)
     written: tuple[str, str] = ("", "")  # the stream and entry last written (child's copy)
@@ -91,7 +92,7 @@ class Slot:
     @classmethod
     def create(cls) -> Slot:
         return cls(
-            RawArray(ctypes.c_double, 3),
+            RawArray(ctypes.c_double, 4),
             RawArray(ctypes.c_char, ENTRY_SIZE),
             RawArray(ctypes.c_char, WHAT_SIZE),
         )
@@ -148,6 +149,19 @@ class Slot:
 
     def clear(self) -> None:
         self.times[_DEADLINE] = 0.0
+
+    def for_new_child(self) -> None:
+        """Cleared for the next child to use it: no task, not reading yet."""
+        self.clear()
+        self.times[_READING] = 0.0
+
+    def mark_reading(self) -> None:
+        """The child's start-up is over: it reads its queues from now on."""
+        self.times[_READING] = time.time()
+
+    @property
+    def reading(self) -> bool:
+        return bool(self.times[_READING] > 0)
 
     def running_since(self) -> float | None:
         """When the running task started (epoch seconds), or None between tasks."""
@@ -416,6 +430,7 @@ def child_main(
     executor.lookahead(_ahead_taker(prefetch), prefetch.give_back, prefetch.unstarted)
     freeze_startup_objects()
     watch.start()
+    slot.mark_reading()
     try:
         # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
         # deadlines, and another supervisor is about to release its entries

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import redis
 
-from fnhub import lease
+from fnhub import lease, spawning
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_optional_bytes
 from fnhub.scripts.registry import read_active
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ctx = multiprocessing.get_context("spawn")
+_ctx = spawning.SPAWN
 POLL_SECONDS = 0.5
 FULL_RELOAD_SECONDS = 10.0
 LEASE_SECONDS = 3.0  # as a server's runner holds it
@@ -105,17 +104,24 @@ class DirectSubscriptions:
             db.dispose()
 
     def _load(self, db: object) -> dict[str, tuple[DirectJob, str]]:
-        from fnhub.connectors import get_type
         from fnhub.store.db import Database
-        from fnhub.subscriptions.direct import DirectJob
-        from fnhub.subscriptions.stored import load_stored
+        from fnhub.subscriptions.stored import load_specs
 
         assert isinstance(db, Database)
-        specs, connectors = load_stored(db, self.sup.settings)
+        specs = load_specs(db)
+        direct = [s for s in specs if s.enabled and s.path == "direct"]
+        if not direct:
+            return {}
+        # the connectors, their modules and the secrets' cipher: only where one is read directly
+        from fnhub.connections import load_connectors
+        from fnhub.connectors import get_type
+        from fnhub.subscriptions.direct import DirectJob
+
+        connectors = load_connectors(db, self.sup.settings)
         active = read_active(self.sup.redis, self.keys)
         wanted: dict[str, tuple[DirectJob, str]] = {}
-        for spec in specs:
-            if not spec.enabled or spec.path != "direct" or spec.function is None:
+        for spec in direct:
+            if spec.function is None:
                 continue
             connector = connectors.get(spec.connector)
             if connector is None:
@@ -209,7 +215,7 @@ class DirectSubscriptions:
             name=f"fnhub-direct-{group.name}-{index}",
             daemon=False,
         )
-        process.start()
+        spawning.start(process)
         return Child(self.sup.worker_id, index, slot, process, spawned_at=time.time())
 
     def _retire(self, name: str, why: str) -> None:

@@ -11,7 +11,9 @@
   entries of consumers whose worker is dead are released: its heartbeat key lapsed (a whole
   machine died, or was cut off), or it missed beats and Redis lists no connection of it any
   more (its process died: `_closed_workers`).
-- Task records are written to the database in batches by a recorder thread.
+- Task records are written to the database in batches by a recorder thread, started (with the
+  direct subscriptions' reader) once the children read their queues: a restarted worker's
+  CPU goes to its children first.
 - An unexpected error restarts the supervising loop or the recorder after a backoff (counted in
   `keys.loop_restarts`, see `fnhub.supervised`) instead of ending the worker.
 - SIGTERM: children stop taking tasks, running ones get `shutdown_grace_seconds` to finish, the
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -31,12 +32,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from fnhub import lease, tracing
-from fnhub.bootstrap import wait_for_redis
+from fnhub import lease, spawning, tracing
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
 from fnhub.keys import WORKER_GROUP, Keys
@@ -45,6 +45,7 @@ from fnhub.presence import process_facts, prune
 from fnhub.queue import ensure_groups, move_due, release_consumer
 from fnhub.redis_client import sync_redis
 from fnhub.supervised import run_restarting, start_thread, thread_counter
+from fnhub.waiting import wait_for_redis
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
 from fnhub.worker.presence import (
@@ -56,9 +57,12 @@ from fnhub.worker.presence import (
 )
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
 
+if TYPE_CHECKING:
+    from fnhub.records import Recorder
+
 log = logging.getLogger(__name__)
 
-_ctx = multiprocessing.get_context("spawn")
+_ctx = spawning.SPAWN
 #: the supervising loop enforces deadlines: after an error it is back within seconds
 SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 #: the most running tasks a heartbeat names (the longest-running; `busy` counts them all)
@@ -69,6 +73,10 @@ RUNNING_LISTED = 10
 STALE_BEATS = 1.5
 CONFIRM_BEATS = 0.5
 QUIET_BEATS = 3.0
+#: the recorder and the direct subscriptions' reader (SQLAlchemy and the database: ~0.3 s of
+#: CPU) start once every child reads its queues, or at the latest this long after they were
+#: spawned: on a busy machine, a restarted worker's CPU goes to the children it waits for first
+SET_UP_AFTER_CHILDREN_SECONDS = 2.0
 
 
 @dataclass
@@ -107,6 +115,7 @@ class Supervisor:
         self.stopping = False
         self.record = record
         self._recorder_thread: threading.Thread | None = None
+        self._made_recorder: Recorder | None = None
         self._recorder_stop = threading.Event()
         self._chores_at: dict[str, float] = {}
         self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
@@ -116,12 +125,14 @@ class Supervisor:
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
         self.direct = DirectSubscriptions(self)
+        self._set_up = False  # the recorder and direct subscriptions started
+        self._set_up_by = 0.0  # (monotonic) when they start even if a child is still starting
         tracing.check(settings)  # the children configure it
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, index: int, slot: Slot | None = None) -> Child:
         slot = slot or Slot.create()
-        slot.clear()
+        slot.for_new_child()
         process = _ctx.Process(
             target=child_main,
             args=(
@@ -136,7 +147,7 @@ class Supervisor:
             name=f"fnhub-worker-{index}",
             daemon=False,
         )
-        process.start()
+        spawning.start(process)
         return Child(self.worker_id, index, slot, process, spawned_at=time.time())
 
     def _release(self, child: Child, pid: int, outcome: str, detail: str = "") -> None:
@@ -435,15 +446,25 @@ class Supervisor:
     def _start_recorder(self) -> None:
         if not self.record:
             return
-        from fnhub.records import Recorder
-        from fnhub.store.db import Database
-
-        db = Database(self.settings.resolved_db_url())
-        recorder = Recorder(db, sync_redis(self.settings), self.keys, self.settings, self.worker_id)
         stop = self._recorder_stop
         self._recorder_thread = start_thread(
-            "recorder", lambda: recorder.run(stop), stopped=stop.is_set, counter=self.restarts
+            "recorder",
+            lambda: self._recorder().run(stop),
+            stopped=stop.is_set,
+            counter=self.restarts,
         )
+
+    def _recorder(self) -> Recorder:
+        """The recorder, made on its own thread the first time: importing SQLAlchemy there (a
+        second of a busy machine's time, or more) keeps the supervising loop's heartbeats going."""
+        if self._made_recorder is None:
+            from fnhub.records import Recorder
+            from fnhub.store.db import Database
+
+            db = Database(self.settings.resolved_db_url())
+            client = sync_redis(self.settings)
+            self._made_recorder = Recorder(db, client, self.keys, self.settings, self.worker_id)
+        return self._made_recorder
 
     def start(self) -> None:
         self._started = time.time()
@@ -451,8 +472,19 @@ class Supervisor:
         ensure_groups(self.redis, self.keys, self.queues)
         self._heartbeat()
         self.children = [self._spawn(i) for i in range(self.processes)]
+        self._set_up_by = time.monotonic() + SET_UP_AFTER_CHILDREN_SECONDS
+
+    def _set_up_after_children(self) -> None:
+        """Start the recorder and the direct subscriptions once the children read their queues
+        (`SET_UP_AFTER_CHILDREN_SECONDS`): the supervising loop's, until it did."""
+        if self._set_up or self.stopping:
+            return
+        reading = all(child.slot.reading for child in self.children)
+        if not reading and time.monotonic() < self._set_up_by:
+            return
         self._start_recorder()
         self.direct.start()
+        self._set_up = True
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -514,6 +546,7 @@ class Supervisor:
         while not self.stopping:
             self._check_children()
             self._chores()
+            self._set_up_after_children()
             time.sleep(0.05)
 
     def shutdown(self) -> None:

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import time
 from pathlib import Path
 
 from bench.clusterlib.faults import Phase, _flow_result
-from bench.clusterlib.load import Load, Marks
+from bench.clusterlib.load import Flow, Load, Marks
+from tests.conftest import free_port
+from tests.connectors.conftest import Broker, tansu_argv
+from tests.private_redis import PrivateRedis
 
 DELAY = 0.5  # the server's answer time
 RATE = 20.0  # requests a second
@@ -81,3 +87,78 @@ def test_an_item_counts_in_the_phase_it_left_in_late_from_when_it_was_due(tmp_pa
     assert one is not None and two is not None
     assert (one["sent"], one["run_twice"]) == (1, 0)
     assert (two["sent"], two["run_twice"], two["latency_max_s"]) == (1, 1, 2.5)
+
+
+def _stamped_when_due(flow: Flow, prefix: str, frozen: tuple[float, float]) -> None:
+    """Every item accepted is stamped when it was due (first + n / RATE), those due while the
+    broker was frozen too, and some of those were accepted only after it thawed."""
+    sent = {int(i[len(prefix) :]): t for i, t in flow.sent.items()}
+    first = sent[0]
+    during = [n for n, at in sent.items() if frozen[0] <= at < frozen[1] - 0.2]
+    assert len(during) >= 5, sorted(sent)  # due while frozen, sent and accepted after
+    for n, at in sent.items():
+        # stamped when the send began, those due while frozen were ~FREEZE late and more
+        assert abs(at - (first + n / RATE)) < 0.1, (n, at - first)
+    assert max(flow.answered[f"{prefix}{n}"] - sent[n] for n in during) > FREEZE / 2
+
+
+FREEZE = 0.8  # seconds the broker is stopped (SIGSTOP: connections stay open, calls hang)
+
+
+def _freeze(pid: int) -> tuple[float, float]:
+    started = time.time()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(FREEZE)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return started, time.time()
+
+
+async def test_kafka_messages_due_while_the_broker_hung_are_late_from_when_due(
+    tmp_path: Path,
+) -> None:
+    """The Kafka sender sent one message after another, each stamped when its send began: while
+    Tansu hung, the messages due meanwhile waited for the one in flight and looked on time."""
+    port = free_port()
+    tansu = Broker("tansu", lambda: tansu_argv(port), port, tmp_path).start()
+    try:
+        load = Load([], "t", "", "", f"127.0.0.1:{port}", {"kafka": RATE})
+        flow = load.flows["kafka"]
+        run = asyncio.ensure_future(load._kafka())
+        async with asyncio.timeout(30):  # the topic created, the producer going
+            while len(flow.sent) < 5:
+                await asyncio.sleep(0.05)
+        assert tansu.proc is not None
+        frozen = await asyncio.to_thread(_freeze, tansu.proc.pid)
+        await asyncio.sleep(1.0)
+        load.stop.set()
+        await asyncio.wait_for(run, 15)
+    finally:
+        tansu.stop()
+    assert not flow.refused, flow.refused
+    _stamped_when_due(flow, "k", frozen)
+
+
+def test_stream_entries_due_while_redis_hung_are_late_from_when_due(tmp_path: Path) -> None:
+    """The Redis Streams sender (a thread, one XADD after another) stamped each entry when its
+    XADD began: those due while the broker hung looked on time. Each counts in the phase it
+    left in (`Flow.left`)."""
+    with PrivateRedis(tmp_path / "redis") as server:
+        load = Load([], "t", "", f"127.0.0.1:{server.port}", None, {"stream": RATE})
+        flow = load.flows["stream"]
+        load.start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(flow.sent) < 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.process is not None
+            frozen = _freeze(server.process.pid)
+            time.sleep(1.0)
+        finally:
+            load.close()
+    assert not flow.refused, flow.refused
+    _stamped_when_due(flow, "s", frozen)
+    # the first entry due while it hung waited for it; the others left after it thawed
+    late = sorted((int(i[1:]) for i, at in flow.sent.items() if frozen[0] <= at < frozen[1] - 0.2))
+    assert all(flow.left[f"s{n}"] >= frozen[1] - 0.05 for n in late[1:]), late

@@ -1,6 +1,7 @@
 """Traffic into the cluster at fixed rates, and what the functions marked as run.
 
-Each flow records when it sent each item and whether the broker or server accepted it (`sent`
+Each flow records when each item was due (by its rate: a sender behind its schedule makes
+its items late, and they count so) and whether the broker or server accepted it (`sent`
 means: HTTP 202 with a task id, MQTT PUBACK, XADD's id, Kafka's ack, the WebSub hub's 202
 "published to 1 topic(s)"); the functions, and the WebSub subscriber (`subscriber.py`) for
 each delivery, append `kind id time` to one marks file per run, so what ran (and how often) is
@@ -27,9 +28,9 @@ class Flow:
     refused: list[float] = field(default_factory=list)  # times of sends not accepted
     ok: list[tuple[float, float]] = field(default_factory=list)  # sync calls: (sent, answered)
     answered: dict[str, float] = field(default_factory=dict)  # id → accepted at (HTTP answer)
-    # id → when it left, where that is later than `sent` (an HTTP request held by the limit):
-    # a phase counts it as its own by this, so what a later fault does to it is not put on
-    # the fault of the moment it was due
+    # id → when it left (an HTTP request or Kafka message held by its limit, an XADD or MQTT
+    # publish behind one that hung): a phase counts it as its own by this, so what a later
+    # fault does to it is not put on the fault of the moment it was due
     left: dict[str, float] = field(default_factory=dict)
     # (when, seconds late) of the flow's own event loop, past LAG_NOTED: the load generator's
     # stalls, which delay its requests as a slow server would (`_watch_lag`)
@@ -43,6 +44,9 @@ class Flow:
             if left is not None:
                 self.left[ident] = left
 
+
+#: Kafka messages sent and not yet acknowledged, at most
+KAFKA_OUT = 64
 
 #: the HTTP flows' loops are checked every LAG_TICK seconds; a wake-up later than LAG_NOTED is kept
 LAG_TICK = 0.05
@@ -69,13 +73,15 @@ def _schedule(rate: float, stop: threading.Event) -> Iterator[tuple[int, float, 
         yield n, started + n / rate - time.monotonic(), wall + n / rate
 
 
-def paced(rate: float, stop: threading.Event) -> Iterator[int]:
-    """Yields 0, 1, 2... at `rate` a second (sleeping between), until `stop`; for the flows on
-    threads of their own (`paced_async` for those on an event loop)."""
-    for n, delay, _due in _schedule(rate, stop):
+def paced(rate: float, stop: threading.Event) -> Iterator[tuple[int, float]]:
+    """Yields (0, due), (1, due)... at `rate` a second (sleeping between), until `stop`; for
+    the flows on threads of their own (`paced_async` for those on an event loop). An item is
+    stamped `due`: one sent late because the previous send hung (a frozen broker) is late by
+    that wait, as an HTTP request held by its limit is."""
+    for n, delay, due in _schedule(rate, stop):
         if delay > 0:
             stop.wait(delay)
-        yield n
+        yield n, due
 
 
 async def paced_async(rate: float, stop: threading.Event) -> AsyncIterator[tuple[int, float]]:
@@ -88,6 +94,12 @@ async def paced_async(rate: float, stop: threading.Event) -> AsyncIterator[tuple
         if delay > 0:
             await asyncio.sleep(delay)
         yield n, due
+
+
+def _address(addr: str, port: int) -> tuple[str, int]:
+    """A broker's `host` (on its usual port in the cluster) or `host:port` (a test's)."""
+    host, _, given = addr.partition(":")
+    return host, int(given) if given else port
 
 
 class Load:
@@ -249,7 +261,7 @@ class Load:
         from paho.mqtt.enums import CallbackAPIVersion
 
         flow = self.flows["mqtt"]
-        pending: dict[int, tuple[str, float]] = {}  # mid → (id, sent at), until PUBACK
+        pending: dict[int, tuple[str, float, float]] = {}  # mid → (id, due, left), until PUBACK
         # PUBACKs come on paho's thread, which holds paho's lock: a lock of ours taken there
         # and around publish() would deadlock, so the callback only appends (deque is safe)
         acked: collections.deque[int] = collections.deque()
@@ -276,54 +288,74 @@ class Load:
         client.connect(self.mqtt, 1883)
         client.loop_start()
         try:
-            for n in paced(flow.rate, self.stop):
-                at = time.time()
+            for n, due in paced(flow.rate, self.stop):
+                left = time.time()
                 info = client.publish(f"load/{n % 4}", f"q{n}", qos=1)
                 if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                     if info.mid in early:
                         early.discard(info.mid)
-                        flow.accepted(f"q{n}", at)
+                        flow.accepted(f"q{n}", due, left)
                     else:
-                        pending[info.mid] = (f"q{n}", at)
+                        pending[info.mid] = (f"q{n}", due, left)
                 else:
-                    flow.refused.append(at)
+                    flow.refused.append(due)
                 settle()
             time.sleep(3)  # PUBACKs of the last ones
             settle()
         finally:
             client.loop_stop()
             client.disconnect()
-            flow.refused.extend(at for _i, at in pending.values())
+            flow.refused.extend(due for _i, due, _left in pending.values())
 
     def _stream(self) -> None:
         import redis
 
         flow = self.flows["stream"]
-        client = redis.Redis(self.streams, 6379, socket_timeout=2, socket_connect_timeout=1)
-        for n in paced(flow.rate, self.stop):
-            at = time.time()
+        host, port = _address(self.streams, 6379)
+        client = redis.Redis(host, port, socket_timeout=2, socket_connect_timeout=1)
+        for n, due in paced(flow.rate, self.stop):
+            left = time.time()
             try:
                 client.xadd("load", {"data": f"s{n}"})
-                flow.accepted(f"s{n}", at)
+                flow.accepted(f"s{n}", due, left)
             except redis.RedisError:
-                flow.refused.append(at)
+                flow.refused.append(due)
 
     async def _kafka(self) -> None:
+        """Each message sent when due, without waiting for the acks of those before (at most
+        KAFKA_OUT unacknowledged), stamped when due. (Sent one after another, each stamped
+        when its send began, the flow fell behind whenever Tansu answered slowly, and the
+        messages due meanwhile looked on time.)"""
         from aiokafka import AIOKafkaProducer
 
         flow = self.flows["kafka"]
+        assert self.kafka is not None
+        host, port = _address(self.kafka, 9092)
         producer = AIOKafkaProducer(
-            bootstrap_servers=f"{self.kafka}:9092", acks="all", request_timeout_ms=5000
+            bootstrap_servers=f"{host}:{port}", acks="all", request_timeout_ms=5000
         )
         await producer.start()
+        gate = asyncio.Semaphore(KAFKA_OUT)
+
+        async def one(n: int, due: float) -> None:
+            try:
+                left = time.time()
+                await asyncio.wait_for(producer.send_and_wait("load", f"k{n}".encode()), 5)
+                flow.accepted(f"k{n}", due, left)
+            except Exception:  # noqa: BLE001 - any failure is a refused send
+                flow.refused.append(due)
+            finally:
+                gate.release()
+
+        tasks: set[asyncio.Task[None]] = set()
         try:
-            async for n, _due in paced_async(flow.rate, self.stop):
-                at = time.time()
-                try:
-                    await asyncio.wait_for(producer.send_and_wait("load", f"k{n}".encode()), 5)
-                    flow.accepted(f"k{n}", at)
-                except Exception:  # noqa: BLE001 - any failure is a refused send
-                    flow.refused.append(at)
+            async for n, due in paced_async(flow.rate, self.stop):
+                await gate.acquire()
+                task = asyncio.ensure_future(one(n, due))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                await asyncio.sleep(0)  # its send starts now, in order
+            await asyncio.gather(*tasks)
         finally:
             await producer.stop()
 

@@ -14,13 +14,9 @@ import pytest
 import redis.asyncio as aredis
 from tests.conftest import REDIS_URL, wait_for
 from tests.private_redis import PrivateRedis
+from tests.subscriptions.holder_context import holder_context
 
-from fnhub.calling.caller import Caller
-from fnhub.config import Settings
 from fnhub.connections import ConnectorConfig
-from fnhub.keys import Keys
-from fnhub.server.context import ServerContext
-from fnhub.store.db import Database
 from fnhub.subscriptions.runner import LEASE_SECONDS, Runner
 from fnhub.subscriptions.spec import parse_spec
 
@@ -32,22 +28,7 @@ async def fnhub_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
 
 
 async def _blip_keeps_the_subscription(tmp_path: Path, fnhub_redis: PrivateRedis, blip) -> None:
-    settings = Settings(
-        project_dir=tmp_path,
-        data_dir=tmp_path / ".fnhub",
-        redis_url=fnhub_redis.url,
-        db_url=f"sqlite:///{tmp_path / 'f.db'}",
-        key_prefix="blip",
-    )
-    client = aredis.Redis.from_url(fnhub_redis.url, socket_connect_timeout=0.5)
-    ctx = ServerContext(
-        settings=settings,
-        redis=client,
-        db=Database(settings.resolved_db_url()),
-        keys=Keys("blip"),
-        server_id="holder",
-        caller=Caller(settings, client, Keys("blip"), "holder"),  # never started: no calls
-    )
+    ctx = holder_context(tmp_path, fnhub_redis.url, "blip")
     channel = f"blip-{uuid.uuid4().hex[:8]}"
     spec = parse_spec(
         {

@@ -112,6 +112,16 @@ class Source(Protocol):
         ...
 
 
+@runtime_checkable
+class CommitsPositions(Protocol):
+    """A source that keeps its read position in the broker for whoever reads next (Kafka's
+    committed offsets). In `single` mode the runner sets `lease_held` (the subscription's lease
+    is still ours by our clock): once it is not, the next holder may already have read the
+    position, so the source commits nothing more."""
+
+    lease_held: Callable[[], bool] | None
+
+
 @dataclass(frozen=True, slots=True)
 class DirectPlace:
     """Where a direct consumer stands among the children of one worker consuming the same

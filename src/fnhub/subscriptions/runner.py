@@ -40,6 +40,7 @@ from fnhub.connectors import (
     get_type,
     stable_client_id,
 )
+from fnhub.connectors.base import CommitsPositions
 from fnhub.lease import Lease
 from fnhub.server.context import ServerContext
 from fnhub.shares import Shares
@@ -96,6 +97,7 @@ class Runner:
         self.stats = SubscriptionStats()
         self.source: Source | None = None
         self.holder: str | None = None
+        self._lease: Lease | None = None  # `single` mode's
         self.query: Any = None
         if spec.sql:
             from fnhub.sql import compile_sql
@@ -123,6 +125,7 @@ class Runner:
             self.ctx.server_id,
             LEASE_SECONDS,
         )
+        self._lease = lease  # the source commits only while it holds (`CommitsPositions`)
         while True:
             if not await lease.hold():
                 self.holder = lease.holder
@@ -191,6 +194,9 @@ class Runner:
             options=args.options,
             shares=shares,
         )
+        lease = self._lease
+        if lease is not None and isinstance(self.source, CommitsPositions):
+            self.source.lease_held = lambda: lease.held
         self.stats.source = self.source.status
         await self.source.run(self.handle_batch)
 

@@ -2,15 +2,16 @@
 
 The source reads with auto-commit off, with the partitions assigned by itself and committed
 under the group id: all of them (`single` mode, `assignment: manual`, where the subscription's
-lease already guarantees one reader), or its share of them, each held under a Redis lease
-(`multiple` mode, `assignment: lease`, `fnhub.shares`). No group join, so no rebalance delay
-when it starts or takes over from a killed holder. `assignment: group` makes it a consumer-group
-member instead. Per partition it commits only the contiguous completed offsets (offset + 1 of
-the highest offset below which every message's handler has finished), so a crash replays from
-the first unfinished message and never skips one. When the window is full it pauses its
-partitions (no fetching at all) and keeps polling so the group does not think it is dead; on
-rebalance it commits what is done for the partitions it loses (with leases: it pauses a
-partition leaving it, lets its messages in flight settle, commits, then releases the lease).
+lease already guarantees one reader, and commits stop once that lease is no longer ours by our
+clock: the next holder reads from the last commit), or its share of them, each held under a
+Redis lease (`multiple` mode, `assignment: lease`, `fnhub.shares`). No group join, so no
+rebalance delay when it starts or takes over from a killed holder. `assignment: group` makes it
+a consumer-group member instead. Per partition it commits only the contiguous completed offsets
+(offset + 1 of the highest offset below which every message's handler has finished), so a crash
+replays from the first unfinished message and never skips one. When the window is full it
+pauses its partitions (no fetching at all) and keeps polling so the group does not think it is
+dead; on rebalance it commits what is done for the partitions it loses (with leases: it pauses
+a partition leaving it, lets its messages in flight settle, commits, then releases the lease).
 A new group starts at `earliest` by default (Tansu's `latest` is wrong: it replays the tail of
 the last batch), so nothing produced before the first join is skipped.
 

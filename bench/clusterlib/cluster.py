@@ -530,6 +530,21 @@ class Cluster:
                 return proc.name
         return None
 
+    def subscription_holders(self) -> dict[str, str]:
+        """subscription → the server host whose process holds its `single` lease now."""
+        try:
+            client = self.data_redis()
+            names = ("kafka-load", "mqtt-load", "stream-load")
+            owners = client.mget([f"{PREFIX}:subs:lease:{n}" for n in names])
+        except redis.RedisError:
+            return {}
+        held = {}
+        for name, raw in zip(names, owners, strict=True):
+            for proc in self.roles("server"):
+                if raw and proc.alive() and f"-{proc.pid}-" in raw.decode():
+                    held[name] = proc.name
+        return held
+
     def records_of(self, ident: str) -> list[dict[str, Any]]:
         """The task records whose kwargs hold this load id: what happened to a lost item."""
         import psycopg

@@ -2,9 +2,9 @@
 
 A phase: `pre` seconds of plain load, the fault, its undoing after `hold` seconds (a cut
 link, netem), then load until every flow is back to normal (or `settle` seconds). Items are
-counted in the phase they were sent in (an HTTP request held by the load's limit: when it left),
-late from when they were due. After the last phase the load stops and the cluster drains; then
-`analyse` compares what was sent with what ran."""
+counted in the phase they left in (an item held by the load's limit or behind a send that hung
+leaves after it was due), late from when they were due. After the last phase the load stops
+and the cluster drains; then `analyse` compares what was sent with what ran."""
 
 from __future__ import annotations
 
@@ -79,11 +79,20 @@ def _partition(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster],
 
 
 def _netem(host: str) -> tuple[Callable[[Cluster], str], Callable[[Cluster], str | None]]:
+    """200 ms and 5 % loss on `host`'s eth0; `host` "holder": on the server holding the Kafka
+    subscription's lease (which server takes the `single` subscriptions is chance, and the
+    fault costs the subscriptions on the slow link their own)."""
+    chosen: list[str] = []
+
     def inject(c: Cluster) -> str:
-        return f"{host}'s eth0: {c.net.netem(host, 200, 5)}"
+        holders = c.subscription_holders()
+        target = holders.get("kafka-load", "server1") if host == "holder" else host
+        chosen[:] = [target]
+        held = ", ".join(f"{s} by {h}" for s, h in sorted(holders.items())) or "unknown"
+        return f"{target}'s eth0 (subscriptions held: {held}): {c.net.netem(target, 200, 5)}"
 
     def undo(c: Cluster) -> str | None:
-        counts = c.net.clear_netem(host)  # the link emulator's, if it ran
+        counts = c.net.clear_netem(chosen[0])  # the link emulator's, if it ran
         return f"frames {counts}" if counts else None
 
     return inject, undo
@@ -172,7 +181,11 @@ def catalogue(quick: bool, kafka: bool) -> list[Fault]:
         Fault("kill -9 server1 + worker2", "kill-two", _kill("server1", "worker2")),
         Fault("kill -9 worker1 + worker3", "kill-two", _kill("worker1", "worker3")),
         Fault("kill -9 server2 + both beats", "kill-two", _kill("server2", "beat1", "beat2")),
-        *quick_set[2:5],
+        *quick_set[2:4],
+        Fault(
+            f"netem 200ms 5% on the Kafka holder, {hold:.0f} s", "netem", *_netem("holder"), hold
+        ),
+        quick_set[4],
         Fault("Redis primary kill -9", "failover", _kill_primary, _restart_primary_again, 5.0),
         quick_set[5],
         quick_set[6],

@@ -5,6 +5,8 @@ after which an intent counts as stale.
   verified `VERIFY_ATTEMPTS` times with backoff, then given up: acknowledged, listed with its
   reason by the API and `fnhub websub failed`, counted in `/metrics`. Before, the first error
   acknowledged it with a traceback in one server's log and nothing else.
+- One that fails so once (PostgreSQL missing the table for a moment) is applied by the next
+  verification, a backoff later.
 - A subscriber slower to answer than `CLAIM_IDLE_MS` (a `websub_verify_timeout` above it) is
   asked once: the verifying server keeps its intent from going stale, so neither another
   server nor itself verifies it again meanwhile.
@@ -13,11 +15,14 @@ after which an intent counts as stale.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from typing import Any
 
 import redis
+import sqlalchemy as sa
+from tests.conftest import fresh_database
 from typer.testing import CliRunner
 
 from fnhub.cli import app
@@ -75,6 +80,12 @@ async def test_an_unexpected_error_is_retried_then_given_up_and_shown(
     ]
 
 
+async def _active(hub, topic: str) -> list[dict[str, Any]]:
+    """The topic's active subscriptions; none while the API fails (the table away)."""
+    r = await hub.api("GET", "/subscriptions", params={"topic": topic, "state": "active"})
+    return r.json() if r.status_code == 200 else []
+
+
 async def _given_up(hub) -> list[dict[str, Any]]:
     r = await hub.api("GET", "/failed-intents")
     return r.json() if r.status_code == 200 else []
@@ -109,3 +120,48 @@ async def test_a_slow_subscriber_is_asked_once(start_hub, subscribers, monkeypat
         assert client.xlen(Keys(first.settings.key_prefix).websub_intents) == 0
     finally:
         client.close()
+
+
+async def test_an_unexpected_error_that_goes_away_is_retried(
+    start_hub, subscribers, tmp_path
+) -> None:
+    """PostgreSQL answers "no such table" (a ProgrammingError: no passing failure) to the first
+    verification after the subscriber's answer; the next one, a backoff later, applies it."""
+    urls = fresh_database("postgresql", tmp_path)
+    url = next(urls)
+    try:
+        hub = await start_hub(db_url=url)
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+
+        def rename(old: str, new: str) -> None:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+        async def table_away_for_a_while() -> None:
+            await asyncio.to_thread(rename, "websub_subscriptions", "websub_subscriptions_away")
+            loop = asyncio.get_running_loop()
+            back = functools.partial(rename, "websub_subscriptions_away", "websub_subscriptions")
+            loop.call_later(0.3, lambda: loop.run_in_executor(None, back))
+
+        cb = subscribers.cb("comeback")
+        cb.on_verify = table_away_for_a_while
+        topic = topic_url(subscribers)
+        callback = subscribers.callback_url("comeback")
+        r = await hub.post(
+            **{"hub.mode": "subscribe", "hub.topic": topic, "hub.callback": callback}
+        )
+        assert r.status_code == 202, r.text
+        active = await eventually(lambda: _active(hub, topic), timeout=20)
+        assert len(active) == 1
+        assert len(cb.verifications) == 2  # asked again by the second verification
+        assert await _given_up(hub) == []
+        client = _redis(hub.settings)
+        try:
+            keys = Keys(hub.settings.key_prefix)
+            await eventually(lambda: client.xlen(keys.websub_intents) == 0)
+            assert client.hlen(keys.websub_verify_attempts) == 0
+        finally:
+            client.close()
+        engine.dispose()
+    finally:
+        next(urls, None)

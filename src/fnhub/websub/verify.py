@@ -191,6 +191,7 @@ class Verifier:
                 async with self.hub.redis.pipeline(transaction=True) as pipe:
                     pipe.xack(stream, GROUP, entry_id)
                     pipe.xdel(stream, entry_id)
+                    pipe.hdel(self.hub.keys.websub_verify_attempts, entry_id)  # if any failed
                     await pipe.execute()
         finally:
             self.held.discard(entry_id)

@@ -1,7 +1,8 @@
 """API-key lookups of a server that remembers nothing yet (just restarted): concurrent requests
 with one key share one query, a failed lookup is neither remembered nor shared with later
 requests, and a revocation during a lookup is not undone by it. Real SQLite and PostgreSQL; the
-queries counted with SQLAlchemy's cursor events."""
+queries counted with SQLAlchemy's cursor events; and a burst of HTTP requests at a server just
+started."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 from tests.conftest import fresh_database
+from tests.server.test_first_requests import _serving, _url
 
 from fnhub import audit
+from fnhub.config import Settings
+from fnhub.server.app import create_app
 from fnhub.server.auth import AdminAuth, create_key, revoke_key
 from fnhub.server.errors import ApiError
 from fnhub.server.models import ApiKey
@@ -42,12 +47,17 @@ class KeyQueries:
     """Counts the statements that read `api_keys`; `hold()` stops the next one once it ran,
     its rows read, until `release()`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database | None) -> None:
         self.count = 0
         self.ran = threading.Event()
         self._go: threading.Event | None = None
-        event.listen(db.engine, "before_cursor_execute", self._before)  # failed ones too
-        event.listen(db.engine, "after_cursor_execute", self._after)
+        self._target: Any = Engine if db is None else db.engine  # None: every engine
+        event.listen(self._target, "before_cursor_execute", self._before)  # failed ones too
+        event.listen(self._target, "after_cursor_execute", self._after)
+
+    def remove(self) -> None:
+        event.remove(self._target, "before_cursor_execute", self._before)
+        event.remove(self._target, "after_cursor_execute", self._after)
 
     @staticmethod
     def _reads_keys(statement: str) -> bool:
@@ -162,3 +172,42 @@ def test_an_expired_key_is_refused_by_every_sharer(db: Database) -> None:
         assert queries.count == 1
 
     asyncio.run(main())
+
+
+def test_a_fresh_servers_burst_with_one_key_makes_one_query(settings: Settings) -> None:
+    """The same through HTTP: a server just started (the real app on uvicorn) gets `CONCURRENT`
+    requests with one key while the first lookup is held; one query answers them all."""
+    db = Database(settings.resolved_db_url())
+    db.migrate()
+    _row, token = create_key(db, "burst")
+    db.dispose()
+    queries = KeyQueries(None)  # every engine: the server's is made in its lifespan
+    go = queries.hold()
+    with _serving(create_app(settings)) as server:
+
+        def release() -> None:  # once every request is in the app, or others queried
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if len(server.server_state.tasks) >= CONCURRENT or queries.count > 1:
+                    time.sleep(0.2)  # for the last ones to reach the lookup
+                    break
+                time.sleep(0.01)
+            go.set()
+
+        async def burst() -> list[int]:
+            headers = {"Authorization": f"Bearer {token}"}
+            limits = httpx.Limits(max_connections=CONCURRENT)
+            async with httpx.AsyncClient(base_url=_url(server), limits=limits, timeout=30) as c:
+                releasing = asyncio.create_task(asyncio.to_thread(release))
+                answers = await asyncio.gather(
+                    *(c.get("/api/v1/functions", headers=headers) for _ in range(CONCURRENT))
+                )
+                await releasing
+            return [a.status_code for a in answers]
+
+        try:
+            assert asyncio.run(burst()) == [200] * CONCURRENT
+        finally:
+            go.set()
+            queries.remove()
+    assert queries.count == 1

@@ -42,6 +42,7 @@ ARGUMENTS: dict[tuple[str, ...], list[str]] = {
     ("websub", "topics"): [],
     ("websub", "subscribers"): [],
     ("websub", "dead-letters"): [],
+    ("websub", "failed"): [],
     ("websub", "retry"): ["1"],
     ("websub", "publish"): ["https://example.org/topic", "hello"],
     ("import", "baetyl"): ["missing-service.yml", "--dry-run"],
@@ -70,6 +71,7 @@ LISTINGS = {
     ("websub", "topics"),
     ("websub", "subscribers"),
     ("websub", "dead-letters"),
+    ("websub", "failed"),
     ("tasks",),
     ("tasks", "dead"),
 }

@@ -143,3 +143,30 @@ def test_passwords_and_csrf_tokens() -> None:
     assert not passwords.verify("not a hash", "x")
     token = csrf_token("a" * 43)
     assert csrf_ok("a" * 43, token) and not csrf_ok("b" * 43, token) and not csrf_ok("a" * 43, None)
+
+
+def test_the_dummy_hash_is_not_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown user's sign-in is checked against `DUMMY_HASH`, made with the current
+    parameters (so it costs what a real check costs): a server's start computes no hash."""
+    monkeypatch.setattr(passwords, "_dummy_hash", None)  # as in a process that just started
+    made: list[str] = []
+    hasher = passwords._hasher
+    monkeypatch.setattr(passwords, "_hasher", _Counting(hasher, made))
+    passwords.warm_up()
+    assert passwords.verify(None, "a password nobody has") is False
+    assert made == [] and passwords._dummy_hash == passwords.DUMMY_HASH
+    assert not hasher.check_needs_rehash(passwords.DUMMY_HASH)
+    real = hasher.hash("a password")
+    assert real.split("$")[:4] == passwords.DUMMY_HASH.split("$")[:4]  # same kind and cost
+
+
+class _Counting:
+    def __init__(self, hasher: Any, made: list[str]) -> None:
+        self._hasher, self._made = hasher, made
+
+    def hash(self, password: str) -> str:
+        self._made.append(password)
+        return str(self._hasher.hash(password))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._hasher, name)

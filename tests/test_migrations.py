@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +18,7 @@ from tests.conftest import fresh_database
 
 from fnhub.record_search import include_name
 from fnhub.store.all_models import metadata
-from fnhub.store.db import Database
+from fnhub.store.db import Database, script_heads
 
 
 def test_migrations_match_the_models(tmp_path):
@@ -146,3 +148,43 @@ def test_roles_starting_together_on_a_new_database_all_migrate_it(kind, tmp_path
         db.dispose()
     finally:
         gen.close()
+
+
+def test_script_heads_are_alembics(tmp_path):
+    """The heads read without Alembic (`script_heads`, the check at every start) are the ones
+    Alembic finds, and a script they cannot be read from leaves the decision to Alembic."""
+    from alembic.script import ScriptDirectory
+
+    db = Database("sqlite://")
+    assert script_heads() == set(ScriptDirectory.from_config(db.alembic_config()).get_heads())
+    odd = tmp_path / "versions"
+    odd.mkdir()
+    (odd / "0001_x.py").write_text('revision = "0001_x"\ndown_revision = None\n')
+    (odd / "0002_y.py").write_text('revision = "0002_y"\ndown_revision = ("0001_x", "0003")\n')
+    assert script_heads(odd) == {"0002_y"}
+    (odd / "0003.py").write_text('revision = compute()\ndown_revision = "0001_x"\n')
+    assert script_heads(odd) is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_migrated_database_is_checked_without_alembic(kind, tmp_path):
+    """A role's start on a migrated database does not import Alembic; one a revision behind
+    is migrated (the check sees it is not at the heads)."""
+    gen = fresh_database(kind, tmp_path)
+    url = next(gen)
+    try:
+        db = Database(url)
+        db.migrate()
+        check = (
+            "import sys\nfrom fnhub.store.db import Database\n"
+            f"Database({url!r}).migrate()\nprint('alembic' in sys.modules)"
+        )
+        out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+        assert out.stdout.strip() == "False", out.stderr
+        command.downgrade(db.alembic_config(), "0013_env_updated_by@-1")
+        assert not db.at_heads()
+        db.migrate()
+        assert db.at_heads()
+        db.dispose()
+    finally:
+        next(gen, None)

@@ -193,6 +193,16 @@ class Keys:
         return f"{self.prefix}:websub:intents"
 
     @property
+    def websub_verify_attempts(self) -> str:
+        """Hash: intent entry id → verifications of it that failed for an unexpected error."""
+        return f"{self.prefix}:websub:intents:attempts"
+
+    @property
+    def websub_failed_intents(self) -> str:
+        """Stream (capped) of intents given up after unexpected errors, with the reason."""
+        return f"{self.prefix}:websub:intents:failed"
+
+    @property
     def websub_events(self) -> str:
         """Pub/sub channel: `n:<topic hash>` new notification, `s` subscriptions changed."""
         return f"{self.prefix}:websub:events"

@@ -3,12 +3,15 @@
 Requests authenticate with `Authorization: Bearer <token>` or `X-Api-Key: <token>`. A verified
 token is remembered in memory for a few seconds, so the hot path does not query the database
 per request; revoking through this server forgets it at once, elsewhere within `CACHE_SECONDS`.
+Concurrent requests with a token not remembered share one lookup (a restarted server's first
+burst made one query per request, all for the same key); a failed lookup is never remembered.
 Keys made before roles existed are admins (the column's default).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import secrets
@@ -101,16 +104,40 @@ class VerifiedKey:
 
 
 class AdminAuth:
-    """Verifies API keys (with a short per-server cache)."""
+    """Verifies API keys (with a short per-server cache and one lookup per token at a time)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._verified: dict[str, tuple[float, VerifiedKey]] = {}  # hash → (valid until, key)
+        self._lookups: dict[str, asyncio.Task[ApiKey | None]] = {}  # hash → the lookup running
+        self._generation = 0  # moved by `forget`: a lookup begun before it remembers nothing
 
     def forget(self, key_id: str | None = None) -> None:
         self._verified = {
             h: v for h, v in self._verified.items() if key_id is not None and v[1].id != key_id
         }
+        # a lookup running now may have read the key before its revocation: requests from now
+        # on start their own, and what it read is not remembered
+        self._generation += 1
+        self._lookups.clear()
+
+    async def _shared_lookup(self, token_hash: str) -> ApiKey | None:
+        """The row of `token_hash`, from the one lookup running for it (started if none is).
+
+        The lookup is a task of its own, so a caller that goes away (a client disconnecting)
+        does not cancel it for the others; each caller gets its row or its error."""
+        lookup = self._lookups.get(token_hash)
+        if lookup is None:
+            lookup = asyncio.create_task(asyncio.to_thread(_lookup, self.db, token_hash))
+            self._lookups[token_hash] = lookup
+            lookup.add_done_callback(functools.partial(self._lookup_done, token_hash))
+        return await asyncio.shield(lookup)
+
+    def _lookup_done(self, token_hash: str, lookup: asyncio.Task[ApiKey | None]) -> None:
+        if self._lookups.get(token_hash) is lookup:
+            del self._lookups[token_hash]  # the next request after a failure looks it up again
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: its callers were told, or all went away
 
     async def verify(self, token: str | None) -> VerifiedKey:
         """The key of a valid token; ApiError 401 (saying nothing more) otherwise."""
@@ -121,7 +148,9 @@ class AdminAuth:
         cached = self._verified.get(token_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
-        row = await asyncio.to_thread(_lookup, self.db, token_hash)
+        generation = self._generation
+        row = await self._shared_lookup(token_hash)
+        now = time.time()
         if (
             row is None
             or not hmac.compare_digest(row.token_hash, token_hash)
@@ -133,7 +162,8 @@ class AdminAuth:
         if row.expires_at is not None:
             until = min(until, row.expires_at)
         key = VerifiedKey(row.id, row.name, Role(row.role))
-        self._verified[token_hash] = (until, key)
+        if generation == self._generation:  # no `forget` while it was looked up
+            self._verified[token_hash] = (until, key)
         return key
 
 

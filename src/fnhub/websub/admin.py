@@ -165,6 +165,15 @@ async def delete_dead_letter(request: Request, dead_id: int = DeadId) -> None:
     await _audited(request, "websub_dead_letter.delete", f"websub_dead_letter:{dead_id}")
 
 
+@router.get("/failed-intents")
+async def list_failed_intents(
+    request: Request, limit: int = Query(50, ge=1, le=1000, description="how many, newest first")
+) -> list[dict[str, Any]]:
+    """(Un)subscription requests given up after unexpected verification errors, with the
+    reason (the subscriber was not told; an existing subscription stays as it was)."""
+    return await _run((await _hub(request)).views.failed_intents, limit)
+
+
 @router.get("/metrics")
 async def metrics(request: Request) -> dict[str, Any]:
     hub = await _hub(request)

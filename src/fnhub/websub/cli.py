@@ -126,6 +126,30 @@ def dead_letters(
 
 
 @websub_app.command()
+def failed(
+    project: ProjectOpt = None,
+    limit: Annotated[int, typer.Option(help="how many, newest first")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """(Un)subscription requests given up after unexpected verification errors."""
+    with _views(project) as v:
+        rows = v.failed_intents(limit)
+    if as_json:
+        print_json(rows)
+        return
+    screen = out()
+    columns = [
+        Column("mode"), Column("callback"), Column("topic", 2), Column("attempts", 3, "right"),
+        Column("reason"), Column("failed at", 1),
+    ]  # fmt: skip
+    table_rows = [
+        (f["mode"], f["callback"], f["topic"], f["attempts"], f["reason"], _time(f["failed_at"]))
+        for f in rows
+    ]
+    show(screen, fitted_table(screen, columns, table_rows))
+
+
+@websub_app.command()
 def retry(dead_letter: int, project: ProjectOpt = None) -> None:
     """Queue a dead letter again in front of its subscription's notifications."""
     from fnhub import audit

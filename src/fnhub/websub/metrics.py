@@ -67,6 +67,11 @@ CLUSTER_COUNTERS = {
         "fnhub_websub_dead_letters",
         "Notifications given up after the retry limits, kept as dead letters",
     ),
+    "verification_errors": (
+        "fnhub_websub_verification_errors",
+        "(Un)subscription requests given up after unexpected verification errors "
+        "(listed by `fnhub websub failed`)",
+    ),
 }
 
 

@@ -6,11 +6,19 @@ dead server are claimed by another). State changes only after the subscriber ech
 so a failed re-subscription leaves the existing subscription untouched (§5.1).
 
 An intent is acknowledged only on a definitive outcome: applied, refused (by the subscriber, the
-address policy, the topic's registration) or nothing to do. A passing failure (Redis or the
+address policy, the topic's registration), nothing to do, or given up after `VERIFY_ATTEMPTS`
+verifications that failed unexpectedly (`failed_intents`: backoff between them, then recorded
+with the reason, listed by the API and the CLI, counted). A passing failure (Redis or the
 database away, a write no replica confirmed: `PASSING`) is retried in place, step by step, so
 the subscriber answers one challenge however the stores fail around it; after `APPLY_ATTEMPTS`
 the intent stays unacknowledged and is verified again once claimed as stale. Before, any error
 after the subscriber's answer (the database down) acknowledged it, and the subscription was lost.
+
+An intent is claimed as stale only once no verifier touched it for `CLAIM_IDLE_MS`: the server
+verifying it resets its idle time every third of that (`KEEP`, only while it still holds it),
+however long the verification takes (`websub_verify_timeout`, the retries, the backoff). With a
+fixed idle time, a verification longer than it (a timeout above ~20 s with the retries) was
+claimed by another server meanwhile and the subscriber asked twice at once.
 
 Behind Redis Sentinel (`fnhub.redis_wait`) a failover drops what the old primary took after the
 replica's promotion. The subscription's row is in SQL, which no failover touches, but where it
@@ -46,6 +54,7 @@ from fnhub.calling.errors import CallError
 from fnhub.redis_replies import as_streams
 from fnhub.redis_wait import RETRY_AFTER_SECONDS, run_confirmed
 from fnhub.server.errors import DATABASE_UNAVAILABLE, REDIS_UNAVAILABLE
+from fnhub.websub import failed_intents
 from fnhub.websub.policy import PolicyError, check_address, url_hash
 from fnhub.websub.reclaim import STARTING_SECONDS
 
@@ -67,6 +76,20 @@ APPLY_ATTEMPTS = 10
 PASSING = (*REDIS_UNAVAILABLE, *DATABASE_UNAVAILABLE, IntegrityError, CallError, OSError)
 
 T = TypeVar("T")
+
+#: resets the idle time of the entries this consumer still holds (XCLAIM to itself, JUSTID:
+#: not counted as a delivery); one taken over by another verifier meanwhile is left to it
+KEEP = """
+local kept = 0
+for i = 3, #ARGV do
+  local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #held > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+"""
 
 
 class Unapplied(Exception):
@@ -90,6 +113,8 @@ class Verifier:
         self.slots = asyncio.Semaphore(CONCURRENCY)
         self.pairs: dict[tuple[str, str], asyncio.Lock] = {}
         self.running: set[asyncio.Task[None]] = set()
+        self.held: set[bytes] = set()  # intents being verified here (their idle time kept)
+        self._keep = hub.redis.register_script(KEEP)
 
     async def run(self) -> None:
         hub = self.hub
@@ -99,6 +124,26 @@ class Verifier:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        keeping = asyncio.create_task(self._keep_held(stream))
+        try:
+            await self._read(stream)
+        finally:
+            keeping.cancel()
+
+    async def _keep_held(self, stream: str) -> None:
+        """Every third of `CLAIM_IDLE_MS`, reset the idle time of the intents held here, so no
+        other verifier claims one of them however long its verification takes."""
+        while True:
+            await asyncio.sleep(CLAIM_IDLE_MS / 3000)
+            if not self.held:
+                continue
+            try:
+                await self._keep(keys=[stream], args=[GROUP, self.consumer, *self.held])
+            except PASSING as exc:  # nobody claims while Redis is away either
+                log.warning("websub intents held here not kept: %s", exc)
+
+    async def _read(self, stream: str) -> None:
+        hub = self.hub
         last_claim = 0.0
         while True:
             try:
@@ -126,7 +171,7 @@ class Verifier:
             stream, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=100
         )
         for entry_id, fields in entries:
-            if fields:
+            if fields and entry_id not in self.held:
                 self._spawn(stream, entry_id, fields)
 
     def _spawn(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
@@ -136,23 +181,56 @@ class Verifier:
 
     async def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         intent = {k.decode(): v.decode() for k, v in fields.items()}
-        pair = (intent["topic"], intent["callback"])
+        pair = (intent.get("topic", ""), intent.get("callback", ""))
         lock = self.pairs.setdefault(pair, asyncio.Lock())
+        self.held.add(entry_id)
         try:
             async with self.slots, lock:  # requests for one pair are applied in order
-                await self.process(intent)
-        except Unapplied as exc:
-            log.warning("%s; verified again once claimed as stale", exc)
-            return  # unacknowledged
-        except Exception:  # not a passing failure: it would fail again, so it ends here
-            log.exception("verification of %s for %s failed", intent["mode"], intent["callback"])
+                done = await self._verify(entry_id, intent)
+            if done:
+                async with self.hub.redis.pipeline(transaction=True) as pipe:
+                    pipe.xack(stream, GROUP, entry_id)
+                    pipe.xdel(stream, entry_id)
+                    pipe.hdel(self.hub.keys.websub_verify_attempts, entry_id)  # if any failed
+                    await pipe.execute()
         finally:
+            self.held.discard(entry_id)
             if not lock.locked():
                 self.pairs.pop(pair, None)
-        async with self.hub.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
+
+    async def _verify(self, entry_id: bytes, intent: dict[str, str]) -> bool:
+        """`process` the intent; whether it is done with (to acknowledge). An unexpected error
+        is retried with backoff (`failed_intents`), and after `VERIFY_ATTEMPTS` the intent is
+        given up: recorded with its reason, counted, acknowledged."""
+        hub = self.hub
+        what = f"verification of {intent.get('mode')} for {intent.get('callback')}"
+        while True:
+            try:
+                await self.process(intent)
+                return True
+            except Unapplied as exc:
+                log.warning("%s; verified again once claimed as stale", exc)
+                return False
+            except Exception as exc:  # not a passing failure: a bug, or a corrupt intent
+                error = exc
+            try:
+                attempt = await failed_intents.count_failure(hub.redis, hub.keys, entry_id)
+                if attempt >= failed_intents.VERIFY_ATTEMPTS:
+                    log.error("%s given up after %d attempts", what, attempt, exc_info=error)
+                    reason = failed_intents.reason_of(error)
+                    await failed_intents.give_up(
+                        hub.redis, hub.keys, entry_id, intent, reason, attempt, hub.server_id
+                    )
+                    hub.metrics.counters["verification_errors"] += 1
+                    return True
+            except PASSING as exc:
+                log.warning("%s failed (%s), and was not counted: %s", what, error, exc)
+                return False  # verified again once claimed as stale
+            wait = failed_intents.backoff(attempt)
+            log.warning(
+                "%s failed (attempt %d); again in %.1f s", what, attempt, wait, exc_info=error
+            )
+            await asyncio.sleep(wait)
 
     async def process(self, intent: dict[str, str]) -> None:
         """Carry the intent out, or raise `Unapplied` (leave it for another verification).

@@ -14,6 +14,7 @@ from redis.exceptions import ResponseError
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_entries, as_hash, as_optional_bytes
+from fnhub.websub import failed_intents
 from fnhub.websub.delivery import to_redeliver
 from fnhub.websub.models import WebSubDeadLetter, WebSubSubscription
 from fnhub.websub.registry import Registry
@@ -202,6 +203,10 @@ class Views:
     def delete_dead_letter(self, dead_id: int) -> None:
         if not self.registry.delete_dead_letter(dead_id):
             raise NotFound(f"no dead letter {dead_id}")
+
+    def failed_intents(self, limit: int = 50) -> list[dict[str, Any]]:
+        """(Un)subscription requests given up after unexpected errors, newest first."""
+        return failed_intents.failed_intents(self.redis, self.keys, limit)
 
     def cluster_metrics(self) -> dict[str, Any]:
         counters = {

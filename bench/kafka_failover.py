@@ -20,7 +20,9 @@ it. Lost counts messages sent and never handled. Setups:
 - `multiple, 2 s heartbeats` — the group with its defaults before heartbeats went to 1 s.
 
 `--setup NAME` (repeatable) runs only those, `--baseline NAME` divides by another, `--out FILE`
-writes another file in bench/results.
+writes another file in bench/results. `--against SRC` runs each setup a second time, interleaved,
+with the fnhub of another `src` folder (`git archive main src | tar -x -C /tmp/main`, then
+`--against /tmp/main/src`) as `<setup> @against`, and divides each by it too.
 
 Rounds are interleaved; the table gives medians (and ranges) and each figure's median ratio to
 the baseline of the same round. Writes bench/results/kafka_failover.json. The measurement is
@@ -89,7 +91,24 @@ def _tansu(port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError("tansu did not start")
 
 
-def one(setup: dict) -> Timings:
+AGAINST = " @against"
+
+
+def one(setup: dict, src: str | None = None) -> Timings:
+    """One measurement; `src`: the fnhub its processes run (default: this one)."""
+    saved = os.environ.get("PYTHONPATH")
+    if src is not None:  # the cluster's processes inherit it
+        os.environ["PYTHONPATH"] = os.pathsep.join([src, str(Path(__file__).parent.parent)])
+    try:
+        return _one(setup)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _one(setup: dict) -> Timings:
     with tempfile.TemporaryDirectory(prefix="fnhub-kafka-failover-") as tmp:
         port = _free_port()
         broker = _tansu(port, Path(tmp) / "tansu.log")
@@ -121,14 +140,19 @@ def main() -> None:
     )
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--out", default="kafka_failover.json", help="file in bench/results")
+    parser.add_argument("--against", metavar="SRC", help="also run each setup with this src")
     args = parser.parse_args()
     # SIGTERM ends the run through its `finally`s: no server, worker or broker left behind
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    runs: dict[str, list[Timings]] = {name: [] for name in args.setup or SETUPS}
+    names = args.setup or list(SETUPS)
+    if args.against:
+        names = [n + suffix for n in names for suffix in ("", AGAINST)]
+    runs: dict[str, list[Timings]] = {name: [] for name in names}
     load = [os.getloadavg()[0]]
     for r in range(args.rounds):
         for name in runs:
-            t = one(SETUPS[name])
+            against = name.endswith(AGAINST)
+            t = one(SETUPS[name.removesuffix(AGAINST)], args.against if against else None)
             runs[name].append(t)
             print(
                 f"round {r + 1} {name:>14}: first message {t.first_message:.2f}s "
@@ -156,12 +180,21 @@ def main() -> None:
             t.failover / b.failover for t, b in zip(ts, base, strict=True)
         )
         lost = sum(len(t.lost) for t in ts)
+        other = runs.get(name + AGAINST)
+        against = (
+            statistics.median(t.failover / o.failover for t, o in zip(ts, other, strict=True))
+            if other
+            else None
+        )
         print(
             f"| {name} | {_fmt(first)} | {_fmt(startup)} | {first_ratio:.2f} | {_fmt(failover)} | "
             f"{failover_ratio:.2f} | {lost} |"
+            + (f" failover ÷ {name}{AGAINST}: {against:.2f}" if against is not None else "")
         )
         result[name] = {
-            "setup": SETUPS[name],
+            "setup": SETUPS[name.removesuffix(AGAINST)],
+            "src": args.against if name.endswith(AGAINST) else "this",
+            "failover_ratio_to_against": against,
             "first_message_s": first,
             "first_message_median_s": statistics.median(first),
             "startup_s": startup,

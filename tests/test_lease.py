@@ -5,14 +5,17 @@ else can take it."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
+from tests.lease_holder import HolderProcess, lapses_at, redis_now_ms
 from tests.private_redis import PrivateRedis, SwallowingRedis, stops_when_cancelled_mid_call
 
+from fnhub.holders import QUIET_SECONDS, connection_name, name_connections
 from fnhub.lease import Claims, Lease, take
 
 TTL = 3.0
@@ -167,3 +170,125 @@ async def test_a_cancellation_its_redis_call_swallowed_still_stops_the_holder(
         "the holder renewed on, cancelled"
     )
     await client.aclose()
+
+
+# -- a holder killed, stopped or cut off: early takeover (`fnhub.holders`) ---------------------
+
+
+async def _named(server: PrivateRedis, process: str, url: str | None = None) -> aredis.Redis:
+    client = aredis.Redis.from_url(url or server.url, socket_connect_timeout=0.5)
+    await name_connections(client, connection_name("server", process))
+    return client
+
+
+async def _standby(lease: Lease) -> int:
+    """Poll as a runner's standby does (every 0.5 s) until it takes the lease; when it did, by
+    Redis's clock (ms)."""
+    while not await lease.hold():
+        await asyncio.sleep(0.5)
+    return await redis_now_ms(lease.redis)
+
+
+@pytest.fixture
+def holder(server: PrivateRedis) -> Iterator[HolderProcess]:
+    process = HolderProcess("lease", server.url, "lease", "old", str(TTL))
+    yield process
+    process.close()
+
+
+async def _watching(server: PrivateRedis, holder: HolderProcess, url: str | None = None) -> Lease:
+    """A standby that saw `holder` hold the lease, its own connection old enough to judge."""
+    lease = Lease(await _named(server, "new", url), "lease", "new", TTL)
+    holder.until(lambda r: r["held"])
+    assert not await lease.hold() and lease.holder == "old"
+    await asyncio.sleep(QUIET_SECONDS)
+    assert not await lease.hold()
+    return lease
+
+
+async def test_a_killed_holder_is_replaced_before_its_lease_lapses(
+    server: PrivateRedis, holder: HolderProcess
+) -> None:
+    """kill -9 closes the holder's connections: two renewals missed and none open, the standby
+    takes the lease before it lapses (it waited for the lapse before)."""
+    lease = await _watching(server, holder)
+    holder.signal(signal.SIGKILL)
+    lapse = await lapses_at(lease.redis, "lease")
+    taken = await _standby(lease)
+    assert taken < lapse, f"taken {taken - lapse} ms after the old lease lapsed"
+    assert await lease.redis.get("lease") == b"new"
+    await lease.redis.aclose()
+
+
+async def test_a_stopped_holder_keeps_its_lease_until_it_lapses_then_stops(
+    server: PrivateRedis, holder: HolderProcess
+) -> None:
+    """A holder that stops renewing but whose connection stays open (SIGSTOP: a frozen host, a
+    partition) is waited for; resumed, it finds the new holder and stops."""
+    lease = await _watching(server, holder)
+    holder.signal(signal.SIGSTOP)
+    lapse = await lapses_at(lease.redis, "lease")
+    taken = await _standby(lease)
+    assert taken >= lapse - 5, f"taken {lapse - taken} ms before the old lease lapsed"
+    holder.drain()
+    holder.signal(signal.SIGCONT)
+    assert holder.until(lambda r: not r["held"]) == {"held": False, "holder": "new", "error": ""}
+    await lease.redis.aclose()
+
+
+async def test_a_holder_cut_off_with_its_connections_closed_stops_at_its_next_renewal(
+    server: PrivateRedis, holder: HolderProcess
+) -> None:
+    """Early takeover's cost: a live holder that stalled while Redis closed its connections is
+    taken from; its next renewal finds the new holder, and it stops then."""
+    lease = await _watching(server, holder)
+    holder.signal(signal.SIGSTOP)
+    admin = _client(server)
+    for conn in await admin.client_list():
+        if conn["name"] == connection_name("server", "old"):
+            await admin.client_kill_filter(_id=conn["id"])
+    lapse = await lapses_at(admin, "lease")
+    taken = await _standby(lease)
+    assert taken < lapse
+    holder.drain()
+    holder.signal(signal.SIGCONT)
+    first = holder.next()  # its first call since: no renewal, whatever its clock says
+    if first["error"]:  # the closed connection: retried at once
+        first = holder.next()
+    assert first == {"held": False, "holder": "new", "error": ""}
+    await lease.redis.aclose()
+    await admin.aclose()
+
+
+async def test_without_client_list_a_killed_holder_is_replaced_when_it_lapses(
+    server: PrivateRedis, holder: HolderProcess
+) -> None:
+    """An ACL refusing CLIENT LIST: no verdicts, the lease lapses as before."""
+    admin = _client(server)
+    await admin.acl_setuser(
+        "standby", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-client|list"]
+    )
+    url = server.url.replace("redis://", "redis://standby:pw@")
+    lease = await _watching(server, holder, url)
+    assert lease.watch.refused
+    holder.signal(signal.SIGKILL)
+    lapse = await lapses_at(admin, "lease")
+    taken = await _standby(lease)
+    assert taken >= lapse - 5
+    await lease.redis.aclose()
+    await admin.aclose()
+
+
+async def test_after_a_restart_nobody_is_judged_until_connections_are_old_enough(
+    server: PrivateRedis, holder: HolderProcess
+) -> None:
+    """A restarted Redis (or a new primary after a failover) has no connection of anyone yet:
+    a stalled live holder still reconnecting is not taken from before its lease lapses."""
+    lease = await _watching(server, holder)
+    holder.signal(signal.SIGSTOP)
+    await asyncio.to_thread(server.stop)
+    await asyncio.to_thread(server.start)
+    lapse = await lapses_at(lease.redis, "lease")
+    taken = await _standby(lease)
+    assert taken >= lapse - 5, f"taken {lapse - taken} ms before the old lease lapsed"
+    await lease.redis.aclose()

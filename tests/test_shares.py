@@ -4,6 +4,8 @@ time, a stopped member's items taken by the others once its leases lapse (real r
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -11,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
+from tests.lease_holder import HolderProcess, lapses_at, redis_now_ms
 from tests.private_redis import PrivateRedis, SwallowingRedis, stops_when_cancelled_mid_call
 
+from fnhub.holders import QUIET_SECONDS, connection_name, name_connections
 from fnhub.shares import Shares, divide
 
 TTL = 1.0
@@ -150,3 +154,56 @@ async def test_a_cancellation_its_redis_call_swallowed_still_stops_the_member(
         "the member ticked on, cancelled"
     )
     await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _member_and_process(
+    server: PrivateRedis,
+) -> AsyncIterator[tuple[aredis.Redis, Member, HolderProcess, list[str]]]:
+    """Member a (3 s leases, its connection named) here and member b in a process of its own,
+    each holding half the items; a's connection old enough to judge b (`fnhub.holders`).
+    Yields a's client, a, b's process and b's items."""
+    client = aredis.Redis.from_url(server.url, socket_connect_timeout=0.5)
+    await name_connections(client, connection_name("server", "a"))
+    a = Member(client, "a/1", 3.0)
+    a.start()
+    await _settle([a], lambda: a.shares.held() == set(ITEMS))
+    other = HolderProcess("shares", server.url, "t:", "b/1", "3.0", *ITEMS)
+    try:
+        other.until(lambda r: len(r["held"]) == len(ITEMS) // 2, timeout=20)
+        await asyncio.sleep(QUIET_SECONDS)
+        theirs = sorted(set(ITEMS) - a.shares.held())
+        assert len(theirs) == len(ITEMS) // 2
+        yield client, a, other, theirs
+    finally:
+        other.close()
+        await a.stop()
+        await client.aclose()
+
+
+async def test_a_killed_members_items_are_taken_before_its_leases_lapse(
+    server: PrivateRedis,
+) -> None:
+    """kill -9 a member process: two ticks missed and no connection open under its name, the
+    survivor drops its entry and takes its items before their leases lapse (`fnhub.holders`);
+    it waited for the lapse before."""
+    async with _member_and_process(server) as (client, a, other, theirs):
+        other.signal(signal.SIGKILL)
+        lapse = await lapses_at(client, *(f"t:item:{item}" for item in theirs))
+        await _settle([a], lambda: a.shares.held() == set(ITEMS))
+        taken = await redis_now_ms(client)
+        assert taken < lapse, f"taken {taken - lapse} ms after b's leases lapsed"
+        assert a.shares.members == ["a/1"]
+
+
+async def test_a_stopped_members_items_wait_for_their_leases_to_lapse(
+    server: PrivateRedis,
+) -> None:
+    """A member that stops ticking with its connection open (SIGSTOP: frozen, cut off) keeps
+    its items until they lapse."""
+    async with _member_and_process(server) as (client, a, other, theirs):
+        other.signal(signal.SIGSTOP)
+        lapse = await lapses_at(client, *(f"t:item:{item}" for item in theirs))
+        await _settle([a], lambda: a.shares.held() == set(ITEMS))
+        taken = await redis_now_ms(client)
+        assert taken >= lapse - 5, f"taken {lapse - taken} ms before b's leases lapsed"

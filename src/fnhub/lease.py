@@ -15,23 +15,42 @@ TTL from when it ran that call, which is later, so nobody else can take the leas
 think we hold it. A failed renewal (Redis restarting, a network blip, a frozen server) does not
 drop the lease: the owner keeps holding it, and serving, and retries; the lease is lost only
 when Redis says another owner holds it, or when it has lapsed by our clock.
+
+A holder killed outright need not be waited for: a standby that finds it stale (`stale_below`:
+two renewals missed) and its process without a connection to Redis takes the lease at once
+(`fnhub.holders`). A live holder taken from that way (its connections closed while it stalled)
+finds another holder at its next renewal and stops: the overlap is at most that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
+from fnhub.holders import STALE_RENEWALS, Watch
+
+log = logging.getLogger(__name__)
+
+# ARGV: owner, TTL in ms[, stale below (ms), processes judged gone...]. Returns 1 (renewed), 2
+# (taken, free), 3 (taken from a gone holder: stale, its process in ARGV[4..]) or {holder, PTTL}.
 HOLD = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
-return holder
+local left = redis.call('PTTL', KEYS[1])
+if #ARGV > 3 and left >= 0 and left < tonumber(ARGV[3]) then
+  local process = string.match(holder, '^[^/]*')
+  for i = 4, #ARGV do
+    if ARGV[i] == process then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 3 end
+  end
+end
+return {holder, left}
 """
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -48,6 +67,28 @@ return r
 
 RENEWALS_PER_TTL = 6  # a renewal every ttl/6: five can fail before the lease is in danger
 RETRIES_PER_TTL = 15  # after a failed renewal, retry every ttl/15 while we still hold it
+TAKEN_FROM_GONE = 3  # HOLD's answer: taken from a holder whose process is gone
+
+
+def stale_below(ttl: float) -> int:
+    """The PTTL (ms) under which a lease's holder missed STALE_RENEWALS renewals."""
+    return int(ttl * 1000 * (1 - STALE_RENEWALS / RENEWALS_PER_TTL))
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def hold_args(owner: str, ttl: float, watch: Watch) -> list[Any]:
+    """HOLD's arguments: with the processes `watch` judged gone, their stale leases taken."""
+    gone = watch.gone()
+    return [owner, int(ttl * 1000), *([stale_below(ttl), *gone] if gone else [])]
+
+
+def other_holder(answer: list[Any], ttl: float) -> tuple[str, set[str]]:
+    """HOLD's answer when another owner holds the lease: that owner, and it again if stale."""
+    holder, left = text(answer[0]), int(answer[1])
+    return holder, {holder} if 0 <= left < stale_below(ttl) else set()
 
 
 def raise_if_cancelled() -> None:
@@ -78,6 +119,7 @@ class Lease:
         self.error: Exception | None = None  # why the last call failed (None: it did not)
         self._until = 0.0  # monotonic time it lapses for us
         self._hold = client.register_script(HOLD)
+        self.watch = Watch(owner)  # whether the holder's process is gone
         self._release = client.register_script(RELEASE)
 
     @property
@@ -104,7 +146,10 @@ class Lease:
         patience = self.left() or self.ttl / 3
         try:
             async with asyncio.timeout(patience):
-                answer = await self._hold(keys=[self.key], args=[self.owner, int(self.ttl * 1000)])
+                answer = await self._call()
+                if isinstance(answer, list) and await self._holder_gone(answer):
+                    sent = time.monotonic()
+                    answer = await self._call()
             raise_if_cancelled()
         except (RedisError, OSError, TimeoutError) as exc:
             raise_if_cancelled()
@@ -113,13 +158,26 @@ class Lease:
                 self.holder = None  # unknown
             return self.held
         self.error = None
-        if answer in (1, 2):
+        if answer in (1, 2, TAKEN_FROM_GONE):
+            if answer == TAKEN_FROM_GONE:
+                log.info("lease %s taken from %s: stale, its process gone", self.key, self.holder)
             self._until = sent + self.ttl - self.margin
             self.holder = self.owner
             return True
         self._until = 0.0
-        self.holder = answer.decode() if isinstance(answer, bytes) else str(answer)
+        self.holder = text(answer[0])
         return False
+
+    async def _call(self) -> Any:
+        return await self._hold(keys=[self.key], args=hold_args(self.owner, self.ttl, self.watch))
+
+    async def _holder_gone(self, answer: list[Any]) -> bool:
+        """Whether the holder HOLD named is newly judged gone (a CLIENT LIST, only when the
+        holder is new to us or stale)."""
+        self.holder, stale = other_holder(answer, self.ttl)
+        if not self.watch.wants_list({self.holder}, stale):
+            return False
+        return bool(await self.watch.judge(self.redis, {self.holder}, stale))
 
     async def release(self, timeout: float = 1.0) -> None:
         """Give the lease up now (if still ours), so another owner need not wait for it to

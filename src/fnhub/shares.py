@@ -13,7 +13,9 @@ A member holds an item by its own clock, as `lease.Lease` does: until `ttl - mar
 *sent* the call that took or renewed it; Redis counts from later, so nobody else can take the
 item meanwhile. A failed call (Redis away) keeps what is held until then. A killed member's
 items are free `ttl` after its last renewal, and its entry is gone as soon: the survivors ask
-for its items at their next tick.
+for its items at their next tick. Sooner when its process is gone (`fnhub.holders`): a member
+that finds another stale (two ticks missed) and without a connection to Redis drops its entry
+and takes its items, each only while still that stale, in the same Lua call.
 """
 
 from __future__ import annotations
@@ -22,29 +24,51 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Collection, Iterable
+from typing import Any
 
 import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
-from fnhub.lease import RENEWALS_PER_TTL, RETRIES_PER_TTL, raise_if_cancelled
+from fnhub.holders import Watch, name_connections
+from fnhub.lease import RENEWALS_PER_TTL, RETRIES_PER_TTL, raise_if_cancelled, stale_below, text
 
 # KEYS[1]: the members (sorted set, score = expiry in ms); KEYS[2..]: the items' leases
-# ARGV[1]: this member; ARGV[2]: the TTL in ms. Returns {members, {1|0 per item}}.
+# ARGV[1]: this member; ARGV[2]: the TTL in ms; ARGV[3]: stale below (ms); ARGV[4..]: processes
+# judged gone (`fnhub.holders`): their stale entries are dropped, their stale leases taken.
+# Returns {members and scores, {1|0 per item}, {holder or "" per item}, {PTTL per item}, now}.
 TICK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
+local stale = tonumber(ARGV[3])
+local gone = {}
+for i = 4, #ARGV do gone[ARGV[i]] = true end
+local function dead(owner, left)
+  return left >= 0 and left < stale and gone[string.match(owner, '^[^/]*')]
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if #ARGV > 3 then
+  local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    local m = entries[i]
+    if dead(m, tonumber(entries[i + 1]) - now) then redis.call('ZREM', KEYS[1], m) end
+  end
+end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl * 2)
-local held = {}
+local held, holders, lefts = {}, {}, {}
 for i = 2, #KEYS do
   local holder = redis.call('GET', KEYS[i])
-  if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[i], ttl) held[i - 1] = 1
-  elseif not holder then redis.call('SET', KEYS[i], ARGV[1], 'PX', ttl) held[i - 1] = 1
+  local left = 0
+  if holder and holder ~= ARGV[1] then left = redis.call('PTTL', KEYS[i]) end
+  if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[i], ttl) held[i - 1] = 1 holder = ''
+  elseif not holder or dead(holder, left) then
+    redis.call('SET', KEYS[i], ARGV[1], 'PX', ttl) held[i - 1] = 1 holder = ''
   else held[i - 1] = 0 end
+  holders[i - 1] = holder
+  lefts[i - 1] = left
 end
-return {redis.call('ZRANGE', KEYS[1], 0, -1), held}
+return {redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), held, holders, lefts, now}
 """
 # KEYS[1]: the members; KEYS[2..]: leases to give up if ours; ARGV[1]: this member;
 # ARGV[2]: 1 to leave the members too
@@ -94,8 +118,12 @@ class Shares:
         member: str,
         ttl: float = 3.0,
         margin: float | None = None,
+        connection: str | None = None,
     ) -> None:
+        """`connection`: what to name `client`'s connections at the first tick, for a client
+        of its own (a direct child's: `fnhub.holders.name_connections`)."""
         self.client = client
+        self._connection = connection
         self.members_key = members_key
         self.item_prefix = item_prefix  # an item's lease key is this + the item
         self.member = member
@@ -105,6 +133,8 @@ class Shares:
         self.error: Exception | None = None  # why the last call failed (None: it did not)
         self._until: dict[str, float] = {}  # item → monotonic time it lapses for us
         self._tick = client.register_script(TICK)
+        self._stale = stale_below(ttl)
+        self.watch = Watch(member)  # whether stale members' processes are gone
         self._leave = client.register_script(LEAVE)
 
     def holds(self, item: str) -> bool:
@@ -134,6 +164,9 @@ class Shares:
         """Renew the membership; take or renew each item in `asking` (items held and not asked
         for should have been `release`d). Never raises for Redis being unreachable or slow:
         that is `error`, and what is held stays held until it lapses."""
+        if self._connection is not None:
+            name, self._connection = self._connection, None
+            await name_connections(self.client, name)
         asking = sorted(asking)
         sent = time.monotonic()
         lefts = [until - sent for until in self._until.values() if until > sent]
@@ -141,15 +174,18 @@ class Shares:
         keys = [self.members_key, *(self.item_prefix + item for item in asking)]
         try:
             async with asyncio.timeout(patience):
-                answer = await self._tick(keys=keys, args=[self.member, int(self.ttl * 1000)])
+                answer = await self._call(keys)
+                if await self._others_gone(answer):
+                    sent = time.monotonic()
+                    answer = await self._call(keys)
             raise_if_cancelled()
         except (RedisError, OSError, TimeoutError) as exc:
             raise_if_cancelled()
             self.error = exc if str(exc) else TimeoutError(f"no answer in {patience:.1f}s")
             return
         self.error = None
-        members, held = answer
-        self.members = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        entries, held = answer[0], answer[1]
+        self.members = sorted(text(m) for m in entries[::2])
         until = sent + self.ttl - self.margin
         for item, ok in zip(asking, held, strict=True):
             if ok:
@@ -159,6 +195,32 @@ class Shares:
         for item in set(self._until) - set(asking):  # not renewed: lapsing
             if self._until[item] <= sent:
                 del self._until[item]
+
+    async def _call(self, keys: list[str]) -> list[Any]:
+        args: list[str | int] = [self.member, int(self.ttl * 1000), self._stale]
+        args += self.watch.gone()
+        return list(await self._tick(keys=keys, args=args))
+
+    async def _others_gone(self, answer: list[Any]) -> bool:
+        """Whether a stale member or holder of an item asked for is newly judged gone (a
+        CLIENT LIST, only when one is new to us or stale)."""
+        entries, _, holders, lefts, now = answer
+        owners: set[str] = set()
+        stale: set[str] = set()
+        for member, score in zip(entries[::2], entries[1::2], strict=True):
+            owners.add(text(member))
+            if 0 <= float(score) - now < self._stale:
+                stale.add(text(member))
+        for holder, left in zip(holders, lefts, strict=True):
+            if holder:
+                owners.add(text(holder))
+                if 0 <= int(left) < self._stale:
+                    stale.add(text(holder))
+        owners.discard(self.member)
+        stale.discard(self.member)
+        if not self.watch.wants_list(owners, stale):
+            return False
+        return bool(await self.watch.judge(self.client, owners, stale))
 
     async def release(self, items: Iterable[str], *, leave: bool = False) -> None:
         """Give `items` up now (those still ours), and with `leave` the membership too, so the

@@ -82,7 +82,7 @@ def test_two_http_processes_share_the_port_survive_a_kill_and_stop_together(
         # SIGKILL the process whose beat leads the cron ticks
         keys = Keys(stack.prefix)
         holder = wait_for(lambda: stack.redis.get(keys.beat_leader), timeout=10)
-        victim = int(holder.decode().rsplit("-", 3)[1])  # <host>-<pid>-<random>-beat
+        victim = int(holder.decode().split("/")[0].rsplit("-", 2)[1])  # <host>-<pid>-<hex>/beat
         assert victim in first
         time.sleep(3.5)  # a few ticks under the first leader
         killed_at = time.monotonic()

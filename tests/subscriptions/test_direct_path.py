@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import pytest
 from tests.conftest import REDIS_URL, wait_for
 
+from fnhub.holders import QUIET_SECONDS
+
 HANG = """
 import time
 import fnhub
@@ -292,16 +294,27 @@ def fail_over_single_mode(
     (ready or (lambda c, n: _wait_children(c, n, 1)))(cluster, name)
     other = cluster.cli("worker", "--processes", "1", "--queues", "sub,sync", node="n2")
     try:
-        time.sleep(3)  # the second worker is up and stands by: the lease is held
+        # the second worker is up and stands by, its connections old enough to judge a dead
+        # holder (`fnhub.holders`): the lease is held
+        wait_for(lambda: cluster.redis.hlen(f"{cluster.prefix}:workers") == 2, timeout=30)
+        time.sleep(QUIET_SECONDS + 1)
         assert len(cluster.status(name)) == 1
         n = 1000
         messages = [f"m{i}" for i in range(n)]
         sent = publish(messages)
         wait_for(lambda: len(cluster.seen()) > 100, timeout=60, interval=0.05)
         assert cluster.worker is not None
+        key = f"{cluster.prefix}:subs:lease:{name}"
+        holder = cluster.redis.get(key)
         cluster.worker.send_signal(signal.SIGKILL)  # the holder, its children with it
         cluster.worker.wait()
         killed = time.monotonic()
+        (seconds, micros), left = cluster.redis.pipeline().time().pttl(key).execute()
+        lapse = seconds * 1000 + micros // 1000 + left  # Redis's clock, ms
+        wait_for(lambda: cluster.redis.get(key) not in (None, holder), timeout=10, interval=0.02)
+        seconds, micros = cluster.redis.time()
+        taken = seconds * 1000 + micros // 1000
+        assert taken < lapse, f"taken {taken - lapse} ms after the killed holder's lease lapsed"
         assert len(cluster.seen()) < n
         wait_for(lambda: len(cluster.seen()) == n, timeout=60, interval=0.2)
         print(f"failover: every message handled {time.monotonic() - killed:.1f}s after the kill")

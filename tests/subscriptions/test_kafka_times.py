@@ -8,6 +8,8 @@ import time
 import pytest
 from tests.subscriptions.kafka_timing import measure
 
+from fnhub.holders import QUIET_SECONDS
+
 
 def _cluster(make_cluster, broker, **subscription: object):
     """A cluster with subscription `k` on topic `ev` of `broker` (Tansu), default settings."""
@@ -102,8 +104,17 @@ def test_two_servers_split_the_partitions_and_one_takes_all_after_a_kill(
         timeout=30,
     )
     assert _holders(cluster, "k", 4) == split  # no reshuffle meanwhile
+    time.sleep(QUIET_SECONDS)  # n2's connections old enough to judge (fnhub.holders)
     cluster.kill_server("n1")
-    wait_for(lambda: set(_holders(cluster, "k", 4).values()) == {n2}, timeout=15)
+    pipe = cluster.redis.pipeline().time()
+    for p in (p for p, pid in split.items() if pid == n1):
+        pipe.pttl(f"{cluster.prefix}:subs:share:k:ev:{p}")
+    (seconds, micros), *lefts = pipe.execute()
+    lapse = seconds * 1000 + micros // 1000 + min(lefts)  # n1's first lease to lapse (ms)
+    wait_for(lambda: set(_holders(cluster, "k", 4).values()) == {n2}, timeout=15, interval=0.02)
+    seconds, micros = cluster.redis.time()
+    taken = seconds * 1000 + micros // 1000
+    assert taken < lapse, f"taken {taken - lapse} ms after the killed member's leases lapsed"
     time.sleep(1)
     sent = producer.finish()
     wait_for(lambda: set(sent) <= cluster.seen().keys(), timeout=30, interval=0.2)

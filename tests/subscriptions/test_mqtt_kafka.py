@@ -13,6 +13,7 @@ from tests.conftest import REDIS_URL, wait_for
 
 from fnhub.calling.queue_client import QueueClient
 from fnhub.config import Settings
+from fnhub.holders import QUIET_SECONDS
 
 
 def mqtt_publish(port: int, topic: str, payloads: list[bytes], qos: int = 1) -> None:
@@ -182,15 +183,23 @@ def test_single_mode_fails_over_to_another_server(make_cluster, conn_broker_fact
 
     thread = threading.Thread(target=keep_publishing)
     thread.start()
-    time.sleep(1)
+    time.sleep(QUIET_SECONDS)  # the standby's connections old enough to judge (fnhub.holders)
+    key = f"{cluster.prefix}:subs:lease:one"
+    old = cluster.redis.get(key)
     killed_at = time.monotonic()
     cluster.kill_server(first)
+    (seconds, micros), left = cluster.redis.pipeline().time().pttl(key).execute()
+    lapse = seconds * 1000 + micros // 1000 + left  # Redis's clock, ms
+    wait_for(lambda: cluster.redis.get(key) not in (None, old), timeout=10, interval=0.02)
+    seconds, micros = cluster.redis.time()
+    taken = seconds * 1000 + micros // 1000
     second = wait_for(lambda: holder() not in (None, first) and holder(), timeout=10)
     takeover = time.monotonic() - killed_at
     time.sleep(1)
     stop.set()
     thread.join()
     assert second != first
+    assert taken < lapse, f"taken {taken - lapse} ms after the killed holder's lease lapsed"
     assert takeover < 5.5, f"takeover took {takeover:.1f}s"
     wait_for(lambda: set(sent) <= cluster.seen().keys(), timeout=30, interval=0.3)
 

@@ -199,5 +199,5 @@ async def resume_all(ctx: Ctx, who: Actor) -> dict[str, Any]:
 
 async def service(ctx: ServerContext) -> None:
     """The server's beat: a candidate like any `fnhub beat`; it fires only while leading."""
-    beat_id = f"{ctx.server_id}-beat"
+    beat_id = f"{ctx.server_id}/beat"  # the server's process (`fnhub.holders`)
     await Beat(ctx.settings, ctx.redis, ctx.db, beat_id=beat_id, server_id=ctx.server_id).run()

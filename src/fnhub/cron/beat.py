@@ -110,6 +110,11 @@ class BeatStats:
     late: list[float] = field(default_factory=list)  # send time - tick, last 10,000 batches
 
 
+def new_beat_id() -> str:
+    """A `fnhub beat`'s id, unique per process (its Redis connections are named after it)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 class Beat:
     def __init__(
         self,
@@ -124,7 +129,7 @@ class Beat:
         self.redis = client
         self.keys = Keys(settings.key_prefix)
         self.store = JobStore(db)
-        self.id = beat_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.id = beat_id or new_beat_id()
         self.jobs: dict[str, BeatJob] = {}
         self.broken: dict[str, str] = {}  # job id → why it cannot be scheduled
         self.leading = False

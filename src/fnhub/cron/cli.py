@@ -281,8 +281,9 @@ def beat(
 
     from fnhub import tracing
     from fnhub.bootstrap import wait_for_services
-    from fnhub.cron.beat import Beat
+    from fnhub.cron.beat import Beat, new_beat_id
     from fnhub.heap import freeze_startup_objects, pause_for_startup
+    from fnhub.holders import connection_name, name_connections
     from fnhub.keys import Keys
     from fnhub.log_setup import configure_logging
     from fnhub.redis_client import async_redis
@@ -299,6 +300,8 @@ def beat(
         db = Database(settings.resolved_db_url())
         await asyncio.to_thread(db.migrate)
         client = async_redis(settings)
+        beat_id = new_beat_id()
+        await name_connections(client, connection_name("beat", beat_id))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -306,7 +309,9 @@ def beat(
         counter = RestartCounter(Keys(settings.key_prefix).loop_restarts, client)
         freeze_startup_objects()
         try:
-            await supervise("cron", lambda: Beat(settings, client, db).run(stop), counter=counter)
+            await supervise(
+                "cron", lambda: Beat(settings, client, db, beat_id).run(stop), counter=counter
+            )
         finally:
             await client.aclose()
             db.dispose()

@@ -32,6 +32,7 @@ from fnhub.config import Settings
 from fnhub.feature import Feature
 from fnhub.features import FEATURES
 from fnhub.heap import freeze_startup_objects
+from fnhub.holders import connection_name, name_connections
 from fnhub.keys import Keys
 from fnhub.ops_stats import Counts
 from fnhub.redis_client import async_redis, sync_redis
@@ -132,6 +133,7 @@ def create_app(
         sync_client = sync_redis(settings)
         keys = Keys(settings.key_prefix)
         sid = server_id or new_server_id()
+        await name_connections(client, connection_name("server", sid))  # `fnhub.holders`
         caller = Caller(settings, client, keys, sid)
         ctx = ServerContext(settings, client, db, keys, sid, caller, counts)
         box = SecretBox(resolve_secret_key(settings))

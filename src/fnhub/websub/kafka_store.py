@@ -219,8 +219,8 @@ class KafkaStore:
             await self.redis.xgroup_create(stream, INGEST_GROUP, id="0", mkstream=True)
         while True:
             try:
-                if not await lease.hold():
-                    await asyncio.sleep(ttl_ms / 3000)
+                if not await lease.hold():  # a dead forwarder's taken early: poll at its pace
+                    await asyncio.sleep(ttl_ms / 6000)
                     continue
                 pending = as_pending_streams(
                     await self.redis.xreadgroup(

@@ -50,6 +50,7 @@ from fnhub.connectors import (
 )
 from fnhub.connectors.base import describe_error
 from fnhub.heap import freeze_startup_objects
+from fnhub.holders import connection_name
 from fnhub.keys import Keys
 from fnhub.node.executor import NodeDied
 from fnhub.queue import (
@@ -155,6 +156,7 @@ def direct_main(
             keys.subscription_share(spec.name),
             f"{name}/{secrets.token_hex(3)}",
             SHARE_SECONDS,
+            connection=connection_name("child", name),  # this process (`fnhub.holders`)
         )
 
     consumer = create_direct_consumer(

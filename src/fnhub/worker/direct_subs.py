@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
 
 from fnhub import lease, spawning
+from fnhub.holders import Watch
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_optional_bytes
 from fnhub.scripts.registry import read_active
@@ -71,6 +72,7 @@ class DirectSubscriptions:
         self.retiring: list[_Group] = []  # stopped: their children finish their batch
         self._wanted: dict[str, tuple[DirectJob, str]] | None = None  # None: not read yet
         self._lease_until: dict[str, float] = {}
+        self._watches: dict[str, Watch] = {}  # subscription → its holder's process, judged
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
 
@@ -170,19 +172,29 @@ class DirectSubscriptions:
     def _hold(self, name: str) -> bool:
         """Take or renew the subscription's lease; held until it lapses by our clock."""
         key = self.keys.subscription_lease(name)
+        watch = self._watches.setdefault(name, Watch(self.sup.worker_id))
         sent = time.monotonic()
         try:
-            answer = self.sup.redis.eval(
-                lease.HOLD, 1, key, self.sup.worker_id, int(LEASE_SECONDS * 1000)
-            )
+            answer = self._eval_hold(key, watch)
+            if isinstance(answer, list):  # another holder: judged gone (`fnhub.holders`)?
+                holder, stale = lease.other_holder(answer, LEASE_SECONDS)
+                if watch.wants_list({holder}, stale) and watch.judge_sync(
+                    self.sup.redis, {holder}, stale
+                ):
+                    sent = time.monotonic()
+                    answer = self._eval_hold(key, watch)
         except (redis.RedisError, OSError) as exc:
             log.warning("subscription %s: lease renewal failed: %s", name, exc)
             return self._lease_until.get(name, 0.0) > time.monotonic()
-        if answer in (1, 2):
+        if answer in (1, 2, lease.TAKEN_FROM_GONE):
             self._lease_until[name] = sent + LEASE_SECONDS - LEASE_MARGIN_SECONDS
             return True
         self._lease_until.pop(name, None)
         return False
+
+    def _eval_hold(self, key: str, watch: Watch) -> Any:
+        args = lease.hold_args(self.sup.worker_id, LEASE_SECONDS, watch)
+        return self.sup.redis.eval(lease.HOLD, 1, key, *args)
 
     def _start(self, name: str, job: DirectJob, digest: str) -> None:
         spec = job.spec

@@ -1,0 +1,56 @@
+"""`fnhub.holders.Watch`: which CLIENT LIST readings make a stale lease holder gone (the
+processes and Redis behind them: tests/test_lease.py, tests/test_shares.py)."""
+
+from __future__ import annotations
+
+from fnhub.holders import QUIET_SECONDS, Watch, connected, process_of
+
+OLD = QUIET_SECONDS  # our own connections' age once they are old enough to judge
+
+
+def test_owners_and_connection_names_map_to_processes():
+    assert process_of("host-1-abc") == "host-1-abc"
+    assert process_of("host-1-abc/beat") == process_of("host-1-abc/f00/x") == "host-1-abc"
+    listed = [
+        {"name": "fnhub-server:host-1-abc", "age": "7"},
+        {"name": "fnhub-server:host-1-abc", "age": "2"},
+        {"name": "fnhub-worker:host-2-def", "age": "4"},
+        {"name": "", "age": "9"},  # unnamed: nobody's
+        {"name": "someone-else", "age": "9"},
+    ]
+    assert connected(listed) == {"host-1-abc": 7, "host-2-def": 4}
+
+
+def test_a_holder_seen_connected_and_then_not_is_gone():
+    watch = Watch("me/1")
+    assert watch.wants_list({"h/1"}, set())  # never looked at
+    assert watch.update({"me": OLD, "h": 10}, {"h/1"}, set()) == set()
+    assert not watch.wants_list({"h/1"}, set())  # renewing: nothing more to ask
+    assert watch.wants_list({"h/1"}, {"h/1"})  # stale: worth a look
+    assert watch.update({"me": OLD, "h": 10}, {"h/1"}, {"h/1"}) == set()  # frozen, connected
+    assert watch.update({"me": OLD}, {"h/1"}, {"h/1"}) == {"h"}
+    assert watch.gone() == ["h"]
+    assert not watch.wants_list({"h/1"}, {"h/1"})  # judged already
+
+
+def test_a_holder_never_seen_connected_is_never_judged():
+    """Unnamed connections (an ACL refusing CLIENT SETNAME, an older version)."""
+    watch = Watch("me")
+    assert watch.update({"me": OLD}, {"h"}, set()) == set()
+    assert watch.update({"me": OLD}, {"h"}, {"h"}) == set()
+    assert not watch.wants_list({"h"}, {"h"})  # looked at, never seen: no lists every poll
+
+
+def test_nobody_is_judged_while_our_own_connections_are_young():
+    """A restarted Redis or a new primary: every live holder is still reconnecting."""
+    watch = Watch("me")
+    watch.update({"me": OLD, "h": 10}, {"h"}, set())
+    assert watch.update({"me": OLD - 1}, {"h"}, {"h"}) == set()
+    assert watch.update({}, {"h"}, {"h"}) == set()  # our own connections unnamed
+    assert watch.update({"me": OLD}, {"h"}, {"h"}) == {"h"}
+
+
+def test_our_own_process_is_never_judged():
+    watch = Watch("me/1")
+    assert not watch.wants_list({"me/2"}, {"me/2"})
+    assert watch.update({"me": OLD}, {"me/2"}, {"me/2"}) == set()

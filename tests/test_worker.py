@@ -349,6 +349,41 @@ def test_a_killed_workers_task_runs_elsewhere_long_before_its_key_lapses(
     assert time.monotonic() - killed < 7  # 5 s at most, plus room for a loaded machine
 
 
+def test_a_workers_closed_connections_decide_soon_after_one_missed_beat(
+    services, settings, monkeypatch
+):
+    """A worker that missed a beat and a quarter (not 1.5) and has no connection open is dead
+    on a second check a quarter beat later (not half a beat): 0.5-2 s from a kill -9 to the
+    release with a 1 s beat, instead of 1-2.5 s. One that beat on time is not looked at."""
+    import json
+    import uuid
+
+    from fnhub.worker import supervisor
+    from fnhub.worker.supervisor import CONFIRM_BEATS, Supervisor
+
+    monkeypatch.setattr(supervisor, "QUIET_BEATS", 0.0)  # our own connections count as old
+    checker = Supervisor(settings.model_copy(update={"heartbeat_seconds": 1.0}), ["sync"], 1)
+    keys = services.keys
+    late, on_time = f"late-{uuid.uuid4().hex[:6]}", f"on-time-{uuid.uuid4().hex[:6]}"
+    info = json.dumps({"queues": ["sync"], "every": 1.0, "ttl_ms": 60_000, "named": True})
+    services.redis.set(keys.worker_alive(late), "1", px=60_000 - 1_300)  # beat 1.3 s ago
+    services.redis.set(keys.worker_alive(on_time), "1", px=60_000)  # beat just now
+
+    def check() -> set[str]:
+        beats = {
+            w: (services.redis.pttl(keys.worker_alive(w)), info.encode()) for w in (late, on_time)
+        }
+        return checker._closed_workers(beats)
+
+    try:
+        assert check() == set()  # the first sighting without connections
+        time.sleep(CONFIRM_BEATS)
+        assert check() == {late}
+        assert checker._reclaim_every() == CONFIRM_BEATS  # (its second check came that soon)
+    finally:
+        checker.redis.close()
+
+
 def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_lapses(
     client, publish, start_worker, services
 ):

@@ -69,9 +69,13 @@ SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 RUNNING_LISTED = 10
 #: a worker whose key has not lapsed is dead once it missed its beats for this many of them
 #: and Redis listed no connection of it on two checks this many beats apart, provided our own
-#: connections are this many beats old (`Supervisor._closed_workers`)
-STALE_BEATS = 1.5
-CONFIRM_BEATS = 0.5
+#: connections are this many beats old (`Supervisor._closed_workers`); the second check comes
+#: CONFIRM_BEATS after the first rather than at the next half-beat pass. A live worker's
+#: supervisor talks to Redis every 0.1 s (due delayed tasks), so one whose connections were
+#: cut has a new one long before the second check; what the two checks rule out is a
+#: reconnection in flight, not slowness, which keeps the connections open
+STALE_BEATS = 1.25
+CONFIRM_BEATS = 0.25
 QUIET_BEATS = 3.0
 #: the recorder and the direct subscriptions' reader (SQLAlchemy and the database: ~0.3 s of
 #: CPU) start once every child reads its queues, or at the latest this long after they were
@@ -381,6 +385,12 @@ class Supervisor:
                 claimer=supervisor_consumer(self.worker_id),
             )
 
+    def _reclaim_every(self) -> float:
+        """Seconds between checks for dead workers: half a beat, and CONFIRM_BEATS while a
+        stale worker was seen without connections (its second check)."""
+        every = self.settings.heartbeat_seconds
+        return CONFIRM_BEATS * every if self._unnamed_since else every / 2
+
     def _closed_workers(self, beats: dict[str, tuple[int, bytes | None]]) -> set[str]:
         """Of these workers (id → their heartbeat key's PTTL and description), the ones dead
         though their key has not lapsed yet: no beat for STALE_BEATS of their beats, and no
@@ -434,7 +444,7 @@ class Supervisor:
                 self._heartbeat()
             if self._due("delayed", 0.1):
                 move_due(self.redis, self.keys)
-            if self._due("reclaim", self.settings.heartbeat_seconds / 2):
+            if self._due("reclaim", self._reclaim_every()):
                 self._reclaim_dead_workers()
             if self._due("direct", 0.5):
                 self.direct.tick()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ctx = spawning.SPAWN
+_ctx = spawning.FORK
 POLL_SECONDS = 0.5
 FULL_RELOAD_SECONDS = 10.0
 LEASE_SECONDS = 3.0  # as a server's runner holds it
@@ -195,10 +194,11 @@ class DirectSubscriptions:
         self, group: _Group, index: int, inherit: list[str], slot: Slot | None = None
     ) -> Child:
         from fnhub.worker.direct import direct_main  # the connectors: only where one runs
-        from fnhub.worker.supervisor import Child
+        from fnhub.worker.supervisor import TEMPLATE, Child
 
         slot = slot or Slot.create()
         slot.clear()
+        parent = spawning.fork_server(TEMPLATE)
         process = _ctx.Process(
             target=direct_main,
             args=(
@@ -209,7 +209,7 @@ class DirectSubscriptions:
                 slot,
                 self.sup.stop_event,
                 group.stop,
-                os.getpid(),
+                parent,  # the child stops if it is ever orphaned
                 inherit,
             ),
             name=f"fnhub-direct-{group.name}-{index}",

@@ -62,7 +62,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ctx = spawning.SPAWN
+_ctx = spawning.FORK
+#: what the fork server imports once for every child (`fnhub.spawning`)
+TEMPLATE = "fnhub.worker.template"
 #: the supervising loop enforces deadlines: after an error it is back within seconds
 SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 #: the most running tasks a heartbeat names (the longest-running; `busy` counts them all)
@@ -133,6 +135,7 @@ class Supervisor:
     def _spawn(self, index: int, slot: Slot | None = None) -> Child:
         slot = slot or Slot.create()
         slot.for_new_child()
+        parent = spawning.fork_server(TEMPLATE)
         process = _ctx.Process(
             target=child_main,
             args=(
@@ -142,7 +145,7 @@ class Supervisor:
                 self.queues,
                 slot,
                 self.stop_event,
-                os.getpid(),  # the child stops if it is ever orphaned, even while starting
+                parent,  # the child stops if it is ever orphaned, even while starting
             ),
             name=f"fnhub-worker-{index}",
             daemon=False,

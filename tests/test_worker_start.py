@@ -82,6 +82,21 @@ def test_a_worker_child_module_imports_no_database_server_nor_command_line() -> 
     assert _loaded("import fnhub.worker.child", NOT_FOR_A_CHILD) == []
 
 
+def test_the_recorder_and_the_store_import_only_the_sql_dialect_in_use() -> None:
+    """Each of SQLAlchemy's dialects costs milliseconds to import and a process uses one
+    database: the upserts import theirs when first built (`store.db.upsert_insert`). (MySQL's
+    is imported by the models, for its column types.)"""
+    dialects = ("sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite")
+    assert _loaded("import fnhub.records, fnhub.envs.kv", dialects) == []
+    code = (
+        "from fnhub.records import _upsert_statement\n"
+        "from fnhub.envs.kv import _upsert\n"
+        "_upsert_statement('postgresql'), _upsert('postgresql')"
+    )
+    packages = {".".join(m.split(".")[:3]) for m in _loaded(code, dialects)}
+    assert packages == {"sqlalchemy.dialects.postgresql"}
+
+
 def test_the_fork_server_imports_the_childs_runtime_and_nothing_else() -> None:
     """What children inherit instead of importing: the child's runtime (Settings and its
     pydantic-settings, redis-py), and still no database, server nor command line."""

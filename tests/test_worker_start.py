@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -222,6 +223,56 @@ def test_worker_children_fork_from_one_clean_fork_server_and_run_without_the_com
     for loaded in (modules, again):
         assert "fnhub.worker.child" in loaded  # (the child answered)
         assert [m for m in loaded if _under(m, NOT_FOR_A_CHILD)] == []
+
+
+def test_a_supervisor_beats_while_a_new_fork_server_imports(
+    settings: Settings, services, tmp_path: Path
+) -> None:
+    """The first fork waits for the fork server's imports (seconds on a loaded machine, past
+    the heartbeat key's life): the supervisor beats from a thread meanwhile. Here the preload
+    takes 3 s and beats are due every 0.5 s; counted, not timed."""
+    (tmp_path / "slow_template.py").write_text("import time\ntime.sleep(3)\n")
+    quick = settings.model_copy(update={"heartbeat_seconds": 0.5})
+    code = textwrap.dedent(
+        f"""
+        from fnhub.config import Settings
+        from fnhub.worker import supervisor
+
+        supervisor.TEMPLATE = "slow_template"
+        sup = supervisor.Supervisor(Settings.model_validate_json({quick.model_dump_json()!r}),
+                                    processes=1)
+        beats = []
+        beat = sup._heartbeat
+        sup._heartbeat = lambda: (beats.append(1), beat())
+        sup.start()
+        print(len(beats))
+        sup.shutdown()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_PARENT), str(tmp_path)])},
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) >= 3, done.stdout  # (one, before the fork, without)
+
+
+def test_the_fork_server_starts_with_its_output_on_a_socket() -> None:
+    """Under systemd a worker's standard output and error are sockets to journald: the fork
+    server inherits them, and they are not connections it would copy to its children."""
+    a, b = socket.socketpair()
+    with a, b:
+        done = subprocess.run(
+            [sys.executable, "-c", "import fnhub.worker.template"],
+            stdout=a,
+            stderr=a,
+            timeout=60,
+            env={"PYTHONPATH": str(PACKAGE_PARENT), "PATH": "/usr/bin:/bin"},
+        )
+    assert done.returncode == 0
 
 
 def test_a_supervisor_opens_the_database_after_its_children_and_no_connector(

@@ -194,28 +194,28 @@ class DirectSubscriptions:
         self, group: _Group, index: int, inherit: list[str], slot: Slot | None = None
     ) -> Child:
         from fnhub.worker.direct import direct_main  # the connectors: only where one runs
-        from fnhub.worker.supervisor import TEMPLATE, Child
+        from fnhub.worker.supervisor import Child
 
         slot = slot or Slot.create()
         slot.clear()
-        parent = spawning.fork_server(TEMPLATE)
-        process = _ctx.Process(
-            target=direct_main,
-            args=(
-                self.sup.worker_id,
-                index,
-                self.sup.settings.model_dump_json(),
-                group.job,
-                slot,
-                self.sup.stop_event,
-                group.stop,
-                parent,  # the child stops if it is ever orphaned
-                inherit,
-            ),
-            name=f"fnhub-direct-{group.name}-{index}",
-            daemon=False,
+        process = self.sup.start_child(
+            lambda parent: _ctx.Process(
+                target=direct_main,
+                args=(
+                    self.sup.worker_id,
+                    index,
+                    self.sup.settings.model_dump_json(),
+                    group.job,
+                    slot,
+                    self.sup.stop_event,
+                    group.stop,
+                    parent,  # the child stops if it is ever orphaned
+                    inherit,
+                ),
+                name=f"fnhub-direct-{group.name}-{index}",
+                daemon=False,
+            )
         )
-        spawning.start(process)
         return Child(self.sup.worker_id, index, slot, process, spawned_at=time.time())
 
     def _retire(self, name: str, why: str) -> None:

@@ -27,8 +27,9 @@ import fnhub.worker.child  # noqa: F401  # the child's runtime: Settings, redis-
 
 def check_clean() -> None:
     """Raise unless this process has one thread, no event loop and no socket but the fork
-    server's own listener (an AF_UNIX one): a fork copies neither another thread nor a
-    connection safely, and a loop's selector and wake-up sockets would be shared."""
+    server's own listener (an AF_UNIX one) and its standard streams (journald's, under
+    systemd): a fork copies neither another thread nor a connection safely, and a loop's
+    selector and wake-up sockets would be shared."""
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1 or threading.active_count() != 1:
         raise RuntimeError(f"a worker's fork server must be single-threaded, has {threads}")
@@ -43,9 +44,12 @@ def check_clean() -> None:
 
 
 def _open_files() -> list[str]:
-    """What each of this process's file descriptors is ("socket:[inode]", "pipe:[...]", ...)."""
+    """What each file descriptor past the standard streams is ("socket:[inode]", "pipe:[...]",
+    ...)."""
     found = []
     for fd in os.listdir("/proc/self/fd"):
+        if int(fd) <= 2:
+            continue
         try:
             found.append(os.readlink(f"/proc/self/fd/{fd}"))
         except OSError:

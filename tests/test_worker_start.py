@@ -225,6 +225,19 @@ def test_worker_children_fork_from_one_clean_fork_server_and_run_without_the_com
         assert [m for m in loaded if _under(m, NOT_FOR_A_CHILD)] == []
 
 
+def _run_supervisor_code(code: str, *path: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by a new interpreter with fnhub (and `path`) importable; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_PARENT), *path])},
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_a_supervisor_beats_while_a_new_fork_server_imports(
     settings: Settings, services, tmp_path: Path
 ) -> None:
@@ -249,14 +262,7 @@ def test_a_supervisor_beats_while_a_new_fork_server_imports(
         sup.shutdown()
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_PARENT), str(tmp_path)])},
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_supervisor_code(code, str(tmp_path))
     assert int(done.stdout.split()[-1]) >= 3, done.stdout  # (one, before the fork, without)
 
 
@@ -302,13 +308,6 @@ def test_a_supervisor_opens_the_database_after_its_children_and_no_connector(
         sup.shutdown()
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env={**os.environ, "PYTHONPATH": str(PACKAGE_PARENT)},
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_supervisor_code(code)
     lines = done.stdout.strip().splitlines()[-3:]
     assert lines == ["False", "True {}", "[]"], done.stdout + done.stderr

@@ -11,7 +11,8 @@ a same-run baseline), repeated `--repeat` times, interleaved so load drifts hit 
 - worker (`--processes` children, default 2): exec of `fnhub worker` → its heartbeat in Redis
   → a call (sent then) answered by a child, with the CPU the supervisor and its children used
   until then (`cpu_to_first_call`); then every child is SIGKILLed → a call sent then answered by
-  one of their replacements (`children_killed_to_call`), with the CPU the replacements used;
+  one of their replacements (`children_killed_to_call`), with the CPU the replacements used
+  (and the fork server they are forked by, if any, meanwhile);
 - beat: exec of `fnhub beat` → it holds the leader lease;
 - `fnhub --help`: user+system CPU seconds.
 
@@ -196,17 +197,37 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def worker_children(pid: int) -> list[int]:
-    """The worker children of a supervisor (spawned by multiprocessing: not its resource
-    tracker)."""
+    """The worker children of a supervisor, started or still starting: spawned by it, or
+    forked by its fork server (not its resource tracker nor the fork server)."""
     found = []
     for child in children(pid):
-        try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(child)
-        except FileNotFoundError:
-            pass
+        command = cmdline(child)
+        if b"spawn_main" in command:
+            found.append(child)
+        elif b"forkserver" in command:
+            found += children(child)
     return found
+
+
+def helpers_cpu(pid: int) -> float:
+    """CPU of a supervisor's other children: its fork server (whose forks it pays), if any,
+    and multiprocessing's resource tracker."""
+    total = 0.0
+    for child in children(pid):
+        if b"spawn_main" not in cmdline(child):
+            try:
+                total += cpu_seconds(child)
+            except FileNotFoundError:
+                pass
+    return total
 
 
 def answered(calls: Any, process: subprocess.Popen[bytes], cpu: Any) -> tuple[float, float]:
@@ -234,13 +255,18 @@ def worker_run(src: str, env: dict[str, str], project: Path, settings: Any, proc
         beat = until(lambda: client.hlen(keys.workers) > 0)
         first, cpu = answered(calls, process, lambda: tree_cpu(process.pid))
         old = worker_children(process.pid)
+        helpers_before = helpers_cpu(process.pid)
         killed = time.monotonic()
         for pid in old:
             os.kill(pid, signal.SIGKILL)
         again, child_cpu = answered(
             calls,
             process,
-            lambda: sum(cpu_seconds(p) for p in worker_children(process.pid) if p not in old),
+            lambda: (
+                sum(cpu_seconds(p) for p in worker_children(process.pid) if p not in old)
+                + helpers_cpu(process.pid)
+                - helpers_before
+            ),
         )
         return {
             "heartbeat": beat - started,

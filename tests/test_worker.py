@@ -267,18 +267,36 @@ def test_shutdown_releases_queued_tasks_to_the_next_worker(client, publish, star
     assert [r.status for r in results] == ["success"] * 6
 
 
-def _children_of(pid: int) -> list[int]:
-    found = []
+def _stats() -> dict[int, list[str]]:
+    """/proc/<pid>/stat of every process, the fields after the command name."""
+    found = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                    found[int(entry)] = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
     return found
+
+
+def _children_of(pid: int) -> list[int]:
+    """Every descendant of `pid`: a worker's fork server and the children it forked."""
+    stats = _stats()
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        kids = [p for p, fields in stats.items() if int(fields[1]) == parent]
+        found += kids
+        parents += kids
+    return found
+
+
+def _worker_children(supervisor: int) -> list[int]:
+    """A supervisor's worker children: its descendants leading a session of their own."""
+    stats = _stats()
+    return [p for p in _children_of(supervisor) if p in stats and int(stats[p][3]) == p]
 
 
 def test_dead_worker_tasks_are_released_by_another_worker(client, publish, start_worker, services):
@@ -472,10 +490,11 @@ def test_children_exit_when_their_supervisor_is_killed(client, publish, start_wo
     handle = start_worker(processes=2)
 
     def spawned() -> list[int] | None:  # the worker announces itself before its children start
-        found = _children_of(handle.process.pid)
+        found = _worker_children(handle.process.pid)
         return found if len(found) >= 2 else None
 
-    children = wait_for(spawned)
+    wait_for(spawned)
+    children = _children_of(handle.process.pid)  # with the fork server they were forked by
     os.kill(handle.process.pid, signal.SIGKILL)
 
     def running(pid: int) -> bool:  # an exited child nobody reaped is a zombie ("Z")

@@ -39,9 +39,6 @@ import orjson
 import redis
 from redis.typing import EncodableT, FieldT
 from sqlalchemy import Insert, delete, exists, func, select
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DataError,
@@ -59,7 +56,7 @@ from fnhub.nesting import nests_deeper
 from fnhub.outage_log import short_reason
 from fnhub.queue import results_data, results_value
 from fnhub.redis_replies import PendingEntry, as_pending_streams, as_streams
-from fnhub.store.db import Database
+from fnhub.store.db import Database, upsert_insert
 from fnhub.store.models import TaskAttempt, TaskRecord, table_of
 from fnhub.tasks import Origin, Status, TaskResult, decode_result, encode
 
@@ -174,14 +171,13 @@ def _upsert_statement(dialect: str) -> Insert:
     """INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE for a dialect, replacing a row only with the
     same or a later attempt of its task."""
     table = table_of(TaskRecord)
+    stmt = upsert_insert(dialect, table)
     if dialect in ("mysql", "mariadb"):
-        upsert = mysql_insert(table)
-        newer = upsert.inserted.attempt >= table.c.attempt
-        return upsert.on_duplicate_key_update(
-            [(c, func.if_(newer, upsert.inserted[c], table.c[c])) for c in _COLUMNS]
+        newer = stmt.inserted.attempt >= table.c.attempt
+        return stmt.on_duplicate_key_update(  # type: ignore[no-any-return]
+            [(c, func.if_(newer, stmt.inserted[c], table.c[c])) for c in _COLUMNS]
         )
-    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    return stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=["id"],
         set_={c: stmt.excluded[c] for c in _COLUMNS},
         where=stmt.excluded.attempt >= table.c.attempt,
@@ -197,11 +193,12 @@ def _attempts_statement(dialect: str) -> Insert:
     """INSERT of attempt rows, replacing one already there (a task run twice, at least once)."""
     table = table_of(TaskAttempt)
     replaced = [c for c in _ATTEMPT_COLUMNS if c not in ("task_id", "attempt")]
+    stmt = upsert_insert(dialect, table)
     if dialect in ("mysql", "mariadb"):
-        upsert = mysql_insert(table)
-        return upsert.on_duplicate_key_update({c: upsert.inserted[c] for c in replaced})
-    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    return stmt.on_conflict_do_update(
+        return stmt.on_duplicate_key_update(  # type: ignore[no-any-return]
+            {c: stmt.inserted[c] for c in replaced}
+        )
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=["task_id", "attempt"], set_={c: stmt.excluded[c] for c in replaced}
     )
 

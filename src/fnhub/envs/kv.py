@@ -20,16 +20,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import ColumnElement, delete, or_, select
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from fnhub import runtime
 from fnhub.context import context
 from fnhub.envs.models import StoreItem
-from fnhub.store.db import Database, rows_changed
+from fnhub.store.db import Database, rows_changed, upsert_insert
 from fnhub.store.models import table_of
 
 MAX_KEY_CHARS = 256
@@ -100,11 +97,12 @@ def like_of(pattern: str) -> str:
 def _upsert(dialect: str) -> Insert:
     table = table_of(StoreItem)
     replaced = ("value", "expires_at", "updated_at")
+    stmt = upsert_insert(dialect, table)
     if dialect in ("mysql", "mariadb"):
-        upsert = mysql_insert(table)
-        return upsert.on_duplicate_key_update({c: upsert.inserted[c] for c in replaced})
-    stmt = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    return stmt.on_conflict_do_update(
+        return stmt.on_duplicate_key_update(  # type: ignore[no-any-return]
+            {c: stmt.inserted[c] for c in replaced}
+        )
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=["scope", "key"], set_={c: stmt.excluded[c] for c in replaced}
     )
 

@@ -32,6 +32,7 @@ import socket
 import threading
 from multiprocessing.process import BaseProcess
 
+from fnhub import spawning
 from fnhub.config import Settings
 from fnhub.parent_death import die_with_parent
 from fnhub.supervised import RestartCounter, end_process, start_thread, thread_counter
@@ -90,11 +91,7 @@ def _http_process(settings_json: str, sock: socket.socket) -> None:
     # once no process holds its "supervisor alive" pipe: ours, which multiprocessing hands every
     # child for starting processes of its own, is closed. Then: finish requests, leave
     # presence, exit
-    server_state = getattr(multiprocessing.forkserver, "_forkserver", None)
-    alive_fd = getattr(server_state, "_forkserver_alive_fd", None)
-    if alive_fd is not None:
-        os.close(alive_fd)
-        server_state._forkserver_alive_fd = None  # type: ignore[union-attr]  # present: read above
+    spawning.leave_fork_server()
     die_with_parent(os.getppid(), signal.SIGTERM)
     settings = Settings.model_validate_json(settings_json)
     configure_logging(logging.INFO, settings.log_format)

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import msgspec
 import redis
 
-from fnhub import concurrency, runtime, tracing
+from fnhub import concurrency, runtime, spawning, tracing
 from fnhub.backoff import Backoff
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
@@ -365,11 +365,14 @@ class ChildRuntime(NamedTuple):
     executor: Executor
 
 
-def begin_child(settings_json: str, supervisor_pid: int) -> ChildRuntime:
-    """What every worker child (queue or direct) does first, in its own process."""
-    # SIGKILLed with the supervisor, however it dies: a child busy with a long task would
+def begin_child(settings_json: str, parent_pid: int) -> ChildRuntime:
+    """What every worker child (queue or direct) does first, in its own process, forked by the
+    worker's fork server `parent_pid` (`fnhub.spawning`)."""
+    # SIGKILLed with our parent, the fork server, which exits with the supervisor however it
+    # dies (once we no longer hold its "alive" pipe): a child busy with a long task would
     # otherwise only notice at its next read, running on unsupervised until then
-    die_with_parent(supervisor_pid)
+    spawning.leave_fork_server()
+    die_with_parent(parent_pid)
     # a session of our own: what tasks start stays in it, for the supervisor to kill with us
     # (`worker.processes`); it also keeps the terminal's Ctrl-C for the supervisor, which
     # decides when we stop (through `stop`)
@@ -398,10 +401,10 @@ def child_main(
     queues: list[str],
     slot: Slot,
     stop: Event,
-    supervisor_pid: int,
+    parent_pid: int,
 ) -> None:
-    """Entry point of a worker child process (spawned)."""
-    settings, keys, client, executor = begin_child(settings_json, supervisor_pid)
+    """Entry point of a worker child process (forked by the fork server `parent_pid`)."""
+    settings, keys, client, executor = begin_child(settings_json, parent_pid)
     own_pid = os.getpid()
     finisher = Finisher(client, keys)
     consumer = consumer_name(worker_id, index, os.getpid())
@@ -425,16 +428,17 @@ def child_main(
         slot.running_since,
         send_results=finisher.flush,
         describe=slot.describe,
-        alive=lambda: os.getppid() == supervisor_pid,
+        alive=lambda: os.getppid() == parent_pid,
     )
     executor.lookahead(_ahead_taker(prefetch), prefetch.give_back, prefetch.unstarted)
     freeze_startup_objects()
     watch.start()
     slot.mark_reading()
     try:
-        # a child whose supervisor died (SIGKILL, OOM) stops too: nobody would enforce its
-        # deadlines, and another supervisor is about to release its entries
-        while not stop.is_set() and os.getppid() == supervisor_pid:
+        # a child whose supervisor died (SIGKILL, OOM) stops too, its fork server with it:
+        # nobody would enforce its deadlines, and another supervisor is about to release
+        # its entries
+        while not stop.is_set() and os.getppid() == parent_pid:
             if os.getpid() != own_pid:  # a copy user code forked: only the child reads
                 os._exit(1)
             own = recheck or time.monotonic() >= check_own_at

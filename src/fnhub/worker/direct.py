@@ -137,12 +137,13 @@ def direct_main(
     slot: Slot,
     stop: Event,
     job_stop: Event,
-    supervisor_pid: int,
+    parent_pid: int,
     inherit: list[str],
 ) -> None:
-    """Entry point of a direct child (spawned): `stop` ends the worker, `job_stop` this
-    subscription here; `inherit` names dead children's consumers whose messages come first."""
-    settings, keys, client, executor = begin_child(settings_json, supervisor_pid)
+    """Entry point of a direct child (forked by the fork server `parent_pid`): `stop` ends the
+    worker, `job_stop` this subscription here; `inherit` names dead children's consumers whose
+    messages come first."""
+    settings, keys, client, executor = begin_child(settings_json, parent_pid)
     own_pid = os.getpid()
     scripts = executor.scripts
     spec = job.spec
@@ -182,7 +183,7 @@ def direct_main(
     def going() -> bool:
         if os.getpid() != own_pid:  # a copy user code forked: only the child reads
             os._exit(1)
-        return not stop.is_set() and not job_stop.is_set() and os.getppid() == supervisor_pid
+        return not stop.is_set() and not job_stop.is_set() and os.getppid() == parent_pid
 
     try:
         handler.run(going, inherit)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ctx = spawning.SPAWN
+_ctx = spawning.FORK
 POLL_SECONDS = 0.5
 FULL_RELOAD_SECONDS = 10.0
 LEASE_SECONDS = 3.0  # as a server's runner holds it
@@ -211,23 +210,24 @@ class DirectSubscriptions:
 
         slot = slot or Slot.create()
         slot.clear()
-        process = _ctx.Process(
-            target=direct_main,
-            args=(
-                self.sup.worker_id,
-                index,
-                self.sup.settings.model_dump_json(),
-                group.job,
-                slot,
-                self.sup.stop_event,
-                group.stop,
-                os.getpid(),
-                inherit,
-            ),
-            name=f"fnhub-direct-{group.name}-{index}",
-            daemon=False,
+        process = self.sup.start_child(
+            lambda parent: _ctx.Process(
+                target=direct_main,
+                args=(
+                    self.sup.worker_id,
+                    index,
+                    self.sup.settings.model_dump_json(),
+                    group.job,
+                    slot,
+                    self.sup.stop_event,
+                    group.stop,
+                    parent,  # the child stops if it is ever orphaned
+                    inherit,
+                ),
+                name=f"fnhub-direct-{group.name}-{index}",
+                daemon=False,
+            )
         )
-        spawning.start(process)
         return Child(self.sup.worker_id, index, slot, process, spawned_at=time.time())
 
     def _retire(self, name: str, why: str) -> None:

@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ctx = spawning.SPAWN
+_ctx = spawning.FORK
+#: what the fork server imports once for every child (`fnhub.spawning`)
+TEMPLATE = "fnhub.worker.template"
 #: the supervising loop enforces deadlines: after an error it is back within seconds
 SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 #: the most running tasks a heartbeat names (the longest-running; `busy` counts them all)
@@ -129,6 +132,7 @@ class Supervisor:
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
         self.direct = DirectSubscriptions(self)
+        self._fork_server = 0  # the fork server's pid once it forked a child
         self._set_up = False  # the recorder and direct subscriptions started
         self._set_up_by = 0.0  # (monotonic) when they start even if a child is still starting
         tracing.check(settings)  # the children configure it
@@ -137,22 +141,50 @@ class Supervisor:
     def _spawn(self, index: int, slot: Slot | None = None) -> Child:
         slot = slot or Slot.create()
         slot.for_new_child()
-        process = _ctx.Process(
-            target=child_main,
-            args=(
-                self.worker_id,
-                index,
-                self.settings.model_dump_json(),
-                self.queues,
-                slot,
-                self.stop_event,
-                os.getpid(),  # the child stops if it is ever orphaned, even while starting
-            ),
-            name=f"fnhub-worker-{index}",
-            daemon=False,
+        process = self.start_child(
+            lambda parent: _ctx.Process(
+                target=child_main,
+                args=(
+                    self.worker_id,
+                    index,
+                    self.settings.model_dump_json(),
+                    self.queues,
+                    slot,
+                    self.stop_event,
+                    parent,  # the child stops if it is ever orphaned, even while starting
+                ),
+                name=f"fnhub-worker-{index}",
+                daemon=False,
+            )
         )
-        spawning.start(process)
         return Child(self.worker_id, index, slot, process, spawned_at=time.time())
+
+    def start_child(self, make: Callable[[int], BaseProcess]) -> BaseProcess:
+        """Start the process `make(parent)` makes, forked by the fork server `parent`. A fork
+        server that just started forks once it imported the children's runtime, seconds on a
+        loaded machine (longer than our heartbeat key lives): we beat from a thread meanwhile."""
+        parent = spawning.fork_server(TEMPLATE)
+        process = make(parent)
+        if parent == self._fork_server:
+            spawning.start(process)
+            return process
+        done = threading.Event()
+        beating = threading.Thread(target=self._beat_until, args=(done,), name="beat-at-fork")
+        beating.start()
+        try:
+            spawning.start(process)
+        finally:
+            done.set()
+            beating.join()
+        self._fork_server = parent
+        return process
+
+    def _beat_until(self, done: threading.Event) -> None:
+        while not done.wait(self.settings.heartbeat_seconds):
+            try:
+                self._heartbeat()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._chores_outage.failed(exc)
 
     def _release(self, child: Child, pid: int, outcome: str, detail: str = "") -> None:
         """Give back what a dead child held; `outcome` (and `detail`, what went wrong) decides

@@ -162,3 +162,33 @@ def test_stream_entries_due_while_redis_hung_are_late_from_when_due(tmp_path: Pa
     # the first entry due while it hung waited for it; the others left after it thawed
     late = sorted((int(i[1:]) for i, at in flow.sent.items() if frozen[0] <= at < frozen[1] - 0.2))
     assert all(flow.left[f"s{n}"] >= frozen[1] - 0.05 for n in late[1:]), late
+
+
+async def test_a_call_to_a_dead_server_goes_to_the_other_at_once_and_says_which() -> None:
+    """A server killed outright refuses connections: the call due for it is sent to the other
+    server at once (what a load balancer retrying a refused connect does), not held back, and
+    each item keeps which server answered it (`Flow.via`, in the run folder's raw.json)."""
+    server = await asyncio.start_server(_slow_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    dead = free_port()  # nothing listens: refused
+    load = Load(
+        [f"http://127.0.0.1:{dead}", f"http://127.0.0.1:{port}"], "t", "", "", None, {"http": RATE}
+    )
+    flow = load.flows["http"]
+    run = asyncio.ensure_future(
+        load._requests("http", 5, 64, "/x", lambda n: {"n": n}, lambda _n, a: a[0] == 202)
+    )
+    await asyncio.sleep(1.0)
+    load.stop.set()
+    await asyncio.wait_for(run, 10)
+    server.close()
+    for writer in CONNECTIONS:
+        writer.close()
+
+    assert not flow.refused, flow.refused
+    assert len(flow.sent) >= 10, flow.sent
+    assert set(flow.via.values()) == {1}, flow.via  # all answered by the live one
+    # those due for the dead one (even n) left when due, and were answered in ~DELAY
+    for ident, due in flow.sent.items():
+        assert flow.left[ident] - due < 0.2, (ident, flow.left[ident] - due)
+        assert flow.answered[ident] - due < DELAY + 0.3, (ident, flow.answered[ident] - due)

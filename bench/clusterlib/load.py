@@ -35,14 +35,20 @@ class Flow:
     # (when, seconds late) of the flow's own event loop, past LAG_NOTED: the load generator's
     # stalls, which delay its requests as a slow server would (`_watch_lag`)
     lags: list[tuple[float, float]] = field(default_factory=list)
+    # id → the server (its index in `Load.servers`) that answered it: a timeline per server
+    via: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def accepted(self, ident: str, at: float, left: float | None = None) -> None:
+    def accepted(
+        self, ident: str, at: float, left: float | None = None, via: int | None = None
+    ) -> None:
         with self.lock:
             self.sent[ident] = at
             self.answered[ident] = time.time()
             if left is not None:
                 self.left[ident] = left
+            if via is not None:
+                self.via[ident] = via
 
 
 #: Kafka messages sent and not yet acknowledged, at most
@@ -147,23 +153,23 @@ class Load:
     # -- HTTP ------------------------------------------------------------------------------
     async def _post(
         self, clients: list[Any], n: int, path: str, body: dict[str, Any], form: bool = False
-    ) -> tuple[int, dict[str, Any]] | None:
+    ) -> tuple[int, dict[str, Any], int] | None:
         """POST (JSON, or a form) to server n % 2, and to the other one if the first cannot be
-        connected to (what a load balancer does); None if no answer came. A plain-text answer
-        comes as `{"text": ...}`."""
+        connected to (what a load balancer does): (status, body, the server's index), None if
+        no answer came. A plain-text answer comes as `{"text": ...}`."""
         import httpx
 
-        for i in (n, n + 1):
+        for i in (n % len(clients), (n + 1) % len(clients)):
             try:
-                client = clients[i % len(clients)]
+                client = clients[i]
                 r = await (client.post(path, data=body) if form else client.post(path, json=body))
             except (httpx.ConnectError, httpx.ConnectTimeout):
                 continue  # never reached the server: safe to send to the other one
             except httpx.HTTPError:
                 return None  # it may have been taken: sending it again would run it twice
             if r.headers.get("content-type", "").startswith("application/json"):
-                return r.status_code, (r.json() if r.content else {})
-            return r.status_code, {"text": r.text}
+                return r.status_code, (r.json() if r.content else {}), i
+            return r.status_code, {"text": r.text}, i
         return None
 
     def _clients(self, timeout: float) -> list[Any]:
@@ -181,7 +187,7 @@ class Load:
         out: int,
         path: str,
         body: Callable[[int], dict[str, Any]],
-        ok: Callable[[int, tuple[int, dict[str, Any]]], bool],
+        ok: Callable[[int, tuple[int, dict[str, Any], int]], bool],
         form: bool = False,
     ) -> None:
         """POST `body(n)` to `path` at the flow's rate, at most `out` requests at once; an
@@ -201,7 +207,7 @@ class Load:
                 elif kind == "sync":
                     flow.ok.append((at, time.time()))
                 else:
-                    flow.accepted(f"{kind[0]}{n}", at, left)
+                    flow.accepted(f"{kind[0]}{n}", at, left, answer[2])
             finally:
                 gate.release()
 
@@ -399,6 +405,8 @@ class Marks:
                 {
                     "sent": {k: f.sent for k, f in flows.items()},
                     "answered": {k: f.answered for k, f in flows.items()},
+                    "left": {k: f.left for k, f in flows.items()},
+                    "via": {k: f.via for k, f in flows.items() if f.via},
                     "lags": {k: f.lags for k, f in flows.items() if f.lags},
                     "refused": {k: f.refused for k, f in flows.items()},
                     "sync_ok": flows["sync"].ok if "sync" in flows else [],

@@ -18,9 +18,9 @@ when Redis says another owner holds it, or when it has lapsed by our clock.
 
 A holder killed outright need not be waited for: a standby that finds it stale (`stale_below`:
 two renewals missed) and its process without a connection to Redis takes the lease at once
-(`fnhub.holders`); so does a server taking the WebSub claims of a killed one (`Claims.take`). A
-live holder taken from that way (its connections closed while it stalled)
-finds another holder at its next renewal and stops: the overlap is at most that.
+(`fnhub.holders`); so does a WebSub server take a killed one's claims (`Claims.take`). A live
+holder taken from that way (its connections closed while it stalled) finds another holder at its
+next renewal and stops: the overlap is at most that.
 """
 
 from __future__ import annotations

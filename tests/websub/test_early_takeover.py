@@ -2,7 +2,11 @@
 survivor finds them stale (two renewals missed) and no Redis connection under the killed
 server's name (`fnhub.holders`), so the subscription's deliveries resume well within the old
 claim's TTL, read from Redis at the kill. A server stopped (SIGSTOP: a frozen host) keeps its
-connections open and is waited for: its claim moves only once it lapsed."""
+connections open and is waited for: its claim moves only once it lapsed.
+
+With one subscription the survivor, below its share, asks for the claim every pass; with two,
+each server holds its share, and the survivor finds the killed server's heartbeat missed two
+passes and its process gone before its share grows (the hub's view of dead servers)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import asyncio
 import signal
 import time
 
+import pytest
 import redis
 
 from fnhub.holders import QUIET_SECONDS
@@ -28,14 +33,15 @@ EARLY_BY = 1.5
 LAPSED_WITHIN_MS = 1500
 
 
-async def _two_hubs(hub_settings, subscribers):
+async def _two_hubs(hub_settings, subscribers, n: int = 1):
+    """Two hub servers and `n` subscriptions to one topic; the first one's callback and id."""
     settings = hub_settings.model_copy(update={"websub_owner_ttl": TTL})
     hubs = [HubProcess(settings), HubProcess(settings.model_copy(update={"port": _port()}))]
     await asyncio.gather(*(h.start() for h in hubs))
     topic = topic_url(subscribers)
-    cb = await subscribe(hubs[0], subscribers, "early", topic)
-    (sub,) = await hubs[0].subscriptions()
-    return settings, hubs, topic, cb, sub["id"]
+    cbs = [await subscribe(hubs[0], subscribers, f"early{i}", topic) for i in range(n)]
+    ids = {s["callback"].rsplit("/", 1)[1]: s["id"] for s in await hubs[0].subscriptions()}
+    return settings, hubs, topic, cbs[0], ids
 
 
 def _port() -> int:
@@ -64,13 +70,17 @@ async def _stop(hubs: list[HubProcess]) -> None:
         await h.http.aclose()
 
 
+@pytest.mark.parametrize("subscriptions", [1, 2])
 async def test_a_killed_servers_claim_moves_and_deliveries_resume_before_it_lapses(
-    hub_settings, subscribers
+    hub_settings, subscribers, subscriptions
 ):
-    settings, hubs, topic, cb, sid = await _two_hubs(hub_settings, subscribers)
+    settings, hubs, topic, cb, ids = await _two_hubs(hub_settings, subscribers, subscriptions)
     r = redis.Redis.from_url(settings.redis_url)
-    key = Keys(settings.key_prefix).websub_owner(sid)
+    keys = Keys(settings.key_prefix)
+    key = keys.websub_owner(ids["early0"])
     try:
+        owners = [keys.websub_owner(sid) for sid in ids.values()]
+        await eventually(lambda: len({r.get(k) for k in owners} - {None}) == subscriptions, 20)
         victim, owner = await _holder(r, key, hubs)
         victim.kill()
         killed_at = time.time()
@@ -89,9 +99,9 @@ async def test_a_killed_servers_claim_moves_and_deliveries_resume_before_it_laps
 
 
 async def test_a_stopped_servers_claim_is_waited_for_until_it_lapses(hub_settings, subscribers):
-    settings, hubs, topic, cb, sid = await _two_hubs(hub_settings, subscribers)
+    settings, hubs, topic, cb, ids = await _two_hubs(hub_settings, subscribers)
     r = redis.Redis.from_url(settings.redis_url)
-    key = Keys(settings.key_prefix).websub_owner(sid)
+    key = Keys(settings.key_prefix).websub_owner(ids["early0"])
     try:
         victim, owner = await _holder(r, key, hubs)
         assert victim.proc is not None

@@ -331,6 +331,9 @@ class Hub:
         return notes
 
     async def deliverer_exited(self, d: Deliverer) -> None:
+        # the claim first: while it is still ours a pass would take it again (HOLD renews ours)
+        with contextlib.suppress(Exception):
+            await self.claims.release(self.keys.websub_owner(d.sub.id))
         if self.deliverers.get(d.sub.id) is d:
             del self.deliverers[d.sub.id]
             ids = self.by_topic.get(d.sub.topic_hash)
@@ -341,8 +344,6 @@ class Hub:
                     feed = self.feeds.pop(d.sub.topic_hash, None)
                     if feed is not None:
                         await feed.stop()
-        with contextlib.suppress(Exception):
-            await self.claims.release(self.keys.websub_owner(d.sub.id))
 
     async def _renew_loop(self) -> None:
         ttl = self.settings.websub_owner_ttl

@@ -16,7 +16,7 @@ from tests.lease_holder import HolderProcess, lapses_at, redis_now_ms
 from tests.private_redis import PrivateRedis, SwallowingRedis, stops_when_cancelled_mid_call
 
 from fnhub.holders import QUIET_SECONDS, connection_name, name_connections
-from fnhub.lease import Claims, Lease, take
+from fnhub.lease import Claims, Lease, stale_below, take
 
 TTL = 3.0
 
@@ -143,11 +143,10 @@ async def test_claims_renew_only_what_is_still_ours_and_release_one(
 ) -> None:
     client = _client(server)
     mine, theirs = Claims(client, "a", TTL), Claims(client, "b", TTL)
-    async with client.pipeline(transaction=False) as pipe:
-        for key in ("c1", "c2"):
-            mine.take(pipe, key)
-        theirs.take(pipe, "c3")
-        assert await pipe.execute() == [True, True, True]
+    assert await mine.take(["c1", "c2"]) == [None, None]
+    assert await theirs.take(["c3"]) == [None]
+    (wait,) = await theirs.take(["c1"])  # a's, fresh: worth asking when it goes stale
+    assert wait is not None and 0 < wait <= TTL - stale_below(TTL) / 1000
     assert await mine.renew(["c1", "c2", "c3"]) == [True, True, False]
     assert await client.pttl("c1") > (TTL - 0.5) * 1000
     await theirs.release("c1")  # not b's: nothing happens

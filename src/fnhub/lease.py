@@ -18,8 +18,9 @@ when Redis says another owner holds it, or when it has lapsed by our clock.
 
 A holder killed outright need not be waited for: a standby that finds it stale (`stale_below`:
 two renewals missed) and its process without a connection to Redis takes the lease at once
-(`fnhub.holders`). A live holder taken from that way (its connections closed while it stalled)
-finds another holder at its next renewal and stops: the overlap is at most that.
+(`fnhub.holders`); so does a WebSub server take a killed one's claims (`Claims.take`). A live
+holder taken from that way (its connections closed while it stalled) finds another holder at its
+next renewal and stops: the overlap is at most that.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aredis
@@ -199,18 +202,54 @@ def take(client: Any, key: str, owner: str, ttl: float) -> Any:
 
 
 class Claims:
-    """Many leases of one owner renewed together (the WebSub hub's delivery claims): taken one
-    by one with `take`, renewed in one call, released one by one."""
+    """Many leases of one owner renewed together (the WebSub hub's delivery claims): taken in
+    one pipeline of `HOLD`s (a stale claim of a process `watch` judged gone too), renewed in
+    one call, released one by one."""
 
     def __init__(self, client: aredis.Redis, owner: str, ttl: float) -> None:
+        self.redis = client
         self.owner = owner
         self.ttl = ttl
+        self.watch = Watch(owner)  # whether holders' processes are gone (`fnhub.holders`)
+        self._hold = client.register_script(HOLD)
         self._renew = client.register_script(RENEW_MANY)
         self._release = client.register_script(RELEASE)
 
-    def take(self, pipe: Any, key: str) -> Any:
-        """Queue taking `key` on a pipeline (or await it on a client)."""
-        return take(pipe, key, self.owner, self.ttl)
+    async def take(self, keys: list[str], others: Iterable[str] = ()) -> list[float | None]:
+        """Take each key that is free (or ours), or held by a stale holder whose process is
+        gone: one CLIENT LIST when a holder is new to `watch` or newly stale, then the stale
+        ones again. `others`: the processes the caller watches besides the holders (one set
+        for `watch`, else it lists each time the set changes). Per key: None when taken, else
+        the seconds until asking again is worth it (its holder goes stale, or it lapses)."""
+        answers = await self._hold_each(keys)
+        held = {i: other_holder(a, self.ttl) for i, a in enumerate(answers) if isinstance(a, list)}
+        owners = {holder for holder, _ in held.values()} | set(others)
+        stale = {holder for holder, late in held.values() if late}
+        if self.watch.wants_list(owners, stale) and await self.watch.judge(
+            self.redis, owners, stale
+        ):
+            again = [i for i, (_, late) in held.items() if late]
+            for i, answer in zip(
+                again, await self._hold_each([keys[i] for i in again]), strict=True
+            ):
+                answers[i] = answer
+        return [self._due(answer) for answer in answers]
+
+    async def _hold_each(self, keys: list[str]) -> list[Any]:
+        args = hold_args(self.owner, self.ttl, self.watch)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                await self._hold(keys=[key], args=args, client=pipe)
+            return list(await pipe.execute())
+
+    def _due(self, answer: Any) -> float | None:
+        if not isinstance(answer, list):
+            return None
+        left = int(answer[1])
+        if left < 0:  # no TTL
+            return math.inf
+        stale = stale_below(self.ttl)
+        return (left - stale if left >= stale else left) / 1000
 
     async def renew(self, keys: list[str]) -> list[bool]:
         """Renew each key still ours; False for those another owner took or that lapsed."""

@@ -1,12 +1,14 @@
 """The hub's runtime in one server process: shares subscriptions between servers, runs their
 deliverers, listens for wake-up events and keeps counters.
 
-Ownership: a server delivers a subscription only while it holds `owner:<id>` (SET NX with a short
-TTL, renewed every TTL/3). Servers heartbeat into a sorted set and each claims at most its fair
-share (ceil(active / live servers)), releasing extras after the notifications in flight, so load
-spreads when servers join and a dead server's subscriptions are taken over after one TTL: the
-other servers schedule their next pass for the moment a claim they want lapses, or a silent
-server's heartbeat goes stale, rather than finding out up to a pass later.
+Ownership: a server delivers a subscription only while it holds `owner:<id>` (a claim, short
+TTL, renewed every TTL/6: `lease.Claims`). Servers heartbeat into a sorted set and each claims at
+most its fair share (ceil(active / live servers)), releasing extras after the notifications in
+flight, so load spreads when servers join. A dead server's subscriptions are taken over after one
+TTL, or as soon as its claims (two renewals missed) or its heartbeat (two passes missed) are
+stale if its process has no Redis connection left (killed outright, `fnhub.holders`): the other
+servers schedule their next pass for the moment a claim they want goes stale or lapses, or a
+silent server's heartbeat does, rather than finding out up to a pass later.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import redis.asyncio as aredis
 
 from fnhub.aio import wait_event
 from fnhub.config import Settings
+from fnhub.holders import connection_name, name_connections
 from fnhub.keys import Keys
-from fnhub.lease import Claims
+from fnhub.lease import RENEWALS_PER_TTL, Claims, text
 from fnhub.ops_stats import Counts
 from fnhub.redis_client import async_redis, sync_redis
 from fnhub.redis_replies import as_optional_bytes
@@ -144,6 +147,7 @@ class Hub:
         self._secrets: dict[str, str] = {}
         self._last_expire = 0.0
         self.claims = Claims(client, server_id, settings.websub_owner_ttl)
+        self._servers: set[str] = set()  # the hub servers heartbeating (`schedule_once`)
         self._advance = client.register_script(_ADVANCE)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -152,6 +156,8 @@ class Hub:
         """Runs until cancelled (server shutdown), then hands its claims back at once."""
         from fnhub.websub.verify import Verifier
 
+        # this pool's connections too carry the server's name: its claims are judged by them
+        await name_connections(self.redis, connection_name("server", self.server_id))
         try:
             await self.store.start()
         except Exception as exc:
@@ -218,12 +224,13 @@ class Hub:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.keys.websub_servers, {self.server_id: now})
             pipe.zremrangebyscore(self.keys.websub_servers, 0, now - stale)
-            pipe.zcard(self.keys.websub_servers)
-            pipe.zrange(self.keys.websub_servers, 0, 0, withscores=True)
-            _, _, servers, oldest = await pipe.execute()
-        due = SCHEDULE_SECONDS
-        if oldest:
-            due = min(due, float(oldest[0][1]) + stale - now)
+            pipe.zrange(self.keys.websub_servers, 0, -1, withscores=True)
+            _, _, beats = await pipe.execute()
+        beaten = {text(m): float(at) for m, at in beats}
+        self._servers = set(beaten)
+        gone = await self._servers_gone(beaten, now)
+        servers = len(beaten) - len(gone)
+        due = min([SCHEDULE_SECONDS, *(self._beat_due(at, now) for at in beaten.values())])
         expired = 0
         if now - self._last_expire >= EXPIRE_EVERY_SECONDS:
             self._last_expire = now
@@ -251,20 +258,35 @@ class Hub:
         random.shuffle(candidates)
         while need > 0 and candidates:
             batch, candidates = candidates[:need], candidates[need:]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for sid in batch:
-                    self.claims.take(pipe, self.keys.websub_owner(sid))
-                    pipe.pttl(self.keys.websub_owner(sid))
-                answers = await pipe.execute()
-            claimed, left_ms = answers[0::2], answers[1::2]
-            for ok, ms in zip(claimed, left_ms, strict=True):
-                if not ok and ms != -1:  # held: look again when it lapses (-2: it just did)
-                    due = min(due, max(ms, 0) / 1000)
-            for sid, ok in zip(batch, claimed, strict=True):
-                if ok:
+            keys = [self.keys.websub_owner(sid) for sid in batch]
+            answers = await self.claims.take(keys, self._servers)
+            for sid, wait in zip(batch, answers, strict=True):
+                if wait is None:
                     self._start(active[sid])
                     need -= 1
+                else:  # held: look again when its holder goes stale, or it lapses
+                    due = min(due, wait)
         return pass_due(due)
+
+    async def _servers_gone(self, beaten: dict[str, float], now: float) -> set[str]:
+        """The servers whose heartbeat missed two passes and whose process is gone (no Redis
+        connection under its name, `fnhub.holders`), removed from the servers at once: their
+        share is free now, not when their heartbeat is `heartbeat_stale`."""
+        late = {s for s, at in beaten.items() if now - at > STALE_PASSES * SCHEDULE_SECONDS}
+        watch = self.claims.watch
+        if watch.wants_list(self._servers, late):
+            await watch.judge(self.redis, self._servers, late)
+        gone = late & set(watch.gone())
+        if gone:
+            await self.redis.zrem(self.keys.websub_servers, *gone)
+            log.info("websub servers %s gone: their subscriptions are shared now", sorted(gone))
+        return gone
+
+    def _beat_due(self, at: float, now: float) -> float:
+        """Seconds until a server's heartbeat misses two passes, or (missed already) until it
+        is `heartbeat_stale`."""
+        late = at + STALE_PASSES * SCHEDULE_SECONDS - now
+        return late if late > 0 else at + heartbeat_stale(self.settings.websub_owner_ttl) - now
 
     def _sub(self, row: Any) -> Sub:
         secret = None
@@ -309,6 +331,9 @@ class Hub:
         return notes
 
     async def deliverer_exited(self, d: Deliverer) -> None:
+        # the claim first: while it is still ours a pass would take it again (HOLD renews ours)
+        with contextlib.suppress(Exception):
+            await self.claims.release(self.keys.websub_owner(d.sub.id))
         if self.deliverers.get(d.sub.id) is d:
             del self.deliverers[d.sub.id]
             ids = self.by_topic.get(d.sub.topic_hash)
@@ -319,13 +344,11 @@ class Hub:
                     feed = self.feeds.pop(d.sub.topic_hash, None)
                     if feed is not None:
                         await feed.stop()
-        with contextlib.suppress(Exception):
-            await self.claims.release(self.keys.websub_owner(d.sub.id))
 
     async def _renew_loop(self) -> None:
         ttl = self.settings.websub_owner_ttl
         while True:
-            await asyncio.sleep(ttl / 3)
+            await asyncio.sleep(ttl / RENEWALS_PER_TTL)  # two missed: stale (`fnhub.holders`)
             owned = list(self.deliverers.values())
             if not owned:
                 continue

@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from fnhub.config import Settings
 from fnhub.connectors.kafka.settings import KafkaSettings
 from fnhub.keys import Keys
-from fnhub.lease import Lease
+from fnhub.lease import RENEWALS_PER_TTL, Lease
 from fnhub.redis_replies import PendingEntry, as_optional_bytes, as_pending_streams, as_streams
 from fnhub.websub.store import Notification, new_notification_event
 
@@ -235,7 +235,7 @@ class KafkaStore:
                             INGEST_CONSUMER,
                             {stream: ">"},
                             count=100,
-                            block=ttl_ms // 3,
+                            block=ttl_ms // RENEWALS_PER_TTL,  # renewed at its pace
                         )
                     )
                     entries = list(new[0][1]) if new else []

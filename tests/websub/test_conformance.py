@@ -39,7 +39,12 @@ async def subscribe(hub, subs: Subscribers, name: str, topic: str, **extra: str)
     assert v["hub.topic"] == topic
     assert v["hub.challenge"]
     assert int(v["hub.lease_seconds"]) > 0
-    await eventually(lambda: hub.subscriptions(topic=topic))
+    callback = subs.callback_url(name)
+
+    async def listed() -> bool:  # applied: the verification's answer is written after it
+        return any(s["callback"] == callback for s in await hub.subscriptions(topic=topic))
+
+    await eventually(listed)
     return cb
 
 

@@ -52,12 +52,14 @@ def connection_name(kind: str, process: str) -> str:
     return f"{NAME_PREFIX}{kind}:{process}"
 
 
-def connected(clients: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Process id → age in seconds of its oldest named connection, from CLIENT LIST."""
+def connected(clients: Iterable[dict[str, Any]], kind: str | None = None) -> dict[str, int]:
+    """Process id → age in seconds of its oldest named connection, from CLIENT LIST; only
+    processes of `kind` (`connection_name`) when given."""
+    prefix = connection_name(kind, "") if kind else NAME_PREFIX
     ages: dict[str, int] = {}
     for conn in clients:
         name = str(conn.get("name") or "")
-        if name.startswith(NAME_PREFIX) and ":" in name:
+        if name.startswith(prefix) and ":" in name:
             process = name.partition(":")[2]
             ages[process] = max(ages.get(process, 0), int(conn.get("age") or 0))
     return ages

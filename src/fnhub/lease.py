@@ -37,6 +37,7 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from fnhub.holders import STALE_RENEWALS, Watch
+from fnhub.redis_replies import as_str
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,6 @@ def stale_below(ttl: float) -> int:
     return int(ttl * 1000 * (1 - STALE_RENEWALS / RENEWALS_PER_TTL))
 
 
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def hold_args(owner: str, ttl: float, watch: Watch) -> list[Any]:
     """HOLD's arguments: with the processes `watch` judged gone, their stale leases taken."""
     gone = watch.gone()
@@ -90,7 +87,7 @@ def hold_args(owner: str, ttl: float, watch: Watch) -> list[Any]:
 
 def other_holder(answer: list[Any], ttl: float) -> tuple[str, set[str]]:
     """HOLD's answer when another owner holds the lease: that owner, and it again if stale."""
-    holder, left = text(answer[0]), int(answer[1])
+    holder, left = as_str(answer[0]), int(answer[1])
     return holder, {holder} if 0 <= left < stale_below(ttl) else set()
 
 
@@ -168,7 +165,7 @@ class Lease:
             self.holder = self.owner
             return True
         self._until = 0.0
-        self.holder = text(answer[0])
+        self.holder = as_str(answer[0])
         return False
 
     async def _call(self) -> Any:

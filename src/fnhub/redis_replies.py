@@ -34,6 +34,12 @@ Streams: TypeAlias = list[tuple[bytes, list[Entry]]]
 PendingStreams: TypeAlias = list[tuple[bytes, list[PendingEntry]]]
 
 
+def as_str(reply: object) -> str:
+    """A reply read as text: bytes decoded (UTF-8), anything else (an int from a script) as
+    str()."""
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
 def as_bytes(reply: bytes | str) -> bytes:
     """A string reply (GET, HGET, a hash field...) that is known to exist."""
     return cast(bytes, reply)

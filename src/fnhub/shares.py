@@ -30,7 +30,8 @@ import redis.asyncio as aredis
 from redis.exceptions import RedisError
 
 from fnhub.holders import Watch, name_connections
-from fnhub.lease import RENEWALS_PER_TTL, RETRIES_PER_TTL, raise_if_cancelled, stale_below, text
+from fnhub.lease import RENEWALS_PER_TTL, RETRIES_PER_TTL, raise_if_cancelled, stale_below
+from fnhub.redis_replies import as_str
 
 # KEYS[1]: the members (sorted set, score = expiry in ms); KEYS[2..]: the items' leases
 # ARGV[1]: this member; ARGV[2]: the TTL in ms; ARGV[3]: stale below (ms); ARGV[4..]: processes
@@ -185,7 +186,7 @@ class Shares:
             return
         self.error = None
         entries, held = answer[0], answer[1]
-        self.members = sorted(text(m) for m in entries[::2])
+        self.members = sorted(as_str(m) for m in entries[::2])
         until = sent + self.ttl - self.margin
         for item, ok in zip(asking, held, strict=True):
             if ok:
@@ -208,14 +209,14 @@ class Shares:
         owners: set[str] = set()
         stale: set[str] = set()
         for member, score in zip(entries[::2], entries[1::2], strict=True):
-            owners.add(text(member))
+            owners.add(as_str(member))
             if 0 <= float(score) - now < self._stale:
-                stale.add(text(member))
+                stale.add(as_str(member))
         for holder, left in zip(holders, lefts, strict=True):
             if holder:
-                owners.add(text(holder))
+                owners.add(as_str(holder))
                 if 0 <= int(left) < self._stale:
-                    stale.add(text(holder))
+                    stale.add(as_str(holder))
         owners.discard(self.member)
         stale.discard(self.member)
         if not self.watch.wants_list(owners, stale):

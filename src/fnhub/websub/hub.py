@@ -30,10 +30,10 @@ from fnhub.aio import wait_event
 from fnhub.config import Settings
 from fnhub.holders import connection_name, name_connections
 from fnhub.keys import Keys
-from fnhub.lease import RENEWALS_PER_TTL, Claims, text
+from fnhub.lease import RENEWALS_PER_TTL, Claims
 from fnhub.ops_stats import Counts
 from fnhub.redis_client import async_redis, sync_redis
-from fnhub.redis_replies import as_optional_bytes
+from fnhub.redis_replies import as_optional_bytes, as_str
 from fnhub.redis_wait import run_confirmed
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.store.db import Database
@@ -226,7 +226,7 @@ class Hub:
             pipe.zremrangebyscore(self.keys.websub_servers, 0, now - stale)
             pipe.zrange(self.keys.websub_servers, 0, -1, withscores=True)
             _, _, beats = await pipe.execute()
-        beaten = {text(m): float(at) for m, at in beats}
+        beaten = {as_str(m): float(at) for m, at in beats}
         self._servers = set(beaten)
         gone = await self._servers_gone(beaten, now)
         servers = len(beaten) - len(gone)

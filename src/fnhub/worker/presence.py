@@ -8,7 +8,7 @@ which shows the lapsed ones as stale meanwhile) and `QueueClient` all read throu
 
 A supervisor's Redis connections also carry its name (`connection_name`), so that a worker
 whose process died is seen dead before its key lapses: the kernel closed its connections, and
-Redis lists none under its name (`connected_workers`). A worker that is merely slow keeps its
+Redis lists none under its name (`holders.connected`). A worker that is merely slow keeps its
 connections; one cut off from Redis keeps them too (on Redis' side, until TCP gives up), and is
 found dead by its key alone.
 """
@@ -21,13 +21,14 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
+from fnhub import holders
 from fnhub.keys import Keys
 from fnhub.redis_replies import as_hash
 
 Workers = dict[str, dict[str, Any]]
 
-#: what a worker supervisor's Redis connections are named (CLIENT SETNAME): this and its id
-CONNECTION_PREFIX = "fnhub-worker:"
+#: the kind in a worker supervisor's Redis connection names (`holders.connection_name`)
+CONNECTION_KIND = "worker"
 
 
 def heartbeat_ttl_ms(every: float) -> int:
@@ -37,19 +38,13 @@ def heartbeat_ttl_ms(every: float) -> int:
 
 
 def connection_name(worker_id: str) -> str:
-    return CONNECTION_PREFIX + worker_id
+    return holders.connection_name(CONNECTION_KIND, worker_id)
 
 
 def connected_workers(client: redis.Redis) -> dict[str, int]:
     """Worker id → age in seconds of its oldest connection open to this Redis (CLIENT LIST);
     redis.ResponseError where CLIENT LIST is not allowed (an ACL)."""
-    ages: dict[str, int] = {}
-    for conn in client.client_list(_type="normal"):
-        name = str(conn.get("name") or "")
-        if name.startswith(CONNECTION_PREFIX):
-            worker_id = name[len(CONNECTION_PREFIX) :]
-            ages[worker_id] = max(ages.get(worker_id, 0), int(conn.get("age") or 0))
-    return ages
+    return holders.connected(client.client_list(_type="normal"), CONNECTION_KIND)
 
 
 def _alive(raw: dict[bytes, bytes], ids: list[str], flags: list[Any]) -> Workers:

@@ -58,6 +58,8 @@ FORCED_REFRESH_MIN_SECONDS = 0.2
 WAIT_MARGIN_SECONDS = 5.0
 #: seconds a refused caller is asked to wait before calling again (no worker, queue full)
 RETRY_AFTER_SECONDS = 5.0
+#: async submissions per transaction: bounds how long one MULTI holds Redis
+SUBMIT_CHUNK = 200
 #: after a new primary, its tasks are looked for at once and once more this much later (a
 #: connection that still reached the old primary may have enqueued on it meanwhile)
 LOST_RECHECK_SECONDS = 5.0
@@ -119,6 +121,8 @@ class CallBatch:
 
 #: who waits for a task's result: a single call's future, or a batch and the task's index in it
 Waiter = asyncio.Future[TaskResult] | tuple[CallBatch, int]
+#: an async submission waiting to be sent: the task, its eta, who waits for it to be queued
+Submission = tuple[Task, float | None, asyncio.Future[None]]
 
 
 class Caller:
@@ -148,6 +152,10 @@ class Caller:
         self._last_reply = "0-0"
         self._outbox: list[tuple[Task, Waiter]] = []
         self._outbox_sending = False
+        # async submissions (`submit`): task, eta, who waits; `_send_submissions` runs one at
+        # a time
+        self._submissions: list[Submission] = []
+        self._submitting = False
         self._stopping = False
         self._enqueue_many = self.redis.register_script(ENQUEUE_MANY)
         self._queue_lengths = self.redis.register_script(QUEUE_LENGTHS)
@@ -443,18 +451,67 @@ class Caller:
     async def submit(self, task: Task, *, eta: float | None = None) -> None:
         """Enqueue a task built with a status key; the key says `queued` from now on. Behind
         Sentinel, once enough replicas have it (CallError `not_replicated` if not
-        in time: a failover may drop it)."""
+        in time: a failover may drop it).
+
+        Submissions made in the same loop iteration go out together (`_send_submissions`): a
+        burst (a backlog let loose after a failover) costs one round trip and one await per
+        batch, not per request, as sync calls' `_send_outbox` does."""
         await self.check_capacity(task.queue)
-        pipe = self.redis.pipeline(transaction=True)
-        if task.status_key:
-            pipe.set(
-                task.status_key, encode(result_for(task, Status.QUEUED)), ex=STATUS_TTL_SECONDS
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._submissions.append((task, eta, fut))
+        if not self._submitting:
+            self._submitting = True
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._send_submissions())
             )
-        add_enqueue(pipe, self.keys, task, eta=eta)
-        if self.confirm is not None:
-            await self.confirm.execute(self.redis, pipe)
+        await fut
+
+    async def _send_submissions(self) -> None:
+        """Every submission made since the last send: per queue (and one group for delayed
+        tasks), SUBMIT_CHUNK at a time, each task's status key and entry in one MULTI,
+        confirmed as `submit` says. Grouped so that a failure fails no more than it did one
+        by one: Redis does not roll a transaction back, and a key of the wrong type (a queue
+        clobbered by hand) breaks only the commands that touch it, so a transaction holds one
+        queue's tasks (or the delayed ones, which share their keys)."""
+        try:
+            while self._submissions:
+                batch, self._submissions = self._submissions, []
+                groups: dict[str, list[Submission]] = {}
+                now = time.time()
+                for item in batch:
+                    if item[2].done():
+                        continue  # its request was cancelled before it was sent: not sent
+                    task, eta, _fut = item
+                    target = "" if eta is not None and eta > now else task.queue
+                    groups.setdefault(target, []).append(item)
+                for items in groups.values():
+                    for start in range(0, len(items), SUBMIT_CHUNK):
+                        await self._submit_chunk(items[start : start + SUBMIT_CHUNK])
+        finally:
+            self._submitting = False
+
+    async def _submit_chunk(self, chunk: list[Submission]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        for task, eta, _fut in chunk:
+            if task.status_key:
+                queued = encode(result_for(task, Status.QUEUED))
+                pipe.set(task.status_key, queued, ex=STATUS_TTL_SECONDS)
+            add_enqueue(pipe, self.keys, task, eta=eta)
+        try:
+            if self.confirm is not None:
+                await self.confirm.execute(self.redis, pipe)
+            else:
+                await pipe.execute()
+        except BaseException as exc:
+            for _task, _eta, fut in chunk:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
         else:
-            await pipe.execute()
+            for _task, _eta, fut in chunk:
+                if not fut.done():
+                    fut.set_result(None)
 
     # -- status of submitted tasks -----------------------------------------------------------
     async def status(self, task_id: str) -> TaskResult | None:

@@ -12,6 +12,7 @@ Killed roles are restarted 1 s later by this tool's supervisor (as systemd would
     python bench/cluster.py            # every fault: ~10 minutes, writes bench/results/cluster.json
     python bench/cluster.py --quick    # one fault of each kind, small load (~3 minutes)
     python bench/cluster.py --teardown # remove what a killed run left (namespaces, processes)
+    python bench/cluster.py --timeline RESULTS RUN/raw.json  # where late HTTP seconds went
 
 Needs root (`ip netns`), redis-server, mosquitto, PostgreSQL under /usr/lib/postgresql.
 """
@@ -37,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.clusterlib import timeline  # noqa: E402
 from bench.clusterlib.cluster import HOSTS, Cluster  # noqa: E402
 from bench.clusterlib.faults import analyse, catalogue, run_phase  # noqa: E402
 from bench.clusterlib.load import Load, Marks  # noqa: E402
@@ -72,6 +74,14 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="results file")
     parser.add_argument("--table", type=Path, help="print a results file as markdown and exit")
+    parser.add_argument(
+        "--timeline",
+        nargs=2,
+        type=Path,
+        metavar=("RESULTS", "RAW"),
+        help="print where each fault's late HTTP seconds went (a results file and the raw.json "
+        "of its run folder, kept with --keep) and exit; --only filters the faults",
+    )
     parser.add_argument("--keep", action="store_true", help="leave the run folder (logs)")
     parser.add_argument(
         "--hold",
@@ -82,6 +92,10 @@ def main() -> int:
 
     if args.table:
         print(markdown(json.loads(args.table.read_text())))
+        return 0
+    if args.timeline:
+        results, raw = (json.loads(path.read_text()) for path in args.timeline)
+        print(timeline.table(results, raw, args.only or ""))
         return 0
     net = Net(args.name, args.subnet)
     if args.teardown:

@@ -13,7 +13,9 @@ a same-run baseline), repeated `--repeat` times, interleaved so load drifts hit 
   until then (`cpu_to_first_call`); then every child is SIGKILLed → a call sent then answered by
   one of their replacements (`children_killed_to_call`), with the CPU the replacements used
   (and the fork server they are forked by, if any, meanwhile);
-- beat: exec of `fnhub beat` → it holds the leader lease;
+- beat: exec of `fnhub beat` → it holds the leader lease, → it fired its first tick of a job
+  due every second (the job's watermark moved; the watermark is set to the exec's second first,
+  so the first tick is the next whole second's), with the CPU it used until each;
 - `fnhub --help`: user+system CPU seconds.
 
 Roles start as `python -m fnhub.cli` (`--entry module`: as the `fnhub` console script, whose
@@ -281,20 +283,57 @@ def worker_run(src: str, env: dict[str, str], project: Path, settings: Any, proc
         client.close()
 
 
-def beat_run(src: str, env: dict[str, str], project: Path) -> dict:
+#: the cron job a beat's run fires (`add_cron_job`)
+CRON_JOB = "bench-tick"
+
+
+def cron_job(settings: Any, present: bool) -> None:
+    """Add (or remove) a job due every second: there only while a beat's run needs it, so the
+    server's own beat fires nothing during the server's runs."""
+    from fnhub.bootstrap import open_services
+    from fnhub.cron.jobs import CronJobSpec, JobStore
+    from fnhub.revisions import bump
+
+    services = open_services(settings, migrate=False)
+    store = JobStore(services.db)
+    if present:
+        spec = {"id": CRON_JOB, "function": "demo.echo", "expr": "* * * * * *", "overlap": "allow"}
+        store.replace(CronJobSpec.model_validate(spec))
+    else:
+        store.delete(CRON_JOB)
+    bump(services.redis, services.keys.cron_revision)
+    services.close()
+
+
+def beat_run(src: str, env: dict[str, str], project: Path, settings: Any) -> dict:
+    """Exec of `fnhub beat` → it holds the lease, → it fired the job's first tick (the tick
+    after the exec's second), with the CPU it used until each."""
     from fnhub.keys import Keys
 
+    cron_job(settings, True)
     client = redis.Redis.from_url(env["FNHUB_REDIS_URL"])
-    key = Keys(env["FNHUB_KEY_PREFIX"]).beat_leader
-    client.delete(key)
+    keys = Keys(env["FNHUB_KEY_PREFIX"])
+    client.delete(keys.beat_leader)
+    mark = str(int(time.time())).encode()
+    client.hset(keys.cron_fired, CRON_JOB, mark)
     started = time.monotonic()
     process = spawn(src, env, project, "beat")
     try:
-        return {"leader": until(lambda: client.exists(key)) - started}
+        leader = until(lambda: client.exists(keys.beat_leader))
+        cpu_leader = cpu_seconds(process.pid)
+        tick = until(lambda: client.hget(keys.cron_fired, CRON_JOB) != mark, timeout=30)
+        cpu_tick = cpu_seconds(process.pid)
+        return {
+            "leader": leader - started,
+            "cpu_to_leader": cpu_leader,
+            "first_tick": tick - started,
+            "cpu_to_first_tick": cpu_tick,
+        }
     finally:
         kill(process)
-        client.delete(key)
+        client.delete(keys.beat_leader)
         client.close()
+        cron_job(settings, False)
 
 
 def help_cpu(src: str) -> float:
@@ -352,7 +391,7 @@ def main() -> None:
             if "worker" in roles:
                 runs[src]["worker"].append(worker_run(src, env, project, settings, args.processes))
             if "beat" in roles:
-                runs[src]["beat"].append(beat_run(src, env, project))
+                runs[src]["beat"].append(beat_run(src, env, project, settings))
             if "help" in roles:
                 runs[src]["help"].append({"cpu": help_cpu(src)})
         print(f"round {i + 1}/{args.repeat} done, load {os.getloadavg()[0]:.2f}", file=sys.stderr)

@@ -1,10 +1,14 @@
 """Opening what every role needs: settings → database, Redis and the script store; and waiting,
-at a role's start, for the database to come up (it may start after it; Redis: `waiting`)."""
+at a role's start, for the database to come up (it may start after it; Redis: `waiting`).
+
+The script store (and through it the audit log, the secrets' cipher and the script checks) is
+imported by `open_services` only: a beat waits here without them (`tests/test_beat_start.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy import text
@@ -14,9 +18,11 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from fnhub.config import Settings
 from fnhub.keys import Keys
 from fnhub.redis_client import sync_redis
-from fnhub.scripts.store import ScriptStore
 from fnhub.store.db import Database
 from fnhub.waiting import wait_for_redis, wait_until_up
+
+if TYPE_CHECKING:
+    from fnhub.scripts.store import ScriptStore
 
 
 @dataclass
@@ -33,6 +39,8 @@ class Services:
 
 
 def open_services(settings: Settings, *, migrate: bool = True) -> Services:
+    from fnhub.scripts.store import ScriptStore
+
     db = Database(settings.resolved_db_url())
     if migrate:
         db.migrate()

@@ -54,8 +54,8 @@ from fnhub.cron.fire import (
     job_segment,
     pack,
 )
-from fnhub.cron.jobs import CronJobSpec, JobStore, spec_of
 from fnhub.cron.schedule import CronExpressionError
+from fnhub.cron.spec import CronJobSpec, read_jobs, spec_of
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
 from fnhub.lease import Lease
@@ -128,7 +128,7 @@ class Beat:
         self.settings = settings
         self.redis = client
         self.keys = Keys(settings.key_prefix)
-        self.store = JobStore(db)
+        self.db = db
         self.id = beat_id or new_beat_id()
         self.jobs: dict[str, BeatJob] = {}
         self.broken: dict[str, str] = {}  # job id → why it cannot be scheduled
@@ -285,7 +285,7 @@ class Beat:
         if revisions == old and not force:
             return False
         if old is None or force or revisions[0] != old[0]:
-            rows = await asyncio.to_thread(self.store.all)
+            rows = await asyncio.to_thread(read_jobs, self.db)
             self._specs = [spec_of(r) for r in rows if r.enabled]
             self._created = {r.id: r.created_at for r in rows}
         if old is None or force or revisions[1] != old[1]:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from fnhub.cron.jobs import CronJobSpec, expression_for
 from fnhub.cron.schedule import Schedule, schedule
+from fnhub.cron.spec import CronJobSpec, expression_for
 from fnhub.functions import FunctionInfo
 
 

@@ -1,94 +1,31 @@
-"""Cron jobs as a resource: the spec callers send, its checks, and the table's read/write store.
+"""Cron jobs as a resource: the spec callers send (`fnhub.cron.spec`), its checks, and the
+table's read/write store.
 
 Every change goes through `JobStore` (which audits it, in the change's transaction), and its
 caller bumps `keys.cron_revision` afterwards (`fnhub.revisions.bump`), so running beats reload;
-a beat never queries the table per tick.
+a beat never queries the table per tick, and reads it without this module (`cron.spec.read_jobs`:
+no ORM, no audit log at a beat's start).
 """
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import datetime
 from typing import Any
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from fnhub import audit
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import resolve
-from fnhub.cron.models import CronJob, Misfire, Overlap
+from fnhub.cron.models import CronJob
 from fnhub.cron.schedule import CronExpressionError, validate
-from fnhub.functions import FunctionInfo
-from fnhub.json_values import PortableObject
+from fnhub.cron.spec import CronJobError as CronJobError
+from fnhub.cron.spec import CronJobSpec as CronJobSpec
+from fnhub.cron.spec import expression_for as expression_for
+from fnhub.cron.spec import spec_of as spec_of
 from fnhub.scripts.registry import ActiveScripts
 from fnhub.store.db import Database
-
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-
-
-class CronJobError(ValueError):
-    """A refused change. `kind` maps to an HTTP status: not_found 404, conflict 409, else 422."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # invalid | not_found | conflict
-
-
-class CronJobSpec(BaseModel):
-    """A cron job as declared in fnhub.yaml or sent to the API / CLI (strict as
-    `fnhub.server.schemas.Strict`)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    id: str
-    function: str
-    expr: str | None = None  # may be omitted when the function declares fixed_crontab
-    timezone: str | None = None  # default: settings.cron_timezone
-    kwargs: PortableObject = Field(default_factory=dict)
-    enabled: bool = True
-    # epoch seconds (or an ISO datetime); no ticks from then on
-    expires_at: float | None = Field(default=None, ge=0, le=1e11)
-    queue: str | None = None  # default: the function's queue, else `cron`
-    record_limit: int | None = Field(default=None, ge=0, le=1_000_000)
-    misfire: Misfire = "skip"
-    overlap: Overlap = "skip"
-    title: str = ""
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise ValueError("must be 1-128 letters, digits, '_', '-' or '.', starting alnum")
-        return value
-
-    @field_validator("expires_at", mode="before")
-    @classmethod
-    def _expires(cls, value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                return datetime.fromisoformat(value).timestamp()
-        return value
-
-    @field_validator("queue")
-    @classmethod
-    def _queue(cls, value: str | None) -> str | None:
-        if value is not None and not value.replace("-", "").replace("_", "").isalnum():
-            raise ValueError("queue name must be letters, digits, '-' or '_'")
-        return value
-
-
-def expression_for(spec_expr: str | None, info: FunctionInfo | None) -> tuple[str | None, str]:
-    """The static expression and where it comes from: the function's fixed_crontab wins."""
-    if info is not None and info.options.fixed_crontab:
-        return info.options.fixed_crontab, "fixed_crontab"
-    return spec_expr, "job"
 
 
 def check(spec: CronJobSpec, active: ActiveScripts, default_timezone: str) -> None:
@@ -113,23 +50,6 @@ def check(spec: CronJobSpec, active: ActiveScripts, default_timezone: str) -> No
         problem = info.check_kwargs(spec.kwargs)
         if problem:
             raise CronJobError("invalid", f"cron job '{spec.id}': {problem}")
-
-
-def spec_of(row: CronJob) -> CronJobSpec:
-    return CronJobSpec.model_construct(
-        id=row.id,
-        function=row.function,
-        expr=row.expr,
-        timezone=row.timezone,
-        kwargs=row.kwargs or {},
-        enabled=row.enabled,
-        expires_at=row.expires_at,
-        queue=row.queue,
-        record_limit=row.record_limit,
-        misfire=row.misfire,
-        overlap=row.overlap,
-        title=row.title,
-    )
 
 
 class JobStore:

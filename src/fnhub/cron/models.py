@@ -4,20 +4,18 @@ expressions) lives in Redis, where every beat sees it atomically."""
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Double, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from fnhub.cron.spec import Misfire, Overlap
 from fnhub.store.models import Base
-
-#: a missed tick: dropped, or run once when the beat is back
-Misfire = Literal["skip", "run_once"]
-#: a tick while the job's previous run still runs: dropped, or run beside it
-Overlap = Literal["skip", "allow"]
 
 
 class CronJob(Base):
+    """A job (a beat reads these columns through `cron.spec.JOBS`, without the ORM)."""
+
     __tablename__ = "cron_jobs"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -6,10 +6,12 @@ soon as anything imports a module of it, so its script methods are answered here
 `fnhub.envs.kv.store`.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fnhub.store.db import Database
-from fnhub.store.models import Base
+
+if TYPE_CHECKING:
+    from fnhub.store.models import Base
 
 __all__ = ["Base", "Database"]
 
@@ -20,6 +22,10 @@ SCRIPT_METHODS = frozenset(
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Base":  # the models, with the ORM, once asked for: a beat starts without them
+        from fnhub.store.models import Base
+
+        return Base
     if name in SCRIPT_METHODS:
         from fnhub.envs.kv import store
 

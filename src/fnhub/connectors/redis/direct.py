@@ -6,7 +6,7 @@ Entries of a dead consumer come back two ways: the supervisor names its dead chi
 (`inherit`: claimed at once by the replacement), and any consumer whose liveness key lapsed is
 claimed within seconds, as the server's stream source does (`liveness`), so a whole worker's
 death is covered too; sooner when the dead consumer named its connections (`fnhub-child:
-<consumer>`, `fnhub.holders`): once its key is stale (two renewals missed) and CLIENT LIST
+<consumer>`, `fnhub.holders`): once its key is stale (two 0.5 s renewals missed) and CLIENT LIST
 shows none of its connections twice `CONFIRM_SECONDS` apart, its entries are claimed before the
 key lapses. A renewal thread keeps this consumer's key alive while a long function runs, so
 nobody steals its entries meanwhile; a stopped (SIGSTOP) or cut-off consumer keeps its
@@ -28,8 +28,8 @@ from fnhub.connectors.base import ConnectorConfigError, Message, SourceStatus
 from fnhub.connectors.redis.client import as_text, sync_client
 from fnhub.connectors.redis.liveness import (
     ALIVE_TTL_MS,
+    FAST_RENEW_SECONDS,
     LAPSED,
-    RENEW_SECONDS,
     SyncConsumerLiveness,
 )
 from fnhub.connectors.redis.settings import RedisSettings, RedisSourceOptions
@@ -39,8 +39,12 @@ from fnhub.redis_replies import PendingEntry
 
 log = logging.getLogger("fnhub.connectors.redis")
 
-#: how often the reader looks for dead consumers' entries (their keys lapse after 3 s)
+#: how often the reader looks for dead consumers' entries (their keys lapse after 3 s, and
+#: are stale 1 s after their last renewal)
 DEAD_CHECK_SECONDS = 1.0
+#: a renewal that failed (a connection closed under it) is tried again this soon, so a live
+#: consumer reconnects long before its key looks stale
+RENEW_RETRY_SECONDS = 0.1
 #: a stale consumer is dead once two CLIENT LISTs this far apart showed none of its
 #: connections (a reconnection in flight is not a death); its second check comes this soon
 CONFIRM_SECONDS = 0.25
@@ -165,11 +169,17 @@ class RedisDirectConsumer:
                 CONNECTION_KIND, self.consumer
             )
         liveness = self._liveness_on(client)
-        while not closed.wait(RENEW_SECONDS):
+        wait = FAST_RENEW_SECONDS
+        while not closed.wait(wait):
             try:
                 liveness.renew()
+                wait = FAST_RENEW_SECONDS
             except (redis.RedisError, OSError) as exc:
-                log.warning("stream consumer %s: liveness renewal failed: %s", self.consumer, exc)
+                if wait != RENEW_RETRY_SECONDS:  # once per outage, not every retry
+                    log.warning(
+                        "stream consumer %s: liveness renewal failed: %s", self.consumer, exc
+                    )
+                wait = RENEW_RETRY_SECONDS
         client.close()
 
     def _liveness_on(self, client: redis.Redis) -> SyncConsumerLiveness:

@@ -9,10 +9,11 @@ idle time as before. The check and the claim are one script, so a consumer that 
 (same name, after a restart) between them cannot lose its entries to another.
 
 A direct path's consumer (a worker child, `connectors.redis.direct`) is found dead sooner: it
-names its connections after itself (`fnhub.holders`: `fnhub-child:<consumer>`) and says so in
-its key's value (`key_value`), so once its key is stale (`STALE_RENEWALS` renewals missed, read
-from the key's PTTL) and CLIENT LIST shows no connection of it, its entries are claimed while
-its key still lives (`stale_consumers`, `holders.Unconnected`). The script then claims only while
+names its connections after itself (`fnhub.holders`: `fnhub-child:<consumer>`), renews its key twice
+as often (`FAST_RENEW_SECONDS`) and says both in the key's value (`key_value`), so once its key
+is stale (`STALE_RENEWALS` renewals missed, read from the key's PTTL) and CLIENT LIST shows no
+connection of it, its entries are claimed while its key still lives (`dead_consumers`,
+`holders.Unconnected`). The script then claims only while
 the key is still that stale: a consumer that renewed meanwhile keeps its entries.
 """
 
@@ -30,9 +31,12 @@ from fnhub.redis_replies import PendingEntry, as_str
 ALIVE_TTL_MS = 3000  # a consumer not renewed for this long is dead
 RENEW_SECONDS = 1.0  # renewal and dead-consumer check period: three renewals per TTL
 CLAIM_BATCH = 1000  # entries claimed per script call (Lua's unpack has a limit)
-#: a key this long without renewal is stale: its consumer is dead if it has no connection
-STALE_MS = int(STALE_RENEWALS * RENEW_SECONDS * 1000)
-#: the key's value of a consumer whose connections carry its name, then its TTL (ms)
+#: a direct consumer's renewal period: stale (two missed) 1 s after its last renewal
+FAST_RENEW_SECONDS = 0.5
+#: consumers silent for less than this are not looked at: none of them is stale yet
+STALE_MS = int(STALE_RENEWALS * FAST_RENEW_SECONDS * 1000)
+#: the key's value of a consumer whose connections carry its name, then its TTL and renewal
+#: period (ms)
 NAMED = "named"
 LAPSED = -2  # the PTTL of a missing key: the claim's bound when only a lapse counts
 
@@ -53,19 +57,20 @@ def alive_key(group: str, consumer: str) -> str:
     return f"fnhub:stream-consumer:{group}:{consumer}"
 
 
-def key_value(named: bool, ttl_ms: int) -> bytes:
-    """A direct consumer's key value: whether its connections carry its name, and its TTL
-    (its staleness is the TTL less the PTTL). The server's consumers write "1": never stale."""
-    return f"{NAMED if named else 'unnamed'} {ttl_ms}".encode()
+def key_value(named: bool, ttl_ms: int, renew_ms: int) -> bytes:
+    """A direct consumer's key value: whether its connections carry its name, its TTL (its
+    key's age is the TTL less the PTTL) and its renewal period. The server's consumers write
+    "1": never stale."""
+    return f"{NAMED if named else 'unnamed'} {ttl_ms} {renew_ms}".encode()
 
 
 def stale_below(value: Any) -> int | None:
-    """The PTTL under which a key of this value is stale, if its consumer names its
-    connections (None: it can only lapse)."""
-    kind, _, ttl = as_str(value).partition(" ") if value is not None else ("", "", "")
-    if kind != NAMED or not ttl.isdigit():
+    """The PTTL under which a key of this value is stale (`STALE_RENEWALS` renewals missed),
+    if its consumer names its connections (None: it can only lapse)."""
+    words = as_str(value).split() if value is not None else []
+    if len(words) != 3 or words[0] != NAMED or not (words[1].isdigit() and words[2].isdigit()):
         return None
-    return int(ttl) - STALE_MS
+    return int(words[1]) - STALE_RENEWALS * int(words[2])
 
 
 class ConsumerLiveness:
@@ -115,11 +120,12 @@ class SyncConsumerLiveness:
         *,
         named: bool = False,
         ttl_ms: int = ALIVE_TTL_MS,
+        renew_seconds: float = FAST_RENEW_SECONDS,
     ) -> None:
         self.client = client
         self.group = group
         self.consumer = consumer
-        self.value = key_value(named, ttl_ms)
+        self.value = key_value(named, ttl_ms, int(renew_seconds * 1000))
         self.ttl_ms = ttl_ms
         self._claim_if_dead = client.register_script(CLAIM_IF_DEAD)
 

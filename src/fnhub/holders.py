@@ -16,6 +16,11 @@ A verdict needs more than an absent name:
 - the standby's own connections are QUIET_SECONDS old: on a Redis restarted, or a new primary
   after a Sentinel failover, nobody is connected yet and live holders are still reconnecting.
 Where CLIENT LIST is refused (an ACL), nobody is judged: leases lapse as before.
+
+`Unconnected` judges holders that say they name their connections (a direct child's Redis
+Streams consumer, in its liveness key) without having seen them connected: listed only once
+one is stale, it wants no connection of theirs on two lists a fraction of a renewal apart,
+as a worker supervisor judges dead workers (`Supervisor._closed_workers`).
 """
 
 from __future__ import annotations
@@ -173,12 +178,15 @@ class Unconnected:
             self.refused = True
             self._absent.clear()
             return set()
-        ages = connected(listed, self.kind)
+        return self.update(connected(listed, self.kind), stale, time.monotonic())
+
+    def update(self, ages: dict[str, int], stale: set[str], now: float) -> set[str]:
+        """What a CLIENT LIST (`connected`) read at `now` says of the `stale` processes."""
+        self._absent = {p: at for p, at in self._absent.items() if p in stale}
         if ages.get(self.own, 0) < QUIET_SECONDS:
             self._absent.clear()
             return set()
         self.judged += 1
-        now = time.monotonic()
         gone = set()
         for process in stale - {self.own}:
             if process in ages:

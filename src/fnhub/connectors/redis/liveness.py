@@ -9,12 +9,12 @@ idle time as before. The check and the claim are one script, so a consumer that 
 (same name, after a restart) between them cannot lose its entries to another.
 
 A direct path's consumer (a worker child, `connectors.redis.direct`) is found dead sooner: it
-names its connections after itself (`fnhub.holders`: `fnhub-child:<consumer>`), renews its key twice
-as often (`FAST_RENEW_SECONDS`) and says both in the key's value (`key_value`), so once its key
-is stale (`STALE_RENEWALS` renewals missed, read from the key's PTTL) and CLIENT LIST shows no
-connection of it, its entries are claimed while its key still lives (`dead_consumers`,
-`holders.Unconnected`). The script then claims only while
-the key is still that stale: a consumer that renewed meanwhile keeps its entries.
+names its connections after itself (`fnhub.holders`: `fnhub-child:<consumer>`), renews its
+key twice as often (`FAST_RENEW_SECONDS`) and says both in the key's value (`key_value`), so
+once its key is stale (`STALE_RENEWALS` renewals missed, read from the key's PTTL) and CLIENT
+LIST shows no connection of it, its entries are claimed while its key still lives
+(`SyncConsumerLiveness.dead_consumers`, `holders.Unconnected`). The script then claims only
+while the key is still that stale: a consumer that renewed meanwhile keeps its entries.
 """
 
 from __future__ import annotations

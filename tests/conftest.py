@@ -76,6 +76,25 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+@contextlib.contextmanager
+def redis_url_without_client(r: redis.Redis, url: str) -> Iterator[str]:
+    """`url` as a Redis ACL user allowed everything but CLIENT (SETNAME, LIST): a process
+    whose connections stay unnamed. The user is removed after."""
+    user, password = f"fnhub-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    r.acl_setuser(
+        user,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=["~*"],
+        channels=["&*"],
+        commands=["+@all", "-client"],
+    )
+    try:
+        yield url.replace("redis://", f"redis://{user}:{password}@", 1)
+    finally:
+        r.acl_deluser(user)
+
+
 def fresh_database(kind: str, tmp_path) -> Iterator[str]:
     """The URL of an empty database of `kind` (sqlite, postgresql, mysql), dropped after."""
     if kind == "sqlite":

@@ -1,9 +1,13 @@
-"""`fnhub.holders.Watch`: which CLIENT LIST readings make a stale lease holder gone (the
-processes and Redis behind them: tests/test_lease.py, tests/test_shares.py)."""
+"""`fnhub.holders.Watch` and `Unconnected`: which CLIENT LIST readings make a stale lease
+holder gone (the processes and Redis behind them: tests/test_lease.py, tests/test_shares.py,
+tests/subscriptions/test_direct_redis_consumer.py)."""
 
 from __future__ import annotations
 
-from fnhub.holders import QUIET_SECONDS, Watch, connected, process_of
+import redis
+from tests.conftest import REDIS_URL, redis_url_without_client
+
+from fnhub.holders import QUIET_SECONDS, Unconnected, Watch, connected, process_of
 
 OLD = QUIET_SECONDS  # our own connections' age once they are old enough to judge
 
@@ -54,3 +58,35 @@ def test_our_own_process_is_never_judged():
     watch = Watch("me/1")
     assert not watch.wants_list({"me/2"}, {"me/2"})
     assert watch.update({"me": OLD}, {"me/2"}, {"me/2"}) == set()
+
+
+def test_a_stale_holder_is_gone_once_absent_from_two_lists_apart():
+    judge = Unconnected("child", "me", 0.25)
+    assert judge.update({"me": OLD}, {"h"}, 10.0) == set()  # first absence: noted
+    assert judge.confirming
+    assert judge.update({"me": OLD}, {"h"}, 10.1) == set()  # too soon: a reconnection?
+    assert judge.update({"me": OLD, "h": 0}, {"h"}, 10.2) == set()  # it was: back
+    assert not judge.confirming
+    assert judge.update({"me": OLD}, {"h"}, 11.0) == set()
+    assert judge.update({"me": OLD}, {"h"}, 11.25) == {"h"}
+    assert judge.update({"me": OLD}, set(), 12.0) == set() and not judge.confirming  # renewed
+
+
+def test_unconnected_judges_nobody_while_our_connections_are_young_nor_itself():
+    judge = Unconnected("child", "me", 0.25)
+    assert judge.update({"me": OLD - 1}, {"h"}, 10.0) == set()
+    assert judge.update({"me": OLD - 1}, {"h"}, 11.0) == set() and not judge.confirming
+    assert judge.update({}, {"h"}, 12.0) == set()  # our own connections unnamed: never
+    assert judge.update({"me": OLD}, {"me"}, 13.0) == set()
+    assert judge.update({"me": OLD}, {"me"}, 14.0) == set() and judge.judged == 2
+
+
+def test_unconnected_lists_only_for_stale_holders_and_never_once_refused():
+    r = redis.Redis.from_url(REDIS_URL)
+    judge = Unconnected("child", "me", 0.25)
+    with redis_url_without_client(r, REDIS_URL) as url:
+        limited = redis.Redis.from_url(url)
+        assert judge.judge_sync(limited, set()) == set() and not judge.refused  # not asked
+        assert judge.judge_sync(limited, {"h"}) == set() and judge.refused
+        limited.close()
+    assert judge.judge_sync(r, {"h"}) == set() and judge.judged == 0  # lapses only, for good

@@ -453,21 +453,12 @@ def test_a_worker_whose_acl_refuses_client_names_runs_and_finds_the_dead_by_thei
     """An ACL user without CLIENT (SETNAME, LIST): the worker starts and runs tasks with
     unnamed connections, and a dead worker's tasks still come back once its key lapsed."""
     import json
-    import uuid
+
+    from tests.conftest import redis_url_without_client
 
     publish({"demo": SCRIPT})
     keys = services.keys
-    user, password = f"fnhub-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    services.redis.acl_setuser(
-        user,
-        enabled=True,
-        passwords=[f"+{password}"],
-        keys=["~*"],
-        channels=["&*"],
-        commands=["+@all", "-client"],
-    )
-    try:
-        url = settings.redis_url.replace("redis://", f"redis://{user}:{password}@", 1)
+    with redis_url_without_client(services.redis, settings.redis_url) as url:
         limited = settings.model_copy(update={"redis_url": url, "heartbeat_seconds": 0.5})
         ensure_groups(services.redis, keys, ["sync"])
         stale = "stale-1-abcdef"  # missed its beats, connections unknown: its key decides
@@ -481,8 +472,6 @@ def test_a_worker_whose_acl_refuses_client_names_runs_and_finds_the_dead_by_thei
         assert services.redis.pttl(keys.worker_alive(stale)) == -2  # not before its key lapsed
         assert call_ok(client, "demo.echo", {"value": 7}).result == 7
         worker.stop()
-    finally:
-        services.redis.acl_deluser(user)
 
 
 def test_children_exit_when_their_supervisor_is_killed(client, publish, start_worker):

@@ -16,6 +16,11 @@ A verdict needs more than an absent name:
 - the standby's own connections are QUIET_SECONDS old: on a Redis restarted, or a new primary
   after a Sentinel failover, nobody is connected yet and live holders are still reconnecting.
 Where CLIENT LIST is refused (an ACL), nobody is judged: leases lapse as before.
+
+`Unconnected` judges holders that say they name their connections (a direct child's Redis
+Streams consumer, in its liveness key) without having seen them connected: listed only once
+one is stale, it wants no connection of theirs on two lists a fraction of a renewal apart,
+as a worker supervisor judges dead workers (`Supervisor._closed_workers`).
 """
 
 from __future__ import annotations
@@ -137,4 +142,55 @@ class Watch:
         gone = {p for p in stale_procs & self.seen if p not in ages}
         for p in gone:
             self._gone[p] = now
+        return gone
+
+
+class Unconnected:
+    """Stale holders judged by their absence from CLIENT LIST alone, for holders that say
+    they name their connections (a worker child's direct stream consumer writes so in its
+    liveness key) rather than having been seen connected (`Watch`): gone once no connection
+    of theirs was listed on two lists `confirm` seconds apart (a reconnection in flight is
+    not a death), never while our own connections are younger than QUIET_SECONDS. Listed
+    only when some holder is stale; refused (an ACL): nobody is judged again."""
+
+    def __init__(self, kind: str, own: str, confirm: float) -> None:
+        self.kind = kind
+        self.own = own
+        self.confirm = confirm
+        self.refused = False
+        self.judged = 0  # CLIENT LISTs read with our own connections quiet
+        self._absent: dict[str, float] = {}  # stale holder → first listed without connection
+
+    @property
+    def confirming(self) -> bool:
+        """A stale holder waits for its second list."""
+        return bool(self._absent)
+
+    def judge_sync(self, client: redis.Redis, stale: set[str]) -> set[str]:
+        """Of these stale holders' processes, the ones gone (one CLIENT LIST if any)."""
+        self._absent = {p: at for p, at in self._absent.items() if p in stale}
+        if not stale or self.refused:
+            return set()
+        try:
+            listed = client.client_list(_type="normal")
+        except ResponseError as exc:  # an ACL without CLIENT LIST
+            log.info("cannot list Redis connections (%s): holders are dead once they lapse", exc)
+            self.refused = True
+            self._absent.clear()
+            return set()
+        return self.update(connected(listed, self.kind), stale, time.monotonic())
+
+    def update(self, ages: dict[str, int], stale: set[str], now: float) -> set[str]:
+        """What a CLIENT LIST (`connected`) read at `now` says of the `stale` processes."""
+        self._absent = {p: at for p, at in self._absent.items() if p in stale}
+        if ages.get(self.own, 0) < QUIET_SECONDS:
+            self._absent.clear()
+            return set()
+        self.judged += 1
+        gone = set()
+        for process in stale - {self.own}:
+            if process in ages:
+                self._absent.pop(process, None)
+            elif now - self._absent.setdefault(process, now) >= self.confirm:
+                gone.add(process)
         return gone

@@ -5,8 +5,12 @@ records, then acknowledges the batch with one XACK per stream. Synchronous, as t
 Entries of a dead consumer come back two ways: the supervisor names its dead child's consumer
 (`inherit`: claimed at once by the replacement), and any consumer whose liveness key lapsed is
 claimed within seconds, as the server's stream source does (`liveness`), so a whole worker's
-death is covered too. A renewal thread keeps this consumer's key alive while a long function
-runs, so nobody steals its entries meanwhile.
+death is covered too; sooner when the dead consumer named its connections (`fnhub-child:
+<consumer>`, `fnhub.holders`): once its key is stale (two 0.5 s renewals missed) and CLIENT LIST
+shows none of its connections twice `CONFIRM_SECONDS` apart, its entries are claimed before the
+key lapses. A renewal thread keeps this consumer's key alive while a long function runs, so
+nobody steals its entries meanwhile; a stopped (SIGSTOP) or cut-off consumer keeps its
+connections open on Redis's side and is claimed only once its key lapses.
 """
 
 from __future__ import annotations
@@ -22,15 +26,30 @@ from redis.typing import KeyT, StreamIdT
 
 from fnhub.connectors.base import ConnectorConfigError, Message, SourceStatus
 from fnhub.connectors.redis.client import as_text, sync_client
-from fnhub.connectors.redis.liveness import RENEW_SECONDS, SyncConsumerLiveness
+from fnhub.connectors.redis.liveness import (
+    ALIVE_TTL_MS,
+    FAST_RENEW_SECONDS,
+    LAPSED,
+    SyncConsumerLiveness,
+)
 from fnhub.connectors.redis.settings import RedisSettings, RedisSourceOptions
 from fnhub.connectors.redis.source import entry_message, group_lag
+from fnhub.holders import Unconnected, connection_name
 from fnhub.redis_replies import PendingEntry
 
 log = logging.getLogger("fnhub.connectors.redis")
 
-#: how often the reader looks for dead consumers' entries (their keys lapse after 3 s)
+#: how often the reader looks for dead consumers' entries (their keys lapse after 3 s, and
+#: are stale 1 s after their last renewal)
 DEAD_CHECK_SECONDS = 1.0
+#: a renewal that failed (a connection closed under it) is tried again this soon, so a live
+#: consumer reconnects long before its key looks stale
+RENEW_RETRY_SECONDS = 0.1
+#: a stale consumer is dead once two CLIENT LISTs this far apart showed none of its
+#: connections (a reconnection in flight is not a death); its second check comes this soon
+CONFIRM_SECONDS = 0.25
+#: the kind of this consumer's Redis connection names: a worker child's (`fnhub.holders`)
+CONNECTION_KIND = "child"
 
 #: XACK of a batch with its ids in one argument. KEYS: the stream; ARGV: the group, the ids
 #: separated by spaces. A plain XACK costs redis-py a Python call per id to encode; this is
@@ -75,6 +94,7 @@ class RedisDirectConsumer:
         group: str,
         consumer: str,
         options: RedisSourceOptions,
+        alive_ttl_ms: int = ALIVE_TTL_MS,
     ) -> None:
         if options.kind != "stream":
             raise ConnectorConfigError(
@@ -97,6 +117,10 @@ class RedisDirectConsumer:
         self._liveness: SyncConsumerLiveness | None = None
         self._backlog: list[Message] = []  # claimed (inherited, a dead consumer's, our own)
         self._dead_checked = 0.0
+        self.dead_checks = 0  # passes looking for dead consumers
+        self.alive_ttl_ms = alive_ttl_ms  # our key's TTL (tests make it long)
+        self.named = False  # our connections carry our name (`connection_name`)
+        self._unconnected = Unconnected(CONNECTION_KIND, consumer, CONFIRM_SECONDS)
         self._renewer: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -115,13 +139,14 @@ class RedisDirectConsumer:
         # whether it is loaded on every execute, a round trip per batch (NOSCRIPT after a
         # Redis restart fails the call, and the reconnection that follows loads it again)
         self._ack_sha = str(client.script_load(ACK_JOINED))
+        self.named = _name(client, connection_name(CONNECTION_KIND, self.consumer))
         for key in self.topics:
             try:
                 client.xgroup_create(key, self.group, id=self.options.start, mkstream=True)
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-        self._liveness = SyncConsumerLiveness(client, self.group, self.consumer)
+        self._liveness = self._liveness_on(client)
         self._liveness.renew()
         if self._renewer is None or self._closed.is_set():  # new, or closed to reconnect
             self._closed = threading.Event()
@@ -139,13 +164,28 @@ class RedisDirectConsumer:
         """Keep our liveness key while the child lives, even while a function runs long,
         until `closed` (each opening has its own: a reconnection starts a new renewer)."""
         client = sync_client(self.settings, retries=0)
-        liveness = SyncConsumerLiveness(client, self.group, self.consumer)
-        while not closed.wait(RENEW_SECONDS):
+        if self.named:
+            client.connection_pool.connection_kwargs["client_name"] = connection_name(
+                CONNECTION_KIND, self.consumer
+            )
+        liveness = self._liveness_on(client)
+        wait = FAST_RENEW_SECONDS
+        while not closed.wait(wait):
             try:
                 liveness.renew()
+                wait = FAST_RENEW_SECONDS
             except (redis.RedisError, OSError) as exc:
-                log.warning("stream consumer %s: liveness renewal failed: %s", self.consumer, exc)
+                if wait != RENEW_RETRY_SECONDS:  # once per outage, not every retry
+                    log.warning(
+                        "stream consumer %s: liveness renewal failed: %s", self.consumer, exc
+                    )
+                wait = RENEW_RETRY_SECONDS
         client.close()
+
+    def _liveness_on(self, client: redis.Redis) -> SyncConsumerLiveness:
+        return SyncConsumerLiveness(
+            client, self.group, self.consumer, named=self.named, ttl_ms=self.alive_ttl_ms
+        )
 
     def inherit(self, consumers: Sequence[str]) -> None:
         """Claim every pending entry of these consumers, known dead (our supervisor saw their
@@ -173,7 +213,8 @@ class RedisDirectConsumer:
         `block_ms` for them)."""
         client = self.client
         now = time.monotonic()
-        if now - self._dead_checked >= DEAD_CHECK_SECONDS:
+        every = CONFIRM_SECONDS if self._unconnected.confirming else DEAD_CHECK_SECONDS
+        if now - self._dead_checked >= every:
             self._dead_checked = now
             self._claim_dead(count)
         if self._backlog:
@@ -210,20 +251,29 @@ class RedisDirectConsumer:
         return out
 
     def _claim_dead(self, count: int) -> None:
+        """Claim the entries of consumers whose key lapsed, and of those whose key is stale
+        and who have no connection left (`holders.Unconnected`: a CLIENT LIST only then)."""
         liveness = self._liveness
         assert liveness is not None
-        for key in self.topics:
-            for dead in liveness.dead_consumers(key):
+        self.dead_checks += 1
+        found = [(key, *liveness.dead_consumers(key)) for key in self.topics]
+        stale = {name for _key, _lapsed, of_key in found for name in of_key}
+        gone = self._unconnected.judge_sync(self.client, stale)
+        for key, lapsed, of_key in found:
+            dead = [(name, LAPSED) for name in lapsed]
+            dead += [(name, below) for name, below in of_key.items() if name in gone]
+            for name, below in dead:
                 while len(self._backlog) < count:
-                    entries = liveness.claim_from(key, dead, count)
+                    entries = liveness.claim_from(key, name, count, below)
                     if not entries:
                         break
                     log.info(
-                        "stream consumer %s: claimed %d entries of %s from dead consumer %s",
+                        "stream consumer %s: claimed %d entries of %s from dead consumer %s (%s)",
                         self.consumer,
                         len(entries),
                         key,
-                        dead,
+                        name,
+                        "its key lapsed" if below == LAPSED else "its connections closed",
                     )
                     self._take(key, entries)
 
@@ -283,3 +333,16 @@ class RedisDirectConsumer:
             self._client.close()
             self._client = None
         self.status.disconnected("stopped")
+
+
+def _name(client: redis.Redis, name: str) -> bool:
+    """Name `client`'s connections (this one now, every new one at connect); refused (an ACL
+    without CLIENT SETNAME): left unnamed, and this consumer's entries wait for its key to
+    lapse when it dies."""
+    try:
+        client.client_setname(name)
+    except redis.ResponseError as exc:
+        log.info("stream consumer connections left unnamed (%s)", exc)
+        return False
+    client.connection_pool.connection_kwargs["client_name"] = name
+    return True

@@ -31,7 +31,7 @@ def stream() -> Iterator[str]:
     yield name
     r = redis.Redis.from_url(REDIS_URL)
     r.delete(name)
-    for key in r.scan_iter(match=f"*{GROUP}*direct-consumer-test*"):
+    for key in r.scan_iter(match=f"*{GROUP}*{name}-*"):  # its consumers' keys: this test's only
         r.delete(key)
 
 
@@ -40,7 +40,7 @@ def _consumer(stream: str) -> RedisDirectConsumer:
         RedisSettings(url=REDIS_URL),
         topics=[stream],
         group=GROUP,
-        consumer=f"direct-consumer-test-{uuid.uuid4().hex[:6]}",
+        consumer=f"{stream}-test-{uuid.uuid4().hex[:6]}",
         options=RedisSourceOptions(kind="stream", start="0"),
     )
     consumer.open()
@@ -123,7 +123,7 @@ HOLDER_TTL_MS = 600_000
 
 def _holder(stream: str, n: int, url: str = REDIS_URL) -> tuple[subprocess.Popen[str], str]:
     """A holder process with the stream's `n` entries pending, and its consumer name."""
-    name = f"direct-consumer-test-holder-{uuid.uuid4().hex[:6]}"
+    name = f"{stream}-holder-{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, url, stream, GROUP, name],
         stdout=subprocess.PIPE,

@@ -21,23 +21,55 @@ is all of FastAPI, SQLAlchemy, pydantic and the users' modules, alive as long as
   rescans all that survived so far, and what it finds is garbage of a few thousand objects
   (2,700 of 310,000 in a server). Paused, the server's imports and app took 0.25-0.5 s less
   (load 7-9), and the final collection before freezing (0.17-0.35 s) is skipped: those few
-  thousand objects are frozen with the rest, once.
+  thousand objects are frozen with the rest, once. The pause starts as `fnhub.cli.main` does
+  (every role's command line, before its settings), and in the worker's fork server before
+  it imports the children's runtime (`fnhub.worker.template`, frozen there, so the children
+  it forks share those pages and start frozen).
+- Paused means thresholds so high (`PAUSED_THRESHOLDS`) that start-up never reaches them, not
+  `gc.disable()`: a process that never reaches its `freeze_startup_objects` (an exception path,
+  a role that forgot it) still collects, once per half a million objects, instead of never.
+  A timer thread turning it back on was the other way; it would break the fork server, which
+  must have one thread (`template.check_clean`).
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+
+log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (5000, 20, 100)
+#: a server's start-up makes ~220,000 container objects: none of these is reached before it
+#: freezes them
+PAUSED_THRESHOLDS = (500_000, 10, 10)
+
+_before_pause: tuple[int, int, int] | None = None  # the thresholds to resume with, if paused
+_collections_at_pause = 0
+
+
+def _collections() -> int:
+    return sum(generation["collections"] for generation in gc.get_stats())
 
 
 def pause_for_startup() -> None:
-    """No collections until `freeze_startup_objects` (or `resume`): the start-up of a role."""
-    gc.disable()
+    """Next to no collections until `freeze_startup_objects` (or `resume`): the start-up of a
+    role."""
+    global _before_pause, _collections_at_pause
+    if _before_pause is None:
+        _before_pause = gc.get_threshold()
+        _collections_at_pause = _collections()
+    gc.set_threshold(*PAUSED_THRESHOLDS)
+    gc.enable()
 
 
 def resume() -> None:
-    """The collector on again, for a process that will not call `freeze_startup_objects`."""
+    """The collector back as it was, for a process that will not call
+    `freeze_startup_objects`."""
+    global _before_pause
+    if _before_pause is not None:
+        gc.set_threshold(*_before_pause)
+        _before_pause = None
     gc.enable()
 
 
@@ -45,8 +77,20 @@ def freeze_startup_objects() -> None:
     """Collect once (unless start-up ran with the collector paused), exempt everything alive
     now from future collections, and collect the objects made from now on less often
     (`GC_THRESHOLDS`)."""
-    if gc.isenabled():
+    global _before_pause
+    was_paused = _before_pause is not None
+    if not was_paused and gc.isenabled():
         gc.collect()
+    _before_pause = None
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()
+    # (tests read this line to see that a role froze its start-up from outside)
+    log.debug(
+        "start-up objects frozen: %d; collector on: %s, thresholds %s; collections while "
+        "paused: %s",
+        gc.get_freeze_count(),
+        gc.isenabled(),
+        gc.get_threshold(),
+        _collections() - _collections_at_pause if was_paused else "not paused",
+    )

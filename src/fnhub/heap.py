@@ -25,26 +25,29 @@ is all of FastAPI, SQLAlchemy, pydantic and the users' modules, alive as long as
   (every role's command line, before its settings), and in the worker's fork server before
   it imports the children's runtime (`fnhub.worker.template`, frozen there, so the children
   it forks share those pages and start frozen).
-- Paused means thresholds so high (`PAUSED_THRESHOLDS`) that start-up never reaches them, not
-  `gc.disable()`: a process that never reaches its `freeze_startup_objects` (an exception path,
-  a role that forgot it) still collects, once per half a million objects, instead of never.
-  A timer thread turning it back on was the other way; it would break the fork server, which
-  must have one thread (`template.check_clean`).
+- Paused is `gc.disable()` with a safety net: a timer thread turns the collector back on after
+  `SAFETY_SECONDS` if the role has not frozen by then (an exception path, a role that forgot
+  to), so no long-lived process stays without it. Out-of-reach thresholds instead of disabling
+  needed no thread, but cost a server ~0.13 s more CPU to `/healthz` (`bench/startup.py`,
+  3 runs of 7-9 rounds; not understood). The fork servers (`worker/template.py`,
+  `server/preload.py`) pause without the timer: they must stay single-threaded, and freeze
+  in the same import that paused, or die.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import threading
 
 log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (5000, 20, 100)
-#: a server's start-up makes ~220,000 container objects: none of these is reached before it
-#: freezes them
-PAUSED_THRESHOLDS = (500_000, 10, 10)
+#: the collector comes back on by then, frozen or not
+SAFETY_SECONDS = 60.0
 
-_before_pause: tuple[int, int, int] | None = None  # the thresholds to resume with, if paused
+_paused = False
+_safety: threading.Timer | None = None
 _collections_at_pause = 0
 
 
@@ -52,24 +55,34 @@ def _collections() -> int:
     return sum(generation["collections"] for generation in gc.get_stats())
 
 
-def pause_for_startup() -> None:
-    """Next to no collections until `freeze_startup_objects` (or `resume`): the start-up of a
-    role."""
-    global _before_pause, _collections_at_pause
-    if _before_pause is None:
-        _before_pause = gc.get_threshold()
+def pause_for_startup(*, safety_net: bool = True) -> None:
+    """No collections until `freeze_startup_objects` (or `resume`, at the latest
+    `SAFETY_SECONDS` from now unless `safety_net` is off): the start-up of a role."""
+    global _paused, _safety, _collections_at_pause
+    if not _paused:
+        _paused = True
         _collections_at_pause = _collections()
-    gc.set_threshold(*PAUSED_THRESHOLDS)
-    gc.enable()
+    gc.disable()
+    if safety_net and _safety is None:
+        _safety = threading.Timer(SAFETY_SECONDS, resume)
+        _safety.daemon = True
+        _safety.name = "gc-safety-net"
+        _safety.start()
+
+
+def _end_pause() -> None:
+    global _paused, _safety
+    _paused = False
+    if _safety is not None:
+        _safety.cancel()
+        _safety = None
 
 
 def resume() -> None:
-    """The collector back as it was, for a process that will not call
-    `freeze_startup_objects`."""
-    global _before_pause
-    if _before_pause is not None:
-        gc.set_threshold(*_before_pause)
-        _before_pause = None
+    """The collector on again, for a process that will not call `freeze_startup_objects` (or
+    has not yet: the safety net)."""
+    if _paused:
+        _end_pause()
     gc.enable()
 
 
@@ -77,11 +90,10 @@ def freeze_startup_objects() -> None:
     """Collect once (unless start-up ran with the collector paused), exempt everything alive
     now from future collections, and collect the objects made from now on less often
     (`GC_THRESHOLDS`)."""
-    global _before_pause
-    was_paused = _before_pause is not None
+    was_paused = _paused
     if not was_paused and gc.isenabled():
         gc.collect()
-    _before_pause = None
+    _end_pause()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()

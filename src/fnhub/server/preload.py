@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fnhub import heap
 
-heap.pause_for_startup()
+heap.pause_for_startup(safety_net=False)
 
 import fnhub.features  # noqa: E402
 import fnhub.server.app  # noqa: E402

@@ -24,7 +24,8 @@ import threading
 
 from fnhub import heap
 
-heap.pause_for_startup()  # (it imports ~100,000 objects) then freezes them for every child
+# it imports ~100,000 objects, then freezes them for every child (no timer: one thread only)
+heap.pause_for_startup(safety_net=False)
 
 import fnhub.worker.child  # noqa: E402, F401  # the child's runtime: Settings, redis-py, executor
 

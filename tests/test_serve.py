@@ -15,9 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.conftest import free_port, wait_for
+from tests.test_heap import FROZEN
 
 from fnhub.calling.queue_client import QueueClient
 from fnhub.config import load_settings
+from fnhub.heap import GC_THRESHOLDS
 from fnhub.store.db import Database
 from fnhub.store.models import TaskRecord
 from fnhub.worker.processes import descendants
@@ -306,3 +308,33 @@ def test_serve_on_a_read_only_data_folder_says_so(tmp_path):
     assert result.returncode == 1, out
     assert f"the data folder {data} is not writable" in out
     assert "mount a volume there" in out and "Traceback" not in out
+
+
+def test_serve_and_its_worker_froze_their_start_up_without_a_collection(tmp_path):
+    """`fnhub serve -v`: the process serving HTTP and the worker supervisor it spawned each
+    froze what start-up made, with no collection while paused (`fnhub.heap`)."""
+    env = _env(tmp_path)
+    project = tmp_path / "proj"
+    (project / "scripts").mkdir(parents=True)
+    log = open(project / "serve.log", "ab")  # noqa: SIM115 - closed with the process
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "fnhub.cli", "serve", "--processes", "1", "-v"],
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        lines = wait_for(
+            lambda: (
+                (found := FROZEN.findall((project / "serve.log").read_text()))
+                and len(found) >= 2
+                and found
+            ),
+            timeout=60,
+        )
+    finally:
+        _stop(serve)
+    for frozen, on, thresholds, collections in lines:
+        assert int(frozen) > 0 and on == "True" and collections == "0"
+        assert thresholds == ", ".join(map(str, GC_THRESHOLDS))

@@ -218,7 +218,6 @@ def worker(
 ) -> None:
     """Run a worker: a supervisor and N child processes consuming the given queues."""
     settings = _settings(project, role=True, queues=queues, processes=processes, data_dir=data_dir)
-    pause_for_startup()  # until the supervisor froze what start-up made (fnhub.heap)
     _logging(verbose, settings)
     from fnhub.worker.supervisor import Supervisor
 
@@ -278,7 +277,6 @@ def server(
     settings = _settings(
         project, role=True, host=host, port=port, http_processes=workers, data_dir=data_dir
     )
-    pause_for_startup()  # until the server's lifespan froze what start-up made (fnhub.heap)
     _logging(verbose, settings)
     from fnhub.bootstrap import wait_for_services
     from fnhub.server.run import run_server, url_of
@@ -485,6 +483,9 @@ app.command("settings")(settings_command)
 
 
 def main() -> None:  # pragma: no cover - console script entry
+    # every role starts here: no collections until it froze what start-up made (`fnhub.heap`);
+    # a short command ends paused
+    pause_for_startup()
     multiprocessing.freeze_support()
     # SIGPIPE stays ignored (Python's default): with the default action back, a server or worker
     # writing to a connection its peer dropped would die instead of failing that one write.

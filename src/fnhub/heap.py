@@ -21,23 +21,68 @@ is all of FastAPI, SQLAlchemy, pydantic and the users' modules, alive as long as
   rescans all that survived so far, and what it finds is garbage of a few thousand objects
   (2,700 of 310,000 in a server). Paused, the server's imports and app took 0.25-0.5 s less
   (load 7-9), and the final collection before freezing (0.17-0.35 s) is skipped: those few
-  thousand objects are frozen with the rest, once.
+  thousand objects are frozen with the rest, once. The pause starts as `fnhub.cli.main` does
+  (every role's command line, before its settings), and in the worker's fork server before
+  it imports the children's runtime (`fnhub.worker.template`, frozen there, so the children
+  it forks share those pages and start frozen).
+- Paused is `gc.disable()` with a safety net: a timer thread turns the collector back on after
+  `SAFETY_SECONDS` if the role has not frozen by then (an exception path, a role that forgot
+  to), so no long-lived process stays without it. Out-of-reach thresholds instead of disabling
+  needed no thread, but cost a server ~0.13 s more CPU to `/healthz` (`bench/startup.py`,
+  3 runs of 7-9 rounds; not understood). The fork servers (`worker/template.py`,
+  `server/preload.py`) pause without the timer: they must stay single-threaded, and freeze
+  in the same import that paused, or die.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import threading
+
+log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (5000, 20, 100)
+#: the collector comes back on by then, frozen or not
+SAFETY_SECONDS = 60.0
+
+_paused = False
+_safety: threading.Timer | None = None
+_collections_at_pause = 0
 
 
-def pause_for_startup() -> None:
-    """No collections until `freeze_startup_objects` (or `resume`): the start-up of a role."""
+def _collections() -> int:
+    return sum(generation["collections"] for generation in gc.get_stats())
+
+
+def pause_for_startup(*, safety_net: bool = True) -> None:
+    """No collections until `freeze_startup_objects` (or `resume`, at the latest
+    `SAFETY_SECONDS` from now unless `safety_net` is off): the start-up of a role."""
+    global _paused, _safety, _collections_at_pause
+    if not _paused:
+        _paused = True
+        _collections_at_pause = _collections()
     gc.disable()
+    if safety_net and _safety is None:
+        _safety = threading.Timer(SAFETY_SECONDS, resume)
+        _safety.daemon = True
+        _safety.name = "gc-safety-net"
+        _safety.start()
+
+
+def _end_pause() -> None:
+    global _paused, _safety
+    _paused = False
+    if _safety is not None:
+        _safety.cancel()
+        _safety = None
 
 
 def resume() -> None:
-    """The collector on again, for a process that will not call `freeze_startup_objects`."""
+    """The collector on again, for a process that will not call `freeze_startup_objects` (or
+    has not yet: the safety net)."""
+    if _paused:
+        _end_pause()
     gc.enable()
 
 
@@ -45,8 +90,19 @@ def freeze_startup_objects() -> None:
     """Collect once (unless start-up ran with the collector paused), exempt everything alive
     now from future collections, and collect the objects made from now on less often
     (`GC_THRESHOLDS`)."""
-    if gc.isenabled():
+    was_paused = _paused
+    if not was_paused and gc.isenabled():
         gc.collect()
+    _end_pause()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.enable()
+    # (tests read this line to see that a role froze its start-up from outside)
+    log.debug(
+        "start-up objects frozen: %d; collector on: %s, thresholds %s; collections while "
+        "paused: %s",
+        gc.get_freeze_count(),
+        gc.isenabled(),
+        gc.get_threshold(),
+        _collections() - _collections_at_pause if was_paused else "not paused",
+    )

@@ -27,6 +27,7 @@ from fnhub.bootstrap import open_services, wait_for_services
 from fnhub.config import Settings
 from fnhub.embedded_redis import EmbeddedRedis
 from fnhub.features import FEATURES
+from fnhub.heap import freeze_startup_objects
 from fnhub.keys import Keys
 from fnhub.log_setup import LogLines
 from fnhub.project import PartlyApplied, apply_project
@@ -165,6 +166,7 @@ def serve(settings: Settings, *, reload: bool = False) -> int:
         )
         console.print(_console_hint(settings, url_of(settings)), soft_wrap=True)
         if processes is not None:
+            freeze_startup_objects()  # (one HTTP process: its lifespan does, `fnhub.heap`)
             processes.run()  # SIGTERM/SIGINT: each process finishes its requests
             return 0
         assert server is not None

@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 
 from fnhub import spawning
 from fnhub.config import Settings
+from fnhub.heap import pause_for_startup
 from fnhub.parent_death import die_with_parent
 from fnhub.supervised import RestartCounter, end_process, start_thread
 
@@ -36,6 +37,7 @@ class SupervisorDied(RuntimeError):
 
 
 def _worker_process(settings_json: str, serve_pid: int, level: int) -> None:
+    pause_for_startup()  # until the supervisor froze what start-up made
     from fnhub.log_setup import configure_logging
     from fnhub.worker.supervisor import Supervisor
 

@@ -282,7 +282,7 @@ def beat(
     from fnhub import tracing
     from fnhub.bootstrap import wait_for_services
     from fnhub.cron.beat import Beat, new_beat_id
-    from fnhub.heap import freeze_startup_objects, pause_for_startup
+    from fnhub.heap import freeze_startup_objects
     from fnhub.holders import connection_name, name_connections
     from fnhub.keys import Keys
     from fnhub.log_setup import configure_logging
@@ -291,7 +291,6 @@ def beat(
     from fnhub.supervised import RestartCounter, supervise
 
     settings = settings_or_exit(project, role=True, data_dir=data_dir)
-    pause_for_startup()  # until the beat froze what start-up made (fnhub.heap)
     configure_logging(logging.DEBUG if verbose else logging.INFO, settings.log_format)
     tracing.configure(settings, "beat")
     wait_for_services(settings)  # they may come up after us

@@ -34,6 +34,7 @@ from multiprocessing.process import BaseProcess
 
 from fnhub import spawning
 from fnhub.config import Settings
+from fnhub.heap import pause_for_startup
 from fnhub.parent_death import die_with_parent
 from fnhub.supervised import RestartCounter, end_process, start_thread, thread_counter
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 #: otherwise), so a replacement serves within a second of its start rather than after an
 #: interpreter start-up and every import; the fork server is single-threaded, so forking is safe
 _ctx = multiprocessing.get_context("forkserver")
-_ctx.set_forkserver_preload(["fnhub.server.app", "fnhub.features", "fnhub.server.run"])
+_ctx.set_forkserver_preload(["fnhub.server.preload"])
 _WATCH_SECONDS = 0.2
 BACKLOG = 2048
 STARTUP_FAILURE = 3
@@ -84,6 +85,7 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
 
 
 def _http_process(settings_json: str, sock: socket.socket) -> None:
+    pause_for_startup()  # until the lifespan froze what start-up made
     from fnhub.log_setup import configure_logging
     from fnhub.server.run import build_server
 

@@ -54,10 +54,10 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     if settings.http_processes == 1:
         build_server(settings, host=host, port=port).run()
         return
-    from fnhub.heap import resume
+    from fnhub.heap import freeze_startup_objects
     from fnhub.server.processes import HttpProcesses
 
-    resume()  # this process supervises; each HTTP process freezes its own start-up
+    freeze_startup_objects()  # this process supervises; each HTTP process freezes its own
 
     address = {"host": host or settings.host, "port": settings.port if port is None else port}
     settings = settings.model_copy(update=address)

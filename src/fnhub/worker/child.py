@@ -32,7 +32,7 @@ import redis
 from fnhub import concurrency, runtime, spawning, tracing
 from fnhub.backoff import Backoff
 from fnhub.config import Settings
-from fnhub.heap import freeze_startup_objects
+from fnhub.heap import freeze_startup_objects, pause_for_startup
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.log_setup import configure_logging
 from fnhub.node.executor import NodeDied
@@ -372,6 +372,7 @@ def begin_child(settings_json: str, parent_pid: int) -> ChildRuntime:
     # dies (once we no longer hold its "alive" pipe): a child busy with a long task would
     # otherwise only notice at its next read, running on unsupervised until then
     spawning.leave_fork_server()
+    pause_for_startup()  # until `child_main` (or the direct child) froze what start-up made
     die_with_parent(parent_pid)
     # a session of our own: what tasks start stays in it, for the supervisor to kill with us
     # (`worker.processes`); it also keeps the terminal's Ctrl-C for the supervisor, which

@@ -22,7 +22,12 @@ import os
 import signal
 import threading
 
-import fnhub.worker.child  # noqa: F401  # the child's runtime: Settings, redis-py, the executor
+from fnhub import heap
+
+# it imports ~100,000 objects, then freezes them for every child (no timer: one thread only)
+heap.pause_for_startup(safety_net=False)
+
+import fnhub.worker.child  # noqa: E402, F401  # the child's runtime: Settings, redis-py, executor
 
 
 def check_clean() -> None:
@@ -59,3 +64,4 @@ def _open_files() -> list[str]:
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 check_clean()
+heap.freeze_startup_objects()  # forked children share these pages and start with them frozen

@@ -67,9 +67,15 @@ def test_every_role_logs_json_lines(stack: Stack) -> None:
     assert exception.startswith("Traceback") and "ZeroDivisionError" in exception
     assert any(r["logger"].startswith("fnhub.worker") for r in _lines(stack.dir / "worker.log"))
 
+    def access() -> list[dict]:
+        path = "/api/v1/functions/demo.oops/call"
+        lines = _lines(stack.dir / "server.log")
+        return [r for r in lines if r["logger"] == "fnhub.access" and r.get("path") == path]
+
+    # the access line is written once the answer went out: the client can read it first
+    wait_for(access, timeout=10)
     server = _lines(stack.dir / "server.log")
-    access = [r for r in server if r["logger"] == "fnhub.access"]
-    [call] = [r for r in access if r.get("path") == "/api/v1/functions/demo.oops/call"]
+    [call] = access()
     assert call["method"] == "POST" and call["status"] == 200 and call["request_id"]
     assert any(r["logger"] == "fnhub.server" and r["level"] == "INFO" for r in server)
 

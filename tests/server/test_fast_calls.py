@@ -51,15 +51,16 @@ def test_submissions_and_calls_skip_the_router(stack: Stack, app_client: TestCli
     keys = Keys(stack.prefix)
     before = {s: int(stack.redis.hget(keys.stats, ROUTE + s) or 0) for s in ("2xx", "4xx")}
     with app_client:
+        viewer = app_client.post("/api/v1/keys", json={"name": "ro", "role": "viewer"})
         entries = RouterEntries(app_client.app.router)  # type: ignore[attr-defined]
-        _exercise(stack, app_client, entries)
+        _exercise(stack, app_client, entries, viewer.json()["token"])
     # the lifespan's shutdown flushed the last counts: the route template, as FastAPI matched it
     after = {s: int(stack.redis.hget(keys.stats, ROUTE + s) or 0) for s in ("2xx", "4xx")}
     assert after["2xx"] - before["2xx"] == 2
-    assert after["4xx"] - before["4xx"] == 4
+    assert after["4xx"] - before["4xx"] == 5
 
 
-def _exercise(stack: Stack, app_client: TestClient, entries: RouterEntries) -> None:
+def _exercise(stack: Stack, app_client: TestClient, entries: RouterEntries, viewer: str) -> None:
     keys = Keys(stack.prefix)
 
     r = app_client.post(SUBMIT, json={"kwargs": {"a": 1, "b": 2}})
@@ -80,6 +81,11 @@ def _exercise(stack: Stack, app_client: TestClient, entries: RouterEntries) -> N
         (app_client.post(SUBMIT, json={"kwargs": {"c": 1}}), 422, "invalid_kwargs"),
         (app_client.post("/api/v1/functions/demo.nope/tasks", json={}), 404, "unknown_function"),
         (app_client.post(SUBMIT, json={}, headers={"Authorization": "Bearer fnh_x_y"}), 401, None),
+        (
+            app_client.post(SUBMIT, json={}, headers={"Authorization": f"Bearer {viewer}"}),
+            403,
+            "forbidden",
+        ),
     ]
     for answer, status, code in refused:
         assert answer.status_code == status, answer.text

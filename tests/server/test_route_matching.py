@@ -16,14 +16,17 @@ from fnhub.config import load_settings
 from fnhub.server.app import API_PREFIX, build_routes, create_app
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
-    tmp = tmp_path_factory.mktemp("routes")
+def _new_app(tmp: Path) -> FastAPI:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FNHUB_DATA_DIR", str(tmp / ".fnhub"))
-        app = create_app(load_settings(Path(tmp)))
+        app = create_app(load_settings(tmp))
     build_routes(app)
     return app
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    return _new_app(tmp_path_factory.mktemp("routes"))
 
 
 def _scope(app: FastAPI, method: str, path: str) -> dict[str, Any]:
@@ -38,16 +41,16 @@ def _scope(app: FastAPI, method: str, path: str) -> dict[str, Any]:
     }
 
 
-def _matched(app: FastAPI, method: str, path: str) -> tuple[Any, Any] | None:
-    """The top-level route and the endpoint FastAPI's router picks for the request first."""
+def _matched(app: FastAPI, method: str, path: str) -> tuple[Match, Any] | None:
+    """How FastAPI's router matches the request at the top level, and the route (an included
+    router for the routes under one) it hands the request to."""
     partial = None
     for route in app.router.routes:
-        scope = _scope(app, method, path)
-        match, child = route.matches(scope)
+        match, _child = route.matches(_scope(app, method, path))
         if match == Match.FULL:
-            return route, child.get("endpoint")
+            return match, route
         if match == Match.PARTIAL and partial is None:
-            partial = route, child.get("endpoint")
+            partial = match, route
     return partial
 
 
@@ -83,7 +86,9 @@ def test_paths_outside_the_api_skip_its_routes(
 
     monkeypatch.setattr(fastapi.routing._IncludedRouter, "_match", spy)
     api = _api_routers(app)
-    for method, path in [("POST", "/websub/hub"), ("GET", "/healthz"), ("GET", "/e/x")]:
+    outside = [("POST", "/websub/hub"), ("GET", "/healthz"), ("GET", "/e/x")]
+    beside = [("GET", f"{API_PREFIX}/sync/x"), ("POST", f"{API_PREFIX}/async/x/y")]  # dff
+    for method, path in outside + beside:
         tried.clear()
         assert _matched(app, method, path) is not None
         assert tried and not api.intersection(tried), path
@@ -106,8 +111,28 @@ def test_every_route_matches_as_without_the_shortcut(
         for method in sorted(getattr(context, "methods", None) or {"GET"}):
             requests += [(method, concrete), (method, concrete + "/"), (method, concrete + "/y")]
     assert len(requests) > 300
+    for path in ("/api/v1", "/api/v1/", "/api/v1x", "/api/v1/nope", "/api/v1//functions", "/"):
+        requests += [("GET", path), ("POST", path)]
     from fnhub.server import prefixed  # not on main: this test's other half fails there
 
     guarded = [_matched(app, m, p) for m, p in requests]
     monkeypatch.setattr(prefixed, "_included_router", None)
     assert guarded == [_matched(app, m, p) for m, p in requests]
+
+
+def test_a_route_added_later_is_matched(tmp_path: Path) -> None:
+    """The first segments read before a route was added under `/api/v1` do not hide it."""
+    app = _new_app(tmp_path)
+    path = f"{API_PREFIX}/later-added"
+    api = next(
+        r
+        for r in app.router.routes
+        if isinstance(r, fastapi.routing._IncludedRouter) and r.original_router.prefix == API_PREFIX
+    )
+    assert _matched(app, "GET", path) is None  # the segments are read
+
+    async def later() -> dict[str, bool]:
+        return {"later": True}
+
+    api.original_router.add_api_route("/later-added", later, methods=["GET"])
+    assert _matched(app, "GET", path) == (Match.FULL, api)

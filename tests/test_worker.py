@@ -391,7 +391,7 @@ def test_a_workers_closed_connections_decide_soon_after_one_missed_beat(
         beats = {
             w: (services.redis.pttl(keys.worker_alive(w)), info.encode()) for w in (late, on_time)
         }
-        return checker._closed_workers(beats)
+        return checker._unconnected.judge_sync(checker.redis, checker._stale_workers(beats))
 
     try:
         assert check() == set()  # the first sighting without connections

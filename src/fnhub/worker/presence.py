@@ -8,7 +8,7 @@ which shows the lapsed ones as stale meanwhile) and `QueueClient` all read throu
 
 A supervisor's Redis connections also carry its name (`connection_name`), so that a worker
 whose process died is seen dead before its key lapses: the kernel closed its connections, and
-Redis lists none under its name (`holders.connected`). A worker that is merely slow keeps its
+Redis lists none under its name (`holders.Unconnected`). A worker that is merely slow keeps its
 connections; one cut off from Redis keeps them too (on Redis' side, until TCP gives up), and is
 found dead by its key alone.
 """
@@ -39,12 +39,6 @@ def heartbeat_ttl_ms(every: float) -> int:
 
 def connection_name(worker_id: str) -> str:
     return holders.connection_name(CONNECTION_KIND, worker_id)
-
-
-def connected_workers(client: redis.Redis) -> dict[str, int]:
-    """Worker id → age in seconds of its oldest connection open to this Redis (CLIENT LIST);
-    redis.ResponseError where CLIENT LIST is not allowed (an ACL)."""
-    return holders.connected(client.client_list(_type="normal"), CONNECTION_KIND)
 
 
 def _alive(raw: dict[bytes, bytes], ids: list[str], flags: list[Any]) -> Workers:

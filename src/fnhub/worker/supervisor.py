@@ -10,7 +10,7 @@
 - Heartbeats announce the worker and its queues; delayed tasks are moved when due; the pending
   entries of consumers whose worker is dead are released: its heartbeat key lapsed (a whole
   machine died, or was cut off), or it missed beats and Redis lists no connection of it any
-  more (its process died: `_closed_workers`).
+  more (its process died: `holders.Unconnected`).
 - Task records are written to the database in batches by a recorder thread, started (with the
   direct subscriptions' reader) once the children read their queues: a restarted worker's
   CPU goes to its children first.
@@ -40,6 +40,7 @@ import redis
 from fnhub import lease, spawning, tracing
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
+from fnhub.holders import Unconnected
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.outage_log import OutageLog
 from fnhub.presence import process_facts, prune
@@ -50,7 +51,7 @@ from fnhub.waiting import wait_for_redis
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
 from fnhub.worker.presence import (
-    connected_workers,
+    CONNECTION_KIND,
     connection_name,
     heartbeat_ttl_ms,
     split_consumer,
@@ -72,11 +73,11 @@ SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 RUNNING_LISTED = 10
 #: a worker whose key has not lapsed is dead once it missed its beats for this many of them
 #: and Redis listed no connection of it on two checks this many beats apart, provided our own
-#: connections are this many beats old (`Supervisor._closed_workers`); the second check comes
-#: CONFIRM_BEATS after the first rather than at the next half-beat pass. A live worker's
-#: supervisor talks to Redis every 0.1 s (due delayed tasks), so one whose connections were
-#: cut has a new one long before the second check; what the two checks rule out is a
-#: reconnection in flight, not slowness, which keeps the connections open
+#: connections are this many beats old (`holders.Unconnected`, here in beats rather than its
+#: QUIET_SECONDS); the second check comes CONFIRM_BEATS after the first rather than at the
+#: next half-beat pass. A live worker's supervisor talks to Redis every 0.1 s (due delayed
+#: tasks), so one whose connections were cut has a new one long before the second check; what
+#: the two checks rule out is a reconnection in flight, not slowness, which keeps them open
 STALE_BEATS = 1.25
 CONFIRM_BEATS = 0.25
 QUIET_BEATS = 3.0
@@ -126,8 +127,10 @@ class Supervisor:
         self._recorder_stop = threading.Event()
         self._chores_at: dict[str, float] = {}
         self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
-        self._unnamed_since: dict[str, float] = {}  # stale workers seen without connections
-        self._check_connections = True  # CLIENT LIST allowed
+        every = settings.heartbeat_seconds  # stale workers without connections: dead
+        self._unconnected = Unconnected(
+            CONNECTION_KIND, self.worker_id, CONFIRM_BEATS * every, quiet=QUIET_BEATS * every
+        )
         self._named = False  # our connections carry our name
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
@@ -352,7 +355,7 @@ class Supervisor:
     def _name_connections(self) -> None:
         """Name this supervisor's Redis connections after the worker (CLIENT SETNAME now, and
         at every connection the pool makes), so that others see at once when they are gone
-        (`_closed_workers`). An ACL without CLIENT SETNAME leaves them unnamed: the worker is
+        (`holders.Unconnected`). An ACL without CLIENT SETNAME leaves them unnamed: the worker is
         then found dead by its heartbeat key alone."""
         name = connection_name(self.worker_id)
         try:
@@ -369,7 +372,11 @@ class Supervisor:
 
     def _reclaim_dead_workers(self) -> None:
         """Release pending entries of consumers whose worker is dead: its heartbeat key lapsed,
-        or its connections closed (`_closed_workers`)."""
+        or it is stale (`_stale_workers`) and Redis lists no connection of it on two checks
+        CONFIRM_BEATS apart (`holders.Unconnected`: a CLIENT LIST only then, never while our
+        own connections are younger than QUIET_BEATS, a restarted or new primary that every
+        live worker is still reconnecting to). A slow worker keeps its connections open: only
+        its key finds it dead."""
         pipe = self.redis.pipeline(transaction=False)
         for queue in self.queues:
             pipe.xinfo_consumers(self.keys.queue(queue), WORKER_GROUP)
@@ -388,7 +395,7 @@ class Supervisor:
                         holding.add(worker_id)
         others = sorted({w for _q, _c, w in held})
         if not others:
-            self._unnamed_since.clear()
+            self._unconnected.judge_sync(self.redis, set())  # forget earlier sightings
             return
         pipe = self.redis.pipeline(transaction=False)
         for worker_id in others:
@@ -397,9 +404,10 @@ class Supervisor:
         *ttls, infos = pipe.execute()
         lapsed = {w for w, ttl in zip(others, ttls, strict=True) if ttl == -2}
         beats = {w: (ttl, info) for w, ttl, info in zip(others, ttls, infos, strict=True)}
-        dead = lapsed | self._closed_workers(
+        stale = self._stale_workers(
             {w: b for w, b in beats.items() if w in holding and w not in lapsed}
         )
+        dead = lapsed | self._unconnected.judge_sync(self.redis, stale)
         for queue, name, worker_id in held:
             if worker_id not in dead:
                 continue
@@ -421,18 +429,13 @@ class Supervisor:
         """Seconds between checks for dead workers: half a beat, and CONFIRM_BEATS while a
         stale worker was seen without connections (its second check)."""
         every = self.settings.heartbeat_seconds
-        return CONFIRM_BEATS * every if self._unnamed_since else every / 2
+        return CONFIRM_BEATS * every if self._unconnected.confirming else every / 2
 
-    def _closed_workers(self, beats: dict[str, tuple[int, bytes | None]]) -> set[str]:
-        """Of these workers (id → their heartbeat key's PTTL and description), the ones dead
-        though their key has not lapsed yet: no beat for STALE_BEATS of their beats, and no
-        connection under their name (`presence.connected_workers`) on two checks CONFIRM_BEATS
-        apart. Only workers that say they name their connections (an older version, or one
-        whose ACL refused the name, has none to find). Never while this supervisor's own
-        connections are younger than QUIET_BEATS (a restarted or new primary, which every live
-        worker is still reconnecting to), and never for a worker whose connections stay open:
-        a slow worker is found dead by its key only."""
-        now = time.monotonic()
+    def _stale_workers(self, beats: dict[str, tuple[int, bytes | None]]) -> set[str]:
+        """Of these workers (id → their heartbeat key's PTTL and description), the ones with
+        no beat for STALE_BEATS of their beats though their key has not lapsed yet. Only
+        workers that say they name their connections: an older version, or one whose ACL
+        refused the name, has none to find (its key decides)."""
         every = self.settings.heartbeat_seconds
         stale = set()
         for worker_id, (pttl, raw) in beats.items():
@@ -445,30 +448,7 @@ class Supervisor:
             age_ms = int(info.get("ttl_ms") or heartbeat_ttl_ms(theirs)) - pttl
             if age_ms >= STALE_BEATS * theirs * 1000:
                 stale.add(worker_id)
-        for worker_id in set(self._unnamed_since) - stale:
-            del self._unnamed_since[worker_id]
-        if not stale or not self._check_connections:
-            return set()
-        try:
-            connected = connected_workers(self.redis)
-        except redis.ResponseError as exc:  # an ACL without CLIENT LIST
-            log.info(
-                "cannot list Redis connections (%s): dead workers are found by their "
-                "heartbeat alone",
-                exc,
-            )
-            self._check_connections = False
-            return set()
-        if connected.get(self.worker_id, 0) < QUIET_BEATS * every:
-            self._unnamed_since.clear()
-            return set()
-        closed = set()
-        for worker_id in stale:
-            if worker_id in connected:
-                self._unnamed_since.pop(worker_id, None)
-            elif now - self._unnamed_since.setdefault(worker_id, now) >= CONFIRM_BEATS * every:
-                closed.add(worker_id)
-        return closed
+        return stale
 
     def _chores(self) -> None:
         try:

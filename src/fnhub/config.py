@@ -274,6 +274,9 @@ class Settings(BaseSettings):
     #: seconds a server's claim on a subscription lasts (renewed every third of it): a dead
     #: server's subscriptions move to the others within about this, like a dead worker's tasks
     websub_owner_ttl: float = 4.0
+    #: seconds a server keeps "this topic has an active subscription" between publishes (a
+    #: publish then asks SQL nothing); a "no" is never kept (`fnhub.websub.publish_cache`); 0: off
+    websub_subscribed_cache_seconds: float = Field(default=2.0, ge=0)
 
     # cron beat (fnhub.cron; docs/cron.md)
     cron_timezone: str = "UTC"  # jobs without their own timezone

@@ -415,6 +415,7 @@ class Verifier:
         if existing is None:
             return
         await asyncio.to_thread(hub.registry.remove, existing.id)
+        hub.publish_cache.forget_subscribed()  # here at once; other servers on its `u:` event
         hub.metrics.counters["unsubscribed"] += 1
         # the row is gone, which is what counts: the rest is tidying (a cursor and counters of
         # an id never used again; the schedulers re-read SQL every 5 s)

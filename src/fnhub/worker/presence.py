@@ -10,7 +10,10 @@ A supervisor's Redis connections also carry its name (`connection_name`), so tha
 whose process died is seen dead before its key lapses: the kernel closed its connections, and
 Redis lists none under its name (`holders.Unconnected`). A worker that is merely slow keeps its
 connections; one cut off from Redis keeps them too (on Redis' side, until TCP gives up), and is
-found dead by its key alone.
+found dead by its key alone. To be looked at that soon, a worker renews its key
+`RENEWALS_PER_BEAT` times a beat (SET PX alone) and says so in its description (`renew`): it is
+stale once it missed `holders.STALE_RENEWALS` renewals (`stale_after_ms`), half a second with
+the default beat, rather than once its description's beat is late.
 """
 
 from __future__ import annotations
@@ -29,6 +32,30 @@ Workers = dict[str, dict[str, Any]]
 
 #: the kind in a worker supervisor's Redis connection names (`holders.connection_name`)
 CONNECTION_KIND = "worker"
+
+
+#: a supervisor renews its heartbeat key this many times a beat (`renew` in its description),
+#: and writes its description once a beat
+RENEWALS_PER_BEAT = 4
+#: a worker whose description names no renewal period (an older version renews its key once a
+#: beat, with its description) is stale after this many of its beats
+STALE_BEATS = 1.25
+
+
+def renew_seconds(every: float) -> float:
+    """How often a supervisor beating every `every` seconds renews its heartbeat key."""
+    return every / RENEWALS_PER_BEAT
+
+
+def stale_after_ms(info: dict[str, Any], every: float) -> float:
+    """How old a worker's heartbeat key may get (its `ttl_ms` less its PTTL) before the worker
+    is stale, from its description (`every`: the reader's beat, for a description without
+    one): `holders.STALE_RENEWALS` of its renewals, or STALE_BEATS of its beats when it names
+    no renewal period (an older version, whose key is renewed with each beat)."""
+    renew = info.get("renew")
+    if renew:
+        return holders.STALE_RENEWALS * float(renew) * 1000
+    return STALE_BEATS * float(info.get("every") or every) * 1000
 
 
 def heartbeat_ttl_ms(every: float) -> int:

@@ -488,21 +488,30 @@ class Supervisor:
         return stale
 
     def _chores(self) -> None:
+        """The chores that are due. An outage's end is logged only once one that talks to Redis
+        succeeded: a round with none due (most rounds, 50 ms apart) proves nothing (taken for a
+        success, it logged "recovered" between each two failures, ten times a second)."""
+        talked = False
         try:
             if self._due("alive", self._renew):
                 self._beat()
+                talked = True
             if self._due("delayed", 0.1):
                 move_due(self.redis, self.keys)
+                talked = True
             if self._due("reclaim", self.settings.heartbeat_seconds / 2):
                 self._reclaim_dead_workers()
                 self._chores_at["holders"] = time.monotonic()
+                talked = True
             elif self._due("holders", self._renew):
-                self._check_holders()
+                self._check_holders()  # (no command when no other worker holds entries)
             if self._due("direct", 0.5):
-                self.direct.tick()
-            self._chores_outage.ok()
+                self.direct.tick()  # (its lease renewals handle their own errors)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._chores_outage.failed(exc)
+            return
+        if talked:
+            self._chores_outage.ok()
 
     # -- lifecycle ------------------------------------------------------------------------
     def _start_recorder(self) -> None:

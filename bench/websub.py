@@ -102,6 +102,26 @@ def serve_receivers(port: int) -> None:
     )
 
 
+def hub_settings(data_dir: Path, redis_url: str, db_url: str, concurrency: int) -> Settings:
+    """A benchmark hub's settings: an open hub on a free loopback port, with a key prefix of
+    its own, that may reach the local receivers and takes any number of requests."""
+    port = free_port()
+    return Settings(
+        data_dir=data_dir,
+        redis_url=redis_url,
+        db_url=db_url,
+        key_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+        port=port,
+        access_log=False,
+        websub_hub_url=f"http://127.0.0.1:{port}/websub/hub",
+        websub_allow_networks=["127.0.0.0/8"],  # the receivers are local
+        websub_open=True,  # anonymous publishes
+        websub_subscribe_per_minute=0,  # 500 subscriptions from one address
+        websub_publish_per_minute=0,
+        websub_concurrency=concurrency,
+    )
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (load-independent cost, unlike wall-clock rates)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -175,21 +195,8 @@ async def hub_run(
     receivers: str, n_subs: int, n_notes: int, concurrency: int, redis_url: str, profile: bool
 ) -> dict:
     tmp = Path(tempfile.mkdtemp())
-    hub_port = free_port()
-    settings = Settings(
-        data_dir=tmp,
-        redis_url=redis_url,
-        db_url=f"sqlite:///{tmp / 'bench.db'}",
-        key_prefix=f"bench-{uuid.uuid4().hex[:8]}",
-        port=hub_port,
-        access_log=False,
-        websub_hub_url=f"http://127.0.0.1:{hub_port}/websub/hub",
-        websub_allow_networks=["127.0.0.0/8"],  # the receivers are local
-        websub_open=True,  # anonymous publishes
-        websub_subscribe_per_minute=0,  # 500 subscriptions from one address
-        websub_publish_per_minute=0,
-        websub_concurrency=concurrency,
-    )
+    settings = hub_settings(tmp, redis_url, f"sqlite:///{tmp / 'bench.db'}", concurrency)
+    hub_port = settings.port
     token = prepare_server(settings)
     src = os.environ.get("BENCH_HUB_SRC", str(ROOT / "src"))  # e.g. an older checkout's src
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *sys.path])}

@@ -18,15 +18,19 @@ from tests.conftest import free_port, wait_for
 
 
 class PrivateRedis:
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, *, persist: bool = True) -> None:
+        """`persist` False: no snapshot ever, so every restart comes back empty (the machine's
+        own Redis, and many operators', keeps nothing on disk)."""
         self.folder = folder
+        self.persist = persist
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start (again: keys saved at the last stop come back) and wait until it answers."""
+        """Start (again: keys saved at the last stop come back, if `persist`) and wait until it
+        answers."""
         self.process = subprocess.Popen(
             [
                 "redis-server",
@@ -37,7 +41,8 @@ class PrivateRedis:
                 "--dir",
                 str(self.folder),
                 "--save",
-                "3600 1",  # a snapshot at shutdown, so a restart keeps the keys
+                # a snapshot at shutdown, so a restart keeps the keys
+                "3600 1" if self.persist else "",
                 "--appendonly",
                 "no",
             ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fnhub.backoff import Backoff
+from fnhub.backoff import REDIS_RETRY_CAP_SECONDS, Backoff, redis_retry
 
 
 def test_pauses_double_up_to_the_cap_each_in_the_upper_half() -> None:
@@ -41,3 +41,11 @@ def test_many_failures_stay_at_the_cap() -> None:
 def test_nonsense_is_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="bad backoff"):
         Backoff(**kwargs)
+
+
+def test_redis_retry_never_pauses_past_a_second_however_long_redis_is_away() -> None:
+    backoff = redis_retry()
+    pauses = [backoff.next() for _ in range(100)]
+    assert pauses[0] <= 0.1
+    assert max(pauses) <= REDIS_RETRY_CAP_SECONDS == 1.0
+    assert min(pauses[10:]) >= 0.5  # still spread, never a tight loop

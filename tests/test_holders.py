@@ -90,3 +90,12 @@ def test_unconnected_lists_only_for_stale_holders_and_never_once_refused():
         assert judge.judge_sync(limited, {"h"}) == set() and judge.refused
         limited.close()
     assert judge.judge_sync(r, {"h"}) == set() and judge.judged == 0  # lapses only, for good
+
+
+def test_unconnected_waits_for_its_callers_quiet_time():
+    """A caller with a clock of its own (a worker supervisor: 3 beats) sets how old our own
+    connections must be before a verdict."""
+    judge = Unconnected("worker", "me", 0.25, quiet=1.5)
+    assert judge.update({"me": 1}, {"h"}, 10.0) == set() and not judge.confirming
+    assert judge.update({"me": 2}, {"h"}, 11.0) == set() and judge.confirming  # < QUIET_SECONDS
+    assert judge.update({"me": 2}, {"h"}, 11.25) == {"h"}

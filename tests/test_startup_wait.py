@@ -62,6 +62,17 @@ class Roles:
         assert process.poll() is None, (process.returncode, self.log(role)[-3000:])
         return self.log(role).count(f"waiting for {what}") >= 2
 
+    def settings(self) -> Settings:
+        """The roles' settings, for the test's own clients."""
+        env = self.env
+        return Settings(
+            project_dir=self.folder,
+            data_dir=Path(env["FNHUB_DATA_DIR"]),
+            redis_url=env["FNHUB_REDIS_URL"],
+            db_url=env["FNHUB_DB_URL"],
+            key_prefix=env["FNHUB_KEY_PREFIX"],
+        )
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -99,17 +110,6 @@ def roles(tmp_path: Path) -> Iterator[Roles]:
     client.close()
 
 
-def _settings(roles: Roles) -> Settings:
-    env = roles.env
-    return Settings(
-        project_dir=roles.folder,
-        data_dir=Path(env["FNHUB_DATA_DIR"]),
-        redis_url=env["FNHUB_REDIS_URL"],
-        db_url=env["FNHUB_DB_URL"],
-        key_prefix=env["FNHUB_KEY_PREFIX"],
-    )
-
-
 def _healthy(port: str) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
@@ -127,7 +127,7 @@ def test_worker_server_and_beat_wait_for_redis_then_serve(roles: Roles, tmp_path
             wait_for(lambda r=role: roles.waiting(r, f"Redis at {late.url}"), timeout=60)
         assert "Connection refused" in roles.log("worker")
         late.start()
-        settings = _settings(roles)
+        settings = roles.settings()
         keys = Keys(settings.key_prefix)
         client = redis.Redis.from_url(late.url)
         wait_for(lambda: client.hlen(keys.workers), timeout=30)  # the worker is on
@@ -160,7 +160,7 @@ def test_server_and_beat_wait_for_a_database_created_later(roles: Roles) -> None
             assert f'database "{name}" does not exist' in roles.log(role)
         admin.execute(f'CREATE DATABASE "{name}"')
         wait_for(lambda: _healthy(roles.env["FNHUB_PORT"]), timeout=60)
-        settings = _settings(roles)
+        settings = roles.settings()
         keys = Keys(settings.key_prefix)
         client = redis.Redis.from_url(REDIS_URL)
         wait_for(lambda: client.get(keys.beat_leader), timeout=30)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import statistics
 import textwrap
 import time
 
@@ -316,88 +318,163 @@ def test_dead_worker_tasks_are_released_by_another_worker(client, publish, start
     assert result.result == {"attempt": 2}
 
 
-def _kill_whole(supervisor_pid: int) -> float:
-    """SIGKILL a worker's supervisor and its children, as an OOM kill or a host crash would;
-    returns when (`time.monotonic()`)."""
-    children = _children_of(supervisor_pid)
+def _kill_whole(supervisor_pid: int, children: list[int] | None = None) -> float:
+    """SIGKILL a worker's supervisor and its children (found first unless given), as an OOM
+    kill or a host crash would; returns when (`time.monotonic()`)."""
+    children = _children_of(supervisor_pid) if children is None else children
     os.kill(supervisor_pid, signal.SIGKILL)
     for pid in children:
         os.kill(pid, signal.SIGKILL)
     return time.monotonic()
 
 
-def test_a_killed_workers_task_runs_on_a_live_worker_within_seconds(
+def _alive_key(services, supervisor_pid: int) -> str:
+    """The heartbeat key of the worker whose supervisor runs as `supervisor_pid`, once it beat
+    (`start_worker` returns as soon as any worker listens on its queues)."""
+
+    def find() -> str | None:
+        for worker_id, raw in services.redis.hgetall(services.keys.workers).items():
+            if json.loads(raw).get("pid") == supervisor_pid:
+                return services.keys.worker_alive(worker_id.decode())
+        return None
+
+    return wait_for(find, timeout=30)
+
+
+def _just_renewed(client, key: str, within: float = 5.0) -> None:
+    """Return as soon as `key`'s TTL is renewed (its PTTL goes up)."""
+    deadline = time.monotonic() + within
+    last = client.pttl(key)
+    while time.monotonic() < deadline:
+        pttl = client.pttl(key)
+        if pttl > last:
+            return
+        last = pttl
+        time.sleep(0.002)
+    raise AssertionError(f"{key} was not renewed within {within} s")
+
+
+def _busy_beside_a_live_one(client, start_worker, services, settings):
+    """A worker (the default heartbeat) running `demo.crash_once`'s first attempt beside a
+    live one whose connections are old enough to judge (`holders.QUIET_SECONDS`), returned
+    (the busy one, its task, its descendants, the live one) right after it renewed its key."""
+    from fnhub.holders import QUIET_SECONDS
+
+    defaults = settings.model_copy(update={"heartbeat_seconds": 1.0})
+    started = f"{services.keys.prefix}:cache:demo:pid"
+    services.redis.delete(started)
+    busy = start_worker(processes=1, settings_override=defaults)
+    task = client.submit("demo.crash_once", wait=True)
+    wait_for(lambda: services.redis.get(started))
+    live = start_worker(processes=1, settings_override=defaults)
+    _alive_key(services, live.process.pid)
+    time.sleep(QUIET_SECONDS + 0.5)
+    alive, children = _alive_key(services, busy.process.pid), _children_of(busy.process.pid)
+    _just_renewed(services.redis, alive)
+    return busy, task, children, live
+
+
+def test_a_killed_workers_task_runs_on_a_live_worker_within_a_second_by_default(
     client, publish, start_worker, services, settings
 ):
-    """With the default heartbeat (1 s), a worker killed whole is found dead once its key
-    lapses (3.5 s) by the live worker's next check (every beat): its task runs again within
-    about 5 s (it took 10-15 s with a 2 s beat, a 10 s key and a check every 5 s). The bound
-    here is generous for a loaded machine; bench/cluster.py measures it."""
+    """With the default heartbeat (1 s), a worker renews its key every 0.25 s: killed whole
+    right after a renewal (the phase that waits longest), it is stale 0.5 s later (two missed
+    renewals), Redis lists no connection of it on two checks 0.25 s apart, and its task runs
+    on a live worker 0.75-1 s after the kill. When its key was renewed with its beat, stale
+    after 1.25 beats, that took 1.5-2 s. The median of three kills (each with a live worker
+    of its own, whose connections are past their quiet time), for a loaded machine."""
     publish({"demo": SCRIPT})
-    defaults = settings.model_copy(update={"heartbeat_seconds": 1.0})
-    first = start_worker(processes=1, settings_override=defaults)
-    task = client.submit("demo.crash_once", wait=True)
-    wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
-    start_worker(processes=1, settings_override=defaults)
-    killed = _kill_whole(first.process.pid)
-    result = client.wait(task.id, 30)
-    assert result is not None and result.result == {"attempt": 2}
-    assert time.monotonic() - killed < 7  # 4.5 s at most, plus room for a loaded machine
+    took = []
+    for _ in range(3):
+        first, task, children, live = _busy_beside_a_live_one(
+            client, start_worker, services, settings
+        )
+        killed = _kill_whole(first.process.pid, children)
+        result = client.wait(task.id, 30)
+        assert result is not None and result.result == {"attempt": 2}
+        took.append(time.monotonic() - killed)
+        live.stop()
+    assert statistics.median(took) < 1.4, took  # before: 1.5 s at the very least
+
+
+def test_a_stopped_workers_task_stays_its_own_until_its_key_lapses(
+    client, publish, start_worker, services, settings
+):
+    """A worker stopped whole (SIGSTOP: frozen, CPU-starved) misses its renewals but keeps its
+    connections open: the live worker finds it stale within half a second and asks Redis for
+    its connections at each renewal of its own, yet leaves its task alone until its key lapses
+    (3.5 s after its last renewal); then the task runs again."""
+    publish({"demo": SCRIPT})
+    first, task, children, _live = _busy_beside_a_live_one(client, start_worker, services, settings)
+    for pid in (first.process.pid, *children):
+        os.kill(pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        assert client.wait(task.id, 3.0) is None  # its key lives 3.5 s
+        result = client.wait(task.id, 30)
+        assert result is not None and result.result == {"attempt": 2}
+        assert time.monotonic() - stopped >= 3.4
+    finally:
+        _kill_whole(first.process.pid, children)  # (SIGKILL ends a stopped process too)
 
 
 def test_a_killed_workers_task_runs_elsewhere_long_before_its_key_lapses(
     client, publish, start_worker, services, settings
 ):
-    """A worker killed whole has its connections closed by the kernel: once it missed 1.5
-    beats and Redis lists no connection of it, a live worker releases its tasks without
-    waiting for its heartbeat key to lapse. The killed worker beats every 3 s (its key lives
-    10.5 s: its task would come back 7.5-11 s after the kill), the live one every 0.5 s; by
-    its connections it is found dead 1.5-5 s after the kill."""
+    """A worker killed whole has its connections closed by the kernel: once it missed two
+    renewals of its key and Redis lists no connection of it, a live worker releases its tasks
+    without waiting for its heartbeat key to lapse. The killed worker beats every 3 s (its key,
+    renewed every 0.75 s, lives 10.5 s: its task would come back 9.75-10.5 s after the kill),
+    the live one every 0.5 s; by its connections it is found dead 1-2 s after the kill."""
     publish({"demo": SCRIPT})
     slow_beat = settings.model_copy(update={"heartbeat_seconds": 3.0})
     first = start_worker(queues=["sync"], processes=1, settings_override=slow_beat)
     task = client.submit("demo.crash_once", wait=True)
     wait_for(lambda: services.redis.get(f"{services.keys.prefix}:cache:demo:pid"))
     fast_beat = settings.model_copy(update={"heartbeat_seconds": 0.5})
-    start_worker(queues=["sync"], processes=1, settings_override=fast_beat)
-    time.sleep(2)  # its own connections outlive QUIET_BEATS (1.5 s here)
+    live = start_worker(queues=["sync"], processes=1, settings_override=fast_beat)
+    _alive_key(services, live.process.pid)
+    time.sleep(3.5)  # its own connections outlive their quiet time (`holders.QUIET_SECONDS`)
     killed = _kill_whole(first.process.pid)
     result = client.wait(task.id, 30)
     assert result is not None and result.result == {"attempt": 2}
     assert time.monotonic() - killed < 7  # 5 s at most, plus room for a loaded machine
 
 
-def test_a_workers_closed_connections_decide_soon_after_one_missed_beat(
-    services, settings, monkeypatch
-):
-    """A worker that missed a beat and a quarter (not 1.5) and has no connection open is dead
-    on a second check a quarter beat later (not half a beat): 0.5-2 s from a kill -9 to the
-    release with a 1 s beat, instead of 1-2.5 s. One that beat on time is not looked at."""
-    import json
+def test_a_workers_closed_connections_decide_soon_after_two_missed_renewals(services, settings):
+    """A worker that renews its key every 0.25 s (a 1 s beat) and missed two renewals (0.5 s,
+    not a beat and a quarter) with no connection open is dead on a second check a renewal
+    later: 0.5-1 s from a kill -9 to the release. One that renewed on time is not looked at,
+    nor is an older worker, whose description names no renewal period (it renews its key with
+    its beat), until it missed 1.25 of its beats."""
     import uuid
 
-    from fnhub.worker import supervisor
-    from fnhub.worker.supervisor import CONFIRM_BEATS, Supervisor
+    from fnhub.worker.supervisor import Supervisor
 
-    monkeypatch.setattr(supervisor, "QUIET_BEATS", 0.0)  # our own connections count as old
     checker = Supervisor(settings.model_copy(update={"heartbeat_seconds": 1.0}), ["sync"], 1)
+    checker._unconnected.quiet = 0.0  # our own connections count as old
     keys = services.keys
-    late, on_time = f"late-{uuid.uuid4().hex[:6]}", f"on-time-{uuid.uuid4().hex[:6]}"
-    info = json.dumps({"queues": ["sync"], "every": 1.0, "ttl_ms": 60_000, "named": True})
-    services.redis.set(keys.worker_alive(late), "1", px=60_000 - 1_300)  # beat 1.3 s ago
-    services.redis.set(keys.worker_alive(on_time), "1", px=60_000)  # beat just now
+    late, on_time, older = (f"{w}-{uuid.uuid4().hex[:6]}" for w in ("late", "on-time", "older"))
+    info = {"queues": ["sync"], "every": 1.0, "renew": 0.25, "ttl_ms": 60_000, "named": True}
+    before = {"queues": ["sync"], "every": 1.0, "ttl_ms": 60_000, "named": True}
+    for worker_id, description in ((late, info), (on_time, info), (older, before)):
+        checker._holders[worker_id] = checker._staleness(json.dumps(description).encode())
+    services.redis.set(keys.worker_alive(late), "1", px=60_000 - 600)  # renewed 0.6 s ago
+    services.redis.set(keys.worker_alive(older), "1", px=60_000 - 600)  # beat 0.6 s ago
 
     def check() -> set[str]:
-        beats = {
-            w: (services.redis.pttl(keys.worker_alive(w)), info.encode()) for w in (late, on_time)
-        }
-        return checker._closed_workers(beats)
+        services.redis.set(keys.worker_alive(on_time), "1", px=60_000)  # renewed just now
+        ttls = {w: services.redis.pttl(keys.worker_alive(w)) for w in (late, on_time, older)}
+        return checker._unconnected.judge_sync(checker.redis, checker._stale_workers(ttls))
 
     try:
         assert check() == set()  # the first sighting without connections
-        time.sleep(CONFIRM_BEATS)
+        time.sleep(checker._renew)
         assert check() == {late}
-        assert checker._reclaim_every() == CONFIRM_BEATS  # (its second check came that soon)
+        services.redis.set(keys.worker_alive(older), "1", px=60_000 - 1_300)  # beat 1.3 s ago
+        assert check() == {late}
+        time.sleep(checker._renew)
+        assert check() == {late, older}
     finally:
         checker.redis.close()
 
@@ -410,8 +487,6 @@ def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_laps
     does not name its connections (an older version, an ACL refusing CLIENT SETNAME), which has
     none to find. Once the named worker's connection closes, its tasks come back within
     seconds, its key still alive for a minute."""
-    import json
-
     import redis
 
     from fnhub.worker.presence import connection_name
@@ -424,7 +499,7 @@ def test_a_worker_whose_connection_stays_open_keeps_its_tasks_until_its_key_laps
     tasks = {}
     for worker_id, named in ((slow, True), (unnamed, False)):
         services.redis.set(keys.worker_alive(worker_id), "1", px=60_000)
-        info = {"queues": [], "every": 1.0, "ttl_ms": 62_000, "named": named}
+        info = {"queues": [], "every": 1.0, "renew": 0.25, "ttl_ms": 62_000, "named": named}
         services.redis.hset(keys.workers, worker_id, json.dumps(info))
         tasks[worker_id] = client.submit("demo.echo", {"value": worker_id}, wait=True)
         stream = {keys.queue("sync"): ">"}
@@ -452,8 +527,6 @@ def test_a_worker_whose_acl_refuses_client_names_runs_and_finds_the_dead_by_thei
 ):
     """An ACL user without CLIENT (SETNAME, LIST): the worker starts and runs tasks with
     unnamed connections, and a dead worker's tasks still come back once its key lapsed."""
-    import json
-
     from tests.conftest import redis_url_without_client
 
     publish({"demo": SCRIPT})

@@ -190,6 +190,40 @@ class Cluster:
             host, _port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
         return next(h for h in ("redis1", "redis2") if self.addr(h) == host)
 
+    def redundant(self) -> bool:
+        """Redis has its replica again: the primary Sentinels name lists one online, and the
+        other host follows it with its link up (a restarted primary comes back empty and alone
+        until Sentinels turn it into a replica, ~10 s: a primary killed before then would hand
+        the Sentinels a replica with nothing in it)."""
+        try:
+            primary = self.primary()
+            replica = "redis2" if primary == "redis1" else "redis1"
+            with redis.Redis(self.addr(primary), 6379, socket_timeout=2) as p:
+                lead = p.info("replication")
+            with redis.Redis(self.addr(replica), 6379, socket_timeout=2) as r:
+                follow = r.info("replication")
+        except (redis.RedisError, StopIteration):
+            return False
+        online = any(
+            isinstance(v, dict) and v.get("state") == "online"
+            for k, v in lead.items()
+            if k.startswith("slave")
+        )
+        return (
+            lead.get("role") == "master"
+            and online
+            and follow.get("role") == "slave"
+            and follow.get("master_link_status") == "up"
+        )
+
+    def wait_redundant(self, timeout: float = 60.0) -> float:
+        """Wait until `redundant`; the seconds it took (the next fault starts on a whole
+        cluster, not on the last one's half-mended Redis)."""
+        started = time.monotonic()
+        while not self.redundant() and time.monotonic() - started < timeout:
+            time.sleep(0.2)
+        return round(time.monotonic() - started, 2)
+
     def data_redis(self) -> redis.Redis:
         """fnhub's Redis as its roles see it (through the Sentinels)."""
         from redis.sentinel import Sentinel
@@ -243,6 +277,10 @@ class Cluster:
                 "no",
                 "--protected-mode",
                 "no",
+                # a replica's full resync starts at once instead of after Redis's default 5 s
+                # wait for more replicas: with enqueue_replicas 1 that wait is a refusal window
+                "--repl-diskless-sync-delay",
+                "0",
             ]
             if host == "redis2":
                 argv += ["--replicaof", self.addr("redis1"), "6379"]

@@ -44,6 +44,8 @@ class Phase:
     end: float  # the fault undone (= inject for a one-off fault)
     stop: float = 0.0
     settled: bool = False
+    #: how long the phase waited, before its load began, for Redis to have its replica again
+    waited_for_redis_replica_s: float = 0.0
     roles_down_at_stop: list[str] = field(default_factory=list)
 
 
@@ -240,6 +242,7 @@ def _normal(load: Load, marks: Marks, c: Cluster, since: float) -> bool:
 def run_phase(
     fault: Fault, c: Cluster, load: Load, marks: Marks, *, pre: float, settle: float
 ) -> Phase:
+    waited = c.wait_redundant()
     start = time.time()
     time.sleep(pre)
     inject = time.time()
@@ -249,6 +252,7 @@ def run_phase(
         if saw := fault.undo(c):
             did = f"{did}; {saw}"
     phase = Phase(fault.name, fault.kind, did, start, inject, time.time())
+    phase.waited_for_redis_replica_s = waited
     print(f"  {fault.name}: {did}", flush=True)
     while time.time() - phase.end < settle:
         if time.time() - phase.end > 3 and _normal(load, marks, c, phase.end):

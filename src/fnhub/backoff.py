@@ -7,6 +7,10 @@ restarted, would otherwise all knock again in the same instant, every time. Equa
 each pause from the upper half of the nominal delay, so a retry is never much sooner than
 planned. redis-py's `EqualJitterBackoff` computes the same for a given failure count, but is
 fixed at doubling and keeps no count; loops here need a settable factor and a `reset()`.
+
+A loop on the data path that waits for fnhub's own Redis to answer again (queue and reply
+reads, enqueues and their retries, results) takes `redis_retry`: its pauses stop growing at
+`REDIS_RETRY_CAP_SECONDS`, so it works again within about a second of Redis coming back.
 """
 
 from __future__ import annotations
@@ -14,6 +18,13 @@ from __future__ import annotations
 import random
 
 _MAX_EXPONENT = 64  # far past any cap; keeps the power from growing without bound
+
+#: the longest pause of a data-path loop retrying fnhub's Redis (`redis_retry`). A restart or
+#: a Sentinel failover keeps Redis away 2-3 s; pauses still doubling towards 5 s then put the
+#: next try seconds after it was back (the cluster's failover: roles reconnected at +2.5 s,
+#: subscriptions ran at +5.3 s). A try a second per loop costs Redis nothing worth saving (a
+#: refused connection, or one command), however long the outage.
+REDIS_RETRY_CAP_SECONDS = 1.0
 
 
 class Backoff:
@@ -41,3 +52,9 @@ class Backoff:
     def reset(self) -> None:
         """After a success: the next failure waits the shortest pause again."""
         self.failures = 0
+
+
+def redis_retry(initial: float = 0.1) -> Backoff:
+    """The pauses of a data-path loop while fnhub's Redis cannot be reached: from `initial`,
+    at most `REDIS_RETRY_CAP_SECONDS` (see there why)."""
+    return Backoff(initial=initial, cap=REDIS_RETRY_CAP_SECONDS)

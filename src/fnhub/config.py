@@ -181,11 +181,12 @@ class Settings(BaseSettings):
     #: 0: no limit
     child_memory_limit_mb: int = 1024
     shutdown_grace_seconds: float = 10.0
-    #: a worker supervisor's heartbeat period; a worker whose heartbeat key lapses (3.5 beats,
-    #: at least 3 s) is dead, and so is one that missed 1.25 beats and has no connection open
-    #: to Redis any more (its process died) on two checks a quarter beat apart; a live
-    #: supervisor checks every half beat and releases its tasks: 0.5-2 s from a kill -9 to the
-    #: tasks running elsewhere (2.5-4 s where CLIENT LIST is not allowed)
+    #: a worker supervisor's heartbeat period (its description; its heartbeat key is renewed
+    #: four times a beat); a worker whose key lapses (3.5 beats, at least 3 s) is dead, and so
+    #: is one that missed two renewals and has no connection open to Redis any more (its
+    #: process died) on two checks a renewal apart; a live supervisor looks at the workers
+    #: holding tasks at each renewal and releases their tasks: 0.5-1 s from a kill -9 to the
+    #: tasks running elsewhere (3.25-3.75 s where CLIENT LIST is not allowed)
     heartbeat_seconds: float = 1.0
     #: a server, beat or worker that stopped heartbeating is shown stale after 3 beats, and
     #: gone from `fnhub cluster` and the console after this long (`fnhub.presence`)
@@ -274,6 +275,9 @@ class Settings(BaseSettings):
     #: seconds a server's claim on a subscription lasts (renewed every third of it): a dead
     #: server's subscriptions move to the others within about this, like a dead worker's tasks
     websub_owner_ttl: float = 4.0
+    #: seconds a server keeps "this topic has an active subscription" between publishes (a
+    #: publish then asks SQL nothing); a "no" is never kept (`fnhub.websub.publish_cache`); 0: off
+    websub_subscribed_cache_seconds: float = Field(default=2.0, ge=0)
 
     # cron beat (fnhub.cron; docs/cron.md)
     cron_timezone: str = "UTC"  # jobs without their own timezone

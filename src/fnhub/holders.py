@@ -18,9 +18,10 @@ A verdict needs more than an absent name:
 Where CLIENT LIST is refused (an ACL), nobody is judged: leases lapse as before.
 
 `Unconnected` judges holders that say they name their connections (a direct child's Redis
-Streams consumer, in its liveness key) without having seen them connected: listed only once
-one is stale, it wants no connection of theirs on two lists a fraction of a renewal apart,
-as a worker supervisor judges dead workers (`Supervisor._closed_workers`).
+Streams consumer, in its liveness key; a worker supervisor, in its heartbeat description)
+without having seen them connected: listed only once one is stale, it wants no connection of
+theirs on two lists a fraction of a renewal apart. Both the direct consumers' reader and the
+worker supervisors (dead workers, `Supervisor._reclaim_dead_workers`) judge through it.
 """
 
 from __future__ import annotations
@@ -150,13 +151,15 @@ class Unconnected:
     they name their connections (a worker child's direct stream consumer writes so in its
     liveness key) rather than having been seen connected (`Watch`): gone once no connection
     of theirs was listed on two lists `confirm` seconds apart (a reconnection in flight is
-    not a death), never while our own connections are younger than QUIET_SECONDS. Listed
+    not a death), never while our own connections are younger than `quiet` seconds
+    (QUIET_SECONDS unless the caller's clock is another, a worker supervisor's beats). Listed
     only when some holder is stale; refused (an ACL): nobody is judged again."""
 
-    def __init__(self, kind: str, own: str, confirm: float) -> None:
+    def __init__(self, kind: str, own: str, confirm: float, quiet: float = QUIET_SECONDS) -> None:
         self.kind = kind
         self.own = own
         self.confirm = confirm
+        self.quiet = quiet
         self.refused = False
         self.judged = 0  # CLIENT LISTs read with our own connections quiet
         self._absent: dict[str, float] = {}  # stale holder → first listed without connection
@@ -183,7 +186,7 @@ class Unconnected:
     def update(self, ages: dict[str, int], stale: set[str], now: float) -> set[str]:
         """What a CLIENT LIST (`connected`) read at `now` says of the `stale` processes."""
         self._absent = {p: at for p, at in self._absent.items() if p in stale}
-        if ages.get(self.own, 0) < QUIET_SECONDS:
+        if ages.get(self.own, 0) < self.quiet:
             self._absent.clear()
             return set()
         self.judged += 1

@@ -90,6 +90,18 @@ class Keys:
         """Counter bumped on every publish, so caches know when to reload."""
         return f"{self.prefix}:scripts:rev"
 
+    @property
+    def scripts_mirrored(self) -> str:
+        """The time (epoch s) of the last mirror of the scripts (`ScriptStore.sync_redis`): its
+        absence says Redis lost fnhub's data (restarted empty, flushed), and a server mirrors
+        them again (`scripts.mirror_watch`)."""
+        return f"{self.prefix}:scripts:mirrored"
+
+    @property
+    def scripts_restore(self) -> str:
+        """Short lease of the server restoring the scripts' mirror (`scripts.mirror_watch`)."""
+        return f"{self.prefix}:scripts:restore"
+
     def script_code(self, name: str, hash_: str) -> str:
         """Code of one immutable script version."""
         return f"{self.prefix}:script:{name}:{hash_}"

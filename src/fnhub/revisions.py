@@ -9,6 +9,7 @@ look for who tells whom.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,14 @@ def bump(client: Any, key: str) -> Any:
     """Move the counter `key` on: `client` is a sync or asyncio Redis client (returns the new
     revision, awaitable for asyncio) or a pipeline (queued with the change it announces)."""
     return client.incr(key)
+
+
+def bump_past(client: Any, key: str) -> Any:
+    """Move the counter `key` past any value a process may hold from before Redis lost it (a
+    restart without persistence, a flush): by the time in ms, which counters moving by one per
+    change never reach. `bump`'s `client` kinds; for a counter whose history may be gone, where
+    a plain `bump` could land on the value a cache holds for other contents."""
+    return client.incrby(key, int(time.time() * 1000))
 
 
 def bump_once(settings: Settings, key_of: Callable[[Keys], str]) -> int:

@@ -26,12 +26,13 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from fnhub.backoff import Backoff
+from fnhub.backoff import redis_retry
 from fnhub.calling import lost
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import make_task
 from fnhub.config import Settings
 from fnhub.keys import Keys
+from fnhub.outage_log import OutageLog
 from fnhub.queue import (
     ENQUEUE_MANY,
     ENQUEUE_MANY_CHUNK,
@@ -251,7 +252,7 @@ class Caller:
     async def _search_lost(self, changed_at: float) -> None:
         """Look for the tasks waited for, now and once more a little later; each search takes
         the tasks Redis had taken before it began (later ones went to the new primary)."""
-        backoff = Backoff(initial=0.5, cap=5.0)
+        backoff = redis_retry(0.5)
         until = changed_at
         while True:
             try:
@@ -549,7 +550,8 @@ class Caller:
     async def _read_replies(self) -> None:
         lane = self._reader_lane
         assert lane is not None
-        backoff = Backoff(initial=0.1, cap=5.0)
+        backoff = redis_retry()  # results come again within a second of Redis
+        outage = OutageLog(log, f"reply reader cannot read {self.reply_stream}")
         read = 0
         while not self._stopping:
             try:
@@ -560,10 +562,11 @@ class Caller:
                     )
                 )
                 backoff.reset()
+                outage.ok()
             except (redis.RedisError, OSError) as exc:
                 if self._stopping:
                     return
-                log.warning("reply reader cannot read %s: %s", self.reply_stream, exc)
+                outage.failed(exc)
                 await asyncio.sleep(backoff.next())
                 continue
             for _stream, entries in as_streams(response):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import msgspec
 import redis
+from redis.client import Pipeline
 from redis.typing import EncodableT, FieldT
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from fnhub import audit
 from fnhub.config import Settings
 from fnhub.functions import FunctionInfo
 from fnhub.keys import Keys
-from fnhub.revisions import bump
+from fnhub.revisions import bump, bump_past
 from fnhub.scripts.inspect import ScriptError
 from fnhub.scripts.languages import LANGUAGES, PYTHON
 from fnhub.scripts.validate import inspect_all
@@ -143,6 +144,8 @@ class ScriptStore:
                 published.append(Published(name, number, hash_, True, functions, language[name]))
         if changed:
             self.sync_redis()
+        else:  # `fnhub apply` puts back a mirror Redis lost, servers or not
+            self.restore_mirror()
         return published
 
     def _inspect(
@@ -235,9 +238,39 @@ class ScriptStore:
             )
 
     def sync_redis(self) -> None:
-        """Mirror the active versions into Redis (also at start-up, in case Redis lost them)."""
+        """Mirror the active versions into Redis (after every change, and at `fnhub serve`'s
+        start). A mirror whose marker is gone (Redis lost it) gets its revision moved past
+        what caches hold (`bump_past`), so none keeps contents of a revision number reused."""
+        rows = self._active_rows()
+        lost = not self.redis.exists(self.keys.scripts_mirrored)
+        pipe = self.redis.pipeline(transaction=True)
+        self._queue_mirror(pipe, rows, lost=lost)
+        pipe.execute()
+
+    def restore_mirror(self) -> Restored | None:
+        """Mirror the active versions again if Redis lost the mirror (its marker is gone), else
+        None. Never over a newer mirror: the marker is watched from before it is looked at until
+        the write, so a publish that mirrors meanwhile (after its own commit, read later than
+        ours) makes this write give way."""
+        if self.redis.exists(self.keys.scripts_mirrored):
+            return None  # the common case, without reading the database
+        rows = self._active_rows()
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.watch(self.keys.scripts_mirrored)
+            if pipe.exists(self.keys.scripts_mirrored):
+                return None
+            found = bool(pipe.exists(self.keys.scripts))  # a mirror from before the marker
+            pipe.multi()
+            self._queue_mirror(pipe, rows, lost=True)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                return None
+        return Restored(sorted(row.script for row in rows), mirror_was_there=found)
+
+    def _active_rows(self) -> list[ScriptVersion]:
         with self.db.session() as session:
-            rows = list(
+            return list(
                 session.execute(
                     select(ScriptVersion).join(
                         Script,
@@ -246,6 +279,9 @@ class ScriptStore:
                     )
                 ).scalars()
             )
+
+    def _queue_mirror(self, pipe: Pipeline, rows: list[ScriptVersion], *, lost: bool) -> None:
+        """Queue on `pipe` (a MULTI) the whole mirror of `rows`, its marker and revision."""
         entries: dict[FieldT, EncodableT] = {
             row.script: msgspec.json.encode(
                 {
@@ -257,14 +293,22 @@ class ScriptStore:
             )
             for row in rows
         }
-        pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self.keys.scripts)
         if entries:
             pipe.hset(self.keys.scripts, mapping=entries)
         for row in rows:
             pipe.set(self.keys.script_code(row.script, row.hash), row.code)
-        bump(pipe, self.keys.scripts_revision)
-        pipe.execute()
+        pipe.set(self.keys.scripts_mirrored, f"{time.time():.3f}")  # when: for people, tests
+        (bump_past if lost else bump)(pipe, self.keys.scripts_revision)
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What `restore_mirror` wrote: the active scripts; `mirror_was_there`: the scripts hash
+    was in Redis, without the marker (a Redis mirrored by a version before the marker)."""
+
+    scripts: list[str]
+    mirror_was_there: bool
 
 
 def _active_state(script: Script | None) -> dict[str, object] | None:

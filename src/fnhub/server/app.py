@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import fastapi.routing
 import redis
 from fastapi import Depends, FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 import fnhub
 from fnhub import console, tracing
@@ -36,6 +37,7 @@ from fnhub.holders import connection_name, name_connections
 from fnhub.keys import Keys
 from fnhub.ops_stats import Counts
 from fnhub.redis_client import async_redis, sync_redis
+from fnhub.scripts.mirror_watch import MirrorWatch
 from fnhub.scripts.store import ScriptStore
 from fnhub.secret_box import SecretBox, resolve_secret_key
 from fnhub.server import errors, json_body, ops
@@ -161,6 +163,9 @@ def create_app(
         app.state.server = state
         # every loop started from here on counts its restarts into Redis, for /metrics
         restart_counter.set(RestartCounter(keys.loop_restarts, client))
+        mirror = MirrorWatch(client, keys, state.scripts, sid)
+        with contextlib.suppress(redis.RedisError, OSError, SQLAlchemyError):
+            await mirror.check()  # a Redis that lost the scripts: mirrored before the first call
         await caller.start()
 
         async def reload() -> None:  # an apply moved the project revision
@@ -174,6 +179,7 @@ def create_app(
             for service in part.services
         ]
         services.append(spawn("presence", presence.run))
+        services.append(spawn("scripts-mirror", mirror.run))
         services.append(spawn("metrics-flush", functools.partial(flush_counts, ctx)))
         freeze_startup_objects()
         await hashing

@@ -25,7 +25,7 @@ import orjson
 import redis
 
 from fnhub import tracing
-from fnhub.backoff import Backoff
+from fnhub.backoff import Backoff, redis_retry
 from fnhub.calling.caller import Caller
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import TaskMaker
@@ -252,19 +252,22 @@ class Runner:
 
     async def _run_functions(self, msgs: list[Message], settle: Settle) -> None:
         """Run the function once per message, the whole batch enqueued and awaited together;
-        enqueues that fail (no worker, queue full, Redis down) are retried with backoff."""
+        enqueues that fail are retried: within a second while Redis cannot be reached (it is
+        back from a restart or failover in seconds: `backoff.redis_retry`), with pauses up to
+        5 s when refused (no worker listens, the queue is full: each try re-reads the workers,
+        and what ends it, a worker starting, may take minutes)."""
         batch = _Batch(msgs, settle, time.time())
         hooks = tracing.hooks
         if hooks is not None:
             kind, name = self.connector.type, self.spec.name
             batch.spans = [hooks.receive(name, kind, msg.topic, msg.headers) for msg in msgs]
         todo = list(range(len(msgs)))
-        backoff = Backoff(initial=0.2, cap=5.0)
+        unreachable, refused = redis_retry(0.2), Backoff(initial=0.2, cap=5.0)
         try:
             while todo:
-                todo = await self._call_function(batch, todo)
+                todo, away = await self._call_function(batch, todo)
                 if todo:
-                    await asyncio.sleep(backoff.next())
+                    await asyncio.sleep((unreachable if away else refused).next())
             if batch.publishing:
                 await asyncio.gather(*batch.publishing)
         finally:
@@ -274,14 +277,15 @@ class Runner:
                 if span.is_recording():  # not settled: the server is stopping
                     span.end()
 
-    async def _call_function(self, batch: _Batch, todo: list[int]) -> list[int]:
-        """One attempt for the messages `todo` of the batch; returns those to try again."""
+    async def _call_function(self, batch: _Batch, todo: list[int]) -> tuple[list[int], bool]:
+        """One attempt for the messages `todo` of the batch; returns those to try again, and
+        whether that is because Redis could not be reached (else it refused them)."""
         spec = self.spec
         assert spec.function is not None
         caller = self.caller
         # maybe just published: look again (and never call it unknown while Redis is away)
         if caller.active.function(spec.function) is None and not await self._refresh():
-            return todo
+            return todo, True
         try:
             make = TaskMaker(
                 self.ctx.settings,
@@ -298,7 +302,7 @@ class Runner:
         except CallError as exc:  # unknown function: every message fails, visibly
             for i in todo:
                 self._finish(batch, i, self._refused(exc), enqueued=False)
-            return []
+            return [], False
         tasks: list[Task] = []
         index: list[int] = []
         convention = make.info.convention
@@ -323,12 +327,11 @@ class Runner:
             tasks.append(task)
             index.append(i)
         if not tasks:
-            return []
+            return [], False
         first = tasks[0]
         if not caller.queue_workers.get(first.queue):
             self.stats.last_error = f"no worker is listening on queue '{first.queue}'"
-            await self._refresh()
-            return index
+            return index, not await self._refresh()
         # a result can come as late as expiry + timeout; after that the task cannot run any more
         wait = max((first.expires_at or time.time()) - time.time(), 0) + first.timeout + 10
         try:
@@ -337,10 +340,10 @@ class Runner:
             )
         except CallError as exc:  # queue full, no worker
             self.stats.last_error = str(exc)
-            return index
+            return index, False
         if calls.unsent:  # Redis outage while enqueueing
             self.stats.last_error = f"enqueue failed: {calls.error}"
-        return [index[j] for j in calls.unsent]
+        return [index[j] for j in calls.unsent], bool(calls.unsent)
 
     async def _refresh(self) -> bool:
         """Re-read functions and workers; False (and shown) while Redis cannot be reached."""

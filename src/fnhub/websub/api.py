@@ -262,6 +262,7 @@ async def _publish(
             row = await asyncio.to_thread(hub.registry.topic, topic)
             if row is None or not row.registered:
                 raise HubError(400, f"topic {topic} is not registered on this hub")
+            hub.publish_cache.note_known(row.hash)  # `publish` need not look for it again
     fat = _one(params, "hub.content")
     given: tuple[bytes, str] | None = None
     if raw:  # content in the body, parameters in the query string

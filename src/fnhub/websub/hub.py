@@ -42,6 +42,7 @@ from fnhub.websub.delivery import Deliverer, Sub
 from fnhub.websub.feed import TopicFeed
 from fnhub.websub.metrics import Metrics
 from fnhub.websub.policy import url_hash
+from fnhub.websub.publish_cache import PublishCache
 from fnhub.websub.publishers import check_publisher_tokens
 from fnhub.websub.reclaim import Reclaimer
 from fnhub.websub.registry import Registry
@@ -115,6 +116,8 @@ class Hub:
         self.keys = keys
         self.server_id = server_id
         self.registry = Registry(db)
+        #: what publishes need not ask SQL again (`publish_cache`)
+        self.publish_cache = PublishCache(settings.websub_subscribed_cache_seconds)
         self.box = SecretBox(resolve_secret_key(settings))  # hub.secret is stored encrypted
         self.views = Views(settings, self.registry, sync_redis(settings))
         self.store = make_store(settings, client, keys)
@@ -237,6 +240,7 @@ class Hub:
             expired = await asyncio.to_thread(self.registry.expire_due, now)
             if expired:
                 self.metrics.counters["expired"] += expired
+                self.publish_cache.forget_subscribed()
         if expired or now - self._active_at >= ACTIVE_REFRESH_SECONDS:
             self._active_at = now
             rows = await asyncio.to_thread(self.registry.active, now)
@@ -404,6 +408,7 @@ class Hub:
                 d.check_redeliver = True
                 d.wake.set()
         elif kind == "u":
+            self.publish_cache.forget_subscribed()
             d = self.deliverers.get(arg)
             if d is not None:
                 d.release()
@@ -427,16 +432,35 @@ class Hub:
 
     async def has_subscribers(self, topic_hash: str) -> bool:
         """Whether a publish to the topic can reach anyone: an active subscription, or one being
-        verified right now (see `reclaim`). Nothing is fetched or stored for a topic without."""
+        verified right now (see `reclaim`). Nothing is fetched or stored for a topic without.
+
+        A yes is kept for a moment (`publish_cache`: a stale one is harmless), a no never, so a
+        subscription verified (or being verified) is seen by the next publish, as it always was;
+        the SQL query also says whether the topic's row exists (`publish` then needs none)."""
+        cache = self.publish_cache
+        if cache.subscribed(topic_hash):
+            return True
         if await self.redis.exists(self.keys.websub_starting(topic_hash)):
             return True
-        return await asyncio.to_thread(self.registry.has_subscribers, topic_hash, time.time())
+        generation = cache.generation
+        subscribed, known = await asyncio.to_thread(
+            self.registry.publish_state, topic_hash, time.time()
+        )
+        if known:
+            cache.note_known(topic_hash)
+        if subscribed:
+            cache.note_subscribed(topic_hash, generation)
+        return subscribed
 
     async def publish(self, topic: str, content_type: str, body: bytes) -> str:
         """Store one notification for the topic's subscribers (`StorageFull` when the hub's
-        storage cannot take it); returns its position."""
-        await asyncio.to_thread(self.registry.ensure_topic, topic)
-        position = await self.store.append(url_hash(topic), content_type, body)
+        storage cannot take it); returns its position. The topic's row is made first unless
+        it is known to exist (rows are never deleted)."""
+        topic_hash = url_hash(topic)
+        if not self.publish_cache.known(topic_hash):
+            await asyncio.to_thread(self.registry.ensure_topic, topic)
+            self.publish_cache.note_known(topic_hash)
+        position = await self.store.append(topic_hash, content_type, body)
         self.metrics.counters["published"] += 1
         return position
 
@@ -552,6 +576,7 @@ class Hub:
     async def gone(self, sub: Sub) -> None:
         """The callback answered 410: the subscription ends (§7)."""
         await asyncio.to_thread(self.registry.end, sub.id, "gone")
+        self.publish_cache.forget_subscribed()  # at once: its `u:` event comes back later
         self.metrics.counters["gone"] += 1
         await self.redis.hdel(self.keys.websub_cursors, sub.id)
         await self.announce(f"u:{sub.id}")

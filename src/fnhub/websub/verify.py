@@ -51,6 +51,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy.exc import IntegrityError
 
 from fnhub.calling.errors import CallError
+from fnhub.outage_log import short_reason
 from fnhub.redis_replies import as_streams
 from fnhub.redis_wait import RETRY_AFTER_SECONDS, run_confirmed
 from fnhub.server.errors import DATABASE_UNAVAILABLE, REDIS_UNAVAILABLE
@@ -119,16 +120,20 @@ class Verifier:
     async def run(self) -> None:
         hub = self.hub
         stream = hub.keys.websub_intents
-        try:
-            await hub.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await self._create_group(stream)
         keeping = asyncio.create_task(self._keep_held(stream))
         try:
             await self._read(stream)
         finally:
             keeping.cancel()
+
+    async def _create_group(self, stream: str) -> None:
+        """The intents' consumer group (and stream), unless it exists."""
+        try:
+            await self.hub.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
     async def _keep_held(self, stream: str) -> None:
         """Every third of `CLAIM_IDLE_MS`, reset the idle time of the intents held here, so no
@@ -162,6 +167,19 @@ class Verifier:
                 for t in self.running:
                     t.cancel()
                 raise
+            except REDIS_UNAVAILABLE as exc:  # each reader of Redis logs its outage
+                log.warning("websub verification queue paused: %s", short_reason(exc))
+                await asyncio.sleep(1.0)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
+                    log.exception("websub verification queue failed; retrying")
+                    await asyncio.sleep(1.0)
+                    continue
+                # Redis came back empty (restarted without persistence, flushed): what the
+                # group held is gone with it, and requests from now on need the group again
+                log.warning("websub intents' consumer group gone (Redis lost its data): made")
+                with contextlib.suppress(*PASSING):
+                    await self._create_group(stream)
             except Exception:
                 log.exception("websub verification queue failed; retrying")
                 await asyncio.sleep(1.0)
@@ -415,6 +433,7 @@ class Verifier:
         if existing is None:
             return
         await asyncio.to_thread(hub.registry.remove, existing.id)
+        hub.publish_cache.forget_subscribed()  # here at once; other servers on its `u:` event
         hub.metrics.counters["unsubscribed"] += 1
         # the row is gone, which is what counts: the rest is tidying (a cursor and counters of
         # an id never used again; the schedulers re-read SQL every 5 s)

@@ -30,13 +30,13 @@ import msgspec
 import redis
 
 from fnhub import concurrency, runtime, spawning, tracing
-from fnhub.backoff import Backoff
+from fnhub.backoff import redis_retry
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects, pause_for_startup
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.log_setup import configure_logging
 from fnhub.node.executor import NodeDied
-from fnhub.outage_log import short_reason
+from fnhub.outage_log import OutageLog, short_reason
 from fnhub.parent_death import die_with_parent
 from fnhub.queue import (
     FINISH,
@@ -267,7 +267,7 @@ class Finisher:
         if not self.pending:
             return
         with self._lock:
-            backoff = Backoff(initial=0.05, cap=2.0)
+            backoff = redis_retry(0.05)
             while self.pending:
                 try:
                     self._send(self.pending)
@@ -419,7 +419,8 @@ def child_main(
     own_tail: list[str | int] = ["STREAMS", *streams, *("0" for _ in streams)]
     recheck = False
     check_own_at = time.monotonic() + OWN_PENDING_SECONDS
-    backoff = Backoff(initial=0.1, cap=5.0)
+    backoff = redis_retry()  # reading again within a second of Redis coming back
+    outage = OutageLog(log, f"worker child {consumer} cannot read the queue")
     read_size = ReadSize(settings.prefetch)
     prefetch = Prefetch()
     watch = SlowTaskWatch(
@@ -452,9 +453,9 @@ def child_main(
                     )
                 )
                 backoff.reset()
+                outage.ok()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                reason = short_reason(exc)
-                log.warning("worker child %s cannot read the queue: %s", consumer, reason)
+                outage.failed(exc)
                 recheck = True
                 time.sleep(backoff.next())
                 continue

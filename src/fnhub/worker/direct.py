@@ -36,7 +36,7 @@ import orjson
 import redis
 
 from fnhub import concurrency, tracing
-from fnhub.backoff import Backoff
+from fnhub.backoff import Backoff, redis_retry
 from fnhub.calling.errors import CallError
 from fnhub.calling.maker import TaskMaker
 from fnhub.config import Settings
@@ -53,6 +53,7 @@ from fnhub.heap import freeze_startup_objects
 from fnhub.holders import connection_name
 from fnhub.keys import Keys
 from fnhub.node.executor import NodeDied
+from fnhub.outage_log import OutageLog
 from fnhub.queue import (
     FINISH,
     ResultBatch,
@@ -237,6 +238,7 @@ class DirectChild:
         self._status_thread: threading.Thread | None = None
         self._watch_thread: threading.Thread | None = None
         self.going: Callable[[], bool] = lambda: True
+        self._outage = OutageLog(log, f"subscription {self.spec.name}: cannot reach Redis")
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, going: Callable[[], bool], inherit: list[str]) -> None:
@@ -278,14 +280,16 @@ class DirectChild:
         status.max_in_flight = max(status.max_in_flight, len(msgs))
         started = time.time()
         try:
-            make = self._maker()
+            prepared = self._prepared(msgs)
         except CallError as exc:  # unknown function: every message fails, visibly
             for msg in msgs:
                 self.stats.outcome(msg, Status.FAILURE, None, str(exc))
             self.stats.done((time.time() - started) * len(msgs), len(msgs))
             self._ack(msgs)
             return
-        fates = self._fates(msgs)
+        if prepared is None:
+            return  # stopping: the batch stays unacknowledged, for the next holder
+        make, fates = prepared
         convention = make.info.convention
         function = self.spec.function
         fn = self._python_function(make)
@@ -426,6 +430,27 @@ class DirectChild:
     def _ack(self, msgs: list[Message]) -> None:
         self.consumer.ack(msgs)
         self.consumer.status.in_flight = 0
+
+    def _prepared(
+        self, msgs: list[Message]
+    ) -> tuple[TaskMaker, dict[str, tuple[int, str | None]]] | None:
+        """The batch's task maker and its messages' noted fates, both read from fnhub's Redis.
+        While Redis cannot be reached they are read again in place, within a second of its
+        return (`backoff.redis_retry`), the batch held as `_flush` holds it: not by dropping
+        the broker's connection for the reconnect loop's growing pauses. None: the worker
+        stops meanwhile. CallError (from `_maker`): an unknown function."""
+        backoff = redis_retry()
+        while True:
+            try:
+                prepared = self._maker(), self._fates(msgs)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if not self.going():
+                    return None
+                self._outage.failed(exc)
+                time.sleep(backoff.next())
+                continue
+            self._outage.ok()
+            return prepared
 
     def _maker(self) -> TaskMaker:
         scripts = self.scripts
@@ -630,7 +655,7 @@ class DirectChild:
         the messages are acknowledged only after."""
         if not self._writes and not self._successes:
             return
-        backoff = Backoff(initial=0.05, cap=2.0)
+        backoff = redis_retry(0.05)
         while True:
             try:
                 pipe = self.redis.pipeline(transaction=True)

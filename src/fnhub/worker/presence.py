@@ -8,9 +8,12 @@ which shows the lapsed ones as stale meanwhile) and `QueueClient` all read throu
 
 A supervisor's Redis connections also carry its name (`connection_name`), so that a worker
 whose process died is seen dead before its key lapses: the kernel closed its connections, and
-Redis lists none under its name (`holders.connected`). A worker that is merely slow keeps its
+Redis lists none under its name (`holders.Unconnected`). A worker that is merely slow keeps its
 connections; one cut off from Redis keeps them too (on Redis' side, until TCP gives up), and is
-found dead by its key alone.
+found dead by its key alone. To be looked at that soon, a worker renews its key
+`RENEWALS_PER_BEAT` times a beat (SET PX alone) and says so in its description (`renew`): it is
+stale once it missed `holders.STALE_RENEWALS` renewals (`stale_after_ms`), half a second with
+the default beat, rather than once its description's beat is late.
 """
 
 from __future__ import annotations
@@ -31,6 +34,30 @@ Workers = dict[str, dict[str, Any]]
 CONNECTION_KIND = "worker"
 
 
+#: a supervisor renews its heartbeat key this many times a beat (`renew` in its description),
+#: and writes its description once a beat
+RENEWALS_PER_BEAT = 4
+#: a worker whose description names no renewal period (an older version renews its key once a
+#: beat, with its description) is stale after this many of its beats
+STALE_BEATS = 1.25
+
+
+def renew_seconds(every: float) -> float:
+    """How often a supervisor beating every `every` seconds renews its heartbeat key."""
+    return every / RENEWALS_PER_BEAT
+
+
+def stale_after_ms(info: dict[str, Any], every: float) -> float:
+    """How old a worker's heartbeat key may get (its `ttl_ms` less its PTTL) before the worker
+    is stale, from its description (`every`: the reader's beat, for a description without
+    one): `holders.STALE_RENEWALS` of its renewals, or STALE_BEATS of its beats when it names
+    no renewal period (an older version, whose key is renewed with each beat)."""
+    renew = info.get("renew")
+    if renew:
+        return holders.STALE_RENEWALS * float(renew) * 1000
+    return STALE_BEATS * float(info.get("every") or every) * 1000
+
+
 def heartbeat_ttl_ms(every: float) -> int:
     """The TTL of a worker's heartbeat key, beating every `every` seconds: 3.5 beats, and at
     least 3 s."""
@@ -39,12 +66,6 @@ def heartbeat_ttl_ms(every: float) -> int:
 
 def connection_name(worker_id: str) -> str:
     return holders.connection_name(CONNECTION_KIND, worker_id)
-
-
-def connected_workers(client: redis.Redis) -> dict[str, int]:
-    """Worker id → age in seconds of its oldest connection open to this Redis (CLIENT LIST);
-    redis.ResponseError where CLIENT LIST is not allowed (an ACL)."""
-    return holders.connected(client.client_list(_type="normal"), CONNECTION_KIND)
 
 
 def _alive(raw: dict[bytes, bytes], ids: list[str], flags: list[Any]) -> Workers:

@@ -7,10 +7,11 @@
   is killed the same way; its running task fails with `MemoryLimitExceeded`.
 - A child that dies (os._exit, segfault, OOM kill) is replaced; the task it was running is
   retried with attempt + 1, the ones it had prefetched go back as they were.
-- Heartbeats announce the worker and its queues; delayed tasks are moved when due; the pending
-  entries of consumers whose worker is dead are released: its heartbeat key lapsed (a whole
-  machine died, or was cut off), or it missed beats and Redis lists no connection of it any
-  more (its process died: `_closed_workers`).
+- Heartbeats announce the worker and its queues (a description once a beat, its key renewed
+  four times a beat); delayed tasks are moved when due; the pending entries of consumers whose
+  worker is dead are released: its heartbeat key lapsed (a whole machine died, or was cut off),
+  or it missed two renewals and Redis lists no connection of it any more (its process died:
+  `holders.Unconnected`).
 - Task records are written to the database in batches by a recorder thread, started (with the
   direct subscriptions' reader) once the children read their queues: a restarted worker's
   CPU goes to its children first.
@@ -40,6 +41,7 @@ import redis
 from fnhub import lease, spawning, tracing
 from fnhub.config import Settings
 from fnhub.heap import freeze_startup_objects
+from fnhub.holders import QUIET_SECONDS, Unconnected
 from fnhub.keys import WORKER_GROUP, Keys
 from fnhub.outage_log import OutageLog
 from fnhub.presence import process_facts, prune
@@ -50,10 +52,12 @@ from fnhub.waiting import wait_for_redis
 from fnhub.worker.child import Slot, child_main, consumer_name
 from fnhub.worker.direct_subs import DirectSubscriptions
 from fnhub.worker.presence import (
-    connected_workers,
+    CONNECTION_KIND,
     connection_name,
     heartbeat_ttl_ms,
+    renew_seconds,
     split_consumer,
+    stale_after_ms,
     supervisor_consumer,
 )
 from fnhub.worker.processes import kill_session, kill_tree, resident_bytes
@@ -70,15 +74,15 @@ TEMPLATE = "fnhub.worker.template"
 SUPERVISOR_MAX_DELAY_SECONDS = 2.0
 #: the most running tasks a heartbeat names (the longest-running; `busy` counts them all)
 RUNNING_LISTED = 10
-#: a worker whose key has not lapsed is dead once it missed its beats for this many of them
-#: and Redis listed no connection of it on two checks this many beats apart, provided our own
-#: connections are this many beats old (`Supervisor._closed_workers`); the second check comes
-#: CONFIRM_BEATS after the first rather than at the next half-beat pass. A live worker's
-#: supervisor talks to Redis every 0.1 s (due delayed tasks), so one whose connections were
-#: cut has a new one long before the second check; what the two checks rule out is a
-#: reconnection in flight, not slowness, which keeps the connections open
-STALE_BEATS = 1.25
-CONFIRM_BEATS = 0.25
+#: a worker whose key has not lapsed is dead once it missed two renewals of its key
+#: (`presence.stale_after_ms`) and Redis listed no connection of it on two checks one of our
+#: renewals apart, provided our own connections are QUIET_BEATS old, and at least
+#: `holders.QUIET_SECONDS` (`holders.Unconnected`): the workers reconnecting to a restarted or
+#: new primary take no less time when beats are short. A live worker's supervisor talks to
+#: Redis every 0.1 s (due delayed tasks), so one whose connections were cut has a new one long
+#: before the second check; what the two checks rule out is a reconnection in flight, not
+#: slowness, which keeps them open. The workers holding pending entries (from XINFO CONSUMERS
+#: each half beat) are looked at (PTTL) at each of our renewals
 QUIET_BEATS = 3.0
 #: the recorder and the direct subscriptions' reader (SQLAlchemy and the database: ~0.3 s of
 #: CPU) start once every child reads its queues, or at the latest this long after they were
@@ -126,8 +130,14 @@ class Supervisor:
         self._recorder_stop = threading.Event()
         self._chores_at: dict[str, float] = {}
         self._chores_outage = OutageLog(log, "worker chores cannot reach Redis")
-        self._unnamed_since: dict[str, float] = {}  # stale workers seen without connections
-        self._check_connections = True  # CLIENT LIST allowed
+        every = settings.heartbeat_seconds  # stale workers without connections: dead
+        self._renew = renew_seconds(every)
+        quiet = max(QUIET_BEATS * every, QUIET_SECONDS)
+        self._unconnected = Unconnected(CONNECTION_KIND, self.worker_id, self._renew, quiet=quiet)
+        # of other workers, from the last XINFO CONSUMERS pass: their consumers (queue, name,
+        # worker id), and for those holding pending entries, how stale their key may get (ms)
+        self._held: list[tuple[str, str, str]] = []
+        self._holders: dict[str, tuple[int, float | None]] = {}  # id → (ttl_ms, stale ms)
         self._named = False  # our connections carry our name
         self.replaced = 0
         self.memory_limit = settings.child_memory_limit_mb << 20  # bytes; 0: no limit
@@ -180,9 +190,9 @@ class Supervisor:
         return process
 
     def _beat_until(self, done: threading.Event) -> None:
-        while not done.wait(self.settings.heartbeat_seconds):
+        while not done.wait(self._renew):
             try:
-                self._heartbeat()
+                self._beat()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self._chores_outage.failed(exc)
 
@@ -290,6 +300,14 @@ class Supervisor:
             return True
         return False
 
+    def _beat(self) -> None:
+        """Renew the heartbeat key (a renewal is due); once a beat with the description."""
+        if self._due("heartbeat", self.settings.heartbeat_seconds):
+            self._heartbeat()
+        else:
+            ttl_ms = heartbeat_ttl_ms(self.settings.heartbeat_seconds)
+            self.redis.set(self.keys.worker_alive(self.worker_id), "1", px=ttl_ms)
+
     def _heartbeat(self) -> None:
         ttl_ms = heartbeat_ttl_ms(self.settings.heartbeat_seconds)
         info = {
@@ -298,7 +316,8 @@ class Supervisor:
             "processes": self.processes,
             "beat": time.time(),
             "every": self.settings.heartbeat_seconds,
-            "ttl_ms": ttl_ms,  # how old its last beat is: this less its key's PTTL
+            "renew": self._renew,  # how often its key is renewed (`presence.stale_after_ms`)
+            "ttl_ms": ttl_ms,  # how old its last renewal is: this less its key's PTTL
             "named": self._named,  # its connections carry its name (`_name_connections`)
             "replaced": self.replaced,
             **self._running(),
@@ -352,7 +371,7 @@ class Supervisor:
     def _name_connections(self) -> None:
         """Name this supervisor's Redis connections after the worker (CLIENT SETNAME now, and
         at every connection the pool makes), so that others see at once when they are gone
-        (`_closed_workers`). An ACL without CLIENT SETNAME leaves them unnamed: the worker is
+        (`holders.Unconnected`). An ACL without CLIENT SETNAME leaves them unnamed: the worker is
         then found dead by its heartbeat key alone."""
         name = connection_name(self.worker_id)
         try:
@@ -369,7 +388,13 @@ class Supervisor:
 
     def _reclaim_dead_workers(self) -> None:
         """Release pending entries of consumers whose worker is dead: its heartbeat key lapsed,
-        or its connections closed (`_closed_workers`)."""
+        or it is stale (two renewals missed: `presence.stale_after_ms`) and Redis lists no
+        connection of it on two checks a renewal apart (`holders.Unconnected`: a CLIENT LIST
+        only then, never while our own connections are younger than its quiet time, a
+        restarted or new primary that every live worker is still reconnecting to). A slow
+        worker keeps its connections open: only its key finds it dead. This pass (each half
+        beat) reads every queue's consumers and the descriptions of the workers holding
+        pending entries; `_check_holders` looks at those workers' keys again in between."""
         pipe = self.redis.pipeline(transaction=False)
         for queue in self.queues:
             pipe.xinfo_consumers(self.keys.queue(queue), WORKER_GROUP)
@@ -387,20 +412,42 @@ class Supervisor:
                     if consumer.get("pending"):
                         holding.add(worker_id)
         others = sorted({w for _q, _c, w in held})
+        self._held = held
         if not others:
-            self._unnamed_since.clear()
+            self._holders = {}
+            self._unconnected.judge_sync(self.redis, set())  # forget earlier sightings
             return
+        holders = sorted(holding)
         pipe = self.redis.pipeline(transaction=False)
         for worker_id in others:
             pipe.pttl(self.keys.worker_alive(worker_id))
-        pipe.hmget(self.keys.workers, others)
-        *ttls, infos = pipe.execute()
-        lapsed = {w for w, ttl in zip(others, ttls, strict=True) if ttl == -2}
-        beats = {w: (ttl, info) for w, ttl, info in zip(others, ttls, infos, strict=True)}
-        dead = lapsed | self._closed_workers(
-            {w: b for w, b in beats.items() if w in holding and w not in lapsed}
-        )
-        for queue, name, worker_id in held:
+        if holders:
+            pipe.hmget(self.keys.workers, holders)
+        replies = pipe.execute()
+        infos = replies[len(others)] if holders else []
+        self._holders = {w: self._staleness(raw) for w, raw in zip(holders, infos, strict=True)}
+        self._judge(dict(zip(others, replies[: len(others)], strict=True)))
+
+    def _check_holders(self) -> None:
+        """Between two `_reclaim_dead_workers` passes, at each of our renewals: the keys' PTTLs
+        of the workers that held pending entries at the last pass (no command if none did)."""
+        holders = list(self._holders)
+        if not holders:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for worker_id in holders:
+            pipe.pttl(self.keys.worker_alive(worker_id))
+        self._judge(dict(zip(holders, pipe.execute(), strict=True)))
+
+    def _judge(self, ttls: dict[str, int]) -> None:
+        """Release the consumers of the workers these PTTLs of their keys (and for the stale
+        ones, `holders.Unconnected`) find dead."""
+        lapsed = {w for w, ttl in ttls.items() if ttl == -2}
+        stale = self._stale_workers({w: t for w, t in ttls.items() if w not in lapsed})
+        dead = lapsed | self._unconnected.judge_sync(self.redis, stale)
+        if not dead:
+            return
+        for queue, name, worker_id in self._held:
             if worker_id not in dead:
                 continue
             if not lease.take(self.redis, self.keys.reclaim_lock(queue, name), self.worker_id, 60):
@@ -416,73 +463,55 @@ class Supervisor:
                 running_outcome="crash",
                 claimer=supervisor_consumer(self.worker_id),
             )
+        self._held = [h for h in self._held if h[2] not in dead]
+        self._holders = {w: s for w, s in self._holders.items() if w not in dead}
 
-    def _reclaim_every(self) -> float:
-        """Seconds between checks for dead workers: half a beat, and CONFIRM_BEATS while a
-        stale worker was seen without connections (its second check)."""
+    def _staleness(self, raw: bytes | None) -> tuple[int, float | None]:
+        """A holder's key TTL and the age past which it is stale (ms), from its description:
+        None for a worker that does not say it names its connections (an older version, or
+        one whose ACL refused the name: it has none to find, its key decides)."""
+        if not raw:
+            return 0, None
+        info = json.loads(raw)
         every = self.settings.heartbeat_seconds
-        return CONFIRM_BEATS * every if self._unnamed_since else every / 2
+        ttl_ms = int(info.get("ttl_ms") or heartbeat_ttl_ms(float(info.get("every") or every)))
+        return ttl_ms, stale_after_ms(info, every) if info.get("named") else None
 
-    def _closed_workers(self, beats: dict[str, tuple[int, bytes | None]]) -> set[str]:
-        """Of these workers (id → their heartbeat key's PTTL and description), the ones dead
-        though their key has not lapsed yet: no beat for STALE_BEATS of their beats, and no
-        connection under their name (`presence.connected_workers`) on two checks CONFIRM_BEATS
-        apart. Only workers that say they name their connections (an older version, or one
-        whose ACL refused the name, has none to find). Never while this supervisor's own
-        connections are younger than QUIET_BEATS (a restarted or new primary, which every live
-        worker is still reconnecting to), and never for a worker whose connections stay open:
-        a slow worker is found dead by its key only."""
-        now = time.monotonic()
-        every = self.settings.heartbeat_seconds
+    def _stale_workers(self, ttls: dict[str, int]) -> set[str]:
+        """Of these workers (id → their heartbeat key's PTTL), the holders whose key is older
+        than their staleness allows (`_staleness`) though it has not lapsed yet."""
         stale = set()
-        for worker_id, (pttl, raw) in beats.items():
-            if pttl < 0 or not raw:
-                continue
-            info = json.loads(raw)
-            if not info.get("named"):
-                continue
-            theirs = float(info.get("every") or every)
-            age_ms = int(info.get("ttl_ms") or heartbeat_ttl_ms(theirs)) - pttl
-            if age_ms >= STALE_BEATS * theirs * 1000:
+        for worker_id, pttl in ttls.items():
+            ttl_ms, stale_ms = self._holders.get(worker_id, (0, None))
+            if stale_ms is not None and pttl >= 0 and ttl_ms - pttl >= stale_ms:
                 stale.add(worker_id)
-        for worker_id in set(self._unnamed_since) - stale:
-            del self._unnamed_since[worker_id]
-        if not stale or not self._check_connections:
-            return set()
-        try:
-            connected = connected_workers(self.redis)
-        except redis.ResponseError as exc:  # an ACL without CLIENT LIST
-            log.info(
-                "cannot list Redis connections (%s): dead workers are found by their "
-                "heartbeat alone",
-                exc,
-            )
-            self._check_connections = False
-            return set()
-        if connected.get(self.worker_id, 0) < QUIET_BEATS * every:
-            self._unnamed_since.clear()
-            return set()
-        closed = set()
-        for worker_id in stale:
-            if worker_id in connected:
-                self._unnamed_since.pop(worker_id, None)
-            elif now - self._unnamed_since.setdefault(worker_id, now) >= CONFIRM_BEATS * every:
-                closed.add(worker_id)
-        return closed
+        return stale
 
     def _chores(self) -> None:
+        """The chores that are due. An outage's end is logged only once one that talks to Redis
+        succeeded: a round with none due (most rounds, 50 ms apart) proves nothing (taken for a
+        success, it logged "recovered" between each two failures, ten times a second)."""
+        talked = False
         try:
-            if self._due("heartbeat", self.settings.heartbeat_seconds):
-                self._heartbeat()
+            if self._due("alive", self._renew):
+                self._beat()
+                talked = True
             if self._due("delayed", 0.1):
                 move_due(self.redis, self.keys)
-            if self._due("reclaim", self._reclaim_every()):
+                talked = True
+            if self._due("reclaim", self.settings.heartbeat_seconds / 2):
                 self._reclaim_dead_workers()
+                self._chores_at["holders"] = time.monotonic()
+                talked = True
+            elif self._due("holders", self._renew):
+                self._check_holders()  # (no command when no other worker holds entries)
             if self._due("direct", 0.5):
-                self.direct.tick()
-            self._chores_outage.ok()
+                self.direct.tick()  # (its lease renewals handle their own errors)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._chores_outage.failed(exc)
+            return
+        if talked:
+            self._chores_outage.ok()
 
     # -- lifecycle ------------------------------------------------------------------------
     def _start_recorder(self) -> None:

@@ -1,19 +1,22 @@
-"""The sync call's usual case, answered before FastAPI's router: `POST /api/v1/functions/{ref}/call`
-with an API key and a body that validates.
+"""The call routes' usual case, answered before FastAPI's router: `POST
+/api/v1/functions/{ref}/call` (a sync call) and `POST /api/v1/functions/{ref}/tasks` (an async
+submission) with an API key and a body that validates.
 
-A sync call is the one request whose latency is the product: on it, FastAPI's route matching
-(each nested router recomputes its routes' version on every request), dependency solving
-(`authorize` and its three security schemes, the path and body parameters) and exception
-middleware cost about as much CPU as the queue, the worker and Redis together. This pure ASGI
+These two are the requests a client sends per call, and on them FastAPI's route matching (each
+nested router recomputes its routes' version on every request and is matched again when
+handled), dependency solving (`authorize` and its three security schemes, the path and body
+parameters) and exception middleware cost about as much CPU as the queue, the worker and Redis
+together: an async submission cost the server ~370 µs of CPU the ordinary way. This pure ASGI
 middleware, inside `RequestMiddleware` (request id, body limit, access log, metrics), does the
-same steps with the same code: `AdminAuth.verify` and the role a POST needs, `CallRequest` for
-the body, `functions.call_task` / `call_answer` for the call.
+same steps with the same code: `AdminAuth.verify` and the role the route needs
+(`access.route_role`), `CallRequest` / `SubmitRequest` for the body, `functions.call_task` /
+`call_answer` or `submit_task` / `submit_answer` for the call.
 
 Anything else goes the ordinary way, with the body it read handed on: no API key (a session
 cookie, whose CSRF check lives in `access`), a key refused or without the role, a body that does
 not validate, a call refused before it was enqueued (unknown function, bad kwargs): FastAPI then
-gives the answer it always gave. Once a task is enqueued nothing is tried twice: an error from
-then on is answered by the app's own exception handler for it.
+gives the answer it always gave. Once a task is being enqueued nothing is tried twice: an error
+from then on is answered by the app's own exception handler for it.
 """
 
 from __future__ import annotations
@@ -21,22 +24,67 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import BaseModel
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fnhub.accounts.roles import Role
-from fnhub.server.api.functions import call_answer, call_function, call_task, calls
+from fnhub.calling.caller import Caller
+from fnhub.server.access import route_role
+from fnhub.server.api.functions import (
+    call_answer,
+    call_function,
+    call_task,
+    calls,
+    submit_answer,
+    submit_function,
+    submit_task,
+)
 from fnhub.server.context import ServerContext
 from fnhub.server.json_body import is_json_type
-from fnhub.server.schemas import CallRequest
+from fnhub.server.schemas import CallRequest, SubmitRequest
 from fnhub.server.state import ServerState
 
-#: a POST needs the developer role (`access.required_role`; the call route declares no other)
-_NEEDED = Role.DEVELOPER
+
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """One call route taken here: its FastAPI route (the metrics' label, the role it needs),
+    its body model, what builds the call from the body (may refuse: the ordinary way answers
+    then) and what enqueues it and answers (its errors go to the app's handlers)."""
+
+    route: BaseRoute
+    role: Role
+    model: type[BaseModel]
+    prepare: Callable[[Caller, str, Any, str], Awaitable[Any]]
+    answer: Callable[[Caller, Any], Awaitable[Response]]
+
+
+async def _submitted(caller: Caller, prepared: Any) -> Response:
+    task, eta = prepared
+    return await submit_answer(caller, task, eta)
+
+
+def _route(endpoint: Callable[..., Any]) -> BaseRoute:
+    return next(r for r in calls.routes if getattr(r, "endpoint", None) is endpoint)
+
+
+def fast_routes() -> dict[str, FastRoute]:
+    """The last segment of each call route's path → how it is taken here."""
+    call, submit = _route(call_function), _route(submit_function)
+    return {
+        "call": FastRoute(call, route_role(call, "POST"), CallRequest, call_task, call_answer),
+        "tasks": FastRoute(
+            submit, route_role(submit, "POST"), SubmitRequest, submit_task, _submitted
+        ),
+    }
 
 
 def _token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -69,8 +117,8 @@ async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
 class FastCalls:
     def __init__(self, app: ASGIApp, *, prefix: str) -> None:
         self.app = app
-        self.path = re.compile(re.escape(prefix) + r"/functions/([^/]+)/call")
-        self.route = next(r for r in calls.routes if getattr(r, "endpoint", None) is call_function)
+        self.path = re.compile(re.escape(prefix) + r"/functions/([^/]+)/(call|tasks)")
+        self.routes = fast_routes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = None
@@ -80,21 +128,24 @@ class FastCalls:
         if token is None:
             await self.app(scope, receive, send)
             return
+        fast = self.routes[match.group(2)]  # type: ignore[union-attr]
         body, messages = await _read_body(receive)
-        started = await self._prepare(scope, match.group(1), token, body)  # type: ignore[union-attr]
+        started = await self._prepare(scope, fast, match.group(1), token, body)  # type: ignore[union-attr]
         if started is None:
             await self.app(scope, _replay(messages, receive), send)
             return
-        ctx, task = started
-        scope["route"] = self.route  # the metrics' route label, as if FastAPI had matched it
+        ctx, prepared = started
+        scope["route"] = fast.route  # the metrics' route label, as if FastAPI had matched it
         try:
-            response = await call_answer(ctx.caller, task)
+            response = await fast.answer(ctx.caller, prepared)
         except Exception as exc:
             response = await _handled(scope, exc)
         await response(scope, receive, send)
 
-    async def _prepare(self, scope: Scope, ref: str, token: str, body: bytes) -> Any:
-        """(context, task) ready to enqueue, or None: the ordinary way answers this one."""
+    async def _prepare(
+        self, scope: Scope, fast: FastRoute, ref: str, token: str, body: bytes
+    ) -> tuple[ServerContext, Any] | None:
+        """(context, the call ready to enqueue), or None: the ordinary way answers this one."""
         app = scope["app"]
         state = getattr(app.state, "server", None)
         ctx = getattr(app.state, "ctx", None)
@@ -102,17 +153,17 @@ class FastCalls:
             return None
         try:
             key = await state.admin_auth.verify(token)
-            if not key.role.allows(_NEEDED):
+            if not key.role.allows(fast.role):
                 return None
-            request = CallRequest.model_validate(_json_body(scope, body))
-            task = await call_task(ctx.caller, ref, request, scope["state"]["request_id"])
+            request = fast.model.model_validate(_json_body(scope, body))
+            prepared = await fast.prepare(ctx.caller, ref, request, scope["state"]["request_id"])
         except Exception:  # answered by the ordinary path, the same way as ever
             return None
-        return ctx, task
+        return ctx, prepared
 
 
 def _json_body(scope: Scope, body: bytes) -> Any:
-    """The body as FastAPI parses it for the call route (`json_body.JsonAnyTypeRoute`): with
+    """The body as FastAPI parses it for the call routes (`json_body.JsonAnyTypeRoute`): with
     Python's json (orjson reads integers past 64 bits as floats), under a JSON Content-Type,
     or under any other when orjson can read it; ValueError otherwise."""
     content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")

@@ -137,6 +137,15 @@ async def call_answer(caller: Caller, task: Task) -> Response:
 async def submit_function(request: Request, ref: str, body: SubmitRequest) -> Response:
     """Queue the function and answer at once with the task id; read it at `/tasks/{id}`."""
     caller = _caller(request)
+    task, eta = await submit_task(caller, ref, body, request.state.request_id)
+    return await submit_answer(caller, task, eta)
+
+
+async def submit_task(
+    caller: Caller, ref: str, body: SubmitRequest, request_id: str
+) -> tuple[Task, float | None]:
+    """The task of an async submission and when it is due (CallError if refused); also
+    `server.fast_call`'s."""
     task = await caller.make(
         ref,
         body.kwargs,
@@ -144,12 +153,17 @@ async def submit_function(request: Request, ref: str, body: SubmitRequest) -> Re
         timeout=body.timeout,
         queue=body.queue,
         reply_to=caller.reply_stream,
-        meta={"request_id": request.state.request_id},
+        meta={"request_id": request_id},
     )
     eta = body.eta if body.eta is not None else (time.time() + body.delay if body.delay else None)
     if eta is not None and task.expires_at is not None:
         task.expires_at = max(task.expires_at, eta + (task.expires_at - task.trigger_time))
     task.status_key = caller.keys.task_status(task.id)
+    return task, eta
+
+
+async def submit_answer(caller: Caller, task: Task, eta: float | None) -> Response:
+    """Enqueue an async submission's task and answer 202 with where to read it."""
     await caller.submit(task, eta=eta)
     url = f"/api/v1/tasks/{task.id}"
     return json_response(

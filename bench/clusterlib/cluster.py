@@ -261,30 +261,26 @@ class Cluster:
         rdir = self.dir / "redis"
         rdir.mkdir()
         for host in ("redis1", "redis2"):
-            argv = [
-                "redis-server",
-                "--port",
-                "6379",
-                "--bind",
-                self.addr(host),
-                "--dir",
-                str(rdir),
-                "--dbfilename",
-                f"{host}.rdb",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
+            # a file, not flags: Sentinel rewrites it (CONFIG REWRITE) when it turns a node into
+            # a replica, so a node restarted later comes back following the primary, as in a
+            # real deployment; started from flags it would come back a primary of nothing
+            conf = rdir / f"{host}.conf"
+            lines = [
+                "port 6379",
+                f"bind {self.addr(host)}",
+                f"dir {rdir}",
+                f"dbfilename {host}.rdb",
+                'save ""',
+                "appendonly no",
+                "protected-mode no",
                 # a replica's full resync starts at once instead of after Redis's default 5 s
                 # wait for more replicas: with enqueue_replicas 1 that wait is a refusal window
-                "--repl-diskless-sync-delay",
-                "0",
+                "repl-diskless-sync-delay 0",
             ]
             if host == "redis2":
-                argv += ["--replicaof", self.addr("redis1"), "6379"]
-            self._proc(host, host, argv)
+                lines.append(f"replicaof {self.addr('redis1')} 6379")
+            conf.write_text("\n".join(lines) + "\n")
+            self._proc(host, host, ["redis-server", str(conf)])
         for host in ("redis1", "redis2"):
             wait_port(self.addr(host), 6379)
         for i in (1, 2, 3):

@@ -56,6 +56,26 @@ def test_too_narrow_for_the_kept_columns_folds_but_never_cuts() -> None:
     assert all(len(line) <= 20 for line in text.splitlines()), text
 
 
+def test_a_column_too_long_for_the_width_folds_while_the_short_ones_keep_their_words() -> None:
+    """`fnhub settings` in a deep folder: the path alone is wider than the room. Only its column
+    folds; left to Rich, every column shrank and "source" came out as "sour" over "ce"."""
+    console = Console(width=80)
+    columns = [Column("setting"), Column("value"), Column("source")]
+    path = "/tmp/pytest-of-root/pytest-92/popen-gw1/test_settings_shows_sources_an0/proj/.fnhub"
+    rows = [
+        ("websub_subscribed_cache_seconds", "2.0", "default"),
+        ("data_dir", path, "env FNHUB_DATA_DIR"),
+        ("port", "18499", "fnhub.yaml"),
+    ]
+    text = render(fitted_table(console, columns, rows), 80)
+    assert text.splitlines()[0].split() == ["setting", "value", "source"], text
+    words = text.split()
+    for word in ("websub_subscribed_cache_seconds", "FNHUB_DATA_DIR", "fnhub.yaml", "default"):
+        assert word in words, (word, text)
+    assert "…" not in text
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+
+
 def test_output_to_a_reader_that_left_ends_quietly_without_a_signal() -> None:
     """`fnhub ... | head`: the reader closes the pipe before fnhub writes. fnhub ends with an
     exit code and nothing on stderr, not a traceback and not killed by SIGPIPE (which a server

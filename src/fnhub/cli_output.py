@@ -91,7 +91,8 @@ def fitted_table(
         if sum(narrowest[i] for i in kept) <= room or not droppable:
             break
         kept.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
-    widths = _share(room, [narrowest[i] for i in kept], [widest[i] for i in kept])
+    least = _fold_widest(room, [narrowest[i] for i in kept])
+    widths = _share(room, least, [widest[i] for i in kept])
     table = Table(
         box=None,
         pad_edge=False,
@@ -106,6 +107,24 @@ def fitted_table(
     for row in cells:
         table.add_row(*(row[i] for i in kept))
     return table
+
+
+#: the narrowest a column whose longest word does not fit is folded to
+FOLDED_MIN_WIDTH = 8
+
+
+def _fold_widest(room: int, least: list[int]) -> list[int]:
+    """Widths of at least each column's longest word (`least`) if they fit in `room`; if not,
+    the widest columns give up characters, one at a time, and their long words fold (a path,
+    a URL), while the narrow ones (names, sources) keep their words whole (left to Rich, every
+    column shrank, breaking headers like "source")."""
+    widths = list(least)
+    while sum(widths) > room:
+        widest = max(range(len(widths)), key=lambda i: widths[i])
+        if widths[widest] <= FOLDED_MIN_WIDTH:
+            break
+        widths[widest] -= 1
+    return widths
 
 
 def _share(room: int, least: list[int], most: list[int]) -> list[int]:
